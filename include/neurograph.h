@@ -1,0 +1,674 @@
+/**
+ * @file neurograph.h
+ * @brief neurograph: an embeddable spatial-semantic store (the public C API).
+ *
+ * This is the only header an embedder needs for the core. The core has no
+ * global mutable state, never aborts or exits on caller input, and reports
+ * every failure (allocation failures included) as an ::ng_status with the
+ * store left exactly as it was.
+ *
+ * Conventions
+ * - Every fallible call returns ::ng_status (NG_OK == 0). ng_strerror() names
+ *   the status; ng_last_error() gives the detail of the calling thread's last
+ *   failed call on a runtime (which argument, which limit).
+ * - Records (::ng_token, ::ng_connection, ::ng_cdna) are plain structs whose
+ *   bytes are the on-disk image (little-endian). They are always copied in and
+ *   out: the API never hands out a pointer into the store.
+ * - Coordinate spaces are numbered 0..7 in C (NG_L1 .. NG_L8); the Lua binding
+ *   numbers them 1..8.
+ * - Token ids are 1 .. NG_TOKEN_ID_MAX (24 bits, the local-id field of the
+ *   record); connection ids are 1 .. NG_CONNECTION_ID_MAX. Ids are assigned in
+ *   ascending order and never reused within a runtime, not even after a clear.
+ * - Zero-initialised option structs mean "defaults".
+ *
+ * Threads: every function taking an ::ng_runtime is safe to call from any
+ * thread. Readers run in parallel; writers are serialised. Callbacks given to
+ * the *_each functions run under the runtime's read lock: they may call any
+ * read function of the same runtime, and a write call from inside them fails
+ * with NG_EBUSY instead of deadlocking.
+ */
+#ifndef NEUROGRAPH_H
+#define NEUROGRAPH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NG_VERSION_MAJOR 0
+#define NG_VERSION_MINOR 1
+#define NG_VERSION_PATCH 0
+#define NG_VERSION_STRING "0.1.0"
+
+#if defined(_WIN32) && defined(NG_SHARED_BUILD)
+#define NG_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define NG_API __attribute__((visibility("default")))
+#else
+#define NG_API
+#endif
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "neurograph records are little-endian images; big-endian hosts are not supported"
+#endif
+
+/* ------------------------------------------------------------------------ */
+/** @name Status codes */
+/** @{ */
+
+/** Result of every fallible call. NG_OK is 0; everything else is an error. */
+typedef enum ng_status {
+  NG_OK = 0,
+  NG_ENOTFOUND,  /**< no record with that id */
+  NG_EINVAL,     /**< a caller's mistake: bad argument, NaN, out of range */
+  NG_EEXIST,     /**< the record already exists (duplicate connection) */
+  NG_ELIMIT,     /**< a limit was reached (ids exhausted, degree, CDNA limit) */
+  NG_ENOMEM,     /**< the allocator refused; nothing was changed */
+  NG_EIO,        /**< an operating-system I/O call failed */
+  NG_ECORRUPT,   /**< a file is corrupt, truncated or hostile */
+  NG_EVERSION,   /**< a file was written by a newer, incompatible format */
+  NG_EBUSY       /**< a write was attempted from inside an iteration callback */
+} ng_status;
+
+/** A short, static, English description of a status ("not found", ...). */
+NG_API const char *ng_strerror(ng_status status);
+
+/** @} */
+/* ------------------------------------------------------------------------ */
+/** @name Coordinate spaces */
+/** @{ */
+
+enum {
+  NG_L1 = 0, /**< physical (m), scale 100 */
+  NG_L2,     /**< sensory, scale 10000 */
+  NG_L3,     /**< motor (m/s), scale 1000 */
+  NG_L4,     /**< emotional (VAD), scale 10000 */
+  NG_L5,     /**< cognitive, scale 10000 */
+  NG_L6,     /**< social, scale 10000 */
+  NG_L7,     /**< temporal (s), scale 100 */
+  NG_L8,     /**< abstract, scale 10000 */
+  NG_SPACES  /**< number of spaces: 8 */
+};
+
+/** Fixed-point scale of a space (100, 10000, 1000, ...); 0 for a bad space. */
+NG_API float ng_space_scale(int space);
+/** "L1".."L8" for 0..7; NULL for a bad space. */
+NG_API const char *ng_space_name(int space);
+/** "physical", "sensory", ... for 0..7; NULL for a bad space. */
+NG_API const char *ng_space_alias(int space);
+/** Space index 0..7 for "L1".."L8" or an alias ("physical", ...); -1 if unknown. */
+NG_API int ng_space_from_name(const char *name);
+
+/** @} */
+/* ------------------------------------------------------------------------ */
+/** @name Tokens */
+/** @{ */
+
+/** Token flag bits (bits 0-7 system, 8-11 entity type, 12-15 user). */
+enum {
+  NG_TOKEN_ACTIVE = 0x0001,
+  NG_TOKEN_PERSISTENT = 0x0002,
+  NG_TOKEN_MUTABLE = 0x0004,
+  NG_TOKEN_SYNCHRONIZED = 0x0008,
+  NG_TOKEN_COMPRESSED = 0x0010,
+  NG_TOKEN_ENCRYPTED = 0x0020,
+  NG_TOKEN_DIRTY = 0x0040,
+  NG_TOKEN_LOCKED = 0x0080,
+  NG_TOKEN_ENTITY_MASK = 0x0F00,
+  NG_TOKEN_USER_1 = 0x1000,
+  NG_TOKEN_USER_2 = 0x2000,
+  NG_TOKEN_USER_3 = 0x4000,
+  NG_TOKEN_USER_4 = 0x8000
+};
+
+/** Entity types (stored in flag bits 8-11; these are the unshifted values). */
+enum {
+  NG_ENTITY_UNDEFINED = 0, NG_ENTITY_OBJECT, NG_ENTITY_EVENT, NG_ENTITY_STATE,
+  NG_ENTITY_PROCESS, NG_ENTITY_CONCEPT, NG_ENTITY_RELATION, NG_ENTITY_PATTERN,
+  NG_ENTITY_RULE, NG_ENTITY_GOAL, NG_ENTITY_MEMORY, NG_ENTITY_SENSOR,
+  NG_ENTITY_ACTUATOR, NG_ENTITY_CONTROLLER, NG_ENTITY_BUFFER, NG_ENTITY_RESERVED,
+  NG_ENTITY_COUNT /**< 16 */
+};
+
+/** "Undefined", "Object", ... for 0..15; NULL otherwise. */
+NG_API const char *ng_entity_name(unsigned entity);
+/** Entity 0..15 for its name (exact, case-sensitive); -1 if unknown. */
+NG_API int ng_entity_from_name(const char *name);
+
+/** Largest token id: the record's id field keeps the local id in 24 bits. */
+#define NG_TOKEN_ID_MAX 0x00FFFFFFu
+
+/**
+ * A token: 64 bytes, packed, little-endian, byte-exact with the original
+ * NeuroGraph Token. `weight` sits unaligned at offset 54.
+ *
+ * `id` is the composite id: bits 0-23 the token id in its runtime, bits 24-27
+ * a copy of the entity type (the store keeps it equal to the flags' entity
+ * type), bits 28-31 a domain (0..15, the caller's).
+ */
+#if defined(__GNUC__)
+#define NG_PACKED __attribute__((packed))
+#else
+#define NG_PACKED
+#endif
+typedef struct NG_PACKED ng_token {
+  int16_t coords[NG_SPACES][3]; /**< raw fixed point, [space][x|y|z]; see ng_coord_encode */
+  uint32_t id;                  /**< composite id, see above */
+  uint16_t flags;               /**< NG_TOKEN_* bits and the entity type */
+  float weight;                 /**< 0..100, finite */
+  uint8_t field_radius;         /**< value/100: 0.00 .. 2.55 */
+  uint8_t field_strength;       /**< value/255: 0 .. 1 */
+  uint32_t timestamp;           /**< Unix seconds at creation */
+} ng_token;
+
+/** Fill `t` with the defaults of a new token: every coordinate 0, flags
+ *  ACTIVE, weight 0, field radius and strength 0, id 0, timestamp 0 (which
+ *  ng_token_create replaces with the runtime's clock). */
+NG_API void ng_token_init(ng_token *t);
+
+/** Encode one coordinate: clamp(v * scale, -32768, 32767), truncated toward
+ *  zero; NaN encodes as 0. A bad space encodes as 0. Never undefined behaviour. */
+NG_API int16_t ng_coord_encode(int space, float v);
+/** Decode one raw coordinate: raw / scale. A bad space decodes as 0. */
+NG_API float ng_coord_decode(int space, int16_t raw);
+/** Encode (x, y, z) into `t`'s coordinates of `space`. NG_EINVAL for a bad space. */
+NG_API ng_status ng_token_set_coords(ng_token *t, int space, float x, float y, float z);
+/** Decode `t`'s coordinates of `space` into xyz. NG_EINVAL for a bad space. */
+NG_API ng_status ng_token_get_coords(const ng_token *t, int space, float xyz[3]);
+
+/** field_radius = clamp(r * 100, 0, 255) truncated (NaN -> 0). */
+NG_API void ng_token_set_field_radius(ng_token *t, float r);
+NG_API float ng_token_get_field_radius(const ng_token *t);
+/** field_strength = clamp(s * 255, 0, 255) truncated (NaN -> 0). */
+NG_API void ng_token_set_field_strength(ng_token *t, float s);
+NG_API float ng_token_get_field_strength(const ng_token *t);
+/** Replace flag bits 8-11 with `entity` (0..15; higher bits ignored). */
+NG_API void ng_token_set_entity(ng_token *t, unsigned entity);
+NG_API unsigned ng_token_get_entity(const ng_token *t);
+
+/** (domain & 0xF) << 28 | (entity & 0xF) << 24 | (local & 0xFFFFFF). */
+NG_API uint32_t ng_make_id(uint32_t local, unsigned entity, unsigned domain);
+#define NG_ID_LOCAL(id) ((uint32_t)(id) & 0x00FFFFFFu)
+#define NG_ID_ENTITY(id) (((uint32_t)(id) >> 24) & 0xFu)
+#define NG_ID_DOMAIN(id) (((uint32_t)(id) >> 28) & 0xFu)
+
+/** Field selectors for ng_token_update: which fields of the given record to
+ *  write. Coordinates are selected per space with NG_TF_COORDS(space). */
+enum {
+  NG_TF_COORDS_ALL = 0x00FF,
+  NG_TF_WEIGHT = 0x0100,
+  NG_TF_FLAGS = 0x0200, /**< all 16 flag bits, entity type included */
+  NG_TF_FIELD_RADIUS = 0x0400,
+  NG_TF_FIELD_STRENGTH = 0x0800,
+  NG_TF_TIMESTAMP = 0x1000,
+  NG_TF_DOMAIN = 0x2000, /**< id bits 28-31 */
+  NG_TF_ALL = 0x3FFF
+};
+#define NG_TF_COORDS(space) (1u << (space))
+
+/** @} */
+/* ------------------------------------------------------------------------ */
+/** @name Connections */
+/** @{ */
+
+/** Number of defined connection types (0x00 .. 0xAF): 11 categories x 16. */
+#define NG_CONN_TYPES 176
+#define NG_CONN_CATEGORIES 11
+/** The default type of a new connection: AssociatedWith. */
+#define NG_CONN_ASSOCIATED_WITH 0x50
+
+/** Connection flag bits. */
+enum {
+  NG_CONN_ACTIVE = 0x01,
+  NG_CONN_PERSISTENT = 0x02,
+  NG_CONN_BIDIRECTIONAL = 0x04,
+  NG_CONN_INHIBITORY = 0x08,
+  NG_CONN_MODIFIED = 0x10,
+  NG_CONN_REINFORCED = 0x20,
+  NG_CONN_DECAYING = 0x40,
+  NG_CONN_USER_FLAG = 0x80
+};
+
+/** Mutability classes. */
+typedef enum ng_mutability {
+  NG_IMMUTABLE = 0,
+  NG_LEARNABLE = 1,
+  NG_HYPOTHESIS = 2
+} ng_mutability;
+
+/** Connection type name ("Synonym", "Cause", ...) for 0..175; NULL otherwise. */
+NG_API const char *ng_conn_type_name(unsigned type);
+/** Type 0..175 for its name (exact, case-sensitive); -1 if unknown. */
+NG_API int ng_conn_type_from_name(const char *name);
+/** Category 0..10 of a type (type >> 4); -1 for an undefined type. */
+NG_API int ng_conn_type_category(unsigned type);
+/** "Semantic", "Causal", ... for 0..10; NULL otherwise. */
+NG_API const char *ng_conn_category_name(unsigned category);
+/** Mutability class of a type (Immutable or Learnable); Learnable for undefined types. */
+NG_API ng_mutability ng_conn_type_mutability(unsigned type);
+/** "Immutable", "Learnable", "Hypothesis"; NULL otherwise. */
+NG_API const char *ng_mutability_name(unsigned m);
+
+/**
+ * A connection: 64 bytes, little-endian, byte-exact with the original
+ * ConnectionV3. Unlike the original, direction is kept: token_a_id is the
+ * source ("from"), token_b_id the target ("to"); NG_CONN_BIDIRECTIONAL marks
+ * links that act both ways. The record has no id field: the store keys it.
+ */
+typedef struct ng_connection {
+  uint32_t token_a_id;         /**< from */
+  uint32_t token_b_id;         /**< to */
+  uint8_t connection_type;     /**< 0x00..0xAF */
+  uint8_t rigidity;            /**< u8 fraction */
+  uint8_t active_levels;       /**< bit i: acts in space i */
+  uint8_t flags;               /**< NG_CONN_* */
+  uint32_t activation_count;   /**< saturating */
+  float pull_strength;         /**< |v| <= 10 */
+  float preferred_distance;    /**< 0.01 .. 100 */
+  uint32_t created_at;         /**< Unix s */
+  uint32_t last_activation;    /**< Unix s, 0 = never */
+  uint8_t mutability;          /**< ng_mutability */
+  uint8_t confidence;          /**< u8 fraction */
+  uint16_t evidence_count;     /**< saturating */
+  uint32_t last_update;        /**< Unix s */
+  uint8_t learning_rate;       /**< u8 fraction */
+  uint8_t decay_rate;          /**< u8 fraction */
+  uint16_t padding1;           /**< always 0 */
+  uint32_t source_id;          /**< 0 = manual */
+  int16_t target_vector[NG_SPACES]; /**< raw X of each space of a target token */
+} ng_connection;
+
+/** Fill `c` with the defaults of reference 2.1 for a link from -> to: type
+ *  AssociatedWith, rigidity 128, flags 0, pull 0, preferred distance 1,
+ *  Learnable, confidence 128, learning rate 32, decay rate 16; created_at and
+ *  last_update 0 (ng_connection_create replaces 0 with the runtime's clock). */
+NG_API void ng_connection_init(ng_connection *c, uint32_t from, uint32_t to);
+/** Set the type and derive the mutability from it; an Immutable type forces
+ *  confidence 255. NG_EINVAL (record unchanged) for a type > 0xAF. */
+NG_API ng_status ng_connection_set_type(ng_connection *c, unsigned type);
+
+/** Learning rules of reference 2.4, applied to a record in place. `now` is
+ *  Unix seconds. activate: count+1, last_activation, ACTIVE; Learnable also
+ *  REINFORCED and rigidity+1. */
+NG_API void ng_connection_activate(ng_connection *c, uint32_t now);
+/** No-op for Immutable; otherwise confidence +lr (success) or -lr/2 (failure),
+ *  evidence+1 on success, last_update = now, MODIFIED. */
+NG_API void ng_connection_update_confidence(ng_connection *c, bool success, uint32_t now);
+/** Hypothesis only, when now - last_update > 3600: confidence *= 1 - decay,
+ *  DECAYING, and ACTIVE cleared below 25. Returns true if it decayed. */
+NG_API bool ng_connection_apply_decay(ng_connection *c, uint32_t now);
+/** (preferred - d) * rigidity * pull * (confidence if modifiable else 1). */
+NG_API float ng_connection_force(const ng_connection *c, float distance);
+
+/** Field selectors for ng_connection_update. The endpoints never change. */
+enum {
+  NG_CF_TYPE = 0x0001, /**< type only; mutability is not derived (use NG_CF_MUTABILITY) */
+  NG_CF_RIGIDITY = 0x0002,
+  NG_CF_ACTIVE_LEVELS = 0x0004,
+  NG_CF_FLAGS = 0x0008,
+  NG_CF_ACTIVATION_COUNT = 0x0010,
+  NG_CF_PULL_STRENGTH = 0x0020,
+  NG_CF_PREFERRED_DISTANCE = 0x0040,
+  NG_CF_CREATED_AT = 0x0080,
+  NG_CF_LAST_ACTIVATION = 0x0100,
+  NG_CF_MUTABILITY = 0x0200,
+  NG_CF_CONFIDENCE = 0x0400,
+  NG_CF_EVIDENCE_COUNT = 0x0800,
+  NG_CF_LAST_UPDATE = 0x1000,
+  NG_CF_LEARNING_RATE = 0x2000,
+  NG_CF_DECAY_RATE = 0x4000,
+  NG_CF_SOURCE_ID = 0x8000,
+  NG_CF_TARGET_VECTOR = 0x10000,
+  NG_CF_ALL = 0x1FFFF
+};
+
+/** Learning operations applied atomically by ng_connection_learn. */
+typedef enum ng_learn_op {
+  NG_LEARN_ACTIVATE = 1, /**< ng_connection_activate */
+  NG_LEARN_SUCCESS,      /**< ng_connection_update_confidence(true) */
+  NG_LEARN_FAILURE,      /**< ng_connection_update_confidence(false) */
+  NG_LEARN_DECAY         /**< ng_connection_apply_decay */
+} ng_learn_op;
+
+/** Directions for ng_token_connections. */
+typedef enum ng_direction {
+  NG_OUT = 1, /**< connections whose from is the token */
+  NG_IN = 2,  /**< connections whose to is the token */
+  NG_BOTH = 3
+} ng_direction;
+
+/** @} */
+/* ------------------------------------------------------------------------ */
+/** @name CDNA: the 384-byte configuration block */
+/** @{ */
+
+#define NG_CDNA_MAGIC 0x434E4441u
+#define NG_CDNA_VERSION_MAJOR 2
+#define NG_CDNA_VERSION_MINOR 1
+
+/** Profiles. */
+enum {
+  NG_PROFILE_DEFAULT = 0,
+  NG_PROFILE_EXPLORER = 1,
+  NG_PROFILE_ANALYST = 2,
+  NG_PROFILE_CREATIVE = 3,
+  NG_PROFILE_CUSTOM = 255
+};
+/** Profile-state bits. */
+enum {
+  NG_PSTATE_ACTIVE = 0x1,
+  NG_PSTATE_QUARANTINE = 0x2,
+  NG_PSTATE_VALIDATED = 0x4,
+  NG_PSTATE_READONLY = 0x8
+};
+/** CDNA flag bits. */
+enum {
+  NG_CDNA_ENABLE_VALIDATION = 0x1,
+  NG_CDNA_ENABLE_EVENTS = 0x2,
+  NG_CDNA_ENABLE_MUTATION = 0x4,
+  NG_CDNA_STRICT_MODE = 0x8
+};
+
+/** "Default", "Explorer", "Analyst", "Creative", "Custom"; NULL otherwise. */
+NG_API const char *ng_profile_name(uint32_t profile);
+/** Profile number for its name (exact, case-sensitive); -1 if unknown. */
+NG_API int ng_profile_from_name(const char *name);
+
+/**
+ * The CDNA: 384 bytes, little-endian, byte-exact with the original.
+ *
+ * allowed_connection_types: bit c allows the connection types of category c
+ * (0..10); bits 11-63 are ignored. dimension_scales are per-space weights kept
+ * for applications (the store does not interpret them); bucket_sizes are the
+ * grid cell sizes per space, in decoded units.
+ */
+typedef struct ng_cdna {
+  uint32_t magic;
+  uint16_t version_major;
+  uint16_t version_minor;
+  uint64_t created_at;
+  uint64_t modified_at;
+  uint32_t profile_id;
+  uint32_t profile_state;
+  uint32_t flags;
+  uint32_t reserved1;
+  uint64_t checksum; /**< FNV-1a 64 over all bytes except 40..47 */
+  uint8_t reserved2[16];
+  uint8_t dimension_ids[NG_SPACES];
+  uint8_t dimension_flags[NG_SPACES];
+  float dimension_scales[NG_SPACES];
+  float bucket_sizes[NG_SPACES];
+  float field_strength_limits[NG_SPACES];
+  uint8_t reserved3[16];
+  uint64_t allowed_connection_types;
+  uint32_t max_out_degree;
+  uint32_t max_in_degree;
+  uint32_t max_total_degree;
+  float min_weight_threshold;
+  float max_weight_threshold;
+  uint8_t reserved4[36];
+  float min_token_weight;
+  float max_token_weight;
+  uint16_t min_field_radius;   /**< u8-encoded (value/100) */
+  uint16_t max_field_radius;
+  uint16_t min_field_strength; /**< u8-encoded (value/255) */
+  uint16_t max_field_strength;
+  uint8_t reserved5[16];
+  float min_connection_weight;
+  float max_connection_weight;
+  float min_rigidity;
+  float max_rigidity;
+  float default_pull_strength;
+  float decay_rate;
+  uint8_t reserved6[40];
+  float mutation_rate;
+  float crossover_rate;
+  float selection_pressure;
+  uint32_t evolution_flags;
+  float trace_sample_rate;
+  uint8_t reserved7[12];
+} ng_cdna;
+
+/** Fill `c` with the defaults of `profile` (reference 4: new() plus the
+ *  profile's preset), created_at = modified_at = now, checksum computed.
+ *  NG_EINVAL (c untouched) for an unknown profile. */
+NG_API ng_status ng_cdna_init(ng_cdna *c, uint32_t profile, uint64_t now);
+/** FNV-1a 64 over the 384 bytes except offsets 40..47. */
+NG_API uint64_t ng_cdna_checksum(const ng_cdna *c);
+/**
+ * Check everything: magic, major version, checksum, modified_at >= created_at,
+ * known profile, every float finite, scales and bucket sizes > 0, min <= max
+ * pairs, rates within [0, 1], degree limits consistent. On failure returns
+ * NG_EINVAL (NG_ECORRUPT for magic, version or checksum) and writes the first
+ * failure as text into why (if why_size > 0; always NUL-terminated).
+ */
+NG_API ng_status ng_cdna_validate(const ng_cdna *c, char *why, size_t why_size);
+
+/** @} */
+/* ------------------------------------------------------------------------ */
+/** @name Runtime */
+/** @{ */
+
+/** The store. Opaque, reference counted. */
+typedef struct ng_runtime ng_runtime;
+
+/**
+ * Allocator with the signature of lua_Alloc, so a host can hand one function
+ * to both Lua and neurograph: nsize == 0 frees ptr (returns NULL); otherwise
+ * it returns a block of nsize bytes (ptr may be NULL, osize is then a hint),
+ * or NULL on failure, leaving ptr untouched.
+ */
+typedef void *(*ng_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
+/** Clock: Unix seconds. Used for timestamps; lets a host make replays exact. */
+typedef uint64_t (*ng_clock_fn)(void *ud);
+
+/** Runtime configuration. All zero = defaults. */
+typedef struct ng_config {
+  ng_alloc_fn alloc;         /**< NULL: realloc/free */
+  void *alloc_ud;
+  ng_clock_fn clock;         /**< NULL: time(NULL) */
+  void *clock_ud;
+  size_t initial_tokens;     /**< capacity hint (0: small) */
+  size_t initial_connections;/**< capacity hint (0: small) */
+  uint32_t profile;          /**< CDNA profile to start with (NG_PROFILE_*) */
+  const ng_cdna *cdna;       /**< if set, the starting CDNA (validated; copied) */
+} ng_config;
+
+/** Create a runtime with a reference count of 1. `cfg` may be NULL. */
+NG_API ng_status ng_runtime_new(const ng_config *cfg, ng_runtime **out);
+/** Add a reference; returns rt. */
+NG_API ng_runtime *ng_runtime_retain(ng_runtime *rt);
+/** Drop a reference; the last one frees the runtime. NULL is ignored. */
+NG_API void ng_runtime_release(ng_runtime *rt);
+
+/**
+ * Detail of the calling thread's last failed call on `rt`, e.g.
+ * "weight must be within 0..100, got 250". Empty string if none. With
+ * rt == NULL: the calling thread's last failure on any runtime, including
+ * calls that have no runtime yet (ng_runtime_new). The pointer stays valid
+ * until this thread's next failing call.
+ */
+NG_API const char *ng_last_error(const ng_runtime *rt);
+
+/** Memory and content figures. */
+typedef struct ng_stats {
+  size_t tokens;
+  size_t connections;
+  size_t bytes_in_use;   /**< bytes currently allocated by this runtime */
+  size_t bytes_peak;
+  uint32_t next_token_id;
+  uint32_t next_connection_id;
+} ng_stats;
+NG_API ng_status ng_runtime_stats(ng_runtime *rt, ng_stats *out);
+
+/** The runtime's clock (Unix seconds), as used for timestamps. */
+NG_API uint64_t ng_runtime_now(ng_runtime *rt);
+
+/** @} */
+/* ------------------------------------------------------------------------ */
+/** @name Token store */
+/** @{ */
+
+/**
+ * Store a new token. `init` may be NULL (ng_token_init defaults). Every field
+ * of `init` is honoured except the local-id bits (assigned) and the entity
+ * copy in the id (synchronised with the flags); timestamp 0 becomes now.
+ * Checks: weight finite and within 0..100; with STRICT_MODE also the CDNA's
+ * token weight, field radius and field strength limits.
+ * Fails with NG_EINVAL, NG_ELIMIT (ids exhausted), NG_ENOMEM.
+ */
+NG_API ng_status ng_token_create(ng_runtime *rt, const ng_token *init, uint32_t *out_id);
+/** Copy token `id` into *out. NG_ENOTFOUND if there is none. */
+NG_API ng_status ng_token_get(ng_runtime *rt, uint32_t id, ng_token *out);
+/**
+ * Write the fields of `values` selected by `fields` (NG_TF_*) into token `id`,
+ * atomically, with the checks of ng_token_create. Moves in the grid follow.
+ * NG_ENOTFOUND, NG_EINVAL (including unknown field bits), NG_ENOMEM.
+ */
+NG_API ng_status ng_token_update(ng_runtime *rt, uint32_t id, const ng_token *values, uint32_t fields);
+/** Delete token `id` and every connection that starts or ends at it.
+ *  *removed_connections (may be NULL) gets how many went. NG_ENOTFOUND. */
+NG_API ng_status ng_token_delete(ng_runtime *rt, uint32_t id, size_t *removed_connections);
+/** Number of live tokens. */
+NG_API size_t ng_token_count(ng_runtime *rt);
+/**
+ * Copy up to `limit` ids of live tokens, in ascending id order, skipping the
+ * first `offset`, into ids[]; *n_out gets how many were written.
+ */
+NG_API ng_status ng_token_list(ng_runtime *rt, size_t offset, size_t limit, uint32_t *ids, size_t *n_out);
+/** Delete every token and connection. Ids are not reused afterwards.
+ *  Either count pointer may be NULL. Never fails for a valid rt. */
+NG_API ng_status ng_token_clear(ng_runtime *rt, size_t *removed_tokens, size_t *removed_connections);
+/** Cursor: *next_id = the smallest live token id greater than `after`
+ *  (start with 0). NG_ENOTFOUND at the end. Tokens created during a loop are
+ *  visited (their ids are higher); deleted ones are skipped. */
+NG_API ng_status ng_token_next(ng_runtime *rt, uint32_t after, uint32_t *next_id);
+/** Callback: return false to stop. `tok` is valid only during the call. */
+typedef bool (*ng_token_fn)(const ng_token *tok, uint32_t id, void *ud);
+/** Call fn for every live token in ascending id order, under the read lock. */
+NG_API ng_status ng_token_each(ng_runtime *rt, ng_token_fn fn, void *ud);
+/**
+ * Ids of the connections of token `id` in direction `dir`, ascending, into
+ * ids[0..cap); *n_out gets the total number (which may exceed cap, like
+ * snprintf). NG_ENOTFOUND if the token does not exist.
+ */
+NG_API ng_status ng_token_connections(ng_runtime *rt, uint32_t id, ng_direction dir,
+                                      uint32_t *ids, size_t cap, size_t *n_out);
+
+/** @} */
+/* ------------------------------------------------------------------------ */
+/** @name Connection store */
+/** @{ */
+
+/** Largest connection id. */
+#define NG_CONNECTION_ID_MAX 0xFFFFFFFEu
+
+/**
+ * Store a new connection c->token_a_id -> c->token_b_id (build `c` with
+ * ng_connection_init). Every field is honoured; created_at/last_update 0
+ * become now. Checks: both tokens exist (NG_EINVAL naming the missing one);
+ * type <= 0xAF and allowed by the CDNA mask; mutability <= 2; pull_strength
+ * finite, |v| <= 10; preferred_distance finite within 0.01..100; padding 0;
+ * no connection with the same (from, to, type) (NG_EEXIST); the CDNA degree
+ * limits (NG_ELIMIT); with STRICT_MODE the CDNA's connection weight (applied
+ * to |pull_strength|) and rigidity limits.
+ */
+NG_API ng_status ng_connection_create(ng_runtime *rt, const ng_connection *c, uint32_t *out_id);
+NG_API ng_status ng_connection_get(ng_runtime *rt, uint32_t id, ng_connection *out);
+/** Write the fields selected by `fields` (NG_CF_*), atomically, with the
+ *  checks of create. Endpoints never change. NG_ENOTFOUND, NG_EINVAL, NG_EEXIST. */
+NG_API ng_status ng_connection_update(ng_runtime *rt, uint32_t id, const ng_connection *values, uint32_t fields);
+/** Apply a learning rule to connection `id` atomically, using the runtime's
+ *  clock; *out (may be NULL) gets the record afterwards. */
+NG_API ng_status ng_connection_learn(ng_runtime *rt, uint32_t id, ng_learn_op op, ng_connection *out);
+NG_API ng_status ng_connection_delete(ng_runtime *rt, uint32_t id);
+NG_API size_t ng_connection_count(ng_runtime *rt);
+NG_API ng_status ng_connection_list(ng_runtime *rt, size_t offset, size_t limit, uint32_t *ids, size_t *n_out);
+NG_API ng_status ng_connection_next(ng_runtime *rt, uint32_t after, uint32_t *next_id);
+typedef bool (*ng_connection_fn)(const ng_connection *c, uint32_t id, void *ud);
+NG_API ng_status ng_connection_each(ng_runtime *rt, ng_connection_fn fn, void *ud);
+/** Id of the connection (from, to, type), or NG_ENOTFOUND. */
+NG_API ng_status ng_connection_find(ng_runtime *rt, uint32_t from, uint32_t to, unsigned type, uint32_t *out_id);
+
+/** @} */
+/* ------------------------------------------------------------------------ */
+/** @name Grid: spatial queries, one index per space */
+/** @{ */
+
+/** One query result: a token id and its Euclidean distance (decoded units). */
+typedef struct ng_hit {
+  uint32_t id;
+  float distance;
+} ng_hit;
+
+/**
+ * A growable result buffer owned by the caller and reused across queries (so
+ * a game loop allocates nothing once it has grown). Zero-initialise it; the
+ * queries replace its contents; free it with ng_hits_free on the runtime that
+ * filled it. On failure a query leaves count == 0.
+ */
+typedef struct ng_hits {
+  ng_hit *items;
+  size_t count;
+  size_t capacity;
+} ng_hits;
+NG_API void ng_hits_free(ng_runtime *rt, ng_hits *hits);
+
+/*
+ * All queries: results ordered by distance, ties by ascending id; `limit` 0
+ * means no limit, otherwise only the first `limit` results are kept. A radius
+ * must be finite and >= 0 (NG_EINVAL otherwise); a bad space is NG_EINVAL.
+ * Distances are computed from the raw fixed-point coordinates in double
+ * precision, so results are exact and deterministic.
+ */
+/** Tokens within `radius` of `center` in `space`. */
+NG_API ng_status ng_grid_range(ng_runtime *rt, int space, const float center[3], float radius,
+                               size_t limit, ng_hits *out);
+/** Tokens within `radius` of token `id` in `space`, excluding `id` itself.
+ *  NG_ENOTFOUND if `id` does not exist. */
+NG_API ng_status ng_grid_neighbors(ng_runtime *rt, uint32_t id, int space, float radius,
+                                   size_t limit, ng_hits *out);
+/** The k tokens nearest to `center` in `space` (fewer if the store has fewer). */
+NG_API ng_status ng_grid_nearest(ng_runtime *rt, int space, const float center[3], size_t k,
+                                 ng_hits *out);
+/** Tokens inside the closed box [lo, hi] in `space`; distance is measured
+ *  from the box centre. NG_EINVAL if lo > hi on any axis. */
+NG_API ng_status ng_grid_box(ng_runtime *rt, int space, const float lo[3], const float hi[3],
+                             size_t limit, ng_hits *out);
+
+/** Grid figures for one space. */
+typedef struct ng_grid_info {
+  size_t count;       /**< tokens indexed (every live token) */
+  size_t cells;       /**< non-empty cells */
+  float cell_size;    /**< decoded units (the CDNA bucket size) */
+  float lo[3], hi[3]; /**< true bounds of the indexed points; all 0 when empty */
+} ng_grid_info;
+NG_API ng_status ng_grid_info_get(ng_runtime *rt, int space, ng_grid_info *out);
+
+/** @} */
+/* ------------------------------------------------------------------------ */
+/** @name CDNA of a runtime */
+/** @{ */
+
+/** Copy the runtime's CDNA. */
+NG_API ng_status ng_cdna_get(ng_runtime *rt, ng_cdna *out);
+/**
+ * Replace the runtime's CDNA with `c`. created_at is kept, modified_at set to
+ * now and the checksum recomputed before validation, so callers need not
+ * maintain them. Everything else is validated (ng_cdna_validate); on failure
+ * NG_EINVAL with the reason and nothing changes. Grid cells follow new bucket
+ * sizes. Tightened limits apply to later writes; existing records stay.
+ */
+NG_API ng_status ng_cdna_set(ng_runtime *rt, const ng_cdna *c);
+/** Apply `profile`'s preset (defaults plus the profile's changes), keeping
+ *  created_at. NG_EINVAL for an unknown profile. */
+NG_API ng_status ng_cdna_set_profile(ng_runtime *rt, uint32_t profile);
+
+/** @} */
+#ifdef __cplusplus
+}
+#endif
+#endif /* NEUROGRAPH_H */

@@ -1,0 +1,45 @@
+/**
+ * @file neurograph_lua.h
+ * @brief The Lua 5.4 binding of neurograph, for hosts that embed Lua.
+ *
+ * A stock `lua5.4` loads the module with `require "neurograph"` (neurograph.so).
+ * A host that links the static binding (neurograph::lua) calls
+ * luaL_requiref(L, "neurograph", luaopen_neurograph, 0) or preloads it, and can
+ * hand a runtime it owns to any number of Lua states with ng_lua_push_runtime.
+ */
+#ifndef NEUROGRAPH_LUA_H
+#define NEUROGRAPH_LUA_H
+
+#include "neurograph.h"
+
+#include <lua.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Opens the module: returns 1 (the module table). Sets no global. */
+NG_API int luaopen_neurograph(lua_State *L);
+
+/**
+ * Pushes a `neurograph.Runtime` userdata for `rt`. The userdata takes its own
+ * reference (ng_runtime_retain) and releases it when it is collected or
+ * closed, so the host keeps ownership of its reference. Raises a Lua error
+ * (memory) like any push; on that path no reference is taken.
+ */
+NG_API void ng_lua_push_runtime(lua_State *L, ng_runtime *rt);
+
+/**
+ * The runtime of the `neurograph.Runtime` at index idx, or a raised argument
+ * error if the value is not one or has been closed. The pointer is borrowed:
+ * valid while the Lua value is alive and open; retain it to keep it longer.
+ */
+NG_API ng_runtime *ng_lua_check_runtime(lua_State *L, int idx);
+
+/** Like ng_lua_check_runtime but returns NULL instead of raising. */
+NG_API ng_runtime *ng_lua_to_runtime(lua_State *L, int idx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NEUROGRAPH_LUA_H */

@@ -1,0 +1,82 @@
+/* A minimal test harness for the C tests: CHECK macros that report the
+ * failing expression with file and line, and a summary line per program. */
+#ifndef NG_TEST_H
+#define NG_TEST_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int ngt_failures = 0;
+static int ngt_checks = 0;
+
+#define CHECK(cond)                                                              \
+  do {                                                                           \
+    ngt_checks++;                                                                \
+    if (!(cond)) {                                                               \
+      ngt_failures++;                                                            \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);    \
+    }                                                                            \
+  } while (0)
+
+#define CHECK_EQ_INT(a, b)                                                       \
+  do {                                                                           \
+    long long ngt_a = (long long)(a), ngt_b = (long long)(b);                    \
+    ngt_checks++;                                                                \
+    if (ngt_a != ngt_b) {                                                        \
+      ngt_failures++;                                                            \
+      fprintf(stderr, "%s:%d: CHECK failed: %s == %s (%lld != %lld)\n", __FILE__, \
+              __LINE__, #a, #b, ngt_a, ngt_b);                                   \
+    }                                                                            \
+  } while (0)
+
+#define CHECK_STATUS(expr, want)                                                 \
+  do {                                                                           \
+    int ngt_s = (int)(expr);                                                     \
+    ngt_checks++;                                                                \
+    if (ngt_s != (int)(want)) {                                                  \
+      ngt_failures++;                                                            \
+      fprintf(stderr, "%s:%d: %s returned %d, wanted %s\n", __FILE__, __LINE__,   \
+              #expr, ngt_s, #want);                                              \
+    }                                                                            \
+  } while (0)
+
+#define CHECK_STR(a, b)                                                          \
+  do {                                                                           \
+    const char *ngt_x = (a), *ngt_y = (b);                                       \
+    ngt_checks++;                                                                \
+    if (!ngt_x || !ngt_y || strcmp(ngt_x, ngt_y) != 0) {                         \
+      ngt_failures++;                                                            \
+      fprintf(stderr, "%s:%d: CHECK failed: %s == \"%s\" (got \"%s\")\n",         \
+              __FILE__, __LINE__, #a, ngt_y ? ngt_y : "(null)",                  \
+              ngt_x ? ngt_x : "(null)");                                         \
+    }                                                                            \
+  } while (0)
+
+/* Substring check, for error messages. */
+#define CHECK_CONTAINS(hay, needle)                                              \
+  do {                                                                           \
+    const char *ngt_h = (hay), *ngt_n = (needle);                                \
+    ngt_checks++;                                                                \
+    if (!ngt_h || !strstr(ngt_h, ngt_n)) {                                       \
+      ngt_failures++;                                                            \
+      fprintf(stderr, "%s:%d: \"%s\" does not contain \"%s\"\n", __FILE__,        \
+              __LINE__, ngt_h ? ngt_h : "(null)", ngt_n);                        \
+    }                                                                            \
+  } while (0)
+
+/* Run one test function, naming it in the output. */
+#define RUN(fn)                                                                  \
+  do {                                                                           \
+    int ngt_before = ngt_failures;                                               \
+    fn();                                                                        \
+    printf("%s %s\n", ngt_failures == ngt_before ? "ok  " : "FAIL", #fn);        \
+  } while (0)
+
+/* Print the summary and return the exit status for main. */
+static inline int ngt_done(const char *prog) {
+  printf("%s: %d checks, %d failed\n", prog, ngt_checks, ngt_failures);
+  return ngt_failures ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+#endif

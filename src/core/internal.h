@@ -1,0 +1,128 @@
+/* Internal interfaces shared by the files of the storage core (never installed). */
+#ifndef NG_CORE_INTERNAL_H
+#define NG_CORE_INTERNAL_H
+
+#include "neurograph.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* Compile-time checks that the records are the on-disk images. */
+_Static_assert(sizeof(float) == 4, "float must be IEEE-754 binary32");
+_Static_assert(sizeof(ng_token) == 64, "ng_token must be 64 bytes");
+_Static_assert(sizeof(ng_connection) == 64, "ng_connection must be 64 bytes");
+_Static_assert(sizeof(ng_cdna) == 384, "ng_cdna must be 384 bytes");
+
+#define NGI_NONE UINT32_MAX /* "no slot" in slot maps */
+
+/* ---- runtime.c: allocation, errors, locking, clock ---------------------- */
+
+/* Allocation through the runtime's allocator, with byte accounting.
+ * Callers pass the exact old size (lua_Alloc contract). All return NULL on
+ * failure (and on size overflow for the _array forms) without side effects. */
+void *ngi_alloc(ng_runtime *rt, size_t size);
+void *ngi_realloc(ng_runtime *rt, void *p, size_t old_size, size_t new_size);
+void ngi_free(ng_runtime *rt, void *p, size_t size);
+void *ngi_alloc_array(ng_runtime *rt, size_t n, size_t elem);
+void *ngi_realloc_array(ng_runtime *rt, void *p, size_t old_n, size_t new_n, size_t elem);
+
+/* Record a failure for ng_last_error (per thread, tagged with rt; rt may be
+ * NULL) and return `status`. printf-style detail. */
+ng_status ngi_fail(const ng_runtime *rt, ng_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Locking. Read locks are recursive per thread (a callback under ng_*_each
+ * may call readers); a write lock requested by a thread that holds a read
+ * lock on the same runtime fails with NG_EBUSY (recorded via ngi_fail) instead
+ * of deadlocking. ngi_write_lock returns NG_OK or NG_EBUSY. */
+void ngi_read_lock(ng_runtime *rt);
+void ngi_read_unlock(ng_runtime *rt);
+ng_status ngi_write_lock(ng_runtime *rt, const char *func);
+void ngi_write_unlock(ng_runtime *rt);
+
+/* Clock: Unix seconds from the configured clock; the 32-bit form saturates. */
+uint64_t ngi_now(const ng_runtime *rt);
+uint32_t ngi_now32(const ng_runtime *rt);
+
+/* True for a finite float (no NaN, no infinity). */
+static inline int ngi_finite(float v) { return v - v == 0.0f; }
+
+/* ---- tokens.c: the token table ------------------------------------------ */
+
+/* Live tokens in a dense array in ascending id order (ids only grow, so
+ * appending keeps the order). A deleted token leaves a tombstone (a record
+ * whose local id is 0) until compaction; slot_of[id] maps an id to its slot
+ * or NGI_NONE. */
+typedef struct ngi_token_table {
+  ng_token *recs;
+  size_t len;      /* slots in use, tombstones included */
+  size_t cap;
+  size_t live;     /* live tokens */
+  uint32_t *slot_of;
+  size_t slot_cap; /* ids < slot_cap have an entry */
+  uint32_t next_id;
+} ngi_token_table;
+
+/* The live token with this id, or NULL. Caller holds a lock. */
+static inline const ng_token *ngi_token_lookup(const ngi_token_table *t, uint32_t id) {
+  if (id == 0 || id >= t->slot_cap) return NULL;
+  uint32_t s = t->slot_of[id];
+  return s == NGI_NONE ? NULL : &t->recs[s];
+}
+
+void ngi_tokens_destroy(ng_runtime *rt, ngi_token_table *t);
+
+/* ---- connections.c: the connection table and adjacency ------------------ */
+
+typedef struct ngi_conns ngi_conns; /* defined in connections.c */
+
+ng_status ngi_conns_new(ng_runtime *rt, size_t initial, ngi_conns **out);
+void ngi_conns_destroy(ng_runtime *rt, ngi_conns *c);
+/* Remove every connection that starts or ends at token `id`; returns how
+ * many. Never fails (frees only). Caller holds the write lock. */
+size_t ngi_conns_remove_token(ng_runtime *rt, ngi_conns *c, uint32_t id);
+/* Remove every connection; returns how many. Never fails. */
+size_t ngi_conns_clear(ng_runtime *rt, ngi_conns *c);
+size_t ngi_conns_count(const ngi_conns *c);
+uint32_t ngi_conns_next_id(const ngi_conns *c);
+
+/* ---- grid.c: one spatial index per space -------------------------------- */
+
+typedef struct ngi_grid ngi_grid; /* defined in grid.c */
+
+/* An empty index for `space` with cells of `cell_size` decoded units. */
+ng_status ngi_grid_new(ng_runtime *rt, int space, float cell_size, ngi_grid **out);
+void ngi_grid_destroy(ng_runtime *rt, ngi_grid *g);
+/* Add token `id` at raw coordinates xyz. May allocate; on failure nothing
+ * changed. The same id may be present twice transiently (a move inserts the
+ * new position before removing the old one). */
+ng_status ngi_grid_insert(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t xyz[3]);
+/* Remove one occurrence of `id` at raw xyz. Never fails, never allocates. */
+void ngi_grid_remove(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t xyz[3]);
+/* Remove everything (keeps the cell size). Never fails. */
+void ngi_grid_clear(ng_runtime *rt, ngi_grid *g);
+/* Build a new index with `cell_size` from every live token of `tokens`,
+ * then replace *g with it; on failure *g is unchanged. */
+ng_status ngi_grid_rebuild(ng_runtime *rt, ngi_grid **g, float cell_size, const ngi_token_table *tokens);
+
+/* ---- the runtime -------------------------------------------------------- */
+
+struct ng_runtime {
+  ng_alloc_fn alloc;
+  void *alloc_ud;
+  ng_clock_fn clock;
+  void *clock_ud;
+  atomic_int refs;
+  atomic_size_t bytes_in_use;
+  atomic_size_t bytes_peak;
+  pthread_rwlock_t lock;
+  ng_cdna cdna;
+  ngi_token_table tokens;
+  ngi_conns *conns;
+  ngi_grid *grids[NG_SPACES];
+};
+
+#endif /* NG_CORE_INTERNAL_H */
