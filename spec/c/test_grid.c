@@ -1,0 +1,1066 @@
+/* Tests of the spatial index: every query's success and error paths, edges, and a randomized
+ * comparison against a brute-force scan over the token store. */
+#include "test.h"
+#include "internal.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+
+/* ---- helpers ------------------------------------------------------------ */
+
+/* A deterministic PRNG (xorshift64*), so every run replays the same sequence. */
+typedef struct prng {
+  uint64_t s;
+} prng;
+
+static uint64_t prng_next(prng *p) {
+  p->s ^= p->s >> 12;
+  p->s ^= p->s << 25;
+  p->s ^= p->s >> 27;
+  return p->s * 0x2545F4914F6CDD1Dull;
+}
+
+static uint32_t prng_below(prng *p, uint32_t n) {
+  return (uint32_t)(prng_next(p) % n);
+}
+
+static ng_runtime *new_rt(void) {
+  ng_runtime *rt = NULL;
+  ng_status st = ng_runtime_new(NULL, &rt);
+  CHECK_STATUS(st, NG_OK);
+  return rt;
+}
+
+/* Create a token at raw coordinates (x, y, z) in `space`, 0 elsewhere. */
+static uint32_t mk_raw(ng_runtime *rt, int space, int16_t x, int16_t y, int16_t z) {
+  ng_token t;
+  ng_token_init(&t);
+  t.coords[space][0] = x;
+  t.coords[space][1] = y;
+  t.coords[space][2] = z;
+  uint32_t id = 0;
+  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  return id;
+}
+
+/* Create a token at decoded coordinates in `space`. */
+static uint32_t mk(ng_runtime *rt, int space, float x, float y, float z) {
+  ng_token t;
+  ng_token_init(&t);
+  ng_token_set_coords(&t, space, x, y, z);
+  uint32_t id = 0;
+  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  return id;
+}
+
+static void move_raw(ng_runtime *rt, uint32_t id, int space, int16_t x, int16_t y, int16_t z) {
+  ng_token t;
+  ng_token_init(&t);
+  t.coords[space][0] = x;
+  t.coords[space][1] = y;
+  t.coords[space][2] = z;
+  CHECK_STATUS(ng_token_update(rt, id, &t, NG_TF_COORDS(space)), NG_OK);
+}
+
+/* ---- the brute-force reference ------------------------------------------ */
+
+enum { REF_RANGE, REF_NEIGHBORS, REF_NEAREST, REF_BOX };
+
+typedef struct ref_query {
+  int kind, space;
+  double c[3];
+  double radius;
+  float lo[3], hi[3];
+  uint32_t exclude;
+  ng_hit *items;
+  size_t count, cap;
+  int oom;
+} ref_query;
+
+/* Decoded coordinates are what ng_token_get_coords reports; distances are
+ * double precision over them, as the header promises. */
+static bool ref_visit(const ng_token *tok, uint32_t id, void *ud) {
+  ref_query *q = ud;
+  if (id == q->exclude) return true;
+  float v[3];
+  ng_token_get_coords(tok, q->space, v);
+  if (q->kind == REF_BOX)
+    for (int a = 0; a < 3; a++)
+      if (v[a] < q->lo[a] || v[a] > q->hi[a]) return true;
+  double d2 = 0;
+  for (int a = 0; a < 3; a++)
+    d2 += ((double)v[a] - q->c[a]) * ((double)v[a] - q->c[a]);
+  double d = sqrt(d2);
+  if ((q->kind == REF_RANGE || q->kind == REF_NEIGHBORS) && !(d <= q->radius)) return true;
+  if (q->count == q->cap) {
+    size_t ncap = q->cap ? q->cap * 2 : 64;
+    ng_hit *p = realloc(q->items, ncap * sizeof *p);
+    if (!p) {
+      q->oom = 1;
+      return false;
+    }
+    q->items = p;
+    q->cap = ncap;
+  }
+  q->items[q->count].id = id;
+  q->items[q->count].distance = d > (double)FLT_MAX ? INFINITY : (float)d;
+  q->count++;
+  return true;
+}
+
+static int ref_cmp(const void *pa, const void *pb) {
+  const ng_hit *a = pa, *b = pb;
+  if (a->distance != b->distance) return a->distance < b->distance ? -1 : 1;
+  return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static void ref_run(ng_runtime *rt, ref_query *q, size_t limit) {
+  q->count = 0;
+  CHECK_STATUS(ng_token_each(rt, ref_visit, q), NG_OK);
+  CHECK(!q->oom);
+  if (q->count > 1) qsort(q->items, q->count, sizeof(ng_hit), ref_cmp);
+  if (limit && q->count > limit) q->count = limit;
+}
+
+/* Same ids in the same order with bit-identical distances. */
+static int same_hits(const ng_hits *h, const ref_query *q) {
+  if (h->count != q->count) return 0;
+  for (size_t i = 0; i < h->count; i++)
+    if (h->items[i].id != q->items[i].id ||
+        memcmp(&h->items[i].distance, &q->items[i].distance, sizeof(float)) != 0)
+      return 0;
+  return 1;
+}
+
+static void report_diff(const char *what, int space, const ng_hits *h, const ref_query *q) {
+  fprintf(stderr, "  mismatch in %s, space %d: grid %zu hits, reference %zu\n", what, space,
+          h->count, q->count);
+  for (size_t i = 0; i < h->count && i < 5; i++)
+    fprintf(stderr, "    grid %u %.9g\n", h->items[i].id, (double)h->items[i].distance);
+  for (size_t i = 0; i < q->count && i < 5; i++)
+    fprintf(stderr, "    ref  %u %.9g\n", q->items[i].id, (double)q->items[i].distance);
+}
+
+/* Compare every query type at one centre against the reference. */
+static int compare_all(ng_runtime *rt, int space, const float c[3], uint32_t some_id,
+                       const double *radii, size_t nradii, ref_query *q, ng_hits *h) {
+  int ok = 1;
+  for (size_t r = 0; r < nradii; r++) {
+    float radius = (float)radii[r];
+    size_t limit = r % 3 == 1 ? 5 : 0;
+    q->kind = REF_RANGE;
+    q->space = space;
+    q->exclude = 0;
+    for (int a = 0; a < 3; a++)
+      q->c[a] = c[a];
+    q->radius = radius;
+    ref_run(rt, q, limit);
+    ng_status st = ng_grid_range(rt, space, c, radius, limit, h);
+    if (st != NG_OK || !same_hits(h, q)) {
+      report_diff("range", space, h, q);
+      ok = 0;
+    }
+    if (some_id) {
+      ng_token t;
+      CHECK_STATUS(ng_token_get(rt, some_id, &t), NG_OK);
+      float v[3];
+      ng_token_get_coords(&t, space, v);
+      q->kind = REF_NEIGHBORS;
+      q->exclude = some_id;
+      for (int a = 0; a < 3; a++)
+        q->c[a] = v[a];
+      ref_run(rt, q, limit);
+      st = ng_grid_neighbors(rt, some_id, space, radius, limit, h);
+      if (st != NG_OK || !same_hits(h, q)) {
+        report_diff("neighbors", space, h, q);
+        ok = 0;
+      }
+    }
+  }
+  static const size_t ks[] = {1, 2, 7, 40, 100000};
+  for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) {
+    q->kind = REF_NEAREST;
+    q->space = space;
+    q->exclude = 0;
+    for (int a = 0; a < 3; a++)
+      q->c[a] = c[a];
+    ref_run(rt, q, ks[i]);
+    ng_status st = ng_grid_nearest(rt, space, c, ks[i], h);
+    if (st != NG_OK || !same_hits(h, q)) {
+      report_diff("nearest", space, h, q);
+      ok = 0;
+    }
+  }
+  for (size_t r = 0; r < nradii; r++) {
+    double half = radii[r] > 1e6 ? 1e6 : radii[r];
+    q->kind = REF_BOX;
+    q->space = space;
+    q->exclude = 0;
+    for (int a = 0; a < 3; a++) {
+      q->lo[a] = (float)(c[a] - half * (a + 1) / 2);
+      q->hi[a] = (float)(c[a] + half);
+      q->c[a] = ((double)q->lo[a] + (double)q->hi[a]) / 2;
+    }
+    ref_run(rt, q, 0);
+    ng_status st = ng_grid_box(rt, space, q->lo, q->hi, 0, h);
+    if (st != NG_OK || !same_hits(h, q)) {
+      report_diff("box", space, h, q);
+      ok = 0;
+    }
+  }
+  return ok;
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_errors(void) {
+  ng_runtime *rt = new_rt();
+  ng_hits h = {0};
+  float c[3] = {0, 0, 0}, lo[3] = {0, 0, 0}, hi[3] = {1, 1, 1};
+  uint32_t id = mk(rt, NG_L1, 1, 1, 1);
+  mk(rt, NG_L1, 2, 2, 2);
+
+  /* A successful query first, so a failure visibly resets the count. */
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 100, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 2);
+
+  CHECK_STATUS(ng_grid_range(NULL, NG_L1, c, 1, 0, &h), NG_EINVAL);
+  CHECK_EQ_INT(h.count, 0);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 1, 0, NULL), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "out");
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, NULL, 1, 0, &h), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "center");
+  CHECK_STATUS(ng_grid_range(rt, -1, c, 1, 0, &h), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "space");
+  CHECK_STATUS(ng_grid_range(rt, NG_SPACES, c, 1, 0, &h), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "space");
+
+  const float bad_radii[] = {NAN, -1.0f, -0.0001f, INFINITY, -INFINITY};
+  for (size_t i = 0; i < sizeof bad_radii / sizeof bad_radii[0]; i++) {
+    CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 100, 0, &h), NG_OK);
+    CHECK_STATUS(ng_grid_range(rt, NG_L1, c, bad_radii[i], 0, &h), NG_EINVAL);
+    CHECK_CONTAINS(ng_last_error(rt), "radius");
+    CHECK_EQ_INT(h.count, 0);
+    CHECK_STATUS(ng_grid_neighbors(rt, id, NG_L1, bad_radii[i], 0, &h), NG_EINVAL);
+    CHECK_CONTAINS(ng_last_error(rt), "radius");
+  }
+  float nan_c[3] = {0, NAN, 0}, inf_c[3] = {INFINITY, 0, 0};
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, nan_c, 1, 0, &h), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "center[1]");
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, inf_c, 1, 0, &h), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "center[0]");
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, nan_c, 3, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, NULL, 3, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_nearest(rt, 9, c, 3, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c, 3, NULL), NG_EINVAL);
+  CHECK_STATUS(ng_grid_nearest(NULL, NG_L1, c, 3, &h), NG_EINVAL);
+
+  CHECK_STATUS(ng_grid_neighbors(rt, 999, NG_L1, 1, 0, &h), NG_ENOTFOUND);
+  CHECK_CONTAINS(ng_last_error(rt), "999");
+  CHECK_STATUS(ng_grid_neighbors(rt, 0, NG_L1, 1, 0, &h), NG_ENOTFOUND);
+  CHECK_STATUS(ng_grid_neighbors(rt, id, -3, 1, 0, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_neighbors(rt, id, NG_L1, 1, 0, NULL), NG_EINVAL);
+  CHECK_STATUS(ng_grid_neighbors(NULL, id, NG_L1, 1, 0, &h), NG_EINVAL);
+  CHECK_STATUS(ng_token_delete(rt, id, NULL), NG_OK);
+  CHECK_STATUS(ng_grid_neighbors(rt, id, NG_L1, 1, 0, &h), NG_ENOTFOUND);
+
+  float lo_bad[3] = {0, 2, 0};
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo_bad, hi, 0, &h), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "lo[1]");
+  float lo_nan[3] = {NAN, 0, 0}, hi_nan[3] = {1, 1, NAN};
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo_nan, hi, 0, &h), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "lo[0]");
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, hi_nan, 0, &h), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "hi[2]");
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, NULL, hi, 0, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, NULL, 0, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_box(rt, 8, lo, hi, 0, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, hi, 0, NULL), NG_EINVAL);
+
+  ng_grid_info info;
+  CHECK_STATUS(ng_grid_info_get(NULL, NG_L1, &info), NG_EINVAL);
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, NULL), NG_EINVAL);
+  CHECK_STATUS(ng_grid_info_get(rt, 8, &info), NG_EINVAL);
+  CHECK_STATUS(ng_grid_info_get(rt, -1, &info), NG_EINVAL);
+
+  ng_hits_free(rt, NULL); /* ignored */
+  ng_hits_free(rt, &h);
+  CHECK(h.items == NULL && h.count == 0 && h.capacity == 0);
+  ng_runtime_release(rt);
+}
+
+static void test_range_sorted_ties_limit(void) {
+  ng_runtime *rt = new_rt();
+  ng_hits h = {0};
+  /* Four points at distance 5 from the origin (ties), one at 0, one at 3, one at 20. */
+  uint32_t a = mk(rt, NG_L1, 3, 4, 0);
+  uint32_t b = mk(rt, NG_L1, 0, 0, 0);
+  uint32_t c = mk(rt, NG_L1, -5, 0, 0);
+  uint32_t d = mk(rt, NG_L1, 0, 0, 5);
+  uint32_t e = mk(rt, NG_L1, 0, 3, 0);
+  uint32_t f = mk(rt, NG_L1, 0, -4, 3);
+  uint32_t g = mk(rt, NG_L1, 20, 0, 0);
+  float o[3] = {0, 0, 0};
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 5, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 6);
+  uint32_t want[] = {b, e, a, c, d, f};
+  float wd[] = {0, 3, 5, 5, 5, 5};
+  for (size_t i = 0; i < 6 && i < h.count; i++) {
+    CHECK_EQ_INT(h.items[i].id, want[i]);
+    CHECK(h.items[i].distance == wd[i]);
+  }
+  /* Radius just below 5 drops the four ties; radius 0 keeps the exact point only. */
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 4.999f, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 2);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 0, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 1);
+  CHECK_EQ_INT(h.items[0].id, b);
+  CHECK(h.items[0].distance == 0.0f);
+  /* limit keeps the first results of the full order. */
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 100, 3, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 3);
+  CHECK_EQ_INT(h.items[2].id, a);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 100, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 7);
+  CHECK_EQ_INT(h.items[6].id, g);
+  CHECK(h.items[6].distance == 20.0f);
+  /* A centre given as the decoded coordinates of a token is at distance 0 from it. */
+  float p[3] = {1.27f, -0.01f, 3.33f};
+  uint32_t q = mk(rt, NG_L1, p[0], p[1], p[2]);
+  ng_token t;
+  CHECK_STATUS(ng_token_get(rt, q, &t), NG_OK);
+  float v[3];
+  ng_token_get_coords(&t, NG_L1, v);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, v, 0, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 1);
+  if (h.count) CHECK_EQ_INT(h.items[0].id, q);
+  /* Other spaces are separate indexes: every token sits at the origin of L3. */
+  CHECK_STATUS(ng_grid_range(rt, NG_L3, o, 0, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 8);
+  for (size_t i = 1; i < h.count; i++)
+    CHECK(h.items[i - 1].id < h.items[i].id);
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+}
+
+static void test_neighbors(void) {
+  ng_runtime *rt = new_rt();
+  ng_hits h = {0};
+  uint32_t a = mk(rt, NG_L1, 10, 10, 10);
+  uint32_t b = mk(rt, NG_L1, 10, 10, 10); /* same place: distance 0, kept */
+  uint32_t c = mk(rt, NG_L1, 11, 10, 10);
+  uint32_t d = mk(rt, NG_L1, 10, 12, 10);
+  mk(rt, NG_L1, 50, 10, 10);
+  CHECK_STATUS(ng_grid_neighbors(rt, a, NG_L1, 2, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 3);
+  if (h.count == 3) {
+    CHECK_EQ_INT(h.items[0].id, b);
+    CHECK(h.items[0].distance == 0.0f);
+    CHECK_EQ_INT(h.items[1].id, c);
+    CHECK(h.items[1].distance == 1.0f);
+    CHECK_EQ_INT(h.items[2].id, d);
+    CHECK(h.items[2].distance == 2.0f);
+  }
+  for (size_t i = 0; i < h.count; i++)
+    CHECK(h.items[i].id != a);
+  CHECK_STATUS(ng_grid_neighbors(rt, a, NG_L1, 0, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 1);
+  CHECK_STATUS(ng_grid_neighbors(rt, a, NG_L1, 1000, 2, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 2);
+  /* More than the original's hard cap of 100. */
+  for (int i = 0; i < 150; i++)
+    mk(rt, NG_L1, 10.0f + (float)(i % 10) * 0.01f, 10, 10);
+  CHECK_STATUS(ng_grid_neighbors(rt, a, NG_L1, 1, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 152);
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+}
+
+static void test_nearest(void) {
+  ng_runtime *rt = new_rt();
+  ng_hits h = {0};
+  float o[3] = {0, 0, 0};
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 3, &h), NG_OK); /* empty store */
+  CHECK_EQ_INT(h.count, 0);
+  uint32_t far = mk(rt, NG_L1, 300, 300, 300);
+  uint32_t t1 = mk(rt, NG_L1, 0, 0, 2);
+  uint32_t t2 = mk(rt, NG_L1, 0, 2, 0); /* tie with t1 */
+  uint32_t t3 = mk(rt, NG_L1, 1, 0, 0);
+  uint32_t t4 = mk(rt, NG_L1, -40, 0, 0);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 0);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 1, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 1);
+  CHECK_EQ_INT(h.items[0].id, t3);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 2, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 2);
+  CHECK_EQ_INT(h.items[1].id, t1);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 3, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 3);
+  CHECK_EQ_INT(h.items[2].id, t2);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 4, &h), NG_OK);
+  CHECK_EQ_INT(h.items[3].id, t4);
+  CHECK(h.items[3].distance == 40.0f);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 50, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 5);
+  CHECK_EQ_INT(h.items[4].id, far);
+  /* Far outside the representable range: still the right order, finite distances. */
+  float away[3] = {1e30f, 0, 0};
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, away, 1, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 1);
+  CHECK_EQ_INT(h.items[0].id, far);
+  float fmax[3] = {FLT_MAX, FLT_MAX, -FLT_MAX};
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, fmax, 2, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 2);
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+}
+
+static void test_box(void) {
+  ng_runtime *rt = new_rt();
+  ng_hits h = {0};
+  uint32_t in1 = mk(rt, NG_L1, 0, 0, 0);    /* on the lo corner */
+  uint32_t in2 = mk(rt, NG_L1, 10, 10, 10); /* on the hi corner */
+  uint32_t in3 = mk(rt, NG_L1, 5, 5, 5);    /* the centre */
+  uint32_t in4 = mk(rt, NG_L1, 10, 0, 5);   /* on faces */
+  mk(rt, NG_L1, 10.01f, 5, 5);
+  mk(rt, NG_L1, -0.01f, 5, 5);
+  mk(rt, NG_L1, 5, 5, 10.01f);
+  float lo[3] = {0, 0, 0}, hi[3] = {10, 10, 10};
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, hi, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 4);
+  if (h.count == 4) {
+    CHECK_EQ_INT(h.items[0].id, in3);
+    CHECK(h.items[0].distance == 0.0f);
+    CHECK_EQ_INT(h.items[1].id, in4); /* sqrt(50) */
+    CHECK(h.items[1].distance == (float)sqrt(50.0));
+    CHECK_EQ_INT(h.items[2].id, in1); /* sqrt(75), tie: ascending id */
+    CHECK_EQ_INT(h.items[3].id, in2);
+    CHECK(h.items[2].distance == h.items[3].distance);
+  }
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, hi, 1, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 1);
+  /* A degenerate box (lo == hi) is a point query. */
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, hi, hi, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 1);
+  if (h.count) CHECK_EQ_INT(h.items[0].id, in2);
+  /* Decimal bounds include a point set with the same decimal value (L2, scale 10000). */
+  uint32_t s2 = mk(rt, NG_L2, 0.1f, 0.2f, -0.3f);
+  float lo2[3] = {0.1f, 0.2f, -0.3f}, hi2[3] = {0.1f, 0.2f, -0.3f};
+  CHECK_STATUS(ng_grid_box(rt, NG_L2, lo2, hi2, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 1);
+  if (h.count) CHECK_EQ_INT(h.items[0].id, s2);
+  /* A huge box holds everything; one entirely outside the range holds nothing. */
+  float hlo[3] = {-1e30f, -1e30f, -1e30f}, hhi[3] = {1e30f, 1e30f, 1e30f};
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, hlo, hhi, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 8);
+  float olo[3] = {400, 0, 0}, ohi[3] = {1e30f, 1, 1};
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, olo, ohi, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 0);
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+}
+
+/* Equal distances on both sides of a cell boundary: the smaller id must win
+ * even when its cell is reached later, and a radius equal to the distance to
+ * the cell edge keeps the point on the edge. */
+static void test_ties_across_cell_edges(void) {
+  ng_runtime *rt = new_rt();
+  ng_hits h = {0};
+  /* L1 cells are 1000 raw wide; the centre sits on the boundary x = 10. */
+  uint32_t b = mk_raw(rt, NG_L1, 999, 50, 50);  /* cell 0, on its edge */
+  uint32_t a = mk_raw(rt, NG_L1, 1001, 50, 50); /* cell 1, same distance, larger id */
+  for (int i = 0; i < 60; i++) /* populated cells elsewhere, so the ring search runs */
+    mk_raw(rt, NG_L1, (int16_t)(-30000 + i * 1000), 20000, (int16_t)(i * 500));
+  float c[3] = {10.0f, 0.5f, 0.5f};
+  float d = 10.0f - ng_coord_decode(NG_L1, 999);
+  CHECK(d == ng_coord_decode(NG_L1, 1001) - 10.0f);
+  CHECK(a > b);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c, 1, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 1);
+  if (h.count) CHECK_EQ_INT(h.items[0].id, b);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c, 2, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 2);
+  if (h.count == 2) {
+    CHECK_EQ_INT(h.items[0].id, b);
+    CHECK_EQ_INT(h.items[1].id, a);
+    CHECK(h.items[0].distance == d && h.items[1].distance == d);
+  }
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, d, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 2);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, d, 1, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 1);
+  if (h.count) CHECK_EQ_INT(h.items[0].id, b);
+  float below = nextafterf(d, 0.0f);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, below, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 0);
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+}
+
+/* Points exactly on cell boundaries (default bucket 10 in L1 = 1000 raw) and
+ * at both ends of the raw range. */
+static void test_cell_boundaries_and_extremes(void) {
+  ng_runtime *rt = new_rt();
+  ng_hits h = {0};
+  const int16_t raws[] = {-32768, -32767, -1001, -1000, -999,  -1,   0,
+                          1,      999,    1000,  1001,  32766, 32767};
+  enum { N = sizeof raws / sizeof raws[0] };
+  uint32_t ids[N];
+  for (int s = 0; s < NG_SPACES; s++) {
+    ng_token_clear(rt, NULL, NULL);
+    for (int i = 0; i < N; i++)
+      ids[i] = mk_raw(rt, s, raws[i], raws[i], raws[i]);
+    for (int i = 0; i < N; i++) {
+      float v[3];
+      for (int a = 0; a < 3; a++)
+        v[a] = ng_coord_decode(s, raws[i]);
+      CHECK_STATUS(ng_grid_range(rt, s, v, 0, 0, &h), NG_OK);
+      CHECK_EQ_INT(h.count, 1);
+      if (h.count) CHECK_EQ_INT(h.items[0].id, ids[i]);
+      /* One raw unit along x reaches exactly the raw neighbours on that axis only. */
+      float step = 1.0f / ng_space_scale(s);
+      CHECK_STATUS(ng_grid_box(rt, s, v, v, 0, &h), NG_OK);
+      CHECK_EQ_INT(h.count, 1);
+      CHECK_STATUS(ng_grid_nearest(rt, s, v, 1, &h), NG_OK);
+      CHECK_EQ_INT(h.count, 1);
+      if (h.count) CHECK_EQ_INT(h.items[0].id, ids[i]);
+      CHECK_STATUS(ng_grid_neighbors(rt, ids[i], s, step * 1.8f, 0, &h), NG_OK);
+      size_t want = 0;
+      for (int j = 0; j < N; j++)
+        if (j != i && abs(raws[j] - raws[i]) == 1) want++;
+      CHECK_EQ_INT(h.count, want);
+    }
+    ng_grid_info info;
+    CHECK_STATUS(ng_grid_info_get(rt, s, &info), NG_OK);
+    CHECK_EQ_INT(info.count, N);
+    for (int a = 0; a < 3; a++) {
+      CHECK(info.lo[a] == ng_coord_decode(s, -32768));
+      CHECK(info.hi[a] == ng_coord_decode(s, 32767));
+    }
+  }
+  /* Cell counts in L1: raw 999 and 1000 differ in cell, -1 and 0 too. */
+  ng_token_clear(rt, NULL, NULL);
+  mk_raw(rt, NG_L1, 999, 0, 0);
+  mk_raw(rt, NG_L1, 1000, 0, 0);
+  mk_raw(rt, NG_L1, -1, 0, 0);
+  mk_raw(rt, NG_L1, 0, 0, 0);
+  mk_raw(rt, NG_L1, -1000, 0, 0);
+  mk_raw(rt, NG_L1, -1001, 0, 0);
+  ng_grid_info info;
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK);
+  CHECK_EQ_INT(info.cells, 4); /* cells 0, 1, -1 and -2 */
+  CHECK(info.cell_size == 10.0f);
+  /* L2 (scale 10000, bucket 10): everything falls into at most 2 cells per axis. */
+  for (int i = 0; i < 50; i++)
+    mk_raw(rt, NG_L2, (int16_t)(i * 1300 - 32768), 5, (int16_t)-i);
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L2, &info), NG_OK);
+  CHECK(info.cells <= 8);
+  CHECK_EQ_INT(info.count, 56);
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+}
+
+static void test_huge_radius_and_far_centres(void) {
+  ng_runtime *rt = new_rt();
+  ng_hits h = {0};
+  for (int i = 0; i < 200; i++)
+    mk_raw(rt, NG_L1, (int16_t)(i * 300 - 30000), (int16_t)(i * 7), (int16_t)(-i * 11));
+  float o[3] = {0, 0, 0};
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 1e30f, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 200);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, FLT_MAX, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 200);
+  for (size_t i = 1; i < h.count; i++)
+    CHECK(h.items[i - 1].distance <= h.items[i].distance);
+  uint32_t one = 0;
+  CHECK_STATUS(ng_token_next(rt, 0, &one), NG_OK);
+  CHECK_STATUS(ng_grid_neighbors(rt, one, NG_L1, 1e30f, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 199);
+  float fmax[3] = {FLT_MAX, -FLT_MAX, FLT_MAX};
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, fmax, 1e30f, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 0);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, fmax, FLT_MAX, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 0); /* distances beyond FLT_MAX */
+  float away[3] = {1e6f, 0, 0};
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, away, 10, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 0);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, away, 1e6f, 0, &h), NG_OK);
+  CHECK(h.count > 0);
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+}
+
+static void test_many_in_one_cell(void) {
+  ng_runtime *rt = new_rt();
+  ng_hits h = {0};
+  enum { N = 3000 };
+  for (int i = 0; i < N; i++)
+    mk_raw(rt, NG_L1, (int16_t)(i % 100), (int16_t)(i / 100), 7);
+  ng_grid_info info;
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK);
+  CHECK_EQ_INT(info.cells, 1);
+  CHECK_EQ_INT(info.count, N);
+  float c[3] = {0.5f, 0.1f, 0.07f};
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 0.1f, 0, &h), NG_OK);
+  /* raw (x, y) with (x - 50)^2 + (y - 10)^2 <= 100, y < 30. */
+  size_t want = 0;
+  for (int i = 0; i < N; i++) {
+    double dx = (double)(float)((float)(i % 100) / 100.0f) - (double)0.5f;
+    double dy = (double)(float)((float)(i / 100) / 100.0f) - (double)0.1f;
+    if (sqrt(dx * dx + dy * dy) <= (double)0.1f) want++;
+  }
+  CHECK_EQ_INT(h.count, want);
+  CHECK(want > 250);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c, 10, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 10);
+  CHECK(h.items[0].distance == 0.0f);
+  /* Delete every other token; the cell shrinks and the answers follow. */
+  for (uint32_t id = 1; id <= N; id += 2)
+    CHECK_STATUS(ng_token_delete(rt, id, NULL), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 1e3f, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, N / 2);
+  for (size_t i = 0; i < h.count; i++)
+    CHECK(h.items[i].id % 2 == 0);
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+}
+
+static void test_info_bounds(void) {
+  ng_runtime *rt = new_rt();
+  ng_grid_info info;
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L3, &info), NG_OK);
+  CHECK_EQ_INT(info.count, 0);
+  CHECK_EQ_INT(info.cells, 0);
+  CHECK(info.cell_size == 10.0f);
+  for (int a = 0; a < 3; a++)
+    CHECK(info.lo[a] == 0 && info.hi[a] == 0);
+  uint32_t a = mk(rt, NG_L3, -5, 1, 2);
+  uint32_t b = mk(rt, NG_L3, 7, -3, 2.5f);
+  uint32_t c = mk(rt, NG_L3, 1, 1, 1);
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L3, &info), NG_OK);
+  CHECK_EQ_INT(info.count, 3);
+  CHECK(info.lo[0] == -5 && info.lo[1] == -3 && info.lo[2] == 1);
+  CHECK(info.hi[0] == 7 && info.hi[1] == 1 && info.hi[2] == 2.5f);
+  /* The boundary points leave: the bounds shrink to the true ones. */
+  CHECK_STATUS(ng_token_delete(rt, a, NULL), NG_OK);
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L3, &info), NG_OK);
+  CHECK(info.lo[0] == 1 && info.lo[1] == -3 && info.lo[2] == 1);
+  CHECK(info.hi[0] == 7 && info.hi[1] == 1 && info.hi[2] == 2.5f);
+  move_raw(rt, b, NG_L3, 2000, 2000, 2000);
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L3, &info), NG_OK);
+  CHECK(info.lo[0] == 1 && info.lo[1] == 1 && info.lo[2] == 1);
+  CHECK(info.hi[0] == 2 && info.hi[1] == 2 && info.hi[2] == 2);
+  CHECK_EQ_INT(info.count, 2);
+  CHECK_STATUS(ng_token_delete(rt, b, NULL), NG_OK);
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L3, &info), NG_OK);
+  CHECK(info.lo[0] == 1 && info.hi[0] == 1);
+  CHECK_STATUS(ng_token_delete(rt, c, NULL), NG_OK);
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L3, &info), NG_OK);
+  CHECK_EQ_INT(info.count, 0);
+  CHECK_EQ_INT(info.cells, 0);
+  for (int k = 0; k < 3; k++)
+    CHECK(info.lo[k] == 0 && info.hi[k] == 0);
+  /* After an empty spell, fresh bounds (not the old ones). */
+  mk(rt, NG_L3, 3, 3, 3);
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L3, &info), NG_OK);
+  CHECK(info.lo[0] == 3 && info.hi[0] == 3);
+  /* Every live token is in every space's index. */
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L8, &info), NG_OK);
+  CHECK_EQ_INT(info.count, 1);
+  ng_runtime_release(rt);
+}
+
+static void test_determinism(void) {
+  ng_runtime *r1 = new_rt(), *r2 = new_rt();
+  prng p = {0x1234567ull};
+  for (int i = 0; i < 500; i++) {
+    int16_t x = (int16_t)prng_below(&p, 4000), y = (int16_t)prng_below(&p, 4000);
+    mk_raw(r1, NG_L1, x, y, 0);
+    mk_raw(r2, NG_L1, x, y, 0);
+  }
+  ng_hits h1 = {0}, h2 = {0};
+  float c[3] = {20, 20, 0};
+  CHECK_STATUS(ng_grid_range(r1, NG_L1, c, 15, 0, &h1), NG_OK);
+  CHECK_STATUS(ng_grid_range(r2, NG_L1, c, 15, 0, &h2), NG_OK);
+  CHECK(h1.count > 10 && h1.count == h2.count);
+  CHECK(memcmp(h1.items, h2.items, h1.count * sizeof(ng_hit)) == 0);
+  CHECK_STATUS(ng_grid_nearest(r1, NG_L1, c, 25, &h1), NG_OK);
+  CHECK_STATUS(ng_grid_nearest(r2, NG_L1, c, 25, &h2), NG_OK);
+  CHECK(h1.count == 25 && h2.count == 25);
+  CHECK(memcmp(h1.items, h2.items, h1.count * sizeof(ng_hit)) == 0);
+  ng_hits_free(r1, &h1);
+  ng_hits_free(r2, &h2);
+  ng_runtime_release(r1);
+  ng_runtime_release(r2);
+}
+
+/* Random raw coordinate: clustered, uniform, on cell boundaries or at the extremes. */
+static int16_t rnd_raw(prng *p, int16_t cluster) {
+  switch (prng_below(p, 8)) {
+  case 0:
+    return (int16_t)((int32_t)prng_below(p, 65536) - 32768);
+  case 1:
+    return prng_below(p, 2) ? 32767 : -32768;
+  case 2:
+    return (int16_t)(((int32_t)prng_below(p, 60) - 30) * 1000);
+  default: {
+    int32_t v = cluster + (int32_t)prng_below(p, 2001) - 1000;
+    return (int16_t)(v < -32768 ? -32768 : v > 32767 ? 32767 : v);
+  }
+  }
+}
+
+static void rnd_token(prng *p, ng_token *t, const int16_t *clusters) {
+  ng_token_init(t);
+  for (int s = 0; s < NG_SPACES; s++)
+    for (int a = 0; a < 3; a++)
+      t->coords[s][a] = rnd_raw(p, clusters[(s + a) % 4]);
+}
+
+/* Compare all query types in all spaces at a few centres. */
+static int compare_everything(ng_runtime *rt, prng *p, const uint32_t *live, size_t nlive,
+                              ref_query *q, ng_hits *h) {
+  int ok = 1;
+  for (int s = 0; s < NG_SPACES && ok; s++) {
+    double sc = ng_space_scale(s);
+    const double radii[] = {0, 1 / sc, 150 / sc, 999.5 / sc, 1000 / sc, 7000 / sc, 1e30};
+    for (int k = 0; k < 4 && ok; k++) {
+      float c[3];
+      uint32_t id = nlive ? live[prng_below(p, (uint32_t)nlive)] : 0;
+      if (k == 0 && id) {
+        ng_token t;
+        CHECK_STATUS(ng_token_get(rt, id, &t), NG_OK);
+        ng_token_get_coords(&t, s, c);
+      } else if (k == 3) {
+        c[0] = (float)(40000 / sc);
+        c[1] = (float)(-33000 / sc);
+        c[2] = 0;
+      } else {
+        for (int a = 0; a < 3; a++)
+          c[a] = (float)((double)rnd_raw(p, 0) / sc + 0.3 / sc);
+      }
+      ok = compare_all(rt, s, c, id, radii, sizeof radii / sizeof radii[0], q, h);
+    }
+    ng_grid_info info;
+    CHECK_STATUS(ng_grid_info_get(rt, s, &info), NG_OK);
+    CHECK_EQ_INT(info.count, nlive);
+    if (nlive) {
+      float lo[3] = {INFINITY, INFINITY, INFINITY}, hi[3] = {-INFINITY, -INFINITY, -INFINITY};
+      for (size_t i = 0; i < nlive; i++) {
+        ng_token t;
+        float v[3];
+        CHECK_STATUS(ng_token_get(rt, live[i], &t), NG_OK);
+        ng_token_get_coords(&t, s, v);
+        for (int a = 0; a < 3; a++) {
+          lo[a] = v[a] < lo[a] ? v[a] : lo[a];
+          hi[a] = v[a] > hi[a] ? v[a] : hi[a];
+        }
+      }
+      for (int a = 0; a < 3; a++) {
+        if (info.lo[a] != lo[a] || info.hi[a] != hi[a]) ok = 0;
+      }
+    }
+  }
+  return ok;
+}
+
+static void test_property(void) {
+  static const uint64_t seeds[] = {1, 0xDEADBEEFull, 0x9E3779B97F4A7C15ull};
+  ref_query q = {0};
+  for (size_t si = 0; si < sizeof seeds / sizeof seeds[0]; si++) {
+    ng_runtime *rt = new_rt();
+    ng_hits h = {0};
+    prng p = {seeds[si]};
+    int16_t clusters[4];
+    for (int i = 0; i < 4; i++)
+      clusters[i] = (int16_t)((int32_t)prng_below(&p, 60000) - 30000);
+    uint32_t *live = malloc(4000 * sizeof *live);
+    size_t nlive = 0;
+    int ok = 1;
+    for (int op = 0; op < 1600 && ok; op++) {
+      uint32_t r = prng_below(&p, 10);
+      if (r < 5 || nlive == 0) {
+        ng_token t;
+        rnd_token(&p, &t, clusters);
+        uint32_t id;
+        CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+        live[nlive++] = id;
+      } else if (r < 8) {
+        ng_token t;
+        rnd_token(&p, &t, clusters);
+        uint32_t fields = prng_below(&p, 256);
+        CHECK_STATUS(ng_token_update(rt, live[prng_below(&p, (uint32_t)nlive)], &t, fields), NG_OK);
+      } else {
+        size_t k = prng_below(&p, (uint32_t)nlive);
+        CHECK_STATUS(ng_token_delete(rt, live[k], NULL), NG_OK);
+        live[k] = live[--nlive];
+      }
+      if (op % 400 == 399) ok = compare_everything(rt, &p, live, nlive, &q, &h);
+    }
+    CHECK(ok);
+    /* Re-bucketing: new cell sizes, the same answers. */
+    ng_hits before = {0};
+    float c[3] = {0.5f, -0.25f, 1.0f};
+    const float buckets[][NG_SPACES] = {
+        {0.01f, 1e-6f, 0.5f, 0.001f, 3.7f, 1e6f, 0.37f, 0.0125f},
+        {1e6f, 0.0003f, 100, 0.25f, 0.0001f, 2.5f, 1e-6f, 1},
+    };
+    for (size_t b = 0; b < 2 && ok; b++) {
+      ng_cdna cd;
+      CHECK_STATUS(ng_cdna_get(rt, &cd), NG_OK);
+      for (int s = 0; s < NG_SPACES; s++) {
+        CHECK_STATUS(ng_grid_nearest(rt, s, c, 30, &before), NG_OK);
+        cd.bucket_sizes[s] = buckets[b][s];
+      }
+      CHECK_STATUS(ng_cdna_set(rt, &cd), NG_OK);
+      for (int s = 0; s < NG_SPACES; s++) {
+        ng_grid_info info;
+        CHECK_STATUS(ng_grid_info_get(rt, s, &info), NG_OK);
+        CHECK(info.cell_size == buckets[b][s]);
+        CHECK_EQ_INT(info.count, nlive);
+      }
+      CHECK_STATUS(ng_grid_nearest(rt, NG_L8, c, 30, &h), NG_OK);
+      CHECK(h.count == before.count &&
+            memcmp(h.items, before.items, h.count * sizeof(ng_hit)) == 0);
+      ok = compare_everything(rt, &p, live, nlive, &q, &h);
+      CHECK(ok);
+      /* Keep mutating on the new cells. */
+      for (int op = 0; op < 300; op++) {
+        ng_token t;
+        rnd_token(&p, &t, clusters);
+        uint32_t id = live[prng_below(&p, (uint32_t)nlive)];
+        CHECK_STATUS(ng_token_update(rt, id, &t, NG_TF_COORDS_ALL), NG_OK);
+      }
+      ok = compare_everything(rt, &p, live, nlive, &q, &h);
+      CHECK(ok);
+    }
+    ng_hits_free(rt, &before);
+    ng_hits_free(rt, &h);
+    free(live);
+    ng_runtime_release(rt);
+  }
+  free(q.items);
+}
+
+/* ---- allocation failures -------------------------------------------------- */
+
+typedef struct failing {
+  long budget; /* allocations left before failing; < 0 = unlimited */
+  long live;   /* blocks outstanding */
+} failing;
+
+static void *failing_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  failing *f = ud;
+  (void)osize;
+  if (nsize == 0) {
+    if (ptr) f->live--;
+    free(ptr);
+    return NULL;
+  }
+  if (f->budget == 0) return NULL;
+  if (f->budget > 0) f->budget--;
+  void *p = realloc(ptr, nsize);
+  if (p && !ptr) f->live++;
+  return p;
+}
+
+static void test_alloc_failures(void) {
+  failing f = {-1, 0};
+  ng_config cfg = {0};
+  cfg.alloc = failing_alloc;
+  cfg.alloc_ud = &f;
+  ng_runtime *rt = NULL;
+  CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
+  if (!rt) return;
+  ng_hits h = {0};
+  float o[3] = {0, 0, 0};
+  for (int i = 0; i < 40; i++)
+    mk_raw(rt, NG_L1, (int16_t)(i * 10), 0, 0);
+  /* A result buffer that cannot grow: ENOMEM, count 0, buffer still freeable. */
+  f.budget = 0;
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 1000, 0, &h), NG_ENOMEM);
+  CHECK_EQ_INT(h.count, 0);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 30, &h), NG_ENOMEM);
+  CHECK_EQ_INT(h.count, 0);
+  f.budget = -1;
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 0.5f, 0, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 6);
+  f.budget = 0;
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 1000, 0, &h), NG_ENOMEM);
+  CHECK_EQ_INT(h.count, 0);
+  CHECK(h.items != NULL);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 0.5f, 0, &h), NG_OK); /* fits: no allocation */
+  CHECK_EQ_INT(h.count, 6);
+  f.budget = -1;
+
+  /* Creates and moves that fail part-way leave the index exactly as it was. */
+  prng p = {77};
+  int failures = 0;
+  for (long i = 0; i < 160; i++) {
+    long budget = i % 3;
+    ng_token t;
+    ng_token_init(&t);
+    for (int s = 0; s < NG_SPACES; s++)
+      for (int a = 0; a < 3; a++)
+        t.coords[s][a] = (int16_t)((int32_t)prng_below(&p, 65536) - 32768);
+    uint32_t id = 0;
+    f.budget = budget;
+    ng_status st = ng_token_create(rt, &t, &id);
+    f.budget = budget;
+    ng_status st2 = ng_token_update(rt, 1 + (uint32_t)(i % 40), &t, NG_TF_COORDS_ALL);
+    f.budget = -1;
+    if (st != NG_OK) CHECK_STATUS(st, NG_ENOMEM);
+    if (st2 != NG_OK) CHECK_STATUS(st2, NG_ENOMEM);
+    failures += (st != NG_OK) + (st2 != NG_OK);
+  }
+  CHECK(failures > 0);
+  size_t n = ng_token_count(rt);
+  uint32_t *live = malloc(n * sizeof *live);
+  size_t got = 0;
+  CHECK_STATUS(ng_token_list(rt, 0, n, live, &got), NG_OK);
+  ref_query q = {0};
+  const double radii[] = {0, 0.5, 30, 1e30};
+  int ok = 1;
+  for (int s = 0; s < NG_SPACES && ok; s++) {
+    ng_grid_info info;
+    CHECK_STATUS(ng_grid_info_get(rt, s, &info), NG_OK);
+    CHECK_EQ_INT(info.count, n);
+    ok = compare_all(rt, s, o, live[0], radii, 4, &q, &h);
+  }
+  CHECK(ok);
+
+  /* A re-bucketing that cannot allocate keeps the old cells. */
+  ng_cdna cd;
+  CHECK_STATUS(ng_cdna_get(rt, &cd), NG_OK);
+  cd.bucket_sizes[NG_L1] = 0.5f;
+  f.budget = 3;
+  CHECK_STATUS(ng_cdna_set(rt, &cd), NG_ENOMEM);
+  f.budget = -1;
+  ng_grid_info info;
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK);
+  CHECK(info.cell_size == 10.0f);
+  CHECK_EQ_INT(info.count, n);
+  ok = compare_all(rt, NG_L1, o, live[0], radii, 4, &q, &h);
+  CHECK(ok);
+  free(q.items);
+  free(live);
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+  CHECK_EQ_INT(f.live, 0);
+}
+
+/* The internal contract used by the token store and the CDNA: duplicates,
+ * removal of absent ids, clear, and rebuild with a new cell size. */
+static void test_internal_contract(void) {
+  failing f = {-1, 0};
+  ng_config cfg = {0};
+  cfg.alloc = failing_alloc;
+  cfg.alloc_ud = &f;
+  ng_runtime *rt = NULL;
+  CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
+  if (!rt) return;
+  ng_hits h = {0};
+  for (int i = 0; i < 300; i++)
+    mk_raw(rt, NG_L1, (int16_t)(i * 37 % 2000 - 1000), (int16_t)(i * 91 % 3000), (int16_t)i);
+  ng_grid_info info;
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK);
+  size_t cells = info.cells;
+  CHECK_EQ_INT(info.count, 300);
+
+  /* A move inserts before it removes: the id is present twice for a moment. */
+  CHECK_STATUS(ngi_write_lock(rt, "test"), NG_OK);
+  const int16_t far[3] = {32000, 32000, 32000};
+  CHECK_STATUS(ngi_grid_insert(rt, rt->grids[NG_L1], 7, far), NG_OK);
+  CHECK_STATUS(ngi_grid_insert(rt, rt->grids[NG_L1], 7, far), NG_OK);
+  ngi_write_unlock(rt);
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK);
+  CHECK_EQ_INT(info.count, 302);
+  CHECK_EQ_INT(info.cells, cells + 1);
+  CHECK(info.hi[0] == 320.0f);
+  CHECK_STATUS(ngi_write_lock(rt, "test"), NG_OK);
+  ngi_grid_remove(rt, rt->grids[NG_L1], 7, far);
+  ngi_grid_remove(rt, rt->grids[NG_L1], 7, far);
+  ngi_grid_remove(rt, rt->grids[NG_L1], 7, far);    /* absent now: ignored */
+  ngi_grid_remove(rt, rt->grids[NG_L1], 9999, far); /* never there: ignored */
+  const int16_t zero[3] = {0, 0, 0};
+  ngi_grid_remove(rt, rt->grids[NG_L1], 9999, zero);
+  ngi_write_unlock(rt);
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK);
+  CHECK_EQ_INT(info.count, 300);
+  CHECK_EQ_INT(info.cells, cells);
+  CHECK(info.hi[0] < 320.0f);
+
+  /* Rebuild with a new cell size: same answers; a failed rebuild changes nothing. */
+  float c[3] = {1, 10, 1};
+  ng_hits before = {0};
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 6, 0, &before), NG_OK);
+  CHECK(before.count > 5);
+  CHECK_STATUS(ngi_write_lock(rt, "test"), NG_OK);
+  f.budget = 2;
+  CHECK_STATUS(ngi_grid_rebuild(rt, &rt->grids[NG_L1], 0.3f, &rt->tokens), NG_ENOMEM);
+  f.budget = -1;
+  ngi_grid *old = rt->grids[NG_L1];
+  CHECK_STATUS(ngi_grid_rebuild(rt, &rt->grids[NG_L1], 0.0f, &rt->tokens), NG_EINVAL);
+  CHECK(rt->grids[NG_L1] == old);
+  ngi_write_unlock(rt);
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK);
+  CHECK(info.cell_size == 10.0f);
+  CHECK_EQ_INT(info.cells, cells);
+  CHECK_STATUS(ngi_write_lock(rt, "test"), NG_OK);
+  CHECK_STATUS(ngi_grid_rebuild(rt, &rt->grids[NG_L1], 0.3f, &rt->tokens), NG_OK);
+  ngi_write_unlock(rt);
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK);
+  CHECK(info.cell_size == 0.3f);
+  CHECK_EQ_INT(info.count, 300);
+  CHECK(info.cells > cells);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 6, 0, &h), NG_OK);
+  CHECK(h.count == before.count && memcmp(h.items, before.items, h.count * sizeof(ng_hit)) == 0);
+
+  /* Clear keeps the cell size and leaves an empty, usable index. */
+  CHECK_STATUS(ngi_write_lock(rt, "test"), NG_OK);
+  ngi_grid_clear(rt, rt->grids[NG_L1]);
+  ngi_write_unlock(rt);
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK);
+  CHECK_EQ_INT(info.count, 0);
+  CHECK_EQ_INT(info.cells, 0);
+  CHECK(info.cell_size == 0.3f);
+  CHECK_STATUS(ngi_write_lock(rt, "test"), NG_OK);
+  CHECK_STATUS(ngi_grid_rebuild(rt, &rt->grids[NG_L1], 10.0f, &rt->tokens), NG_OK);
+  ngi_write_unlock(rt);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 6, 0, &h), NG_OK);
+  CHECK(h.count == before.count && memcmp(h.items, before.items, h.count * sizeof(ng_hit)) == 0);
+
+  ngi_grid *g = NULL;
+  CHECK_STATUS(ngi_grid_new(rt, 8, 1.0f, &g), NG_EINVAL);
+  CHECK_STATUS(ngi_grid_new(rt, NG_L1, NAN, &g), NG_EINVAL);
+  CHECK_STATUS(ngi_grid_new(rt, NG_L1, -1.0f, &g), NG_EINVAL);
+  f.budget = 0;
+  CHECK_STATUS(ngi_grid_new(rt, NG_L1, 1.0f, &g), NG_ENOMEM);
+  f.budget = -1;
+  CHECK(g == NULL);
+  ngi_grid_destroy(rt, NULL);
+  ng_hits_free(rt, &before);
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+  CHECK_EQ_INT(f.live, 0);
+}
+
+int main(void) {
+  RUN(test_errors);
+  RUN(test_range_sorted_ties_limit);
+  RUN(test_neighbors);
+  RUN(test_nearest);
+  RUN(test_box);
+  RUN(test_ties_across_cell_edges);
+  RUN(test_cell_boundaries_and_extremes);
+  RUN(test_huge_radius_and_far_centres);
+  RUN(test_many_in_one_cell);
+  RUN(test_info_bounds);
+  RUN(test_determinism);
+  RUN(test_property);
+  RUN(test_alloc_failures);
+  RUN(test_internal_contract);
+  return ngt_done("test_grid");
+}
