@@ -1,0 +1,237 @@
+/* ngrun's command line: the options of the stock lua host plus neurograph's long options. */
+#include "ngrun.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The longest accepted --timeout: far beyond any script, far below timer overflow. */
+#define NGI_RUN_MAX_SECONDS 1e7
+
+void ngi_run_usage(FILE *out) {
+  fputs("usage: " NGI_RUN_NAME " [options] [script [args]]\n"
+        "Runs Lua 5.4 scripts against a neurograph runtime, found in the global 'runtime';\n"
+        "require \"neurograph\" is built in.\n"
+        "Available options are:\n"
+        "  -e stat            execute string 'stat'\n"
+        "  -i                 enter interactive mode after executing 'script'\n"
+        "  -l mod             require library 'mod' into global 'mod'\n"
+        "  -l g=mod           require library 'mod' into global 'g'\n"
+        "  -v                 show version information\n"
+        "  -E                 ignore environment variables (LUA_INIT, LUA_PATH, LUA_CPATH)\n"
+        "  -W                 turn warnings on\n"
+        "  --mem-limit=SIZE   cap the memory of the Lua state and the runtime at SIZE bytes\n"
+        "                     (suffixes K, M, G); past it the script gets \"not enough memory\"\n"
+        "  --timeout=SECONDS  stop each chunk (the script, each -e and -l, each REPL line)\n"
+        "                     after SECONDS of wall time (fractions allowed)\n"
+        "  --sandbox          run untrusted code: only the base library (without dofile,\n"
+        "                     loadfile and binary chunks), string, table, math, utf8,\n"
+        "                     coroutine, os.time/clock/date and require of built-in modules\n"
+        "                     (neurograph); implies -E\n"
+        "  --help             show this help and exit\n"
+        "  --                 stop handling options\n"
+        "  -                  stop handling options and execute stdin\n"
+        "With no script, ngrun starts the REPL when stdin is a terminal and otherwise runs\n"
+        "stdin as a script; -i with no script reads a REPL from stdin even when it is not a\n"
+        "terminal.\n",
+        out);
+}
+
+int ngi_run_parse_size(const char *s, size_t *out) {
+  char *end;
+  double v, mul = 1;
+  if (!isdigit((unsigned char)s[0]) && s[0] != '.') return -1;
+  errno = 0;
+  v = strtod(s, &end);
+  if (errno != 0 || end == s || !isfinite(v)) return -1;
+  switch (*end) {
+  case 'k':
+  case 'K':
+    mul = 1024.0;
+    end++;
+    break;
+  case 'm':
+  case 'M':
+    mul = 1024.0 * 1024.0;
+    end++;
+    break;
+  case 'g':
+  case 'G':
+    mul = 1024.0 * 1024.0 * 1024.0;
+    end++;
+    break;
+  default:
+    break;
+  }
+  if (mul > 1 && end[0] == 'i' && end[1] == 'B')
+    end += 2;
+  else if (end[0] == 'B')
+    end++;
+  if (*end != '\0') return -1;
+  v *= mul;
+  /* Below 1 byte is no cap at all; at or past SIZE_MAX cannot be represented. */
+  if (v < 1 || v >= (double)SIZE_MAX) return -1;
+  *out = (size_t)v;
+  return 0;
+}
+
+int ngi_run_parse_seconds(const char *s, double *out) {
+  char *end;
+  double v;
+  if (!isdigit((unsigned char)s[0]) && s[0] != '.') return -1;
+  errno = 0;
+  v = strtod(s, &end);
+  if (errno != 0 || end == s || *end != '\0' || !isfinite(v)) return -1;
+  if (v <= 0 || v > NGI_RUN_MAX_SECONDS) return -1;
+  *out = v;
+  return 0;
+}
+
+/* A long option: its name, whether it takes a value, and how to apply it.
+ * Adding one (e.g. a snapshot file) is one row and, if needed, one function. */
+typedef struct long_option {
+  const char *name;
+  int takes_value;
+  int (*apply)(ngi_run_options *o, const char *value, char *err, size_t errsize);
+} long_option;
+
+static int apply_help(ngi_run_options *o, const char *value, char *err, size_t errsize) {
+  (void)value, (void)err, (void)errsize;
+  o->flags |= NGI_RUN_HELP;
+  return 0;
+}
+
+static int apply_sandbox(ngi_run_options *o, const char *value, char *err, size_t errsize) {
+  (void)value, (void)err, (void)errsize;
+  o->flags |= NGI_RUN_SANDBOX | NGI_RUN_NO_ENV;
+  return 0;
+}
+
+static int apply_mem_limit(ngi_run_options *o, const char *value, char *err, size_t errsize) {
+  if (ngi_run_parse_size(value, &o->mem_limit) == 0) return 0;
+  snprintf(err, errsize, "bad value '%s' for --mem-limit (expected a size such as 64M)", value);
+  return -1;
+}
+
+static int apply_timeout(ngi_run_options *o, const char *value, char *err, size_t errsize) {
+  if (ngi_run_parse_seconds(value, &o->timeout) == 0) return 0;
+  snprintf(err, errsize, "bad value '%s' for --timeout (expected a number of seconds such as 2.5)",
+           value);
+  return -1;
+}
+
+static const long_option long_options[] = {
+    {"help", 0, apply_help},
+    {"sandbox", 0, apply_sandbox},
+    {"mem-limit", 1, apply_mem_limit},
+    {"timeout", 1, apply_timeout},
+};
+
+/* Handles argv[*i] == "--name[=value]"; a value may also be the next argument.
+ * Advances *i past a separate value. Returns 0, or -1 with err set. */
+static int parse_long(char **argv, int *i, ngi_run_options *o, char *err, size_t errsize) {
+  const char *arg = argv[*i] + 2;
+  const char *eq = strchr(arg, '=');
+  size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+  size_t k;
+  for (k = 0; k < sizeof long_options / sizeof long_options[0]; k++) {
+    const long_option *lo = &long_options[k];
+    const char *value = NULL;
+    if (strlen(lo->name) != len || strncmp(lo->name, arg, len) != 0) continue;
+    if (lo->takes_value) {
+      if (eq)
+        value = eq + 1;
+      else if (argv[*i + 1] != NULL)
+        value = argv[++*i];
+      else {
+        snprintf(err, errsize, "'--%s' needs a value", lo->name);
+        return -1;
+      }
+    } else if (eq) {
+      snprintf(err, errsize, "'--%s' takes no value", lo->name);
+      return -1;
+    }
+    return lo->apply(o, value, err, errsize);
+  }
+  snprintf(err, errsize, "unrecognized option '%s'", argv[*i]);
+  return -1;
+}
+
+/* Mirrors collectargs of lua.c: options stop at the first non-option (the
+ * script), at "--" and at "-". Short options may not be bundled. */
+int ngi_run_parse_options(int argc, char **argv, ngi_run_options *o, char *err, size_t errsize) {
+  int i;
+  memset(o, 0, sizeof *o);
+  if (argc < 1 || argv[0] == NULL) return 0;
+  o->steps = malloc((size_t)argc * sizeof *o->steps);
+  if (o->steps == NULL) {
+    snprintf(err, errsize, "not enough memory");
+    return -1;
+  }
+  for (i = 1; argv[i] != NULL; i++) {
+    const char *a = argv[i];
+    if (a[0] != '-') {
+      o->script = i;
+      return 0;
+    }
+    switch (a[1]) {
+    case '\0': /* "-": the script is stdin */
+      o->script = i;
+      o->flags |= NGI_RUN_STDIN_SCRIPT;
+      return 0;
+    case '-':
+      if (a[2] == '\0') { /* "--": what follows is the script */
+        o->script = argv[i + 1] != NULL ? i + 1 : 0;
+        return 0;
+      }
+      if (parse_long(argv, &i, o, err, errsize) != 0) goto fail;
+      break;
+    case 'E':
+    case 'W':
+    case 'i':
+    case 'v':
+      if (a[2] != '\0') goto unknown;
+      if (a[1] == 'E')
+        o->flags |= NGI_RUN_NO_ENV;
+      else if (a[1] == 'i')
+        o->flags |= NGI_RUN_HAS_I | NGI_RUN_HAS_V;
+      else if (a[1] == 'v')
+        o->flags |= NGI_RUN_HAS_V;
+      else
+        o->steps[o->nsteps++] = (ngi_run_step){'W', NULL};
+      break;
+    case 'e':
+    case 'l': {
+      const char *value = a + 2;
+      if (*value == '\0') {
+        value = argv[i + 1];
+        if (value == NULL || value[0] == '-') {
+          snprintf(err, errsize, "'%s' needs argument", a);
+          goto fail;
+        }
+        i++;
+      }
+      if (a[1] == 'e') o->flags |= NGI_RUN_HAS_E;
+      o->steps[o->nsteps++] = (ngi_run_step){a[1], value};
+      break;
+    }
+    default:
+      goto unknown;
+    }
+  }
+  return 0;
+unknown:
+  snprintf(err, errsize, "unrecognized option '%s'", argv[i]);
+fail:
+  ngi_run_options_free(o);
+  return -1;
+}
+
+void ngi_run_options_free(ngi_run_options *o) {
+  free(o->steps);
+  o->steps = NULL;
+  o->nsteps = 0;
+}
