@@ -37,7 +37,9 @@ ng_status ngi_fail(const ng_runtime *rt, ng_status status, const char *fmt, ...)
 /* Locking. Read locks are recursive per thread (a callback under ng_*_each
  * may call readers); a write lock requested by a thread that holds a read
  * lock on the same runtime fails with NG_EBUSY (recorded via ngi_fail) instead
- * of deadlocking. ngi_write_lock returns NG_OK or NG_EBUSY. */
+ * of deadlocking. ngi_write_lock returns NG_OK or NG_EBUSY. A read lock taken
+ * by the thread that holds the write lock nests inside it (no deadlock); a
+ * second write lock from that thread fails with NG_EBUSY. */
 void ngi_read_lock(ng_runtime *rt);
 void ngi_read_unlock(ng_runtime *rt);
 ng_status ngi_write_lock(ng_runtime *rt, const char *func);
@@ -74,6 +76,13 @@ static inline const ng_token *ngi_token_lookup(const ngi_token_table *t, uint32_
 }
 
 void ngi_tokens_destroy(ng_runtime *rt, ngi_token_table *t);
+/* An empty table (next_id 1) with room for `initial` tokens (a hint, capped
+ * at NG_TOKEN_ID_MAX). NG_ENOMEM leaves *t empty and owning nothing. */
+ng_status ngi_tokens_init(ng_runtime *rt, ngi_token_table *t, size_t initial);
+/* Test hook only (lets tests reach the id limit without creating 16M tokens):
+ * set the next id to assign. Requires next >= the current next_id, so ids are
+ * still never reused. Caller holds no lock; not for production code. */
+void ngi_tokens_set_next_id(ng_runtime *rt, uint32_t next);
 
 /* ---- connections.c: the connection table and adjacency ------------------ */
 
@@ -88,6 +97,10 @@ size_t ngi_conns_remove_token(ng_runtime *rt, ngi_conns *c, uint32_t id);
 size_t ngi_conns_clear(ng_runtime *rt, ngi_conns *c);
 size_t ngi_conns_count(const ngi_conns *c);
 uint32_t ngi_conns_next_id(const ngi_conns *c);
+/* Test hook only (reach the id limit without creating 4G connections): set
+ * the next id to assign. Requires next >= the current next_id, so ids are
+ * still never reused. Caller holds no lock; not for production code. */
+void ngi_conns_set_next_id(ng_runtime *rt, uint32_t next);
 
 /* ---- grid.c: one spatial index per space -------------------------------- */
 
@@ -107,6 +120,27 @@ void ngi_grid_clear(ng_runtime *rt, ngi_grid *g);
 /* Build a new index with `cell_size` from every live token of `tokens`,
  * then replace *g with it; on failure *g is unchanged. */
 ng_status ngi_grid_rebuild(ng_runtime *rt, ngi_grid **g, float cell_size, const ngi_token_table *tokens);
+
+/* ---- crc32c.c, snapshot.c: snapshots ------------------------------------ */
+
+/* CRC-32C (Castagnoli) of n bytes, continuing `crc` (start with 0; the result
+ * of one call continues in the next). */
+uint32_t ngi_crc32c(uint32_t crc, const void *data, size_t n);
+/* The same, always with the portable table code (ngi_crc32c uses the CPU's
+ * crc32 instruction when it has one); for tests that compare the two. */
+uint32_t ngi_crc32c_portable(uint32_t crc, const void *data, size_t n);
+/* ng_snapshot_load from memory: data[0..len) is a whole snapshot file; `name`
+ * (may be NULL) names it in messages. Same guarantees and failures. Lets the
+ * fuzzer and tests load without the disk. */
+ng_status ngi_snapshot_load_mem(const void *data, size_t len, const ng_config *cfg,
+                                const char *name, ng_runtime **out);
+/* connections.c: fill an empty connection table from n packed 68-byte
+ * entries (u32 id, then a 64-byte record: a snapshot's connection section)
+ * that snapshot.c has fully validated (ids ascending below next_id, endpoints
+ * live, no duplicates). All or nothing: NG_ENOMEM (or NG_ECORRUPT if the
+ * cheap invariants it re-checks fail) leaves c empty. */
+ng_status ngi_conns_restore(ng_runtime *rt, ngi_conns *c, const void *entries, size_t n,
+                            uint32_t next_id);
 
 /* ---- the runtime -------------------------------------------------------- */
 
