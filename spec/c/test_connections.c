@@ -1,0 +1,1270 @@
+/* Tests of the connection store: create/get/update/learn/delete, limits, adjacency, iteration. */
+#include "internal.h"
+#include "test.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+
+/* ---- fixtures ------------------------------------------------------------- */
+
+/* A fake clock: Unix seconds held in a variable the test moves. */
+static uint64_t fake_now = 1700000000u;
+static uint64_t fake_clock(void *ud) {
+  (void)ud;
+  return fake_now;
+}
+
+/* An allocator that fails once `budget` allocations/growths have succeeded
+ * (budget < 0: never fails) and counts live bytes, to find leaks. */
+typedef struct fail_alloc {
+  long budget;
+  size_t live;
+} fail_alloc;
+static void *failing_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  fail_alloc *fa = ud;
+  if (nsize == 0) {
+    if (ptr) fa->live -= osize;
+    free(ptr);
+    return NULL;
+  }
+  if (fa->budget == 0) return NULL;
+  if (fa->budget > 0) fa->budget--;
+  void *q = realloc(ptr, nsize);
+  if (q) fa->live += nsize - (ptr ? osize : 0);
+  return q;
+}
+
+static ng_runtime *new_rt(void) {
+  ng_config cfg = {0};
+  cfg.clock = fake_clock;
+  ng_runtime *rt = NULL;
+  CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
+  return rt;
+}
+
+/* Create n tokens; their ids are 1..n on a fresh runtime. */
+static void make_tokens(ng_runtime *rt, int n) {
+  for (int i = 0; i < n; i++) {
+    uint32_t id = 0;
+    CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_OK);
+  }
+}
+
+static uint32_t link_type(ng_runtime *rt, uint32_t from, uint32_t to, unsigned type) {
+  ng_connection c;
+  ng_connection_init(&c, from, to);
+  CHECK_STATUS(ng_connection_set_type(&c, type), NG_OK);
+  uint32_t id = 0;
+  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_OK);
+  return id;
+}
+
+static uint32_t link(ng_runtime *rt, uint32_t from, uint32_t to) {
+  return link_type(rt, from, to, NG_CONN_ASSOCIATED_WITH);
+}
+
+/* The whole connection store as bytes (count, then id + record per live
+ * connection), to prove a failed call changed nothing. */
+typedef struct image {
+  size_t n;
+  unsigned char bytes[256 * 68];
+} image;
+static bool image_add(const ng_connection *c, uint32_t id, void *ud) {
+  image *im = ud;
+  if (im->n >= 256) return false;
+  memcpy(im->bytes + im->n * 68, &id, 4);
+  memcpy(im->bytes + im->n * 68 + 4, c, 64);
+  im->n++;
+  return true;
+}
+static void take_image(ng_runtime *rt, image *im) {
+  memset(im, 0, sizeof *im);
+  CHECK_STATUS(ng_connection_each(rt, image_add, im), NG_OK);
+  CHECK_EQ_INT(im->n, ng_connection_count(rt));
+}
+static int same_image(ng_runtime *rt, const image *before) {
+  static image now;
+  take_image(rt, &now);
+  return now.n == before->n && memcmp(now.bytes, before->bytes, sizeof now.bytes) == 0;
+}
+
+static void set_cdna(ng_runtime *rt, void (*edit)(ng_cdna *, void *), void *ud) {
+  ng_cdna c;
+  CHECK_STATUS(ng_cdna_get(rt, &c), NG_OK);
+  edit(&c, ud);
+  CHECK_STATUS(ng_cdna_set(rt, &c), NG_OK);
+}
+
+/* ---- create and get ------------------------------------------------------- */
+
+static void test_defaults_and_vector(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 7);
+  /* Reference 2.1's vector new(7,3) in canonical order is 3 -> 7 here. */
+  ng_connection c;
+  ng_connection_init(&c, 3, 7);
+  c.created_at = 0x11111111u;
+  c.last_update = 0x22222222u;
+  uint32_t id = 0;
+  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_OK);
+  CHECK_EQ_INT(id, 1);
+  static const unsigned char want[64] = {
+      0x03, 0,    0, 0, 0x07, 0,    0,    0,    0x50, 0x80, 0,    0,    0, 0, 0, 0,
+      0,    0,    0, 0, 0,    0,    0x80, 0x3f, 0x11, 0x11, 0x11, 0x11, 0, 0, 0, 0,
+      0x01, 0x80, 0, 0, 0x22, 0x22, 0x22, 0x22, 0x20, 0x10, 0,    0,    0, 0, 0, 0};
+  ng_connection got;
+  CHECK_STATUS(ng_connection_get(rt, id, &got), NG_OK);
+  CHECK(memcmp(&got, want, 64) == 0);
+
+  /* Direction is kept: 7 -> 3 stays 7 -> 3; zero times become the clock. */
+  ng_connection_init(&c, 7, 3);
+  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_OK);
+  CHECK_EQ_INT(id, 2);
+  CHECK_STATUS(ng_connection_get(rt, id, &got), NG_OK);
+  CHECK_EQ_INT(got.token_a_id, 7);
+  CHECK_EQ_INT(got.token_b_id, 3);
+  CHECK_EQ_INT(got.connection_type, 0x50);
+  CHECK_EQ_INT(got.rigidity, 128);
+  CHECK_EQ_INT(got.flags, 0);
+  CHECK_EQ_INT(got.mutability, NG_LEARNABLE);
+  CHECK_EQ_INT(got.confidence, 128);
+  CHECK_EQ_INT(got.learning_rate, 32);
+  CHECK_EQ_INT(got.decay_rate, 16);
+  CHECK(got.pull_strength == 0.0f);
+  CHECK(got.preferred_distance == 1.0f);
+  CHECK_EQ_INT(got.created_at, fake_now);
+  CHECK_EQ_INT(got.last_update, fake_now);
+  CHECK_EQ_INT(got.last_activation, 0);
+  CHECK_EQ_INT(ng_connection_count(rt), 2);
+
+  /* Every field is honoured. */
+  ng_connection_init(&c, 1, 2);
+  CHECK_STATUS(ng_connection_set_type(&c, 0x13), NG_OK);
+  c.rigidity = 7;
+  c.active_levels = 0x81;
+  c.flags = NG_CONN_ACTIVE | NG_CONN_INHIBITORY;
+  c.activation_count = 99;
+  c.pull_strength = -9.5f;
+  c.preferred_distance = 0.01f;
+  c.last_activation = 5;
+  c.mutability = NG_HYPOTHESIS;
+  c.confidence = 3;
+  c.evidence_count = 4;
+  c.learning_rate = 200;
+  c.decay_rate = 100;
+  c.source_id = 42;
+  for (int s = 0; s < NG_SPACES; s++)
+    c.target_vector[s] = (int16_t)(-1000 * s);
+  c.created_at = 10;
+  c.last_update = 11;
+  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_OK);
+  CHECK_STATUS(ng_connection_get(rt, id, &got), NG_OK);
+  CHECK(memcmp(&got, &c, sizeof c) == 0);
+
+  /* out_id may be NULL. */
+  ng_connection_init(&c, 4, 5);
+  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_OK);
+  CHECK_EQ_INT(ng_connection_count(rt), 4);
+  CHECK_STATUS(ng_connection_get(rt, 99, &got), NG_ENOTFOUND);
+  CHECK_STATUS(ng_connection_get(rt, 0, &got), NG_ENOTFOUND);
+  CHECK_STATUS(ng_connection_get(rt, 1, NULL), NG_EINVAL);
+  CHECK_STATUS(ng_connection_get(NULL, 1, &got), NG_EINVAL);
+  CHECK_STATUS(ng_connection_create(rt, NULL, &id), NG_EINVAL);
+  CHECK_STATUS(ng_connection_create(NULL, &c, &id), NG_EINVAL);
+  CHECK_EQ_INT(ng_connection_count(NULL), 0);
+  ng_runtime_release(rt);
+}
+
+static void test_bidirectional_and_self(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 2);
+  ng_connection c;
+  ng_connection_init(&c, 1, 2);
+  c.flags = NG_CONN_BIDIRECTIONAL;
+  uint32_t id = 0, ids[4];
+  size_t n = 0;
+  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_OK);
+  ng_connection got;
+  CHECK_STATUS(ng_connection_get(rt, id, &got), NG_OK);
+  CHECK_EQ_INT(got.flags, NG_CONN_BIDIRECTIONAL);
+  /* The flag does not change the direction recorded in the index. */
+  CHECK_STATUS(ng_token_connections(rt, 2, NG_OUT, ids, 4, &n), NG_OK);
+  CHECK_EQ_INT(n, 0);
+  CHECK_STATUS(ng_token_connections(rt, 2, NG_IN, ids, 4, &n), NG_OK);
+  CHECK_EQ_INT(n, 1);
+
+  /* A self-link is one out and one in, listed once under NG_BOTH. */
+  uint32_t self = link(rt, 1, 1);
+  CHECK_STATUS(ng_token_connections(rt, 1, NG_OUT, ids, 4, &n), NG_OK);
+  CHECK_EQ_INT(n, 2);
+  CHECK_STATUS(ng_token_connections(rt, 1, NG_IN, ids, 4, &n), NG_OK);
+  CHECK_EQ_INT(n, 1);
+  CHECK_EQ_INT(ids[0], self);
+  CHECK_STATUS(ng_token_connections(rt, 1, NG_BOTH, ids, 4, &n), NG_OK);
+  CHECK_EQ_INT(n, 2);
+  CHECK_EQ_INT(ids[0], id);
+  CHECK_EQ_INT(ids[1], self);
+  ng_runtime_release(rt);
+}
+
+static void test_unknown_endpoints(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 2);
+  link(rt, 1, 2);
+  image before;
+  take_image(rt, &before);
+  ng_connection c;
+  uint32_t id = 777;
+  ng_connection_init(&c, 9, 2);
+  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "ng_connection_create");
+  CHECK_CONTAINS(ng_last_error(rt), "token_a_id (from) 9");
+  ng_connection_init(&c, 1, 10);
+  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "token_b_id (to) 10");
+  ng_connection_init(&c, 0, 1);
+  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "token_a_id");
+  /* A composite id is not a token id; the message says so. */
+  ng_connection_init(&c, 1, ng_make_id(2, NG_ENTITY_CONCEPT, 3));
+  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "NG_ID_LOCAL");
+  /* A deleted token is no endpoint. */
+  uint32_t t3 = 0;
+  CHECK_STATUS(ng_token_create(rt, NULL, &t3), NG_OK);
+  CHECK_STATUS(ng_token_delete(rt, t3, NULL), NG_OK);
+  ng_connection_init(&c, 1, t3);
+  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "token_b_id");
+  CHECK_EQ_INT(id, 777);
+  CHECK(same_image(rt, &before));
+  ng_runtime_release(rt);
+}
+
+static void test_duplicates(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 3);
+  uint32_t a = link(rt, 1, 2);
+  image before;
+  take_image(rt, &before);
+  ng_connection c;
+  ng_connection_init(&c, 1, 2);
+  c.pull_strength = 3.0f; /* other fields do not make it a different link */
+  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_EEXIST);
+  CHECK_CONTAINS(ng_last_error(rt), "already exists");
+  CHECK(same_image(rt, &before));
+  uint32_t rev = link(rt, 2, 1);              /* reverse direction */
+  uint32_t other = link_type(rt, 1, 2, 0x10); /* other type */
+  uint32_t third = link(rt, 1, 3);            /* other target */
+  CHECK(rev != a && other != a && third != a);
+  uint32_t found = 0;
+  CHECK_STATUS(ng_connection_find(rt, 1, 2, NG_CONN_ASSOCIATED_WITH, &found), NG_OK);
+  CHECK_EQ_INT(found, a);
+  CHECK_STATUS(ng_connection_find(rt, 2, 1, NG_CONN_ASSOCIATED_WITH, &found), NG_OK);
+  CHECK_EQ_INT(found, rev);
+  CHECK_STATUS(ng_connection_find(rt, 1, 2, 0x10, &found), NG_OK);
+  CHECK_EQ_INT(found, other);
+  CHECK_STATUS(ng_connection_find(rt, 1, 2, 0x11, &found), NG_ENOTFOUND);
+  CHECK_STATUS(ng_connection_find(rt, 3, 1, NG_CONN_ASSOCIATED_WITH, &found), NG_ENOTFOUND);
+  CHECK_STATUS(ng_connection_find(rt, 1, 2, 0x1000, &found), NG_ENOTFOUND);
+  CHECK_STATUS(ng_connection_find(rt, 1, 2, 0x50, NULL), NG_EINVAL);
+  /* Deleting the original frees the triple again. */
+  CHECK_STATUS(ng_connection_delete(rt, a), NG_OK);
+  CHECK_STATUS(ng_connection_find(rt, 1, 2, NG_CONN_ASSOCIATED_WITH, &found), NG_ENOTFOUND);
+  uint32_t again = link(rt, 1, 2);
+  CHECK(again > third);
+  ng_runtime_release(rt);
+}
+
+/* One invalid field per case; each must fail with EINVAL and change nothing. */
+static void test_invalid_fields(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 2);
+  link(rt, 2, 1);
+  image before;
+  take_image(rt, &before);
+  ng_stats st0;
+  CHECK_STATUS(ng_runtime_stats(rt, &st0), NG_OK);
+  struct {
+    const char *needle;
+    int field;
+    float f;
+    unsigned u;
+  } cases[] = {
+      {"connection_type", 0, 0, 0xB0},
+      {"connection_type", 0, 0, 0xFF},
+      {"mutability", 1, 0, 3},
+      {"mutability", 1, 0, 255},
+      {"pull_strength", 2, NAN, 0},
+      {"pull_strength", 2, INFINITY, 0},
+      {"pull_strength", 2, -INFINITY, 0},
+      {"pull_strength", 2, 10.001f, 0},
+      {"pull_strength", 2, -10.5f, 0},
+      {"preferred_distance", 3, 0.0f, 0},
+      {"preferred_distance", 3, 0.009f, 0},
+      {"preferred_distance", 3, 100.01f, 0},
+      {"preferred_distance", 3, NAN, 0},
+      {"preferred_distance", 3, -1.0f, 0},
+      {"preferred_distance", 3, INFINITY, 0},
+      {"padding1", 4, 0, 1},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    ng_connection c;
+    ng_connection_init(&c, 1, 2);
+    switch (cases[i].field) {
+    case 0:
+      c.connection_type = (uint8_t)cases[i].u;
+      break;
+    case 1:
+      c.mutability = (uint8_t)cases[i].u;
+      break;
+    case 2:
+      c.pull_strength = cases[i].f;
+      break;
+    case 3:
+      c.preferred_distance = cases[i].f;
+      break;
+    case 4:
+      c.padding1 = (uint16_t)cases[i].u;
+      break;
+    }
+    uint32_t id = 0;
+    CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_EINVAL);
+    CHECK_EQ_INT(id, 0);
+    CHECK_CONTAINS(ng_last_error(rt), cases[i].needle);
+    CHECK_CONTAINS(ng_last_error(rt), "ng_connection_create");
+  }
+  CHECK(same_image(rt, &before));
+  ng_stats st1;
+  CHECK_STATUS(ng_runtime_stats(rt, &st1), NG_OK);
+  CHECK_EQ_INT(st1.next_connection_id, st0.next_connection_id);
+  /* The edges of the ranges are valid. */
+  ng_connection c;
+  ng_connection_init(&c, 1, 2);
+  c.pull_strength = -10.0f;
+  c.preferred_distance = 100.0f;
+  c.mutability = NG_HYPOTHESIS;
+  CHECK_STATUS(ng_connection_set_type(&c, 0xAF), NG_OK);
+  c.mutability = NG_HYPOTHESIS;
+  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_OK);
+  ng_connection_init(&c, 1, 2);
+  c.pull_strength = 10.0f;
+  c.preferred_distance = 0.01f;
+  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_OK);
+  ng_runtime_release(rt);
+}
+
+static void clear_causal(ng_cdna *c, void *ud) {
+  (void)ud;
+  c->allowed_connection_types &= ~(1ull << 1);
+}
+static void allow_only_causal(ng_cdna *c, void *ud) {
+  (void)ud;
+  c->allowed_connection_types = 1ull << 1;
+}
+
+static void test_allowed_types(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 2);
+  uint32_t cause = link_type(rt, 1, 2, 0x10);
+  set_cdna(rt, clear_causal, NULL);
+  image before;
+  take_image(rt, &before);
+  ng_connection c;
+  ng_connection_init(&c, 2, 1);
+  CHECK_STATUS(ng_connection_set_type(&c, 0x1F), NG_OK);
+  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "not allowed");
+  CHECK_CONTAINS(ng_last_error(rt), "Causal");
+  CHECK(same_image(rt, &before));
+  /* Other categories pass; the existing Causal link stays and can be updated
+   * in other fields, but not re-typed into a forbidden category. */
+  uint32_t assoc = link(rt, 2, 1);
+  ng_connection v;
+  ng_connection_init(&v, 0, 0);
+  v.confidence = 9;
+  CHECK_STATUS(ng_connection_update(rt, cause, &v, NG_CF_CONFIDENCE), NG_OK);
+  v.connection_type = 0x11;
+  take_image(rt, &before);
+  CHECK_STATUS(ng_connection_update(rt, assoc, &v, NG_CF_TYPE), NG_EINVAL);
+  CHECK(same_image(rt, &before));
+  /* Only bits 0..10 matter; with only Causal allowed, AssociatedWith fails. */
+  set_cdna(rt, allow_only_causal, NULL);
+  ng_connection_init(&c, 1, 1);
+  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_EINVAL);
+  CHECK_STATUS(ng_connection_set_type(&c, 0x15), NG_OK);
+  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_OK);
+  ng_runtime_release(rt);
+}
+
+typedef struct degrees {
+  uint32_t out, in, total;
+} degrees;
+static void set_degrees(ng_cdna *c, void *ud) {
+  const degrees *d = ud;
+  c->max_out_degree = d->out;
+  c->max_in_degree = d->in;
+  c->max_total_degree = d->total;
+}
+
+static void test_degree_limits(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 10);
+  degrees d = {2, 1000, 1000};
+  set_cdna(rt, set_degrees, &d);
+  link(rt, 1, 2);
+  link(rt, 1, 3);
+  image before;
+  take_image(rt, &before);
+  ng_connection c;
+  ng_connection_init(&c, 1, 4);
+  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_ELIMIT);
+  CHECK_CONTAINS(ng_last_error(rt), "token 1");
+  CHECK_CONTAINS(ng_last_error(rt), "max_out_degree 2");
+  CHECK(same_image(rt, &before));
+  link(rt, 4, 1); /* incoming is not limited by max_out_degree */
+
+  d = (degrees){1000, 2, 1000};
+  set_cdna(rt, set_degrees, &d);
+  link(rt, 5, 6);
+  link(rt, 7, 6);
+  take_image(rt, &before);
+  ng_connection_init(&c, 8, 6);
+  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_ELIMIT);
+  CHECK_CONTAINS(ng_last_error(rt), "token 6");
+  CHECK_CONTAINS(ng_last_error(rt), "max_in_degree 2");
+  CHECK(same_image(rt, &before));
+  link(rt, 6, 8);
+
+  /* Total counts both directions, for either endpoint. Token 1 has 3. */
+  d = (degrees){1000, 1000, 3};
+  set_cdna(rt, set_degrees, &d);
+  take_image(rt, &before);
+  ng_connection_init(&c, 9, 1);
+  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_ELIMIT);
+  CHECK_CONTAINS(ng_last_error(rt), "token 1");
+  CHECK_CONTAINS(ng_last_error(rt), "max_total_degree 3");
+  ng_connection_init(&c, 1, 9);
+  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_ELIMIT);
+  CHECK_CONTAINS(ng_last_error(rt), "token 1");
+  CHECK(same_image(rt, &before));
+  /* A self-link adds two to the total: token 10 with total limit 1 cannot. */
+  d = (degrees){1000, 1000, 1};
+  set_cdna(rt, set_degrees, &d);
+  ng_connection_init(&c, 10, 10);
+  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_ELIMIT);
+  CHECK_CONTAINS(ng_last_error(rt), "token 10");
+  d = (degrees){1000, 1000, 2};
+  set_cdna(rt, set_degrees, &d);
+  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_OK);
+  /* Deleting frees capacity again. */
+  d = (degrees){2, 1000, 1000};
+  set_cdna(rt, set_degrees, &d);
+  uint32_t first = 0;
+  CHECK_STATUS(ng_connection_find(rt, 1, 2, NG_CONN_ASSOCIATED_WITH, &first), NG_OK);
+  CHECK_STATUS(ng_connection_delete(rt, first), NG_OK);
+  ng_connection_init(&c, 1, 4);
+  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_OK);
+  ng_runtime_release(rt);
+}
+
+typedef struct strict_cfg {
+  int on;
+  float minw, maxw, minr, maxr;
+} strict_cfg;
+static void set_strict(ng_cdna *c, void *ud) {
+  const strict_cfg *s = ud;
+  if (s->on)
+    c->flags |= NG_CDNA_STRICT_MODE;
+  else
+    c->flags &= ~(uint32_t)NG_CDNA_STRICT_MODE;
+  c->min_connection_weight = s->minw;
+  c->max_connection_weight = s->maxw;
+  c->min_rigidity = s->minr;
+  c->max_rigidity = s->maxr;
+}
+
+static void test_strict_mode(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 3);
+  strict_cfg s = {0, 0.5f, 2.0f, 0.25f, 0.75f};
+  set_cdna(rt, set_strict, &s);
+  /* Off: only the structural ranges apply. */
+  ng_connection c;
+  ng_connection_init(&c, 1, 2);
+  c.pull_strength = -5.0f;
+  c.rigidity = 255;
+  uint32_t loose = 0;
+  CHECK_STATUS(ng_connection_create(rt, &c, &loose), NG_OK);
+
+  s.on = 1;
+  set_cdna(rt, set_strict, &s);
+  image before;
+  take_image(rt, &before);
+  ng_connection_init(&c, 1, 3);
+  c.pull_strength = -5.0f; /* |pull| = 5 > 2 */
+  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "pull_strength");
+  CHECK_CONTAINS(ng_last_error(rt), "strict");
+  c.pull_strength = 0.25f; /* below 0.5 */
+  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_EINVAL);
+  c.pull_strength = -1.5f; /* |v| applies: ok, but rigidity 128/255 ok too */
+  c.rigidity = 255;        /* 1.0 > 0.75 */
+  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "rigidity");
+  c.rigidity = 50; /* 0.196 < 0.25 */
+  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_EINVAL);
+  CHECK(same_image(rt, &before));
+  c.rigidity = 128;
+  uint32_t ok = 0;
+  CHECK_STATUS(ng_connection_create(rt, &c, &ok), NG_OK);
+
+  /* Update: strict limits apply to the fields written; the loose record
+   * keeps its old values when other fields change. */
+  ng_connection v;
+  ng_connection_init(&v, 0, 0);
+  v.confidence = 77;
+  CHECK_STATUS(ng_connection_update(rt, loose, &v, NG_CF_CONFIDENCE), NG_OK);
+  v.pull_strength = 3.0f;
+  take_image(rt, &before);
+  CHECK_STATUS(ng_connection_update(rt, ok, &v, NG_CF_PULL_STRENGTH), NG_EINVAL);
+  v.rigidity = 255;
+  CHECK_STATUS(ng_connection_update(rt, ok, &v, NG_CF_RIGIDITY), NG_EINVAL);
+  CHECK(same_image(rt, &before));
+  v.pull_strength = 2.0f;
+  v.rigidity = 191; /* 0.749 */
+  CHECK_STATUS(ng_connection_update(rt, ok, &v, NG_CF_PULL_STRENGTH | NG_CF_RIGIDITY), NG_OK);
+  ng_connection got;
+  CHECK_STATUS(ng_connection_get(rt, ok, &got), NG_OK);
+  CHECK(got.pull_strength == 2.0f);
+  CHECK_EQ_INT(got.rigidity, 191);
+  ng_runtime_release(rt);
+}
+
+/* ---- update --------------------------------------------------------------- */
+
+static void test_update(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 3);
+  uint32_t a = link(rt, 1, 2);
+  uint32_t b = link_type(rt, 1, 2, 0x10);
+  image before;
+  take_image(rt, &before);
+  ng_connection v;
+  memset(&v, 0, sizeof v);
+  CHECK_STATUS(ng_connection_update(rt, a, &v, 0x20000), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "unknown field bits");
+  CHECK_STATUS(ng_connection_update(rt, a, NULL, NG_CF_FLAGS), NG_EINVAL);
+  CHECK_STATUS(ng_connection_update(rt, 99, &v, NG_CF_FLAGS), NG_ENOTFOUND);
+  CHECK_STATUS(ng_connection_update(NULL, a, &v, NG_CF_FLAGS), NG_EINVAL);
+  /* Re-typing a into b's (1, 2, 0x10) duplicates it. */
+  v.connection_type = 0x10;
+  CHECK_STATUS(ng_connection_update(rt, a, &v, NG_CF_TYPE), NG_EEXIST);
+  v.connection_type = 0xB0;
+  CHECK_STATUS(ng_connection_update(rt, a, &v, NG_CF_TYPE), NG_EINVAL);
+  v.connection_type = 0x50;
+  v.mutability = 3;
+  CHECK_STATUS(ng_connection_update(rt, a, &v, NG_CF_MUTABILITY), NG_EINVAL);
+  v.mutability = 0;
+  v.pull_strength = NAN;
+  CHECK_STATUS(ng_connection_update(rt, a, &v, NG_CF_PULL_STRENGTH | NG_CF_FLAGS), NG_EINVAL);
+  v.pull_strength = 0;
+  v.preferred_distance = 0; /* invalid, selected with valid fields: all or nothing */
+  v.flags = 0xFF;
+  CHECK_STATUS(ng_connection_update(rt, a, &v, NG_CF_PREFERRED_DISTANCE | NG_CF_FLAGS), NG_EINVAL);
+  CHECK(same_image(rt, &before));
+
+  /* Unselected fields are ignored even when invalid; endpoints never change. */
+  ng_connection_init(&v, 3, 3);
+  v.preferred_distance = -5; /* not selected */
+  v.flags = NG_CONN_PERSISTENT;
+  v.connection_type = 0x11;
+  v.confidence = 200;
+  for (int s = 0; s < NG_SPACES; s++)
+    v.target_vector[s] = (int16_t)(s + 1);
+  CHECK_STATUS(ng_connection_update(
+                   rt, a, &v, NG_CF_FLAGS | NG_CF_TYPE | NG_CF_CONFIDENCE | NG_CF_TARGET_VECTOR),
+               NG_OK);
+  ng_connection got;
+  CHECK_STATUS(ng_connection_get(rt, a, &got), NG_OK);
+  CHECK_EQ_INT(got.token_a_id, 1);
+  CHECK_EQ_INT(got.token_b_id, 2);
+  CHECK_EQ_INT(got.flags, NG_CONN_PERSISTENT);
+  CHECK_EQ_INT(got.connection_type, 0x11);
+  CHECK_EQ_INT(got.mutability, NG_LEARNABLE); /* NG_CF_TYPE does not derive it */
+  CHECK_EQ_INT(got.confidence, 200);
+  CHECK(got.preferred_distance == 1.0f);
+  CHECK_EQ_INT(got.target_vector[7], 8);
+  uint32_t found = 0;
+  CHECK_STATUS(ng_connection_find(rt, 1, 2, 0x11, &found), NG_OK);
+  CHECK_EQ_INT(found, a);
+  CHECK_STATUS(ng_connection_find(rt, 1, 2, 0x50, &found), NG_ENOTFOUND);
+  /* The type it gave up is free for a new link. */
+  link(rt, 1, 2);
+  /* Setting a type to its own value is no duplicate. */
+  v.connection_type = 0x10;
+  CHECK_STATUS(ng_connection_update(rt, b, &v, NG_CF_TYPE), NG_OK);
+
+  /* NG_CF_ALL writes every field but the endpoints. */
+  ng_connection_init(&v, 3, 1);
+  v.connection_type = 0x22;
+  v.rigidity = 1;
+  v.active_levels = 2;
+  v.activation_count = 3;
+  v.pull_strength = 4;
+  v.preferred_distance = 5;
+  v.created_at = 6;
+  v.last_activation = 7;
+  v.mutability = 2;
+  v.confidence = 8;
+  v.evidence_count = 9;
+  v.last_update = 10;
+  v.learning_rate = 11;
+  v.decay_rate = 12;
+  v.source_id = 13;
+  CHECK_STATUS(ng_connection_update(rt, b, &v, NG_CF_ALL), NG_OK);
+  CHECK_STATUS(ng_connection_get(rt, b, &got), NG_OK);
+  ng_connection want = v;
+  want.token_a_id = 1;
+  want.token_b_id = 2;
+  CHECK(memcmp(&got, &want, sizeof want) == 0);
+  CHECK_STATUS(ng_connection_update(rt, b, NULL, 0), NG_OK); /* nothing selected */
+  ng_runtime_release(rt);
+}
+
+/* ---- learning ------------------------------------------------------------- */
+
+static void test_learn(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 2);
+  uint32_t id = link(rt, 1, 2);
+  ng_connection got;
+  fake_now += 10;
+  CHECK_STATUS(ng_connection_learn(rt, id, NG_LEARN_ACTIVATE, &got), NG_OK);
+  CHECK_EQ_INT(got.flags, 0x21);
+  CHECK_EQ_INT(got.rigidity, 129);
+  CHECK_EQ_INT(got.activation_count, 1);
+  CHECK_EQ_INT(got.last_activation, fake_now);
+  ng_connection stored;
+  CHECK_STATUS(ng_connection_get(rt, id, &stored), NG_OK);
+  CHECK(memcmp(&stored, &got, sizeof got) == 0);
+
+  uint32_t id2 = link(rt, 2, 1);
+  fake_now += 5;
+  CHECK_STATUS(ng_connection_learn(rt, id2, NG_LEARN_SUCCESS, &got), NG_OK);
+  CHECK_EQ_INT(got.confidence, 160);
+  CHECK_EQ_INT(got.evidence_count, 1);
+  CHECK_EQ_INT(got.last_update, fake_now);
+  CHECK(got.flags & NG_CONN_MODIFIED);
+  CHECK_STATUS(ng_connection_learn(rt, id2, NG_LEARN_FAILURE, NULL), NG_OK);
+  CHECK_STATUS(ng_connection_get(rt, id2, &got), NG_OK);
+  CHECK_EQ_INT(got.confidence, 144);
+  CHECK_EQ_INT(got.evidence_count, 1);
+
+  /* Decay: nothing for a Learnable link, even long after. */
+  fake_now += 100000;
+  CHECK_STATUS(ng_connection_learn(rt, id2, NG_LEARN_DECAY, &got), NG_OK);
+  CHECK_EQ_INT(got.confidence, 144);
+  CHECK(!(got.flags & NG_CONN_DECAYING));
+
+  /* A Hypothesis decays only once more than 3600 s have passed. */
+  ng_connection c;
+  ng_connection_init(&c, 1, 1);
+  c.mutability = NG_HYPOTHESIS;
+  c.flags = NG_CONN_ACTIVE;
+  uint32_t h = 0;
+  CHECK_STATUS(ng_connection_create(rt, &c, &h), NG_OK);
+  fake_now += 3600;
+  CHECK_STATUS(ng_connection_learn(rt, h, NG_LEARN_DECAY, &got), NG_OK);
+  CHECK_EQ_INT(got.confidence, 128);
+  CHECK_EQ_INT(got.flags, NG_CONN_ACTIVE);
+  fake_now += 1;
+  CHECK_STATUS(ng_connection_learn(rt, h, NG_LEARN_DECAY, &got), NG_OK);
+  CHECK_EQ_INT(got.confidence, 119); /* trunc(128 * (1 - 16/255)) */
+  CHECK_EQ_INT(got.flags, NG_CONN_ACTIVE | NG_CONN_DECAYING);
+
+  /* An Immutable link does not learn confidence. */
+  uint32_t syn = link_type(rt, 1, 2, 0x00);
+  CHECK_STATUS(ng_connection_learn(rt, syn, NG_LEARN_FAILURE, &got), NG_OK);
+  CHECK_EQ_INT(got.confidence, 255);
+
+  image before;
+  take_image(rt, &before);
+  CHECK_STATUS(ng_connection_learn(rt, 999, NG_LEARN_ACTIVATE, &got), NG_ENOTFOUND);
+  CHECK_STATUS(ng_connection_learn(rt, id, (ng_learn_op)0, &got), NG_EINVAL);
+  CHECK_STATUS(ng_connection_learn(rt, id, (ng_learn_op)5, &got), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "ng_connection_learn");
+  CHECK_STATUS(ng_connection_learn(NULL, id, NG_LEARN_ACTIVATE, &got), NG_EINVAL);
+  CHECK(same_image(rt, &before));
+  ng_runtime_release(rt);
+}
+
+/* ---- delete, token delete, clear ------------------------------------------ */
+
+static void test_delete(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 2);
+  uint32_t a = link(rt, 1, 2), b = link(rt, 2, 1);
+  CHECK_STATUS(ng_connection_delete(rt, a), NG_OK);
+  CHECK_STATUS(ng_connection_delete(rt, a), NG_ENOTFOUND);
+  CHECK_CONTAINS(ng_last_error(rt), "ng_connection_delete");
+  CHECK_STATUS(ng_connection_delete(rt, 0), NG_ENOTFOUND);
+  CHECK_STATUS(ng_connection_delete(NULL, b), NG_EINVAL);
+  ng_connection got;
+  CHECK_STATUS(ng_connection_get(rt, a, &got), NG_ENOTFOUND);
+  CHECK_STATUS(ng_connection_get(rt, b, &got), NG_OK);
+  CHECK_EQ_INT(ng_connection_count(rt), 1);
+  uint32_t ids[4];
+  size_t n = 9;
+  CHECK_STATUS(ng_token_connections(rt, 1, NG_OUT, ids, 4, &n), NG_OK);
+  CHECK_EQ_INT(n, 0);
+  CHECK_STATUS(ng_connection_delete(rt, b), NG_OK);
+  CHECK_EQ_INT(ng_connection_count(rt), 0);
+  CHECK_STATUS(ng_token_connections(rt, 2, NG_BOTH, ids, 4, &n), NG_OK);
+  CHECK_EQ_INT(n, 0);
+  /* Ids are not reused after deletes. */
+  uint32_t c = link(rt, 1, 2);
+  CHECK_EQ_INT(c, 3);
+  ng_runtime_release(rt);
+}
+
+static void test_token_delete(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 4);
+  uint32_t ab = link(rt, 1, 2);
+  uint32_t ba = link(rt, 2, 1);
+  uint32_t ca = link(rt, 3, 1);
+  uint32_t bc = link(rt, 2, 3);
+  uint32_t aa = link(rt, 1, 1);
+  uint32_t ab2 = link_type(rt, 1, 2, 0x10);
+  uint32_t cd = link(rt, 3, 4);
+  (void)ab;
+  (void)ba;
+  (void)ca;
+  (void)aa;
+  (void)ab2;
+  size_t removed = 0;
+  CHECK_STATUS(ng_token_delete(rt, 1, &removed), NG_OK);
+  CHECK_EQ_INT(removed, 5);
+  CHECK_EQ_INT(ng_connection_count(rt), 2);
+  uint32_t ids[8];
+  size_t n = 0;
+  CHECK_STATUS(ng_connection_list(rt, 0, 8, ids, &n), NG_OK);
+  CHECK_EQ_INT(n, 2);
+  CHECK_EQ_INT(ids[0], bc);
+  CHECK_EQ_INT(ids[1], cd);
+  CHECK_STATUS(ng_token_connections(rt, 2, NG_BOTH, ids, 8, &n), NG_OK);
+  CHECK_EQ_INT(n, 1);
+  CHECK_EQ_INT(ids[0], bc);
+  CHECK_STATUS(ng_token_connections(rt, 3, NG_IN, ids, 8, &n), NG_OK);
+  CHECK_EQ_INT(n, 1);
+  CHECK_EQ_INT(ids[0], bc);
+  CHECK_STATUS(ng_token_connections(rt, 3, NG_OUT, ids, 8, &n), NG_OK);
+  CHECK_EQ_INT(n, 1);
+  CHECK_EQ_INT(ids[0], cd);
+  CHECK_STATUS(ng_token_connections(rt, 1, NG_BOTH, ids, 8, &n), NG_ENOTFOUND);
+  /* A token without connections removes none. */
+  uint32_t lone = 0;
+  CHECK_STATUS(ng_token_create(rt, NULL, &lone), NG_OK);
+  CHECK_STATUS(ng_token_delete(rt, lone, &removed), NG_OK);
+  CHECK_EQ_INT(removed, 0);
+  CHECK_STATUS(ng_token_delete(rt, 3, &removed), NG_OK);
+  CHECK_EQ_INT(removed, 2);
+  CHECK_EQ_INT(ng_connection_count(rt), 0);
+  ng_runtime_release(rt);
+}
+
+static void test_clear_and_ids(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 3);
+  link(rt, 1, 2);
+  link(rt, 2, 3);
+  uint32_t last = link(rt, 3, 1);
+  size_t rt_tokens = 0, rc = 0;
+  CHECK_STATUS(ng_token_clear(rt, &rt_tokens, &rc), NG_OK);
+  CHECK_EQ_INT(rt_tokens, 3);
+  CHECK_EQ_INT(rc, 3);
+  CHECK_EQ_INT(ng_connection_count(rt), 0);
+  uint32_t ids[4];
+  size_t n = 9;
+  CHECK_STATUS(ng_connection_list(rt, 0, 4, ids, &n), NG_OK);
+  CHECK_EQ_INT(n, 0);
+  uint32_t next = 0;
+  CHECK_STATUS(ng_connection_next(rt, 0, &next), NG_ENOTFOUND);
+  uint32_t t1 = 0, t2 = 0;
+  CHECK_STATUS(ng_token_create(rt, NULL, &t1), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, NULL, &t2), NG_OK);
+  uint32_t fresh = link(rt, t1, t2);
+  CHECK_EQ_INT(fresh, last + 1);
+  /* The old endpoints' adjacency is gone too: the same triple is free. */
+  CHECK_STATUS(ng_connection_find(rt, t1, t2, NG_CONN_ASSOCIATED_WITH, &next), NG_OK);
+  CHECK_EQ_INT(next, fresh);
+  ng_stats st;
+  CHECK_STATUS(ng_runtime_stats(rt, &st), NG_OK);
+  CHECK_EQ_INT(st.connections, 1);
+  CHECK_EQ_INT(st.next_connection_id, fresh + 1);
+  ng_runtime_release(rt);
+}
+
+/* ---- iteration ------------------------------------------------------------ */
+
+typedef struct collect {
+  uint32_t ids[64];
+  size_t n, stop_after;
+} collect;
+static bool collect_fn(const ng_connection *c, uint32_t id, void *ud) {
+  collect *col = ud;
+  (void)c;
+  col->ids[col->n++] = id;
+  return col->n != col->stop_after;
+}
+
+static ng_runtime *busy_rt;
+static int busy_result;
+static bool write_inside(const ng_connection *c, uint32_t id, void *ud) {
+  (void)ud;
+  busy_result = (int)ng_connection_delete(busy_rt, id);
+  ng_connection copy;
+  /* readers work inside the callback */
+  if (ng_connection_get(busy_rt, id, &copy) != NG_OK || memcmp(&copy, c, sizeof copy) != 0)
+    busy_result = -1;
+  return false;
+}
+
+static void test_iteration(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 10);
+  uint32_t all[20];
+  for (uint32_t i = 0; i < 20; i++)
+    all[i] = link_type(rt, 1 + i % 10, 1 + (i * 3 + 1) % 10, i < 10 ? 0x50u : 0x10u);
+  /* holes: delete every third */
+  uint32_t want[20];
+  size_t nw = 0;
+  for (size_t i = 0; i < 20; i++) {
+    if (i % 3 == 0)
+      CHECK_STATUS(ng_connection_delete(rt, all[i]), NG_OK);
+    else
+      want[nw++] = all[i];
+  }
+  CHECK_EQ_INT(ng_connection_count(rt), nw);
+  uint32_t ids[32];
+  size_t n = 0;
+  CHECK_STATUS(ng_connection_list(rt, 0, 32, ids, &n), NG_OK);
+  CHECK_EQ_INT(n, nw);
+  CHECK(memcmp(ids, want, nw * sizeof ids[0]) == 0);
+  CHECK_STATUS(ng_connection_list(rt, 3, 4, ids, &n), NG_OK);
+  CHECK_EQ_INT(n, 4);
+  CHECK(memcmp(ids, want + 3, 4 * sizeof ids[0]) == 0);
+  CHECK_STATUS(ng_connection_list(rt, nw - 1, 4, ids, &n), NG_OK);
+  CHECK_EQ_INT(n, 1);
+  CHECK_EQ_INT(ids[0], want[nw - 1]);
+  CHECK_STATUS(ng_connection_list(rt, nw, 4, ids, &n), NG_OK);
+  CHECK_EQ_INT(n, 0);
+  CHECK_STATUS(ng_connection_list(rt, 0, 0, NULL, &n), NG_OK);
+  CHECK_EQ_INT(n, 0);
+  CHECK_STATUS(ng_connection_list(rt, 0, 1, NULL, &n), NG_EINVAL);
+
+  /* cursor */
+  size_t k = 0;
+  uint32_t cur = 0, next = 0;
+  while (ng_connection_next(rt, cur, &next) == NG_OK) {
+    CHECK(k < nw && next == want[k]);
+    k++;
+    cur = next;
+  }
+  CHECK_EQ_INT(k, nw);
+  CHECK_STATUS(ng_connection_next(rt, all[0], &next), NG_OK); /* from a deleted id */
+  CHECK_EQ_INT(next, all[1]);
+  CHECK_STATUS(ng_connection_next(rt, 0xFFFFFFFFu, &next), NG_ENOTFOUND);
+  CHECK_STATUS(ng_connection_next(rt, 0, NULL), NG_EINVAL);
+
+  /* callback, with early stop */
+  collect col = {{0}, 0, 0};
+  CHECK_STATUS(ng_connection_each(rt, collect_fn, &col), NG_OK);
+  CHECK_EQ_INT(col.n, nw);
+  CHECK(memcmp(col.ids, want, nw * sizeof want[0]) == 0);
+  collect col2 = {{0}, 0, 2};
+  CHECK_STATUS(ng_connection_each(rt, collect_fn, &col2), NG_OK);
+  CHECK_EQ_INT(col2.n, 2);
+  CHECK_STATUS(ng_connection_each(rt, NULL, NULL), NG_EINVAL);
+
+  /* a write from inside the callback is refused, nothing changes */
+  busy_rt = rt;
+  busy_result = 0;
+  CHECK_STATUS(ng_connection_each(rt, write_inside, NULL), NG_OK);
+  CHECK_EQ_INT(busy_result, NG_EBUSY);
+  CHECK_EQ_INT(ng_connection_count(rt), nw);
+  ng_runtime_release(rt);
+}
+
+static void test_token_connections(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 5);
+  uint32_t o1 = link(rt, 1, 2);
+  uint32_t i1 = link(rt, 3, 1);
+  uint32_t o2 = link(rt, 1, 4);
+  uint32_t i2 = link(rt, 5, 1);
+  uint32_t o3 = link_type(rt, 1, 2, 0x10);
+  link(rt, 2, 3); /* unrelated */
+  uint32_t ids[8];
+  size_t n = 0;
+  CHECK_STATUS(ng_token_connections(rt, 1, NG_OUT, ids, 8, &n), NG_OK);
+  CHECK_EQ_INT(n, 3);
+  CHECK(ids[0] == o1 && ids[1] == o2 && ids[2] == o3);
+  CHECK_STATUS(ng_token_connections(rt, 1, NG_IN, ids, 8, &n), NG_OK);
+  CHECK_EQ_INT(n, 2);
+  CHECK(ids[0] == i1 && ids[1] == i2);
+  CHECK_STATUS(ng_token_connections(rt, 1, NG_BOTH, ids, 8, &n), NG_OK);
+  CHECK_EQ_INT(n, 5);
+  CHECK(ids[0] == o1 && ids[1] == i1 && ids[2] == o2 && ids[3] == i2 && ids[4] == o3);
+  /* cap smaller than the total: first cap ids, total in n, rest untouched */
+  uint32_t small[4] = {0, 0, 0xABCD, 0xABCD};
+  CHECK_STATUS(ng_token_connections(rt, 1, NG_BOTH, small, 2, &n), NG_OK);
+  CHECK_EQ_INT(n, 5);
+  CHECK(small[0] == o1 && small[1] == i1 && small[2] == 0xABCD);
+  CHECK_STATUS(ng_token_connections(rt, 1, NG_OUT, NULL, 0, &n), NG_OK);
+  CHECK_EQ_INT(n, 3);
+  /* deleting a middle one keeps the order */
+  CHECK_STATUS(ng_connection_delete(rt, o2), NG_OK);
+  CHECK_STATUS(ng_token_connections(rt, 1, NG_OUT, ids, 8, &n), NG_OK);
+  CHECK_EQ_INT(n, 2);
+  CHECK(ids[0] == o1 && ids[1] == o3);
+  uint32_t o4 = link(rt, 1, 4);
+  CHECK_STATUS(ng_token_connections(rt, 1, NG_OUT, ids, 8, &n), NG_OK);
+  CHECK_EQ_INT(n, 3);
+  CHECK(ids[2] == o4);
+  /* errors */
+  CHECK_STATUS(ng_token_connections(rt, 99, NG_OUT, ids, 8, &n), NG_ENOTFOUND);
+  CHECK_STATUS(ng_token_connections(rt, 0, NG_OUT, ids, 8, &n), NG_ENOTFOUND);
+  CHECK_STATUS(ng_token_connections(rt, 1, (ng_direction)0, ids, 8, &n), NG_EINVAL);
+  CHECK_STATUS(ng_token_connections(rt, 1, (ng_direction)4, ids, 8, &n), NG_EINVAL);
+  CHECK_STATUS(ng_token_connections(rt, 1, NG_OUT, NULL, 8, &n), NG_EINVAL);
+  CHECK_STATUS(ng_token_connections(NULL, 1, NG_OUT, ids, 8, &n), NG_EINVAL);
+  ng_runtime_release(rt);
+}
+
+/* Many links, most deleted (forces compaction and map growth), cross-checked
+ * against a plain array model. */
+static void test_churn(void) {
+  ng_runtime *rt = new_rt();
+  enum { T = 50, N = 2000 };
+  make_tokens(rt, T);
+  static uint32_t id_of[N], from_of[N], to_of[N];
+  static bool alive[N];
+  uint32_t seed = 12345;
+  size_t made = 0;
+  for (size_t i = 0; i < N; i++) {
+    seed = seed * 1103515245u + 12345u;
+    uint32_t f = 1 + (seed >> 8) % T;
+    seed = seed * 1103515245u + 12345u;
+    uint32_t t = 1 + (seed >> 8) % T;
+    unsigned type = (unsigned)(i % NG_CONN_TYPES);
+    ng_connection c;
+    ng_connection_init(&c, f, t);
+    CHECK_STATUS(ng_connection_set_type(&c, type), NG_OK);
+    uint32_t id = 0;
+    ng_status s = ng_connection_create(rt, &c, &id);
+    if (s == NG_EEXIST) continue;
+    CHECK_STATUS(s, NG_OK);
+    id_of[made] = id;
+    from_of[made] = f;
+    to_of[made] = t;
+    alive[made] = true;
+    made++;
+    if (made > 3 && seed % 4 != 0) { /* delete an older one most of the time */
+      size_t victim = (seed >> 4) % made;
+      if (alive[victim]) {
+        CHECK_STATUS(ng_connection_delete(rt, id_of[victim]), NG_OK);
+        alive[victim] = false;
+      }
+    }
+  }
+  size_t live = 0;
+  for (size_t i = 0; i < made; i++)
+    live += alive[i];
+  CHECK_EQ_INT(ng_connection_count(rt), live);
+  /* every live one is found with the right endpoints; every dead one is gone */
+  for (size_t i = 0; i < made; i++) {
+    ng_connection got;
+    ng_status s = ng_connection_get(rt, id_of[i], &got);
+    CHECK_EQ_INT(s, alive[i] ? NG_OK : NG_ENOTFOUND);
+    if (s == NG_OK) CHECK(got.token_a_id == from_of[i] && got.token_b_id == to_of[i]);
+  }
+  /* per-token adjacency matches the model in order */
+  static uint32_t got_ids[N], model[N];
+  for (uint32_t t = 1; t <= T; t++) {
+    for (int dir = NG_OUT; dir <= NG_BOTH; dir++) {
+      size_t m = 0;
+      for (size_t i = 0; i < made; i++)
+        if (alive[i] && (((dir & NG_OUT) && from_of[i] == t) || ((dir & NG_IN) && to_of[i] == t)))
+          model[m++] = id_of[i];
+      size_t n = 0;
+      CHECK_STATUS(ng_token_connections(rt, t, (ng_direction)dir, got_ids, N, &n), NG_OK);
+      CHECK_EQ_INT(n, m);
+      CHECK(memcmp(got_ids, model, m * sizeof model[0]) == 0);
+    }
+  }
+  /* deleting every token removes everything, exactly once */
+  size_t total = 0;
+  for (uint32_t t = 1; t <= T; t++) {
+    size_t r = 0;
+    CHECK_STATUS(ng_token_delete(rt, t, &r), NG_OK);
+    total += r;
+  }
+  CHECK_EQ_INT(total, live);
+  CHECK_EQ_INT(ng_connection_count(rt), 0);
+  ng_runtime_release(rt);
+}
+
+/* Readers on other threads see each adjacency answer whole (ascending ids,
+ * each naming the token as its endpoint) while a writer churns. */
+typedef struct reader_ctx {
+  ng_runtime *rt;
+  atomic_int *stop;
+  int bad;
+  atomic_long rounds;
+} reader_ctx;
+static void *reader(void *arg) {
+  reader_ctx *r = arg;
+  uint32_t ids[64];
+  while (!atomic_load(r->stop)) {
+    for (uint32_t t = 1; t <= 8; t++) {
+      size_t n = 0;
+      if (ng_token_connections(r->rt, t, NG_OUT, ids, 64, &n) != NG_OK || n > 64) r->bad++;
+      for (size_t k = 0; k < n && k < 64; k++) {
+        if (k > 0 && ids[k] <= ids[k - 1]) r->bad++;
+        ng_connection c;
+        ng_status st = ng_connection_get(r->rt, ids[k], &c);
+        if (st == NG_OK && c.token_a_id != t) r->bad++;
+        if (st != NG_OK && st != NG_ENOTFOUND) r->bad++;
+      }
+    }
+    atomic_fetch_add(&r->rounds, 1);
+  }
+  return NULL;
+}
+
+static void test_threads(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 8);
+  atomic_int stop;
+  atomic_init(&stop, 0);
+  reader_ctx ctx[2] = {{rt, &stop, 0, 0}, {rt, &stop, 0, 0}};
+  atomic_init(&ctx[0].rounds, 0);
+  atomic_init(&ctx[1].rounds, 0);
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++)
+    CHECK(pthread_create(&th[i], NULL, reader, &ctx[i]) == 0);
+  uint32_t seed = 7;
+  for (int op = 0; op < 3000; op++) {
+    seed = seed * 1103515245u + 12345u;
+    uint32_t f = 1 + (seed >> 8) % 8, t = 1 + (seed >> 12) % 8;
+    uint32_t id = 0;
+    ng_status st = ng_connection_find(rt, f, t, NG_CONN_ASSOCIATED_WITH, &id);
+    if (st == NG_OK)
+      CHECK_STATUS(ng_connection_delete(rt, id), NG_OK);
+    else
+      link(rt, f, t);
+  }
+  atomic_store(&stop, 1);
+  for (int i = 0; i < 2; i++)
+    CHECK(pthread_join(th[i], NULL) == 0);
+  CHECK_EQ_INT(ctx[0].bad + ctx[1].bad, 0);
+  ng_runtime_release(rt);
+}
+
+/* Pack (id, record) entries as a snapshot's connection section stores them. */
+static void pack(unsigned char *buf, size_t k, uint32_t id, uint32_t from, uint32_t to,
+                 unsigned type) {
+  ng_connection c;
+  ng_connection_init(&c, from, to);
+  CHECK_STATUS(ng_connection_set_type(&c, type), NG_OK);
+  c.created_at = 1000 + id;
+  memcpy(buf + k * 68, &id, 4);
+  memcpy(buf + k * 68 + 4, &c, 64);
+}
+
+static void test_restore(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 4);
+  unsigned char buf[6 * 68];
+  pack(buf, 0, 3, 1, 2, 0x50);
+  pack(buf, 1, 7, 2, 1, 0x50);
+  pack(buf, 2, 8, 1, 1, 0x50);
+  pack(buf, 3, 10, 1, 2, 0x10);
+  pack(buf, 4, 11, 3, 1, 0x50);
+  /* not ascending: refused, table stays empty */
+  pack(buf, 5, 11, 4, 4, 0x50);
+  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, 20), NG_ECORRUPT);
+  CHECK_EQ_INT(ng_connection_count(rt), 0);
+  /* an endpoint that is not a live token: refused */
+  pack(buf, 5, 12, 4, 9, 0x50);
+  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, 20), NG_ECORRUPT);
+  /* an id at or above next_id: refused */
+  pack(buf, 5, 20, 4, 4, 0x50);
+  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, 20), NG_ECORRUPT);
+  CHECK_EQ_INT(ng_connection_count(rt), 0);
+
+  pack(buf, 5, 19, 4, 4, 0x50);
+  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, 20), NG_OK);
+  CHECK_EQ_INT(ng_connection_count(rt), 6);
+  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, 20), NG_EINVAL); /* not empty */
+  ng_connection got;
+  CHECK_STATUS(ng_connection_get(rt, 10, &got), NG_OK);
+  CHECK(got.token_a_id == 1 && got.token_b_id == 2 && got.connection_type == 0x10);
+  CHECK_EQ_INT(got.created_at, 1010);
+  CHECK_STATUS(ng_connection_get(rt, 4, &got), NG_ENOTFOUND);
+  uint32_t ids[8];
+  size_t n = 0;
+  CHECK_STATUS(ng_token_connections(rt, 1, NG_BOTH, ids, 8, &n), NG_OK);
+  CHECK_EQ_INT(n, 5);
+  CHECK(ids[0] == 3 && ids[1] == 7 && ids[2] == 8 && ids[3] == 10 && ids[4] == 11);
+  CHECK_STATUS(ng_connection_list(rt, 0, 8, ids, &n), NG_OK);
+  CHECK_EQ_INT(n, 6);
+  CHECK(ids[0] == 3 && ids[5] == 19);
+  /* the duplicate index and the id counter come back too */
+  ng_connection c;
+  ng_connection_init(&c, 2, 1);
+  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_EEXIST);
+  ng_connection_init(&c, 4, 1);
+  uint32_t id = 0;
+  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_OK);
+  CHECK_EQ_INT(id, 20);
+  size_t r = 0;
+  CHECK_STATUS(ng_token_delete(rt, 1, &r), NG_OK);
+  CHECK_EQ_INT(r, 6);
+  CHECK_EQ_INT(ng_connection_count(rt), 1);
+  ng_runtime_release(rt);
+
+  /* allocation failures leave the table empty and leak nothing */
+  fail_alloc fa = {-1, 0};
+  ng_config cfg = {0};
+  cfg.alloc = failing_alloc;
+  cfg.alloc_ud = &fa;
+  CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
+  if (!rt) return;
+  make_tokens(rt, 4);
+  int failures = 0;
+  for (long budget = 0; budget < 20; budget++) {
+    fa.budget = budget;
+    ng_status st = ngi_conns_restore(rt, rt->conns, buf, 6, 20);
+    fa.budget = -1;
+    if (st == NG_OK) break;
+    CHECK_STATUS(st, NG_ENOMEM);
+    CHECK_EQ_INT(ng_connection_count(rt), 0);
+    failures++;
+  }
+  CHECK(failures > 0);
+  CHECK_EQ_INT(ng_connection_count(rt), 6);
+  ng_runtime_release(rt);
+  CHECK_EQ_INT(fa.live, 0);
+}
+
+/* Every allocation a create makes is made to fail in turn: each failure is
+ * NG_ENOMEM with the store unchanged; nothing leaks at the end. */
+/* Ids run out at NG_CONNECTION_ID_MAX: the last id is usable, then NG_ELIMIT. */
+static void test_id_limit(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 2);
+  uint32_t first = link(rt, 1, 2);
+  ngi_conns_set_next_id(rt, NG_CONNECTION_ID_MAX - 1);
+  CHECK_EQ_INT(link(rt, 2, 1), NG_CONNECTION_ID_MAX - 1);
+  CHECK_EQ_INT(link(rt, 1, 1), NG_CONNECTION_ID_MAX);
+  image before;
+  take_image(rt, &before);
+  ng_connection c;
+  ng_connection_init(&c, 2, 2);
+  uint32_t id = 0;
+  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_ELIMIT);
+  CHECK_CONTAINS(ng_last_error(rt), "exhausted");
+  CHECK_EQ_INT(id, 0);
+  CHECK(same_image(rt, &before));
+  /* the store still works at the top of the id range */
+  uint32_t next = 0;
+  CHECK_STATUS(ng_connection_next(rt, first, &next), NG_OK);
+  CHECK_EQ_INT(next, NG_CONNECTION_ID_MAX - 1);
+  CHECK_STATUS(ng_connection_next(rt, NG_CONNECTION_ID_MAX, &next), NG_ENOTFOUND);
+  CHECK_STATUS(ng_connection_delete(rt, NG_CONNECTION_ID_MAX), NG_OK);
+  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_ELIMIT); /* never reused */
+  uint32_t ids[4];
+  size_t n = 0;
+  CHECK_STATUS(ng_token_connections(rt, 2, NG_BOTH, ids, 4, &n), NG_OK);
+  CHECK_EQ_INT(n, 2);
+  CHECK(ids[0] == first && ids[1] == NG_CONNECTION_ID_MAX - 1);
+  ng_runtime_release(rt);
+}
+
+static void test_out_of_memory(void) {
+  fail_alloc fa = {-1, 0};
+  ng_config cfg = {0};
+  cfg.alloc = failing_alloc;
+  cfg.alloc_ud = &fa;
+  cfg.clock = fake_clock;
+  ng_runtime *rt = NULL;
+  CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
+  if (!rt) return;
+  make_tokens(rt, 40);
+  int enomem = 0;
+  for (uint32_t i = 0; i < 120; i++) {
+    ng_connection c;
+    ng_connection_init(&c, 1 + i % 40, 1 + (i * 7 + 3) % 40);
+    CHECK_STATUS(ng_connection_set_type(&c, i / 40), NG_OK);
+    for (long budget = 0;; budget++) {
+      image before;
+      take_image(rt, &before);
+      ng_stats s0;
+      CHECK_STATUS(ng_runtime_stats(rt, &s0), NG_OK);
+      fa.budget = budget;
+      uint32_t id = 0;
+      ng_status st = ng_connection_create(rt, &c, &id);
+      fa.budget = -1;
+      if (st == NG_OK) break;
+      CHECK_STATUS(st, NG_ENOMEM);
+      enomem++;
+      CHECK(same_image(rt, &before));
+      ng_stats s1;
+      CHECK_STATUS(ng_runtime_stats(rt, &s1), NG_OK);
+      CHECK_EQ_INT(s1.next_connection_id, s0.next_connection_id);
+      if (budget > 10) break;
+    }
+    if (i % 3 == 0) {
+      uint32_t victim = 0;
+      if (ng_connection_next(rt, i, &victim) == NG_OK)
+        CHECK_STATUS(ng_connection_delete(rt, victim), NG_OK);
+    }
+  }
+  CHECK(enomem > 0);
+  /* deletes never allocate */
+  fa.budget = 0;
+  size_t r = 0;
+  CHECK_STATUS(ng_token_delete(rt, 1, &r), NG_OK);
+  CHECK(r > 0);
+  fa.budget = -1;
+  ng_runtime_release(rt);
+  CHECK_EQ_INT(fa.live, 0);
+}
+
+int main(void) {
+  RUN(test_defaults_and_vector);
+  RUN(test_bidirectional_and_self);
+  RUN(test_unknown_endpoints);
+  RUN(test_duplicates);
+  RUN(test_invalid_fields);
+  RUN(test_allowed_types);
+  RUN(test_degree_limits);
+  RUN(test_strict_mode);
+  RUN(test_update);
+  RUN(test_learn);
+  RUN(test_delete);
+  RUN(test_token_delete);
+  RUN(test_clear_and_ids);
+  RUN(test_iteration);
+  RUN(test_token_connections);
+  RUN(test_churn);
+  RUN(test_id_limit);
+  RUN(test_restore);
+  RUN(test_threads);
+  RUN(test_out_of_memory);
+  return ngt_done("test_connections");
+}
