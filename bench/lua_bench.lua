@@ -1,0 +1,128 @@
+-- Lua-side benchmark of the neurograph module: each figure is a ratio against a plain-Lua baseline
+-- measured in the same run. Run: LUA_CPATH='build/?.so;;' lua5.4 bench/lua_bench.lua [scale]
+-- (NG_BENCH_QUICK=1 or a scale below 1 shrinks the sizes for a smoke run).
+local ng = require "neurograph"
+
+local scale = tonumber(arg and arg[1]) or (os.getenv("NG_BENCH_QUICK") and 0.02 or 1)
+local N_CREATE = math.max(1000, math.floor(200000 * scale))
+local N_GET = math.max(1000, math.floor(1000000 * scale))
+local N_POINTS = math.max(1000, math.floor(20000 * scale))
+local N_QUERY = math.max(100, math.floor(5000 * scale))
+local REPEAT = 3
+
+local clock = os.clock
+
+-- Best CPU time of REPEAT runs of fn(); setup() runs untimed before each.
+local function best(setup, fn)
+  local t = math.huge
+  for _ = 1, REPEAT do
+    local state = setup and setup() or nil
+    collectgarbage()
+    local t0 = clock()
+    fn(state)
+    local dt = clock() - t0
+    if dt < t then t = dt end
+  end
+  return t
+end
+
+local function report(name, t, n, base_name, tb)
+  print(string.format("%-40s %9.1f ns/op   %-26s %11.1f ns/op   ratio %7.4f",
+                      name, t / n * 1e9, base_name, tb / n * 1e9, t / tb))
+  return t / tb
+end
+
+print(string.format("neurograph %s Lua benchmark (%s, sizes x%g)", ng._VERSION, _VERSION, scale))
+print()
+
+-- 1. create vs building the same plain table (kept in an array, as a Lua store would)
+local function coords_of(i) return (i % 2000) / 10 - 100, (i % 997) / 10, (i % 13) end
+local kept -- the last plain store, so the baseline's tables stay alive as a store's would
+local t_plain = best(nil, function()
+  local store = {}
+  for i = 1, N_CREATE do
+    local x, y, z = coords_of(i)
+    store[i] = { weight = 1.0, entity = "Concept", coords = { L1 = {x, y, z} } }
+  end
+  kept = store
+end)
+local t_create = best(function() return ng.Runtime{ initial_tokens = N_CREATE } end, function(rt)
+  local tokens = rt.tokens
+  for i = 1, N_CREATE do
+    local x, y, z = coords_of(i)
+    tokens:create{ weight = 1.0, entity = "Concept", coords = { L1 = {x, y, z} } }
+  end
+  rt:close()
+end)
+local r_create = report("rt.tokens:create{...}", t_create, N_CREATE, "plain table {...}", t_plain)
+
+-- 2. get + one field read vs indexing a plain table
+local rt = ng.Runtime{ initial_tokens = N_POINTS }
+local plain = {}
+for i = 1, N_POINTS do
+  local x, y, z = coords_of(i)
+  rt.tokens:create{ weight = 0.5, coords = { L1 = {x, y, z} } }
+  plain[i] = { weight = 0.5, coords = { L1 = {x, y, z} } }
+end
+local sink = 0
+local t_pget = best(nil, function()
+  local s = 0
+  for i = 1, N_GET do s = s + plain[i % N_POINTS + 1].weight end
+  sink = sink + s
+end)
+local t_get = best(nil, function()
+  local tokens, s = rt.tokens, 0
+  for i = 1, N_GET do s = s + tokens:get(i % N_POINTS + 1).weight end
+  sink = sink + s
+end)
+report("rt.tokens:get(id).weight", t_get, N_GET, "plain[id].weight", t_pget)
+
+-- 3. radius query into a reused table vs a brute-force scan of plain tables
+local R = 5
+local function centre(i) return { (i * 37 % 2000) / 10 - 100, (i * 53 % 997) / 10, 6 } end
+local found_plain, found_ng = 0, 0
+local t_scan = best(nil, function()
+  local out = {} -- the scan writes its hits, as the query does
+  for q = 1, N_QUERY do
+    local c = centre(q)
+    local n = 0
+    for i = 1, N_POINTS do
+      local p = plain[i].coords.L1
+      local dx, dy, dz = p[1] - c[1], p[2] - c[2], p[3] - c[3]
+      local d = math.sqrt(dx * dx + dy * dy + dz * dz)
+      if d <= R then n = n + 1; out[n] = i end
+    end
+    found_plain = found_plain + n
+  end
+  kept = out
+end)
+local into = {}
+local opts = { space = "L1", into = into }
+local grid = rt.grid
+local t_query = best(nil, function()
+  found_ng = 0
+  for q = 1, N_QUERY do
+    found_ng = found_ng + #grid:range_query(centre(q), R, opts)
+  end
+end)
+report("rt.grid:range_query(c, r, {into = t})", t_query, N_QUERY, "Lua brute-force scan", t_scan)
+
+-- garbage per query once the result table has grown (centre tables excluded: made up front)
+local centres = {}
+for q = 1, N_QUERY do centres[q] = centre(q) end
+grid:range_query(centres[1], R * 4, opts) -- grow the result table once
+collectgarbage()
+collectgarbage("stop")
+local kb0 = collectgarbage("count")
+for q = 1, N_QUERY do grid:range_query(centres[q], R, opts) end
+local kb = collectgarbage("count") - kb0
+collectgarbage("restart")
+print(string.format("%-40s %9.1f bytes/query (average hits %.1f; brute force found %.1f)",
+                    "garbage per query into a reused table", kb * 1024 / N_QUERY,
+                    found_ng / N_QUERY, found_plain / N_QUERY / REPEAT))
+rt:close()
+assert(kept, "the baselines ran")
+
+print()
+print(string.format("bar: create at most 1.5x the plain table: %s (%.2f)",
+                    r_create <= 1.5 and "met" or "NOT met", r_create))

@@ -1,0 +1,78 @@
+-- Pure-Lua helpers of the neurograph module (ng.util): formatting for scripts, examples and debugging.
+-- Loaded by luaopen_neurograph with (module name, module table); nothing here is on a hot path.
+local _, ng = ...
+
+local util = {}
+
+local function fmt_number(v)
+  if math.type(v) == "integer" then return tostring(v) end
+  if v ~= v then return "nan" end
+  return string.format("%.14g", v)
+end
+
+--- "[1, 2, 3]" for an array of numbers or strings (Python-like, for printing lists).
+function util.format_list(t)
+  local parts = {}
+  for i = 1, #t do
+    local v = t[i]
+    parts[i] = type(v) == "number" and fmt_number(v) or tostring(v)
+  end
+  return "[" .. table.concat(parts, ", ") .. "]"
+end
+
+local function is_identifier(k)
+  return type(k) == "string" and k:match("^[%a_][%w_]*$") ~= nil
+end
+
+local function key_order(a, b)
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then return ta < tb end
+  if ta == "number" or ta == "string" then return a < b end
+  return tostring(a) < tostring(b)
+end
+
+local function pretty(v, seen)
+  local tv = type(v)
+  if tv == "number" then return fmt_number(v) end
+  if tv == "string" then return string.format("%q", v) end
+  if tv ~= "table" then return tostring(v) end
+  if seen[v] then return "<cycle>" end
+  seen[v] = true
+  local parts, n = {}, #v
+  for i = 1, n do parts[#parts + 1] = pretty(v[i], seen) end
+  local keys = {}
+  for k in pairs(v) do
+    if not (math.type(k) == "integer" and k >= 1 and k <= n) then keys[#keys + 1] = k end
+  end
+  table.sort(keys, key_order)
+  for _, k in ipairs(keys) do
+    local ks = is_identifier(k) and k or "[" .. pretty(k, seen) .. "]"
+    parts[#parts + 1] = ks .. " = " .. pretty(v[k], seen)
+  end
+  seen[v] = nil
+  return "{" .. table.concat(parts, ", ") .. "}"
+end
+
+--- A deterministic one-line rendering of any value (keys sorted), e.g. for
+--- tok:to_table() or rt.cdna:get_config().
+function util.pretty(v)
+  return pretty(v, {})
+end
+
+--- The ids of query hits ({ {id, distance}, ... }) as an array.
+function util.ids(hits, into)
+  local out = into or {}
+  for i = 1, #hits do out[i] = hits[i][1] end
+  for i = #hits + 1, #out do out[i] = nil end
+  return out
+end
+
+--- Space name ("L1".."L8") of a space given by name, alias or number.
+function util.space_name(space)
+  local n = ng.spaces[space]
+  if math.type(n) == "integer" then return ng.spaces[n] end
+  if math.type(space) == "integer" and ng.spaces[space] then return ng.spaces[space] end
+  return nil
+end
+
+return util

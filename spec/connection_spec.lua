@@ -1,0 +1,326 @@
+-- rt.connections and neurograph.Connection handles: fields, learning rules, errors, stale handles.
+local h = require "spec.helpers"
+local ng = h.ng
+
+describe("rt.connections", function()
+  local rt, a, b, c
+  before_each(function()
+    rt = ng.Runtime()
+    a, b, c = rt.tokens:create(), rt.tokens:create(), rt.tokens:create()
+  end)
+  after_each(function() rt:close() end)
+
+  describe("create", function()
+    it("returns ascending ids and keeps the direction", function()
+      local c1 = rt.connections:create(b, a)
+      local c2 = rt.connections:create(a, b)
+      assert.equals(1, c1)
+      assert.equals(2, c2)
+      local conn = rt.connections:get(c1)
+      assert.equals(b, conn.from)
+      assert.equals(a, conn.to)
+    end)
+
+    it("uses the defaults of the reference (2.1)", function()
+      local t = rt.connections:get(rt.connections:create(a, b)):to_table()
+      assert.equals("AssociatedWith", t.type)
+      assert.equals("Associative", t.category)
+      assert.equals("Learnable", t.mutability)
+      assert.equals(128 / 255, t.rigidity)
+      assert.equals(128 / 255, t.confidence)
+      assert.equals(32 / 255, t.learning_rate)
+      assert.equals(16 / 255, t.decay_rate)
+      assert.equals(0, t.flags)
+      assert.is_false(t.bidirectional)
+      assert.equals(0, t.pull_strength)
+      assert.equals(1, t.preferred_distance)
+      assert.equals(0, t.active_levels)
+      assert.equals(0, t.activation_count)
+      assert.equals(0, t.evidence_count)
+      assert.equals(0, t.last_activation)
+      assert.equals(0, t.source_id)
+      assert.same({0, 0, 0, 0, 0, 0, 0, 0}, t.target_vector)
+      assert.is_true(math.abs(t.created_at - rt:now()) <= 2)
+      assert.equals(t.created_at, t.last_update)
+    end)
+
+    it("takes every settable field", function()
+      local id = rt.connections:create(a, b, {
+        type = "Cause", mutability = "Hypothesis", rigidity = 1.0, pull_strength = -2.5,
+        preferred_distance = 3.5, confidence = 0.5, evidence_count = 7, activation_count = 9,
+        flags = 0x01, bidirectional = true, learning_rate = 0.25, decay_rate = 0.5,
+        active_levels = {"L1", "temporal"}, created_at = 100, last_activation = 200,
+        last_update = 300, source_id = 4, target_vector = {1, -2, 3, -4, 5, -6, 7, -8},
+      })
+      local t = rt.connections:get(id):to_table()
+      assert.equals("Cause", t.type)
+      assert.equals("Causal", t.category)
+      assert.equals("Hypothesis", t.mutability)
+      assert.equals(1.0, t.rigidity)
+      assert.equals(-2.5, t.pull_strength)
+      assert.equals(3.5, t.preferred_distance)
+      assert.equals(127 / 255, t.confidence) -- (0.5 * 255) truncated, as the reference encodes
+      assert.equals(7, t.evidence_count)
+      assert.equals(9, t.activation_count)
+      assert.equals(0x05, t.flags)
+      assert.is_true(t.bidirectional)
+      assert.equals(63 / 255, t.learning_rate)
+      assert.equals(127 / 255, t.decay_rate)
+      assert.equals(0x41, t.active_levels)
+      assert.equals(100, t.created_at)
+      assert.equals(200, t.last_activation)
+      assert.equals(300, t.last_update)
+      assert.equals(4, t.source_id)
+      assert.same({1, -2, 3, -4, 5, -6, 7, -8}, t.target_vector)
+    end)
+
+    it("derives mutability from the type; Immutable types force confidence 1", function()
+      local conn = rt.connections:get(rt.connections:create(a, b, { type = "Synonym" }))
+      assert.equals("Immutable", conn.mutability)
+      assert.equals(1.0, conn.confidence)
+      conn = rt.connections:get(rt.connections:create(a, b, { type = 0x31, confidence = 0.2 }))
+      assert.equals("Far", conn.type)
+      assert.equals("Immutable", conn.mutability)
+      assert.equals(51 / 255, conn.confidence) -- an explicit value wins, whatever the order
+    end)
+
+    it("accepts Token handles as endpoints", function()
+      local id = rt.connections:create(rt.tokens:get(a), rt.tokens:get(c))
+      assert.equals(c, rt.connections:get(id).to)
+    end)
+
+    it("raises for missing endpoints, duplicates and bad fields, changing nothing", function()
+      rt.connections:create(a, b, { type = "Cause" })
+      local before = h.state(rt)
+      h.raises("bad argument #3 to 'create' (token 99 does not exist)",
+               function() rt.connections:create(a, 99) end)
+      h.raises("bad argument #2 to 'create' (token 98 does not exist)",
+               function() rt.connections:create(98, a) end)
+      h.raises("bad argument #4 to 'create' (a Cause connection 1 -> 2 already exists (connection 1))",
+               function() rt.connections:create(a, b, { type = "Cause" }) end)
+      local cases = {
+        { { type = "Causes" }, "type must be a connection type name or 0..175, got 'Causes'" },
+        { { type = 176 }, "got 176" },
+        { { mutability = "Fixed" }, "mutability must be 'Immutable', 'Learnable', 'Hypothesis' or 0..2, got 'Fixed'" },
+        { { rigidity = 1.5 }, "rigidity must be a number 0..1, got 1.5" },
+        { { confidence = -0.1 }, "confidence must be a number 0..1, got -0.1" },
+        { { learning_rate = 0 / 0 }, "learning_rate must be a number 0..1, got nan" },
+        { { decay_rate = "x" }, "decay_rate must be a number 0..1, got 'x'" },
+        { { pull_strength = 10.5 }, "pull_strength must be within -10..10, got 10.5" },
+        { { preferred_distance = 0.001 }, "preferred_distance must be within 0.01..100, got 0.001" },
+        { { preferred_distance = 101 }, "preferred_distance must be within 0.01..100, got 101" },
+        { { evidence_count = 70000 }, "evidence_count must be an integer 0..65535, got 70000" },
+        { { flags = 256 }, "flags must be an integer 0..255, got 256" },
+        { { bidirectional = 1 }, "bidirectional must be a boolean, got 1" },
+        { { active_levels = {"L0"} }, "space must be" },
+        { { active_levels = 300 }, "active_levels must be an integer 0..255, got 300" },
+        { { target_vector = {1, 2} }, "target_vector must be a table of 8 integers, got table" },
+        { { created_at = -1 }, "created_at must be an integer 0..4294967295, got -1" },
+        { { colour = "red" }, "unknown connection field 'colour'" },
+      }
+      for _, case in ipairs(cases) do
+        local msg = h.raises(case[2], function() rt.connections:create(a, c, case[1]) end)
+        assert.truthy(msg:find("bad argument #4 to 'create'", 1, true), msg)
+      end
+      h.raises("bad argument #2 to 'create' (token id must be an integer 1..16777215, got 'a')",
+               function() rt.connections:create("a", b) end)
+      assert.same(before, h.state(rt))
+    end)
+
+    it("enforces the CDNA degree limits as an error", function()
+      rt.cdna:set("max_out_degree", 1)
+      rt.cdna:set("max_total_degree", 1)
+      rt.connections:create(a, b)
+      local before = h.state(rt)
+      h.raises("bad argument #4 to 'create'", function() rt.connections:create(a, c) end)
+      assert.same(before, h.state(rt))
+    end)
+  end)
+
+  describe("get, update, delete, list, count, find, iter", function()
+    it("get returns a handle or nil", function()
+      local id = rt.connections:create(a, b)
+      assert.equals(id, rt.connections:get(id).id)
+      assert.is_nil(rt.connections:get(id + 1))
+      h.raises("bad argument #2 to 'get' (connection id must be an integer", function() rt.connections:get(0) end)
+    end)
+
+    it("update writes fields and answers false for a missing connection", function()
+      local id = rt.connections:create(a, b)
+      assert.is_true(rt.connections:update(id, { pull_strength = 2, bidirectional = true, type = "Likes" }))
+      local conn = rt.connections:get(id)
+      assert.equals(2, conn.pull_strength)
+      assert.is_true(conn.bidirectional)
+      assert.equals("Likes", conn.type)
+      assert.equals("Emotional", conn.category)
+      assert.is_false(rt.connections:update(id + 1, { pull_strength = 1 }))
+      assert.is_false(rt.connections:update(id + 1, { bidirectional = true }))
+    end)
+
+    it("update raises for unknown keys, bad values and duplicates, changing nothing", function()
+      local id = rt.connections:create(a, b)
+      rt.connections:create(a, b, { type = "Cause" })
+      local before = h.state(rt)
+      h.raises("bad argument #3 to 'update' (unknown connection field 'from')",
+               function() rt.connections:update(id, { from = c }) end)
+      h.raises("bad argument #3 to 'update' (pull_strength must be within -10..10, got 11)",
+               function() rt.connections:update(id, { rigidity = 0.1, pull_strength = 11 }) end)
+      h.raises("bad argument #3 to 'update' (a Cause connection with the same endpoints already exists)",
+               function() rt.connections:update(id, { type = "Cause" }) end)
+      assert.same(before, h.state(rt))
+    end)
+
+    it("delete returns true, then false", function()
+      local id = rt.connections:create(a, b)
+      assert.is_true(rt.connections:delete(id))
+      assert.is_false(rt.connections:delete(id))
+      assert.equals(0, rt.connections:count())
+    end)
+
+    it("list pages in ascending id order; count counts", function()
+      for _, t in ipairs{"Cause", "Effect", "Before", "After"} do
+        rt.connections:create(a, b, { type = t })
+      end
+      rt.connections:delete(2)
+      assert.same({1, 3, 4}, rt.connections:list())
+      assert.same({3, 4}, rt.connections:list(5, 1))
+      assert.same({1}, rt.connections:list(1))
+      assert.equals(3, rt.connections:count())
+      h.raises("bad argument #2 to 'list' (limit must be", function() rt.connections:list("x") end)
+    end)
+
+    it("find looks a connection up by endpoints and type", function()
+      local id = rt.connections:create(a, b, { type = "Cause" })
+      local dflt = rt.connections:create(a, b)
+      assert.equals(id, rt.connections:find(a, b, "Cause"))
+      assert.equals(dflt, rt.connections:find(a, b))
+      assert.is_nil(rt.connections:find(b, a, "Cause"))
+    end)
+
+    it("iter visits connections in ascending id order", function()
+      rt.connections:create(a, b)
+      rt.connections:create(b, c)
+      rt.connections:create(c, a)
+      local seen = {}
+      for id, conn in rt.connections:iter() do
+        seen[#seen + 1] = id
+        assert.equals(id, conn.id)
+        if id == 1 then rt.connections:delete(2) end
+      end
+      assert.same({1, 3}, seen)
+    end)
+  end)
+end)
+
+describe("neurograph.Connection", function()
+  local rt, conn
+  before_each(function()
+    rt = ng.Runtime()
+    local a, b = rt.tokens:create(), rt.tokens:create()
+    conn = rt.connections:get(rt.connections:create(a, b))
+  end)
+  after_each(function() rt:close() end)
+
+  it("writes fields through to the store", function()
+    conn.rigidity = 0.2
+    conn.confidence = 1
+    conn.pull_strength = 0.5
+    conn.preferred_distance = 2.5
+    conn.bidirectional = true
+    conn.flags = conn.flags | ng.connection_flags.PERSISTENT
+    conn.active_levels = 3
+    conn.mutability = "Immutable"
+    conn.type = "Near"
+    local t = rt.connections:get(conn.id):to_table()
+    assert.equals(51 / 255, t.rigidity)
+    assert.equals(1, t.confidence)
+    assert.equals(0.5, t.pull_strength)
+    assert.equals(2.5, t.preferred_distance)
+    assert.equals(0x06, t.flags)
+    assert.equals(3, t.active_levels)
+    assert.equals("Near", t.type)
+    assert.equals("Immutable", t.mutability)
+  end)
+
+  it("refuses read-only and unknown fields and bad values", function()
+    local before = h.state(rt)
+    h.raises("field 'from' of neurograph.Connection is read-only", function() conn.from = 2 end)
+    h.raises("field 'category' of neurograph.Connection is read-only", function() conn.category = "x" end)
+    h.raises("neurograph.Connection has no field 'strength'", function() conn.strength = 1 end)
+    h.raises("neurograph.Connection has no field 'strength'", function() return conn.strength end)
+    h.raises("bad argument #3 to '__newindex' (rigidity must be a number 0..1, got 2)",
+             function() conn.rigidity = 2 end)
+    assert.same(before, h.state(rt))
+  end)
+
+  it("activate follows reference 2.4 (count, ACTIVE, REINFORCED, rigidity + 1)", function()
+    assert.equals(1, conn:activate())
+    assert.equals(0x21, conn.flags)
+    assert.equals(129 / 255, conn.rigidity)
+    assert.is_true(conn.last_activation > 0)
+  end)
+
+  it("update_confidence: success 128 -> 160, then failure -> 144", function()
+    assert.equals(160 / 255, conn:update_confidence(true))
+    assert.equals(1, conn.evidence_count)
+    assert.equals(144 / 255, conn:update_confidence(false))
+    assert.equals(1, conn.evidence_count)
+    assert.equals(ng.connection_flags.MODIFIED, conn.flags & ng.connection_flags.MODIFIED)
+    h.raises("bad argument #2 to 'update_confidence' (success must be a boolean, got no value)",
+             function() conn:update_confidence() end)
+  end)
+
+  it("update_confidence leaves Immutable connections alone", function()
+    conn.type = "Synonym"
+    assert.equals(1, conn:update_confidence(false))
+  end)
+
+  it("decay applies only to a Hypothesis untouched for over an hour", function()
+    assert.is_false((conn:decay()))
+    conn.mutability = "Hypothesis"
+    assert.is_false((conn:decay()))
+    conn.last_update = rt:now() - 7200
+    local applied, confidence = conn:decay()
+    assert.is_true(applied)
+    assert.equals(math.floor(128 / 255 * (1 - 16 / 255) * 255) / 255, confidence)
+    assert.equals(ng.connection_flags.DECAYING, conn.flags & ng.connection_flags.DECAYING)
+  end)
+
+  it("force(distance) is (preferred - d) * rigidity * pull * confidence", function()
+    conn.pull_strength = 2
+    local expected = h.f32((1 - 0.25) * (128 / 255) * 2 * (128 / 255))
+    assert.is_true(math.abs(conn:force(0.25) - expected) < 1e-6)
+    h.raises("bad argument #2 to 'force' (distance must be a finite number, got nan)",
+             function() conn:force(0 / 0) end)
+  end)
+
+  it("raises 'connection N no longer exists' when its record is gone", function()
+    rt.connections:delete(conn.id)
+    assert.equals(1, conn.id)
+    for _, f in ipairs{
+      function() return conn.type end,
+      function() conn.rigidity = 0.5 end,
+      function() return conn:activate() end,
+      function() return conn:update_confidence(true) end,
+      function() return conn:decay() end,
+      function() return conn:force(1) end,
+      function() return conn:to_table() end,
+      function() return conn:update{ rigidity = 0.5 } end,
+    } do
+      h.raises("connection 1 no longer exists", f)
+    end
+    assert.is_false(conn:exists())
+    assert.is_false(conn:delete())
+  end)
+
+  it("goes stale when an endpoint token is deleted", function()
+    rt.tokens:delete(conn.from)
+    h.raises("connection 1 no longer exists", function() return conn.confidence end)
+  end)
+
+  it("has __tostring, __eq and __name", function()
+    assert.equals("neurograph.Connection(1)", tostring(conn))
+    assert.equals(conn, rt.connections:get(1))
+    assert.equals("neurograph.Connection", getmetatable(conn).__name)
+  end)
+end)

@@ -1,0 +1,438 @@
+-- Randomized model test: the same long sequence of operations applied to the store (through the
+-- Lua API) and to a plain-Lua reference model of tokens, connections and spatial queries, compared
+-- at every step. NG_MODEL_SEED and NG_MODEL_OPS override the fixed seed and the operation count.
+local h = require "spec.helpers"
+local ng = h.ng
+
+local SEED = tonumber(os.getenv("NG_MODEL_SEED") or "") or 20261125
+local OPS = tonumber(os.getenv("NG_MODEL_OPS") or "") or 50000
+local FULL_CHECK_EVERY = 1000
+local TOL = 1e-4
+
+local f32 = h.f32
+local floor, sqrt, abs, random = math.floor, math.sqrt, math.abs, math.random
+
+-- Per space: the decoded unit coordinates are drawn on, and the fixed-point scale.
+local SCALE = {100, 10000, 1000, 10000, 10000, 10000, 100, 10000}
+local UNIT = {1, 0.1, 0.5, 0.1, 0.1, 0.1, 1, 0.1}
+local TYPES = {"AssociatedWith", "Cause", "Before", "Near", "Likes"}
+
+-- The codec of reference 1.2: clamp(f32(v) * scale) truncated toward zero.
+local function encode(v, s)
+  local x = f32(f32(v) * SCALE[s])
+  if x > 32767 then x = 32767 elseif x < -32768 then x = -32768 end
+  return x >= 0 and floor(x) or -floor(-x)
+end
+
+local function fail(step, op, fmt, ...)
+  error(string.format("model mismatch at step %d (%s, seed %d): " .. fmt, step, op, SEED, ...), 0)
+end
+
+describe("randomized model test", function()
+  it(string.format("agrees with a plain-Lua model over %d operations (seed %d)", OPS, SEED), function()
+    print(string.format("\nmodel test: seed %d, %d operations (NG_MODEL_SEED=%d to reproduce)",
+                        SEED, OPS, SEED))
+    math.randomseed(SEED)
+    local rt <close> = ng.Runtime()
+    local T, C = rt.tokens, rt.connections
+
+    -- the model
+    local tokens, live = {}, {}     -- id -> record; ascending live ids
+    local conns, conn_live = {}, {} -- id -> {from, to, type, pull, bidir}; ascending ids
+    local by_key = {}               -- "from:to:type" -> connection id
+    local next_tid, next_cid = 1, 1
+    local step, op = 0, "?"
+    local into = {}
+
+    local function remove_sorted(list, id)
+      local lo, hi = 1, #list
+      while lo <= hi do
+        local mid = (lo + hi) // 2
+        if list[mid] == id then table.remove(list, mid) return end
+        if list[mid] < id then lo = mid + 1 else hi = mid - 1 end
+      end
+    end
+
+    local function random_live(list)
+      if #list == 0 or random() < 0.05 then return (list[#list] or 0) + random(1, 5) end -- missing
+      return list[random(#list)]
+    end
+
+    local function new_coords()
+      local coords = {}
+      for s = 1, 8 do
+        if random() < 0.5 then
+          local xyz = {}
+          for a = 1, 3 do
+            local k = random(-20, 20)
+            -- half the values sit on the lattice (the codec may truncate them one step down),
+            -- half half-way inside a fixed-point step (they encode exactly)
+            local v = k * UNIT[s]
+            if random() < 0.5 and k ~= 0 then v = v + (k > 0 and 0.5 or -0.5) / SCALE[s] end
+            xyz[a] = v
+          end
+          coords[ng.spaces[s]] = xyz
+        end
+      end
+      return coords
+    end
+
+    local function apply_coords(rec, coords)
+      for name, xyz in pairs(coords) do
+        local s = ng.spaces[name]
+        rec.raw[s] = {encode(xyz[1], s), encode(xyz[2], s), encode(xyz[3], s)}
+      end
+    end
+
+    local function model_delete_token(id)
+      tokens[id] = nil
+      remove_sorted(live, id)
+      local gone = {}
+      for _, cid in ipairs(conn_live) do
+        local c = conns[cid]
+        if c.from == id or c.to == id then gone[#gone + 1] = cid end
+      end
+      for _, cid in ipairs(gone) do
+        local c = conns[cid]
+        by_key[c.from .. ":" .. c.to .. ":" .. c.type] = nil
+        conns[cid] = nil
+        remove_sorted(conn_live, cid)
+      end
+    end
+
+    local function check_counts()
+      if T:count() ~= #live then fail(step, op, "token count %d, model %d", T:count(), #live) end
+      if C:count() ~= #conn_live then
+        fail(step, op, "connection count %d, model %d", C:count(), #conn_live)
+      end
+    end
+
+    local function check_token(id)
+      local rec, tok = tokens[id], T:get(id)
+      if not rec then
+        if tok then fail(step, op, "token %d exists, model has none", id) end
+        return
+      end
+      if not tok then fail(step, op, "token %d missing", id) end
+      if tok.weight ~= rec.weight then fail(step, op, "token %d weight %s ~= %s", id, tok.weight, rec.weight) end
+      if tok.flags ~= rec.flags then fail(step, op, "token %d flags %d ~= %d", id, tok.flags, rec.flags) end
+      for s = 1, 8 do
+        local x, y, z = tok:coords(s)
+        local r = rec.raw[s]
+        if x ~= r[1] / SCALE[s] or y ~= r[2] / SCALE[s] or z ~= r[3] / SCALE[s] then
+          fail(step, op, "token %d L%d coords %s,%s,%s ~= raw %d,%d,%d", id, s, x, y, z, r[1], r[2], r[3])
+        end
+      end
+    end
+
+    local function full_check()
+      local ids = T:list()
+      if #ids ~= #live then fail(step, op, "list has %d ids, model %d", #ids, #live) end
+      for i = 1, #live do
+        if ids[i] ~= live[i] then fail(step, op, "list[%d] = %s, model %d", i, ids[i], live[i]) end
+        check_token(live[i])
+      end
+      local k = 0
+      for id in T:iter() do
+        k = k + 1
+        if id ~= live[k] then fail(step, op, "iter step %d gave %d, model %s", k, id, live[k]) end
+      end
+      if k ~= #live then fail(step, op, "iter visited %d tokens, model %d", k, #live) end
+      local cids = C:list()
+      for i = 1, #conn_live do
+        local cid = conn_live[i]
+        if cids[i] ~= cid then fail(step, op, "connections list[%d] = %s, model %d", i, cids[i], cid) end
+        local c, m = C:get(cid), conns[cid]
+        if c.from ~= m.from or c.to ~= m.to or c.type ~= m.type or c.pull_strength ~= m.pull
+           or c.bidirectional ~= m.bidir then
+          fail(step, op, "connection %d differs", cid)
+        end
+      end
+      if #cids ~= #conn_live then fail(step, op, "connection list length") end
+    end
+
+    -- Distance in space s from token rec to the point c (decoded doubles).
+    local function dist(rec, s, c)
+      local r, sc = rec.raw[s], SCALE[s]
+      local dx, dy, dz = r[1] / sc - c[1], r[2] / sc - c[2], r[3] / sc - c[3]
+      return sqrt(dx * dx + dy * dy + dz * dz)
+    end
+
+    -- All model hits passing `keep`, sorted by (distance, id).
+    local function model_hits(s, c, keep)
+      local hits = {}
+      for _, id in ipairs(live) do
+        local rec = tokens[id]
+        if keep == nil or keep(id, rec) then hits[#hits + 1] = {id, dist(rec, s, c)} end
+      end
+      table.sort(hits, function(p, q) if p[2] ~= q[2] then return p[2] < q[2] end return p[1] < q[1] end)
+      return hits
+    end
+
+    -- Compares a store answer with the model's full sorted answer truncated to `cap`
+    -- results (nil: all), tolerating float rounding at distance ties.
+    local function compare_hits(actual, full, cap)
+      local n = #full
+      if cap and cap < n then n = cap end
+      if #actual ~= n then fail(step, op, "%d hits, model %d", #actual, n) end
+      local d_of = {}
+      for _, hit in ipairs(full) do d_of[hit[1]] = hit[2] end
+      local seen = {}
+      for i, hit in ipairs(actual) do
+        local id, d = hit[1], hit[2]
+        if seen[id] then fail(step, op, "hit %d twice", id) end
+        seen[id] = true
+        if not d_of[id] then fail(step, op, "hit %d is not in the model's answer", id) end
+        if abs(d - d_of[id]) > TOL then fail(step, op, "hit %d distance %.9g, model %.9g", id, d, d_of[id]) end
+        if i > 1 then
+          local pd, pid = actual[i - 1][2], actual[i - 1][1]
+          if d < pd then fail(step, op, "hits not sorted by distance at %d", i) end
+          if d == pd and id < pid then fail(step, op, "tie at %g not ordered by id", d) end
+        end
+      end
+      if n > 0 then
+        local cutoff = full[n][2]
+        for _, hit in ipairs(full) do
+          if hit[2] < cutoff - TOL and not seen[hit[1]] then
+            fail(step, op, "hit %d (distance %g) missing", hit[1], hit[2])
+          end
+        end
+      end
+    end
+
+    -- A radius not within TOL of any distance, so float rounding cannot flip membership.
+    local function safe_radius(s, c, r)
+      for _ = 1, 8 do
+        local ok = true
+        for _, id in ipairs(live) do
+          if abs(dist(tokens[id], s, c) - r) < 1e-3 then ok = false break end
+        end
+        if ok then return r end
+        r = r + 0.37 * UNIT[s]
+      end
+      return r
+    end
+
+    local function random_point(s)
+      return {random(-22, 22) * UNIT[s], random(-22, 22) * UNIT[s], random(-22, 22) * UNIT[s]}
+    end
+
+    local function query_opts(s, with_limit)
+      local o = { space = random() < 0.5 and ng.spaces[s] or s }
+      if with_limit and random() < 0.4 then o.limit = random(1, 10) end
+      if random() < 0.5 then o.into = into end
+      return o
+    end
+
+    local ops = {
+      { 22, "create", function()
+        local w = random(0, 32) / 8
+        local fields = { weight = w, coords = new_coords() }
+        local flags = 1
+        if random() < 0.3 then flags = random(0, 0xFFFF); fields.flags = flags end
+        local e = random(0, 15)
+        if random() < 0.5 then fields.entity = ng.entities[e] else fields.entity = e end
+        local id = T:create(fields)
+        if id ~= next_tid then fail(step, op, "id %d, expected %d", id, next_tid) end
+        next_tid = next_tid + 1
+        local rec = { weight = w, flags = (flags & ~0x0F00) | (e << 8), raw = {} }
+        for s = 1, 8 do rec.raw[s] = {0, 0, 0} end
+        apply_coords(rec, fields.coords)
+        tokens[id] = rec
+        live[#live + 1] = id
+        check_token(id)
+      end },
+      { 8, "update", function()
+        local id = random_live(live)
+        local fields = {}
+        if random() < 0.6 then fields.weight = random(0, 32) / 8 end
+        if random() < 0.6 then fields.coords = new_coords() end
+        if random() < 0.3 then fields.entity = random(0, 15) end
+        local ok = T:update(id, fields)
+        local rec = tokens[id]
+        if ok ~= (rec ~= nil) then fail(step, op, "update(%d) returned %s", id, tostring(ok)) end
+        if rec then
+          if fields.weight then rec.weight = fields.weight end
+          if fields.coords then apply_coords(rec, fields.coords) end
+          if fields.entity then rec.flags = (rec.flags & ~0x0F00) | (fields.entity << 8) end
+          check_token(id)
+        end
+      end },
+      { 5, "handle write", function()
+        if #live == 0 then return end
+        local id = live[random(#live)]
+        local tok, rec = T:get(id), tokens[id]
+        if random() < 0.5 then
+          local w = random(0, 32) / 8
+          tok.weight = w
+          rec.weight = w
+        else
+          local s = random(1, 8)
+          local xyz = {random(-20, 20) * UNIT[s], random(-20, 20) * UNIT[s], random(-20, 20) * UNIT[s]}
+          tok:set_coords(s, xyz[1], xyz[2], xyz[3])
+          rec.raw[s] = {encode(xyz[1], s), encode(xyz[2], s), encode(xyz[3], s)}
+        end
+        check_token(id)
+      end },
+      { 7, "delete", function()
+        local id = random_live(live)
+        local ok = T:delete(id)
+        if ok ~= (tokens[id] ~= nil) then fail(step, op, "delete(%d) returned %s", id, tostring(ok)) end
+        if ok then model_delete_token(id) end
+      end },
+      { 0.05, "clear", function()
+        local nt, nc = T:clear()
+        if nt ~= #live or nc ~= #conn_live then fail(step, op, "clear returned %d, %d", nt, nc) end
+        tokens, live, conns, conn_live, by_key = {}, {}, {}, {}, {}
+      end },
+      { 12, "connect", function()
+        local a, b = random_live(live), random_live(live)
+        local ty = TYPES[random(#TYPES)]
+        local pull = random(-40, 40) / 4
+        local bidir = random() < 0.3
+        local ok, res = pcall(C.create, C, a, b, { type = ty, pull_strength = pull, bidirectional = bidir })
+        local key = a .. ":" .. b .. ":" .. ty
+        if not tokens[a] or not tokens[b] then
+          if ok or not tostring(res):find("does not exist", 1, true) then
+            fail(step, op, "create(%d, %d) with a missing endpoint: %s", a, b, tostring(res))
+          end
+        elseif by_key[key] then
+          if ok or not tostring(res):find("already exists", 1, true) then
+            fail(step, op, "duplicate create(%d, %d, %s): %s", a, b, ty, tostring(res))
+          end
+        else
+          if not ok then fail(step, op, "create(%d, %d) raised %s", a, b, tostring(res)) end
+          if res ~= next_cid then fail(step, op, "connection id %d, expected %d", res, next_cid) end
+          next_cid = next_cid + 1
+          conns[res] = { from = a, to = b, type = ty, pull = pull, bidir = bidir }
+          conn_live[#conn_live + 1] = res
+          by_key[key] = res
+        end
+      end },
+      { 5, "disconnect", function()
+        local cid = random_live(conn_live)
+        local ok = C:delete(cid)
+        local m = conns[cid]
+        if ok ~= (m ~= nil) then fail(step, op, "delete connection %d returned %s", cid, tostring(ok)) end
+        if m then
+          by_key[m.from .. ":" .. m.to .. ":" .. m.type] = nil
+          conns[cid] = nil
+          remove_sorted(conn_live, cid)
+        end
+      end },
+      { 3, "connection update", function()
+        local cid = random_live(conn_live)
+        local pull = random(-40, 40) / 4
+        local ok = C:update(cid, { pull_strength = pull })
+        if ok ~= (conns[cid] ~= nil) then fail(step, op, "update connection %d returned %s", cid, tostring(ok)) end
+        if ok then
+          conns[cid].pull = pull
+          if C:get(cid).pull_strength ~= pull then fail(step, op, "pull_strength not written") end
+        end
+      end },
+      { 12, "range_query", function()
+        local s = random(1, 8)
+        local c = random_point(s)
+        local r = safe_radius(s, c, random(0, 12) * UNIT[s] + 0.5 * UNIT[s])
+        local o = query_opts(s, true)
+        local full = model_hits(s, c, function(_, rec) return dist(rec, s, c) <= r end)
+        compare_hits(rt.grid:range_query(c, r, o), full, o.limit)
+      end },
+      { 8, "find_neighbors", function()
+        local id = random_live(live)
+        local s = random(1, 8)
+        local r = random(0, 12) * UNIT[s] + 0.5 * UNIT[s]
+        local o = query_opts(s, true)
+        if not tokens[id] then
+          local ok, err = pcall(rt.grid.find_neighbors, rt.grid, id, r, o)
+          if ok or not tostring(err):find("does not exist", 1, true) then
+            fail(step, op, "find_neighbors of missing token %d: %s", id, tostring(err))
+          end
+          return
+        end
+        local rec = tokens[id]
+        local c = {rec.raw[s][1] / SCALE[s], rec.raw[s][2] / SCALE[s], rec.raw[s][3] / SCALE[s]}
+        r = safe_radius(s, c, r)
+        local full = model_hits(s, c, function(other, orec) return other ~= id and dist(orec, s, c) <= r end)
+        compare_hits(rt.grid:find_neighbors(id, r, o), full, o.limit)
+      end },
+      { 7, "nearest", function()
+        local s = random(1, 8)
+        local c = random_point(s)
+        local k = random(0, 12)
+        local o = query_opts(s, false)
+        compare_hits(rt.grid:nearest(c, k, o), model_hits(s, c), k)
+      end },
+      { 6, "box", function()
+        local s = random(1, 8)
+        local lo, hi = {}, {}
+        for a = 1, 3 do
+          local p, q = random(-22, 22), random(-22, 22)
+          if p > q then p, q = q, p end
+          lo[a], hi[a] = (p - 0.5) * UNIT[s], (q + 0.5) * UNIT[s]
+        end
+        local centre = {(lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2, (lo[3] + hi[3]) / 2}
+        local o = query_opts(s, true)
+        local full = model_hits(s, centre, function(_, rec)
+          for a = 1, 3 do
+            local v = rec.raw[s][a] / SCALE[s]
+            if v < lo[a] or v > hi[a] then return false end
+          end
+          return true
+        end)
+        compare_hits(rt.grid:box(lo, hi, o), full, o.limit)
+      end },
+      { 3, "list", function()
+        local limit, offset = random(0, 20), random(0, #live + 2)
+        local page = T:list(limit, offset)
+        local want = {}
+        for i = offset + 1, math.min(offset + limit, #live) do want[#want + 1] = live[i] end
+        if #page ~= #want then fail(step, op, "page length %d, model %d", #page, #want) end
+        for i = 1, #want do if page[i] ~= want[i] then fail(step, op, "page[%d]", i) end end
+      end },
+      { 4, "get", function()
+        check_token(random_live(live))
+      end },
+      { 2, "bad input", function()
+        local choice = random(1, 3)
+        local ok
+        if choice == 1 then
+          ok = pcall(T.create, T, { weight = 0 / 0 })
+        elseif choice == 2 then
+          ok = pcall(T.create, T, { coords = { L1 = {400, 0, 0} } })
+        else
+          if #live == 0 then return end
+          ok = pcall(T.update, T, live[1], { weight = 0.5, flags = -1 })
+        end
+        if ok then fail(step, op, "bad input %d was accepted", choice) end
+        if #live > 0 then check_token(live[1]) end
+      end },
+    }
+
+    local total = 0
+    for _, o in ipairs(ops) do total = total + o[1] end
+    local counts = {}
+    for i = 1, OPS do
+      step = i
+      local pick, acc = random() * total, 0
+      local chosen = ops[#ops]
+      -- keep the store between roughly 100 and 400 tokens
+      if #live > 400 then chosen = ops[4] elseif #live < 100 and random() < 0.3 then chosen = ops[1]
+      else
+        for _, o in ipairs(ops) do
+          acc = acc + o[1]
+          if pick < acc then chosen = o break end
+        end
+      end
+      op = chosen[2]
+      counts[op] = (counts[op] or 0) + 1
+      chosen[3]()
+      check_counts()
+      if i % FULL_CHECK_EVERY == 0 then full_check() end
+    end
+    full_check()
+    for _, o in ipairs(ops) do
+      assert.is_true((counts[o[2]] or 0) > 0 or o[2] == "clear", "never ran " .. o[2])
+    end
+  end)
+end)

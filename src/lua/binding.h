@@ -1,0 +1,211 @@
+/* Helpers shared by the files of the Lua binding: userdata layouts, upvalue slots, checks. */
+#ifndef NG_LUA_BINDING_H
+#define NG_LUA_BINDING_H
+
+#include "neurograph.h"
+#include "neurograph_lua.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+
+/*
+ * Every C function of the module is a closure over the same upvalues, so hot
+ * paths find metatables and name maps without a registry lookup by name.
+ */
+enum {
+  NGL_UV_RUNTIME_MT = 1,
+  NGL_UV_TOKEN_MT,
+  NGL_UV_CONN_MT,
+  NGL_UV_TOKENS_MT,     /* rt.tokens; the next three follow in this order */
+  NGL_UV_CONNS_MT,      /* rt.connections */
+  NGL_UV_GRID_MT,       /* rt.grid */
+  NGL_UV_CDNA_MT,       /* rt.cdna */
+  NGL_UV_KEYS,          /* name -> NGL_K_*; keeps the ngl_names strings alive */
+  NGL_UV_SPACES,        /* "L1".."L8" and aliases -> 0..7 */
+  NGL_UV_ENTITIES,      /* entity name -> 0..15 */
+  NGL_UV_CTYPES,        /* connection type name -> 0..175 */
+  NGL_UV_PROFILES,      /* profile name -> number */
+  NGL_UV_TOKEN_INDEX,   /* Token: method name -> function, field name -> NGL_K_* */
+  NGL_UV_CONN_INDEX,    /* Connection: the same */
+  NGL_UV_RUNTIME_INDEX, /* Runtime: method name -> function, field name -> slot */
+  NGL_UV_NAMES,         /* ngl_names: the hot name lookups without hashing strings */
+  NGL_NUP = NGL_UV_NAMES
+};
+
+/*
+ * Short Lua strings are interned: while the names below are kept alive (they
+ * are keys of the KEYS, SPACES and ENTITIES tables), every equal string in the
+ * state is the same object, so a name is found by its address. One table per
+ * Lua state (a userdata upvalue); open addressing over the pointers.
+ */
+enum { NGL_NAME_KEY = 1, NGL_NAME_SPACE, NGL_NAME_ENTITY };
+#define NGL_NAME_SLOTS 256
+typedef struct ngl_names {
+  const char *ptr[NGL_NAME_SLOTS];
+  int16_t kind[NGL_NAME_SLOTS];
+  int16_t value[NGL_NAME_SLOTS];
+} ngl_names;
+/* Value of the name at idx of the given kind, or -1 (not a string, or unknown). */
+int ngl_name(lua_State *L, int idx, int kind);
+#define NGL_UV(i) lua_upvalueindex(i)
+
+/* Names of every field and option any table of the API accepts. */
+enum ngl_key {
+  NGL_K_NONE = 0,
+  NGL_K_ID,
+  NGL_K_WEIGHT,
+  NGL_K_FLAGS,
+  NGL_K_ENTITY,
+  NGL_K_FIELD_RADIUS,
+  NGL_K_FIELD_STRENGTH,
+  NGL_K_TIMESTAMP,
+  NGL_K_COORDS,
+  NGL_K_DOMAIN,
+  NGL_K_FROM,
+  NGL_K_TO,
+  NGL_K_TYPE,
+  NGL_K_CATEGORY,
+  NGL_K_MUTABILITY,
+  NGL_K_RIGIDITY,
+  NGL_K_PULL_STRENGTH,
+  NGL_K_PREFERRED_DISTANCE,
+  NGL_K_CONFIDENCE,
+  NGL_K_EVIDENCE_COUNT,
+  NGL_K_ACTIVATION_COUNT,
+  NGL_K_BIDIRECTIONAL,
+  NGL_K_LEARNING_RATE,
+  NGL_K_DECAY_RATE,
+  NGL_K_ACTIVE_LEVELS,
+  NGL_K_CREATED_AT,
+  NGL_K_LAST_ACTIVATION,
+  NGL_K_LAST_UPDATE,
+  NGL_K_SOURCE_ID,
+  NGL_K_TARGET_VECTOR,
+  NGL_K_SPACE,
+  NGL_K_LIMIT,
+  NGL_K_INTO,
+  NGL_K_GRID_SIZE,
+  NGL_K_DIMENSIONS,
+  NGL_K_INITIAL_TOKENS,
+  NGL_K_INITIAL_CONNECTIONS,
+  NGL_K_PROFILE,
+  NGL_K_CELL_SIZE,
+  NGL_K_CELL_SIZES,
+  NGL_K_COUNT
+};
+extern const char *const ngl_key_names[NGL_K_COUNT];
+
+/* The Lua side of a runtime. Several Lua states may share one ng_runtime; each
+ * has its own object, so the scratch buffers here are never shared. */
+typedef struct ngl_runtime {
+  ng_runtime *rt; /* NULL once closed */
+  ng_hits hits;   /* reused by every grid query */
+  uint32_t *ids;  /* reused by list / connections (Lua allocator) */
+  size_t ids_cap;
+  lua_Integer grid_size;
+  lua_Integer dimensions;
+} ngl_runtime;
+
+/* Runtime user values: the lazily created sub-objects, then the pool of
+ * {id, distance} pair tables that queries into a caller's table recycle. */
+enum {
+  NGL_RT_TOKENS = 1,
+  NGL_RT_CONNS,
+  NGL_RT_GRID,
+  NGL_RT_CDNA,
+  NGL_RT_PAIRS,
+  NGL_RT_NUV = NGL_RT_PAIRS
+};
+
+/* Token and Connection handles and the rt.tokens/... objects: the owner plus
+ * an id (0 for the sub-objects). User value 1 holds the Runtime userdata, which
+ * keeps `owner` alive and in place (userdata never move). */
+typedef struct ngl_handle {
+  ngl_runtime *owner;
+  uint32_t id;
+} ngl_handle;
+
+/* Registers the functions of `l` into the table at `target`, each a closure
+ * over the NGL_NUP upvalues stored at ctx[1..NGL_NUP]. */
+void ngl_setfuncs(lua_State *L, int ctx, int target, const luaL_Reg *l);
+
+/* Per-file registration, called once by luaopen_neurograph. */
+void ngl_open_runtime(lua_State *L, int ctx);
+void ngl_open_token(lua_State *L, int ctx);
+void ngl_open_connection(lua_State *L, int ctx);
+void ngl_open_grid(lua_State *L, int ctx);
+void ngl_open_cdna(lua_State *L, int ctx);
+int ngl_runtime_new(lua_State *L);
+int ngl_runtime_load(lua_State *L);
+
+/* ---- errors (all raise; the int return lets callers write `return ...`) -- */
+
+/* "bad argument #arg to 'fn' (<formatted>)". Arguments are numbered by stack
+ * position, self included (rt.tokens:create{...}: the table is #2). */
+int ngl_argerror(lua_State *L, int arg, const char *fn, const char *fmt, ...);
+/* Pushes and returns a short description of the value at idx for messages:
+ * numbers and strings by value (nan, inf, 'L9'), other values by type name. */
+const char *ngl_describe(lua_State *L, int idx);
+/* Raises for a failed C call: caller mistakes (EINVAL, EEXIST, ELIMIT) as an
+ * argument error carrying ng_last_error's detail; others as plain errors. */
+int ngl_status_error(lua_State *L, ng_runtime *rt, ng_status st, int arg, const char *fn);
+/* The unknown-key error for key at kidx of a table given as argument arg. */
+int ngl_unknown_key(lua_State *L, int kidx, int arg, const char *fn, const char *what);
+
+/* ---- checks ------------------------------------------------------------- */
+
+/* The userdata at idx if its metatable is upvalue `uv`, else NULL. */
+void *ngl_toudata(lua_State *L, int idx, int uv);
+/* Like ngl_toudata, raising an argument error naming the expected type. */
+void *ngl_checkudata(lua_State *L, int idx, int uv, const char *fn);
+/* The open ng_runtime of owner, or raises "runtime is closed". */
+ng_runtime *ngl_rt(lua_State *L, const ngl_runtime *owner);
+/* Self check for methods of the rt.tokens/... objects and handles. */
+ngl_handle *ngl_self(lua_State *L, int uv, const char *fn);
+
+/* NGL_K_* of the key at kidx (0 if not a known name or not a string). */
+int ngl_key(lua_State *L, int kidx);
+/* Finite number; `what` names it in the message ("weight"). */
+double ngl_check_number(lua_State *L, int idx, int arg, const char *fn, const char *what);
+/* Integer (or integral float) within lo..hi. */
+lua_Integer ngl_check_integer(lua_State *L, int idx, int arg, const char *fn, const char *what,
+                              lua_Integer lo, lua_Integer hi);
+/* A u8 fraction 0..1 encoded as the reference does: (v * 255) truncated. */
+uint8_t ngl_check_fraction(lua_State *L, int idx, int arg, const char *fn, const char *what);
+/* A boolean (true/false only). */
+int ngl_check_boolean(lua_State *L, int idx, int arg, const char *fn, const char *what);
+/* Space 0..7 from "L1".."L8", an alias or 1..8. */
+int ngl_check_space(lua_State *L, int idx, int arg, const char *fn);
+/* A coordinate value for `space` that fits the int16 after scaling. */
+float ngl_check_coord(lua_State *L, int idx, int arg, const char *fn, int space, int axis);
+/* Three finite numbers {x, y, z} (query centres; no int16 range applies). */
+void ngl_check_point(lua_State *L, int idx, int arg, const char *fn, const char *what,
+                     float out[3]);
+/* A token id (1..NG_TOKEN_ID_MAX) or a Token handle of the same runtime. */
+uint32_t ngl_check_token_id(lua_State *L, int idx, int arg, const char *fn,
+                            const ngl_runtime *owner);
+/* A connection id or a Connection handle of the same runtime. */
+uint32_t ngl_check_conn_id(lua_State *L, int idx, int arg, const char *fn,
+                           const ngl_runtime *owner);
+/* Entity 0..15 from its name or number. */
+unsigned ngl_check_entity(lua_State *L, int idx, int arg, const char *fn);
+/* Connection type 0..175 from its name or number. */
+unsigned ngl_check_conn_type(lua_State *L, int idx, int arg, const char *fn);
+
+/* ---- results ------------------------------------------------------------ */
+
+/* Pushes a Token/Connection handle (uv = its metatable slot) for `id`, owned
+ * like the object at obj_idx (a sub-object or another handle). */
+void ngl_push_handle(lua_State *L, int obj_idx, int uv, uint32_t id);
+/* Grows owner's id buffer to at least n entries; raises on memory failure. */
+uint32_t *ngl_ids(lua_State *L, ngl_runtime *owner, size_t n);
+/* Pushes ids[0..n) as an array: into the table at `into` (0: a new table),
+ * clearing entries past n. */
+void ngl_push_ids(lua_State *L, const uint32_t *ids, size_t n, int into);
+/* Pushes a stored float as the shortest decimal (up to 9 digits) that
+ * converts back to the same float, so a weight set to 0.9 reads as 0.9. */
+void ngl_push_float(lua_State *L, float f);
+/* Decoded coordinate, in double so 10.5 reads back as 10.5. */
+double ngl_coord(const ng_token *t, int space, int axis);
+
+#endif

@@ -1,0 +1,251 @@
+/* rt.grid: radius, neighbour, nearest-k and box queries and grid figures, per space. */
+#include "binding.h"
+
+#include <float.h>
+
+#define OPT(k) ((uint64_t)1 << (k))
+
+/* Options of a query: which keys are allowed, and what was given. */
+typedef struct query_opts {
+  int space;
+  size_t limit;
+  int into; /* stack index of the result table, 0 for a new one */
+} query_opts;
+
+/* Reads {space = ..., limit = ..., into = ...} at idx (argument arg); `allowed`
+ * is a bit set over NGL_K_SPACE/LIMIT/INTO. */
+static void read_opts(lua_State *L, int idx, const char *fn, uint64_t allowed, query_opts *o) {
+  o->space = NG_L1;
+  o->limit = 0;
+  o->into = 0;
+  if (lua_isnoneornil(L, idx)) return;
+  if (lua_type(L, idx) != LUA_TTABLE)
+    ngl_argerror(L, idx, fn, "options table expected, got %s", ngl_describe(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int key = ngl_key(L, -2);
+    if (key < 64 && (allowed & OPT(key))) {
+      switch (key) {
+      case NGL_K_SPACE:
+        o->space = ngl_check_space(L, -1, idx, fn);
+        break;
+      case NGL_K_LIMIT:
+        o->limit = (size_t)ngl_check_integer(L, -1, idx, fn, "limit", 0, INT32_MAX);
+        break;
+      case NGL_K_INTO:
+        if (lua_type(L, -1) != LUA_TTABLE)
+          ngl_argerror(L, idx, fn, "into must be a table, got %s", ngl_describe(L, -1));
+        break;
+      default:
+        break;
+      }
+    } else {
+      ngl_unknown_key(L, -2, idx, fn, "option");
+    }
+    lua_pop(L, 1);
+  }
+  /* `into` is looked up again so it has a stable stack slot */
+  lua_pushliteral(L, "into");
+  if (lua_rawget(L, idx) == LUA_TTABLE)
+    o->into = lua_gettop(L);
+  else
+    lua_pop(L, 1);
+}
+
+/* Pushes the runtime's pool of spare pair tables (created on first use). */
+static int push_pool(lua_State *L) {
+  lua_getiuservalue(L, 1, 1); /* self (rt.grid) -> the Runtime userdata */
+  if (lua_getiuservalue(L, -1, NGL_RT_PAIRS) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, -3, NGL_RT_PAIRS);
+  }
+  lua_remove(L, -2);
+  return lua_gettop(L);
+}
+
+/* Pushes hits as { {id, distance}, ... }. With `into`, the table and the pair
+ * tables in it are reused; pairs past the hit count are removed from `into`
+ * and kept in the runtime's pool for later queries, so a loop allocates
+ * nothing once the pool has grown to its largest answer. */
+static void push_hits(lua_State *L, const ng_hits *hits, int into) {
+  size_t n = hits->count;
+  int pool = 0;
+  lua_Integer npool = 0;
+  if (into) {
+    pool = push_pool(L);
+    npool = (lua_Integer)lua_rawlen(L, pool);
+    lua_pushvalue(L, into);
+  } else {
+    lua_createtable(L, n > INT32_MAX ? INT32_MAX : (int)n, 0);
+  }
+  for (size_t i = 0; i < n; i++) {
+    lua_Integer k = (lua_Integer)i + 1;
+    if (!into || lua_rawgeti(L, -1, k) != LUA_TTABLE) {
+      if (into) lua_pop(L, 1);
+      if (npool > 0) { /* a recycled pair */
+        lua_rawgeti(L, pool, npool);
+        lua_pushnil(L);
+        lua_rawseti(L, pool, npool--);
+      } else {
+        lua_createtable(L, 2, 0);
+      }
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, -3, k);
+    }
+    lua_pushinteger(L, hits->items[i].id);
+    lua_rawseti(L, -2, 1);
+    lua_pushnumber(L, (lua_Number)hits->items[i].distance);
+    lua_rawseti(L, -2, 2);
+    lua_pop(L, 1);
+  }
+  if (into) {
+    int t;
+    for (lua_Integer j = (lua_Integer)n + 1; (t = lua_rawgeti(L, -1, j)) != LUA_TNIL; j++) {
+      if (t == LUA_TTABLE)
+        lua_rawseti(L, pool, ++npool);
+      else
+        lua_pop(L, 1);
+      lua_pushnil(L);
+      lua_rawseti(L, -2, j);
+    }
+    lua_pop(L, 1); /* the nil that ended the loop */
+    lua_remove(L, pool);
+  }
+}
+
+/* A radius: finite and >= 0; huge values are clamped (they mean "all"). */
+static float check_radius(lua_State *L, int idx, const char *fn) {
+  double r = ngl_check_number(L, idx, idx, fn, "radius");
+  if (r < 0) ngl_argerror(L, idx, fn, "radius must be >= 0, got %s", ngl_describe(L, idx));
+  return r > FLT_MAX ? FLT_MAX : (float)r;
+}
+
+static int finish(lua_State *L, ngl_runtime *owner, ng_status st, int arg, const char *fn,
+                  int into) {
+  if (st != NG_OK) return ngl_status_error(L, owner->rt, st, arg, fn);
+  push_hits(L, &owner->hits, into);
+  return 1;
+}
+
+/* rt.grid:find_neighbors(id, radius [, {space, limit, into}]) -> hits. The
+ * token itself is excluded; a missing token raises (an existing record is
+ * required). */
+static int grid_neighbors(lua_State *L) {
+  const char *fn = "find_neighbors";
+  ngl_handle *self = ngl_self(L, NGL_UV_GRID_MT, fn);
+  ng_runtime *rt = ngl_rt(L, self->owner);
+  uint32_t id = ngl_check_token_id(L, 2, 2, fn, self->owner);
+  float r = check_radius(L, 3, fn);
+  query_opts o;
+  read_opts(L, 4, fn, OPT(NGL_K_SPACE) | OPT(NGL_K_LIMIT) | OPT(NGL_K_INTO), &o);
+  ng_status st = ng_grid_neighbors(rt, id, o.space, r, o.limit, &self->owner->hits);
+  if (st == NG_ENOTFOUND) return ngl_argerror(L, 2, fn, "token %d does not exist", (int)id);
+  return finish(L, self->owner, st, 2, fn, o.into);
+}
+
+/* rt.grid:range_query({x, y, z}, radius [, {space, limit, into}]) -> hits. */
+static int grid_range(lua_State *L) {
+  const char *fn = "range_query";
+  ngl_handle *self = ngl_self(L, NGL_UV_GRID_MT, fn);
+  ng_runtime *rt = ngl_rt(L, self->owner);
+  float c[3];
+  ngl_check_point(L, 2, 2, fn, "center", c);
+  float r = check_radius(L, 3, fn);
+  query_opts o;
+  read_opts(L, 4, fn, OPT(NGL_K_SPACE) | OPT(NGL_K_LIMIT) | OPT(NGL_K_INTO), &o);
+  return finish(L, self->owner, ng_grid_range(rt, o.space, c, r, o.limit, &self->owner->hits), 2,
+                fn, o.into);
+}
+
+/* rt.grid:nearest({x, y, z}, k [, {space, into}]) -> the k nearest hits. */
+static int grid_nearest(lua_State *L) {
+  const char *fn = "nearest";
+  ngl_handle *self = ngl_self(L, NGL_UV_GRID_MT, fn);
+  ng_runtime *rt = ngl_rt(L, self->owner);
+  float c[3];
+  ngl_check_point(L, 2, 2, fn, "center", c);
+  size_t k = (size_t)ngl_check_integer(L, 3, 3, fn, "k", 0, INT32_MAX);
+  query_opts o;
+  read_opts(L, 4, fn, OPT(NGL_K_SPACE) | OPT(NGL_K_INTO), &o);
+  return finish(L, self->owner, ng_grid_nearest(rt, o.space, c, k, &self->owner->hits), 2, fn,
+                o.into);
+}
+
+/* rt.grid:box({x0, y0, z0}, {x1, y1, z1} [, {space, limit, into}]) -> hits
+ * inside the closed box, by distance from its centre. */
+static int grid_box(lua_State *L) {
+  const char *fn = "box";
+  ngl_handle *self = ngl_self(L, NGL_UV_GRID_MT, fn);
+  ng_runtime *rt = ngl_rt(L, self->owner);
+  float lo[3], hi[3];
+  ngl_check_point(L, 2, 2, fn, "min", lo);
+  ngl_check_point(L, 3, 3, fn, "max", hi);
+  for (int a = 0; a < 3; a++)
+    if (lo[a] > hi[a])
+      return ngl_argerror(L, 3, fn, "max must not be below min on any axis (axis %d)", a + 1);
+  query_opts o;
+  read_opts(L, 4, fn, OPT(NGL_K_SPACE) | OPT(NGL_K_LIMIT) | OPT(NGL_K_INTO), &o);
+  return finish(L, self->owner, ng_grid_box(rt, o.space, lo, hi, o.limit, &self->owner->hits), 2,
+                fn, o.into);
+}
+
+static void push_vec(lua_State *L, const float v[3]) {
+  lua_createtable(L, 3, 0);
+  for (int a = 0; a < 3; a++) {
+    ngl_push_float(L, v[a]);
+    lua_rawseti(L, -2, a + 1);
+  }
+}
+
+/* rt.grid:info([{space}]) -> {space, count, cells, cell_size, min = {..}, max = {..}}. */
+static int grid_info(lua_State *L) {
+  const char *fn = "info";
+  ngl_handle *self = ngl_self(L, NGL_UV_GRID_MT, fn);
+  ng_runtime *rt = ngl_rt(L, self->owner);
+  query_opts o;
+  read_opts(L, 2, fn, OPT(NGL_K_SPACE), &o);
+  ng_grid_info gi;
+  ng_status st = ng_grid_info_get(rt, o.space, &gi);
+  if (st != NG_OK) return ngl_status_error(L, rt, st, 2, fn);
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, ng_space_name(o.space));
+  lua_setfield(L, -2, "space");
+  lua_pushinteger(L, (lua_Integer)gi.count);
+  lua_setfield(L, -2, "count");
+  lua_pushinteger(L, (lua_Integer)gi.cells);
+  lua_setfield(L, -2, "cells");
+  ngl_push_float(L, gi.cell_size);
+  lua_setfield(L, -2, "cell_size");
+  push_vec(L, gi.lo);
+  lua_setfield(L, -2, "min");
+  push_vec(L, gi.hi);
+  lua_setfield(L, -2, "max");
+  return 1;
+}
+
+static int grid_tostring(lua_State *L) {
+  ngl_self(L, NGL_UV_GRID_MT, "__tostring");
+  lua_pushliteral(L, "neurograph.Grid");
+  return 1;
+}
+
+static const luaL_Reg grid_methods[] = {
+    {"find_neighbors", grid_neighbors},
+    {"range_query", grid_range},
+    {"nearest", grid_nearest},
+    {"box", grid_box},
+    {"info", grid_info},
+    {NULL, NULL},
+};
+static const luaL_Reg grid_meta[] = {{"__tostring", grid_tostring}, {NULL, NULL}};
+
+void ngl_open_grid(lua_State *L, int ctx) {
+  lua_rawgeti(L, ctx, NGL_UV_GRID_MT);
+  lua_newtable(L);
+  ngl_setfuncs(L, ctx, -1, grid_methods);
+  lua_setfield(L, -2, "__index");
+  ngl_setfuncs(L, ctx, -1, grid_meta);
+  lua_pop(L, 1);
+}

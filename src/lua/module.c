@@ -1,0 +1,563 @@
+/* The module entry (luaopen_neurograph), its name tables and the checks all binding files share. */
+#include "binding.h"
+#include "lua_embedded.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *const ngl_key_names[NGL_K_COUNT] = {
+    [NGL_K_NONE] = "",
+    [NGL_K_ID] = "id",
+    [NGL_K_WEIGHT] = "weight",
+    [NGL_K_FLAGS] = "flags",
+    [NGL_K_ENTITY] = "entity",
+    [NGL_K_FIELD_RADIUS] = "field_radius",
+    [NGL_K_FIELD_STRENGTH] = "field_strength",
+    [NGL_K_TIMESTAMP] = "timestamp",
+    [NGL_K_COORDS] = "coords",
+    [NGL_K_DOMAIN] = "domain",
+    [NGL_K_FROM] = "from",
+    [NGL_K_TO] = "to",
+    [NGL_K_TYPE] = "type",
+    [NGL_K_CATEGORY] = "category",
+    [NGL_K_MUTABILITY] = "mutability",
+    [NGL_K_RIGIDITY] = "rigidity",
+    [NGL_K_PULL_STRENGTH] = "pull_strength",
+    [NGL_K_PREFERRED_DISTANCE] = "preferred_distance",
+    [NGL_K_CONFIDENCE] = "confidence",
+    [NGL_K_EVIDENCE_COUNT] = "evidence_count",
+    [NGL_K_ACTIVATION_COUNT] = "activation_count",
+    [NGL_K_BIDIRECTIONAL] = "bidirectional",
+    [NGL_K_LEARNING_RATE] = "learning_rate",
+    [NGL_K_DECAY_RATE] = "decay_rate",
+    [NGL_K_ACTIVE_LEVELS] = "active_levels",
+    [NGL_K_CREATED_AT] = "created_at",
+    [NGL_K_LAST_ACTIVATION] = "last_activation",
+    [NGL_K_LAST_UPDATE] = "last_update",
+    [NGL_K_SOURCE_ID] = "source_id",
+    [NGL_K_TARGET_VECTOR] = "target_vector",
+    [NGL_K_SPACE] = "space",
+    [NGL_K_LIMIT] = "limit",
+    [NGL_K_INTO] = "into",
+    [NGL_K_GRID_SIZE] = "grid_size",
+    [NGL_K_DIMENSIONS] = "dimensions",
+    [NGL_K_INITIAL_TOKENS] = "initial_tokens",
+    [NGL_K_INITIAL_CONNECTIONS] = "initial_connections",
+    [NGL_K_PROFILE] = "profile",
+    [NGL_K_CELL_SIZE] = "cell_size",
+    [NGL_K_CELL_SIZES] = "cell_sizes",
+};
+
+/* ---- errors ------------------------------------------------------------- */
+
+int ngl_argerror(lua_State *L, int arg, const char *fn, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  const char *msg = lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, fn, msg);
+}
+
+const char *ngl_describe(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  switch (lua_type(L, idx)) {
+  case LUA_TNUMBER: {
+    if (lua_isinteger(L, idx)) return lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, idx));
+    double v = lua_tonumber(L, idx);
+    char buf[64];
+    if (isnan(v)) return lua_pushliteral(L, "nan");
+    if (isinf(v)) return v > 0 ? lua_pushliteral(L, "inf") : lua_pushliteral(L, "-inf");
+    snprintf(buf, sizeof buf, "%.14g", v);
+    return lua_pushstring(L, buf);
+  }
+  case LUA_TSTRING: {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    if (len > 40) return lua_pushfstring(L, "'%.40s...'", s); /* keep messages short */
+    return lua_pushfstring(L, "'%s'", s);
+  }
+  case LUA_TBOOLEAN:
+    return lua_pushstring(L, lua_toboolean(L, idx) ? "true" : "false");
+  case LUA_TNONE:
+    return lua_pushliteral(L, "no value");
+  default:
+    if (luaL_getmetafield(L, idx, "__name") == LUA_TSTRING) return lua_tostring(L, -1);
+    return lua_pushstring(L, luaL_typename(L, idx));
+  }
+}
+
+int ngl_status_error(lua_State *L, ng_runtime *rt, ng_status st, int arg, const char *fn) {
+  const char *detail = ng_last_error(rt);
+  if (detail == NULL || detail[0] == '\0') detail = ng_strerror(st);
+  switch (st) {
+  case NG_EINVAL:
+  case NG_EEXIST:
+  case NG_ELIMIT:
+    return ngl_argerror(L, arg, fn, "%s", detail);
+  case NG_ENOMEM:
+    return luaL_error(L, "%s: not enough memory", fn);
+  default:
+    return luaL_error(L, "%s: %s", fn, detail);
+  }
+}
+
+int ngl_unknown_key(lua_State *L, int kidx, int arg, const char *fn, const char *what) {
+  if (lua_type(L, kidx) != LUA_TSTRING)
+    return ngl_argerror(L, arg, fn, "%s names must be strings, got %s", what,
+                        ngl_describe(L, kidx));
+  return ngl_argerror(L, arg, fn, "unknown %s '%s'", what, lua_tostring(L, kidx));
+}
+
+/* ---- checks ------------------------------------------------------------- */
+
+void *ngl_toudata(lua_State *L, int idx, int uv) {
+  void *p = lua_touserdata(L, idx);
+  if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
+  int same = lua_rawequal(L, -1, NGL_UV(uv));
+  lua_pop(L, 1);
+  return same ? p : NULL;
+}
+
+void *ngl_checkudata(lua_State *L, int idx, int uv, const char *fn) {
+  void *p = ngl_toudata(L, idx, uv);
+  if (p == NULL) {
+    lua_getfield(L, NGL_UV(uv), "__name");
+    const char *tname = lua_tostring(L, -1);
+    ngl_argerror(L, idx, fn, "%s expected, got %s", tname, ngl_describe(L, idx));
+  }
+  return p;
+}
+
+ng_runtime *ngl_rt(lua_State *L, const ngl_runtime *owner) {
+  if (owner->rt == NULL) luaL_error(L, "runtime is closed");
+  return owner->rt;
+}
+
+ngl_handle *ngl_self(lua_State *L, int uv, const char *fn) {
+  return (ngl_handle *)ngl_checkudata(L, 1, uv, fn);
+}
+
+static size_t name_slot(const char *p) {
+  return (size_t)(((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15u) >> 56) & (NGL_NAME_SLOTS - 1);
+}
+
+int ngl_name(lua_State *L, int idx, int kind) {
+  if (lua_type(L, idx) != LUA_TSTRING) return -1;
+  const char *p = lua_tostring(L, idx);
+  const ngl_names *n = lua_touserdata(L, NGL_UV(NGL_UV_NAMES));
+  for (size_t i = name_slot(p); n->ptr[i] != NULL; i = (i + 1) & (NGL_NAME_SLOTS - 1))
+    if (n->ptr[i] == p && n->kind[i] == kind) return n->value[i];
+  return -1;
+}
+
+/* Records the interned name string at address p (kept alive by the caller) as
+ * name `value` of `kind`. */
+static void name_add(ngl_names *n, const char *p, int kind, int value) {
+  size_t i = name_slot(p);
+  while (n->ptr[i] != NULL)
+    i = (i + 1) & (NGL_NAME_SLOTS - 1);
+  n->ptr[i] = p;
+  n->kind[i] = (int16_t)kind;
+  n->value[i] = (int16_t)value;
+}
+
+int ngl_key(lua_State *L, int kidx) {
+  int code = ngl_name(L, kidx, NGL_NAME_KEY);
+  return code < 0 ? NGL_K_NONE : code;
+}
+
+double ngl_check_number(lua_State *L, int idx, int arg, const char *fn, const char *what) {
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    double v = lua_tonumber(L, idx);
+    if (isfinite(v)) return v;
+  }
+  ngl_argerror(L, arg, fn, "%s must be a finite number, got %s", what, ngl_describe(L, idx));
+  return 0;
+}
+
+lua_Integer ngl_check_integer(lua_State *L, int idx, int arg, const char *fn, const char *what,
+                              lua_Integer lo, lua_Integer hi) {
+  int ok = 0;
+  lua_Integer v = 0;
+  if (lua_type(L, idx) == LUA_TNUMBER) v = lua_tointegerx(L, idx, &ok);
+  if (!ok || v < lo || v > hi)
+    ngl_argerror(L, arg, fn, "%s must be an integer %I..%I, got %s", what, (LUAI_UACINT)lo,
+                 (LUAI_UACINT)hi, ngl_describe(L, idx));
+  return v;
+}
+
+uint8_t ngl_check_fraction(lua_State *L, int idx, int arg, const char *fn, const char *what) {
+  double v = lua_type(L, idx) == LUA_TNUMBER ? lua_tonumber(L, idx) : NAN;
+  if (!(v >= 0.0 && v <= 1.0))
+    ngl_argerror(L, arg, fn, "%s must be a number 0..1, got %s", what, ngl_describe(L, idx));
+  return (uint8_t)((float)v * 255.0f); /* the reference's (x * 255) as u8 */
+}
+
+int ngl_check_boolean(lua_State *L, int idx, int arg, const char *fn, const char *what) {
+  if (lua_type(L, idx) != LUA_TBOOLEAN)
+    ngl_argerror(L, arg, fn, "%s must be a boolean, got %s", what, ngl_describe(L, idx));
+  return lua_toboolean(L, idx);
+}
+
+int ngl_check_space(lua_State *L, int idx, int arg, const char *fn) {
+  int t = lua_type(L, idx);
+  if (t == LUA_TSTRING) {
+    int s = ngl_name(L, idx, NGL_NAME_SPACE);
+    if (s >= 0) return s;
+  } else if (t == LUA_TNUMBER) {
+    int ok;
+    lua_Integer n = lua_tointegerx(L, idx, &ok);
+    if (ok && n >= 1 && n <= NG_SPACES) return (int)n - 1;
+  }
+  ngl_argerror(L, arg, fn, "space must be 'L1'..'L8', a space alias or 1..8, got %s",
+               ngl_describe(L, idx));
+  return 0;
+}
+
+float ngl_check_coord(lua_State *L, int idx, int arg, const char *fn, int space, int axis) {
+  static const char axes[] = "xyz";
+  char what[16];
+  double v = lua_type(L, idx) == LUA_TNUMBER ? lua_tonumber(L, idx) : NAN;
+  if (!isfinite(v)) { /* the message is only built on the error path */
+    snprintf(what, sizeof what, "%c of %s", axes[axis], ng_space_name(space));
+    ngl_check_number(L, idx, arg, fn, what);
+  }
+  float scale = ng_space_scale(space);
+  /* The codec's own arithmetic (float multiply, then truncation toward zero):
+   * a value fits when truncation lands inside -32768..32767. */
+  if (!(fabs(v) < 1e30 && (float)v * scale > -32769.0f && (float)v * scale < 32768.0f)) {
+    char lo[32], hi[32];
+    snprintf(what, sizeof what, "%c of %s", axes[axis], ng_space_name(space));
+    snprintf(lo, sizeof lo, "%.6g", -32768.0 / scale);
+    snprintf(hi, sizeof hi, "%.6g", 32767.0 / scale);
+    ngl_argerror(L, arg, fn, "%s must be within %s..%s, got %s", what, lo, hi,
+                 ngl_describe(L, idx));
+  }
+  return (float)v;
+}
+
+void ngl_check_point(lua_State *L, int idx, int arg, const char *fn, const char *what,
+                     float out[3]) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE || lua_rawlen(L, idx) != 3)
+    ngl_argerror(L, arg, fn, "%s must be a table {x, y, z}, got %s", what, ngl_describe(L, idx));
+  for (int a = 0; a < 3; a++) {
+    lua_rawgeti(L, idx, a + 1);
+    double v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : NAN;
+    if (!(fabs(v) <= FLT_MAX))
+      ngl_argerror(L, arg, fn, "%s[%d] must be a finite number, got %s", what, a + 1,
+                   ngl_describe(L, -1));
+    out[a] = (float)v;
+    lua_pop(L, 1);
+  }
+}
+
+/* An id argument: an integer within 1..max or a handle (metatable uv) of the
+ * same store. */
+static uint32_t check_id(lua_State *L, int idx, int arg, const char *fn, const ngl_runtime *owner,
+                         int uv, const char *what, const char *id_what, lua_Integer max) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) == LUA_TUSERDATA) {
+    ngl_handle *h = ngl_toudata(L, idx, uv);
+    if (h != NULL) {
+      if (h->owner != owner && (h->owner->rt == NULL || h->owner->rt != owner->rt))
+        ngl_argerror(L, arg, fn, "%s belongs to another runtime", what);
+      return h->id;
+    }
+  }
+  return (uint32_t)ngl_check_integer(L, idx, arg, fn, id_what, 1, max);
+}
+
+uint32_t ngl_check_token_id(lua_State *L, int idx, int arg, const char *fn,
+                            const ngl_runtime *owner) {
+  return check_id(L, idx, arg, fn, owner, NGL_UV_TOKEN_MT, "token", "token id", NG_TOKEN_ID_MAX);
+}
+
+uint32_t ngl_check_conn_id(lua_State *L, int idx, int arg, const char *fn,
+                           const ngl_runtime *owner) {
+  return check_id(L, idx, arg, fn, owner, NGL_UV_CONN_MT, "connection", "connection id",
+                  NG_CONNECTION_ID_MAX);
+}
+
+/* A name looked up in the map at upvalue uv, or an integer 0..max. */
+static unsigned check_enum(lua_State *L, int idx, int arg, const char *fn, int uv, lua_Integer max,
+                           const char *what, const char *expected) {
+  int t = lua_type(L, idx);
+  if (t == LUA_TSTRING) {
+    lua_pushvalue(L, idx);
+    if (lua_rawget(L, NGL_UV(uv)) == LUA_TNUMBER) {
+      unsigned v = (unsigned)lua_tointeger(L, -1);
+      lua_pop(L, 1);
+      return v;
+    }
+    lua_pop(L, 1);
+  } else if (t == LUA_TNUMBER) {
+    int ok;
+    lua_Integer n = lua_tointegerx(L, idx, &ok);
+    if (ok && n >= 0 && n <= max) return (unsigned)n;
+  }
+  ngl_argerror(L, arg, fn, "%s must be %s or 0..%I, got %s", what, expected, (LUAI_UACINT)max,
+               ngl_describe(L, idx));
+  return 0;
+}
+
+unsigned ngl_check_entity(lua_State *L, int idx, int arg, const char *fn) {
+  int e = ngl_name(L, idx, NGL_NAME_ENTITY);
+  if (e >= 0) return (unsigned)e;
+  return check_enum(L, idx, arg, fn, NGL_UV_ENTITIES, NG_ENTITY_COUNT - 1, "entity",
+                    "an entity name");
+}
+
+unsigned ngl_check_conn_type(lua_State *L, int idx, int arg, const char *fn) {
+  return check_enum(L, idx, arg, fn, NGL_UV_CTYPES, NG_CONN_TYPES - 1, "type",
+                    "a connection type name");
+}
+
+/* ---- results ------------------------------------------------------------ */
+
+void ngl_push_handle(lua_State *L, int obj_idx, int uv, uint32_t id) {
+  ngl_handle *o = lua_touserdata(L, obj_idx);
+  lua_getiuservalue(L, obj_idx, 1); /* the Runtime userdata */
+  ngl_handle *h = lua_newuserdatauv(L, sizeof *h, 1);
+  h->owner = o->owner;
+  h->id = id;
+  lua_pushvalue(L, NGL_UV(uv));
+  lua_setmetatable(L, -2);
+  lua_rotate(L, -2, 1);
+  lua_setiuservalue(L, -2, 1);
+}
+
+uint32_t *ngl_ids(lua_State *L, ngl_runtime *owner, size_t n) {
+  if (n <= owner->ids_cap) return owner->ids;
+  size_t cap = owner->ids_cap ? owner->ids_cap : 64;
+  while (cap < n)
+    cap *= 2;
+  if (cap > ((size_t)-1) / sizeof(uint32_t)) luaL_error(L, "not enough memory");
+  void *ud;
+  lua_Alloc f = lua_getallocf(L, &ud);
+  void *p = f(ud, owner->ids, owner->ids_cap * sizeof(uint32_t), cap * sizeof(uint32_t));
+  if (p == NULL) luaL_error(L, "not enough memory");
+  owner->ids = p;
+  owner->ids_cap = cap;
+  return owner->ids;
+}
+
+void ngl_push_ids(lua_State *L, const uint32_t *ids, size_t n, int into) {
+  if (into)
+    lua_pushvalue(L, into);
+  else
+    lua_createtable(L, n > INT32_MAX ? INT32_MAX : (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_pushinteger(L, ids[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  if (into) {
+    for (lua_Integer j = (lua_Integer)n + 1; lua_rawgeti(L, -1, j) != LUA_TNIL; j++) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+      lua_rawseti(L, -2, j);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+void ngl_push_float(lua_State *L, float f) {
+  static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  double d = (double)f;
+  if (f != 0.0f && isfinite(f)) {
+    int e = (int)floor(log10(fabs(d)));
+    /* the shortest decimal of 6..9 digits that reads back as the same float */
+    for (int p = 6; p <= 9; p++) {
+      int k = p - 1 - e;
+      if (k < -22 || k > 22) break;
+      double r = k >= 0 ? nearbyint(d * pow10[k]) / pow10[k] : nearbyint(d / pow10[-k]) * pow10[-k];
+      if ((float)r == f) {
+        d = r;
+        break;
+      }
+    }
+  }
+  lua_pushnumber(L, d);
+}
+
+double ngl_coord(const ng_token *t, int space, int axis) {
+  return (double)t->coords[space][axis] / (double)ng_space_scale(space);
+}
+
+void ngl_setfuncs(lua_State *L, int ctx, int target, const luaL_Reg *l) {
+  target = lua_absindex(L, target);
+  for (; l->name != NULL; l++) {
+    for (int i = 1; i <= NGL_NUP; i++)
+      lua_rawgeti(L, ctx, i);
+    lua_pushcclosure(L, l->func, NGL_NUP);
+    lua_setfield(L, target, l->name);
+  }
+}
+
+/* ---- the module --------------------------------------------------------- */
+
+/* Sets t[name] = value and t[value] = name for the table at the top. */
+static void both_ways(lua_State *L, const char *name, lua_Integer value) {
+  lua_pushinteger(L, value);
+  lua_setfield(L, -2, name);
+  lua_pushstring(L, name);
+  lua_rawseti(L, -2, value);
+}
+
+/* t[name] = v for the table at the top; returns the interned key's address. */
+static const char *set_int(lua_State *L, const char *name, lua_Integer v) {
+  const char *key = lua_pushstring(L, name);
+  lua_pushinteger(L, v);
+  lua_rawset(L, -3);
+  return key;
+}
+
+/* Runs every embedded lua/neurograph/NAME.lua with (name, module table), stores
+ * its result in package.loaded[name] and in module[short name]. */
+static void load_embedded(lua_State *L, int mod) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  for (const ng_lua_source *s = ng_lua_embedded; s->module != NULL; s++) {
+    if (luaL_loadbufferx(L, s->source, s->size, s->chunkname, "t") != LUA_OK) lua_error(L);
+    lua_pushstring(L, s->module);
+    lua_pushvalue(L, mod);
+    lua_call(L, 2, 1);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushboolean(L, 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, s->module);
+    const char *dot = strrchr(s->module, '.');
+    lua_setfield(L, mod, dot ? dot + 1 : s->module);
+  }
+  lua_pop(L, 1);
+}
+
+static const char *const mt_names[] = {
+    "neurograph.Runtime",     "neurograph.Token", "neurograph.Connection", "neurograph.Tokens",
+    "neurograph.Connections", "neurograph.Grid",  "neurograph.CDNA",
+};
+
+static const luaL_Reg module_funcs[] = {
+    {"Runtime", ngl_runtime_new}, {"load", ngl_runtime_load}, {NULL, NULL}};
+
+int luaopen_neurograph(lua_State *L) {
+  luaL_checkversion(L);
+  lua_createtable(L, NGL_NUP, 0);
+  int ctx = lua_gettop(L);
+
+  for (int i = 0; i < (int)(sizeof mt_names / sizeof mt_names[0]); i++) {
+    luaL_newmetatable(L, mt_names[i]); /* registered by name only for ng_lua_check_runtime */
+    lua_rawseti(L, ctx, NGL_UV_RUNTIME_MT + i);
+  }
+  ngl_names *names = lua_newuserdatauv(L, sizeof *names, 0);
+  memset(names, 0, sizeof *names);
+  lua_rawseti(L, ctx, NGL_UV_NAMES);
+  /* These tables keep the name strings alive, and so their addresses valid. */
+  lua_createtable(L, 0, NGL_K_COUNT);
+  for (int k = 1; k < NGL_K_COUNT; k++)
+    name_add(names, set_int(L, ngl_key_names[k], k), NGL_NAME_KEY, k);
+  lua_rawseti(L, ctx, NGL_UV_KEYS);
+  lua_createtable(L, 0, 2 * NG_SPACES);
+  for (int s = 0; s < NG_SPACES; s++) {
+    name_add(names, set_int(L, ng_space_name(s), s), NGL_NAME_SPACE, s);
+    name_add(names, set_int(L, ng_space_alias(s), s), NGL_NAME_SPACE, s);
+  }
+  lua_rawseti(L, ctx, NGL_UV_SPACES);
+  lua_createtable(L, 0, NG_ENTITY_COUNT);
+  for (unsigned e = 0; e < NG_ENTITY_COUNT; e++)
+    name_add(names, set_int(L, ng_entity_name(e), e), NGL_NAME_ENTITY, (int)e);
+  lua_rawseti(L, ctx, NGL_UV_ENTITIES);
+  lua_createtable(L, 0, NG_CONN_TYPES);
+  for (unsigned t = 0; t < NG_CONN_TYPES; t++)
+    set_int(L, ng_conn_type_name(t), t);
+  lua_rawseti(L, ctx, NGL_UV_CTYPES);
+  lua_createtable(L, 0, 5);
+  for (uint32_t p = 0; p < 256; p++)
+    if (ng_profile_name(p) != NULL) set_int(L, ng_profile_name(p), p);
+  lua_rawseti(L, ctx, NGL_UV_PROFILES);
+  for (int i = NGL_UV_TOKEN_INDEX; i <= NGL_UV_RUNTIME_INDEX; i++) {
+    lua_newtable(L);
+    lua_rawseti(L, ctx, i);
+  }
+
+  ngl_open_runtime(L, ctx);
+  ngl_open_token(L, ctx);
+  ngl_open_connection(L, ctx);
+  ngl_open_grid(L, ctx);
+  ngl_open_cdna(L, ctx);
+
+  luaL_newlibtable(L, module_funcs);
+  int mod = lua_gettop(L);
+  ngl_setfuncs(L, ctx, mod, module_funcs);
+  lua_pushliteral(L, NG_VERSION_STRING);
+  lua_setfield(L, mod, "_VERSION");
+
+  /* spaces: {"L1".."L8", L1 = 1, physical = 1, ...} (Lua numbers spaces 1..8) */
+  lua_createtable(L, NG_SPACES, 2 * NG_SPACES);
+  for (int s = 0; s < NG_SPACES; s++) {
+    both_ways(L, ng_space_name(s), s + 1);
+    set_int(L, ng_space_alias(s), s + 1);
+  }
+  lua_setfield(L, mod, "spaces");
+  lua_createtable(L, NG_ENTITY_COUNT, NG_ENTITY_COUNT);
+  for (unsigned e = 0; e < NG_ENTITY_COUNT; e++)
+    both_ways(L, ng_entity_name(e), e);
+  lua_setfield(L, mod, "entities");
+  lua_createtable(L, NG_CONN_TYPES, NG_CONN_TYPES);
+  for (unsigned t = 0; t < NG_CONN_TYPES; t++)
+    both_ways(L, ng_conn_type_name(t), t);
+  lua_setfield(L, mod, "connection_types");
+  lua_createtable(L, NG_CONN_CATEGORIES, NG_CONN_CATEGORIES);
+  for (unsigned c = 0; c < NG_CONN_CATEGORIES; c++)
+    both_ways(L, ng_conn_category_name(c), c);
+  lua_setfield(L, mod, "categories");
+  lua_createtable(L, 4, 5);
+  for (uint32_t p = 0; p < 256; p++)
+    if (ng_profile_name(p) != NULL) both_ways(L, ng_profile_name(p), p);
+  lua_setfield(L, mod, "profiles");
+  lua_createtable(L, 3, 3);
+  for (unsigned m = 0; m <= NG_HYPOTHESIS; m++)
+    both_ways(L, ng_mutability_name(m), m);
+  lua_setfield(L, mod, "mutability");
+
+  lua_createtable(L, 0, 12);
+  set_int(L, "ACTIVE", NG_TOKEN_ACTIVE);
+  set_int(L, "PERSISTENT", NG_TOKEN_PERSISTENT);
+  set_int(L, "MUTABLE", NG_TOKEN_MUTABLE);
+  set_int(L, "SYNCHRONIZED", NG_TOKEN_SYNCHRONIZED);
+  set_int(L, "COMPRESSED", NG_TOKEN_COMPRESSED);
+  set_int(L, "ENCRYPTED", NG_TOKEN_ENCRYPTED);
+  set_int(L, "DIRTY", NG_TOKEN_DIRTY);
+  set_int(L, "LOCKED", NG_TOKEN_LOCKED);
+  set_int(L, "ENTITY_MASK", NG_TOKEN_ENTITY_MASK);
+  set_int(L, "USER_1", NG_TOKEN_USER_1);
+  set_int(L, "USER_2", NG_TOKEN_USER_2);
+  set_int(L, "USER_3", NG_TOKEN_USER_3);
+  set_int(L, "USER_4", NG_TOKEN_USER_4);
+  lua_setfield(L, mod, "token_flags");
+  lua_createtable(L, 0, 8);
+  set_int(L, "ACTIVE", NG_CONN_ACTIVE);
+  set_int(L, "PERSISTENT", NG_CONN_PERSISTENT);
+  set_int(L, "BIDIRECTIONAL", NG_CONN_BIDIRECTIONAL);
+  set_int(L, "INHIBITORY", NG_CONN_INHIBITORY);
+  set_int(L, "MODIFIED", NG_CONN_MODIFIED);
+  set_int(L, "REINFORCED", NG_CONN_REINFORCED);
+  set_int(L, "DECAYING", NG_CONN_DECAYING);
+  set_int(L, "USER_FLAG", NG_CONN_USER_FLAG);
+  lua_setfield(L, mod, "connection_flags");
+  lua_createtable(L, 0, 4);
+  set_int(L, "ENABLE_VALIDATION", NG_CDNA_ENABLE_VALIDATION);
+  set_int(L, "ENABLE_EVENTS", NG_CDNA_ENABLE_EVENTS);
+  set_int(L, "ENABLE_MUTATION", NG_CDNA_ENABLE_MUTATION);
+  set_int(L, "STRICT_MODE", NG_CDNA_STRICT_MODE);
+  lua_setfield(L, mod, "cdna_flags");
+
+  load_embedded(L, mod);
+  return 1;
+}

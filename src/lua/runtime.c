@@ -1,0 +1,355 @@
+/* neurograph.Runtime: construction, lifetime, sub-objects, snapshots, embedding helpers. */
+#include "binding.h"
+
+#include <math.h>
+#include <string.h>
+
+#define RUNTIME_MT "neurograph.Runtime"
+
+/* Runtime fields other than methods; the sub-objects use NGL_RT_* slots. */
+enum { RT_F_GRID_SIZE = 100, RT_F_DIMENSIONS };
+
+/* Frees what the Lua side owns and drops its reference. Idempotent, so it
+ * serves as close, __gc and __close alike. */
+static void runtime_close(lua_State *L, ngl_runtime *o) {
+  if (o->rt == NULL) return;
+  ng_hits_free(o->rt, &o->hits);
+  if (o->ids != NULL) {
+    void *ud;
+    lua_Alloc f = lua_getallocf(L, &ud);
+    f(ud, o->ids, o->ids_cap * sizeof(uint32_t), 0);
+    o->ids = NULL;
+    o->ids_cap = 0;
+  }
+  ng_runtime_release(o->rt);
+  o->rt = NULL;
+}
+
+/* Pushes a closed, empty Runtime userdata with the given metatable at mt. */
+static ngl_runtime *new_runtime_ud(lua_State *L, int mt) {
+  mt = lua_absindex(L, mt);
+  ngl_runtime *o = lua_newuserdatauv(L, sizeof *o, NGL_RT_NUV);
+  memset(o, 0, sizeof *o);
+  o->grid_size = 1000; /* the original Config's defaults */
+  o->dimensions = 50;
+  lua_pushvalue(L, mt);
+  lua_setmetatable(L, -2);
+  return o;
+}
+
+/* Bucket sizes from cell_sizes: an array of 8 or a table keyed by space. */
+static void read_cell_sizes(lua_State *L, int idx, float cells[NG_SPACES]) {
+  if (lua_type(L, idx) != LUA_TTABLE)
+    ngl_argerror(L, 1, "Runtime", "cell_sizes must be a table, got %s", ngl_describe(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int s = ngl_check_space(L, -2, 1, "Runtime");
+    double v = ngl_check_number(L, -1, 1, "Runtime", "cell size");
+    if (!(v > 0 && v <= 1e9))
+      ngl_argerror(L, 1, "Runtime", "cell size must be > 0, got %s", ngl_describe(L, -1));
+    cells[s] = (float)v;
+    lua_pop(L, 1);
+  }
+}
+
+/*
+ * ng.Runtime([config]) -> Runtime.
+ * config: grid_size, dimensions (the original's, validated positive integers),
+ * initial_tokens, initial_connections (capacity hints), profile (number or
+ * name), cell_size (every space) and cell_sizes ({L1 = 5, ...} or 8 numbers).
+ * Fails: unknown keys and bad values raise; ng_runtime_new failures raise.
+ */
+int ngl_runtime_new(lua_State *L) {
+  ng_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  float cells[NG_SPACES] = {0};
+  int have_cells = 0;
+  lua_Integer grid_size = 1000, dimensions = 50;
+  if (!lua_isnoneornil(L, 1)) {
+    if (lua_type(L, 1) != LUA_TTABLE)
+      ngl_argerror(L, 1, "Runtime", "config table expected, got %s", ngl_describe(L, 1));
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+      const char *fn = "Runtime";
+      switch (ngl_key(L, -2)) {
+      case NGL_K_GRID_SIZE:
+        grid_size = ngl_check_integer(L, -1, 1, fn, "grid_size", 1, INT32_MAX);
+        break;
+      case NGL_K_DIMENSIONS:
+        dimensions = ngl_check_integer(L, -1, 1, fn, "dimensions", 1, INT32_MAX);
+        break;
+      case NGL_K_INITIAL_TOKENS:
+        cfg.initial_tokens =
+            (size_t)ngl_check_integer(L, -1, 1, fn, "initial_tokens", 0, NG_TOKEN_ID_MAX);
+        break;
+      case NGL_K_INITIAL_CONNECTIONS:
+        cfg.initial_connections =
+            (size_t)ngl_check_integer(L, -1, 1, fn, "initial_connections", 0, INT32_MAX);
+        break;
+      case NGL_K_PROFILE: {
+        lua_pushvalue(L, -1);
+        int known =
+            lua_type(L, -1) == LUA_TSTRING && lua_rawget(L, NGL_UV(NGL_UV_PROFILES)) == LUA_TNUMBER;
+        lua_Integer p = known ? lua_tointeger(L, -1) : -1;
+        lua_pop(L, 1);
+        if (!known && lua_type(L, -1) == LUA_TNUMBER) {
+          int ok;
+          p = lua_tointegerx(L, -1, &ok);
+          if (!ok || p < 0 || p > 255 || ng_profile_name((uint32_t)p) == NULL) p = -1;
+        }
+        if (p < 0)
+          ngl_argerror(L, 1, fn, "profile must be a profile name or number, got %s",
+                       ngl_describe(L, -1));
+        cfg.profile = (uint32_t)p;
+        break;
+      }
+      case NGL_K_CELL_SIZE: {
+        double v = ngl_check_number(L, -1, 1, fn, "cell_size");
+        if (!(v > 0 && v <= 1e9))
+          ngl_argerror(L, 1, fn, "cell_size must be > 0, got %s", ngl_describe(L, -1));
+        for (int s = 0; s < NG_SPACES; s++)
+          cells[s] = (float)v;
+        have_cells = 1;
+        break;
+      }
+      case NGL_K_CELL_SIZES:
+        read_cell_sizes(L, lua_gettop(L), cells);
+        have_cells = 1;
+        break;
+      default:
+        ngl_unknown_key(L, -2, 1, fn, "config key");
+      }
+      lua_pop(L, 1);
+    }
+  }
+  /* The userdata first: if Lua runs out of memory no runtime leaks. */
+  ngl_runtime *o = new_runtime_ud(L, NGL_UV(NGL_UV_RUNTIME_MT));
+  o->grid_size = grid_size;
+  o->dimensions = dimensions;
+  ng_status st = ng_runtime_new(&cfg, &o->rt);
+  if (st != NG_OK) {
+    o->rt = NULL;
+    return ngl_status_error(L, NULL, st, 1, "Runtime");
+  }
+  if (have_cells) {
+    ng_cdna c;
+    ng_cdna_get(o->rt, &c);
+    for (int s = 0; s < NG_SPACES; s++)
+      if (cells[s] > 0) c.bucket_sizes[s] = cells[s];
+    st = ng_cdna_set(o->rt, &c);
+    if (st != NG_OK) {
+      lua_pushstring(L, ng_last_error(o->rt));
+      runtime_close(L, o);
+      return ngl_argerror(L, 1, "Runtime", "%s", lua_tostring(L, -1));
+    }
+  }
+  return 1;
+}
+
+static ngl_runtime *check_rt(lua_State *L, const char *fn) {
+  return (ngl_runtime *)ngl_checkudata(L, 1, NGL_UV_RUNTIME_MT, fn);
+}
+
+/* rt.tokens, rt.connections, rt.grid, rt.cdna (created on first use, then
+ * kept in a user value), rt.grid_size, rt.dimensions and the methods. */
+static int rt_index(lua_State *L) {
+  ngl_runtime *o = check_rt(L, "__index");
+  lua_pushvalue(L, 2);
+  int t = lua_rawget(L, NGL_UV(NGL_UV_RUNTIME_INDEX));
+  if (t == LUA_TFUNCTION) return 1;
+  if (t != LUA_TNUMBER) {
+    return luaL_error(L, "neurograph.Runtime has no field %s", ngl_describe(L, 2));
+  }
+  int slot = (int)lua_tointeger(L, -1);
+  if (slot == RT_F_GRID_SIZE) {
+    lua_pushinteger(L, o->grid_size);
+    return 1;
+  }
+  if (slot == RT_F_DIMENSIONS) {
+    lua_pushinteger(L, o->dimensions);
+    return 1;
+  }
+  if (lua_getiuservalue(L, 1, slot) == LUA_TUSERDATA) return 1;
+  lua_pop(L, 1);
+  ngl_handle *h = lua_newuserdatauv(L, sizeof *h, 1);
+  h->owner = o;
+  h->id = 0;
+  lua_pushvalue(L, NGL_UV(NGL_UV_TOKENS_MT + slot - NGL_RT_TOKENS));
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, 1, slot);
+  return 1;
+}
+
+static int rt_newindex(lua_State *L) {
+  check_rt(L, "__newindex");
+  return luaL_error(L, "neurograph.Runtime fields are read-only (assigning %s)",
+                    ngl_describe(L, 2));
+}
+
+/* rt:close(): releases the runtime now; later use of rt, its sub-objects and
+ * its handles raises "runtime is closed". Safe to call twice. */
+static int rt_close(lua_State *L) {
+  runtime_close(L, check_rt(L, "close"));
+  return 0;
+}
+
+static int rt_gc(lua_State *L) {
+  ngl_runtime *o = ngl_toudata(L, 1, NGL_UV_RUNTIME_MT);
+  if (o != NULL) runtime_close(L, o);
+  return 0;
+}
+
+static int rt_is_closed(lua_State *L) {
+  lua_pushboolean(L, check_rt(L, "is_closed")->rt == NULL);
+  return 1;
+}
+
+/* rt:stats() -> {tokens, connections, bytes_in_use, bytes_peak,
+ * next_token_id, next_connection_id}. */
+static int rt_stats(lua_State *L) {
+  ngl_runtime *o = check_rt(L, "stats");
+  ng_stats s;
+  ng_status st = ng_runtime_stats(ngl_rt(L, o), &s);
+  if (st != NG_OK) return ngl_status_error(L, o->rt, st, 1, "stats");
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, (lua_Integer)s.tokens);
+  lua_setfield(L, -2, "tokens");
+  lua_pushinteger(L, (lua_Integer)s.connections);
+  lua_setfield(L, -2, "connections");
+  lua_pushinteger(L, (lua_Integer)s.bytes_in_use);
+  lua_setfield(L, -2, "bytes_in_use");
+  lua_pushinteger(L, (lua_Integer)s.bytes_peak);
+  lua_setfield(L, -2, "bytes_peak");
+  lua_pushinteger(L, s.next_token_id);
+  lua_setfield(L, -2, "next_token_id");
+  lua_pushinteger(L, s.next_connection_id);
+  lua_setfield(L, -2, "next_connection_id");
+  return 1;
+}
+
+static int rt_now(lua_State *L) {
+  ngl_runtime *o = check_rt(L, "now");
+  lua_pushinteger(L, (lua_Integer)ng_runtime_now(ngl_rt(L, o)));
+  return 1;
+}
+
+/* A snapshot path argument: a non-empty string. */
+static const char *check_path(lua_State *L, int idx, const char *fn) {
+  if (lua_type(L, idx) != LUA_TSTRING)
+    ngl_argerror(L, idx, fn, "path must be a string, got %s", ngl_describe(L, idx));
+  const char *path = lua_tostring(L, idx);
+  if (path[0] == '\0') ngl_argerror(L, idx, fn, "path must not be empty");
+  return path;
+}
+
+/* Answers a failed file operation like io.open: nil, message. Raises for
+ * what is not about the file (memory). */
+static int io_failure(lua_State *L, const ng_runtime *rt, ng_status st, int arg, const char *fn) {
+  if (st == NG_ENOMEM || st == NG_EINVAL || st == NG_EBUSY)
+    return ngl_status_error(L, (ng_runtime *)rt, st, arg, fn);
+  const char *detail = ng_last_error(rt);
+  lua_pushnil(L);
+  lua_pushstring(L, detail != NULL && detail[0] != '\0' ? detail : ng_strerror(st));
+  return 2;
+}
+
+/* rt:save(path) -> true, or nil plus a message (like io.open). The file is
+ * replaced atomically: on failure an existing file is untouched. */
+static int rt_save(lua_State *L) {
+  ngl_runtime *o = check_rt(L, "save");
+  ng_runtime *rt = ngl_rt(L, o);
+  const char *path = check_path(L, 2, "save");
+  ng_status st = ng_snapshot_save(rt, path);
+  if (st != NG_OK) return io_failure(L, rt, st, 2, "save");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ng.load(path) -> a new Runtime holding the snapshot, or nil plus a message
+ * (missing, unreadable, corrupt or newer-format file). Ids are kept. */
+int ngl_runtime_load(lua_State *L) {
+  const char *path = check_path(L, 1, "load");
+  ngl_runtime *o = new_runtime_ud(L, NGL_UV(NGL_UV_RUNTIME_MT)); /* first: no leak on OOM */
+  ng_runtime *rt = NULL;
+  ng_status st = ng_snapshot_load(path, NULL, &rt);
+  if (st != NG_OK) return io_failure(L, NULL, st, 1, "load");
+  o->rt = rt;
+  return 1;
+}
+
+static int rt_tostring(lua_State *L) {
+  ngl_runtime *o = check_rt(L, "__tostring");
+  if (o->rt == NULL)
+    lua_pushliteral(L, "neurograph.Runtime (closed)");
+  else
+    lua_pushfstring(L, "neurograph.Runtime (tokens=%I, connections=%I)",
+                    (LUAI_UACINT)ng_token_count(o->rt), (LUAI_UACINT)ng_connection_count(o->rt));
+  return 1;
+}
+
+/* Two Runtime objects are equal when they hold the same open C runtime
+ * (several Lua objects may share one). */
+static int rt_eq(lua_State *L) {
+  ngl_runtime *a = ngl_toudata(L, 1, NGL_UV_RUNTIME_MT);
+  ngl_runtime *b = ngl_toudata(L, 2, NGL_UV_RUNTIME_MT);
+  lua_pushboolean(L, a != NULL && b != NULL && (a == b || (a->rt != NULL && a->rt == b->rt)));
+  return 1;
+}
+
+static const luaL_Reg rt_meta[] = {
+    {"__index", rt_index}, {"__newindex", rt_newindex}, {"__gc", rt_gc},
+    {"__close", rt_gc},    {"__tostring", rt_tostring}, {"__eq", rt_eq},
+    {NULL, NULL},
+};
+static const luaL_Reg rt_methods[] = {
+    {"close", rt_close}, {"is_closed", rt_is_closed}, {"stats", rt_stats},
+    {"now", rt_now},     {"save", rt_save},           {NULL, NULL},
+};
+
+void ngl_open_runtime(lua_State *L, int ctx) {
+  lua_rawgeti(L, ctx, NGL_UV_RUNTIME_MT);
+  ngl_setfuncs(L, ctx, -1, rt_meta);
+  lua_pop(L, 1);
+  lua_rawgeti(L, ctx, NGL_UV_RUNTIME_INDEX);
+  ngl_setfuncs(L, ctx, -1, rt_methods);
+  static const struct {
+    const char *name;
+    int slot;
+  } fields[] = {{"tokens", NGL_RT_TOKENS},     {"connections", NGL_RT_CONNS},
+                {"grid", NGL_RT_GRID},         {"cdna", NGL_RT_CDNA},
+                {"grid_size", RT_F_GRID_SIZE}, {"dimensions", RT_F_DIMENSIONS}};
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    lua_pushinteger(L, fields[i].slot);
+    lua_setfield(L, -2, fields[i].name);
+  }
+  lua_pop(L, 1);
+}
+
+/* ---- embedding helpers (neurograph_lua.h) -------------------------------- */
+
+void ng_lua_push_runtime(lua_State *L, ng_runtime *rt) {
+  if (luaL_getmetatable(L, RUNTIME_MT) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    luaL_requiref(L, "neurograph", luaopen_neurograph, 0);
+    lua_pop(L, 1);
+    luaL_getmetatable(L, RUNTIME_MT);
+  }
+  ngl_runtime *o = new_runtime_ud(L, -1);
+  lua_remove(L, -2);
+  o->rt = ng_runtime_retain(rt); /* only now: a failed push above takes no reference */
+}
+
+ng_runtime *ng_lua_to_runtime(lua_State *L, int idx) {
+  ngl_runtime *o = luaL_testudata(L, idx, RUNTIME_MT);
+  return o != NULL ? o->rt : NULL;
+}
+
+ng_runtime *ng_lua_check_runtime(lua_State *L, int idx) {
+  ngl_runtime *o = luaL_testudata(L, idx, RUNTIME_MT);
+  if (o == NULL) luaL_typeerror(L, idx, RUNTIME_MT);
+  if (o->rt == NULL) luaL_argerror(L, idx, "runtime is closed");
+  return o->rt;
+}

@@ -1,0 +1,549 @@
+/* neurograph.Token handles and the rt.tokens store object (create/get/update/delete/list/iter). */
+#include "binding.h"
+
+#include <math.h>
+#include <string.h>
+
+/* A token write being assembled: the record, the NG_TF_* mask, and the entity
+ * (applied after `flags`, whatever the table order). */
+typedef struct tok_write {
+  ng_token t;
+  uint32_t mask;
+  int entity; /* -1: not given */
+  int flags_given;
+} tok_write;
+
+/* Reads coords = { L1 = {x, y, z}, [2] = {x, y, z}, ... } into w. */
+static void read_coords(lua_State *L, int idx, int arg, const char *fn, tok_write *w) {
+  if (lua_type(L, idx) != LUA_TTABLE)
+    ngl_argerror(L, arg, fn, "coords must be a table of spaces, got %s", ngl_describe(L, idx));
+  uint32_t given = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int s = ngl_check_space(L, -2, arg, fn);
+    if (given & NG_TF_COORDS(s)) /* "L1" and "physical" in one table */
+      ngl_argerror(L, arg, fn, "coords of %s given twice", ng_space_name(s));
+    given |= NG_TF_COORDS(s);
+    int v = lua_gettop(L);
+    if (lua_type(L, v) != LUA_TTABLE || lua_rawlen(L, v) != 3)
+      ngl_argerror(L, arg, fn, "coords of %s must be a table {x, y, z}, got %s", ng_space_name(s),
+                   ngl_describe(L, v));
+    float xyz[3];
+    float scale = ng_space_scale(s);
+    int types[3];
+    for (int a = 0; a < 3; a++)
+      types[a] = lua_rawgeti(L, v, a + 1);
+    for (int a = 0; a < 3; a++) {
+      /* inline fast path of ngl_check_coord (same test); it raises otherwise */
+      double x = types[a] == LUA_TNUMBER ? lua_tonumber(L, a - 3) : NAN;
+      if (fabs(x) < 1e30 && (float)x * scale > -32769.0f && (float)x * scale < 32768.0f)
+        xyz[a] = (float)x;
+      else
+        xyz[a] = ngl_check_coord(L, a - 3, arg, fn, s, a);
+    }
+    lua_pop(L, 3);
+    ng_token_set_coords(&w->t, s, xyz[0], xyz[1], xyz[2]);
+    w->mask |= NG_TF_COORDS(s);
+    lua_pop(L, 1);
+  }
+}
+
+/* Applies field `key` with the value at vidx to w; raises naming arg/fn.
+ * Returns 0 if the key is not a writable token field. */
+static int token_field(lua_State *L, int key, int vidx, int arg, const char *fn, tok_write *w) {
+  switch (key) {
+  case NGL_K_WEIGHT: {
+    double v = ngl_check_number(L, vidx, arg, fn, "weight");
+    if (!(v >= 0.0 && v <= 100.0))
+      ngl_argerror(L, arg, fn, "weight must be within 0..100, got %s", ngl_describe(L, vidx));
+    w->t.weight = (float)v;
+    w->mask |= NG_TF_WEIGHT;
+    return 1;
+  }
+  case NGL_K_FLAGS:
+    w->t.flags = (uint16_t)ngl_check_integer(L, vidx, arg, fn, "flags", 0, 0xFFFF);
+    w->mask |= NG_TF_FLAGS;
+    w->flags_given = 1;
+    return 1;
+  case NGL_K_ENTITY:
+    w->entity = (int)ngl_check_entity(L, vidx, arg, fn);
+    w->mask |= NG_TF_FLAGS;
+    return 1;
+  case NGL_K_FIELD_RADIUS: {
+    double v = ngl_check_number(L, vidx, arg, fn, "field_radius");
+    if (!(v >= 0.0 && (float)v * 100.0f < 256.0f))
+      ngl_argerror(L, arg, fn, "field_radius must be within 0..2.55, got %s",
+                   ngl_describe(L, vidx));
+    ng_token_set_field_radius(&w->t, (float)v);
+    w->mask |= NG_TF_FIELD_RADIUS;
+    return 1;
+  }
+  case NGL_K_FIELD_STRENGTH: {
+    double v = ngl_check_number(L, vidx, arg, fn, "field_strength");
+    if (!(v >= 0.0 && v <= 1.0))
+      ngl_argerror(L, arg, fn, "field_strength must be within 0..1, got %s", ngl_describe(L, vidx));
+    ng_token_set_field_strength(&w->t, (float)v);
+    w->mask |= NG_TF_FIELD_STRENGTH;
+    return 1;
+  }
+  case NGL_K_TIMESTAMP:
+    w->t.timestamp = (uint32_t)ngl_check_integer(L, vidx, arg, fn, "timestamp", 0, UINT32_MAX);
+    w->mask |= NG_TF_TIMESTAMP;
+    return 1;
+  case NGL_K_DOMAIN: {
+    uint32_t d = (uint32_t)ngl_check_integer(L, vidx, arg, fn, "domain", 0, 15);
+    w->t.id = (w->t.id & 0x0FFFFFFFu) | (d << 28);
+    w->mask |= NG_TF_DOMAIN;
+    return 1;
+  }
+  case NGL_K_COORDS:
+    read_coords(L, lua_absindex(L, vidx), arg, fn, w);
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+/* Reads a fields table at idx (argument arg of fn) into w. */
+static void read_fields(lua_State *L, int idx, int arg, const char *fn, tok_write *w) {
+  if (lua_type(L, idx) != LUA_TTABLE)
+    ngl_argerror(L, arg, fn, "table of token fields expected, got %s", ngl_describe(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (!token_field(L, ngl_key(L, -2), -1, arg, fn, w))
+      ngl_unknown_key(L, -2, arg, fn, "token field");
+    lua_pop(L, 1);
+  }
+}
+
+static void tok_write_init(tok_write *w) {
+  memset(w, 0, sizeof *w);
+  ng_token_init(&w->t);
+  w->entity = -1;
+}
+
+/* Applies an entity given without flags on top of the current flags. */
+static ng_status merge_entity(ng_runtime *rt, uint32_t id, tok_write *w) {
+  if (w->entity < 0) return NG_OK;
+  if (!w->flags_given) {
+    ng_token cur;
+    ng_status st = ng_token_get(rt, id, &cur);
+    if (st != NG_OK) return st;
+    w->t.flags = cur.flags;
+  }
+  ng_token_set_entity(&w->t, (unsigned)w->entity);
+  return NG_OK;
+}
+
+/* ---- rt.tokens ---------------------------------------------------------- */
+
+/* rt.tokens:create([fields]) -> id. Defaults: weight 1.0 (the original Python
+ * wrapper's), ACTIVE, every coordinate 0, timestamp now. */
+static int tokens_create(lua_State *L) {
+  ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "create");
+  ng_runtime *rt = ngl_rt(L, self->owner);
+  tok_write w;
+  tok_write_init(&w);
+  w.t.weight = 1.0f;
+  if (!lua_isnoneornil(L, 2)) read_fields(L, 2, 2, "create", &w);
+  if (w.entity >= 0) ng_token_set_entity(&w.t, (unsigned)w.entity);
+  uint32_t id;
+  ng_status st = ng_token_create(rt, &w.t, &id);
+  if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "create");
+  lua_pushinteger(L, id);
+  return 1;
+}
+
+/* rt.tokens:get(id) -> Token handle, or nil when there is no such token. */
+static int tokens_get(lua_State *L) {
+  ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "get");
+  ng_runtime *rt = ngl_rt(L, self->owner);
+  uint32_t id = ngl_check_token_id(L, 2, 2, "get", self->owner);
+  ng_token t;
+  if (ng_token_get(rt, id, &t) != NG_OK) {
+    lua_pushnil(L);
+    return 1;
+  }
+  ngl_push_handle(L, 1, NGL_UV_TOKEN_MT, id);
+  return 1;
+}
+
+/* Shared by rt.tokens:update and Token:update: true, or false if missing. */
+static int do_update(lua_State *L, ngl_runtime *owner, uint32_t id, int fidx, const char *fn) {
+  ng_runtime *rt = ngl_rt(L, owner);
+  tok_write w;
+  tok_write_init(&w);
+  read_fields(L, fidx, fidx, fn, &w);
+  ng_status st = merge_entity(rt, id, &w);
+  if (st == NG_OK) st = ng_token_update(rt, id, &w.t, w.mask);
+  if (st == NG_ENOTFOUND) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (st != NG_OK) return ngl_status_error(L, rt, st, fidx, fn);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* rt.tokens:update(id, fields) -> true, or false when there is no such token. */
+static int tokens_update(lua_State *L) {
+  ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "update");
+  uint32_t id = ngl_check_token_id(L, 2, 2, "update", self->owner);
+  return do_update(L, self->owner, id, 3, "update");
+}
+
+/* rt.tokens:delete(id) -> true (with its connections), or false. */
+static int tokens_delete(lua_State *L) {
+  ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "delete");
+  ng_runtime *rt = ngl_rt(L, self->owner);
+  uint32_t id = ngl_check_token_id(L, 2, 2, "delete", self->owner);
+  ng_status st = ng_token_delete(rt, id, NULL);
+  if (st != NG_OK && st != NG_ENOTFOUND) return ngl_status_error(L, rt, st, 2, "delete");
+  lua_pushboolean(L, st == NG_OK);
+  return 1;
+}
+
+/* Optional limit and offset of list(): nil limit means "all". */
+static void list_args(lua_State *L, size_t *limit, size_t *offset, size_t count) {
+  *limit = lua_isnoneornil(L, 2)
+               ? count
+               : (size_t)ngl_check_integer(L, 2, 2, "list", "limit", 0, INT32_MAX);
+  *offset = lua_isnoneornil(L, 3)
+                ? 0
+                : (size_t)ngl_check_integer(L, 3, 3, "list", "offset", 0, INT32_MAX);
+  if (!lua_isnoneornil(L, 4) && lua_type(L, 4) != LUA_TTABLE)
+    ngl_argerror(L, 4, "list", "result table expected, got %s", ngl_describe(L, 4));
+  if (*limit > count) *limit = count;
+}
+
+/* rt.tokens:list([limit [, offset [, into]]]) -> {ids...} ascending. */
+static int tokens_list(lua_State *L) {
+  ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "list");
+  ng_runtime *rt = ngl_rt(L, self->owner);
+  size_t limit, offset, n = 0;
+  list_args(L, &limit, &offset, ng_token_count(rt));
+  uint32_t *ids = ngl_ids(L, self->owner, limit ? limit : 1);
+  ng_status st = limit ? ng_token_list(rt, offset, limit, ids, &n) : NG_OK;
+  if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "list");
+  ngl_push_ids(L, ids, n, lua_istable(L, 4) ? 4 : 0);
+  return 1;
+}
+
+static int tokens_count(lua_State *L) {
+  ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "count");
+  lua_pushinteger(L, (lua_Integer)ng_token_count(ngl_rt(L, self->owner)));
+  return 1;
+}
+
+/* rt.tokens:clear() -> tokens removed, connections removed. */
+static int tokens_clear(lua_State *L) {
+  ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "clear");
+  ng_runtime *rt = ngl_rt(L, self->owner);
+  size_t nt = 0, nc = 0;
+  ng_status st = ng_token_clear(rt, &nt, &nc);
+  if (st != NG_OK) return ngl_status_error(L, rt, st, 1, "clear");
+  lua_pushinteger(L, (lua_Integer)nt);
+  lua_pushinteger(L, (lua_Integer)nc);
+  return 2;
+}
+
+/* The iterator of rt.tokens:iter(): state = rt.tokens, control = last id. */
+static int tokens_iter_next(lua_State *L) {
+  ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "iter");
+  ng_runtime *rt = ngl_rt(L, self->owner);
+  uint32_t next;
+  if (ng_token_next(rt, (uint32_t)lua_tointeger(L, 2), &next) != NG_OK) return 0;
+  lua_pushinteger(L, next);
+  ngl_push_handle(L, 1, NGL_UV_TOKEN_MT, next);
+  return 2;
+}
+
+/*
+ * for id, tok in rt.tokens:iter() do ... end -- ascending id order.
+ * Each step asks for the smallest live id above the last one, so during the
+ * loop: deleting the current or any token is safe (deleted tokens not yet
+ * reached are skipped); tokens created during the loop are visited (their
+ * ids are higher); after clear() the loop visits only tokens created later.
+ */
+static int tokens_iter(lua_State *L) {
+  ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "iter");
+  ngl_rt(L, self->owner);
+  for (int i = 1; i <= NGL_NUP; i++)
+    lua_pushvalue(L, NGL_UV(i));
+  lua_pushcclosure(L, tokens_iter_next, NGL_NUP);
+  lua_pushvalue(L, 1);
+  lua_pushinteger(L, 0);
+  return 3;
+}
+
+/* rt.tokens:exists(id) -> boolean. */
+static int tokens_exists(lua_State *L) {
+  ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "exists");
+  ng_runtime *rt = ngl_rt(L, self->owner);
+  uint32_t id = ngl_check_token_id(L, 2, 2, "exists", self->owner);
+  ng_token t;
+  lua_pushboolean(L, ng_token_get(rt, id, &t) == NG_OK);
+  return 1;
+}
+
+static int tokens_tostring(lua_State *L) {
+  ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "__tostring");
+  if (self->owner->rt == NULL)
+    lua_pushliteral(L, "neurograph.Tokens (closed)");
+  else
+    lua_pushfstring(L, "neurograph.Tokens (%I)", (LUAI_UACINT)ng_token_count(self->owner->rt));
+  return 1;
+}
+
+/* ---- Token handles ------------------------------------------------------ */
+
+/* The live record of handle h (self at index 1), or raises. */
+static ngl_handle *token_get(lua_State *L, const char *fn, ng_token *out) {
+  ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, fn);
+  if (ng_token_get(ngl_rt(L, h->owner), h->id, out) != NG_OK)
+    luaL_error(L, "token %d no longer exists", (int)h->id);
+  return h;
+}
+
+/* Pushes the value of field key of t. */
+static void push_token_field(lua_State *L, const ng_token *t, uint32_t id, int key) {
+  switch (key) {
+  case NGL_K_ID:
+    lua_pushinteger(L, id);
+    break;
+  case NGL_K_WEIGHT:
+    ngl_push_float(L, t->weight);
+    break;
+  case NGL_K_FLAGS:
+    lua_pushinteger(L, t->flags);
+    break;
+  case NGL_K_ENTITY:
+    lua_pushstring(L, ng_entity_name(ng_token_get_entity(t)));
+    break;
+  case NGL_K_FIELD_RADIUS:
+    lua_pushnumber(L, t->field_radius / 100.0);
+    break;
+  case NGL_K_FIELD_STRENGTH:
+    lua_pushnumber(L, t->field_strength / 255.0);
+    break;
+  case NGL_K_TIMESTAMP:
+    lua_pushinteger(L, t->timestamp);
+    break;
+  case NGL_K_DOMAIN:
+    lua_pushinteger(L, NG_ID_DOMAIN(t->id));
+    break;
+  default:
+    lua_pushnil(L);
+    break;
+  }
+}
+
+/* tok.field reads through to the store; tok:method() finds the method. */
+static int token_index(lua_State *L) {
+  ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "__index");
+  lua_pushvalue(L, 2);
+  int t = lua_rawget(L, NGL_UV(NGL_UV_TOKEN_INDEX));
+  if (t == LUA_TFUNCTION) return 1;
+  if (t != LUA_TNUMBER)
+    return luaL_error(L, "neurograph.Token has no field %s", ngl_describe(L, 2));
+  int key = (int)lua_tointeger(L, -1);
+  if (key == NGL_K_ID) {
+    lua_pushinteger(L, h->id); /* readable even when stale, for messages */
+    return 1;
+  }
+  ng_token rec;
+  token_get(L, "__index", &rec);
+  push_token_field(L, &rec, h->id, key);
+  return 1;
+}
+
+/* tok.field = value: one atomic ng_token_update of that field. */
+static int token_newindex(lua_State *L) {
+  ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "__newindex");
+  ng_runtime *rt = ngl_rt(L, h->owner);
+  int key = ngl_key(L, 2);
+  lua_pushvalue(L, 2);
+  int kind = lua_rawget(L, NGL_UV(NGL_UV_TOKEN_INDEX));
+  lua_pop(L, 1);
+  tok_write w;
+  tok_write_init(&w);
+  if (kind == LUA_TFUNCTION)
+    return luaL_error(L, "cannot assign to method %s of neurograph.Token", ngl_describe(L, 2));
+  if (kind != LUA_TNUMBER)
+    return luaL_error(L, "neurograph.Token has no field %s", ngl_describe(L, 2));
+  if (!token_field(L, key, 3, 3, "__newindex", &w))
+    return luaL_error(L, "field '%s' of neurograph.Token is read-only", ngl_key_names[key]);
+  ng_status st = merge_entity(rt, h->id, &w);
+  if (st == NG_OK) st = ng_token_update(rt, h->id, &w.t, w.mask);
+  if (st == NG_ENOTFOUND) return luaL_error(L, "token %d no longer exists", (int)h->id);
+  if (st != NG_OK) return ngl_status_error(L, rt, st, 3, "__newindex");
+  return 0;
+}
+
+/* tok:coords([space]) -> x, y, z (space defaults to L1). */
+static int token_coords(lua_State *L) {
+  ng_token t;
+  token_get(L, "coords", &t);
+  int s = lua_isnoneornil(L, 2) ? NG_L1 : ngl_check_space(L, 2, 2, "coords");
+  for (int a = 0; a < 3; a++)
+    lua_pushnumber(L, ngl_coord(&t, s, a));
+  return 3;
+}
+
+/* tok:set_coords(space, x, y, z): one atomic update of that space. */
+static int token_set_coords(lua_State *L) {
+  ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "set_coords");
+  ng_runtime *rt = ngl_rt(L, h->owner);
+  int s = ngl_check_space(L, 2, 2, "set_coords");
+  float xyz[3];
+  for (int a = 0; a < 3; a++)
+    xyz[a] = ngl_check_coord(L, 3 + a, 3 + a, "set_coords", s, a);
+  ng_token v;
+  ng_token_init(&v);
+  ng_token_set_coords(&v, s, xyz[0], xyz[1], xyz[2]);
+  ng_status st = ng_token_update(rt, h->id, &v, NG_TF_COORDS(s));
+  if (st == NG_ENOTFOUND) return luaL_error(L, "token %d no longer exists", (int)h->id);
+  if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "set_coords");
+  return 0;
+}
+
+/* tok:update(fields) -> true (raises if the token no longer exists). */
+static int token_update(lua_State *L) {
+  ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "update");
+  do_update(L, h->owner, h->id, 2, "update");
+  if (!lua_toboolean(L, -1)) return luaL_error(L, "token %d no longer exists", (int)h->id);
+  return 1;
+}
+
+/* tok:to_table() -> plain table of every field, coords = {L1 = {x, y, z}, ...}. */
+static int token_to_table(lua_State *L) {
+  ng_token t;
+  ngl_handle *h = token_get(L, "to_table", &t);
+  static const int keys[] = {NGL_K_ID,        NGL_K_WEIGHT,       NGL_K_FLAGS,
+                             NGL_K_ENTITY,    NGL_K_FIELD_RADIUS, NGL_K_FIELD_STRENGTH,
+                             NGL_K_TIMESTAMP, NGL_K_DOMAIN};
+  lua_createtable(L, 0, 9);
+  for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+    push_token_field(L, &t, h->id, keys[i]);
+    lua_setfield(L, -2, ngl_key_names[keys[i]]);
+  }
+  lua_createtable(L, 0, NG_SPACES);
+  for (int s = 0; s < NG_SPACES; s++) {
+    lua_createtable(L, 3, 0);
+    for (int a = 0; a < 3; a++) {
+      lua_pushnumber(L, ngl_coord(&t, s, a));
+      lua_rawseti(L, -2, a + 1);
+    }
+    lua_setfield(L, -2, ng_space_name(s));
+  }
+  lua_setfield(L, -2, "coords");
+  return 1;
+}
+
+/* tok:connections([direction]) -> {connection ids...} ascending; direction
+ * "out", "in" or "both" (default). */
+static int token_connections(lua_State *L) {
+  static const char *const dirs[] = {"out", "in", "both", NULL};
+  static const ng_direction dvals[] = {NG_OUT, NG_IN, NG_BOTH};
+  ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "connections");
+  ng_runtime *rt = ngl_rt(L, h->owner);
+  int d = 2;
+  if (!lua_isnoneornil(L, 2)) {
+    const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "";
+    for (d = 0; dirs[d] != NULL && strcmp(dirs[d], s) != 0; d++) {
+    }
+    if (dirs[d] == NULL)
+      return ngl_argerror(L, 2, "connections", "direction must be 'out', 'in' or 'both', got %s",
+                          ngl_describe(L, 2));
+  }
+  size_t cap = h->owner->ids_cap ? h->owner->ids_cap : 64, n = 0;
+  for (;;) {
+    uint32_t *ids = ngl_ids(L, h->owner, cap);
+    ng_status st = ng_token_connections(rt, h->id, dvals[d], ids, cap, &n);
+    if (st == NG_ENOTFOUND) return luaL_error(L, "token %d no longer exists", (int)h->id);
+    if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "connections");
+    if (n <= cap) break;
+    cap = n; /* it grew between calls: retry with room for all */
+  }
+  ngl_push_ids(L, h->owner->ids, n, 0);
+  return 1;
+}
+
+/* tok:delete() -> true, or false if it was already gone. */
+static int token_delete(lua_State *L) {
+  ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "delete");
+  ng_runtime *rt = ngl_rt(L, h->owner);
+  ng_status st = ng_token_delete(rt, h->id, NULL);
+  if (st != NG_OK && st != NG_ENOTFOUND) return ngl_status_error(L, rt, st, 1, "delete");
+  lua_pushboolean(L, st == NG_OK);
+  return 1;
+}
+
+/* tok:exists() -> boolean (never raises for a stale handle). */
+static int token_exists(lua_State *L) {
+  ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "exists");
+  ng_token t;
+  lua_pushboolean(L, ng_token_get(ngl_rt(L, h->owner), h->id, &t) == NG_OK);
+  return 1;
+}
+
+static int token_tostring(lua_State *L) {
+  ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "__tostring");
+  lua_pushfstring(L, "neurograph.Token(%d)", (int)h->id);
+  return 1;
+}
+
+/* Equal when both name the same id in the same C runtime. */
+static int token_eq(lua_State *L) {
+  ngl_handle *a = ngl_toudata(L, 1, NGL_UV_TOKEN_MT);
+  ngl_handle *b = ngl_toudata(L, 2, NGL_UV_TOKEN_MT);
+  lua_pushboolean(
+      L, a != NULL && b != NULL && a->id == b->id &&
+             (a->owner == b->owner || (a->owner->rt != NULL && a->owner->rt == b->owner->rt)));
+  return 1;
+}
+
+static const luaL_Reg tokens_methods[] = {
+    {"create", tokens_create}, {"get", tokens_get},
+    {"update", tokens_update}, {"delete", tokens_delete},
+    {"list", tokens_list},     {"count", tokens_count},
+    {"clear", tokens_clear},   {"iter", tokens_iter},
+    {"exists", tokens_exists}, {NULL, NULL},
+};
+static const luaL_Reg token_meta[] = {
+    {"__index", token_index},
+    {"__newindex", token_newindex},
+    {"__tostring", token_tostring},
+    {"__eq", token_eq},
+    {NULL, NULL},
+};
+static const luaL_Reg token_methods[] = {
+    {"coords", token_coords},           {"set_coords", token_set_coords},
+    {"update", token_update},           {"to_table", token_to_table},
+    {"connections", token_connections}, {"delete", token_delete},
+    {"exists", token_exists},           {NULL, NULL},
+};
+
+void ngl_open_token(lua_State *L, int ctx) {
+  lua_rawgeti(L, ctx, NGL_UV_TOKENS_MT);
+  lua_newtable(L);
+  ngl_setfuncs(L, ctx, -1, tokens_methods);
+  lua_setfield(L, -2, "__index");
+  static const luaL_Reg tokens_meta[] = {{"__tostring", tokens_tostring}, {NULL, NULL}};
+  ngl_setfuncs(L, ctx, -1, tokens_meta);
+  lua_pop(L, 1);
+
+  lua_rawgeti(L, ctx, NGL_UV_TOKEN_MT);
+  ngl_setfuncs(L, ctx, -1, token_meta);
+  lua_pop(L, 1);
+  lua_rawgeti(L, ctx, NGL_UV_TOKEN_INDEX);
+  ngl_setfuncs(L, ctx, -1, token_methods);
+  static const int fields[] = {NGL_K_ID,        NGL_K_WEIGHT,       NGL_K_FLAGS,
+                               NGL_K_ENTITY,    NGL_K_FIELD_RADIUS, NGL_K_FIELD_STRENGTH,
+                               NGL_K_TIMESTAMP, NGL_K_DOMAIN};
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    lua_pushinteger(L, fields[i]);
+    lua_setfield(L, -2, ngl_key_names[fields[i]]);
+  }
+  lua_pop(L, 1);
+}
