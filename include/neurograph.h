@@ -668,6 +668,54 @@ NG_API ng_status ng_cdna_set(ng_runtime *rt, const ng_cdna *c);
 NG_API ng_status ng_cdna_set_profile(ng_runtime *rt, uint32_t profile);
 
 /** @} */
+/* ------------------------------------------------------------------------ */
+/** @name Snapshots: one file per runtime (format: docs/format.md) */
+/** @{ */
+
+/**
+ * Save the whole runtime (CDNA, tokens, connections, the next ids) to `path`.
+ *
+ * The snapshot is one consistent point in time: the runtime's read lock is
+ * held while the bytes are written, so other threads may keep reading (and
+ * writers wait only for that part, not for the fsync). The file is written as
+ * a temporary file in the same directory, fsynced, renamed over `path`, and
+ * the directory is fsynced: a crash at any moment leaves either the previous
+ * file or the complete new one. May be called from inside a *_each callback.
+ *
+ * @return NG_OK; NG_EINVAL for a NULL rt or a NULL/empty path; NG_ENOMEM;
+ *         NG_EIO when a system call fails (ng_last_error(rt) names the path
+ *         and the system's reason). On failure no temporary file is left
+ *         behind and an existing file at `path` is untouched.
+ */
+NG_API ng_status ng_snapshot_save(ng_runtime *rt, const char *path);
+
+/**
+ * Load a snapshot into a new runtime (reference count 1) in *out.
+ *
+ * Everything is validated before the runtime is built: the header, the
+ * section lengths against the real file length (a lying header never causes
+ * an allocation), every checksum, the CDNA (ng_cdna_validate), every token
+ * (ids ascending, unique, below the stored next id; weight finite within
+ * 0..100; entity copy in the id equal to the flags') and every connection
+ * (ids ascending and unique; known type; both endpoints in the file;
+ * mutability 0..2; pull_strength and preferred_distance finite and in range;
+ * padding 0; no two with the same (from, to, type)). The CDNA's policy limits
+ * (allowed types, degree limits, strict-mode ranges) are not re-applied: they
+ * may have been tightened after the records were made, and the store keeps
+ * such records. Every id is kept; new ids continue after the stored next ids.
+ *
+ * `cfg` may be NULL. Its allocator, clock and capacity hints are used; its
+ * `profile` and `cdna` are ignored (the file's CDNA wins).
+ *
+ * @return NG_OK; NG_EINVAL (NULL out/path); NG_EIO (cannot open or read:
+ *         ng_last_error(NULL) names the path and the reason); NG_ECORRUPT (a
+ *         corrupt, truncated or hostile file: the message names what is wrong);
+ *         NG_EVERSION (written by a newer, incompatible format version);
+ *         NG_ENOMEM. On failure *out is NULL.
+ */
+NG_API ng_status ng_snapshot_load(const char *path, const ng_config *cfg, ng_runtime **out);
+
+/** @} */
 #ifdef __cplusplus
 }
 #endif

@@ -30,6 +30,14 @@ static void print_message(const char *progname, const char *msg) {
   fflush(stderr);
 }
 
+/* A snapshot failure from ng_last_error, without the C function's name:
+ * "ngrun: world.ngs: truncated: ...". */
+static void print_snapshot_error(const char *detail) {
+  const char *colon = strstr(detail, ": ");
+  if (strncmp(detail, "ng_snapshot_", 12) == 0 && colon != NULL) detail = colon + 2;
+  print_message(NGI_RUN_NAME, detail);
+}
+
 int ngi_run_report(lua_State *L, int status, const char *progname) {
   if (status != LUA_OK) {
     const char *msg = lua_tostring(L, -1);
@@ -270,8 +278,16 @@ int main(int argc, char **argv) {
   memset(&cfg, 0, sizeof cfg);
   cfg.alloc = ngi_run_alloc;
   cfg.alloc_ud = &limits;
-  st = ng_runtime_new(&cfg, &h.rt);
-  if (st != NG_OK) {
+  if (opts.load_path && !(opts.load_optional && access(opts.load_path, F_OK) != 0)) {
+    /* A snapshot that does not load stops everything before any script runs,
+     * and the file is only ever read. */
+    st = ng_snapshot_load(opts.load_path, &cfg, &h.rt);
+    if (st != NG_OK) {
+      print_snapshot_error(ng_last_error(NULL));
+      ngi_run_options_free(&opts);
+      return EXIT_FAILURE;
+    }
+  } else if ((st = ng_runtime_new(&cfg, &h.rt)) != NG_OK) {
     snprintf(err, sizeof err, "cannot create the runtime: %s", ng_strerror(st));
     print_message(NGI_RUN_NAME, err);
     ngi_run_options_free(&opts);
@@ -294,6 +310,12 @@ int main(int argc, char **argv) {
   ok = lua_toboolean(L, -1);
   ngi_run_report(L, status, NGI_RUN_NAME);
   lua_close(L);
+  /* Saved after lua_close, so finalizers have run; only when everything
+   * succeeded, so a failed or stopped script never replaces a good file. */
+  if (ok && status == LUA_OK && opts.save_path && ng_snapshot_save(h.rt, opts.save_path) != NG_OK) {
+    print_snapshot_error(ng_last_error(h.rt));
+    ok = 0;
+  }
   ng_runtime_release(h.rt); /* after lua_close: the Lua side held its own reference */
   ngi_run_options_free(&opts);
   return (ok && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;

@@ -35,6 +35,9 @@ typedef struct ngi_run_options {
   double timeout;      /* seconds per top-level chunk; 0 = no limit */
   ngi_run_step *steps; /* owned; free with ngi_run_options_free */
   int nsteps;
+  const char *load_path; /* --load / --world: the snapshot to start from; NULL = empty */
+  const char *save_path; /* --save / --world: where to save after success; NULL = nowhere */
+  int load_optional;     /* --world: a missing load_path means "start empty" */
 } ngi_run_options;
 
 /* Parses argv. Needs argv[argc] == NULL. Guarantees on 0: *o filled (free it

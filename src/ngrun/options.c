@@ -31,12 +31,20 @@ void ngi_run_usage(FILE *out) {
         "                     loadfile and binary chunks), string, table, math, utf8,\n"
         "                     coroutine, os.time/clock/date and require of built-in modules\n"
         "                     (neurograph); implies -E\n"
+        "  --world=FILE       start from the snapshot FILE if it exists (else an empty\n"
+        "                     runtime) and save the runtime back to FILE, atomically, if and\n"
+        "                     only if everything ran without error\n"
+        "  --load=FILE        start from the snapshot FILE (it must exist)\n"
+        "  --save=FILE        save the runtime to FILE, atomically, if everything ran without\n"
+        "                     error\n"
         "  --help             show this help and exit\n"
         "  --                 stop handling options\n"
         "  -                  stop handling options and execute stdin\n"
         "With no script, ngrun starts the REPL when stdin is a terminal and otherwise runs\n"
         "stdin as a script; -i with no script reads a REPL from stdin even when it is not a\n"
-        "terminal.\n",
+        "terminal.\n"
+        "A snapshot that cannot be loaded (missing for --load, corrupt, newer format) stops\n"
+        "ngrun before anything runs and leaves the file untouched.\n",
         out);
 }
 
@@ -123,11 +131,44 @@ static int apply_timeout(ngi_run_options *o, const char *value, char *err, size_
   return -1;
 }
 
+/* --world/--load/--save: one source and one destination at most. */
+static int apply_world(ngi_run_options *o, const char *value, char *err, size_t errsize) {
+  if (o->load_path || o->save_path) {
+    snprintf(err, errsize,
+             "'--world' cannot be combined with '--load', '--save' or another '--world'");
+    return -1;
+  }
+  o->load_path = o->save_path = value;
+  o->load_optional = 1;
+  return 0;
+}
+
+static int apply_load(ngi_run_options *o, const char *value, char *err, size_t errsize) {
+  if (o->load_path) {
+    snprintf(err, errsize, "'--load' cannot be combined with '--world' or another '--load'");
+    return -1;
+  }
+  o->load_path = value;
+  return 0;
+}
+
+static int apply_save(ngi_run_options *o, const char *value, char *err, size_t errsize) {
+  if (o->save_path) {
+    snprintf(err, errsize, "'--save' cannot be combined with '--world' or another '--save'");
+    return -1;
+  }
+  o->save_path = value;
+  return 0;
+}
+
 static const long_option long_options[] = {
     {"help", 0, apply_help},
     {"sandbox", 0, apply_sandbox},
     {"mem-limit", 1, apply_mem_limit},
     {"timeout", 1, apply_timeout},
+    {"world", 1, apply_world},
+    {"load", 1, apply_load},
+    {"save", 1, apply_save},
 };
 
 /* Handles argv[*i] == "--name[=value]"; a value may also be the next argument.

@@ -1,0 +1,59 @@
+/* Writes real snapshots (empty, small, with holes, every space and connection field) into a
+ * directory, as seeds for fuzz_snapshot. Usage: make_seeds DIR */
+#include "neurograph.h"
+
+#include <stdio.h>
+
+static int save(ng_runtime *rt, const char *dir, const char *name) {
+  char path[1024];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  if (ng_snapshot_save(rt, path) != NG_OK) {
+    fprintf(stderr, "make_seeds: %s\n", ng_last_error(rt));
+    return 1;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: make_seeds DIR\n");
+    return 2;
+  }
+  ng_runtime *rt = NULL;
+  if (ng_runtime_new(NULL, &rt) != NG_OK) return 1;
+  int bad = save(rt, argv[1], "seed-empty.ngs");
+  uint32_t ids[12];
+  for (unsigned i = 0; i < 12; i++) {
+    ng_token t;
+    ng_token_init(&t);
+    for (int s = 0; s < NG_SPACES; s++)
+      ng_token_set_coords(&t, s, (float)i * 0.25f - 1.0f, (float)s * 0.125f, -(float)i * 0.0625f);
+    ng_token_set_entity(&t, i % 16);
+    t.id = ng_make_id(0, 0, i % 4);
+    t.weight = (float)i * 0.5f;
+    t.timestamp = 1700000000u + i;
+    ng_token_set_field_radius(&t, 1.5f);
+    ng_token_set_field_strength(&t, 0.8f);
+    if (ng_token_create(rt, &t, &ids[i]) != NG_OK) return 1;
+  }
+  bad |= save(rt, argv[1], "seed-tokens.ngs");
+  for (unsigned i = 0; i < 10; i++) {
+    ng_connection c;
+    ng_connection_init(&c, ids[i], ids[(i * 5 + 1) % 12]);
+    ng_connection_set_type(&c, (i * 17) % NG_CONN_TYPES);
+    c.flags = (uint8_t)(i % 2 ? NG_CONN_BIDIRECTIONAL : NG_CONN_ACTIVE);
+    c.pull_strength = (float)i - 4.5f;
+    c.preferred_distance = 1.0f + (float)i;
+    c.created_at = c.last_update = 1700000000u + i;
+    c.source_id = i;
+    c.target_vector[i % NG_SPACES] = (int16_t)(i * 100);
+    ng_connection_create(rt, &c, NULL);
+  }
+  bad |= save(rt, argv[1], "seed-connections.ngs");
+  ng_token_delete(rt, ids[3], NULL); /* holes in both id sequences */
+  ng_connection_delete(rt, 2);
+  ng_cdna_set_profile(rt, NG_PROFILE_ANALYST);
+  bad |= save(rt, argv[1], "seed-holes.ngs");
+  ng_runtime_release(rt);
+  return bad;
+}
