@@ -39,6 +39,15 @@ NG_API ng_runtime *ng_lua_check_runtime(lua_State *L, int idx);
 /** Like ng_lua_check_runtime but returns NULL instead of raising. */
 NG_API ng_runtime *ng_lua_to_runtime(lua_State *L, int idx);
 
+/**
+ * Allows or forbids file access from Lua state L: rt:save(path) and
+ * ng.load(path). Allowed by default. A host that runs untrusted scripts
+ * (ngrun --sandbox) forbids it before running them; the flag lives in the
+ * registry, which such scripts cannot reach. When forbidden, both calls raise
+ * "file access is disabled in this Lua state".
+ */
+NG_API void ng_lua_set_file_access(lua_State *L, int allowed);
+
 #ifdef __cplusplus
 }
 #endif

@@ -256,12 +256,29 @@ static int io_failure(lua_State *L, const ng_runtime *rt, ng_status st, int arg,
   return 2;
 }
 
+/* The registry key of the "file access forbidden" flag (its address is unique). */
+static const char file_access_key = 0;
+
+void ng_lua_set_file_access(lua_State *L, int allowed) {
+  lua_pushboolean(L, !allowed);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &file_access_key);
+}
+
+/* Raises when the host forbade file access in this state (ngrun --sandbox). */
+static void check_file_access(lua_State *L, const char *fn) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &file_access_key);
+  int forbidden = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (forbidden) luaL_error(L, "%s: file access is disabled in this Lua state", fn);
+}
+
 /* rt:save(path) -> true, or nil plus a message (like io.open). The file is
  * replaced atomically: on failure an existing file is untouched. */
 static int rt_save(lua_State *L) {
   ngl_runtime *o = check_rt(L, "save");
   ng_runtime *rt = ngl_rt(L, o);
   const char *path = check_path(L, 2, "save");
+  check_file_access(L, "save");
   ng_status st = ng_snapshot_save(rt, path);
   if (st != NG_OK) return io_failure(L, rt, st, 2, "save");
   lua_pushboolean(L, 1);
@@ -272,6 +289,7 @@ static int rt_save(lua_State *L) {
  * (missing, unreadable, corrupt or newer-format file). Ids are kept. */
 int ngl_runtime_load(lua_State *L) {
   const char *path = check_path(L, 1, "load");
+  check_file_access(L, "load");
   ngl_runtime *o = new_runtime_ud(L, NGL_UV(NGL_UV_RUNTIME_MT)); /* first: no leak on OOM */
   ng_runtime *rt = NULL;
   ng_status st = ng_snapshot_load(path, NULL, &rt);

@@ -223,6 +223,7 @@ static int pmain(lua_State *L) {
   lua_pushcfunction(L, luaopen_neurograph);
   lua_setfield(L, -2, "neurograph");
   lua_pop(L, 1);
+  if (sandbox) ng_lua_set_file_access(L, 0); /* rt:save and ng.load touch the file system */
   ng_lua_push_runtime(L, h->rt);
   lua_setglobal(L, "runtime");
   create_arg_table(L, h->argv, h->argc, o->script);

@@ -30,7 +30,7 @@ void ngi_run_usage(FILE *out) {
         "  --sandbox          run untrusted code: only the base library (without dofile,\n"
         "                     loadfile and binary chunks), string, table, math, utf8,\n"
         "                     coroutine, os.time/clock/date and require of built-in modules\n"
-        "                     (neurograph); implies -E\n"
+        "                     (neurograph, without rt:save and ng.load); implies -E\n"
         "  --world=FILE       start from the snapshot FILE if it exists (else an empty\n"
         "                     runtime) and save the runtime back to FILE, atomically, if and\n"
         "                     only if everything ran without error\n"
