@@ -35,18 +35,38 @@ enum {
 /*
  * Short Lua strings are interned: while the names below are kept alive (they
  * are keys of the KEYS, SPACES and ENTITIES tables), every equal string in the
- * state is the same object, so a name is found by its address. One table per
- * Lua state (a userdata upvalue); open addressing over the pointers.
+ * state is the same object, so a name is found by the object's address, which
+ * lua_topointer gives in one call without the type test and conversion of
+ * lua_tolstring (it gives NULL or another object's address for anything that
+ * is not a string, so those are never found). One table per Lua state (a
+ * userdata upvalue); open addressing over the addresses.
  */
 enum { NGL_NAME_KEY = 1, NGL_NAME_SPACE, NGL_NAME_ENTITY };
 #define NGL_NAME_SLOTS 256
 typedef struct ngl_names {
-  const char *ptr[NGL_NAME_SLOTS];
+  const void *ptr[NGL_NAME_SLOTS]; /* lua_topointer of each name string */
   int16_t kind[NGL_NAME_SLOTS];
   int16_t value[NGL_NAME_SLOTS];
+  /* lua_topointer of the metatables at upvalues NGL_UV_RUNTIME_MT..NGL_UV_CDNA_MT
+   * (kept alive by the upvalues): a type test by address, as for names */
+  const void *mt[NGL_UV_CDNA_MT + 1];
+  float scale[NG_SPACES]; /* ng_space_scale of each space, without a call */
 } ngl_names;
 /* Value of the name at idx of the given kind, or -1 (not a string, or unknown). */
 int ngl_name(lua_State *L, int idx, int kind);
+/* Home slot of the string object at address p. */
+static inline size_t ngl_name_slot(const void *p) {
+  return (size_t)(((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15u) >> 56) & (NGL_NAME_SLOTS - 1);
+}
+/* ngl_name for p = lua_topointer of the value, with the table already fetched
+ * (the upvalue NGL_UV_NAMES): hot loops look several names up per call.
+ * Callers pass only values whose type they checked or that a miss sends to a
+ * checking slow path (a light userdata could carry any address). */
+static inline int ngl_name_of(const ngl_names *n, const void *p, int kind) {
+  for (size_t i = ngl_name_slot(p); n->ptr[i] != NULL; i = (i + 1) & (NGL_NAME_SLOTS - 1))
+    if (n->ptr[i] == p && n->kind[i] == kind) return n->value[i];
+  return -1;
+}
 #define NGL_UV(i) lua_upvalueindex(i)
 
 /* Names of every field and option any table of the API accepts. */

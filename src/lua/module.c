@@ -124,9 +124,10 @@ void *ngl_toudata(lua_State *L, int idx, int uv) {
 void *ngl_checkudata(lua_State *L, int idx, int uv, const char *fn) {
   void *p = ngl_toudata(L, idx, uv);
   if (p == NULL) {
+    /* described first: with no arguments, the pushed name would be #1 */
+    const char *got = ngl_describe(L, idx);
     lua_getfield(L, NGL_UV(uv), "__name");
-    const char *tname = lua_tostring(L, -1);
-    ngl_argerror(L, idx, fn, "%s expected, got %s", tname, ngl_describe(L, idx));
+    ngl_argerror(L, idx, fn, "%s expected, got %s", lua_tostring(L, -1), got);
   }
   return p;
 }
@@ -140,23 +141,15 @@ ngl_handle *ngl_self(lua_State *L, int uv, const char *fn) {
   return (ngl_handle *)ngl_checkudata(L, 1, uv, fn);
 }
 
-static size_t name_slot(const char *p) {
-  return (size_t)(((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15u) >> 56) & (NGL_NAME_SLOTS - 1);
-}
-
 int ngl_name(lua_State *L, int idx, int kind) {
   if (lua_type(L, idx) != LUA_TSTRING) return -1;
-  const char *p = lua_tostring(L, idx);
-  const ngl_names *n = lua_touserdata(L, NGL_UV(NGL_UV_NAMES));
-  for (size_t i = name_slot(p); n->ptr[i] != NULL; i = (i + 1) & (NGL_NAME_SLOTS - 1))
-    if (n->ptr[i] == p && n->kind[i] == kind) return n->value[i];
-  return -1;
+  return ngl_name_of(lua_touserdata(L, NGL_UV(NGL_UV_NAMES)), lua_topointer(L, idx), kind);
 }
 
 /* Records the interned name string at address p (kept alive by the caller) as
  * name `value` of `kind`. */
-static void name_add(ngl_names *n, const char *p, int kind, int value) {
-  size_t i = name_slot(p);
+static void name_add(ngl_names *n, const void *p, int kind, int value) {
+  size_t i = ngl_name_slot(p);
   while (n->ptr[i] != NULL)
     i = (i + 1) & (NGL_NAME_SLOTS - 1);
   n->ptr[i] = p;
@@ -409,9 +402,11 @@ static void both_ways(lua_State *L, const char *name, lua_Integer value) {
   lua_rawseti(L, -2, value);
 }
 
-/* t[name] = v for the table at the top; returns the interned key's address. */
-static const char *set_int(lua_State *L, const char *name, lua_Integer v) {
-  const char *key = lua_pushstring(L, name);
+/* t[name] = v for the table at the top; returns the interned key's address
+ * (lua_topointer, as ngl_names records it). */
+static const void *set_int(lua_State *L, const char *name, lua_Integer v) {
+  lua_pushstring(L, name);
+  const void *key = lua_topointer(L, -1);
   lua_pushinteger(L, v);
   lua_rawset(L, -3);
   return key;
@@ -458,6 +453,13 @@ int luaopen_neurograph(lua_State *L) {
   ngl_names *names = lua_newuserdatauv(L, sizeof *names, 0);
   memset(names, 0, sizeof *names);
   lua_rawseti(L, ctx, NGL_UV_NAMES);
+  for (int i = NGL_UV_RUNTIME_MT; i <= NGL_UV_CDNA_MT; i++) {
+    lua_rawgeti(L, ctx, i);
+    names->mt[i] = lua_topointer(L, -1);
+    lua_pop(L, 1);
+  }
+  for (int s = 0; s < NG_SPACES; s++)
+    names->scale[s] = ng_space_scale(s);
   /* These tables keep the name strings alive, and so their addresses valid. */
   lua_createtable(L, 0, NGL_K_COUNT);
   for (int k = 1; k < NGL_K_COUNT; k++)

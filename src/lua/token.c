@@ -13,38 +13,47 @@ typedef struct tok_write {
   int flags_given;
 } tok_write;
 
-/* Reads coords = { L1 = {x, y, z}, [2] = {x, y, z}, ... } into w. */
-static void read_coords(lua_State *L, int idx, int arg, const char *fn, tok_write *w) {
+/*
+ * Reads coords = { L1 = {x, y, z}, [2] = {x, y, z}, ... } at the top of the
+ * stack, absolute index idx, into w; names is the NGL_UV_NAMES table. This is
+ * the hot part of create{}: the common case (a space name, a table of three
+ * in-range numbers) costs the fewest API calls we can manage, at fixed stack
+ * slots; anything else goes to the checks that raise, so the messages are the
+ * same either way.
+ */
+static void read_coords(lua_State *L, int idx, const ngl_names *names, int arg, const char *fn,
+                        tok_write *w) {
   if (lua_type(L, idx) != LUA_TTABLE)
     ngl_argerror(L, arg, fn, "coords must be a table of spaces, got %s", ngl_describe(L, idx));
   uint32_t given = 0;
+  int k = idx + 1, v = k + 1; /* lua_next's key and value slots */
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    int s = ngl_check_space(L, -2, arg, fn);
+    int s = ngl_name_of(names, lua_topointer(L, k), NGL_NAME_SPACE);
+    /* numbers 1..8 take the checked path, which raises for anything else */
+    if (s < 0) s = ngl_check_space(L, k, arg, fn);
     if (given & NG_TF_COORDS(s)) /* "L1" and "physical" in one table */
       ngl_argerror(L, arg, fn, "coords of %s given twice", ng_space_name(s));
     given |= NG_TF_COORDS(s);
-    int v = lua_gettop(L);
     if (lua_type(L, v) != LUA_TTABLE || lua_rawlen(L, v) != 3)
       ngl_argerror(L, arg, fn, "coords of %s must be a table {x, y, z}, got %s", ng_space_name(s),
                    ngl_describe(L, v));
-    float xyz[3];
-    float scale = ng_space_scale(s);
+    float scale = names->scale[s];
     int types[3];
     for (int a = 0; a < 3; a++)
       types[a] = lua_rawgeti(L, v, a + 1);
     for (int a = 0; a < 3; a++) {
-      /* inline fast path of ngl_check_coord (same test); it raises otherwise */
-      double x = types[a] == LUA_TNUMBER ? lua_tonumber(L, a - 3) : NAN;
-      if (fabs(x) < 1e30 && (float)x * scale > -32769.0f && (float)x * scale < 32768.0f)
-        xyz[a] = (float)x;
-      else
-        xyz[a] = ngl_check_coord(L, a - 3, arg, fn, s, a);
+      /* ngl_check_coord's test inline; it raises for what fails here */
+      double x = types[a] == LUA_TNUMBER ? lua_tonumberx(L, v + 1 + a, NULL) : NAN;
+      float f = fabs(x) < 1e30 ? (float)x * scale : NAN; /* no float overflow */
+      if (!(f > -32769.0f && f < 32768.0f))
+        f = ngl_check_coord(L, v + 1 + a, arg, fn, s, a) * scale;
+      /* ng_coord_encode's arithmetic (float product, truncation); its clamp
+       * is a no-op on the values the test above lets through */
+      w->t.coords[s][a] = (int16_t)f;
     }
-    lua_pop(L, 3);
-    ng_token_set_coords(&w->t, s, xyz[0], xyz[1], xyz[2]);
+    lua_settop(L, k); /* the three numbers and the value */
     w->mask |= NG_TF_COORDS(s);
-    lua_pop(L, 1);
   }
 }
 
@@ -97,10 +106,53 @@ static int token_field(lua_State *L, int key, int vidx, int arg, const char *fn,
     return 1;
   }
   case NGL_K_COORDS:
-    read_coords(L, lua_absindex(L, vidx), arg, fn, w);
+    lua_pushvalue(L, vidx); /* read_coords wants it on top */
+    read_coords(L, lua_gettop(L), lua_touserdata(L, NGL_UV(NGL_UV_NAMES)), arg, fn, w);
+    lua_pop(L, 1);
     return 1;
   default:
     return 0;
+  }
+}
+
+/*
+ * Reads the fields table at absolute index idx (argument arg of fn) into w.
+ * One lua_next walk (it also finds unknown keys); the names table is fetched
+ * once, and the fields create{} mostly carries (weight, entity, coords) are
+ * decoded inline when their values are well-formed. Everything else,
+ * including every error, goes through token_field: the messages are the same.
+ */
+static void read_table(lua_State *L, const ngl_names *names, int idx, int top, int arg,
+                       const char *fn, tok_write *w) {
+  int k = top + 1, v = k + 1; /* lua_next's key and value slots; top is lua_gettop */
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int key = ngl_name_of(names, lua_topointer(L, k), NGL_NAME_KEY);
+    if (key == NGL_K_COORDS) {
+      read_coords(L, v, names, arg, fn, w);
+      lua_settop(L, k);
+      continue;
+    }
+    if (key == NGL_K_ENTITY) {
+      int e = ngl_name_of(names, lua_topointer(L, v), NGL_NAME_ENTITY);
+      if (e >= 0) {
+        w->entity = e;
+        w->mask |= NG_TF_FLAGS;
+        lua_settop(L, k);
+        continue;
+      }
+    } else if (key == NGL_K_WEIGHT && lua_type(L, v) == LUA_TNUMBER) {
+      double x = lua_tonumberx(L, v, NULL);
+      if (x >= 0.0 && x <= 100.0) {
+        w->t.weight = (float)x;
+        w->mask |= NG_TF_WEIGHT;
+        lua_settop(L, k);
+        continue;
+      }
+    }
+    if (!token_field(L, key < 0 ? NGL_K_NONE : key, v, arg, fn, w))
+      ngl_unknown_key(L, k, arg, fn, "token field");
+    lua_settop(L, k);
   }
 }
 
@@ -108,12 +160,8 @@ static int token_field(lua_State *L, int key, int vidx, int arg, const char *fn,
 static void read_fields(lua_State *L, int idx, int arg, const char *fn, tok_write *w) {
   if (lua_type(L, idx) != LUA_TTABLE)
     ngl_argerror(L, arg, fn, "table of token fields expected, got %s", ngl_describe(L, idx));
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    if (!token_field(L, ngl_key(L, -2), -1, arg, fn, w))
-      ngl_unknown_key(L, -2, arg, fn, "token field");
-    lua_pop(L, 1);
-  }
+  read_table(L, lua_touserdata(L, NGL_UV(NGL_UV_NAMES)), lua_absindex(L, idx), lua_gettop(L), arg,
+             fn, w);
 }
 
 static void tok_write_init(tok_write *w) {
@@ -140,12 +188,29 @@ static ng_status merge_entity(ng_runtime *rt, uint32_t id, tok_write *w) {
 /* rt.tokens:create([fields]) -> id. Defaults: weight 1.0 (the original Python
  * wrapper's), ACTIVE, every coordinate 0, timestamp now. */
 static int tokens_create(lua_State *L) {
-  ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "create");
+  /* ngl_self's test in fewer calls (create is the hot path): the metatable
+   * by its address, left on the stack above the fields (slot 3); ngl_self
+   * raises if it fails, on the stack as given ("got no value") */
+  int top = lua_gettop(L);
+  lua_settop(L, 2);
+  const ngl_names *names = lua_touserdata(L, NGL_UV(NGL_UV_NAMES));
+  ngl_handle *self = NULL;
+  if (lua_getmetatable(L, 1) && lua_topointer(L, -1) == names->mt[NGL_UV_TOKENS_MT] &&
+      lua_type(L, 1) == LUA_TUSERDATA) {
+    self = lua_touserdata(L, 1);
+  } else {
+    lua_settop(L, top < 2 ? top : 2);
+    self = ngl_self(L, NGL_UV_TOKENS_MT, "create");
+  }
   ng_runtime *rt = ngl_rt(L, self->owner);
   tok_write w;
   tok_write_init(&w);
   w.t.weight = 1.0f;
-  if (!lua_isnoneornil(L, 2)) read_fields(L, 2, 2, "create", &w);
+  int t = lua_type(L, 2);
+  if (t == LUA_TTABLE)
+    read_table(L, names, 2, 3, 2, "create", &w); /* 3: the metatable */
+  else if (t != LUA_TNIL)
+    read_fields(L, 2, 2, "create", &w); /* raises */
   if (w.entity >= 0) ng_token_set_entity(&w.t, (unsigned)w.entity);
   uint32_t id;
   ng_status st = ng_token_create(rt, &w.t, &id);
