@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 /*
@@ -137,6 +138,7 @@ static ng_status idmap_reserve(ng_runtime *rt, ngi_conns *c, size_t n) {
   if (cap == 0) return NG_ENOMEM;
   idmap_entry *t = ngi_alloc_array(rt, cap, sizeof *t);
   if (!t) return NG_ENOMEM;
+  ngi_advise_bulk(t, cap * sizeof *t);
   memset(t, 0, cap * sizeof *t);
   idmap_entry *old = c->idmap;
   size_t old_cap = c->idmap_cap;
@@ -201,6 +203,7 @@ static ng_status adj_reserve(ng_runtime *rt, ngi_conns *c, size_t n) {
   if (cap == 0) return NG_ENOMEM;
   adj_entry *t = ngi_alloc_array(rt, cap, sizeof *t);
   if (!t) return NG_ENOMEM;
+  ngi_advise_bulk(t, cap * sizeof *t);
   memset(t, 0, cap * sizeof *t);
   adj_entry *old = c->adj;
   size_t old_cap = c->adj_cap;
@@ -338,16 +341,12 @@ static uint32_t find_dup(ngi_conns *c, uint32_t from, uint32_t to, unsigned type
   return 0;
 }
 
-/* Store `rec` under `id` (greater than every id stored) in the next slot
- * and link it at the tail of its endpoints' lists, which keeps them in
- * ascending id order. Needs room in every array and map; cannot fail. */
-static void append(ngi_conns *c, uint32_t id, const ng_connection *rec) {
-  uint32_t slot = (uint32_t)c->len++;
-  c->recs[slot] = *rec;
-  conn_meta m = {id, NGI_NONE, NGI_NONE, NGI_NONE, NGI_NONE};
-  c->meta[slot] = m;
-  c->live++;
-  idmap_put(c, id, slot);
+/* Thread the live record at `slot` (its meta id set, every later slot
+ * empty) into the id map and at the tail of its endpoints' lists, which
+ * keeps them in ascending id order. Needs room in both maps; cannot fail. */
+static void link_slot(ngi_conns *c, uint32_t slot) {
+  const ng_connection *rec = &c->recs[slot];
+  idmap_put(c, c->meta[slot].id, slot);
 
   adj_entry *e = adj_get(c, rec->token_a_id);
   c->meta[slot].out_prev = e->out_tail;
@@ -366,6 +365,17 @@ static void append(ngi_conns *c, uint32_t id, const ng_connection *rec) {
     e->in_head = slot;
   e->in_tail = slot;
   e->in_n++;
+}
+
+/* Store `rec` under `id` (greater than every id stored) in the next slot
+ * and link it. Needs room in every array and map; cannot fail. */
+static void append(ngi_conns *c, uint32_t id, const ng_connection *rec) {
+  uint32_t slot = (uint32_t)c->len++;
+  c->recs[slot] = *rec;
+  conn_meta m = {id, NGI_NONE, NGI_NONE, NGI_NONE, NGI_NONE};
+  c->meta[slot] = m;
+  c->live++;
+  link_slot(c, slot);
 }
 
 /* ---- internal interface --------------------------------------------------- */
@@ -443,65 +453,192 @@ void ngi_conns_set_next_id(ng_runtime *rt, uint32_t next) {
   if (next >= rt->conns->next_id) rt->conns->next_id = next;
 }
 
-/* Needs: an empty table; entries[0..n) packed 68-byte items (u32 id, then
- * the 64-byte record) as a snapshot stores them. Guarantees: on NG_OK every
- * record is stored under its id with both adjacency lists in ascending id
- * order, and next_id is set. The caller has validated the entries; the cheap
- * invariants this table relies on (ids ascending, non-zero, below next_id;
- * live endpoints) are checked again so a bad caller cannot corrupt it.
- * Fails: NG_ENOMEM or NG_ECORRUPT with the table left empty, NG_EINVAL if
- * the table was not empty (unchanged). */
-ng_status ngi_conns_restore(ng_runtime *rt, ngi_conns *c, const void *entries, size_t n,
-                            uint32_t next_id) {
-  if (c->len != 0 || c->live != 0) return NG_EINVAL;
-  if (n > (size_t)NGI_NONE - 1 || next_id < c->next_id) return NG_ECORRUPT;
-  if (n == 0) {
-    c->next_id = next_id;
-    return NG_OK;
-  }
+/* Hint that *p is about to be written (a hash bucket the restore will probe):
+ * the restore's inserts go to random buckets of tables far larger than the
+ * cache, so without this each one waits for memory in turn. */
+static inline void prefetch_w(const void *p) {
+#if defined(__GNUC__)
+  __builtin_prefetch(p, 1, 3);
+#else
+  (void)p;
+#endif
+}
+
+/* Restore entries are packed: u32 id, then the 64-byte record. */
+enum { ENTRY_BYTES = 4 + sizeof(ng_connection) };
+
+static uint32_t entry_u32(const unsigned char *e, size_t off) {
+  uint32_t v;
+  memcpy(&v, e + off, sizeof v);
+  return v;
+}
+#define ENTRY_ID(e) entry_u32((e), 0)
+#define ENTRY_FROM(e) entry_u32((e), 4 + offsetof(ng_connection, token_a_id))
+#define ENTRY_TO(e) entry_u32((e), 4 + offsetof(ng_connection, token_b_id))
+
+/* How far ahead (in entries) the restore prefetches the buckets it will
+ * touch: enough misses in flight to cover memory latency. */
+#define RESTORE_AHEAD 12
+
+/* Needs: entries[0..n) as ngi_conns_restore takes them. Guarantees: NG_OK
+ * when ids ascend below next_id and every endpoint is a live token, with
+ * *distinct set to the number of different endpoint tokens (the exact size
+ * the adjacency map needs, so the restore never rehashes). Fails:
+ * NG_ECORRUPT, NG_ENOMEM (for the temporary bitmap over token ids). */
+static ng_status restore_scan(ng_runtime *rt, const unsigned char *entries, size_t n,
+                              uint32_t next_id, size_t *distinct) {
+  const ngi_token_table *t = &rt->tokens;
+  size_t words = (size_t)t->next_id / 64 + 1; /* lookups succeed only below next_id */
+  uint64_t *seen = ngi_alloc_array(rt, words, sizeof *seen);
+  if (!seen) return NG_ENOMEM;
+  memset(seen, 0, words * sizeof *seen);
   ng_status st = NG_OK;
-  if (n > c->rec_cap) {
-    ng_connection *r = ngi_realloc_array(rt, c->recs, c->rec_cap, n, sizeof *r);
-    if (!r) return NG_ENOMEM;
-    c->recs = r;
-    c->rec_cap = n;
+  size_t count = 0;
+  uint32_t prev = 0;
+  const unsigned char *p = entries;
+  for (size_t k = 0; k < n; k++, p += ENTRY_BYTES) {
+    uint32_t id = ENTRY_ID(p), ends[2] = {ENTRY_FROM(p), ENTRY_TO(p)};
+    if (id <= prev || id >= next_id || !ngi_token_lookup(t, ends[0]) ||
+        !ngi_token_lookup(t, ends[1])) {
+      st = NG_ECORRUPT;
+      break;
+    }
+    prev = id;
+    for (int i = 0; i < 2; i++) {
+      uint64_t bit = (uint64_t)1 << (ends[i] & 63);
+      count += !(seen[ends[i] >> 6] & bit);
+      seen[ends[i] >> 6] |= bit;
+    }
   }
-  if (n > c->meta_cap) {
-    conn_meta *m = ngi_realloc_array(rt, c->meta, c->meta_cap, n, sizeof *m);
+  ngi_free(rt, seen, words * sizeof *seen);
+  *distinct = count;
+  return st;
+}
+
+/* Prefetch the cache lines an entry of `size` bytes at p may span. */
+static inline void prefetch_entry(const void *p, size_t size) {
+  prefetch_w(p);
+  prefetch_w((const unsigned char *)p + size - 1);
+}
+
+/* Needs: recs[0..n) and meta[0..n) ids filled, everything else of the table
+ * empty with room for n ids and every endpoint. Guarantees: the same links
+ * as n appends, in two passes that each touch one random place per list
+ * (the map buckets, then the predecessors' next links), with those places
+ * prefetched a few records ahead. */
+static void restore_link(ngi_conns *c, size_t n) {
+  size_t imask = c->idmap_cap - 1, amask = c->adj_cap - 1;
+  for (size_t k = 0; k < n; k++) {
+    if (k + RESTORE_AHEAD < n) {
+      const ng_connection *q = &c->recs[k + RESTORE_AHEAD];
+      prefetch_entry(&c->idmap[mix32(c->meta[k + RESTORE_AHEAD].id) & imask], sizeof(idmap_entry));
+      prefetch_entry(&c->adj[mix32(q->token_a_id) & amask], sizeof(adj_entry));
+      prefetch_entry(&c->adj[mix32(q->token_b_id) & amask], sizeof(adj_entry));
+    }
+    const ng_connection *r = &c->recs[k];
+    uint32_t slot = (uint32_t)k;
+    idmap_put(c, c->meta[k].id, slot);
+    adj_entry *e = adj_get(c, r->token_a_id);
+    c->meta[k].out_prev = e->out_tail;
+    if (e->out_head == NGI_NONE) e->out_head = slot;
+    e->out_tail = slot;
+    e->out_n++;
+    e = adj_get(c, r->token_b_id);
+    c->meta[k].in_prev = e->in_tail;
+    if (e->in_head == NGI_NONE) e->in_head = slot;
+    e->in_tail = slot;
+    e->in_n++;
+  }
+  /* Each list's next links are its prev links reversed. */
+  for (size_t k = 0; k < n; k++) {
+    if (k + RESTORE_AHEAD < n) {
+      const conn_meta *q = &c->meta[k + RESTORE_AHEAD];
+      if (q->out_prev != NGI_NONE) prefetch_entry(&c->meta[q->out_prev], sizeof(conn_meta));
+      if (q->in_prev != NGI_NONE) prefetch_entry(&c->meta[q->in_prev], sizeof(conn_meta));
+    }
+    const conn_meta *m = &c->meta[k];
+    if (m->out_prev != NGI_NONE) c->meta[m->out_prev].out_next = (uint32_t)k;
+    if (m->in_prev != NGI_NONE) c->meta[m->in_prev].in_next = (uint32_t)k;
+  }
+}
+
+/* Needs: an empty table; block (ngi_alloc'ed, block_bytes long, a multiple
+ * of the record size and at least n * 68) starts with n packed 68-byte
+ * entries (u32 id, then the 64-byte record) as a snapshot stores them. Takes
+ * ownership of block in every case: it becomes the record array (the
+ * records are slid down over the ids in place, so nothing is copied twice).
+ * Guarantees: on NG_OK every record is stored under its id with both
+ * adjacency lists in ascending id order, and next_id is set. The caller has
+ * validated the entries; the cheap invariants this table relies on (ids
+ * ascending, non-zero, below next_id; live endpoints) are checked again,
+ * before anything is stored, so a bad caller cannot corrupt it. Every array
+ * and map is sized once for the whole input (the endpoint count comes from
+ * a first pass), so nothing rehashes.
+ * Fails: NG_ENOMEM or NG_ECORRUPT with the table left empty, NG_EINVAL if
+ * the table was not empty or the block is too small (table unchanged). */
+ng_status ngi_conns_restore_owned(ng_runtime *rt, ngi_conns *c, void *block, size_t block_bytes,
+                                  size_t n, uint32_t next_id) {
+  ng_status st = NG_OK;
+  if (c->len != 0 || c->live != 0 || block_bytes % sizeof(ng_connection) != 0 ||
+      block_bytes / ENTRY_BYTES < n)
+    st = NG_EINVAL;
+  else if (n > (size_t)NGI_NONE - 1 || next_id < c->next_id)
+    st = NG_ECORRUPT;
+  if (st != NG_OK || n == 0) {
+    if (block) ngi_free(rt, block, block_bytes);
+    if (st == NG_OK) c->next_id = next_id;
+    return st;
+  }
+  unsigned char *p = block;
+  size_t distinct = 0;
+  st = restore_scan(rt, p, n, next_id, &distinct);
+  if (st == NG_OK && n > c->meta_cap) {
+    conn_meta *m = ngi_alloc_array(rt, n, sizeof *m);
     if (!m)
       st = NG_ENOMEM;
     else {
+      ngi_advise_bulk(m, n * sizeof *m);
+      if (c->meta) ngi_free(rt, c->meta, c->meta_cap * sizeof *c->meta);
       c->meta = m;
       c->meta_cap = n;
     }
   }
   if (st == NG_OK) st = idmap_reserve(rt, c, n);
-  const unsigned char *p = entries;
-  uint32_t prev = 0;
-  for (size_t k = 0; k < n && st == NG_OK; k++, p += 68) {
-    uint32_t id;
-    ng_connection rec;
-    memcpy(&id, p, 4);
-    memcpy(&rec, p + 4, sizeof rec);
-    uint32_t from = rec.token_a_id, to = rec.token_b_id;
-    if (id <= prev || id >= next_id || !ngi_token_lookup(&rt->tokens, from) ||
-        !ngi_token_lookup(&rt->tokens, to)) {
-      st = NG_ECORRUPT;
-      break;
-    }
-    if (adj_reserve(rt, c, c->adj_n + 2) != NG_OK) {
-      st = NG_ENOMEM;
-      break;
-    }
-    prev = id;
-    append(c, id, &rec);
-  }
+  if (st == NG_OK) st = adj_reserve(rt, c, distinct);
   if (st != NG_OK) {
+    ngi_free(rt, block, block_bytes);
     free_arrays(rt, c);
     return st;
   }
+  /* Slide each record down over the ids: record k moves from 68k + 4 to 64k,
+   * below every byte not yet read, so one ascending pass is safe. */
+  for (size_t k = 0; k < n; k++) {
+    conn_meta m = {ENTRY_ID(p + k * ENTRY_BYTES), NGI_NONE, NGI_NONE, NGI_NONE, NGI_NONE};
+    c->meta[k] = m;
+    memmove(p + k * sizeof(ng_connection), p + k * ENTRY_BYTES + 4, sizeof(ng_connection));
+  }
+  if (c->recs) ngi_free(rt, c->recs, c->rec_cap * sizeof *c->recs);
+  c->recs = block;
+  c->rec_cap = block_bytes / sizeof(ng_connection);
+  restore_link(c, n);
+  c->len = c->live = n;
   c->next_id = next_id;
   return NG_OK;
+}
+
+/* The same from a caller's buffer (copied into a block first). */
+ng_status ngi_conns_restore(ng_runtime *rt, ngi_conns *c, const void *entries, size_t n,
+                            uint32_t next_id) {
+  if (c->len != 0 || c->live != 0) return NG_EINVAL;
+  if (n > (size_t)NGI_NONE - 1 || next_id < c->next_id) return NG_ECORRUPT;
+  size_t rec = sizeof(ng_connection), bytes = (n * ENTRY_BYTES + rec - 1) / rec * rec;
+  void *block = NULL;
+  if (bytes) {
+    block = ngi_alloc(rt, bytes);
+    if (!block) return NG_ENOMEM;
+    memcpy(block, entries, n * ENTRY_BYTES);
+  }
+  return ngi_conns_restore_owned(rt, c, block, bytes, n, next_id);
 }
 
 /* ---- validation ----------------------------------------------------------- */
@@ -810,8 +947,9 @@ ng_status ng_connection_list(ng_runtime *rt, size_t offset, size_t limit, uint32
 }
 
 /* Cursor step: the smallest live id > after, found by binary search over
- * the sorted slot ids. NG_ENOTFOUND marks the end and is not recorded as
- * an error. */
+ * the sorted slot ids. NG_ENOTFOUND marks the end; it is recorded like every
+ * other failure (as ng_token_next does), so ng_last_error never shows an
+ * older, unrelated message after it. */
 ng_status ng_connection_next(ng_runtime *rt, uint32_t after, uint32_t *next_id) {
   static const char fn[] = "ng_connection_next";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
@@ -831,7 +969,7 @@ ng_status ng_connection_next(ng_runtime *rt, uint32_t after, uint32_t *next_id) 
     lo++;
   uint32_t id = lo < cs->len ? cs->meta[lo].id : 0;
   ngi_read_unlock(rt);
-  if (id == 0) return NG_ENOTFOUND; /* the normal end of a loop, not a failure to report */
+  if (id == 0) return ngi_fail(rt, NG_ENOTFOUND, "%s: no connection after %u", fn, (unsigned)after);
   *next_id = id;
   return NG_OK;
 }

@@ -1,11 +1,15 @@
 /* Snapshots: a runtime saved to one checksummed file atomically, and loaded back with every id. */
+/* madvise and MADV_HUGEPAGE are not POSIX: ask for them before any header. */
+#define _DEFAULT_SOURCE
 #include "internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -409,6 +413,26 @@ static ng_status parse_header(const unsigned char *p, uint64_t file_len, const c
   return NG_OK;
 }
 
+/* A load fills a few hundred fresh megabytes at once, and on Linux the page
+ * faults of 4 KiB pages cost more than the copying itself. Asking for huge
+ * pages on the 2 MiB-aligned interior of a block just allocated (and not yet
+ * touched) makes a fault cover 2 MiB. Only a hint: the contents and the
+ * block's owner are unaffected, memory outside the block is never named,
+ * and where the kernel refuses (not anonymous memory, THP disabled) nothing
+ * changes. */
+void ngi_advise_bulk(void *p, size_t size) {
+#if defined(MADV_HUGEPAGE)
+  const uintptr_t huge = (uintptr_t)1 << 21;
+  if (!p || size < 2 * huge) return;
+  uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+  uintptr_t hi = ((uintptr_t)p + size) & ~(huge - 1);
+  if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#else
+  (void)p;
+  (void)size;
+#endif
+}
+
 /* Allocation before a runtime exists: the caller's allocator when given. */
 static void *tmp_alloc(const ng_config *cfg, size_t n) {
   if (cfg && cfg->alloc) return cfg->alloc(cfg->alloc_ud, NULL, 0, n ? n : 1);
@@ -516,28 +540,57 @@ static uint64_t dup_key(const unsigned char *entry) {
   return (uint64_t)c.token_a_id << 32 | (uint64_t)c.token_b_id << 8 | c.connection_type;
 }
 
+/* How many entries ahead check_connections prefetches its duplicate set's buckets. */
+#define DUP_AHEAD 12
+
+/* Hint that *p is about to be written: the duplicate set is far larger than
+ * the cache, so without it each insert waits for memory in turn. */
+static inline void prefetch_w(const void *p) {
+#if defined(__GNUC__)
+  __builtin_prefetch(p, 1, 3);
+#else
+  (void)p;
+#endif
+}
+
 static size_t dup_slot(uint64_t k, size_t mask) {
   k *= 0x9E3779B97F4A7C15ull;
   return (size_t)(k ^ (k >> 29)) & mask;
 }
 
-/* No two connections with the same (from, to, type), found with an open-
- * addressing set of packed keys (one memory access per connection) sized
- * from the (already length-checked) count. Needs: endpoints validated.
- * Fails: NG_ECORRUPT naming both ids, NG_ENOMEM. */
-static ng_status check_duplicates(const unsigned char *sec, const snap_header *h,
-                                  const ng_config *cfg, const char *name) {
-  if (h->nconn < 2) return NG_OK;
-  size_t cap = 16;
-  while (cap < h->nconn * 2) cap *= 2;
-  uint64_t *set = tmp_alloc(cfg, cap * sizeof *set);
-  if (!set)
-    return ngi_fail(NULL, NG_ENOMEM, "ng_snapshot_load: %s: out of memory checking connections",
-                    name);
-  memset(set, 0, cap * sizeof *set);
+/* Every connection entry of the (length-checked) section, in one pass:
+ * check_connection's rules, then no two connections with the same (from,
+ * to, type), found with an open-addressing set of packed keys (one memory
+ * access per connection, prefetched a few entries ahead) sized from the
+ * count. Fails: NG_ECORRUPT for the first bad entry (a duplicate names both
+ * ids), NG_ENOMEM. */
+static ng_status check_connections(const unsigned char *sec, const snap_header *h,
+                                   const uint64_t *present, const ng_config *cfg,
+                                   const char *name) {
+  size_t cap = 0;
+  uint64_t *set = NULL;
+  if (h->nconn >= 2) {
+    cap = 16;
+    while (cap < h->nconn * 2) cap *= 2;
+    set = tmp_alloc(cfg, cap * sizeof *set);
+    if (!set)
+      return ngi_fail(NULL, NG_ENOMEM, "ng_snapshot_load: %s: out of memory checking connections",
+                      name);
+    ngi_advise_bulk(set, cap * sizeof *set);
+    memset(set, 0, cap * sizeof *set);
+  }
   ng_status st = NG_OK;
+  uint32_t prev = 0;
   for (uint64_t i = 0; i < h->nconn; i++) {
-    uint64_t k = dup_key(sec + i * CONN_BYTES);
+    ng_connection c;
+    uint32_t id = rd32(sec + i * CONN_BYTES);
+    memcpy(&c, sec + i * CONN_BYTES + 4, sizeof c);
+    if ((st = check_connection(&c, id, prev, h, present, name)) != NG_OK) break;
+    prev = id;
+    if (!set) continue;
+    if (i + DUP_AHEAD < h->nconn) /* any bucket: the entry ahead is not checked yet */
+      prefetch_w(&set[dup_slot(dup_key(sec + (i + DUP_AHEAD) * CONN_BYTES), cap - 1)]);
+    uint64_t k = dup_key(sec + i * CONN_BYTES); /* exact: endpoints checked just above */
     size_t b = dup_slot(k, cap - 1);
     while (set[b] && set[b] != k) b = (b + 1) & (cap - 1);
     if (set[b] == k) {
@@ -545,88 +598,206 @@ static ng_status check_duplicates(const unsigned char *sec, const snap_header *h
       while (dup_key(sec + first * CONN_BYTES) != k) first++;
       st = CORRUPT("ng_snapshot_load: %s: connections %u and %u are duplicates (same from, to "
                    "and type)",
-                   name, rd32(sec + first * CONN_BYTES), rd32(sec + i * CONN_BYTES));
+                   name, rd32(sec + first * CONN_BYTES), id);
       break;
     }
     set[b] = k;
   }
-  tmp_free(cfg, set, cap * sizeof *set);
+  if (set) tmp_free(cfg, set, cap * sizeof *set);
   return st;
 }
 
-/* Validate everything in buf (header, checksums, CDNA, every record). Fills
- * *h, *cdna, the token presence bitmap (*present, next_tok bits, allocated
- * here and owned by the caller) and *max_id. Nothing else is allocated. */
-static ng_status validate(const unsigned char *buf, size_t len, const ng_config *cfg,
-                          const char *name, snap_header *h, ng_cdna *cdna, uint64_t **present,
-                          size_t *present_size, uint32_t *max_id) {
-  ng_status st = parse_header(buf, len, name, h);
+/* The CDNA section at buf (CDNA_BYTES, then its CRC): checksum, then the
+ * block's own rules. Fills *cdna. */
+static ng_status check_cdna(const unsigned char *buf, const char *name, ng_cdna *cdna) {
+  ng_status st = check_section(buf, 0, CDNA_BYTES, "CDNA", name);
   if (st != NG_OK) return st;
-  if ((st = check_section(buf, h->cdna_off, CDNA_BYTES, "CDNA", name)) != NG_OK) return st;
-  if ((st = check_section(buf, h->tok_off, h->ntok * TOKEN_BYTES, "token", name)) != NG_OK)
-    return st;
-  if ((st = check_section(buf, h->conn_off, h->nconn * CONN_BYTES, "connection", name)) != NG_OK)
-    return st;
-
-  memcpy(cdna, buf + h->cdna_off, sizeof *cdna);
+  memcpy(cdna, buf, sizeof *cdna);
   char why[160];
   if (ng_cdna_validate(cdna, why, sizeof why) != NG_OK)
     return CORRUPT("ng_snapshot_load: %s: invalid CDNA block: %s", name, why);
-
-  /* next_tok <= 2^24, so the bitmap is at most 2 MiB whatever the header says. */
-  *present_size = ((size_t)h->next_tok / 64 + 1) * sizeof **present;
-  *present = tmp_alloc(cfg, *present_size);
-  if (!*present)
-    return ngi_fail(NULL, NG_ENOMEM, "ng_snapshot_load: %s: out of memory checking tokens", name);
-  memset(*present, 0, *present_size);
-  if ((st = check_tokens(buf + h->tok_off, h, *present, max_id, name)) != NG_OK) return st;
-
-  const unsigned char *sec = buf + h->conn_off;
-  uint32_t prev = 0;
-  for (uint64_t i = 0; i < h->nconn; i++) {
-    ng_connection c;
-    uint32_t id = rd32(sec + i * CONN_BYTES);
-    memcpy(&c, sec + i * CONN_BYTES + 4, sizeof c);
-    if ((st = check_connection(&c, id, prev, h, *present, name)) != NG_OK) return st;
-    prev = id;
-  }
-  return check_duplicates(sec, h, cfg, name);
+  return NG_OK;
 }
 
-/* Fill rt's (empty) token table from the validated token section, then index
- * every space in bulk. */
-static ng_status build_tokens(ng_runtime *rt, const unsigned char *sec, const snap_header *h,
-                              uint32_t max_id) {
+/* Where the record sections of a snapshot come from: a whole file image in
+ * memory, or an open file read straight into their final arrays. */
+typedef struct snap_source {
+  const unsigned char *mem; /* the whole file, or NULL */
+  int fd;                   /* when mem is NULL */
+  const char *name;
+} snap_source;
+
+/* The size of the block that holds n connection entries and later becomes
+ * the connection table's record array (ngi_conns_restore_owned): room for
+ * the entries, rounded up to whole records. */
+static size_t conn_block_bytes(size_t n) {
+  size_t b = n * CONN_BYTES;
+  return (b + sizeof(ng_connection) - 1) / sizeof(ng_connection) * sizeof(ng_connection);
+}
+
+/* Needs: h validated against the source's length; tok and conn hold
+ * ntok * TOKEN_BYTES and nconn * CONN_BYTES bytes. Guarantees: on NG_OK they
+ * hold the token and connection sections and crcs[] their stored CRCs.
+ * Fails: NG_EIO (read error), NG_ECORRUPT (the file changed size). */
+static ng_status fill_sections(const snap_source *src, const snap_header *h, unsigned char *tok,
+                               unsigned char *conn, unsigned char crcs[2][CRC_BYTES]) {
+  size_t tlen = (size_t)h->ntok * TOKEN_BYTES, clen = (size_t)h->nconn * CONN_BYTES;
+  if (src->mem) {
+    if (tlen) memcpy(tok, src->mem + h->tok_off, tlen);
+    memcpy(crcs[0], src->mem + h->tok_off + tlen, CRC_BYTES);
+    if (clen) memcpy(conn, src->mem + h->conn_off, clen);
+    memcpy(crcs[1], src->mem + h->conn_off + clen, CRC_BYTES);
+    return NG_OK;
+  }
+  /* One pass over the file, each byte read once, straight to where it stays. */
+  struct {
+    unsigned char *p;
+    size_t n;
+  } part[4] = {{tok, tlen}, {crcs[0], CRC_BYTES}, {conn, clen}, {crcs[1], CRC_BYTES}};
+  off_t off = (off_t)h->tok_off;
+  for (int i = 0; i < 4; i++) {
+    size_t done = 0;
+    while (done < part[i].n) {
+      size_t want = part[i].n - done > ((size_t)1 << 30) ? (size_t)1 << 30 : part[i].n - done;
+      ssize_t r = pread(src->fd, part[i].p + done, want, off);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) {
+        char ebuf[128];
+        int e = errno;
+        return ngi_fail(NULL, NG_EIO, "ng_snapshot_load: reading %s: %s", src->name,
+                        errstr(e, ebuf, sizeof ebuf));
+      }
+      if (r == 0)
+        return CORRUPT("ng_snapshot_load: %s: the file changed size while being read", src->name);
+      done += (size_t)r;
+      off += (off_t)r;
+    }
+  }
+  unsigned char extra; /* the file must end exactly here */
+  ssize_t r = -1;
+  while (r < 0) {
+    r = pread(src->fd, &extra, 1, off);
+    if (r < 0 && errno != EINTR) {
+      char ebuf[128];
+      int e = errno;
+      return ngi_fail(NULL, NG_EIO, "ng_snapshot_load: reading %s: %s", src->name,
+                      errstr(e, ebuf, sizeof ebuf));
+    }
+  }
+  if (r != 0)
+    return CORRUPT("ng_snapshot_load: %s: the file changed size while being read", src->name);
+  return NG_OK;
+}
+
+/* Needs: h validated against the source's length, cdna validated. Reads the
+ * record sections into arrays of a new runtime (owned by nothing yet),
+ * validates them completely (checksums, every record, duplicates), and only
+ * then installs them: the tokens as the token table, the connection block
+ * through ngi_conns_restore_owned. The spatial indexes are left as
+ * ng_runtime_new made them (empty, cell sizes from this CDNA, not built):
+ * grid.c builds a space's index in bulk from the token table at its first
+ * query, so a load pays nothing for spaces nobody queries.
+ * Guarantees: on NG_OK *out holds the snapshot. Fails: NG_ECORRUPT, NG_EIO,
+ * NG_ENOMEM with the reason recorded; *out untouched, nothing leaked. */
+static ng_status load_body(const snap_source *src, const snap_header *h, const ng_cdna *cdna,
+                           const ng_config *cfg, ng_runtime **out) {
+  const char *name = src->name;
+  ng_config c = {0};
+  if (cfg) c = *cfg;
+  c.cdna = cdna;
+  c.initial_tokens = 0;
+  c.initial_connections = 0;
+  ng_runtime *rt = NULL;
+  ng_status st = ng_runtime_new(&c, &rt);
+  if (st != NG_OK) /* name the load and the file, keeping ng_runtime_new's reason */
+    return ngi_fail(NULL, st, "ng_snapshot_load: %s: %s", name, ng_last_error(NULL));
   ngi_token_table *t = &rt->tokens;
+
+  size_t ntok = (size_t)h->ntok, nconn = (size_t)h->nconn;
+  size_t tok_size = ntok * TOKEN_BYTES, conn_size = conn_block_bytes(nconn);
+  size_t present_size = ((size_t)h->next_tok / 64 + 1) * sizeof(uint64_t);
+  unsigned char *tok = tok_size ? ngi_alloc(rt, tok_size) : NULL;
+  unsigned char *conn = conn_size ? ngi_alloc(rt, conn_size) : NULL;
+  /* next_tok <= 2^24, so the bitmap is at most 2 MiB whatever the header says. */
+  uint64_t *present = ngi_alloc(rt, present_size);
+  uint32_t *slot_of = NULL;
+  size_t slot_size = 0;
+  if ((tok_size && !tok) || (conn_size && !conn) || !present) {
+    st = ngi_fail(NULL, NG_ENOMEM, "ng_snapshot_load: %s: out of memory reading %llu bytes", name,
+                  (unsigned long long)h->total);
+    goto done;
+  }
+  ngi_advise_bulk(tok, tok_size);
+  ngi_advise_bulk(conn, conn_size);
+  memset(present, 0, present_size);
+
+  unsigned char crcs[2][CRC_BYTES];
+  if ((st = fill_sections(src, h, tok, conn, crcs)) != NG_OK) goto done;
+  uint32_t crc = ngi_crc32c(0, tok, tok_size);
+  if (rd32(crcs[0]) != crc) {
+    st = CORRUPT("ng_snapshot_load: %s: token section checksum mismatch (stored 0x%08x, computed "
+                 "0x%08x)",
+                 name, rd32(crcs[0]), crc);
+    goto done;
+  }
+  crc = ngi_crc32c(0, conn, nconn * CONN_BYTES);
+  if (rd32(crcs[1]) != crc) {
+    st = CORRUPT("ng_snapshot_load: %s: connection section checksum mismatch (stored 0x%08x, "
+                 "computed 0x%08x)",
+                 name, rd32(crcs[1]), crc);
+    goto done;
+  }
+  uint32_t max_id = 0;
+  if ((st = check_tokens(tok, h, present, &max_id, name)) != NG_OK) goto done;
+  if ((st = check_connections(conn, h, present, cfg, name)) != NG_OK) goto done;
+
+  /* Valid: install. Only allocation can fail from here on. */
+  if (ntok > 0) {
+    slot_size = ((size_t)max_id + 1) * sizeof *slot_of;
+    slot_of = ngi_alloc(rt, slot_size);
+    if (!slot_of) {
+      st = NG_ENOMEM;
+      goto built;
+    }
+    ngi_advise_bulk(slot_of, slot_size);
+    memset(slot_of, 0xFF, slot_size); /* NGI_NONE everywhere */
+    for (size_t i = 0; i < ntok; i++)
+      slot_of[NG_ID_LOCAL(rd32(tok + i * TOKEN_BYTES + offsetof(ng_token, id)))] = (uint32_t)i;
+  }
   ngi_tokens_destroy(rt, t);
+  t->recs = (ng_token *)(void *)tok;
+  t->len = t->live = t->cap = ntok;
+  t->slot_of = slot_of;
+  t->slot_cap = slot_of ? (size_t)max_id + 1 : 0;
   t->next_id = h->next_tok;
-  if (h->ntok > 0) {
-    size_t n = (size_t)h->ntok;
-    t->recs = ngi_alloc_array(rt, n, sizeof *t->recs);
-    if (!t->recs) return NG_ENOMEM;
-    t->cap = n;
-    t->slot_of = ngi_alloc_array(rt, (size_t)max_id + 1, sizeof *t->slot_of);
-    if (!t->slot_of) return NG_ENOMEM;
-    t->slot_cap = (size_t)max_id + 1;
-    memcpy(t->recs, sec, n * sizeof *t->recs);
-    memset(t->slot_of, 0xFF, t->slot_cap * sizeof *t->slot_of); /* NGI_NONE everywhere */
-    for (size_t i = 0; i < n; i++) t->slot_of[NG_ID_LOCAL(t->recs[i].id)] = (uint32_t)i;
-    t->len = t->live = n;
+  tok = NULL;
+  slot_of = NULL;
+  st = ngi_conns_restore_owned(rt, rt->conns, conn, conn_size, nconn, h->next_conn);
+  conn = NULL; /* the restore owns it now, whatever it returned */
+built:
+  if (st != NG_OK)
+    st = ngi_fail(NULL, st, "ng_snapshot_load: %s: %s while building the runtime", name,
+                  ng_strerror(st));
+done:
+  if (tok) ngi_free(rt, tok, tok_size);
+  if (conn) ngi_free(rt, conn, conn_size);
+  if (present) ngi_free(rt, present, present_size);
+  if (slot_of) ngi_free(rt, slot_of, slot_size);
+  if (st != NG_OK) {
+    ng_runtime_release(rt);
+    return st;
   }
-  for (int s = 0; s < NG_SPACES; s++) {
-    ng_status st = ngi_grid_rebuild(rt, &rt->grids[s], rt->cdna.bucket_sizes[s], t);
-    if (st != NG_OK) return st;
-  }
+  *out = rt;
   return NG_OK;
 }
 
 /* Needs: data[0..len) holds a whole snapshot file; name is used in messages.
  * Guarantees: on NG_OK *out is a new runtime (one reference) holding exactly
- * the file's CDNA, tokens and connections with their ids, indexes rebuilt.
- * Fails: NG_ECORRUPT / NG_EVERSION with the reason, NG_ENOMEM; *out NULL,
- * nothing leaked. Everything is validated before any runtime is built, and no
- * allocation is sized by a header field that the data length has not
- * confirmed. */
+ * the file's CDNA, tokens and connections with their ids (spatial indexes
+ * built at first query). Fails: NG_ECORRUPT / NG_EVERSION with the reason,
+ * NG_ENOMEM; *out NULL, nothing leaked. Everything is validated before any
+ * state is built, and no allocation is sized by a header field that the data
+ * length has not confirmed. */
 ng_status ngi_snapshot_load_mem(const void *data, size_t len, const ng_config *cfg,
                                 const char *name, ng_runtime **out) {
   if (!out) return ngi_fail(NULL, NG_EINVAL, "ng_snapshot_load: out must not be NULL");
@@ -638,40 +809,19 @@ ng_status ngi_snapshot_load_mem(const void *data, size_t len, const ng_config *c
 
   snap_header h;
   ng_cdna cdna;
-  uint64_t *present = NULL;
-  size_t present_size = 0;
-  uint32_t max_id = 0;
-  ng_status st = validate(buf, len, cfg, name, &h, &cdna, &present, &present_size, &max_id);
-  tmp_free(cfg, present, present_size);
+  ng_status st = parse_header(buf, len, name, &h);
+  if (st == NG_OK) st = check_cdna(buf + h.cdna_off, name, &cdna);
   if (st != NG_OK) return st;
-
-  ng_config c = {0};
-  if (cfg) c = *cfg;
-  c.cdna = &cdna;
-  c.initial_tokens = 0;
-  c.initial_connections = 0;
-  ng_runtime *rt = NULL;
-  st = ng_runtime_new(&c, &rt);
-  if (st != NG_OK) return st;
-  st = build_tokens(rt, buf + h.tok_off, &h, max_id);
-  if (st == NG_OK)
-    st = ngi_conns_restore(rt, rt->conns, buf + h.conn_off, (size_t)h.nconn, h.next_conn);
-  if (st != NG_OK) {
-    ng_runtime_release(rt);
-    return ngi_fail(NULL, st, "ng_snapshot_load: %s: %s while building the runtime", name,
-                    ng_strerror(st));
-  }
-  *out = rt;
-  return NG_OK;
+  snap_source src = {buf, -1, name};
+  return load_body(&src, &h, &cdna, cfg, out);
 }
 
-/* Read exactly n bytes. Returns 0, or an errno value (EIO when the file ends
- * early, so a concurrently truncated file is reported rather than misread). */
-static int read_full(int fd, unsigned char *p, size_t n, size_t *got) {
+/* Read exactly n bytes at offset off. Returns 0, or an errno value; *got
+ * says how many arrived (fewer when the file ends early). */
+static int pread_full(int fd, unsigned char *p, size_t n, off_t off, size_t *got) {
   *got = 0;
   while (*got < n) {
-    size_t want = n - *got > ((size_t)1 << 30) ? (size_t)1 << 30 : n - *got;
-    ssize_t r = read(fd, p + *got, want);
+    ssize_t r = pread(fd, p + *got, n - *got, off + (off_t)*got);
     if (r < 0) {
       if (errno == EINTR) continue;
       return errno;
@@ -685,8 +835,9 @@ static int read_full(int fd, unsigned char *p, size_t n, size_t *got) {
 /* Needs: path, out; cfg may be NULL (its allocator, clock and hints are used;
  * its profile and cdna are replaced by the file's CDNA).
  * Guarantees: as ngi_snapshot_load_mem. The header is read and checked against
- * the file's real length before the file is read whole, so a lying header
- * never causes an allocation.
+ * the file's real length before anything else is read, so a lying header
+ * never causes an allocation; the record sections are then read once, each
+ * straight into the array that keeps it (no whole-file buffer).
  * Fails: NG_EINVAL, NG_EIO (cannot open/read, naming the path and reason),
  * NG_ECORRUPT, NG_EVERSION, NG_ENOMEM. */
 ng_status ng_snapshot_load(const char *path, const ng_config *cfg, ng_runtime **out) {
@@ -718,41 +869,27 @@ ng_status ng_snapshot_load(const char *path, const ng_config *cfg, ng_runtime **
   }
 
   unsigned char head[HDR_MAX];
+  unsigned char cd[CDNA_BYTES + CRC_BYTES];
   size_t nhead = size < HDR_MAX ? (size_t)size : HDR_MAX, got = 0;
-  int e = read_full(fd, head, nhead, &got);
+  snap_header h;
+  ng_cdna cdna;
   ng_status st = NG_OK;
-  if (e) {
-    st = ngi_fail(NULL, NG_EIO, "%s: reading %s: %s", fn, path, errstr(e, ebuf, sizeof ebuf));
-  } else if (got != nhead) {
-    st = CORRUPT("%s: %s: the file changed size while being read", fn, path);
-  } else {
-    snap_header h;
+  int e = pread_full(fd, head, nhead, 0, &got);
+  if (!e && got == nhead) {
     st = parse_header(head, size, path, &h);
-  }
-  if (st != NG_OK) {
-    close(fd);
-    return st;
-  }
-
-  unsigned char *buf = tmp_alloc(cfg, (size_t)size);
-  if (!buf) {
-    close(fd);
-    return ngi_fail(NULL, NG_ENOMEM, "%s: %s: out of memory reading %llu bytes", fn, path,
-                    (unsigned long long)size);
-  }
-  memcpy(buf, head, nhead);
-  size_t rest = 0;
-  unsigned char extra;
-  size_t extra_got = 0;
-  e = read_full(fd, buf + nhead, (size_t)size - nhead, &rest);
-  if (!e) e = read_full(fd, &extra, 1, &extra_got);
-  close(fd);
-  if (e)
-    st = ngi_fail(NULL, NG_EIO, "%s: reading %s: %s", fn, path, errstr(e, ebuf, sizeof ebuf));
-  else if (rest != (size_t)size - nhead || extra_got)
+    if (st == NG_OK) e = pread_full(fd, cd, sizeof cd, (off_t)h.cdna_off, &got);
+    if (st == NG_OK && !e && got != sizeof cd)
+      st = CORRUPT("%s: %s: the file changed size while being read", fn, path);
+  } else if (!e) {
     st = CORRUPT("%s: %s: the file changed size while being read", fn, path);
-  else
-    st = ngi_snapshot_load_mem(buf, (size_t)size, cfg, path, out);
-  tmp_free(cfg, buf, (size_t)size);
+  }
+  if (st == NG_OK && e)
+    st = ngi_fail(NULL, NG_EIO, "%s: reading %s: %s", fn, path, errstr(e, ebuf, sizeof ebuf));
+  if (st == NG_OK) st = check_cdna(cd, path, &cdna);
+  if (st == NG_OK) {
+    snap_source src = {NULL, fd, path};
+    st = load_body(&src, &h, &cdna, cfg, out);
+  }
+  close(fd);
   return st;
 }
