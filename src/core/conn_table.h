@@ -1,0 +1,76 @@
+/* Private interface between the connection table (conn_table.c) and the connection API. */
+#ifndef NG_CORE_CONN_TABLE_H
+#define NG_CORE_CONN_TABLE_H
+
+#include "internal.h"
+
+/*
+ * Layout
+ * - recs[0..len) holds the records in ascending id order (ids only grow, so
+ *   appending keeps the order); a deleted record becomes a tombstone whose
+ *   token_a_id is 0 (token ids start at 1) until compaction squeezes it out.
+ * - meta[slot] keeps the slot's id (tombstones keep theirs, so meta ids stay
+ *   sorted for binary search) and the links of two doubly linked lists that
+ *   thread every connection through its from-token's out-list and its
+ *   to-token's in-list. Links are slots (NGI_NONE = none), so a walk goes
+ *   straight from record to record; compaction rewrites them.
+ * - idmap: open addressing (linear probing, backward-shift deletion) from a
+ *   connection id to its slot. A hash rather than a direct array because
+ *   connection ids are 32-bit and never reused: a direct map would grow with
+ *   every id ever issued.
+ * - adj: open addressing from a token id to the heads, tails and lengths of
+ *   its two lists. A token with no connection has no entry, so tokens pay
+ *   nothing for an index they do not use.
+ */
+
+typedef struct conn_meta {
+  uint32_t id;
+  uint32_t out_prev, out_next; /* slots of the neighbours in the from-token's out-list */
+  uint32_t in_prev, in_next;   /* slots of the neighbours in the to-token's in-list */
+} conn_meta;
+
+typedef struct idmap_entry {
+  uint32_t id; /* 0 = empty bucket */
+  uint32_t slot;
+} idmap_entry;
+
+typedef struct adj_entry {
+  uint32_t token; /* 0 = empty bucket */
+  uint32_t out_n, in_n;
+  uint32_t out_head, out_tail; /* slots, NGI_NONE when the list is empty */
+  uint32_t in_head, in_tail;
+} adj_entry;
+
+struct ngi_conns {
+  ng_connection *recs;
+  size_t rec_cap;
+  conn_meta *meta;
+  size_t meta_cap;
+  size_t len;  /* slots in use, tombstones included */
+  size_t live; /* live connections */
+  idmap_entry *idmap;
+  size_t idmap_cap; /* 0 or a power of two */
+  adj_entry *adj;
+  size_t adj_cap; /* 0 or a power of two */
+  size_t adj_n;
+  uint32_t next_id;
+};
+
+/* The slot of live connection `id`, or NGI_NONE. */
+uint32_t ngi_conns_find_slot(const ngi_conns *c, uint32_t id);
+/* The adjacency entry of `token`, or NULL when it has no connection. The
+ * pointer is invalidated by any change to the table. */
+adj_entry *ngi_conns_find_adj(ngi_conns *c, uint32_t token);
+/* The id of the connection (from, to, type) other than `except`, or 0. */
+uint32_t ngi_conns_find_dup(ngi_conns *c, uint32_t from, uint32_t to, unsigned type,
+                            uint32_t except);
+/* Make room for one ngi_conns_append (a slot, an id, two adjacency entries).
+ * Fails with NG_ENOMEM, contents unchanged. */
+ng_status ngi_conns_reserve_append(ng_runtime *rt, ngi_conns *c);
+/* Store `rec` under `id` (greater than every id stored) and link it. Needs a
+ * successful ngi_conns_reserve_append since the last change; cannot fail. */
+void ngi_conns_append(ngi_conns *c, uint32_t id, const ng_connection *rec);
+/* Unlink and delete the live connection at `slot`. Never allocates. */
+void ngi_conns_remove_slot(ngi_conns *c, uint32_t slot);
+
+#endif
