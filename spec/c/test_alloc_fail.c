@@ -1,41 +1,7 @@
 /* Allocation failure: refuse the Nth allocation of a workload for every N; no change, no leak. */
 #include "internal.h"
 #include "test.h"
-
-/* ---- a failing, counting allocator (lua_Alloc signature) ------------------ */
-
-typedef struct fail_alloc {
-  int armed;       /* count and fail only while armed (the checks themselves allocate) */
-  long seen;       /* allocations (nsize > 0) made while armed */
-  long fail_at;    /* the allocation number that fails; 0 = never */
-  int failed;      /* how many were refused in this run */
-  long blocks;     /* live blocks */
-  long long bytes; /* live bytes, from the sizes the runtime reports */
-} fail_alloc;
-
-static void *test_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  fail_alloc *fa = ud;
-  if (nsize == 0) {
-    if (ptr) {
-      fa->blocks--;
-      fa->bytes -= (long long)osize;
-    }
-    free(ptr);
-    return NULL;
-  }
-  if (fa->armed && ++fa->seen == fa->fail_at) {
-    fa->failed++;
-    return NULL;
-  }
-  void *q = realloc(ptr, nsize);
-  if (!q) return NULL;
-  if (ptr)
-    fa->bytes -= (long long)osize;
-  else
-    fa->blocks++;
-  fa->bytes += (long long)nsize;
-  return q;
-}
+#include "test_alloc.h"
 
 /* ---- a fingerprint of everything observable ------------------------------- */
 
@@ -75,16 +41,16 @@ static bool con_cb(const ng_connection *c, uint32_t id, void *ud) {
   return true;
 }
 
-static void take(ng_runtime *rt, fail_alloc *fa, state *s) {
-  int armed = fa->armed;
-  fa->armed = 0;
+static void take(ng_runtime *rt, ngt_alloc *fa, state *s) {
+  int paused = fa->paused;
+  fa->paused = 1;
   memset(s, 0, sizeof *s);
   CHECK_STATUS(ng_runtime_stats(rt, &s->stats), NG_OK);
   s->stats.bytes_in_use = s->stats.bytes_peak = 0; /* capacity is not state */
   CHECK_STATUS(ng_cdna_get(rt, &s->cdna), NG_OK);
   CHECK_STATUS(ng_token_each(rt, tok_cb, s), NG_OK);
   CHECK_STATUS(ng_connection_each(rt, con_cb, s), NG_OK);
-  fa->armed = armed;
+  fa->paused = paused;
 }
 
 static int same_state(const state *a, const state *b) {
@@ -97,10 +63,10 @@ static int cmp_u32(const void *a, const void *b) {
 }
 
 /* Every space's index holds exactly the live tokens, at their positions, with
- * the CDNA's cell size. Runs with the allocator disarmed. Returns 1 if so. */
-static int grid_matches_table(ng_runtime *rt, fail_alloc *fa) {
-  int armed = fa->armed, ok = 1;
-  fa->armed = 0;
+ * the CDNA's cell size. Runs with the allocator paused. Returns 1 if so. */
+static int grid_matches_table(ng_runtime *rt, ngt_alloc *fa) {
+  int paused = fa->paused, ok = 1;
+  fa->paused = 1;
   state s;
   take(rt, fa, &s);
   for (int sp = 0; sp < NG_SPACES; sp++) {
@@ -131,7 +97,7 @@ static int grid_matches_table(ng_runtime *rt, fail_alloc *fa) {
     ok &= n == s.ntok && memcmp(ids, s.tok_ids, n * sizeof ids[0]) == 0;
     ng_hits_free(rt, &h);
   }
-  fa->armed = armed;
+  fa->paused = paused;
   return ok;
 }
 
@@ -139,7 +105,7 @@ static int grid_matches_table(ng_runtime *rt, fail_alloc *fa) {
 
 typedef struct ctx {
   ng_runtime *rt;
-  fail_alloc *fa;
+  ngt_alloc *fa;
   uint32_t ids[40];
   ng_hits hits;
   int step;
@@ -252,15 +218,15 @@ static ng_status step_clear(ctx *c, int i) {
  * fails only once per run) so the workload goes on. */
 static void run(ctx *c, ng_status (*fn)(ctx *, int), int i) {
   state before, after;
-  if (c->fa->failed) { /* the one failure of this run is behind us */
+  if (c->fa->failures) { /* the one failure of this run is behind us */
     CHECK_STATUS(fn(c, i), NG_OK);
     c->step++;
     return;
   }
   take(c->rt, c->fa, &before);
-  int failed = c->fa->failed;
+  long failed = c->fa->failures;
   ng_status st = fn(c, i);
-  if (c->fa->failed != failed) {
+  if (c->fa->failures != failed) {
     CHECK_STATUS(st, NG_ENOMEM);
     take(c->rt, c->fa, &after);
     int ok = same_state(&before, &after);
@@ -278,11 +244,10 @@ static void run(ctx *c, ng_status (*fn)(ctx *, int), int i) {
 /* One whole workload with the fail_at-th allocation refused. Returns whether
  * a failure was injected (false: the run completed without reaching it). */
 static int workload(long fail_at) {
-  fail_alloc fa = {0};
-  fa.fail_at = fail_at;
-  fa.armed = 1;
+  ngt_alloc fa = NGT_ALLOC_NEVER;
+  ngt_alloc_arm(&fa, fail_at - 1, 1);
   ng_config cfg = {0};
-  cfg.alloc = test_alloc;
+  cfg.alloc = ngt_alloc_fn;
   cfg.alloc_ud = &fa;
   ctx c = {0};
   c.fa = &fa;
@@ -290,8 +255,8 @@ static int workload(long fail_at) {
   if (st != NG_OK) {
     CHECK_STATUS(st, NG_ENOMEM);
     CHECK(c.rt == NULL);
-    CHECK_EQ_INT(fa.blocks, 0);
-    CHECK_EQ_INT(fa.bytes, 0);
+    CHECK_EQ_INT(fa.live_blocks, 0);
+    CHECK_EQ_INT(fa.live_bytes, 0);
     return 1;
   }
   for (int i = 0; i < 40; i++)
@@ -319,11 +284,11 @@ static int workload(long fail_at) {
   CHECK_EQ_INT(c.hits.count, 0);
   ng_stats s;
   ng_runtime_stats(c.rt, &s);
-  CHECK_EQ_INT((long long)s.bytes_in_use, fa.bytes);
+  CHECK_EQ_INT((long long)s.bytes_in_use, fa.live_bytes);
   ng_runtime_release(c.rt);
-  CHECK_EQ_INT(fa.blocks, 0);
-  CHECK_EQ_INT(fa.bytes, 0);
-  return fa.failed > 0;
+  CHECK_EQ_INT(fa.live_blocks, 0);
+  CHECK_EQ_INT(fa.live_bytes, 0);
+  return fa.failures > 0;
 }
 
 static void test_every_allocation_fails_once(void) {

@@ -2,6 +2,7 @@
 #include "internal.h" /* test hooks: id limits, in-memory snapshot load, CRC-32C */
 #include "neurograph.h"
 #include "test.h"
+#include "test_alloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,12 +43,7 @@
  *                                                test_use_after_clear, test_snapshot_paths
  */
 
-/* ---- fixture: a small store with a fixed clock ---------------------------- */
-
-static uint64_t fixed_clock(void *ud) {
-  (void)ud;
-  return 1700000000u;
-}
+/* ---- fixture: a small store with a fixed clock (ngt_now stays at its default) -- */
 
 static uint32_t tok[3];  /* three live tokens */
 static uint32_t conn[2]; /* two live connections */
@@ -57,7 +53,7 @@ static unsigned type_cause;
  * NULL on failure. */
 static ng_runtime *fixture_with(ng_alloc_fn alloc, void *alloc_ud) {
   ng_config cfg = {0};
-  cfg.clock = fixed_clock;
+  cfg.clock = ngt_clock;
   cfg.alloc = alloc;
   cfg.alloc_ud = alloc_ud;
   ng_runtime *rt = NULL;
@@ -802,31 +798,13 @@ static void test_huge_sizes(void) {
   ng_runtime_release(rt);
 }
 
-/* An allocator that refuses any single block above a cap and counts what is live. */
-typedef struct capped {
-  size_t cap;
-  size_t live;
-} capped;
-
-static void *capped_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  capped *a = ud;
-  if (nsize == 0) {
-    if (ptr) a->live -= osize;
-    free(ptr);
-    return NULL;
-  }
-  if (nsize > a->cap) return NULL;
-  void *p = realloc(ptr, nsize);
-  if (p) a->live = a->live - (ptr ? osize : 0) + nsize;
-  return p;
-}
-
 static void test_runtime_new_misuse(void) {
   /* capacity hints far beyond any memory: NG_OK (a hint may be trimmed) or NG_ENOMEM, with
    * *out NULL and nothing leaked */
-  capped a = {64u << 20, 0};
+  ngt_alloc a = NGT_ALLOC_NEVER; /* refuses any single block above the cap */
+  a.cap_bytes = 64u << 20;
   ng_config cfg = {0};
-  cfg.alloc = capped_alloc;
+  cfg.alloc = ngt_alloc_fn;
   cfg.alloc_ud = &a;
   cfg.initial_tokens = SIZE_MAX;
   cfg.initial_connections = SIZE_MAX;
@@ -840,7 +818,7 @@ static void test_runtime_new_misuse(void) {
     CHECK(rt == NULL);
     CHECK_CONTAINS(ng_last_error(NULL), "ng_runtime_new");
   }
-  CHECK_EQ_INT(a.live, 0);
+  CHECK_EQ_INT(a.live_bytes, 0);
 
   /* unknown profile, broken CDNA */
   memset(&cfg, 0, sizeof cfg);
@@ -1760,35 +1738,9 @@ static void test_nested_runtimes(void) {
 
 /* ---- snapshots when the allocator refuses --------------------------------- */
 
-typedef struct nth_alloc {
-  long armed_seen; /* allocations seen while armed */
-  long fail_at;    /* 0: never */
-  int armed;
-  int failed;
-  long blocks;
-} nth_alloc;
-
-static void *nth_alloc_fn(void *ud, void *ptr, size_t osize, size_t nsize) {
-  nth_alloc *a = ud;
-  (void)osize;
-  if (nsize == 0) {
-    if (ptr) a->blocks--;
-    free(ptr);
-    return NULL;
-  }
-  if (a->armed && ++a->armed_seen == a->fail_at) {
-    a->failed++;
-    return NULL;
-  }
-  void *q = realloc(ptr, nsize);
-  if (q && !ptr) a->blocks++;
-  return q;
-}
-
 static void test_snapshot_out_of_memory(void) {
-  nth_alloc a;
-  memset(&a, 0, sizeof a);
-  ng_runtime *rt = fixture_with(nth_alloc_fn, &a);
+  ngt_alloc a = NGT_ALLOC_NEVER;
+  ng_runtime *rt = fixture_with(ngt_alloc_fn, &a);
   CHECK(rt != NULL);
   if (!rt) return;
   fingerprint want = fp_take(rt); /* also builds rt's lazy grid indexes, which share `a` */
@@ -1799,18 +1751,15 @@ static void test_snapshot_out_of_memory(void) {
   /* save: every allocation refused in turn; the file appears only on success */
   int saved = 0;
   for (long n = 1; n < 64 && !saved; n++) {
-    long blocks = a.blocks;
-    a.armed = 1;
-    a.armed_seen = 0;
-    a.fail_at = n;
-    a.failed = 0;
+    long blocks = a.live_blocks;
+    ngt_alloc_arm(&a, n - 1, 1);
     ng_status st = ng_snapshot_save(rt, path);
-    a.armed = 0;
-    if (a.failed) {
+    a.fail_after = -1;
+    if (a.failures) {
       CHECK_STATUS(st, NG_ENOMEM);
       CHECK_CONTAINS(ng_last_error(rt), "ng_snapshot_save");
       CHECK(access(path, F_OK) != 0);
-      CHECK_EQ_INT(a.blocks, blocks);
+      CHECK_EQ_INT(a.live_blocks, blocks);
     } else {
       CHECK_STATUS(st, NG_OK);
       saved = 1;
@@ -1819,24 +1768,21 @@ static void test_snapshot_out_of_memory(void) {
   CHECK(saved);
   /* load: the same, and nothing stays allocated after a failure */
   ng_config cfg = {0};
-  cfg.alloc = nth_alloc_fn;
+  cfg.alloc = ngt_alloc_fn;
   cfg.alloc_ud = &a;
   int loaded = 0;
   for (long n = 1; n < 512 && !loaded; n++) {
-    long blocks = a.blocks;
-    a.armed = 1;
-    a.armed_seen = 0;
-    a.fail_at = n;
-    a.failed = 0;
+    long blocks = a.live_blocks;
+    ngt_alloc_arm(&a, n - 1, 1);
     ng_runtime *out = rt;
     ng_status st = ng_snapshot_load(path, &cfg, &out);
-    a.armed = 0;
-    if (a.failed) {
+    a.fail_after = -1;
+    if (a.failures) {
       CHECK_STATUS(st, NG_ENOMEM);
       CHECK(out == NULL);
       CHECK_CONTAINS(ng_last_error(NULL), "out of memory");
       CHECK_CONTAINS(ng_last_error(NULL), "ng_snapshot_load");
-      CHECK_EQ_INT(a.blocks, blocks);
+      CHECK_EQ_INT(a.live_blocks, blocks);
     } else {
       CHECK_STATUS(st, NG_OK);
       loaded = 1;
@@ -1844,43 +1790,40 @@ static void test_snapshot_out_of_memory(void) {
         CHECK(fp_eq(fp_take(out), want));
         ng_runtime_release(out);
       }
-      CHECK_EQ_INT(a.blocks, blocks);
+      CHECK_EQ_INT(a.live_blocks, blocks);
     }
   }
   CHECK(loaded);
   unlink(path);
   CHECK(rmdir(dir) == 0); /* no temporary file left by the failed saves */
   ng_runtime_release(rt);
-  CHECK_EQ_INT(a.blocks, 0);
+  CHECK_EQ_INT(a.live_blocks, 0);
 }
 
 /* ---- clocks that jump ----------------------------------------------------- */
 
-static uint64_t jumpy_now;
-static uint64_t jumpy_clock(void *ud) {
-  (void)ud;
-  return jumpy_now;
-}
-
 /* A host clock that goes backwards or past 2106 is not the caller's mistake: CDNA writes keep
  * working (modified_at never earlier than created_at) and 32-bit timestamps saturate. */
 static void test_clock_extremes(void) {
-  jumpy_now = 100000;
+  ngt_now = 100000;
   ng_config cfg = {0};
-  cfg.clock = jumpy_clock;
+  cfg.clock = ngt_clock;
   ng_runtime *rt = NULL;
   CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
-  if (!rt) return;
+  if (!rt) {
+    ngt_now = NGT_NOW_DEFAULT;
+    return;
+  }
   ng_cdna cd;
   CHECK_STATUS(ng_cdna_get(rt, &cd), NG_OK);
-  jumpy_now = 5;
+  ngt_now = 5;
   cd.mutation_rate = 0.25f;
   CHECK_STATUS(ng_cdna_set(rt, &cd), NG_OK);
   CHECK_STATUS(ng_cdna_set_profile(rt, NG_PROFILE_EXPLORER), NG_OK);
   CHECK_STATUS(ng_cdna_get(rt, &cd), NG_OK);
   CHECK(cd.modified_at >= cd.created_at);
   CHECK_STATUS(ng_cdna_validate(&cd, NULL, 0), NG_OK);
-  jumpy_now = UINT64_MAX;
+  ngt_now = UINT64_MAX;
   ng_token t;
   ng_token_init(&t);
   uint32_t id = 0;
@@ -1891,6 +1834,7 @@ static void test_clock_extremes(void) {
   CHECK_STATUS(ng_cdna_get(rt, &cd), NG_OK);
   CHECK_STATUS(ng_cdna_validate(&cd, NULL, 0), NG_OK);
   ng_runtime_release(rt);
+  ngt_now = NGT_NOW_DEFAULT; /* the fixture's clock again */
 }
 
 /* A callback may write to a different runtime: only its own store is read-locked. */

@@ -1,6 +1,7 @@
 /* Tests of the connection store: create/get/update/learn/delete, limits, adjacency, iteration. */
 #include "internal.h"
 #include "test.h"
+#include "test_alloc.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -8,36 +9,12 @@
 
 /* ---- fixtures ------------------------------------------------------------- */
 
-/* A fake clock: Unix seconds held in a variable the test moves. */
-static uint64_t fake_now = 1700000000u;
-static uint64_t fake_clock(void *ud) {
-  (void)ud;
-  return fake_now;
-}
-
-/* An allocator that fails once `budget` allocations/growths have succeeded
- * (budget < 0: never fails) and counts live bytes, to find leaks. */
-typedef struct fail_alloc {
-  long budget;
-  size_t live;
-} fail_alloc;
-static void *failing_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  fail_alloc *fa = ud;
-  if (nsize == 0) {
-    if (ptr) fa->live -= osize;
-    free(ptr);
-    return NULL;
-  }
-  if (fa->budget == 0) return NULL;
-  if (fa->budget > 0) fa->budget--;
-  void *q = realloc(ptr, nsize);
-  if (q) fa->live += nsize - (ptr ? osize : 0);
-  return q;
-}
+/* Clock and allocator are test_alloc.h's: ngt_now (Unix seconds) is moved by the tests; the
+ * allocation-failure tests refuse every request after a budget (ngt_alloc_arm(.., 0)). */
 
 static ng_runtime *new_rt(void) {
   ng_config cfg = {0};
-  cfg.clock = fake_clock;
+  cfg.clock = ngt_clock;
   ng_runtime *rt = NULL;
   CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
   return rt;
@@ -133,8 +110,8 @@ static void test_defaults_and_vector(void) {
   CHECK_EQ_INT(got.decay_rate, 16);
   CHECK(got.pull_strength == 0.0f);
   CHECK(got.preferred_distance == 1.0f);
-  CHECK_EQ_INT(got.created_at, fake_now);
-  CHECK_EQ_INT(got.last_update, fake_now);
+  CHECK_EQ_INT(got.created_at, ngt_now);
+  CHECK_EQ_INT(got.last_update, ngt_now);
   CHECK_EQ_INT(got.last_activation, 0);
   CHECK_EQ_INT(ng_connection_count(rt), 2);
 
@@ -640,22 +617,22 @@ static void test_learn(void) {
   make_tokens(rt, 2);
   uint32_t id = link(rt, 1, 2);
   ng_connection got;
-  fake_now += 10;
+  ngt_now += 10;
   CHECK_STATUS(ng_connection_learn(rt, id, NG_LEARN_ACTIVATE, &got), NG_OK);
   CHECK_EQ_INT(got.flags, 0x21);
   CHECK_EQ_INT(got.rigidity, 129);
   CHECK_EQ_INT(got.activation_count, 1);
-  CHECK_EQ_INT(got.last_activation, fake_now);
+  CHECK_EQ_INT(got.last_activation, ngt_now);
   ng_connection stored;
   CHECK_STATUS(ng_connection_get(rt, id, &stored), NG_OK);
   CHECK(memcmp(&stored, &got, sizeof got) == 0);
 
   uint32_t id2 = link(rt, 2, 1);
-  fake_now += 5;
+  ngt_now += 5;
   CHECK_STATUS(ng_connection_learn(rt, id2, NG_LEARN_SUCCESS, &got), NG_OK);
   CHECK_EQ_INT(got.confidence, 160);
   CHECK_EQ_INT(got.evidence_count, 1);
-  CHECK_EQ_INT(got.last_update, fake_now);
+  CHECK_EQ_INT(got.last_update, ngt_now);
   CHECK(got.flags & NG_CONN_MODIFIED);
   CHECK_STATUS(ng_connection_learn(rt, id2, NG_LEARN_FAILURE, NULL), NG_OK);
   CHECK_STATUS(ng_connection_get(rt, id2, &got), NG_OK);
@@ -663,7 +640,7 @@ static void test_learn(void) {
   CHECK_EQ_INT(got.evidence_count, 1);
 
   /* Decay: nothing for a Learnable link, even long after. */
-  fake_now += 100000;
+  ngt_now += 100000;
   CHECK_STATUS(ng_connection_learn(rt, id2, NG_LEARN_DECAY, &got), NG_OK);
   CHECK_EQ_INT(got.confidence, 144);
   CHECK(!(got.flags & NG_CONN_DECAYING));
@@ -675,11 +652,11 @@ static void test_learn(void) {
   c.flags = NG_CONN_ACTIVE;
   uint32_t h = 0;
   CHECK_STATUS(ng_connection_create(rt, &c, &h), NG_OK);
-  fake_now += 3600;
+  ngt_now += 3600;
   CHECK_STATUS(ng_connection_learn(rt, h, NG_LEARN_DECAY, &got), NG_OK);
   CHECK_EQ_INT(got.confidence, 128);
   CHECK_EQ_INT(got.flags, NG_CONN_ACTIVE);
-  fake_now += 1;
+  ngt_now += 1;
   CHECK_STATUS(ng_connection_learn(rt, h, NG_LEARN_DECAY, &got), NG_OK);
   CHECK_EQ_INT(got.confidence, 119); /* trunc(128 * (1 - 16/255)) */
   CHECK_EQ_INT(got.flags, NG_CONN_ACTIVE | NG_CONN_DECAYING);
@@ -1138,18 +1115,18 @@ static void test_restore(void) {
   ng_runtime_release(rt);
 
   /* allocation failures leave the table empty and leak nothing */
-  fail_alloc fa = {-1, 0};
+  ngt_alloc fa = NGT_ALLOC_NEVER;
   ng_config cfg = {0};
-  cfg.alloc = failing_alloc;
+  cfg.alloc = ngt_alloc_fn;
   cfg.alloc_ud = &fa;
   CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
   if (!rt) return;
   make_tokens(rt, 4);
   int failures = 0;
   for (long budget = 0; budget < 20; budget++) {
-    fa.budget = budget;
+    ngt_alloc_arm(&fa, budget, 0);
     ng_status st = ngi_conns_restore(rt, rt->conns, buf, 6, 20);
-    fa.budget = -1;
+    fa.fail_after = -1;
     if (st == NG_OK) break;
     CHECK_STATUS(st, NG_ENOMEM);
     CHECK_EQ_INT(ng_connection_count(rt), 0);
@@ -1158,7 +1135,7 @@ static void test_restore(void) {
   CHECK(failures > 0);
   CHECK_EQ_INT(ng_connection_count(rt), 6);
   ng_runtime_release(rt);
-  CHECK_EQ_INT(fa.live, 0);
+  CHECK_EQ_INT(fa.live_bytes, 0);
 }
 
 /* Every allocation a create makes is made to fail in turn: each failure is
@@ -1196,11 +1173,11 @@ static void test_id_limit(void) {
 }
 
 static void test_out_of_memory(void) {
-  fail_alloc fa = {-1, 0};
+  ngt_alloc fa = NGT_ALLOC_NEVER;
   ng_config cfg = {0};
-  cfg.alloc = failing_alloc;
+  cfg.alloc = ngt_alloc_fn;
   cfg.alloc_ud = &fa;
-  cfg.clock = fake_clock;
+  cfg.clock = ngt_clock;
   ng_runtime *rt = NULL;
   CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
   if (!rt) return;
@@ -1215,10 +1192,10 @@ static void test_out_of_memory(void) {
       take_image(rt, &before);
       ng_stats s0;
       CHECK_STATUS(ng_runtime_stats(rt, &s0), NG_OK);
-      fa.budget = budget;
+      ngt_alloc_arm(&fa, budget, 0);
       uint32_t id = 0;
       ng_status st = ng_connection_create(rt, &c, &id);
-      fa.budget = -1;
+      fa.fail_after = -1;
       if (st == NG_OK) break;
       CHECK_STATUS(st, NG_ENOMEM);
       enomem++;
@@ -1236,13 +1213,13 @@ static void test_out_of_memory(void) {
   }
   CHECK(enomem > 0);
   /* deletes never allocate */
-  fa.budget = 0;
+  ngt_alloc_arm(&fa, 0, 0);
   size_t r = 0;
   CHECK_STATUS(ng_token_delete(rt, 1, &r), NG_OK);
   CHECK(r > 0);
-  fa.budget = -1;
+  fa.fail_after = -1;
   ng_runtime_release(rt);
-  CHECK_EQ_INT(fa.live, 0);
+  CHECK_EQ_INT(fa.live_bytes, 0);
 }
 
 int main(void) {

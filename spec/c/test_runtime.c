@@ -1,44 +1,13 @@
 /* Runtime tests: lifecycle, references, stats, errors, callback locking, the runtime CDNA. */
 #include "internal.h"
 #include "test.h"
+#include "test_alloc.h"
 
 #include <pthread.h>
 
-static uint64_t fake_now = 1000;
-static uint64_t fake_clock(void *ud) {
-  (void)ud;
-  return fake_now;
-}
-
-/* Counts live blocks and bytes, trusting the osize the runtime passes. */
-typedef struct counter {
-  long blocks;
-  long bytes;
-} counter;
-
-static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  counter *c = ud;
-  if (nsize == 0) {
-    if (ptr) {
-      c->blocks--;
-      c->bytes -= (long)osize;
-    }
-    free(ptr);
-    return NULL;
-  }
-  void *q = realloc(ptr, nsize);
-  if (!q) return NULL;
-  if (!ptr)
-    c->blocks++;
-  else
-    c->bytes -= (long)osize;
-  c->bytes += (long)nsize;
-  return q;
-}
-
 static ng_runtime *new_rt(void) {
   ng_config cfg = {0};
-  cfg.clock = fake_clock;
+  cfg.clock = ngt_clock;
   ng_runtime *rt = NULL;
   CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
   return rt;
@@ -99,18 +68,18 @@ static void test_lifecycle(void) {
 }
 
 static void test_retain_release(void) {
-  counter cnt = {0, 0};
+  ngt_alloc cnt = NGT_ALLOC_NEVER; /* only counts */
   ng_config cfg = {0};
-  cfg.alloc = counting_alloc;
+  cfg.alloc = ngt_alloc_fn;
   cfg.alloc_ud = &cnt;
   cfg.initial_tokens = 100;
   cfg.initial_connections = 100;
   ng_runtime *rt = NULL;
   CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
-  CHECK(cnt.blocks > 0);
+  CHECK(cnt.live_blocks > 0);
   ng_stats st;
   CHECK_STATUS(ng_runtime_stats(rt, &st), NG_OK);
-  CHECK_EQ_INT(st.bytes_in_use, cnt.bytes); /* the runtime counts what the allocator sees */
+  CHECK_EQ_INT(st.bytes_in_use, cnt.live_bytes); /* the runtime counts what the allocator sees */
   CHECK(ng_runtime_retain(rt) == rt);
   ng_runtime_retain(rt);
   ng_runtime_release(rt);
@@ -120,8 +89,8 @@ static void test_retain_release(void) {
   CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_OK);
   CHECK_EQ_INT(ng_token_count(rt), 1);
   ng_runtime_release(rt);
-  CHECK_EQ_INT(cnt.blocks, 0);
-  CHECK_EQ_INT(cnt.bytes, 0);
+  CHECK_EQ_INT(cnt.live_blocks, 0);
+  CHECK_EQ_INT(cnt.live_bytes, 0);
 }
 
 static void test_stats(void) {
@@ -158,9 +127,9 @@ static void test_stats(void) {
   CHECK_STATUS(ng_runtime_stats(rt, NULL), NG_EINVAL);
   CHECK_STATUS(ng_runtime_stats(NULL, &st), NG_EINVAL);
   CHECK_EQ_INT(ng_runtime_now(rt), 1000);
-  fake_now = 2000;
+  ngt_now = 2000;
   CHECK_EQ_INT(ng_runtime_now(rt), 2000);
-  fake_now = 1000;
+  ngt_now = 1000;
   CHECK_EQ_INT(ng_runtime_now(NULL), 0);
   ng_runtime_release(rt);
 }
@@ -227,16 +196,16 @@ static void test_last_error(void) {
 }
 
 static void test_alloc_wrappers(void) {
-  counter cnt = {0, 0};
+  ngt_alloc cnt = NGT_ALLOC_NEVER; /* only counts */
   ng_config cfg = {0};
-  cfg.alloc = counting_alloc;
+  cfg.alloc = ngt_alloc_fn;
   cfg.alloc_ud = &cnt;
   ng_runtime *rt = NULL;
   CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
-  long blocks = cnt.blocks;
+  long blocks = cnt.live_blocks;
   size_t base = atomic_load(&rt->bytes_in_use);
   CHECK(ngi_alloc_array(rt, SIZE_MAX / 2, 4) == NULL); /* overflow: no call, no change */
-  CHECK_EQ_INT(cnt.blocks, blocks);
+  CHECK_EQ_INT(cnt.live_blocks, blocks);
   char *p = ngi_alloc(rt, 100);
   CHECK(p != NULL);
   CHECK_EQ_INT(atomic_load(&rt->bytes_in_use), base + 100);
@@ -253,10 +222,10 @@ static void test_alloc_wrappers(void) {
   ngi_free(rt, z, 0);
   ngi_free(rt, NULL, 5);
   CHECK_EQ_INT(atomic_load(&rt->bytes_in_use), base);
-  CHECK_EQ_INT(cnt.blocks, blocks);
-  CHECK_EQ_INT(cnt.bytes, (long)base);
+  CHECK_EQ_INT(cnt.live_blocks, blocks);
+  CHECK_EQ_INT(cnt.live_bytes, (long)base);
   ng_runtime_release(rt);
-  CHECK_EQ_INT(cnt.blocks, 0);
+  CHECK_EQ_INT(cnt.live_blocks, 0);
 }
 
 typedef struct cb_ctx {
@@ -325,7 +294,7 @@ static void test_cdna_set(void) {
   ng_cdna c;
   CHECK_STATUS(ng_cdna_get(rt, &c), NG_OK);
   CHECK_EQ_INT(c.created_at, 1000);
-  fake_now = 5000;
+  ngt_now = 5000;
   c.flags = 0xFF;
   c.created_at = 1; /* ignored: kept */
   c.modified_at = 2;
@@ -342,7 +311,7 @@ static void test_cdna_set(void) {
   CHECK_STATUS(ng_cdna_validate(&got, NULL, 0), NG_OK);
 
   /* a clock that went backwards never makes modified_at < created_at */
-  fake_now = 10;
+  ngt_now = 10;
   CHECK_STATUS(ng_cdna_set(rt, &got), NG_OK);
   ng_cdna_get(rt, &got);
   CHECK_EQ_INT(got.modified_at, 1000);
@@ -370,14 +339,14 @@ static void test_cdna_set(void) {
   CHECK_STATUS(ng_cdna_set(NULL, &c), NG_EINVAL);
   CHECK_STATUS(ng_cdna_get(rt, NULL), NG_EINVAL);
   CHECK_STATUS(ng_cdna_get(NULL, &c), NG_EINVAL);
-  fake_now = 1000;
+  ngt_now = 1000;
   ng_runtime_release(rt);
 }
 
 static void test_cdna_set_profile(void) {
   ng_runtime *rt = new_rt();
   ng_cdna c, want;
-  fake_now = 3000;
+  ngt_now = 3000;
   CHECK_STATUS(ng_cdna_set_profile(rt, NG_PROFILE_ANALYST), NG_OK);
   ng_cdna_get(rt, &c);
   CHECK_EQ_INT(c.profile_id, NG_PROFILE_ANALYST);
@@ -406,7 +375,7 @@ static void test_cdna_set_profile(void) {
   ng_cdna_get(rt, &c);
   CHECK(memcmp(&c, &before, sizeof c) == 0);
   CHECK_STATUS(ng_cdna_set_profile(NULL, 0), NG_EINVAL);
-  fake_now = 1000;
+  ngt_now = 1000;
   ng_runtime_release(rt);
 }
 
@@ -505,6 +474,7 @@ static void test_lock_nesting(void) {
 }
 
 int main(void) {
+  ngt_now = 1000; /* the tests' fake time, to which they return */
   RUN(test_lifecycle);
   RUN(test_retain_release);
   RUN(test_stats);

@@ -1,6 +1,7 @@
 /* Tests of snapshots: round trips of every field, ids, hostile and damaged files, I/O errors. */
 #include "internal.h"
 #include "test.h"
+#include "test_alloc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -540,35 +541,6 @@ static void test_versions(void) {
   ng_runtime_release(rt);
 }
 
-/* A counting allocator: the largest single request, live bytes, and an
- * optional failure of the Nth allocation. */
-typedef struct counting {
-  size_t largest, live, blocks, calls, fail_at;
-} counting;
-
-static void *count_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  counting *c = ud;
-  if (nsize == 0) {
-    if (ptr) {
-      c->live -= osize;
-      c->blocks--;
-    }
-    free(ptr);
-    return NULL;
-  }
-  c->calls++;
-  if (c->fail_at && c->calls == c->fail_at) return NULL;
-  void *p = realloc(ptr, nsize);
-  if (!p) return NULL;
-  if (ptr)
-    c->live -= osize;
-  else
-    c->blocks++;
-  c->live += nsize;
-  if (nsize > c->largest) c->largest = nsize;
-  return p;
-}
-
 static void test_hostile_headers(void) {
   ng_runtime *rt = make_small();
   size_t len = 0;
@@ -576,8 +548,8 @@ static void test_hostile_headers(void) {
   if (!b) return;
   unsigned char *h = malloc(len);
   const char *p = tpath("hostile.ngs");
-  counting cnt = {0};
-  ng_config cfg = {.alloc = count_alloc, .alloc_ud = &cnt};
+  ngt_alloc cnt = NGT_ALLOC_NEVER;
+  ng_config cfg = {.alloc = ngt_alloc_fn, .alloc_ud = &cnt};
   struct {
     int field;
     uint64_t value;
@@ -623,7 +595,7 @@ static void test_hostile_headers(void) {
     CHECK_CONTAINS(ng_last_error(NULL), cases[i].msg);
     CHECK(x == NULL);
     CHECK(cnt.largest < 4096); /* nothing sized by the lie */
-    CHECK_EQ_INT(cnt.live, 0);
+    CHECK_EQ_INT(cnt.live_bytes, 0);
   }
   free(h);
   free(b);
@@ -745,27 +717,28 @@ static void test_alloc_failures(void) {
   const char *p = tpath("alloc.ngs");
   CHECK_STATUS(ng_snapshot_save(src, p), NG_OK);
   int loads_ok = 0;
-  for (size_t n = 1; n < 5000 && !loads_ok; n++) {
-    counting cnt = {.fail_at = n};
-    ng_config cfg = {.alloc = count_alloc, .alloc_ud = &cnt};
+  for (long n = 1; n < 5000 && !loads_ok; n++) {
+    ngt_alloc cnt = NGT_ALLOC_NEVER;
+    ngt_alloc_arm(&cnt, n - 1, 1); /* refuse the nth request only */
+    ng_config cfg = {.alloc = ngt_alloc_fn, .alloc_ud = &cnt};
     ng_runtime *x = NULL;
     ng_status st = ng_snapshot_load(p, &cfg, &x);
     if (st == NG_OK) {
       loads_ok = 1;
-      cnt.fail_at = 0; /* queries may allocate (lazily built indexes) */
+      cnt.fail_after = -1; /* queries may allocate (lazily built indexes) */
       CHECK(same_runtime(src, x));
       ng_runtime_release(x);
     } else {
       CHECK_STATUS(st, NG_ENOMEM);
       CHECK(x == NULL);
     }
-    CHECK_EQ_INT(cnt.live, 0);
-    CHECK_EQ_INT(cnt.blocks, 0);
+    CHECK_EQ_INT(cnt.live_bytes, 0);
+    CHECK_EQ_INT(cnt.live_blocks, 0);
   }
   CHECK(loads_ok);
   /* saving with an allocator that fails after the runtime exists */
-  counting cnt = {0};
-  ng_config cfg = {.alloc = count_alloc, .alloc_ud = &cnt};
+  ngt_alloc cnt = NGT_ALLOC_NEVER;
+  ng_config cfg = {.alloc = ngt_alloc_fn, .alloc_ud = &cnt};
   ng_runtime *rt = NULL;
   CHECK_STATUS(ng_snapshot_load(p, &cfg, &rt), NG_OK);
   /* a failed save leaves the previous snapshot untouched */
@@ -776,9 +749,9 @@ static void test_alloc_failures(void) {
   uint32_t extra_id = 0;
   ng_token_create(rt, NULL, &extra_id);
   int saves_ok = 0;
-  for (size_t n = 1; n < 50 && rt && !saves_ok; n++) {
-    cnt.fail_at = cnt.calls + n;
-    size_t live = cnt.live;
+  for (long n = 1; n < 50 && rt && !saves_ok; n++) {
+    ngt_alloc_arm(&cnt, n - 1, 1); /* the nth request from here */
+    long long live = cnt.live_bytes;
     ng_status st = ng_snapshot_save(rt, p2);
     if (st == NG_OK) {
       saves_ok = 1;
@@ -789,13 +762,13 @@ static void test_alloc_failures(void) {
       CHECK(before && after && l1 == l2 && memcmp(before, after, l1) == 0);
       free(after);
     }
-    CHECK_EQ_INT(cnt.live, live);
+    CHECK_EQ_INT(cnt.live_bytes, live);
     CHECK_EQ_INT(count_temp_files(tmpdir), 0);
   }
   CHECK(saves_ok);
   free(before);
   ng_runtime_release(rt);
-  CHECK_EQ_INT(cnt.live, 0);
+  CHECK_EQ_INT(cnt.live_bytes, 0);
   ng_runtime_release(src);
 }
 

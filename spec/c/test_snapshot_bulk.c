@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "internal.h"
 #include "test.h"
+#include "test_alloc.h"
 
 #include <unistd.h>
 
@@ -183,25 +184,6 @@ static void test_owned_block_rules(void) {
   ng_runtime_release(rt);
 }
 
-typedef struct budget_alloc {
-  long budget; /* allocations left; -1 = unlimited */
-  long long live;
-} budget_alloc;
-
-static void *budget_fn(void *ud, void *ptr, size_t osize, size_t nsize) {
-  budget_alloc *ba = ud;
-  if (nsize == 0) {
-    if (ptr) ba->live -= (long long)osize;
-    free(ptr);
-    return NULL;
-  }
-  if (ba->budget == 0) return NULL;
-  if (ba->budget > 0) ba->budget--;
-  void *q = realloc(ptr, nsize);
-  if (q) ba->live += (long long)nsize - (ptr ? (long long)osize : 0);
-  return q;
-}
-
 /* Every allocation of a load may fail: each failure is NG_ENOMEM with no
  * runtime and no byte left allocated; with enough budget it succeeds. */
 static void test_load_out_of_memory(void) {
@@ -210,13 +192,13 @@ static void test_load_out_of_memory(void) {
   if (!rt) return;
   const char *p = tpath("oom.ngs");
   CHECK_STATUS(ng_snapshot_save(rt, p), NG_OK);
-  budget_alloc ba = {-1, 0};
+  ngt_alloc ba = NGT_ALLOC_NEVER;
   ng_config cfg = {0};
-  cfg.alloc = budget_fn;
+  cfg.alloc = ngt_alloc_fn;
   cfg.alloc_ud = &ba;
   int failures = 0, loaded = 0;
   for (long budget = 0; budget < 200 && !loaded; budget++) {
-    ba.budget = budget;
+    ngt_alloc_arm(&ba, budget, 0); /* refuse every request after `budget` */
     ng_runtime *back = NULL;
     ng_status st = ng_snapshot_load(p, &cfg, &back);
     if (st == NG_OK) {
@@ -228,7 +210,7 @@ static void test_load_out_of_memory(void) {
       CHECK(back == NULL);
       failures++;
     }
-    CHECK_EQ_INT(ba.live, 0);
+    CHECK_EQ_INT(ba.live_bytes, 0);
   }
   CHECK(loaded);
   CHECK(failures >= 8); /* the runtime, both section blocks, bitmaps, maps, lists */

@@ -1,18 +1,13 @@
 /* Token store tests: every ng_token_* function, success and error paths, state kept on error. */
 #include "internal.h"
 #include "test.h"
+#include "test_alloc.h"
 
 #include <math.h>
 
-static uint64_t fake_now = 1700000000u;
-static uint64_t fake_clock(void *ud) {
-  (void)ud;
-  return fake_now;
-}
-
 static ng_runtime *new_rt(uint32_t profile) {
   ng_config cfg = {0};
-  cfg.clock = fake_clock;
+  cfg.clock = ngt_clock;
   cfg.profile = profile;
   ng_runtime *rt = NULL;
   CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
@@ -514,11 +509,11 @@ static void test_compaction(void) {
 
 static void test_timestamps(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
-  fake_now = 1111;
+  ngt_now = 1111;
   uint32_t a = make(rt, 0, 0, 0);
-  fake_now = 2222;
+  ngt_now = 2222;
   uint32_t b = make(rt, 0, 0, 0);
-  fake_now = (uint64_t)UINT32_MAX + 10; /* saturates in the 32-bit field */
+  ngt_now = (uint64_t)UINT32_MAX + 10; /* saturates in the 32-bit field */
   uint32_t c = make(rt, 0, 0, 0);
   ng_token t;
   ng_token_get(rt, a, &t);
@@ -528,7 +523,7 @@ static void test_timestamps(void) {
   ng_token_get(rt, c, &t);
   CHECK_EQ_INT(t.timestamp, UINT32_MAX);
   CHECK_EQ_INT(ng_runtime_now(rt), (uint64_t)UINT32_MAX + 10);
-  fake_now = 1700000000u;
+  ngt_now = NGT_NOW_DEFAULT;
   ng_runtime_release(rt);
 }
 

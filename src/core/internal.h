@@ -68,8 +68,18 @@ typedef struct ngi_token_table {
   uint32_t next_id;
 } ngi_token_table;
 
-/* The live token with this id, or NULL. Caller holds a lock. */
+/* The live token with this id, or NULL. Caller holds a lock. While the table
+ * has no tombstones and no gaps in its ids (nothing deleted yet: the common
+ * case), the slot is id - first id, which saves the slot_of read (a cache
+ * miss on a large table). */
 static inline const ng_token *ngi_token_lookup(const ngi_token_table *t, uint32_t id) {
+  if (t->len > 0 && t->len == t->live) {
+    uint32_t first = NG_ID_LOCAL(t->recs[0].id);
+    if ((size_t)(NG_ID_LOCAL(t->recs[t->len - 1].id) - first) + 1 == t->len) {
+      uint32_t s = id - first;
+      return id >= first && s < t->len ? &t->recs[s] : NULL;
+    }
+  }
   if (id == 0 || id >= t->slot_cap) return NULL;
   uint32_t s = t->slot_of[id];
   return s == NGI_NONE ? NULL : &t->recs[s];
@@ -84,9 +94,9 @@ ng_status ngi_tokens_init(ng_runtime *rt, ngi_token_table *t, size_t initial);
  * still never reused. Caller holds no lock; not for production code. */
 void ngi_tokens_set_next_id(ng_runtime *rt, uint32_t next);
 
-/* ---- connections.c: the connection table and adjacency ------------------ */
+/* ---- conn_table.c: the connection table and adjacency ------------------- */
 
-typedef struct ngi_conns ngi_conns; /* defined in connections.c */
+typedef struct ngi_conns ngi_conns; /* defined in conn_table.h */
 
 ng_status ngi_conns_new(ng_runtime *rt, size_t initial, ngi_conns **out);
 void ngi_conns_destroy(ng_runtime *rt, ngi_conns *c);
@@ -106,19 +116,30 @@ void ngi_conns_set_next_id(ng_runtime *rt, uint32_t next);
 
 typedef struct ngi_grid ngi_grid; /* defined in grid.c */
 
-/* An empty index for `space` with cells of `cell_size` decoded units. */
+/* An index for `space` with cells of `cell_size` decoded units (reported by
+ * ng_grid_info_get; the index picks its own resolution). It is built lazily:
+ * at its first query it indexes every live token of rt->tokens, in bulk. */
 ng_status ngi_grid_new(ng_runtime *rt, int space, float cell_size, ngi_grid **out);
 void ngi_grid_destroy(ng_runtime *rt, ngi_grid *g);
 /* Add token `id` at raw coordinates xyz. May allocate; on failure nothing
  * changed. The same id may be present twice transiently (a move inserts the
- * new position before removing the old one). */
+ * new position before removing the old one). Ids the index has not absorbed
+ * yet (ids only grow: a token created since its last query) are read from
+ * rt->tokens instead, so a create needs no insert at all, and inserting or
+ * removing such an id does nothing; the caller keeps the table in step. A
+ * move -- insert of the new position, then remove of the position rt->tokens
+ * still holds -- may be done in place; a remove of the new position instead
+ * undoes it (a rollback). */
 ng_status ngi_grid_insert(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t xyz[3]);
-/* Remove one occurrence of `id` at raw xyz. Never fails, never allocates. */
+/* Remove one occurrence of `id` at raw xyz. Never fails, never allocates.
+ * Call it while rt->tokens still holds the position before the change. */
 void ngi_grid_remove(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t xyz[3]);
-/* Remove everything (keeps the cell size). Never fails. */
+/* Remove everything (keeps the cell size); tokens created afterwards are
+ * indexed as usual. Never fails. */
 void ngi_grid_clear(ng_runtime *rt, ngi_grid *g);
-/* Build a new index with `cell_size` from every live token of `tokens`,
- * then replace *g with it; on failure *g is unchanged. */
+/* Replace *g with an index with `cell_size` that indexes every live token of
+ * `tokens` (the runtime's table) in bulk at its first query; on failure *g is
+ * unchanged. */
 ng_status ngi_grid_rebuild(ng_runtime *rt, ngi_grid **g, float cell_size, const ngi_token_table *tokens);
 
 /* ---- crc32c.c, snapshot.c: snapshots ------------------------------------ */
@@ -134,13 +155,23 @@ uint32_t ngi_crc32c_portable(uint32_t crc, const void *data, size_t n);
  * fuzzer and tests load without the disk. */
 ng_status ngi_snapshot_load_mem(const void *data, size_t len, const ng_config *cfg,
                                 const char *name, ng_runtime **out);
-/* connections.c: fill an empty connection table from n packed 68-byte
+/* conn_table.c: fill an empty connection table from n packed 68-byte
  * entries (u32 id, then a 64-byte record: a snapshot's connection section)
  * that snapshot.c has fully validated (ids ascending below next_id, endpoints
  * live, no duplicates). All or nothing: NG_ENOMEM (or NG_ECORRUPT if the
  * cheap invariants it re-checks fail) leaves c empty. */
 ng_status ngi_conns_restore(ng_runtime *rt, ngi_conns *c, const void *entries, size_t n,
                             uint32_t next_id);
+/* conn_table.c: the same, taking ownership of `block` (ngi_alloc'ed,
+ * block_bytes long, a multiple of 64 and >= 68 * n, starting with the n
+ * entries), which becomes the record array: no second copy of the records.
+ * Frees block on every failure. */
+ng_status ngi_conns_restore_owned(ng_runtime *rt, ngi_conns *c, void *block, size_t block_bytes,
+                                  size_t n, uint32_t next_id);
+/* snapshot.c: hint that the fresh, untouched block [p, p+size) (any
+ * allocator) is about to be filled in bulk, so the kernel may back it with
+ * huge pages (far fewer page faults). Never fails, never changes contents. */
+void ngi_advise_bulk(void *p, size_t size);
 
 /* ---- the runtime -------------------------------------------------------- */
 
