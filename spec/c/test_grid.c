@@ -5,6 +5,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -200,7 +201,13 @@ static int compare_all(ng_runtime *rt, int space, const float c[3], uint32_t som
     for (int a = 0; a < 3; a++) {
       q->lo[a] = (float)(c[a] - half * (a + 1) / 2);
       q->hi[a] = (float)(c[a] + half);
-      q->c[a] = ((double)q->lo[a] + (double)q->hi[a]) / 2;
+    }
+    /* The centre from the stored floats, as ng_grid_box computes it (in a
+     * loop of its own: GCC's -O3 SLP vectoriser otherwise folds the unrounded
+     * doubles into it). */
+    for (int a = 0; a < 3; a++) {
+      volatile float l = q->lo[a], u = q->hi[a];
+      q->c[a] = ((double)l + (double)u) / 2;
     }
     ref_run(rt, q, 0);
     ng_status st = ng_grid_box(rt, space, q->lo, q->hi, 0, h);
@@ -931,11 +938,13 @@ static void test_alloc_failures(void) {
   }
   CHECK(ok);
 
-  /* A re-bucketing that cannot allocate keeps the old cells. */
+  /* A re-bucketing that cannot allocate keeps the old cells. (A new index is
+   * only a header until its first query builds it, so the very first
+   * allocation is the one that fails.) */
   ng_cdna cd;
   CHECK_STATUS(ng_cdna_get(rt, &cd), NG_OK);
   cd.bucket_sizes[NG_L1] = 0.5f;
-  f.budget = 3;
+  f.budget = 0;
   CHECK_STATUS(ng_cdna_set(rt, &cd), NG_ENOMEM);
   f.budget = -1;
   ng_grid_info info;
@@ -969,7 +978,10 @@ static void test_internal_contract(void) {
   size_t cells = info.cells;
   CHECK_EQ_INT(info.count, 300);
 
-  /* A move inserts before it removes: the id is present twice for a moment. */
+  /* A move inserts before it removes: the id is present twice for a moment.
+   * (Inserts only matter to a built index: a query builds it.) */
+  float o3[3] = {0, 0, 0};
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o3, 1, 0, &h), NG_OK);
   CHECK_STATUS(ngi_write_lock(rt, "test"), NG_OK);
   const int16_t far[3] = {32000, 32000, 32000};
   CHECK_STATUS(ngi_grid_insert(rt, rt->grids[NG_L1], 7, far), NG_OK);
@@ -998,7 +1010,7 @@ static void test_internal_contract(void) {
   CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 6, 0, &before), NG_OK);
   CHECK(before.count > 5);
   CHECK_STATUS(ngi_write_lock(rt, "test"), NG_OK);
-  f.budget = 2;
+  f.budget = 0; /* the new index is built at its first query: only its header is allocated here */
   CHECK_STATUS(ngi_grid_rebuild(rt, &rt->grids[NG_L1], 0.3f, &rt->tokens), NG_ENOMEM);
   f.budget = -1;
   ngi_grid *old = rt->grids[NG_L1];
@@ -1047,6 +1059,275 @@ static void test_internal_contract(void) {
   CHECK_EQ_INT(f.live, 0);
 }
 
+/* ---- lazy maintenance: build, absorb, side table, rebuilds ----------------- */
+
+/* Compare all queries in `space` at a few centres (one on a live token). */
+static int compare_some(ng_runtime *rt, int space, prng *p, const uint32_t *live, size_t nlive,
+                        ref_query *q, ng_hits *h) {
+  double sc = ng_space_scale(space);
+  const double radii[] = {0, 40 / sc, 700 / sc, 5000 / sc, 1e30};
+  int ok = 1;
+  for (int k = 0; k < 3 && ok; k++) {
+    float c[3];
+    uint32_t id = nlive ? live[prng_below(p, (uint32_t)nlive)] : 0;
+    if (k == 0 && id) {
+      ng_token t;
+      CHECK_STATUS(ng_token_get(rt, id, &t), NG_OK);
+      ng_token_get_coords(&t, space, c);
+    } else {
+      for (int a = 0; a < 3; a++)
+        c[a] = (float)(((double)prng_below(p, 70000) - 35000.0) / sc);
+    }
+    ok = compare_all(rt, space, c, id, radii, sizeof radii / sizeof radii[0], q, h);
+  }
+  ng_grid_info info;
+  CHECK_STATUS(ng_grid_info_get(rt, space, &info), NG_OK);
+  if (info.count != nlive) ok = 0;
+  return ok;
+}
+
+/* Long runs of each kind of write between queries push the index through
+ * every path: the lazy first build, absorbing new tokens, moves into the side
+ * table (also far outside the built box, into its edge cells), hidden entries,
+ * and the rebuilds when the side part or the hidden part grows too big. */
+static void test_lazy_maintenance(void) {
+  ng_runtime *rt = new_rt();
+  ng_hits h = {0};
+  ref_query q = {0};
+  prng p = {0xC0FFEEull};
+  enum { MAXN = 12000 };
+  uint32_t *live = malloc(MAXN * sizeof *live);
+  size_t nlive = 0;
+  int ok = 1;
+  /* Points in a small cube first, so later moves land outside the built box. */
+  for (int i = 0; i < 4000; i++) {
+    int16_t v[3];
+    for (int a = 0; a < 3; a++)
+      v[a] = (int16_t)((int32_t)prng_below(&p, 4001) - 2000);
+    live[nlive++] = mk_raw(rt, NG_L2, v[0], v[1], v[2]);
+  }
+  ok = ok && compare_some(rt, NG_L2, &p, live, nlive, &q, &h); /* the first build */
+  const int batches[] = {1, 40, 300, 2500, 3000};
+  for (size_t b = 0; b < sizeof batches / sizeof batches[0] && ok; b++) {
+    /* creates: absorbed by the next query, or a rebuild when there are many */
+    for (int i = 0; i < batches[b] && nlive < MAXN; i++) {
+      int16_t v[3];
+      for (int a = 0; a < 3; a++)
+        v[a] = (int16_t)((int32_t)prng_below(&p, 65536) - 32768);
+      live[nlive++] = mk_raw(rt, NG_L2, v[0], v[1], v[2]);
+    }
+    ok = ok && compare_some(rt, NG_L2, &p, live, nlive, &q, &h);
+    /* moves: some tokens several times, some to the extremes */
+    for (int i = 0; i < batches[b]; i++) {
+      uint32_t id = live[prng_below(&p, (uint32_t)nlive)];
+      int16_t v[3];
+      for (int a = 0; a < 3; a++)
+        v[a] = prng_below(&p, 5) == 0 ? (prng_below(&p, 2) ? 32767 : -32768)
+                                      : (int16_t)((int32_t)prng_below(&p, 65536) - 32768);
+      move_raw(rt, id, NG_L2, v[0], v[1], v[2]);
+    }
+    ok = ok && compare_some(rt, NG_L2, &p, live, nlive, &q, &h);
+    /* small steps, mostly inside one cell: moved in place */
+    for (int i = 0; i < batches[b]; i++) {
+      uint32_t id = live[prng_below(&p, (uint32_t)nlive)];
+      ng_token t;
+      CHECK_STATUS(ng_token_get(rt, id, &t), NG_OK);
+      int16_t v[3];
+      for (int a = 0; a < 3; a++) {
+        int32_t x = t.coords[NG_L2][a] + (int32_t)prng_below(&p, 7) - 3;
+        v[a] = (int16_t)(x < -32768 ? -32768 : x > 32767 ? 32767 : x);
+      }
+      move_raw(rt, id, NG_L2, v[0], v[1], v[2]);
+    }
+    ok = ok && compare_some(rt, NG_L2, &p, live, nlive, &q, &h);
+    /* deletes */
+    for (int i = 0; i < batches[b] / 2 && nlive > 1; i++) {
+      size_t k = prng_below(&p, (uint32_t)nlive);
+      CHECK_STATUS(ng_token_delete(rt, live[k], NULL), NG_OK);
+      live[k] = live[--nlive];
+    }
+    ok = ok && compare_some(rt, NG_L2, &p, live, nlive, &q, &h);
+  }
+  CHECK(ok);
+  /* Everything at one point: a one-cell box; then a second point far away. */
+  ng_runtime *one = new_rt();
+  uint32_t same[300];
+  for (int i = 0; i < 300; i++)
+    same[i] = mk_raw(one, NG_L5, 123, -77, 5);
+  ok = compare_some(one, NG_L5, &p, same, 300, &q, &h);
+  move_raw(one, same[7], NG_L5, -32768, 32767, -32768);
+  ok = ok && compare_some(one, NG_L5, &p, same, 300, &q, &h);
+  CHECK(ok);
+  ng_runtime_release(one);
+  /* A tight blob in a sparse space: crowded cells are searched as octrees. */
+  ng_runtime *blob = new_rt();
+  uint32_t bl[4000];
+  for (int i = 0; i < 4000; i++) {
+    int16_t v[3];
+    for (int a = 0; a < 3; a++)
+      v[a] = i < 3500 ? (int16_t)(5000 + (int32_t)prng_below(&p, 41) - 20)
+                      : (int16_t)((int32_t)prng_below(&p, 65536) - 32768);
+    bl[i] = mk_raw(blob, NG_L1, v[0], v[1], v[2]);
+  }
+  for (int k = 0; k < 6 && ok; k++)
+    ok = compare_some(blob, NG_L1, &p, bl, 4000, &q, &h);
+  /* small moves inside the blob keep the crowded cells sorted (or go aside) */
+  for (int i = 0; i < 2000; i++) {
+    uint32_t id = bl[prng_below(&p, 3500)];
+    move_raw(blob, id, NG_L1, (int16_t)(5000 + (int32_t)prng_below(&p, 41) - 20),
+             (int16_t)(5000 + (int32_t)prng_below(&p, 41) - 20),
+             (int16_t)(5000 + (int32_t)prng_below(&p, 41) - 20));
+  }
+  for (int k = 0; k < 6 && ok; k++)
+    ok = compare_some(blob, NG_L1, &p, bl, 4000, &q, &h);
+  CHECK(ok);
+  ng_runtime_release(blob);
+  free(live);
+  free(q.items);
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+}
+
+/* The lazy work inside a query can fail to allocate: the query reports
+ * NG_ENOMEM with no hits and the index stays exact for the next one. */
+static void test_lazy_alloc_failures(void) {
+  failing f = {-1, 0};
+  ng_config cfg = {0};
+  cfg.alloc = failing_alloc;
+  cfg.alloc_ud = &f;
+  ng_runtime *rt = NULL;
+  CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
+  if (!rt) return;
+  ng_hits h = {0};
+  ref_query q = {0};
+  prng p = {99};
+  uint32_t live[700];
+  size_t nlive = 0;
+  for (int i = 0; i < 400; i++)
+    live[nlive++] = mk_raw(rt, NG_L1, (int16_t)(i * 37), (int16_t)(i * 11 - 2000), (int16_t)i);
+  float o[3] = {1, 2, 3};
+  f.budget = 0; /* the first build cannot allocate */
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 50, 0, &h), NG_ENOMEM);
+  CHECK_EQ_INT(h.count, 0);
+  ng_grid_info info;
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_ENOMEM); /* 400 points: a heap cell set */
+  f.budget = -1;
+  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK); /* from the table: still unbuilt */
+  CHECK_EQ_INT(info.count, 400);
+  f.budget = 0;
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 50, 0, &h), NG_ENOMEM);
+  f.budget = -1;
+  CHECK(compare_some(rt, NG_L1, &p, live, nlive, &q, &h));
+  /* New tokens: absorbing them needs the side table, which cannot grow. */
+  for (int i = 0; i < 20; i++)
+    live[nlive++] = mk_raw(rt, NG_L1, (int16_t)(-i * 90), 5, 5);
+  f.budget = 0;
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 5, &h), NG_ENOMEM);
+  CHECK_EQ_INT(h.count, 0);
+  f.budget = -1;
+  CHECK(compare_some(rt, NG_L1, &p, live, nlive, &q, &h));
+  /* A move whose side entry cannot be stored fails and changes nothing. */
+  int failures = 0;
+  for (int i = 0; i < 200; i++) {
+    f.budget = i % 2;
+    ng_token t;
+    CHECK_STATUS(ng_token_get(rt, live[i], &t), NG_OK);
+    t.coords[NG_L1][0] = (int16_t)(t.coords[NG_L1][0] + 500);
+    ng_status st = ng_token_update(rt, live[i], &t, NG_TF_COORDS(NG_L1));
+    f.budget = -1;
+    if (st != NG_OK) {
+      CHECK_STATUS(st, NG_ENOMEM);
+      failures++;
+    }
+  }
+  CHECK(failures > 0);
+  /* Many side entries and no memory to group them by cell: queries read them
+   * all instead, and still answer exactly. */
+  ng_hits all = {0};
+  f.budget = 0;
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 1e30f, 0, &h), NG_OK);
+  f.budget = -1;
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 1e30f, 0, &all), NG_OK);
+  CHECK(h.count == all.count && memcmp(h.items, all.items, h.count * sizeof(ng_hit)) == 0);
+  ng_hits_free(rt, &all);
+  CHECK(compare_some(rt, NG_L1, &p, live, nlive, &q, &h));
+  /* An update that moves a token a little in L1 (in place) and far in L2,
+   * where the side table cannot grow: the L1 move is undone. */
+  CHECK(compare_some(rt, NG_L2, &p, live, nlive, &q, &h)); /* builds L2, side empty */
+  for (int i = 0; i < 40; i++) {
+    ng_token t;
+    CHECK_STATUS(ng_token_get(rt, live[i], &t), NG_OK);
+    t.coords[NG_L1][0] = (int16_t)(t.coords[NG_L1][0] + 1);
+    t.coords[NG_L2][0] = (int16_t)(t.coords[NG_L2][0] > 0 ? -30000 : 30000);
+    f.budget = 0;
+    CHECK_STATUS(ng_token_update(rt, live[i], &t, NG_TF_COORDS(NG_L1) | NG_TF_COORDS(NG_L2)),
+                 NG_ENOMEM);
+    f.budget = -1;
+  }
+  CHECK(compare_some(rt, NG_L1, &p, live, nlive, &q, &h));
+  CHECK(compare_some(rt, NG_L2, &p, live, nlive, &q, &h));
+  free(q.items);
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+  CHECK_EQ_INT(f.live, 0);
+}
+
+/* Several threads query spaces that have not been built yet, all at once:
+ * exactly one builds each index, every thread gets the same answers (run
+ * under ThreadSanitizer in CI). */
+typedef struct lazy_worker {
+  ng_runtime *rt;
+  ng_hit first[NG_SPACES][8];
+  size_t count[NG_SPACES];
+  int status;
+} lazy_worker;
+
+static void *lazy_query(void *ud) {
+  lazy_worker *w = ud;
+  ng_hits h = {0};
+  const float c[3] = {0.01f, 0.02f, -0.01f};
+  for (int s = 0; s < NG_SPACES; s++) {
+    ng_status st = ng_grid_nearest(w->rt, s, c, 8, &h);
+    if (st != NG_OK) w->status = (int)st;
+    w->count[s] = h.count;
+    memcpy(w->first[s], h.items, h.count * sizeof(ng_hit));
+  }
+  ng_hits_free(w->rt, &h);
+  return NULL;
+}
+
+static void test_concurrent_lazy_build(void) {
+  ng_runtime *rt = new_rt();
+  prng p = {4242};
+  for (int i = 0; i < 5000; i++) {
+    ng_token t;
+    ng_token_init(&t);
+    for (int s = 0; s < NG_SPACES; s++)
+      for (int a = 0; a < 3; a++)
+        t.coords[s][a] = (int16_t)((int32_t)prng_below(&p, 65536) - 32768);
+    uint32_t id;
+    CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  }
+  enum { T = 4 };
+  lazy_worker w[T];
+  pthread_t th[T];
+  memset(w, 0, sizeof w);
+  for (int i = 0; i < T; i++) {
+    w[i].rt = rt;
+    CHECK(pthread_create(&th[i], NULL, lazy_query, &w[i]) == 0);
+  }
+  for (int i = 0; i < T; i++)
+    pthread_join(th[i], NULL);
+  for (int i = 0; i < T; i++) {
+    CHECK_EQ_INT(w[i].status, 0);
+    for (int s = 0; s < NG_SPACES; s++) {
+      CHECK_EQ_INT(w[i].count[s], 8);
+      CHECK(memcmp(w[i].first[s], w[0].first[s], sizeof w[0].first[s]) == 0);
+    }
+  }
+  ng_runtime_release(rt);
+}
+
 int main(void) {
   RUN(test_errors);
   RUN(test_range_sorted_ties_limit);
@@ -1062,5 +1343,8 @@ int main(void) {
   RUN(test_property);
   RUN(test_alloc_failures);
   RUN(test_internal_contract);
+  RUN(test_lazy_maintenance);
+  RUN(test_lazy_alloc_failures);
+  RUN(test_concurrent_lazy_build);
   return ngt_done("test_grid");
 }

@@ -141,7 +141,9 @@ const char *ng_strerror(ng_status status) {
  * never queues behind a waiting writer (which would deadlock), and a read
  * made by the thread that holds the write lock is simply nested in it. A
  * thread nesting more than NGI_HELD distinct runtimes at once falls back to
- * plain pthread locks for the extra ones (no recursion tracking for those). */
+ * plain pthread locks for the extra ones, counted in held_over; while there
+ * are such untracked holds, a write lock on a runtime that is not tracked
+ * could be one of them (waiting would deadlock), so it fails with NG_EBUSY. */
 #define NGI_HELD 16
 static _Thread_local struct {
   const ng_runtime *rt;
@@ -149,6 +151,7 @@ static _Thread_local struct {
   int writer;
 } held[NGI_HELD];
 static _Thread_local int held_n;
+static _Thread_local unsigned held_over; /* untracked holds (held[] was full) */
 
 static int held_find(const ng_runtime *rt) {
   for (int i = 0; i < held_n; i++)
@@ -157,7 +160,10 @@ static int held_find(const ng_runtime *rt) {
 }
 
 static void held_push(const ng_runtime *rt, int writer) {
-  if (held_n == NGI_HELD) return;
+  if (held_n == NGI_HELD) {
+    held_over++;
+    return;
+  }
   held[held_n].rt = rt;
   held[held_n].depth = 1;
   held[held_n].writer = writer;
@@ -179,6 +185,8 @@ void ngi_read_unlock(ng_runtime *rt) {
   if (i >= 0) {
     if (--held[i].depth > 0) return;
     held[i] = held[--held_n];
+  } else if (held_over > 0) {
+    held_over--;
   }
   pthread_rwlock_unlock(&rt->lock);
 }
@@ -188,6 +196,10 @@ ng_status ngi_write_lock(ng_runtime *rt, const char *func) {
   if (i >= 0)
     return ngi_fail(rt, NG_EBUSY, "%s: cannot modify the store from inside %s", func,
                     held[i].writer ? "another write" : "an iteration callback");
+  if (held_over > 0)
+    return ngi_fail(rt, NG_EBUSY,
+                    "%s: cannot modify a store while iterating more than %d runtimes at once", func,
+                    NGI_HELD);
   pthread_rwlock_wrlock(&rt->lock);
   held_push(rt, 1);
   return NG_OK;
@@ -195,7 +207,10 @@ ng_status ngi_write_lock(ng_runtime *rt, const char *func) {
 
 void ngi_write_unlock(ng_runtime *rt) {
   int i = held_find(rt);
-  if (i >= 0) held[i] = held[--held_n];
+  if (i >= 0)
+    held[i] = held[--held_n];
+  else if (held_over > 0)
+    held_over--;
   pthread_rwlock_unlock(&rt->lock);
 }
 
@@ -323,26 +338,11 @@ ng_status ng_cdna_get(ng_runtime *rt, ng_cdna *out) {
   return NG_OK;
 }
 
-/* A new index of `space` with `cell_size`, holding every live token.
+/* A new index of `space` with `cell_size`; it indexes every live token of the
+ * table itself, in bulk, at its first query (internal.h).
  * fails: NG_ENOMEM with nothing allocated. */
 static ng_status build_grid(ng_runtime *rt, int space, float cell_size, ngi_grid **out) {
-  ngi_grid *g = NULL;
-  ng_status st = ngi_grid_new(rt, space, cell_size, &g);
-  if (st != NG_OK) return st;
-  const ngi_token_table *t = &rt->tokens;
-  for (size_t i = 0; i < t->len; i++) {
-    uint32_t id = NG_ID_LOCAL(t->recs[i].id);
-    if (id == 0) continue;
-    int16_t xyz[3];
-    memcpy(xyz, t->recs[i].coords[space], sizeof xyz);
-    st = ngi_grid_insert(rt, g, id, xyz);
-    if (st != NG_OK) {
-      ngi_grid_destroy(rt, g);
-      return st;
-    }
-  }
-  *out = g;
-  return NG_OK;
+  return ngi_grid_new(rt, space, cell_size, out);
 }
 
 /* needs: the write lock; `next` the wanted CDNA.

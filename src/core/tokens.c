@@ -154,9 +154,10 @@ static void raw_coords(const ng_token *t, int space, int16_t xyz[3]) {
 /* ---- the store ------------------------------------------------------------ */
 
 /* needs: rt, out_id; init may be NULL.
- * guarantees: a new token with the next id, indexed in all 8 grids.
+ * guarantees: a new token with the next id, found by the grids of all 8
+ * spaces from their next query on.
  * fails: NG_EINVAL (checks), NG_ELIMIT (ids exhausted), NG_ENOMEM, NG_EBUSY;
- * the store is then unchanged (grid inserts already made are removed). */
+ * the store is then unchanged. */
 ng_status ng_token_create(ng_runtime *rt, const ng_token *init, uint32_t *out_id) {
   static const char fn[] = "ng_token_create";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
@@ -184,19 +185,8 @@ ng_status ng_token_create(ng_runtime *rt, const ng_token *init, uint32_t *out_id
   }
   tok.id = store_id(id, tok.flags, tok.id);
   if (tok.timestamp == 0) tok.timestamp = ngi_now32(rt);
-  for (int s = 0; s < NG_SPACES; s++) {
-    int16_t xyz[3];
-    raw_coords(&tok, s, xyz);
-    st = ngi_grid_insert(rt, rt->grids[s], id, xyz);
-    if (st != NG_OK) {
-      while (s-- > 0) {
-        raw_coords(&tok, s, xyz);
-        ngi_grid_remove(rt, rt->grids[s], id, xyz);
-      }
-      st = ngi_fail(rt, st, "%s: indexing the new token: %s", fn, ng_strerror(st));
-      goto out;
-    }
-  }
+  /* No grid work: a new id is above every id the grids have absorbed, so
+   * they read it from this table at their next query (internal.h). */
   t->recs[t->len] = tok;
   t->slot_of[id] = (uint32_t)t->len;
   t->len++;
@@ -278,7 +268,7 @@ ng_status ng_token_update(ng_runtime *rt, uint32_t id, const ng_token *values, u
     raw_coords(cur, s, xyz);
     ngi_grid_remove(rt, rt->grids[s], id, xyz);
   }
-  t->recs[t->slot_of[id]] = next;
+  t->recs[cur - t->recs] = next;
 out:
   ngi_write_unlock(rt);
   return st;
