@@ -35,8 +35,8 @@ static void exercise(ng_runtime *rt) {
   }
   if (conns != st.connections) __builtin_trap();
   for (int s = 0; s < NG_SPACES; s++) {
-    ng_grid_info gi;
-    if (ng_grid_info_get(rt, s, &gi) != NG_OK || gi.count != tokens) __builtin_trap();
+    ng_space_info gi;
+    if (ng_grid_info(rt, s, &gi) != NG_OK || gi.count != tokens) __builtin_trap();
   }
   float c[3] = {0, 0, 0};
   ng_hits hits = {0};

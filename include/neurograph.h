@@ -640,13 +640,13 @@ NG_API ng_status ng_grid_box(ng_runtime *rt, int space, const float lo[3], const
                              size_t limit, ng_hits *out);
 
 /** Grid figures for one space. */
-typedef struct ng_grid_info {
+typedef struct ng_space_info {
   size_t count;       /**< tokens indexed (every live token) */
   size_t cells;       /**< non-empty cells */
   float cell_size;    /**< decoded units (the CDNA bucket size) */
   float lo[3], hi[3]; /**< true bounds of the indexed points; all 0 when empty */
-} ng_grid_info;
-NG_API ng_status ng_grid_info_get(ng_runtime *rt, int space, ng_grid_info *out);
+} ng_space_info;
+NG_API ng_status ng_grid_info(ng_runtime *rt, int space, ng_space_info *out);
 
 /** @} */
 /* ------------------------------------------------------------------------ */

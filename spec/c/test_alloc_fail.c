@@ -70,8 +70,8 @@ static int grid_matches_table(ng_runtime *rt, ngt_alloc *fa) {
   state s;
   take(rt, fa, &s);
   for (int sp = 0; sp < NG_SPACES; sp++) {
-    ng_grid_info gi;
-    CHECK_STATUS(ng_grid_info_get(rt, sp, &gi), NG_OK);
+    ng_space_info gi;
+    CHECK_STATUS(ng_grid_info(rt, sp, &gi), NG_OK);
     ok &= gi.count == s.ntok && gi.cell_size == s.cdna.bucket_sizes[sp];
     for (size_t i = 0; i < s.ntok && i < MAXREC; i++) {
       /* a zero-radius query at the token's own position finds it */

@@ -130,9 +130,9 @@ static fingerprint fp_take(ng_runtime *rt) {
   ng_cdna cd;
   if (ng_cdna_get(rt, &cd) == NG_OK) fnv(&f.hash, &cd, sizeof cd);
   for (int s = 0; s < NG_SPACES; s++) {
-    ng_grid_info gi;
+    ng_space_info gi;
     memset(&gi, 0, sizeof gi);
-    if (ng_grid_info_get(rt, s, &gi) == NG_OK) fnv(&f.hash, &gi, sizeof gi);
+    if (ng_grid_info(rt, s, &gi) == NG_OK) fnv(&f.hash, &gi, sizeof gi);
   }
   return f;
 }
@@ -277,7 +277,7 @@ static void test_bad_spaces(void) {
   fill_bad_ids();
   ng_hits hits = {0};
   const float c3[3] = {1, 2, 3}, hi3[3] = {5, 5, 5};
-  ng_grid_info gi;
+  ng_space_info gi;
   for (size_t i = 0; i < N_BAD_SPACES; i++) {
     int s = bad_spaces[i];
     CHECK_FAIL(rt, ng_grid_range(rt, s, c3, 1.0f, 0, &hits), NG_EINVAL, "ng_grid_range", "space");
@@ -289,7 +289,7 @@ static void test_bad_spaces(void) {
     CHECK_EQ_INT(hits.count, 0);
     CHECK_FAIL(rt, ng_grid_box(rt, s, c3, hi3, 0, &hits), NG_EINVAL, "ng_grid_box", "space");
     CHECK_EQ_INT(hits.count, 0);
-    CHECK_FAIL(rt, ng_grid_info_get(rt, s, &gi), NG_EINVAL, "ng_grid_info_get", "space");
+    CHECK_FAIL(rt, ng_grid_info(rt, s, &gi), NG_EINVAL, "ng_grid_info", "space");
   }
   ng_hits_free(rt, &hits);
   ng_runtime_release(rt);
@@ -389,7 +389,7 @@ static void test_null_runtime(void) {
   size_t n = 0;
   ng_stats st;
   ng_hits hits = {0};
-  ng_grid_info gi;
+  ng_space_info gi;
   const float c3[3] = {0, 0, 0};
 
   CHECK(ng_runtime_retain(NULL) == NULL);
@@ -426,7 +426,7 @@ static void test_null_runtime(void) {
   CHECK_FAIL_NORT(ng_grid_neighbors(NULL, 1, 0, 1.0f, 0, &hits), NG_EINVAL, "ng_grid_neighbors");
   CHECK_FAIL_NORT(ng_grid_nearest(NULL, 0, c3, 1, &hits), NG_EINVAL, "ng_grid_nearest");
   CHECK_FAIL_NORT(ng_grid_box(NULL, 0, c3, c3, 0, &hits), NG_EINVAL, "ng_grid_box");
-  CHECK_FAIL_NORT(ng_grid_info_get(NULL, 0, &gi), NG_EINVAL, "ng_grid_info_get");
+  CHECK_FAIL_NORT(ng_grid_info(NULL, 0, &gi), NG_EINVAL, "ng_grid_info");
   CHECK_FAIL_NORT(ng_cdna_get(NULL, &cd), NG_EINVAL, "ng_cdna_get");
   CHECK_FAIL_NORT(ng_cdna_set(NULL, &cd), NG_EINVAL, "ng_cdna_set");
   CHECK_FAIL_NORT(ng_cdna_set_profile(NULL, 0), NG_EINVAL, "ng_cdna_set_profile");
@@ -478,7 +478,7 @@ static void test_null_outputs(void) {
   CHECK_FAIL(rt, ng_grid_box(rt, 0, NULL, c3, 0, &hits), NG_EINVAL, "ng_grid_box", "lo");
   CHECK_FAIL(rt, ng_grid_box(rt, 0, c3, NULL, 0, &hits), NG_EINVAL, "ng_grid_box", "hi");
   CHECK_FAIL(rt, ng_grid_box(rt, 0, c3, c3, 0, NULL), NG_EINVAL, "ng_grid_box", "out");
-  CHECK_FAIL(rt, ng_grid_info_get(rt, 0, NULL), NG_EINVAL, "ng_grid_info_get", "out");
+  CHECK_FAIL(rt, ng_grid_info(rt, 0, NULL), NG_EINVAL, "ng_grid_info", "out");
   CHECK_FAIL(rt, ng_cdna_get(rt, NULL), NG_EINVAL, "ng_cdna_get", "out");
   CHECK_FAIL(rt, ng_cdna_set(rt, NULL), NG_EINVAL, "ng_cdna_set", NULL);
   CHECK_FAIL(rt, ng_snapshot_save(rt, NULL), NG_EINVAL, "ng_snapshot_save", "path");
@@ -1279,8 +1279,8 @@ static void test_use_after_clear(void) {
   const float c3[3] = {1, 2, 3};
   CHECK_STATUS(ng_grid_range(rt, NG_L1, c3, 1000.0f, 0, &hits), NG_OK);
   CHECK_EQ_INT(hits.count, 0);
-  ng_grid_info gi;
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &gi), NG_OK);
+  ng_space_info gi;
+  CHECK_STATUS(ng_grid_info(rt, NG_L1, &gi), NG_OK);
   CHECK_EQ_INT(gi.count, 0);
   CHECK(gi.lo[0] == 0.0f && gi.hi[2] == 0.0f);
   /* ids are never reused */
@@ -1925,8 +1925,8 @@ static void check_invariants(ng_runtime *rt) {
   ng_hits hits = {0};
   const float c3[3] = {0, 0, 0};
   int s = (int)rnd(NG_SPACES);
-  ng_grid_info gi;
-  CHECK_STATUS(ng_grid_info_get(rt, s, &gi), NG_OK);
+  ng_space_info gi;
+  CHECK_STATUS(ng_grid_info(rt, s, &gi), NG_OK);
   CHECK_EQ_INT(gi.count, st.tokens);
   CHECK_STATUS(ng_grid_range(rt, s, c3, FLT_MAX, 0, &hits), NG_OK);
   CHECK_EQ_INT(hits.count, st.tokens);

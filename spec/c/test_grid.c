@@ -285,11 +285,11 @@ static void test_errors(void) {
   CHECK_STATUS(ng_grid_box(rt, 8, lo, hi, 0, &h), NG_EINVAL);
   CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, hi, 0, NULL), NG_EINVAL);
 
-  ng_grid_info info;
-  CHECK_STATUS(ng_grid_info_get(NULL, NG_L1, &info), NG_EINVAL);
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, NULL), NG_EINVAL);
-  CHECK_STATUS(ng_grid_info_get(rt, 8, &info), NG_EINVAL);
-  CHECK_STATUS(ng_grid_info_get(rt, -1, &info), NG_EINVAL);
+  ng_space_info info;
+  CHECK_STATUS(ng_grid_info(NULL, NG_L1, &info), NG_EINVAL);
+  CHECK_STATUS(ng_grid_info(rt, NG_L1, NULL), NG_EINVAL);
+  CHECK_STATUS(ng_grid_info(rt, 8, &info), NG_EINVAL);
+  CHECK_STATUS(ng_grid_info(rt, -1, &info), NG_EINVAL);
 
   ng_hits_free(rt, NULL); /* ignored */
   ng_hits_free(rt, &h);
@@ -539,8 +539,8 @@ static void test_cell_boundaries_and_extremes(void) {
         if (j != i && abs(raws[j] - raws[i]) == 1) want++;
       CHECK_EQ_INT(h.count, want);
     }
-    ng_grid_info info;
-    CHECK_STATUS(ng_grid_info_get(rt, s, &info), NG_OK);
+    ng_space_info info;
+    CHECK_STATUS(ng_grid_info(rt, s, &info), NG_OK);
     CHECK_EQ_INT(info.count, N);
     for (int a = 0; a < 3; a++) {
       CHECK(info.lo[a] == ng_coord_decode(s, -32768));
@@ -555,14 +555,14 @@ static void test_cell_boundaries_and_extremes(void) {
   mk_raw(rt, NG_L1, 0, 0, 0);
   mk_raw(rt, NG_L1, -1000, 0, 0);
   mk_raw(rt, NG_L1, -1001, 0, 0);
-  ng_grid_info info;
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK);
+  ng_space_info info;
+  CHECK_STATUS(ng_grid_info(rt, NG_L1, &info), NG_OK);
   CHECK_EQ_INT(info.cells, 4); /* cells 0, 1, -1 and -2 */
   CHECK(info.cell_size == 10.0f);
   /* L2 (scale 10000, bucket 10): everything falls into at most 2 cells per axis. */
   for (int i = 0; i < 50; i++)
     mk_raw(rt, NG_L2, (int16_t)(i * 1300 - 32768), 5, (int16_t)-i);
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L2, &info), NG_OK);
+  CHECK_STATUS(ng_grid_info(rt, NG_L2, &info), NG_OK);
   CHECK(info.cells <= 8);
   CHECK_EQ_INT(info.count, 56);
   ng_hits_free(rt, &h);
@@ -605,8 +605,8 @@ static void test_many_in_one_cell(void) {
   enum { N = 3000 };
   for (int i = 0; i < N; i++)
     mk_raw(rt, NG_L1, (int16_t)(i % 100), (int16_t)(i / 100), 7);
-  ng_grid_info info;
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK);
+  ng_space_info info;
+  CHECK_STATUS(ng_grid_info(rt, NG_L1, &info), NG_OK);
   CHECK_EQ_INT(info.cells, 1);
   CHECK_EQ_INT(info.count, N);
   float c[3] = {0.5f, 0.1f, 0.07f};
@@ -636,8 +636,8 @@ static void test_many_in_one_cell(void) {
 
 static void test_info_bounds(void) {
   ng_runtime *rt = new_rt();
-  ng_grid_info info;
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L3, &info), NG_OK);
+  ng_space_info info;
+  CHECK_STATUS(ng_grid_info(rt, NG_L3, &info), NG_OK);
   CHECK_EQ_INT(info.count, 0);
   CHECK_EQ_INT(info.cells, 0);
   CHECK(info.cell_size == 10.0f);
@@ -646,35 +646,35 @@ static void test_info_bounds(void) {
   uint32_t a = mk(rt, NG_L3, -5, 1, 2);
   uint32_t b = mk(rt, NG_L3, 7, -3, 2.5f);
   uint32_t c = mk(rt, NG_L3, 1, 1, 1);
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L3, &info), NG_OK);
+  CHECK_STATUS(ng_grid_info(rt, NG_L3, &info), NG_OK);
   CHECK_EQ_INT(info.count, 3);
   CHECK(info.lo[0] == -5 && info.lo[1] == -3 && info.lo[2] == 1);
   CHECK(info.hi[0] == 7 && info.hi[1] == 1 && info.hi[2] == 2.5f);
   /* The boundary points leave: the bounds shrink to the true ones. */
   CHECK_STATUS(ng_token_delete(rt, a, NULL), NG_OK);
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L3, &info), NG_OK);
+  CHECK_STATUS(ng_grid_info(rt, NG_L3, &info), NG_OK);
   CHECK(info.lo[0] == 1 && info.lo[1] == -3 && info.lo[2] == 1);
   CHECK(info.hi[0] == 7 && info.hi[1] == 1 && info.hi[2] == 2.5f);
   move_raw(rt, b, NG_L3, 2000, 2000, 2000);
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L3, &info), NG_OK);
+  CHECK_STATUS(ng_grid_info(rt, NG_L3, &info), NG_OK);
   CHECK(info.lo[0] == 1 && info.lo[1] == 1 && info.lo[2] == 1);
   CHECK(info.hi[0] == 2 && info.hi[1] == 2 && info.hi[2] == 2);
   CHECK_EQ_INT(info.count, 2);
   CHECK_STATUS(ng_token_delete(rt, b, NULL), NG_OK);
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L3, &info), NG_OK);
+  CHECK_STATUS(ng_grid_info(rt, NG_L3, &info), NG_OK);
   CHECK(info.lo[0] == 1 && info.hi[0] == 1);
   CHECK_STATUS(ng_token_delete(rt, c, NULL), NG_OK);
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L3, &info), NG_OK);
+  CHECK_STATUS(ng_grid_info(rt, NG_L3, &info), NG_OK);
   CHECK_EQ_INT(info.count, 0);
   CHECK_EQ_INT(info.cells, 0);
   for (int k = 0; k < 3; k++)
     CHECK(info.lo[k] == 0 && info.hi[k] == 0);
   /* After an empty spell, fresh bounds (not the old ones). */
   mk(rt, NG_L3, 3, 3, 3);
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L3, &info), NG_OK);
+  CHECK_STATUS(ng_grid_info(rt, NG_L3, &info), NG_OK);
   CHECK(info.lo[0] == 3 && info.hi[0] == 3);
   /* Every live token is in every space's index. */
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L8, &info), NG_OK);
+  CHECK_STATUS(ng_grid_info(rt, NG_L8, &info), NG_OK);
   CHECK_EQ_INT(info.count, 1);
   ng_runtime_release(rt);
 }
@@ -750,8 +750,8 @@ static int compare_everything(ng_runtime *rt, prng *p, const uint32_t *live, siz
       }
       ok = compare_all(rt, s, c, id, radii, sizeof radii / sizeof radii[0], q, h);
     }
-    ng_grid_info info;
-    CHECK_STATUS(ng_grid_info_get(rt, s, &info), NG_OK);
+    ng_space_info info;
+    CHECK_STATUS(ng_grid_info(rt, s, &info), NG_OK);
     CHECK_EQ_INT(info.count, nlive);
     if (nlive) {
       float lo[3] = {INFINITY, INFINITY, INFINITY}, hi[3] = {-INFINITY, -INFINITY, -INFINITY};
@@ -823,8 +823,8 @@ static void test_property(void) {
       }
       CHECK_STATUS(ng_cdna_set(rt, &cd), NG_OK);
       for (int s = 0; s < NG_SPACES; s++) {
-        ng_grid_info info;
-        CHECK_STATUS(ng_grid_info_get(rt, s, &info), NG_OK);
+        ng_space_info info;
+        CHECK_STATUS(ng_grid_info(rt, s, &info), NG_OK);
         CHECK(info.cell_size == buckets[b][s]);
         CHECK_EQ_INT(info.count, nlive);
       }
@@ -931,8 +931,8 @@ static void test_alloc_failures(void) {
   const double radii[] = {0, 0.5, 30, 1e30};
   int ok = 1;
   for (int s = 0; s < NG_SPACES && ok; s++) {
-    ng_grid_info info;
-    CHECK_STATUS(ng_grid_info_get(rt, s, &info), NG_OK);
+    ng_space_info info;
+    CHECK_STATUS(ng_grid_info(rt, s, &info), NG_OK);
     CHECK_EQ_INT(info.count, n);
     ok = compare_all(rt, s, o, live[0], radii, 4, &q, &h);
   }
@@ -947,8 +947,8 @@ static void test_alloc_failures(void) {
   f.budget = 0;
   CHECK_STATUS(ng_cdna_set(rt, &cd), NG_ENOMEM);
   f.budget = -1;
-  ng_grid_info info;
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK);
+  ng_space_info info;
+  CHECK_STATUS(ng_grid_info(rt, NG_L1, &info), NG_OK);
   CHECK(info.cell_size == 10.0f);
   CHECK_EQ_INT(info.count, n);
   ok = compare_all(rt, NG_L1, o, live[0], radii, 4, &q, &h);
@@ -973,8 +973,8 @@ static void test_internal_contract(void) {
   ng_hits h = {0};
   for (int i = 0; i < 300; i++)
     mk_raw(rt, NG_L1, (int16_t)(i * 37 % 2000 - 1000), (int16_t)(i * 91 % 3000), (int16_t)i);
-  ng_grid_info info;
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK);
+  ng_space_info info;
+  CHECK_STATUS(ng_grid_info(rt, NG_L1, &info), NG_OK);
   size_t cells = info.cells;
   CHECK_EQ_INT(info.count, 300);
 
@@ -987,7 +987,7 @@ static void test_internal_contract(void) {
   CHECK_STATUS(ngi_grid_insert(rt, rt->grids[NG_L1], 7, far), NG_OK);
   CHECK_STATUS(ngi_grid_insert(rt, rt->grids[NG_L1], 7, far), NG_OK);
   ngi_write_unlock(rt);
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK);
+  CHECK_STATUS(ng_grid_info(rt, NG_L1, &info), NG_OK);
   CHECK_EQ_INT(info.count, 302);
   CHECK_EQ_INT(info.cells, cells + 1);
   CHECK(info.hi[0] == 320.0f);
@@ -999,7 +999,7 @@ static void test_internal_contract(void) {
   const int16_t zero[3] = {0, 0, 0};
   ngi_grid_remove(rt, rt->grids[NG_L1], 9999, zero);
   ngi_write_unlock(rt);
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK);
+  CHECK_STATUS(ng_grid_info(rt, NG_L1, &info), NG_OK);
   CHECK_EQ_INT(info.count, 300);
   CHECK_EQ_INT(info.cells, cells);
   CHECK(info.hi[0] < 320.0f);
@@ -1017,13 +1017,13 @@ static void test_internal_contract(void) {
   CHECK_STATUS(ngi_grid_rebuild(rt, &rt->grids[NG_L1], 0.0f, &rt->tokens), NG_EINVAL);
   CHECK(rt->grids[NG_L1] == old);
   ngi_write_unlock(rt);
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK);
+  CHECK_STATUS(ng_grid_info(rt, NG_L1, &info), NG_OK);
   CHECK(info.cell_size == 10.0f);
   CHECK_EQ_INT(info.cells, cells);
   CHECK_STATUS(ngi_write_lock(rt, "test"), NG_OK);
   CHECK_STATUS(ngi_grid_rebuild(rt, &rt->grids[NG_L1], 0.3f, &rt->tokens), NG_OK);
   ngi_write_unlock(rt);
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK);
+  CHECK_STATUS(ng_grid_info(rt, NG_L1, &info), NG_OK);
   CHECK(info.cell_size == 0.3f);
   CHECK_EQ_INT(info.count, 300);
   CHECK(info.cells > cells);
@@ -1034,7 +1034,7 @@ static void test_internal_contract(void) {
   CHECK_STATUS(ngi_write_lock(rt, "test"), NG_OK);
   ngi_grid_clear(rt, rt->grids[NG_L1]);
   ngi_write_unlock(rt);
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK);
+  CHECK_STATUS(ng_grid_info(rt, NG_L1, &info), NG_OK);
   CHECK_EQ_INT(info.count, 0);
   CHECK_EQ_INT(info.cells, 0);
   CHECK(info.cell_size == 0.3f);
@@ -1080,8 +1080,8 @@ static int compare_some(ng_runtime *rt, int space, prng *p, const uint32_t *live
     }
     ok = compare_all(rt, space, c, id, radii, sizeof radii / sizeof radii[0], q, h);
   }
-  ng_grid_info info;
-  CHECK_STATUS(ng_grid_info_get(rt, space, &info), NG_OK);
+  ng_space_info info;
+  CHECK_STATUS(ng_grid_info(rt, space, &info), NG_OK);
   if (info.count != nlive) ok = 0;
   return ok;
 }
@@ -1209,10 +1209,10 @@ static void test_lazy_alloc_failures(void) {
   f.budget = 0; /* the first build cannot allocate */
   CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 50, 0, &h), NG_ENOMEM);
   CHECK_EQ_INT(h.count, 0);
-  ng_grid_info info;
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_ENOMEM); /* 400 points: a heap cell set */
+  ng_space_info info;
+  CHECK_STATUS(ng_grid_info(rt, NG_L1, &info), NG_ENOMEM); /* 400 points: a heap cell set */
   f.budget = -1;
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &info), NG_OK); /* from the table: still unbuilt */
+  CHECK_STATUS(ng_grid_info(rt, NG_L1, &info), NG_OK); /* from the table: still unbuilt */
   CHECK_EQ_INT(info.count, 400);
   f.budget = 0;
   CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 50, 0, &h), NG_ENOMEM);

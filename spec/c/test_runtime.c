@@ -52,8 +52,8 @@ static void test_lifecycle(void) {
   CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
   CHECK_STATUS(ng_cdna_get(rt, &c), NG_OK);
   CHECK(memcmp(&c, &good, sizeof c) == 0);
-  ng_grid_info gi;
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L3, &gi), NG_OK);
+  ng_space_info gi;
+  CHECK_STATUS(ng_grid_info(rt, NG_L3, &gi), NG_OK);
   CHECK(gi.cell_size == 2.5f);
   ng_runtime_release(rt);
 
@@ -332,8 +332,8 @@ static void test_cdna_set(void) {
   CHECK_STATUS(ng_cdna_set(rt, &c), NG_EINVAL);
   ng_cdna_get(rt, &got);
   CHECK(memcmp(&got, &before, sizeof got) == 0);
-  ng_grid_info gi;
-  ng_grid_info_get(rt, 2, &gi);
+  ng_space_info gi;
+  ng_grid_info(rt, 2, &gi);
   CHECK(gi.cell_size == 10.0f);
   CHECK_STATUS(ng_cdna_set(rt, NULL), NG_EINVAL);
   CHECK_STATUS(ng_cdna_set(NULL, &c), NG_EINVAL);
@@ -420,13 +420,13 @@ static void test_cdna_rebucket(void) {
   c.bucket_sizes[NG_L1] = 0.75f;
   c.bucket_sizes[NG_L4] = 0.05f;
   CHECK_STATUS(ng_cdna_set(rt, &c), NG_OK);
-  ng_grid_info gi;
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &gi), NG_OK);
+  ng_space_info gi;
+  CHECK_STATUS(ng_grid_info(rt, NG_L1, &gi), NG_OK);
   CHECK(gi.cell_size == 0.75f);
   CHECK_EQ_INT(gi.count, 199);
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L4, &gi), NG_OK);
+  CHECK_STATUS(ng_grid_info(rt, NG_L4, &gi), NG_OK);
   CHECK(gi.cell_size == 0.05f);
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L2, &gi), NG_OK);
+  CHECK_STATUS(ng_grid_info(rt, NG_L2, &gi), NG_OK);
   CHECK(gi.cell_size == 10.0f);
   size_t nb = range_ids(rt, NG_L1, 3, -4, 1, 17.5f, b, 256);
   size_t nb4 = range_ids(rt, NG_L4, 0.1f, -0.2f, 0, 0.9f, b4, 256);

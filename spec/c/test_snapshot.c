@@ -127,9 +127,9 @@ static int same_runtime(ng_runtime *a, ng_runtime *b) {
     if (memcmp(&xa, &xb, sizeof xa) != 0) return 0;
   }
   for (int s = 0; s < NG_SPACES; s++) {
-    ng_grid_info ga, gb;
-    ng_grid_info_get(a, s, &ga);
-    ng_grid_info_get(b, s, &gb);
+    ng_space_info ga, gb;
+    ng_grid_info(a, s, &ga);
+    ng_grid_info(b, s, &gb);
     if (ga.count != gb.count || ga.cells != gb.cells || memcmp(ga.lo, gb.lo, sizeof ga.lo) ||
         memcmp(ga.hi, gb.hi, sizeof ga.hi))
       return 0;
@@ -277,8 +277,8 @@ static void test_round_trip_every_field(void) {
     CHECK_EQ_INT(x.target_vector[7], 400 - 7000);
     CHECK_EQ_INT(x.evidence_count, 11);
     /* the grids follow the file's bucket sizes */
-    ng_grid_info gi;
-    ng_grid_info_get(back, NG_L3, &gi);
+    ng_space_info gi;
+    ng_grid_info(back, NG_L3, &gi);
     CHECK(gi.cell_size == 4.0f);
     CHECK_EQ_INT(gi.count, 5);
     ng_runtime_release(back);

@@ -177,8 +177,8 @@ static void check_invariants(ng_runtime *rt) {
   CHECK_STATUS(ng_connection_each(rt, conn_cb, rt), NG_OK);
   const float lo[3] = {-1e6f, -1e6f, -1e6f}, hi[3] = {1e6f, 1e6f, 1e6f};
   for (int s = 0; s < NG_SPACES; s++) {
-    ng_grid_info gi;
-    CHECK_STATUS(ng_grid_info_get(rt, s, &gi), NG_OK);
+    ng_space_info gi;
+    CHECK_STATUS(ng_grid_info(rt, s, &gi), NG_OK);
     CHECK_EQ_INT(gi.count, count);
     ng_hits h = {0};
     CHECK_STATUS(ng_grid_box(rt, s, lo, hi, 0, &h), NG_OK);

@@ -314,9 +314,9 @@ static void test_update(void) {
   CHECK_STATUS(ng_token_update(rt, a, &v, NG_TF_COORDS_ALL), NG_OK);
   CHECK_EQ_INT(range_count(rt, NG_L2, 0.5f, 0.5f, 0.5f, 0.01f, a), 1);
   CHECK_EQ_INT(range_count(rt, NG_L1, -100, 20, 30, 0.1f, a), 1);
-  ng_grid_info gi;
+  ng_space_info gi;
   for (int s = 0; s < NG_SPACES; s++) {
-    CHECK_STATUS(ng_grid_info_get(rt, s, &gi), NG_OK);
+    CHECK_STATUS(ng_grid_info(rt, s, &gi), NG_OK);
     CHECK_EQ_INT(gi.count, 2);
   }
   CHECK_STATUS(ng_token_update(rt, a, &v, 0), NG_OK); /* no fields: a no-op */
@@ -362,9 +362,9 @@ static void test_delete(void) {
   ng_token t;
   CHECK_STATUS(ng_token_get(rt, a, &t), NG_ENOTFOUND);
   CHECK_EQ_INT(range_count(rt, NG_L1, 1, 1, 1, 0.5f, a), 0);
-  ng_grid_info gi;
+  ng_space_info gi;
   for (int s = 0; s < NG_SPACES; s++) {
-    ng_grid_info_get(rt, s, &gi);
+    ng_grid_info(rt, s, &gi);
     CHECK_EQ_INT(gi.count, 2);
   }
   snap before;
@@ -495,8 +495,8 @@ static void test_compaction(void) {
   CHECK_EQ_INT(got, 4);
   CHECK_EQ_INT(ids[0], 707);
   CHECK_EQ_INT(ids[3], 728);
-  ng_grid_info gi;
-  CHECK_STATUS(ng_grid_info_get(rt, NG_L1, &gi), NG_OK);
+  ng_space_info gi;
+  CHECK_STATUS(ng_grid_info(rt, NG_L1, &gi), NG_OK);
   CHECK_EQ_INT(gi.count, live);
   /* deleting the rest empties the table */
   for (uint32_t id = 7; id <= N; id += 7)
@@ -576,9 +576,9 @@ static void test_clear(void) {
   CHECK_STATUS(ng_token_get(rt, a, &t), NG_ENOTFOUND);
   uint32_t id;
   CHECK_STATUS(ng_token_next(rt, 0, &id), NG_ENOTFOUND);
-  ng_grid_info gi;
+  ng_space_info gi;
   for (int s = 0; s < NG_SPACES; s++) {
-    ng_grid_info_get(rt, s, &gi);
+    ng_grid_info(rt, s, &gi);
     CHECK_EQ_INT(gi.count, 0);
   }
   CHECK_EQ_INT(make(rt, 1, 1, 1), 4); /* not reused after clear */

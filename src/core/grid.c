@@ -1466,7 +1466,7 @@ static void info_add(info_acc *acc, uint32_t ux, uint32_t uy, uint32_t uz) {
 /* needs: g complete, its qlock held. guarantees: the count, the exact bounds
  * and the number of non-empty cells of the configured size, from one pass over
  * the index. fails: NG_ENOMEM (the temporary cell set). */
-static ng_status info_collect(ng_runtime *rt, const ngi_grid *g, ng_grid_info *out) {
+static ng_status info_collect(ng_runtime *rt, const ngi_grid *g, ng_space_info *out) {
   const mainix *m = &g->m;
   const ngi_token_table *t = &rt->tokens;
   /* An index not built yet answers from the token table (and stays unbuilt). */
@@ -1520,8 +1520,8 @@ static ng_status info_collect(ng_runtime *rt, const ngi_grid *g, ng_grid_info *o
   return NG_OK;
 }
 
-ng_status ng_grid_info_get(ng_runtime *rt, int space, ng_grid_info *out) {
-  static const char fn[] = "ng_grid_info_get";
+ng_status ng_grid_info(ng_runtime *rt, int space, ng_space_info *out) {
+  static const char fn[] = "ng_grid_info";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (!out) return ngi_fail(rt, NG_EINVAL, "%s: out must not be NULL", fn);
   if (space < 0 || space >= NG_SPACES)

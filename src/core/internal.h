@@ -117,7 +117,7 @@ void ngi_conns_set_next_id(ng_runtime *rt, uint32_t next);
 typedef struct ngi_grid ngi_grid; /* defined in grid.c */
 
 /* An index for `space` with cells of `cell_size` decoded units (reported by
- * ng_grid_info_get; the index picks its own resolution). It is built lazily:
+ * ng_grid_info; the index picks its own resolution). It is built lazily:
  * at its first query it indexes every live token of rt->tokens, in bulk. */
 ng_status ngi_grid_new(ng_runtime *rt, int space, float cell_size, ngi_grid **out);
 void ngi_grid_destroy(ng_runtime *rt, ngi_grid *g);

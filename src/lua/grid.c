@@ -206,8 +206,8 @@ static int grid_info(lua_State *L) {
   ng_runtime *rt = ngl_rt(L, self->owner);
   query_opts o;
   read_opts(L, 2, fn, OPT(NGL_K_SPACE), &o);
-  ng_grid_info gi;
-  ng_status st = ng_grid_info_get(rt, o.space, &gi);
+  ng_space_info gi;
+  ng_status st = ng_grid_info(rt, o.space, &gi);
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, fn);
   lua_createtable(L, 0, 6);
   lua_pushstring(L, ng_space_name(o.space));
