@@ -112,9 +112,9 @@ uint32_t ngi_conns_next_id(const ngi_conns *c);
  * still never reused. Caller holds no lock; not for production code. */
 void ngi_conns_set_next_id(ng_runtime *rt, uint32_t next);
 
-/* ---- grid.c: one spatial index per space -------------------------------- */
+/* ---- grid_index.c, grid_query.c: one spatial index per space ------------ */
 
-typedef struct ngi_grid ngi_grid; /* defined in grid.c */
+typedef struct ngi_grid ngi_grid; /* defined in grid_index.h */
 
 /* An index for `space` with cells of `cell_size` decoded units (reported by
  * ng_grid_info; the index picks its own resolution). It is built lazily:

@@ -695,7 +695,7 @@ static ng_status fill_sections(const snap_source *src, const snap_header *h, uns
  * then installs them: the tokens as the token table, the connection block
  * through ngi_conns_restore_owned. The spatial indexes are left as
  * ng_runtime_new made them (empty, cell sizes from this CDNA, not built):
- * grid.c builds a space's index in bulk from the token table at its first
+ * the grid (grid_index.c) builds a space's index in bulk from the token table at its first
  * query, so a load pays nothing for spaces nobody queries.
  * Guarantees: on NG_OK *out holds the snapshot. Fails: NG_ECORRUPT, NG_EIO,
  * NG_ENOMEM with the reason recorded; *out untouched, nothing leaked. */

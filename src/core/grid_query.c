@@ -1,0 +1,804 @@
+/* The grid's queries (range, neighbours, nearest-k, box, info): the public ng_grid_* API. */
+#include "grid_index.h"
+
+#include <string.h>
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static int32_t floor_div(int32_t a, int32_t b) {
+  int32_t q = a / b;
+  if (a % b != 0 && a < 0) q--;
+  return q;
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+/* Few side entries are simply all read by every query; more are read per
+ * cell from the cell lists. */
+#define SIDE_SCAN 32
+
+enum { Q_SPHERE, Q_BOX, Q_ALL };
+
+typedef struct query {
+  ng_runtime *rt;
+  const ngi_grid *g;
+  int kind;
+  double c[3];   /* centre, decoded units */
+  double radius; /* Q_SPHERE */
+  /* The same query in biased raw units, with a margin of one raw unit (far
+   * more than decoding can round), so most misses are rejected before any
+   * coordinate is decoded: */
+  double cu[3];          /* centre */
+  double rawlim2;        /* Q_SPHERE: squared radius plus margin */
+  double blo[3], bhi[3]; /* Q_BOX: the box */
+  float lo[3], hi[3];    /* Q_BOX, closed */
+  uint32_t exclude;      /* id left out (neighbors), 0 = none */
+  size_t k;              /* keep only the best k (a max-heap in out); 0 = keep all */
+  bool side_each_cell;   /* probe the side table per visited cell (else all scanned once) */
+  ng_hits *out;
+} query;
+
+static int hit_cmp(const void *pa, const void *pb) {
+  const ng_hit *a = pa, *b = pb;
+  if (a->distance < b->distance) return -1;
+  if (a->distance > b->distance) return 1;
+  return (a->id > b->id) - (a->id < b->id);
+}
+
+static inline bool hit_less(const ng_hit *a, const ng_hit *b) {
+  return a->distance < b->distance || (a->distance == b->distance && a->id < b->id);
+}
+
+static inline void hit_swap(ng_hit *a, ng_hit *b) {
+  ng_hit t = *a;
+  *a = *b;
+  *b = t;
+}
+
+static void heap_down(ng_hit *a, size_t n, size_t i);
+
+/* Sort hits by (distance, id) with the comparison inlined: quicksort with a
+ * median-of-three pivot, insertion sort for short runs, heapsort once the
+ * recursion gets suspiciously deep (so never quadratic). */
+static void sort_hits(ng_hit *a, size_t n, unsigned depth) {
+  while (n > 16) {
+    if (depth-- == 0) {
+      for (size_t i = n / 2; i-- > 0;)
+        heap_down(a, n, i);
+      for (size_t e = n; e-- > 1;) {
+        hit_swap(&a[0], &a[e]);
+        heap_down(a, e, 0);
+      }
+      return;
+    }
+    size_t mid = n / 2;
+    if (hit_less(&a[mid], &a[0])) hit_swap(&a[mid], &a[0]);
+    if (hit_less(&a[n - 1], &a[mid])) {
+      hit_swap(&a[n - 1], &a[mid]);
+      if (hit_less(&a[mid], &a[0])) hit_swap(&a[mid], &a[0]);
+    }
+    ng_hit p = a[mid];
+    size_t i = 0, j = n - 1;
+    for (;;) {
+      do
+        i++;
+      while (hit_less(&a[i], &p));
+      do
+        j--;
+      while (hit_less(&p, &a[j]));
+      if (i >= j) break;
+      hit_swap(&a[i], &a[j]);
+    }
+    /* a[0..j] <= p <= a[j+1..n): recurse into the smaller part. */
+    if (j + 1 < n - j - 1) {
+      sort_hits(a, j + 1, depth);
+      a += j + 1;
+      n -= j + 1;
+    } else {
+      sort_hits(a + j + 1, n - j - 1, depth);
+      n = j + 1;
+    }
+  }
+  for (size_t i = 1; i < n; i++) {
+    ng_hit x = a[i];
+    size_t k = i;
+    for (; k > 0 && hit_less(&x, &a[k - 1]); k--)
+      a[k] = a[k - 1];
+    a[k] = x;
+  }
+}
+
+static void sort_truncate(ng_hits *h, size_t limit) {
+  if (h->count > 1) sort_hits(h->items, h->count, 64);
+  if (limit && h->count > limit) h->count = limit;
+}
+
+/* Make room for n hits. fails: NG_ENOMEM with the buffer as it was. */
+static ng_status hits_reserve(ng_runtime *rt, ng_hits *h, size_t n) {
+  if (n <= h->capacity) return NG_OK;
+  size_t ncap = h->capacity ? h->capacity : 16;
+  while (ncap < n) {
+    if (ncap > SIZE_MAX / 2) return NG_ENOMEM;
+    ncap *= 2;
+  }
+  ng_hit *p = ngi_realloc_array(rt, h->items, h->capacity, ncap, sizeof(ng_hit));
+  if (!p) return NG_ENOMEM;
+  h->items = p;
+  h->capacity = ncap;
+  return NG_OK;
+}
+
+/* Max-heap on (distance, id) over items[0..n): the worst kept hit on top, so
+ * a bounded query costs O(log k) per candidate and O(k) memory. */
+static void heap_up(ng_hit *a, size_t i) {
+  while (i > 0) {
+    size_t p = (i - 1) / 2;
+    if (hit_cmp(&a[p], &a[i]) >= 0) break;
+    ng_hit t = a[p];
+    a[p] = a[i];
+    a[i] = t;
+    i = p;
+  }
+}
+
+static void heap_down(ng_hit *a, size_t n, size_t i) {
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, m = i;
+    if (l < n && hit_cmp(&a[l], &a[m]) > 0) m = l;
+    if (r < n && hit_cmp(&a[r], &a[m]) > 0) m = r;
+    if (m == i) return;
+    ng_hit t = a[m];
+    a[m] = a[i];
+    a[i] = t;
+    i = m;
+  }
+}
+
+static ng_status push_hit(query *q, uint32_t id, float d) {
+  ng_hits *h = q->out;
+  ng_hit hit = {id, d};
+  if (q->k && h->count >= q->k) {
+    if (hit_cmp(&hit, &h->items[0]) < 0) {
+      h->items[0] = hit;
+      heap_down(h->items, h->count, 0);
+    }
+    return NG_OK;
+  }
+  if (h->count == h->capacity && hits_reserve(q->rt, h, h->count + 1) != NG_OK) return NG_ENOMEM;
+  h->items[h->count++] = hit;
+  if (q->k) heap_up(h->items, h->count - 1);
+  return NG_OK;
+}
+
+/* Test one point (biased coordinates) against the query and keep it if it
+ * qualifies. Distances are those of the reference: decoded floats, double
+ * arithmetic; the squared-distance pre-checks only skip sure misses. */
+static inline ng_status consider(query *q, uint32_t id, uint32_t ux, uint32_t uy, uint32_t uz) {
+  const ngi_grid *g = q->g;
+  if (id == q->exclude) return NG_OK;
+  double rx = (double)ux - q->cu[0], ry = (double)uy - q->cu[1], rz = (double)uz - q->cu[2];
+  double r2 = rx * rx + ry * ry + rz * rz;
+  if (r2 > q->rawlim2) return NG_OK;
+  if (q->kind == Q_BOX &&
+      ((double)ux < q->blo[0] || (double)ux > q->bhi[0] || (double)uy < q->blo[1] ||
+       (double)uy > q->bhi[1] || (double)uz < q->blo[2] || (double)uz > q->bhi[2]))
+    return NG_OK;
+  if (q->k && q->out->count >= q->k) {
+    double top = (double)q->out->items[0].distance * (double)g->scale + 1.0;
+    if (r2 > top * top) return NG_OK;
+  }
+  float v[3] = {ngi_decode_u(g, ux), ngi_decode_u(g, uy), ngi_decode_u(g, uz)};
+  if (q->kind == Q_BOX) {
+    for (int a = 0; a < 3; a++)
+      if (v[a] < q->lo[a] || v[a] > q->hi[a]) return NG_OK;
+  }
+  double ex = (double)v[0] - q->c[0], ey = (double)v[1] - q->c[1], ez = (double)v[2] - q->c[2];
+  double d2 = ex * ex + ey * ey + ez * ez;
+  double d = sqrt(d2);
+  if (q->kind == Q_SPHERE && !(d <= q->radius)) return NG_OK;
+  return push_hit(q, id, ngi_to_float(d));
+}
+
+/* Every side entry, once (used when the side table is small or the region big). */
+static ng_status visit_side_all(query *q) {
+  const ngi_grid *g = q->g;
+  for (size_t i = 0; i < g->side_used; i++) {
+    const side_ent *e = &g->side[i];
+    if (e->id == 0) continue;
+    ng_status st = consider(q, e->id, e->u[0], e->u[1], e->u[2]);
+    if (st != NG_OK) return st;
+  }
+  return NG_OK;
+}
+
+/* Main entries [b, e) of the cell whose lowest biased coordinates are base. */
+static ng_status scan_entries(query *q, const uint32_t base[3], size_t b, size_t e) {
+  const mainix *m = &q->g->m;
+  for (size_t i = b; i < e; i++) {
+    uint64_t v = m->ent[i];
+    uint32_t id = (uint32_t)(v & NGI_ID_MASK);
+    if (m->nstale && ngi_stale_get(m, id)) continue;
+    uint32_t off[3];
+    ngi_unpack(v, off);
+    ng_status st = consider(q, id, base[0] + off[0], base[1] + off[1], base[2] + off[2]);
+    if (st != NG_OK) return st;
+  }
+  return NG_OK;
+}
+
+/* True if no point of the biased box [ulo, uhi] can be kept by q. */
+static bool box_out(const query *q, const uint32_t ulo[3], const uint32_t uhi[3], double *dist) {
+  const ngi_grid *g = q->g;
+  double d2 = 0.0;
+  for (int a = 0; a < 3; a++) {
+    double lo = (double)ngi_decode_u(g, ulo[a]), hi = (double)ngi_decode_u(g, uhi[a]);
+    if (q->kind == Q_BOX && (hi < (double)q->lo[a] || lo > (double)q->hi[a])) return true;
+    double gap = q->c[a] < lo ? lo - q->c[a] : q->c[a] > hi ? q->c[a] - hi : 0.0;
+    d2 += gap * gap;
+  }
+  double d = sqrt(d2);
+  *dist = d;
+  if (q->kind == Q_SPHERE) return !(d <= q->radius);
+  if (q->kind == Q_ALL && q->k && q->out->count >= q->k)
+    return ngi_to_float(d) > q->out->items[0].distance;
+  return false;
+}
+
+/* A node of a crowded cell's implicit octree: the entries [b, e) whose Morton
+ * codes share their top 3*d bits; olo its lowest offsets. Children are pruned
+ * by their distance first, visited nearest first, and only then located by
+ * binary search (a pruned child costs no memory access). */
+static ng_status visit_node(query *q, const uint32_t base[3], unsigned d, uint64_t prefix,
+                            const uint32_t olo[3], size_t b, size_t e) {
+  const mainix *m = &q->g->m;
+  if (e - b <= NGI_LEAF || d >= 13) return scan_entries(q, base, b, e);
+  unsigned rest = 12 - d; /* levels below a child */
+  struct {
+    double d;
+    unsigned c;
+  } kid[8];
+  unsigned nk = 0;
+  uint32_t w = 1u << rest;
+  for (unsigned c = 0; c < 8; c++) {
+    uint32_t ulo[3], uhi[3];
+    bool empty = false;
+    for (int a = 0; a < 3; a++) {
+      uint32_t o = olo[a] + (((c >> (2 - a)) & 1u) ? w : 0u);
+      uint32_t top = (1u << m->shift[a]) - 1u;
+      if (o > top) empty = true; /* beyond the cell on this axis */
+      uint32_t o1 = o + w - 1u > top ? top : o + w - 1u;
+      ulo[a] = base[a] + o;
+      uhi[a] = base[a] + o1;
+    }
+    double dist;
+    if (empty || box_out(q, ulo, uhi, &dist)) continue;
+    unsigned k = nk++;
+    for (; k > 0 && kid[k - 1].d > dist; k--) /* nearest first */
+      kid[k] = kid[k - 1];
+    kid[k].d = dist;
+    kid[k].c = c;
+  }
+  for (unsigned i = 0; i < nk; i++) {
+    unsigned c = kid[i].c;
+    if (i > 0 && q->kind == Q_ALL && q->k && q->out->count >= q->k &&
+        ngi_to_float(kid[i].d) > q->out->items[0].distance)
+      break; /* the rest are no nearer */
+    uint64_t key = ((prefix << 3 | c) << (3 * rest)) << 24;
+    size_t cb = ngi_lower_bound(m->ent, b, e, key);
+    size_t ce = c == 7 ? e : ngi_lower_bound(m->ent, cb, e, key + ((uint64_t)1 << (3 * rest + 24)));
+    if (cb == ce) continue;
+    uint32_t clo[3];
+    for (int a = 0; a < 3; a++)
+      clo[a] = olo[a] + (((c >> (2 - a)) & 1u) ? w : 0u);
+    ng_status st = visit_node(q, base, d + 1, prefix << 3 | c, clo, cb, ce);
+    if (st != NG_OK) return st;
+  }
+  return NG_OK;
+}
+
+/* The points of box cell (x, y, z): its main entries that are not hidden, and
+ * its side entries when they are probed per cell. */
+static ng_status visit_cell(query *q, uint32_t x, uint32_t y, uint32_t z) {
+  const ngi_grid *g = q->g;
+  const mainix *m = &g->m;
+  uint32_t idx = (x * m->nc[1] + y) * m->nc[2] + z;
+  if (m->n) {
+    const uint32_t base[3] = {(m->c0[0] + x) << m->shift[0], (m->c0[1] + y) << m->shift[1],
+                              (m->c0[2] + z) << m->shift[2]};
+    size_t b = m->starts[idx], e = m->starts[idx + 1];
+    static const uint32_t zero[3] = {0, 0, 0};
+    ng_status st = e - b <= NGI_LEAF ? scan_entries(q, base, b, e)
+                                     : visit_node(q, base, 13 - m->levels, 0, zero, b, e);
+    if (st != NG_OK) return st;
+  }
+  if (q->side_each_cell) {
+    for (uint32_t j = g->side_heads[idx]; j != NGI_SIDE_NONE; j = g->side[j].next) {
+      const side_ent *e = &g->side[j];
+      ng_status st = consider(q, e->id, e->u[0], e->u[1], e->u[2]);
+      if (st != NG_OK) return st;
+    }
+  }
+  return NG_OK;
+}
+
+/* Decoded extent of box cell k on axis a; the edge cells reach to infinity
+ * (they hold everything beyond the box). */
+static void cell_extent(const ngi_grid *g, int a, uint32_t k, double *lo, double *hi) {
+  const mainix *m = &g->m;
+  uint32_t u0 = (m->c0[a] + k) << m->shift[a];
+  uint32_t u1 = u0 + (1u << m->shift[a]) - 1u;
+  *lo = k == 0 ? -INFINITY : (double)ngi_decode_u(g, u0);
+  *hi = k + 1 >= m->nc[a] ? INFINITY : (double)ngi_decode_u(g, u1 > 65535 ? 65535 : u1);
+}
+
+/* Gap along axis a between the centre and cell k (0 inside). Uses the
+ * rounding of consider(), so it never exceeds the gap of a point of the cell. */
+static double axis_gap(const query *q, int a, uint32_t k) {
+  double lo, hi;
+  cell_extent(q->g, a, k, &lo, &hi);
+  return q->c[a] < lo ? lo - q->c[a] : q->c[a] > hi ? q->c[a] - hi : 0.0;
+}
+
+/* True if no point of a cell with these axis gaps can be kept: all beyond the
+ * radius, or, once a nearest-k heap is full, all strictly worse than its top. */
+static bool cell_out(const query *q, double gx, double gy, double gz) {
+  double d = sqrt(gx * gx + gy * gy + gz * gz);
+  if (q->kind == Q_SPHERE) return !(d <= q->radius);
+  if (q->kind == Q_ALL && q->k && q->out->count >= q->k)
+    return ngi_to_float(d) > q->out->items[0].distance;
+  return false;
+}
+
+/* Choose how side entries are read: all at once when few (or when the region
+ * has more cells than there are side entries), else per visited cell. */
+static ng_status plan_side(query *q, uint64_t cells) {
+  const ngi_grid *g = q->g;
+  q->side_each_cell = g->side_count > SIDE_SCAN && cells < g->side_count;
+  if (g->side_count && !q->side_each_cell) return visit_side_all(q);
+  return NG_OK;
+}
+
+/* Visit the box cells clo..chi (inclusive, within the box), skipping cells
+ * that cannot hold a hit. The box never has more than max(n/2, 512) cells, so
+ * even the whole of it costs no more than a scan. */
+static ng_status visit_region(query *q, const uint32_t clo[3], const uint32_t chi[3]) {
+  const ngi_grid *g = q->g;
+  const mainix *m = &g->m;
+  uint64_t cells = 1;
+  bool whole = true;
+  for (int a = 0; a < 3; a++) {
+    cells *= (uint64_t)(chi[a] - clo[a] + 1);
+    whole = whole && clo[a] == 0 && chi[a] + 1 == m->nc[a];
+  }
+  ng_status st = plan_side(q, cells);
+  if (st != NG_OK) return st;
+  if (m->n == 0 && !q->side_each_cell) return NG_OK;
+  if (whole && q->kind != Q_ALL && !q->side_each_cell) {
+    /* Everything: read the entries in order, no per-cell pruning. */
+    for (uint32_t x = 0; x < m->nc[0]; x++)
+      for (uint32_t y = 0; y < m->nc[1]; y++)
+        for (uint32_t z = 0; z < m->nc[2]; z++) {
+          st = visit_cell(q, x, y, z);
+          if (st != NG_OK) return st;
+        }
+    return NG_OK;
+  }
+  for (uint32_t x = clo[0]; x <= chi[0]; x++) {
+    double gx = axis_gap(q, 0, x);
+    for (uint32_t y = clo[1]; y <= chi[1]; y++) {
+      double gy = axis_gap(q, 1, y);
+      for (uint32_t z = clo[2]; z <= chi[2]; z++) {
+        if (cell_out(q, gx, gy, axis_gap(q, 2, z))) continue;
+        st = visit_cell(q, x, y, z);
+        if (st != NG_OK) return st;
+      }
+    }
+  }
+  return NG_OK;
+}
+
+/* Clamp a biased interval [a, b] (doubles, any magnitude) to the box cells
+ * it touches. guarantees: false when it misses the representable range. */
+static bool to_cells(const ngi_grid *g, int axis, double a, double b, uint32_t *clo,
+                     uint32_t *chi) {
+  if (!(a <= 65535.0) || !(b >= 0.0) || a > b) return false;
+  uint32_t ua = a < 0.0 ? 0u : (uint32_t)floor(a);
+  uint32_t ub = b > 65535.0 ? 65535u : (uint32_t)ceil(b);
+  *clo = ngi_axis_cell(&g->m, axis, ua);
+  *chi = ngi_axis_cell(&g->m, axis, ub);
+  return true;
+}
+
+/* Cells within the query's radius (plus a one-raw-unit margin that covers
+ * decoding rounding; the exact test is in consider). */
+static ng_status run_sphere(query *q) {
+  const ngi_grid *g = q->g;
+  double s = (double)g->scale;
+  uint32_t clo[3], chi[3];
+  for (int a = 0; a < 3; a++) {
+    double cr = q->c[a] * s + NGI_BIAS, rr = q->radius * s;
+    if (!to_cells(g, a, cr - rr - 1.0, cr + rr + 1.0, &clo[a], &chi[a])) return NG_OK;
+  }
+  return visit_region(q, clo, chi);
+}
+
+static ng_status run_box(query *q) {
+  const ngi_grid *g = q->g;
+  double s = (double)g->scale;
+  uint32_t clo[3], chi[3];
+  for (int a = 0; a < 3; a++)
+    if (!to_cells(g, a, (double)q->lo[a] * s + NGI_BIAS - 1.0,
+                  (double)q->hi[a] * s + NGI_BIAS + 1.0, &clo[a], &chi[a]))
+      return NG_OK;
+  return visit_region(q, clo, chi);
+}
+
+/* The smallest distance from the centre to any point in a cell outside
+ * cc-r..cc+r on some axis; INFINITY when those cells are the whole box. */
+static double outside_bound(const query *q, const uint32_t cc[3], uint32_t r) {
+  const mainix *m = &q->g->m;
+  double best = INFINITY;
+  for (int a = 0; a < 3; a++) {
+    double lo, hi;
+    if (cc[a] > r) {
+      cell_extent(q->g, a, cc[a] - r, &lo, &hi);
+      double gap = q->c[a] - lo; /* a point left of the cube is at most at lo */
+      best = gap < best ? gap : best;
+    }
+    if (cc[a] + r + 1 < m->nc[a]) {
+      cell_extent(q->g, a, cc[a] + r, &lo, &hi);
+      double gap = hi - q->c[a];
+      best = gap < best ? gap : best;
+    }
+  }
+  return best < 0.0 ? 0.0 : best;
+}
+
+/* A cell of a ring and its distance from the centre (a lower bound for its points). */
+typedef struct ring_cell {
+  double d;
+  uint32_t x, y, z;
+} ring_cell;
+
+#define RING_BUF 512
+
+/* Nearest k (q->k > 0): search rings of cells outward from the centre's
+ * cell, keeping the best k in a heap; within a ring the cells go nearest
+ * first, and a cell farther than the k-th best so far is skipped (with the
+ * rest of the ring). Stops when the k-th best is strictly closer than
+ * anything outside the searched cube (strictly, so an equal distance with a
+ * smaller id cannot be missed) or the cube is the whole box. */
+static ng_status run_nearest(query *q) {
+  const ngi_grid *g = q->g;
+  const mainix *m = &g->m;
+  ng_hits *h = q->out;
+  /* Rings reach every cell of the box at most once, so probing side entries
+   * per cell is never worse than scanning them when there are many. */
+  ng_status st = plan_side(q, g->side_count > 64 ? 0 : UINT64_MAX);
+  if (st != NG_OK) return st;
+  if (m->n == 0 && !q->side_each_cell) return NG_OK;
+  uint32_t cc[3];
+  for (int a = 0; a < 3; a++) {
+    double cr = floor(q->c[a] * (double)g->scale) + NGI_BIAS;
+    uint32_t u = cr < 0.0 ? 0u : cr > 65535.0 ? 65535u : (uint32_t)cr;
+    cc[a] = ngi_axis_cell(m, a, u);
+  }
+  ring_cell buf[RING_BUF];
+  for (uint32_t r = 0;; r++) {
+    size_t nb = 0;
+    for (int64_t dx = -(int64_t)r; dx <= (int64_t)r; dx++) {
+      int64_t x = (int64_t)cc[0] + dx;
+      if (x < 0 || x >= m->nc[0]) continue;
+      double gx = axis_gap(q, 0, (uint32_t)x);
+      for (int64_t dy = -(int64_t)r; dy <= (int64_t)r; dy++) {
+        int64_t y = (int64_t)cc[1] + dy;
+        if (y < 0 || y >= m->nc[1]) continue;
+        double gy = axis_gap(q, 1, (uint32_t)y);
+        bool face = dx == -(int64_t)r || dx == (int64_t)r || dy == -(int64_t)r || dy == (int64_t)r;
+        int64_t step = face || r == 0 ? 1 : 2 * (int64_t)r;
+        for (int64_t dz = -(int64_t)r; dz <= (int64_t)r; dz += step) {
+          int64_t z = (int64_t)cc[2] + dz;
+          if (z < 0 || z >= m->nc[2]) continue;
+          double gz = axis_gap(q, 2, (uint32_t)z);
+          if (cell_out(q, gx, gy, gz)) continue;
+          if (nb < RING_BUF) {
+            ring_cell *c = &buf[nb++];
+            c->d = sqrt(gx * gx + gy * gy + gz * gz);
+            c->x = (uint32_t)x;
+            c->y = (uint32_t)y;
+            c->z = (uint32_t)z;
+          } else {
+            /* A huge ring (a sparse box): visit the overflow unordered. */
+            st = visit_cell(q, (uint32_t)x, (uint32_t)y, (uint32_t)z);
+            if (st != NG_OK) return st;
+          }
+        }
+      }
+    }
+    for (size_t i = 1; i < nb; i++) { /* insertion sort: rings are short */
+      ring_cell x = buf[i];
+      size_t k = i;
+      for (; k > 0 && x.d < buf[k - 1].d; k--)
+        buf[k] = buf[k - 1];
+      buf[k] = x;
+    }
+    for (size_t i = 0; i < nb; i++) {
+      if (h->count >= q->k && ngi_to_float(buf[i].d) > h->items[0].distance) break;
+      st = visit_cell(q, buf[i].x, buf[i].y, buf[i].z);
+      if (st != NG_OK) return st;
+    }
+    double bound = outside_bound(q, cc, r);
+    if (isinf(bound)) return NG_OK; /* every cell searched */
+    if (h->count == q->k && h->items[0].distance < ngi_to_float(bound)) return NG_OK;
+  }
+}
+
+/* ---- public entry points ------------------------------------------------ */
+
+/* Common argument checks; out->count is zeroed first so failures leave it 0. */
+static ng_status check_common(ng_runtime *rt, const char *fn, int space, ng_hits *out) {
+  if (out) out->count = 0;
+  if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
+  if (!out) return ngi_fail(rt, NG_EINVAL, "%s: out must not be NULL", fn);
+  if (space < 0 || space >= NG_SPACES)
+    return ngi_fail(rt, NG_EINVAL, "%s: space must be 0..7, got %d", fn, space);
+  return NG_OK;
+}
+
+static ng_status check_radius(ng_runtime *rt, const char *fn, float radius) {
+  if (!ngi_finite(radius) || radius < 0.0f)
+    return ngi_fail(rt, NG_EINVAL, "%s: radius must be a finite number >= 0, got %g", fn,
+                    (double)radius);
+  return NG_OK;
+}
+
+static ng_status check_point(ng_runtime *rt, const char *fn, const char *what, const float *p) {
+  if (!p) return ngi_fail(rt, NG_EINVAL, "%s: %s must not be NULL", fn, what);
+  for (int a = 0; a < 3; a++)
+    if (!ngi_finite(p[a]))
+      return ngi_fail(rt, NG_EINVAL, "%s: %s[%d] must be a finite number, got %g", fn, what, a,
+                      (double)p[a]);
+  return NG_OK;
+}
+
+/* Run q on q->g (caller holds the runtime's read lock): complete the index,
+ * run, sort; failures leave no hits. */
+static ng_status run_sorted(query *q, ng_status (*run)(query *)) {
+  ngi_grid *g = q->rt->grids[q->g->space];
+  double sc = (double)g->scale;
+  q->rawlim2 = INFINITY;
+  if (q->kind == Q_SPHERE) {
+    double rr = q->radius * sc + 1.0;
+    q->rawlim2 = rr * rr;
+  }
+  for (int a = 0; a < 3; a++) {
+    q->cu[a] = q->c[a] * sc + NGI_BIAS;
+    q->blo[a] = (double)q->lo[a] * sc + NGI_BIAS - 1.0;
+    q->bhi[a] = (double)q->hi[a] * sc + NGI_BIAS + 1.0;
+  }
+  ng_status st = ngi_grid_acquire(q->rt, g);
+  if (st == NG_OK) {
+    st = run(q);
+    pthread_rwlock_unlock(&g->qlock);
+  }
+  if (st == NG_OK)
+    sort_truncate(q->out, q->k);
+  else
+    q->out->count = 0;
+  return st;
+}
+
+static ng_status finish(ng_runtime *rt, const char *fn, ng_status st) {
+  if (st == NG_ENOMEM) return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
+  return st;
+}
+
+ng_status ng_grid_range(ng_runtime *rt, int space, const float center[3], float radius,
+                        size_t limit, ng_hits *out) {
+  static const char fn[] = "ng_grid_range";
+  ng_status st = check_common(rt, fn, space, out);
+  if (st == NG_OK) st = check_point(rt, fn, "center", center);
+  if (st == NG_OK) st = check_radius(rt, fn, radius);
+  if (st != NG_OK) return st;
+  query q = {.rt = rt, .kind = Q_SPHERE, .radius = (double)radius, .k = limit, .out = out};
+  for (int a = 0; a < 3; a++)
+    q.c[a] = (double)center[a];
+  ngi_read_lock(rt);
+  q.g = rt->grids[space];
+  if (q.g) st = run_sorted(&q, run_sphere);
+  ngi_read_unlock(rt);
+  return finish(rt, fn, st);
+}
+
+ng_status ng_grid_neighbors(ng_runtime *rt, uint32_t id, int space, float radius, size_t limit,
+                            ng_hits *out) {
+  static const char fn[] = "ng_grid_neighbors";
+  ng_status st = check_common(rt, fn, space, out);
+  if (st == NG_OK) st = check_radius(rt, fn, radius);
+  if (st != NG_OK) return st;
+  query q = {
+      .rt = rt, .kind = Q_SPHERE, .radius = (double)radius, .exclude = id, .k = limit, .out = out};
+  ngi_read_lock(rt);
+  const ng_token *t = ngi_token_lookup(&rt->tokens, id);
+  if (!t) {
+    ngi_read_unlock(rt);
+    return ngi_fail(rt, NG_ENOTFOUND, "%s: no token with id %u", fn, (unsigned)id);
+  }
+  q.g = rt->grids[space];
+  if (q.g) {
+    for (int a = 0; a < 3; a++)
+      q.c[a] = (double)ng_coord_decode(space, t->coords[space][a]);
+    st = run_sorted(&q, run_sphere);
+  }
+  ngi_read_unlock(rt);
+  return finish(rt, fn, st);
+}
+
+ng_status ng_grid_nearest(ng_runtime *rt, int space, const float center[3], size_t k,
+                          ng_hits *out) {
+  static const char fn[] = "ng_grid_nearest";
+  ng_status st = check_common(rt, fn, space, out);
+  if (st == NG_OK) st = check_point(rt, fn, "center", center);
+  if (st != NG_OK) return st;
+  query q = {.rt = rt, .kind = Q_ALL, .k = k, .out = out};
+  for (int a = 0; a < 3; a++)
+    q.c[a] = (double)center[a];
+  ngi_read_lock(rt);
+  q.g = rt->grids[space];
+  if (q.g && k > 0) st = run_sorted(&q, run_nearest);
+  ngi_read_unlock(rt);
+  return finish(rt, fn, st);
+}
+
+ng_status ng_grid_box(ng_runtime *rt, int space, const float lo[3], const float hi[3], size_t limit,
+                      ng_hits *out) {
+  static const char fn[] = "ng_grid_box";
+  ng_status st = check_common(rt, fn, space, out);
+  if (st == NG_OK) st = check_point(rt, fn, "lo", lo);
+  if (st == NG_OK) st = check_point(rt, fn, "hi", hi);
+  if (st != NG_OK) return st;
+  for (int a = 0; a < 3; a++)
+    if (lo[a] > hi[a])
+      return ngi_fail(rt, NG_EINVAL, "%s: lo[%d] must be <= hi[%d], got %g > %g", fn, a, a,
+                      (double)lo[a], (double)hi[a]);
+  query q = {.rt = rt, .kind = Q_BOX, .k = limit, .out = out};
+  for (int a = 0; a < 3; a++) {
+    q.lo[a] = lo[a];
+    q.hi[a] = hi[a];
+    q.c[a] = ((double)lo[a] + (double)hi[a]) / 2.0;
+  }
+  ngi_read_lock(rt);
+  q.g = rt->grids[space];
+  if (q.g) st = run_sorted(&q, run_box);
+  ngi_read_unlock(rt);
+  return finish(rt, fn, st);
+}
+
+/* ---- info --------------------------------------------------------------- */
+
+typedef struct info_acc {
+  const ngi_grid *g;
+  uint64_t *keys; /* open-addressing set of configured-cell keys + 1; 0 = empty */
+  size_t cap, cells, count;
+  int32_t lo[3], hi[3];
+} info_acc;
+
+static void info_add(info_acc *acc, uint32_t ux, uint32_t uy, uint32_t uz) {
+  const int32_t cs = acc->g->cs;
+  int32_t r[3] = {(int32_t)ux - NGI_BIAS, (int32_t)uy - NGI_BIAS, (int32_t)uz - NGI_BIAS};
+  uint64_t key = 1;
+  for (int a = 0; a < 3; a++) {
+    acc->lo[a] = r[a] < acc->lo[a] ? r[a] : acc->lo[a];
+    acc->hi[a] = r[a] > acc->hi[a] ? r[a] : acc->hi[a];
+    key += (uint64_t)(uint16_t)(int16_t)floor_div(r[a], cs) << (16 * a + 1);
+  }
+  acc->count++;
+  size_t mask = acc->cap - 1;
+  size_t i = (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & mask;
+  while (acc->keys[i] != 0 && acc->keys[i] != key)
+    i = (i + 1) & mask;
+  if (acc->keys[i] == 0) {
+    acc->keys[i] = key;
+    acc->cells++;
+  }
+}
+
+/* needs: g complete, its qlock held. guarantees: the count, the exact bounds
+ * and the number of non-empty cells of the configured size, from one pass over
+ * the index. fails: NG_ENOMEM (the temporary cell set). */
+static ng_status info_collect(ng_runtime *rt, const ngi_grid *g, ng_space_info *out) {
+  const mainix *m = &g->m;
+  const ngi_token_table *t = &rt->tokens;
+  /* An index not built yet answers from the token table (and stays unbuilt). */
+  size_t total = g->built ? m->n - m->nstale + g->side_count : t->live;
+  out->count = total;
+  if (total == 0) return NG_OK;
+  /* Small indexes count their cells in a buffer on the stack (no allocation). */
+  uint64_t local[512];
+  info_acc acc = {.g = g, .cap = 16};
+  while (acc.cap < total * 2)
+    acc.cap *= 2;
+  acc.keys = acc.cap <= 512 ? local : ngi_alloc_array(rt, acc.cap, sizeof(uint64_t));
+  if (!acc.keys) return NG_ENOMEM;
+  memset(acc.keys, 0, acc.cap * sizeof(uint64_t));
+  for (int a = 0; a < 3; a++) {
+    acc.lo[a] = INT32_MAX;
+    acc.hi[a] = INT32_MIN;
+  }
+  if (!g->built) {
+    for (size_t i = 0; i < t->len; i++) {
+      const ng_token *tok = &t->recs[i];
+      if (NG_ID_LOCAL(tok->id) == 0) continue;
+      uint16_t u[3];
+      ngi_tok_u(tok, g->space, u);
+      info_add(&acc, u[0], u[1], u[2]);
+    }
+  } else if (m->n) {
+    for (uint32_t x = 0; x < m->nc[0]; x++)
+      for (uint32_t y = 0; y < m->nc[1]; y++)
+        for (uint32_t z = 0; z < m->nc[2]; z++) {
+          uint32_t idx = (x * m->nc[1] + y) * m->nc[2] + z;
+          uint32_t bx = (m->c0[0] + x) << m->shift[0], by = (m->c0[1] + y) << m->shift[1],
+                   bz = (m->c0[2] + z) << m->shift[2];
+          for (uint32_t i = m->starts[idx]; i < m->starts[idx + 1]; i++) {
+            uint64_t e = m->ent[i];
+            if (m->nstale && ngi_stale_get(m, (uint32_t)(e & NGI_ID_MASK))) continue;
+            uint32_t off[3];
+            ngi_unpack(e, off);
+            info_add(&acc, bx + off[0], by + off[1], bz + off[2]);
+          }
+        }
+  }
+  for (size_t i = 0; g->built && i < g->side_used; i++)
+    if (g->side[i].id) info_add(&acc, g->side[i].u[0], g->side[i].u[1], g->side[i].u[2]);
+  if (acc.keys != local) ngi_free(rt, acc.keys, acc.cap * sizeof(uint64_t));
+  out->cells = acc.cells;
+  for (int a = 0; a < 3; a++) {
+    out->lo[a] = ngi_decode_u(g, (uint32_t)(acc.lo[a] + NGI_BIAS));
+    out->hi[a] = ngi_decode_u(g, (uint32_t)(acc.hi[a] + NGI_BIAS));
+  }
+  return NG_OK;
+}
+
+ng_status ng_grid_info(ng_runtime *rt, int space, ng_space_info *out) {
+  static const char fn[] = "ng_grid_info";
+  if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
+  if (!out) return ngi_fail(rt, NG_EINVAL, "%s: out must not be NULL", fn);
+  if (space < 0 || space >= NG_SPACES)
+    return ngi_fail(rt, NG_EINVAL, "%s: space must be 0..7, got %d", fn, space);
+  memset(out, 0, sizeof *out);
+  ng_status st = NG_OK;
+  ngi_read_lock(rt);
+  ngi_grid *g = rt->grids[space];
+  if (g) {
+    out->cell_size = g->cell_size;
+    /* An unbuilt index is not built for this: info reads the table. */
+    pthread_rwlock_rdlock(&g->qlock);
+    if (g->built) {
+      pthread_rwlock_unlock(&g->qlock);
+      st = ngi_grid_acquire(rt, g); /* absorbs new tokens first */
+      if (st == NG_OK) {
+        st = info_collect(rt, g, out);
+        pthread_rwlock_unlock(&g->qlock);
+      }
+    } else {
+      st = info_collect(rt, g, out);
+      pthread_rwlock_unlock(&g->qlock);
+    }
+  }
+  ngi_read_unlock(rt);
+  if (st != NG_OK) {
+    float cs = out->cell_size;
+    memset(out, 0, sizeof *out);
+    out->cell_size = cs;
+  }
+  return finish(rt, fn, st);
+}
+
+void ng_hits_free(ng_runtime *rt, ng_hits *hits) {
+  if (!rt || !hits) return;
+  ngi_free(rt, hits->items, hits->capacity * sizeof(ng_hit));
+  hits->items = NULL;
+  hits->count = 0;
+  hits->capacity = 0;
+}
