@@ -264,7 +264,7 @@ void ng_lua_set_file_access(lua_State *L, int allowed) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &file_access_key);
 }
 
-/* Raises when the host forbade file access in this state (ngrun --sandbox). */
+/* Raises when the host forbade file access in this state (a sandboxing host). */
 static void check_file_access(lua_State *L, const char *fn) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &file_access_key);
   int forbidden = lua_toboolean(L, -1);
