@@ -124,5 +124,10 @@ rt:close()
 assert(kept, "the baselines ran")
 
 print()
-print(string.format("bar: create at most 1.5x the plain table: %s (%.2f)",
-                    r_create <= 1.5 and "met" or "NOT met", r_create))
+if scale < 1 then -- small tables stress the collector differently: the bar is judged at full size
+  print(string.format("bar: create at most 1.5x the plain table: not judged at sizes x%g (%.2f; "
+                      .. "run without NG_BENCH_QUICK for the bar)", scale, r_create))
+else
+  print(string.format("bar: create at most 1.5x the plain table: %s (%.2f)",
+                      r_create <= 1.5 and "met" or "NOT met", r_create))
+end
