@@ -1022,6 +1022,49 @@ static void measure_moves(bench *b, space_data *s) {
     r.query = w == 1;
     add_row(b, &r);
   }
+
+  /* The same frames with the moves applied by one ng_token_update_batch call. */
+  ng_token *vals = xmalloc(m * sizeof *vals);
+  for (size_t j = 0; j < m; j++)
+    ng_token_init(&vals[j]);
+  double tb[2][MAX_REPS], bhits = 0; /* [ng|bf][frame] */
+  for (int f = 0; f < frames; f++) {
+    for (size_t j = 0; j < m; j++) {
+      size_t i = rng_below(&b->r, n);
+      idx[j] = (uint32_t)i + 1; /* token ids */
+      for (int a = 0; a < 3; a++) {
+        int16_t v =
+            clamp_raw((double)s->raw[i * 3 + (size_t)a] + (double)rng_below(&b->r, 129) - 64.0);
+        nraw[j * 3 + (size_t)a] = v;
+        ndec[j * 3 + (size_t)a] = ng_coord_decode(sp, v);
+      }
+    }
+    random_centres(b, s, 1, cbuf);
+    double t0 = now();
+    for (size_t j = 0; j < m; j++)
+      memcpy(vals[j].coords[sp], nraw + j * 3, 3 * sizeof(int16_t));
+    ng_check(b, ng_token_update_batch(b->rt, idx, vals, m, (uint32_t)NG_TF_COORDS(sp)), "batch");
+    run_ng(b, &q, 0);
+    tb[0][f] = now() - t0;
+    t0 = now();
+    for (size_t j = 0; j < m; j++)
+      memcpy(s->dec + (size_t)(idx[j] - 1) * 3, ndec + j * 3, 3 * sizeof(float));
+    run_bf(b, &q, 0);
+    tb[1][f] = now() - t0;
+    for (size_t j = 0; j < m; j++)
+      memcpy(s->raw + (size_t)(idx[j] - 1) * 3, nraw + j * 3, 3 * sizeof(int16_t));
+    if (!same_hits(b->nh.items, b->nh.count, b->bf.items, b->bf.count))
+      report_mismatch(b, &q, f, "neurograph (batch)", b->nh.count, b->bf.count);
+    bhits += (double)b->bf.count;
+  }
+  s->sql_stale = true; /* the R*Tree did not follow the batch frames */
+  row rb = {.n = n, .dist = b->dist, .space = sp, .unit = U_TIME, .hits = bhits / frames};
+  snprintf(rb.what, sizeof rb.what, "move 10%%: batch frame");
+  rb.ng = median(tb[0], frames);
+  rb.bf = median(tb[1], frames);
+  rb.sq = -1.0;
+  add_row(b, &rb);
+  free(vals);
   free(idx);
   free(nraw);
   free(ndec);

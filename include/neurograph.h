@@ -383,7 +383,10 @@ NG_API int ng_profile_from_name(const char *name);
  * allowed_connection_types: bit c allows the connection types of category c
  * (0..10); bits 11-63 are ignored. dimension_scales are per-space weights kept
  * for applications (the store does not interpret them); bucket_sizes are the
- * grid cell sizes per space, in decoded units.
+ * nominal grid cell sizes per space, in decoded units, validated and reported
+ * by ng_grid_info: the index itself sizes its cells from the data (about a
+ * dozen points per cell, crowded cells subdivided), because fixed buckets
+ * degenerate into a linear scan in the scale-10000 spaces.
  */
 typedef struct ng_cdna {
   uint32_t magic;
@@ -529,6 +532,19 @@ NG_API ng_status ng_token_get(ng_runtime *rt, uint32_t id, ng_token *out);
  * NG_ENOTFOUND, NG_EINVAL (including unknown field bits), NG_ENOMEM.
  */
 NG_API ng_status ng_token_update(ng_runtime *rt, uint32_t id, const ng_token *values, uint32_t fields);
+/**
+ * Update many tokens at once: the same as ng_token_update(rt, ids[i],
+ * &values[i], fields) for i = 0 .. n-1 in order, so when an id appears more
+ * than once the later entry wins, but under one write lock and all or
+ * nothing: every entry is checked before any is written, and on any failure
+ * the store is unchanged. Much faster than n single calls for large n (one
+ * lock, overlapped cache misses): use it to move many tokens per frame.
+ * `ids` and `values` (n entries each, borrowed) may be NULL only when n is 0;
+ * n == 0 is NG_OK. The last error names the failing entry's index and id.
+ * NG_ENOTFOUND, NG_EINVAL (including unknown field bits), NG_ENOMEM, NG_EBUSY.
+ */
+NG_API ng_status ng_token_update_batch(ng_runtime *rt, const uint32_t *ids, const ng_token *values,
+                                       size_t n, uint32_t fields);
 /** Delete token `id` and every connection that starts or ends at it.
  *  *removed_connections (may be NULL) gets how many went. NG_ENOTFOUND. */
 NG_API ng_status ng_token_delete(ng_runtime *rt, uint32_t id, size_t *removed_connections);
@@ -643,7 +659,7 @@ NG_API ng_status ng_grid_box(ng_runtime *rt, int space, const float lo[3], const
 typedef struct ng_space_info {
   size_t count;       /**< tokens indexed (every live token) */
   size_t cells;       /**< non-empty cells */
-  float cell_size;    /**< decoded units (the CDNA bucket size) */
+  float cell_size;    /**< the CDNA's nominal bucket size (decoded units) */
   float lo[3], hi[3]; /**< true bounds of the indexed points; all 0 when empty */
 } ng_space_info;
 NG_API ng_status ng_grid_info(ng_runtime *rt, int space, ng_space_info *out);
@@ -659,8 +675,8 @@ NG_API ng_status ng_cdna_get(ng_runtime *rt, ng_cdna *out);
  * Replace the runtime's CDNA with `c`. created_at is kept, modified_at set to
  * now and the checksum recomputed before validation, so callers need not
  * maintain them. Everything else is validated (ng_cdna_validate); on failure
- * NG_EINVAL with the reason and nothing changes. Grid cells follow new bucket
- * sizes. Tightened limits apply to later writes; existing records stay.
+ * NG_EINVAL with the reason and nothing changes. Tightened limits apply to
+ * later writes; existing records stay.
  */
 NG_API ng_status ng_cdna_set(ng_runtime *rt, const ng_cdna *c);
 /** Apply `profile`'s preset (defaults plus the profile's changes), keeping
