@@ -49,6 +49,13 @@ void ngi_write_unlock(ng_runtime *rt);
 uint64_t ngi_now(const ng_runtime *rt);
 uint32_t ngi_now32(const ng_runtime *rt);
 
+/* A cache prefetch hint for writing (no-op where the compiler has none). */
+#if defined(__GNUC__) || defined(__clang__)
+#define NGI_PREFETCH(p) __builtin_prefetch((p), 1, 3)
+#else
+#define NGI_PREFETCH(p) ((void)(p))
+#endif
+
 /* True for a finite float (no NaN, no infinity). */
 static inline int ngi_finite(float v) { return v - v == 0.0f; }
 
@@ -134,6 +141,10 @@ ng_status ngi_grid_insert(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_
 /* Remove one occurrence of `id` at raw xyz. Never fails, never allocates.
  * Call it while rt->tokens still holds the position before the change. */
 void ngi_grid_remove(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t xyz[3]);
+/* Start loading what a move of `tok` in g will touch: the directory entry of
+ * its main-index cell (stage 0) or, once that has arrived, the cell's entries
+ * (stage 1). For batches, a few entries ahead. A hint only: changes nothing. */
+void ngi_grid_prefetch(const ngi_grid *g, const ng_token *tok, int stage);
 /* Remove everything (keeps the cell size); tokens created afterwards are
  * indexed as usual. Never fails. */
 void ngi_grid_clear(ng_runtime *rt, ngi_grid *g);

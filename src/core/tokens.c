@@ -1,5 +1,5 @@
 /* The token table (dense, ascending ids, tombstones) and the public token store calls. */
-#include "grid_index.h"
+#include "internal.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -300,11 +300,6 @@ out:
   return st;
 }
 
-#if defined(__GNUC__) || defined(__clang__)
-#define PREFETCH(p) __builtin_prefetch((p), 1, 3)
-#else
-#define PREFETCH(p) ((void)(p))
-#endif
 /* How many entries ahead a batch starts loading what an entry will touch:
  * far enough that the misses of several entries are in flight at once. */
 #define BATCH_AHEAD 8
@@ -314,31 +309,7 @@ out:
  * the record itself. */
 static void prefetch_token(const ngi_token_table *t, uint32_t id) {
   const ng_token *tok = ngi_token_lookup(t, id);
-  if (tok) PREFETCH(tok);
-}
-
-/* Start loading the directory entry of the main-index cell of tok's position
- * in g (stage 0) or, once that has arrived, the cell's entries (stage 1).
- * A small step stays in its cell, so the new position names the cell the
- * grid's in-place move will search. A hint only: it reads the grid's private
- * layout (grid_index.h) and changes nothing. */
-static void prefetch_cell(const ngi_grid *g, const ng_token *tok, int stage) {
-  const mainix *m = &g->m;
-  if (!g->built || !m->starts) return;
-  uint16_t u[3];
-  ngi_tok_u(tok, g->space, u);
-  uint32_t idx = (ngi_axis_cell(m, 0, u[0]) * m->nc[1] + ngi_axis_cell(m, 1, u[1])) * m->nc[2] +
-                 ngi_axis_cell(m, 2, u[2]);
-  if (stage == 0) {
-    PREFETCH(&m->starts[idx]);
-  } else {
-    /* A cell holds about 30 entries at 1M uniform points (4 lines): load
-     * them all, but no more than 6 lines of a crowded one. */
-    uint32_t lo = m->starts[idx], hi = m->starts[idx + 1];
-    if (hi - lo > 48) hi = lo + 48;
-    for (uint32_t i = lo; i < hi; i += 8)
-      PREFETCH(&m->ent[i]);
-  }
+  if (tok) NGI_PREFETCH(tok);
 }
 
 /* Bytes of undo log a batch entry needs: 0 when nothing can move, the old
@@ -445,11 +416,12 @@ ng_status ng_token_update_batch(ng_runtime *rt, const uint32_t *ids, const ng_to
       prefetch_token(t, ids[done + 2 * BATCH_AHEAD]);
       for (int s = 0; s < NG_SPACES; s++)
         if (fields & NG_TF_COORDS(s))
-          prefetch_cell(rt->grids[s], &values[done + 2 * BATCH_AHEAD], 0);
+          ngi_grid_prefetch(rt->grids[s], &values[done + 2 * BATCH_AHEAD], 0);
     }
     if (done + BATCH_AHEAD < n) {
       for (int s = 0; s < NG_SPACES; s++)
-        if (fields & NG_TF_COORDS(s)) prefetch_cell(rt->grids[s], &values[done + BATCH_AHEAD], 1);
+        if (fields & NG_TF_COORDS(s))
+          ngi_grid_prefetch(rt->grids[s], &values[done + BATCH_AHEAD], 1);
     }
     uint32_t id = ids[done];
     ng_token *cur = &t->recs[ngi_token_lookup(t, id) - t->recs];
