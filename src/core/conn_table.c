@@ -411,16 +411,6 @@ void ngi_conns_set_next_id(ng_runtime *rt, uint32_t next) {
   if (next >= rt->conns->next_id) rt->conns->next_id = next;
 }
 
-/* Hint that *p is about to be written (a hash bucket the restore will probe):
- * the restore's inserts go to random buckets of tables far larger than the
- * cache, so without this each one waits for memory in turn. */
-static inline void prefetch_w(const void *p) {
-#if defined(__GNUC__)
-  __builtin_prefetch(p, 1, 3);
-#else
-  (void)p;
-#endif
-}
 
 /* Restore entries are packed: u32 id, then the 64-byte record. */
 enum { ENTRY_BYTES = 4 + sizeof(ng_connection) };
@@ -473,10 +463,12 @@ static ng_status restore_scan(ng_runtime *rt, const unsigned char *entries, size
   return st;
 }
 
-/* Prefetch the cache lines an entry of `size` bytes at p may span. */
+/* Prefetch the cache lines an entry of `size` bytes at p may span: the
+ * restore's inserts go to random buckets of tables far larger than the cache,
+ * so without this each one waits for memory in turn. */
 static inline void prefetch_entry(const void *p, size_t size) {
-  prefetch_w(p);
-  prefetch_w((const unsigned char *)p + size - 1);
+  NGI_PREFETCH(p);
+  NGI_PREFETCH((const unsigned char *)p + size - 1);
 }
 
 /* Needs: recs[0..n) and meta[0..n) ids filled, everything else of the table

@@ -543,15 +543,6 @@ static uint64_t dup_key(const unsigned char *entry) {
 /* How many entries ahead check_connections prefetches its duplicate set's buckets. */
 #define DUP_AHEAD 12
 
-/* Hint that *p is about to be written: the duplicate set is far larger than
- * the cache, so without it each insert waits for memory in turn. */
-static inline void prefetch_w(const void *p) {
-#if defined(__GNUC__)
-  __builtin_prefetch(p, 1, 3);
-#else
-  (void)p;
-#endif
-}
 
 static size_t dup_slot(uint64_t k, size_t mask) {
   k *= 0x9E3779B97F4A7C15ull;
@@ -588,8 +579,11 @@ static ng_status check_connections(const unsigned char *sec, const snap_header *
     if ((st = check_connection(&c, id, prev, h, present, name)) != NG_OK) break;
     prev = id;
     if (!set) continue;
-    if (i + DUP_AHEAD < h->nconn) /* any bucket: the entry ahead is not checked yet */
-      prefetch_w(&set[dup_slot(dup_key(sec + (i + DUP_AHEAD) * CONN_BYTES), cap - 1)]);
+    /* The duplicate set is far larger than the cache: start loading the bucket
+     * of an entry a few ahead so the inserts do not wait for memory in turn.
+     * Any bucket will do: that entry is not checked yet. */
+    if (i + DUP_AHEAD < h->nconn)
+      NGI_PREFETCH(&set[dup_slot(dup_key(sec + (i + DUP_AHEAD) * CONN_BYTES), cap - 1)]);
     uint64_t k = dup_key(sec + i * CONN_BYTES); /* exact: endpoints checked just above */
     size_t b = dup_slot(k, cap - 1);
     while (set[b] && set[b] != k) b = (b + 1) & (cap - 1);
