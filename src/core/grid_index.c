@@ -1,5 +1,6 @@
 /* The spatial index of one space: its bulk build, side table, writes and lazy maintenance. */
 #include "grid_index.h"
+#include "introsort.h"
 
 #include <string.h>
 
@@ -125,70 +126,9 @@ void ngi_grid_destroy(ng_runtime *rt, ngi_grid *g) {
   ngi_free(rt, g, sizeof *g);
 }
 
-/* Sort keys ascending: quicksort with a median-of-three pivot, insertion sort
- * for short runs, heapsort when the recursion gets too deep. */
-static void u64_sift(uint64_t *a, size_t n, size_t i) {
-  for (;;) {
-    size_t l = 2 * i + 1, r = l + 1, mx = i;
-    if (l < n && a[l] > a[mx]) mx = l;
-    if (r < n && a[r] > a[mx]) mx = r;
-    if (mx == i) return;
-    uint64_t t = a[i];
-    a[i] = a[mx];
-    a[mx] = t;
-    i = mx;
-  }
-}
-
-static void sort_u64(uint64_t *a, size_t n, unsigned depth) {
-  while (n > 16) {
-    if (depth-- == 0) {
-      for (size_t i = n / 2; i-- > 0;)
-        u64_sift(a, n, i);
-      for (size_t e = n; e-- > 1;) {
-        uint64_t t = a[0];
-        a[0] = a[e];
-        a[e] = t;
-        u64_sift(a, e, 0);
-      }
-      return;
-    }
-    size_t mid = n / 2;
-    uint64_t t;
-    if (a[mid] < a[0]) t = a[mid], a[mid] = a[0], a[0] = t;
-    if (a[n - 1] < a[mid]) {
-      t = a[n - 1], a[n - 1] = a[mid], a[mid] = t;
-      if (a[mid] < a[0]) t = a[mid], a[mid] = a[0], a[0] = t;
-    }
-    uint64_t p = a[mid];
-    size_t i = 0, j = n - 1;
-    for (;;) {
-      do
-        i++;
-      while (a[i] < p);
-      do
-        j--;
-      while (p < a[j]);
-      if (i >= j) break;
-      t = a[i], a[i] = a[j], a[j] = t;
-    }
-    if (j + 1 < n - j - 1) {
-      sort_u64(a, j + 1, depth);
-      a += j + 1;
-      n -= j + 1;
-    } else {
-      sort_u64(a + j + 1, n - j - 1, depth);
-      n = j + 1;
-    }
-  }
-  for (size_t i = 1; i < n; i++) {
-    uint64_t x = a[i];
-    size_t k = i;
-    for (; k > 0 && x < a[k - 1]; k--)
-      a[k] = a[k - 1];
-    a[k] = x;
-  }
-}
+/* Cell entries ascending (the Morton order of a crowded cell). */
+#define U64_LESS(x, y) (*(x) < *(y))
+NGI_DEFINE_INTROSORT(sort_u64, uint64_t, U64_LESS)
 
 /* needs: a lock that keeps `t` stable (the write lock, or the read lock plus
  * the grid's qlock for writing). guarantees: *out is a main index of every
@@ -285,7 +225,7 @@ static ng_status main_build(ng_runtime *rt, const ngi_grid *g, const ngi_token_t
   m.starts[0] = 0;
   for (size_t c = 0; c < m.ncell; c++)
     if (m.starts[c + 1] - m.starts[c] > NGI_LEAF)
-      sort_u64(m.ent + m.starts[c], m.starts[c + 1] - m.starts[c], 64);
+      sort_u64(m.ent + m.starts[c], m.starts[c + 1] - m.starts[c]);
   *out = m;
   return NG_OK;
 }

@@ -1,5 +1,6 @@
 /* The grid's queries (range, neighbours, nearest-k, box, info): the public ng_grid_* API. */
 #include "grid_index.h"
+#include "introsort.h"
 
 #include <string.h>
 
@@ -38,78 +39,16 @@ typedef struct query {
   ng_hits *out;
 } query;
 
-static int hit_cmp(const void *pa, const void *pb) {
-  const ng_hit *a = pa, *b = pb;
-  if (a->distance < b->distance) return -1;
-  if (a->distance > b->distance) return 1;
-  return (a->id > b->id) - (a->id < b->id);
-}
-
 static inline bool hit_less(const ng_hit *a, const ng_hit *b) {
   return a->distance < b->distance || (a->distance == b->distance && a->id < b->id);
 }
 
-static inline void hit_swap(ng_hit *a, ng_hit *b) {
-  ng_hit t = *a;
-  *a = *b;
-  *b = t;
-}
-
-static void heap_down(ng_hit *a, size_t n, size_t i);
-
-/* Sort hits by (distance, id) with the comparison inlined: quicksort with a
- * median-of-three pivot, insertion sort for short runs, heapsort once the
- * recursion gets suspiciously deep (so never quadratic). */
-static void sort_hits(ng_hit *a, size_t n, unsigned depth) {
-  while (n > 16) {
-    if (depth-- == 0) {
-      for (size_t i = n / 2; i-- > 0;)
-        heap_down(a, n, i);
-      for (size_t e = n; e-- > 1;) {
-        hit_swap(&a[0], &a[e]);
-        heap_down(a, e, 0);
-      }
-      return;
-    }
-    size_t mid = n / 2;
-    if (hit_less(&a[mid], &a[0])) hit_swap(&a[mid], &a[0]);
-    if (hit_less(&a[n - 1], &a[mid])) {
-      hit_swap(&a[n - 1], &a[mid]);
-      if (hit_less(&a[mid], &a[0])) hit_swap(&a[mid], &a[0]);
-    }
-    ng_hit p = a[mid];
-    size_t i = 0, j = n - 1;
-    for (;;) {
-      do
-        i++;
-      while (hit_less(&a[i], &p));
-      do
-        j--;
-      while (hit_less(&p, &a[j]));
-      if (i >= j) break;
-      hit_swap(&a[i], &a[j]);
-    }
-    /* a[0..j] <= p <= a[j+1..n): recurse into the smaller part. */
-    if (j + 1 < n - j - 1) {
-      sort_hits(a, j + 1, depth);
-      a += j + 1;
-      n -= j + 1;
-    } else {
-      sort_hits(a + j + 1, n - j - 1, depth);
-      n = j + 1;
-    }
-  }
-  for (size_t i = 1; i < n; i++) {
-    ng_hit x = a[i];
-    size_t k = i;
-    for (; k > 0 && hit_less(&x, &a[k - 1]); k--)
-      a[k] = a[k - 1];
-    a[k] = x;
-  }
-}
+/* Hits by (distance, id), the order every query returns; its sift also keeps
+ * the nearest-k heap (a max-heap: the worst kept hit on top). */
+NGI_DEFINE_INTROSORT(sort_hits, ng_hit, hit_less)
 
 static void sort_truncate(ng_hits *h, size_t limit) {
-  if (h->count > 1) sort_hits(h->items, h->count, 64);
+  if (h->count > 1) sort_hits(h->items, h->count);
   if (limit && h->count > limit) h->count = limit;
 }
 
@@ -133,7 +72,7 @@ static ng_status hits_reserve(ng_runtime *rt, ng_hits *h, size_t n) {
 static void heap_up(ng_hit *a, size_t i) {
   while (i > 0) {
     size_t p = (i - 1) / 2;
-    if (hit_cmp(&a[p], &a[i]) >= 0) break;
+    if (!hit_less(&a[p], &a[i])) break;
     ng_hit t = a[p];
     a[p] = a[i];
     a[i] = t;
@@ -141,26 +80,13 @@ static void heap_up(ng_hit *a, size_t i) {
   }
 }
 
-static void heap_down(ng_hit *a, size_t n, size_t i) {
-  for (;;) {
-    size_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < n && hit_cmp(&a[l], &a[m]) > 0) m = l;
-    if (r < n && hit_cmp(&a[r], &a[m]) > 0) m = r;
-    if (m == i) return;
-    ng_hit t = a[m];
-    a[m] = a[i];
-    a[i] = t;
-    i = m;
-  }
-}
-
 static ng_status push_hit(query *q, uint32_t id, float d) {
   ng_hits *h = q->out;
   ng_hit hit = {id, d};
   if (q->k && h->count >= q->k) {
-    if (hit_cmp(&hit, &h->items[0]) < 0) {
+    if (hit_less(&hit, &h->items[0])) {
       h->items[0] = hit;
-      heap_down(h->items, h->count, 0);
+      sort_hits_sift(h->items, h->count, 0);
     }
     return NG_OK;
   }
