@@ -1,6 +1,7 @@
 /* Tests of the spatial index: every query's success and error paths, edges, and a randomized
  * comparison against a brute-force scan over the token store. */
 #include "test.h"
+#include "test_alloc.h"
 #include "internal.h"
 
 #include <float.h>
@@ -853,30 +854,10 @@ static void test_property(void) {
 
 /* ---- allocation failures -------------------------------------------------- */
 
-typedef struct failing {
-  long budget; /* allocations left before failing; < 0 = unlimited */
-  long live;   /* blocks outstanding */
-} failing;
-
-static void *failing_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  failing *f = ud;
-  (void)osize;
-  if (nsize == 0) {
-    if (ptr) f->live--;
-    free(ptr);
-    return NULL;
-  }
-  if (f->budget == 0) return NULL;
-  if (f->budget > 0) f->budget--;
-  void *p = realloc(ptr, nsize);
-  if (p && !ptr) f->live++;
-  return p;
-}
-
 static void test_alloc_failures(void) {
-  failing f = {-1, 0};
+  ngt_alloc f = NGT_ALLOC_NEVER;
   ng_config cfg = {0};
-  cfg.alloc = failing_alloc;
+  cfg.alloc = ngt_alloc_fn;
   cfg.alloc_ud = &f;
   ng_runtime *rt = NULL;
   CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
@@ -886,21 +867,21 @@ static void test_alloc_failures(void) {
   for (int i = 0; i < 40; i++)
     mk_raw(rt, NG_L1, (int16_t)(i * 10), 0, 0);
   /* A result buffer that cannot grow: ENOMEM, count 0, buffer still freeable. */
-  f.budget = 0;
+  ngt_alloc_arm(&f, 0, 0);
   CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 1000, 0, &h), NG_ENOMEM);
   CHECK_EQ_INT(h.count, 0);
   CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 30, &h), NG_ENOMEM);
   CHECK_EQ_INT(h.count, 0);
-  f.budget = -1;
+  ngt_alloc_arm(&f, -1, 0);
   CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 0.5f, 0, &h), NG_OK);
   CHECK_EQ_INT(h.count, 6);
-  f.budget = 0;
+  ngt_alloc_arm(&f, 0, 0);
   CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 1000, 0, &h), NG_ENOMEM);
   CHECK_EQ_INT(h.count, 0);
   CHECK(h.items != NULL);
   CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 0.5f, 0, &h), NG_OK); /* fits: no allocation */
   CHECK_EQ_INT(h.count, 6);
-  f.budget = -1;
+  ngt_alloc_arm(&f, -1, 0);
 
   /* Creates and moves that fail part-way leave the index exactly as it was. */
   prng p = {77};
@@ -913,11 +894,11 @@ static void test_alloc_failures(void) {
       for (int a = 0; a < 3; a++)
         t.coords[s][a] = (int16_t)((int32_t)prng_below(&p, 65536) - 32768);
     uint32_t id = 0;
-    f.budget = budget;
+    ngt_alloc_arm(&f, budget, 0);
     ng_status st = ng_token_create(rt, &t, &id);
-    f.budget = budget;
+    ngt_alloc_arm(&f, budget, 0);
     ng_status st2 = ng_token_update(rt, 1 + (uint32_t)(i % 40), &t, NG_TF_COORDS_ALL);
-    f.budget = -1;
+    ngt_alloc_arm(&f, -1, 0);
     if (st != NG_OK) CHECK_STATUS(st, NG_ENOMEM);
     if (st2 != NG_OK) CHECK_STATUS(st2, NG_ENOMEM);
     failures += (st != NG_OK) + (st2 != NG_OK);
@@ -944,9 +925,9 @@ static void test_alloc_failures(void) {
   ng_cdna cd;
   CHECK_STATUS(ng_cdna_get(rt, &cd), NG_OK);
   cd.bucket_sizes[NG_L1] = 0.5f;
-  f.budget = 0;
+  ngt_alloc_arm(&f, 0, 0);
   CHECK_STATUS(ng_cdna_set(rt, &cd), NG_ENOMEM);
-  f.budget = -1;
+  ngt_alloc_arm(&f, -1, 0);
   ng_space_info info;
   CHECK_STATUS(ng_grid_info(rt, NG_L1, &info), NG_OK);
   CHECK(info.cell_size == 10.0f);
@@ -957,15 +938,15 @@ static void test_alloc_failures(void) {
   free(live);
   ng_hits_free(rt, &h);
   ng_runtime_release(rt);
-  CHECK_EQ_INT(f.live, 0);
+  CHECK_EQ_INT(f.live_blocks, 0);
 }
 
 /* The internal contract used by the token store and the CDNA: duplicates,
  * removal of absent ids, clear, and rebuild with a new cell size. */
 static void test_internal_contract(void) {
-  failing f = {-1, 0};
+  ngt_alloc f = NGT_ALLOC_NEVER;
   ng_config cfg = {0};
-  cfg.alloc = failing_alloc;
+  cfg.alloc = ngt_alloc_fn;
   cfg.alloc_ud = &f;
   ng_runtime *rt = NULL;
   CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
@@ -1010,9 +991,9 @@ static void test_internal_contract(void) {
   CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 6, 0, &before), NG_OK);
   CHECK(before.count > 5);
   CHECK_STATUS(ngi_write_lock(rt, "test"), NG_OK);
-  f.budget = 0; /* the new index is built at its first query: only its header is allocated here */
+  ngt_alloc_arm(&f, 0, 0); /* the new index is built at its first query: only its header is allocated here */
   CHECK_STATUS(ngi_grid_rebuild(rt, &rt->grids[NG_L1], 0.3f, &rt->tokens), NG_ENOMEM);
-  f.budget = -1;
+  ngt_alloc_arm(&f, -1, 0);
   ngi_grid *old = rt->grids[NG_L1];
   CHECK_STATUS(ngi_grid_rebuild(rt, &rt->grids[NG_L1], 0.0f, &rt->tokens), NG_EINVAL);
   CHECK(rt->grids[NG_L1] == old);
@@ -1048,15 +1029,15 @@ static void test_internal_contract(void) {
   CHECK_STATUS(ngi_grid_new(rt, 8, 1.0f, &g), NG_EINVAL);
   CHECK_STATUS(ngi_grid_new(rt, NG_L1, NAN, &g), NG_EINVAL);
   CHECK_STATUS(ngi_grid_new(rt, NG_L1, -1.0f, &g), NG_EINVAL);
-  f.budget = 0;
+  ngt_alloc_arm(&f, 0, 0);
   CHECK_STATUS(ngi_grid_new(rt, NG_L1, 1.0f, &g), NG_ENOMEM);
-  f.budget = -1;
+  ngt_alloc_arm(&f, -1, 0);
   CHECK(g == NULL);
   ngi_grid_destroy(rt, NULL);
   ng_hits_free(rt, &before);
   ng_hits_free(rt, &h);
   ng_runtime_release(rt);
-  CHECK_EQ_INT(f.live, 0);
+  CHECK_EQ_INT(f.live_blocks, 0);
 }
 
 /* ---- lazy maintenance: build, absorb, side table, rebuilds ----------------- */
@@ -1191,9 +1172,9 @@ static void test_lazy_maintenance(void) {
 /* The lazy work inside a query can fail to allocate: the query reports
  * NG_ENOMEM with no hits and the index stays exact for the next one. */
 static void test_lazy_alloc_failures(void) {
-  failing f = {-1, 0};
+  ngt_alloc f = NGT_ALLOC_NEVER;
   ng_config cfg = {0};
-  cfg.alloc = failing_alloc;
+  cfg.alloc = ngt_alloc_fn;
   cfg.alloc_ud = &f;
   ng_runtime *rt = NULL;
   CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
@@ -1206,35 +1187,35 @@ static void test_lazy_alloc_failures(void) {
   for (int i = 0; i < 400; i++)
     live[nlive++] = mk_raw(rt, NG_L1, (int16_t)(i * 37), (int16_t)(i * 11 - 2000), (int16_t)i);
   float o[3] = {1, 2, 3};
-  f.budget = 0; /* the first build cannot allocate */
+  ngt_alloc_arm(&f, 0, 0); /* the first build cannot allocate */
   CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 50, 0, &h), NG_ENOMEM);
   CHECK_EQ_INT(h.count, 0);
   ng_space_info info;
   CHECK_STATUS(ng_grid_info(rt, NG_L1, &info), NG_ENOMEM); /* 400 points: a heap cell set */
-  f.budget = -1;
+  ngt_alloc_arm(&f, -1, 0);
   CHECK_STATUS(ng_grid_info(rt, NG_L1, &info), NG_OK); /* from the table: still unbuilt */
   CHECK_EQ_INT(info.count, 400);
-  f.budget = 0;
+  ngt_alloc_arm(&f, 0, 0);
   CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 50, 0, &h), NG_ENOMEM);
-  f.budget = -1;
+  ngt_alloc_arm(&f, -1, 0);
   CHECK(compare_some(rt, NG_L1, &p, live, nlive, &q, &h));
   /* New tokens: absorbing them needs the side table, which cannot grow. */
   for (int i = 0; i < 20; i++)
     live[nlive++] = mk_raw(rt, NG_L1, (int16_t)(-i * 90), 5, 5);
-  f.budget = 0;
+  ngt_alloc_arm(&f, 0, 0);
   CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 5, &h), NG_ENOMEM);
   CHECK_EQ_INT(h.count, 0);
-  f.budget = -1;
+  ngt_alloc_arm(&f, -1, 0);
   CHECK(compare_some(rt, NG_L1, &p, live, nlive, &q, &h));
   /* A move whose side entry cannot be stored fails and changes nothing. */
   int failures = 0;
   for (int i = 0; i < 200; i++) {
-    f.budget = i % 2;
+    ngt_alloc_arm(&f, i % 2, 0);
     ng_token t;
     CHECK_STATUS(ng_token_get(rt, live[i], &t), NG_OK);
     t.coords[NG_L1][0] = (int16_t)(t.coords[NG_L1][0] + 500);
     ng_status st = ng_token_update(rt, live[i], &t, NG_TF_COORDS(NG_L1));
-    f.budget = -1;
+    ngt_alloc_arm(&f, -1, 0);
     if (st != NG_OK) {
       CHECK_STATUS(st, NG_ENOMEM);
       failures++;
@@ -1244,9 +1225,9 @@ static void test_lazy_alloc_failures(void) {
   /* Many side entries and no memory to group them by cell: queries read them
    * all instead, and still answer exactly. */
   ng_hits all = {0};
-  f.budget = 0;
+  ngt_alloc_arm(&f, 0, 0);
   CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 1e30f, 0, &h), NG_OK);
-  f.budget = -1;
+  ngt_alloc_arm(&f, -1, 0);
   CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 1e30f, 0, &all), NG_OK);
   CHECK(h.count == all.count && memcmp(h.items, all.items, h.count * sizeof(ng_hit)) == 0);
   ng_hits_free(rt, &all);
@@ -1259,17 +1240,17 @@ static void test_lazy_alloc_failures(void) {
     CHECK_STATUS(ng_token_get(rt, live[i], &t), NG_OK);
     t.coords[NG_L1][0] = (int16_t)(t.coords[NG_L1][0] + 1);
     t.coords[NG_L2][0] = (int16_t)(t.coords[NG_L2][0] > 0 ? -30000 : 30000);
-    f.budget = 0;
+    ngt_alloc_arm(&f, 0, 0);
     CHECK_STATUS(ng_token_update(rt, live[i], &t, NG_TF_COORDS(NG_L1) | NG_TF_COORDS(NG_L2)),
                  NG_ENOMEM);
-    f.budget = -1;
+    ngt_alloc_arm(&f, -1, 0);
   }
   CHECK(compare_some(rt, NG_L1, &p, live, nlive, &q, &h));
   CHECK(compare_some(rt, NG_L2, &p, live, nlive, &q, &h));
   free(q.items);
   ng_hits_free(rt, &h);
   ng_runtime_release(rt);
-  CHECK_EQ_INT(f.live, 0);
+  CHECK_EQ_INT(f.live_blocks, 0);
 }
 
 /* Several threads query spaces that have not been built yet, all at once:
