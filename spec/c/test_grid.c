@@ -1067,6 +1067,77 @@ static int compare_some(ng_runtime *rt, int space, prng *p, const uint32_t *live
   return ok;
 }
 
+/* Clustered points: enough of them (12,000) that the build narrows its cells
+ * for the clusters, and still crowded cells (sorted, with sub-directories).
+ * Small steps move entries inside those cells, shifting their neighbours and
+ * the sub-directory counts; longer ones leave for the side table or jump past
+ * a whole cluster along the Z curve (too long a shift: the side table too).
+ * Moves come in batches (ngi_grid_move) and one by one (insert/remove pairs,
+ * some rolled back by a failing allocation), and every query must still be
+ * the brute-force answer. */
+static void test_crowded_cell_moves(void) {
+  ngt_alloc f = NGT_ALLOC_NEVER;
+  ng_config cfg = {0};
+  cfg.alloc = ngt_alloc_fn;
+  cfg.alloc_ud = &f;
+  ng_runtime *rt = NULL;
+  CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
+  if (!rt) return;
+  enum { N = 12000, M = 600 };
+  static uint32_t live[N], ids[M];
+  static ng_token v[M];
+  prng p = {4242};
+  const int16_t centre[3][3] = {{-9000, 300, 2000}, {12000, -15000, 40}, {200, 200, 200}};
+  for (size_t i = 0; i < N; i++) {
+    const int16_t *c = centre[i % 3];
+    int spread = i % 3 == 2 ? 4 : 400; /* the third cluster is nearly one point */
+    live[i] = mk_raw(rt, NG_L1, (int16_t)(c[0] + (int)prng_below(&p, (uint32_t)(2 * spread)) - spread),
+                     (int16_t)(c[1] + (int)prng_below(&p, (uint32_t)(2 * spread)) - spread),
+                     (int16_t)(c[2] + (int)prng_below(&p, (uint32_t)(2 * spread)) - spread));
+  }
+  ng_hits h = {0};
+  ref_query q = {0};
+  CHECK(compare_some(rt, NG_L1, &p, live, N, &q, &h)); /* builds the index */
+  for (int round = 0; round < 6; round++) {
+    for (size_t j = 0; j < M; j++) {
+      ids[j] = live[prng_below(&p, N)];
+      ng_token cur;
+      CHECK_STATUS(ng_token_get(rt, ids[j], &cur), NG_OK);
+      uint32_t kind = prng_below(&p, 10);
+      int step = kind < 7 ? 24 : kind < 9 ? 900 : 6000;
+      v[j] = cur;
+      for (int a = 0; a < 3; a++) {
+        int x = cur.coords[NG_L1][a] + (int)prng_below(&p, (uint32_t)(2 * step + 1)) - step;
+        v[j].coords[NG_L1][a] = (int16_t)(x < -32767 ? -32767 : x > 32767 ? 32767 : x);
+      }
+    }
+    if (round % 2 == 0) {
+      CHECK_STATUS(ng_token_update_batch(rt, ids, v, M, NG_TF_COORDS(NG_L1)), NG_OK);
+    } else {
+      for (size_t j = 0; j < M; j++) {
+        ngt_alloc_arm(&f, j % 5 == 0 ? 0 : -1, 0); /* some fail and roll back */
+        ng_status st = ng_token_update(rt, ids[j], &v[j], NG_TF_COORDS(NG_L1));
+        ngt_alloc_arm(&f, -1, 0);
+        if (st != NG_OK) CHECK_STATUS(st, NG_ENOMEM);
+      }
+    }
+    CHECK(compare_some(rt, NG_L1, &p, live, N, &q, &h));
+    CHECK(ngi_grid_consistent(rt->grids[NG_L1]));
+    /* Around the clusters themselves, where the cells are crowded. */
+    for (int c = 0; c < 3; c++) {
+      float at[3];
+      for (int a = 0; a < 3; a++)
+        at[a] = (float)ng_coord_decode(NG_L1, centre[c][a]);
+      const double radii[] = {0.5, 3, 9};
+      CHECK(compare_all(rt, NG_L1, at, 0, radii, 3, &q, &h));
+    }
+  }
+  ng_hits_free(rt, &h);
+  free(q.items);
+  ng_runtime_release(rt);
+  CHECK_EQ_INT(f.live_blocks, 0);
+}
+
 /* Long runs of each kind of write between queries push the index through
  * every path: the lazy first build, absorbing new tokens, moves into the side
  * table (also far outside the built box, into its edge cells), hidden entries,
@@ -1213,7 +1284,7 @@ static void test_lazy_alloc_failures(void) {
     ngt_alloc_arm(&f, i % 2, 0);
     ng_token t;
     CHECK_STATUS(ng_token_get(rt, live[i], &t), NG_OK);
-    t.coords[NG_L1][0] = (int16_t)(t.coords[NG_L1][0] + 500);
+    t.coords[NG_L1][0] = (int16_t)(t.coords[NG_L1][0] - 20000); /* leaves its cell */
     ng_status st = ng_token_update(rt, live[i], &t, NG_TF_COORDS(NG_L1));
     ngt_alloc_arm(&f, -1, 0);
     if (st != NG_OK) {
@@ -1326,6 +1397,7 @@ int main(void) {
   RUN(test_internal_contract);
   RUN(test_lazy_maintenance);
   RUN(test_lazy_alloc_failures);
+  RUN(test_crowded_cell_moves);
   RUN(test_concurrent_lazy_build);
   return ngt_done("test_grid");
 }

@@ -49,6 +49,8 @@ static void main_free(ng_runtime *rt, mainix *m) {
   if (m->starts) ngi_free(rt, m->starts, (m->ncell + 1) * sizeof(uint32_t));
   if (m->ent) ngi_free(rt, m->ent, m->n * sizeof(uint64_t));
   if (m->stale) ngi_free(rt, m->stale, m->stale_words * sizeof(uint64_t));
+  if (m->sub_at) ngi_free(rt, m->sub_at, m->ncell * sizeof(uint32_t));
+  if (m->sub) ngi_free(rt, m->sub, m->nsub * sizeof(uint32_t));
   memset(m, 0, sizeof *m);
 }
 
@@ -130,6 +132,105 @@ void ngi_grid_destroy(ng_runtime *rt, ngi_grid *g) {
 #define U64_LESS(x, y) (*(x) < *(y))
 NGI_DEFINE_INTROSORT(sort_u64, uint64_t, U64_LESS)
 
+#define FILL_SAMPLE 1024 /* points sampled to estimate how full cells are */
+
+/* Cells along each axis for cell widths 2^sh over the box lo..hi. */
+static size_t box_cells(const uint32_t lo[3], const uint32_t hi[3], const unsigned sh[3]) {
+  size_t cells = 1;
+  for (int a = 0; a < 3; a++)
+    cells *= (hi[a] >> sh[a]) - (lo[a] >> sh[a]) + 1;
+  return cells;
+}
+
+/* How many points the cell of a typical point holds with cell widths 2^sh,
+ * estimated from k sampled points: n times the chance that two sampled
+ * points share a cell. sample[0..k) is scratch. */
+static double typical_fill(const ngi_token_table *t, int sp, const uint32_t lo[3],
+                           const uint32_t hi[3], const unsigned sh[3], size_t n, uint64_t *sample,
+                           size_t k) {
+  uint32_t nc1 = (hi[1] >> sh[1]) - (lo[1] >> sh[1]) + 1;
+  uint32_t nc2 = (hi[2] >> sh[2]) - (lo[2] >> sh[2]) + 1;
+  size_t got = 0;
+  for (size_t j = 0; j < k; j++) {
+    size_t i = j * t->len / k;
+    while (i < t->len && NG_ID_LOCAL(t->recs[i].id) == 0)
+      i++;
+    if (i == t->len) break;
+    uint16_t u[3];
+    ngi_tok_u(&t->recs[i], sp, u);
+    uint64_t c[3];
+    for (int a = 0; a < 3; a++)
+      c[a] = (uint64_t)((u[a] >> sh[a]) - (lo[a] >> sh[a]));
+    sample[got++] = (c[0] * nc1 + c[1]) * nc2 + c[2];
+  }
+  if (got < 2) return 1.0;
+  sort_u64(sample, got);
+  double pairs = 0;
+  for (size_t i = 0, j; i < got; i = j) {
+    for (j = i + 1; j < got && sample[j] == sample[i]; j++) {
+    }
+    pairs += (double)(j - i) * (double)(j - i - 1);
+  }
+  return 1.0 + (double)(n - 1) * pairs / ((double)got * (double)(got - 1));
+}
+
+/* Cells sized for the average density hold far more than CELL_FILL points
+ * where clustered points are (a Gaussian blob puts thousands into a few
+ * cells, and every query and move in it then searches them). Narrow the
+ * widest cells while a typical point's cell holds more than 2 x CELL_FILL,
+ * keeping the directory within n/4 cells (a byte a token). */
+static void refine_for_clusters(const ngi_token_table *t, int sp, const uint32_t lo[3],
+                                const uint32_t hi[3], unsigned sh[3], size_t n) {
+  if (n < 8 * FILL_SAMPLE) return; /* small sets: the estimate costs more than it saves */
+  uint64_t sample[FILL_SAMPLE];
+  while (typical_fill(t, sp, lo, hi, sh, n, sample, FILL_SAMPLE) > 2.0 * CELL_FILL) {
+    int a = 0;
+    for (int b = 1; b < 3; b++)
+      if (sh[b] > sh[a]) a = b;
+    if (sh[a] == 0) return;
+    sh[a]--;
+    if (box_cells(lo, hi, sh) > n / 4) {
+      sh[a]++;
+      return;
+    }
+  }
+}
+
+/* needs: m's cells grouped and crowded cells sorted; nsub the offsets their
+ * sub-directories take. guarantees: m->sub_at and m->sub filled.
+ * fails: NG_ENOMEM with m unchanged. */
+static ng_status build_subdirs(ng_runtime *rt, mainix *m, size_t nsub) {
+  uint32_t *at = ngi_alloc_array(rt, m->ncell, sizeof(uint32_t));
+  uint32_t *sub = ngi_alloc_array(rt, nsub, sizeof(uint32_t));
+  if (!at || !sub) {
+    if (at) ngi_free(rt, at, m->ncell * sizeof(uint32_t));
+    if (sub) ngi_free(rt, sub, nsub * sizeof(uint32_t));
+    return NG_ENOMEM;
+  }
+  size_t k = 0;
+  for (size_t c = 0; c < m->ncell; c++) {
+    size_t lo = m->starts[c], cnt = m->starts[c + 1] - lo;
+    if (cnt <= NGI_LEAF) {
+      at[c] = NGI_NONE;
+      continue;
+    }
+    unsigned d = ngi_sub_depth(m, cnt);
+    uint32_t parts = (uint32_t)1 << (3 * d);
+    at[c] = (uint32_t)k;
+    size_t i = 0;
+    for (uint32_t p = 0; p <= parts; p++) {
+      while (i < cnt && ngi_sub_cell(m, m->ent[lo + i], d) < p)
+        i++;
+      sub[k + p] = (uint32_t)i;
+    }
+    k += parts + 1;
+  }
+  m->sub_at = at;
+  m->sub = sub;
+  m->nsub = nsub;
+  return NG_OK;
+}
+
 /* needs: a lock that keeps `t` stable (the write lock, or the read lock plus
  * the grid's qlock for writing). guarantees: *out is a main index of every
  * live token of t. fails: NG_ENOMEM with *out untouched and nothing leaked. */
@@ -179,6 +280,7 @@ static ng_status main_build(ng_runtime *rt, const ngi_grid *g, const ngi_token_t
     if (cells <= limit || most <= 1) break;
     sh[widest]++;
   }
+  refine_for_clusters(t, sp, lo, hi, sh, n);
   m.ncell = 1;
   m.levels = 0;
   for (int a = 0; a < 3; a++) {
@@ -223,9 +325,17 @@ static ng_status main_build(ng_runtime *rt, const ngi_grid *g, const ngi_token_t
   for (size_t c = m.ncell; c > 0; c--)
     m.starts[c] = m.starts[c - 1];
   m.starts[0] = 0;
-  for (size_t c = 0; c < m.ncell; c++)
-    if (m.starts[c + 1] - m.starts[c] > NGI_LEAF)
-      sort_u64(m.ent + m.starts[c], m.starts[c + 1] - m.starts[c]);
+  size_t nsub = 0;
+  for (size_t c = 0; c < m.ncell; c++) {
+    size_t cnt = m.starts[c + 1] - m.starts[c];
+    if (cnt <= NGI_LEAF) continue;
+    sort_u64(m.ent + m.starts[c], cnt);
+    nsub += ((size_t)1 << (3 * ngi_sub_depth(&m, cnt))) + 1;
+  }
+  if (nsub && build_subdirs(rt, &m, nsub) != NG_OK) {
+    main_free(rt, &m);
+    return NG_ENOMEM;
+  }
   *out = m;
   return NG_OK;
 }
@@ -344,7 +454,8 @@ static size_t main_find(const mainix *m, uint32_t id, const uint16_t u[3]) {
   uint32_t idx = cell_index(m, u);
   size_t lo = m->starts[idx], hi = m->starts[idx + 1];
   uint64_t want = pack(m, id, u);
-  if (hi - lo > NGI_LEAF) { /* sorted: binary search */
+  if (hi - lo > NGI_LEAF) { /* sorted: its sub-cell, then binary search */
+    ngi_sub_range(m, idx, want, &lo, &hi);
     lo = ngi_lower_bound(m->ent, lo, hi, want);
     return lo < hi && m->ent[lo] == want ? lo : SIZE_MAX;
   }
@@ -353,30 +464,85 @@ static size_t main_find(const mainix *m, uint32_t id, const uint16_t u[3]) {
   return SIZE_MAX;
 }
 
+/* A move inside one cell of a crowded (sorted) cell shifts at most this many
+ * other entries to keep the order (a 2 KB memmove); a longer shift -- a point
+ * leaving a tight cluster jumps over all of it along the Z curve -- takes the
+ * side table instead, so no write ever costs more than that. */
+#define SHIFT_MAX 256
+
+/* Rewrite main entry ent[at], in the cell of u, to e. A crowded cell is kept
+ * sorted by moving the entries between the old and the new place over by
+ * one, if there are at most `cap` of them. Returns the entry's new index, or
+ * SIZE_MAX (nothing changed) when the shift would be longer. */
+static size_t place_in_cell(mainix *m, const uint16_t u[3], size_t at, uint64_t e, size_t cap) {
+  uint32_t idx = cell_index(m, u);
+  size_t lo = m->starts[idx], hi = m->starts[idx + 1];
+  uint64_t *ent = m->ent;
+  if (hi - lo <= NGI_LEAF) {
+    ent[at] = e;
+    return at;
+  }
+  /* The new place: searched in e's sub-cell (the old entry is outside it,
+   * or it is the entry's own sub-cell and the search skips over it). */
+  size_t slo = lo, shi = hi;
+  ngi_sub_range(m, idx, e, &slo, &shi);
+  size_t to = at;
+  if (at > lo && ent[at - 1] > e) {
+    size_t b = slo < at ? slo : at;
+    to = ngi_lower_bound(ent, b, at, e);
+  } else if (at + 1 < hi && ent[at + 1] < e) {
+    size_t b = slo > at + 1 ? slo : at + 1, t = shi > b ? shi : b;
+    to = ngi_lower_bound(ent, b, t, e) - 1;
+  }
+  if ((to < at ? at - to : to - at) > cap) return SIZE_MAX;
+  unsigned d = ngi_sub_depth(m, hi - lo);
+  uint32_t pa = ngi_sub_cell(m, ent[at], d), pe = ngi_sub_cell(m, e, d);
+  if (to < at)
+    memmove(&ent[to + 1], &ent[to], (at - to) * sizeof *ent);
+  else if (to > at)
+    memmove(&ent[at], &ent[at + 1], (to - at) * sizeof *ent);
+  ent[to] = e;
+  /* sub[q] counts the cell's entries in sub-cells below q. */
+  uint32_t *sub = m->sub + m->sub_at[idx];
+  for (uint32_t q = pa + 1; q <= pe; q++)
+    sub[q]--;
+  for (uint32_t q = pe + 1; q <= pa; q++)
+    sub[q]++;
+  return to;
+}
+
+static bool same_cell(const mainix *m, const uint16_t a[3], const uint16_t b[3]) {
+  for (int k = 0; k < 3; k++)
+    if ((a[k] >> m->shift[k]) != (b[k] >> m->shift[k])) return false;
+  return true;
+}
+
+/* Whether id's main entry is visible (so it sits where the table says). */
+static bool main_visible(const mainix *m, uint32_t id) {
+  return id <= m->w_main && m->stale && !(m->nstale && ngi_stale_get(m, id));
+}
+
+static void main_hide(mainix *m, uint32_t id) {
+  m->stale[id >> 6] |= (uint64_t)1 << (id & 63);
+  m->nstale++;
+}
+
 /* A move that stays inside one cell of the main index (the common small step
  * of a game loop) rewrites the token's main entry in place: no side entry, so
  * no rebuild and no extra work for queries. Needs: id's main entry visible,
  * so it is where the table says. */
 static bool move_in_place(ng_runtime *rt, ngi_grid *g, uint32_t id, const uint16_t un[3]) {
-  const mainix *m = &g->m;
-  if (g->pend_id != 0 || id > m->w_main || !m->stale || (m->nstale && ngi_stale_get(m, id)))
-    return false;
+  mainix *m = &g->m;
+  if (g->pend_id != 0 || !main_visible(m, id)) return false;
   const ng_token *t = ngi_token_lookup(&rt->tokens, id);
   if (!t) return false;
   uint16_t uo[3];
   ngi_tok_u(t, g->space, uo);
-  for (int a = 0; a < 3; a++)
-    if ((uo[a] >> m->shift[a]) != (un[a] >> m->shift[a])) return false;
+  if (!same_cell(m, uo, un)) return false;
   size_t at = main_find(m, id, uo);
   if (at == SIZE_MAX) return false;
-  uint64_t e = pack(m, id, un);
-  uint32_t idx = cell_index(m, uo);
-  size_t lo = m->starts[idx], hi = m->starts[idx + 1];
-  /* A crowded cell stays sorted: in place only if the order is kept. */
-  if (hi - lo > NGI_LEAF &&
-      ((at > lo && m->ent[at - 1] > e) || (at + 1 < hi && m->ent[at + 1] < e)))
-    return false;
-  m->ent[at] = e;
+  at = place_in_cell(m, uo, at, pack(m, id, un), SHIFT_MAX);
+  if (at == SIZE_MAX) return false;
   g->pend_id = id;
   g->pend_at = at;
   memcpy(g->pend_old, uo, sizeof uo);
@@ -421,21 +587,56 @@ void ngi_grid_remove(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t xyz
       g->pend_id = 0;
       return;
     }
-    if (memcmp(u, g->pend_new, sizeof u) == 0) {
-      m->ent[g->pend_at] = pack(m, id, g->pend_old);
+    if (memcmp(u, g->pend_new, sizeof u) == 0) { /* undo: the same shift back */
+      place_in_cell(m, g->pend_old, g->pend_at, pack(m, id, g->pend_old), SIZE_MAX);
       g->pend_id = 0;
       return;
     }
   }
-  if (id <= m->w_main && m->stale && !(m->nstale && ngi_stale_get(m, id))) {
+  if (main_visible(m, id)) {
     const ng_token *t = ngi_token_lookup(&rt->tokens, id);
     if (t && memcmp(t->coords[g->space], xyz, sizeof t->coords[g->space]) == 0) {
-      m->stale[id >> 6] |= (uint64_t)1 << (id & 63);
-      m->nstale++;
+      main_hide(m, id);
       return;
     }
   }
   side_del(g, id, u);
+}
+
+/* needs: the write lock; no insert/remove pair in progress; `from` the
+ * position the token table holds for id (the caller writes `to` into the
+ * table afterwards). guarantees: the grid holds id at `to` instead of `from`,
+ * in one step: within a cell the main entry is rewritten in place, otherwise
+ * the main entry is hidden and a side entry added, or the side entry moved
+ * (which reuses its slot: never allocates).
+ * fails: NG_ENOMEM (only when a main entry leaves its cell); nothing changed. */
+ng_status ngi_grid_move(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t from[3],
+                        const int16_t to[3]) {
+  if (!g->built || id > g->w_abs) return NG_OK;
+  mainix *m = &g->m;
+  uint16_t uo[3], un[3];
+  bias(from, uo);
+  bias(to, un);
+  if (main_visible(m, id)) {
+    if (same_cell(m, uo, un)) {
+      size_t at = main_find(m, id, uo);
+      if (at != SIZE_MAX && place_in_cell(m, uo, at, pack(m, id, un), SHIFT_MAX) != SIZE_MAX)
+        return NG_OK;
+    }
+    if (side_reserve(rt, g) != NG_OK) return ngi_fail(rt, NG_ENOMEM, "grid: out of memory");
+    main_hide(m, id);
+    side_put(g, id, un);
+    return NG_OK;
+  }
+  if (side_del(g, id, uo)) {
+    side_put(g, id, un);
+    return NG_OK;
+  }
+  /* Not indexed at `from` (cannot happen while the table and the grid agree):
+   * index it at `to` all the same, so queries see the table's truth. */
+  if (side_reserve(rt, g) != NG_OK) return ngi_fail(rt, NG_ENOMEM, "grid: out of memory");
+  side_put(g, id, un);
+  return NG_OK;
 }
 
 /* needs: the write lock (or exclusive access); `tokens` is the runtime's
@@ -452,6 +653,30 @@ ng_status ngi_grid_rebuild(ng_runtime *rt, ngi_grid **g, float cell_size,
   ngi_grid_destroy(rt, *g);
   *g = ng;
   return NG_OK;
+}
+
+/* Test hook: whether g's main index keeps its invariants -- every crowded
+ * cell strictly sorted (an implicit octree) and its sub-directory counting
+ * exactly the entries below each sub-cell. Caller holds a lock. */
+bool ngi_grid_consistent(const ngi_grid *g) {
+  const mainix *m = &g->m;
+  if (!g->built || !m->starts) return true;
+  for (size_t c = 0; c < m->ncell; c++) {
+    size_t lo = m->starts[c], cnt = m->starts[c + 1] - lo;
+    if (cnt <= NGI_LEAF) continue;
+    if (!m->sub_at || m->sub_at[c] == NGI_NONE) return false;
+    for (size_t i = 1; i < cnt; i++)
+      if (m->ent[lo + i - 1] >= m->ent[lo + i]) return false;
+    unsigned d = ngi_sub_depth(m, cnt);
+    const uint32_t *sub = m->sub + m->sub_at[c];
+    size_t i = 0;
+    for (uint32_t p = 0; p <= (uint32_t)1 << (3 * d); p++) {
+      while (i < cnt && ngi_sub_cell(m, m->ent[lo + i], d) < p)
+        i++;
+      if (sub[p] != i) return false;
+    }
+  }
+  return true;
 }
 
 /* ---- lazy maintenance --------------------------------------------------- */
@@ -543,25 +768,41 @@ ng_status ngi_grid_acquire(ng_runtime *rt, ngi_grid *g) {
   return NG_OK;
 }
 
-/* Start loading the directory entry of the main-index cell of tok's position
- * in g (stage 0) or, once that has arrived, the cell's entries (stage 1).
- * A small step stays in its cell, so the new position names the cell the
- * grid's in-place move will search. A hint only: it changes nothing. */
+/* Start loading what a move of tok in g will read, one level a stage, each
+ * stage called a few entries after the one before so that its loads have
+ * arrived: the cell's directory entries (stage 0); the cell's entries, or
+ * for a crowded cell the sub-directory entry (1); a crowded cell's entries
+ * of the sub-cell (2). A small step stays in its cell and mostly in its
+ * sub-cell, so the new position names what the move will search. A hint
+ * only: it changes nothing. */
 void ngi_grid_prefetch(const ngi_grid *g, const ng_token *tok, int stage) {
   const mainix *m = &g->m;
   if (!g->built || !m->starts) return;
   uint16_t u[3];
   ngi_tok_u(tok, g->space, u);
-  uint32_t idx = (ngi_axis_cell(m, 0, u[0]) * m->nc[1] + ngi_axis_cell(m, 1, u[1])) * m->nc[2] +
-                 ngi_axis_cell(m, 2, u[2]);
+  uint32_t idx = cell_index(m, u);
   if (stage == 0) {
     NGI_PREFETCH(&m->starts[idx]);
-  } else {
-    /* A cell holds about 30 entries at 1M uniform points (4 lines): load
-     * them all, but no more than 6 lines of a crowded one. */
-    uint32_t lo = m->starts[idx], hi = m->starts[idx + 1];
-    if (hi - lo > 48) hi = lo + 48;
-    for (uint32_t i = lo; i < hi; i += 8)
-      NGI_PREFETCH(&m->ent[i]);
+    if (m->sub_at) NGI_PREFETCH(&m->sub_at[idx]);
+    return;
   }
+  size_t lo = m->starts[idx], hi = m->starts[idx + 1];
+  if (hi - lo > NGI_LEAF) {
+    unsigned d = ngi_sub_depth(m, hi - lo);
+    uint32_t p = ngi_sub_cell(m, pack(m, 0, u), d);
+    const uint32_t *sub = m->sub + m->sub_at[idx];
+    if (stage == 1) {
+      NGI_PREFETCH(&sub[p]);
+      return;
+    }
+    hi = lo + sub[p + 1];
+    lo += sub[p];
+  } else if (stage == 2) {
+    return;
+  }
+  /* About 30 entries (4 lines) at most, except in a sub-cell of a cell far
+   * more crowded than the depth's estimate: no more than 6 lines of it. */
+  if (hi - lo > 48) hi = lo + 48;
+  for (size_t i = lo; i < hi; i += 8)
+    NGI_PREFETCH(&m->ent[i]);
 }

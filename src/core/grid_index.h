@@ -74,6 +74,14 @@ typedef struct mainix {
   uint32_t *starts;  /* ncell + 1 entries (NULL when n == 0) */
   uint64_t *ent;     /* n packed entries */
   size_t n;
+  /* Crowded cells (more than NGI_LEAF entries) get a sub-directory: the
+   * cell's Morton order split into 8^d sub-cells by the top d levels of the
+   * code, sub[sub_at[cell] + p] the first entry (relative to the cell) of
+   * sub-cell p, 8^d + 1 offsets; d from the cell's size (ngi_sub_depth).
+   * sub_at is NULL when no cell is crowded. */
+  uint32_t *sub_at; /* ncell entries */
+  uint32_t *sub;
+  size_t nsub;
   uint64_t *stale; /* bits for ids 0 .. w_main */
   size_t stale_words;
   size_t nstale; /* main entries hidden */
@@ -169,6 +177,31 @@ static inline size_t ngi_lower_bound(const uint64_t *ent, size_t lo, size_t hi, 
       hi = mid;
   }
   return lo;
+}
+
+/* Depth of the sub-directory of a crowded cell of `count` entries: about
+ * 32 entries a sub-cell, at most the cell's own Morton levels. */
+static inline unsigned ngi_sub_depth(const mainix *m, size_t count) {
+  unsigned d = 0;
+  while (d < m->levels && ((size_t)32 << (3 * d)) < count)
+    d++;
+  return d;
+}
+
+/* The sub-cell of entry e at depth d. */
+static inline uint32_t ngi_sub_cell(const mainix *m, uint64_t e, unsigned d) {
+  return (uint32_t)((e >> 24) >> (3 * (m->levels - d)));
+}
+
+/* Narrow [*lo, *hi) -- the entries of crowded cell idx -- to the sub-cell of e. */
+static inline void ngi_sub_range(const mainix *m, uint32_t idx, uint64_t e, size_t *lo,
+                                 size_t *hi) {
+  unsigned d = ngi_sub_depth(m, *hi - *lo);
+  uint32_t p = ngi_sub_cell(m, e, d);
+  const uint32_t *sub = m->sub + m->sub_at[idx];
+  size_t base = *lo;
+  *lo = base + sub[p];
+  *hi = base + sub[p + 1];
 }
 
 /* Complete g (build it, absorb new tokens, rebuild when fragmented) and hold

@@ -141,9 +141,17 @@ ng_status ngi_grid_insert(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_
 /* Remove one occurrence of `id` at raw xyz. Never fails, never allocates.
  * Call it while rt->tokens still holds the position before the change. */
 void ngi_grid_remove(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t xyz[3]);
-/* Start loading what a move of `tok` in g will touch: the directory entry of
- * its main-index cell (stage 0) or, once that has arrived, the cell's entries
- * (stage 1). For batches, a few entries ahead. A hint only: changes nothing. */
+/* Move `id` from raw `from` (the table's position) to `to` in one step: the
+ * batch update's path (no insert/remove pair may be in progress). Allocates
+ * only when a main entry leaves its cell; NG_ENOMEM then changes nothing. */
+ng_status ngi_grid_move(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t from[3],
+                        const int16_t to[3]);
+/* Test hook: whether g's index keeps its internal invariants (crowded cells
+ * sorted, their sub-directories exact). Caller holds a lock. */
+bool ngi_grid_consistent(const ngi_grid *g);
+/* Start loading what a move of `tok` in g will touch, in three stages (0, 1,
+ * 2), each a level deeper in the index; a batch calls each stage a few
+ * entries after the one before. A hint only: changes nothing. */
 void ngi_grid_prefetch(const ngi_grid *g, const ng_token *tok, int stage);
 /* Remove everything (keeps the cell size); tokens created afterwards are
  * indexed as usual. Never fails. */

@@ -350,6 +350,30 @@ static void log_restore(const unsigned char *at, ng_token *tok, uint32_t fields)
   }
 }
 
+/* A batch entry that changes coordinates only: log the old ones (as
+ * log_save), move the token in the grid of each selected space whose
+ * position changes (one step each, ngi_grid_move), then write the record.
+ * fails: NG_ENOMEM with the record unchanged but the grids of the spaces
+ * moved so far changed (the batch then swaps in its fresh grids). */
+static ng_status batch_move(ng_runtime *rt, uint32_t id, ng_token *cur, const ng_token *v,
+                            uint32_t fields, unsigned char *log) {
+  ng_token next = *cur;
+  for (int s = 0; s < NG_SPACES; s++) {
+    if (!(fields & NG_TF_COORDS(s))) continue;
+    memcpy(log, cur->coords[s], sizeof cur->coords[s]);
+    log += sizeof cur->coords[s];
+    if (memcmp(cur->coords[s], v->coords[s], sizeof cur->coords[s]) == 0) continue;
+    int16_t from[3], to[3];
+    raw_coords(cur, s, from);
+    raw_coords(v, s, to);
+    ng_status st = ngi_grid_move(rt, rt->grids[s], id, from, to);
+    if (st != NG_OK) return st;
+    memcpy(next.coords[s], v->coords[s], sizeof next.coords[s]);
+  }
+  *cur = next;
+  return NG_OK;
+}
+
 /* needs: rt; ids and values n entries each (either may be NULL when n == 0).
  * guarantees: the same result as ng_token_update(rt, ids[i], &values[i],
  * fields) for i = 0 .. n-1 in order (so a later entry for the same id wins),
@@ -383,11 +407,13 @@ ng_status ng_token_update_batch(ng_runtime *rt, const uint32_t *ids, const ng_to
       st = ngi_fail(rt, NG_ENOTFOUND, "%s: entry %zu: no token %u", fn, i, (unsigned)ids[i]);
       goto out;
     }
-    if (fields & (NG_TF_WEIGHT | NG_TF_FIELD_RADIUS | NG_TF_FIELD_STRENGTH)) {
+    if ((fields & (NG_TF_WEIGHT | NG_TF_FIELD_RADIUS | NG_TF_FIELD_STRENGTH)) &&
+        check_fields(rt, fn, &values[i], fields) != NG_OK) {
+      /* Checked again only to name the entry: no formatting on the good path. */
       char where[64];
       snprintf(where, sizeof where, "%s: entry %zu (token %u)", fn, i, (unsigned)ids[i]);
       st = check_fields(rt, where, &values[i], fields);
-      if (st != NG_OK) goto out;
+      goto out;
     }
   }
 
@@ -410,26 +436,29 @@ ng_status ng_token_update_batch(ng_runtime *rt, const uint32_t *ids, const ng_to
     }
   }
 
+  /* A frame's moves (coordinates only) take the grid's one-step move. */
+  bool coords_only = log && !(fields & ~(uint32_t)NG_TF_COORDS_ALL);
   size_t done = 0;
   for (; done < n; done++) {
-    if (done + 2 * BATCH_AHEAD < n) {
-      prefetch_token(t, ids[done + 2 * BATCH_AHEAD]);
+    /* Three levels of the grid and the record, each loaded a few entries ahead. */
+    for (int stage = 0; stage < 3; stage++) {
+      size_t ahead = done + (size_t)(3 - stage) * BATCH_AHEAD;
+      if (ahead >= n) continue;
+      if (stage == 1) prefetch_token(t, ids[ahead]);
       for (int s = 0; s < NG_SPACES; s++)
-        if (fields & NG_TF_COORDS(s))
-          ngi_grid_prefetch(rt->grids[s], &values[done + 2 * BATCH_AHEAD], 0);
-    }
-    if (done + BATCH_AHEAD < n) {
-      for (int s = 0; s < NG_SPACES; s++)
-        if (fields & NG_TF_COORDS(s))
-          ngi_grid_prefetch(rt->grids[s], &values[done + BATCH_AHEAD], 1);
+        if (fields & NG_TF_COORDS(s)) ngi_grid_prefetch(rt->grids[s], &values[ahead], stage);
     }
     uint32_t id = ids[done];
     ng_token *cur = &t->recs[ngi_token_lookup(t, id) - t->recs];
-    ng_token next;
-    unsigned moved;
-    merge_update(cur, id, &values[done], fields, &next, &moved);
-    if (log) log_save(log + done * stride, cur, fields);
-    st = apply_update(rt, fn, id, cur, &next, moved);
+    if (coords_only) {
+      st = batch_move(rt, id, cur, &values[done], fields, log + done * stride);
+    } else {
+      ng_token next;
+      unsigned moved;
+      merge_update(cur, id, &values[done], fields, &next, &moved);
+      if (log) log_save(log + done * stride, cur, fields);
+      st = apply_update(rt, fn, id, cur, &next, moved);
+    }
     if (st != NG_OK) break;
   }
   if (st != NG_OK && log) { /* only grid moves fail here, and moves have a log */
