@@ -19,14 +19,22 @@ static void bias(const int16_t xyz[3], uint16_t u[3]) {
     u[a] = (uint16_t)((int32_t)xyz[a] + NGI_BIAS);
 }
 
-/* Spread the low 13 bits of x to every third bit (Morton interleaving). */
+/* SPREAD3[v]: the 8 bits of v moved to every third bit (bit i to bit 3i),
+ * generated bit by bit: each level adds bit k's spread value to the second
+ * half of the level below. */
+#define SP1(n) (n), (n) + 1u
+#define SP2(n) SP1(n), SP1((n) + 8u)
+#define SP3(n) SP2(n), SP2((n) + 64u)
+#define SP4(n) SP3(n), SP3((n) + 512u)
+#define SP5(n) SP4(n), SP4((n) + 4096u)
+#define SP6(n) SP5(n), SP5((n) + 32768u)
+#define SP7(n) SP6(n), SP6((n) + 262144u)
+#define SP8(n) SP7(n), SP7((n) + 2097152u)
+static const uint32_t SPREAD3[256] = {SP8(0u)};
+
+/* Spread the low 13 bits of v to every third bit (Morton interleaving). */
 static uint64_t split3(uint32_t v) {
-  uint64_t x = v & 0x1FFFu;
-  x = (x | x << 16) & 0x1F0000FFull;
-  x = (x | x << 8) & 0x100F00F00Full;
-  x = (x | x << 4) & 0x10C30C30C3ull;
-  x = (x | x << 2) & 0x1249249249ull;
-  return x;
+  return SPREAD3[v & 0xFFu] | (uint64_t)SPREAD3[(v >> 8) & 0x1Fu] << 24;
 }
 
 /* A main entry: the Morton code of the point's offsets inside its cell (3 x
@@ -449,9 +457,8 @@ static bool side_del(ngi_grid *g, uint32_t id, const uint16_t u[3]) {
 
 /* ---- insert / remove ---------------------------------------------------- */
 
-/* Index in m->ent of id's entry in the cell of u, or SIZE_MAX. */
-static size_t main_find(const mainix *m, uint32_t id, const uint16_t u[3]) {
-  uint32_t idx = cell_index(m, u);
+/* Index in m->ent of id's entry at u, in cell idx (u's), or SIZE_MAX. */
+static size_t main_find(const mainix *m, uint32_t idx, uint32_t id, const uint16_t u[3]) {
   size_t lo = m->starts[idx], hi = m->starts[idx + 1];
   uint64_t want = pack(m, id, u);
   if (hi - lo > NGI_LEAF) { /* sorted: its sub-cell, then binary search */
@@ -470,12 +477,11 @@ static size_t main_find(const mainix *m, uint32_t id, const uint16_t u[3]) {
  * side table instead, so no write ever costs more than that. */
 #define SHIFT_MAX 256
 
-/* Rewrite main entry ent[at], in the cell of u, to e. A crowded cell is kept
+/* Rewrite main entry ent[at], in cell idx, to e. A crowded cell is kept
  * sorted by moving the entries between the old and the new place over by
  * one, if there are at most `cap` of them. Returns the entry's new index, or
  * SIZE_MAX (nothing changed) when the shift would be longer. */
-static size_t place_in_cell(mainix *m, const uint16_t u[3], size_t at, uint64_t e, size_t cap) {
-  uint32_t idx = cell_index(m, u);
+static size_t place_in_cell(mainix *m, uint32_t idx, size_t at, uint64_t e, size_t cap) {
   size_t lo = m->starts[idx], hi = m->starts[idx + 1];
   uint64_t *ent = m->ent;
   if (hi - lo <= NGI_LEAF) {
@@ -539,9 +545,10 @@ static bool move_in_place(ng_runtime *rt, ngi_grid *g, uint32_t id, const uint16
   uint16_t uo[3];
   ngi_tok_u(t, g->space, uo);
   if (!same_cell(m, uo, un)) return false;
-  size_t at = main_find(m, id, uo);
+  uint32_t idx = cell_index(m, uo);
+  size_t at = main_find(m, idx, id, uo);
   if (at == SIZE_MAX) return false;
-  at = place_in_cell(m, uo, at, pack(m, id, un), SHIFT_MAX);
+  at = place_in_cell(m, idx, at, pack(m, id, un), SHIFT_MAX);
   if (at == SIZE_MAX) return false;
   g->pend_id = id;
   g->pend_at = at;
@@ -588,7 +595,8 @@ void ngi_grid_remove(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t xyz
       return;
     }
     if (memcmp(u, g->pend_new, sizeof u) == 0) { /* undo: the same shift back */
-      place_in_cell(m, g->pend_old, g->pend_at, pack(m, id, g->pend_old), SIZE_MAX);
+      place_in_cell(m, cell_index(m, g->pend_old), g->pend_at, pack(m, id, g->pend_old),
+                    SIZE_MAX);
       g->pend_id = 0;
       return;
     }
@@ -619,8 +627,9 @@ ng_status ngi_grid_move(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t 
   bias(to, un);
   if (main_visible(m, id)) {
     if (same_cell(m, uo, un)) {
-      size_t at = main_find(m, id, uo);
-      if (at != SIZE_MAX && place_in_cell(m, uo, at, pack(m, id, un), SHIFT_MAX) != SIZE_MAX)
+      uint32_t idx = cell_index(m, uo);
+      size_t at = main_find(m, idx, id, uo);
+      if (at != SIZE_MAX && place_in_cell(m, idx, at, pack(m, id, un), SHIFT_MAX) != SIZE_MAX)
         return NG_OK;
     }
     if (side_reserve(rt, g) != NG_OK) return ngi_fail(rt, NG_ENOMEM, "grid: out of memory");
@@ -770,24 +779,28 @@ ng_status ngi_grid_acquire(ng_runtime *rt, ngi_grid *g) {
 
 /* Start loading what a move of tok in g will read, one level a stage, each
  * stage called a few entries after the one before so that its loads have
- * arrived: the cell's directory entries (stage 0); the cell's entries, or
- * for a crowded cell the sub-directory entry (1); a crowded cell's entries
- * of the sub-cell (2). A small step stays in its cell and mostly in its
- * sub-cell, so the new position names what the move will search. A hint
- * only: it changes nothing. */
-void ngi_grid_prefetch(const ngi_grid *g, const ng_token *tok, int stage) {
+ * arrived: the cell's directory entries (stage 0, which leaves the cell's
+ * index in *cell for the later stages); the cell's entries, or for a crowded
+ * cell the sub-directory entry (1); a crowded cell's entries of the sub-cell
+ * (2). A small step stays in its cell and mostly in its sub-cell, so the new
+ * position names what the move will search. A hint only: changes nothing. */
+void ngi_grid_prefetch(const ngi_grid *g, const ng_token *tok, int stage, uint32_t *cell) {
   const mainix *m = &g->m;
   if (!g->built || !m->starts) return;
-  uint16_t u[3];
-  ngi_tok_u(tok, g->space, u);
-  uint32_t idx = cell_index(m, u);
   if (stage == 0) {
+    uint16_t u[3];
+    ngi_tok_u(tok, g->space, u);
+    uint32_t idx = cell_index(m, u);
+    *cell = idx;
     NGI_PREFETCH(&m->starts[idx]);
     if (m->sub_at) NGI_PREFETCH(&m->sub_at[idx]);
     return;
   }
+  uint32_t idx = *cell;
   size_t lo = m->starts[idx], hi = m->starts[idx + 1];
   if (hi - lo > NGI_LEAF) {
+    uint16_t u[3];
+    ngi_tok_u(tok, g->space, u);
     unsigned d = ngi_sub_depth(m, hi - lo);
     uint32_t p = ngi_sub_cell(m, pack(m, 0, u), d);
     const uint32_t *sub = m->sub + m->sub_at[idx];

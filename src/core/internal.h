@@ -151,8 +151,9 @@ ng_status ngi_grid_move(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t 
 bool ngi_grid_consistent(const ngi_grid *g);
 /* Start loading what a move of `tok` in g will touch, in three stages (0, 1,
  * 2), each a level deeper in the index; a batch calls each stage a few
- * entries after the one before. A hint only: changes nothing. */
-void ngi_grid_prefetch(const ngi_grid *g, const ng_token *tok, int stage);
+ * entries after the one before, with the same *cell (stage 0 sets it). A
+ * hint only: changes nothing else. */
+void ngi_grid_prefetch(const ngi_grid *g, const ng_token *tok, int stage, uint32_t *cell);
 /* Remove everything (keeps the cell size); tokens created afterwards are
  * indexed as usual. Never fails. */
 void ngi_grid_clear(ng_runtime *rt, ngi_grid *g);

@@ -303,6 +303,7 @@ out:
 /* How many entries ahead a batch starts loading what an entry will touch:
  * far enough that the misses of several entries are in flight at once. */
 #define BATCH_AHEAD 8
+#define BATCH_RING (4 * BATCH_AHEAD) /* > the 3 x BATCH_AHEAD entries in flight */
 
 /* Start loading the record of `id` (and, off the dense path, its slot_of
  * entry) so that its miss overlaps the work on earlier entries. Never reads
@@ -436,8 +437,17 @@ ng_status ng_token_update_batch(ng_runtime *rt, const uint32_t *ids, const ng_to
     }
   }
 
+  int moving[NG_SPACES], nmoving = 0; /* the spaces whose coordinates are selected */
+  uint32_t cells[BATCH_RING][NG_SPACES];  /* what the prefetch found, per entry ahead */
+  for (int s = 0; s < NG_SPACES; s++)
+    if (fields & NG_TF_COORDS(s)) moving[nmoving++] = s;
   /* A frame's moves (coordinates only) take the grid's one-step move. */
   bool coords_only = log && !(fields & ~(uint32_t)NG_TF_COORDS_ALL);
+  /* Prime the pipeline below: the first entries skip the early stages. */
+  for (size_t e = 0; e < n && e < 3 * BATCH_AHEAD; e++)
+    for (int stage = 0; stage < (e < 2 * BATCH_AHEAD ? 2 : 1); stage++)
+      for (int k = 0; k < nmoving; k++)
+        ngi_grid_prefetch(rt->grids[moving[k]], &values[e], stage, &cells[e % BATCH_RING][k]);
   size_t done = 0;
   for (; done < n; done++) {
     /* Three levels of the grid and the record, each loaded a few entries ahead. */
@@ -445,8 +455,9 @@ ng_status ng_token_update_batch(ng_runtime *rt, const uint32_t *ids, const ng_to
       size_t ahead = done + (size_t)(3 - stage) * BATCH_AHEAD;
       if (ahead >= n) continue;
       if (stage == 1) prefetch_token(t, ids[ahead]);
-      for (int s = 0; s < NG_SPACES; s++)
-        if (fields & NG_TF_COORDS(s)) ngi_grid_prefetch(rt->grids[s], &values[ahead], stage);
+      for (int k = 0; k < nmoving; k++)
+        ngi_grid_prefetch(rt->grids[moving[k]], &values[ahead], stage,
+                          &cells[ahead % BATCH_RING][k]);
     }
     uint32_t id = ids[done];
     ng_token *cur = &t->recs[ngi_token_lookup(t, id) - t->recs];
