@@ -120,6 +120,46 @@ collectgarbage("restart")
 print(string.format("%-40s %9.1f bytes/query (average hits %.1f; brute force found %.1f)",
                     "garbage per query into a reused table", kb * 1024 / N_QUERY,
                     found_ng / N_QUERY, found_plain / N_QUERY / REPEAT))
+-- 4. a frame moving 10% of the tokens: rt.tokens:move (one call, flat arrays reused) vs one
+-- tok:set_coords per token vs rewriting the positions of plain tables
+local M, FRAMES = N_POINTS // 10, 20
+local frames = {} -- planned up front: the timed loops only move
+for f = 1, FRAMES do
+  local ids, xyz = {}, {}
+  for j = 1, M do
+    local i = (j * 7919 + f * 104729) % N_POINTS + 1
+    ids[j] = i
+    xyz[3 * j - 2], xyz[3 * j - 1], xyz[3 * j] = coords_of(i + f)
+  end
+  frames[f] = {ids, xyz}
+end
+local t_pmove = best(nil, function()
+  for f = 1, FRAMES do
+    local ids, xyz = frames[f][1], frames[f][2]
+    for j = 1, M do
+      local p = plain[ids[j]].coords.L1
+      p[1], p[2], p[3] = xyz[3 * j - 2], xyz[3 * j - 1], xyz[3 * j]
+    end
+  end
+end)
+grid:range_query(centres[1], R, opts) -- the L1 index exists, as in a game loop
+local t_move = best(nil, function()
+  local tokens = rt.tokens
+  for f = 1, FRAMES do tokens:move("L1", frames[f][1], frames[f][2]) end
+end)
+local t_setc = best(nil, function()
+  local tokens = rt.tokens
+  for f = 1, FRAMES do
+    local ids, xyz = frames[f][1], frames[f][2]
+    for j = 1, M do
+      tokens:get(ids[j]):set_coords("L1", xyz[3 * j - 2], xyz[3 * j - 1], xyz[3 * j])
+    end
+  end
+end)
+report("rt.tokens:move (10% a frame), per token", t_move, FRAMES * M, "plain positions rewritten",
+       t_pmove)
+report("tok:set_coords one by one, per token", t_setc, FRAMES * M, "plain positions rewritten",
+       t_pmove)
 rt:close()
 assert(kept, "the baselines ran")
 

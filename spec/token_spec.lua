@@ -283,6 +283,86 @@ describe("rt.tokens", function()
       assert.is_false(rt.tokens:exists(id + 1))
     end)
   end)
+
+  describe("move", function()
+    local function positions(space, n)
+      local out = {}
+      for id = 1, n do out[id] = {rt.tokens:get(id):coords(space)} end
+      return out
+    end
+
+    it("moves every listed token in one call, and the grid sees it", function()
+      for i = 1, 50 do rt.tokens:create{coords = {L1 = {i, 0, 0}, L2 = {0, 0, i / 100}}} end
+      assert.equals(1, #rt.grid:range_query({1, 0, 0}, 0.5)) -- builds the L1 index
+      assert.equals(3, rt.tokens:move("L1", {3, 7, 9}, {100, 1, 2, -5.5, 0, 0, 9, 9, 9}))
+      assert.same({100, 1, 2}, {rt.tokens:get(3):coords("L1")})
+      assert.same({-5.5, 0, 0}, {rt.tokens:get(7):coords("L1")})
+      assert.same({9, 9, 9}, {rt.tokens:get(9):coords("L1")})
+      assert.same({0, 0, 0.03}, {rt.tokens:get(3):coords("L2")}) -- other spaces untouched
+      local near = rt.grid:range_query({100, 1, 2}, 0.5)
+      assert.equals(1, #near)
+      assert.equals(3, near[1][1])
+      assert.equals(0, #rt.grid:range_query({3, 0, 0}, 0.5)) -- the old place is empty
+      assert.equals(2, rt.tokens:move(2, {1, 2}, {0.5, 0.5, 0.5, 0.25, 0, 0})) -- space by number
+      assert.same({0.5, 0.5, 0.5}, {rt.tokens:get(1):coords("L2")})
+    end)
+
+    it("keeps the last position of an id listed twice, and accepts an empty frame", function()
+      rt.tokens:create()
+      assert.equals(2, rt.tokens:move("L1", {1, 1}, {1, 2, 3, 4, 5, 6}))
+      assert.same({4, 5, 6}, {rt.tokens:get(1):coords("L1")})
+      assert.equals(0, rt.tokens:move("L1", {}, {}))
+    end)
+
+    it("takes Token handles as ids", function()
+      local tok = rt.tokens:get(rt.tokens:create())
+      rt.tokens:move("L3", {tok}, {7, 8, 9})
+      assert.same({7, 8, 9}, {tok:coords("L3")})
+    end)
+
+    it("raises for a bad entry and moves nothing", function()
+      for i = 1, 5 do rt.tokens:create{coords = {L1 = {i, i, i}}} end
+      local before = positions("L1", 5)
+      local cases = {
+        {{"L9", {1}, {0, 0, 0}}, "bad argument #2 to 'move'"},
+        {{"L1", 7, {0, 0, 0}}, "bad argument #3 to 'move' %(array of token ids expected, got 7%)"},
+        {{"L1", {1}, "xyz"}, "bad argument #4 to 'move' %(array of coordinates"},
+        {{"L1", {1, 2}, {1, 1, 1, 2, 2}}, "%(6 numbers expected %(x, y, z for each of 2 ids%), got 5%)"},
+        {{"L1", {1, 99}, {1, 1, 1, 2, 2, 2}}, "bad argument #3 to 'move' %(entry 2: no token 99%)"},
+        {{"L1", {1, "x"}, {1, 1, 1, 2, 2, 2}}, "bad argument #3 to 'move' %(token id"},
+        {{"L1", {1, 2}, {1, 1, 1, 2, 2, 1e9}}, "bad argument #4 to 'move' %(z of L1 must be within"},
+        {{"L1", {1, 2}, {1, 1, 1, 0 / 0, 2, 2}}, "bad argument #4 to 'move'"},
+      }
+      for _, c in ipairs(cases) do
+        local ok, err = pcall(rt.tokens.move, rt.tokens, table.unpack(c[1]))
+        assert.is_false(ok)
+        assert.matches(c[2], err)
+        assert.same(before, positions("L1", 5))
+      end
+    end)
+
+    it("makes no garbage frame after frame", function()
+      for i = 1, 200 do rt.tokens:create{coords = {L1 = {i % 17, i % 13, i % 11}}} end
+      rt.grid:range_query({0, 0, 0}, 1)
+      local ids, xyz = {}, {}
+      for i = 1, 200 do ids[i] = i end
+      local function frame(f)
+        for i = 1, 200 do
+          xyz[3 * i - 2], xyz[3 * i - 1], xyz[3 * i] = (i + f) % 17, (i * f) % 13, f % 11
+        end
+        rt.tokens:move("L1", ids, xyz)
+      end
+      frame(1) -- the first frame sizes the runtime's reused buffers
+      collectgarbage("collect")
+      collectgarbage("stop")
+      local before = collectgarbage("count")
+      for f = 2, 50 do frame(f) end
+      local grown = (collectgarbage("count") - before) * 1024
+      collectgarbage("restart")
+      assert.is_true(grown < 64, ("%d bytes of garbage in 49 frames"):format(grown))
+      assert.same({(200 + 50) % 17, (200 * 50) % 13, 50 % 11}, {rt.tokens:get(200):coords("L1")})
+    end)
+  end)
 end)
 
 describe("neurograph.Token", function()

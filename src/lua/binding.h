@@ -120,8 +120,10 @@ extern const char *const ngl_key_names[NGL_K_COUNT];
 typedef struct ngl_runtime {
   ng_runtime *rt; /* NULL once closed */
   ng_hits hits;   /* reused by every grid query */
-  uint32_t *ids;  /* reused by list / connections (Lua allocator) */
+  uint32_t *ids;  /* reused by list / connections / move (Lua allocator) */
   size_t ids_cap;
+  ng_token *moves; /* reused by tokens:move (Lua allocator) */
+  size_t moves_cap;
   lua_Integer grid_size;
   lua_Integer dimensions;
 } ngl_runtime;
@@ -219,6 +221,8 @@ unsigned ngl_check_conn_type(lua_State *L, int idx, int arg, const char *fn);
 void ngl_push_handle(lua_State *L, int obj_idx, int uv, uint32_t id);
 /* Grows owner's id buffer to at least n entries; raises on memory failure. */
 uint32_t *ngl_ids(lua_State *L, ngl_runtime *owner, size_t n);
+/* The same for owner's record buffer (tokens:move). */
+ng_token *ngl_moves(lua_State *L, ngl_runtime *owner, size_t n);
 /* Pushes ids[0..n) as an array: into the table at `into` (0: a new table),
  * clearing entries past n. */
 void ngl_push_ids(lua_State *L, const uint32_t *ids, size_t n, int into);

@@ -323,19 +323,31 @@ void ngl_push_handle(lua_State *L, int obj_idx, int uv, uint32_t id) {
   lua_setiuservalue(L, -2, 1);
 }
 
-uint32_t *ngl_ids(lua_State *L, ngl_runtime *owner, size_t n) {
-  if (n <= owner->ids_cap) return owner->ids;
-  size_t cap = owner->ids_cap ? owner->ids_cap : 64;
-  while (cap < n)
-    cap *= 2;
-  if (cap > ((size_t)-1) / sizeof(uint32_t)) luaL_error(L, "not enough memory");
+/* Grows a buffer of *cap elements of `size` bytes to at least n; raises on
+ * memory failure (the buffer is then as it was). */
+static void *grow_buffer(lua_State *L, void *p, size_t *cap, size_t n, size_t size) {
+  if (n <= *cap) return p;
+  size_t ncap = *cap ? *cap : 64;
+  while (ncap < n) {
+    if (ncap > ((size_t)-1) / 2 / size) luaL_error(L, "not enough memory");
+    ncap *= 2;
+  }
   void *ud;
   lua_Alloc f = lua_getallocf(L, &ud);
-  void *p = f(ud, owner->ids, owner->ids_cap * sizeof(uint32_t), cap * sizeof(uint32_t));
-  if (p == NULL) luaL_error(L, "not enough memory");
-  owner->ids = p;
-  owner->ids_cap = cap;
+  void *np = f(ud, p, *cap * size, ncap * size);
+  if (np == NULL) luaL_error(L, "not enough memory");
+  *cap = ncap;
+  return np;
+}
+
+uint32_t *ngl_ids(lua_State *L, ngl_runtime *owner, size_t n) {
+  owner->ids = grow_buffer(L, owner->ids, &owner->ids_cap, n, sizeof(uint32_t));
   return owner->ids;
+}
+
+ng_token *ngl_moves(lua_State *L, ngl_runtime *owner, size_t n) {
+  owner->moves = grow_buffer(L, owner->moves, &owner->moves_cap, n, sizeof(ng_token));
+  return owner->moves;
 }
 
 void ngl_push_ids(lua_State *L, const uint32_t *ids, size_t n, int into) {

@@ -14,13 +14,14 @@ enum { RT_F_GRID_SIZE = 100, RT_F_DIMENSIONS };
 static void runtime_close(lua_State *L, ngl_runtime *o) {
   if (o->rt == NULL) return;
   ng_hits_free(o->rt, &o->hits);
-  if (o->ids != NULL) {
-    void *ud;
-    lua_Alloc f = lua_getallocf(L, &ud);
-    f(ud, o->ids, o->ids_cap * sizeof(uint32_t), 0);
-    o->ids = NULL;
-    o->ids_cap = 0;
-  }
+  void *ud = NULL;
+  lua_Alloc f = lua_getallocf(L, &ud);
+  if (o->ids != NULL) f(ud, o->ids, o->ids_cap * sizeof(uint32_t), 0);
+  if (o->moves != NULL) f(ud, o->moves, o->moves_cap * sizeof(ng_token), 0);
+  o->ids = NULL;
+  o->ids_cap = 0;
+  o->moves = NULL;
+  o->moves_cap = 0;
   ng_runtime_release(o->rt);
   o->rt = NULL;
 }

@@ -257,6 +257,53 @@ static int tokens_update(lua_State *L) {
   return do_update(L, self->owner, id, 3, "update");
 }
 
+/* rt.tokens:move(space, ids, xyz) -> n: token ids[i] moves to (xyz[3i-2],
+ * xyz[3i-1], xyz[3i]) in `space`, for every i, in one call (one lock, the
+ * grid's batch path; all or nothing: a bad entry or a missing token raises
+ * and moves none). For a game loop's frame: no table per token, and the
+ * buffers are the runtime's own, reused, so a frame makes no garbage. */
+static int tokens_move(lua_State *L) {
+  static const char fn[] = "move";
+  ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, fn);
+  ng_runtime *rt = ngl_rt(L, self->owner);
+  int space = ngl_check_space(L, 2, 2, fn);
+  if (lua_type(L, 3) != LUA_TTABLE)
+    return ngl_argerror(L, 3, fn, "array of token ids expected, got %s", ngl_describe(L, 3));
+  if (lua_type(L, 4) != LUA_TTABLE)
+    return ngl_argerror(L, 4, fn, "array of coordinates (x, y, z for each id) expected, got %s",
+                        ngl_describe(L, 4));
+  size_t n = lua_rawlen(L, 3), nc = lua_rawlen(L, 4);
+  if (n > NG_TOKEN_ID_MAX)
+    return ngl_argerror(L, 3, fn, "at most %I ids expected, got %I", (lua_Integer)NG_TOKEN_ID_MAX,
+                        (lua_Integer)n);
+  if (nc != 3 * n)
+    return ngl_argerror(L, 4, fn, "%I numbers expected (x, y, z for each of %I ids), got %I",
+                        (lua_Integer)(3 * n), (lua_Integer)n, (lua_Integer)nc);
+  uint32_t *ids = ngl_ids(L, self->owner, n ? n : 1);
+  ng_token *vals = ngl_moves(L, self->owner, n ? n : 1);
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, 3, (lua_Integer)i + 1);
+    ids[i] = ngl_check_token_id(L, -1, 3, fn, self->owner);
+    lua_pop(L, 1);
+    for (int a = 0; a < 3; a++) {
+      lua_rawgeti(L, 4, (lua_Integer)(3 * i) + a + 1);
+      vals[i].coords[space][a] = ng_coord_encode(space, ngl_check_coord(L, -1, 4, fn, space, a));
+      lua_pop(L, 1);
+    }
+  }
+  ng_status st = ng_token_update_batch(rt, ids, vals, n, NG_TF_COORDS(space));
+  if (st == NG_ENOTFOUND) { /* name the first missing entry, counted from 1 */
+    ng_token tmp;
+    for (size_t i = 0; i < n; i++)
+      if (ng_token_get(rt, ids[i], &tmp) != NG_OK)
+        return ngl_argerror(L, 3, fn, "entry %I: no token %I", (lua_Integer)i + 1,
+                            (lua_Integer)ids[i]);
+  }
+  if (st != NG_OK) return ngl_status_error(L, rt, st, 3, fn);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
 /* rt.tokens:delete(id) -> true (with its connections), or false. */
 static int tokens_delete(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "delete");
@@ -573,7 +620,8 @@ static const luaL_Reg tokens_methods[] = {
     {"update", tokens_update}, {"delete", tokens_delete},
     {"list", tokens_list},     {"count", tokens_count},
     {"clear", tokens_clear},   {"iter", tokens_iter},
-    {"exists", tokens_exists}, {NULL, NULL},
+    {"exists", tokens_exists}, {"move", tokens_move},
+    {NULL, NULL},
 };
 static const luaL_Reg token_meta[] = {
     {"__index", token_index},
