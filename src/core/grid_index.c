@@ -149,7 +149,7 @@ static ng_status main_build(ng_runtime *rt, const ngi_grid *g, const ngi_token_t
    * double the peak memory of a build. */
   uint32_t lo[3] = {65535, 65535, 65535}, hi[3] = {0, 0, 0};
   for (size_t i = 0; i < t->len; i++) {
-    const ng_token *tok = &t->recs[i];
+    const ng_token *tok = ngi_tok_at(t, i);
     if (NG_ID_LOCAL(tok->id) == 0) continue;
     uint16_t u[3];
     ngi_tok_u(tok, sp, u);
@@ -204,7 +204,7 @@ static ng_status main_build(ng_runtime *rt, const ngi_grid *g, const ngi_token_t
   /* Counting sort by cell; the table is in ascending id order, so each cell
    * lists its ids in ascending order (deterministic answers). */
   for (size_t i = 0; i < t->len; i++) {
-    const ng_token *tok = &t->recs[i];
+    const ng_token *tok = ngi_tok_at(t, i);
     if (NG_ID_LOCAL(tok->id) == 0) continue;
     uint16_t u[3];
     ngi_tok_u(tok, sp, u);
@@ -213,7 +213,7 @@ static ng_status main_build(ng_runtime *rt, const ngi_grid *g, const ngi_token_t
   for (size_t c = 1; c <= m.ncell; c++)
     m.starts[c] += m.starts[c - 1];
   for (size_t i = 0; i < t->len; i++) {
-    const ng_token *tok = &t->recs[i];
+    const ng_token *tok = ngi_tok_at(t, i);
     uint32_t id = NG_ID_LOCAL(tok->id);
     if (id == 0) continue;
     uint16_t u[3];
@@ -461,11 +461,11 @@ static size_t first_after(const ngi_token_table *t, uint32_t after) {
   size_t lo = 0, hi = t->len, best = t->len;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2, k = mid;
-    while (k < hi && NG_ID_LOCAL(t->recs[k].id) == 0)
+    while (k < hi && NG_ID_LOCAL(ngi_tok_at(t, k)->id) == 0)
       k++;
     if (k == hi) {
       hi = mid;
-    } else if (NG_ID_LOCAL(t->recs[k].id) > after) {
+    } else if (NG_ID_LOCAL(ngi_tok_at(t, k)->id) > after) {
       best = k;
       hi = mid;
     } else {
@@ -477,7 +477,7 @@ static size_t first_after(const ngi_token_table *t, uint32_t after) {
 
 static bool has_tail(const ngi_grid *g, const ngi_token_table *t) {
   /* The last slot is never a tombstone (tokens.c trims them). */
-  return t->len > 0 && NG_ID_LOCAL(t->recs[t->len - 1].id) > g->w_abs;
+  return t->len > 0 && NG_ID_LOCAL(ngi_tok_at(t, t->len - 1)->id) > g->w_abs;
 }
 
 static bool too_fragmented(const ngi_grid *g, size_t tail) {
@@ -513,7 +513,7 @@ static ng_status maintain(ng_runtime *rt, ngi_grid *g) {
     if (!g->built) return st;
   }
   for (size_t i = from; i < t->len; i++) {
-    const ng_token *tok = &t->recs[i];
+    const ng_token *tok = ngi_tok_at(t, i);
     uint32_t id = NG_ID_LOCAL(tok->id);
     if (id == 0) continue;
     if (side_reserve(rt, g) != NG_OK) return NG_ENOMEM;

@@ -10,33 +10,112 @@ static int is_tomb(const ng_token *t) {
   return NG_ID_LOCAL(t->id) == 0;
 }
 
+/* Set the slot-map entry of `id` (1 .. slot_cap). Caller holds the write
+ * lock (or exclusive access); atomic for the optimistic reader. */
+static void slot_set(ngi_token_table *t, uint32_t id, uint32_t slot) {
+  unsigned k = ngi_seg_of(id - 1u, NGI_SLOT_LB);
+  NGI_STORE(&t->slot_seg[k][id - 1u - ngi_seg_base(k, NGI_SLOT_LB)], slot, RELAXED);
+}
+
+/* Recompute t->dense after a change of len, live or the ids. */
+static void dense_update(ngi_token_table *t) {
+  uint64_t d = 0;
+  if (t->len > 0 && t->len == t->live) {
+    uint32_t first = NG_ID_LOCAL(ngi_tok_at(t, 0)->id);
+    uint32_t last = NG_ID_LOCAL(ngi_tok_at(t, t->len - 1)->id);
+    if ((size_t)(last - first) + 1 == t->len) d = (uint64_t)first << 32 | (uint64_t)t->len;
+  }
+  atomic_store_explicit(&t->dense, d, memory_order_relaxed);
+}
+
+/* Add record segments until there are `want` slots (<= NG_TOKEN_ID_MAX).
+ * Each new segment is published with a release store: a reader that sees the
+ * pointer (acquire) sees the allocation. fails: NG_ENOMEM, with the segments
+ * added before the failure kept (capacity is not observable). */
+static ng_status grow_recs(ng_runtime *rt, ngi_token_table *t, size_t want) {
+  while (t->cap < want) {
+    size_t n = ngi_seg_len(t->nseg, NGI_REC_LB);
+    ng_token *seg = ngi_alloc_array(rt, n, sizeof *seg);
+    if (!seg) return NG_ENOMEM;
+    NGI_STORE(&t->seg[t->nseg], seg, RELEASE);
+    t->nseg++;
+    t->cap += n;
+  }
+  return NG_OK;
+}
+
+/* Add slot-map segments (every entry NGI_NONE) until ids 1 .. want have an
+ * entry. All or nothing: the segments are allocated first and published
+ * (release) only once all exist, so a failure frees what no reader can have
+ * seen. fails: NG_ENOMEM; the table is unchanged. */
+static ng_status grow_slots(ng_runtime *rt, ngi_token_table *t, size_t want) {
+  uint32_t *fresh[NGI_SEGS];
+  unsigned k = t->nslot_seg, nk = k;
+  size_t cap = t->slot_cap;
+  for (; cap < want; nk++) {
+    size_t n = ngi_seg_len(nk, NGI_SLOT_LB);
+    fresh[nk] = ngi_alloc_array(rt, n, sizeof(uint32_t));
+    if (!fresh[nk]) {
+      while (nk-- > k)
+        ngi_free(rt, fresh[nk], ngi_seg_len(nk, NGI_SLOT_LB) * sizeof(uint32_t));
+      return NG_ENOMEM;
+    }
+    memset(fresh[nk], 0xFF, n * sizeof(uint32_t)); /* NGI_NONE everywhere */
+    cap += n;
+  }
+  for (; k < nk; k++)
+    NGI_STORE(&t->slot_seg[k], fresh[k], RELEASE);
+  t->nslot_seg = nk;
+  t->slot_cap = cap;
+  return NG_OK;
+}
+
 ng_status ngi_tokens_init(ng_runtime *rt, ngi_token_table *t, size_t initial) {
   memset(t, 0, sizeof *t);
+  atomic_store_explicit(&t->dense, 0, memory_order_relaxed);
   t->next_id = 1;
   if (initial > NG_TOKEN_ID_MAX) initial = NG_TOKEN_ID_MAX;
   if (initial == 0) return NG_OK;
-  ng_token *recs = ngi_alloc_array(rt, initial, sizeof *recs);
-  uint32_t *slots = ngi_alloc_array(rt, initial + 1, sizeof *slots);
-  if (!recs || !slots) {
-    ngi_free(rt, recs, recs ? initial * sizeof *recs : 0);
-    ngi_free(rt, slots, slots ? (initial + 1) * sizeof *slots : 0);
+  if (grow_recs(rt, t, initial) != NG_OK || grow_slots(rt, t, initial) != NG_OK) {
+    ngi_tokens_destroy(rt, t);
+    t->next_id = 1;
     return NG_ENOMEM;
   }
-  for (size_t i = 0; i <= initial; i++)
-    slots[i] = NGI_NONE;
-  t->recs = recs;
-  t->cap = initial;
-  t->slot_of = slots;
-  t->slot_cap = initial + 1;
   return NG_OK;
 }
 
 void ngi_tokens_destroy(ng_runtime *rt, ngi_token_table *t) {
-  ngi_free(rt, t->recs, t->cap * sizeof *t->recs);
-  ngi_free(rt, t->slot_of, t->slot_cap * sizeof *t->slot_of);
-  t->recs = NULL;
-  t->slot_of = NULL;
+  for (unsigned k = 0; k < t->nseg; k++)
+    ngi_free(rt, t->seg[k], ngi_seg_len(k, NGI_REC_LB) * sizeof(ng_token));
+  for (unsigned k = 0; k < t->nslot_seg; k++)
+    ngi_free(rt, t->slot_seg[k], ngi_seg_len(k, NGI_SLOT_LB) * sizeof(uint32_t));
+  memset(t->seg, 0, sizeof t->seg);
+  memset(t->slot_seg, 0, sizeof t->slot_seg);
+  atomic_store_explicit(&t->dense, 0, memory_order_relaxed);
   t->len = t->cap = t->live = t->slot_cap = 0;
+  t->nseg = t->nslot_seg = 0;
+}
+
+/* needs: exclusive access; slots 0 .. n-1 filled as internal.h says.
+ * guarantees: those n records are the table (len = live = n), every id
+ * mapped, next id `next_id`. fails: NG_ENOMEM, the table unchanged. */
+ng_status ngi_tokens_adopt(ng_runtime *rt, ngi_token_table *t, size_t n, uint32_t next_id) {
+  if (n > 0) {
+    uint32_t max_id = NG_ID_LOCAL(ngi_tok_at(t, n - 1)->id);
+    if (grow_slots(rt, t, max_id) != NG_OK) return NG_ENOMEM;
+    for (size_t i = 0; i < n;) {
+      const ng_token *run = ngi_tok_at(t, i);
+      size_t m = ngi_tok_run(i);
+      if (m > n - i) m = n - i;
+      for (size_t j = 0; j < m; j++)
+        slot_set(t, NG_ID_LOCAL(run[j].id), (uint32_t)(i + j));
+      i += m;
+    }
+  }
+  t->len = t->live = n;
+  t->next_id = next_id;
+  dense_update(t);
+  return NG_OK;
 }
 
 void ngi_tokens_set_next_id(ng_runtime *rt, uint32_t next) {
@@ -45,43 +124,31 @@ void ngi_tokens_set_next_id(ng_runtime *rt, uint32_t next) {
   ngi_write_unlock(rt);
 }
 
-/* Room for one more record and a slot_of entry for `id`.
+/* Room for one more record and a slot-map entry for `id`.
  * fails: NG_ENOMEM; the table is unchanged (capacity is not observable). */
 static ng_status reserve_one(ng_runtime *rt, ngi_token_table *t, uint32_t id) {
-  if (t->len == t->cap) {
-    size_t cap = t->cap ? t->cap * 2 : 16;
-    ng_token *recs = ngi_realloc_array(rt, t->recs, t->cap, cap, sizeof *recs);
-    if (!recs) return NG_ENOMEM;
-    t->recs = recs;
-    t->cap = cap;
-  }
-  if (id >= t->slot_cap) {
-    size_t cap = t->slot_cap ? t->slot_cap * 2 : 64;
-    if (cap <= id) cap = (size_t)id + 1;
-    if (cap > (size_t)NG_TOKEN_ID_MAX + 1) cap = (size_t)NG_TOKEN_ID_MAX + 1;
-    uint32_t *slots = ngi_realloc_array(rt, t->slot_of, t->slot_cap, cap, sizeof *slots);
-    if (!slots) return NG_ENOMEM;
-    for (size_t i = t->slot_cap; i < cap; i++)
-      slots[i] = NGI_NONE;
-    t->slot_of = slots;
-    t->slot_cap = cap;
-  }
+  if (t->len == t->cap && grow_recs(rt, t, t->cap + 1) != NG_OK) return NG_ENOMEM;
+  if (id > t->slot_cap && grow_slots(rt, t, id) != NG_OK) return NG_ENOMEM;
   return NG_OK;
 }
 
 /* Squeeze the tombstones out, in place and without allocating, keeping the
- * ascending order and rewriting slot_of. */
+ * ascending order and rewriting the slot map. The slots past the new len
+ * keep stale copies; no lookup reaches them (the slot map and `dense` only
+ * name slots below len). */
 static void compact(ngi_token_table *t) {
   size_t w = 0;
   for (size_t i = 0; i < t->len; i++) {
-    if (is_tomb(&t->recs[i])) continue;
+    const ng_token *tok = ngi_tok_at(t, i);
+    if (is_tomb(tok)) continue;
     if (w != i) {
-      t->recs[w] = t->recs[i];
-      t->slot_of[NG_ID_LOCAL(t->recs[w].id)] = (uint32_t)w;
+      ngi_tok_store(t, w, tok);
+      slot_set(t, NG_ID_LOCAL(tok->id), (uint32_t)w);
     }
     w++;
   }
   t->len = w;
+  dense_update(t);
 }
 
 /* Slot of the smallest live id greater than `after`, or t->len if none.
@@ -91,11 +158,11 @@ static size_t first_after(const ngi_token_table *t, uint32_t after) {
   size_t lo = 0, hi = t->len, best = t->len;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2, m = mid;
-    while (m < hi && is_tomb(&t->recs[m]))
+    while (m < hi && is_tomb(ngi_tok_at(t, m)))
       m++;
     if (m == hi) {
       hi = mid;
-    } else if (NG_ID_LOCAL(t->recs[m].id) > after) {
+    } else if (NG_ID_LOCAL(ngi_tok_at(t, m)->id) > after) {
       best = m;
       hi = mid;
     } else {
@@ -188,25 +255,87 @@ ng_status ng_token_create(ng_runtime *rt, const ng_token *init, uint32_t *out_id
   if (tok.timestamp == 0) tok.timestamp = ngi_now32(rt);
   /* No grid work: a new id is above every id the grids have absorbed, so
    * they read it from this table at their next query (internal.h). */
-  t->recs[t->len] = tok;
-  t->slot_of[id] = (uint32_t)t->len;
+  ngi_tok_store(t, t->len, &tok);
+  slot_set(t, id, (uint32_t)t->len);
   t->len++;
   t->live++;
   t->next_id++;
+  dense_update(t);
   *out_id = id;
 out:
   ngi_write_unlock(rt);
   return st;
 }
 
+#if NGI_OPTIMISTIC
+/* One read of token `id` without the lock, into *out: 1 found, 0 not found.
+ * Every load is atomic; what it reads may be torn or stale (a writer may be
+ * running), so the caller trusts the answer only if the write sequence did
+ * not move. Never follows a pointer it has not checked: a NULL segment or an
+ * entry out of range is an answer ("not found") for the caller to validate. */
+static int peek_token(const ngi_token_table *t, uint32_t id, ng_token *out) {
+  uint64_t d = atomic_load_explicit(&t->dense, memory_order_relaxed);
+  uint32_t s;
+  if (d) {
+    uint32_t first = (uint32_t)(d >> 32);
+    s = id - first;
+    if (id < first || s >= (uint32_t)d) return 0;
+  } else {
+    if (id == 0 || id > NG_TOKEN_ID_MAX) return 0;
+    unsigned k = ngi_seg_of(id - 1u, NGI_SLOT_LB);
+    const uint32_t *seg = NGI_LOAD(&t->slot_seg[k], ACQUIRE);
+    if (!seg) return 0;
+    s = NGI_LOAD(&seg[id - 1u - ngi_seg_base(k, NGI_SLOT_LB)], RELAXED);
+    if (s == NGI_NONE) return 0;
+  }
+  unsigned k = ngi_seg_of(s, NGI_REC_LB);
+  if (k >= NGI_SEGS) return 0;
+  const ng_token *seg = NGI_LOAD(&t->seg[k], ACQUIRE);
+  if (!seg) return 0;
+  const ngi_word *src = (const ngi_word *)(const void *)&seg[s - ngi_seg_base(k, NGI_REC_LB)];
+  uint64_t w[sizeof *out / sizeof(uint64_t)];
+  for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+    w[i] = NGI_LOAD(&src[i], RELAXED);
+  memcpy(out, w, sizeof w);
+  return NG_ID_LOCAL(out->id) == id;
+}
+#endif
+
+/* Optimistic reads that meet a writer this many times in a row take the lock. */
+#define GET_TRIES 3
+
+/* Without the lock while no writer runs (a sequence lock: read the write
+ * sequence, read, check it did not change), so concurrent gets share no
+ * written cache line and their cache misses overlap; with the read lock
+ * while a writer runs, after GET_TRIES torn reads, and in the thread that
+ * holds the write lock (it sees the sequence odd), which so reads its own
+ * writes. */
 ng_status ng_token_get(ng_runtime *rt, uint32_t id, ng_token *out) {
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "ng_token_get: runtime must not be NULL");
   if (!out) return ngi_fail(rt, NG_EINVAL, "ng_token_get: out must not be NULL");
+  int found = 0;
+#if NGI_OPTIMISTIC
+  for (int try = 0; try < GET_TRIES; try++) {
+    unsigned s1 = atomic_load_explicit(&rt->wseq, memory_order_acquire);
+    if (s1 & 1u) break;
+    ng_token tok;
+    found = peek_token(&rt->tokens, id, &tok);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&rt->wseq, memory_order_relaxed) == s1) {
+      if (found) *out = tok;
+      goto done;
+    }
+  }
+#endif
   ngi_read_lock(rt);
   const ng_token *tok = ngi_token_lookup(&rt->tokens, id);
+  found = tok != NULL;
   if (tok) *out = *tok;
   ngi_read_unlock(rt);
-  if (!tok) return ngi_fail(rt, NG_ENOTFOUND, "ng_token_get: no token %u", (unsigned)id);
+#if NGI_OPTIMISTIC
+done:
+#endif
+  if (!found) return ngi_fail(rt, NG_ENOTFOUND, "ng_token_get: no token %u", (unsigned)id);
   return NG_OK;
 }
 
@@ -230,14 +359,15 @@ static void merge_update(const ng_token *cur, uint32_t id, const ng_token *value
   *moved = m;
 }
 
-/* needs: the write lock; cur the live record of `id` in rt->tokens, next its
- * checked new value, moved the spaces whose coordinates differ.
+/* needs: the write lock; `slot` the slot of live token `id` in rt->tokens,
+ * next its checked new value, moved the spaces whose coordinates differ.
  * guarantees: the token moved in the grid of every space in `moved` (new
  * position inserted in all of them before any old one is removed, so a
  * failure rolls back by removals only) and its record replaced by next.
  * fails: NG_ENOMEM (reported under `fn`) with nothing changed. */
-static ng_status apply_update(ng_runtime *rt, const char *fn, uint32_t id, ng_token *cur,
+static ng_status apply_update(ng_runtime *rt, const char *fn, uint32_t id, uint32_t slot,
                               const ng_token *next, unsigned moved) {
+  const ng_token *cur = ngi_tok_at(&rt->tokens, slot);
   int16_t xyz[3];
   for (int s = 0; s < NG_SPACES; s++) {
     if (!(moved & (1u << s))) continue;
@@ -258,7 +388,7 @@ static ng_status apply_update(ng_runtime *rt, const char *fn, uint32_t id, ng_to
     raw_coords(cur, s, xyz);
     ngi_grid_remove(rt, rt->grids[s], id, xyz);
   }
-  *cur = *next;
+  ngi_tok_store(&rt->tokens, slot, next);
   return NG_OK;
 }
 
@@ -284,17 +414,17 @@ ng_status ng_token_update(ng_runtime *rt, uint32_t id, const ng_token *values, u
   st = ngi_write_lock(rt, fn);
   if (st != NG_OK) return st;
   ngi_token_table *t = &rt->tokens;
-  const ng_token *cur = ngi_token_lookup(t, id);
-  if (!cur) {
+  uint32_t slot = ngi_token_slot(t, id);
+  if (slot == NGI_NONE) {
     st = ngi_fail(rt, NG_ENOTFOUND, "%s: no token %u", fn, (unsigned)id);
     goto out;
   }
   ng_token next;
   unsigned moved;
-  merge_update(cur, id, values, fields, &next, &moved);
+  merge_update(ngi_tok_at(t, slot), id, values, fields, &next, &moved);
   st = check_fields(rt, fn, &next, fields);
   if (st != NG_OK) goto out;
-  st = apply_update(rt, fn, id, &t->recs[cur - t->recs], &next, moved);
+  st = apply_update(rt, fn, id, slot, &next, moved);
 out:
   ngi_write_unlock(rt);
   return st;
@@ -304,7 +434,7 @@ out:
  * far enough that the misses of several entries are in flight at once. */
 #define BATCH_AHEAD 8
 
-/* Start loading the record of `id` (and, off the dense path, its slot_of
+/* Start loading the record of `id` (and, off the dense path, its slot-map
  * entry) so that its miss overlaps the work on earlier entries. Never reads
  * the record itself. */
 static void prefetch_token(const ngi_token_table *t, uint32_t id) {
@@ -424,20 +554,23 @@ ng_status ng_token_update_batch(ng_runtime *rt, const uint32_t *ids, const ng_to
           ngi_grid_prefetch(rt->grids[s], &values[done + BATCH_AHEAD], 1);
     }
     uint32_t id = ids[done];
-    ng_token *cur = &t->recs[ngi_token_lookup(t, id) - t->recs];
+    uint32_t slot = ngi_token_slot(t, id);
+    const ng_token *cur = ngi_tok_at(t, slot);
     ng_token next;
     unsigned moved;
     merge_update(cur, id, &values[done], fields, &next, &moved);
     if (log) log_save(log + done * stride, cur, fields);
-    st = apply_update(rt, fn, id, cur, &next, moved);
+    st = apply_update(rt, fn, id, slot, &next, moved);
     if (st != NG_OK) break;
   }
   if (st != NG_OK && log) { /* only grid moves fail here, and moves have a log */
     size_t failed = done;
     /* Undo newest first, so a token updated twice ends at its first old value. */
     while (done-- > 0) {
-      ng_token *cur = &t->recs[ngi_token_lookup(t, ids[done]) - t->recs];
-      log_restore(log + done * stride, cur, fields);
+      uint32_t slot = ngi_token_slot(t, ids[done]);
+      ng_token old = *ngi_tok_at(t, slot);
+      log_restore(log + done * stride, &old, fields);
+      ngi_tok_store(t, slot, &old);
     }
     for (int s = 0; s < NG_SPACES; s++) {
       if (!spare[s]) continue;
@@ -474,13 +607,18 @@ ng_status ng_token_delete(ng_runtime *rt, uint32_t id, size_t *removed_connectio
   }
   size_t n = ngi_conns_remove_token(rt, rt->conns, id);
   if (removed_connections) *removed_connections = n;
-  uint32_t slot = t->slot_of[id];
-  t->recs[slot].id = 0;
-  t->slot_of[id] = NGI_NONE;
+  uint32_t slot = ngi_slot_at(t, id);
+  ng_token tomb = *cur;
+  tomb.id = 0;
+  ngi_tok_store(t, slot, &tomb);
+  slot_set(t, id, NGI_NONE);
   t->live--;
-  while (t->len > 0 && is_tomb(&t->recs[t->len - 1]))
+  while (t->len > 0 && is_tomb(ngi_tok_at(t, t->len - 1)))
     t->len--;
-  if (t->len - t->live > t->live) compact(t);
+  if (t->len - t->live > t->live)
+    compact(t);
+  else
+    dense_update(t);
 out:
   ngi_write_unlock(rt);
   return st;
@@ -511,10 +649,12 @@ ng_status ng_token_list(ng_runtime *rt, size_t offset, size_t limit, uint32_t *i
       i = offset; /* no tombstones: rank == slot */
     } else {
       for (size_t skipped = 0; skipped < offset; i++)
-        if (!is_tomb(&t->recs[i])) skipped++;
+        if (!is_tomb(ngi_tok_at(t, i))) skipped++;
     }
-    for (; i < t->len && n < limit; i++)
-      if (!is_tomb(&t->recs[i])) ids[n++] = NG_ID_LOCAL(t->recs[i].id);
+    for (; i < t->len && n < limit; i++) {
+      const ng_token *tok = ngi_tok_at(t, i);
+      if (!is_tomb(tok)) ids[n++] = NG_ID_LOCAL(tok->id);
+    }
   }
   ngi_read_unlock(rt);
   *n_out = n;
@@ -531,10 +671,14 @@ ng_status ng_token_clear(ng_runtime *rt, size_t *removed_tokens, size_t *removed
   for (int s = 0; s < NG_SPACES; s++)
     ngi_grid_clear(rt, rt->grids[s]);
   size_t nt = t->live;
-  for (size_t i = 0; i < t->slot_cap; i++)
-    t->slot_of[i] = NGI_NONE;
+  for (unsigned k = 0; k < t->nslot_seg; k++) {
+    uint32_t *seg = t->slot_seg[k];
+    for (size_t i = 0, n = ngi_seg_len(k, NGI_SLOT_LB); i < n; i++)
+      NGI_STORE(&seg[i], NGI_NONE, RELAXED);
+  }
   t->len = 0;
   t->live = 0;
+  dense_update(t);
   ngi_write_unlock(rt);
   if (removed_tokens) *removed_tokens = nt;
   if (removed_connections) *removed_connections = nc;
@@ -548,7 +692,7 @@ ng_status ng_token_next(ng_runtime *rt, uint32_t after, uint32_t *next_id) {
   ngi_read_lock(rt);
   const ngi_token_table *t = &rt->tokens;
   size_t slot = first_after(t, after);
-  uint32_t id = slot < t->len ? NG_ID_LOCAL(t->recs[slot].id) : 0;
+  uint32_t id = slot < t->len ? NG_ID_LOCAL(ngi_tok_at(t, slot)->id) : 0;
   ngi_read_unlock(rt);
   if (id == 0) return ngi_fail(rt, NG_ENOTFOUND, "%s: no token after %u", fn, (unsigned)after);
   *next_id = id;
@@ -564,7 +708,7 @@ ng_status ng_token_each(ng_runtime *rt, ng_token_fn fn, void *ud) {
   ngi_read_lock(rt);
   const ngi_token_table *t = &rt->tokens;
   for (size_t i = 0; i < t->len; i++) {
-    const ng_token *tok = &t->recs[i];
+    const ng_token *tok = ngi_tok_at(t, i);
     if (is_tomb(tok)) continue;
     if (!fn(tok, NG_ID_LOCAL(tok->id), ud)) break;
   }
