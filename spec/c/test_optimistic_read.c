@@ -8,11 +8,11 @@
 
 enum {
   READERS = 2,
-  MAX_IDS = 1 << 20,  /* the writer stops creating here */
+  MAX_IDS = 1 << 20, /* the writer stops creating here */
   ROUND_CREATE = 600,
   ROUND_UPDATE = 400,
   ROUND_DELETE = 340,
-  CLEAR_EVERY = 7     /* rounds; in between the table grows through many segments */
+  CLEAR_EVERY = 7 /* rounds; in between the table grows through many segments */
 };
 
 static double now_s(void) {

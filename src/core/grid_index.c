@@ -148,14 +148,17 @@ static ng_status main_build(ng_runtime *rt, const ngi_grid *g, const ngi_token_t
    * temporary: a temporary copy would be faster to sort from, but it would
    * double the peak memory of a build. */
   uint32_t lo[3] = {65535, 65535, 65535}, hi[3] = {0, 0, 0};
-  for (size_t i = 0; i < t->len; i++) {
-    const ng_token *tok = ngi_tok_at(t, i);
-    if (NG_ID_LOCAL(tok->id) == 0) continue;
-    uint16_t u[3];
-    ngi_tok_u(tok, sp, u);
-    for (int a = 0; a < 3; a++) {
-      lo[a] = u[a] < lo[a] ? u[a] : lo[a];
-      hi[a] = u[a] > hi[a] ? u[a] : hi[a];
+  for (size_t i = 0, run_n; i < t->len; i += run_n) {
+    const ng_token *run = ngi_tok_span(t, i, &run_n);
+    for (size_t j = 0; j < run_n; j++) {
+      const ng_token *tok = &run[j];
+      if (NG_ID_LOCAL(tok->id) == 0) continue;
+      uint16_t u[3];
+      ngi_tok_u(tok, sp, u);
+      for (int a = 0; a < 3; a++) {
+        lo[a] = u[a] < lo[a] ? u[a] : lo[a];
+        hi[a] = u[a] > hi[a] ? u[a] : hi[a];
+      }
     }
   }
   /* Power-of-two cells, per axis, coarsened (always on the axis with the most
@@ -203,22 +206,28 @@ static ng_status main_build(ng_runtime *rt, const ngi_grid *g, const ngi_token_t
   memset(m.stale, 0, m.stale_words * sizeof(uint64_t));
   /* Counting sort by cell; the table is in ascending id order, so each cell
    * lists its ids in ascending order (deterministic answers). */
-  for (size_t i = 0; i < t->len; i++) {
-    const ng_token *tok = ngi_tok_at(t, i);
-    if (NG_ID_LOCAL(tok->id) == 0) continue;
-    uint16_t u[3];
-    ngi_tok_u(tok, sp, u);
-    m.starts[cell_index(&m, u) + 1]++;
+  for (size_t i = 0, run_n; i < t->len; i += run_n) {
+    const ng_token *run = ngi_tok_span(t, i, &run_n);
+    for (size_t j = 0; j < run_n; j++) {
+      const ng_token *tok = &run[j];
+      if (NG_ID_LOCAL(tok->id) == 0) continue;
+      uint16_t u[3];
+      ngi_tok_u(tok, sp, u);
+      m.starts[cell_index(&m, u) + 1]++;
+    }
   }
   for (size_t c = 1; c <= m.ncell; c++)
     m.starts[c] += m.starts[c - 1];
-  for (size_t i = 0; i < t->len; i++) {
-    const ng_token *tok = ngi_tok_at(t, i);
-    uint32_t id = NG_ID_LOCAL(tok->id);
-    if (id == 0) continue;
-    uint16_t u[3];
-    ngi_tok_u(tok, sp, u);
-    m.ent[m.starts[cell_index(&m, u)]++] = pack(&m, id, u);
+  for (size_t i = 0, run_n; i < t->len; i += run_n) {
+    const ng_token *run = ngi_tok_span(t, i, &run_n);
+    for (size_t j = 0; j < run_n; j++) {
+      const ng_token *tok = &run[j];
+      uint32_t id = NG_ID_LOCAL(tok->id);
+      if (id == 0) continue;
+      uint16_t u[3];
+      ngi_tok_u(tok, sp, u);
+      m.ent[m.starts[cell_index(&m, u)]++] = pack(&m, id, u);
+    }
   }
   for (size_t c = m.ncell; c > 0; c--)
     m.starts[c] = m.starts[c - 1];

@@ -87,9 +87,9 @@ typedef uint64_t ngi_word;
  * doubling array's capacities, without the copy. Segments never move or
  * shrink while the table lives (an optimistic reader may still be reading
  * one); only ngi_tokens_destroy frees them. */
-#define NGI_SEGS 21     /* (16 << 20) records >= NG_TOKEN_ID_MAX */
-#define NGI_REC_LB 4    /* 16 records in segments 0 and 1 */
-#define NGI_SLOT_LB 6   /* 64 slot-map entries in segments 0 and 1 */
+#define NGI_SEGS 21   /* (16 << 20) records >= NG_TOKEN_ID_MAX */
+#define NGI_REC_LB 4  /* 16 records in segments 0 and 1 */
+#define NGI_SLOT_LB 6 /* 64 slot-map entries in segments 0 and 1 */
 
 /* The segment that holds element i: the bit width of i >> lb, computed as
  * floor(log2(2 * (i >> lb) + 1)), which needs no zero test. */
@@ -137,8 +137,8 @@ static inline size_t ngi_seg_len(unsigned k, unsigned lb) {
  * is published with a release store after it is initialised, and `dense`
  * is kept in step by every change of len, live or the ids. */
 typedef struct ngi_token_table {
-  ng_token *seg[NGI_SEGS];       /* record segments; NULL past nseg */
-  uint32_t *slot_seg[NGI_SEGS];  /* slot-map segments; NULL past nslot_seg */
+  ng_token *seg[NGI_SEGS];      /* record segments; NULL past nseg */
+  uint32_t *slot_seg[NGI_SEGS]; /* slot-map segments; NULL past nslot_seg */
   /* While there are no tombstones and no gaps in the ids (nothing deleted
    * yet: the common case), (first id << 32) | len, so the slot is id - first
    * id without the slot-map read (a cache miss on a large table); else 0. */
@@ -148,6 +148,7 @@ typedef struct ngi_token_table {
   size_t live;     /* live tokens */
   size_t slot_cap; /* ids 1 .. slot_cap have a slot-map entry */
   unsigned nseg, nslot_seg;
+  unsigned nbulk, nslot_bulk; /* segments 0 .. nbulk-1 are one allocation (a capacity hint's) */
   uint32_t next_id;
 } ngi_token_table;
 
@@ -163,6 +164,18 @@ static inline const ng_token *ngi_tok_at(const ngi_token_table *t, size_t slot) 
 static inline size_t ngi_tok_run(size_t slot) {
   unsigned k = ngi_seg_of(slot, NGI_REC_LB);
   return ngi_seg_base(k, NGI_REC_LB) + ngi_seg_len(k, NGI_REC_LB) - slot;
+}
+
+/* The records from `slot` (< len) to the end of its segment or of the table,
+ * whichever comes first: *n of them, contiguous. Loops over every slot walk
+ * the table span by span, as fast as over one array:
+ *   for (size_t i = 0, n; i < t->len; i += n) { run = ngi_tok_span(t, i, &n); ... }
+ * Caller holds a lock. */
+static inline const ng_token *ngi_tok_span(const ngi_token_table *t, size_t slot, size_t *n) {
+  unsigned k = ngi_seg_of(slot, NGI_REC_LB);
+  size_t base = ngi_seg_base(k, NGI_REC_LB), end = base + ngi_seg_len(k, NGI_REC_LB);
+  *n = (end < t->len ? end : t->len) - slot;
+  return &t->seg[k][slot - base];
 }
 
 /* Write *rec into `slot` (< cap). Caller holds the write lock. Word by word
@@ -203,7 +216,8 @@ static inline const ng_token *ngi_token_lookup(const ngi_token_table *t, uint32_
 
 void ngi_tokens_destroy(ng_runtime *rt, ngi_token_table *t);
 /* An empty table (next_id 1) with room for `initial` tokens (a hint, capped
- * at NG_TOKEN_ID_MAX). NG_ENOMEM leaves *t empty and owning nothing. */
+ * at NG_TOKEN_ID_MAX): its records are then one block of t->cap records at
+ * t->seg[0]. NG_ENOMEM leaves *t empty and owning nothing. */
 ng_status ngi_tokens_init(ng_runtime *rt, ngi_token_table *t, size_t initial);
 /* snapshot.c: make the first n slots (room made by ngi_tokens_init(n),
  * filled by the caller with records in strictly ascending id order, none a

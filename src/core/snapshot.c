@@ -465,9 +465,14 @@ static ng_status check_section(const unsigned char *buf, uint64_t off, uint64_t 
 static ng_status check_tokens(const ngi_token_table *tab, const snap_header *h,
                               uint64_t *present, const char *name) {
   uint32_t prev = 0;
-  for (uint64_t i = 0; i < h->ntok; i++) {
+  const ng_token *run = NULL;
+  for (uint64_t i = 0, run_end = 0; i < h->ntok; i++) {
+    if (i == run_end) { /* the next span of records contiguous in memory */
+      run = ngi_tok_at(tab, (size_t)i);
+      run_end = i + ngi_tok_run((size_t)i);
+    }
     ng_token t;
-    memcpy(&t, ngi_tok_at(tab, (size_t)i), sizeof t);
+    memcpy(&t, run++, sizeof t);
     uint32_t id = NG_ID_LOCAL(t.id);
     if (id == 0) return CORRUPT("ng_snapshot_load: %s: token record %llu has id 0", name,
                                 (unsigned long long)i);
@@ -739,8 +744,7 @@ static ng_status load_body(const snap_source *src, const snap_header *h, const n
                   (unsigned long long)h->total);
     goto done;
   }
-  for (unsigned k = 0; k < t->nseg; k++)
-    ngi_advise_bulk(t->seg[k], ngi_seg_len(k, NGI_REC_LB) * sizeof(ng_token));
+  if (ntok) ngi_advise_bulk(t->seg[0], t->cap * sizeof(ng_token)); /* one block */
   ngi_advise_bulk(conn, conn_size);
   memset(present, 0, present_size);
 

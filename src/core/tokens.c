@@ -28,6 +28,21 @@ static void dense_update(ngi_token_table *t) {
   atomic_store_explicit(&t->dense, d, memory_order_relaxed);
 }
 
+/* t->dense after appending token `id` (t->len already counts it): one more
+ * slot while the ids stay gapless; a first token starts a dense table;
+ * appending never removes a gap or a tombstone. Cheaper than dense_update,
+ * for the create path. */
+static void dense_append(ngi_token_table *t, uint32_t id) {
+  uint64_t d = atomic_load_explicit(&t->dense, memory_order_relaxed);
+  if (t->len == 1)
+    d = (uint64_t)id << 32 | 1u;
+  else if (d && (uint32_t)(d >> 32) + (uint32_t)d == id)
+    d++;
+  else
+    d = 0;
+  atomic_store_explicit(&t->dense, d, memory_order_relaxed);
+}
+
 /* Add record segments until there are `want` slots (<= NG_TOKEN_ID_MAX).
  * Each new segment is published with a release store: a reader that sees the
  * pointer (acquire) sees the allocation. fails: NG_ENOMEM, with the segments
@@ -60,6 +75,7 @@ static ng_status grow_slots(ng_runtime *rt, ngi_token_table *t, size_t want) {
         ngi_free(rt, fresh[nk], ngi_seg_len(nk, NGI_SLOT_LB) * sizeof(uint32_t));
       return NG_ENOMEM;
     }
+    ngi_advise_bulk(fresh[nk], n * sizeof(uint32_t));
     memset(fresh[nk], 0xFF, n * sizeof(uint32_t)); /* NGI_NONE everywhere */
     cap += n;
   }
@@ -70,30 +86,57 @@ static ng_status grow_slots(ng_runtime *rt, ngi_token_table *t, size_t want) {
   return NG_OK;
 }
 
+/* needs: a table with no segments; initial >= 1.
+ * guarantees: segments covering `initial` elements, as one block (a
+ * capacity hint's case: one allocation instead of ~20 and, for a large
+ * table, one mapping that ngi_advise_bulk can back with huge pages).
+ * fails: NG_ENOMEM, the table unchanged. */
+static ng_status init_bulk(ng_runtime *rt, ngi_token_table *t, size_t initial) {
+  unsigned kr = ngi_seg_of(initial - 1, NGI_REC_LB) + 1;
+  unsigned ks = ngi_seg_of(initial - 1, NGI_SLOT_LB) + 1;
+  size_t nr = ngi_seg_base(kr, NGI_REC_LB), ns = ngi_seg_base(ks, NGI_SLOT_LB);
+  ng_token *recs = ngi_alloc_array(rt, nr, sizeof *recs);
+  uint32_t *slots = recs ? ngi_alloc_array(rt, ns, sizeof *slots) : NULL;
+  if (!slots) {
+    ngi_free(rt, recs, recs ? nr * sizeof *recs : 0);
+    return NG_ENOMEM;
+  }
+  ngi_advise_bulk(slots, ns * sizeof *slots);
+  memset(slots, 0xFF, ns * sizeof *slots); /* NGI_NONE everywhere */
+  for (unsigned k = 0; k < kr; k++)
+    NGI_STORE(&t->seg[k], recs + ngi_seg_base(k, NGI_REC_LB), RELEASE);
+  for (unsigned k = 0; k < ks; k++)
+    NGI_STORE(&t->slot_seg[k], slots + ngi_seg_base(k, NGI_SLOT_LB), RELEASE);
+  t->nseg = t->nbulk = kr;
+  t->cap = nr;
+  t->nslot_seg = t->nslot_bulk = ks;
+  t->slot_cap = ns;
+  return NG_OK;
+}
+
 ng_status ngi_tokens_init(ng_runtime *rt, ngi_token_table *t, size_t initial) {
   memset(t, 0, sizeof *t);
   atomic_store_explicit(&t->dense, 0, memory_order_relaxed);
   t->next_id = 1;
   if (initial > NG_TOKEN_ID_MAX) initial = NG_TOKEN_ID_MAX;
   if (initial == 0) return NG_OK;
-  if (grow_recs(rt, t, initial) != NG_OK || grow_slots(rt, t, initial) != NG_OK) {
-    ngi_tokens_destroy(rt, t);
-    t->next_id = 1;
-    return NG_ENOMEM;
-  }
-  return NG_OK;
+  return init_bulk(rt, t, initial);
 }
 
 void ngi_tokens_destroy(ng_runtime *rt, ngi_token_table *t) {
-  for (unsigned k = 0; k < t->nseg; k++)
+  if (t->nbulk)
+    ngi_free(rt, t->seg[0], ngi_seg_base(t->nbulk, NGI_REC_LB) * sizeof(ng_token));
+  for (unsigned k = t->nbulk; k < t->nseg; k++)
     ngi_free(rt, t->seg[k], ngi_seg_len(k, NGI_REC_LB) * sizeof(ng_token));
-  for (unsigned k = 0; k < t->nslot_seg; k++)
+  if (t->nslot_bulk)
+    ngi_free(rt, t->slot_seg[0], ngi_seg_base(t->nslot_bulk, NGI_SLOT_LB) * sizeof(uint32_t));
+  for (unsigned k = t->nslot_bulk; k < t->nslot_seg; k++)
     ngi_free(rt, t->slot_seg[k], ngi_seg_len(k, NGI_SLOT_LB) * sizeof(uint32_t));
   memset(t->seg, 0, sizeof t->seg);
   memset(t->slot_seg, 0, sizeof t->slot_seg);
   atomic_store_explicit(&t->dense, 0, memory_order_relaxed);
   t->len = t->cap = t->live = t->slot_cap = 0;
-  t->nseg = t->nslot_seg = 0;
+  t->nseg = t->nslot_seg = t->nbulk = t->nslot_bulk = 0;
 }
 
 /* needs: exclusive access; slots 0 .. n-1 filled as internal.h says.
@@ -103,13 +146,23 @@ ng_status ngi_tokens_adopt(ng_runtime *rt, ngi_token_table *t, size_t n, uint32_
   if (n > 0) {
     uint32_t max_id = NG_ID_LOCAL(ngi_tok_at(t, n - 1)->id);
     if (grow_slots(rt, t, max_id) != NG_OK) return NG_ENOMEM;
-    for (size_t i = 0; i < n;) {
-      const ng_token *run = ngi_tok_at(t, i);
-      size_t m = ngi_tok_run(i);
-      if (m > n - i) m = n - i;
-      for (size_t j = 0; j < m; j++)
-        slot_set(t, NG_ID_LOCAL(run[j].id), (uint32_t)(i + j));
-      i += m;
+    /* Ids ascend: keep the current slot-map segment instead of locating
+     * every entry afresh. */
+    uint32_t *seg = NULL;
+    size_t lo = 0, hi = 0;
+    t->len = n; /* for ngi_tok_span */
+    for (size_t i = 0, run_n; i < n; i += run_n) {
+      const ng_token *run = ngi_tok_span(t, i, &run_n);
+      for (size_t j = 0; j < run_n; j++) {
+        size_t at = NG_ID_LOCAL(run[j].id) - 1u;
+        if (at >= hi) {
+          unsigned k = ngi_seg_of(at, NGI_SLOT_LB);
+          seg = t->slot_seg[k];
+          lo = ngi_seg_base(k, NGI_SLOT_LB);
+          hi = lo + ngi_seg_len(k, NGI_SLOT_LB);
+        }
+        NGI_STORE(&seg[at - lo], (uint32_t)(i + j), RELAXED);
+      }
     }
   }
   t->len = t->live = n;
@@ -260,7 +313,7 @@ ng_status ng_token_create(ng_runtime *rt, const ng_token *init, uint32_t *out_id
   t->len++;
   t->live++;
   t->next_id++;
-  dense_update(t);
+  dense_append(t, id);
   *out_id = id;
 out:
   ngi_write_unlock(rt);
