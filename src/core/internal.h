@@ -69,7 +69,9 @@ static inline int ngi_finite(float v) { return v - v == 0.0f; }
  * gcc's and clang's __atomic builtins work on plain objects (C11 atomics need
  * _Atomic-typed storage, which could not be read as an ng_token) and
  * ThreadSanitizer understands them; ngi_word is a 64-bit word that may alias
- * a record. Elsewhere there is no optimistic read: every read takes the lock. */
+ * a record (records are 64 bytes into allocator blocks, which are aligned as
+ * malloc's are, so every word is aligned for an atomic access). Elsewhere
+ * there is no optimistic read: every read takes the lock. */
 #if defined(__GNUC__) || defined(__clang__)
 #define NGI_OPTIMISTIC 1
 typedef uint64_t ngi_word __attribute__((__may_alias__));
