@@ -524,7 +524,13 @@ NG_API uint64_t ng_runtime_now(ng_runtime *rt);
  * Fails with NG_EINVAL, NG_ELIMIT (ids exhausted), NG_ENOMEM.
  */
 NG_API ng_status ng_token_create(ng_runtime *rt, const ng_token *init, uint32_t *out_id);
-/** Copy token `id` into *out. NG_ENOTFOUND if there is none. */
+/**
+ * Copy token `id` into *out. NG_ENOTFOUND if there is none (*out untouched).
+ * Takes no lock while no thread is writing to the runtime: it reads
+ * optimistically and checks the runtime's write sequence afterwards (reading
+ * under the read lock instead when a write overlaps), so gets from many
+ * threads do not contend, and the copy is always one consistent version.
+ */
 NG_API ng_status ng_token_get(ng_runtime *rt, uint32_t id, ng_token *out);
 /**
  * Write the fields of `values` selected by `fields` (NG_TF_*) into token `id`,

@@ -161,11 +161,11 @@ static double typical_fill(const ngi_token_table *t, int sp, const uint32_t lo[3
   size_t got = 0;
   for (size_t j = 0; j < k; j++) {
     size_t i = j * t->len / k;
-    while (i < t->len && NG_ID_LOCAL(t->recs[i].id) == 0)
+    while (i < t->len && NG_ID_LOCAL(ngi_tok_at(t, i)->id) == 0)
       i++;
     if (i == t->len) break;
     uint16_t u[3];
-    ngi_tok_u(&t->recs[i], sp, u);
+    ngi_tok_u(ngi_tok_at(t, i), sp, u);
     uint64_t c[3];
     for (int a = 0; a < 3; a++)
       c[a] = (uint64_t)((u[a] >> sh[a]) - (lo[a] >> sh[a]));
@@ -257,14 +257,17 @@ static ng_status main_build(ng_runtime *rt, const ngi_grid *g, const ngi_token_t
    * temporary: a temporary copy would be faster to sort from, but it would
    * double the peak memory of a build. */
   uint32_t lo[3] = {65535, 65535, 65535}, hi[3] = {0, 0, 0};
-  for (size_t i = 0; i < t->len; i++) {
-    const ng_token *tok = &t->recs[i];
-    if (NG_ID_LOCAL(tok->id) == 0) continue;
-    uint16_t u[3];
-    ngi_tok_u(tok, sp, u);
-    for (int a = 0; a < 3; a++) {
-      lo[a] = u[a] < lo[a] ? u[a] : lo[a];
-      hi[a] = u[a] > hi[a] ? u[a] : hi[a];
+  for (size_t i = 0, run_n; i < t->len; i += run_n) {
+    const ng_token *run = ngi_tok_span(t, i, &run_n);
+    for (size_t j = 0; j < run_n; j++) {
+      const ng_token *tok = &run[j];
+      if (NG_ID_LOCAL(tok->id) == 0) continue;
+      uint16_t u[3];
+      ngi_tok_u(tok, sp, u);
+      for (int a = 0; a < 3; a++) {
+        lo[a] = u[a] < lo[a] ? u[a] : lo[a];
+        hi[a] = u[a] > hi[a] ? u[a] : hi[a];
+      }
     }
   }
   /* Power-of-two cells, per axis, coarsened (always on the axis with the most
@@ -313,22 +316,28 @@ static ng_status main_build(ng_runtime *rt, const ngi_grid *g, const ngi_token_t
   memset(m.stale, 0, m.stale_words * sizeof(uint64_t));
   /* Counting sort by cell; the table is in ascending id order, so each cell
    * lists its ids in ascending order (deterministic answers). */
-  for (size_t i = 0; i < t->len; i++) {
-    const ng_token *tok = &t->recs[i];
-    if (NG_ID_LOCAL(tok->id) == 0) continue;
-    uint16_t u[3];
-    ngi_tok_u(tok, sp, u);
-    m.starts[cell_index(&m, u) + 1]++;
+  for (size_t i = 0, run_n; i < t->len; i += run_n) {
+    const ng_token *run = ngi_tok_span(t, i, &run_n);
+    for (size_t j = 0; j < run_n; j++) {
+      const ng_token *tok = &run[j];
+      if (NG_ID_LOCAL(tok->id) == 0) continue;
+      uint16_t u[3];
+      ngi_tok_u(tok, sp, u);
+      m.starts[cell_index(&m, u) + 1]++;
+    }
   }
   for (size_t c = 1; c <= m.ncell; c++)
     m.starts[c] += m.starts[c - 1];
-  for (size_t i = 0; i < t->len; i++) {
-    const ng_token *tok = &t->recs[i];
-    uint32_t id = NG_ID_LOCAL(tok->id);
-    if (id == 0) continue;
-    uint16_t u[3];
-    ngi_tok_u(tok, sp, u);
-    m.ent[m.starts[cell_index(&m, u)]++] = pack(&m, id, u);
+  for (size_t i = 0, run_n; i < t->len; i += run_n) {
+    const ng_token *run = ngi_tok_span(t, i, &run_n);
+    for (size_t j = 0; j < run_n; j++) {
+      const ng_token *tok = &run[j];
+      uint32_t id = NG_ID_LOCAL(tok->id);
+      if (id == 0) continue;
+      uint16_t u[3];
+      ngi_tok_u(tok, sp, u);
+      m.ent[m.starts[cell_index(&m, u)]++] = pack(&m, id, u);
+    }
   }
   for (size_t c = m.ncell; c > 0; c--)
     m.starts[c] = m.starts[c - 1];
@@ -695,11 +704,11 @@ static size_t first_after(const ngi_token_table *t, uint32_t after) {
   size_t lo = 0, hi = t->len, best = t->len;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2, k = mid;
-    while (k < hi && NG_ID_LOCAL(t->recs[k].id) == 0)
+    while (k < hi && NG_ID_LOCAL(ngi_tok_at(t, k)->id) == 0)
       k++;
     if (k == hi) {
       hi = mid;
-    } else if (NG_ID_LOCAL(t->recs[k].id) > after) {
+    } else if (NG_ID_LOCAL(ngi_tok_at(t, k)->id) > after) {
       best = k;
       hi = mid;
     } else {
@@ -711,7 +720,7 @@ static size_t first_after(const ngi_token_table *t, uint32_t after) {
 
 static bool has_tail(const ngi_grid *g, const ngi_token_table *t) {
   /* The last slot is never a tombstone (tokens.c trims them). */
-  return t->len > 0 && NG_ID_LOCAL(t->recs[t->len - 1].id) > g->w_abs;
+  return t->len > 0 && NG_ID_LOCAL(ngi_tok_at(t, t->len - 1)->id) > g->w_abs;
 }
 
 static bool too_fragmented(const ngi_grid *g, size_t tail) {
@@ -747,7 +756,7 @@ static ng_status maintain(ng_runtime *rt, ngi_grid *g) {
     if (!g->built) return st;
   }
   for (size_t i = from; i < t->len; i++) {
-    const ng_token *tok = &t->recs[i];
+    const ng_token *tok = ngi_tok_at(t, i);
     uint32_t id = NG_ID_LOCAL(tok->id);
     if (id == 0) continue;
     if (side_reserve(rt, g) != NG_OK) return NG_ENOMEM;

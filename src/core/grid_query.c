@@ -653,7 +653,7 @@ static ng_status info_collect(ng_runtime *rt, const ngi_grid *g, ng_space_info *
   }
   if (!g->built) {
     for (size_t i = 0; i < t->len; i++) {
-      const ng_token *tok = &t->recs[i];
+      const ng_token *tok = ngi_tok_at(t, i);
       if (NG_ID_LOCAL(tok->id) == 0) continue;
       uint16_t u[3];
       ngi_tok_u(tok, g->space, u);

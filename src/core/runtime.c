@@ -217,6 +217,13 @@ ng_status ngi_write_lock(ng_runtime *rt, const char *func) {
                     "%s: cannot modify a store while iterating more than %d runtimes at once", func,
                     NGI_HELD);
   pthread_rwlock_wrlock(&rt->lock);
+  /* Odd before any write of this hold: the fence orders the store before the
+   * writes that follow, for an optimistic reader that reads them, fences and
+   * then sees the sequence changed (the seqlock writer's side). This is
+   * always the outermost hold: a nested write lock fails above. */
+  unsigned seq = atomic_load_explicit(&rt->wseq, memory_order_relaxed);
+  atomic_store_explicit(&rt->wseq, seq + 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
   held_push(rt, 1);
   return NG_OK;
 }
@@ -227,6 +234,9 @@ void ngi_write_unlock(ng_runtime *rt) {
     held[i] = held[--held_n];
   else if (held_over > 0)
     held_over--;
+  /* Even again, after every write of this hold (release). */
+  unsigned seq = atomic_load_explicit(&rt->wseq, memory_order_relaxed);
+  atomic_store_explicit(&rt->wseq, seq + 1, memory_order_release);
   pthread_rwlock_unlock(&rt->lock);
 }
 
@@ -301,6 +311,7 @@ ng_status ng_runtime_new(const ng_config *cfg, ng_runtime **out) {
   atomic_init(&rt->refs, 1);
   atomic_init(&rt->bytes_in_use, sizeof *rt);
   atomic_init(&rt->bytes_peak, sizeof *rt);
+  atomic_init(&rt->wseq, 0u);
   rt->cdna = cdna;
 
   if (init_lock(&rt->lock) != 0) {

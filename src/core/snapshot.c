@@ -195,13 +195,15 @@ static void write_snapshot(ng_runtime *rt, writer *w) {
   w_end_section(w);
 
   /* Live records sit in ascending id order between tombstones: write them in
-   * contiguous runs. */
+   * runs that are contiguous in memory (within one segment of the table). */
   size_t i = 0;
   while (i < t->len && !w->err) {
-    while (i < t->len && NG_ID_LOCAL(t->recs[i].id) == 0) i++;
-    size_t j = i;
-    while (j < t->len && NG_ID_LOCAL(t->recs[j].id) != 0) j++;
-    if (j > i) w_put(w, &t->recs[i], (j - i) * sizeof *t->recs);
+    while (i < t->len && NG_ID_LOCAL(ngi_tok_at(t, i)->id) == 0) i++;
+    if (i == t->len) break;
+    const ng_token *run = ngi_tok_at(t, i);
+    size_t end = i + ngi_tok_run(i) < t->len ? i + ngi_tok_run(i) : t->len, j = i;
+    while (j < end && NG_ID_LOCAL(run[j - i].id) != 0) j++;
+    w_put(w, run, (j - i) * sizeof *run);
     i = j;
   }
   w_end_section(w);
@@ -456,15 +458,21 @@ static ng_status check_section(const unsigned char *buf, uint64_t off, uint64_t 
   return NG_OK;
 }
 
-/* Every token record: ids ascending, unique and below the next id; the entity
- * copy in the id equal to the flags' entity; weight finite within 0..100.
- * Marks every id in `present` (a bitmap of next_tok bits). */
-static ng_status check_tokens(const unsigned char *sec, const snap_header *h, uint64_t *present,
-                              uint32_t *max_id, const char *name) {
+/* Every token record (the first ntok slots of tab): ids ascending, unique and
+ * below the next id; the entity copy in the id equal to the flags' entity;
+ * weight finite within 0..100. Marks every id in `present` (a bitmap of
+ * next_tok bits). */
+static ng_status check_tokens(const ngi_token_table *tab, const snap_header *h,
+                              uint64_t *present, const char *name) {
   uint32_t prev = 0;
-  for (uint64_t i = 0; i < h->ntok; i++) {
+  const ng_token *run = NULL;
+  for (uint64_t i = 0, run_end = 0; i < h->ntok; i++) {
+    if (i == run_end) { /* the next span of records contiguous in memory */
+      run = ngi_tok_at(tab, (size_t)i);
+      run_end = i + ngi_tok_run((size_t)i);
+    }
     ng_token t;
-    memcpy(&t, sec + i * TOKEN_BYTES, sizeof t);
+    memcpy(&t, run++, sizeof t);
     uint32_t id = NG_ID_LOCAL(t.id);
     if (id == 0) return CORRUPT("ng_snapshot_load: %s: token record %llu has id 0", name,
                                 (unsigned long long)i);
@@ -485,7 +493,6 @@ static ng_status check_tokens(const unsigned char *sec, const snap_header *h, ui
     present[id >> 6] |= (uint64_t)1 << (id & 63);
     prev = id;
   }
-  *max_id = prev;
   return NG_OK;
 }
 
@@ -629,27 +636,44 @@ static size_t conn_block_bytes(size_t n) {
   return (b + sizeof(ng_connection) - 1) / sizeof(ng_connection) * sizeof(ng_connection);
 }
 
-/* Needs: h validated against the source's length; tok and conn hold
- * ntok * TOKEN_BYTES and nconn * CONN_BYTES bytes. Guarantees: on NG_OK they
- * hold the token and connection sections and crcs[] their stored CRCs.
- * Fails: NG_EIO (read error), NG_ECORRUPT (the file changed size). */
-static ng_status fill_sections(const snap_source *src, const snap_header *h, unsigned char *tok,
+/* Needs: h validated against the source's length; tok has room for ntok
+ * slots (its segments hold them, NGI_SEGS runs at most); conn holds
+ * nconn * CONN_BYTES bytes. Guarantees: on NG_OK the first ntok slots of tok
+ * and conn hold the token and connection sections and crcs[] their stored
+ * CRCs. Fails: NG_EIO (read error), NG_ECORRUPT (the file changed size). */
+static ng_status fill_sections(const snap_source *src, const snap_header *h, ngi_token_table *tok,
                                unsigned char *conn, unsigned char crcs[2][CRC_BYTES]) {
-  size_t tlen = (size_t)h->ntok * TOKEN_BYTES, clen = (size_t)h->nconn * CONN_BYTES;
-  if (src->mem) {
-    if (tlen) memcpy(tok, src->mem + h->tok_off, tlen);
-    memcpy(crcs[0], src->mem + h->tok_off + tlen, CRC_BYTES);
-    if (clen) memcpy(conn, src->mem + h->conn_off, clen);
-    memcpy(crcs[1], src->mem + h->conn_off + clen, CRC_BYTES);
-    return NG_OK;
-  }
-  /* One pass over the file, each byte read once, straight to where it stays. */
+  size_t clen = (size_t)h->nconn * CONN_BYTES;
+  /* The parts in file order: the token section in runs of whole segments. */
   struct {
     unsigned char *p;
     size_t n;
-  } part[4] = {{tok, tlen}, {crcs[0], CRC_BYTES}, {conn, clen}, {crcs[1], CRC_BYTES}};
+  } part[NGI_SEGS + 3];
+  int np = 0;
+  size_t left = (size_t)h->ntok;
+  for (unsigned k = 0; left > 0; k++) {
+    size_t m = ngi_seg_len(k, NGI_REC_LB) < left ? ngi_seg_len(k, NGI_REC_LB) : left;
+    part[np].p = (unsigned char *)tok->seg[k];
+    part[np++].n = m * TOKEN_BYTES;
+    left -= m;
+  }
+  part[np].p = crcs[0];
+  part[np++].n = CRC_BYTES;
+  part[np].p = conn;
+  part[np++].n = clen;
+  part[np].p = crcs[1];
+  part[np++].n = CRC_BYTES;
+  if (src->mem) {
+    const unsigned char *from = src->mem + h->tok_off;
+    for (int i = 0; i < np; i++) {
+      if (part[i].n) memcpy(part[i].p, from, part[i].n);
+      from += part[i].n;
+    }
+    return NG_OK;
+  }
+  /* One pass over the file, each byte read once, straight to where it stays. */
   off_t off = (off_t)h->tok_off;
-  for (int i = 0; i < 4; i++) {
+  for (int i = 0; i < np; i++) {
     size_t done = 0;
     while (done < part[i].n) {
       size_t want = part[i].n - done > ((size_t)1 << 30) ? (size_t)1 << 30 : part[i].n - done;
@@ -708,26 +732,30 @@ static ng_status load_body(const snap_source *src, const snap_header *h, const n
   ngi_token_table *t = &rt->tokens;
 
   size_t ntok = (size_t)h->ntok, nconn = (size_t)h->nconn;
-  size_t tok_size = ntok * TOKEN_BYTES, conn_size = conn_block_bytes(nconn);
+  size_t conn_size = conn_block_bytes(nconn);
   size_t present_size = ((size_t)h->next_tok / 64 + 1) * sizeof(uint64_t);
-  unsigned char *tok = tok_size ? ngi_alloc(rt, tok_size) : NULL;
+  /* The token section is read straight into the table's segments. */
+  ng_status tst = ngi_tokens_init(rt, t, ntok);
   unsigned char *conn = conn_size ? ngi_alloc(rt, conn_size) : NULL;
   /* next_tok <= 2^24, so the bitmap is at most 2 MiB whatever the header says. */
   uint64_t *present = ngi_alloc(rt, present_size);
-  uint32_t *slot_of = NULL;
-  size_t slot_size = 0;
-  if ((tok_size && !tok) || (conn_size && !conn) || !present) {
+  if (tst != NG_OK || (conn_size && !conn) || !present) {
     st = ngi_fail(NULL, NG_ENOMEM, "ng_snapshot_load: %s: out of memory reading %llu bytes", name,
                   (unsigned long long)h->total);
     goto done;
   }
-  ngi_advise_bulk(tok, tok_size);
+  if (ntok) ngi_advise_bulk(t->seg[0], t->cap * sizeof(ng_token)); /* one block */
   ngi_advise_bulk(conn, conn_size);
   memset(present, 0, present_size);
 
   unsigned char crcs[2][CRC_BYTES];
-  if ((st = fill_sections(src, h, tok, conn, crcs)) != NG_OK) goto done;
-  uint32_t crc = ngi_crc32c(0, tok, tok_size);
+  if ((st = fill_sections(src, h, t, conn, crcs)) != NG_OK) goto done;
+  uint32_t crc = 0;
+  for (size_t i = 0; i < ntok;) {
+    size_t m = ngi_tok_run(i) < ntok - i ? ngi_tok_run(i) : ntok - i;
+    crc = ngi_crc32c(crc, ngi_tok_at(t, i), m * TOKEN_BYTES);
+    i += m;
+  }
   if (rd32(crcs[0]) != crc) {
     st = CORRUPT("ng_snapshot_load: %s: token section checksum mismatch (stored 0x%08x, computed "
                  "0x%08x)",
@@ -741,31 +769,11 @@ static ng_status load_body(const snap_source *src, const snap_header *h, const n
                  name, rd32(crcs[1]), crc);
     goto done;
   }
-  uint32_t max_id = 0;
-  if ((st = check_tokens(tok, h, present, &max_id, name)) != NG_OK) goto done;
+  if ((st = check_tokens(t, h, present, name)) != NG_OK) goto done;
   if ((st = check_connections(conn, h, present, cfg, name)) != NG_OK) goto done;
 
   /* Valid: install. Only allocation can fail from here on. */
-  if (ntok > 0) {
-    slot_size = ((size_t)max_id + 1) * sizeof *slot_of;
-    slot_of = ngi_alloc(rt, slot_size);
-    if (!slot_of) {
-      st = NG_ENOMEM;
-      goto built;
-    }
-    ngi_advise_bulk(slot_of, slot_size);
-    memset(slot_of, 0xFF, slot_size); /* NGI_NONE everywhere */
-    for (size_t i = 0; i < ntok; i++)
-      slot_of[NG_ID_LOCAL(rd32(tok + i * TOKEN_BYTES + offsetof(ng_token, id)))] = (uint32_t)i;
-  }
-  ngi_tokens_destroy(rt, t);
-  t->recs = (ng_token *)(void *)tok;
-  t->len = t->live = t->cap = ntok;
-  t->slot_of = slot_of;
-  t->slot_cap = slot_of ? (size_t)max_id + 1 : 0;
-  t->next_id = h->next_tok;
-  tok = NULL;
-  slot_of = NULL;
+  if ((st = ngi_tokens_adopt(rt, t, ntok, h->next_tok)) != NG_OK) goto built;
   st = ngi_conns_restore_owned(rt, rt->conns, conn, conn_size, nconn, h->next_conn);
   conn = NULL; /* the restore owns it now, whatever it returned */
 built:
@@ -773,10 +781,8 @@ built:
     st = ngi_fail(NULL, st, "ng_snapshot_load: %s: %s while building the runtime", name,
                   ng_strerror(st));
 done:
-  if (tok) ngi_free(rt, tok, tok_size);
   if (conn) ngi_free(rt, conn, conn_size);
   if (present) ngi_free(rt, present, present_size);
-  if (slot_of) ngi_free(rt, slot_of, slot_size);
   if (st != NG_OK) {
     ng_runtime_release(rt);
     return st;

@@ -10,33 +10,165 @@ static int is_tomb(const ng_token *t) {
   return NG_ID_LOCAL(t->id) == 0;
 }
 
-ng_status ngi_tokens_init(ng_runtime *rt, ngi_token_table *t, size_t initial) {
-  memset(t, 0, sizeof *t);
-  t->next_id = 1;
-  if (initial > NG_TOKEN_ID_MAX) initial = NG_TOKEN_ID_MAX;
-  if (initial == 0) return NG_OK;
-  ng_token *recs = ngi_alloc_array(rt, initial, sizeof *recs);
-  uint32_t *slots = ngi_alloc_array(rt, initial + 1, sizeof *slots);
-  if (!recs || !slots) {
-    ngi_free(rt, recs, recs ? initial * sizeof *recs : 0);
-    ngi_free(rt, slots, slots ? (initial + 1) * sizeof *slots : 0);
-    return NG_ENOMEM;
+/* Set the slot-map entry of `id` (1 .. slot_cap). Caller holds the write
+ * lock (or exclusive access); atomic for the optimistic reader. */
+static void slot_set(ngi_token_table *t, uint32_t id, uint32_t slot) {
+  unsigned k = ngi_seg_of(id - 1u, NGI_SLOT_LB);
+  NGI_STORE(&t->slot_seg[k][id - 1u - ngi_seg_base(k, NGI_SLOT_LB)], slot, RELAXED);
+}
+
+/* Recompute t->dense after a change of len, live or the ids. */
+static void dense_update(ngi_token_table *t) {
+  uint64_t d = 0;
+  if (t->len > 0 && t->len == t->live) {
+    uint32_t first = NG_ID_LOCAL(ngi_tok_at(t, 0)->id);
+    uint32_t last = NG_ID_LOCAL(ngi_tok_at(t, t->len - 1)->id);
+    if ((size_t)(last - first) + 1 == t->len) d = (uint64_t)first << 32 | (uint64_t)t->len;
   }
-  for (size_t i = 0; i <= initial; i++)
-    slots[i] = NGI_NONE;
-  t->recs = recs;
-  t->cap = initial;
-  t->slot_of = slots;
-  t->slot_cap = initial + 1;
+  atomic_store_explicit(&t->dense, d, memory_order_relaxed);
+}
+
+/* t->dense after appending token `id` (t->len already counts it): one more
+ * slot while the ids stay gapless; a first token starts a dense table;
+ * appending never removes a gap or a tombstone. Cheaper than dense_update,
+ * for the create path. */
+static void dense_append(ngi_token_table *t, uint32_t id) {
+  uint64_t d = atomic_load_explicit(&t->dense, memory_order_relaxed);
+  if (t->len == 1)
+    d = (uint64_t)id << 32 | 1u;
+  else if (d && (uint32_t)(d >> 32) + (uint32_t)d == id)
+    d++;
+  else
+    d = 0;
+  atomic_store_explicit(&t->dense, d, memory_order_relaxed);
+}
+
+/* Add record segments until there are `want` slots (<= NG_TOKEN_ID_MAX).
+ * Each new segment is published with a release store: a reader that sees the
+ * pointer (acquire) sees the allocation. fails: NG_ENOMEM, with the segments
+ * added before the failure kept (capacity is not observable). */
+static ng_status grow_recs(ng_runtime *rt, ngi_token_table *t, size_t want) {
+  while (t->cap < want) {
+    size_t n = ngi_seg_len(t->nseg, NGI_REC_LB);
+    ng_token *seg = ngi_alloc_array(rt, n, sizeof *seg);
+    if (!seg) return NG_ENOMEM;
+    NGI_STORE(&t->seg[t->nseg], seg, RELEASE);
+    t->nseg++;
+    t->cap += n;
+  }
   return NG_OK;
 }
 
+/* Add slot-map segments (every entry NGI_NONE) until ids 1 .. want have an
+ * entry. All or nothing: the segments are allocated first and published
+ * (release) only once all exist, so a failure frees what no reader can have
+ * seen. fails: NG_ENOMEM; the table is unchanged. */
+static ng_status grow_slots(ng_runtime *rt, ngi_token_table *t, size_t want) {
+  uint32_t *fresh[NGI_SEGS];
+  unsigned k = t->nslot_seg, nk = k;
+  size_t cap = t->slot_cap;
+  for (; cap < want; nk++) {
+    size_t n = ngi_seg_len(nk, NGI_SLOT_LB);
+    fresh[nk] = ngi_alloc_array(rt, n, sizeof(uint32_t));
+    if (!fresh[nk]) {
+      while (nk-- > k)
+        ngi_free(rt, fresh[nk], ngi_seg_len(nk, NGI_SLOT_LB) * sizeof(uint32_t));
+      return NG_ENOMEM;
+    }
+    ngi_advise_bulk(fresh[nk], n * sizeof(uint32_t));
+    memset(fresh[nk], 0xFF, n * sizeof(uint32_t)); /* NGI_NONE everywhere */
+    cap += n;
+  }
+  for (; k < nk; k++)
+    NGI_STORE(&t->slot_seg[k], fresh[k], RELEASE);
+  t->nslot_seg = nk;
+  t->slot_cap = cap;
+  return NG_OK;
+}
+
+/* needs: a table with no segments; initial >= 1.
+ * guarantees: segments covering `initial` elements, as one block (a
+ * capacity hint's case: one allocation instead of ~20 and, for a large
+ * table, one mapping that ngi_advise_bulk can back with huge pages).
+ * fails: NG_ENOMEM, the table unchanged. */
+static ng_status init_bulk(ng_runtime *rt, ngi_token_table *t, size_t initial) {
+  unsigned kr = ngi_seg_of(initial - 1, NGI_REC_LB) + 1;
+  unsigned ks = ngi_seg_of(initial - 1, NGI_SLOT_LB) + 1;
+  size_t nr = ngi_seg_base(kr, NGI_REC_LB), ns = ngi_seg_base(ks, NGI_SLOT_LB);
+  ng_token *recs = ngi_alloc_array(rt, nr, sizeof *recs);
+  uint32_t *slots = recs ? ngi_alloc_array(rt, ns, sizeof *slots) : NULL;
+  if (!slots) {
+    ngi_free(rt, recs, recs ? nr * sizeof *recs : 0);
+    return NG_ENOMEM;
+  }
+  ngi_advise_bulk(slots, ns * sizeof *slots);
+  memset(slots, 0xFF, ns * sizeof *slots); /* NGI_NONE everywhere */
+  for (unsigned k = 0; k < kr; k++)
+    NGI_STORE(&t->seg[k], recs + ngi_seg_base(k, NGI_REC_LB), RELEASE);
+  for (unsigned k = 0; k < ks; k++)
+    NGI_STORE(&t->slot_seg[k], slots + ngi_seg_base(k, NGI_SLOT_LB), RELEASE);
+  t->nseg = t->nbulk = kr;
+  t->cap = nr;
+  t->nslot_seg = t->nslot_bulk = ks;
+  t->slot_cap = ns;
+  return NG_OK;
+}
+
+ng_status ngi_tokens_init(ng_runtime *rt, ngi_token_table *t, size_t initial) {
+  memset(t, 0, sizeof *t);
+  atomic_store_explicit(&t->dense, 0, memory_order_relaxed);
+  t->next_id = 1;
+  if (initial > NG_TOKEN_ID_MAX) initial = NG_TOKEN_ID_MAX;
+  if (initial == 0) return NG_OK;
+  return init_bulk(rt, t, initial);
+}
+
 void ngi_tokens_destroy(ng_runtime *rt, ngi_token_table *t) {
-  ngi_free(rt, t->recs, t->cap * sizeof *t->recs);
-  ngi_free(rt, t->slot_of, t->slot_cap * sizeof *t->slot_of);
-  t->recs = NULL;
-  t->slot_of = NULL;
+  if (t->nbulk)
+    ngi_free(rt, t->seg[0], ngi_seg_base(t->nbulk, NGI_REC_LB) * sizeof(ng_token));
+  for (unsigned k = t->nbulk; k < t->nseg; k++)
+    ngi_free(rt, t->seg[k], ngi_seg_len(k, NGI_REC_LB) * sizeof(ng_token));
+  if (t->nslot_bulk)
+    ngi_free(rt, t->slot_seg[0], ngi_seg_base(t->nslot_bulk, NGI_SLOT_LB) * sizeof(uint32_t));
+  for (unsigned k = t->nslot_bulk; k < t->nslot_seg; k++)
+    ngi_free(rt, t->slot_seg[k], ngi_seg_len(k, NGI_SLOT_LB) * sizeof(uint32_t));
+  memset(t->seg, 0, sizeof t->seg);
+  memset(t->slot_seg, 0, sizeof t->slot_seg);
+  atomic_store_explicit(&t->dense, 0, memory_order_relaxed);
   t->len = t->cap = t->live = t->slot_cap = 0;
+  t->nseg = t->nslot_seg = t->nbulk = t->nslot_bulk = 0;
+}
+
+/* needs: exclusive access; slots 0 .. n-1 filled as internal.h says.
+ * guarantees: those n records are the table (len = live = n), every id
+ * mapped, next id `next_id`. fails: NG_ENOMEM, the table unchanged. */
+ng_status ngi_tokens_adopt(ng_runtime *rt, ngi_token_table *t, size_t n, uint32_t next_id) {
+  if (n > 0) {
+    uint32_t max_id = NG_ID_LOCAL(ngi_tok_at(t, n - 1)->id);
+    if (grow_slots(rt, t, max_id) != NG_OK) return NG_ENOMEM;
+    /* Ids ascend: keep the current slot-map segment instead of locating
+     * every entry afresh. */
+    uint32_t *seg = NULL;
+    size_t lo = 0, hi = 0;
+    t->len = n; /* for ngi_tok_span */
+    for (size_t i = 0, run_n; i < n; i += run_n) {
+      const ng_token *run = ngi_tok_span(t, i, &run_n);
+      for (size_t j = 0; j < run_n; j++) {
+        size_t at = NG_ID_LOCAL(run[j].id) - 1u;
+        if (at >= hi) {
+          unsigned k = ngi_seg_of(at, NGI_SLOT_LB);
+          seg = t->slot_seg[k];
+          lo = ngi_seg_base(k, NGI_SLOT_LB);
+          hi = lo + ngi_seg_len(k, NGI_SLOT_LB);
+        }
+        NGI_STORE(&seg[at - lo], (uint32_t)(i + j), RELAXED);
+      }
+    }
+  }
+  t->len = t->live = n;
+  t->next_id = next_id;
+  dense_update(t);
+  return NG_OK;
 }
 
 void ngi_tokens_set_next_id(ng_runtime *rt, uint32_t next) {
@@ -45,43 +177,31 @@ void ngi_tokens_set_next_id(ng_runtime *rt, uint32_t next) {
   ngi_write_unlock(rt);
 }
 
-/* Room for one more record and a slot_of entry for `id`.
+/* Room for one more record and a slot-map entry for `id`.
  * fails: NG_ENOMEM; the table is unchanged (capacity is not observable). */
 static ng_status reserve_one(ng_runtime *rt, ngi_token_table *t, uint32_t id) {
-  if (t->len == t->cap) {
-    size_t cap = t->cap ? t->cap * 2 : 16;
-    ng_token *recs = ngi_realloc_array(rt, t->recs, t->cap, cap, sizeof *recs);
-    if (!recs) return NG_ENOMEM;
-    t->recs = recs;
-    t->cap = cap;
-  }
-  if (id >= t->slot_cap) {
-    size_t cap = t->slot_cap ? t->slot_cap * 2 : 64;
-    if (cap <= id) cap = (size_t)id + 1;
-    if (cap > (size_t)NG_TOKEN_ID_MAX + 1) cap = (size_t)NG_TOKEN_ID_MAX + 1;
-    uint32_t *slots = ngi_realloc_array(rt, t->slot_of, t->slot_cap, cap, sizeof *slots);
-    if (!slots) return NG_ENOMEM;
-    for (size_t i = t->slot_cap; i < cap; i++)
-      slots[i] = NGI_NONE;
-    t->slot_of = slots;
-    t->slot_cap = cap;
-  }
+  if (t->len == t->cap && grow_recs(rt, t, t->cap + 1) != NG_OK) return NG_ENOMEM;
+  if (id > t->slot_cap && grow_slots(rt, t, id) != NG_OK) return NG_ENOMEM;
   return NG_OK;
 }
 
 /* Squeeze the tombstones out, in place and without allocating, keeping the
- * ascending order and rewriting slot_of. */
+ * ascending order and rewriting the slot map. The slots past the new len
+ * keep stale copies; no lookup reaches them (the slot map and `dense` only
+ * name slots below len). */
 static void compact(ngi_token_table *t) {
   size_t w = 0;
   for (size_t i = 0; i < t->len; i++) {
-    if (is_tomb(&t->recs[i])) continue;
+    const ng_token *tok = ngi_tok_at(t, i);
+    if (is_tomb(tok)) continue;
     if (w != i) {
-      t->recs[w] = t->recs[i];
-      t->slot_of[NG_ID_LOCAL(t->recs[w].id)] = (uint32_t)w;
+      ngi_tok_store(t, w, tok);
+      slot_set(t, NG_ID_LOCAL(tok->id), (uint32_t)w);
     }
     w++;
   }
   t->len = w;
+  dense_update(t);
 }
 
 /* Slot of the smallest live id greater than `after`, or t->len if none.
@@ -91,11 +211,11 @@ static size_t first_after(const ngi_token_table *t, uint32_t after) {
   size_t lo = 0, hi = t->len, best = t->len;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2, m = mid;
-    while (m < hi && is_tomb(&t->recs[m]))
+    while (m < hi && is_tomb(ngi_tok_at(t, m)))
       m++;
     if (m == hi) {
       hi = mid;
-    } else if (NG_ID_LOCAL(t->recs[m].id) > after) {
+    } else if (NG_ID_LOCAL(ngi_tok_at(t, m)->id) > after) {
       best = m;
       hi = mid;
     } else {
@@ -188,26 +308,131 @@ ng_status ng_token_create(ng_runtime *rt, const ng_token *init, uint32_t *out_id
   if (tok.timestamp == 0) tok.timestamp = ngi_now32(rt);
   /* No grid work: a new id is above every id the grids have absorbed, so
    * they read it from this table at their next query (internal.h). */
-  t->recs[t->len] = tok;
-  t->slot_of[id] = (uint32_t)t->len;
+  ngi_tok_store(t, t->len, &tok);
+  slot_set(t, id, (uint32_t)t->len);
   t->len++;
   t->live++;
   t->next_id++;
+  dense_append(t, id);
   *out_id = id;
 out:
   ngi_write_unlock(rt);
   return st;
 }
 
-ng_status ng_token_get(ng_runtime *rt, uint32_t id, ng_token *out) {
+#if NGI_OPTIMISTIC
+_Static_assert(sizeof(ng_token) == 8 * sizeof(uint64_t), "a token is 8 words");
+_Static_assert(offsetof(ng_token, id) == 6 * sizeof(uint64_t), "the id starts word 6");
+
+/* Where the record of token `id` is, read without the lock, or NULL for "no
+ * such token". Every load is atomic; what it reads may be stale or mixed (a
+ * writer may be running), so the caller trusts the answer only if the write
+ * sequence did not move, and checks the record's id. Never follows a pointer
+ * it has not checked: a NULL segment or an entry out of range is an answer
+ * ("not found") for the caller to validate. */
+static inline const ngi_word *peek_record(const ngi_token_table *t, uint32_t id) {
+  uint64_t d = atomic_load_explicit(&t->dense, memory_order_relaxed);
+  uint32_t s;
+  if (d) {
+    uint32_t first = (uint32_t)(d >> 32);
+    s = id - first;
+    if (id < first || s >= (uint32_t)d) return NULL;
+  } else {
+    if (id == 0 || id > NG_TOKEN_ID_MAX) return NULL;
+    unsigned k = ngi_seg_of(id - 1u, NGI_SLOT_LB);
+    const uint32_t *seg = NGI_LOAD(&t->slot_seg[k], ACQUIRE);
+    if (!seg) return NULL;
+    s = NGI_LOAD(&seg[id - 1u - ngi_seg_base(k, NGI_SLOT_LB)], RELAXED);
+    if (s == NGI_NONE) return NULL;
+  }
+  unsigned k = ngi_seg_of(s, NGI_REC_LB);
+  if (k >= NGI_SEGS) return NULL;
+  const ng_token *seg = NGI_LOAD(&t->seg[k], ACQUIRE);
+  if (!seg) return NULL;
+  return (const ngi_word *)(const void *)&seg[s - ngi_seg_base(k, NGI_REC_LB)];
+}
+
+/* One optimistic get (a sequence lock's read side: read the write sequence,
+ * read, check the sequence did not move). Returns 1 (*out filled), 0 (no
+ * such token), or -1: a writer ran or runs, nothing is known, *out is
+ * untouched. The words travel in registers (a 16-byte copy through the
+ * stack would wait for the 8-byte stores before it), and the path is short:
+ * the fewer instructions a get takes, the more gets' cache misses the CPU
+ * has in flight at once. */
+static inline int try_get(ng_runtime *rt, uint32_t id, ng_token *out) {
+  unsigned s1 = atomic_load_explicit(&rt->wseq, memory_order_acquire);
+  if (s1 & 1u) return -1;
+  const ngi_word *src = peek_record(&rt->tokens, id);
+  uint64_t w0 = 0, w1 = 0, w2 = 0, w3 = 0, w4 = 0, w5 = 0, w6 = 0, w7 = 0;
+  if (src) {
+    w0 = NGI_LOAD(&src[0], RELAXED);
+    w1 = NGI_LOAD(&src[1], RELAXED);
+    w2 = NGI_LOAD(&src[2], RELAXED);
+    w3 = NGI_LOAD(&src[3], RELAXED);
+    w4 = NGI_LOAD(&src[4], RELAXED);
+    w5 = NGI_LOAD(&src[5], RELAXED);
+    w6 = NGI_LOAD(&src[6], RELAXED);
+    w7 = NGI_LOAD(&src[7], RELAXED);
+  }
+  atomic_thread_fence(memory_order_acquire);
+  if (atomic_load_explicit(&rt->wseq, memory_order_relaxed) != s1) return -1;
+  uint32_t got; /* the id field: the first bytes of word 6 */
+  memcpy(&got, &w6, sizeof got);
+  if (!src || NG_ID_LOCAL(got) != id) return 0;
+  unsigned char *o = (unsigned char *)out;
+  memcpy(o, &w0, 8);
+  memcpy(o + 8, &w1, 8);
+  memcpy(o + 16, &w2, 8);
+  memcpy(o + 24, &w3, 8);
+  memcpy(o + 32, &w4, 8);
+  memcpy(o + 40, &w5, 8);
+  memcpy(o + 48, &w6, 8);
+  memcpy(o + 56, &w7, 8);
+  return 1;
+}
+#endif
+
+/* Optimistic reads that meet a writer this many times in a row take the lock. */
+#define GET_TRIES 3
+
+/* ng_token_get after a first optimistic read met a writer (or bad
+ * arguments): a few more tries, then the read lock. Out of line, so the
+ * first try stays short. */
+#if NGI_OPTIMISTIC
+__attribute__((noinline, cold))
+#endif
+static ng_status get_slow(ng_runtime *rt, uint32_t id, ng_token *out) {
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "ng_token_get: runtime must not be NULL");
   if (!out) return ngi_fail(rt, NG_EINVAL, "ng_token_get: out must not be NULL");
-  ngi_read_lock(rt);
-  const ng_token *tok = ngi_token_lookup(&rt->tokens, id);
-  if (tok) *out = *tok;
-  ngi_read_unlock(rt);
-  if (!tok) return ngi_fail(rt, NG_ENOTFOUND, "ng_token_get: no token %u", (unsigned)id);
+  int found = -1;
+#if NGI_OPTIMISTIC
+  for (int try = 1; try < GET_TRIES && found < 0; try++)
+    found = try_get(rt, id, out);
+#endif
+  if (found < 0) {
+    ngi_read_lock(rt);
+    const ng_token *tok = ngi_token_lookup(&rt->tokens, id);
+    if (tok) *out = *tok;
+    ngi_read_unlock(rt);
+    found = tok != NULL;
+  }
+  if (!found) return ngi_fail(rt, NG_ENOTFOUND, "ng_token_get: no token %u", (unsigned)id);
   return NG_OK;
+}
+
+/* Without the lock while no writer runs, so concurrent gets share no written
+ * cache line and their cache misses overlap; with the read lock while a
+ * writer runs (after GET_TRIES torn reads), and in the thread that holds the
+ * write lock (it sees the sequence odd), which so reads its own writes. */
+ng_status ng_token_get(ng_runtime *rt, uint32_t id, ng_token *out) {
+#if NGI_OPTIMISTIC
+  if (rt && out) {
+    int found = try_get(rt, id, out);
+    if (found > 0) return NG_OK;
+    if (found == 0) return ngi_fail(rt, NG_ENOTFOUND, "ng_token_get: no token %u", (unsigned)id);
+  }
+#endif
+  return get_slow(rt, id, out);
 }
 
 /* The record `values` makes of `cur` under `fields` (as ng_token_update
@@ -230,14 +455,15 @@ static void merge_update(const ng_token *cur, uint32_t id, const ng_token *value
   *moved = m;
 }
 
-/* needs: the write lock; cur the live record of `id` in rt->tokens, next its
- * checked new value, moved the spaces whose coordinates differ.
+/* needs: the write lock; `slot` the slot of live token `id` in rt->tokens,
+ * next its checked new value, moved the spaces whose coordinates differ.
  * guarantees: the token moved in the grid of every space in `moved` (new
  * position inserted in all of them before any old one is removed, so a
  * failure rolls back by removals only) and its record replaced by next.
  * fails: NG_ENOMEM (reported under `fn`) with nothing changed. */
-static ng_status apply_update(ng_runtime *rt, const char *fn, uint32_t id, ng_token *cur,
+static ng_status apply_update(ng_runtime *rt, const char *fn, uint32_t id, uint32_t slot,
                               const ng_token *next, unsigned moved) {
+  const ng_token *cur = ngi_tok_at(&rt->tokens, slot);
   int16_t xyz[3];
   for (int s = 0; s < NG_SPACES; s++) {
     if (!(moved & (1u << s))) continue;
@@ -258,7 +484,7 @@ static ng_status apply_update(ng_runtime *rt, const char *fn, uint32_t id, ng_to
     raw_coords(cur, s, xyz);
     ngi_grid_remove(rt, rt->grids[s], id, xyz);
   }
-  *cur = *next;
+  ngi_tok_store(&rt->tokens, slot, next);
   return NG_OK;
 }
 
@@ -284,17 +510,17 @@ ng_status ng_token_update(ng_runtime *rt, uint32_t id, const ng_token *values, u
   st = ngi_write_lock(rt, fn);
   if (st != NG_OK) return st;
   ngi_token_table *t = &rt->tokens;
-  const ng_token *cur = ngi_token_lookup(t, id);
-  if (!cur) {
+  uint32_t slot = ngi_token_slot(t, id);
+  if (slot == NGI_NONE) {
     st = ngi_fail(rt, NG_ENOTFOUND, "%s: no token %u", fn, (unsigned)id);
     goto out;
   }
   ng_token next;
   unsigned moved;
-  merge_update(cur, id, values, fields, &next, &moved);
+  merge_update(ngi_tok_at(t, slot), id, values, fields, &next, &moved);
   st = check_fields(rt, fn, &next, fields);
   if (st != NG_OK) goto out;
-  st = apply_update(rt, fn, id, &t->recs[cur - t->recs], &next, moved);
+  st = apply_update(rt, fn, id, slot, &next, moved);
 out:
   ngi_write_unlock(rt);
   return st;
@@ -305,7 +531,7 @@ out:
 #define BATCH_AHEAD 8
 #define BATCH_RING (4 * BATCH_AHEAD) /* > the 3 x BATCH_AHEAD entries in flight */
 
-/* Start loading the record of `id` (and, off the dense path, its slot_of
+/* Start loading the record of `id` (and, off the dense path, its slot-map
  * entry) so that its miss overlaps the work on earlier entries. Never reads
  * the record itself. */
 static void prefetch_token(const ngi_token_table *t, uint32_t id) {
@@ -356,8 +582,9 @@ static void log_restore(const unsigned char *at, ng_token *tok, uint32_t fields)
  * position changes (one step each, ngi_grid_move), then write the record.
  * fails: NG_ENOMEM with the record unchanged but the grids of the spaces
  * moved so far changed (the batch then swaps in its fresh grids). */
-static ng_status batch_move(ng_runtime *rt, uint32_t id, ng_token *cur, const ng_token *v,
+static ng_status batch_move(ng_runtime *rt, uint32_t id, uint32_t slot, const ng_token *v,
                             uint32_t fields, unsigned char *log) {
+  const ng_token *cur = ngi_tok_at(&rt->tokens, slot);
   ng_token next = *cur;
   for (int s = 0; s < NG_SPACES; s++) {
     if (!(fields & NG_TF_COORDS(s))) continue;
@@ -371,7 +598,7 @@ static ng_status batch_move(ng_runtime *rt, uint32_t id, ng_token *cur, const ng
     if (st != NG_OK) return st;
     memcpy(next.coords[s], v->coords[s], sizeof next.coords[s]);
   }
-  *cur = next;
+  ngi_tok_store(&rt->tokens, slot, &next);
   return NG_OK;
 }
 
@@ -460,15 +687,16 @@ ng_status ng_token_update_batch(ng_runtime *rt, const uint32_t *ids, const ng_to
                           &cells[ahead % BATCH_RING][k]);
     }
     uint32_t id = ids[done];
-    ng_token *cur = &t->recs[ngi_token_lookup(t, id) - t->recs];
+    uint32_t slot = ngi_token_slot(t, id);
+    const ng_token *cur = ngi_tok_at(t, slot);
     if (coords_only) {
-      st = batch_move(rt, id, cur, &values[done], fields, log + done * stride);
+      st = batch_move(rt, id, slot, &values[done], fields, log + done * stride);
     } else {
       ng_token next;
       unsigned moved;
       merge_update(cur, id, &values[done], fields, &next, &moved);
       if (log) log_save(log + done * stride, cur, fields);
-      st = apply_update(rt, fn, id, cur, &next, moved);
+      st = apply_update(rt, fn, id, slot, &next, moved);
     }
     if (st != NG_OK) break;
   }
@@ -476,8 +704,10 @@ ng_status ng_token_update_batch(ng_runtime *rt, const uint32_t *ids, const ng_to
     size_t failed = done;
     /* Undo newest first, so a token updated twice ends at its first old value. */
     while (done-- > 0) {
-      ng_token *cur = &t->recs[ngi_token_lookup(t, ids[done]) - t->recs];
-      log_restore(log + done * stride, cur, fields);
+      uint32_t slot = ngi_token_slot(t, ids[done]);
+      ng_token old = *ngi_tok_at(t, slot);
+      log_restore(log + done * stride, &old, fields);
+      ngi_tok_store(t, slot, &old);
     }
     for (int s = 0; s < NG_SPACES; s++) {
       if (!spare[s]) continue;
@@ -514,13 +744,18 @@ ng_status ng_token_delete(ng_runtime *rt, uint32_t id, size_t *removed_connectio
   }
   size_t n = ngi_conns_remove_token(rt, rt->conns, id);
   if (removed_connections) *removed_connections = n;
-  uint32_t slot = t->slot_of[id];
-  t->recs[slot].id = 0;
-  t->slot_of[id] = NGI_NONE;
+  uint32_t slot = ngi_slot_at(t, id);
+  ng_token tomb = *cur;
+  tomb.id = 0;
+  ngi_tok_store(t, slot, &tomb);
+  slot_set(t, id, NGI_NONE);
   t->live--;
-  while (t->len > 0 && is_tomb(&t->recs[t->len - 1]))
+  while (t->len > 0 && is_tomb(ngi_tok_at(t, t->len - 1)))
     t->len--;
-  if (t->len - t->live > t->live) compact(t);
+  if (t->len - t->live > t->live)
+    compact(t);
+  else
+    dense_update(t);
 out:
   ngi_write_unlock(rt);
   return st;
@@ -551,10 +786,12 @@ ng_status ng_token_list(ng_runtime *rt, size_t offset, size_t limit, uint32_t *i
       i = offset; /* no tombstones: rank == slot */
     } else {
       for (size_t skipped = 0; skipped < offset; i++)
-        if (!is_tomb(&t->recs[i])) skipped++;
+        if (!is_tomb(ngi_tok_at(t, i))) skipped++;
     }
-    for (; i < t->len && n < limit; i++)
-      if (!is_tomb(&t->recs[i])) ids[n++] = NG_ID_LOCAL(t->recs[i].id);
+    for (; i < t->len && n < limit; i++) {
+      const ng_token *tok = ngi_tok_at(t, i);
+      if (!is_tomb(tok)) ids[n++] = NG_ID_LOCAL(tok->id);
+    }
   }
   ngi_read_unlock(rt);
   *n_out = n;
@@ -571,10 +808,14 @@ ng_status ng_token_clear(ng_runtime *rt, size_t *removed_tokens, size_t *removed
   for (int s = 0; s < NG_SPACES; s++)
     ngi_grid_clear(rt, rt->grids[s]);
   size_t nt = t->live;
-  for (size_t i = 0; i < t->slot_cap; i++)
-    t->slot_of[i] = NGI_NONE;
+  for (unsigned k = 0; k < t->nslot_seg; k++) {
+    uint32_t *seg = t->slot_seg[k];
+    for (size_t i = 0, n = ngi_seg_len(k, NGI_SLOT_LB); i < n; i++)
+      NGI_STORE(&seg[i], NGI_NONE, RELAXED);
+  }
   t->len = 0;
   t->live = 0;
+  dense_update(t);
   ngi_write_unlock(rt);
   if (removed_tokens) *removed_tokens = nt;
   if (removed_connections) *removed_connections = nc;
@@ -588,7 +829,7 @@ ng_status ng_token_next(ng_runtime *rt, uint32_t after, uint32_t *next_id) {
   ngi_read_lock(rt);
   const ngi_token_table *t = &rt->tokens;
   size_t slot = first_after(t, after);
-  uint32_t id = slot < t->len ? NG_ID_LOCAL(t->recs[slot].id) : 0;
+  uint32_t id = slot < t->len ? NG_ID_LOCAL(ngi_tok_at(t, slot)->id) : 0;
   ngi_read_unlock(rt);
   if (id == 0) return ngi_fail(rt, NG_ENOTFOUND, "%s: no token after %u", fn, (unsigned)after);
   *next_id = id;
@@ -604,7 +845,7 @@ ng_status ng_token_each(ng_runtime *rt, ng_token_fn fn, void *ud) {
   ngi_read_lock(rt);
   const ngi_token_table *t = &rt->tokens;
   for (size_t i = 0; i < t->len; i++) {
-    const ng_token *tok = &t->recs[i];
+    const ng_token *tok = ngi_tok_at(t, i);
     if (is_tomb(tok)) continue;
     if (!fn(tok, NG_ID_LOCAL(tok->id), ud)) break;
   }
