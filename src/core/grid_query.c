@@ -152,36 +152,76 @@ static ng_status scan_entries(query *q, const uint32_t base[3], size_t b, size_t
   return NG_OK;
 }
 
-/* True if no point of the biased box [ulo, uhi] can be kept by q. */
-static bool box_out(const query *q, const uint32_t ulo[3], const uint32_t uhi[3], double *dist) {
-  const ngi_grid *g = q->g;
-  double d2 = 0.0;
+/* The squared distance threshold of consider()'s raw pre-test against a full
+ * nearest-k heap (INFINITY while the heap is filling or without k). */
+static inline double raw_top2(const query *q) {
+  if (!q->k || q->out->count < q->k) return INFINITY;
+  double top = (double)q->out->items[0].distance * (double)q->g->scale + 1.0;
+  return top * top;
+}
+
+/* True if consider() would reject every point of the biased box [ulo, uhi]:
+ * the same raw pre-tests (no decoding, no sqrt), applied to the box's nearest
+ * point. *gap2 gets the squared raw distance from the centre to the box, and
+ * *inside whether every point of the box lies within the sphere (or box) by
+ * more than the pre-tests' margin, so that splitting it further cannot prune. */
+static bool node_out(const query *q, const uint32_t ulo[3], const uint32_t uhi[3], double *gap2,
+                     bool *inside) {
+  double near2 = 0.0, far2 = 0.0;
+  bool in = true;
   for (int a = 0; a < 3; a++) {
-    double lo = (double)ngi_decode_u(g, ulo[a]), hi = (double)ngi_decode_u(g, uhi[a]);
-    if (q->kind == Q_BOX && (hi < (double)q->lo[a] || lo > (double)q->hi[a])) return true;
-    double gap = q->c[a] < lo ? lo - q->c[a] : q->c[a] > hi ? q->c[a] - hi : 0.0;
-    d2 += gap * gap;
+    double lo = (double)ulo[a], hi = (double)uhi[a], c = q->cu[a];
+    if (q->kind == Q_BOX) {
+      if (hi < q->blo[a] || lo > q->bhi[a]) return true;
+      in = in && lo > q->blo[a] + 2.0 && hi < q->bhi[a] - 2.0;
+    }
+    double gap = c < lo ? lo - c : c > hi ? c - hi : 0.0;
+    double far = c - lo > hi - c ? c - lo : hi - c;
+    near2 += gap * gap;
+    far2 += far * far;
   }
-  double d = sqrt(d2);
-  *dist = d;
-  if (q->kind == Q_SPHERE) return !(d <= q->radius);
-  if (q->kind == Q_ALL && q->k && q->out->count >= q->k)
-    return ngi_to_float(d) > q->out->items[0].distance;
+  *gap2 = near2;
+  if (near2 > q->rawlim2 || near2 > raw_top2(q)) return true;
+  if (q->kind == Q_SPHERE) {
+    double lim = sqrt(q->rawlim2) - 3.0; /* the pre-test's margin and one more raw unit */
+    in = lim > 0.0 && far2 < lim * lim;
+  } else if (q->kind != Q_BOX) {
+    in = false;
+  }
+  *inside = in;
   return false;
+}
+
+/* First index in [lo, hi) of ent whose entry is >= key; a branch-free binary
+ * search (the hot part of descending a crowded cell: its branches would be
+ * mispredicted half of the time). */
+static inline size_t lower_bound_bf(const uint64_t *ent, size_t lo, size_t hi, uint64_t key) {
+  size_t n = hi - lo;
+  if (n == 0) return lo;
+  const uint64_t *p = ent + lo;
+  while (n > 1) {
+    size_t half = n / 2;
+    p = p[half] < key ? p + half : p;
+    n -= half;
+  }
+  return (size_t)(p - ent) + (*p < key);
 }
 
 /* A node of a crowded cell's implicit octree: the entries [b, e) whose Morton
  * codes share their top 3*d bits; olo its lowest offsets. Children are pruned
  * by their distance first, visited nearest first, and only then located by
- * binary search (a pruned child costs no memory access). */
+ * binary search between the child boundaries already found (a pruned child
+ * costs no memory access). A child wholly inside the query is scanned without
+ * descending further: splitting it could not prune anything. */
 static ng_status visit_node(query *q, const uint32_t base[3], unsigned d, uint64_t prefix,
                             const uint32_t olo[3], size_t b, size_t e) {
   const mainix *m = &q->g->m;
   if (e - b <= NGI_LEAF || d >= 13) return scan_entries(q, base, b, e);
   unsigned rest = 12 - d; /* levels below a child */
   struct {
-    double d;
+    double d2;
     unsigned c;
+    bool inside;
   } kid[8];
   unsigned nk = 0;
   uint32_t w = 1u << rest;
@@ -196,27 +236,46 @@ static ng_status visit_node(query *q, const uint32_t base[3], unsigned d, uint64
       ulo[a] = base[a] + o;
       uhi[a] = base[a] + o1;
     }
-    double dist;
-    if (empty || box_out(q, ulo, uhi, &dist)) continue;
+    double gap2;
+    bool inside;
+    if (empty || node_out(q, ulo, uhi, &gap2, &inside)) continue;
     unsigned k = nk++;
-    for (; k > 0 && kid[k - 1].d > dist; k--) /* nearest first */
+    for (; k > 0 && kid[k - 1].d2 > gap2; k--) /* nearest first */
       kid[k] = kid[k - 1];
-    kid[k].d = dist;
+    kid[k].d2 = gap2;
     kid[k].c = c;
+    kid[k].inside = inside;
   }
+  /* Child c holds [bnd[c], bnd[c + 1]); SIZE_MAX = not located yet. */
+  size_t bnd[9];
+  for (int i = 1; i < 8; i++)
+    bnd[i] = SIZE_MAX;
+  bnd[0] = b;
+  bnd[8] = e;
+  unsigned shift = 3 * rest + 24;
   for (unsigned i = 0; i < nk; i++) {
     unsigned c = kid[i].c;
-    if (i > 0 && q->kind == Q_ALL && q->k && q->out->count >= q->k &&
-        ngi_to_float(kid[i].d) > q->out->items[0].distance)
-      break; /* the rest are no nearer */
-    uint64_t key = ((prefix << 3 | c) << (3 * rest)) << 24;
-    size_t cb = ngi_lower_bound(m->ent, b, e, key);
-    size_t ce = c == 7 ? e : ngi_lower_bound(m->ent, cb, e, key + ((uint64_t)1 << (3 * rest + 24)));
+    if (i > 0 && kid[i].d2 > raw_top2(q)) break; /* the rest are no nearer */
+    for (unsigned j = c; j <= c + 1; j++) {
+      if (bnd[j] != SIZE_MAX) continue;
+      unsigned below = j, above = j;
+      while (bnd[below] == SIZE_MAX)
+        below--;
+      while (bnd[above] == SIZE_MAX)
+        above++;
+      bnd[j] = lower_bound_bf(m->ent, bnd[below], bnd[above], (prefix << 3 | j) << shift);
+    }
+    size_t cb = bnd[c], ce = bnd[c + 1];
     if (cb == ce) continue;
-    uint32_t clo[3];
-    for (int a = 0; a < 3; a++)
-      clo[a] = olo[a] + (((c >> (2 - a)) & 1u) ? w : 0u);
-    ng_status st = visit_node(q, base, d + 1, prefix << 3 | c, clo, cb, ce);
+    ng_status st;
+    if (kid[i].inside) {
+      st = scan_entries(q, base, cb, ce);
+    } else {
+      uint32_t clo[3];
+      for (int a = 0; a < 3; a++)
+        clo[a] = olo[a] + (((c >> (2 - a)) & 1u) ? w : 0u);
+      st = visit_node(q, base, d + 1, prefix << 3 | c, clo, cb, ce);
+    }
     if (st != NG_OK) return st;
   }
   return NG_OK;
@@ -247,21 +306,24 @@ static ng_status visit_cell(query *q, uint32_t x, uint32_t y, uint32_t z) {
   return NG_OK;
 }
 
-/* Decoded extent of box cell k on axis a; the edge cells reach to infinity
- * (they hold everything beyond the box). */
-static void cell_extent(const ngi_grid *g, int a, uint32_t k, double *lo, double *hi) {
+/* Decoded extent of box cell k on axis a. Main entries lie inside their cell;
+ * side entries beyond the box belong to its edge cells, so when they are read
+ * per cell the edge cells reach to infinity. */
+static void cell_extent(const query *q, int a, uint32_t k, double *lo, double *hi) {
+  const ngi_grid *g = q->g;
   const mainix *m = &g->m;
   uint32_t u0 = (m->c0[a] + k) << m->shift[a];
   uint32_t u1 = u0 + (1u << m->shift[a]) - 1u;
-  *lo = k == 0 ? -INFINITY : (double)ngi_decode_u(g, u0);
-  *hi = k + 1 >= m->nc[a] ? INFINITY : (double)ngi_decode_u(g, u1 > 65535 ? 65535 : u1);
+  bool open = q->side_each_cell;
+  *lo = open && k == 0 ? -INFINITY : (double)ngi_decode_u(g, u0);
+  *hi = open && k + 1 >= m->nc[a] ? INFINITY : (double)ngi_decode_u(g, u1 > 65535 ? 65535 : u1);
 }
 
 /* Gap along axis a between the centre and cell k (0 inside). Uses the
  * rounding of consider(), so it never exceeds the gap of a point of the cell. */
 static double axis_gap(const query *q, int a, uint32_t k) {
   double lo, hi;
-  cell_extent(q->g, a, k, &lo, &hi);
+  cell_extent(q, a, k, &lo, &hi);
   return q->c[a] < lo ? lo - q->c[a] : q->c[a] > hi ? q->c[a] - hi : 0.0;
 }
 
@@ -359,25 +421,39 @@ static ng_status run_box(query *q) {
   return visit_region(q, clo, chi);
 }
 
-/* The smallest distance from the centre to any point in a cell outside
- * cc-r..cc+r on some axis; INFINITY when those cells are the whole box. */
+/* A lower bound on the distance from the centre to any point in a cell
+ * outside cc-r..cc+r on some axis; INFINITY when those cells are the whole
+ * box. Such a cell lies beyond one face of the cube, and on the other axes
+ * within the box, so its gap on each of those counts too: from a centre far
+ * outside the box every axis adds up, not only the nearest face's. */
 static double outside_bound(const query *q, const uint32_t cc[3], uint32_t r) {
   const mainix *m = &q->g->m;
+  double hull2[3]; /* squared gap to the whole box, per axis */
+  for (int a = 0; a < 3; a++) {
+    double lo, hi, lo1, hi1;
+    cell_extent(q, a, 0, &lo, &hi);
+    cell_extent(q, a, m->nc[a] - 1, &lo1, &hi1);
+    double gap = q->c[a] < lo ? lo - q->c[a] : q->c[a] > hi1 ? q->c[a] - hi1 : 0.0;
+    hull2[a] = gap * gap;
+  }
   double best = INFINITY;
   for (int a = 0; a < 3; a++) {
+    double rest = hull2[(a + 1) % 3] + hull2[(a + 2) % 3];
     double lo, hi;
-    if (cc[a] > r) {
-      cell_extent(q->g, a, cc[a] - r, &lo, &hi);
-      double gap = q->c[a] - lo; /* a point left of the cube is at most at lo */
-      best = gap < best ? gap : best;
+    if (cc[a] > r) { /* the cells below: a point there is at most at hi of cell cc-r-1 */
+      cell_extent(q, a, cc[a] - r - 1, &lo, &hi);
+      double gap = q->c[a] > hi ? q->c[a] - hi : 0.0;
+      double d = sqrt(gap * gap + rest);
+      best = d < best ? d : best;
     }
     if (cc[a] + r + 1 < m->nc[a]) {
-      cell_extent(q->g, a, cc[a] + r, &lo, &hi);
-      double gap = hi - q->c[a];
-      best = gap < best ? gap : best;
+      cell_extent(q, a, cc[a] + r + 1, &lo, &hi);
+      double gap = lo > q->c[a] ? lo - q->c[a] : 0.0;
+      double d = sqrt(gap * gap + rest);
+      best = d < best ? d : best;
     }
   }
-  return best < 0.0 ? 0.0 : best;
+  return best;
 }
 
 /* A cell of a ring and its distance from the centre (a lower bound for its points). */
