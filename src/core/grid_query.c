@@ -2,6 +2,7 @@
 #include "grid_index.h"
 #include "introsort.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -39,17 +40,51 @@ typedef struct query {
   ng_hits *out;
 } query;
 
-static inline bool hit_less(const ng_hit *a, const ng_hit *b) {
-  return a->distance < b->distance || (a->distance == b->distance && a->id < b->id);
+/* While a query runs, each kept hit's 8 bytes hold one integer key, its
+ * (distance, id): distances are never negative or NaN, so their bit patterns
+ * order like their values, and the key orders like the result. One integer
+ * compare then replaces a float compare with an id tie-break (several
+ * unpredictable branches) in the nearest-k heap and the final sort; the hits
+ * are decoded once at the end. */
+static inline uint64_t make_key(uint32_t id, float d) {
+  uint32_t bits;
+  memcpy(&bits, &d, sizeof bits);
+  return (uint64_t)bits << 32 | id;
 }
 
-/* Hits by (distance, id), the order every query returns; its sift also keeps
- * the nearest-k heap (a max-heap: the worst kept hit on top). */
-NGI_DEFINE_INTROSORT(sort_hits, ng_hit, hit_less)
+static inline uint64_t key_of(const ng_hit *h) {
+  uint64_t k;
+  memcpy(&k, h, sizeof k);
+  return k;
+}
 
+static inline bool key_less(const ng_hit *a, const ng_hit *b) {
+  return key_of(a) < key_of(b);
+}
+
+/* The distance of a kept hit (the nearest-k heap's top: its worst). */
+static inline float key_distance(const ng_hit *h) {
+  uint32_t bits = (uint32_t)(key_of(h) >> 32);
+  float d;
+  memcpy(&d, &bits, sizeof d);
+  return d;
+}
+
+/* Keys by value, the order every query returns; its sift also keeps the
+ * nearest-k heap (a max-heap: the worst kept hit on top). */
+NGI_DEFINE_INTROSORT(sort_keys, ng_hit, key_less)
+
+/* Sort the keys, keep the first `limit` (0 = all), decode them into hits. */
 static void sort_truncate(ng_hits *h, size_t limit) {
-  if (h->count > 1) sort_hits(h->items, h->count);
+  _Static_assert(sizeof(ng_hit) == sizeof(uint64_t), "a hit holds one 64-bit key");
+  if (h->count > 1) sort_keys(h->items, h->count);
   if (limit && h->count > limit) h->count = limit;
+  for (size_t i = 0; i < h->count; i++) {
+    float d = key_distance(&h->items[i]);
+    uint32_t id = (uint32_t)key_of(&h->items[i]);
+    h->items[i].id = id;
+    h->items[i].distance = d;
+  }
 }
 
 /* Make room for n hits. fails: NG_ENOMEM with the buffer as it was. */
@@ -67,12 +102,12 @@ static ng_status hits_reserve(ng_runtime *rt, ng_hits *h, size_t n) {
   return NG_OK;
 }
 
-/* Max-heap on (distance, id) over items[0..n): the worst kept hit on top, so
- * a bounded query costs O(log k) per candidate and O(k) memory. */
+/* Max-heap of keys over items[0..n): the worst kept hit on top, so a bounded
+ * query costs O(log k) per candidate and O(k) memory. */
 static void heap_up(ng_hit *a, size_t i) {
   while (i > 0) {
     size_t p = (i - 1) / 2;
-    if (!hit_less(&a[p], &a[i])) break;
+    if (!key_less(&a[p], &a[i])) break;
     ng_hit t = a[p];
     a[p] = a[i];
     a[i] = t;
@@ -82,16 +117,16 @@ static void heap_up(ng_hit *a, size_t i) {
 
 static ng_status push_hit(query *q, uint32_t id, float d) {
   ng_hits *h = q->out;
-  ng_hit hit = {id, d};
+  uint64_t key = make_key(id, d);
   if (q->k && h->count >= q->k) {
-    if (hit_less(&hit, &h->items[0])) {
-      h->items[0] = hit;
-      sort_hits_sift(h->items, h->count, 0);
+    if (key < key_of(&h->items[0])) {
+      memcpy(&h->items[0], &key, sizeof key);
+      sort_keys_sift(h->items, h->count, 0);
     }
     return NG_OK;
   }
   if (h->count == h->capacity && hits_reserve(q->rt, h, h->count + 1) != NG_OK) return NG_ENOMEM;
-  h->items[h->count++] = hit;
+  memcpy(&h->items[h->count++], &key, sizeof key);
   if (q->k) heap_up(h->items, h->count - 1);
   return NG_OK;
 }
@@ -110,7 +145,7 @@ static inline ng_status consider(query *q, uint32_t id, uint32_t ux, uint32_t uy
        (double)uy > q->bhi[1] || (double)uz < q->blo[2] || (double)uz > q->bhi[2]))
     return NG_OK;
   if (q->k && q->out->count >= q->k) {
-    double top = (double)q->out->items[0].distance * (double)g->scale + 1.0;
+    double top = (double)key_distance(&q->out->items[0]) * (double)g->scale + 1.0;
     if (r2 > top * top) return NG_OK;
   }
   float v[3] = {ngi_decode_u(g, ux), ngi_decode_u(g, uy), ngi_decode_u(g, uz)};
@@ -156,7 +191,7 @@ static ng_status scan_entries(query *q, const uint32_t base[3], size_t b, size_t
  * nearest-k heap (INFINITY while the heap is filling or without k). */
 static inline double raw_top2(const query *q) {
   if (!q->k || q->out->count < q->k) return INFINITY;
-  double top = (double)q->out->items[0].distance * (double)q->g->scale + 1.0;
+  double top = (double)key_distance(&q->out->items[0]) * (double)q->g->scale + 1.0;
   return top * top;
 }
 
@@ -216,7 +251,11 @@ static inline size_t lower_bound_bf(const uint64_t *ent, size_t lo, size_t hi, u
 static ng_status visit_node(query *q, const uint32_t base[3], unsigned d, uint64_t prefix,
                             const uint32_t olo[3], size_t b, size_t e) {
   const mainix *m = &q->g->m;
-  if (e - b <= NGI_LEAF || d >= 13) return scan_entries(q, base, b, e);
+  /* A sphere or box keeps most of what a small node holds, so scanning it
+   * costs less than locating its children; nearest-k, whose bound tightens
+   * as it goes, gains from finer pruning. */
+  size_t leaf = q->kind == Q_ALL ? NGI_LEAF : 2 * NGI_LEAF;
+  if (e - b <= leaf || d >= 13) return scan_entries(q, base, b, e);
   unsigned rest = 12 - d; /* levels below a child */
   struct {
     double d2;
@@ -333,7 +372,7 @@ static bool cell_out(const query *q, double gx, double gy, double gz) {
   double d = sqrt(gx * gx + gy * gy + gz * gz);
   if (q->kind == Q_SPHERE) return !(d <= q->radius);
   if (q->kind == Q_ALL && q->k && q->out->count >= q->k)
-    return ngi_to_float(d) > q->out->items[0].distance;
+    return ngi_to_float(d) > key_distance(&q->out->items[0]);
   return false;
 }
 
@@ -456,6 +495,91 @@ static double outside_bound(const query *q, const uint32_t cc[3], uint32_t r) {
   return best;
 }
 
+/* Squared gaps beyond this put a cell strictly behind the k-th best so far
+ * (INFINITY while the heap fills): a margin of 2^-22 covers the rounding of
+ * sqrt and of the float the distance is kept in, so the test only skips sure
+ * misses. */
+static double sweep_limit2(const query *q) {
+  if (q->out->count < q->k) return INFINITY;
+  double t = (double)key_distance(&q->out->items[0]) * (1.0 + 0x1p-22);
+  return t * t;
+}
+
+#define SWEEP_GAPS 1024 /* z gaps kept on the stack; longer axes compute them per cell */
+
+/* The nearest-k search's other half: every cell outside the cube cc-r..cc+r
+ * (r < 0: none searched), each axis walked from cc outward in both
+ * directions, so the cells near the centre come first and the walk along an
+ * axis stops at the first slab, row or cell whose gap alone is behind the
+ * k-th best (gaps only grow away from cc; cc itself, whose gap can round
+ * above its neighbour's, never stops it). Its cost per cell is a few adds
+ * and compares, against a ring's ordering and bookkeeping. */
+static ng_status sweep_rest(query *q, const uint32_t cc[3], int64_t r) {
+  const mainix *m = &q->g->m;
+  double zg2[SWEEP_GAPS];
+  bool zpre = m->nc[2] <= SWEEP_GAPS;
+  for (uint32_t z = 0; zpre && z < m->nc[2]; z++) {
+    double g = axis_gap(q, 2, z);
+    zg2[z] = g * g;
+  }
+  double lim2 = sweep_limit2(q);
+  for (int dxs = 0; dxs < 2; dxs++) {
+    for (int64_t x = dxs ? (int64_t)cc[0] - 1 : cc[0]; x >= 0 && x < m->nc[0]; x += dxs ? -1 : 1) {
+      double gx = axis_gap(q, 0, (uint32_t)x), gx2 = gx * gx;
+      if (gx2 > lim2) {
+        if (x == cc[0]) continue;
+        break;
+      }
+      bool xin = llabs(x - (int64_t)cc[0]) <= r;
+      for (int dys = 0; dys < 2; dys++) {
+        for (int64_t y = dys ? (int64_t)cc[1] - 1 : cc[1]; y >= 0 && y < m->nc[1];
+             y += dys ? -1 : 1) {
+          double gy = axis_gap(q, 1, (uint32_t)y), gxy2 = gx2 + gy * gy;
+          if (gxy2 > lim2) {
+            if (y == cc[1]) continue;
+            break;
+          }
+          bool xyin = xin && llabs(y - (int64_t)cc[1]) <= r;
+          for (int dzs = 0; dzs < 2; dzs++) {
+            for (int64_t z = dzs ? (int64_t)cc[2] - 1 : cc[2]; z >= 0 && z < m->nc[2];
+                 z += dzs ? -1 : 1) {
+              if (xyin && llabs(z - (int64_t)cc[2]) <= r) continue; /* searched by the rings */
+              double gz2 = zg2[0];
+              if (zpre) {
+                gz2 = zg2[z];
+              } else {
+                double gz = axis_gap(q, 2, (uint32_t)z);
+                gz2 = gz * gz;
+              }
+              if (gxy2 + gz2 > lim2) {
+                if (z == cc[2]) continue;
+                break;
+              }
+              ng_status st = visit_cell(q, (uint32_t)x, (uint32_t)y, (uint32_t)z);
+              if (st != NG_OK) return st;
+              lim2 = sweep_limit2(q);
+            }
+          }
+        }
+      }
+    }
+  }
+  return NG_OK;
+}
+
+/* Cells of the cube cc-r..cc+r inside the box (0 for r < 0). */
+static uint64_t cube_cells(const mainix *m, const uint32_t cc[3], int64_t r) {
+  if (r < 0) return 0;
+  uint64_t n = 1;
+  for (int a = 0; a < 3; a++) {
+    int64_t lo = (int64_t)cc[a] - r, hi = (int64_t)cc[a] + r;
+    if (lo < 0) lo = 0;
+    if (hi > (int64_t)m->nc[a] - 1) hi = (int64_t)m->nc[a] - 1;
+    n *= (uint64_t)(hi - lo + 1);
+  }
+  return n;
+}
+
 /* A cell of a ring and its distance from the centre (a lower bound for its points). */
 typedef struct ring_cell {
   double d;
@@ -474,19 +598,28 @@ static ng_status run_nearest(query *q) {
   const ngi_grid *g = q->g;
   const mainix *m = &g->m;
   ng_hits *h = q->out;
-  /* Rings reach every cell of the box at most once, so probing side entries
-   * per cell is never worse than scanning them when there are many. */
-  ng_status st = plan_side(q, g->side_count > 64 ? 0 : UINT64_MAX);
-  if (st != NG_OK) return st;
-  if (m->n == 0 && !q->side_each_cell) return NG_OK;
   uint32_t cc[3];
+  bool outside = false;
   for (int a = 0; a < 3; a++) {
     double cr = floor(q->c[a] * (double)g->scale) + NGI_BIAS;
     uint32_t u = cr < 0.0 ? 0u : cr > 65535.0 ? 65535u : (uint32_t)cr;
     cc[a] = ngi_axis_cell(m, a, u);
+    outside = outside || (u >> m->shift[a]) < m->c0[a] || (u >> m->shift[a]) - m->c0[a] >= m->nc[a];
   }
+  /* Rings reach every cell of the box at most once, so probing side entries
+   * per cell is never worse than scanning them when there are many. But from
+   * a centre outside the box, cells must have their true extents (see
+   * cell_extent), or the search would not stop before the far side. */
+  ng_status st = plan_side(q, g->side_count > 64 && !outside ? 0 : UINT64_MAX);
+  if (st != NG_OK) return st;
+  if (m->n == 0 && !q->side_each_cell) return NG_OK;
+  /* Rings cost some tens of ns a cell; past an eighth of the box the sweep,
+   * a few ns a cell, finishes the rest for less. */
+  uint64_t budget = m->ncell / 8 + 27;
   ring_cell buf[RING_BUF];
   for (uint32_t r = 0;; r++) {
+    if (r > 1 && h->count == q->k && cube_cells(m, cc, r) > budget)
+      return sweep_rest(q, cc, (int64_t)r - 1);
     size_t nb = 0;
     for (int64_t dx = -(int64_t)r; dx <= (int64_t)r; dx++) {
       int64_t x = (int64_t)cc[0] + dx;
@@ -525,13 +658,13 @@ static ng_status run_nearest(query *q) {
       buf[k] = x;
     }
     for (size_t i = 0; i < nb; i++) {
-      if (h->count >= q->k && ngi_to_float(buf[i].d) > h->items[0].distance) break;
+      if (h->count >= q->k && ngi_to_float(buf[i].d) > key_distance(&h->items[0])) break;
       st = visit_cell(q, buf[i].x, buf[i].y, buf[i].z);
       if (st != NG_OK) return st;
     }
     double bound = outside_bound(q, cc, r);
     if (isinf(bound)) return NG_OK; /* every cell searched */
-    if (h->count == q->k && h->items[0].distance < ngi_to_float(bound)) return NG_OK;
+    if (h->count == q->k && key_distance(&h->items[0]) < ngi_to_float(bound)) return NG_OK;
   }
 }
 
