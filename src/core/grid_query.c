@@ -74,10 +74,58 @@ static inline float key_distance(const ng_hit *h) {
  * nearest-k heap (a max-heap: the worst kept hit on top). */
 NGI_DEFINE_INTROSORT(sort_keys, ng_hit, key_less)
 
-/* Sort the keys, keep the first `limit` (0 = all), decode them into hits. */
-static void sort_truncate(ng_hits *h, size_t limit) {
+#define RADIX_MIN 256    /* fewer keys: introsort's few steps beat the radix passes' tables */
+#define RADIX_STACK 1024 /* keys a radix sort buffers on the stack; more take an allocation */
+
+/* LSD radix sort of the keys in a[0..n) by their bytes, tmp holding n more;
+ * passes whose byte is the same in every key (the id's top byte, usually the
+ * distance's exponent byte) are skipped. */
+static void radix_keys(ng_hit *a, ng_hit *tmp, size_t n) {
+  uint32_t cnt[8][256];
+  memset(cnt, 0, sizeof cnt);
+  for (size_t i = 0; i < n; i++) {
+    uint64_t k = key_of(&a[i]);
+    for (unsigned b = 0; b < 8; b++)
+      cnt[b][(k >> (8 * b)) & 255u]++;
+  }
+  ng_hit *src = a, *dst = tmp;
+  for (unsigned b = 0; b < 8; b++) {
+    uint32_t *c = cnt[b];
+    if (c[(key_of(&src[0]) >> (8 * b)) & 255u] == n) continue;
+    uint32_t sum = 0;
+    for (unsigned v = 0; v < 256; v++) {
+      uint32_t t = c[v];
+      c[v] = sum;
+      sum += t;
+    }
+    for (size_t i = 0; i < n; i++)
+      dst[c[(key_of(&src[i]) >> (8 * b)) & 255u]++] = src[i];
+    ng_hit *t = src;
+    src = dst;
+    dst = t;
+  }
+  if (src != a) memcpy(a, src, n * sizeof *a);
+}
+
+/* Sort the keys, keep the first `limit` (0 = all), decode them into hits.
+ * Many keys are radix sorted (linear, no mispredicted compares); when its
+ * buffer cannot be allocated, introsort does the same work in place, so the
+ * sort never fails. */
+static void sort_truncate(ng_runtime *rt, ng_hits *h, size_t limit) {
   _Static_assert(sizeof(ng_hit) == sizeof(uint64_t), "a hit holds one 64-bit key");
-  if (h->count > 1) sort_keys(h->items, h->count);
+  size_t n = h->count;
+  if (n >= RADIX_MIN && n <= UINT32_MAX) {
+    ng_hit local[RADIX_STACK];
+    ng_hit *tmp = n <= RADIX_STACK ? local : ngi_alloc_array(rt, n, sizeof(ng_hit));
+    if (tmp) {
+      radix_keys(h->items, tmp, n);
+      if (tmp != local) ngi_free(rt, tmp, n * sizeof(ng_hit));
+    } else {
+      sort_keys(h->items, n);
+    }
+  } else if (n > 1) {
+    sort_keys(h->items, n);
+  }
   if (limit && h->count > limit) h->count = limit;
   for (size_t i = 0; i < h->count; i++) {
     float d = key_distance(&h->items[i]);
@@ -717,7 +765,7 @@ static ng_status run_sorted(query *q, ng_status (*run)(query *)) {
     pthread_rwlock_unlock(&g->qlock);
   }
   if (st == NG_OK)
-    sort_truncate(q->out, q->k);
+    sort_truncate(q->rt, q->out, q->k);
   else
     q->out->count = 0;
   return st;
