@@ -525,18 +525,23 @@ static double outside_bound(const query *q, const uint32_t cc[3], uint32_t r) {
   }
   double best = INFINITY;
   for (int a = 0; a < 3; a++) {
-    double rest = hull2[(a + 1) % 3] + hull2[(a + 2) % 3];
     double lo, hi;
-    if (cc[a] > r) { /* the cells below: a point there is at most at hi of cell cc-r-1 */
-      cell_extent(q, a, cc[a] - r - 1, &lo, &hi);
-      double gap = q->c[a] > hi ? q->c[a] - hi : 0.0;
-      double d = sqrt(gap * gap + rest);
-      best = d < best ? d : best;
-    }
-    if (cc[a] + r + 1 < m->nc[a]) {
-      cell_extent(q, a, cc[a] + r + 1, &lo, &hi);
-      double gap = lo > q->c[a] ? lo - q->c[a] : 0.0;
-      double d = sqrt(gap * gap + rest);
+    for (int side = 0; side < 2; side++) {
+      double gap;
+      if (side == 0) { /* the cells below: a point there is at most at hi of cell cc-r-1 */
+        if (cc[a] <= r) continue;
+        cell_extent(q, a, cc[a] - r - 1, &lo, &hi);
+        gap = q->c[a] > hi ? q->c[a] - hi : 0.0;
+      } else {
+        if (cc[a] + r + 1 >= m->nc[a]) continue;
+        cell_extent(q, a, cc[a] + r + 1, &lo, &hi);
+        gap = lo > q->c[a] ? lo - q->c[a] : 0.0;
+      }
+      /* Summed in consider()'s order (x, y, z), so that rounding keeps the
+       * bound at or below every such point's distance. */
+      double t[3] = {hull2[0], hull2[1], hull2[2]};
+      t[a] = gap * gap;
+      double d = sqrt(t[0] + t[1] + t[2]);
       best = d < best ? d : best;
     }
   }
