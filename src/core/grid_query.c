@@ -74,32 +74,42 @@ static inline float key_distance(const ng_hit *h) {
  * nearest-k heap (a max-heap: the worst kept hit on top). */
 NGI_DEFINE_INTROSORT(sort_keys, ng_hit, key_less)
 
-#define RADIX_MIN 256    /* fewer keys: introsort's few steps beat the radix passes' tables */
-#define RADIX_STACK 1024 /* keys a radix sort buffers on the stack; more take an allocation */
+#define RADIX_MIN 1024 /* fewer keys: introsort measured as fast or faster (8 passes' tables) */
 
 /* LSD radix sort of the keys in a[0..n) by their bytes, tmp holding n more;
  * passes whose byte is the same in every key (the id's top byte, usually the
- * distance's exponent byte) are skipped. */
+ * distance's exponent byte) are skipped. Keys often share a byte with their
+ * predecessor (near distances), and a counter bumped twice in a row waits for
+ * its own store; so the array is taken as four quarters, interleaved, each
+ * with its own counters (quarter w's share of a bucket follows w-1's: stable). */
 static void radix_keys(ng_hit *a, ng_hit *tmp, size_t n) {
-  uint32_t cnt[8][256];
-  memset(cnt, 0, sizeof cnt);
-  for (size_t i = 0; i < n; i++) {
-    uint64_t k = key_of(&a[i]);
-    for (unsigned b = 0; b < 8; b++)
-      cnt[b][(k >> (8 * b)) & 255u]++;
-  }
+  size_t q4 = n / 4;
+  const size_t lo[4] = {0, q4, 2 * q4, 3 * q4};
   ng_hit *src = a, *dst = tmp;
-  for (unsigned b = 0; b < 8; b++) {
-    uint32_t *c = cnt[b];
-    if (c[(key_of(&src[0]) >> (8 * b)) & 255u] == n) continue;
+  for (unsigned b = 0; b < 64; b += 8) {
+    uint32_t cnt[4][256];
+    memset(cnt, 0, sizeof cnt);
+    for (size_t i = 0; i < q4; i++)
+      for (unsigned w = 0; w < 4; w++)
+        cnt[w][(key_of(&src[lo[w] + i]) >> b) & 255u]++;
+    for (size_t i = 4 * q4; i < n; i++)
+      cnt[3][(key_of(&src[i]) >> b) & 255u]++;
+    size_t first = (key_of(&src[0]) >> b) & 255u;
+    if ((size_t)cnt[0][first] + cnt[1][first] + cnt[2][first] + cnt[3][first] == n) continue;
     uint32_t sum = 0;
-    for (unsigned v = 0; v < 256; v++) {
-      uint32_t t = c[v];
-      c[v] = sum;
-      sum += t;
-    }
-    for (size_t i = 0; i < n; i++)
-      dst[c[(key_of(&src[i]) >> (8 * b)) & 255u]++] = src[i];
+    for (unsigned v = 0; v < 256; v++)
+      for (unsigned w = 0; w < 4; w++) {
+        uint32_t t = cnt[w][v];
+        cnt[w][v] = sum;
+        sum += t;
+      }
+    for (size_t i = 0; i < q4; i++)
+      for (unsigned w = 0; w < 4; w++) {
+        const ng_hit *e = &src[lo[w] + i];
+        dst[cnt[w][(key_of(e) >> b) & 255u]++] = *e;
+      }
+    for (size_t i = 4 * q4; i < n; i++)
+      dst[cnt[3][(key_of(&src[i]) >> b) & 255u]++] = src[i];
     ng_hit *t = src;
     src = dst;
     dst = t;
@@ -115,11 +125,10 @@ static void sort_truncate(ng_runtime *rt, ng_hits *h, size_t limit) {
   _Static_assert(sizeof(ng_hit) == sizeof(uint64_t), "a hit holds one 64-bit key");
   size_t n = h->count;
   if (n >= RADIX_MIN && n <= UINT32_MAX) {
-    ng_hit local[RADIX_STACK];
-    ng_hit *tmp = n <= RADIX_STACK ? local : ngi_alloc_array(rt, n, sizeof(ng_hit));
+    ng_hit *tmp = ngi_alloc_array(rt, n, sizeof(ng_hit));
     if (tmp) {
       radix_keys(h->items, tmp, n);
-      if (tmp != local) ngi_free(rt, tmp, n * sizeof(ng_hit));
+      ngi_free(rt, tmp, n * sizeof(ng_hit));
     } else {
       sort_keys(h->items, n);
     }
@@ -243,13 +252,17 @@ static inline double raw_top2(const query *q) {
   return top * top;
 }
 
-/* True if consider() would reject every point of the biased box [ulo, uhi]:
- * the same raw pre-tests (no decoding, no sqrt), applied to the box's nearest
- * point. *gap2 gets the squared raw distance from the centre to the box, and
+/* True if consider() would reject every point of the biased box [ulo, uhi].
+ * First its raw pre-tests (no decoding, no sqrt) on the box's nearest point,
+ * which settle most boxes; a box they keep is tested again in decoded units,
+ * exactly as consider() tests points, since the pre-tests' margin of a raw
+ * unit is a whole node at the deepest levels (duplicates: many entries).
+ * *gap2 gets the squared raw distance from the centre to the box, and
  * *inside whether every point of the box lies within the sphere (or box) by
- * more than the pre-tests' margin, so that splitting it further cannot prune. */
+ * more than that margin, so that splitting it further cannot prune. */
 static bool node_out(const query *q, const uint32_t ulo[3], const uint32_t uhi[3], double *gap2,
                      bool *inside) {
+  const ngi_grid *g = q->g;
   double near2 = 0.0, far2 = 0.0;
   bool in = true;
   for (int a = 0; a < 3; a++) {
@@ -265,6 +278,17 @@ static bool node_out(const query *q, const uint32_t ulo[3], const uint32_t uhi[3
   }
   *gap2 = near2;
   if (near2 > q->rawlim2 || near2 > raw_top2(q)) return true;
+  double d2 = 0.0;
+  for (int a = 0; a < 3; a++) {
+    double lo = (double)ngi_decode_u(g, ulo[a]), hi = (double)ngi_decode_u(g, uhi[a]);
+    if (q->kind == Q_BOX && (hi < (double)q->lo[a] || lo > (double)q->hi[a])) return true;
+    double gap = q->c[a] < lo ? lo - q->c[a] : q->c[a] > hi ? q->c[a] - hi : 0.0;
+    d2 += gap * gap;
+  }
+  double d = sqrt(d2);
+  if (q->kind == Q_SPHERE && !(d <= q->radius)) return true;
+  if (q->k && q->out->count >= q->k && ngi_to_float(d) > key_distance(&q->out->items[0]))
+    return true;
   if (q->kind == Q_SPHERE) {
     double lim = sqrt(q->rawlim2) - 3.0; /* the pre-test's margin and one more raw unit */
     in = lim > 0.0 && far2 < lim * lim;
@@ -299,11 +323,7 @@ static inline size_t lower_bound_bf(const uint64_t *ent, size_t lo, size_t hi, u
 static ng_status visit_node(query *q, const uint32_t base[3], unsigned d, uint64_t prefix,
                             const uint32_t olo[3], size_t b, size_t e) {
   const mainix *m = &q->g->m;
-  /* A sphere or box keeps most of what a small node holds, so scanning it
-   * costs less than locating its children; nearest-k, whose bound tightens
-   * as it goes, gains from finer pruning. */
-  size_t leaf = q->kind == Q_ALL ? NGI_LEAF : 2 * NGI_LEAF;
-  if (e - b <= leaf || d >= 13) return scan_entries(q, base, b, e);
+  if (e - b <= NGI_LEAF || d >= 13) return scan_entries(q, base, b, e);
   unsigned rest = 12 - d; /* levels below a child */
   struct {
     double d2;
