@@ -32,6 +32,7 @@ typedef struct query {
    * coordinate is decoded: */
   double cu[3];          /* centre */
   double rawlim2;        /* Q_SPHERE: squared radius plus margin */
+  double rawedge2;       /* Q_SPHERE: squared radius less the margin (-1: none) */
   double blo[3], bhi[3]; /* Q_BOX: the box */
   float lo[3], hi[3];    /* Q_BOX, closed */
   uint32_t exclude;      /* id left out (neighbors), 0 = none */
@@ -254,9 +255,10 @@ static inline double raw_top2(const query *q) {
 
 /* True if consider() would reject every point of the biased box [ulo, uhi].
  * First its raw pre-tests (no decoding, no sqrt) on the box's nearest point,
- * which settle most boxes; a box they keep is tested again in decoded units,
- * exactly as consider() tests points, since the pre-tests' margin of a raw
- * unit is a whole node at the deepest levels (duplicates: many entries).
+ * which settle most boxes. A box they keep that reaches within a few raw
+ * units of the query's edge is tested again in decoded units, exactly as
+ * consider() tests points: the pre-tests' margin of a raw unit is a whole node
+ * at the deepest levels, and with duplicates such a node holds many entries.
  * *gap2 gets the squared raw distance from the centre to the box, and
  * *inside whether every point of the box lies within the sphere (or box) by
  * more than that margin, so that splitting it further cannot prune. */
@@ -264,12 +266,13 @@ static bool node_out(const query *q, const uint32_t ulo[3], const uint32_t uhi[3
                      bool *inside) {
   const ngi_grid *g = q->g;
   double near2 = 0.0, far2 = 0.0;
-  bool in = true;
+  bool in = true, edge = false;
   for (int a = 0; a < 3; a++) {
     double lo = (double)ulo[a], hi = (double)uhi[a], c = q->cu[a];
     if (q->kind == Q_BOX) {
       if (hi < q->blo[a] || lo > q->bhi[a]) return true;
       in = in && lo > q->blo[a] + 2.0 && hi < q->bhi[a] - 2.0;
+      edge = edge || hi < q->blo[a] + 3.0 || lo > q->bhi[a] - 3.0;
     }
     double gap = c < lo ? lo - c : c > hi ? c - hi : 0.0;
     double far = c - lo > hi - c ? c - lo : hi - c;
@@ -277,21 +280,28 @@ static bool node_out(const query *q, const uint32_t ulo[3], const uint32_t uhi[3
     far2 += far * far;
   }
   *gap2 = near2;
-  if (near2 > q->rawlim2 || near2 > raw_top2(q)) return true;
-  double d2 = 0.0;
-  for (int a = 0; a < 3; a++) {
-    double lo = (double)ngi_decode_u(g, ulo[a]), hi = (double)ngi_decode_u(g, uhi[a]);
-    if (q->kind == Q_BOX && (hi < (double)q->lo[a] || lo > (double)q->hi[a])) return true;
-    double gap = q->c[a] < lo ? lo - q->c[a] : q->c[a] > hi ? q->c[a] - hi : 0.0;
-    d2 += gap * gap;
+  double top2 = raw_top2(q);
+  if (near2 > q->rawlim2 || near2 > top2) return true;
+  if (q->kind == Q_SPHERE) edge = near2 > q->rawedge2;
+  if (top2 < INFINITY) {
+    double t = sqrt(top2) - 3.0;
+    edge = edge || t <= 0.0 || near2 > t * t;
   }
-  double d = sqrt(d2);
-  if (q->kind == Q_SPHERE && !(d <= q->radius)) return true;
-  if (q->k && q->out->count >= q->k && ngi_to_float(d) > key_distance(&q->out->items[0]))
-    return true;
+  if (edge) {
+    double d2 = 0.0;
+    for (int a = 0; a < 3; a++) {
+      double lo = (double)ngi_decode_u(g, ulo[a]), hi = (double)ngi_decode_u(g, uhi[a]);
+      if (q->kind == Q_BOX && (hi < (double)q->lo[a] || lo > (double)q->hi[a])) return true;
+      double gap = q->c[a] < lo ? lo - q->c[a] : q->c[a] > hi ? q->c[a] - hi : 0.0;
+      d2 += gap * gap;
+    }
+    double d = sqrt(d2);
+    if (q->kind == Q_SPHERE && !(d <= q->radius)) return true;
+    if (q->k && q->out->count >= q->k && ngi_to_float(d) > key_distance(&q->out->items[0]))
+      return true;
+  }
   if (q->kind == Q_SPHERE) {
-    double lim = sqrt(q->rawlim2) - 3.0; /* the pre-test's margin and one more raw unit */
-    in = lim > 0.0 && far2 < lim * lim;
+    in = q->rawedge2 > 0.0 && far2 < q->rawedge2;
   } else if (q->kind != Q_BOX) {
     in = false;
   }
@@ -775,9 +785,11 @@ static ng_status run_sorted(query *q, ng_status (*run)(query *)) {
   ngi_grid *g = q->rt->grids[q->g->space];
   double sc = (double)g->scale;
   q->rawlim2 = INFINITY;
+  q->rawedge2 = INFINITY;
   if (q->kind == Q_SPHERE) {
     double rr = q->radius * sc + 1.0;
     q->rawlim2 = rr * rr;
+    q->rawedge2 = rr > 3.0 ? (rr - 3.0) * (rr - 3.0) : -1.0;
   }
   for (int a = 0; a < 3; a++) {
     q->cu[a] = q->c[a] * sc + NGI_BIAS;
