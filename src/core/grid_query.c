@@ -309,12 +309,15 @@ static bool node_out(const query *q, const uint32_t ulo[3], const uint32_t uhi[3
   return false;
 }
 
-/* First index in [lo, hi) of ent whose entry is >= key; a branch-free binary
- * search (the hot part of descending a crowded cell: its branches would be
- * mispredicted half of the time). */
+/* First index in [lo, hi) of ent whose entry is >= key (hi if none); a
+ * branch-free binary search (the hot part of descending a crowded cell: its
+ * branches would be mispredicted half of the time). */
 static inline size_t lower_bound_bf(const uint64_t *ent, size_t lo, size_t hi, uint64_t key) {
   size_t n = hi - lo;
-  if (n == 0) return lo;
+  /* All of the range on one side: deep in a pile of duplicates, a node's
+   * entries often all share one child. */
+  if (n == 0 || ent[lo] >= key) return lo;
+  if (ent[hi - 1] < key) return hi;
   const uint64_t *p = ent + lo;
   while (n > 1) {
     size_t half = n / 2;
