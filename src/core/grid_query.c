@@ -259,12 +259,25 @@ static inline double raw_top2(const query *q) {
  * units of the query's edge is tested again in decoded units, exactly as
  * consider() tests points: the pre-tests' margin of a raw unit is a whole node
  * at the deepest levels, and with duplicates such a node holds many entries.
- * *gap2 gets the squared raw distance from the centre to the box, and
- * *inside whether every point of the box lies within the sphere (or box) by
- * more than that margin, so that splitting it further cannot prune. */
+ * *gap2 gets the squared raw distance from the centre to the box (decoded
+ * for nearest-k, which is tested in decoded units only), *dist the decoded
+ * distance when it was computed (else 0), and *inside whether every point of the box lies within
+ * the sphere (or box) by more than that margin, so that splitting it further cannot prune. */
 static bool node_out(const query *q, const uint32_t ulo[3], const uint32_t uhi[3], double *gap2,
-                     bool *inside) {
+                     double *dist, bool *inside) {
   const ngi_grid *g = q->g;
+  *inside = false;
+  if (q->kind == Q_ALL) { /* its bound is in decoded units: test in them directly */
+    double d2 = 0.0;
+    for (int a = 0; a < 3; a++) {
+      double lo = (double)ngi_decode_u(g, ulo[a]), hi = (double)ngi_decode_u(g, uhi[a]);
+      double gap = q->c[a] < lo ? lo - q->c[a] : q->c[a] > hi ? q->c[a] - hi : 0.0;
+      d2 += gap * gap;
+    }
+    *dist = sqrt(d2);
+    *gap2 = d2;
+    return q->out->count >= q->k && ngi_to_float(*dist) > key_distance(&q->out->items[0]);
+  }
   double near2 = 0.0, far2 = 0.0;
   bool in = true, edge = false;
   for (int a = 0; a < 3; a++) {
@@ -287,6 +300,7 @@ static bool node_out(const query *q, const uint32_t ulo[3], const uint32_t uhi[3
     double t = sqrt(top2) - 3.0;
     edge = edge || t <= 0.0 || near2 > t * t;
   }
+  *dist = 0.0;
   if (edge) {
     double d2 = 0.0;
     for (int a = 0; a < 3; a++) {
@@ -296,6 +310,7 @@ static bool node_out(const query *q, const uint32_t ulo[3], const uint32_t uhi[3
       d2 += gap * gap;
     }
     double d = sqrt(d2);
+    *dist = d;
     if (q->kind == Q_SPHERE && !(d <= q->radius)) return true;
     if (q->k && q->out->count >= q->k && ngi_to_float(d) > key_distance(&q->out->items[0]))
       return true;
@@ -339,7 +354,7 @@ static ng_status visit_node(query *q, const uint32_t base[3], unsigned d, uint64
   if (e - b <= NGI_LEAF || d >= 13) return scan_entries(q, base, b, e);
   unsigned rest = 12 - d; /* levels below a child */
   struct {
-    double d2;
+    double d2, dist;
     unsigned c;
     bool inside;
   } kid[8];
@@ -356,13 +371,14 @@ static ng_status visit_node(query *q, const uint32_t base[3], unsigned d, uint64
       ulo[a] = base[a] + o;
       uhi[a] = base[a] + o1;
     }
-    double gap2;
+    double gap2, dist;
     bool inside;
-    if (empty || node_out(q, ulo, uhi, &gap2, &inside)) continue;
+    if (empty || node_out(q, ulo, uhi, &gap2, &dist, &inside)) continue;
     unsigned k = nk++;
     for (; k > 0 && kid[k - 1].d2 > gap2; k--) /* nearest first */
       kid[k] = kid[k - 1];
     kid[k].d2 = gap2;
+    kid[k].dist = dist;
     kid[k].c = c;
     kid[k].inside = inside;
   }
@@ -375,7 +391,12 @@ static ng_status visit_node(query *q, const uint32_t base[3], unsigned d, uint64
   unsigned shift = 3 * rest + 24;
   for (unsigned i = 0; i < nk; i++) {
     unsigned c = kid[i].c;
-    if (i > 0 && kid[i].d2 > raw_top2(q)) break; /* the rest are no nearer */
+    /* The rest are no nearer (kids are ordered by the measure node_out used:
+     * decoded for nearest-k, whose heap may have filled meanwhile, else raw). */
+    if (i > 0 && (q->kind == Q_ALL ? q->out->count >= q->k &&
+                                         ngi_to_float(kid[i].dist) > key_distance(&q->out->items[0])
+                                   : kid[i].d2 > raw_top2(q)))
+      break;
     for (unsigned j = c; j <= c + 1; j++) {
       if (bnd[j] != SIZE_MAX) continue;
       unsigned below = j, above = j;
