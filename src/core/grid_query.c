@@ -315,11 +315,7 @@ static bool node_out(const query *q, const uint32_t ulo[3], const uint32_t uhi[3
     if (q->k && q->out->count >= q->k && ngi_to_float(d) > key_distance(&q->out->items[0]))
       return true;
   }
-  if (q->kind == Q_SPHERE) {
-    in = q->rawedge2 > 0.0 && far2 < q->rawedge2;
-  } else if (q->kind != Q_BOX) {
-    in = false;
-  }
+  if (q->kind == Q_SPHERE) in = q->rawedge2 > 0.0 && far2 < q->rawedge2;
   *inside = in;
   return false;
 }
@@ -565,18 +561,12 @@ static ng_status run_box(query *q) {
 /* A lower bound on the distance from the centre to any point in a cell
  * outside cc-r..cc+r on some axis; INFINITY when those cells are the whole
  * box. Such a cell lies beyond one face of the cube, and on the other axes
- * within the box, so its gap on each of those counts too: from a centre far
- * outside the box every axis adds up, not only the nearest face's. */
-static double outside_bound(const query *q, const uint32_t cc[3], uint32_t r) {
+ * within the box, so its gap on each of those (hull2: the squared gap to the
+ * whole box, per axis) counts too: from a centre far outside the box every
+ * axis adds up, not only the nearest face's. */
+static double outside_bound(const query *q, const uint32_t cc[3], uint32_t r,
+                            const double hull2[3]) {
   const mainix *m = &q->g->m;
-  double hull2[3]; /* squared gap to the whole box, per axis */
-  for (int a = 0; a < 3; a++) {
-    double lo, hi, lo1, hi1;
-    cell_extent(q, a, 0, &lo, &hi);
-    cell_extent(q, a, m->nc[a] - 1, &lo1, &hi1);
-    double gap = q->c[a] < lo ? lo - q->c[a] : q->c[a] > hi1 ? q->c[a] - hi1 : 0.0;
-    hull2[a] = gap * gap;
-  }
   double best = INFINITY;
   for (int a = 0; a < 3; a++) {
     double lo, hi;
@@ -706,12 +696,13 @@ static ng_status run_nearest(query *q) {
   const mainix *m = &g->m;
   ng_hits *h = q->out;
   uint32_t cc[3];
-  bool outside = false;
+  bool out[3], outside = false;
   for (int a = 0; a < 3; a++) {
     double cr = floor(q->c[a] * (double)g->scale) + NGI_BIAS;
     uint32_t u = cr < 0.0 ? 0u : cr > 65535.0 ? 65535u : (uint32_t)cr;
     cc[a] = ngi_axis_cell(m, a, u);
-    outside = outside || (u >> m->shift[a]) < m->c0[a] || (u >> m->shift[a]) - m->c0[a] >= m->nc[a];
+    out[a] = (u >> m->shift[a]) < m->c0[a] || (u >> m->shift[a]) - m->c0[a] >= m->nc[a];
+    outside = outside || out[a];
   }
   /* Rings reach every cell of the box at most once, so probing side entries
    * per cell is never worse than scanning them when there are many. But from
@@ -723,6 +714,15 @@ static ng_status run_nearest(query *q) {
   /* Rings cost some tens of ns a cell; past an eighth of the box the sweep,
    * a few ns a cell, finishes the rest for less. */
   uint64_t budget = m->ncell / 8 + 27;
+  double hull2[3] = {0.0, 0.0, 0.0}; /* 0 is a lower bound; exact only where it matters */
+  for (int a = 0; a < 3; a++) {
+    if (!out[a]) continue;
+    double lo, hi, lo1, hi1;
+    cell_extent(q, a, 0, &lo, &hi);
+    cell_extent(q, a, m->nc[a] - 1, &lo1, &hi1);
+    double gap = q->c[a] < lo ? lo - q->c[a] : q->c[a] > hi1 ? q->c[a] - hi1 : 0.0;
+    hull2[a] = gap * gap;
+  }
   ring_cell buf[RING_BUF];
   for (uint32_t r = 0;; r++) {
     if (r > 1 && h->count == q->k && cube_cells(m, cc, r) > budget)
@@ -769,7 +769,7 @@ static ng_status run_nearest(query *q) {
       st = visit_cell(q, buf[i].x, buf[i].y, buf[i].z);
       if (st != NG_OK) return st;
     }
-    double bound = outside_bound(q, cc, r);
+    double bound = outside_bound(q, cc, r, hull2);
     if (isinf(bound)) return NG_OK; /* every cell searched */
     if (h->count == q->k && key_distance(&h->items[0]) < ngi_to_float(bound)) return NG_OK;
   }
