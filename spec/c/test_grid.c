@@ -635,6 +635,69 @@ static void test_many_in_one_cell(void) {
   ng_runtime_release(rt);
 }
 
+/* Nearest k at c in space, against the reference; prints the first difference. */
+static int nearest_matches(ng_runtime *rt, int space, const float c[3], size_t k, ref_query *q,
+                           ng_hits *h) {
+  q->kind = REF_NEAREST;
+  q->space = space;
+  q->exclude = 0;
+  for (int a = 0; a < 3; a++)
+    q->c[a] = c[a];
+  ref_run(rt, q, k);
+  ng_status st = ng_grid_nearest(rt, space, c, k, h);
+  if (st == NG_OK && same_hits(h, q)) return 1;
+  report_diff("nearest", space, h, q);
+  return 0;
+}
+
+/* Nearest-k from far outside the points (every point nearly equidistant: the
+ * search must stop early, not walk the whole box), with the side table both
+ * small and large, and k large enough that the search sweeps the rest of the
+ * box after its rings; ties (duplicate positions) included. */
+static void test_far_and_swept_nearest(void) {
+  ng_runtime *rt = new_rt();
+  ng_hits h = {0};
+  ref_query q = {0};
+  prng p = {77};
+  enum { N = 3000 };
+  uint32_t ids[N];
+  for (int i = 0; i < N; i++) {
+    int16_t x = (int16_t)prng_below(&p, 1000), y = (int16_t)prng_below(&p, 1000),
+            z = (int16_t)prng_below(&p, 1000);
+    if (i % 7 == 0) x = y = z = 500;          /* a pile of duplicates */
+    if (i % 97 == 0) x = (int16_t)(x + 9000); /* a few far from the pile */
+    ids[i] = mk_raw(rt, NG_L1, x, y, z);
+  }
+  static const size_t ks[] = {1, 10, 37, 500, 2999};
+  const float corner = 327.67f, centre[3] = {5.0f, 5.0f, 5.0f};
+  int ok = 1;
+  for (int round = 0; round < 3 && ok; round++) {
+    for (int c8 = 0; c8 < 8 && ok; c8++) {
+      float c[3] = {c8 & 1 ? corner : -corner, c8 & 2 ? corner : -corner,
+                    c8 & 4 ? corner : -corner};
+      for (size_t i = 0; i < sizeof ks / sizeof ks[0] && ok; i++)
+        ok = nearest_matches(rt, NG_L1, c, ks[i], &q, &h);
+    }
+    float between[3] = {50.0f, 5.0f, 5.0f}; /* between the pile and the far few */
+    for (size_t i = 0; i < sizeof ks / sizeof ks[0] && ok; i++) {
+      ok = nearest_matches(rt, NG_L1, centre, ks[i], &q, &h);
+      ok = ok && nearest_matches(rt, NG_L1, between, ks[i], &q, &h);
+    }
+    /* Then move tokens to other cells: first a few side entries, then more
+     * than the queries read all at once. */
+    int moves = round == 0 ? 40 : 400;
+    for (int j = 0; j < moves; j++) {
+      uint32_t id = ids[prng_below(&p, N)];
+      move_raw(rt, id, NG_L1, (int16_t)prng_below(&p, 1200), (int16_t)prng_below(&p, 1000),
+               (int16_t)((int32_t)prng_below(&p, 1400) - 200));
+    }
+  }
+  CHECK(ok);
+  free(q.items);
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+}
+
 static void test_info_bounds(void) {
   ng_runtime *rt = new_rt();
   ng_space_info info;
@@ -1390,6 +1453,7 @@ int main(void) {
   RUN(test_cell_boundaries_and_extremes);
   RUN(test_huge_radius_and_far_centres);
   RUN(test_many_in_one_cell);
+  RUN(test_far_and_swept_nearest);
   RUN(test_info_bounds);
   RUN(test_determinism);
   RUN(test_property);

@@ -2,6 +2,7 @@
 #include "grid_index.h"
 #include "introsort.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -31,6 +32,7 @@ typedef struct query {
    * coordinate is decoded: */
   double cu[3];          /* centre */
   double rawlim2;        /* Q_SPHERE: squared radius plus margin */
+  double rawedge2;       /* Q_SPHERE: squared radius less the margin (-1: none) */
   double blo[3], bhi[3]; /* Q_BOX: the box */
   float lo[3], hi[3];    /* Q_BOX, closed */
   uint32_t exclude;      /* id left out (neighbors), 0 = none */
@@ -39,17 +41,108 @@ typedef struct query {
   ng_hits *out;
 } query;
 
-static inline bool hit_less(const ng_hit *a, const ng_hit *b) {
-  return a->distance < b->distance || (a->distance == b->distance && a->id < b->id);
+/* While a query runs, each kept hit's 8 bytes hold one integer key, its
+ * (distance, id): distances are never negative or NaN, so their bit patterns
+ * order like their values, and the key orders like the result. One integer
+ * compare then replaces a float compare with an id tie-break (several
+ * unpredictable branches) in the nearest-k heap and the final sort; the hits
+ * are decoded once at the end. */
+static inline uint64_t make_key(uint32_t id, float d) {
+  uint32_t bits;
+  memcpy(&bits, &d, sizeof bits);
+  return (uint64_t)bits << 32 | id;
 }
 
-/* Hits by (distance, id), the order every query returns; its sift also keeps
- * the nearest-k heap (a max-heap: the worst kept hit on top). */
-NGI_DEFINE_INTROSORT(sort_hits, ng_hit, hit_less)
+static inline uint64_t key_of(const ng_hit *h) {
+  uint64_t k;
+  memcpy(&k, h, sizeof k);
+  return k;
+}
 
-static void sort_truncate(ng_hits *h, size_t limit) {
-  if (h->count > 1) sort_hits(h->items, h->count);
+static inline bool key_less(const ng_hit *a, const ng_hit *b) {
+  return key_of(a) < key_of(b);
+}
+
+/* The distance of a kept hit (the nearest-k heap's top: its worst). */
+static inline float key_distance(const ng_hit *h) {
+  uint32_t bits = (uint32_t)(key_of(h) >> 32);
+  float d;
+  memcpy(&d, &bits, sizeof d);
+  return d;
+}
+
+/* Keys by value, the order every query returns; its sift also keeps the
+ * nearest-k heap (a max-heap: the worst kept hit on top). */
+NGI_DEFINE_INTROSORT(sort_keys, ng_hit, key_less)
+
+#define RADIX_MIN 1024 /* fewer keys: introsort measured as fast or faster (8 passes' tables) */
+
+/* LSD radix sort of the keys in a[0..n) by their bytes, tmp holding n more;
+ * passes whose byte is the same in every key (the id's top byte, usually the
+ * distance's exponent byte) are skipped. Keys often share a byte with their
+ * predecessor (near distances), and a counter bumped twice in a row waits for
+ * its own store; so the array is taken as four quarters, interleaved, each
+ * with its own counters (quarter w's share of a bucket follows w-1's: stable). */
+static void radix_keys(ng_hit *a, ng_hit *tmp, size_t n) {
+  size_t q4 = n / 4;
+  const size_t lo[4] = {0, q4, 2 * q4, 3 * q4};
+  ng_hit *src = a, *dst = tmp;
+  for (unsigned b = 0; b < 64; b += 8) {
+    uint32_t cnt[4][256];
+    memset(cnt, 0, sizeof cnt);
+    for (size_t i = 0; i < q4; i++)
+      for (unsigned w = 0; w < 4; w++)
+        cnt[w][(key_of(&src[lo[w] + i]) >> b) & 255u]++;
+    for (size_t i = 4 * q4; i < n; i++)
+      cnt[3][(key_of(&src[i]) >> b) & 255u]++;
+    size_t first = (key_of(&src[0]) >> b) & 255u;
+    if ((size_t)cnt[0][first] + cnt[1][first] + cnt[2][first] + cnt[3][first] == n) continue;
+    uint32_t sum = 0;
+    for (unsigned v = 0; v < 256; v++)
+      for (unsigned w = 0; w < 4; w++) {
+        uint32_t t = cnt[w][v];
+        cnt[w][v] = sum;
+        sum += t;
+      }
+    for (size_t i = 0; i < q4; i++)
+      for (unsigned w = 0; w < 4; w++) {
+        const ng_hit *e = &src[lo[w] + i];
+        dst[cnt[w][(key_of(e) >> b) & 255u]++] = *e;
+      }
+    for (size_t i = 4 * q4; i < n; i++)
+      dst[cnt[3][(key_of(&src[i]) >> b) & 255u]++] = src[i];
+    ng_hit *t = src;
+    src = dst;
+    dst = t;
+  }
+  if (src != a) memcpy(a, src, n * sizeof *a);
+}
+
+/* Sort the keys, keep the first `limit` (0 = all), decode them into hits.
+ * Many keys are radix sorted (linear, no mispredicted compares); when its
+ * buffer cannot be allocated, introsort does the same work in place, so the
+ * sort never fails. */
+static void sort_truncate(ng_runtime *rt, ng_hits *h, size_t limit) {
+  _Static_assert(sizeof(ng_hit) == sizeof(uint64_t), "a hit holds one 64-bit key");
+  size_t n = h->count;
+  if (n >= RADIX_MIN && n <= UINT32_MAX) {
+    ng_hit *tmp = ngi_alloc_array(rt, n, sizeof(ng_hit));
+    if (tmp) {
+      radix_keys(h->items, tmp, n);
+      ngi_free(rt, tmp, n * sizeof(ng_hit));
+    } else {
+      sort_keys(h->items, n);
+    }
+  } else if (n > 1) {
+    sort_keys(h->items, n);
+  }
   if (limit && h->count > limit) h->count = limit;
+  for (size_t i = 0; i < h->count; i++) {
+    float d = key_distance(&h->items[i]);
+    uint32_t id = (uint32_t)key_of(&h->items[i]);
+    h->items[i].id = id;
+    h->items[i].distance = d;
+  }
 }
 
 /* Make room for n hits. fails: NG_ENOMEM with the buffer as it was. */
@@ -67,12 +160,12 @@ static ng_status hits_reserve(ng_runtime *rt, ng_hits *h, size_t n) {
   return NG_OK;
 }
 
-/* Max-heap on (distance, id) over items[0..n): the worst kept hit on top, so
- * a bounded query costs O(log k) per candidate and O(k) memory. */
+/* Max-heap of keys over items[0..n): the worst kept hit on top, so a bounded
+ * query costs O(log k) per candidate and O(k) memory. */
 static void heap_up(ng_hit *a, size_t i) {
   while (i > 0) {
     size_t p = (i - 1) / 2;
-    if (!hit_less(&a[p], &a[i])) break;
+    if (!key_less(&a[p], &a[i])) break;
     ng_hit t = a[p];
     a[p] = a[i];
     a[i] = t;
@@ -82,16 +175,16 @@ static void heap_up(ng_hit *a, size_t i) {
 
 static ng_status push_hit(query *q, uint32_t id, float d) {
   ng_hits *h = q->out;
-  ng_hit hit = {id, d};
+  uint64_t key = make_key(id, d);
   if (q->k && h->count >= q->k) {
-    if (hit_less(&hit, &h->items[0])) {
-      h->items[0] = hit;
-      sort_hits_sift(h->items, h->count, 0);
+    if (key < key_of(&h->items[0])) {
+      memcpy(&h->items[0], &key, sizeof key);
+      sort_keys_sift(h->items, h->count, 0);
     }
     return NG_OK;
   }
   if (h->count == h->capacity && hits_reserve(q->rt, h, h->count + 1) != NG_OK) return NG_ENOMEM;
-  h->items[h->count++] = hit;
+  memcpy(&h->items[h->count++], &key, sizeof key);
   if (q->k) heap_up(h->items, h->count - 1);
   return NG_OK;
 }
@@ -110,7 +203,7 @@ static inline ng_status consider(query *q, uint32_t id, uint32_t ux, uint32_t uy
        (double)uy > q->bhi[1] || (double)uz < q->blo[2] || (double)uz > q->bhi[2]))
     return NG_OK;
   if (q->k && q->out->count >= q->k) {
-    double top = (double)q->out->items[0].distance * (double)g->scale + 1.0;
+    double top = (double)key_distance(&q->out->items[0]) * (double)g->scale + 1.0;
     if (r2 > top * top) return NG_OK;
   }
   float v[3] = {ngi_decode_u(g, ux), ngi_decode_u(g, uy), ngi_decode_u(g, uz)};
@@ -152,36 +245,114 @@ static ng_status scan_entries(query *q, const uint32_t base[3], size_t b, size_t
   return NG_OK;
 }
 
-/* True if no point of the biased box [ulo, uhi] can be kept by q. */
-static bool box_out(const query *q, const uint32_t ulo[3], const uint32_t uhi[3], double *dist) {
+/* The squared distance threshold of consider()'s raw pre-test against a full
+ * nearest-k heap (INFINITY while the heap is filling or without k). */
+static inline double raw_top2(const query *q) {
+  if (!q->k || q->out->count < q->k) return INFINITY;
+  double top = (double)key_distance(&q->out->items[0]) * (double)q->g->scale + 1.0;
+  return top * top;
+}
+
+/* True if consider() would reject every point of the biased box [ulo, uhi].
+ * First its raw pre-tests (no decoding, no sqrt) on the box's nearest point,
+ * which settle most boxes. A box they keep that reaches within a few raw
+ * units of the query's edge is tested again in decoded units, exactly as
+ * consider() tests points: the pre-tests' margin of a raw unit is a whole node
+ * at the deepest levels, and with duplicates such a node holds many entries.
+ * *gap2 gets the squared raw distance from the centre to the box (decoded
+ * for nearest-k, which is tested in decoded units only), *dist the decoded
+ * distance when it was computed (else 0), and *inside whether every point of the box lies within
+ * the sphere (or box) by more than that margin, so that splitting it further cannot prune. */
+static bool node_out(const query *q, const uint32_t ulo[3], const uint32_t uhi[3], double *gap2,
+                     double *dist, bool *inside) {
   const ngi_grid *g = q->g;
-  double d2 = 0.0;
-  for (int a = 0; a < 3; a++) {
-    double lo = (double)ngi_decode_u(g, ulo[a]), hi = (double)ngi_decode_u(g, uhi[a]);
-    if (q->kind == Q_BOX && (hi < (double)q->lo[a] || lo > (double)q->hi[a])) return true;
-    double gap = q->c[a] < lo ? lo - q->c[a] : q->c[a] > hi ? q->c[a] - hi : 0.0;
-    d2 += gap * gap;
+  *inside = false;
+  if (q->kind == Q_ALL) { /* its bound is in decoded units: test in them directly */
+    double d2 = 0.0;
+    for (int a = 0; a < 3; a++) {
+      double lo = (double)ngi_decode_u(g, ulo[a]), hi = (double)ngi_decode_u(g, uhi[a]);
+      double gap = q->c[a] < lo ? lo - q->c[a] : q->c[a] > hi ? q->c[a] - hi : 0.0;
+      d2 += gap * gap;
+    }
+    *dist = sqrt(d2);
+    *gap2 = d2;
+    return q->out->count >= q->k && ngi_to_float(*dist) > key_distance(&q->out->items[0]);
   }
-  double d = sqrt(d2);
-  *dist = d;
-  if (q->kind == Q_SPHERE) return !(d <= q->radius);
-  if (q->kind == Q_ALL && q->k && q->out->count >= q->k)
-    return ngi_to_float(d) > q->out->items[0].distance;
+  double near2 = 0.0, far2 = 0.0;
+  bool in = true, edge = false;
+  for (int a = 0; a < 3; a++) {
+    double lo = (double)ulo[a], hi = (double)uhi[a], c = q->cu[a];
+    if (q->kind == Q_BOX) {
+      if (hi < q->blo[a] || lo > q->bhi[a]) return true;
+      in = in && lo > q->blo[a] + 2.0 && hi < q->bhi[a] - 2.0;
+      edge = edge || hi < q->blo[a] + 3.0 || lo > q->bhi[a] - 3.0;
+    }
+    double gap = c < lo ? lo - c : c > hi ? c - hi : 0.0;
+    double far = c - lo > hi - c ? c - lo : hi - c;
+    near2 += gap * gap;
+    far2 += far * far;
+  }
+  *gap2 = near2;
+  double top2 = raw_top2(q);
+  if (near2 > q->rawlim2 || near2 > top2) return true;
+  if (q->kind == Q_SPHERE) edge = near2 > q->rawedge2;
+  if (top2 < INFINITY) {
+    double t = sqrt(top2) - 3.0;
+    edge = edge || t <= 0.0 || near2 > t * t;
+  }
+  *dist = 0.0;
+  if (edge) {
+    double d2 = 0.0;
+    for (int a = 0; a < 3; a++) {
+      double lo = (double)ngi_decode_u(g, ulo[a]), hi = (double)ngi_decode_u(g, uhi[a]);
+      if (q->kind == Q_BOX && (hi < (double)q->lo[a] || lo > (double)q->hi[a])) return true;
+      double gap = q->c[a] < lo ? lo - q->c[a] : q->c[a] > hi ? q->c[a] - hi : 0.0;
+      d2 += gap * gap;
+    }
+    double d = sqrt(d2);
+    *dist = d;
+    if (q->kind == Q_SPHERE && !(d <= q->radius)) return true;
+    if (q->k && q->out->count >= q->k && ngi_to_float(d) > key_distance(&q->out->items[0]))
+      return true;
+  }
+  if (q->kind == Q_SPHERE) in = q->rawedge2 > 0.0 && far2 < q->rawedge2;
+  *inside = in;
   return false;
+}
+
+/* First index in [lo, hi) of ent whose entry is >= key (hi if none); a
+ * branch-free binary search (the hot part of descending a crowded cell: its
+ * branches would be mispredicted half of the time). */
+static inline size_t lower_bound_bf(const uint64_t *ent, size_t lo, size_t hi, uint64_t key) {
+  size_t n = hi - lo;
+  /* All of the range on one side: deep in a pile of duplicates, a node's
+   * entries often all share one child. */
+  if (n == 0 || ent[lo] >= key) return lo;
+  if (ent[hi - 1] < key) return hi;
+  const uint64_t *p = ent + lo;
+  while (n > 1) {
+    size_t half = n / 2;
+    p = p[half] < key ? p + half : p;
+    n -= half;
+  }
+  return (size_t)(p - ent) + (*p < key);
 }
 
 /* A node of a crowded cell's implicit octree: the entries [b, e) whose Morton
  * codes share their top 3*d bits; olo its lowest offsets. Children are pruned
  * by their distance first, visited nearest first, and only then located by
- * binary search (a pruned child costs no memory access). */
+ * binary search between the child boundaries already found (a pruned child
+ * costs no memory access). A child wholly inside the query is scanned without
+ * descending further: splitting it could not prune anything. */
 static ng_status visit_node(query *q, const uint32_t base[3], unsigned d, uint64_t prefix,
                             const uint32_t olo[3], size_t b, size_t e) {
   const mainix *m = &q->g->m;
   if (e - b <= NGI_LEAF || d >= 13) return scan_entries(q, base, b, e);
   unsigned rest = 12 - d; /* levels below a child */
   struct {
-    double d;
+    double d2, dist;
     unsigned c;
+    bool inside;
   } kid[8];
   unsigned nk = 0;
   uint32_t w = 1u << rest;
@@ -196,27 +367,52 @@ static ng_status visit_node(query *q, const uint32_t base[3], unsigned d, uint64
       ulo[a] = base[a] + o;
       uhi[a] = base[a] + o1;
     }
-    double dist;
-    if (empty || box_out(q, ulo, uhi, &dist)) continue;
+    double gap2, dist;
+    bool inside;
+    if (empty || node_out(q, ulo, uhi, &gap2, &dist, &inside)) continue;
     unsigned k = nk++;
-    for (; k > 0 && kid[k - 1].d > dist; k--) /* nearest first */
+    for (; k > 0 && kid[k - 1].d2 > gap2; k--) /* nearest first */
       kid[k] = kid[k - 1];
-    kid[k].d = dist;
+    kid[k].d2 = gap2;
+    kid[k].dist = dist;
     kid[k].c = c;
+    kid[k].inside = inside;
   }
+  /* Child c holds [bnd[c], bnd[c + 1]); SIZE_MAX = not located yet. */
+  size_t bnd[9];
+  for (int i = 1; i < 8; i++)
+    bnd[i] = SIZE_MAX;
+  bnd[0] = b;
+  bnd[8] = e;
+  unsigned shift = 3 * rest + 24;
   for (unsigned i = 0; i < nk; i++) {
     unsigned c = kid[i].c;
-    if (i > 0 && q->kind == Q_ALL && q->k && q->out->count >= q->k &&
-        ngi_to_float(kid[i].d) > q->out->items[0].distance)
-      break; /* the rest are no nearer */
-    uint64_t key = ((prefix << 3 | c) << (3 * rest)) << 24;
-    size_t cb = ngi_lower_bound(m->ent, b, e, key);
-    size_t ce = c == 7 ? e : ngi_lower_bound(m->ent, cb, e, key + ((uint64_t)1 << (3 * rest + 24)));
+    /* The rest are no nearer (kids are ordered by the measure node_out used:
+     * decoded for nearest-k, whose heap may have filled meanwhile, else raw). */
+    if (i > 0 && (q->kind == Q_ALL ? q->out->count >= q->k &&
+                                         ngi_to_float(kid[i].dist) > key_distance(&q->out->items[0])
+                                   : kid[i].d2 > raw_top2(q)))
+      break;
+    for (unsigned j = c; j <= c + 1; j++) {
+      if (bnd[j] != SIZE_MAX) continue;
+      unsigned below = j, above = j;
+      while (bnd[below] == SIZE_MAX)
+        below--;
+      while (bnd[above] == SIZE_MAX)
+        above++;
+      bnd[j] = lower_bound_bf(m->ent, bnd[below], bnd[above], (prefix << 3 | j) << shift);
+    }
+    size_t cb = bnd[c], ce = bnd[c + 1];
     if (cb == ce) continue;
-    uint32_t clo[3];
-    for (int a = 0; a < 3; a++)
-      clo[a] = olo[a] + (((c >> (2 - a)) & 1u) ? w : 0u);
-    ng_status st = visit_node(q, base, d + 1, prefix << 3 | c, clo, cb, ce);
+    ng_status st;
+    if (kid[i].inside) {
+      st = scan_entries(q, base, cb, ce);
+    } else {
+      uint32_t clo[3];
+      for (int a = 0; a < 3; a++)
+        clo[a] = olo[a] + (((c >> (2 - a)) & 1u) ? w : 0u);
+      st = visit_node(q, base, d + 1, prefix << 3 | c, clo, cb, ce);
+    }
     if (st != NG_OK) return st;
   }
   return NG_OK;
@@ -247,21 +443,24 @@ static ng_status visit_cell(query *q, uint32_t x, uint32_t y, uint32_t z) {
   return NG_OK;
 }
 
-/* Decoded extent of box cell k on axis a; the edge cells reach to infinity
- * (they hold everything beyond the box). */
-static void cell_extent(const ngi_grid *g, int a, uint32_t k, double *lo, double *hi) {
+/* Decoded extent of box cell k on axis a. Main entries lie inside their cell;
+ * side entries beyond the box belong to its edge cells, so when they are read
+ * per cell the edge cells reach to infinity. */
+static void cell_extent(const query *q, int a, uint32_t k, double *lo, double *hi) {
+  const ngi_grid *g = q->g;
   const mainix *m = &g->m;
   uint32_t u0 = (m->c0[a] + k) << m->shift[a];
   uint32_t u1 = u0 + (1u << m->shift[a]) - 1u;
-  *lo = k == 0 ? -INFINITY : (double)ngi_decode_u(g, u0);
-  *hi = k + 1 >= m->nc[a] ? INFINITY : (double)ngi_decode_u(g, u1 > 65535 ? 65535 : u1);
+  bool open = q->side_each_cell;
+  *lo = open && k == 0 ? -INFINITY : (double)ngi_decode_u(g, u0);
+  *hi = open && k + 1 >= m->nc[a] ? INFINITY : (double)ngi_decode_u(g, u1 > 65535 ? 65535 : u1);
 }
 
 /* Gap along axis a between the centre and cell k (0 inside). Uses the
  * rounding of consider(), so it never exceeds the gap of a point of the cell. */
 static double axis_gap(const query *q, int a, uint32_t k) {
   double lo, hi;
-  cell_extent(q->g, a, k, &lo, &hi);
+  cell_extent(q, a, k, &lo, &hi);
   return q->c[a] < lo ? lo - q->c[a] : q->c[a] > hi ? q->c[a] - hi : 0.0;
 }
 
@@ -271,7 +470,7 @@ static bool cell_out(const query *q, double gx, double gy, double gz) {
   double d = sqrt(gx * gx + gy * gy + gz * gz);
   if (q->kind == Q_SPHERE) return !(d <= q->radius);
   if (q->kind == Q_ALL && q->k && q->out->count >= q->k)
-    return ngi_to_float(d) > q->out->items[0].distance;
+    return ngi_to_float(d) > key_distance(&q->out->items[0]);
   return false;
 }
 
@@ -359,25 +558,123 @@ static ng_status run_box(query *q) {
   return visit_region(q, clo, chi);
 }
 
-/* The smallest distance from the centre to any point in a cell outside
- * cc-r..cc+r on some axis; INFINITY when those cells are the whole box. */
-static double outside_bound(const query *q, const uint32_t cc[3], uint32_t r) {
+/* A lower bound on the distance from the centre to any point in a cell
+ * outside cc-r..cc+r on some axis; INFINITY when those cells are the whole
+ * box. Such a cell lies beyond one face of the cube, and on the other axes
+ * within the box, so its gap on each of those (hull2: the squared gap to the
+ * whole box, per axis) counts too: from a centre far outside the box every
+ * axis adds up, not only the nearest face's. */
+static double outside_bound(const query *q, const uint32_t cc[3], uint32_t r,
+                            const double hull2[3]) {
   const mainix *m = &q->g->m;
   double best = INFINITY;
   for (int a = 0; a < 3; a++) {
     double lo, hi;
-    if (cc[a] > r) {
-      cell_extent(q->g, a, cc[a] - r, &lo, &hi);
-      double gap = q->c[a] - lo; /* a point left of the cube is at most at lo */
-      best = gap < best ? gap : best;
-    }
-    if (cc[a] + r + 1 < m->nc[a]) {
-      cell_extent(q->g, a, cc[a] + r, &lo, &hi);
-      double gap = hi - q->c[a];
-      best = gap < best ? gap : best;
+    for (int side = 0; side < 2; side++) {
+      double gap;
+      if (side == 0) { /* the cells below: a point there is at most at hi of cell cc-r-1 */
+        if (cc[a] <= r) continue;
+        cell_extent(q, a, cc[a] - r - 1, &lo, &hi);
+        gap = q->c[a] > hi ? q->c[a] - hi : 0.0;
+      } else {
+        if (cc[a] + r + 1 >= m->nc[a]) continue;
+        cell_extent(q, a, cc[a] + r + 1, &lo, &hi);
+        gap = lo > q->c[a] ? lo - q->c[a] : 0.0;
+      }
+      /* Summed in consider()'s order (x, y, z), so that rounding keeps the
+       * bound at or below every such point's distance. */
+      double t[3] = {hull2[0], hull2[1], hull2[2]};
+      t[a] = gap * gap;
+      double d = sqrt(t[0] + t[1] + t[2]);
+      best = d < best ? d : best;
     }
   }
-  return best < 0.0 ? 0.0 : best;
+  return best;
+}
+
+/* Squared gaps beyond this put a cell strictly behind the k-th best so far
+ * (INFINITY while the heap fills): a margin of 2^-22 covers the rounding of
+ * sqrt and of the float the distance is kept in, so the test only skips sure
+ * misses. */
+static double sweep_limit2(const query *q) {
+  if (q->out->count < q->k) return INFINITY;
+  double t = (double)key_distance(&q->out->items[0]) * (1.0 + 0x1p-22);
+  return t * t;
+}
+
+#define SWEEP_GAPS 1024 /* z gaps kept on the stack; longer axes compute them per cell */
+
+/* The nearest-k search's other half: every cell outside the cube cc-r..cc+r
+ * (r < 0: none searched), each axis walked from cc outward in both
+ * directions, so the cells near the centre come first and the walk along an
+ * axis stops at the first slab, row or cell whose gap alone is behind the
+ * k-th best (gaps only grow away from cc; cc itself, whose gap can round
+ * above its neighbour's, never stops it). Its cost per cell is a few adds
+ * and compares, against a ring's ordering and bookkeeping. */
+static ng_status sweep_rest(query *q, const uint32_t cc[3], int64_t r) {
+  const mainix *m = &q->g->m;
+  double zg2[SWEEP_GAPS];
+  bool zpre = m->nc[2] <= SWEEP_GAPS;
+  for (uint32_t z = 0; zpre && z < m->nc[2]; z++) {
+    double g = axis_gap(q, 2, z);
+    zg2[z] = g * g;
+  }
+  double lim2 = sweep_limit2(q);
+  for (int dxs = 0; dxs < 2; dxs++) {
+    for (int64_t x = dxs ? (int64_t)cc[0] - 1 : cc[0]; x >= 0 && x < m->nc[0]; x += dxs ? -1 : 1) {
+      double gx = axis_gap(q, 0, (uint32_t)x), gx2 = gx * gx;
+      if (gx2 > lim2) {
+        if (x == cc[0]) continue;
+        break;
+      }
+      bool xin = llabs(x - (int64_t)cc[0]) <= r;
+      for (int dys = 0; dys < 2; dys++) {
+        for (int64_t y = dys ? (int64_t)cc[1] - 1 : cc[1]; y >= 0 && y < m->nc[1];
+             y += dys ? -1 : 1) {
+          double gy = axis_gap(q, 1, (uint32_t)y), gxy2 = gx2 + gy * gy;
+          if (gxy2 > lim2) {
+            if (y == cc[1]) continue;
+            break;
+          }
+          bool xyin = xin && llabs(y - (int64_t)cc[1]) <= r;
+          for (int dzs = 0; dzs < 2; dzs++) {
+            for (int64_t z = dzs ? (int64_t)cc[2] - 1 : cc[2]; z >= 0 && z < m->nc[2];
+                 z += dzs ? -1 : 1) {
+              if (xyin && llabs(z - (int64_t)cc[2]) <= r) continue; /* searched by the rings */
+              double gz2 = zg2[0];
+              if (zpre) {
+                gz2 = zg2[z];
+              } else {
+                double gz = axis_gap(q, 2, (uint32_t)z);
+                gz2 = gz * gz;
+              }
+              if (gxy2 + gz2 > lim2) {
+                if (z == cc[2]) continue;
+                break;
+              }
+              ng_status st = visit_cell(q, (uint32_t)x, (uint32_t)y, (uint32_t)z);
+              if (st != NG_OK) return st;
+              lim2 = sweep_limit2(q);
+            }
+          }
+        }
+      }
+    }
+  }
+  return NG_OK;
+}
+
+/* Cells of the cube cc-r..cc+r inside the box (0 for r < 0). */
+static uint64_t cube_cells(const mainix *m, const uint32_t cc[3], int64_t r) {
+  if (r < 0) return 0;
+  uint64_t n = 1;
+  for (int a = 0; a < 3; a++) {
+    int64_t lo = (int64_t)cc[a] - r, hi = (int64_t)cc[a] + r;
+    if (lo < 0) lo = 0;
+    if (hi > (int64_t)m->nc[a] - 1) hi = (int64_t)m->nc[a] - 1;
+    n *= (uint64_t)(hi - lo + 1);
+  }
+  return n;
 }
 
 /* A cell of a ring and its distance from the centre (a lower bound for its points). */
@@ -398,19 +695,38 @@ static ng_status run_nearest(query *q) {
   const ngi_grid *g = q->g;
   const mainix *m = &g->m;
   ng_hits *h = q->out;
-  /* Rings reach every cell of the box at most once, so probing side entries
-   * per cell is never worse than scanning them when there are many. */
-  ng_status st = plan_side(q, g->side_count > 64 ? 0 : UINT64_MAX);
-  if (st != NG_OK) return st;
-  if (m->n == 0 && !q->side_each_cell) return NG_OK;
   uint32_t cc[3];
+  bool out[3], outside = false;
   for (int a = 0; a < 3; a++) {
     double cr = floor(q->c[a] * (double)g->scale) + NGI_BIAS;
     uint32_t u = cr < 0.0 ? 0u : cr > 65535.0 ? 65535u : (uint32_t)cr;
     cc[a] = ngi_axis_cell(m, a, u);
+    out[a] = (u >> m->shift[a]) < m->c0[a] || (u >> m->shift[a]) - m->c0[a] >= m->nc[a];
+    outside = outside || out[a];
+  }
+  /* Rings reach every cell of the box at most once, so probing side entries
+   * per cell is never worse than scanning them when there are many. But from
+   * a centre outside the box, cells must have their true extents (see
+   * cell_extent), or the search would not stop before the far side. */
+  ng_status st = plan_side(q, g->side_count > 64 && !outside ? 0 : UINT64_MAX);
+  if (st != NG_OK) return st;
+  if (m->n == 0 && !q->side_each_cell) return NG_OK;
+  /* Rings cost some tens of ns a cell; past an eighth of the box the sweep,
+   * a few ns a cell, finishes the rest for less. */
+  uint64_t budget = m->ncell / 8 + 27;
+  double hull2[3] = {0.0, 0.0, 0.0}; /* 0 is a lower bound; exact only where it matters */
+  for (int a = 0; a < 3; a++) {
+    if (!out[a]) continue;
+    double lo, hi, lo1, hi1;
+    cell_extent(q, a, 0, &lo, &hi);
+    cell_extent(q, a, m->nc[a] - 1, &lo1, &hi1);
+    double gap = q->c[a] < lo ? lo - q->c[a] : q->c[a] > hi1 ? q->c[a] - hi1 : 0.0;
+    hull2[a] = gap * gap;
   }
   ring_cell buf[RING_BUF];
   for (uint32_t r = 0;; r++) {
+    if (r > 1 && h->count == q->k && cube_cells(m, cc, r) > budget)
+      return sweep_rest(q, cc, (int64_t)r - 1);
     size_t nb = 0;
     for (int64_t dx = -(int64_t)r; dx <= (int64_t)r; dx++) {
       int64_t x = (int64_t)cc[0] + dx;
@@ -449,13 +765,13 @@ static ng_status run_nearest(query *q) {
       buf[k] = x;
     }
     for (size_t i = 0; i < nb; i++) {
-      if (h->count >= q->k && ngi_to_float(buf[i].d) > h->items[0].distance) break;
+      if (h->count >= q->k && ngi_to_float(buf[i].d) > key_distance(&h->items[0])) break;
       st = visit_cell(q, buf[i].x, buf[i].y, buf[i].z);
       if (st != NG_OK) return st;
     }
-    double bound = outside_bound(q, cc, r);
+    double bound = outside_bound(q, cc, r, hull2);
     if (isinf(bound)) return NG_OK; /* every cell searched */
-    if (h->count == q->k && h->items[0].distance < ngi_to_float(bound)) return NG_OK;
+    if (h->count == q->k && key_distance(&h->items[0]) < ngi_to_float(bound)) return NG_OK;
   }
 }
 
@@ -493,9 +809,11 @@ static ng_status run_sorted(query *q, ng_status (*run)(query *)) {
   ngi_grid *g = q->rt->grids[q->g->space];
   double sc = (double)g->scale;
   q->rawlim2 = INFINITY;
+  q->rawedge2 = INFINITY;
   if (q->kind == Q_SPHERE) {
     double rr = q->radius * sc + 1.0;
     q->rawlim2 = rr * rr;
+    q->rawedge2 = rr > 3.0 ? (rr - 3.0) * (rr - 3.0) : -1.0;
   }
   for (int a = 0; a < 3; a++) {
     q->cu[a] = q->c[a] * sc + NGI_BIAS;
@@ -508,7 +826,7 @@ static ng_status run_sorted(query *q, ng_status (*run)(query *)) {
     pthread_rwlock_unlock(&g->qlock);
   }
   if (st == NG_OK)
-    sort_truncate(q->out, q->k);
+    sort_truncate(q->rt, q->out, q->k);
   else
     q->out->count = 0;
   return st;
