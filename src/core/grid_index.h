@@ -18,13 +18,16 @@
  *   bounding box of the points. Cells are powers of two per axis, coarsened
  *   until the box has at most max(n/CELL_FILL, 512) cells: about CELL_FILL
  *   points a cell when points are spread, a directory of well under a byte a
- *   token. The configured bucket size is only reported (info); the index's
- *   own resolution follows the data, so a space with scale 10000 is as fast
- *   as L1. A crowded cell (more than NGI_LEAF entries: clustered points) is kept
- *   sorted, which makes it an implicit octree along the Z curve: queries
- *   descend into it by binary search, nearest children first. Cells at the
- *   edge of the box also hold side entries beyond it (cell coordinates are
- *   clamped to the box), so a point leaving the box needs no rebuild.
+ *   token; for clustered points (a sample shows a typical point's cell far
+ *   fuller) they are narrowed again, up to n/4 cells. The configured bucket
+ *   size is only reported (info); the index's own resolution follows the
+ *   data, so a space with scale 10000 is as fast as L1. A crowded cell (more
+ *   than NGI_LEAF entries: clustered points) is kept sorted, which makes it
+ *   an implicit octree along the Z curve: queries descend into it by binary
+ *   search, nearest children first; its sub-directory (sub_at, sub) finds
+ *   the run of one sub-cell in one step, for moves. Cells at the edge of the
+ *   box also hold side entries beyond it (cell coordinates are clamped to
+ *   the box), so a point leaving the box needs no rebuild.
  * - `stale`: one bit per id up to the build's watermark; a set bit hides the
  *   main entry of a token that moved to another cell or died since the build
  *   (remove never allocates: the bitmap exists from the build on).
@@ -36,19 +39,24 @@
  * Writes. A create costs no grid work: ids only grow, so the tokens created
  * since the index last looked are the table's tail (ids above `w_abs`), and
  * the next query absorbs them. A move within one cell (a game loop's small
- * step) rewrites the main entry in place; a longer one hides the main entry
- * and adds a side entry. When the side part or the hidden part grows past a
- * fraction of n, the next query rebuilds the main index (amortised O(1) a
- * write).
+ * step) rewrites the main entry in place -- in a crowded cell by shifting
+ * the entries between its old and new place in the order, at most SHIFT_MAX
+ * of them; a longer move hides the main entry and adds a side entry. A
+ * batch update moves each token in one step (ngi_grid_move) and prefetches
+ * the cells of the entries ahead. When the side part or the hidden part
+ * grows past a fraction of n, the next query rebuilds the main index
+ * (amortised O(1) a write).
  *
  * Locking: writers (insert, remove, clear) run under the runtime's write lock,
  * so no query is running. Queries run under the runtime's read lock, many at
  * once; the lazy work they do (build, absorb, rebuild) takes the grid's own
  * rwlock for writing, and the query itself holds it for reading.
  *
- * Memory at 1M uniform points (measured): 8.5 bytes a token per built space
- * (entries 8, directory ~0.25, stale bits 0.125) on top of the 68 of the
- * token table; a build briefly needs nothing beyond its result.
+ * Memory at 1M uniform points: about 8.5-9 bytes a token per built space
+ * (entries 8, directory and sub-directories under a byte, stale bits 0.125)
+ * on top of the 68 of the token table; clustered points, with their
+ * narrower cells, up to about 2 bytes more. A build briefly needs nothing
+ * beyond its result.
  */
 
 #define NGI_BIAS 32768
