@@ -889,6 +889,40 @@ static void measure_store(bench *b) {
     g.sq = median(v[2], b->reps);
     add_row(b, &g);
   }
+  /* The same random ids through ng_token_get_batch, 1024 a call (the hits of a large query,
+   * a frame's lookups), against the same plain-array copies. */
+  for (size_t i = 0; i < ng_gets; i++)
+    ids[i] = (uint32_t)(rng_below(&b->r, n) + 1);
+  enum { GET_BATCH = 1024 };
+  ng_token *outb = xmalloc(GET_BATCH * sizeof *outb);
+  double vb[2][MAX_REPS];
+  uint64_t sinkb = 0;
+  for (int rep = 0; rep < b->reps; rep++) {
+    double t0 = now();
+    for (size_t i = 0; i < ng_gets; i += GET_BATCH) {
+      size_t m = ng_gets - i < GET_BATCH ? ng_gets - i : GET_BATCH, found = 0;
+      ng_check(b, ng_token_get_batch(b->rt, ids + i, m, outb, &found), "get batch");
+      sinkb += outb[m - 1].id + found;
+    }
+    double t1 = now();
+    for (size_t i = 0; i < ng_gets; i += GET_BATCH) {
+      size_t m = ng_gets - i < GET_BATCH ? ng_gets - i : GET_BATCH;
+      for (size_t j = 0; j < m; j++)
+        outb[j] = arr[ids[i + j] - 1];
+      __asm__ volatile("" : : "r"(outb) : "memory"); /* keep the copies */
+      sinkb += outb[m - 1].id;
+    }
+    double t2 = now();
+    vb[0][rep] = (t1 - t0) / (double)ng_gets;
+    vb[1][rep] = (t2 - t1) / (double)ng_gets;
+  }
+  if (sinkb == 42) printf(" ");
+  row gb = {.n = n, .dist = b->dist, .space = -1, .unit = U_TIME, .hits = -1, .sq = -1};
+  snprintf(gb.what, sizeof gb.what, "get, random ids, batch");
+  gb.ng = median(vb[0], b->reps);
+  gb.bf = median(vb[1], b->reps);
+  add_row(b, &gb);
+  free(outb);
   free(ids);
   free(arr);
 }
@@ -1247,8 +1281,13 @@ static void check_bars(const bench *b, bars *br) {
     bar_line(br, r, r && r->ng >= 10e6, "create >= 10 M tokens/s (%s): %.2f M/s", dist_names[d],
              r ? r->ng / 1e6 : 0.0);
     r = find_row(b, M, d, -1, "get, random ids");
-    bar_line(br, r, r && r->ng <= 30e-9, "get <= 30 ns (%s, random ids): %.1f ns", dist_names[d],
-             r ? r->ng * 1e9 : 0.0);
+    bar_line(br, r, r && r->ng <= 30e-9, "get <= 30 ns (%s, random ids, ng_token_get): %.1f ns",
+             dist_names[d], r ? r->ng * 1e9 : 0.0);
+    r = find_row(b, M, d, -1, "get, random ids, batch");
+    if (r)
+      printf("info  the same random gets through ng_token_get_batch, 1024 a call (%s): %.1f ns "
+             "a token\n",
+             dist_names[d], r->ng * 1e9);
     for (int sp = NG_L1; sp <= NG_L2; sp++) {
       const char *sn = ng_space_name(sp), *dn = dist_names[d];
       r = find_row(b, M, d, sp, "radius ~100 hits");

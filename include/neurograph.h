@@ -533,6 +533,17 @@ NG_API ng_status ng_token_create(ng_runtime *rt, const ng_token *init, uint32_t 
  */
 NG_API ng_status ng_token_get(ng_runtime *rt, uint32_t id, ng_token *out);
 /**
+ * Copy many tokens at once: out[i] gets token ids[i], or all zero bytes
+ * (local id 0) where there is no such token; *found (may be NULL) gets how
+ * many were found. One read lock for the batch (one consistent point in
+ * time), and the records ahead are loaded while earlier ones are copied, so
+ * random ids over a large table cost far less than single gets: use it for
+ * the hits of a query, or a frame's worth of lookups. `ids` and `out` (n
+ * entries each) may be NULL only when n is 0. NG_EINVAL.
+ */
+NG_API ng_status ng_token_get_batch(ng_runtime *rt, const uint32_t *ids, size_t n, ng_token *out,
+                                    size_t *found);
+/**
  * Write the fields of `values` selected by `fields` (NG_TF_*) into token `id`,
  * atomically, with the checks of ng_token_create. Moves in the grid follow.
  * NG_ENOTFOUND, NG_EINVAL (including unknown field bits), NG_ENOMEM.

@@ -469,14 +469,15 @@ static bool side_del(ngi_grid *g, uint32_t id, const uint16_t u[3]) {
 /* Index in m->ent of id's entry at u, in cell idx (u's), or SIZE_MAX. */
 static size_t main_find(const mainix *m, uint32_t idx, uint32_t id, const uint16_t u[3]) {
   size_t lo = m->starts[idx], hi = m->starts[idx + 1];
-  uint64_t want = pack(m, id, u);
   if (hi - lo > NGI_LEAF) { /* sorted: its sub-cell, then binary search */
+    uint64_t want = pack(m, id, u);
     ngi_sub_range(m, idx, want, &lo, &hi);
     lo = ngi_lower_bound(m->ent, lo, hi, want);
     return lo < hi && m->ent[lo] == want ? lo : SIZE_MAX;
   }
+  /* The main index holds one entry per token: the id alone finds it. */
   for (size_t i = lo; i < hi; i++)
-    if (m->ent[i] == want) return i;
+    if ((uint32_t)(m->ent[i] & NGI_ID_MASK) == id) return i;
   return SIZE_MAX;
 }
 
