@@ -180,16 +180,21 @@ static inline const ng_token *ngi_tok_span(const ngi_token_table *t, size_t slot
   return &t->seg[k][slot - base];
 }
 
-/* Write *rec into `slot` (< cap). Caller holds the write lock. Word by word
+/* Write *rec (or only its 8-byte words first..last, where a change is
+ * confined to them) into `slot` (< cap). Caller holds the write lock. Word by word
  * with atomic stores, so an optimistic reader racing with it reads words
  * (maybe a torn mix, which its sequence check rejects), never a data race. */
-static inline void ngi_tok_store(ngi_token_table *t, size_t slot, const ng_token *rec) {
+static inline void ngi_tok_store_words(ngi_token_table *t, size_t slot, const ng_token *rec,
+                                       unsigned first, unsigned last) {
   uint64_t w[sizeof *rec / sizeof(uint64_t)];
   memcpy(w, rec, sizeof w);
   unsigned k = ngi_seg_of(slot, NGI_REC_LB);
   ngi_word *d = (ngi_word *)(void *)&t->seg[k][slot - ngi_seg_base(k, NGI_REC_LB)];
-  for (size_t i = 0; i < sizeof w / sizeof w[0]; i++)
+  for (unsigned i = first; i <= last; i++)
     NGI_STORE(&d[i], w[i], RELAXED);
+}
+static inline void ngi_tok_store(ngi_token_table *t, size_t slot, const ng_token *rec) {
+  ngi_tok_store_words(t, slot, rec, 0, sizeof *rec / sizeof(uint64_t) - 1);
 }
 
 /* The slot of token `id`, or NGI_NONE (also for ids without an entry).

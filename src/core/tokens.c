@@ -1,6 +1,7 @@
 /* The token table (dense, ascending ids, tombstones) and the public token store calls. */
 #include "internal.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -611,16 +612,19 @@ static void log_restore(const unsigned char *at, ng_token *tok, uint32_t fields)
 }
 
 /* A batch entry that changes coordinates only: log the old ones (as
- * log_save), move the token in the grid of each selected space whose
- * position changes (one step each, ngi_grid_move), then write the record.
+ * log_save; moving[0..nmoving) the selected spaces in ascending order), move
+ * the token in the grid of each selected space whose
+ * position changes (one step each, ngi_grid_move), then write the record
+ * (cur: the record in `slot`).
  * fails: NG_ENOMEM with the record unchanged but the grids of the spaces
  * moved so far changed (the batch then swaps in its fresh grids). */
-static ng_status batch_move(ng_runtime *rt, uint32_t id, uint32_t slot, const ng_token *v,
-                            uint32_t fields, unsigned char *log) {
-  const ng_token *cur = ngi_tok_at(&rt->tokens, slot);
+static ng_status batch_move(ng_runtime *rt, uint32_t id, uint32_t slot, const ng_token *cur,
+                            const ng_token *v, const int *moving, int nmoving,
+                            unsigned char *log) {
   ng_token next = *cur;
-  for (int s = 0; s < NG_SPACES; s++) {
-    if (!(fields & NG_TF_COORDS(s))) continue;
+  unsigned first = 8, last = 0; /* the 8-byte words the moved coordinates lie in */
+  for (int k = 0; k < nmoving; k++) {
+    int s = moving[k];
     memcpy(log, cur->coords[s], sizeof cur->coords[s]);
     log += sizeof cur->coords[s];
     if (memcmp(cur->coords[s], v->coords[s], sizeof cur->coords[s]) == 0) continue;
@@ -630,8 +634,12 @@ static ng_status batch_move(ng_runtime *rt, uint32_t id, uint32_t slot, const ng
     ng_status st = ngi_grid_move(rt, rt->grids[s], id, from, to);
     if (st != NG_OK) return st;
     memcpy(next.coords[s], v->coords[s], sizeof next.coords[s]);
+    size_t at = offsetof(ng_token, coords) + (size_t)s * sizeof next.coords[s];
+    unsigned w0 = (unsigned)(at / 8), w1 = (unsigned)((at + sizeof next.coords[s] - 1) / 8);
+    first = w0 < first ? w0 : first;
+    last = w1 > last ? w1 : last;
   }
-  ngi_tok_store(&rt->tokens, slot, &next);
+  if (first <= last) ngi_tok_store_words(&rt->tokens, slot, &next, first, last);
   return NG_OK;
 }
 
@@ -723,7 +731,7 @@ ng_status ng_token_update_batch(ng_runtime *rt, const uint32_t *ids, const ng_to
     uint32_t slot = ngi_token_slot(t, id);
     const ng_token *cur = ngi_tok_at(t, slot);
     if (coords_only) {
-      st = batch_move(rt, id, slot, &values[done], fields, log + done * stride);
+      st = batch_move(rt, id, slot, cur, &values[done], moving, nmoving, log + done * stride);
     } else {
       ng_token next;
       unsigned moved;
