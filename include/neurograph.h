@@ -462,7 +462,8 @@ typedef struct ng_runtime ng_runtime;
  * Allocator with the signature of lua_Alloc, so a host can hand one function
  * to both Lua and neurograph: nsize == 0 frees ptr (returns NULL); otherwise
  * it returns a block of nsize bytes (ptr may be NULL, osize is then a hint),
- * or NULL on failure, leaving ptr untouched.
+ * or NULL on failure, leaving ptr untouched. Blocks must be aligned for any
+ * type, as malloc's are (records are read as aligned 8-byte words).
  */
 typedef void *(*ng_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
 /** Clock: Unix seconds. Used for timestamps; lets a host make replays exact. */
