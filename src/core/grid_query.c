@@ -118,21 +118,19 @@ static void radix_keys(ng_hit *a, ng_hit *tmp, size_t n) {
   if (src != a) memcpy(a, src, n * sizeof *a);
 }
 
+static ng_status hits_reserve(ng_runtime *rt, ng_hits *h, size_t n);
+
 /* Sort the keys, keep the first `limit` (0 = all), decode them into hits.
- * Many keys are radix sorted (linear, no mispredicted compares); when its
- * buffer cannot be allocated, introsort does the same work in place, so the
- * sort never fails. */
+ * Many keys are radix sorted (linear, no mispredicted compares), with the
+ * caller's buffer's second half as the scratch: it grows once to twice the
+ * largest result and is reused, so a game loop's queries allocate nothing.
+ * When it cannot grow, introsort does the same work in place, so the sort
+ * never fails. */
 static void sort_truncate(ng_runtime *rt, ng_hits *h, size_t limit) {
   _Static_assert(sizeof(ng_hit) == sizeof(uint64_t), "a hit holds one 64-bit key");
   size_t n = h->count;
-  if (n >= RADIX_MIN && n <= UINT32_MAX) {
-    ng_hit *tmp = ngi_alloc_array(rt, n, sizeof(ng_hit));
-    if (tmp) {
-      radix_keys(h->items, tmp, n);
-      ngi_free(rt, tmp, n * sizeof(ng_hit));
-    } else {
-      sort_keys(h->items, n);
-    }
+  if (n >= RADIX_MIN && n <= UINT32_MAX && hits_reserve(rt, h, 2 * n) == NG_OK) {
+    radix_keys(h->items, h->items + n, n);
   } else if (n > 1) {
     sort_keys(h->items, n);
   }
