@@ -1,4 +1,4 @@
-/* The grid's private interface: the index layout built by grid_index.c, read by grid_query.c. */
+/* The grid's private interface: the index layout built by grid_index.c, read by the queries. */
 #ifndef NG_CORE_GRID_INDEX_H
 #define NG_CORE_GRID_INDEX_H
 

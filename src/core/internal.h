@@ -255,7 +255,7 @@ uint32_t ngi_conns_next_id(const ngi_conns *c);
  * still never reused. Caller holds no lock; not for production code. */
 void ngi_conns_set_next_id(ng_runtime *rt, uint32_t next);
 
-/* ---- grid_index.c, grid_query.c: one spatial index per space ------------ */
+/* ---- grid_index.c, grid_query.c, grid_info.c: one index per space ------ */
 
 typedef struct ngi_grid ngi_grid; /* defined in grid_index.h */
 
