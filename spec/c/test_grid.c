@@ -1048,25 +1048,28 @@ static void test_internal_contract(void) {
   CHECK_EQ_INT(info.cells, cells);
   CHECK(info.hi[0] < 320.0f);
 
-  /* Rebuild with a new cell size: same answers; a failed rebuild changes nothing. */
+  /* A new bucket size (through the CDNA) gives a new index: same answers; a
+   * failed change changes nothing. */
   float c[3] = {1, 10, 1};
   ng_hits before = {0};
   CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 6, 0, &before), NG_OK);
   CHECK(before.count > 5);
-  CHECK_STATUS(ngi_write_lock(rt, "test"), NG_OK);
+  ng_cdna cd;
+  CHECK_STATUS(ng_cdna_get(rt, &cd), NG_OK);
+  cd.bucket_sizes[NG_L1] = 0.3f;
   ngt_alloc_arm(&f, 0, 0); /* the new index is built at its first query: only its header is allocated here */
-  CHECK_STATUS(ngi_grid_rebuild(rt, &rt->grids[NG_L1], 0.3f, &rt->tokens), NG_ENOMEM);
+  CHECK_STATUS(ng_cdna_set(rt, &cd), NG_ENOMEM);
   ngt_alloc_arm(&f, -1, 0);
   ngi_grid *old = rt->grids[NG_L1];
-  CHECK_STATUS(ngi_grid_rebuild(rt, &rt->grids[NG_L1], 0.0f, &rt->tokens), NG_EINVAL);
+  cd.bucket_sizes[NG_L1] = 0.0f;
+  CHECK_STATUS(ng_cdna_set(rt, &cd), NG_EINVAL);
   CHECK(rt->grids[NG_L1] == old);
-  ngi_write_unlock(rt);
   CHECK_STATUS(ng_grid_info(rt, NG_L1, &info), NG_OK);
   CHECK(info.cell_size == 10.0f);
   CHECK_EQ_INT(info.cells, cells);
-  CHECK_STATUS(ngi_write_lock(rt, "test"), NG_OK);
-  CHECK_STATUS(ngi_grid_rebuild(rt, &rt->grids[NG_L1], 0.3f, &rt->tokens), NG_OK);
-  ngi_write_unlock(rt);
+  cd.bucket_sizes[NG_L1] = 0.3f;
+  CHECK_STATUS(ng_cdna_set(rt, &cd), NG_OK);
+  CHECK(rt->grids[NG_L1] != old);
   CHECK_STATUS(ng_grid_info(rt, NG_L1, &info), NG_OK);
   CHECK(info.cell_size == 0.3f);
   CHECK_EQ_INT(info.count, 300);
@@ -1082,9 +1085,8 @@ static void test_internal_contract(void) {
   CHECK_EQ_INT(info.count, 0);
   CHECK_EQ_INT(info.cells, 0);
   CHECK(info.cell_size == 0.3f);
-  CHECK_STATUS(ngi_write_lock(rt, "test"), NG_OK);
-  CHECK_STATUS(ngi_grid_rebuild(rt, &rt->grids[NG_L1], 10.0f, &rt->tokens), NG_OK);
-  ngi_write_unlock(rt);
+  cd.bucket_sizes[NG_L1] = 10.0f;
+  CHECK_STATUS(ng_cdna_set(rt, &cd), NG_OK);
   CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 6, 0, &h), NG_OK);
   CHECK(h.count == before.count && memcmp(h.items, before.items, h.count * sizeof(ng_hit)) == 0);
 

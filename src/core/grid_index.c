@@ -658,22 +658,6 @@ ng_status ngi_grid_move(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t 
   return NG_OK;
 }
 
-/* needs: the write lock (or exclusive access); `tokens` is the runtime's
- * table. guarantees: *g replaced by an index with `cell_size`, built in bulk
- * from the table at its first query (a snapshot load calls this for every
- * space: it pays nothing for spaces it never queries).
- * fails: NG_EINVAL, NG_ENOMEM with *g unchanged. */
-ng_status ngi_grid_rebuild(ng_runtime *rt, ngi_grid **g, float cell_size,
-                           const ngi_token_table *tokens) {
-  if (!g || !*g || !tokens) return ngi_fail(rt, NG_EINVAL, "grid: bad rebuild arguments");
-  ngi_grid *ng = NULL;
-  ng_status st = ngi_grid_new(rt, (*g)->space, cell_size, &ng);
-  if (st != NG_OK) return st;
-  ngi_grid_destroy(rt, *g);
-  *g = ng;
-  return NG_OK;
-}
-
 /* Test hook: whether g's main index keeps its invariants -- every crowded
  * cell strictly sorted (an implicit octree) and its sub-directory counting
  * exactly the entries below each sub-cell. Caller holds a lock. */

@@ -293,10 +293,6 @@ void ngi_grid_prefetch(const ngi_grid *g, const ng_token *tok, int stage, uint32
 /* Remove everything (keeps the cell size); tokens created afterwards are
  * indexed as usual. Never fails. */
 void ngi_grid_clear(ng_runtime *rt, ngi_grid *g);
-/* Replace *g with an index with `cell_size` that indexes every live token of
- * `tokens` (the runtime's table) in bulk at its first query; on failure *g is
- * unchanged. */
-ng_status ngi_grid_rebuild(ng_runtime *rt, ngi_grid **g, float cell_size, const ngi_token_table *tokens);
 
 /* ---- crc32c.c, snapshot.c: snapshots ------------------------------------ */
 

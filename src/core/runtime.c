@@ -365,13 +365,6 @@ ng_status ng_cdna_get(ng_runtime *rt, ng_cdna *out) {
   return NG_OK;
 }
 
-/* A new index of `space` with `cell_size`; it indexes every live token of the
- * table itself, in bulk, at its first query (internal.h).
- * fails: NG_ENOMEM with nothing allocated. */
-static ng_status build_grid(ng_runtime *rt, int space, float cell_size, ngi_grid **out) {
-  return ngi_grid_new(rt, space, cell_size, out);
-}
-
 /* needs: the write lock; `next` the wanted CDNA.
  * guarantees: created_at kept, modified_at = now (never before created_at),
  * checksum recomputed; the grids of spaces whose bucket size changed are
@@ -389,7 +382,8 @@ static ng_status cdna_apply(ng_runtime *rt, ng_cdna *next, const char *func) {
   ngi_grid *fresh[NG_SPACES] = {0};
   for (int s = 0; s < NG_SPACES; s++) {
     if (memcmp(&next->bucket_sizes[s], &rt->cdna.bucket_sizes[s], sizeof(float)) == 0) continue;
-    ng_status st = build_grid(rt, s, next->bucket_sizes[s], &fresh[s]);
+    /* The fresh index indexes every live token itself, at its first query. */
+    ng_status st = ngi_grid_new(rt, s, next->bucket_sizes[s], &fresh[s]);
     if (st != NG_OK) {
       for (int k = 0; k < s; k++)
         if (fresh[k]) ngi_grid_destroy(rt, fresh[k]);
