@@ -3,12 +3,29 @@
 #ifndef NG_TEST_H
 #define NG_TEST_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int ngt_failures = 0;
 static int ngt_checks = 0;
+
+/* xorshift64: deterministic test data from a seed (never 0); the top 32 bits. */
+static inline uint32_t ngt_rnd(uint64_t *s) {
+  *s ^= *s << 13;
+  *s ^= *s >> 7;
+  *s ^= *s << 17;
+  return (uint32_t)(*s >> 32);
+}
+
+/* Monotonic seconds, for tests that run a workload for a set time. */
+static inline double ngt_now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 #define CHECK(cond)                                                              \
   do {                                                                           \

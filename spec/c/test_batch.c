@@ -9,15 +9,8 @@
 #include <pthread.h>
 #include <string.h>
 
-static uint32_t rnd(uint64_t *s) {
-  *s ^= *s << 13;
-  *s ^= *s >> 7;
-  *s ^= *s << 17;
-  return (uint32_t)(*s >> 32);
-}
-
 static int16_t rcoord(uint64_t *s, int span) {
-  return (int16_t)((int)(rnd(s) % (uint32_t)(2 * span + 1)) - span);
+  return (int16_t)((int)(ngt_rnd(s) % (uint32_t)(2 * span + 1)) - span);
 }
 
 /* A store of n tokens spread in L1 and L2 (raw coordinates within +-2000) whose grids are
@@ -35,7 +28,7 @@ static ng_runtime *make_store(ngt_alloc *a, size_t n, uint64_t seed, size_t hole
     for (int s = 0; s < 2; s++)
       for (int k = 0; k < 3; k++)
         t.coords[s][k] = rcoord(&seed, 2000);
-    t.weight = (float)(rnd(&seed) % 100);
+    t.weight = (float)(ngt_rnd(&seed) % 100);
     uint32_t id;
     if (ng_token_create(rt, &t, &id) != NG_OK) {
       ng_runtime_release(rt);
@@ -142,12 +135,12 @@ static void make_moves(ng_runtime *rt, uint64_t *seed, size_t m, uint32_t *ids, 
   size_t got = 0;
   ng_token_list(rt, 0, live, all, &got);
   for (size_t i = 0; i < m; i++) {
-    ids[i] = all[rnd(seed) % got];
+    ids[i] = all[ngt_rnd(seed) % got];
     ng_token_init(&vals[i]);
     for (int s = 0; s < 2; s++)
       for (int k = 0; k < 3; k++)
         vals[i].coords[s][k] = rcoord(seed, 2000);
-    vals[i].weight = (float)(rnd(seed) % 1000) / 10.0f;
+    vals[i].weight = (float)(ngt_rnd(seed) % 1000) / 10.0f;
   }
   free(all);
 }
@@ -415,21 +408,21 @@ static void test_property(void) {
                                         NG_TF_COORDS(1) | NG_TF_FLAGS | NG_TF_DOMAIN,
                                         NG_TF_TIMESTAMP | NG_TF_FIELD_STRENGTH};
   for (int round = 0; round < 25; round++) {
-    size_t m = 1 + rnd(&seed) % M;
+    size_t m = 1 + ngt_rnd(&seed) % M;
     make_moves(x, &seed, m, ids, v);
     for (size_t i = 0; i < m; i++) {
-      if (rnd(&seed) % 8 == 0 && i > 0) ids[i] = ids[rnd(&seed) % i]; /* duplicates */
-      if (rnd(&seed) % 2) { /* a small step instead: stays in its cell */
+      if (ngt_rnd(&seed) % 8 == 0 && i > 0) ids[i] = ids[ngt_rnd(&seed) % i]; /* duplicates */
+      if (ngt_rnd(&seed) % 2) { /* a small step instead: stays in its cell */
         ng_token cur;
         ng_token_get(x, ids[i], &cur);
         for (int k = 0; k < 3; k++)
           v[i].coords[0][k] = (int16_t)(cur.coords[0][k] + rcoord(&seed, 3));
       }
-      v[i].flags = (uint16_t)(rnd(&seed) & 0x0F00);
-      v[i].id = rnd(&seed);
-      v[i].timestamp = rnd(&seed);
-      v[i].field_radius = (uint8_t)rnd(&seed);
-      v[i].field_strength = (uint8_t)rnd(&seed);
+      v[i].flags = (uint16_t)(ngt_rnd(&seed) & 0x0F00);
+      v[i].id = ngt_rnd(&seed);
+      v[i].timestamp = ngt_rnd(&seed);
+      v[i].field_radius = (uint8_t)ngt_rnd(&seed);
+      v[i].field_strength = (uint8_t)ngt_rnd(&seed);
     }
     uint32_t fields = field_sets[round % 5];
     CHECK_STATUS(ng_token_update_batch(x, ids, v, m, fields), NG_OK);
@@ -499,7 +492,7 @@ static void test_threads(void) {
   /* At least 150 rounds, and on until the reader has overlapped some of them. */
   for (int round = 0; round < 150 || (atomic_load(&sh.queries) < 100 && round < 100000); round++) {
     for (int i = 0; i < M; i++) {
-      ids[i] = 1 + rnd(&seed) % 2000;
+      ids[i] = 1 + ngt_rnd(&seed) % 2000;
       ng_token_get(rt, ids[i], &v[i]);
       for (int k = 0; k < 3; k++)
         v[i].coords[0][k] = (int16_t)(v[i].coords[0][k] + rcoord(&seed, 64));
@@ -530,9 +523,9 @@ static void test_get_batch(void) {
     static ng_token out[M];
     uint64_t seed = 99;
     for (size_t i = 0; i < M; i++) {
-      uint32_t r = rnd(&seed) % 10;
-      ids[i] = r == 0 ? 0 : r == 1 ? 3000 + rnd(&seed) % 5000 : r == 2 ? NG_TOKEN_ID_MAX + 1u
-                                                                        : 1 + rnd(&seed) % 3000;
+      uint32_t r = ngt_rnd(&seed) % 10;
+      ids[i] = r == 0 ? 0 : r == 1 ? 3000 + ngt_rnd(&seed) % 5000 : r == 2 ? NG_TOKEN_ID_MAX + 1u
+                                                                        : 1 + ngt_rnd(&seed) % 3000;
     }
     size_t found = 12345, want = 0;
     CHECK_STATUS(ng_token_get_batch(rt, ids, M, out, &found), NG_OK);

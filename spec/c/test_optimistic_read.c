@@ -15,19 +15,6 @@ enum {
   CLEAR_EVERY = 7 /* rounds; in between the table grows through many segments */
 };
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint32_t rnd(uint64_t *s) {
-  *s ^= *s << 13;
-  *s ^= *s >> 7;
-  *s ^= *s << 17;
-  return (uint32_t)(*s >> 32);
-}
-
 /* Every record the writer stores is a function of its timestamp, so a torn
  * read (words of two versions) shows as a mismatch. */
 static void stamp(ng_token *t, uint32_t ts) {
@@ -82,7 +69,7 @@ static void *reader_main(void *arg) {
   while (!atomic_load(&sh->stop)) {
     uint32_t lo = atomic_load(&sh->lo_pending), hi = atomic_load(&sh->created_hi);
     /* Mostly ids since the last clear; some older, some not created yet, and 0. */
-    uint32_t id = rnd(&seed) % 8u ? lo + rnd(&seed) % (hi - lo + 64u) : rnd(&seed) % (hi + 64u);
+    uint32_t id = ngt_rnd(&seed) % 8u ? lo + ngt_rnd(&seed) % (hi - lo + 64u) : ngt_rnd(&seed) % (hi + 64u);
     unsigned char st0 = id <= MAX_IDS ? atomic_load(&sh->state[id]) : 0;
     uint32_t lo_done0 = atomic_load(&sh->lo_done);
     ng_token tok;
@@ -115,9 +102,9 @@ static unsigned long writer_run(shared *sh, double seconds) {
   uint32_t ts = 1, *live = malloc(MAX_IDS * sizeof *live);
   size_t nlive = 0;
   unsigned long bad = 0;
-  double deadline = now_s() + seconds;
+  double deadline = ngt_now_s() + seconds;
   /* At least one clear, however slow the build (sanitizers). */
-  for (int round = 1; round <= CLEAR_EVERY || now_s() < deadline; round++) {
+  for (int round = 1; round <= CLEAR_EVERY || ngt_now_s() < deadline; round++) {
     for (int i = 0; i < ROUND_CREATE; i++) {
       ng_token t;
       stamp(&t, ts++);
@@ -133,12 +120,12 @@ static unsigned long writer_run(shared *sh, double seconds) {
     for (int i = 0; i < ROUND_UPDATE && nlive; i++) {
       ng_token t;
       stamp(&t, ts++);
-      if (ng_token_update(rt, live[rnd(&seed) % nlive], &t, NG_TF_ALL & ~(uint32_t)NG_TF_DOMAIN) !=
+      if (ng_token_update(rt, live[ngt_rnd(&seed) % nlive], &t, NG_TF_ALL & ~(uint32_t)NG_TF_DOMAIN) !=
           NG_OK)
         bad++;
     }
     for (int i = 0; i < ROUND_DELETE && nlive; i++) {
-      size_t k = rnd(&seed) % nlive;
+      size_t k = ngt_rnd(&seed) % nlive;
       uint32_t id = live[k];
       live[k] = live[--nlive];
       atomic_store(&sh->state[id], 1);

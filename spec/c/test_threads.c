@@ -16,19 +16,6 @@ typedef struct worker {
   char first_error[200];
 } worker;
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint32_t rnd(uint64_t *s) {
-  *s ^= *s << 13;
-  *s ^= *s >> 7;
-  *s ^= *s << 17;
-  return (uint32_t)(*s >> 32);
-}
-
 static void fail(worker *w, const char *what, int status) {
   if (w->errors++ == 0)
     snprintf(w->first_error, sizeof w->first_error, "thread %d: %s: status %d (%s)", w->index, what,
@@ -36,7 +23,7 @@ static void fail(worker *w, const char *what, int status) {
 }
 
 static float coord(uint64_t *s, float span) {
-  return ((float)(rnd(s) % 20001u) / 10000.0f - 1.0f) * span;
+  return ((float)(ngt_rnd(s) % 20001u) / 10000.0f - 1.0f) * span;
 }
 
 typedef struct each_ctx {
@@ -70,21 +57,21 @@ static void *work(void *arg) {
   ng_runtime *rt = w->rt;
   uint64_t s = 0x9E3779B97F4A7C15ull * (uint64_t)(w->index + 1);
   ng_hits hits = {0};
-  while (w->ops < MAX_OPS && (w->ops % 64 != 0 || now_s() < w->deadline)) {
+  while (w->ops < MAX_OPS && (w->ops % 64 != 0 || ngt_now_s() < w->deadline)) {
     w->ops++;
     ng_stats stats;
     ng_runtime_stats(rt, &stats);
     uint32_t top = stats.next_token_id;
-    uint32_t pick = 1 + rnd(&s) % top;
+    uint32_t pick = 1 + ngt_rnd(&s) % top;
     /* Updates, links and (when the store is full) deletes aim at a live token
      * chosen uniformly (it may still go before we use it). */
     uint32_t live = pick, to = pick;
     size_t got = 0;
     if (stats.tokens > 0) {
-      ng_token_list(rt, rnd(&s) % stats.tokens, 1, &live, &got);
-      ng_token_list(rt, rnd(&s) % stats.tokens, 1, &to, &got);
+      ng_token_list(rt, ngt_rnd(&s) % stats.tokens, 1, &live, &got);
+      ng_token_list(rt, ngt_rnd(&s) % stats.tokens, 1, &to, &got);
     }
-    unsigned op = rnd(&s) % 100;
+    unsigned op = ngt_rnd(&s) % 100;
     if (stats.tokens > SOFT_LIVE && op < 40) op += 40; /* drift towards deletes */
     ng_status st;
     if (op < 30) {
@@ -92,7 +79,7 @@ static void *work(void *arg) {
       ng_token_init(&t);
       ng_token_set_coords(&t, NG_L1, coord(&s, 300), coord(&s, 300), coord(&s, 300));
       ng_token_set_coords(&t, NG_L4, coord(&s, 3), coord(&s, 3), coord(&s, 3));
-      t.weight = (float)(rnd(&s) % 100);
+      t.weight = (float)(ngt_rnd(&s) % 100);
       uint32_t id;
       st = ng_token_create(rt, &t, &id);
       if (st != NG_OK) fail(w, "create", st);
@@ -110,14 +97,14 @@ static void *work(void *arg) {
     } else if (op < 72) {
       ng_connection c;
       ng_connection_init(&c, live, to);
-      ng_connection_set_type(&c, rnd(&s) % 4);
+      ng_connection_set_type(&c, ngt_rnd(&s) % 4);
       uint32_t cid;
       st = ng_connection_create(rt, &c, &cid);
       /* EINVAL: an endpoint is missing (or from == to); EEXIST: duplicate */
       if (st != NG_OK && st != NG_EINVAL && st != NG_EEXIST && st != NG_ELIMIT)
         fail(w, "connection_create", st);
     } else if (op < 77) {
-      uint32_t cid = 1 + rnd(&s) % (stats.next_connection_id ? stats.next_connection_id : 1);
+      uint32_t cid = 1 + ngt_rnd(&s) % (stats.next_connection_id ? stats.next_connection_id : 1);
       st = ng_connection_delete(rt, cid);
       if (st != NG_OK && st != NG_ENOTFOUND) fail(w, "connection_delete", st);
     } else if (op < 87) {
@@ -140,7 +127,7 @@ static void *work(void *arg) {
     } else {
       uint32_t ids[32], cur = 0;
       size_t n;
-      st = ng_token_list(rt, rnd(&s) % 100, 32, ids, &n);
+      st = ng_token_list(rt, ngt_rnd(&s) % 100, 32, ids, &n);
       if (st != NG_OK) fail(w, "list", st);
       for (size_t i = 1; i < n; i++)
         if (ids[i - 1] >= ids[i]) fail(w, "list order", 0);
@@ -202,7 +189,7 @@ static void test_stress(void) {
   CHECK_STATUS(ng_runtime_new(NULL, &rt), NG_OK);
   worker w[THREADS];
   pthread_t th[THREADS];
-  double deadline = now_s() + seconds;
+  double deadline = ngt_now_s() + seconds;
   for (int i = 0; i < THREADS; i++) {
     w[i] = (worker){.rt = rt, .index = i, .deadline = deadline};
     CHECK(pthread_create(&th[i], NULL, work, &w[i]) == 0);

@@ -546,7 +546,18 @@ static void main_hide(mainix *m, uint32_t id) {
 /* A move that stays inside one cell of the main index (the common small step
  * of a game loop) rewrites the token's main entry in place: no side entry, so
  * no rebuild and no extra work for queries. Needs: id's main entry visible,
- * so it is where the table says. */
+ * so it is at uo (where the table says). Returns the entry's new index, or
+ * SIZE_MAX (nothing changed) when un is in another cell or the shift would
+ * be too long. */
+static size_t move_within_cell(mainix *m, uint32_t id, const uint16_t uo[3], const uint16_t un[3]) {
+  if (!same_cell(m, uo, un)) return SIZE_MAX;
+  uint32_t idx = cell_index(m, uo);
+  size_t at = main_find(m, idx, id, uo);
+  return at == SIZE_MAX ? SIZE_MAX : place_in_cell(m, idx, at, pack(m, id, un), SHIFT_MAX);
+}
+
+/* The insert half of a move done in place (move_within_cell), remembered as
+ * pending for the caller's remove to complete or undo. */
 static bool move_in_place(ng_runtime *rt, ngi_grid *g, uint32_t id, const uint16_t un[3]) {
   mainix *m = &g->m;
   if (g->pend_id != 0 || !main_visible(m, id)) return false;
@@ -554,11 +565,7 @@ static bool move_in_place(ng_runtime *rt, ngi_grid *g, uint32_t id, const uint16
   if (!t) return false;
   uint16_t uo[3];
   ngi_tok_u(t, g->space, uo);
-  if (!same_cell(m, uo, un)) return false;
-  uint32_t idx = cell_index(m, uo);
-  size_t at = main_find(m, idx, id, uo);
-  if (at == SIZE_MAX) return false;
-  at = place_in_cell(m, idx, at, pack(m, id, un), SHIFT_MAX);
+  size_t at = move_within_cell(m, id, uo, un);
   if (at == SIZE_MAX) return false;
   g->pend_id = id;
   g->pend_at = at;
@@ -605,8 +612,7 @@ void ngi_grid_remove(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t xyz
       return;
     }
     if (memcmp(u, g->pend_new, sizeof u) == 0) { /* undo: the same shift back */
-      place_in_cell(m, cell_index(m, g->pend_old), g->pend_at, pack(m, id, g->pend_old),
-                    SIZE_MAX);
+      place_in_cell(m, cell_index(m, g->pend_old), g->pend_at, pack(m, id, g->pend_old), SIZE_MAX);
       g->pend_id = 0;
       return;
     }
@@ -636,12 +642,7 @@ ng_status ngi_grid_move(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t 
   bias(from, uo);
   bias(to, un);
   if (main_visible(m, id)) {
-    if (same_cell(m, uo, un)) {
-      uint32_t idx = cell_index(m, uo);
-      size_t at = main_find(m, idx, id, uo);
-      if (at != SIZE_MAX && place_in_cell(m, idx, at, pack(m, id, un), SHIFT_MAX) != SIZE_MAX)
-        return NG_OK;
-    }
+    if (move_within_cell(m, id, uo, un) != SIZE_MAX) return NG_OK;
     if (side_reserve(rt, g) != NG_OK) return ngi_fail(rt, NG_ENOMEM, "grid: out of memory");
     main_hide(m, id);
     side_put(g, id, un);
