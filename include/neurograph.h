@@ -16,9 +16,17 @@
  *   out: the API never hands out a pointer into the store.
  * - Coordinate spaces are numbered 0..7 in C (NG_L1 .. NG_L8); the Lua binding
  *   numbers them 1..8.
- * - Token ids are 1 .. NG_TOKEN_ID_MAX (24 bits, the local-id field of the
- *   record); connection ids are 1 .. NG_CONNECTION_ID_MAX. Ids are assigned in
- *   ascending order and never reused within a runtime, not even after a clear.
+ * - Token and connection ids are ::ng_id, 64-bit integers below 2^53 (exact
+ *   in a double): a slot in the low bits (a token's 24-bit slot is the
+ *   record's local-id field; a connection's slot has 32 bits) and the slot's
+ *   generation above it. Deleted records' slots are reused, with a larger
+ *   generation, so an id never names two records: an id whose generation is
+ *   not its slot's current one is simply not found (NG_ENOTFOUND), and 0, or
+ *   an id >= 2^53, is a caller's mistake where an id is required (NG_EINVAL).
+ *   Ids are issued in ascending order (reuse comes in epochs, see
+ *   ng_token_create), so ascending id order is creation order; a runtime that
+ *   never deletes issues 1, 2, 3, ... The order is a pure function of the
+ *   calls made, and snapshots keep it.
  * - Zero-initialised option structs mean "defaults".
  *
  * Threads: every function taking an ::ng_runtime is safe to call from any
@@ -138,14 +146,24 @@ NG_API const char *ng_entity_name(unsigned entity);
 /** Entity 0..15 for its name (exact, case-sensitive); -1 if unknown. */
 NG_API int ng_entity_from_name(const char *name);
 
-/** Largest token id: the record's id field keeps the local id in 24 bits. */
-#define NG_TOKEN_ID_MAX 0x00FFFFFFu
+/** A token or connection id: generation << slot bits | slot, below 2^53. */
+typedef uint64_t ng_id;
+/** The largest id of either kind (2^53 - 1): every id is exact in a double. */
+#define NG_ID_MAX ((ng_id)0x1FFFFFFFFFFFFFull)
+/** Token slots are 1 .. NG_TOKEN_SLOT_MAX (the record's 24-bit local-id
+ *  field), which is also the most tokens alive at once. */
+#define NG_TOKEN_SLOT_MAX 0x00FFFFFFu
+#define NG_TOKEN_SLOT_BITS 24
+/** The slot (the record's local id) and the generation of a token id. */
+#define NG_TOKEN_SLOT(id) ((uint32_t)((ng_id)(id) & NG_TOKEN_SLOT_MAX))
+#define NG_TOKEN_GEN(id) ((ng_id)(id) >> NG_TOKEN_SLOT_BITS)
 
 /**
  * A token: 64 bytes, packed, little-endian, byte-exact with the original
  * NeuroGraph Token. `weight` sits unaligned at offset 54.
  *
- * `id` is the composite id: bits 0-23 the token id in its runtime, bits 24-27
+ * `id` is the composite id: bits 0-23 the token's slot (the low 24 bits of
+ * its ::ng_id; the store keeps the generation beside the record), bits 24-27
  * a copy of the entity type (the store keeps it equal to the flags' entity
  * type), bits 28-31 a domain (0..15, the caller's).
  */
@@ -189,7 +207,9 @@ NG_API float ng_token_get_field_strength(const ng_token *t);
 NG_API void ng_token_set_entity(ng_token *t, unsigned entity);
 NG_API unsigned ng_token_get_entity(const ng_token *t);
 
-/** (domain & 0xF) << 28 | (entity & 0xF) << 24 | (local & 0xFFFFFF). */
+/** The record's 32-bit id field: (domain & 0xF) << 28 | (entity & 0xF) << 24 |
+ *  (local & 0xFFFFFF), where local is the token's slot (NG_TOKEN_SLOT of its
+ *  ::ng_id; the generation is kept beside the record, not in it). */
 NG_API uint32_t ng_make_id(uint32_t local, unsigned entity, unsigned domain);
 #define NG_ID_LOCAL(id) ((uint32_t)(id) & 0x00FFFFFFu)
 #define NG_ID_ENTITY(id) (((uint32_t)(id) >> 24) & 0xFu)
@@ -257,10 +277,13 @@ NG_API const char *ng_mutability_name(unsigned m);
  * ConnectionV3. Unlike the original, direction is kept: token_a_id is the
  * source ("from"), token_b_id the target ("to"); NG_CONN_BIDIRECTIONAL marks
  * links that act both ways. The record has no id field: the store keys it.
+ * The endpoint fields hold the endpoints' slots (NG_TOKEN_SLOT of their ids,
+ * as in the original's 32-bit fields); the full ::ng_id of the endpoints are
+ * given to ng_connection_create and read back with ng_connection_ends.
  */
 typedef struct ng_connection {
-  uint32_t token_a_id;         /**< from */
-  uint32_t token_b_id;         /**< to */
+  uint32_t token_a_id;         /**< from: its slot (NG_TOKEN_SLOT) */
+  uint32_t token_b_id;         /**< to: its slot (NG_TOKEN_SLOT) */
   uint8_t connection_type;     /**< 0x00..0xAF */
   uint8_t rigidity;            /**< u8 fraction */
   uint8_t active_levels;       /**< bit i: acts in space i */
@@ -285,7 +308,7 @@ typedef struct ng_connection {
  *  AssociatedWith, rigidity 128, flags 0, pull 0, preferred distance 1,
  *  Learnable, confidence 128, learning rate 32, decay rate 16; created_at and
  *  last_update 0 (ng_connection_create replaces 0 with the runtime's clock). */
-NG_API void ng_connection_init(ng_connection *c, uint32_t from, uint32_t to);
+NG_API void ng_connection_init(ng_connection *c);
 /** Set the type and derive the mutability from it; an Immutable type forces
  *  confidence 255. NG_EINVAL (record unchanged) for a type > 0xAF. */
 NG_API ng_status ng_connection_set_type(ng_connection *c, unsigned type);
@@ -503,8 +526,12 @@ typedef struct ng_stats {
   size_t connections;
   size_t bytes_in_use;   /**< bytes currently allocated by this runtime */
   size_t bytes_peak;
-  uint32_t next_token_id;
-  uint32_t next_connection_id;
+  ng_id next_token_id;          /**< the id the next token create gets (0: none left) */
+  ng_id next_connection_id;     /**< the same for connections */
+  size_t token_slots_free;      /**< token slots freed and waiting for reuse */
+  size_t token_slots_retired;   /**< token slots never to be reused */
+  size_t connection_slots_free;
+  size_t connection_slots_retired;
 } ng_stats;
 NG_API ng_status ng_runtime_stats(ng_runtime *rt, ng_stats *out);
 
@@ -524,7 +551,7 @@ NG_API uint64_t ng_runtime_now(ng_runtime *rt);
  * token weight, field radius and field strength limits.
  * Fails with NG_EINVAL, NG_ELIMIT (ids exhausted), NG_ENOMEM.
  */
-NG_API ng_status ng_token_create(ng_runtime *rt, const ng_token *init, uint32_t *out_id);
+NG_API ng_status ng_token_create(ng_runtime *rt, const ng_token *init, ng_id *out_id);
 /**
  * Copy token `id` into *out. NG_ENOTFOUND if there is none (*out untouched).
  * Takes no lock while no thread is writing to the runtime: it reads
@@ -532,7 +559,7 @@ NG_API ng_status ng_token_create(ng_runtime *rt, const ng_token *init, uint32_t 
  * under the read lock instead when a write overlaps), so gets from many
  * threads do not contend, and the copy is always one consistent version.
  */
-NG_API ng_status ng_token_get(ng_runtime *rt, uint32_t id, ng_token *out);
+NG_API ng_status ng_token_get(ng_runtime *rt, ng_id id, ng_token *out);
 /**
  * Copy many tokens at once: out[i] gets token ids[i], or all zero bytes
  * (local id 0) where there is no such token; *found (may be NULL) gets how
@@ -542,14 +569,14 @@ NG_API ng_status ng_token_get(ng_runtime *rt, uint32_t id, ng_token *out);
  * the hits of a query, or a frame's worth of lookups. `ids` and `out` (n
  * entries each) may be NULL only when n is 0. NG_EINVAL.
  */
-NG_API ng_status ng_token_get_batch(ng_runtime *rt, const uint32_t *ids, size_t n, ng_token *out,
+NG_API ng_status ng_token_get_batch(ng_runtime *rt, const ng_id *ids, size_t n, ng_token *out,
                                     size_t *found);
 /**
  * Write the fields of `values` selected by `fields` (NG_TF_*) into token `id`,
  * atomically, with the checks of ng_token_create. Moves in the grid follow.
  * NG_ENOTFOUND, NG_EINVAL (including unknown field bits), NG_ENOMEM.
  */
-NG_API ng_status ng_token_update(ng_runtime *rt, uint32_t id, const ng_token *values, uint32_t fields);
+NG_API ng_status ng_token_update(ng_runtime *rt, ng_id id, const ng_token *values, uint32_t fields);
 /**
  * Update many tokens at once: the same as ng_token_update(rt, ids[i],
  * &values[i], fields) for i = 0 .. n-1 in order, so when an id appears more
@@ -561,27 +588,27 @@ NG_API ng_status ng_token_update(ng_runtime *rt, uint32_t id, const ng_token *va
  * n == 0 is NG_OK. The last error names the failing entry's index and id.
  * NG_ENOTFOUND, NG_EINVAL (including unknown field bits), NG_ENOMEM, NG_EBUSY.
  */
-NG_API ng_status ng_token_update_batch(ng_runtime *rt, const uint32_t *ids, const ng_token *values,
+NG_API ng_status ng_token_update_batch(ng_runtime *rt, const ng_id *ids, const ng_token *values,
                                        size_t n, uint32_t fields);
 /** Delete token `id` and every connection that starts or ends at it.
  *  *removed_connections (may be NULL) gets how many went. NG_ENOTFOUND. */
-NG_API ng_status ng_token_delete(ng_runtime *rt, uint32_t id, size_t *removed_connections);
+NG_API ng_status ng_token_delete(ng_runtime *rt, ng_id id, size_t *removed_connections);
 /** Number of live tokens. */
 NG_API size_t ng_token_count(ng_runtime *rt);
 /**
  * Copy up to `limit` ids of live tokens, in ascending id order, skipping the
  * first `offset`, into ids[]; *n_out gets how many were written.
  */
-NG_API ng_status ng_token_list(ng_runtime *rt, size_t offset, size_t limit, uint32_t *ids, size_t *n_out);
+NG_API ng_status ng_token_list(ng_runtime *rt, size_t offset, size_t limit, ng_id *ids, size_t *n_out);
 /** Delete every token and connection. Ids are not reused afterwards.
  *  Either count pointer may be NULL. Never fails for a valid rt. */
 NG_API ng_status ng_token_clear(ng_runtime *rt, size_t *removed_tokens, size_t *removed_connections);
 /** Cursor: *next_id = the smallest live token id greater than `after`
  *  (start with 0). NG_ENOTFOUND at the end. Tokens created during a loop are
  *  visited (their ids are higher); deleted ones are skipped. */
-NG_API ng_status ng_token_next(ng_runtime *rt, uint32_t after, uint32_t *next_id);
+NG_API ng_status ng_token_next(ng_runtime *rt, ng_id after, ng_id *next_id);
 /** Callback: return false to stop. `tok` is valid only during the call. */
-typedef bool (*ng_token_fn)(const ng_token *tok, uint32_t id, void *ud);
+typedef bool (*ng_token_fn)(const ng_token *tok, ng_id id, void *ud);
 /** Call fn for every live token in ascending id order, under the read lock. */
 NG_API ng_status ng_token_each(ng_runtime *rt, ng_token_fn fn, void *ud);
 /**
@@ -589,20 +616,23 @@ NG_API ng_status ng_token_each(ng_runtime *rt, ng_token_fn fn, void *ud);
  * ids[0..cap); *n_out gets the total number (which may exceed cap, like
  * snprintf). NG_ENOTFOUND if the token does not exist.
  */
-NG_API ng_status ng_token_connections(ng_runtime *rt, uint32_t id, ng_direction dir,
-                                      uint32_t *ids, size_t cap, size_t *n_out);
+NG_API ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir,
+                                      ng_id *ids, size_t cap, size_t *n_out);
 
 /** @} */
 /* ------------------------------------------------------------------------ */
 /** @name Connection store */
 /** @{ */
 
-/** Largest connection id. */
-#define NG_CONNECTION_ID_MAX 0xFFFFFFFEu
+/** Connection slots are 1 .. NG_CONNECTION_SLOT_MAX (the most connections
+ *  alive at once); generations take the 21 bits above, below 2^53. */
+#define NG_CONNECTION_SLOT_MAX 0xFFFFFFFEu
+#define NG_CONNECTION_SLOT_BITS 32
 
 /**
- * Store a new connection c->token_a_id -> c->token_b_id (build `c` with
- * ng_connection_init). Every field is honoured; created_at/last_update 0
+ * Store a new connection from -> to (both live token ids) with the fields of
+ * `c` (may be NULL: ng_connection_init's defaults; its endpoint fields are
+ * ignored and set to the endpoints' slots). Every other field is honoured; created_at/last_update 0
  * become now. Checks: both tokens exist (NG_EINVAL naming the missing one);
  * type <= 0xAF and allowed by the CDNA mask; mutability <= 2; pull_strength
  * finite, |v| <= 10; preferred_distance finite within 0.01..100; padding 0;
@@ -610,22 +640,26 @@ NG_API ng_status ng_token_connections(ng_runtime *rt, uint32_t id, ng_direction 
  * limits (NG_ELIMIT); with STRICT_MODE the CDNA's connection weight (applied
  * to |pull_strength|) and rigidity limits.
  */
-NG_API ng_status ng_connection_create(ng_runtime *rt, const ng_connection *c, uint32_t *out_id);
-NG_API ng_status ng_connection_get(ng_runtime *rt, uint32_t id, ng_connection *out);
+NG_API ng_status ng_connection_create(ng_runtime *rt, ng_id from, ng_id to, const ng_connection *c,
+                                      ng_id *out_id);
+NG_API ng_status ng_connection_get(ng_runtime *rt, ng_id id, ng_connection *out);
+/** The full ids of connection `id`'s endpoints (either pointer may be NULL).
+ *  NG_ENOTFOUND. */
+NG_API ng_status ng_connection_ends(ng_runtime *rt, ng_id id, ng_id *from, ng_id *to);
 /** Write the fields selected by `fields` (NG_CF_*), atomically, with the
  *  checks of create. Endpoints never change. NG_ENOTFOUND, NG_EINVAL, NG_EEXIST. */
-NG_API ng_status ng_connection_update(ng_runtime *rt, uint32_t id, const ng_connection *values, uint32_t fields);
+NG_API ng_status ng_connection_update(ng_runtime *rt, ng_id id, const ng_connection *values, uint32_t fields);
 /** Apply a learning rule to connection `id` atomically, using the runtime's
  *  clock; *out (may be NULL) gets the record afterwards. */
-NG_API ng_status ng_connection_learn(ng_runtime *rt, uint32_t id, ng_learn_op op, ng_connection *out);
-NG_API ng_status ng_connection_delete(ng_runtime *rt, uint32_t id);
+NG_API ng_status ng_connection_learn(ng_runtime *rt, ng_id id, ng_learn_op op, ng_connection *out);
+NG_API ng_status ng_connection_delete(ng_runtime *rt, ng_id id);
 NG_API size_t ng_connection_count(ng_runtime *rt);
-NG_API ng_status ng_connection_list(ng_runtime *rt, size_t offset, size_t limit, uint32_t *ids, size_t *n_out);
-NG_API ng_status ng_connection_next(ng_runtime *rt, uint32_t after, uint32_t *next_id);
-typedef bool (*ng_connection_fn)(const ng_connection *c, uint32_t id, void *ud);
+NG_API ng_status ng_connection_list(ng_runtime *rt, size_t offset, size_t limit, ng_id *ids, size_t *n_out);
+NG_API ng_status ng_connection_next(ng_runtime *rt, ng_id after, ng_id *next_id);
+typedef bool (*ng_connection_fn)(const ng_connection *c, ng_id id, void *ud);
 NG_API ng_status ng_connection_each(ng_runtime *rt, ng_connection_fn fn, void *ud);
 /** Id of the connection (from, to, type), or NG_ENOTFOUND. */
-NG_API ng_status ng_connection_find(ng_runtime *rt, uint32_t from, uint32_t to, unsigned type, uint32_t *out_id);
+NG_API ng_status ng_connection_find(ng_runtime *rt, ng_id from, ng_id to, unsigned type, ng_id *out_id);
 
 /** @} */
 /* ------------------------------------------------------------------------ */
@@ -634,8 +668,9 @@ NG_API ng_status ng_connection_find(ng_runtime *rt, uint32_t from, uint32_t to, 
 
 /** One query result: a token id and its Euclidean distance (decoded units). */
 typedef struct ng_hit {
-  uint32_t id;
+  ng_id id;
   float distance;
+  uint32_t reserved; /**< 0 */
 } ng_hit;
 
 /**
@@ -664,7 +699,7 @@ NG_API ng_status ng_grid_range(ng_runtime *rt, int space, const float center[3],
                                size_t limit, ng_hits *out);
 /** Tokens within `radius` of token `id` in `space`, excluding `id` itself.
  *  NG_ENOTFOUND if `id` does not exist. */
-NG_API ng_status ng_grid_neighbors(ng_runtime *rt, uint32_t id, int space, float radius,
+NG_API ng_status ng_grid_neighbors(ng_runtime *rt, ng_id id, int space, float radius,
                                    size_t limit, ng_hits *out);
 /** The k tokens nearest to `center` in `space` (fewer if the store has fewer). */
 NG_API ng_status ng_grid_nearest(ng_runtime *rt, int space, const float center[3], size_t k,

@@ -35,21 +35,26 @@ static size_t cap_for(size_t n) {
   return cap;
 }
 
+/* The same for a 64-bit id: its two halves folded first. */
+static size_t mix64(ng_id k) {
+  return mix32((uint32_t)k ^ (uint32_t)(k >> 32) * 0x9E3779B1u);
+}
+
 /* ---- id -> slot map ------------------------------------------------------- */
 
-uint32_t ngi_conns_find_slot(const ngi_conns *c, uint32_t id) {
+uint32_t ngi_conns_find_slot(const ngi_conns *c, ng_id id) {
   if (c->idmap_cap == 0 || id == 0) return NGI_NONE;
   size_t mask = c->idmap_cap - 1;
-  for (size_t i = mix32(id) & mask;; i = (i + 1) & mask) {
+  for (size_t i = mix64(id) & mask;; i = (i + 1) & mask) {
     if (c->idmap[i].id == id) return c->idmap[i].slot;
     if (c->idmap[i].id == 0) return NGI_NONE;
   }
 }
 
 /* Insert or overwrite. Needs room (idmap_reserve). */
-static void idmap_put(ngi_conns *c, uint32_t id, uint32_t slot) {
+static void idmap_put(ngi_conns *c, ng_id id, uint32_t slot) {
   size_t mask = c->idmap_cap - 1;
-  size_t i = mix32(id) & mask;
+  size_t i = mix64(id) & mask;
   while (c->idmap[i].id != 0 && c->idmap[i].id != id)
     i = (i + 1) & mask;
   c->idmap[i].id = id;
@@ -58,16 +63,16 @@ static void idmap_put(ngi_conns *c, uint32_t id, uint32_t slot) {
 
 /* Remove `id` if present, shifting later entries of its probe run back so no
  * tombstones are needed. Never allocates. */
-static void idmap_del(ngi_conns *c, uint32_t id) {
+static void idmap_del(ngi_conns *c, ng_id id) {
   if (c->idmap_cap == 0) return;
   size_t mask = c->idmap_cap - 1;
-  size_t i = mix32(id) & mask;
+  size_t i = mix64(id) & mask;
   while (c->idmap[i].id != id) {
     if (c->idmap[i].id == 0) return;
     i = (i + 1) & mask;
   }
   for (size_t j = (i + 1) & mask; c->idmap[j].id != 0; j = (j + 1) & mask) {
-    size_t home = mix32(c->idmap[j].id) & mask;
+    size_t home = mix64(c->idmap[j].id) & mask;
     /* entry j may fill the hole at i unless its home lies cyclically in (i, j] */
     if (((j - home) & mask) >= ((j - i) & mask)) {
       c->idmap[i] = c->idmap[j];
@@ -229,8 +234,8 @@ static void compact(ngi_conns *c) {
 
 /* Unlink and tombstone the live connection at `slot`; drops the adjacency
  * entries that become empty. Never allocates. */
-void ngi_conns_remove_slot(ngi_conns *c, uint32_t slot) {
-  uint32_t id = c->meta[slot].id;
+void ngi_conns_remove_slot(ng_runtime *rt, ngi_conns *c, uint32_t slot) {
+  ng_id id = c->meta[slot].id;
   uint32_t from = c->recs[slot].token_a_id, to = c->recs[slot].token_b_id;
   conn_meta m = c->meta[slot];
 
@@ -262,6 +267,7 @@ void ngi_conns_remove_slot(ngi_conns *c, uint32_t slot) {
   if (e && e->out_n == 0 && e->in_n == 0) adj_del(c, to);
 
   idmap_del(c, id);
+  ngi_idgen_release(rt, &c->ids, id);
   memset(&c->recs[slot], 0, sizeof c->recs[slot]);
   /* tombstones keep their id: meta stays sorted */
   conn_meta dead = {id, NGI_NONE, NGI_NONE, NGI_NONE, NGI_NONE};
@@ -277,8 +283,7 @@ void ngi_conns_remove_slot(ngi_conns *c, uint32_t slot) {
 
 /* The connection (from, to, type) other than `except`, or 0. Walks from's
  * out-list only, so it costs at most the degree limit. */
-uint32_t ngi_conns_find_dup(ngi_conns *c, uint32_t from, uint32_t to, unsigned type,
-                            uint32_t except) {
+ng_id ngi_conns_find_dup(ngi_conns *c, uint32_t from, uint32_t to, unsigned type, ng_id except) {
   adj_entry *e = ngi_conns_find_adj(c, from);
   if (!e) return 0;
   for (uint32_t s = e->out_head; s != NGI_NONE; s = c->meta[s].out_next) {
@@ -327,7 +332,7 @@ ng_status ngi_conns_reserve_append(ng_runtime *rt, ngi_conns *c) {
 
 /* Store `rec` under `id` (greater than every id stored) in the next slot
  * and link it. Needs room in every array and map; cannot fail. */
-void ngi_conns_append(ngi_conns *c, uint32_t id, const ng_connection *rec) {
+void ngi_conns_append(ngi_conns *c, ng_id id, const ng_connection *rec) {
   uint32_t slot = (uint32_t)c->len++;
   c->recs[slot] = *rec;
   conn_meta m = {id, NGI_NONE, NGI_NONE, NGI_NONE, NGI_NONE};
@@ -342,7 +347,7 @@ ng_status ngi_conns_new(ng_runtime *rt, size_t initial, ngi_conns **out) {
   ngi_conns *c = ngi_alloc(rt, sizeof *c);
   if (!c) return NG_ENOMEM;
   memset(c, 0, sizeof *c);
-  c->next_id = 1;
+  ngi_idgen_init(&c->ids, NG_CONNECTION_SLOT_BITS, NG_CONNECTION_SLOT_MAX);
   if (initial > 0) {
     c->recs = ngi_alloc_array(rt, initial, sizeof *c->recs);
     c->meta = ngi_alloc_array(rt, initial, sizeof *c->meta);
@@ -357,44 +362,47 @@ ng_status ngi_conns_new(ng_runtime *rt, size_t initial, ngi_conns **out) {
   return NG_OK;
 }
 
-/* Free every array; the struct keeps next_id. */
+/* Free every array; the struct keeps its id allocator. */
 static void free_arrays(ng_runtime *rt, ngi_conns *c) {
   if (c->recs) ngi_free(rt, c->recs, c->rec_cap * sizeof *c->recs);
   if (c->meta) ngi_free(rt, c->meta, c->meta_cap * sizeof *c->meta);
   if (c->idmap) ngi_free(rt, c->idmap, c->idmap_cap * sizeof *c->idmap);
   if (c->adj) ngi_free(rt, c->adj, c->adj_cap * sizeof *c->adj);
-  uint32_t next = c->next_id;
+  ngi_idgen ids = c->ids;
   memset(c, 0, sizeof *c);
-  c->next_id = next;
+  c->ids = ids;
 }
 
 void ngi_conns_destroy(ng_runtime *rt, ngi_conns *c) {
   if (!c) return;
   free_arrays(rt, c);
+  ngi_idgen_free(rt, &c->ids);
   ngi_free(rt, c, sizeof *c);
 }
 
 /* Removes the token's out-list, then its in-list, one head at a time (a
  * self-link leaves both at once). Frees nothing, allocates nothing. */
-size_t ngi_conns_remove_token(ng_runtime *rt, ngi_conns *c, uint32_t id) {
-  (void)rt;
+size_t ngi_conns_remove_token(ng_runtime *rt, ngi_conns *c, ng_id id) {
   size_t removed = 0;
   for (;;) {
     /* re-find each time: removals shift adjacency entries and may drop this one */
-    adj_entry *e = ngi_conns_find_adj(c, id);
+    adj_entry *e = ngi_conns_find_adj(c, NG_TOKEN_SLOT(id));
     if (!e) break;
     uint32_t slot = e->out_head != NGI_NONE ? e->out_head : e->in_head;
     if (slot == NGI_NONE) break; /* cannot happen: empty entries are dropped */
-    ngi_conns_remove_slot(c, slot);
+    ngi_conns_remove_slot(rt, c, slot);
     removed++;
   }
   return removed;
 }
 
-/* Frees every array (the memory goes back to the host); next_id stays so
- * ids are not reused after a clear. */
+/* Every slot goes back to the allocator in ascending id order (so reuse
+ * stays deterministic), then every array is freed (the memory goes back to
+ * the host). */
 size_t ngi_conns_clear(ng_runtime *rt, ngi_conns *c) {
   size_t n = c->live;
+  for (size_t i = 0; i < c->len; i++)
+    if (c->recs[i].token_a_id != 0) ngi_idgen_release(rt, &c->ids, c->meta[i].id);
   free_arrays(rt, c);
   return n;
 }
@@ -403,16 +411,21 @@ size_t ngi_conns_count(const ngi_conns *c) {
   return c->live;
 }
 
-uint32_t ngi_conns_next_id(const ngi_conns *c) {
-  return c->next_id;
+ngi_idgen *ngi_conns_ids(ngi_conns *c) {
+  return &c->ids;
 }
 
-void ngi_conns_set_next_id(ng_runtime *rt, uint32_t next) {
-  if (next >= rt->conns->next_id) rt->conns->next_id = next;
+void ngi_conns_skip_slots(ng_runtime *rt, uint32_t fresh) {
+  ngi_idgen *g = &rt->conns->ids;
+  if (fresh > g->fresh) {
+    g->retired += fresh - g->fresh;
+    g->fresh = fresh;
+  }
 }
 
 
-/* Restore entries are packed: u32 id, then the 64-byte record. */
+/* Restore entries are packed: u32 slot, then the 64-byte record; the
+ * generations come beside them (all 0 for a version 1 snapshot). */
 enum { ENTRY_BYTES = 4 + sizeof(ng_connection) };
 
 static uint32_t entry_u32(const unsigned char *e, size_t off) {
@@ -433,21 +446,22 @@ static uint32_t entry_u32(const unsigned char *e, size_t off) {
  * *distinct set to the number of different endpoint tokens (the exact size
  * the adjacency map needs, so the restore never rehashes). Fails:
  * NG_ECORRUPT, NG_ENOMEM (for the temporary bitmap over token ids). */
-static ng_status restore_scan(ng_runtime *rt, const unsigned char *entries, size_t n,
-                              uint32_t next_id, size_t *distinct) {
+static ng_status restore_scan(ng_runtime *rt, const ngi_conns *c, const unsigned char *entries,
+                              const uint32_t *gens, size_t n, size_t *distinct) {
   const ngi_token_table *t = &rt->tokens;
-  size_t words = (size_t)t->next_id / 64 + 1; /* lookups succeed only below next_id */
+  size_t words = (size_t)t->ids.fresh / 64 + 1; /* token slots are below fresh */
   uint64_t *seen = ngi_alloc_array(rt, words, sizeof *seen);
   if (!seen) return NG_ENOMEM;
   memset(seen, 0, words * sizeof *seen);
   ng_status st = NG_OK;
   size_t count = 0;
-  uint32_t prev = 0;
+  ng_id prev = 0;
   const unsigned char *p = entries;
   for (size_t k = 0; k < n; k++, p += ENTRY_BYTES) {
-    uint32_t id = ENTRY_ID(p), ends[2] = {ENTRY_FROM(p), ENTRY_TO(p)};
-    if (id <= prev || id >= next_id || !ngi_token_lookup(t, ends[0]) ||
-        !ngi_token_lookup(t, ends[1])) {
+    uint32_t slot = ENTRY_ID(p), ends[2] = {ENTRY_FROM(p), ENTRY_TO(p)};
+    ng_id id = (ng_id)(gens ? gens[k] : 0) << NG_CONNECTION_SLOT_BITS | slot;
+    if (slot == 0 || id <= prev || slot >= c->ids.fresh || id > NG_ID_MAX ||
+        !ngi_token_live_local(t, ends[0]) || !ngi_token_live_local(t, ends[1])) {
       st = NG_ECORRUPT;
       break;
     }
@@ -481,7 +495,7 @@ static void restore_link(ngi_conns *c, size_t n) {
   for (size_t k = 0; k < n; k++) {
     if (k + RESTORE_AHEAD < n) {
       const ng_connection *q = &c->recs[k + RESTORE_AHEAD];
-      prefetch_entry(&c->idmap[mix32(c->meta[k + RESTORE_AHEAD].id) & imask], sizeof(idmap_entry));
+      prefetch_entry(&c->idmap[mix64(c->meta[k + RESTORE_AHEAD].id) & imask], sizeof(idmap_entry));
       prefetch_entry(&c->adj[mix32(q->token_a_id) & amask], sizeof(adj_entry));
       prefetch_entry(&c->adj[mix32(q->token_b_id) & amask], sizeof(adj_entry));
     }
@@ -517,31 +531,31 @@ static void restore_link(ngi_conns *c, size_t n) {
  * entries (u32 id, then the 64-byte record) as a snapshot stores them. Takes
  * ownership of block in every case: it becomes the record array (the
  * records are slid down over the ids in place, so nothing is copied twice).
- * Guarantees: on NG_OK every record is stored under its id with both
- * adjacency lists in ascending id order, and next_id is set. The caller has
- * validated the entries; the cheap invariants this table relies on (ids
- * ascending, non-zero, below next_id; live endpoints) are checked again,
+ * Guarantees: on NG_OK every record is stored under its id (gens[k] << 32 |
+ * its slot; gens NULL: generation 0) with both adjacency lists in ascending
+ * id order. The caller has validated the entries and restored the id
+ * allocator; the cheap invariants this table relies on (ids ascending,
+ * slots non-zero and below the allocator's fresh slot; live endpoints) are checked again,
  * before anything is stored, so a bad caller cannot corrupt it. Every array
  * and map is sized once for the whole input (the endpoint count comes from
  * a first pass), so nothing rehashes.
  * Fails: NG_ENOMEM or NG_ECORRUPT with the table left empty, NG_EINVAL if
  * the table was not empty or the block is too small (table unchanged). */
 ng_status ngi_conns_restore_owned(ng_runtime *rt, ngi_conns *c, void *block, size_t block_bytes,
-                                  size_t n, uint32_t next_id) {
+                                  size_t n, const uint32_t *gens) {
   ng_status st = NG_OK;
   if (c->len != 0 || c->live != 0 || block_bytes % sizeof(ng_connection) != 0 ||
       block_bytes / ENTRY_BYTES < n)
     st = NG_EINVAL;
-  else if (n > (size_t)NGI_NONE - 1 || next_id < c->next_id)
+  else if (n > (size_t)NGI_NONE - 1)
     st = NG_ECORRUPT;
   if (st != NG_OK || n == 0) {
     if (block) ngi_free(rt, block, block_bytes);
-    if (st == NG_OK) c->next_id = next_id;
     return st;
   }
   unsigned char *p = block;
   size_t distinct = 0;
-  st = restore_scan(rt, p, n, next_id, &distinct);
+  st = restore_scan(rt, c, p, gens, n, &distinct);
   if (st == NG_OK && n > c->meta_cap) {
     conn_meta *m = ngi_alloc_array(rt, n, sizeof *m);
     if (!m)
@@ -563,7 +577,8 @@ ng_status ngi_conns_restore_owned(ng_runtime *rt, ngi_conns *c, void *block, siz
   /* Slide each record down over the ids: record k moves from 68k + 4 to 64k,
    * below every byte not yet read, so one ascending pass is safe. */
   for (size_t k = 0; k < n; k++) {
-    conn_meta m = {ENTRY_ID(p + k * ENTRY_BYTES), NGI_NONE, NGI_NONE, NGI_NONE, NGI_NONE};
+    ng_id id = (ng_id)(gens ? gens[k] : 0) << NG_CONNECTION_SLOT_BITS | ENTRY_ID(p + k * ENTRY_BYTES);
+    conn_meta m = {id, NGI_NONE, NGI_NONE, NGI_NONE, NGI_NONE};
     c->meta[k] = m;
     memmove(p + k * sizeof(ng_connection), p + k * ENTRY_BYTES + 4, sizeof(ng_connection));
   }
@@ -572,15 +587,14 @@ ng_status ngi_conns_restore_owned(ng_runtime *rt, ngi_conns *c, void *block, siz
   c->rec_cap = block_bytes / sizeof(ng_connection);
   restore_link(c, n);
   c->len = c->live = n;
-  c->next_id = next_id;
   return NG_OK;
 }
 
 /* The same from a caller's buffer (copied into a block first). */
 ng_status ngi_conns_restore(ng_runtime *rt, ngi_conns *c, const void *entries, size_t n,
-                            uint32_t next_id) {
+                            const uint32_t *gens) {
   if (c->len != 0 || c->live != 0) return NG_EINVAL;
-  if (n > (size_t)NGI_NONE - 1 || next_id < c->next_id) return NG_ECORRUPT;
+  if (n > (size_t)NGI_NONE - 1) return NG_ECORRUPT;
   size_t rec = sizeof(ng_connection), bytes = (n * ENTRY_BYTES + rec - 1) / rec * rec;
   void *block = NULL;
   if (bytes) {
@@ -588,5 +602,5 @@ ng_status ngi_conns_restore(ng_runtime *rt, ngi_conns *c, const void *entries, s
     if (!block) return NG_ENOMEM;
     memcpy(block, entries, n * ENTRY_BYTES);
   }
-  return ngi_conns_restore_owned(rt, c, block, bytes, n, next_id);
+  return ngi_conns_restore_owned(rt, c, block, bytes, n, gens);
 }

@@ -16,21 +16,24 @@
  *   straight from record to record; compaction rewrites them.
  * - idmap: open addressing (linear probing, backward-shift deletion) from a
  *   connection id to its slot. A hash rather than a direct array because
- *   connection ids are 32-bit and never reused: a direct map would grow with
- *   every id ever issued.
+ *   connection slots are 32-bit and snapshots of version 1 may hold ids up to
+ *   2^32 with holes that are never reused: a direct map would grow with them.
+ * - Endpoints are token slots (the records' 32-bit fields); the full token
+ *   ids come from the token table (ngi_token_id_of), since a token's
+ *   connections die with it.
  * - adj: open addressing from a token id to the heads, tails and lengths of
  *   its two lists. A token with no connection has no entry, so tokens pay
  *   nothing for an index they do not use.
  */
 
 typedef struct conn_meta {
-  uint32_t id;
+  ng_id id;
   uint32_t out_prev, out_next; /* slots of the neighbours in the from-token's out-list */
   uint32_t in_prev, in_next;   /* slots of the neighbours in the to-token's in-list */
 } conn_meta;
 
 typedef struct idmap_entry {
-  uint32_t id; /* 0 = empty bucket */
+  ng_id id; /* 0 = empty bucket */
   uint32_t slot;
 } idmap_entry;
 
@@ -53,24 +56,25 @@ struct ngi_conns {
   adj_entry *adj;
   size_t adj_cap; /* 0 or a power of two */
   size_t adj_n;
-  uint32_t next_id;
+  ngi_idgen ids;
 };
 
 /* The slot of live connection `id`, or NGI_NONE. */
-uint32_t ngi_conns_find_slot(const ngi_conns *c, uint32_t id);
+uint32_t ngi_conns_find_slot(const ngi_conns *c, ng_id id);
 /* The adjacency entry of `token`, or NULL when it has no connection. The
  * pointer is invalidated by any change to the table. */
 adj_entry *ngi_conns_find_adj(ngi_conns *c, uint32_t token);
-/* The id of the connection (from, to, type) other than `except`, or 0. */
-uint32_t ngi_conns_find_dup(ngi_conns *c, uint32_t from, uint32_t to, unsigned type,
-                            uint32_t except);
+/* The id of the connection (from, to, type) other than `except`, or 0
+ * (from and to are token slots). */
+ng_id ngi_conns_find_dup(ngi_conns *c, uint32_t from, uint32_t to, unsigned type, ng_id except);
 /* Make room for one ngi_conns_append (a slot, an id, two adjacency entries).
  * Fails with NG_ENOMEM, contents unchanged. */
 ng_status ngi_conns_reserve_append(ng_runtime *rt, ngi_conns *c);
 /* Store `rec` under `id` (greater than every id stored) and link it. Needs a
  * successful ngi_conns_reserve_append since the last change; cannot fail. */
-void ngi_conns_append(ngi_conns *c, uint32_t id, const ng_connection *rec);
-/* Unlink and delete the live connection at `slot`. Never allocates. */
-void ngi_conns_remove_slot(ngi_conns *c, uint32_t slot);
+void ngi_conns_append(ngi_conns *c, ng_id id, const ng_connection *rec);
+/* Unlink and delete the live connection at `slot`; its id's slot goes back
+ * to the allocator. Never fails. */
+void ngi_conns_remove_slot(ng_runtime *rt, ngi_conns *c, uint32_t slot);
 
 #endif

@@ -61,49 +61,57 @@ static ng_status check_fields(const ng_runtime *rt, const char *fn, const ng_con
 }
 
 /* Degree limits for adding from -> to (a self-link adds one out and one in). */
-static ng_status check_degrees(const ng_runtime *rt, ngi_conns *c, uint32_t from, uint32_t to) {
+static ng_status check_degrees(const ng_runtime *rt, ngi_conns *c, ng_id from, ng_id to) {
   const ng_cdna *cd = &rt->cdna;
-  const adj_entry *ef = ngi_conns_find_adj(c, from), *et = ngi_conns_find_adj(c, to);
+  const adj_entry *ef = ngi_conns_find_adj(c, NG_TOKEN_SLOT(from));
+  const adj_entry *et = ngi_conns_find_adj(c, NG_TOKEN_SLOT(to));
   uint64_t f_out = ef ? ef->out_n : 0, f_in = ef ? ef->in_n : 0;
   uint64_t t_out = et ? et->out_n : 0, t_in = et ? et->in_n : 0;
   uint64_t f_total = f_out + f_in + 1, t_total = t_out + t_in + 1;
   if (from == to) f_total = t_total = f_out + f_in + 2;
   if (f_out + 1 > cd->max_out_degree)
     return ngi_fail(rt, NG_ELIMIT,
-                    "ng_connection_create: token %u already has %llu outgoing connections "
+                    "ng_connection_create: token %llu already has %llu outgoing connections "
                     "(max_out_degree %u)",
-                    from, (unsigned long long)f_out, cd->max_out_degree);
+                    (unsigned long long)from, (unsigned long long)f_out, cd->max_out_degree);
   if (t_in + 1 > cd->max_in_degree)
     return ngi_fail(rt, NG_ELIMIT,
-                    "ng_connection_create: token %u already has %llu incoming connections "
+                    "ng_connection_create: token %llu already has %llu incoming connections "
                     "(max_in_degree %u)",
-                    to, (unsigned long long)t_in, cd->max_in_degree);
+                    (unsigned long long)to, (unsigned long long)t_in, cd->max_in_degree);
   if (f_total > cd->max_total_degree)
     return ngi_fail(rt, NG_ELIMIT,
-                    "ng_connection_create: token %u already has %llu connections "
+                    "ng_connection_create: token %llu already has %llu connections "
                     "(max_total_degree %u)",
-                    from, (unsigned long long)(f_out + f_in), cd->max_total_degree);
+                    (unsigned long long)from, (unsigned long long)(f_out + f_in), cd->max_total_degree);
   if (t_total > cd->max_total_degree)
     return ngi_fail(rt, NG_ELIMIT,
-                    "ng_connection_create: token %u already has %llu connections "
+                    "ng_connection_create: token %llu already has %llu connections "
                     "(max_total_degree %u)",
-                    to, (unsigned long long)(t_out + t_in), cd->max_total_degree);
+                    (unsigned long long)to, (unsigned long long)(t_out + t_in), cd->max_total_degree);
   return NG_OK;
 }
 
 /* ---- public API ----------------------------------------------------------- */
 
-/* Report an endpoint that is not a live token. Endpoints are token ids as
- * ng_token_create returns them; a composite id (entity or domain bits set)
- * gets a hint, since that is the likely mistake. */
+/* Report an endpoint that is not a live token: 0 or an id of 2^53 and above
+ * is no id at all, a well-formed one names a token that does not exist (or
+ * no longer does: its generation is stale). Both are the caller's mistake. */
 static ng_status missing_endpoint(const ng_runtime *rt, const char *fn, const char *field,
-                                  uint32_t id) {
-  if (id > NG_TOKEN_ID_MAX)
-    return ngi_fail(rt, NG_EINVAL,
-                    "%s: %s 0x%08X is not a token id (1..0xFFFFFF); for a composite id pass "
-                    "NG_ID_LOCAL(id)",
-                    fn, field, id);
-  return ngi_fail(rt, NG_EINVAL, "%s: %s %u does not exist", fn, field, id);
+                                  ng_id id) {
+  if (id == 0 || id > NG_ID_MAX)
+    return ngi_fail(rt, NG_EINVAL, "%s: %s must be a token id within 1..2^53-1, got %llu", fn,
+                    field, (unsigned long long)id);
+  return ngi_fail(rt, NG_EINVAL, "%s: %s token %llu does not exist", fn, field,
+                  (unsigned long long)id);
+}
+
+/* An id argument that is no id at all: NG_EINVAL, as for tokens. */
+static ng_status check_id(const ng_runtime *rt, const char *fn, ng_id id) {
+  if (id == 0 || id > NG_ID_MAX)
+    return ngi_fail(rt, NG_EINVAL, "%s: id must be within 1..2^53-1, got %llu", fn,
+                    (unsigned long long)id);
+  return NG_OK;
 }
 
 /* Needs: a valid record from ng_connection_init or equivalent.
@@ -111,32 +119,41 @@ static ng_status missing_endpoint(const ng_runtime *rt, const char *fn, const ch
  * NULL) and linked into both endpoints' adjacency. Fails: NG_EINVAL (bad
  * field, missing endpoint), NG_EEXIST, NG_ELIMIT, NG_ENOMEM, NG_EBUSY; the
  * store is then unchanged. */
-ng_status ng_connection_create(ng_runtime *rt, const ng_connection *c, uint32_t *out_id) {
+ng_status ng_connection_create(ng_runtime *rt, ng_id from, ng_id to, const ng_connection *c,
+                               ng_id *out_id) {
   static const char fn[] = "ng_connection_create";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
-  if (!c) return ngi_fail(rt, NG_EINVAL, "%s: connection must not be NULL", fn);
+  ng_connection rec;
+  if (c)
+    rec = *c;
+  else
+    ng_connection_init(&rec);
+  rec.token_a_id = NG_TOKEN_SLOT(from);
+  rec.token_b_id = NG_TOKEN_SLOT(to);
   ng_status st = ngi_write_lock(rt, fn);
   if (st != NG_OK) return st;
   ngi_conns *cs = rt->conns;
-  ng_connection rec = *c;
-  uint32_t from = rec.token_a_id, to = rec.token_b_id;
-
+  ng_id id = 0;
   if (!ngi_token_lookup(&rt->tokens, from)) {
-    st = missing_endpoint(rt, fn, "token_a_id (from)", from);
+    st = missing_endpoint(rt, fn, "from", from);
   } else if (!ngi_token_lookup(&rt->tokens, to)) {
-    st = missing_endpoint(rt, fn, "token_b_id (to)", to);
+    st = missing_endpoint(rt, fn, "to", to);
   } else if (rec.padding1 != 0) {
     st = ngi_fail(rt, NG_EINVAL, "%s: padding1 must be 0, got %u", fn, (unsigned)rec.padding1);
   } else if ((st = check_fields(rt, fn, &rec, NG_CF_ALL)) != NG_OK) {
     /* reported */
-  } else if (ngi_conns_find_dup(cs, from, to, rec.connection_type, 0) != 0) {
-    st = ngi_fail(rt, NG_EEXIST, "%s: a connection %u -> %u of type 0x%02X (%s) already exists", fn,
-                  from, to, (unsigned)rec.connection_type, ng_conn_type_name(rec.connection_type));
+  } else if (ngi_conns_find_dup(cs, rec.token_a_id, rec.token_b_id, rec.connection_type, 0) != 0) {
+    st = ngi_fail(rt, NG_EEXIST, "%s: a connection %llu -> %llu of type 0x%02X (%s) already exists",
+                  fn, (unsigned long long)from, (unsigned long long)to,
+                  (unsigned)rec.connection_type, ng_conn_type_name(rec.connection_type));
   } else if ((st = check_degrees(rt, cs, from, to)) != NG_OK) {
     /* reported */
-  } else if (cs->next_id == 0 || cs->next_id > NG_CONNECTION_ID_MAX) {
-    st = ngi_fail(rt, NG_ELIMIT, "%s: connection ids are exhausted (max %u)", fn,
-                  (unsigned)NG_CONNECTION_ID_MAX);
+  } else if (ngi_idgen_peek(&cs->ids, &id) != NG_OK) {
+    st = ngi_fail(rt, NG_ELIMIT,
+                  "%s: connection limit reached: %zu live connections and %llu retired slots use "
+                  "all %u slots",
+                  fn, cs->live, (unsigned long long)cs->ids.retired,
+                  (unsigned)NG_CONNECTION_SLOT_MAX);
   } else if (ngi_conns_reserve_append(rt, cs) != NG_OK) {
     st = ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
   }
@@ -149,7 +166,7 @@ ng_status ng_connection_create(ng_runtime *rt, const ng_connection *c, uint32_t 
   uint32_t now = ngi_now32(rt);
   if (rec.created_at == 0) rec.created_at = now;
   if (rec.last_update == 0) rec.last_update = now;
-  uint32_t id = cs->next_id++;
+  ngi_idgen_take(&cs->ids);
   ngi_conns_append(cs, id, &rec);
 
   ngi_write_unlock(rt);
@@ -157,15 +174,39 @@ ng_status ng_connection_create(ng_runtime *rt, const ng_connection *c, uint32_t 
   return NG_OK;
 }
 
-ng_status ng_connection_get(ng_runtime *rt, uint32_t id, ng_connection *out) {
+/* Not-found for connection `id`, recorded under fn. */
+static ng_status conn_not_found(const ng_runtime *rt, const char *fn, ng_id id) {
+  return ngi_fail(rt, NG_ENOTFOUND, "%s: connection %llu not found", fn, (unsigned long long)id);
+}
+
+ng_status ng_connection_get(ng_runtime *rt, ng_id id, ng_connection *out) {
   static const char fn[] = "ng_connection_get";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (!out) return ngi_fail(rt, NG_EINVAL, "%s: out must not be NULL", fn);
+  ng_status st = check_id(rt, fn, id);
+  if (st != NG_OK) return st;
   ngi_read_lock(rt);
   uint32_t s = ngi_conns_find_slot(rt->conns, id);
   if (s != NGI_NONE) *out = rt->conns->recs[s];
   ngi_read_unlock(rt);
-  if (s == NGI_NONE) return ngi_fail(rt, NG_ENOTFOUND, "%s: connection %u not found", fn, id);
+  if (s == NGI_NONE) return conn_not_found(rt, fn, id);
+  return NG_OK;
+}
+
+ng_status ng_connection_ends(ng_runtime *rt, ng_id id, ng_id *from, ng_id *to) {
+  static const char fn[] = "ng_connection_ends";
+  if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
+  ng_status st = check_id(rt, fn, id);
+  if (st != NG_OK) return st;
+  ngi_read_lock(rt);
+  uint32_t s = ngi_conns_find_slot(rt->conns, id);
+  if (s != NGI_NONE) {
+    const ng_connection *r = &rt->conns->recs[s];
+    if (from) *from = ngi_token_id_of(&rt->tokens, r->token_a_id);
+    if (to) *to = ngi_token_id_of(&rt->tokens, r->token_b_id);
+  }
+  ngi_read_unlock(rt);
+  if (s == NGI_NONE) return conn_not_found(rt, fn, id);
   return NG_OK;
 }
 
@@ -173,10 +214,11 @@ ng_status ng_connection_get(ng_runtime *rt, uint32_t id, ng_connection *out) {
  * written together or not at all; endpoints never change. Fails: NG_ENOTFOUND,
  * NG_EINVAL (unknown bits, bad value, type not allowed), NG_EEXIST (the new
  * type duplicates another connection between the same endpoints), NG_EBUSY. */
-ng_status ng_connection_update(ng_runtime *rt, uint32_t id, const ng_connection *values,
+ng_status ng_connection_update(ng_runtime *rt, ng_id id, const ng_connection *values,
                                uint32_t fields) {
   static const char fn[] = "ng_connection_update";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
+  if (check_id(rt, fn, id) != NG_OK) return NG_EINVAL;
   if (fields & ~(uint32_t)NG_CF_ALL)
     return ngi_fail(rt, NG_EINVAL, "%s: unknown field bits 0x%X", fn,
                     fields & ~(uint32_t)NG_CF_ALL);
@@ -187,7 +229,7 @@ ng_status ng_connection_update(ng_runtime *rt, uint32_t id, const ng_connection 
   uint32_t s = ngi_conns_find_slot(cs, id);
   if (s == NGI_NONE) {
     ngi_write_unlock(rt);
-    return ngi_fail(rt, NG_ENOTFOUND, "%s: connection %u not found", fn, id);
+    return conn_not_found(rt, fn, id);
   }
   const ng_connection *old = &cs->recs[s];
   ng_connection n = *old;
@@ -216,12 +258,14 @@ ng_status ng_connection_update(ng_runtime *rt, uint32_t id, const ng_connection 
   if (n.connection_type == old->connection_type) check &= ~(uint32_t)NG_CF_TYPE;
   st = check_fields(rt, fn, &n, check);
   if (st == NG_OK && (check & NG_CF_TYPE)) {
-    uint32_t dup = ngi_conns_find_dup(cs, n.token_a_id, n.token_b_id, n.connection_type, id);
+    ng_id dup = ngi_conns_find_dup(cs, n.token_a_id, n.token_b_id, n.connection_type, id);
     if (dup)
-      st =
-          ngi_fail(rt, NG_EEXIST, "%s: connection %u (%u -> %u) of type 0x%02X (%s) already exists",
-                   fn, dup, n.token_a_id, n.token_b_id, (unsigned)n.connection_type,
-                   ng_conn_type_name(n.connection_type));
+      st = ngi_fail(rt, NG_EEXIST,
+                    "%s: connection %llu (%llu -> %llu) of type 0x%02X (%s) already exists", fn,
+                    (unsigned long long)dup,
+                    (unsigned long long)ngi_token_id_of(&rt->tokens, n.token_a_id),
+                    (unsigned long long)ngi_token_id_of(&rt->tokens, n.token_b_id),
+                    (unsigned)n.connection_type, ng_conn_type_name(n.connection_type));
   }
   if (st == NG_OK) cs->recs[s] = n;
   ngi_write_unlock(rt);
@@ -231,9 +275,10 @@ ng_status ng_connection_update(ng_runtime *rt, uint32_t id, const ng_connection 
 /* Guarantees: the rule of reference 2.4 applied with the runtime's clock
  * under the write lock, *out (may be NULL) the record afterwards. Fails:
  * NG_EINVAL (unknown op), NG_ENOTFOUND, NG_EBUSY; nothing changed. */
-ng_status ng_connection_learn(ng_runtime *rt, uint32_t id, ng_learn_op op, ng_connection *out) {
+ng_status ng_connection_learn(ng_runtime *rt, ng_id id, ng_learn_op op, ng_connection *out) {
   static const char fn[] = "ng_connection_learn";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
+  if (check_id(rt, fn, id) != NG_OK) return NG_EINVAL;
   if (op < NG_LEARN_ACTIVATE || op > NG_LEARN_DECAY)
     return ngi_fail(rt, NG_EINVAL,
                     "%s: op must be NG_LEARN_ACTIVATE..NG_LEARN_DECAY (1..4), got %d", fn, (int)op);
@@ -242,7 +287,7 @@ ng_status ng_connection_learn(ng_runtime *rt, uint32_t id, ng_learn_op op, ng_co
   uint32_t s = ngi_conns_find_slot(rt->conns, id);
   if (s == NGI_NONE) {
     ngi_write_unlock(rt);
-    return ngi_fail(rt, NG_ENOTFOUND, "%s: connection %u not found", fn, id);
+    return conn_not_found(rt, fn, id);
   }
   ng_connection *r = &rt->conns->recs[s];
   uint32_t now = ngi_now32(rt);
@@ -267,15 +312,17 @@ ng_status ng_connection_learn(ng_runtime *rt, uint32_t id, ng_learn_op op, ng_co
 
 /* Removes the record and its two adjacency links; never allocates.
  * Fails: NG_ENOTFOUND, NG_EBUSY. */
-ng_status ng_connection_delete(ng_runtime *rt, uint32_t id) {
+ng_status ng_connection_delete(ng_runtime *rt, ng_id id) {
   static const char fn[] = "ng_connection_delete";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
-  ng_status st = ngi_write_lock(rt, fn);
+  ng_status st = check_id(rt, fn, id);
+  if (st != NG_OK) return st;
+  st = ngi_write_lock(rt, fn);
   if (st != NG_OK) return st;
   uint32_t s = ngi_conns_find_slot(rt->conns, id);
-  if (s != NGI_NONE) ngi_conns_remove_slot(rt->conns, s);
+  if (s != NGI_NONE) ngi_conns_remove_slot(rt, rt->conns, s);
   ngi_write_unlock(rt);
-  if (s == NGI_NONE) return ngi_fail(rt, NG_ENOTFOUND, "%s: connection %u not found", fn, id);
+  if (s == NGI_NONE) return conn_not_found(rt, fn, id);
   return NG_OK;
 }
 
@@ -290,7 +337,7 @@ size_t ng_connection_count(ng_runtime *rt) {
 /* Live ids in ascending order, skipping `offset` of them: stable pages,
  * since new ids are always larger. ids may be NULL only when limit is 0;
  * n_out may be NULL. */
-ng_status ng_connection_list(ng_runtime *rt, size_t offset, size_t limit, uint32_t *ids,
+ng_status ng_connection_list(ng_runtime *rt, size_t offset, size_t limit, ng_id *ids,
                              size_t *n_out) {
   static const char fn[] = "ng_connection_list";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
@@ -312,7 +359,7 @@ ng_status ng_connection_list(ng_runtime *rt, size_t offset, size_t limit, uint32
  * the sorted slot ids. NG_ENOTFOUND marks the end; it is recorded like every
  * other failure (as ng_token_next does), so ng_last_error never shows an
  * older, unrelated message after it. */
-ng_status ng_connection_next(ng_runtime *rt, uint32_t after, uint32_t *next_id) {
+ng_status ng_connection_next(ng_runtime *rt, ng_id after, ng_id *next_id) {
   static const char fn[] = "ng_connection_next";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (!next_id) return ngi_fail(rt, NG_EINVAL, "%s: next_id must not be NULL", fn);
@@ -329,9 +376,11 @@ ng_status ng_connection_next(ng_runtime *rt, uint32_t after, uint32_t *next_id) 
   }
   while (lo < cs->len && cs->recs[lo].token_a_id == 0)
     lo++;
-  uint32_t id = lo < cs->len ? cs->meta[lo].id : 0;
+  ng_id id = lo < cs->len ? cs->meta[lo].id : 0;
   ngi_read_unlock(rt);
-  if (id == 0) return ngi_fail(rt, NG_ENOTFOUND, "%s: no connection after %u", fn, (unsigned)after);
+  if (id == 0)
+    return ngi_fail(rt, NG_ENOTFOUND, "%s: no connection after %llu", fn,
+                    (unsigned long long)after);
   *next_id = id;
   return NG_OK;
 }
@@ -356,20 +405,21 @@ ng_status ng_connection_each(ng_runtime *rt, ng_connection_fn fn, void *ud) {
 
 /* The id of (from, to, type) by a walk of from's out-list. NG_ENOTFOUND
  * for no such link (including an undefined type or unknown token). */
-ng_status ng_connection_find(ng_runtime *rt, uint32_t from, uint32_t to, unsigned type,
-                             uint32_t *out_id) {
+ng_status ng_connection_find(ng_runtime *rt, ng_id from, ng_id to, unsigned type, ng_id *out_id) {
   static const char fn[] = "ng_connection_find";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (!out_id) return ngi_fail(rt, NG_EINVAL, "%s: out_id must not be NULL", fn);
-  uint32_t id = 0;
+  ng_id id = 0;
   if (type <= 0xAF) {
     ngi_read_lock(rt);
-    id = ngi_conns_find_dup(rt->conns, from, to, type, 0);
+    /* Endpoints must be the live tokens named (a stale id finds nothing). */
+    if (ngi_token_lookup(&rt->tokens, from) && ngi_token_lookup(&rt->tokens, to))
+      id = ngi_conns_find_dup(rt->conns, NG_TOKEN_SLOT(from), NG_TOKEN_SLOT(to), type, 0);
     ngi_read_unlock(rt);
   }
   if (id == 0)
-    return ngi_fail(rt, NG_ENOTFOUND, "%s: no connection %u -> %u of type 0x%X", fn, from, to,
-                    type);
+    return ngi_fail(rt, NG_ENOTFOUND, "%s: no connection %llu -> %llu of type 0x%X", fn,
+                    (unsigned long long)from, (unsigned long long)to, type);
   *out_id = id;
   return NG_OK;
 }
@@ -378,7 +428,7 @@ ng_status ng_connection_find(ng_runtime *rt, uint32_t from, uint32_t to, unsigne
  * Guarantees: the first min(cap, total) connection ids of token `id` in
  * direction dir, ascending, with a self-link listed once under NG_BOTH;
  * *n_out = total. Fails: NG_ENOTFOUND (no such token), NG_EINVAL. */
-ng_status ng_token_connections(ng_runtime *rt, uint32_t id, ng_direction dir, uint32_t *ids,
+ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir, ng_id *ids,
                                size_t cap, size_t *n_out) {
   static const char fn[] = "ng_token_connections";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
@@ -389,10 +439,10 @@ ng_status ng_token_connections(ng_runtime *rt, uint32_t id, ng_direction dir, ui
   ngi_read_lock(rt);
   if (!ngi_token_lookup(&rt->tokens, id)) {
     ngi_read_unlock(rt);
-    return ngi_fail(rt, NG_ENOTFOUND, "%s: token %u not found", fn, id);
+    return ngi_fail(rt, NG_ENOTFOUND, "%s: token %llu not found", fn, (unsigned long long)id);
   }
   ngi_conns *cs = rt->conns;
-  const adj_entry *e = ngi_conns_find_adj(cs, id);
+  const adj_entry *e = ngi_conns_find_adj(cs, NG_TOKEN_SLOT(id));
   uint32_t o = (e && (dir & NG_OUT)) ? e->out_head : NGI_NONE;
   uint32_t i = (e && (dir & NG_IN)) ? e->in_head : NGI_NONE;
   size_t n = 0;

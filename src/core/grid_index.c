@@ -63,7 +63,7 @@ static void main_free(ng_runtime *rt, mainix *m) {
 }
 
 /* An empty main index: one cell covering everything, no storage. */
-static void main_empty(mainix *m, uint32_t w_main) {
+static void main_empty(mainix *m, ng_id w_main) {
   memset(m, 0, sizeof *m);
   m->shift[0] = m->shift[1] = m->shift[2] = 16;
   m->nc[0] = m->nc[1] = m->nc[2] = 1;
@@ -121,7 +121,7 @@ void ngi_grid_clear(ng_runtime *rt, ngi_grid *g) {
   if (!g) return;
   main_free(rt, &g->m);
   side_free(rt, g);
-  uint32_t w = rt->tokens.next_id ? rt->tokens.next_id - 1 : 0;
+  ng_id w = rt->tokens.ids.last;
   main_empty(&g->m, w);
   g->w_abs = w;
   g->built = true;
@@ -246,9 +246,8 @@ static ng_status main_build(ng_runtime *rt, const ngi_grid *g, const ngi_token_t
                             mainix *out) {
   const int sp = g->space;
   size_t n = t->live;
-  uint32_t w = t->next_id ? t->next_id - 1 : 0;
   mainix m;
-  main_empty(&m, w);
+  main_empty(&m, t->ids.last);
   if (n == 0) {
     *out = m;
     return NG_OK;
@@ -302,7 +301,7 @@ static ng_status main_build(ng_runtime *rt, const ngi_grid *g, const ngi_token_t
     m.ncell *= m.nc[a];
   }
   m.n = n;
-  m.stale_words = (size_t)(w >> 6) + 1;
+  m.stale_words = (size_t)(t->ids.fresh >> 6) + 1; /* every slot in use */
   m.starts = ngi_alloc_array(rt, m.ncell + 1, sizeof(uint32_t));
   m.ent = ngi_alloc_array(rt, n, sizeof(uint64_t));
   m.stale = ngi_alloc_array(rt, m.stale_words, sizeof(uint64_t));
@@ -533,13 +532,16 @@ static bool same_cell(const mainix *m, const uint16_t a[3], const uint16_t b[3])
   return true;
 }
 
-/* Whether id's main entry is visible (so it sits where the table says). */
-static bool main_visible(const mainix *m, uint32_t id) {
-  return id <= m->w_main && m->stale && !(m->nstale && ngi_stale_get(m, id));
+/* Whether token id's main entry is visible (so it sits where the table says):
+ * it was live at the build and has not been hidden since. */
+static bool main_visible(const mainix *m, ng_id id) {
+  uint32_t local = NG_TOKEN_SLOT(id);
+  return id <= m->w_main && m->stale && !(m->nstale && ngi_stale_get(m, local));
 }
 
-static void main_hide(mainix *m, uint32_t id) {
-  m->stale[id >> 6] |= (uint64_t)1 << (id & 63);
+static void main_hide(mainix *m, ng_id id) {
+  uint32_t local = NG_TOKEN_SLOT(id);
+  m->stale[local >> 6] |= (uint64_t)1 << (local & 63);
   m->nstale++;
 }
 
@@ -558,14 +560,14 @@ static size_t move_within_cell(mainix *m, uint32_t id, const uint16_t uo[3], con
 
 /* The insert half of a move done in place (move_within_cell), remembered as
  * pending for the caller's remove to complete or undo. */
-static bool move_in_place(ng_runtime *rt, ngi_grid *g, uint32_t id, const uint16_t un[3]) {
+static bool move_in_place(ng_runtime *rt, ngi_grid *g, ng_id id, const uint16_t un[3]) {
   mainix *m = &g->m;
   if (g->pend_id != 0 || !main_visible(m, id)) return false;
   const ng_token *t = ngi_token_lookup(&rt->tokens, id);
   if (!t) return false;
   uint16_t uo[3];
   ngi_tok_u(t, g->space, uo);
-  size_t at = move_within_cell(m, id, uo, un);
+  size_t at = move_within_cell(m, NG_TOKEN_SLOT(id), uo, un);
   if (at == SIZE_MAX) return false;
   g->pend_id = id;
   g->pend_at = at;
@@ -582,14 +584,14 @@ static bool move_in_place(ng_runtime *rt, ngi_grid *g, uint32_t id, const uint16
  * entry is moved in place and the caller's following remove of the table's
  * position completes the move (tokens.c's update does exactly this).
  * fails: NG_EINVAL (bad arguments), NG_ENOMEM; the grid is then unchanged. */
-ng_status ngi_grid_insert(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t xyz[3]) {
-  if (!g || !xyz || id == 0 || id > NG_TOKEN_ID_MAX) return NG_EINVAL;
+ng_status ngi_grid_insert(ng_runtime *rt, ngi_grid *g, ng_id id, const int16_t xyz[3]) {
+  if (!g || !xyz || id == 0 || id > NG_ID_MAX) return NG_EINVAL;
   if (!g->built || id > g->w_abs) return NG_OK;
   uint16_t u[3];
   bias(xyz, u);
   if (move_in_place(rt, g, id, u)) return NG_OK;
   if (side_reserve(rt, g) != NG_OK) return ngi_fail(rt, NG_ENOMEM, "grid: out of memory");
-  side_put(g, id, u);
+  side_put(g, NG_TOKEN_SLOT(id), u);
   return NG_OK;
 }
 
@@ -601,9 +603,10 @@ ng_status ngi_grid_insert(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_
  * hides it or moves it in place), so it is hidden when xyz is the table's
  * position; otherwise a side entry (id, xyz) is deleted. Absent occurrences
  * are ignored. Never fails or allocates. */
-void ngi_grid_remove(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t xyz[3]) {
+void ngi_grid_remove(ng_runtime *rt, ngi_grid *g, ng_id id, const int16_t xyz[3]) {
   if (!g || !xyz || id == 0 || !g->built || id > g->w_abs) return;
   mainix *m = &g->m;
+  uint32_t local = NG_TOKEN_SLOT(id);
   uint16_t u[3];
   bias(xyz, u);
   if (g->pend_id == id) {
@@ -612,7 +615,8 @@ void ngi_grid_remove(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t xyz
       return;
     }
     if (memcmp(u, g->pend_new, sizeof u) == 0) { /* undo: the same shift back */
-      place_in_cell(m, cell_index(m, g->pend_old), g->pend_at, pack(m, id, g->pend_old), SIZE_MAX);
+      place_in_cell(m, cell_index(m, g->pend_old), g->pend_at, pack(m, local, g->pend_old),
+                    SIZE_MAX);
       g->pend_id = 0;
       return;
     }
@@ -624,7 +628,7 @@ void ngi_grid_remove(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t xyz
       return;
     }
   }
-  side_del(g, id, u);
+  side_del(g, local, u);
 }
 
 /* needs: the write lock; no insert/remove pair in progress; `from` the
@@ -634,28 +638,29 @@ void ngi_grid_remove(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t xyz
  * the main entry is hidden and a side entry added, or the side entry moved
  * (which reuses its slot: never allocates).
  * fails: NG_ENOMEM (only when a main entry leaves its cell); nothing changed. */
-ng_status ngi_grid_move(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t from[3],
+ng_status ngi_grid_move(ng_runtime *rt, ngi_grid *g, ng_id id, const int16_t from[3],
                         const int16_t to[3]) {
   if (!g->built || id > g->w_abs) return NG_OK;
   mainix *m = &g->m;
+  uint32_t local = NG_TOKEN_SLOT(id);
   uint16_t uo[3], un[3];
   bias(from, uo);
   bias(to, un);
   if (main_visible(m, id)) {
-    if (move_within_cell(m, id, uo, un) != SIZE_MAX) return NG_OK;
+    if (move_within_cell(m, local, uo, un) != SIZE_MAX) return NG_OK;
     if (side_reserve(rt, g) != NG_OK) return ngi_fail(rt, NG_ENOMEM, "grid: out of memory");
     main_hide(m, id);
-    side_put(g, id, un);
+    side_put(g, local, un);
     return NG_OK;
   }
-  if (side_del(g, id, uo)) {
-    side_put(g, id, un);
+  if (side_del(g, local, uo)) {
+    side_put(g, local, un);
     return NG_OK;
   }
   /* Not indexed at `from` (cannot happen while the table and the grid agree):
    * index it at `to` all the same, so queries see the table's truth. */
   if (side_reserve(rt, g) != NG_OK) return ngi_fail(rt, NG_ENOMEM, "grid: out of memory");
-  side_put(g, id, un);
+  side_put(g, local, un);
   return NG_OK;
 }
 
@@ -685,28 +690,9 @@ bool ngi_grid_consistent(const ngi_grid *g) {
 
 /* ---- lazy maintenance --------------------------------------------------- */
 
-/* Slot of the smallest live id greater than `after`, or t->len if none. */
-static size_t first_after(const ngi_token_table *t, uint32_t after) {
-  size_t lo = 0, hi = t->len, best = t->len;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2, k = mid;
-    while (k < hi && NG_ID_LOCAL(ngi_tok_at(t, k)->id) == 0)
-      k++;
-    if (k == hi) {
-      hi = mid;
-    } else if (NG_ID_LOCAL(ngi_tok_at(t, k)->id) > after) {
-      best = k;
-      hi = mid;
-    } else {
-      lo = k + 1;
-    }
-  }
-  return best;
-}
-
 static bool has_tail(const ngi_grid *g, const ngi_token_table *t) {
   /* The last slot is never a tombstone (tokens.c trims them). */
-  return t->len > 0 && NG_ID_LOCAL(ngi_tok_at(t, t->len - 1)->id) > g->w_abs;
+  return t->len > 0 && ngi_tokens_id_at(t, t->len - 1) > g->w_abs;
 }
 
 static bool too_fragmented(const ngi_grid *g, size_t tail) {
@@ -726,7 +712,7 @@ static bool needs_work(const ngi_grid *g, const ngi_token_table *t) {
 static ng_status maintain(ng_runtime *rt, ngi_grid *g) {
   const ngi_token_table *t = &rt->tokens;
   if (!needs_work(g, t)) return NG_OK; /* another reader did it */
-  size_t from = has_tail(g, t) ? first_after(t, g->w_abs) : t->len;
+  size_t from = has_tail(g, t) ? ngi_tokens_first_after(t, g->w_abs) : t->len;
   if (!g->built || too_fragmented(g, t->len - from)) {
     mainix m;
     ng_status st = main_build(rt, g, t, &m);
@@ -743,15 +729,15 @@ static ng_status maintain(ng_runtime *rt, ngi_grid *g) {
   }
   for (size_t i = from; i < t->len; i++) {
     const ng_token *tok = ngi_tok_at(t, i);
-    uint32_t id = NG_ID_LOCAL(tok->id);
-    if (id == 0) continue;
+    uint32_t local = NG_ID_LOCAL(tok->id);
+    if (local == 0) continue;
     if (side_reserve(rt, g) != NG_OK) return NG_ENOMEM;
     uint16_t u[3];
     ngi_tok_u(tok, g->space, u);
-    side_put(g, id, u);
-    g->w_abs = id;
+    side_put(g, local, u);
+    g->w_abs = ngi_token_id_of(t, local);
   }
-  g->w_abs = t->next_id ? t->next_id - 1 : 0;
+  g->w_abs = t->ids.last;
   return NG_OK;
 }
 

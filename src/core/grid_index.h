@@ -12,7 +12,8 @@
  * cells are plain right shifts. A space's index is built lazily, in bulk, the
  * first time it is queried (pay for what you use), from the token table:
  *
- * - the main index: every live token as one 64-bit entry (the 24-bit id under
+ * - the main index: every live token as one 64-bit entry (its 24-bit slot,
+ *   the record's local id, under
  *   the Morton code of its offsets inside its cell, 3 x 13 bits), grouped by
  *   cell with a counting sort, and a dense directory `starts` over the
  *   bounding box of the points. Cells are powers of two per axis, coarsened
@@ -28,9 +29,12 @@
  *   the run of one sub-cell in one step, for moves. Cells at the edge of the
  *   box also hold side entries beyond it (cell coordinates are clamped to
  *   the box), so a point leaving the box needs no rebuild.
- * - `stale`: one bit per id up to the build's watermark; a set bit hides the
+ * - `stale`: one bit per slot in use at the build; a set bit hides the
  *   main entry of a token that moved to another cell or died since the build
- *   (remove never allocates: the bitmap exists from the build on).
+ *   (remove never allocates: the bitmap exists from the build on). A slot
+ *   reused since the build belongs to a token with a larger id than the
+ *   build's watermark (ids only grow), which lives in the side table; its
+ *   slot's bit stays set for the dead token's main entry.
  * - the side table: an open-addressing table of (cell, id, position) for
  *   positions inserted since the build (moves to another cell, and tokens
  *   created since the build, absorbed by the next query). Linear probing
@@ -90,10 +94,10 @@ typedef struct mainix {
   uint32_t *sub_at; /* ncell entries */
   uint32_t *sub;
   size_t nsub;
-  uint64_t *stale; /* bits for ids 0 .. w_main */
+  uint64_t *stale; /* bits for local ids (slots) 0 .. 64 * stale_words - 1 */
   size_t stale_words;
   size_t nstale; /* main entries hidden */
-  uint32_t w_main;
+  ng_id w_main; /* the tokens live at the build (ids <= w_main) are the entries */
 } mainix;
 
 struct ngi_grid {
@@ -103,7 +107,7 @@ struct ngi_grid {
   int32_t cs; /* the configured cell size in raw units, for info's cell count */
   pthread_rwlock_t qlock;
   bool built;
-  uint32_t w_abs; /* ids <= w_abs are in main or side; larger ones are read from the table */
+  ng_id w_abs; /* ids <= w_abs are in main or side; larger ones are read from the table */
   mainix m;
   /* The side part: entries in a slab (side[0..side_used), free slots on a
    * list), a hash by id for removes (side_hash: slab index + 1, 0 = empty;
@@ -122,7 +126,7 @@ struct ngi_grid {
   /* A move done in place (see ngi_grid_insert): the main entry at ent[pend_at]
    * went from pend_old to pend_new; the caller's remove of pend_old completes
    * it, a remove of pend_new undoes it. pend_id 0 = none. */
-  uint32_t pend_id;
+  ng_id pend_id;
   uint16_t pend_old[3], pend_new[3];
   size_t pend_at;
 };

@@ -27,14 +27,14 @@ typedef struct query {
   double rawedge2;       /* Q_SPHERE: squared radius less the margin (-1: none) */
   double blo[3], bhi[3]; /* Q_BOX: the box */
   float lo[3], hi[3];    /* Q_BOX, closed */
-  uint32_t exclude;      /* id left out (neighbors), 0 = none */
+  uint32_t exclude;      /* slot (local id) left out (neighbors), 0 = none */
   size_t k;              /* keep only the best k (a max-heap in out); 0 = keep all */
   bool side_each_cell;   /* probe the side table per visited cell (else all scanned once) */
   ng_hits *out;
 } query;
 
-/* While a query runs, each kept hit's 8 bytes hold one integer key, its
- * (distance, id): distances are never negative or NaN, so their bit patterns
+/* While a query runs, each kept hit's id field holds one integer key, its
+ * (distance, slot): distances are never negative or NaN, so their bit patterns
  * order like their values, and the key orders like the result. One integer
  * compare then replaces a float compare with an id tie-break (several
  * unpredictable branches) in the nearest-k heap and the final sort; the hits
@@ -46,9 +46,7 @@ static inline uint64_t make_key(uint32_t id, float d) {
 }
 
 static inline uint64_t key_of(const ng_hit *h) {
-  uint64_t k;
-  memcpy(&k, h, sizeof k);
-  return k;
+  return h->id;
 }
 
 static inline bool key_less(const ng_hit *a, const ng_hit *b) {
@@ -119,7 +117,6 @@ static ng_status hits_reserve(ng_runtime *rt, ng_hits *h, size_t n);
  * When it cannot grow, introsort does the same work in place, so the sort
  * never fails. */
 static void sort_truncate(ng_runtime *rt, ng_hits *h, size_t limit) {
-  _Static_assert(sizeof(ng_hit) == sizeof(uint64_t), "a hit holds one 64-bit key");
   size_t n = h->count;
   if (n >= RADIX_MIN && n <= UINT32_MAX && hits_reserve(rt, h, 2 * n) == NG_OK) {
     radix_keys(h->items, h->items + n, n);
@@ -127,11 +124,24 @@ static void sort_truncate(ng_runtime *rt, ng_hits *h, size_t limit) {
     sort_keys(h->items, n);
   }
   if (limit && h->count > limit) h->count = limit;
+  const ngi_token_table *t = &rt->tokens;
   for (size_t i = 0; i < h->count; i++) {
     float d = key_distance(&h->items[i]);
-    uint32_t id = (uint32_t)key_of(&h->items[i]);
-    h->items[i].id = id;
+    uint32_t local = (uint32_t)key_of(&h->items[i]);
+    h->items[i].id = ngi_token_id_of(t, local);
     h->items[i].distance = d;
+    h->items[i].reserved = 0;
+  }
+  if (t->ids.epoch == 0) return; /* no slot reused: slot order is id order */
+  /* Keys order equal distances by slot; a reused slot's id is larger than
+   * its slot says, so runs of equal distances are put back in id order
+   * (insertion sort: such runs are short). */
+  for (size_t i = 1; i < h->count; i++) {
+    ng_hit x = h->items[i];
+    size_t k = i;
+    for (; k > 0 && h->items[k - 1].distance == x.distance && h->items[k - 1].id > x.id; k--)
+      h->items[k] = h->items[k - 1];
+    h->items[k] = x;
   }
 }
 
@@ -844,19 +854,26 @@ ng_status ng_grid_range(ng_runtime *rt, int space, const float center[3], float 
   return finish(rt, fn, st);
 }
 
-ng_status ng_grid_neighbors(ng_runtime *rt, uint32_t id, int space, float radius, size_t limit,
+ng_status ng_grid_neighbors(ng_runtime *rt, ng_id id, int space, float radius, size_t limit,
                             ng_hits *out) {
   static const char fn[] = "ng_grid_neighbors";
   ng_status st = check_common(rt, fn, space, out);
   if (st == NG_OK) st = check_radius(rt, fn, radius);
+  if (st == NG_OK && (id == 0 || id > NG_ID_MAX))
+    st = ngi_fail(rt, NG_EINVAL, "%s: id must be within 1..2^53-1, got %llu", fn,
+                  (unsigned long long)id);
   if (st != NG_OK) return st;
-  query q = {
-      .rt = rt, .kind = Q_SPHERE, .radius = (double)radius, .exclude = id, .k = limit, .out = out};
+  query q = {.rt = rt,
+             .kind = Q_SPHERE,
+             .radius = (double)radius,
+             .exclude = NG_TOKEN_SLOT(id),
+             .k = limit,
+             .out = out};
   ngi_read_lock(rt);
   const ng_token *t = ngi_token_lookup(&rt->tokens, id);
   if (!t) {
     ngi_read_unlock(rt);
-    return ngi_fail(rt, NG_ENOTFOUND, "%s: no token with id %u", fn, (unsigned)id);
+    return ngi_fail(rt, NG_ENOTFOUND, "%s: no token with id %llu", fn, (unsigned long long)id);
   }
   q.g = rt->grids[space];
   if (q.g) {

@@ -3,6 +3,7 @@
 #define NG_CORE_INTERNAL_H
 
 #include "neurograph.h"
+#include "idgen.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -89,7 +90,7 @@ typedef uint64_t ngi_word;
  * doubling array's capacities, without the copy. Segments never move or
  * shrink while the table lives (an optimistic reader may still be reading
  * one); only ngi_tokens_destroy frees them. */
-#define NGI_SEGS 21   /* (16 << 20) records >= NG_TOKEN_ID_MAX */
+#define NGI_SEGS 21   /* (16 << 20) records >= NG_TOKEN_SLOT_MAX */
 #define NGI_REC_LB 4  /* 16 records in segments 0 and 1 */
 #define NGI_SLOT_LB 6 /* 64 slot-map entries in segments 0 and 1 */
 
@@ -126,10 +127,13 @@ static inline size_t ngi_seg_len(unsigned k, unsigned lb) {
   return (size_t)1 << (lb + (k ? k - 1 : 0));
 }
 
-/* Live tokens in slots of ascending id order (ids only grow, so appending
- * keeps the order). A deleted token leaves a tombstone (a record whose local
- * id is 0) until compaction; the slot map maps id (at index id - 1) to its
- * slot or NGI_NONE.
+/* Live tokens in positions ("slot" below: a place in the record array) of
+ * ascending id order (ids only grow, idgen.h, so appending keeps the order).
+ * A deleted token leaves a tombstone (a record whose local id is 0) until
+ * compaction; the slot map maps an id's slot (its low 24 bits, the record's
+ * local id L, at index L - 1) to (generation << 32 | position), position
+ * NGI_NONE when the slot holds no live token: one load finds the record and
+ * checks the generation.
  *
  * ng_token_get reads without the lock: it reads the runtime's write
  * sequence (odd while a writer holds the lock), then `dense`, the segment
@@ -140,18 +144,19 @@ static inline size_t ngi_seg_len(unsigned k, unsigned lb) {
  * is kept in step by every change of len, live or the ids. */
 typedef struct ngi_token_table {
   ng_token *seg[NGI_SEGS];      /* record segments; NULL past nseg */
-  uint32_t *slot_seg[NGI_SEGS]; /* slot-map segments; NULL past nslot_seg */
+  uint64_t *slot_seg[NGI_SEGS]; /* slot-map segments; NULL past nslot_seg */
   /* While there are no tombstones and no gaps in the ids (nothing deleted
-   * yet: the common case), (first id << 32) | len, so the slot is id - first
-   * id without the slot-map read (a cache miss on a large table); else 0. */
+   * yet: the common case) and the first id is below 2^32, (first id << 32) |
+   * len, so the position is id - first id without the slot-map read (a cache
+   * miss on a large table); else 0. */
   _Atomic uint64_t dense;
   size_t len;      /* slots in use, tombstones included */
   size_t cap;      /* slots in the nseg segments */
   size_t live;     /* live tokens */
-  size_t slot_cap; /* ids 1 .. slot_cap have a slot-map entry */
+  size_t slot_cap; /* local ids 1 .. slot_cap have a slot-map entry */
   unsigned nseg, nslot_seg;
   unsigned nbulk, nslot_bulk; /* segments 0 .. nbulk-1 are one allocation (a capacity hint's) */
-  uint32_t next_id;
+  ngi_idgen ids;
 } ngi_token_table;
 
 /* The record in `slot` (< cap). Caller holds a lock; writes go through
@@ -197,45 +202,69 @@ static inline void ngi_tok_store(ngi_token_table *t, size_t slot, const ng_token
   ngi_tok_store_words(t, slot, rec, 0, sizeof *rec / sizeof(uint64_t) - 1);
 }
 
-/* The slot of token `id`, or NGI_NONE (also for ids without an entry).
- * Caller holds a lock. */
-static inline uint32_t ngi_slot_at(const ngi_token_table *t, uint32_t id) {
-  if (id == 0 || id > t->slot_cap) return NGI_NONE;
-  unsigned k = ngi_seg_of(id - 1u, NGI_SLOT_LB);
-  return t->slot_seg[k][id - 1u - ngi_seg_base(k, NGI_SLOT_LB)];
+/* The slot-map entry of local id `local` (1 .. slot_cap). Caller holds a lock. */
+static inline uint64_t ngi_slot_entry(const ngi_token_table *t, uint32_t local) {
+  unsigned k = ngi_seg_of(local - 1u, NGI_SLOT_LB);
+  return t->slot_seg[k][local - 1u - ngi_seg_base(k, NGI_SLOT_LB)];
 }
 
-/* The slot of the live token with this id, or NGI_NONE. Caller holds a lock. */
-static inline uint32_t ngi_token_slot(const ngi_token_table *t, uint32_t id) {
+/* The position of token `id`, or NGI_NONE (also for ids without an entry and
+ * for a stale generation). Caller holds a lock. */
+static inline uint32_t ngi_slot_at(const ngi_token_table *t, ng_id id) {
+  uint32_t local = NG_TOKEN_SLOT(id);
+  if (local == 0 || local > t->slot_cap || id > NG_ID_MAX) return NGI_NONE;
+  uint64_t e = ngi_slot_entry(t, local);
+  return (e >> 32) == NG_TOKEN_GEN(id) ? (uint32_t)e : NGI_NONE;
+}
+
+/* The full id of the live token whose record says local id `local`. */
+static inline ng_id ngi_token_id_of(const ngi_token_table *t, uint32_t local) {
+  if (t->ids.epoch == 0) return local; /* no slot reused yet: generation 0 */
+  return (ngi_slot_entry(t, local) >> 32) << NG_TOKEN_SLOT_BITS | local;
+}
+
+/* Whether local id `local` is the slot of a live token. Caller holds a lock. */
+static inline bool ngi_token_live_local(const ngi_token_table *t, uint32_t local) {
+  return local != 0 && local <= t->slot_cap && (uint32_t)ngi_slot_entry(t, local) != NGI_NONE;
+}
+
+/* The position of the live token with this id, or NGI_NONE. Caller holds a lock. */
+static inline uint32_t ngi_token_slot(const ngi_token_table *t, ng_id id) {
   uint64_t d = atomic_load_explicit(&t->dense, memory_order_relaxed);
   if (d) {
-    uint32_t first = (uint32_t)(d >> 32), s = id - first;
-    return id >= first && s < (uint32_t)d ? s : NGI_NONE;
+    uint64_t first = d >> 32, s = id - first;
+    return id >= first && s < (uint32_t)d ? (uint32_t)s : NGI_NONE;
   }
   return ngi_slot_at(t, id);
 }
 
 /* The live token with this id, or NULL. Caller holds a lock. */
-static inline const ng_token *ngi_token_lookup(const ngi_token_table *t, uint32_t id) {
+static inline const ng_token *ngi_token_lookup(const ngi_token_table *t, ng_id id) {
   uint32_t s = ngi_token_slot(t, id);
   return s == NGI_NONE ? NULL : ngi_tok_at(t, s);
 }
 
 void ngi_tokens_destroy(ng_runtime *rt, ngi_token_table *t);
-/* An empty table (next_id 1) with room for `initial` tokens (a hint, capped
- * at NG_TOKEN_ID_MAX): its records are then one block of t->cap records at
+/* An empty table (next id 1) with room for `initial` tokens (a hint, capped
+ * at NG_TOKEN_SLOT_MAX): its records are then one block of t->cap records at
  * t->seg[0]. NG_ENOMEM leaves *t empty and owning nothing. */
 ng_status ngi_tokens_init(ng_runtime *rt, ngi_token_table *t, size_t initial);
-/* snapshot.c: make the first n slots (room made by ngi_tokens_init(n),
+/* snapshot.c: make the first n positions (room made by ngi_tokens_init(n),
  * filled by the caller with records in strictly ascending id order, none a
- * tombstone, every id below next_id) the whole table, and build its slot map.
- * Caller has exclusive access (a runtime not yet shared). NG_ENOMEM leaves
- * the table as it was. */
-ng_status ngi_tokens_adopt(ng_runtime *rt, ngi_token_table *t, size_t n, uint32_t next_id);
-/* Test hook only (lets tests reach the id limit without creating 16M tokens):
- * set the next id to assign. Requires next >= the current next_id, so ids are
- * still never reused. Caller holds no lock; not for production code. */
-void ngi_tokens_set_next_id(ng_runtime *rt, uint32_t next);
+ * tombstone, local ids below the allocator's fresh slot) the whole table,
+ * with gens[i] the generation of record i (NULL: all 0), and build its slot
+ * map. The caller restores t->ids. Caller has exclusive access (a runtime not
+ * yet shared). NG_ENOMEM leaves the table as it was. */
+ng_status ngi_tokens_adopt(ng_runtime *rt, ngi_token_table *t, size_t n, const uint32_t *gens);
+/* The position of the smallest live id greater than `after`, or t->len if
+ * none. Caller holds a lock. */
+size_t ngi_tokens_first_after(const ngi_token_table *t, ng_id after);
+/* The full id of the live record at position `pos` (< len). Caller holds a lock. */
+ng_id ngi_tokens_id_at(const ngi_token_table *t, size_t pos);
+/* Test hook only (lets tests reach the slot limit without creating 16M
+ * tokens): make slots below `fresh` count as used and retired. Requires
+ * fresh >= the current fresh slot. Caller holds no lock; not for production. */
+void ngi_tokens_skip_slots(ng_runtime *rt, uint32_t fresh);
 
 /* ---- conn_table.c: the connection table and adjacency ------------------- */
 
@@ -245,15 +274,15 @@ ng_status ngi_conns_new(ng_runtime *rt, size_t initial, ngi_conns **out);
 void ngi_conns_destroy(ng_runtime *rt, ngi_conns *c);
 /* Remove every connection that starts or ends at token `id`; returns how
  * many. Never fails (frees only). Caller holds the write lock. */
-size_t ngi_conns_remove_token(ng_runtime *rt, ngi_conns *c, uint32_t id);
+size_t ngi_conns_remove_token(ng_runtime *rt, ngi_conns *c, ng_id id);
 /* Remove every connection; returns how many. Never fails. */
 size_t ngi_conns_clear(ng_runtime *rt, ngi_conns *c);
 size_t ngi_conns_count(const ngi_conns *c);
-uint32_t ngi_conns_next_id(const ngi_conns *c);
-/* Test hook only (reach the id limit without creating 4G connections): set
- * the next id to assign. Requires next >= the current next_id, so ids are
- * still never reused. Caller holds no lock; not for production code. */
-void ngi_conns_set_next_id(ng_runtime *rt, uint32_t next);
+/* The connection table's id allocator. */
+ngi_idgen *ngi_conns_ids(ngi_conns *c);
+/* Test hook only (reach the slot limit without creating 4G connections):
+ * make slots below `fresh` count as used and retired. Caller holds no lock. */
+void ngi_conns_skip_slots(ng_runtime *rt, uint32_t fresh);
 
 /* ---- grid_index.c, grid_query.c, grid_info.c: one index per space ------ */
 
@@ -273,14 +302,14 @@ void ngi_grid_destroy(ng_runtime *rt, ngi_grid *g);
  * move -- insert of the new position, then remove of the position rt->tokens
  * still holds -- may be done in place; a remove of the new position instead
  * undoes it (a rollback). */
-ng_status ngi_grid_insert(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t xyz[3]);
+ng_status ngi_grid_insert(ng_runtime *rt, ngi_grid *g, ng_id id, const int16_t xyz[3]);
 /* Remove one occurrence of `id` at raw xyz. Never fails, never allocates.
  * Call it while rt->tokens still holds the position before the change. */
-void ngi_grid_remove(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t xyz[3]);
+void ngi_grid_remove(ng_runtime *rt, ngi_grid *g, ng_id id, const int16_t xyz[3]);
 /* Move `id` from raw `from` (the table's position) to `to` in one step: the
  * batch update's path (no insert/remove pair may be in progress). Allocates
  * only when a main entry leaves its cell; NG_ENOMEM then changes nothing. */
-ng_status ngi_grid_move(ng_runtime *rt, ngi_grid *g, uint32_t id, const int16_t from[3],
+ng_status ngi_grid_move(ng_runtime *rt, ngi_grid *g, ng_id id, const int16_t from[3],
                         const int16_t to[3]);
 /* Test hook: whether g's index keeps its internal invariants (crowded cells
  * sorted, their sub-directories exact). Caller holds a lock. */
@@ -313,13 +342,13 @@ ng_status ngi_snapshot_load_mem(const void *data, size_t len, const ng_config *c
  * live, no duplicates). All or nothing: NG_ENOMEM (or NG_ECORRUPT if the
  * cheap invariants it re-checks fail) leaves c empty. */
 ng_status ngi_conns_restore(ng_runtime *rt, ngi_conns *c, const void *entries, size_t n,
-                            uint32_t next_id);
+                            const uint32_t *gens);
 /* conn_table.c: the same, taking ownership of `block` (ngi_alloc'ed,
  * block_bytes long, a multiple of 64 and >= 68 * n, starting with the n
  * entries), which becomes the record array: no second copy of the records.
  * Frees block on every failure. */
 ng_status ngi_conns_restore_owned(ng_runtime *rt, ngi_conns *c, void *block, size_t block_bytes,
-                                  size_t n, uint32_t next_id);
+                                  size_t n, const uint32_t *gens);
 /* snapshot.c: hint that the fresh, untouched block [p, p+size) (any
  * allocator) is about to be filled in bulk, so the kernel may back it with
  * huge pages (far fewer page faults). Never fails, never changes contents. */

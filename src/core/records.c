@@ -273,11 +273,9 @@ const char *ng_mutability_name(unsigned m) {
 
 /* ---- connections -------------------------------------------------------- */
 
-void ng_connection_init(ng_connection *c, uint32_t from, uint32_t to) {
+void ng_connection_init(ng_connection *c) {
   if (!c) return;
   memset(c, 0, sizeof *c);
-  c->token_a_id = from;
-  c->token_b_id = to;
   c->connection_type = NG_CONN_ASSOCIATED_WITH;
   c->rigidity = 128;
   c->preferred_distance = 1.0f;

@@ -348,8 +348,13 @@ ng_status ng_runtime_stats(ng_runtime *rt, ng_stats *out) {
   out->connections = ngi_conns_count(rt->conns);
   out->bytes_in_use = atomic_load(&rt->bytes_in_use);
   out->bytes_peak = atomic_load(&rt->bytes_peak);
-  out->next_token_id = rt->tokens.next_id;
-  out->next_connection_id = ngi_conns_next_id(rt->conns);
+  const ngi_idgen *ti = &rt->tokens.ids, *ci = ngi_conns_ids(rt->conns);
+  if (ngi_idgen_peek(ti, &out->next_token_id) != NG_OK) out->next_token_id = 0;
+  if (ngi_idgen_peek(ci, &out->next_connection_id) != NG_OK) out->next_connection_id = 0;
+  out->token_slots_free = ngi_idgen_free_count(ti);
+  out->token_slots_retired = (size_t)ti->retired;
+  out->connection_slots_free = ngi_idgen_free_count(ci);
+  out->connection_slots_retired = (size_t)ci->retired;
   ngi_read_unlock(rt);
   return NG_OK;
 }

@@ -19,7 +19,7 @@
 static const unsigned char snap_magic[8] = {'N', 'G', 'S', 'N', 'A', 'P', '\r', '\n'};
 
 enum {
-  SNAP_MAJOR = 1,
+  SNAP_MAJOR = 2,
   SNAP_MINOR = 0,
   HDR_SIZE = 80,    /* the header this version writes */
   HDR_STABLE = 20,  /* magic, version, header size, endianness: fixed in every version */
@@ -27,8 +27,9 @@ enum {
   HDR_MAX = 4096,   /* largest header a reader accepts (room for minor-version fields) */
   CDNA_BYTES = 384,
   TOKEN_BYTES = 64,
-  CONN_BYTES = 68, /* u32 id + the 64-byte record */
-  CRC_BYTES = 4
+  CONN_BYTES = 68, /* u32 slot + the 64-byte record */
+  CRC_BYTES = 4,
+  IDGEN_BYTES = 48 /* an id allocator's state in the ids section (2.0) */
 };
 
 /* Header field offsets. */
@@ -41,8 +42,9 @@ enum {
   OFF_FLAGS = 20,
   OFF_NTOK = 24,
   OFF_NCONN = 32,
-  OFF_NEXT_TOK = 40,
-  OFF_NEXT_CONN = 44,
+  OFF_NEXT_TOK = 40,  /* 1.x: u32 next token id */
+  OFF_NEXT_CONN = 44, /* 1.x: u32 next connection id */
+  OFF_IDS_LEN = 40,   /* 2.x: u64 length of the ids section */
   OFF_CDNA_LEN = 48,
   OFF_TOK_LEN = 56,
   OFF_CONN_LEN = 64,
@@ -160,13 +162,47 @@ static void w_end_section(writer *w) {
   w->crc = 0;
 }
 
-static bool put_connection(const ng_connection *c, uint32_t id, void *ud) {
+static bool put_connection(const ng_connection *c, ng_id id, void *ud) {
   writer *w = ud;
   unsigned char e[CONN_BYTES];
-  wr32(e, id);
+  wr32(e, (uint32_t)id); /* the slot; the generation goes to the ids section */
   memcpy(e + 4, c, sizeof *c);
   w_put(w, e, sizeof e);
   return w->err == 0;
+}
+
+static bool put_conn_gen(const ng_connection *c, ng_id id, void *ud) {
+  (void)c;
+  unsigned char g[4];
+  wr32(g, (uint32_t)(id >> NG_CONNECTION_SLOT_BITS));
+  w_put(ud, g, sizeof g);
+  return ((writer *)ud)->err == 0;
+}
+
+/* The bytes an id allocator's state takes in the ids section. */
+static uint64_t idgen_bytes(const ngi_idgen *g) {
+  return IDGEN_BYTES + 4 * (uint64_t)ngi_idgen_free_count(g);
+}
+
+/* An id allocator's state: epoch, fresh, last, retired, the counts of ready
+ * and pending slots, then those slots (format.md, "ids section"). */
+static void put_idgen(writer *w, const ngi_idgen *g) {
+  unsigned char s[IDGEN_BYTES];
+  wr64(s, g->epoch);
+  wr64(s + 8, g->fresh);
+  wr64(s + 16, g->last);
+  wr64(s + 24, g->retired);
+  wr64(s + 32, g->ready_n - g->ready_at);
+  wr64(s + 40, g->pending_n);
+  w_put(w, s, sizeof s);
+  for (size_t i = g->ready_at; i < g->ready_n; i++) {
+    wr32(s, g->ready[i]);
+    w_put(w, s, 4);
+  }
+  for (size_t i = 0; i < g->pending_n; i++) {
+    wr32(s, g->pending[i]);
+    w_put(w, s, 4);
+  }
 }
 
 /* Write the whole snapshot of rt to w. Needs: rt's read lock held, so the
@@ -181,10 +217,11 @@ static void write_snapshot(ng_runtime *rt, writer *w) {
   wr16(h + OFF_MINOR, SNAP_MINOR);
   wr32(h + OFF_HSIZE, HDR_SIZE);
   wr32(h + OFF_ENDIAN, SNAP_ENDIAN);
+  const ngi_idgen *cids = ngi_conns_ids(rt->conns);
   wr64(h + OFF_NTOK, t->live);
   wr64(h + OFF_NCONN, nconn);
-  wr32(h + OFF_NEXT_TOK, t->next_id);
-  wr32(h + OFF_NEXT_CONN, ngi_conns_next_id(rt->conns));
+  wr64(h + OFF_IDS_LEN, idgen_bytes(&t->ids) + 4 * (uint64_t)t->live + idgen_bytes(cids) +
+                            4 * (uint64_t)nconn);
   wr64(h + OFF_CDNA_LEN, CDNA_BYTES);
   wr64(h + OFF_TOK_LEN, (uint64_t)t->live * TOKEN_BYTES);
   wr64(h + OFF_CONN_LEN, (uint64_t)nconn * CONN_BYTES);
@@ -209,6 +246,18 @@ static void write_snapshot(ng_runtime *rt, writer *w) {
   w_end_section(w);
 
   ng_connection_each(rt, put_connection, w);
+  w_end_section(w);
+
+  put_idgen(w, &t->ids);
+  for (size_t k = 0; k < t->len; k++) {
+    const ng_token *tok = ngi_tok_at(t, k);
+    if (NG_ID_LOCAL(tok->id) == 0) continue;
+    unsigned char g[4];
+    wr32(g, (uint32_t)NG_TOKEN_GEN(ngi_tokens_id_at(t, k)));
+    w_put(w, g, sizeof g);
+  }
+  put_idgen(w, cids);
+  ng_connection_each(rt, put_conn_gen, w);
   w_end_section(w);
   w_flush(w);
 }
@@ -319,10 +368,12 @@ ng_status ng_snapshot_save(ng_runtime *rt, const char *path) {
 
 /* What a validated header says. Offsets are from the start of the file. */
 typedef struct snap_header {
+  unsigned major;
   uint32_t hsize;
   uint64_t ntok, nconn;
-  uint32_t next_tok, next_conn;
-  uint64_t cdna_off, tok_off, conn_off, total;
+  uint32_t next_tok, next_conn; /* 1.x */
+  uint64_t ids_len;             /* 2.x */
+  uint64_t cdna_off, tok_off, conn_off, ids_off, total;
 } snap_header;
 
 #define CORRUPT(...) ngi_fail(NULL, NG_ECORRUPT, __VA_ARGS__)
@@ -370,16 +421,18 @@ static ng_status parse_header(const unsigned char *p, uint64_t file_len, const c
   if (rd32(p + OFF_RESERVED) != 0)
     return CORRUPT("%s: %s: reserved header field is not zero", fn, name);
 
+  h->major = major;
   h->hsize = hsize;
   h->ntok = rd64(p + OFF_NTOK);
   h->nconn = rd64(p + OFF_NCONN);
-  h->next_tok = rd32(p + OFF_NEXT_TOK);
-  h->next_conn = rd32(p + OFF_NEXT_CONN);
-  if (h->ntok > NG_TOKEN_ID_MAX)
-    return CORRUPT("%s: %s: token count %llu exceeds the token id space", fn, name,
+  h->next_tok = major == 1 ? rd32(p + OFF_NEXT_TOK) : 0;
+  h->next_conn = major == 1 ? rd32(p + OFF_NEXT_CONN) : 0;
+  h->ids_len = major == 1 ? 0 : rd64(p + OFF_IDS_LEN);
+  if (h->ntok > NG_TOKEN_SLOT_MAX)
+    return CORRUPT("%s: %s: token count %llu exceeds the token slots", fn, name,
                    (unsigned long long)h->ntok);
-  if (h->nconn > NG_CONNECTION_ID_MAX)
-    return CORRUPT("%s: %s: connection count %llu exceeds the connection id space", fn, name,
+  if (h->nconn > NG_CONNECTION_SLOT_MAX)
+    return CORRUPT("%s: %s: connection count %llu exceeds the connection slots", fn, name,
                    (unsigned long long)h->nconn);
   if (rd64(p + OFF_CDNA_LEN) != CDNA_BYTES)
     return CORRUPT("%s: %s: CDNA section length %llu, expected %d", fn, name,
@@ -391,21 +444,30 @@ static ng_status parse_header(const unsigned char *p, uint64_t file_len, const c
     return CORRUPT("%s: %s: connection section length %llu does not match %llu connections", fn,
                    name, (unsigned long long)rd64(p + OFF_CONN_LEN),
                    (unsigned long long)h->nconn);
-  if (h->next_tok == 0 || h->next_tok > NG_TOKEN_ID_MAX + 1u)
-    return CORRUPT("%s: %s: bad next token id %u", fn, name, h->next_tok);
-  if (h->ntok > h->next_tok - 1u)
-    return CORRUPT("%s: %s: %llu tokens cannot all have ids below the next id %u", fn, name,
-                   (unsigned long long)h->ntok, h->next_tok);
-  if (h->next_conn == 0)
-    return CORRUPT("%s: %s: bad next connection id 0", fn, name);
-  if (h->nconn > h->next_conn - 1u)
-    return CORRUPT("%s: %s: %llu connections cannot all have ids below the next id %u", fn, name,
-                   (unsigned long long)h->nconn, h->next_conn);
+  if (major == 1) {
+    if (h->next_tok == 0 || h->next_tok > NG_TOKEN_SLOT_MAX + 1u)
+      return CORRUPT("%s: %s: bad next token id %u", fn, name, h->next_tok);
+    if (h->ntok > h->next_tok - 1u)
+      return CORRUPT("%s: %s: %llu tokens cannot all have ids below the next id %u", fn, name,
+                     (unsigned long long)h->ntok, h->next_tok);
+    if (h->next_conn == 0)
+      return CORRUPT("%s: %s: bad next connection id 0", fn, name);
+    if (h->nconn > h->next_conn - 1u)
+      return CORRUPT("%s: %s: %llu connections cannot all have ids below the next id %u", fn,
+                     name, (unsigned long long)h->nconn, h->next_conn);
+  } else if (h->ids_len < 2 * IDGEN_BYTES + 4 * (h->ntok + h->nconn) ||
+             h->ids_len > file_len) {
+    return CORRUPT("%s: %s: ids section length %llu does not fit %llu tokens and %llu "
+                   "connections",
+                   fn, name, (unsigned long long)h->ids_len, (unsigned long long)h->ntok,
+                   (unsigned long long)h->nconn);
+  }
 
   h->cdna_off = hsize;
   h->tok_off = h->cdna_off + CDNA_BYTES + CRC_BYTES;
   h->conn_off = h->tok_off + h->ntok * TOKEN_BYTES + CRC_BYTES;
-  h->total = h->conn_off + h->nconn * CONN_BYTES + CRC_BYTES;
+  h->ids_off = h->conn_off + h->nconn * CONN_BYTES + CRC_BYTES;
+  h->total = h->ids_off + (major == 1 ? 0 : h->ids_len + CRC_BYTES);
   if (file_len < h->total)
     return CORRUPT("%s: %s: truncated: %llu bytes, the header describes %llu", fn, name,
                    (unsigned long long)file_len, (unsigned long long)h->total);
@@ -458,13 +520,85 @@ static ng_status check_section(const unsigned char *buf, uint64_t off, uint64_t 
   return NG_OK;
 }
 
-/* Every token record (the first ntok slots of tab): ids ascending, unique and
- * below the next id; the entity copy in the id equal to the flags' entity;
- * weight finite within 0..100. Marks every id in `present` (a bitmap of
- * next_tok bits). */
+/* An id allocator's state as a snapshot gives it: from the ids section (2.x)
+ * or derived from the next id (1.x: no slot was ever reused, and the holes
+ * below the next id stay unused, so they count as retired). */
+typedef struct ids_state {
+  uint64_t epoch, fresh, last, retired;
+  const uint32_t *ready, *pending, *gens; /* into the ids section; gens NULL: all 0 */
+  size_t nready, npending;
+} ids_state;
+
+static ids_state ids_v1(uint32_t next, uint64_t live) {
+  ids_state s = {0};
+  s.fresh = next;
+  s.last = next - 1u;
+  s.retired = next - 1u - live;
+  return s;
+}
+
+/* Take one allocator's state and `n` generations from the ids section at
+ * *at (of len bytes; 4-byte aligned). Fails: NG_ECORRUPT when it runs past
+ * the section. */
+static ng_status take_ids(const unsigned char *sec, uint64_t len, uint64_t *at, uint64_t n,
+                          const char *what, const char *name, ids_state *s) {
+  if (len - *at < IDGEN_BYTES) goto short_;
+  const unsigned char *p = sec + *at;
+  s->epoch = rd64(p);
+  s->fresh = rd64(p + 8);
+  s->last = rd64(p + 16);
+  s->retired = rd64(p + 24);
+  uint64_t nr = rd64(p + 32), np = rd64(p + 40);
+  *at += IDGEN_BYTES;
+  if (nr > (len - *at) / 4 || np > (len - *at) / 4 - nr || n > (len - *at) / 4 - nr - np)
+    goto short_;
+  s->ready = (const uint32_t *)(const void *)(sec + *at);
+  s->nready = (size_t)nr;
+  s->pending = s->ready + nr;
+  s->npending = (size_t)np;
+  s->gens = s->pending + np;
+  *at += 4 * (nr + np + n);
+  return NG_OK;
+short_:
+  return CORRUPT("ng_snapshot_load: %s: the ids section is too short for the %s", name, what);
+}
+
+/* The allocator rules every snapshot keeps (slot_bits and slot_max of its
+ * kind; `live` records, the largest of whose ids is max_id): a generation
+ * within its bits, free slots below fresh, every slot accounted for once
+ * (live, free or retired), and the last id issued no smaller than any live
+ * one. Uniqueness of the free slots is checked by the caller. */
+static ng_status check_ids(const ids_state *s, unsigned slot_bits, uint64_t slot_max,
+                           uint64_t live, ng_id max_id, const char *what, const char *name) {
+  static const char fn[] = "ng_snapshot_load";
+  if (s->epoch > (NG_ID_MAX >> slot_bits) || s->fresh == 0 || s->fresh > slot_max + 1)
+    return CORRUPT("%s: %s: bad %s id state (epoch %llu, fresh slot %llu)", fn, name, what,
+                   (unsigned long long)s->epoch, (unsigned long long)s->fresh);
+  if (live + s->nready + s->npending + s->retired != s->fresh - 1)
+    return CORRUPT("%s: %s: %s slots do not add up: %llu live, %zu free, %llu retired, %llu used",
+                   fn, name, what, (unsigned long long)live, s->nready + s->npending,
+                   (unsigned long long)s->retired, (unsigned long long)(s->fresh - 1));
+  if (s->last < max_id || s->last > NG_ID_MAX || (s->last >> slot_bits) > s->epoch)
+    return CORRUPT("%s: %s: bad last %s id %llu", fn, name, what, (unsigned long long)s->last);
+  for (size_t i = 0; i < s->nready + s->npending; i++) {
+    uint32_t slot = s->ready[i]; /* ready and pending are contiguous */
+    if (slot == 0 || slot >= s->fresh)
+      return CORRUPT("%s: %s: free %s slot %u is not below the fresh slot %llu", fn, name, what,
+                     slot, (unsigned long long)s->fresh);
+    if (i > 0 && i < s->nready && slot <= s->ready[i - 1])
+      return CORRUPT("%s: %s: the ready %s slots must ascend", fn, name, what);
+  }
+  return NG_OK;
+}
+
+/* Every token record (the first ntok slots of tab): ids (slot and
+ * generation) ascending, slots unique and below the fresh slot, generations
+ * within the epoch; the entity copy in the id equal to the flags' entity;
+ * weight finite within 0..100. Marks every slot in `present` (a bitmap of
+ * fresh bits), then the free slots, each of which must be unmarked. */
 static ng_status check_tokens(const ngi_token_table *tab, const snap_header *h,
-                              uint64_t *present, const char *name) {
-  uint32_t prev = 0;
+                              const ids_state *ids, uint64_t *present, const char *name) {
+  ng_id prev = 0;
   const ng_token *run = NULL;
   for (uint64_t i = 0, run_end = 0; i < h->ntok; i++) {
     if (i == run_end) { /* the next span of records contiguous in memory */
@@ -473,69 +607,121 @@ static ng_status check_tokens(const ngi_token_table *tab, const snap_header *h,
     }
     ng_token t;
     memcpy(&t, run++, sizeof t);
-    uint32_t id = NG_ID_LOCAL(t.id);
-    if (id == 0) return CORRUPT("ng_snapshot_load: %s: token record %llu has id 0", name,
-                                (unsigned long long)i);
+    uint32_t local = NG_ID_LOCAL(t.id);
+    uint64_t gen = ids->gens ? ids->gens[i] : 0;
+    unsigned long long id = gen << NG_TOKEN_SLOT_BITS | local;
+    if (local == 0) return CORRUPT("ng_snapshot_load: %s: token record %llu has id 0", name,
+                                   (unsigned long long)i);
     if (id <= prev)
-      return CORRUPT("ng_snapshot_load: %s: token record %llu: id %u is not above the previous id "
-                     "%u (ids must ascend)",
-                     name, (unsigned long long)i, id, prev);
-    if (id >= h->next_tok)
-      return CORRUPT("ng_snapshot_load: %s: token %u is not below the next token id %u", name, id,
-                     h->next_tok);
+      return CORRUPT("ng_snapshot_load: %s: token record %llu: id %llu is not above the previous "
+                     "id %llu (ids must ascend)",
+                     name, (unsigned long long)i, id, (unsigned long long)prev);
+    if (local >= ids->fresh || gen > ids->epoch)
+      return CORRUPT("ng_snapshot_load: %s: token %llu is beyond the id state (fresh slot %llu, "
+                     "epoch %llu)",
+                     name, id, (unsigned long long)ids->fresh, (unsigned long long)ids->epoch);
+    if ((present[local >> 6] >> (local & 63)) & 1u)
+      return CORRUPT("ng_snapshot_load: %s: token %llu: slot %u is used twice", name, id, local);
     if (NG_ID_ENTITY(t.id) != ng_token_get_entity(&t))
-      return CORRUPT("ng_snapshot_load: %s: token %u: entity %u in the id differs from entity %u "
-                     "in the flags",
+      return CORRUPT("ng_snapshot_load: %s: token %llu: entity %u in the id differs from entity "
+                     "%u in the flags",
                      name, id, NG_ID_ENTITY(t.id), ng_token_get_entity(&t));
     if (!ngi_finite(t.weight) || t.weight < 0.0f || t.weight > 100.0f)
-      return CORRUPT("ng_snapshot_load: %s: token %u: weight must be within 0..100, got %g", name,
-                     id, (double)t.weight);
-    present[id >> 6] |= (uint64_t)1 << (id & 63);
+      return CORRUPT("ng_snapshot_load: %s: token %llu: weight must be within 0..100, got %g",
+                     name, id, (double)t.weight);
+    present[local >> 6] |= (uint64_t)1 << (local & 63);
     prev = id;
+  }
+  ng_status st = check_ids(ids, NG_TOKEN_SLOT_BITS, NG_TOKEN_SLOT_MAX, h->ntok, prev, "token", name);
+  if (st != NG_OK) return st;
+  for (size_t i = 0; i < ids->nready + ids->npending; i++) {
+    uint32_t s = ids->ready[i];
+    if ((present[s >> 6] >> (s & 63)) & 1u)
+      return CORRUPT("ng_snapshot_load: %s: free token slot %u is also in use", name, s);
+    present[s >> 6] |= (uint64_t)1 << (s & 63);
+  }
+  /* Free slots are marked too now; connections must not name them. */
+  for (size_t i = 0; i < ids->nready + ids->npending; i++) {
+    uint32_t s = ids->ready[i];
+    present[s >> 6] &= ~((uint64_t)1 << (s & 63));
   }
   return NG_OK;
 }
 
-static int has_token(const uint64_t *present, uint32_t next_tok, uint32_t id) {
-  return id != 0 && id < next_tok && ((present[id >> 6] >> (id & 63)) & 1u);
+static int has_token(const uint64_t *present, uint64_t fresh, uint32_t local) {
+  return local != 0 && local < fresh && ((present[local >> 6] >> (local & 63)) & 1u);
+}
+
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* The connection slots, live and free, are all different: sorted when they
+ * do not already ascend (a connection slot space is too large for a
+ * bitmap). Fails: NG_ECORRUPT, NG_ENOMEM. */
+static ng_status check_conn_slots(const unsigned char *sec, const snap_header *h,
+                                  const ids_state *ids, const ng_config *cfg, const char *name) {
+  size_t nfree = ids->nready + ids->npending, n = (size_t)h->nconn + nfree;
+  bool ascending = nfree == 0;
+  for (size_t i = 1; ascending && i < h->nconn; i++)
+    ascending = rd32(sec + i * CONN_BYTES) > rd32(sec + (i - 1) * CONN_BYTES);
+  if (ascending || n < 2) return NG_OK;
+  uint32_t *all = tmp_alloc(cfg, n * sizeof *all);
+  if (!all)
+    return ngi_fail(NULL, NG_ENOMEM, "ng_snapshot_load: %s: out of memory checking connections",
+                    name);
+  for (size_t i = 0; i < h->nconn; i++)
+    all[i] = rd32(sec + i * CONN_BYTES);
+  memcpy(all + h->nconn, ids->ready, nfree * sizeof *all);
+  qsort(all, n, sizeof *all, cmp_u32);
+  ng_status st = NG_OK;
+  for (size_t i = 1; i < n && st == NG_OK; i++)
+    if (all[i] == all[i - 1])
+      st = CORRUPT("ng_snapshot_load: %s: connection slot %u is used twice", name, all[i]);
+  tmp_free(cfg, all, n * sizeof *all);
+  return st;
 }
 
 /* The structural checks of ng_connection_create, plus id order. The CDNA's
  * policy limits (allowed types, degrees, strict-mode ranges) are not applied:
  * ng_cdna_set may tighten them after records exist, and a snapshot must
  * reproduce such a store exactly. */
-static ng_status check_connection(const ng_connection *c, uint32_t id, uint32_t prev,
-                                  const snap_header *h, const uint64_t *present,
-                                  const char *name) {
+static ng_status check_connection(const ng_connection *c, ng_id cid, ng_id prev,
+                                  const ids_state *cids, const ids_state *tids,
+                                  const uint64_t *present, const char *name) {
   static const char fn[] = "ng_snapshot_load";
-  if (id == 0 || id <= prev)
-    return CORRUPT("%s: %s: connection id %u is not above the previous id %u (ids must ascend)", fn,
-                   name, id, prev);
-  if (id >= h->next_conn)
-    return CORRUPT("%s: %s: connection %u is not below the next connection id %u", fn, name, id,
-                   h->next_conn);
-  if (!has_token(present, h->next_tok, c->token_a_id))
-    return CORRUPT("%s: %s: connection %u: from token %u does not exist", fn, name, id,
+  unsigned long long id = cid;
+  if ((uint32_t)cid == 0 || cid <= prev)
+    return CORRUPT("%s: %s: connection id %llu is not above the previous id %llu (ids must "
+                   "ascend)",
+                   fn, name, id, (unsigned long long)prev);
+  if ((uint32_t)cid >= cids->fresh || (cid >> NG_CONNECTION_SLOT_BITS) > cids->epoch)
+    return CORRUPT("%s: %s: connection %llu is beyond the id state (fresh slot %llu, epoch %llu)",
+                   fn, name, id, (unsigned long long)cids->fresh,
+                   (unsigned long long)cids->epoch);
+  if (!has_token(present, tids->fresh, c->token_a_id))
+    return CORRUPT("%s: %s: connection %llu: from token %u does not exist", fn, name, id,
                    c->token_a_id);
-  if (!has_token(present, h->next_tok, c->token_b_id))
-    return CORRUPT("%s: %s: connection %u: to token %u does not exist", fn, name, id,
+  if (!has_token(present, tids->fresh, c->token_b_id))
+    return CORRUPT("%s: %s: connection %llu: to token %u does not exist", fn, name, id,
                    c->token_b_id);
   if (c->connection_type >= NG_CONN_TYPES)
-    return CORRUPT("%s: %s: connection %u: unknown connection type 0x%02X", fn, name, id,
+    return CORRUPT("%s: %s: connection %llu: unknown connection type 0x%02X", fn, name, id,
                    (unsigned)c->connection_type);
   if (c->mutability > NG_HYPOTHESIS)
-    return CORRUPT("%s: %s: connection %u: mutability must be 0..2, got %u", fn, name, id,
+    return CORRUPT("%s: %s: connection %llu: mutability must be 0..2, got %u", fn, name, id,
                    (unsigned)c->mutability);
   if (!ngi_finite(c->pull_strength) || c->pull_strength < -10.0f || c->pull_strength > 10.0f)
-    return CORRUPT("%s: %s: connection %u: pull_strength must be finite within -10..10, got %g", fn,
+    return CORRUPT("%s: %s: connection %llu: pull_strength must be finite within -10..10, got %g", fn,
                    name, id, (double)c->pull_strength);
   if (!ngi_finite(c->preferred_distance) || c->preferred_distance < 0.01f ||
       c->preferred_distance > 100.0f)
-    return CORRUPT("%s: %s: connection %u: preferred_distance must be finite within 0.01..100, "
+    return CORRUPT("%s: %s: connection %llu: preferred_distance must be finite within 0.01..100, "
                    "got %g",
                    fn, name, id, (double)c->preferred_distance);
   if (c->padding1 != 0)
-    return CORRUPT("%s: %s: connection %u: padding is not zero", fn, name, id);
+    return CORRUPT("%s: %s: connection %llu: padding is not zero", fn, name, id);
   return NG_OK;
 }
 
@@ -563,6 +749,7 @@ static size_t dup_slot(uint64_t k, size_t mask) {
  * count. Fails: NG_ECORRUPT for the first bad entry (a duplicate names both
  * ids), NG_ENOMEM. */
 static ng_status check_connections(const unsigned char *sec, const snap_header *h,
+                                   const ids_state *cids, const ids_state *tids,
                                    const uint64_t *present, const ng_config *cfg,
                                    const char *name) {
   size_t cap = 0;
@@ -578,12 +765,13 @@ static ng_status check_connections(const unsigned char *sec, const snap_header *
     memset(set, 0, cap * sizeof *set);
   }
   ng_status st = NG_OK;
-  uint32_t prev = 0;
+  ng_id prev = 0;
   for (uint64_t i = 0; i < h->nconn; i++) {
     ng_connection c;
-    uint32_t id = rd32(sec + i * CONN_BYTES);
+    uint64_t gen = cids->gens ? cids->gens[i] : 0;
+    ng_id id = gen << NG_CONNECTION_SLOT_BITS | rd32(sec + i * CONN_BYTES);
     memcpy(&c, sec + i * CONN_BYTES + 4, sizeof c);
-    if ((st = check_connection(&c, id, prev, h, present, name)) != NG_OK) break;
+    if ((st = check_connection(&c, id, prev, cids, tids, present, name)) != NG_OK) break;
     prev = id;
     if (!set) continue;
     /* The duplicate set is far larger than the cache: start loading the bucket
@@ -597,14 +785,18 @@ static ng_status check_connections(const unsigned char *sec, const snap_header *
     if (set[b] == k) {
       uint64_t first = 0; /* the rare path: find the earlier twin for the message */
       while (dup_key(sec + first * CONN_BYTES) != k) first++;
-      st = CORRUPT("ng_snapshot_load: %s: connections %u and %u are duplicates (same from, to "
-                   "and type)",
-                   name, rd32(sec + first * CONN_BYTES), id);
+      st = CORRUPT("ng_snapshot_load: %s: connection records %llu and %llu are duplicates (same "
+                   "from, to and type)",
+                   name, (unsigned long long)first, (unsigned long long)i);
       break;
     }
     set[b] = k;
   }
   if (set) tmp_free(cfg, set, cap * sizeof *set);
+  if (st == NG_OK)
+    st = check_ids(cids, NG_CONNECTION_SLOT_BITS, NG_CONNECTION_SLOT_MAX, h->nconn, prev,
+                   "connection", name);
+  if (st == NG_OK) st = check_conn_slots(sec, h, cids, cfg, name);
   return st;
 }
 
@@ -691,10 +883,10 @@ static ng_status fill_sections(const snap_source *src, const snap_header *h, ngi
       off += (off_t)r;
     }
   }
-  unsigned char extra; /* the file must end exactly here */
+  unsigned char extra; /* the file must end exactly where the header says */
   ssize_t r = -1;
   while (r < 0) {
-    r = pread(src->fd, &extra, 1, off);
+    r = pread(src->fd, &extra, 1, (off_t)h->total);
     if (r < 0 && errno != EINTR) {
       char ebuf[128];
       int e = errno;
@@ -705,6 +897,38 @@ static ng_status fill_sections(const snap_source *src, const snap_header *h, ngi
   if (r != 0)
     return CORRUPT("ng_snapshot_load: %s: the file changed size while being read", src->name);
   return NG_OK;
+}
+
+static int pread_full(int fd, unsigned char *p, size_t n, off_t off, size_t *got);
+
+/* Read the ids section and its CRC (h->ids_len + 4 bytes) into buf. */
+static ng_status read_ids(const snap_source *src, const snap_header *h, unsigned char *buf) {
+  size_t n = (size_t)h->ids_len + CRC_BYTES, got = 0;
+  if (src->mem) {
+    memcpy(buf, src->mem + h->ids_off, n);
+    return NG_OK;
+  }
+  int e = pread_full(src->fd, buf, n, (off_t)h->ids_off, &got);
+  if (e) {
+    char ebuf[128];
+    return ngi_fail(NULL, NG_EIO, "ng_snapshot_load: reading %s: %s", src->name,
+                    errstr(e, ebuf, sizeof ebuf));
+  }
+  if (got != n)
+    return CORRUPT("ng_snapshot_load: %s: the file changed size while being read", src->name);
+  return NG_OK;
+}
+
+/* Install a validated allocator state: the issue order continues exactly. */
+static ng_status restore_ids(ng_runtime *rt, ngi_idgen *g, const ids_state *s,
+                             const char *name) {
+  ng_status st = ngi_idgen_restore(rt, g, s->epoch, s->fresh, s->last, s->retired, s->ready,
+                                   s->nready, s->pending, s->npending);
+  ng_id next;
+  if (st == NG_OK && ngi_idgen_peek(g, &next) == NG_OK && next <= s->last)
+    st = CORRUPT("ng_snapshot_load: %s: the next id %llu would not be above the last one %llu",
+                 name, (unsigned long long)next, (unsigned long long)s->last);
+  return st;
 }
 
 /* Needs: h validated against the source's length, cdna validated. Reads the
@@ -733,13 +957,17 @@ static ng_status load_body(const snap_source *src, const snap_header *h, const n
 
   size_t ntok = (size_t)h->ntok, nconn = (size_t)h->nconn;
   size_t conn_size = conn_block_bytes(nconn);
-  size_t present_size = ((size_t)h->next_tok / 64 + 1) * sizeof(uint64_t);
+  /* Token slots are below 2^24 + 1 (checked before the bitmap is used), so
+   * the bitmap is at most 2 MiB whatever the file says. */
+  size_t present_size = ((size_t)NG_TOKEN_SLOT_MAX / 64 + 1) * sizeof(uint64_t);
+  size_t ids_size = (size_t)h->ids_len + CRC_BYTES; /* confirmed by the file's length */
+  ids_state tids, cids;
   /* The token section is read straight into the table's segments. */
   ng_status tst = ngi_tokens_init(rt, t, ntok);
   unsigned char *conn = conn_size ? ngi_alloc(rt, conn_size) : NULL;
-  /* next_tok <= 2^24, so the bitmap is at most 2 MiB whatever the header says. */
   uint64_t *present = ngi_alloc(rt, present_size);
-  if (tst != NG_OK || (conn_size && !conn) || !present) {
+  unsigned char *ids = h->major > 1 ? ngi_alloc(rt, ids_size) : NULL;
+  if (tst != NG_OK || (conn_size && !conn) || !present || (h->major > 1 && !ids)) {
     st = ngi_fail(NULL, NG_ENOMEM, "ng_snapshot_load: %s: out of memory reading %llu bytes", name,
                   (unsigned long long)h->total);
     goto done;
@@ -750,6 +978,22 @@ static ng_status load_body(const snap_source *src, const snap_header *h, const n
 
   unsigned char crcs[2][CRC_BYTES];
   if ((st = fill_sections(src, h, t, conn, crcs)) != NG_OK) goto done;
+  if (h->major == 1) {
+    tids = ids_v1(h->next_tok, h->ntok);
+    cids = ids_v1(h->next_conn, h->nconn);
+  } else {
+    uint64_t at = 0;
+    if ((st = read_ids(src, h, ids)) != NG_OK) goto done;
+    if ((st = check_section(ids, 0, h->ids_len, "ids", name)) != NG_OK) goto done;
+    if ((st = take_ids(ids, h->ids_len, &at, h->ntok, "tokens", name, &tids)) != NG_OK ||
+        (st = take_ids(ids, h->ids_len, &at, h->nconn, "connections", name, &cids)) != NG_OK)
+      goto done;
+    if (at != h->ids_len) {
+      st = CORRUPT("ng_snapshot_load: %s: %llu unexpected bytes in the ids section", name,
+                   (unsigned long long)(h->ids_len - at));
+      goto done;
+    }
+  }
   uint32_t crc = 0;
   for (size_t i = 0; i < ntok;) {
     size_t m = ngi_tok_run(i) < ntok - i ? ngi_tok_run(i) : ntok - i;
@@ -769,12 +1013,15 @@ static ng_status load_body(const snap_source *src, const snap_header *h, const n
                  name, rd32(crcs[1]), crc);
     goto done;
   }
-  if ((st = check_tokens(t, h, present, name)) != NG_OK) goto done;
-  if ((st = check_connections(conn, h, present, cfg, name)) != NG_OK) goto done;
+  if ((st = check_tokens(t, h, &tids, present, name)) != NG_OK) goto done;
+  if ((st = check_connections(conn, h, &cids, &tids, present, cfg, name)) != NG_OK) goto done;
 
   /* Valid: install. Only allocation can fail from here on. */
-  if ((st = ngi_tokens_adopt(rt, t, ntok, h->next_tok)) != NG_OK) goto built;
-  st = ngi_conns_restore_owned(rt, rt->conns, conn, conn_size, nconn, h->next_conn);
+  if ((st = restore_ids(rt, &t->ids, &tids, name)) != NG_OK ||
+      (st = restore_ids(rt, ngi_conns_ids(rt->conns), &cids, name)) != NG_OK)
+    goto done;
+  if ((st = ngi_tokens_adopt(rt, t, ntok, tids.gens)) != NG_OK) goto built;
+  st = ngi_conns_restore_owned(rt, rt->conns, conn, conn_size, nconn, cids.gens);
   conn = NULL; /* the restore owns it now, whatever it returned */
 built:
   if (st != NG_OK)
@@ -783,6 +1030,7 @@ built:
 done:
   if (conn) ngi_free(rt, conn, conn_size);
   if (present) ngi_free(rt, present, present_size);
+  if (ids) ngi_free(rt, ids, ids_size);
   if (st != NG_OK) {
     ng_runtime_release(rt);
     return st;

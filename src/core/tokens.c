@@ -11,40 +11,52 @@ static int is_tomb(const ng_token *t) {
   return NG_ID_LOCAL(t->id) == 0;
 }
 
-/* Set the slot-map entry of `id` (1 .. slot_cap). Caller holds the write
- * lock (or exclusive access); atomic for the optimistic reader. */
-static void slot_set(ngi_token_table *t, uint32_t id, uint32_t slot) {
-  unsigned k = ngi_seg_of(id - 1u, NGI_SLOT_LB);
-  NGI_STORE(&t->slot_seg[k][id - 1u - ngi_seg_base(k, NGI_SLOT_LB)], slot, RELAXED);
+/* Set the slot-map entry of token `id` (its slot 1 .. slot_cap) to position
+ * `pos` (NGI_NONE: free). Caller holds the write lock (or exclusive access);
+ * atomic for the optimistic reader. */
+static void slot_set(ngi_token_table *t, ng_id id, uint32_t pos) {
+  uint32_t local = NG_TOKEN_SLOT(id);
+  unsigned k = ngi_seg_of(local - 1u, NGI_SLOT_LB);
+  NGI_STORE(&t->slot_seg[k][local - 1u - ngi_seg_base(k, NGI_SLOT_LB)],
+            NG_TOKEN_GEN(id) << 32 | pos, RELAXED);
+}
+
+ng_id ngi_tokens_id_at(const ngi_token_table *t, size_t pos) {
+  return ngi_token_id_of(t, NG_ID_LOCAL(ngi_tok_at(t, pos)->id));
+}
+
+/* The dense form of a table whose ids run first, first + 1, ... over len
+ * positions, or 0 where it has none (a first id past 32 bits). */
+static uint64_t dense_of(ng_id first, size_t len) {
+  return first < ((uint64_t)1 << 32) ? first << 32 | (uint64_t)len : 0;
 }
 
 /* Recompute t->dense after a change of len, live or the ids. */
 static void dense_update(ngi_token_table *t) {
   uint64_t d = 0;
   if (t->len > 0 && t->len == t->live) {
-    uint32_t first = NG_ID_LOCAL(ngi_tok_at(t, 0)->id);
-    uint32_t last = NG_ID_LOCAL(ngi_tok_at(t, t->len - 1)->id);
-    if ((size_t)(last - first) + 1 == t->len) d = (uint64_t)first << 32 | (uint64_t)t->len;
+    ng_id first = ngi_tokens_id_at(t, 0), last = ngi_tokens_id_at(t, t->len - 1);
+    if (last - first + 1 == t->len) d = dense_of(first, t->len);
   }
   atomic_store_explicit(&t->dense, d, memory_order_relaxed);
 }
 
 /* t->dense after appending token `id` (t->len already counts it): one more
- * slot while the ids stay gapless; a first token starts a dense table;
+ * position while the ids stay gapless; a first token starts a dense table;
  * appending never removes a gap or a tombstone. Cheaper than dense_update,
  * for the create path. */
-static void dense_append(ngi_token_table *t, uint32_t id) {
+static void dense_append(ngi_token_table *t, ng_id id) {
   uint64_t d = atomic_load_explicit(&t->dense, memory_order_relaxed);
   if (t->len == 1)
-    d = (uint64_t)id << 32 | 1u;
-  else if (d && (uint32_t)(d >> 32) + (uint32_t)d == id)
+    d = dense_of(id, 1);
+  else if (d && (d >> 32) + (uint32_t)d == id)
     d++;
   else
     d = 0;
   atomic_store_explicit(&t->dense, d, memory_order_relaxed);
 }
 
-/* Add record segments until there are `want` slots (<= NG_TOKEN_ID_MAX).
+/* Add record segments until there are `want` positions (<= NG_TOKEN_SLOT_MAX).
  * Each new segment is published with a release store: a reader that sees the
  * pointer (acquire) sees the allocation. fails: NG_ENOMEM, with the segments
  * added before the failure kept (capacity is not observable). */
@@ -65,19 +77,19 @@ static ng_status grow_recs(ng_runtime *rt, ngi_token_table *t, size_t want) {
  * (release) only once all exist, so a failure frees what no reader can have
  * seen. fails: NG_ENOMEM; the table is unchanged. */
 static ng_status grow_slots(ng_runtime *rt, ngi_token_table *t, size_t want) {
-  uint32_t *fresh[NGI_SEGS];
+  uint64_t *fresh[NGI_SEGS];
   unsigned k = t->nslot_seg, nk = k;
   size_t cap = t->slot_cap;
   for (; cap < want; nk++) {
     size_t n = ngi_seg_len(nk, NGI_SLOT_LB);
-    fresh[nk] = ngi_alloc_array(rt, n, sizeof(uint32_t));
+    fresh[nk] = ngi_alloc_array(rt, n, sizeof(uint64_t));
     if (!fresh[nk]) {
       while (nk-- > k)
-        ngi_free(rt, fresh[nk], ngi_seg_len(nk, NGI_SLOT_LB) * sizeof(uint32_t));
+        ngi_free(rt, fresh[nk], ngi_seg_len(nk, NGI_SLOT_LB) * sizeof(uint64_t));
       return NG_ENOMEM;
     }
-    ngi_advise_bulk(fresh[nk], n * sizeof(uint32_t));
-    memset(fresh[nk], 0xFF, n * sizeof(uint32_t)); /* NGI_NONE everywhere */
+    ngi_advise_bulk(fresh[nk], n * sizeof(uint64_t));
+    memset(fresh[nk], 0xFF, n * sizeof(uint64_t)); /* position NGI_NONE everywhere */
     cap += n;
   }
   for (; k < nk; k++)
@@ -97,7 +109,7 @@ static ng_status init_bulk(ng_runtime *rt, ngi_token_table *t, size_t initial) {
   unsigned ks = ngi_seg_of(initial - 1, NGI_SLOT_LB) + 1;
   size_t nr = ngi_seg_base(kr, NGI_REC_LB), ns = ngi_seg_base(ks, NGI_SLOT_LB);
   ng_token *recs = ngi_alloc_array(rt, nr, sizeof *recs);
-  uint32_t *slots = recs ? ngi_alloc_array(rt, ns, sizeof *slots) : NULL;
+  uint64_t *slots = recs ? ngi_alloc_array(rt, ns, sizeof *slots) : NULL;
   if (!slots) {
     ngi_free(rt, recs, recs ? nr * sizeof *recs : 0);
     return NG_ENOMEM;
@@ -118,8 +130,8 @@ static ng_status init_bulk(ng_runtime *rt, ngi_token_table *t, size_t initial) {
 ng_status ngi_tokens_init(ng_runtime *rt, ngi_token_table *t, size_t initial) {
   memset(t, 0, sizeof *t);
   atomic_store_explicit(&t->dense, 0, memory_order_relaxed);
-  t->next_id = 1;
-  if (initial > NG_TOKEN_ID_MAX) initial = NG_TOKEN_ID_MAX;
+  ngi_idgen_init(&t->ids, NG_TOKEN_SLOT_BITS, NG_TOKEN_SLOT_MAX);
+  if (initial > NG_TOKEN_SLOT_MAX) initial = NG_TOKEN_SLOT_MAX;
   if (initial == 0) return NG_OK;
   return init_bulk(rt, t, initial);
 }
@@ -130,9 +142,10 @@ void ngi_tokens_destroy(ng_runtime *rt, ngi_token_table *t) {
   for (unsigned k = t->nbulk; k < t->nseg; k++)
     ngi_free(rt, t->seg[k], ngi_seg_len(k, NGI_REC_LB) * sizeof(ng_token));
   if (t->nslot_bulk)
-    ngi_free(rt, t->slot_seg[0], ngi_seg_base(t->nslot_bulk, NGI_SLOT_LB) * sizeof(uint32_t));
+    ngi_free(rt, t->slot_seg[0], ngi_seg_base(t->nslot_bulk, NGI_SLOT_LB) * sizeof(uint64_t));
   for (unsigned k = t->nslot_bulk; k < t->nslot_seg; k++)
-    ngi_free(rt, t->slot_seg[k], ngi_seg_len(k, NGI_SLOT_LB) * sizeof(uint32_t));
+    ngi_free(rt, t->slot_seg[k], ngi_seg_len(k, NGI_SLOT_LB) * sizeof(uint64_t));
+  ngi_idgen_free(rt, &t->ids);
   memset(t->seg, 0, sizeof t->seg);
   memset(t->slot_seg, 0, sizeof t->slot_seg);
   atomic_store_explicit(&t->dense, 0, memory_order_relaxed);
@@ -143,46 +156,58 @@ void ngi_tokens_destroy(ng_runtime *rt, ngi_token_table *t) {
 /* needs: exclusive access; slots 0 .. n-1 filled as internal.h says.
  * guarantees: those n records are the table (len = live = n), every id
  * mapped, next id `next_id`. fails: NG_ENOMEM, the table unchanged. */
-ng_status ngi_tokens_adopt(ng_runtime *rt, ngi_token_table *t, size_t n, uint32_t next_id) {
+ng_status ngi_tokens_adopt(ng_runtime *rt, ngi_token_table *t, size_t n, const uint32_t *gens) {
   if (n > 0) {
-    uint32_t max_id = NG_ID_LOCAL(ngi_tok_at(t, n - 1)->id);
-    if (grow_slots(rt, t, max_id) != NG_OK) return NG_ENOMEM;
-    /* Ids ascend: keep the current slot-map segment instead of locating
-     * every entry afresh. */
-    uint32_t *seg = NULL;
+    uint32_t max_local = 0;
+    t->len = n; /* for ngi_tok_span */
+    for (size_t i = 0, run_n; i < n; i += run_n) {
+      const ng_token *run = ngi_tok_span(t, i, &run_n);
+      for (size_t j = 0; j < run_n; j++)
+        if (NG_ID_LOCAL(run[j].id) > max_local) max_local = NG_ID_LOCAL(run[j].id);
+    }
+    t->len = 0;
+    if (grow_slots(rt, t, max_local) != NG_OK) return NG_ENOMEM;
+    /* Slots mostly ascend with the ids: keep the current slot-map segment
+     * instead of locating every entry afresh. */
+    uint64_t *seg = NULL;
     size_t lo = 0, hi = 0;
     t->len = n; /* for ngi_tok_span */
     for (size_t i = 0, run_n; i < n; i += run_n) {
       const ng_token *run = ngi_tok_span(t, i, &run_n);
       for (size_t j = 0; j < run_n; j++) {
         size_t at = NG_ID_LOCAL(run[j].id) - 1u;
-        if (at >= hi) {
+        if (at >= hi || at < lo) {
           unsigned k = ngi_seg_of(at, NGI_SLOT_LB);
           seg = t->slot_seg[k];
           lo = ngi_seg_base(k, NGI_SLOT_LB);
           hi = lo + ngi_seg_len(k, NGI_SLOT_LB);
         }
-        NGI_STORE(&seg[at - lo], (uint32_t)(i + j), RELAXED);
+        uint64_t gen = gens ? gens[i + j] : 0;
+        NGI_STORE(&seg[at - lo], gen << 32 | (uint64_t)(i + j), RELAXED);
       }
     }
   }
   t->len = t->live = n;
-  t->next_id = next_id;
   dense_update(t);
   return NG_OK;
 }
 
-void ngi_tokens_set_next_id(ng_runtime *rt, uint32_t next) {
-  if (ngi_write_lock(rt, "ngi_tokens_set_next_id") != NG_OK) return;
-  if (next > rt->tokens.next_id) rt->tokens.next_id = next;
+void ngi_tokens_skip_slots(ng_runtime *rt, uint32_t fresh) {
+  if (ngi_write_lock(rt, "ngi_tokens_skip_slots") != NG_OK) return;
+  ngi_idgen *g = &rt->tokens.ids;
+  if (fresh > g->fresh) {
+    g->retired += fresh - g->fresh;
+    g->fresh = fresh;
+  }
   ngi_write_unlock(rt);
 }
 
 /* Room for one more record and a slot-map entry for `id`.
  * fails: NG_ENOMEM; the table is unchanged (capacity is not observable). */
-static ng_status reserve_one(ng_runtime *rt, ngi_token_table *t, uint32_t id) {
+static ng_status reserve_one(ng_runtime *rt, ngi_token_table *t, ng_id id) {
   if (t->len == t->cap && grow_recs(rt, t, t->cap + 1) != NG_OK) return NG_ENOMEM;
-  if (id > t->slot_cap && grow_slots(rt, t, id) != NG_OK) return NG_ENOMEM;
+  if (NG_TOKEN_SLOT(id) > t->slot_cap && grow_slots(rt, t, NG_TOKEN_SLOT(id)) != NG_OK)
+    return NG_ENOMEM;
   return NG_OK;
 }
 
@@ -196,8 +221,9 @@ static void compact(ngi_token_table *t) {
     const ng_token *tok = ngi_tok_at(t, i);
     if (is_tomb(tok)) continue;
     if (w != i) {
+      ng_id id = ngi_token_id_of(t, NG_ID_LOCAL(tok->id));
       ngi_tok_store(t, w, tok);
-      slot_set(t, NG_ID_LOCAL(tok->id), (uint32_t)w);
+      slot_set(t, id, (uint32_t)w);
     }
     w++;
   }
@@ -205,10 +231,10 @@ static void compact(ngi_token_table *t) {
   dense_update(t);
 }
 
-/* Slot of the smallest live id greater than `after`, or t->len if none.
- * Binary search over slots; a probe landing on a tombstone walks right to the
- * next live slot, which costs at most the tombstones (fewer than live tokens). */
-static size_t first_after(const ngi_token_table *t, uint32_t after) {
+/* Binary search over positions; a probe landing on a tombstone walks right to
+ * the next live one, which costs at most the tombstones (fewer than live
+ * tokens). */
+size_t ngi_tokens_first_after(const ngi_token_table *t, ng_id after) {
   size_t lo = 0, hi = t->len, best = t->len;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2, m = mid;
@@ -216,7 +242,7 @@ static size_t first_after(const ngi_token_table *t, uint32_t after) {
       m++;
     if (m == hi) {
       hi = mid;
-    } else if (NG_ID_LOCAL(ngi_tok_at(t, m)->id) > after) {
+    } else if (ngi_tokens_id_at(t, m) > after) {
       best = m;
       hi = mid;
     } else {
@@ -263,10 +289,20 @@ static ng_status check_fields(ng_runtime *rt, const char *func, const ng_token *
   return NG_OK;
 }
 
-/* The id field kept by the store: local id, entity copied from the flags,
- * domain as given. */
-static uint32_t store_id(uint32_t local, uint16_t flags, uint32_t given) {
-  return ng_make_id(local, (unsigned)(flags & NG_TOKEN_ENTITY_MASK) >> 8, NG_ID_DOMAIN(given));
+/* The id field kept by the store: the slot of `id` as the local id, entity
+ * copied from the flags, domain as given. */
+static uint32_t store_id(ng_id id, uint16_t flags, uint32_t given) {
+  return ng_make_id(NG_TOKEN_SLOT(id), (unsigned)(flags & NG_TOKEN_ENTITY_MASK) >> 8,
+                    NG_ID_DOMAIN(given));
+}
+
+/* An id argument that is no id at all (0, or 2^53 and above): a caller's
+ * mistake, unlike a well-formed id with no live token (NG_ENOTFOUND). */
+static ng_status check_id(ng_runtime *rt, const char *fn, ng_id id) {
+  if (id == 0 || id > NG_ID_MAX)
+    return ngi_fail(rt, NG_EINVAL, "%s: id must be within 1..2^53-1, got %llu", fn,
+                    (unsigned long long)id);
+  return NG_OK;
 }
 
 static void raw_coords(const ng_token *t, int space, int16_t xyz[3]) {
@@ -280,7 +316,7 @@ static void raw_coords(const ng_token *t, int space, int16_t xyz[3]) {
  * spaces from their next query on.
  * fails: NG_EINVAL (checks), NG_ELIMIT (ids exhausted), NG_ENOMEM, NG_EBUSY;
  * the store is then unchanged. */
-ng_status ng_token_create(ng_runtime *rt, const ng_token *init, uint32_t *out_id) {
+ng_status ng_token_create(ng_runtime *rt, const ng_token *init, ng_id *out_id) {
   static const char fn[] = "ng_token_create";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (!out_id) return ngi_fail(rt, NG_EINVAL, "%s: out_id must not be NULL", fn);
@@ -295,12 +331,14 @@ ng_status ng_token_create(ng_runtime *rt, const ng_token *init, uint32_t *out_id
   ngi_token_table *t = &rt->tokens;
   st = check_fields(rt, fn, &tok, NG_TF_ALL);
   if (st != NG_OK) goto out;
-  if (t->next_id > NG_TOKEN_ID_MAX) {
-    st = ngi_fail(rt, NG_ELIMIT, "%s: token ids exhausted (the limit is %u)", fn,
-                  (unsigned)NG_TOKEN_ID_MAX);
+  ng_id id;
+  if (ngi_idgen_peek(&t->ids, &id) != NG_OK) {
+    st = ngi_fail(rt, NG_ELIMIT,
+                  "%s: token limit reached: %zu live tokens and %llu retired slots use all "
+                  "%u slots",
+                  fn, t->live, (unsigned long long)t->ids.retired, (unsigned)NG_TOKEN_SLOT_MAX);
     goto out;
   }
-  uint32_t id = t->next_id;
   if (reserve_one(rt, t, id) != NG_OK) {
     st = ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
     goto out;
@@ -313,7 +351,7 @@ ng_status ng_token_create(ng_runtime *rt, const ng_token *init, uint32_t *out_id
   slot_set(t, id, (uint32_t)t->len);
   t->len++;
   t->live++;
-  t->next_id++;
+  ngi_idgen_take(&t->ids);
   dense_append(t, id);
   *out_id = id;
 out:
@@ -331,20 +369,22 @@ _Static_assert(offsetof(ng_token, id) == 6 * sizeof(uint64_t), "the id starts wo
  * sequence did not move, and checks the record's id. Never follows a pointer
  * it has not checked: a NULL segment or an entry out of range is an answer
  * ("not found") for the caller to validate. */
-static inline const ngi_word *peek_record(const ngi_token_table *t, uint32_t id) {
+static inline const ngi_word *peek_record(const ngi_token_table *t, ng_id id) {
   uint64_t d = atomic_load_explicit(&t->dense, memory_order_relaxed);
   uint32_t s;
   if (d) {
-    uint32_t first = (uint32_t)(d >> 32);
-    s = id - first;
-    if (id < first || s >= (uint32_t)d) return NULL;
+    uint64_t first = d >> 32;
+    if (id < first || id - first >= (uint32_t)d) return NULL;
+    s = (uint32_t)(id - first);
   } else {
-    if (id == 0 || id > NG_TOKEN_ID_MAX) return NULL;
-    unsigned k = ngi_seg_of(id - 1u, NGI_SLOT_LB);
-    const uint32_t *seg = NGI_LOAD(&t->slot_seg[k], ACQUIRE);
+    uint32_t local = NG_TOKEN_SLOT(id);
+    if (local == 0) return NULL;
+    unsigned k = ngi_seg_of(local - 1u, NGI_SLOT_LB);
+    const uint64_t *seg = NGI_LOAD(&t->slot_seg[k], ACQUIRE);
     if (!seg) return NULL;
-    s = NGI_LOAD(&seg[id - 1u - ngi_seg_base(k, NGI_SLOT_LB)], RELAXED);
-    if (s == NGI_NONE) return NULL;
+    uint64_t e = NGI_LOAD(&seg[local - 1u - ngi_seg_base(k, NGI_SLOT_LB)], RELAXED);
+    s = (uint32_t)e;
+    if (s == NGI_NONE || (e >> 32) != NG_TOKEN_GEN(id)) return NULL;
   }
   unsigned k = ngi_seg_of(s, NGI_REC_LB);
   if (k >= NGI_SEGS) return NULL;
@@ -360,7 +400,7 @@ static inline const ngi_word *peek_record(const ngi_token_table *t, uint32_t id)
  * stack would wait for the 8-byte stores before it), and the path is short:
  * the fewer instructions a get takes, the more gets' cache misses the CPU
  * has in flight at once. */
-static inline int try_get(ng_runtime *rt, uint32_t id, ng_token *out) {
+static inline int try_get(ng_runtime *rt, ng_id id, ng_token *out) {
   unsigned s1 = atomic_load_explicit(&rt->wseq, memory_order_acquire);
   if (s1 & 1u) return -1;
   const ngi_word *src = peek_record(&rt->tokens, id);
@@ -379,7 +419,7 @@ static inline int try_get(ng_runtime *rt, uint32_t id, ng_token *out) {
   if (atomic_load_explicit(&rt->wseq, memory_order_relaxed) != s1) return -1;
   uint32_t got; /* the id field: the first bytes of word 6 */
   memcpy(&got, &w6, sizeof got);
-  if (!src || NG_ID_LOCAL(got) != id) return 0;
+  if (!src || NG_ID_LOCAL(got) != NG_TOKEN_SLOT(id)) return 0;
   unsigned char *o = (unsigned char *)out;
   memcpy(o, &w0, 8);
   memcpy(o + 8, &w1, 8);
@@ -402,9 +442,11 @@ static inline int try_get(ng_runtime *rt, uint32_t id, ng_token *out) {
 #if NGI_OPTIMISTIC
 __attribute__((noinline, cold))
 #endif
-static ng_status get_slow(ng_runtime *rt, uint32_t id, ng_token *out) {
+static ng_status get_slow(ng_runtime *rt, ng_id id, ng_token *out) {
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "ng_token_get: runtime must not be NULL");
   if (!out) return ngi_fail(rt, NG_EINVAL, "ng_token_get: out must not be NULL");
+  ng_status st = check_id(rt, "ng_token_get", id);
+  if (st != NG_OK) return st;
   int found = -1;
 #if NGI_OPTIMISTIC
   for (int try = 1; try < GET_TRIES && found < 0; try++)
@@ -417,7 +459,8 @@ static ng_status get_slow(ng_runtime *rt, uint32_t id, ng_token *out) {
     ngi_read_unlock(rt);
     found = tok != NULL;
   }
-  if (!found) return ngi_fail(rt, NG_ENOTFOUND, "ng_token_get: no token %u", (unsigned)id);
+  if (!found)
+    return ngi_fail(rt, NG_ENOTFOUND, "ng_token_get: no token %llu", (unsigned long long)id);
   return NG_OK;
 }
 
@@ -425,12 +468,13 @@ static ng_status get_slow(ng_runtime *rt, uint32_t id, ng_token *out) {
  * cache line and their cache misses overlap; with the read lock while a
  * writer runs (after GET_TRIES torn reads), and in the thread that holds the
  * write lock (it sees the sequence odd), which so reads its own writes. */
-ng_status ng_token_get(ng_runtime *rt, uint32_t id, ng_token *out) {
+ng_status ng_token_get(ng_runtime *rt, ng_id id, ng_token *out) {
 #if NGI_OPTIMISTIC
-  if (rt && out) {
+  if (rt && out && id - 1 < NG_ID_MAX) {
     int found = try_get(rt, id, out);
     if (found > 0) return NG_OK;
-    if (found == 0) return ngi_fail(rt, NG_ENOTFOUND, "ng_token_get: no token %u", (unsigned)id);
+    if (found == 0)
+      return ngi_fail(rt, NG_ENOTFOUND, "ng_token_get: no token %llu", (unsigned long long)id);
   }
 #endif
   return get_slow(rt, id, out);
@@ -438,7 +482,7 @@ ng_status ng_token_get(ng_runtime *rt, uint32_t id, ng_token *out) {
 
 /* The record `values` makes of `cur` under `fields` (as ng_token_update
  * writes it) in *next, and in *moved the spaces whose coordinates change. */
-static void merge_update(const ng_token *cur, uint32_t id, const ng_token *values, uint32_t fields,
+static void merge_update(const ng_token *cur, ng_id id, const ng_token *values, uint32_t fields,
                          ng_token *next, unsigned *moved) {
   *next = *cur;
   unsigned m = 0;
@@ -462,7 +506,7 @@ static void merge_update(const ng_token *cur, uint32_t id, const ng_token *value
  * position inserted in all of them before any old one is removed, so a
  * failure rolls back by removals only) and its record replaced by next.
  * fails: NG_ENOMEM (reported under `fn`) with nothing changed. */
-static ng_status apply_update(ng_runtime *rt, const char *fn, uint32_t id, uint32_t slot,
+static ng_status apply_update(ng_runtime *rt, const char *fn, ng_id id, uint32_t slot,
                               const ng_token *next, unsigned moved) {
   const ng_token *cur = ngi_tok_at(&rt->tokens, slot);
   int16_t xyz[3];
@@ -476,8 +520,8 @@ static ng_status apply_update(ng_runtime *rt, const char *fn, uint32_t id, uint3
         raw_coords(next, s, xyz);
         ngi_grid_remove(rt, rt->grids[s], id, xyz);
       }
-      return ngi_fail(rt, st, "%s: moving token %u in the grid: %s", fn, (unsigned)id,
-                      ng_strerror(st));
+      return ngi_fail(rt, st, "%s: moving token %llu in the grid: %s", fn,
+                      (unsigned long long)id, ng_strerror(st));
     }
   }
   for (int s = 0; s < NG_SPACES; s++) {
@@ -501,11 +545,12 @@ static ng_status check_field_bits(ng_runtime *rt, const char *fn, uint32_t field
  * guarantees: the selected fields written at once; the token moved in the
  * grid of every space whose coordinates changed.
  * fails: NG_EINVAL, NG_ENOTFOUND, NG_ENOMEM, NG_EBUSY; nothing changed. */
-ng_status ng_token_update(ng_runtime *rt, uint32_t id, const ng_token *values, uint32_t fields) {
+ng_status ng_token_update(ng_runtime *rt, ng_id id, const ng_token *values, uint32_t fields) {
   static const char fn[] = "ng_token_update";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (!values) return ngi_fail(rt, NG_EINVAL, "%s: values must not be NULL", fn);
-  ng_status st = check_field_bits(rt, fn, fields);
+  ng_status st = check_id(rt, fn, id);
+  if (st == NG_OK) st = check_field_bits(rt, fn, fields);
   if (st != NG_OK) return st;
 
   st = ngi_write_lock(rt, fn);
@@ -513,7 +558,7 @@ ng_status ng_token_update(ng_runtime *rt, uint32_t id, const ng_token *values, u
   ngi_token_table *t = &rt->tokens;
   uint32_t slot = ngi_token_slot(t, id);
   if (slot == NGI_NONE) {
-    st = ngi_fail(rt, NG_ENOTFOUND, "%s: no token %u", fn, (unsigned)id);
+    st = ngi_fail(rt, NG_ENOTFOUND, "%s: no token %llu", fn, (unsigned long long)id);
     goto out;
   }
   ng_token next;
@@ -535,7 +580,7 @@ out:
 /* Start loading the record of `id` (and, off the dense path, its slot-map
  * entry) so that its miss overlaps the work on earlier entries. Never reads
  * the record itself. */
-static void prefetch_token(const ngi_token_table *t, uint32_t id) {
+static void prefetch_token(const ngi_token_table *t, ng_id id) {
   const ng_token *tok = ngi_token_lookup(t, id);
   if (tok) NGI_PREFETCH(tok);
 }
@@ -547,7 +592,7 @@ static void prefetch_token(const ngi_token_table *t, uint32_t id) {
  * consistent point in time, and the records of the entries ahead are loaded
  * while earlier ones are copied: random ids cost a fraction of single gets.
  * fails: NG_EINVAL with out untouched. */
-ng_status ng_token_get_batch(ng_runtime *rt, const uint32_t *ids, size_t n, ng_token *out,
+ng_status ng_token_get_batch(ng_runtime *rt, const ng_id *ids, size_t n, ng_token *out,
                              size_t *found) {
   static const char fn[] = "ng_token_get_batch";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
@@ -618,7 +663,7 @@ static void log_restore(const unsigned char *at, ng_token *tok, uint32_t fields)
  * (cur: the record in `slot`).
  * fails: NG_ENOMEM with the record unchanged but the grids of the spaces
  * moved so far changed (the batch then swaps in its fresh grids). */
-static ng_status batch_move(ng_runtime *rt, uint32_t id, uint32_t slot, const ng_token *cur,
+static ng_status batch_move(ng_runtime *rt, ng_id id, uint32_t slot, const ng_token *cur,
                             const ng_token *v, const int *moving, int nmoving,
                             unsigned char *log) {
   ng_token next = *cur;
@@ -653,7 +698,7 @@ static ng_status batch_move(ng_runtime *rt, uint32_t id, uint32_t slot, const ng
  * the entry), NG_ENOMEM, NG_EBUSY; the store is then unchanged. A grid that
  * runs out of memory half-way is replaced by its fresh twin, which indexes
  * the restored table in bulk at its next query: the answers are the same. */
-ng_status ng_token_update_batch(ng_runtime *rt, const uint32_t *ids, const ng_token *values,
+ng_status ng_token_update_batch(ng_runtime *rt, const ng_id *ids, const ng_token *values,
                                 size_t n, uint32_t fields) {
   static const char fn[] = "ng_token_update_batch";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
@@ -673,14 +718,19 @@ ng_status ng_token_update_batch(ng_runtime *rt, const uint32_t *ids, const ng_to
    * values[i], so they do not depend on earlier entries of the batch. */
   for (size_t i = 0; i < n; i++) {
     if (!ngi_token_lookup(t, ids[i])) {
-      st = ngi_fail(rt, NG_ENOTFOUND, "%s: entry %zu: no token %u", fn, i, (unsigned)ids[i]);
+      st = ids[i] == 0 || ids[i] > NG_ID_MAX
+               ? ngi_fail(rt, NG_EINVAL, "%s: entry %zu: id must be within 1..2^53-1, got %llu",
+                          fn, i, (unsigned long long)ids[i])
+               : ngi_fail(rt, NG_ENOTFOUND, "%s: entry %zu: no token %llu", fn, i,
+                          (unsigned long long)ids[i]);
       goto out;
     }
     if ((fields & (NG_TF_WEIGHT | NG_TF_FIELD_RADIUS | NG_TF_FIELD_STRENGTH)) &&
         check_fields(rt, fn, &values[i], fields) != NG_OK) {
       /* Checked again only to name the entry: no formatting on the good path. */
       char where[64];
-      snprintf(where, sizeof where, "%s: entry %zu (token %u)", fn, i, (unsigned)ids[i]);
+      snprintf(where, sizeof where, "%s: entry %zu (token %llu)", fn, i,
+               (unsigned long long)ids[i]);
       st = check_fields(rt, where, &values[i], fields);
       goto out;
     }
@@ -727,7 +777,7 @@ ng_status ng_token_update_batch(ng_runtime *rt, const uint32_t *ids, const ng_to
         ngi_grid_prefetch(rt->grids[moving[k]], &values[ahead], stage,
                           &cells[ahead % BATCH_RING][k]);
     }
-    uint32_t id = ids[done];
+    ng_id id = ids[done];
     uint32_t slot = ngi_token_slot(t, id);
     const ng_token *cur = ngi_tok_at(t, slot);
     if (coords_only) {
@@ -756,8 +806,8 @@ ng_status ng_token_update_batch(ng_runtime *rt, const uint32_t *ids, const ng_to
       rt->grids[s] = spare[s];
       spare[s] = NULL;
     }
-    st = ngi_fail(rt, st, "%s: entry %zu (token %u): out of memory moving it in the grid", fn,
-                  failed, (unsigned)ids[failed]);
+    st = ngi_fail(rt, st, "%s: entry %zu (token %llu): out of memory moving it in the grid", fn,
+                  failed, (unsigned long long)ids[failed]);
   }
 out:
   for (int s = 0; s < NG_SPACES; s++)
@@ -767,15 +817,17 @@ out:
   return st;
 }
 
-ng_status ng_token_delete(ng_runtime *rt, uint32_t id, size_t *removed_connections) {
+ng_status ng_token_delete(ng_runtime *rt, ng_id id, size_t *removed_connections) {
   static const char fn[] = "ng_token_delete";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
-  ng_status st = ngi_write_lock(rt, fn);
+  ng_status st = check_id(rt, fn, id);
+  if (st != NG_OK) return st;
+  st = ngi_write_lock(rt, fn);
   if (st != NG_OK) return st;
   ngi_token_table *t = &rt->tokens;
   const ng_token *cur = ngi_token_lookup(t, id);
   if (!cur) {
-    st = ngi_fail(rt, NG_ENOTFOUND, "%s: no token %u", fn, (unsigned)id);
+    st = ngi_fail(rt, NG_ENOTFOUND, "%s: no token %llu", fn, (unsigned long long)id);
     goto out;
   }
   for (int s = 0; s < NG_SPACES; s++) {
@@ -790,6 +842,7 @@ ng_status ng_token_delete(ng_runtime *rt, uint32_t id, size_t *removed_connectio
   tomb.id = 0;
   ngi_tok_store(t, slot, &tomb);
   slot_set(t, id, NGI_NONE);
+  ngi_idgen_release(rt, &t->ids, id);
   t->live--;
   while (t->len > 0 && is_tomb(ngi_tok_at(t, t->len - 1)))
     t->len--;
@@ -813,7 +866,7 @@ size_t ng_token_count(ng_runtime *rt) {
 /* needs: rt, n_out; ids may be NULL only when limit is 0.
  * guarantees: the live ids ranked offset .. offset+limit-1 in ascending order;
  * an offset beyond the end gives 0 ids. */
-ng_status ng_token_list(ng_runtime *rt, size_t offset, size_t limit, uint32_t *ids, size_t *n_out) {
+ng_status ng_token_list(ng_runtime *rt, size_t offset, size_t limit, ng_id *ids, size_t *n_out) {
   static const char fn[] = "ng_token_list";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (!n_out) return ngi_fail(rt, NG_EINVAL, "%s: n_out must not be NULL", fn);
@@ -831,7 +884,7 @@ ng_status ng_token_list(ng_runtime *rt, size_t offset, size_t limit, uint32_t *i
     }
     for (; i < t->len && n < limit; i++) {
       const ng_token *tok = ngi_tok_at(t, i);
-      if (!is_tomb(tok)) ids[n++] = NG_ID_LOCAL(tok->id);
+      if (!is_tomb(tok)) ids[n++] = ngi_token_id_of(t, NG_ID_LOCAL(tok->id));
     }
   }
   ngi_read_unlock(rt);
@@ -849,10 +902,13 @@ ng_status ng_token_clear(ng_runtime *rt, size_t *removed_tokens, size_t *removed
   for (int s = 0; s < NG_SPACES; s++)
     ngi_grid_clear(rt, rt->grids[s]);
   size_t nt = t->live;
-  for (unsigned k = 0; k < t->nslot_seg; k++) {
-    uint32_t *seg = t->slot_seg[k];
-    for (size_t i = 0, n = ngi_seg_len(k, NGI_SLOT_LB); i < n; i++)
-      NGI_STORE(&seg[i], NGI_NONE, RELAXED);
+  /* Every slot goes back, in ascending id order (deterministic reuse). */
+  for (size_t i = 0; i < t->len; i++) {
+    const ng_token *tok = ngi_tok_at(t, i);
+    if (is_tomb(tok)) continue;
+    ng_id id = ngi_tokens_id_at(t, i);
+    slot_set(t, id, NGI_NONE);
+    ngi_idgen_release(rt, &t->ids, id);
   }
   t->len = 0;
   t->live = 0;
@@ -863,16 +919,17 @@ ng_status ng_token_clear(ng_runtime *rt, size_t *removed_tokens, size_t *removed
   return NG_OK;
 }
 
-ng_status ng_token_next(ng_runtime *rt, uint32_t after, uint32_t *next_id) {
+ng_status ng_token_next(ng_runtime *rt, ng_id after, ng_id *next_id) {
   static const char fn[] = "ng_token_next";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (!next_id) return ngi_fail(rt, NG_EINVAL, "%s: next_id must not be NULL", fn);
   ngi_read_lock(rt);
   const ngi_token_table *t = &rt->tokens;
-  size_t slot = first_after(t, after);
-  uint32_t id = slot < t->len ? NG_ID_LOCAL(ngi_tok_at(t, slot)->id) : 0;
+  size_t slot = ngi_tokens_first_after(t, after);
+  ng_id id = slot < t->len ? ngi_tokens_id_at(t, slot) : 0;
   ngi_read_unlock(rt);
-  if (id == 0) return ngi_fail(rt, NG_ENOTFOUND, "%s: no token after %u", fn, (unsigned)after);
+  if (id == 0)
+    return ngi_fail(rt, NG_ENOTFOUND, "%s: no token after %llu", fn, (unsigned long long)after);
   *next_id = id;
   return NG_OK;
 }
@@ -888,7 +945,7 @@ ng_status ng_token_each(ng_runtime *rt, ng_token_fn fn, void *ud) {
   for (size_t i = 0; i < t->len; i++) {
     const ng_token *tok = ngi_tok_at(t, i);
     if (is_tomb(tok)) continue;
-    if (!fn(tok, NG_ID_LOCAL(tok->id), ud)) break;
+    if (!fn(tok, ngi_token_id_of(t, NG_ID_LOCAL(tok->id)), ud)) break;
   }
   ngi_read_unlock(rt);
   return NG_OK;
