@@ -154,7 +154,7 @@ typedef struct hitbuf {
   size_t count, cap;
 } hitbuf;
 
-static void hb_push(hitbuf *h, uint32_t id, float d) {
+static void hb_push(hitbuf *h, ng_id id, float d) {
   if (h->count == h->cap) {
     size_t ncap = h->cap ? h->cap * 2 : 1024;
     ng_hit *p = realloc(h->items, ncap * sizeof *p);
@@ -365,7 +365,7 @@ typedef struct qcase {
   double guess;  /* K_NEAREST: the R*Tree's first box half-width */
   int nq;
   float (*centre)[3];
-  uint32_t *ids; /* K_NEIGHBORS */
+  ng_id *ids; /* K_NEIGHBORS */
 } qcase;
 
 static double sq_dist2(const float *v, const double c[3]) {
@@ -449,7 +449,7 @@ static void run_bf_into(bench *b, const qcase *q, int i, hitbuf *out) {
     for (size_t j = 0; j < n; j++) {
       double d2 = sq_dist2(dec + j * 3, c);
       if (d2 > skip2) continue;
-      ng_hit h = {(uint32_t)(j + 1), (float)sqrt(d2)};
+      ng_hit h = {(ng_id)(j + 1), (float)sqrt(d2), 0};
       if (out->count < k) {
         hb_push(out, h.id, h.distance);
         heap_up(out->items, out->count - 1);
@@ -470,7 +470,7 @@ static void run_bf_into(bench *b, const qcase *q, int i, hitbuf *out) {
       hb_push(out, (uint32_t)(j + 1), (float)sq_dist(v, c));
     }
   } else {
-    uint32_t skip = q->kind == K_NEIGHBORS ? q->ids[i] : 0;
+    ng_id skip = q->kind == K_NEIGHBORS ? q->ids[i] : 0;
     double skip2 = beyond2(q->radius);
     for (size_t j = 0; j < n; j++) {
       double d2 = sq_dist2(dec + j * 3, c);
@@ -488,7 +488,7 @@ static void run_bf(bench *b, const qcase *q, int i) {
 
 /* The R*Tree's points inside the box c +- h (decoded units) whose exact distance from c is at
  * most maxd, into out with their distances. */
-static void sql_box_candidates(bench *b, space_data *s, const double c[3], double h, uint32_t skip,
+static void sql_box_candidates(bench *b, space_data *s, const double c[3], double h, ng_id skip,
                                double maxd, hitbuf *out) {
   sqlite3_stmt *st = s->box;
   for (int a = 0; a < 3; a++) {
@@ -498,7 +498,7 @@ static void sql_box_candidates(bench *b, space_data *s, const double c[3], doubl
   out->count = 0;
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    uint32_t id = (uint32_t)sqlite3_column_int64(st, 0);
+    ng_id id = (uint32_t)sqlite3_column_int64(st, 0);
     if (id == skip) continue;
     float v[3] = {(float)sqlite3_column_double(st, 1), (float)sqlite3_column_double(st, 2),
                   (float)sqlite3_column_double(st, 3)};
@@ -552,7 +552,7 @@ static void run_sq_into(bench *b, const qcase *q, int i, hitbuf *out) {
     hb_sort(out, 0);
     return;
   }
-  uint32_t skip = q->kind == K_NEIGHBORS ? q->ids[i] : 0;
+  ng_id skip = q->kind == K_NEIGHBORS ? q->ids[i] : 0;
   sql_box_candidates(b, s, c, q->radius + unit, skip, q->radius, out);
   hb_sort(out, 0);
 }
@@ -655,11 +655,11 @@ static double ng_build(bench *b, size_t hint, bool keep) {
   double t0 = now();
   for (size_t i = 0; i < b->n; i++) {
     fill_token(&t, b, i);
-    uint32_t id = 0;
+    ng_id id = 0;
     ng_status st = ng_token_create(rt, &t, &id);
-    if (st != NG_OK || id != (uint32_t)(i + 1)) {
-      fprintf(stderr, "bench_grid: ng_token_create: %s (id %u for point %zu)\n", ng_strerror(st),
-              (unsigned)id, i);
+    if (st != NG_OK || id != (ng_id)(i + 1)) {
+      fprintf(stderr, "bench_grid: ng_token_create: %s (id %llu for point %zu)\n", ng_strerror(st),
+              (unsigned long long)id, i);
       exit(3);
     }
   }
@@ -846,7 +846,7 @@ static void measure_store(bench *b) {
 
   /* get: random ids (the realistic case and the bar), then ascending ids. */
   size_t ng_gets = (size_t)1 << (b->o->quick ? 18 : 20);
-  uint32_t *ids = xmalloc(ng_gets * sizeof *ids);
+  ng_id *ids = xmalloc(ng_gets * sizeof *ids);
   for (size_t i = 0; i < ng_gets; i++)
     ids[i] = (uint32_t)(rng_below(&b->r, n) + 1);
   for (int order = 0; order < 2; order++) {
@@ -973,7 +973,7 @@ static void measure_moves(bench *b, space_data *s) {
   int sql_frames = b->o->quick || n >= 1000000 ? 1 : 3; /* SQLite: ~3-10 s a frame at 1M */
   if (sql_frames > frames) sql_frames = frames;
   int sp = s->space;
-  uint32_t *idx = xmalloc(m * sizeof *idx);
+  ng_id *idx = xmalloc(m * sizeof *idx);
   int16_t *nraw = xmalloc(m * 3 * sizeof *nraw);
   float *ndec = xmalloc(m * 3 * sizeof *ndec);
   double t[3][3][MAX_REPS]; /* [ng|bf|sq][update|query|frame][frame] */
@@ -996,7 +996,7 @@ static void measure_moves(bench *b, space_data *s) {
     }
     for (size_t j = 0; j < m; j++) {
       size_t i = rng_below(&b->r, n);
-      idx[j] = (uint32_t)i;
+      idx[j] = (ng_id)i;
       for (int a = 0; a < 3; a++) {
         int16_t v =
             clamp_raw((double)s->raw[i * 3 + (size_t)a] + (double)rng_below(&b->r, 129) - 64.0);
@@ -1072,7 +1072,7 @@ static void measure_moves(bench *b, space_data *s) {
   for (int f = 0; f < frames; f++) {
     for (size_t j = 0; j < m; j++) {
       size_t i = rng_below(&b->r, n);
-      idx[j] = (uint32_t)i + 1; /* token ids */
+      idx[j] = (ng_id)i + 1; /* token ids */
       for (int a = 0; a < 3; a++) {
         int16_t v =
             clamp_raw((double)s->raw[i * 3 + (size_t)a] + (double)rng_below(&b->r, 129) - 64.0);
@@ -1115,7 +1115,7 @@ static void measure_moves(bench *b, space_data *s) {
 static void measure_space(bench *b, space_data *s) {
   int nq = b->nq;
   float(*c)[3] = xmalloc((size_t)nq * sizeof *c);
-  uint32_t *ids = xmalloc((size_t)nq * sizeof *ids);
+  ng_id *ids = xmalloc((size_t)nq * sizeof *ids);
   calibrate(b, s);
   double unit = 1.0 / (double)ng_space_scale(s->space);
   double r100 = s->radius[1] > unit ? s->radius[1] : unit;
@@ -1363,7 +1363,7 @@ int main(int argc, char **argv) {
   }
   if (o.reps == 0) o.reps = o.quick ? 2 : 5;
   if (o.reps < 1 || o.reps > MAX_REPS || (o.only_n && o.only_n < 1000) ||
-      o.only_n > NG_TOKEN_ID_MAX) {
+      o.only_n > NG_TOKEN_SLOT_MAX) {
     usage();
     return 64;
   }

@@ -75,16 +75,16 @@ int main(int argc, char **argv) {
     for (int s = 0; s < NG_SPACES; s++)
       for (int a = 0; a < 3; a++) t.coords[s][a] = (int16_t)(rng(&seed) % 20000 - 10000);
     t.weight = (float)(rng(&seed) % 100) / 100.0f;
-    uint32_t id;
+    ng_id id;
     if (ng_token_create(rt, &t, &id) != NG_OK) return 1;
   }
   size_t made = 0;
   for (size_t i = 0; made < n && i < 2 * n; i++) {
     ng_connection c;
-    ng_connection_init(&c, (uint32_t)(i % n + 1), (uint32_t)(rng(&seed) % n + 1));
+    ng_connection_init(&c);
     ng_connection_set_type(&c, rng(&seed) % NG_CONN_TYPES);
-    uint32_t cid;
-    if (ng_connection_create(rt, &c, &cid) == NG_OK) made++;
+    ng_id cid;
+    if (ng_connection_create(rt, (uint32_t)(i % n + 1), (uint32_t)(rng(&seed) % n + 1), &c, &cid) == NG_OK) made++;
   }
   printf("bench_snapshot: %zu tokens, %zu connections, best of %d\n", ng_token_count(rt),
          ng_connection_count(rt), reps);

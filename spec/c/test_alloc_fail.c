@@ -16,12 +16,12 @@ typedef struct state {
   ng_cdna cdna;
   size_t ntok, ncon;
   ng_token toks[MAXREC];
-  uint32_t tok_ids[MAXREC];
+  ng_id tok_ids[MAXREC];
   ng_connection cons[MAXREC];
-  uint32_t con_ids[MAXREC];
+  ng_id con_ids[MAXREC];
 } state;
 
-static bool tok_cb(const ng_token *t, uint32_t id, void *ud) {
+static bool tok_cb(const ng_token *t, ng_id id, void *ud) {
   state *s = ud;
   if (s->ntok < MAXREC) {
     s->toks[s->ntok] = *t;
@@ -31,7 +31,7 @@ static bool tok_cb(const ng_token *t, uint32_t id, void *ud) {
   return true;
 }
 
-static bool con_cb(const ng_connection *c, uint32_t id, void *ud) {
+static bool con_cb(const ng_connection *c, ng_id id, void *ud) {
   state *s = ud;
   if (s->ncon < MAXREC) {
     s->cons[s->ncon] = *c;
@@ -89,7 +89,7 @@ static int grid_matches_table(ng_runtime *rt, ngt_alloc *fa) {
     ng_hits h = {0};
     CHECK_STATUS(ng_grid_box(rt, sp, lo, hi, 0, &h), NG_OK);
     ok &= h.count == s.ntok;
-    uint32_t ids[MAXREC];
+    ng_id ids[MAXREC];
     size_t n = h.count < MAXREC ? h.count : MAXREC;
     for (size_t k = 0; k < n; k++)
       ids[k] = h.items[k].id;
@@ -106,7 +106,7 @@ static int grid_matches_table(ng_runtime *rt, ngt_alloc *fa) {
 typedef struct ctx {
   ng_runtime *rt;
   ngt_alloc *fa;
-  uint32_t ids[40];
+  ng_id ids[40];
   ng_hits hits;
   int step;
 } ctx;
@@ -125,10 +125,10 @@ static ng_status step_create(ctx *c, int i) {
 
 static ng_status step_connect(ctx *c, int i) {
   ng_connection cn;
-  ng_connection_init(&cn, c->ids[i], c->ids[(i * 7 + 3) % 40]);
+  ng_connection_init(&cn);
   ng_connection_set_type(&cn, (unsigned)(i % 3));
-  uint32_t cid;
-  return ng_connection_create(c->rt, &cn, &cid);
+  ng_id cid;
+  return ng_connection_create(c->rt, c->ids[i], c->ids[(i * 7 + 3) % 40], &cn, &cid);
 }
 
 static ng_status step_move(ctx *c, int i) {

@@ -45,8 +45,8 @@
 
 /* ---- fixture: a small store with a fixed clock (ngt_now stays at its default) -- */
 
-static uint32_t tok[3];  /* three live tokens */
-static uint32_t conn[2]; /* two live connections */
+static ng_id tok[3];  /* three live tokens */
+static ng_id conn[2]; /* two live connections */
 static unsigned type_cause;
 
 /* needs: alloc may be NULL (realloc/free). guarantees: a runtime with tok[] and conn[] filled;
@@ -72,12 +72,12 @@ static ng_runtime *fixture_with(ng_alloc_fn alloc, void *alloc_ud) {
   }
   type_cause = (unsigned)ng_conn_type_from_name("Cause");
   ng_connection c;
-  ng_connection_init(&c, tok[0], tok[1]);
-  if (ng_connection_create(rt, &c, &conn[0]) != NG_OK) return NULL;
-  ng_connection_init(&c, tok[1], tok[2]);
+  ng_connection_init(&c);
+  if (ng_connection_create(rt, tok[0], tok[1], &c, &conn[0]) != NG_OK) return NULL;
+  ng_connection_init(&c);
   ng_connection_set_type(&c, type_cause);
   c.pull_strength = 2.5f;
-  if (ng_connection_create(rt, &c, &conn[1]) != NG_OK) return NULL;
+  if (ng_connection_create(rt, tok[1], tok[2], &c, &conn[1]) != NG_OK) return NULL;
   return rt;
 }
 
@@ -89,7 +89,8 @@ static ng_runtime *fixture(void) {
 
 typedef struct fingerprint {
   size_t tokens, connections;
-  uint32_t next_token_id, next_connection_id;
+  ng_id next_token_id, next_connection_id;
+  size_t token_slots_free, token_slots_retired, connection_slots_free, connection_slots_retired;
   uint64_t hash;
 } fingerprint;
 
@@ -101,13 +102,13 @@ static void fnv(uint64_t *h, const void *p, size_t n) {
   }
 }
 
-static bool fp_token(const ng_token *t, uint32_t id, void *ud) {
+static bool fp_token(const ng_token *t, ng_id id, void *ud) {
   fnv(ud, &id, sizeof id);
   fnv(ud, t, sizeof *t);
   return true;
 }
 
-static bool fp_conn(const ng_connection *c, uint32_t id, void *ud) {
+static bool fp_conn(const ng_connection *c, ng_id id, void *ud) {
   fnv(ud, &id, sizeof id);
   fnv(ud, c, sizeof *c);
   return true;
@@ -124,6 +125,10 @@ static fingerprint fp_take(ng_runtime *rt) {
     f.connections = st.connections;
     f.next_token_id = st.next_token_id;
     f.next_connection_id = st.next_connection_id;
+    f.token_slots_free = st.token_slots_free;
+    f.token_slots_retired = st.token_slots_retired;
+    f.connection_slots_free = st.connection_slots_free;
+    f.connection_slots_retired = st.connection_slots_retired;
   }
   ng_token_each(rt, fp_token, &f.hash);
   ng_connection_each(rt, fp_conn, &f.hash);
@@ -140,7 +145,10 @@ static fingerprint fp_take(ng_runtime *rt) {
 static int fp_eq(fingerprint a, fingerprint b) {
   return a.tokens == b.tokens && a.connections == b.connections &&
          a.next_token_id == b.next_token_id && a.next_connection_id == b.next_connection_id &&
-         a.hash == b.hash;
+         a.token_slots_free == b.token_slots_free &&
+         a.token_slots_retired == b.token_slots_retired &&
+         a.connection_slots_free == b.connection_slots_free &&
+         a.connection_slots_retired == b.connection_slots_retired && a.hash == b.hash;
 }
 
 /* A failing call on a live runtime: the status, the message (function and argument by
@@ -166,19 +174,31 @@ static int fp_eq(fingerprint a, fingerprint b) {
 static const int bad_spaces[] = {-1, NG_SPACES, INT_MIN, INT_MAX};
 #define N_BAD_SPACES (sizeof bad_spaces / sizeof bad_spaces[0])
 
-/* Token ids that name no token of the fixture (filled in at run time for the composite ones). */
-static uint32_t bad_ids[8];
+/* Token ids that name no token of the fixture (filled in at run time for the composite ones),
+ * and what a call needing a token gets for each: NG_EINVAL for what is no id at all (0, 2^53
+ * and above), NG_ENOTFOUND for a well-formed id with no live token. */
+static ng_id bad_ids[12];
+static ng_status bad_id_status[12];
 static size_t n_bad_ids;
+
+static void add_bad_id(ng_id id, ng_status st) {
+  bad_ids[n_bad_ids] = id;
+  bad_id_status[n_bad_ids++] = st;
+}
 
 static void fill_bad_ids(void) {
   n_bad_ids = 0;
-  bad_ids[n_bad_ids++] = 0;
-  bad_ids[n_bad_ids++] = 999;
-  bad_ids[n_bad_ids++] = NG_TOKEN_ID_MAX;
-  bad_ids[n_bad_ids++] = NG_TOKEN_ID_MAX + 1u;
-  bad_ids[n_bad_ids++] = ng_make_id(tok[0], 1, 3); /* composite id of a live token */
-  bad_ids[n_bad_ids++] = ng_make_id(tok[1], 0, 15);
-  bad_ids[n_bad_ids++] = UINT32_MAX;
+  add_bad_id(0, NG_EINVAL);
+  add_bad_id(999, NG_ENOTFOUND);
+  add_bad_id(NG_TOKEN_SLOT_MAX, NG_ENOTFOUND);
+  add_bad_id(NG_TOKEN_SLOT_MAX + 1u, NG_ENOTFOUND); /* slot 0 of generation 1 */
+  add_bad_id(ng_make_id(NG_TOKEN_SLOT(tok[0]), 1, 3), NG_ENOTFOUND); /* composite id of a live token */
+  add_bad_id(ng_make_id(NG_TOKEN_SLOT(tok[1]), 0, 15), NG_ENOTFOUND);
+  add_bad_id(UINT32_MAX, NG_ENOTFOUND);
+  add_bad_id(tok[0] + ((ng_id)1 << NG_TOKEN_SLOT_BITS), NG_ENOTFOUND); /* a live slot, a later generation */
+  add_bad_id(NG_ID_MAX, NG_ENOTFOUND);
+  add_bad_id(NG_ID_MAX + 1u, NG_EINVAL);
+  add_bad_id(UINT64_MAX, NG_EINVAL);
 }
 
 typedef struct float_case {
@@ -305,7 +325,7 @@ static void test_record_helpers(void) {
   CHECK(ng_token_get_field_radius(NULL) == 0.0f);
   CHECK(ng_token_get_field_strength(NULL) == 0.0f);
   CHECK_EQ_INT(ng_token_get_entity(NULL), 0);
-  ng_connection_init(NULL, 1, 2);
+  ng_connection_init(NULL);
   CHECK_STATUS(ng_connection_set_type(NULL, 0), NG_EINVAL);
   ng_connection_activate(NULL, 5);
   ng_connection_update_confidence(NULL, true, 5);
@@ -334,7 +354,7 @@ static void test_record_helpers(void) {
   CHECK_EQ_INT(ng_make_id(0x01000005u, 0, 0), 5); /* local bits beyond 24 never leak */
 
   ng_connection c;
-  ng_connection_init(&c, 1, 2);
+  ng_connection_init(&c);
   ng_connection saved = c;
   CHECK_STATUS(ng_connection_set_type(&c, NG_CONN_TYPES), NG_EINVAL);
   CHECK_STATUS(ng_connection_set_type(&c, UINT_MAX), NG_EINVAL);
@@ -365,13 +385,13 @@ static void test_record_helpers(void) {
 
 /* ---- runtime-level misuse ------------------------------------------------- */
 
-static bool count_token(const ng_token *t, uint32_t id, void *ud) {
+static bool count_token(const ng_token *t, ng_id id, void *ud) {
   (void)t;
   (void)id;
   ++*(size_t *)ud;
   return true;
 }
-static bool count_conn(const ng_connection *c, uint32_t id, void *ud) {
+static bool count_conn(const ng_connection *c, ng_id id, void *ud) {
   (void)c;
   (void)id;
   ++*(size_t *)ud;
@@ -382,10 +402,10 @@ static void test_null_runtime(void) {
   ng_token t;
   ng_token_init(&t);
   ng_connection c;
-  ng_connection_init(&c, 1, 2);
+  ng_connection_init(&c);
   ng_cdna cd;
   ng_cdna_init(&cd, NG_PROFILE_DEFAULT, 1);
-  uint32_t id = 0, ids[4];
+  ng_id id = 0, ids[4];
   size_t n = 0;
   ng_stats st;
   ng_hits hits = {0};
@@ -411,7 +431,7 @@ static void test_null_runtime(void) {
   CHECK_FAIL_NORT(ng_token_each(NULL, count_token, &n), NG_EINVAL, "ng_token_each");
   CHECK_FAIL_NORT(ng_token_connections(NULL, 1, NG_BOTH, ids, 4, &n), NG_EINVAL,
                   "ng_token_connections");
-  CHECK_FAIL_NORT(ng_connection_create(NULL, &c, &id), NG_EINVAL, "ng_connection_create");
+  CHECK_FAIL_NORT(ng_connection_create(NULL, 1, 2, &c, &id), NG_EINVAL, "ng_connection_create");
   CHECK_FAIL_NORT(ng_connection_get(NULL, 1, &c), NG_EINVAL, "ng_connection_get");
   CHECK_FAIL_NORT(ng_connection_update(NULL, 1, &c, NG_CF_RIGIDITY), NG_EINVAL,
                   "ng_connection_update");
@@ -441,8 +461,8 @@ static void test_null_outputs(void) {
   ng_token t;
   ng_token_init(&t);
   ng_connection c;
-  ng_connection_init(&c, tok[0], tok[2]);
-  uint32_t id = 0, ids[8];
+  ng_connection_init(&c);
+  ng_id id = 0, ids[8];
   size_t n = 77;
   const float c3[3] = {0, 0, 0};
 
@@ -458,7 +478,8 @@ static void test_null_outputs(void) {
   CHECK_FAIL(rt, ng_token_each(rt, NULL, NULL), NG_EINVAL, "ng_token_each", "fn");
   CHECK_FAIL(rt, ng_token_connections(rt, tok[1], NG_BOTH, NULL, 8, &n), NG_EINVAL,
              "ng_token_connections", "ids");
-  CHECK_FAIL(rt, ng_connection_create(rt, NULL, &id), NG_EINVAL, "ng_connection_create", NULL);
+  CHECK_FAIL(rt, ng_connection_create(rt, 0, tok[1], NULL, &id), NG_EINVAL, "ng_connection_create",
+             "from");
   CHECK_FAIL(rt, ng_connection_get(rt, conn[0], NULL), NG_EINVAL, "ng_connection_get", "out");
   CHECK_FAIL(rt, ng_connection_update(rt, conn[0], NULL, NG_CF_RIGIDITY), NG_EINVAL,
              "ng_connection_update", "values");
@@ -500,7 +521,7 @@ static void test_null_outputs(void) {
   CHECK_STATUS(ng_connection_list(rt, 0, 8, ids, NULL), NG_OK);
   CHECK_EQ_INT(ids[1], conn[1]);
   size_t before = ng_connection_count(rt);
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_OK);
+  CHECK_STATUS(ng_connection_create(rt, tok[0], tok[2], &c, NULL), NG_OK);
   CHECK_EQ_INT(ng_connection_count(rt), before + 1);
   ng_hits_free(rt, &hits);
   ng_hits_free(rt, NULL);
@@ -515,40 +536,51 @@ static void test_bad_ids(void) {
   ng_token t;
   ng_token_init(&t);
   ng_connection c;
-  uint32_t id = 0, ids[8];
+  ng_id id = 0, ids[8];
   size_t n = 0;
   ng_hits hits = {0};
   for (size_t i = 0; i < n_bad_ids; i++) {
-    uint32_t b = bad_ids[i];
-    CHECK_FAIL(rt, ng_token_get(rt, b, &t), NG_ENOTFOUND, "ng_token_get", NULL);
-    CHECK_FAIL(rt, ng_token_update(rt, b, &t, NG_TF_WEIGHT), NG_ENOTFOUND, "ng_token_update", NULL);
-    CHECK_FAIL(rt, ng_token_delete(rt, b, &n), NG_ENOTFOUND, "ng_token_delete", NULL);
-    CHECK_FAIL(rt, ng_token_connections(rt, b, NG_BOTH, ids, 8, &n), NG_ENOTFOUND,
-               "ng_token_connections", NULL);
-    CHECK_FAIL(rt, ng_grid_neighbors(rt, b, NG_L1, 5.0f, 0, &hits), NG_ENOTFOUND,
-               "ng_grid_neighbors", NULL);
+    ng_id b = bad_ids[i];
+    ng_status want = bad_id_status[i];
+    CHECK_FAIL(rt, ng_token_get(rt, b, &t), want, "ng_token_get", NULL);
+    CHECK_FAIL(rt, ng_token_update(rt, b, &t, NG_TF_WEIGHT), want, "ng_token_update", NULL);
+    CHECK_FAIL(rt, ng_token_delete(rt, b, &n), want, "ng_token_delete", NULL);
+    CHECK_FAIL(rt, ng_token_connections(rt, b, NG_BOTH, ids, 8, &n), want, "ng_token_connections",
+               NULL);
+    CHECK_FAIL(rt, ng_grid_neighbors(rt, b, NG_L1, 5.0f, 0, &hits), want, "ng_grid_neighbors",
+               NULL);
     CHECK_EQ_INT(hits.count, 0);
     /* a connection to a missing token is the caller's mistake, naming the endpoint */
-    ng_connection_init(&c, tok[0], b);
-    CHECK_FAIL(rt, ng_connection_create(rt, &c, &id), NG_EINVAL, "ng_connection_create", "to");
-    ng_connection_init(&c, b, tok[0]);
-    CHECK_FAIL(rt, ng_connection_create(rt, &c, &id), NG_EINVAL, "ng_connection_create", "from");
+    ng_connection_init(&c);
+    CHECK_FAIL(rt, ng_connection_create(rt, tok[0], b, &c, &id), NG_EINVAL, "ng_connection_create", "to");
+    ng_connection_init(&c);
+    CHECK_FAIL(rt, ng_connection_create(rt, b, tok[0], &c, &id), NG_EINVAL, "ng_connection_create", "from");
     CHECK_FAIL(rt, ng_connection_find(rt, b, tok[1], NG_CONN_ASSOCIATED_WITH, &id), NG_ENOTFOUND,
                "ng_connection_find", NULL);
     CHECK_FAIL(rt, ng_connection_find(rt, tok[0], b, NG_CONN_ASSOCIATED_WITH, &id), NG_ENOTFOUND,
                "ng_connection_find", NULL);
   }
   /* connection ids: 0, unknown, the largest, beyond it */
-  const uint32_t bad_conn_ids[] = {0, 999, NG_CONNECTION_ID_MAX, UINT32_MAX};
+  /* (0 and 2^53 and above are no ids at all: NG_EINVAL; the rest name nothing: NG_ENOTFOUND) */
+  const ng_id bad_conn_ids[] = {0,
+                                999,
+                                NG_CONNECTION_SLOT_MAX,
+                                UINT32_MAX,
+                                conn[0] + ((ng_id)1 << NG_CONNECTION_SLOT_BITS),
+                                NG_ID_MAX,
+                                NG_ID_MAX + 1u,
+                                UINT64_MAX};
   for (size_t i = 0; i < sizeof bad_conn_ids / sizeof bad_conn_ids[0]; i++) {
-    uint32_t b = bad_conn_ids[i];
-    ng_connection_init(&c, tok[0], tok[1]);
-    CHECK_FAIL(rt, ng_connection_get(rt, b, &c), NG_ENOTFOUND, "ng_connection_get", NULL);
-    CHECK_FAIL(rt, ng_connection_update(rt, b, &c, NG_CF_RIGIDITY), NG_ENOTFOUND,
-               "ng_connection_update", NULL);
-    CHECK_FAIL(rt, ng_connection_learn(rt, b, NG_LEARN_SUCCESS, &c), NG_ENOTFOUND,
-               "ng_connection_learn", NULL);
-    CHECK_FAIL(rt, ng_connection_delete(rt, b), NG_ENOTFOUND, "ng_connection_delete", NULL);
+    ng_id b = bad_conn_ids[i];
+    ng_status want = b == 0 || b > NG_ID_MAX ? NG_EINVAL : NG_ENOTFOUND;
+    ng_connection_init(&c);
+    CHECK_FAIL(rt, ng_connection_get(rt, b, &c), want, "ng_connection_get", NULL);
+    CHECK_FAIL(rt, ng_connection_ends(rt, b, &id, &id), want, "ng_connection_ends", NULL);
+    CHECK_FAIL(rt, ng_connection_update(rt, b, &c, NG_CF_RIGIDITY), want, "ng_connection_update",
+               NULL);
+    CHECK_FAIL(rt, ng_connection_learn(rt, b, NG_LEARN_SUCCESS, &c), want, "ng_connection_learn",
+               NULL);
+    CHECK_FAIL(rt, ng_connection_delete(rt, b), want, "ng_connection_delete", NULL);
   }
   /* cursors past the end, and from the largest ids */
   CHECK_FAIL(rt, ng_token_next(rt, tok[2], &id), NG_ENOTFOUND, "ng_token_next", NULL);
@@ -556,15 +588,15 @@ static void test_bad_ids(void) {
   CHECK_FAIL(rt, ng_connection_next(rt, conn[1], &id), NG_ENOTFOUND, "ng_connection_next", NULL);
   CHECK_FAIL(rt, ng_connection_next(rt, UINT32_MAX, &id), NG_ENOTFOUND, "ng_connection_next", NULL);
   /* a self-link of a live token: allowed or refused, but never a crash or corruption */
-  ng_connection_init(&c, tok[0], tok[0]);
-  ng_status st = ng_connection_create(rt, &c, &id);
+  ng_connection_init(&c);
+  ng_status st = ng_connection_create(rt, tok[0], tok[0], &c, &id);
   CHECK(st == NG_OK || st == NG_EINVAL);
   /* a duplicate (from, to, type) */
-  ng_connection_init(&c, tok[0], tok[1]);
-  CHECK_FAIL(rt, ng_connection_create(rt, &c, &id), NG_EEXIST, "ng_connection_create", NULL);
+  ng_connection_init(&c);
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[0], tok[1], &c, &id), NG_EEXIST, "ng_connection_create", NULL);
   /* a composite id in a connection endpoint names no token */
-  ng_connection_init(&c, ng_make_id(tok[0], 1, 0), tok[2]);
-  CHECK_FAIL(rt, ng_connection_create(rt, &c, &id), NG_EINVAL, "ng_connection_create", "from");
+  ng_connection_init(&c);
+  CHECK_FAIL(rt, ng_connection_create(rt, ng_make_id(NG_TOKEN_SLOT(tok[0]), 1, 0), tok[2], &c, &id), NG_EINVAL, "ng_connection_create", "from");
   ng_hits_free(rt, &hits);
   ng_runtime_release(rt);
 }
@@ -575,7 +607,7 @@ static void test_bad_floats(void) {
   CHECK(rt != NULL);
   if (!rt) return;
   ng_hits hits = {0};
-  uint32_t id = 0;
+  ng_id id = 0;
   for (size_t i = 0; i < N_FLOATS; i++) {
     float v = special_floats[i].v;
     /* token weight: finite within 0..100 */
@@ -595,21 +627,21 @@ static void test_bad_floats(void) {
 
     /* pull strength: finite, |v| <= 10 */
     ng_connection c;
-    ng_connection_init(&c, tok[2], tok[0]);
+    ng_connection_init(&c);
     c.pull_strength = v;
     bool pull_ok = ngt_finite_in(v, -10.0f, 10.0f);
     if (pull_ok) {
       CHECK_STATUS(ng_connection_update(rt, conn[0], &c, NG_CF_PULL_STRENGTH), NG_OK);
     } else {
-      CHECK_FAIL(rt, ng_connection_create(rt, &c, &id), NG_EINVAL, "ng_connection_create",
+      CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EINVAL, "ng_connection_create",
                  "pull_strength");
       CHECK_FAIL(rt, ng_connection_update(rt, conn[0], &c, NG_CF_PULL_STRENGTH), NG_EINVAL,
                  "ng_connection_update", "pull_strength");
     }
     /* preferred distance: finite within 0.01..100; none of the specials qualify */
-    ng_connection_init(&c, tok[2], tok[0]);
+    ng_connection_init(&c);
     c.preferred_distance = v;
-    CHECK_FAIL(rt, ng_connection_create(rt, &c, &id), NG_EINVAL, "ng_connection_create",
+    CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EINVAL, "ng_connection_create",
                "preferred_distance");
     CHECK_FAIL(rt, ng_connection_update(rt, conn[0], &c, NG_CF_PREFERRED_DISTANCE), NG_EINVAL,
                "ng_connection_update", "preferred_distance");
@@ -661,9 +693,9 @@ static void test_bad_floats(void) {
   t.weight = nextafterf(100.0f, 200.0f);
   CHECK_FAIL(rt, ng_token_create(rt, &t, &id), NG_EINVAL, "ng_token_create", "weight");
   ng_connection c;
-  ng_connection_init(&c, tok[2], tok[0]);
+  ng_connection_init(&c);
   c.preferred_distance = nextafterf(0.01f, 0.0f);
-  CHECK_FAIL(rt, ng_connection_create(rt, &c, &id), NG_EINVAL, "ng_connection_create",
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EINVAL, "ng_connection_create",
              "preferred_distance");
   ng_hits_free(rt, &hits);
   ng_runtime_release(rt);
@@ -692,7 +724,7 @@ static void test_bad_masks_and_enums(void) {
     CHECK_FAIL(rt, ng_connection_learn(rt, conn[0], (ng_learn_op)bad_ops[i], &c), NG_EINVAL,
                "ng_connection_learn", "op");
   }
-  uint32_t ids[8];
+  ng_id ids[8];
   size_t n = 0;
   const int bad_dirs[] = {0, 4, 7, -1, INT_MAX};
   for (size_t i = 0; i < sizeof bad_dirs / sizeof bad_dirs[0]; i++)
@@ -700,11 +732,11 @@ static void test_bad_masks_and_enums(void) {
                NG_EINVAL, "ng_token_connections", "dir");
 
   /* record fields outside their enums, through create and update */
-  uint32_t id = 0;
+  ng_id id = 0;
   ng_connection bad;
-  ng_connection_init(&bad, tok[2], tok[0]);
+  ng_connection_init(&bad);
   bad.connection_type = NG_CONN_TYPES;
-  CHECK_FAIL(rt, ng_connection_create(rt, &bad, &id), NG_EINVAL, "ng_connection_create", "type");
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &bad, &id), NG_EINVAL, "ng_connection_create", "type");
   CHECK_FAIL(rt, ng_connection_update(rt, conn[0], &bad, NG_CF_TYPE), NG_EINVAL,
              "ng_connection_update", "type");
   bad.connection_type = 0xFF;
@@ -712,22 +744,22 @@ static void test_bad_masks_and_enums(void) {
              "ng_connection_find", NULL);
   CHECK_FAIL(rt, ng_connection_find(rt, tok[0], tok[1], UINT_MAX, &id), NG_ENOTFOUND,
              "ng_connection_find", NULL);
-  ng_connection_init(&bad, tok[2], tok[0]);
+  ng_connection_init(&bad);
   bad.mutability = 3;
-  CHECK_FAIL(rt, ng_connection_create(rt, &bad, &id), NG_EINVAL, "ng_connection_create",
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &bad, &id), NG_EINVAL, "ng_connection_create",
              "mutability");
   CHECK_FAIL(rt, ng_connection_update(rt, conn[0], &bad, NG_CF_MUTABILITY), NG_EINVAL,
              "ng_connection_update", "mutability");
-  ng_connection_init(&bad, tok[2], tok[0]);
+  ng_connection_init(&bad);
   bad.padding1 = 1;
-  CHECK_FAIL(rt, ng_connection_create(rt, &bad, &id), NG_EINVAL, "ng_connection_create", "padding");
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &bad, &id), NG_EINVAL, "ng_connection_create", "padding");
   /* an update to (from, to, type) that another connection already has */
   CHECK_STATUS(ng_connection_get(rt, conn[0], &bad), NG_OK);
   ng_connection other;
-  ng_connection_init(&other, tok[0], tok[1]);
+  ng_connection_init(&other);
   CHECK_STATUS(ng_connection_set_type(&other, type_cause), NG_OK);
-  uint32_t c2 = 0;
-  CHECK_STATUS(ng_connection_create(rt, &other, &c2), NG_OK);
+  ng_id c2 = 0;
+  CHECK_STATUS(ng_connection_create(rt, tok[0], tok[1], &other, &c2), NG_OK);
   bad.connection_type = (uint8_t)type_cause;
   CHECK_FAIL(rt, ng_connection_update(rt, conn[0], &bad, NG_CF_TYPE), NG_EEXIST,
              "ng_connection_update", NULL);
@@ -736,9 +768,9 @@ static void test_bad_masks_and_enums(void) {
   CHECK_STATUS(ng_cdna_get(rt, &cd), NG_OK);
   cd.allowed_connection_types &= ~(1ull << (type_cause >> 4));
   CHECK_STATUS(ng_cdna_set(rt, &cd), NG_OK);
-  ng_connection_init(&bad, tok[2], tok[0]);
+  ng_connection_init(&bad);
   CHECK_STATUS(ng_connection_set_type(&bad, type_cause), NG_OK);
-  CHECK_FAIL(rt, ng_connection_create(rt, &bad, &id), NG_EINVAL, "ng_connection_create", "type");
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &bad, &id), NG_EINVAL, "ng_connection_create", "type");
   CHECK_FAIL(rt, ng_connection_update(rt, conn[0], &bad, NG_CF_TYPE), NG_EINVAL,
              "ng_connection_update", "type");
 
@@ -761,7 +793,7 @@ static void test_huge_sizes(void) {
   ng_runtime *rt = fixture();
   CHECK(rt != NULL);
   if (!rt) return;
-  uint32_t ids[4] = {0, 0, 0, 0};
+  ng_id ids[4] = {0, 0, 0, 0};
   size_t n = 99;
   CHECK_STATUS(ng_token_list(rt, SIZE_MAX, 4, ids, &n), NG_OK);
   CHECK_EQ_INT(n, 0);
@@ -1142,7 +1174,7 @@ static void attack_from_callback(inside *in) {
   ng_runtime *rt = in->rt;
   ng_token t;
   ng_connection c;
-  uint32_t id = 0, ids[8];
+  ng_id id = 0, ids[8];
   size_t n = 0, m = 0;
   ng_hits hits = {0};
   ng_cdna cd;
@@ -1178,8 +1210,8 @@ static void attack_from_callback(inside *in) {
   CHECK_FAIL(rt, ng_token_update(rt, tok[0], &t, NG_TF_WEIGHT), NG_EBUSY, "ng_token_update", NULL);
   CHECK_FAIL(rt, ng_token_delete(rt, tok[0], &n), NG_EBUSY, "ng_token_delete", NULL);
   CHECK_FAIL(rt, ng_token_clear(rt, &n, &m), NG_EBUSY, "ng_token_clear", NULL);
-  ng_connection_init(&c, tok[2], tok[0]);
-  CHECK_FAIL(rt, ng_connection_create(rt, &c, &id), NG_EBUSY, "ng_connection_create", NULL);
+  ng_connection_init(&c);
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EBUSY, "ng_connection_create", NULL);
   CHECK_FAIL(rt, ng_connection_update(rt, conn[0], &c, NG_CF_RIGIDITY), NG_EBUSY,
              "ng_connection_update", NULL);
   CHECK_FAIL(rt, ng_connection_learn(rt, conn[0], NG_LEARN_ACTIVATE, &c), NG_EBUSY,
@@ -1192,7 +1224,7 @@ static void attack_from_callback(inside *in) {
   ng_hits_free(rt, &hits);
 }
 
-static bool token_cb(const ng_token *t, uint32_t id, void *ud) {
+static bool token_cb(const ng_token *t, ng_id id, void *ud) {
   inside *in = ud;
   CHECK(t != NULL);
   CHECK_EQ_INT(NG_ID_LOCAL(t->id), id);
@@ -1200,7 +1232,7 @@ static bool token_cb(const ng_token *t, uint32_t id, void *ud) {
   return true;
 }
 
-static bool conn_cb(const ng_connection *c, uint32_t id, void *ud) {
+static bool conn_cb(const ng_connection *c, ng_id id, void *ud) {
   inside *in = ud;
   CHECK(c != NULL);
   CHECK(id == conn[0] || id == conn[1]);
@@ -1226,7 +1258,7 @@ static void test_callbacks(void) {
   /* writes work again once the iteration is over */
   ng_token t;
   ng_token_init(&t);
-  uint32_t id = 0;
+  ng_id id = 0;
   CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
   /* the snapshot taken inside the callback is the store as it was */
   ng_runtime *loaded = NULL;
@@ -1253,7 +1285,7 @@ static void test_use_after_clear(void) {
   ng_token t;
   ng_token_init(&t);
   ng_connection c;
-  uint32_t id = 0, ids[4];
+  ng_id id = 0, ids[4];
   size_t n = 0;
   ng_hits hits = {0};
   for (int i = 0; i < 3; i++) {
@@ -1274,8 +1306,8 @@ static void test_use_after_clear(void) {
   }
   CHECK_FAIL(rt, ng_token_next(rt, 0, &id), NG_ENOTFOUND, "ng_token_next", NULL);
   CHECK_FAIL(rt, ng_connection_next(rt, 0, &id), NG_ENOTFOUND, "ng_connection_next", NULL);
-  ng_connection_init(&c, tok[0], tok[1]);
-  CHECK_FAIL(rt, ng_connection_create(rt, &c, &id), NG_EINVAL, "ng_connection_create", NULL);
+  ng_connection_init(&c);
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[0], tok[1], &c, &id), NG_EINVAL, "ng_connection_create", NULL);
   const float c3[3] = {1, 2, 3};
   CHECK_STATUS(ng_grid_range(rt, NG_L1, c3, 1000.0f, 0, &hits), NG_OK);
   CHECK_EQ_INT(hits.count, 0);
@@ -1367,7 +1399,7 @@ static void test_limits(void) {
   CHECK_STATUS(ng_token_get(rt, tok[2], &t), NG_OK);
   CHECK(t.weight == 100.0f);
 
-  uint32_t id = 0;
+  ng_id id = 0;
   ng_token_init(&t);
   t.field_radius = 15;
   t.weight = 70.0f;
@@ -1391,20 +1423,21 @@ static void test_limits(void) {
   t.field_strength = 100;
   CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
   CHECK_STATUS(ng_token_delete(rt, id, NULL), NG_OK);
+  const ng_id deleted = id;
 
   ng_connection c;
-  ng_connection_init(&c, tok[2], tok[0]);
+  ng_connection_init(&c);
   c.pull_strength = -6.0f; /* |pull| is checked against the connection weight limits */
-  CHECK_FAIL(rt, ng_connection_create(rt, &c, &id), NG_EINVAL, "ng_connection_create", "pull");
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EINVAL, "ng_connection_create", "pull");
   CHECK_FAIL(rt, ng_connection_update(rt, conn[0], &c, NG_CF_PULL_STRENGTH), NG_EINVAL,
              "ng_connection_update", "pull");
   c.pull_strength = 1.0f;
   c.rigidity = 255;
-  CHECK_FAIL(rt, ng_connection_create(rt, &c, &id), NG_EINVAL, "ng_connection_create", "rigidity");
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EINVAL, "ng_connection_create", "rigidity");
   CHECK_FAIL(rt, ng_connection_update(rt, conn[0], &c, NG_CF_RIGIDITY), NG_EINVAL,
              "ng_connection_update", "rigidity");
   c.rigidity = 10;
-  CHECK_FAIL(rt, ng_connection_create(rt, &c, &id), NG_EINVAL, "ng_connection_create", "rigidity");
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EINVAL, "ng_connection_create", "rigidity");
 
   /* degree limits: tok[1] already has one out and one in */
   CHECK_STATUS(ng_cdna_set_profile(rt, NG_PROFILE_DEFAULT), NG_OK);
@@ -1413,47 +1446,52 @@ static void test_limits(void) {
   cd.max_in_degree = 1;
   cd.max_total_degree = 2;
   CHECK_STATUS(ng_cdna_set(rt, &cd), NG_OK);
-  ng_connection_init(&c, tok[1], tok[0]);
-  CHECK_FAIL(rt, ng_connection_create(rt, &c, &id), NG_ELIMIT, "ng_connection_create",
+  ng_connection_init(&c);
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[1], tok[0], &c, &id), NG_ELIMIT, "ng_connection_create",
              "max_out_degree");
-  ng_connection_init(&c, tok[2], tok[1]);
-  CHECK_FAIL(rt, ng_connection_create(rt, &c, &id), NG_ELIMIT, "ng_connection_create",
+  ng_connection_init(&c);
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[1], &c, &id), NG_ELIMIT, "ng_connection_create",
              "max_in_degree");
   cd.max_out_degree = 5;
   cd.max_in_degree = 5;
   CHECK_STATUS(ng_cdna_set(rt, &cd), NG_OK);
-  ng_connection_init(&c, tok[1], tok[0]);
-  CHECK_FAIL(rt, ng_connection_create(rt, &c, &id), NG_ELIMIT, "ng_connection_create",
+  ng_connection_init(&c);
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[1], tok[0], &c, &id), NG_ELIMIT, "ng_connection_create",
              "max_total_degree");
-  ng_connection_init(&c, tok[0], tok[1]);
+  ng_connection_init(&c);
   CHECK_STATUS(ng_connection_set_type(&c, type_cause), NG_OK);
-  CHECK_FAIL(rt, ng_connection_create(rt, &c, &id), NG_ELIMIT, "ng_connection_create",
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[0], tok[1], &c, &id), NG_ELIMIT, "ng_connection_create",
              "max_total_degree");
   CHECK_STATUS(ng_cdna_set_profile(rt, NG_PROFILE_DEFAULT), NG_OK);
 
-  /* ids exhausted: the failure changes nothing, and the last id is still usable */
-  ngi_tokens_set_next_id(rt, NG_TOKEN_ID_MAX);
+  /* slots exhausted: the last fresh one is usable, then the one deleted above comes back under
+   * generation 1 (no fresh slot is left), then the failure changes nothing */
+  ngi_tokens_skip_slots(rt, NG_TOKEN_SLOT_MAX);
   ng_token_init(&t);
   CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
-  CHECK_EQ_INT(id, NG_TOKEN_ID_MAX);
+  CHECK_EQ_INT(id, NG_TOKEN_SLOT_MAX);
+  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK(id == ((ng_id)1 << NG_TOKEN_SLOT_BITS | NG_TOKEN_SLOT(deleted)));
+  CHECK_FAIL(rt, ng_token_get(rt, deleted, &t), NG_ENOTFOUND, "ng_token_get", NULL);
+  ng_token_init(&t);
   CHECK_FAIL(rt, ng_token_create(rt, &t, &id), NG_ELIMIT, "ng_token_create", NULL);
-  CHECK_STATUS(ng_token_get(rt, NG_TOKEN_ID_MAX, &t), NG_OK);
-  CHECK_EQ_INT(NG_ID_LOCAL(t.id), NG_TOKEN_ID_MAX);
-  ngi_conns_set_next_id(rt, NG_CONNECTION_ID_MAX);
-  ng_connection_init(&c, NG_TOKEN_ID_MAX, tok[0]);
-  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_OK);
-  CHECK_EQ_INT(id, NG_CONNECTION_ID_MAX);
-  CHECK_STATUS(ng_connection_get(rt, NG_CONNECTION_ID_MAX, &c), NG_OK);
-  ng_connection_init(&c, tok[0], NG_TOKEN_ID_MAX);
-  CHECK_FAIL(rt, ng_connection_create(rt, &c, &id), NG_ELIMIT, "ng_connection_create", NULL);
-  CHECK_FAIL(rt, ng_connection_next(rt, NG_CONNECTION_ID_MAX, &id), NG_ENOTFOUND,
+  CHECK_STATUS(ng_token_get(rt, NG_TOKEN_SLOT_MAX, &t), NG_OK);
+  CHECK_EQ_INT(NG_ID_LOCAL(t.id), NG_TOKEN_SLOT_MAX);
+  ngi_conns_skip_slots(rt, NG_CONNECTION_SLOT_MAX);
+  ng_connection_init(&c);
+  CHECK_STATUS(ng_connection_create(rt, NG_TOKEN_SLOT_MAX, tok[0], &c, &id), NG_OK);
+  CHECK_EQ_INT(id, NG_CONNECTION_SLOT_MAX);
+  CHECK_STATUS(ng_connection_get(rt, NG_CONNECTION_SLOT_MAX, &c), NG_OK);
+  ng_connection_init(&c);
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[0], NG_TOKEN_SLOT_MAX, &c, &id), NG_ELIMIT, "ng_connection_create", NULL);
+  CHECK_FAIL(rt, ng_connection_next(rt, NG_CONNECTION_SLOT_MAX, &id), NG_ENOTFOUND,
              "ng_connection_next", NULL);
   /* deleting the token at the id limit takes its connection along */
   size_t removed = 0;
-  CHECK_STATUS(ng_token_delete(rt, NG_TOKEN_ID_MAX, &removed), NG_OK);
+  CHECK_STATUS(ng_token_delete(rt, NG_TOKEN_SLOT_MAX, &removed), NG_OK);
   CHECK_EQ_INT(removed, 1);
-  CHECK_FAIL(rt, ng_connection_get(rt, NG_CONNECTION_ID_MAX, &c), NG_ENOTFOUND, "ng_connection_get",
-             NULL);
+  CHECK_FAIL(rt, ng_connection_get(rt, NG_CONNECTION_SLOT_MAX, &c), NG_ENOTFOUND,
+             "ng_connection_get", NULL);
   ng_runtime_release(rt);
 }
 
@@ -1466,7 +1504,7 @@ static void test_composite_ids_in_records(void) {
   ng_token_init(&t);
   ng_token_set_entity(&t, NG_ENTITY_GOAL);
   t.id = 0xFFFFFFFFu; /* local bits are assigned, the entity copy follows the flags */
-  uint32_t id = 0;
+  ng_id id = 0;
   CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
   CHECK_STATUS(ng_token_get(rt, id, &t), NG_OK);
   CHECK_EQ_INT(NG_ID_LOCAL(t.id), id);
@@ -1664,13 +1702,13 @@ typedef struct nest_ctx {
 } nest_ctx;
 static nest_ctx nest;
 
-static bool nest_cb(const ng_token *t, uint32_t id, void *ud) {
+static bool nest_cb(const ng_token *t, ng_id id, void *ud) {
   (void)t;
   (void)id;
   int d = (int)(intptr_t)ud;
   ng_token tk;
   ng_token_init(&tk);
-  uint32_t nid = 0;
+  ng_id nid = 0;
   if (d == 15) nest.spare_write_16 = (int)ng_token_create(nest.spare, &tk, &nid);
   if (d + 1 < NEST) {
     ng_token_each(nest.rts[d + 1], nest_cb, (void *)(intptr_t)(d + 1));
@@ -1700,7 +1738,7 @@ static void test_nested_runtimes(void) {
     CHECK_STATUS(ng_runtime_new(NULL, &nest.rts[i]), NG_OK);
     ng_token t;
     ng_token_init(&t);
-    uint32_t id = 0;
+    ng_id id = 0;
     if (nest.rts[i]) CHECK_STATUS(ng_token_create(nest.rts[i], &t, &id), NG_OK);
   }
   pthread_t th;
@@ -1727,7 +1765,7 @@ static void test_nested_runtimes(void) {
   /* the thread's lock bookkeeping is balanced again: writes work from here */
   ng_token tk;
   ng_token_init(&tk);
-  uint32_t nid = 0;
+  ng_id nid = 0;
   CHECK_STATUS(ng_token_create(nest.spare, &tk, &nid), NG_OK);
   ng_runtime_release(nest.spare);
   for (int i = 0; i < NEST; i++) {
@@ -1826,7 +1864,7 @@ static void test_clock_extremes(void) {
   ngt_now = UINT64_MAX;
   ng_token t;
   ng_token_init(&t);
-  uint32_t id = 0;
+  ng_id id = 0;
   CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
   CHECK_STATUS(ng_token_get(rt, id, &t), NG_OK);
   CHECK_EQ_INT(t.timestamp, UINT32_MAX);
@@ -1838,13 +1876,13 @@ static void test_clock_extremes(void) {
 }
 
 /* A callback may write to a different runtime: only its own store is read-locked. */
-static bool other_rt_cb(const ng_token *t, uint32_t id, void *ud) {
+static bool other_rt_cb(const ng_token *t, ng_id id, void *ud) {
   (void)t;
   (void)id;
   ng_runtime *other = ud;
   ng_token nt;
   ng_token_init(&nt);
-  uint32_t nid = 0;
+  ng_id nid = 0;
   CHECK_STATUS(ng_token_create(other, &nt, &nid), NG_OK);
   return true;
 }
@@ -1870,6 +1908,12 @@ static uint32_t rnd(uint32_t n) {
   return n ? (uint32_t)((rng_state >> 33) % n) : 0;
 }
 
+/* An id below n (any ng_id). */
+static ng_id rnd_id(ng_id n) {
+  rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+  return n ? (rng_state >> 11) % n : 0;
+}
+
 /* A float that is often valid and often not. */
 static float rnd_float(float lo, float hi) {
   switch (rnd(10)) {
@@ -1884,26 +1928,26 @@ static float rnd_float(float lo, float hi) {
   }
 }
 
-static uint32_t rnd_token_id(ng_runtime *rt) {
+static ng_id rnd_token_id(ng_runtime *rt) {
   if (rnd(5) == 0) return bad_ids[rnd((uint32_t)n_bad_ids)];
   ng_stats st;
   if (ng_runtime_stats(rt, &st) != NG_OK || st.next_token_id < 2) return 1;
   if (rnd(2) && st.tokens > 0) { /* a live one */
-    uint32_t id = 0;
+    ng_id id = 0;
     size_t n = 0;
     if (ng_token_list(rt, rnd((uint32_t)st.tokens), 1, &id, &n) == NG_OK && n == 1) return id;
   }
-  return 1 + rnd(st.next_token_id - 1); /* live or deleted */
+  return 1 + rnd_id(st.next_token_id - 1); /* live or deleted */
 }
 
-static uint32_t rnd_conn_id(ng_runtime *rt) {
-  if (rnd(6) == 0) return rnd(2) ? 0 : UINT32_MAX;
+static ng_id rnd_conn_id(ng_runtime *rt) {
+  if (rnd(6) == 0) return rnd(2) ? 0 : rnd(2) ? UINT32_MAX : NG_ID_MAX + 1u;
   ng_stats st;
   if (ng_runtime_stats(rt, &st) != NG_OK || st.next_connection_id < 2) return 1;
-  return 1 + rnd(st.next_connection_id - 1);
+  return 1 + rnd_id(st.next_connection_id - 1);
 }
 
-static bool conn_endpoints_live(const ng_connection *c, uint32_t id, void *ud) {
+static bool conn_endpoints_live(const ng_connection *c, ng_id id, void *ud) {
   (void)id;
   ng_runtime *rt = ud;
   ng_token t;
@@ -1949,7 +1993,7 @@ static void test_random_misuse(void) {
     fingerprint before = fp_take(rt);
     ng_status st = NG_OK;
     int reads_only = 0;
-    uint32_t id = 0;
+    ng_id id = 0;
     ng_token t;
     ng_token_init(&t);
     ng_connection c;
@@ -1976,24 +2020,27 @@ static void test_random_misuse(void) {
     case 3:
       st = ng_token_delete(rt, rnd_token_id(rt), NULL);
       break;
-    case 5: /* the copy of an existing connection: a duplicate */
-      if (ng_connection_get(rt, rnd_conn_id(rt), &c) == NG_OK) {
-        st = ng_connection_create(rt, &c, &id);
+    case 5: { /* the copy of an existing connection: a duplicate */
+      ng_id dup = rnd_conn_id(rt), from = 0, to = 0;
+      if (ng_connection_get(rt, dup, &c) == NG_OK &&
+          ng_connection_ends(rt, dup, &from, &to) == NG_OK) {
+        st = ng_connection_create(rt, from, to, &c, &id);
         break;
       }
+    }
       /* fall through */
     case 4:
-      ng_connection_init(&c, rnd_token_id(rt), rnd_token_id(rt));
+      ng_connection_init(&c);
       /* mostly two types, so duplicates happen */
       c.connection_type = (uint8_t)(rnd(3) ? (rnd(2) ? 0x50 : 0x10) : rnd(256));
       c.mutability = (uint8_t)rnd(4);
       c.pull_strength = rnd_float(-10, 10);
       c.preferred_distance = rnd_float(0.01f, 100);
       c.padding1 = (uint16_t)(rnd(20) == 0);
-      st = ng_connection_create(rt, &c, &id);
+      st = ng_connection_create(rt, rnd_token_id(rt), rnd_token_id(rt), &c, &id);
       break;
     case 6:
-      ng_connection_init(&c, 0, 0);
+      ng_connection_init(&c);
       c.connection_type = (uint8_t)rnd(rnd(4) ? NG_CONN_TYPES : 256);
       c.mutability = (uint8_t)rnd(4);
       c.pull_strength = rnd_float(-10, 10);

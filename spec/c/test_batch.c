@@ -29,14 +29,14 @@ static ng_runtime *make_store(ngt_alloc *a, size_t n, uint64_t seed, size_t hole
       for (int k = 0; k < 3; k++)
         t.coords[s][k] = rcoord(&seed, 2000);
     t.weight = (float)(ngt_rnd(&seed) % 100);
-    uint32_t id;
+    ng_id id;
     if (ng_token_create(rt, &t, &id) != NG_OK) {
       ng_runtime_release(rt);
       return NULL;
     }
   }
   if (hole)
-    for (uint32_t id = 1; id <= n; id += (uint32_t)hole)
+    for (ng_id id = 1; id <= n; id += (uint32_t)hole)
       ng_token_delete(rt, id, NULL);
   ng_hits h = {0};
   float c[3] = {0, 0, 0};
@@ -52,11 +52,11 @@ typedef struct state {
   size_t count;
   ng_token *recs;
   size_t nrec;
-  uint32_t *q;
+  ng_id *q;
   size_t qn, qcap;
 } state;
 
-static bool collect(const ng_token *tok, uint32_t id, void *ud) {
+static bool collect(const ng_token *tok, ng_id id, void *ud) {
   (void)id;
   state *st = ud;
   st->recs = realloc(st->recs, (st->nrec + 1) * sizeof *st->recs);
@@ -64,7 +64,7 @@ static bool collect(const ng_token *tok, uint32_t id, void *ud) {
   return true;
 }
 
-static void push(state *st, uint32_t v) {
+static void push(state *st, ng_id v) {
   if (st->qn == st->qcap) {
     st->qcap = st->qcap ? st->qcap * 2 : 256;
     st->q = realloc(st->q, st->qcap * sizeof *st->q);
@@ -76,7 +76,7 @@ static void push_hits(state *st, ng_status s, const ng_hits *h) {
   push(st, (uint32_t)s);
   push(st, (uint32_t)h->count);
   for (size_t i = 0; i < h->count; i++) {
-    uint32_t d;
+    ng_id d;
     memcpy(&d, &h->items[i].distance, sizeof d);
     push(st, h->items[i].id);
     push(st, d);
@@ -101,7 +101,7 @@ static state capture(ng_runtime *rt, ngt_alloc *a) {
       float hi[3] = {c[0] + 500 / scale, c[1] + 800 / scale, c[2] + 300 / scale};
       push_hits(&st, ng_grid_box(rt, s, lo, hi, 0, &h), &h);
     }
-    for (uint32_t id = 2; id < 40; id += 9)
+    for (ng_id id = 2; id < 40; id += 9)
       push_hits(&st, ng_grid_neighbors(rt, id, s, 700.0f / scale, 0, &h), &h);
     ng_space_info info;
     push(&st, (uint32_t)ng_grid_info(rt, s, &info));
@@ -129,9 +129,9 @@ static void drop(state *st) {
 
 /* A batch of m moves of live tokens (ids from rt), far enough to leave their cells, in L1 and
  * L2, plus new weights. */
-static void make_moves(ng_runtime *rt, uint64_t *seed, size_t m, uint32_t *ids, ng_token *vals) {
+static void make_moves(ng_runtime *rt, uint64_t *seed, size_t m, ng_id *ids, ng_token *vals) {
   size_t live = ng_token_count(rt);
-  uint32_t *all = malloc(live * sizeof *all);
+  ng_id *all = malloc(live * sizeof *all);
   size_t got = 0;
   ng_token_list(rt, 0, live, all, &got);
   for (size_t i = 0; i < m; i++) {
@@ -151,7 +151,7 @@ static void test_success(void) {
   ngt_alloc a = NGT_ALLOC_NEVER;
   ng_runtime *rt = make_store(&a, 500, 1, 0);
   CHECK(rt != NULL);
-  uint32_t ids[3] = {10, 20, 30};
+  ng_id ids[3] = {10, 20, 30};
   ng_token v[3];
   for (int i = 0; i < 3; i++) {
     ng_token_init(&v[i]);
@@ -194,7 +194,7 @@ static void test_empty_and_args(void) {
   ngt_alloc a = NGT_ALLOC_NEVER;
   ng_runtime *rt = make_store(&a, 200, 2, 7);
   state s0 = capture(rt, &a);
-  uint32_t ids[2] = {2, 3};
+  ng_id ids[2] = {2, 3};
   ng_token v[2];
   ng_token_init(&v[0]);
   ng_token_init(&v[1]);
@@ -220,7 +220,7 @@ typedef struct busy_ctx {
   ng_status st;
 } busy_ctx;
 
-static bool try_batch(const ng_token *tok, uint32_t id, void *ud) {
+static bool try_batch(const ng_token *tok, ng_id id, void *ud) {
   busy_ctx *c = ud;
   c->st = ng_token_update_batch(c->rt, &id, tok, 1, NG_TF_WEIGHT);
   return false;
@@ -234,7 +234,7 @@ static void test_busy_and_no_moves(void) {
   busy_ctx c = {rt, NG_OK};
   ng_token_each(rt, try_batch, &c);
   CHECK_STATUS(c.st, NG_EBUSY);
-  uint32_t ids[2] = {5, 6};
+  ng_id ids[2] = {5, 6};
   ng_token v[2];
   ng_token_init(&v[0]);
   ng_token_init(&v[1]);
@@ -257,12 +257,12 @@ static void test_all_or_nothing(void) {
   ng_runtime *rt = make_store(&a, 1000, 3, 11);
   uint64_t seed = 33;
   enum { M = 300 };
-  uint32_t ids[M];
+  ng_id ids[M];
   ng_token v[M];
   make_moves(rt, &seed, M, ids, v);
   state s0 = capture(rt, &a);
 
-  uint32_t keep = ids[250];
+  ng_id keep = ids[250];
   ids[250] = 12; /* deleted (every 11th from 1) */
   CHECK_STATUS(ng_token_update_batch(rt, ids, v, M, MOVE_FIELDS), NG_ENOTFOUND);
   CHECK_CONTAINS(ng_last_error(rt), "entry 250");
@@ -270,8 +270,11 @@ static void test_all_or_nothing(void) {
   ids[250] = 99999;
   CHECK_STATUS(ng_token_update_batch(rt, ids, v, M, MOVE_FIELDS), NG_ENOTFOUND);
   CHECK_CONTAINS(ng_last_error(rt), "no token 99999");
-  ids[250] = 0;
-  CHECK_STATUS(ng_token_update_batch(rt, ids, v, M, MOVE_FIELDS), NG_ENOTFOUND);
+  ids[250] = 0; /* no id at all */
+  CHECK_STATUS(ng_token_update_batch(rt, ids, v, M, MOVE_FIELDS), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "entry 250");
+  ids[250] = NG_ID_MAX + 1u;
+  CHECK_STATUS(ng_token_update_batch(rt, ids, v, M, MOVE_FIELDS), NG_EINVAL);
   ids[250] = keep;
 
   v[199].weight = NAN;
@@ -313,7 +316,7 @@ static void test_all_or_nothing(void) {
 }
 
 /* Apply the batch one entry at a time. */
-static void apply_singly(ng_runtime *rt, const uint32_t *ids, const ng_token *v, size_t n,
+static void apply_singly(ng_runtime *rt, const ng_id *ids, const ng_token *v, size_t n,
                          uint32_t fields) {
   for (size_t i = 0; i < n; i++)
     CHECK_STATUS(ng_token_update(rt, ids[i], &v[i], fields), NG_OK);
@@ -322,7 +325,7 @@ static void apply_singly(ng_runtime *rt, const uint32_t *ids, const ng_token *v,
 static void test_duplicates(void) {
   ngt_alloc a = NGT_ALLOC_NEVER, b = NGT_ALLOC_NEVER;
   ng_runtime *x = make_store(&a, 300, 4, 0), *y = make_store(&b, 300, 4, 0);
-  uint32_t ids[5] = {7, 8, 7, 9, 7};
+  ng_id ids[5] = {7, 8, 7, 9, 7};
   ng_token v[5];
   for (int i = 0; i < 5; i++) {
     ng_token_init(&v[i]);
@@ -357,7 +360,7 @@ static void test_alloc_failure(void) {
     ng_runtime *rt = make_store(&a, 1500, 5, 13), *twin = make_store(&b, 1500, 5, 13);
     uint64_t seed = 55;
     enum { M = 400 };
-    uint32_t ids[M];
+    ng_id ids[M];
     ng_token v[M];
     make_moves(rt, &seed, M, ids, v);
     apply_singly(twin, ids, v, M, fields);
@@ -402,7 +405,7 @@ static void test_property(void) {
   ng_runtime *x = make_store(&a, 2000, 6, 9), *y = make_store(&b, 2000, 6, 9);
   uint64_t seed = 66;
   enum { M = 250 };
-  static uint32_t ids[M];
+  static ng_id ids[M];
   static ng_token v[M];
   static const uint32_t field_sets[] = {MOVE_FIELDS, NG_TF_ALL, NG_TF_COORDS(0),
                                         NG_TF_COORDS(1) | NG_TF_FLAGS | NG_TF_DOMAIN,
@@ -477,7 +480,7 @@ static void test_threads(void) {
     ng_token_init(&t);
     ng_token_set_coords(&t, NG_L1, (float)rcoord(&seed, 20), (float)rcoord(&seed, 20),
                         (float)rcoord(&seed, 20));
-    uint32_t id;
+    ng_id id;
     ng_token_create(rt, &t, &id);
   }
   shared sh = {.rt = rt};
@@ -486,7 +489,7 @@ static void test_threads(void) {
   pthread_t th;
   CHECK(pthread_create(&th, NULL, reader, &sh) == 0);
   enum { M = 200 };
-  uint32_t ids[M];
+  ng_id ids[M];
   ng_token v[M];
   int failures = 0;
   /* At least 150 rounds, and on until the reader has overlapped some of them. */
@@ -519,12 +522,12 @@ static void test_get_batch(void) {
       return;
     }
     enum { M = 1500 };
-    static uint32_t ids[M];
+    static ng_id ids[M];
     static ng_token out[M];
     uint64_t seed = 99;
     for (size_t i = 0; i < M; i++) {
       uint32_t r = ngt_rnd(&seed) % 10;
-      ids[i] = r == 0 ? 0 : r == 1 ? 3000 + ngt_rnd(&seed) % 5000 : r == 2 ? NG_TOKEN_ID_MAX + 1u
+      ids[i] = r == 0 ? 0 : r == 1 ? 3000 + ngt_rnd(&seed) % 5000 : r == 2 ? NG_ID_MAX + 1u
                                                                         : 1 + ngt_rnd(&seed) % 3000;
     }
     size_t found = 12345, want = 0;

@@ -23,21 +23,21 @@ static ng_runtime *new_rt(void) {
 /* Create n tokens; their ids are 1..n on a fresh runtime. */
 static void make_tokens(ng_runtime *rt, int n) {
   for (int i = 0; i < n; i++) {
-    uint32_t id = 0;
+    ng_id id = 0;
     CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_OK);
   }
 }
 
-static uint32_t link_type(ng_runtime *rt, uint32_t from, uint32_t to, unsigned type) {
+static ng_id link_type(ng_runtime *rt, ng_id from, ng_id to, unsigned type) {
   ng_connection c;
-  ng_connection_init(&c, from, to);
+  ng_connection_init(&c);
   CHECK_STATUS(ng_connection_set_type(&c, type), NG_OK);
-  uint32_t id = 0;
-  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_OK);
+  ng_id id = 0;
+  CHECK_STATUS(ng_connection_create(rt, from, to, &c, &id), NG_OK);
   return id;
 }
 
-static uint32_t link(ng_runtime *rt, uint32_t from, uint32_t to) {
+static ng_id link(ng_runtime *rt, ng_id from, ng_id to) {
   return link_type(rt, from, to, NG_CONN_ASSOCIATED_WITH);
 }
 
@@ -47,7 +47,7 @@ typedef struct image {
   size_t n;
   unsigned char bytes[256 * 68];
 } image;
-static bool image_add(const ng_connection *c, uint32_t id, void *ud) {
+static bool image_add(const ng_connection *c, ng_id id, void *ud) {
   image *im = ud;
   if (im->n >= 256) return false;
   memcpy(im->bytes + im->n * 68, &id, 4);
@@ -80,11 +80,11 @@ static void test_defaults_and_vector(void) {
   make_tokens(rt, 7);
   /* Reference 2.1's vector new(7,3) in canonical order is 3 -> 7 here. */
   ng_connection c;
-  ng_connection_init(&c, 3, 7);
+  ng_connection_init(&c);
   c.created_at = 0x11111111u;
   c.last_update = 0x22222222u;
-  uint32_t id = 0;
-  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_OK);
+  ng_id id = 0;
+  CHECK_STATUS(ng_connection_create(rt, 3, 7, &c, &id), NG_OK);
   CHECK_EQ_INT(id, 1);
   static const unsigned char want[64] = {
       0x03, 0,    0, 0, 0x07, 0,    0,    0,    0x50, 0x80, 0,    0,    0, 0, 0, 0,
@@ -95,8 +95,8 @@ static void test_defaults_and_vector(void) {
   CHECK(memcmp(&got, want, 64) == 0);
 
   /* Direction is kept: 7 -> 3 stays 7 -> 3; zero times become the clock. */
-  ng_connection_init(&c, 7, 3);
-  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_OK);
+  ng_connection_init(&c);
+  CHECK_STATUS(ng_connection_create(rt, 7, 3, &c, &id), NG_OK);
   CHECK_EQ_INT(id, 2);
   CHECK_STATUS(ng_connection_get(rt, id, &got), NG_OK);
   CHECK_EQ_INT(got.token_a_id, 7);
@@ -116,7 +116,7 @@ static void test_defaults_and_vector(void) {
   CHECK_EQ_INT(ng_connection_count(rt), 2);
 
   /* Every field is honoured. */
-  ng_connection_init(&c, 1, 2);
+  ng_connection_init(&c);
   CHECK_STATUS(ng_connection_set_type(&c, 0x13), NG_OK);
   c.rigidity = 7;
   c.active_levels = 0x81;
@@ -135,21 +135,36 @@ static void test_defaults_and_vector(void) {
     c.target_vector[s] = (int16_t)(-1000 * s);
   c.created_at = 10;
   c.last_update = 11;
-  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_OK);
+  c.token_a_id = 77; /* ignored: the endpoints are the arguments */
+  CHECK_STATUS(ng_connection_create(rt, 1, 2, &c, &id), NG_OK);
   CHECK_STATUS(ng_connection_get(rt, id, &got), NG_OK);
+  c.token_a_id = 1; /* the stored record holds the endpoints' slots */
+  c.token_b_id = 2;
   CHECK(memcmp(&got, &c, sizeof c) == 0);
 
   /* out_id may be NULL. */
-  ng_connection_init(&c, 4, 5);
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_OK);
+  ng_connection_init(&c);
+  CHECK_STATUS(ng_connection_create(rt, 4, 5, &c, NULL), NG_OK);
   CHECK_EQ_INT(ng_connection_count(rt), 4);
   CHECK_STATUS(ng_connection_get(rt, 99, &got), NG_ENOTFOUND);
-  CHECK_STATUS(ng_connection_get(rt, 0, &got), NG_ENOTFOUND);
+  CHECK_STATUS(ng_connection_get(rt, 0, &got), NG_EINVAL); /* no id at all */
+  CHECK_STATUS(ng_connection_get(rt, NG_ID_MAX + 1u, &got), NG_EINVAL);
   CHECK_STATUS(ng_connection_get(rt, 1, NULL), NG_EINVAL);
   CHECK_STATUS(ng_connection_get(NULL, 1, &got), NG_EINVAL);
-  CHECK_STATUS(ng_connection_create(rt, NULL, &id), NG_EINVAL);
-  CHECK_STATUS(ng_connection_create(NULL, &c, &id), NG_EINVAL);
+  CHECK_STATUS(ng_connection_create(NULL, 4, 5, &c, &id), NG_EINVAL);
   CHECK_EQ_INT(ng_connection_count(NULL), 0);
+  /* A NULL record means ng_connection_init's defaults; the endpoints are the arguments. */
+  CHECK_STATUS(ng_connection_create(rt, 5, 4, NULL, &id), NG_OK);
+  CHECK_STATUS(ng_connection_get(rt, id, &got), NG_OK);
+  ng_connection_init(&c);
+  c.token_a_id = 5;
+  c.token_b_id = 4;
+  c.created_at = c.last_update = got.created_at;
+  CHECK(memcmp(&got, &c, sizeof c) == 0);
+  ng_id from = 0, to = 0;
+  CHECK_STATUS(ng_connection_ends(rt, id, &from, &to), NG_OK);
+  CHECK(from == 5 && to == 4);
+  CHECK_STATUS(ng_connection_ends(rt, id, NULL, NULL), NG_OK);
   ng_runtime_release(rt);
 }
 
@@ -157,11 +172,11 @@ static void test_bidirectional_and_self(void) {
   ng_runtime *rt = new_rt();
   make_tokens(rt, 2);
   ng_connection c;
-  ng_connection_init(&c, 1, 2);
+  ng_connection_init(&c);
   c.flags = NG_CONN_BIDIRECTIONAL;
-  uint32_t id = 0, ids[4];
+  ng_id id = 0, ids[4];
   size_t n = 0;
-  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_OK);
+  CHECK_STATUS(ng_connection_create(rt, 1, 2, &c, &id), NG_OK);
   ng_connection got;
   CHECK_STATUS(ng_connection_get(rt, id, &got), NG_OK);
   CHECK_EQ_INT(got.flags, NG_CONN_BIDIRECTIONAL);
@@ -172,7 +187,7 @@ static void test_bidirectional_and_self(void) {
   CHECK_EQ_INT(n, 1);
 
   /* A self-link is one out and one in, listed once under NG_BOTH. */
-  uint32_t self = link(rt, 1, 1);
+  ng_id self = link(rt, 1, 1);
   CHECK_STATUS(ng_token_connections(rt, 1, NG_OUT, ids, 4, &n), NG_OK);
   CHECK_EQ_INT(n, 2);
   CHECK_STATUS(ng_token_connections(rt, 1, NG_IN, ids, 4, &n), NG_OK);
@@ -192,28 +207,33 @@ static void test_unknown_endpoints(void) {
   image before;
   take_image(rt, &before);
   ng_connection c;
-  uint32_t id = 777;
-  ng_connection_init(&c, 9, 2);
-  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_EINVAL);
+  ng_id id = 777;
+  ng_connection_init(&c);
+  CHECK_STATUS(ng_connection_create(rt, 9, 2, &c, &id), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "ng_connection_create");
-  CHECK_CONTAINS(ng_last_error(rt), "token_a_id (from) 9");
-  ng_connection_init(&c, 1, 10);
-  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_EINVAL);
-  CHECK_CONTAINS(ng_last_error(rt), "token_b_id (to) 10");
-  ng_connection_init(&c, 0, 1);
-  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_EINVAL);
-  CHECK_CONTAINS(ng_last_error(rt), "token_a_id");
-  /* A composite id is not a token id; the message says so. */
-  ng_connection_init(&c, 1, ng_make_id(2, NG_ENTITY_CONCEPT, 3));
-  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_EINVAL);
-  CHECK_CONTAINS(ng_last_error(rt), "NG_ID_LOCAL");
+  CHECK_CONTAINS(ng_last_error(rt), "from token 9 does not exist");
+  ng_connection_init(&c);
+  CHECK_STATUS(ng_connection_create(rt, 1, 10, &c, &id), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "to token 10 does not exist");
+  ng_connection_init(&c);
+  CHECK_STATUS(ng_connection_create(rt, 0, 1, &c, &id), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "from must be a token id");
+  CHECK_STATUS(ng_connection_create(rt, 1, NG_ID_MAX + 1u, &c, &id), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "to must be a token id");
+  /* A composite record id is not a token id: it names a generation no token has. */
+  ng_connection_init(&c);
+  const ng_id composite = ng_make_id(2, NG_ENTITY_CONCEPT, 3);
+  CHECK_STATUS(ng_connection_create(rt, 1, composite, &c, &id), NG_EINVAL);
+  char msg[64];
+  snprintf(msg, sizeof msg, "to token %llu does not exist", (unsigned long long)composite);
+  CHECK_CONTAINS(ng_last_error(rt), msg);
   /* A deleted token is no endpoint. */
-  uint32_t t3 = 0;
+  ng_id t3 = 0;
   CHECK_STATUS(ng_token_create(rt, NULL, &t3), NG_OK);
   CHECK_STATUS(ng_token_delete(rt, t3, NULL), NG_OK);
-  ng_connection_init(&c, 1, t3);
-  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_EINVAL);
-  CHECK_CONTAINS(ng_last_error(rt), "token_b_id");
+  ng_connection_init(&c);
+  CHECK_STATUS(ng_connection_create(rt, 1, t3, &c, &id), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "to token");
   CHECK_EQ_INT(id, 777);
   CHECK(same_image(rt, &before));
   ng_runtime_release(rt);
@@ -222,20 +242,20 @@ static void test_unknown_endpoints(void) {
 static void test_duplicates(void) {
   ng_runtime *rt = new_rt();
   make_tokens(rt, 3);
-  uint32_t a = link(rt, 1, 2);
+  ng_id a = link(rt, 1, 2);
   image before;
   take_image(rt, &before);
   ng_connection c;
-  ng_connection_init(&c, 1, 2);
+  ng_connection_init(&c);
   c.pull_strength = 3.0f; /* other fields do not make it a different link */
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_EEXIST);
+  CHECK_STATUS(ng_connection_create(rt, 1, 2, &c, NULL), NG_EEXIST);
   CHECK_CONTAINS(ng_last_error(rt), "already exists");
   CHECK(same_image(rt, &before));
-  uint32_t rev = link(rt, 2, 1);              /* reverse direction */
-  uint32_t other = link_type(rt, 1, 2, 0x10); /* other type */
-  uint32_t third = link(rt, 1, 3);            /* other target */
+  ng_id rev = link(rt, 2, 1);              /* reverse direction */
+  ng_id other = link_type(rt, 1, 2, 0x10); /* other type */
+  ng_id third = link(rt, 1, 3);            /* other target */
   CHECK(rev != a && other != a && third != a);
-  uint32_t found = 0;
+  ng_id found = 0;
   CHECK_STATUS(ng_connection_find(rt, 1, 2, NG_CONN_ASSOCIATED_WITH, &found), NG_OK);
   CHECK_EQ_INT(found, a);
   CHECK_STATUS(ng_connection_find(rt, 2, 1, NG_CONN_ASSOCIATED_WITH, &found), NG_OK);
@@ -249,7 +269,7 @@ static void test_duplicates(void) {
   /* Deleting the original frees the triple again. */
   CHECK_STATUS(ng_connection_delete(rt, a), NG_OK);
   CHECK_STATUS(ng_connection_find(rt, 1, 2, NG_CONN_ASSOCIATED_WITH, &found), NG_ENOTFOUND);
-  uint32_t again = link(rt, 1, 2);
+  ng_id again = link(rt, 1, 2);
   CHECK(again > third);
   ng_runtime_release(rt);
 }
@@ -288,7 +308,7 @@ static void test_invalid_fields(void) {
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     ng_connection c;
-    ng_connection_init(&c, 1, 2);
+    ng_connection_init(&c);
     switch (cases[i].field) {
     case 0:
       c.connection_type = (uint8_t)cases[i].u;
@@ -306,8 +326,8 @@ static void test_invalid_fields(void) {
       c.padding1 = (uint16_t)cases[i].u;
       break;
     }
-    uint32_t id = 0;
-    CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_EINVAL);
+    ng_id id = 0;
+    CHECK_STATUS(ng_connection_create(rt, 1, 2, &c, &id), NG_EINVAL);
     CHECK_EQ_INT(id, 0);
     CHECK_CONTAINS(ng_last_error(rt), cases[i].needle);
     CHECK_CONTAINS(ng_last_error(rt), "ng_connection_create");
@@ -318,17 +338,17 @@ static void test_invalid_fields(void) {
   CHECK_EQ_INT(st1.next_connection_id, st0.next_connection_id);
   /* The edges of the ranges are valid. */
   ng_connection c;
-  ng_connection_init(&c, 1, 2);
+  ng_connection_init(&c);
   c.pull_strength = -10.0f;
   c.preferred_distance = 100.0f;
   c.mutability = NG_HYPOTHESIS;
   CHECK_STATUS(ng_connection_set_type(&c, 0xAF), NG_OK);
   c.mutability = NG_HYPOTHESIS;
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_OK);
-  ng_connection_init(&c, 1, 2);
+  CHECK_STATUS(ng_connection_create(rt, 1, 2, &c, NULL), NG_OK);
+  ng_connection_init(&c);
   c.pull_strength = 10.0f;
   c.preferred_distance = 0.01f;
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_OK);
+  CHECK_STATUS(ng_connection_create(rt, 1, 2, &c, NULL), NG_OK);
   ng_runtime_release(rt);
 }
 
@@ -344,22 +364,22 @@ static void allow_only_causal(ng_cdna *c, void *ud) {
 static void test_allowed_types(void) {
   ng_runtime *rt = new_rt();
   make_tokens(rt, 2);
-  uint32_t cause = link_type(rt, 1, 2, 0x10);
+  ng_id cause = link_type(rt, 1, 2, 0x10);
   set_cdna(rt, clear_causal, NULL);
   image before;
   take_image(rt, &before);
   ng_connection c;
-  ng_connection_init(&c, 2, 1);
+  ng_connection_init(&c);
   CHECK_STATUS(ng_connection_set_type(&c, 0x1F), NG_OK);
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_EINVAL);
+  CHECK_STATUS(ng_connection_create(rt, 2, 1, &c, NULL), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "not allowed");
   CHECK_CONTAINS(ng_last_error(rt), "Causal");
   CHECK(same_image(rt, &before));
   /* Other categories pass; the existing Causal link stays and can be updated
    * in other fields, but not re-typed into a forbidden category. */
-  uint32_t assoc = link(rt, 2, 1);
+  ng_id assoc = link(rt, 2, 1);
   ng_connection v;
-  ng_connection_init(&v, 0, 0);
+  ng_connection_init(&v);
   v.confidence = 9;
   CHECK_STATUS(ng_connection_update(rt, cause, &v, NG_CF_CONFIDENCE), NG_OK);
   v.connection_type = 0x11;
@@ -368,10 +388,10 @@ static void test_allowed_types(void) {
   CHECK(same_image(rt, &before));
   /* Only bits 0..10 matter; with only Causal allowed, AssociatedWith fails. */
   set_cdna(rt, allow_only_causal, NULL);
-  ng_connection_init(&c, 1, 1);
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_EINVAL);
+  ng_connection_init(&c);
+  CHECK_STATUS(ng_connection_create(rt, 1, 1, &c, NULL), NG_EINVAL);
   CHECK_STATUS(ng_connection_set_type(&c, 0x15), NG_OK);
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_OK);
+  CHECK_STATUS(ng_connection_create(rt, 1, 1, &c, NULL), NG_OK);
   ng_runtime_release(rt);
 }
 
@@ -395,8 +415,8 @@ static void test_degree_limits(void) {
   image before;
   take_image(rt, &before);
   ng_connection c;
-  ng_connection_init(&c, 1, 4);
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_ELIMIT);
+  ng_connection_init(&c);
+  CHECK_STATUS(ng_connection_create(rt, 1, 4, &c, NULL), NG_ELIMIT);
   CHECK_CONTAINS(ng_last_error(rt), "token 1");
   CHECK_CONTAINS(ng_last_error(rt), "max_out_degree 2");
   CHECK(same_image(rt, &before));
@@ -407,8 +427,8 @@ static void test_degree_limits(void) {
   link(rt, 5, 6);
   link(rt, 7, 6);
   take_image(rt, &before);
-  ng_connection_init(&c, 8, 6);
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_ELIMIT);
+  ng_connection_init(&c);
+  CHECK_STATUS(ng_connection_create(rt, 8, 6, &c, NULL), NG_ELIMIT);
   CHECK_CONTAINS(ng_last_error(rt), "token 6");
   CHECK_CONTAINS(ng_last_error(rt), "max_in_degree 2");
   CHECK(same_image(rt, &before));
@@ -418,31 +438,31 @@ static void test_degree_limits(void) {
   d = (degrees){1000, 1000, 3};
   set_cdna(rt, set_degrees, &d);
   take_image(rt, &before);
-  ng_connection_init(&c, 9, 1);
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_ELIMIT);
+  ng_connection_init(&c);
+  CHECK_STATUS(ng_connection_create(rt, 9, 1, &c, NULL), NG_ELIMIT);
   CHECK_CONTAINS(ng_last_error(rt), "token 1");
   CHECK_CONTAINS(ng_last_error(rt), "max_total_degree 3");
-  ng_connection_init(&c, 1, 9);
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_ELIMIT);
+  ng_connection_init(&c);
+  CHECK_STATUS(ng_connection_create(rt, 1, 9, &c, NULL), NG_ELIMIT);
   CHECK_CONTAINS(ng_last_error(rt), "token 1");
   CHECK(same_image(rt, &before));
   /* A self-link adds two to the total: token 10 with total limit 1 cannot. */
   d = (degrees){1000, 1000, 1};
   set_cdna(rt, set_degrees, &d);
-  ng_connection_init(&c, 10, 10);
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_ELIMIT);
+  ng_connection_init(&c);
+  CHECK_STATUS(ng_connection_create(rt, 10, 10, &c, NULL), NG_ELIMIT);
   CHECK_CONTAINS(ng_last_error(rt), "token 10");
   d = (degrees){1000, 1000, 2};
   set_cdna(rt, set_degrees, &d);
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_OK);
+  CHECK_STATUS(ng_connection_create(rt, 10, 10, &c, NULL), NG_OK);
   /* Deleting frees capacity again. */
   d = (degrees){2, 1000, 1000};
   set_cdna(rt, set_degrees, &d);
-  uint32_t first = 0;
+  ng_id first = 0;
   CHECK_STATUS(ng_connection_find(rt, 1, 2, NG_CONN_ASSOCIATED_WITH, &first), NG_OK);
   CHECK_STATUS(ng_connection_delete(rt, first), NG_OK);
-  ng_connection_init(&c, 1, 4);
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_OK);
+  ng_connection_init(&c);
+  CHECK_STATUS(ng_connection_create(rt, 1, 4, &c, NULL), NG_OK);
   ng_runtime_release(rt);
 }
 
@@ -469,38 +489,38 @@ static void test_strict_mode(void) {
   set_cdna(rt, set_strict, &s);
   /* Off: only the structural ranges apply. */
   ng_connection c;
-  ng_connection_init(&c, 1, 2);
+  ng_connection_init(&c);
   c.pull_strength = -5.0f;
   c.rigidity = 255;
-  uint32_t loose = 0;
-  CHECK_STATUS(ng_connection_create(rt, &c, &loose), NG_OK);
+  ng_id loose = 0;
+  CHECK_STATUS(ng_connection_create(rt, 1, 2, &c, &loose), NG_OK);
 
   s.on = 1;
   set_cdna(rt, set_strict, &s);
   image before;
   take_image(rt, &before);
-  ng_connection_init(&c, 1, 3);
+  ng_connection_init(&c);
   c.pull_strength = -5.0f; /* |pull| = 5 > 2 */
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_EINVAL);
+  CHECK_STATUS(ng_connection_create(rt, 1, 3, &c, NULL), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "pull_strength");
   CHECK_CONTAINS(ng_last_error(rt), "strict");
   c.pull_strength = 0.25f; /* below 0.5 */
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_EINVAL);
+  CHECK_STATUS(ng_connection_create(rt, 1, 3, &c, NULL), NG_EINVAL);
   c.pull_strength = -1.5f; /* |v| applies: ok, but rigidity 128/255 ok too */
   c.rigidity = 255;        /* 1.0 > 0.75 */
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_EINVAL);
+  CHECK_STATUS(ng_connection_create(rt, 1, 3, &c, NULL), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "rigidity");
   c.rigidity = 50; /* 0.196 < 0.25 */
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_EINVAL);
+  CHECK_STATUS(ng_connection_create(rt, 1, 3, &c, NULL), NG_EINVAL);
   CHECK(same_image(rt, &before));
   c.rigidity = 128;
-  uint32_t ok = 0;
-  CHECK_STATUS(ng_connection_create(rt, &c, &ok), NG_OK);
+  ng_id ok = 0;
+  CHECK_STATUS(ng_connection_create(rt, 1, 3, &c, &ok), NG_OK);
 
   /* Update: strict limits apply to the fields written; the loose record
    * keeps its old values when other fields change. */
   ng_connection v;
-  ng_connection_init(&v, 0, 0);
+  ng_connection_init(&v);
   v.confidence = 77;
   CHECK_STATUS(ng_connection_update(rt, loose, &v, NG_CF_CONFIDENCE), NG_OK);
   v.pull_strength = 3.0f;
@@ -524,8 +544,8 @@ static void test_strict_mode(void) {
 static void test_update(void) {
   ng_runtime *rt = new_rt();
   make_tokens(rt, 3);
-  uint32_t a = link(rt, 1, 2);
-  uint32_t b = link_type(rt, 1, 2, 0x10);
+  ng_id a = link(rt, 1, 2);
+  ng_id b = link_type(rt, 1, 2, 0x10);
   image before;
   take_image(rt, &before);
   ng_connection v;
@@ -553,7 +573,7 @@ static void test_update(void) {
   CHECK(same_image(rt, &before));
 
   /* Unselected fields are ignored even when invalid; endpoints never change. */
-  ng_connection_init(&v, 3, 3);
+  ng_connection_init(&v);
   v.preferred_distance = -5; /* not selected */
   v.flags = NG_CONN_PERSISTENT;
   v.connection_type = 0x11;
@@ -573,7 +593,7 @@ static void test_update(void) {
   CHECK_EQ_INT(got.confidence, 200);
   CHECK(got.preferred_distance == 1.0f);
   CHECK_EQ_INT(got.target_vector[7], 8);
-  uint32_t found = 0;
+  ng_id found = 0;
   CHECK_STATUS(ng_connection_find(rt, 1, 2, 0x11, &found), NG_OK);
   CHECK_EQ_INT(found, a);
   CHECK_STATUS(ng_connection_find(rt, 1, 2, 0x50, &found), NG_ENOTFOUND);
@@ -584,7 +604,7 @@ static void test_update(void) {
   CHECK_STATUS(ng_connection_update(rt, b, &v, NG_CF_TYPE), NG_OK);
 
   /* NG_CF_ALL writes every field but the endpoints. */
-  ng_connection_init(&v, 3, 1);
+  ng_connection_init(&v);
   v.connection_type = 0x22;
   v.rigidity = 1;
   v.active_levels = 2;
@@ -615,7 +635,7 @@ static void test_update(void) {
 static void test_learn(void) {
   ng_runtime *rt = new_rt();
   make_tokens(rt, 2);
-  uint32_t id = link(rt, 1, 2);
+  ng_id id = link(rt, 1, 2);
   ng_connection got;
   ngt_now += 10;
   CHECK_STATUS(ng_connection_learn(rt, id, NG_LEARN_ACTIVATE, &got), NG_OK);
@@ -627,7 +647,7 @@ static void test_learn(void) {
   CHECK_STATUS(ng_connection_get(rt, id, &stored), NG_OK);
   CHECK(memcmp(&stored, &got, sizeof got) == 0);
 
-  uint32_t id2 = link(rt, 2, 1);
+  ng_id id2 = link(rt, 2, 1);
   ngt_now += 5;
   CHECK_STATUS(ng_connection_learn(rt, id2, NG_LEARN_SUCCESS, &got), NG_OK);
   CHECK_EQ_INT(got.confidence, 160);
@@ -647,11 +667,11 @@ static void test_learn(void) {
 
   /* A Hypothesis decays only once more than 3600 s have passed. */
   ng_connection c;
-  ng_connection_init(&c, 1, 1);
+  ng_connection_init(&c);
   c.mutability = NG_HYPOTHESIS;
   c.flags = NG_CONN_ACTIVE;
-  uint32_t h = 0;
-  CHECK_STATUS(ng_connection_create(rt, &c, &h), NG_OK);
+  ng_id h = 0;
+  CHECK_STATUS(ng_connection_create(rt, 1, 1, &c, &h), NG_OK);
   ngt_now += 3600;
   CHECK_STATUS(ng_connection_learn(rt, h, NG_LEARN_DECAY, &got), NG_OK);
   CHECK_EQ_INT(got.confidence, 128);
@@ -662,7 +682,7 @@ static void test_learn(void) {
   CHECK_EQ_INT(got.flags, NG_CONN_ACTIVE | NG_CONN_DECAYING);
 
   /* An Immutable link does not learn confidence. */
-  uint32_t syn = link_type(rt, 1, 2, 0x00);
+  ng_id syn = link_type(rt, 1, 2, 0x00);
   CHECK_STATUS(ng_connection_learn(rt, syn, NG_LEARN_FAILURE, &got), NG_OK);
   CHECK_EQ_INT(got.confidence, 255);
 
@@ -682,17 +702,17 @@ static void test_learn(void) {
 static void test_delete(void) {
   ng_runtime *rt = new_rt();
   make_tokens(rt, 2);
-  uint32_t a = link(rt, 1, 2), b = link(rt, 2, 1);
+  ng_id a = link(rt, 1, 2), b = link(rt, 2, 1);
   CHECK_STATUS(ng_connection_delete(rt, a), NG_OK);
   CHECK_STATUS(ng_connection_delete(rt, a), NG_ENOTFOUND);
   CHECK_CONTAINS(ng_last_error(rt), "ng_connection_delete");
-  CHECK_STATUS(ng_connection_delete(rt, 0), NG_ENOTFOUND);
+  CHECK_STATUS(ng_connection_delete(rt, 0), NG_EINVAL); /* no id at all */
   CHECK_STATUS(ng_connection_delete(NULL, b), NG_EINVAL);
   ng_connection got;
   CHECK_STATUS(ng_connection_get(rt, a, &got), NG_ENOTFOUND);
   CHECK_STATUS(ng_connection_get(rt, b, &got), NG_OK);
   CHECK_EQ_INT(ng_connection_count(rt), 1);
-  uint32_t ids[4];
+  ng_id ids[4];
   size_t n = 9;
   CHECK_STATUS(ng_token_connections(rt, 1, NG_OUT, ids, 4, &n), NG_OK);
   CHECK_EQ_INT(n, 0);
@@ -700,8 +720,8 @@ static void test_delete(void) {
   CHECK_EQ_INT(ng_connection_count(rt), 0);
   CHECK_STATUS(ng_token_connections(rt, 2, NG_BOTH, ids, 4, &n), NG_OK);
   CHECK_EQ_INT(n, 0);
-  /* Ids are not reused after deletes. */
-  uint32_t c = link(rt, 1, 2);
+  /* Ids keep growing after deletes (a slot comes back only once more than 1024 are free). */
+  ng_id c = link(rt, 1, 2);
   CHECK_EQ_INT(c, 3);
   ng_runtime_release(rt);
 }
@@ -709,13 +729,13 @@ static void test_delete(void) {
 static void test_token_delete(void) {
   ng_runtime *rt = new_rt();
   make_tokens(rt, 4);
-  uint32_t ab = link(rt, 1, 2);
-  uint32_t ba = link(rt, 2, 1);
-  uint32_t ca = link(rt, 3, 1);
-  uint32_t bc = link(rt, 2, 3);
-  uint32_t aa = link(rt, 1, 1);
-  uint32_t ab2 = link_type(rt, 1, 2, 0x10);
-  uint32_t cd = link(rt, 3, 4);
+  ng_id ab = link(rt, 1, 2);
+  ng_id ba = link(rt, 2, 1);
+  ng_id ca = link(rt, 3, 1);
+  ng_id bc = link(rt, 2, 3);
+  ng_id aa = link(rt, 1, 1);
+  ng_id ab2 = link_type(rt, 1, 2, 0x10);
+  ng_id cd = link(rt, 3, 4);
   (void)ab;
   (void)ba;
   (void)ca;
@@ -725,7 +745,7 @@ static void test_token_delete(void) {
   CHECK_STATUS(ng_token_delete(rt, 1, &removed), NG_OK);
   CHECK_EQ_INT(removed, 5);
   CHECK_EQ_INT(ng_connection_count(rt), 2);
-  uint32_t ids[8];
+  ng_id ids[8];
   size_t n = 0;
   CHECK_STATUS(ng_connection_list(rt, 0, 8, ids, &n), NG_OK);
   CHECK_EQ_INT(n, 2);
@@ -742,7 +762,7 @@ static void test_token_delete(void) {
   CHECK_EQ_INT(ids[0], cd);
   CHECK_STATUS(ng_token_connections(rt, 1, NG_BOTH, ids, 8, &n), NG_ENOTFOUND);
   /* A token without connections removes none. */
-  uint32_t lone = 0;
+  ng_id lone = 0;
   CHECK_STATUS(ng_token_create(rt, NULL, &lone), NG_OK);
   CHECK_STATUS(ng_token_delete(rt, lone, &removed), NG_OK);
   CHECK_EQ_INT(removed, 0);
@@ -757,22 +777,22 @@ static void test_clear_and_ids(void) {
   make_tokens(rt, 3);
   link(rt, 1, 2);
   link(rt, 2, 3);
-  uint32_t last = link(rt, 3, 1);
+  ng_id last = link(rt, 3, 1);
   size_t rt_tokens = 0, rc = 0;
   CHECK_STATUS(ng_token_clear(rt, &rt_tokens, &rc), NG_OK);
   CHECK_EQ_INT(rt_tokens, 3);
   CHECK_EQ_INT(rc, 3);
   CHECK_EQ_INT(ng_connection_count(rt), 0);
-  uint32_t ids[4];
+  ng_id ids[4];
   size_t n = 9;
   CHECK_STATUS(ng_connection_list(rt, 0, 4, ids, &n), NG_OK);
   CHECK_EQ_INT(n, 0);
-  uint32_t next = 0;
+  ng_id next = 0;
   CHECK_STATUS(ng_connection_next(rt, 0, &next), NG_ENOTFOUND);
-  uint32_t t1 = 0, t2 = 0;
+  ng_id t1 = 0, t2 = 0;
   CHECK_STATUS(ng_token_create(rt, NULL, &t1), NG_OK);
   CHECK_STATUS(ng_token_create(rt, NULL, &t2), NG_OK);
-  uint32_t fresh = link(rt, t1, t2);
+  ng_id fresh = link(rt, t1, t2);
   CHECK_EQ_INT(fresh, last + 1);
   /* The old endpoints' adjacency is gone too: the same triple is free. */
   CHECK_STATUS(ng_connection_find(rt, t1, t2, NG_CONN_ASSOCIATED_WITH, &next), NG_OK);
@@ -787,10 +807,10 @@ static void test_clear_and_ids(void) {
 /* ---- iteration ------------------------------------------------------------ */
 
 typedef struct collect {
-  uint32_t ids[64];
+  ng_id ids[64];
   size_t n, stop_after;
 } collect;
-static bool collect_fn(const ng_connection *c, uint32_t id, void *ud) {
+static bool collect_fn(const ng_connection *c, ng_id id, void *ud) {
   collect *col = ud;
   (void)c;
   col->ids[col->n++] = id;
@@ -799,7 +819,7 @@ static bool collect_fn(const ng_connection *c, uint32_t id, void *ud) {
 
 static ng_runtime *busy_rt;
 static int busy_result;
-static bool write_inside(const ng_connection *c, uint32_t id, void *ud) {
+static bool write_inside(const ng_connection *c, ng_id id, void *ud) {
   (void)ud;
   busy_result = (int)ng_connection_delete(busy_rt, id);
   ng_connection copy;
@@ -812,11 +832,11 @@ static bool write_inside(const ng_connection *c, uint32_t id, void *ud) {
 static void test_iteration(void) {
   ng_runtime *rt = new_rt();
   make_tokens(rt, 10);
-  uint32_t all[20];
+  ng_id all[20];
   for (uint32_t i = 0; i < 20; i++)
     all[i] = link_type(rt, 1 + i % 10, 1 + (i * 3 + 1) % 10, i < 10 ? 0x50u : 0x10u);
   /* holes: delete every third */
-  uint32_t want[20];
+  ng_id want[20];
   size_t nw = 0;
   for (size_t i = 0; i < 20; i++) {
     if (i % 3 == 0)
@@ -825,7 +845,7 @@ static void test_iteration(void) {
       want[nw++] = all[i];
   }
   CHECK_EQ_INT(ng_connection_count(rt), nw);
-  uint32_t ids[32];
+  ng_id ids[32];
   size_t n = 0;
   CHECK_STATUS(ng_connection_list(rt, 0, 32, ids, &n), NG_OK);
   CHECK_EQ_INT(n, nw);
@@ -844,7 +864,7 @@ static void test_iteration(void) {
 
   /* cursor */
   size_t k = 0;
-  uint32_t cur = 0, next = 0;
+  ng_id cur = 0, next = 0;
   while (ng_connection_next(rt, cur, &next) == NG_OK) {
     CHECK(k < nw && next == want[k]);
     k++;
@@ -878,13 +898,13 @@ static void test_iteration(void) {
 static void test_token_connections(void) {
   ng_runtime *rt = new_rt();
   make_tokens(rt, 5);
-  uint32_t o1 = link(rt, 1, 2);
-  uint32_t i1 = link(rt, 3, 1);
-  uint32_t o2 = link(rt, 1, 4);
-  uint32_t i2 = link(rt, 5, 1);
-  uint32_t o3 = link_type(rt, 1, 2, 0x10);
+  ng_id o1 = link(rt, 1, 2);
+  ng_id i1 = link(rt, 3, 1);
+  ng_id o2 = link(rt, 1, 4);
+  ng_id i2 = link(rt, 5, 1);
+  ng_id o3 = link_type(rt, 1, 2, 0x10);
   link(rt, 2, 3); /* unrelated */
-  uint32_t ids[8];
+  ng_id ids[8];
   size_t n = 0;
   CHECK_STATUS(ng_token_connections(rt, 1, NG_OUT, ids, 8, &n), NG_OK);
   CHECK_EQ_INT(n, 3);
@@ -896,7 +916,7 @@ static void test_token_connections(void) {
   CHECK_EQ_INT(n, 5);
   CHECK(ids[0] == o1 && ids[1] == i1 && ids[2] == o2 && ids[3] == i2 && ids[4] == o3);
   /* cap smaller than the total: first cap ids, total in n, rest untouched */
-  uint32_t small[4] = {0, 0, 0xABCD, 0xABCD};
+  ng_id small[4] = {0, 0, 0xABCD, 0xABCD};
   CHECK_STATUS(ng_token_connections(rt, 1, NG_BOTH, small, 2, &n), NG_OK);
   CHECK_EQ_INT(n, 5);
   CHECK(small[0] == o1 && small[1] == i1 && small[2] == 0xABCD);
@@ -907,7 +927,7 @@ static void test_token_connections(void) {
   CHECK_STATUS(ng_token_connections(rt, 1, NG_OUT, ids, 8, &n), NG_OK);
   CHECK_EQ_INT(n, 2);
   CHECK(ids[0] == o1 && ids[1] == o3);
-  uint32_t o4 = link(rt, 1, 4);
+  ng_id o4 = link(rt, 1, 4);
   CHECK_STATUS(ng_token_connections(rt, 1, NG_OUT, ids, 8, &n), NG_OK);
   CHECK_EQ_INT(n, 3);
   CHECK(ids[2] == o4);
@@ -927,21 +947,21 @@ static void test_churn(void) {
   ng_runtime *rt = new_rt();
   enum { T = 50, N = 2000 };
   make_tokens(rt, T);
-  static uint32_t id_of[N], from_of[N], to_of[N];
+  static ng_id id_of[N], from_of[N], to_of[N];
   static bool alive[N];
   uint32_t seed = 12345;
   size_t made = 0;
   for (size_t i = 0; i < N; i++) {
     seed = seed * 1103515245u + 12345u;
-    uint32_t f = 1 + (seed >> 8) % T;
+    ng_id f = 1 + (seed >> 8) % T;
     seed = seed * 1103515245u + 12345u;
     uint32_t t = 1 + (seed >> 8) % T;
     unsigned type = (unsigned)(i % NG_CONN_TYPES);
     ng_connection c;
-    ng_connection_init(&c, f, t);
+    ng_connection_init(&c);
     CHECK_STATUS(ng_connection_set_type(&c, type), NG_OK);
-    uint32_t id = 0;
-    ng_status s = ng_connection_create(rt, &c, &id);
+    ng_id id = 0;
+    ng_status s = ng_connection_create(rt, f, t, &c, &id);
     if (s == NG_EEXIST) continue;
     CHECK_STATUS(s, NG_OK);
     id_of[made] = id;
@@ -969,7 +989,7 @@ static void test_churn(void) {
     if (s == NG_OK) CHECK(got.token_a_id == from_of[i] && got.token_b_id == to_of[i]);
   }
   /* per-token adjacency matches the model in order */
-  static uint32_t got_ids[N], model[N];
+  static ng_id got_ids[N], model[N];
   for (uint32_t t = 1; t <= T; t++) {
     for (int dir = NG_OUT; dir <= NG_BOTH; dir++) {
       size_t m = 0;
@@ -1004,7 +1024,7 @@ typedef struct reader_ctx {
 } reader_ctx;
 static void *reader(void *arg) {
   reader_ctx *r = arg;
-  uint32_t ids[64];
+  ng_id ids[64];
   while (!atomic_load(r->stop)) {
     for (uint32_t t = 1; t <= 8; t++) {
       size_t n = 0;
@@ -1036,8 +1056,8 @@ static void test_threads(void) {
   uint32_t seed = 7;
   for (int op = 0; op < 3000; op++) {
     seed = seed * 1103515245u + 12345u;
-    uint32_t f = 1 + (seed >> 8) % 8, t = 1 + (seed >> 12) % 8;
-    uint32_t id = 0;
+    ng_id f = 1 + (seed >> 8) % 8, t = 1 + (seed >> 12) % 8;
+    ng_id id = 0;
     ng_status st = ng_connection_find(rt, f, t, NG_CONN_ASSOCIATED_WITH, &id);
     if (st == NG_OK)
       CHECK_STATUS(ng_connection_delete(rt, id), NG_OK);
@@ -1051,20 +1071,24 @@ static void test_threads(void) {
   ng_runtime_release(rt);
 }
 
-/* Pack (id, record) entries as a snapshot's connection section stores them. */
-static void pack(unsigned char *buf, size_t k, uint32_t id, uint32_t from, uint32_t to,
+/* Pack (slot, record) entries as a snapshot's connection section stores them (the
+ * generations come beside them, NULL for all 0). */
+static void pack(unsigned char *buf, size_t k, uint32_t slot, uint32_t from, uint32_t to,
                  unsigned type) {
   ng_connection c;
-  ng_connection_init(&c, from, to);
+  ng_connection_init(&c);
   CHECK_STATUS(ng_connection_set_type(&c, type), NG_OK);
-  c.created_at = 1000 + id;
-  memcpy(buf + k * 68, &id, 4);
+  c.token_a_id = from;
+  c.token_b_id = to;
+  c.created_at = 1000 + slot;
+  memcpy(buf + k * 68, &slot, 4);
   memcpy(buf + k * 68 + 4, &c, 64);
 }
 
 static void test_restore(void) {
   ng_runtime *rt = new_rt();
   make_tokens(rt, 4);
+  ngi_conns_skip_slots(rt, 20); /* slots 1..19 were issued before, as in a loaded file */
   unsigned char buf[6 * 68];
   pack(buf, 0, 3, 1, 2, 0x50);
   pack(buf, 1, 7, 2, 1, 0x50);
@@ -1073,26 +1097,26 @@ static void test_restore(void) {
   pack(buf, 4, 11, 3, 1, 0x50);
   /* not ascending: refused, table stays empty */
   pack(buf, 5, 11, 4, 4, 0x50);
-  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, 20), NG_ECORRUPT);
+  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, NULL), NG_ECORRUPT);
   CHECK_EQ_INT(ng_connection_count(rt), 0);
   /* an endpoint that is not a live token: refused */
   pack(buf, 5, 12, 4, 9, 0x50);
-  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, 20), NG_ECORRUPT);
-  /* an id at or above next_id: refused */
+  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, NULL), NG_ECORRUPT);
+  /* a slot never issued (at or above the allocator's fresh slot): refused */
   pack(buf, 5, 20, 4, 4, 0x50);
-  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, 20), NG_ECORRUPT);
+  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, NULL), NG_ECORRUPT);
   CHECK_EQ_INT(ng_connection_count(rt), 0);
 
   pack(buf, 5, 19, 4, 4, 0x50);
-  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, 20), NG_OK);
+  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, NULL), NG_OK);
   CHECK_EQ_INT(ng_connection_count(rt), 6);
-  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, 20), NG_EINVAL); /* not empty */
+  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, NULL), NG_EINVAL); /* not empty */
   ng_connection got;
   CHECK_STATUS(ng_connection_get(rt, 10, &got), NG_OK);
   CHECK(got.token_a_id == 1 && got.token_b_id == 2 && got.connection_type == 0x10);
   CHECK_EQ_INT(got.created_at, 1010);
   CHECK_STATUS(ng_connection_get(rt, 4, &got), NG_ENOTFOUND);
-  uint32_t ids[8];
+  ng_id ids[8];
   size_t n = 0;
   CHECK_STATUS(ng_token_connections(rt, 1, NG_BOTH, ids, 8, &n), NG_OK);
   CHECK_EQ_INT(n, 5);
@@ -1102,11 +1126,11 @@ static void test_restore(void) {
   CHECK(ids[0] == 3 && ids[5] == 19);
   /* the duplicate index and the id counter come back too */
   ng_connection c;
-  ng_connection_init(&c, 2, 1);
-  CHECK_STATUS(ng_connection_create(rt, &c, NULL), NG_EEXIST);
-  ng_connection_init(&c, 4, 1);
-  uint32_t id = 0;
-  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_OK);
+  ng_connection_init(&c);
+  CHECK_STATUS(ng_connection_create(rt, 2, 1, &c, NULL), NG_EEXIST);
+  ng_connection_init(&c);
+  ng_id id = 0;
+  CHECK_STATUS(ng_connection_create(rt, 4, 1, &c, &id), NG_OK);
   CHECK_EQ_INT(id, 20);
   size_t r = 0;
   CHECK_STATUS(ng_token_delete(rt, 1, &r), NG_OK);
@@ -1122,10 +1146,11 @@ static void test_restore(void) {
   CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
   if (!rt) return;
   make_tokens(rt, 4);
+  ngi_conns_skip_slots(rt, 20);
   int failures = 0;
   for (long budget = 0; budget < 20; budget++) {
     ngt_alloc_arm(&fa, budget, 0);
-    ng_status st = ngi_conns_restore(rt, rt->conns, buf, 6, 20);
+    ng_status st = ngi_conns_restore(rt, rt->conns, buf, 6, NULL);
     fa.fail_after = -1;
     if (st == NG_OK) break;
     CHECK_STATUS(st, NG_ENOMEM);
@@ -1140,35 +1165,42 @@ static void test_restore(void) {
 
 /* Every allocation a create makes is made to fail in turn: each failure is
  * NG_ENOMEM with the store unchanged; nothing leaks at the end. */
-/* Ids run out at NG_CONNECTION_ID_MAX: the last id is usable, then NG_ELIMIT. */
+/* Slots run out at NG_CONNECTION_SLOT_MAX: the last is usable, then NG_ELIMIT; a deleted
+ * one then comes back (no fresh slot is left) under a new generation. */
 static void test_id_limit(void) {
   ng_runtime *rt = new_rt();
   make_tokens(rt, 2);
-  uint32_t first = link(rt, 1, 2);
-  ngi_conns_set_next_id(rt, NG_CONNECTION_ID_MAX - 1);
-  CHECK_EQ_INT(link(rt, 2, 1), NG_CONNECTION_ID_MAX - 1);
-  CHECK_EQ_INT(link(rt, 1, 1), NG_CONNECTION_ID_MAX);
+  ng_id first = link(rt, 1, 2);
+  ngi_conns_skip_slots(rt, NG_CONNECTION_SLOT_MAX - 1);
+  CHECK_EQ_INT(link(rt, 2, 1), NG_CONNECTION_SLOT_MAX - 1);
+  CHECK_EQ_INT(link(rt, 1, 1), NG_CONNECTION_SLOT_MAX);
   image before;
   take_image(rt, &before);
   ng_connection c;
-  ng_connection_init(&c, 2, 2);
-  uint32_t id = 0;
-  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_ELIMIT);
-  CHECK_CONTAINS(ng_last_error(rt), "exhausted");
+  ng_connection_init(&c);
+  ng_id id = 0;
+  CHECK_STATUS(ng_connection_create(rt, 2, 2, &c, &id), NG_ELIMIT);
+  CHECK_CONTAINS(ng_last_error(rt), "connection limit reached");
   CHECK_EQ_INT(id, 0);
   CHECK(same_image(rt, &before));
   /* the store still works at the top of the id range */
-  uint32_t next = 0;
+  ng_id next = 0;
   CHECK_STATUS(ng_connection_next(rt, first, &next), NG_OK);
-  CHECK_EQ_INT(next, NG_CONNECTION_ID_MAX - 1);
-  CHECK_STATUS(ng_connection_next(rt, NG_CONNECTION_ID_MAX, &next), NG_ENOTFOUND);
-  CHECK_STATUS(ng_connection_delete(rt, NG_CONNECTION_ID_MAX), NG_OK);
-  CHECK_STATUS(ng_connection_create(rt, &c, &id), NG_ELIMIT); /* never reused */
-  uint32_t ids[4];
+  CHECK_EQ_INT(next, NG_CONNECTION_SLOT_MAX - 1);
+  CHECK_STATUS(ng_connection_next(rt, NG_CONNECTION_SLOT_MAX, &next), NG_ENOTFOUND);
+  CHECK_STATUS(ng_connection_delete(rt, NG_CONNECTION_SLOT_MAX), NG_OK);
+  const ng_id reused = (ng_id)1 << NG_CONNECTION_SLOT_BITS | NG_CONNECTION_SLOT_MAX;
+  CHECK_STATUS(ng_connection_create(rt, 2, 2, &c, &id), NG_OK);
+  CHECK(id == reused);
+  CHECK_STATUS(ng_connection_get(rt, NG_CONNECTION_SLOT_MAX, &c), NG_ENOTFOUND); /* stale */
+  CHECK_STATUS(ng_connection_delete(rt, NG_CONNECTION_SLOT_MAX), NG_ENOTFOUND);
+  ng_connection_init(&c);
+  CHECK_STATUS(ng_connection_create(rt, 1, 1, &c, &id), NG_ELIMIT);
+  ng_id ids[4];
   size_t n = 0;
   CHECK_STATUS(ng_token_connections(rt, 2, NG_BOTH, ids, 4, &n), NG_OK);
-  CHECK_EQ_INT(n, 2);
-  CHECK(ids[0] == first && ids[1] == NG_CONNECTION_ID_MAX - 1);
+  CHECK_EQ_INT(n, 3);
+  CHECK(ids[0] == first && ids[1] == NG_CONNECTION_SLOT_MAX - 1 && ids[2] == reused);
   ng_runtime_release(rt);
 }
 
@@ -1185,7 +1217,7 @@ static void test_out_of_memory(void) {
   int enomem = 0;
   for (uint32_t i = 0; i < 120; i++) {
     ng_connection c;
-    ng_connection_init(&c, 1 + i % 40, 1 + (i * 7 + 3) % 40);
+    ng_connection_init(&c);
     CHECK_STATUS(ng_connection_set_type(&c, i / 40), NG_OK);
     for (long budget = 0;; budget++) {
       image before;
@@ -1193,8 +1225,8 @@ static void test_out_of_memory(void) {
       ng_stats s0;
       CHECK_STATUS(ng_runtime_stats(rt, &s0), NG_OK);
       ngt_alloc_arm(&fa, budget, 0);
-      uint32_t id = 0;
-      ng_status st = ng_connection_create(rt, &c, &id);
+      ng_id id = 0;
+      ng_status st = ng_connection_create(rt, 1 + i % 40, 1 + (i * 7 + 3) % 40, &c, &id);
       fa.fail_after = -1;
       if (st == NG_OK) break;
       CHECK_STATUS(st, NG_ENOMEM);
@@ -1206,7 +1238,7 @@ static void test_out_of_memory(void) {
       if (budget > 10) break;
     }
     if (i % 3 == 0) {
-      uint32_t victim = 0;
+      ng_id victim = 0;
       if (ng_connection_next(rt, i, &victim) == NG_OK)
         CHECK_STATUS(ng_connection_delete(rt, victim), NG_OK);
     }

@@ -35,28 +35,28 @@ static ng_runtime *new_rt(void) {
 }
 
 /* Create a token at raw coordinates (x, y, z) in `space`, 0 elsewhere. */
-static uint32_t mk_raw(ng_runtime *rt, int space, int16_t x, int16_t y, int16_t z) {
+static ng_id mk_raw(ng_runtime *rt, int space, int16_t x, int16_t y, int16_t z) {
   ng_token t;
   ng_token_init(&t);
   t.coords[space][0] = x;
   t.coords[space][1] = y;
   t.coords[space][2] = z;
-  uint32_t id = 0;
+  ng_id id = 0;
   CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
   return id;
 }
 
 /* Create a token at decoded coordinates in `space`. */
-static uint32_t mk(ng_runtime *rt, int space, float x, float y, float z) {
+static ng_id mk(ng_runtime *rt, int space, float x, float y, float z) {
   ng_token t;
   ng_token_init(&t);
   ng_token_set_coords(&t, space, x, y, z);
-  uint32_t id = 0;
+  ng_id id = 0;
   CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
   return id;
 }
 
-static void move_raw(ng_runtime *rt, uint32_t id, int space, int16_t x, int16_t y, int16_t z) {
+static void move_raw(ng_runtime *rt, ng_id id, int space, int16_t x, int16_t y, int16_t z) {
   ng_token t;
   ng_token_init(&t);
   t.coords[space][0] = x;
@@ -74,7 +74,7 @@ typedef struct ref_query {
   double c[3];
   double radius;
   float lo[3], hi[3];
-  uint32_t exclude;
+  ng_id exclude;
   ng_hit *items;
   size_t count, cap;
   int oom;
@@ -82,7 +82,7 @@ typedef struct ref_query {
 
 /* Decoded coordinates are what ng_token_get_coords reports; distances are
  * double precision over them, as the header promises. */
-static bool ref_visit(const ng_token *tok, uint32_t id, void *ud) {
+static bool ref_visit(const ng_token *tok, ng_id id, void *ud) {
   ref_query *q = ud;
   if (id == q->exclude) return true;
   float v[3];
@@ -139,13 +139,13 @@ static void report_diff(const char *what, int space, const ng_hits *h, const ref
   fprintf(stderr, "  mismatch in %s, space %d: grid %zu hits, reference %zu\n", what, space,
           h->count, q->count);
   for (size_t i = 0; i < h->count && i < 5; i++)
-    fprintf(stderr, "    grid %u %.9g\n", h->items[i].id, (double)h->items[i].distance);
+    fprintf(stderr, "    grid %llu %.9g\n", (unsigned long long)h->items[i].id, (double)h->items[i].distance);
   for (size_t i = 0; i < q->count && i < 5; i++)
-    fprintf(stderr, "    ref  %u %.9g\n", q->items[i].id, (double)q->items[i].distance);
+    fprintf(stderr, "    ref  %llu %.9g\n", (unsigned long long)q->items[i].id, (double)q->items[i].distance);
 }
 
 /* Compare every query type at one centre against the reference. */
-static int compare_all(ng_runtime *rt, int space, const float c[3], uint32_t some_id,
+static int compare_all(ng_runtime *rt, int space, const float c[3], ng_id some_id,
                        const double *radii, size_t nradii, ref_query *q, ng_hits *h) {
   int ok = 1;
   for (size_t r = 0; r < nradii; r++) {
@@ -226,7 +226,7 @@ static void test_errors(void) {
   ng_runtime *rt = new_rt();
   ng_hits h = {0};
   float c[3] = {0, 0, 0}, lo[3] = {0, 0, 0}, hi[3] = {1, 1, 1};
-  uint32_t id = mk(rt, NG_L1, 1, 1, 1);
+  ng_id id = mk(rt, NG_L1, 1, 1, 1);
   mk(rt, NG_L1, 2, 2, 2);
 
   /* A successful query first, so a failure visibly resets the count. */
@@ -266,7 +266,8 @@ static void test_errors(void) {
 
   CHECK_STATUS(ng_grid_neighbors(rt, 999, NG_L1, 1, 0, &h), NG_ENOTFOUND);
   CHECK_CONTAINS(ng_last_error(rt), "999");
-  CHECK_STATUS(ng_grid_neighbors(rt, 0, NG_L1, 1, 0, &h), NG_ENOTFOUND);
+  CHECK_STATUS(ng_grid_neighbors(rt, 0, NG_L1, 1, 0, &h), NG_EINVAL); /* no id at all */
+  CHECK_STATUS(ng_grid_neighbors(rt, NG_ID_MAX + 1u, NG_L1, 1, 0, &h), NG_EINVAL);
   CHECK_STATUS(ng_grid_neighbors(rt, id, -3, 1, 0, &h), NG_EINVAL);
   CHECK_STATUS(ng_grid_neighbors(rt, id, NG_L1, 1, 0, NULL), NG_EINVAL);
   CHECK_STATUS(ng_grid_neighbors(NULL, id, NG_L1, 1, 0, &h), NG_EINVAL);
@@ -302,17 +303,17 @@ static void test_range_sorted_ties_limit(void) {
   ng_runtime *rt = new_rt();
   ng_hits h = {0};
   /* Four points at distance 5 from the origin (ties), one at 0, one at 3, one at 20. */
-  uint32_t a = mk(rt, NG_L1, 3, 4, 0);
-  uint32_t b = mk(rt, NG_L1, 0, 0, 0);
-  uint32_t c = mk(rt, NG_L1, -5, 0, 0);
-  uint32_t d = mk(rt, NG_L1, 0, 0, 5);
-  uint32_t e = mk(rt, NG_L1, 0, 3, 0);
-  uint32_t f = mk(rt, NG_L1, 0, -4, 3);
-  uint32_t g = mk(rt, NG_L1, 20, 0, 0);
+  ng_id a = mk(rt, NG_L1, 3, 4, 0);
+  ng_id b = mk(rt, NG_L1, 0, 0, 0);
+  ng_id c = mk(rt, NG_L1, -5, 0, 0);
+  ng_id d = mk(rt, NG_L1, 0, 0, 5);
+  ng_id e = mk(rt, NG_L1, 0, 3, 0);
+  ng_id f = mk(rt, NG_L1, 0, -4, 3);
+  ng_id g = mk(rt, NG_L1, 20, 0, 0);
   float o[3] = {0, 0, 0};
   CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 5, 0, &h), NG_OK);
   CHECK_EQ_INT(h.count, 6);
-  uint32_t want[] = {b, e, a, c, d, f};
+  ng_id want[] = {b, e, a, c, d, f};
   float wd[] = {0, 3, 5, 5, 5, 5};
   for (size_t i = 0; i < 6 && i < h.count; i++) {
     CHECK_EQ_INT(h.items[i].id, want[i]);
@@ -335,7 +336,7 @@ static void test_range_sorted_ties_limit(void) {
   CHECK(h.items[6].distance == 20.0f);
   /* A centre given as the decoded coordinates of a token is at distance 0 from it. */
   float p[3] = {1.27f, -0.01f, 3.33f};
-  uint32_t q = mk(rt, NG_L1, p[0], p[1], p[2]);
+  ng_id q = mk(rt, NG_L1, p[0], p[1], p[2]);
   ng_token t;
   CHECK_STATUS(ng_token_get(rt, q, &t), NG_OK);
   float v[3];
@@ -355,10 +356,10 @@ static void test_range_sorted_ties_limit(void) {
 static void test_neighbors(void) {
   ng_runtime *rt = new_rt();
   ng_hits h = {0};
-  uint32_t a = mk(rt, NG_L1, 10, 10, 10);
-  uint32_t b = mk(rt, NG_L1, 10, 10, 10); /* same place: distance 0, kept */
-  uint32_t c = mk(rt, NG_L1, 11, 10, 10);
-  uint32_t d = mk(rt, NG_L1, 10, 12, 10);
+  ng_id a = mk(rt, NG_L1, 10, 10, 10);
+  ng_id b = mk(rt, NG_L1, 10, 10, 10); /* same place: distance 0, kept */
+  ng_id c = mk(rt, NG_L1, 11, 10, 10);
+  ng_id d = mk(rt, NG_L1, 10, 12, 10);
   mk(rt, NG_L1, 50, 10, 10);
   CHECK_STATUS(ng_grid_neighbors(rt, a, NG_L1, 2, 0, &h), NG_OK);
   CHECK_EQ_INT(h.count, 3);
@@ -391,11 +392,11 @@ static void test_nearest(void) {
   float o[3] = {0, 0, 0};
   CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 3, &h), NG_OK); /* empty store */
   CHECK_EQ_INT(h.count, 0);
-  uint32_t far = mk(rt, NG_L1, 300, 300, 300);
-  uint32_t t1 = mk(rt, NG_L1, 0, 0, 2);
-  uint32_t t2 = mk(rt, NG_L1, 0, 2, 0); /* tie with t1 */
-  uint32_t t3 = mk(rt, NG_L1, 1, 0, 0);
-  uint32_t t4 = mk(rt, NG_L1, -40, 0, 0);
+  ng_id far = mk(rt, NG_L1, 300, 300, 300);
+  ng_id t1 = mk(rt, NG_L1, 0, 0, 2);
+  ng_id t2 = mk(rt, NG_L1, 0, 2, 0); /* tie with t1 */
+  ng_id t3 = mk(rt, NG_L1, 1, 0, 0);
+  ng_id t4 = mk(rt, NG_L1, -40, 0, 0);
   CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 0, &h), NG_OK);
   CHECK_EQ_INT(h.count, 0);
   CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 1, &h), NG_OK);
@@ -428,10 +429,10 @@ static void test_nearest(void) {
 static void test_box(void) {
   ng_runtime *rt = new_rt();
   ng_hits h = {0};
-  uint32_t in1 = mk(rt, NG_L1, 0, 0, 0);    /* on the lo corner */
-  uint32_t in2 = mk(rt, NG_L1, 10, 10, 10); /* on the hi corner */
-  uint32_t in3 = mk(rt, NG_L1, 5, 5, 5);    /* the centre */
-  uint32_t in4 = mk(rt, NG_L1, 10, 0, 5);   /* on faces */
+  ng_id in1 = mk(rt, NG_L1, 0, 0, 0);    /* on the lo corner */
+  ng_id in2 = mk(rt, NG_L1, 10, 10, 10); /* on the hi corner */
+  ng_id in3 = mk(rt, NG_L1, 5, 5, 5);    /* the centre */
+  ng_id in4 = mk(rt, NG_L1, 10, 0, 5);   /* on faces */
   mk(rt, NG_L1, 10.01f, 5, 5);
   mk(rt, NG_L1, -0.01f, 5, 5);
   mk(rt, NG_L1, 5, 5, 10.01f);
@@ -454,7 +455,7 @@ static void test_box(void) {
   CHECK_EQ_INT(h.count, 1);
   if (h.count) CHECK_EQ_INT(h.items[0].id, in2);
   /* Decimal bounds include a point set with the same decimal value (L2, scale 10000). */
-  uint32_t s2 = mk(rt, NG_L2, 0.1f, 0.2f, -0.3f);
+  ng_id s2 = mk(rt, NG_L2, 0.1f, 0.2f, -0.3f);
   float lo2[3] = {0.1f, 0.2f, -0.3f}, hi2[3] = {0.1f, 0.2f, -0.3f};
   CHECK_STATUS(ng_grid_box(rt, NG_L2, lo2, hi2, 0, &h), NG_OK);
   CHECK_EQ_INT(h.count, 1);
@@ -477,8 +478,8 @@ static void test_ties_across_cell_edges(void) {
   ng_runtime *rt = new_rt();
   ng_hits h = {0};
   /* L1 cells are 1000 raw wide; the centre sits on the boundary x = 10. */
-  uint32_t b = mk_raw(rt, NG_L1, 999, 50, 50);  /* cell 0, on its edge */
-  uint32_t a = mk_raw(rt, NG_L1, 1001, 50, 50); /* cell 1, same distance, larger id */
+  ng_id b = mk_raw(rt, NG_L1, 999, 50, 50);  /* cell 0, on its edge */
+  ng_id a = mk_raw(rt, NG_L1, 1001, 50, 50); /* cell 1, same distance, larger id */
   for (int i = 0; i < 60; i++) /* populated cells elsewhere, so the ring search runs */
     mk_raw(rt, NG_L1, (int16_t)(-30000 + i * 1000), 20000, (int16_t)(i * 500));
   float c[3] = {10.0f, 0.5f, 0.5f};
@@ -515,7 +516,7 @@ static void test_cell_boundaries_and_extremes(void) {
   const int16_t raws[] = {-32768, -32767, -1001, -1000, -999,  -1,   0,
                           1,      999,    1000,  1001,  32766, 32767};
   enum { N = sizeof raws / sizeof raws[0] };
-  uint32_t ids[N];
+  ng_id ids[N];
   for (int s = 0; s < NG_SPACES; s++) {
     ng_token_clear(rt, NULL, NULL);
     for (int i = 0; i < N; i++)
@@ -582,7 +583,7 @@ static void test_huge_radius_and_far_centres(void) {
   CHECK_EQ_INT(h.count, 200);
   for (size_t i = 1; i < h.count; i++)
     CHECK(h.items[i - 1].distance <= h.items[i].distance);
-  uint32_t one = 0;
+  ng_id one = 0;
   CHECK_STATUS(ng_token_next(rt, 0, &one), NG_OK);
   CHECK_STATUS(ng_grid_neighbors(rt, one, NG_L1, 1e30f, 0, &h), NG_OK);
   CHECK_EQ_INT(h.count, 199);
@@ -625,7 +626,7 @@ static void test_many_in_one_cell(void) {
   CHECK_EQ_INT(h.count, 10);
   CHECK(h.items[0].distance == 0.0f);
   /* Delete every other token; the cell shrinks and the answers follow. */
-  for (uint32_t id = 1; id <= N; id += 2)
+  for (ng_id id = 1; id <= N; id += 2)
     CHECK_STATUS(ng_token_delete(rt, id, NULL), NG_OK);
   CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 1e3f, 0, &h), NG_OK);
   CHECK_EQ_INT(h.count, N / 2);
@@ -660,7 +661,7 @@ static void test_far_and_swept_nearest(void) {
   ref_query q = {0};
   prng p = {77};
   enum { N = 3000 };
-  uint32_t ids[N];
+  ng_id ids[N];
   for (int i = 0; i < N; i++) {
     int16_t x = (int16_t)prng_below(&p, 1000), y = (int16_t)prng_below(&p, 1000),
             z = (int16_t)prng_below(&p, 1000);
@@ -687,7 +688,7 @@ static void test_far_and_swept_nearest(void) {
      * than the queries read all at once. */
     int moves = round == 0 ? 40 : 400;
     for (int j = 0; j < moves; j++) {
-      uint32_t id = ids[prng_below(&p, N)];
+      ng_id id = ids[prng_below(&p, N)];
       move_raw(rt, id, NG_L1, (int16_t)prng_below(&p, 1200), (int16_t)prng_below(&p, 1000),
                (int16_t)((int32_t)prng_below(&p, 1400) - 200));
     }
@@ -707,9 +708,9 @@ static void test_info_bounds(void) {
   CHECK(info.cell_size == 10.0f);
   for (int a = 0; a < 3; a++)
     CHECK(info.lo[a] == 0 && info.hi[a] == 0);
-  uint32_t a = mk(rt, NG_L3, -5, 1, 2);
-  uint32_t b = mk(rt, NG_L3, 7, -3, 2.5f);
-  uint32_t c = mk(rt, NG_L3, 1, 1, 1);
+  ng_id a = mk(rt, NG_L3, -5, 1, 2);
+  ng_id b = mk(rt, NG_L3, 7, -3, 2.5f);
+  ng_id c = mk(rt, NG_L3, 1, 1, 1);
   CHECK_STATUS(ng_grid_info(rt, NG_L3, &info), NG_OK);
   CHECK_EQ_INT(info.count, 3);
   CHECK(info.lo[0] == -5 && info.lo[1] == -3 && info.lo[2] == 1);
@@ -791,7 +792,7 @@ static void rnd_token(prng *p, ng_token *t, const int16_t *clusters) {
 }
 
 /* Compare all query types in all spaces at a few centres. */
-static int compare_everything(ng_runtime *rt, prng *p, const uint32_t *live, size_t nlive,
+static int compare_everything(ng_runtime *rt, prng *p, const ng_id *live, size_t nlive,
                               ref_query *q, ng_hits *h) {
   int ok = 1;
   for (int s = 0; s < NG_SPACES && ok; s++) {
@@ -799,7 +800,7 @@ static int compare_everything(ng_runtime *rt, prng *p, const uint32_t *live, siz
     const double radii[] = {0, 1 / sc, 150 / sc, 999.5 / sc, 1000 / sc, 7000 / sc, 1e30};
     for (int k = 0; k < 4 && ok; k++) {
       float c[3];
-      uint32_t id = nlive ? live[prng_below(p, (uint32_t)nlive)] : 0;
+      ng_id id = nlive ? live[prng_below(p, (uint32_t)nlive)] : 0;
       if (k == 0 && id) {
         ng_token t;
         CHECK_STATUS(ng_token_get(rt, id, &t), NG_OK);
@@ -847,7 +848,7 @@ static void test_property(void) {
     int16_t clusters[4];
     for (int i = 0; i < 4; i++)
       clusters[i] = (int16_t)((int32_t)prng_below(&p, 60000) - 30000);
-    uint32_t *live = malloc(4000 * sizeof *live);
+    ng_id *live = malloc(4000 * sizeof *live);
     size_t nlive = 0;
     int ok = 1;
     for (int op = 0; op < 1600 && ok; op++) {
@@ -855,7 +856,7 @@ static void test_property(void) {
       if (r < 5 || nlive == 0) {
         ng_token t;
         rnd_token(&p, &t, clusters);
-        uint32_t id;
+        ng_id id;
         CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
         live[nlive++] = id;
       } else if (r < 8) {
@@ -901,7 +902,7 @@ static void test_property(void) {
       for (int op = 0; op < 300; op++) {
         ng_token t;
         rnd_token(&p, &t, clusters);
-        uint32_t id = live[prng_below(&p, (uint32_t)nlive)];
+        ng_id id = live[prng_below(&p, (uint32_t)nlive)];
         CHECK_STATUS(ng_token_update(rt, id, &t, NG_TF_COORDS_ALL), NG_OK);
       }
       ok = compare_everything(rt, &p, live, nlive, &q, &h);
@@ -956,7 +957,7 @@ static void test_alloc_failures(void) {
     for (int s = 0; s < NG_SPACES; s++)
       for (int a = 0; a < 3; a++)
         t.coords[s][a] = (int16_t)((int32_t)prng_below(&p, 65536) - 32768);
-    uint32_t id = 0;
+    ng_id id = 0;
     ngt_alloc_arm(&f, budget, 0);
     ng_status st = ng_token_create(rt, &t, &id);
     ngt_alloc_arm(&f, budget, 0);
@@ -968,7 +969,7 @@ static void test_alloc_failures(void) {
   }
   CHECK(failures > 0);
   size_t n = ng_token_count(rt);
-  uint32_t *live = malloc(n * sizeof *live);
+  ng_id *live = malloc(n * sizeof *live);
   size_t got = 0;
   CHECK_STATUS(ng_token_list(rt, 0, n, live, &got), NG_OK);
   ref_query q = {0};
@@ -1108,14 +1109,14 @@ static void test_internal_contract(void) {
 /* ---- lazy maintenance: build, absorb, side table, rebuilds ----------------- */
 
 /* Compare all queries in `space` at a few centres (one on a live token). */
-static int compare_some(ng_runtime *rt, int space, prng *p, const uint32_t *live, size_t nlive,
+static int compare_some(ng_runtime *rt, int space, prng *p, const ng_id *live, size_t nlive,
                         ref_query *q, ng_hits *h) {
   double sc = ng_space_scale(space);
   const double radii[] = {0, 40 / sc, 700 / sc, 5000 / sc, 1e30};
   int ok = 1;
   for (int k = 0; k < 3 && ok; k++) {
     float c[3];
-    uint32_t id = nlive ? live[prng_below(p, (uint32_t)nlive)] : 0;
+    ng_id id = nlive ? live[prng_below(p, (uint32_t)nlive)] : 0;
     if (k == 0 && id) {
       ng_token t;
       CHECK_STATUS(ng_token_get(rt, id, &t), NG_OK);
@@ -1149,7 +1150,7 @@ static void test_crowded_cell_moves(void) {
   CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
   if (!rt) return;
   enum { N = 12000, M = 600 };
-  static uint32_t live[N], ids[M];
+  static ng_id live[N], ids[M];
   static ng_token v[M];
   prng p = {4242};
   const int16_t centre[3][3] = {{-9000, 300, 2000}, {12000, -15000, 40}, {200, 200, 200}};
@@ -1213,7 +1214,7 @@ static void test_lazy_maintenance(void) {
   ref_query q = {0};
   prng p = {0xC0FFEEull};
   enum { MAXN = 12000 };
-  uint32_t *live = malloc(MAXN * sizeof *live);
+  ng_id *live = malloc(MAXN * sizeof *live);
   size_t nlive = 0;
   int ok = 1;
   /* Points in a small cube first, so later moves land outside the built box. */
@@ -1236,7 +1237,7 @@ static void test_lazy_maintenance(void) {
     ok = ok && compare_some(rt, NG_L2, &p, live, nlive, &q, &h);
     /* moves: some tokens several times, some to the extremes */
     for (int i = 0; i < batches[b]; i++) {
-      uint32_t id = live[prng_below(&p, (uint32_t)nlive)];
+      ng_id id = live[prng_below(&p, (uint32_t)nlive)];
       int16_t v[3];
       for (int a = 0; a < 3; a++)
         v[a] = prng_below(&p, 5) == 0 ? (prng_below(&p, 2) ? 32767 : -32768)
@@ -1246,7 +1247,7 @@ static void test_lazy_maintenance(void) {
     ok = ok && compare_some(rt, NG_L2, &p, live, nlive, &q, &h);
     /* small steps, mostly inside one cell: moved in place */
     for (int i = 0; i < batches[b]; i++) {
-      uint32_t id = live[prng_below(&p, (uint32_t)nlive)];
+      ng_id id = live[prng_below(&p, (uint32_t)nlive)];
       ng_token t;
       CHECK_STATUS(ng_token_get(rt, id, &t), NG_OK);
       int16_t v[3];
@@ -1268,7 +1269,7 @@ static void test_lazy_maintenance(void) {
   CHECK(ok);
   /* Everything at one point: a one-cell box; then a second point far away. */
   ng_runtime *one = new_rt();
-  uint32_t same[300];
+  ng_id same[300];
   for (int i = 0; i < 300; i++)
     same[i] = mk_raw(one, NG_L5, 123, -77, 5);
   ok = compare_some(one, NG_L5, &p, same, 300, &q, &h);
@@ -1278,7 +1279,7 @@ static void test_lazy_maintenance(void) {
   ng_runtime_release(one);
   /* A tight blob in a sparse space: crowded cells are searched as octrees. */
   ng_runtime *blob = new_rt();
-  uint32_t bl[4000];
+  ng_id bl[4000];
   for (int i = 0; i < 4000; i++) {
     int16_t v[3];
     for (int a = 0; a < 3; a++)
@@ -1290,7 +1291,7 @@ static void test_lazy_maintenance(void) {
     ok = compare_some(blob, NG_L1, &p, bl, 4000, &q, &h);
   /* small moves inside the blob keep the crowded cells sorted (or go aside) */
   for (int i = 0; i < 2000; i++) {
-    uint32_t id = bl[prng_below(&p, 3500)];
+    ng_id id = bl[prng_below(&p, 3500)];
     move_raw(blob, id, NG_L1, (int16_t)(5000 + (int32_t)prng_below(&p, 41) - 20),
              (int16_t)(5000 + (int32_t)prng_below(&p, 41) - 20),
              (int16_t)(5000 + (int32_t)prng_below(&p, 41) - 20));
@@ -1318,7 +1319,7 @@ static void test_lazy_alloc_failures(void) {
   ng_hits h = {0};
   ref_query q = {0};
   prng p = {99};
-  uint32_t live[700];
+  ng_id live[700];
   size_t nlive = 0;
   for (int i = 0; i < 400; i++)
     live[nlive++] = mk_raw(rt, NG_L1, (int16_t)(i * 37), (int16_t)(i * 11 - 2000), (int16_t)i);
@@ -1422,7 +1423,7 @@ static void test_concurrent_lazy_build(void) {
     for (int s = 0; s < NG_SPACES; s++)
       for (int a = 0; a < 3; a++)
         t.coords[s][a] = (int16_t)((int32_t)prng_below(&p, 65536) - 32768);
-    uint32_t id;
+    ng_id id;
     CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
   }
   enum { T = 4 };

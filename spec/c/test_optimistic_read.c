@@ -8,7 +8,7 @@
 
 enum {
   READERS = 2,
-  MAX_IDS = 1 << 20, /* the writer stops creating here */
+  MAX_IDS = 1 << 20, /* the writer stops creating after this many tokens */
   ROUND_CREATE = 600,
   ROUND_UPDATE = 400,
   ROUND_DELETE = 340,
@@ -28,9 +28,9 @@ static void stamp(ng_token *t, uint32_t ts) {
   t->timestamp = ts;
 }
 
-static int consistent(const ng_token *t, uint32_t id) {
+static int consistent(const ng_token *t, ng_id id) {
   uint32_t ts = t->timestamp;
-  if (NG_ID_LOCAL(t->id) != id || ts == 0) return 0;
+  if (NG_ID_LOCAL(t->id) != NG_TOKEN_SLOT(id) || ts == 0) return 0;
   for (int s = 0; s < NG_SPACES; s++)
     for (int a = 0; a < 3; a++)
       if (t->coords[s][a] != (int16_t)(ts % 30011u)) return 0;
@@ -38,13 +38,16 @@ static int consistent(const ng_token *t, uint32_t id) {
          t->field_strength == ts % 241u;
 }
 
-/* What the writer publishes for the readers' checks. An id's state goes 0
- * (live or never created) -> 1 (being deleted) -> 2 (deleted). Clears: ids
- * below lo_pending may be gone, ids below lo_done are gone. created_hi: every
- * id up to it has been created. */
+/* What the writer publishes for the readers' checks, by creation number
+ * (seq, from 1; ids ascend with it, and reach far beyond MAX_IDS once slots
+ * are reused after a clear): id[seq] is the seq-th token's id. A seq's state
+ * goes 0 (live or never created) -> 1 (being deleted) -> 2 (deleted). Clears:
+ * seqs below lo_pending may be gone, seqs below lo_done are gone. created_hi:
+ * every seq up to it has been created (and its id published). */
 typedef struct shared {
   ng_runtime *rt;
   _Atomic unsigned char state[MAX_IDS + 1];
+  _Atomic ng_id id[MAX_IDS + 1];
   _Atomic uint32_t created_hi, lo_pending, lo_done;
   atomic_int stop;
 } shared;
@@ -56,10 +59,10 @@ typedef struct reader {
   char first_error[160];
 } reader;
 
-static void note(reader *r, unsigned long *counter, const char *what, uint32_t id) {
+static void note(reader *r, unsigned long *counter, const char *what, ng_id id) {
   if ((*counter)++ == 0 && !r->first_error[0])
-    snprintf(r->first_error, sizeof r->first_error, "reader %d: %s (id %u)", r->index, what,
-             (unsigned)id);
+    snprintf(r->first_error, sizeof r->first_error, "reader %d: %s (id %llu)", r->index, what,
+             (unsigned long long)id);
 }
 
 static void *reader_main(void *arg) {
@@ -68,25 +71,30 @@ static void *reader_main(void *arg) {
   uint64_t seed = 0x9E3779B97F4A7C15ull * (uint64_t)(r->index + 1);
   while (!atomic_load(&sh->stop)) {
     uint32_t lo = atomic_load(&sh->lo_pending), hi = atomic_load(&sh->created_hi);
-    /* Mostly ids since the last clear; some older, some not created yet, and 0. */
-    uint32_t id = ngt_rnd(&seed) % 8u ? lo + ngt_rnd(&seed) % (hi - lo + 64u) : ngt_rnd(&seed) % (hi + 64u);
-    unsigned char st0 = id <= MAX_IDS ? atomic_load(&sh->state[id]) : 0;
+    /* Mostly tokens since the last clear; some older, some not created yet, and id 0. */
+    uint32_t k = ngt_rnd(&seed) % 8u ? lo + ngt_rnd(&seed) % (hi - lo + 64u)
+                                     : ngt_rnd(&seed) % (hi + 64u);
+    /* past hi: an id above every one issued so far (ids only grow) */
+    ng_id id = k == 0 ? 0 : k <= hi ? atomic_load(&sh->id[k]) : atomic_load(&sh->id[hi]) + (k - hi);
+    unsigned char st0 = k <= MAX_IDS ? atomic_load(&sh->state[k]) : 0;
     uint32_t lo_done0 = atomic_load(&sh->lo_done);
     ng_token tok;
     memset(&tok, 0xA5, sizeof tok);
     ng_status st = ng_token_get(sh->rt, id, &tok);
-    unsigned char st1 = id <= MAX_IDS ? atomic_load(&sh->state[id]) : 0;
+    unsigned char st1 = k <= MAX_IDS ? atomic_load(&sh->state[k]) : 0;
     uint32_t lo_pending1 = atomic_load(&sh->lo_pending);
     r->gets++;
     if (st == NG_OK) {
       r->found++;
       if (!consistent(&tok, id)) note(r, &r->torn, "torn or wrong record", id);
-      if (st0 == 2 || id < lo_done0)
+      if (k > hi) {
+        /* created since the loads above: nothing to say about it */
+      } else if (st0 == 2 || k < lo_done0)
         note(r, &r->wrong_found, "found a token deleted before the get started", id);
     } else if (st == NG_ENOTFOUND) {
-      int may_miss = id == 0 || id > hi || st1 != 0 || id < lo_pending1;
+      int may_miss = k > hi || st1 != 0 || k < lo_pending1;
       if (!may_miss) note(r, &r->wrong_missing, "NG_ENOTFOUND for a live token", id);
-    } else {
+    } else if (!(st == NG_EINVAL && id == 0)) { /* 0 is no id at all */
       note(r, &r->other, "unexpected status", id);
     }
   }
@@ -99,7 +107,8 @@ static void *reader_main(void *arg) {
 static unsigned long writer_run(shared *sh, double seconds) {
   ng_runtime *rt = sh->rt;
   uint64_t seed = 12345;
-  uint32_t ts = 1, *live = malloc(MAX_IDS * sizeof *live);
+  uint32_t ts = 1;
+  uint32_t *live = malloc(MAX_IDS * sizeof *live); /* seqs */
   size_t nlive = 0;
   unsigned long bad = 0;
   double deadline = ngt_now_s() + seconds;
@@ -108,29 +117,31 @@ static unsigned long writer_run(shared *sh, double seconds) {
     for (int i = 0; i < ROUND_CREATE; i++) {
       ng_token t;
       stamp(&t, ts++);
-      uint32_t id;
-      if (atomic_load(&sh->created_hi) >= MAX_IDS - 1) goto done;
+      ng_id id;
+      uint32_t seq = atomic_load(&sh->created_hi) + 1;
+      if (seq >= MAX_IDS) goto done;
       if (ng_token_create(rt, &t, &id) != NG_OK) {
         bad++;
         continue;
       }
-      live[nlive++] = id;
-      atomic_store(&sh->created_hi, id);
+      live[nlive++] = seq;
+      atomic_store(&sh->id[seq], id);
+      atomic_store(&sh->created_hi, seq);
     }
     for (int i = 0; i < ROUND_UPDATE && nlive; i++) {
       ng_token t;
       stamp(&t, ts++);
-      if (ng_token_update(rt, live[ngt_rnd(&seed) % nlive], &t, NG_TF_ALL & ~(uint32_t)NG_TF_DOMAIN) !=
+      if (ng_token_update(rt, atomic_load(&sh->id[live[ngt_rnd(&seed) % nlive]]), &t, NG_TF_ALL & ~(uint32_t)NG_TF_DOMAIN) !=
           NG_OK)
         bad++;
     }
     for (int i = 0; i < ROUND_DELETE && nlive; i++) {
       size_t k = ngt_rnd(&seed) % nlive;
-      uint32_t id = live[k];
+      uint32_t seq = live[k];
       live[k] = live[--nlive];
-      atomic_store(&sh->state[id], 1);
-      if (ng_token_delete(rt, id, NULL) != NG_OK) bad++;
-      atomic_store(&sh->state[id], 2);
+      atomic_store(&sh->state[seq], 1);
+      if (ng_token_delete(rt, atomic_load(&sh->id[seq]), NULL) != NG_OK) bad++;
+      atomic_store(&sh->state[seq], 2);
     }
     if (round % CLEAR_EVERY == 0) {
       uint32_t next = atomic_load(&sh->created_hi) + 1;
@@ -192,11 +203,11 @@ static void test_segment_math(void) {
     }
     CHECK_EQ_INT(bad, 0);
   }
-  /* The directories cover every id. */
+  /* The directories cover every slot. */
   CHECK(ngi_seg_base(NGI_SEGS - 1, NGI_REC_LB) + ngi_seg_len(NGI_SEGS - 1, NGI_REC_LB) >=
-        NG_TOKEN_ID_MAX);
+        NG_TOKEN_SLOT_MAX);
   CHECK(ngi_seg_base(NGI_SEGS - 1, NGI_SLOT_LB) + ngi_seg_len(NGI_SEGS - 1, NGI_SLOT_LB) >=
-        NG_TOKEN_ID_MAX);
+        NG_TOKEN_SLOT_MAX);
 }
 
 /* Growth allocates new segments and never moves a record; a capacity hint
@@ -204,7 +215,7 @@ static void test_segment_math(void) {
 static void test_records_never_move(void) {
   ng_runtime *rt;
   CHECK_STATUS(ng_runtime_new(NULL, &rt), NG_OK);
-  uint32_t id;
+  ng_id id;
   CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_OK);
   const ng_token *first = ngi_tok_at(&rt->tokens, 0);
   for (int i = 0; i < 5000; i++)
@@ -232,7 +243,7 @@ static void test_records_never_move(void) {
 static void test_writer_reads_its_writes(void) {
   ng_runtime *rt;
   CHECK_STATUS(ng_runtime_new(NULL, &rt), NG_OK);
-  uint32_t id;
+  ng_id id;
   for (int i = 0; i < 40; i++)
     CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_OK);
   CHECK_EQ_INT(atomic_load(&rt->wseq) & 1u, 0);
@@ -261,8 +272,10 @@ static void test_writer_reads_its_writes(void) {
   CHECK_STATUS(ng_token_get(rt, 20, &got), NG_OK);
   CHECK(got.timestamp == 777);
   CHECK_STATUS(ng_token_get(rt, 41, &got), NG_ENOTFOUND);
-  CHECK_STATUS(ng_token_get(rt, 0, &got), NG_ENOTFOUND);
-  CHECK_STATUS(ng_token_get(rt, NG_TOKEN_ID_MAX, &got), NG_ENOTFOUND);
+  CHECK_STATUS(ng_token_get(rt, 0, &got), NG_EINVAL); /* no id at all */
+  CHECK_STATUS(ng_token_get(rt, NG_TOKEN_SLOT_MAX, &got), NG_ENOTFOUND);
+  CHECK_STATUS(ng_token_get(rt, NG_ID_MAX, &got), NG_ENOTFOUND);
+  CHECK_STATUS(ng_token_get(rt, NG_ID_MAX + 1u, &got), NG_EINVAL);
   CHECK_STATUS(ng_token_get(rt, UINT32_MAX, &got), NG_ENOTFOUND);
   ng_runtime_release(rt);
 }

@@ -450,32 +450,32 @@ static void test_connection_layout(void) {
 static void test_connection_reference_image(void) {
   ng_connection c;
   memset(&c, 0xAB, sizeof c);
-  ng_connection_init(&c, 3, 7);
+  ng_connection_init(&c);
   c.created_at = 0x11111111u;
   c.last_update = 0x22222222u;
   CHECK(same_image(&c, sizeof c,
-                   "03000000 07000000 50 80 00 00 00000000 00000000 0000803f 11111111 00000000"
+                   "00000000 00000000 50 80 00 00 00000000 00000000 0000803f 11111111 00000000"
                    "01 80 0000 22222222 20 10 0000 00000000 00000000000000000000000000000000"));
 }
 
-static void test_connection_init_keeps_direction(void) {
+/* The endpoints are ng_connection_create's arguments: init leaves the record's endpoint
+ * fields 0 (create stores the endpoints' slots there, from first). */
+static void test_connection_init_no_endpoints(void) {
   ng_connection c;
-  ng_connection_init(&c, 7, 3);
-  CHECK_EQ_INT(c.token_a_id, 7);
-  CHECK_EQ_INT(c.token_b_id, 3);
+  memset(&c, 0xAB, sizeof c);
+  ng_connection_init(&c);
+  CHECK_EQ_INT(c.token_a_id, 0);
+  CHECK_EQ_INT(c.token_b_id, 0);
   CHECK_EQ_INT(c.created_at, 0);
   CHECK_EQ_INT(c.last_update, 0);
   CHECK_EQ_INT(c.flags, 0);
   CHECK_EQ_INT(c.connection_type, NG_CONN_ASSOCIATED_WITH);
-  ng_connection_init(&c, 5, 5); /* a self-link is a record like any other */
-  CHECK_EQ_INT(c.token_a_id, 5);
-  CHECK_EQ_INT(c.token_b_id, 5);
-  ng_connection_init(NULL, 1, 2);
+  ng_connection_init(NULL);
 }
 
 static void test_connection_set_type(void) {
   ng_connection c, before;
-  ng_connection_init(&c, 1, 2);
+  ng_connection_init(&c);
   CHECK_EQ_INT(c.confidence, 128);
   CHECK_STATUS(ng_connection_set_type(&c, 0x00), NG_OK); /* Synonym: Immutable */
   CHECK_EQ_INT(c.connection_type, 0x00);
@@ -500,7 +500,7 @@ static void test_connection_set_type(void) {
 
 static void test_connection_activate(void) {
   ng_connection c;
-  ng_connection_init(&c, 1, 2);
+  ng_connection_init(&c);
   ng_connection_activate(&c, 1234);
   CHECK_EQ_INT(c.flags, 0x21);
   CHECK_EQ_INT(c.rigidity, 129);
@@ -514,12 +514,12 @@ static void test_connection_activate(void) {
   CHECK_EQ_INT(c.activation_count, UINT32_MAX);
 
   /* Immutable and Hypothesis links are activated but not reinforced. */
-  ng_connection_init(&c, 1, 2);
+  ng_connection_init(&c);
   CHECK_STATUS(ng_connection_set_type(&c, 0x30), NG_OK);
   ng_connection_activate(&c, 9);
   CHECK_EQ_INT(c.flags, NG_CONN_ACTIVE);
   CHECK_EQ_INT(c.rigidity, 128);
-  ng_connection_init(&c, 1, 2);
+  ng_connection_init(&c);
   c.mutability = NG_HYPOTHESIS;
   ng_connection_activate(&c, 9);
   CHECK_EQ_INT(c.flags, NG_CONN_ACTIVE);
@@ -530,7 +530,7 @@ static void test_connection_activate(void) {
 
 static void test_connection_update_confidence(void) {
   ng_connection c;
-  ng_connection_init(&c, 1, 2);
+  ng_connection_init(&c);
   ng_connection_update_confidence(&c, true, 100);
   CHECK_EQ_INT(c.confidence, 160);
   CHECK_EQ_INT(c.evidence_count, 1);
@@ -553,7 +553,7 @@ static void test_connection_update_confidence(void) {
   CHECK_EQ_INT(c.confidence, 0);
 
   /* Immutable: a no-op. */
-  ng_connection_init(&c, 1, 2);
+  ng_connection_init(&c);
   CHECK_STATUS(ng_connection_set_type(&c, 0x40), NG_OK);
   ng_connection before = c;
   ng_connection_update_confidence(&c, false, 999);
@@ -561,7 +561,7 @@ static void test_connection_update_confidence(void) {
   CHECK(memcmp(&c, &before, sizeof c) == 0);
 
   /* Hypotheses learn with the same rule. */
-  ng_connection_init(&c, 1, 2);
+  ng_connection_init(&c);
   c.mutability = NG_HYPOTHESIS;
   c.learning_rate = 128;
   ng_connection_update_confidence(&c, true, 5);
@@ -572,7 +572,7 @@ static void test_connection_update_confidence(void) {
 static void test_connection_decay(void) {
   ng_connection c;
   /* Only Hypothesis decays. */
-  ng_connection_init(&c, 1, 2);
+  ng_connection_init(&c);
   c.last_update = 1000;
   ng_connection before = c;
   CHECK(!ng_connection_apply_decay(&c, 100000));
@@ -583,7 +583,7 @@ static void test_connection_decay(void) {
   CHECK(memcmp(&c, &before, sizeof c) == 0);
 
   /* The threshold is strictly more than 3600 s since last_update. */
-  ng_connection_init(&c, 1, 2);
+  ng_connection_init(&c);
   c.mutability = NG_HYPOTHESIS;
   c.flags = NG_CONN_ACTIVE;
   c.last_update = 1000;
@@ -610,7 +610,7 @@ static void test_connection_decay(void) {
   CHECK(c.flags & NG_CONN_DECAYING);
 
   /* A clock that went backwards never decays (no unsigned wrap-around). */
-  ng_connection_init(&c, 1, 2);
+  ng_connection_init(&c);
   c.mutability = NG_HYPOTHESIS;
   c.last_update = 100000;
   CHECK(!ng_connection_apply_decay(&c, 10));
@@ -620,7 +620,7 @@ static void test_connection_decay(void) {
 
 static void test_connection_force(void) {
   ng_connection c;
-  ng_connection_init(&c, 1, 2);
+  ng_connection_init(&c);
   CHECK(ng_connection_force(&c, 0.5f) == 0.0f); /* default pull 0 */
   c.pull_strength = 0.5f;
   c.preferred_distance = 2.0f;
@@ -635,7 +635,7 @@ static void test_connection_force(void) {
   c.confidence = 0; /* Immutable: confidence is ignored */
   CHECK(ng_connection_force(&c, 1.0f) == 0.5f);
   /* The reference formula with arbitrary values. */
-  ng_connection_init(&c, 1, 2);
+  ng_connection_init(&c);
   c.pull_strength = -3.0f;
   c.preferred_distance = 1.5f;
   c.rigidity = 100;
@@ -667,7 +667,7 @@ int main(void) {
   RUN(test_conn_type_mutability);
   RUN(test_connection_layout);
   RUN(test_connection_reference_image);
-  RUN(test_connection_init_keeps_direction);
+  RUN(test_connection_init_no_endpoints);
   RUN(test_connection_set_type);
   RUN(test_connection_activate);
   RUN(test_connection_update_confidence);

@@ -85,7 +85,7 @@ static void test_retain_release(void) {
   ng_runtime_release(rt);
   ng_runtime_release(rt);
   /* still alive: one reference left */
-  uint32_t id;
+  ng_id id;
   CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_OK);
   CHECK_EQ_INT(ng_token_count(rt), 1);
   ng_runtime_release(rt);
@@ -104,13 +104,13 @@ static void test_stats(void) {
   CHECK(st.bytes_in_use >= sizeof(ng_runtime));
   CHECK(st.bytes_peak >= st.bytes_in_use);
   size_t start = st.bytes_in_use;
-  uint32_t ids[300];
+  ng_id ids[300];
   for (int i = 0; i < 300; i++)
     ng_token_create(rt, NULL, &ids[i]);
   ng_connection c;
-  uint32_t cid;
-  ng_connection_init(&c, ids[0], ids[1]);
-  CHECK_STATUS(ng_connection_create(rt, &c, &cid), NG_OK);
+  ng_id cid;
+  ng_connection_init(&c);
+  CHECK_STATUS(ng_connection_create(rt, ids[0], ids[1], &c, &cid), NG_OK);
   CHECK_STATUS(ng_runtime_stats(rt, &st), NG_OK);
   CHECK_EQ_INT(st.tokens, 300);
   CHECK_EQ_INT(st.connections, 1);
@@ -170,7 +170,7 @@ static void test_last_error(void) {
   CHECK_STR(ng_last_error(b), "");
   CHECK_STR(ng_last_error(NULL), "ng_token_get: no token 42");
   /* a success does not clear it; a failure elsewhere replaces it */
-  uint32_t id;
+  ng_id id;
   CHECK_STATUS(ng_token_create(a, NULL, &id), NG_OK);
   CHECK_STR(ng_last_error(a), "ng_token_get: no token 42");
   CHECK_STATUS(ng_token_get(b, 7, &t), NG_ENOTFOUND);
@@ -234,17 +234,17 @@ typedef struct cb_ctx {
   int nested;
 } cb_ctx;
 
-static bool count_cb(const ng_token *tok, uint32_t id, void *ud) {
+static bool count_cb(const ng_token *tok, ng_id id, void *ud) {
   (void)tok;
   (void)id;
   ((cb_ctx *)ud)->nested++;
   return true;
 }
 
-static bool writer_cb(const ng_token *tok, uint32_t id, void *ud) {
+static bool writer_cb(const ng_token *tok, ng_id id, void *ud) {
   cb_ctx *c = ud;
   c->calls++;
-  uint32_t nid = 0;
+  ng_id nid = 0;
   CHECK_STATUS(ng_token_create(c->rt, NULL, &nid), NG_EBUSY);
   CHECK_CONTAINS(ng_last_error(c->rt), "ng_token_create");
   CHECK_STATUS(ng_token_delete(c->rt, id, NULL), NG_EBUSY);
@@ -253,9 +253,9 @@ static bool writer_cb(const ng_token *tok, uint32_t id, void *ud) {
   CHECK_STATUS(ng_token_clear(c->rt, NULL, NULL), NG_EBUSY);
   CHECK_STATUS(ng_cdna_set_profile(c->rt, NG_PROFILE_EXPLORER), NG_EBUSY);
   ng_connection cn;
-  ng_connection_init(&cn, 1, 2);
-  uint32_t cid;
-  CHECK_STATUS(ng_connection_create(c->rt, &cn, &cid), NG_EBUSY);
+  ng_connection_init(&cn);
+  ng_id cid;
+  CHECK_STATUS(ng_connection_create(c->rt, 1, 2, &cn, &cid), NG_EBUSY);
   /* reads are fine, nested iteration too */
   ng_token got;
   CHECK_STATUS(ng_token_get(c->rt, id, &got), NG_OK);
@@ -273,7 +273,7 @@ static bool writer_cb(const ng_token *tok, uint32_t id, void *ud) {
 
 static void test_busy_inside_each(void) {
   ng_runtime *rt = new_rt();
-  uint32_t id;
+  ng_id id;
   for (int i = 0; i < 3; i++)
     ng_token_create(rt, NULL, &id);
   cb_ctx c = {rt, 0, 0};
@@ -381,7 +381,7 @@ static void test_cdna_set_profile(void) {
 
 /* Sorted ids of a range query. */
 static size_t range_ids(ng_runtime *rt, int space, float x, float y, float z, float r,
-                        uint32_t *out, size_t cap) {
+                        ng_id *out, size_t cap) {
   ng_hits h = {0};
   float c[3] = {x, y, z};
   CHECK_STATUS(ng_grid_range(rt, space, c, r, 0, &h), NG_OK);
@@ -391,7 +391,7 @@ static size_t range_ids(ng_runtime *rt, int space, float x, float y, float z, fl
   ng_hits_free(rt, &h);
   for (size_t i = 1; i < n; i++)
     for (size_t j = i; j > 0 && out[j - 1] > out[j]; j--) {
-      uint32_t tmp = out[j];
+      ng_id tmp = out[j];
       out[j] = out[j - 1];
       out[j - 1] = tmp;
     }
@@ -406,11 +406,11 @@ static void test_cdna_rebucket(void) {
     float x = (float)((i * 37) % 100) - 50.0f, y = (float)((i * 11) % 60) - 30.0f;
     ng_token_set_coords(&t, NG_L1, x, y, 0.5f * (float)(i % 7));
     ng_token_set_coords(&t, NG_L4, x / 20.0f, y / 20.0f, 0.0f);
-    uint32_t id;
+    ng_id id;
     CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
   }
   ng_token_delete(rt, 5, NULL);
-  uint32_t a[256], b[256], a4[256], b4[256];
+  ng_id a[256], b[256], a4[256], b4[256];
   size_t na = range_ids(rt, NG_L1, 3, -4, 1, 17.5f, a, 256);
   size_t na4 = range_ids(rt, NG_L4, 0.1f, -0.2f, 0, 0.9f, a4, 256);
   CHECK(na > 5 && na < 199);
@@ -435,7 +435,7 @@ static void test_cdna_rebucket(void) {
   CHECK_EQ_INT(nb4, na4);
   CHECK(memcmp(a4, b4, na4 * sizeof a4[0]) == 0);
   /* the rebuilt grid keeps following writes */
-  uint32_t id;
+  ng_id id;
   ng_token t;
   ng_token_init(&t);
   ng_token_set_coords(&t, NG_L1, 3, -4, 1);
@@ -449,7 +449,7 @@ static void test_cdna_rebucket(void) {
  * inside a write section. */
 static void test_lock_nesting(void) {
   ng_runtime *rt = new_rt();
-  uint32_t id;
+  ng_id id;
   CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_OK);
   CHECK_STATUS(ngi_write_lock(rt, "outer"), NG_OK);
   CHECK_EQ_INT(ng_token_count(rt), 1); /* takes the read lock under the write lock */

@@ -99,7 +99,7 @@ static int same_runtime(ng_runtime *a, ng_runtime *b) {
   ng_cdna_get(a, &ca);
   ng_cdna_get(b, &cb);
   if (memcmp(&ca, &cb, sizeof ca) != 0) return 0;
-  uint32_t ia = 0, ib = 0;
+  ng_id ia = 0, ib = 0;
   for (;;) {
     ng_status x = ng_token_next(a, ia, &ia), y = ng_token_next(b, ib, &ib);
     if (x != y) return 0;
@@ -110,7 +110,7 @@ static int same_runtime(ng_runtime *a, ng_runtime *b) {
     ng_token_get(b, ib, &tb);
     if (memcmp(&ta, &tb, sizeof ta) != 0) return 0;
     size_t na = 0, nb = 0;
-    uint32_t la[64], lb[64];
+    ng_id la[64], lb[64];
     ng_token_connections(a, ia, NG_BOTH, la, 64, &na);
     ng_token_connections(b, ib, NG_BOTH, lb, 64, &nb);
     if (na != nb || memcmp(la, lb, (na < 64 ? na : 64) * sizeof *la) != 0) return 0;
@@ -142,7 +142,7 @@ static int same_runtime(ng_runtime *a, ng_runtime *b) {
 static ng_runtime *make_small(void) {
   ng_runtime *rt = NULL;
   if (ng_runtime_new(NULL, &rt) != NG_OK) return NULL;
-  uint32_t ids[6];
+  ng_id ids[6];
   for (int i = 0; i < 6; i++) {
     ng_token t;
     ng_token_init(&t);
@@ -160,8 +160,8 @@ static ng_runtime *make_small(void) {
   ng_token_delete(rt, ids[2], NULL); /* a hole */
   for (int i = 0; i < 5; i++) {
     ng_connection c;
-    uint32_t from = ids[i == 2 ? 0 : i], to = ids[(i + 1) % 6 == 2 ? 3 : (i + 1) % 6];
-    ng_connection_init(&c, from, to);
+    ng_id from = ids[i == 2 ? 0 : i], to = ids[(i + 1) % 6 == 2 ? 3 : (i + 1) % 6];
+    ng_connection_init(&c);
     ng_connection_set_type(&c, (unsigned)(0x10 * i + 3));
     c.rigidity = (uint8_t)(90 + i);
     c.active_levels = (uint8_t)(0x81 + i);
@@ -179,8 +179,8 @@ static ng_runtime *make_small(void) {
     c.decay_rate = (uint8_t)(60 + i);
     c.source_id = 9u + (uint32_t)i;
     for (int s = 0; s < NG_SPACES; s++) c.target_vector[s] = (int16_t)(i * 100 - s * 1000);
-    uint32_t cid;
-    CHECK_STATUS(ng_connection_create(rt, &c, &cid), NG_OK);
+    ng_id cid;
+    CHECK_STATUS(ng_connection_create(rt, from, to, &c, &cid), NG_OK);
     if (i == 1) ng_connection_delete(rt, cid); /* a hole */
   }
   return rt;
@@ -289,16 +289,16 @@ static void test_round_trip_every_field(void) {
 static void test_ids_continue(void) {
   ng_runtime *rt = NULL;
   ng_runtime_new(NULL, &rt);
-  uint32_t id = 0;
+  ng_id id = 0;
   for (int i = 0; i < 10; i++) ng_token_create(rt, NULL, &id);
   ng_token_delete(rt, 10, NULL); /* the highest id is gone: the next id must still be 11 */
   ng_token_delete(rt, 4, NULL);
   ng_connection c;
-  ng_connection_init(&c, 1, 2);
-  uint32_t cid;
-  ng_connection_create(rt, &c, &cid);
-  ng_connection_init(&c, 2, 3);
-  ng_connection_create(rt, &c, &cid);
+  ng_connection_init(&c);
+  ng_id cid;
+  ng_connection_create(rt, 1, 2, &c, &cid);
+  ng_connection_init(&c);
+  ng_connection_create(rt, 2, 3, &c, &cid);
   ng_connection_delete(rt, cid);
   const char *p = tpath("ids.ngs");
   CHECK_STATUS(ng_snapshot_save(rt, p), NG_OK);
@@ -308,12 +308,12 @@ static void test_ids_continue(void) {
     CHECK(same_runtime(rt, back));
     CHECK_STATUS(ng_token_create(back, NULL, &id), NG_OK);
     CHECK_EQ_INT(id, 11);
-    ng_connection_init(&c, 5, 6);
-    CHECK_STATUS(ng_connection_create(back, &c, &cid), NG_OK);
+    ng_connection_init(&c);
+    CHECK_STATUS(ng_connection_create(back, 5, 6, &c, &cid), NG_OK);
     CHECK_EQ_INT(cid, 3);
     /* restored adjacency: duplicates are still refused, deletes cascade */
-    ng_connection_init(&c, 1, 2);
-    CHECK_STATUS(ng_connection_create(back, &c, &cid), NG_EEXIST);
+    ng_connection_init(&c);
+    CHECK_STATUS(ng_connection_create(back, 1, 2, &c, &cid), NG_EEXIST);
     size_t removed = 0;
     CHECK_STATUS(ng_token_delete(back, 2, &removed), NG_OK);
     CHECK_EQ_INT(removed, 1);
@@ -335,7 +335,7 @@ static void test_empty(void) {
   CHECK_STATUS(ng_snapshot_load(p, NULL, &back), NG_OK);
   if (back) {
     CHECK(same_runtime(rt, back));
-    uint32_t id = 0;
+    ng_id id = 0;
     CHECK_STATUS(ng_token_create(back, NULL, &id), NG_OK);
     CHECK_EQ_INT(id, 1);
     ng_runtime_release(back);
@@ -376,16 +376,16 @@ static void test_large(void) {
     for (int s = 0; s < NG_SPACES; s++)
       for (int a = 0; a < 3; a++) t.coords[s][a] = (int16_t)(rng(&seed) & 0xFFFF);
     t.weight = (float)(rng(&seed) % 100);
-    uint32_t id;
+    ng_id id;
     if (ng_token_create(rt, &t, &id) != NG_OK) break;
   }
   size_t nconn = 0;
   for (size_t i = 1; i <= n; i++) {
     ng_connection c;
-    ng_connection_init(&c, (uint32_t)i, (uint32_t)(rng(&seed) % n + 1));
+    ng_connection_init(&c);
     ng_connection_set_type(&c, rng(&seed) % NG_CONN_TYPES);
-    uint32_t cid;
-    if (ng_connection_create(rt, &c, &cid) == NG_OK) nconn++;
+    ng_id cid;
+    if (ng_connection_create(rt, (uint32_t)i, (uint32_t)(rng(&seed) % n + 1), &c, &cid) == NG_OK) nconn++;
   }
   for (uint32_t i = 1; i <= n; i += 7) ng_token_delete(rt, i, NULL);
   const char *p = tpath("large.ngs");
@@ -746,7 +746,7 @@ static void test_alloc_failures(void) {
   CHECK_STATUS(ng_snapshot_save(rt, p2), NG_OK);
   size_t l1 = 0;
   unsigned char *before = read_file(p2, &l1);
-  uint32_t extra_id = 0;
+  ng_id extra_id = 0;
   ng_token_create(rt, NULL, &extra_id);
   int saves_ok = 0;
   for (long n = 1; n < 50 && rt && !saves_ok; n++) {
@@ -781,15 +781,15 @@ typedef struct writer_ctx {
 
 static void *writer_main(void *ud) {
   writer_ctx *w = ud;
-  uint32_t prev = 0, id = 0;
+  ng_id prev = 0, id = 0;
   /* bounded, so a fast writer cannot grow the store without limit while the
    * saves run (each save also fsyncs) */
   for (int n = 0; n < 20000 && !atomic_load(&w->stop); n++) {
     if (ng_token_create(w->rt, NULL, &id) != NG_OK) break;
     if (prev) {
       ng_connection c;
-      ng_connection_init(&c, prev, id);
-      ng_connection_create(w->rt, &c, NULL);
+      ng_connection_init(&c);
+      ng_connection_create(w->rt, prev, id, &c, NULL);
     }
     if (id % 5 == 0) ng_token_delete(w->rt, prev, NULL);
     prev = id;
@@ -820,7 +820,7 @@ static void test_save_while_writing(void) {
 }
 
 /* A save from inside an iteration callback (the read lock is recursive). */
-static bool save_inside(const ng_token *t, uint32_t id, void *ud) {
+static bool save_inside(const ng_token *t, ng_id id, void *ud) {
   (void)t;
   (void)id;
   ng_runtime *rt = ud;

@@ -22,15 +22,15 @@ static ng_status add_step(ng_runtime *rt, uint32_t n) {
   t.timestamp = n;
   t.weight = (float)(n % 100);
   t.coords[NG_L1][0] = (int16_t)(n % 30000);
-  uint32_t id = 0;
+  ng_id id = 0;
   ng_status st = ng_token_create(rt, &t, &id);
   if (st != NG_OK || id != n) return st ? st : NG_EINVAL;
   if (n > 1) {
     ng_connection c;
-    ng_connection_init(&c, n - 1, n);
+    ng_connection_init(&c);
     c.created_at = c.last_update = n;
-    uint32_t cid = 0;
-    st = ng_connection_create(rt, &c, &cid);
+    ng_id cid = 0;
+    st = ng_connection_create(rt, n - 1, n, &c, &cid);
     if (st == NG_OK && cid != n - 1) st = NG_EINVAL;
   }
   return st;

@@ -32,7 +32,7 @@ typedef struct each_ctx {
 } each_ctx;
 
 /* Under the read lock nothing changes: every visited token is readable. */
-static bool each_cb(const ng_token *tok, uint32_t id, void *ud) {
+static bool each_cb(const ng_token *tok, ng_id id, void *ud) {
   each_ctx *c = ud;
   ng_token t;
   ng_status st = ng_token_get(c->w->rt, id, &t);
@@ -41,7 +41,7 @@ static bool each_cb(const ng_token *tok, uint32_t id, void *ud) {
   return c->n < 200;
 }
 
-static int sorted_hits(const ng_hits *h, uint32_t next_id) {
+static int sorted_hits(const ng_hits *h, ng_id next_id) {
   for (size_t i = 0; i < h->count; i++) {
     if (h->items[i].id == 0 || h->items[i].id >= next_id) return 0;
     if (i > 0) {
@@ -61,11 +61,11 @@ static void *work(void *arg) {
     w->ops++;
     ng_stats stats;
     ng_runtime_stats(rt, &stats);
-    uint32_t top = stats.next_token_id;
-    uint32_t pick = 1 + ngt_rnd(&s) % top;
+    ng_id top = stats.next_token_id;
+    ng_id pick = 1 + ngt_rnd(&s) % top;
     /* Updates, links and (when the store is full) deletes aim at a live token
      * chosen uniformly (it may still go before we use it). */
-    uint32_t live = pick, to = pick;
+    ng_id live = pick, to = pick;
     size_t got = 0;
     if (stats.tokens > 0) {
       ng_token_list(rt, ngt_rnd(&s) % stats.tokens, 1, &live, &got);
@@ -80,7 +80,7 @@ static void *work(void *arg) {
       ng_token_set_coords(&t, NG_L1, coord(&s, 300), coord(&s, 300), coord(&s, 300));
       ng_token_set_coords(&t, NG_L4, coord(&s, 3), coord(&s, 3), coord(&s, 3));
       t.weight = (float)(ngt_rnd(&s) % 100);
-      uint32_t id;
+      ng_id id;
       st = ng_token_create(rt, &t, &id);
       if (st != NG_OK) fail(w, "create", st);
     } else if (op < 45) {
@@ -96,15 +96,15 @@ static void *work(void *arg) {
       if (st != NG_OK && st != NG_ENOTFOUND) fail(w, "delete", st);
     } else if (op < 72) {
       ng_connection c;
-      ng_connection_init(&c, live, to);
+      ng_connection_init(&c);
       ng_connection_set_type(&c, ngt_rnd(&s) % 4);
-      uint32_t cid;
-      st = ng_connection_create(rt, &c, &cid);
+      ng_id cid;
+      st = ng_connection_create(rt, live, to, &c, &cid);
       /* EINVAL: an endpoint is missing (or from == to); EEXIST: duplicate */
       if (st != NG_OK && st != NG_EINVAL && st != NG_EEXIST && st != NG_ELIMIT)
         fail(w, "connection_create", st);
     } else if (op < 77) {
-      uint32_t cid = 1 + ngt_rnd(&s) % (stats.next_connection_id ? stats.next_connection_id : 1);
+      ng_id cid = 1 + ngt_rnd(&s) % (stats.next_connection_id ? stats.next_connection_id : 1);
       st = ng_connection_delete(rt, cid);
       if (st != NG_OK && st != NG_ENOTFOUND) fail(w, "connection_delete", st);
     } else if (op < 87) {
@@ -125,7 +125,7 @@ static void *work(void *arg) {
       st = ng_token_each(rt, each_cb, &c);
       if (st != NG_OK) fail(w, "each", st);
     } else {
-      uint32_t ids[32], cur = 0;
+      ng_id ids[32], cur = 0;
       size_t n;
       st = ng_token_list(rt, ngt_rnd(&s) % 100, 32, ids, &n);
       if (st != NG_OK) fail(w, "list", st);
@@ -139,7 +139,7 @@ static void *work(void *arg) {
   return NULL;
 }
 
-static bool conn_cb(const ng_connection *c, uint32_t id, void *ud) {
+static bool conn_cb(const ng_connection *c, ng_id id, void *ud) {
   ng_runtime *rt = ud;
   ng_token t;
   (void)id;
@@ -150,11 +150,11 @@ static bool conn_cb(const ng_connection *c, uint32_t id, void *ud) {
 
 static void check_invariants(ng_runtime *rt) {
   size_t count = ng_token_count(rt);
-  uint32_t *ids = malloc((count + 1) * sizeof *ids);
+  ng_id *ids = malloc((count + 1) * sizeof *ids);
   size_t n = 0;
   CHECK_STATUS(ng_token_list(rt, 0, count + 1, ids, &n), NG_OK);
   CHECK_EQ_INT(n, count);
-  uint32_t cur = 0;
+  ng_id cur = 0;
   size_t walked = 0;
   while (ng_token_next(rt, cur, &cur) == NG_OK) {
     if (walked < n) CHECK_EQ_INT(cur, ids[walked]);

@@ -14,11 +14,11 @@ static ng_runtime *new_rt(uint32_t profile) {
   return rt;
 }
 
-static uint32_t make(ng_runtime *rt, float x, float y, float z) {
+static ng_id make(ng_runtime *rt, float x, float y, float z) {
   ng_token t;
   ng_token_init(&t);
   ng_token_set_coords(&t, NG_L1, x, y, z);
-  uint32_t id = 0;
+  ng_id id = 0;
   CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
   return id;
 }
@@ -26,7 +26,7 @@ static uint32_t make(ng_runtime *rt, float x, float y, float z) {
 /* A fingerprint of the whole store: count, next id, and every record's bytes. */
 typedef struct snap {
   size_t count;
-  uint32_t next_id;
+  ng_id next_id;
   size_t n;
   ng_token recs[64];
 } snap;
@@ -37,7 +37,7 @@ static void take(ng_runtime *rt, snap *s) {
   s->count = st.tokens;
   s->next_id = st.next_token_id;
   s->n = 0;
-  uint32_t id = 0;
+  ng_id id = 0;
   while (s->n < 64 && ng_token_next(rt, id, &id) == NG_OK)
     ng_token_get(rt, id, &s->recs[s->n++]);
 }
@@ -51,7 +51,7 @@ static int same(ng_runtime *rt, const snap *before) {
 
 static void test_create_defaults(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
-  uint32_t id = 0;
+  ng_id id = 0;
   CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_OK);
   CHECK_EQ_INT(id, 1);
   ng_token t;
@@ -82,11 +82,11 @@ static void test_create_honours_fields(void) {
   ng_token_set_field_radius(&in, 1.5f);
   ng_token_set_field_strength(&in, 0.8f);
   in.timestamp = 1234;
-  uint32_t id = 0;
+  ng_id id = 0;
   CHECK_STATUS(ng_token_create(rt, &in, &id), NG_OK);
   ng_token out;
   CHECK_STATUS(ng_token_get(rt, id, &out), NG_OK);
-  CHECK_EQ_INT(out.id, ng_make_id(id, NG_ENTITY_CONCEPT, 3));
+  CHECK_EQ_INT(out.id, ng_make_id(NG_TOKEN_SLOT(id), NG_ENTITY_CONCEPT, 3));
   CHECK_EQ_INT(NG_ID_DOMAIN(out.id), 3);
   CHECK_EQ_INT(NG_ID_ENTITY(out.id), NG_ENTITY_CONCEPT);
   CHECK_EQ_INT(out.flags, in.flags);
@@ -103,7 +103,7 @@ static void test_create_errors(void) {
   make(rt, 1, 1, 1);
   snap before;
   take(rt, &before);
-  uint32_t id = 77;
+  ng_id id = 77;
   CHECK_STATUS(ng_token_create(NULL, NULL, &id), NG_EINVAL);
   CHECK_STATUS(ng_token_create(rt, NULL, NULL), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "out_id");
@@ -138,7 +138,7 @@ static void test_strict_mode(void) {
   ng_token_init(&t);
   t.weight = 5.0f; /* above the default CDNA max_token_weight 1.0: fine without STRICT */
   ng_token_set_field_radius(&t, 2.0f);
-  uint32_t id = 0;
+  ng_id id = 0;
   CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
 
   ng_cdna c;
@@ -202,47 +202,54 @@ static void test_strict_mode(void) {
 static void test_id_exhaustion(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
   make(rt, 0, 0, 0);
-  /* Past the limit: refused without allocating anything. */
-  ngi_tokens_set_next_id(rt, NG_TOKEN_ID_MAX + 1u);
+  /* No fresh slot left and none freed: refused without allocating anything. */
+  ngi_tokens_skip_slots(rt, NG_TOKEN_SLOT_MAX + 1u);
   snap before;
   take(rt, &before);
-  uint32_t id = 0;
+  ng_id id = 0;
   CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_ELIMIT);
-  CHECK_CONTAINS(ng_last_error(rt), "exhausted");
+  CHECK_CONTAINS(ng_last_error(rt), "token limit reached");
   CHECK(same(rt, &before));
   ng_runtime_release(rt);
 
-  /* The last id is usable, the one after is not; the id field never spills
-   * into the entity/domain bits. */
+  /* The last slot is usable, the one after is not; the slot never spills into the
+   * entity/domain bits. */
   rt = new_rt(NG_PROFILE_DEFAULT);
-  ngi_tokens_set_next_id(rt, NG_TOKEN_ID_MAX);
-  ngi_tokens_set_next_id(rt, 5); /* going back is ignored: ids are never reused */
+  ngi_tokens_skip_slots(rt, NG_TOKEN_SLOT_MAX);
+  ngi_tokens_skip_slots(rt, 5); /* going back is ignored: skipped slots stay retired */
   ng_token t;
   ng_token_init(&t);
   ng_token_set_entity(&t, NG_ENTITY_GOAL);
   CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
-  CHECK_EQ_INT(id, NG_TOKEN_ID_MAX);
+  CHECK_EQ_INT(id, NG_TOKEN_SLOT_MAX);
   ng_token out;
   CHECK_STATUS(ng_token_get(rt, id, &out), NG_OK);
-  CHECK_EQ_INT(out.id, ng_make_id(NG_TOKEN_ID_MAX, NG_ENTITY_GOAL, 0));
+  CHECK_EQ_INT(out.id, ng_make_id(NG_TOKEN_SLOT_MAX, NG_ENTITY_GOAL, 0));
   CHECK_STATUS(ng_token_create(rt, &t, &id), NG_ELIMIT);
   CHECK_EQ_INT(ng_token_count(rt), 1);
-  CHECK_STATUS(ng_token_delete(rt, NG_TOKEN_ID_MAX, NULL), NG_OK);
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_ELIMIT); /* not reused after delete */
+  CHECK_STATUS(ng_token_delete(rt, NG_TOKEN_SLOT_MAX, NULL), NG_OK);
+  /* with no fresh slot left, the freed one comes back at once, under generation 1 */
+  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK(id == ((ng_id)1 << NG_TOKEN_SLOT_BITS | NG_TOKEN_SLOT_MAX));
+  CHECK_STATUS(ng_token_get(rt, NG_TOKEN_SLOT_MAX, &out), NG_ENOTFOUND); /* the stale id */
+  CHECK_STATUS(ng_token_get(rt, id, &out), NG_OK);
+  CHECK_EQ_INT(out.id, ng_make_id(NG_TOKEN_SLOT_MAX, NG_ENTITY_GOAL, 0));
+  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_ELIMIT);
   ng_runtime_release(rt);
 }
 
 static void test_get(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
-  uint32_t a = make(rt, 1, 2, 3);
+  ng_id a = make(rt, 1, 2, 3);
   ng_token t;
   memset(&t, 0xAB, sizeof t);
   ng_token keep = t;
-  CHECK_STATUS(ng_token_get(rt, 0, &t), NG_ENOTFOUND);
+  CHECK_STATUS(ng_token_get(rt, 0, &t), NG_EINVAL); /* no id at all */
+  CHECK_STATUS(ng_token_get(rt, NG_ID_MAX + 1u, &t), NG_EINVAL);
   CHECK_STATUS(ng_token_get(rt, a + 1, &t), NG_ENOTFOUND);
   CHECK_CONTAINS(ng_last_error(rt), "no token 2");
   CHECK_STATUS(ng_token_get(rt, 0xFFFFFFFFu, &t), NG_ENOTFOUND);
-  CHECK_STATUS(ng_token_get(rt, ng_make_id(a, 1, 1), &t), NG_ENOTFOUND); /* local ids only */
+  CHECK_STATUS(ng_token_get(rt, ng_make_id(NG_TOKEN_SLOT(a), 1, 1), &t), NG_ENOTFOUND); /* local ids only */
   CHECK(memcmp(&t, &keep, sizeof t) == 0);
   CHECK_STATUS(ng_token_get(rt, a, NULL), NG_EINVAL);
   CHECK_STATUS(ng_token_get(NULL, a, &t), NG_EINVAL);
@@ -254,7 +261,7 @@ static void test_get(void) {
 }
 
 static size_t range_count(ng_runtime *rt, int space, float x, float y, float z, float r,
-                          uint32_t want) {
+                          ng_id want) {
   ng_hits h = {0};
   float c[3] = {x, y, z};
   CHECK_STATUS(ng_grid_range(rt, space, c, r, 0, &h), NG_OK);
@@ -267,8 +274,8 @@ static size_t range_count(ng_runtime *rt, int space, float x, float y, float z, 
 
 static void test_update(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
-  uint32_t a = make(rt, 1, 2, 3);
-  uint32_t b = make(rt, 50, 50, 50);
+  ng_id a = make(rt, 1, 2, 3);
+  ng_id b = make(rt, 50, 50, 50);
   ng_token v;
   ng_token_init(&v);
   v.weight = 7.5f;
@@ -287,10 +294,10 @@ static void test_update(void) {
   v.id = ng_make_id(999, 0, 7);
   CHECK_STATUS(ng_token_update(rt, a, &v, NG_TF_FLAGS), NG_OK);
   ng_token_get(rt, a, &t);
-  CHECK_EQ_INT(t.id, ng_make_id(a, NG_ENTITY_EVENT, 0));
+  CHECK_EQ_INT(t.id, ng_make_id(NG_TOKEN_SLOT(a), NG_ENTITY_EVENT, 0));
   CHECK_STATUS(ng_token_update(rt, a, &v, NG_TF_DOMAIN), NG_OK);
   ng_token_get(rt, a, &t);
-  CHECK_EQ_INT(t.id, ng_make_id(a, NG_ENTITY_EVENT, 7));
+  CHECK_EQ_INT(t.id, ng_make_id(NG_TOKEN_SLOT(a), NG_ENTITY_EVENT, 7));
   v.timestamp = 99;
   ng_token_set_field_radius(&v, 0.5f);
   ng_token_set_field_strength(&v, 1.0f);
@@ -330,7 +337,7 @@ static void test_update(void) {
   CHECK_STATUS(ng_token_update(NULL, a, &v, NG_TF_WEIGHT), NG_EINVAL);
   CHECK_STATUS(ng_token_update(rt, 999, &v, NG_TF_WEIGHT), NG_ENOTFOUND);
   CHECK_CONTAINS(ng_last_error(rt), "no token 999");
-  CHECK_STATUS(ng_token_update(rt, 0, &v, NG_TF_WEIGHT), NG_ENOTFOUND);
+  CHECK_STATUS(ng_token_update(rt, 0, &v, NG_TF_WEIGHT), NG_EINVAL);
   v.weight = NAN;
   ng_token_set_coords(&v, NG_L1, 5, 5, 5);
   CHECK_STATUS(ng_token_update(rt, a, &v, NG_TF_WEIGHT | NG_TF_COORDS(NG_L1)), NG_EINVAL);
@@ -344,15 +351,15 @@ static void test_update(void) {
 
 static void test_delete(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
-  uint32_t a = make(rt, 1, 1, 1), b = make(rt, 2, 2, 2), c = make(rt, 3, 3, 3);
+  ng_id a = make(rt, 1, 1, 1), b = make(rt, 2, 2, 2), c = make(rt, 3, 3, 3);
   ng_connection cn;
-  uint32_t cid;
-  ng_connection_init(&cn, a, b);
-  CHECK_STATUS(ng_connection_create(rt, &cn, &cid), NG_OK);
-  ng_connection_init(&cn, c, a);
-  CHECK_STATUS(ng_connection_create(rt, &cn, &cid), NG_OK);
-  ng_connection_init(&cn, b, c);
-  CHECK_STATUS(ng_connection_create(rt, &cn, &cid), NG_OK);
+  ng_id cid;
+  ng_connection_init(&cn);
+  CHECK_STATUS(ng_connection_create(rt, a, b, &cn, &cid), NG_OK);
+  ng_connection_init(&cn);
+  CHECK_STATUS(ng_connection_create(rt, c, a, &cn, &cid), NG_OK);
+  ng_connection_init(&cn);
+  CHECK_STATUS(ng_connection_create(rt, b, c, &cn, &cid), NG_OK);
 
   size_t removed = 99;
   CHECK_STATUS(ng_token_delete(rt, a, &removed), NG_OK);
@@ -373,13 +380,13 @@ static void test_delete(void) {
   CHECK_STATUS(ng_token_delete(rt, a, &removed), NG_ENOTFOUND);
   CHECK_EQ_INT(removed, 99);
   CHECK_CONTAINS(ng_last_error(rt), "ng_token_delete: no token 1");
-  CHECK_STATUS(ng_token_delete(rt, 0, NULL), NG_ENOTFOUND);
+  CHECK_STATUS(ng_token_delete(rt, 0, NULL), NG_EINVAL);
   CHECK_STATUS(ng_token_delete(NULL, b, NULL), NG_EINVAL);
   CHECK(same(rt, &before));
   CHECK_STATUS(ng_token_delete(rt, b, NULL), NG_OK); /* NULL count is fine */
   CHECK_EQ_INT(ng_connection_count(rt), 0);
   /* ids are never reused */
-  uint32_t d = make(rt, 0, 0, 0);
+  ng_id d = make(rt, 0, 0, 0);
   CHECK_EQ_INT(d, 4);
   ng_runtime_release(rt);
 }
@@ -393,10 +400,10 @@ static void test_count_and_list(void) {
   ng_token_delete(rt, 4, NULL);
   ng_token_delete(rt, 8, NULL);
   CHECK_EQ_INT(ng_token_count(rt), 7);
-  uint32_t ids[16];
+  ng_id ids[16];
   size_t n = 0;
   CHECK_STATUS(ng_token_list(rt, 0, 16, ids, &n), NG_OK);
-  const uint32_t all[] = {1, 2, 5, 6, 7, 9, 10};
+  const ng_id all[] = {1, 2, 5, 6, 7, 9, 10};
   CHECK_EQ_INT(n, 7);
   CHECK(memcmp(ids, all, sizeof all) == 0);
   CHECK_STATUS(ng_token_list(rt, 2, 3, ids, &n), NG_OK);
@@ -431,7 +438,7 @@ static void test_count_and_list(void) {
 
 static void test_cursor(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
-  uint32_t id = 0;
+  ng_id id = 0;
   CHECK_STATUS(ng_token_next(rt, 0, &id), NG_ENOTFOUND);
   CHECK_STATUS(ng_token_next(rt, 0, NULL), NG_EINVAL);
   CHECK_STATUS(ng_token_next(NULL, 0, &id), NG_EINVAL);
@@ -439,9 +446,9 @@ static void test_cursor(void) {
     make(rt, 0, 0, 0); /* 1..6 */
   /* Loop: at 2 delete 3 (skipped) and 2 itself (the cursor carries on), at 4
    * create one (7, visited), at 7 stop creating. */
-  uint32_t visited[16];
+  ng_id visited[16];
   size_t nv = 0;
-  uint32_t cur = 0;
+  ng_id cur = 0;
   while (ng_token_next(rt, cur, &cur) == NG_OK && nv < 16) {
     visited[nv++] = cur;
     if (cur == 2) {
@@ -450,7 +457,7 @@ static void test_cursor(void) {
     }
     if (cur == 4) make(rt, 0, 0, 0);
   }
-  const uint32_t want[] = {1, 2, 4, 5, 6, 7};
+  const ng_id want[] = {1, 2, 4, 5, 6, 7};
   CHECK_EQ_INT(nv, 6);
   CHECK(memcmp(visited, want, sizeof want) == 0);
   CHECK_STATUS(ng_token_next(rt, 7, &id), NG_ENOTFOUND);
@@ -468,14 +475,14 @@ static void test_compaction(void) {
     make(rt, (float)(i % 300), (float)(i / 300), 0);
   /* delete everything except multiples of 7, in a scattered order */
   for (uint32_t k = 0; k < N; k++) {
-    uint32_t id = (k * 769u) % N + 1;
+    ng_id id = (k * 769u) % N + 1;
     if (id % 7 != 0) CHECK_STATUS(ng_token_delete(rt, id, NULL), NG_OK);
   }
   size_t live = N / 7;
   CHECK_EQ_INT(ng_token_count(rt), live);
   const ngi_token_table *t = &rt->tokens;
   CHECK(t->len - t->live <= t->live); /* tombstones never outnumber live tokens */
-  uint32_t cur = 0, expect = 7;
+  ng_id cur = 0, expect = 7;
   size_t n = 0;
   while (ng_token_next(rt, cur, &cur) == NG_OK) {
     CHECK_EQ_INT(cur, expect);
@@ -489,7 +496,7 @@ static void test_compaction(void) {
     n++;
   }
   CHECK_EQ_INT(n, live);
-  uint32_t ids[4];
+  ng_id ids[4];
   size_t got;
   CHECK_STATUS(ng_token_list(rt, 100, 4, ids, &got), NG_OK);
   CHECK_EQ_INT(got, 4);
@@ -499,22 +506,23 @@ static void test_compaction(void) {
   CHECK_STATUS(ng_grid_info(rt, NG_L1, &gi), NG_OK);
   CHECK_EQ_INT(gi.count, live);
   /* deleting the rest empties the table */
-  for (uint32_t id = 7; id <= N; id += 7)
+  for (ng_id id = 7; id <= N; id += 7)
     CHECK_STATUS(ng_token_delete(rt, id, NULL), NG_OK);
   CHECK_EQ_INT(ng_token_count(rt), 0);
   CHECK_EQ_INT(t->len, 0);
-  CHECK_EQ_INT(make(rt, 0, 0, 0), N + 1);
+  /* more than 1024 slots are free: the next id reuses the smallest, one generation up */
+  CHECK(make(rt, 0, 0, 0) == ((ng_id)1 << NG_TOKEN_SLOT_BITS | 1u));
   ng_runtime_release(rt);
 }
 
 static void test_timestamps(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
   ngt_now = 1111;
-  uint32_t a = make(rt, 0, 0, 0);
+  ng_id a = make(rt, 0, 0, 0);
   ngt_now = 2222;
-  uint32_t b = make(rt, 0, 0, 0);
+  ng_id b = make(rt, 0, 0, 0);
   ngt_now = (uint64_t)UINT32_MAX + 10; /* saturates in the 32-bit field */
-  uint32_t c = make(rt, 0, 0, 0);
+  ng_id c = make(rt, 0, 0, 0);
   ng_token t;
   ng_token_get(rt, a, &t);
   CHECK_EQ_INT(t.timestamp, 1111);
@@ -528,12 +536,12 @@ static void test_timestamps(void) {
 }
 
 typedef struct each_ctx {
-  uint32_t ids[16];
+  ng_id ids[16];
   size_t n;
   size_t stop_after;
 } each_ctx;
 
-static bool collect(const ng_token *tok, uint32_t id, void *ud) {
+static bool collect(const ng_token *tok, ng_id id, void *ud) {
   each_ctx *c = ud;
   CHECK_EQ_INT(NG_ID_LOCAL(tok->id), id);
   c->ids[c->n++] = id;
@@ -547,7 +555,7 @@ static void test_each(void) {
   ng_token_delete(rt, 2, NULL);
   each_ctx c = {.n = 0, .stop_after = 100};
   CHECK_STATUS(ng_token_each(rt, collect, &c), NG_OK);
-  const uint32_t want[] = {1, 3, 4, 5};
+  const ng_id want[] = {1, 3, 4, 5};
   CHECK_EQ_INT(c.n, 4);
   CHECK(memcmp(c.ids, want, sizeof want) == 0);
   each_ctx s = {.n = 0, .stop_after = 2};
@@ -560,12 +568,12 @@ static void test_each(void) {
 
 static void test_clear(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
-  uint32_t a = make(rt, 1, 1, 1), b = make(rt, 2, 2, 2);
+  ng_id a = make(rt, 1, 1, 1), b = make(rt, 2, 2, 2);
   make(rt, 3, 3, 3);
   ng_connection cn;
-  uint32_t cid;
-  ng_connection_init(&cn, a, b);
-  CHECK_STATUS(ng_connection_create(rt, &cn, &cid), NG_OK);
+  ng_id cid;
+  ng_connection_init(&cn);
+  CHECK_STATUS(ng_connection_create(rt, a, b, &cn, &cid), NG_OK);
   size_t nt = 0, nc = 0;
   CHECK_STATUS(ng_token_clear(rt, &nt, &nc), NG_OK);
   CHECK_EQ_INT(nt, 3);
@@ -574,7 +582,7 @@ static void test_clear(void) {
   CHECK_EQ_INT(ng_connection_count(rt), 0);
   ng_token t;
   CHECK_STATUS(ng_token_get(rt, a, &t), NG_ENOTFOUND);
-  uint32_t id;
+  ng_id id;
   CHECK_STATUS(ng_token_next(rt, 0, &id), NG_ENOTFOUND);
   ng_space_info gi;
   for (int s = 0; s < NG_SPACES; s++) {
