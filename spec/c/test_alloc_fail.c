@@ -215,7 +215,9 @@ static ng_status step_clear(ctx *c, int i) {
 
 /* Run one step; if its allocation was refused, the store must be exactly as
  * before and the status NG_ENOMEM; then the step is retried (the allocator
- * fails only once per run) so the workload goes on. */
+ * fails only once per run) so the workload goes on. The one exception is a
+ * freed slot's place on the reuse list: a delete never fails for it, the slot
+ * is retired instead (never reused). */
 static void run(ctx *c, ng_status (*fn)(ctx *, int), int i) {
   state before, after;
   if (c->fa->failures) { /* the one failure of this run is behind us */
@@ -226,6 +228,14 @@ static void run(ctx *c, ng_status (*fn)(ctx *, int), int i) {
   take(c->rt, c->fa, &before);
   long failed = c->fa->failures;
   ng_status st = fn(c, i);
+  if (c->fa->failures != failed && st == NG_OK) {
+    take(c->rt, c->fa, &after);
+    CHECK(after.stats.token_slots_retired + after.stats.connection_slots_retired >
+          before.stats.token_slots_retired + before.stats.connection_slots_retired);
+    CHECK(fn == step_delete || fn == step_clear);
+    c->step++;
+    return;
+  }
   if (c->fa->failures != failed) {
     CHECK_STATUS(st, NG_ENOMEM);
     take(c->rt, c->fa, &after);
