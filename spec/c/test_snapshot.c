@@ -14,7 +14,8 @@
 /* Header offsets of format 1.0 (docs/format.md). */
 enum {
   H_MAJOR = 8, H_MINOR = 10, H_HSIZE = 12, H_ENDIAN = 16, H_FLAGS = 20, H_NTOK = 24,
-  H_NCONN = 32, H_NEXT_TOK = 40, H_NEXT_CONN = 44, H_CDNA_LEN = 48, H_TOK_LEN = 56,
+  H_NCONN = 32, H_NEXT_TOK = 40, H_NEXT_CONN = 44, /* 1.x */ H_IDS_LEN = 40 /* 2.x */,
+  H_CDNA_LEN = 48, H_TOK_LEN = 56,
   H_CONN_LEN = 64, H_CRC = 76, H_SIZE = 80
 };
 
@@ -47,6 +48,11 @@ static void write_file(const char *path, const unsigned char *b, size_t len) {
   fclose(f);
 }
 
+static uint16_t get16(const unsigned char *p) {
+  uint16_t v;
+  memcpy(&v, p, 2);
+  return v;
+}
 static uint32_t get32(const unsigned char *p) {
   uint32_t v;
   memcpy(&v, p, 4);
@@ -61,18 +67,36 @@ static void put16(unsigned char *p, uint16_t v) { memcpy(p, &v, 2); }
 static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
 static void put64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
 
-/* Recompute every checksum of a format-1 image whose header is intact enough
- * to locate the sections, so record-level validation can be tested. */
+/* Recompute every checksum of an image whose header is intact enough to
+ * locate the sections, so record-level validation can be tested. Format 2
+ * has a fourth section, the ids. */
 static void fix_crcs(unsigned char *b, size_t len) {
   uint32_t hs = get32(b + H_HSIZE);
   put32(b + hs - 4, ngi_crc32c(0, b, hs - 4));
   uint64_t off = hs;
-  uint64_t lens[3] = {get64(b + H_CDNA_LEN), get64(b + H_TOK_LEN), get64(b + H_CONN_LEN)};
-  for (int s = 0; s < 3; s++) {
+  uint64_t lens[4] = {get64(b + H_CDNA_LEN), get64(b + H_TOK_LEN), get64(b + H_CONN_LEN),
+                      get64(b + H_IDS_LEN)};
+  int sections = b[H_MAJOR] >= 2 ? 4 : 3;
+  for (int s = 0; s < sections; s++) {
     if (off + lens[s] + 4 > len) return;
     put32(b + off + lens[s], ngi_crc32c(0, b + off, (size_t)lens[s]));
     off += lens[s] + 4;
   }
+}
+
+/* The format-1.0 image of the same store, from the 2.0 image b of rt, whose ids must all be
+ * of generation 0 (no slot reused yet): the next ids go into the header, the ids section
+ * goes. *len is updated; b keeps its size. */
+static void to_v1(ng_runtime *rt, unsigned char *b, size_t *len) {
+  ng_stats st;
+  ng_runtime_stats(rt, &st);
+  CHECK(NG_TOKEN_GEN(st.next_token_id) == 0 && (st.next_connection_id >> 32) == 0);
+  uint64_t ids = get64(b + H_IDS_LEN);
+  put16(b + H_MAJOR, 1);
+  put32(b + H_NEXT_TOK, (uint32_t)st.next_token_id);
+  put32(b + H_NEXT_CONN, (uint32_t)st.next_connection_id);
+  *len -= (size_t)ids + 4;
+  fix_crcs(b, *len);
 }
 
 /* Snapshot rt into memory (through a real file). */
@@ -329,7 +353,9 @@ static void test_empty(void) {
   CHECK_STATUS(ng_snapshot_save(rt, p), NG_OK);
   size_t len = 0;
   unsigned char *b = read_file(p, &len);
-  CHECK_EQ_INT(len, 80 + 388 + 4 + 4); /* header, CDNA + CRC, two empty sections' CRCs */
+  /* header, CDNA + CRC, two empty sections' CRCs, the ids section (two allocators' states,
+   * no slots) + CRC */
+  CHECK_EQ_INT(len, 80 + 388 + 4 + 4 + 2 * 48 + 4);
   free(b);
   ng_runtime *back = NULL;
   CHECK_STATUS(ng_snapshot_load(p, NULL, &back), NG_OK);
@@ -500,19 +526,38 @@ static void test_versions(void) {
   size_t len = 0;
   unsigned char *b = snapshot_bytes(rt, &len);
   if (!b) return;
+  CHECK_EQ_INT(get16(b + H_MAJOR), 2);
+  CHECK_EQ_INT(get16(b + H_MINOR), 0);
   /* a newer major version: refused as such */
-  put16(b + H_MAJOR, 2);
+  put16(b + H_MAJOR, 3);
   fix_crcs(b, len);
   expect_load(b, len, NG_EVERSION, "newer");
-  const char *p = tpath("v2.ngs");
+  const char *p = tpath("v3.ngs");
   write_file(p, b, len);
   ng_runtime *x = NULL;
   CHECK_STATUS(ng_snapshot_load(p, NULL, &x), NG_EVERSION);
-  CHECK_CONTAINS(ng_last_error(NULL), "format version 2.0 is newer");
+  CHECK_CONTAINS(ng_last_error(NULL), "format version 3.0 is newer");
   put16(b + H_MAJOR, 0);
   fix_crcs(b, len);
   expect_load(b, len, NG_ECORRUPT, "unknown format version");
-  put16(b + H_MAJOR, 1);
+  put16(b + H_MAJOR, 2);
+  fix_crcs(b, len);
+
+  /* a 1.0 file (written before ids had generations) still loads, as the same store */
+  size_t v1len = len;
+  unsigned char *v1 = malloc(len);
+  memcpy(v1, b, len);
+  to_v1(rt, v1, &v1len);
+  CHECK_STATUS(ngi_snapshot_load_mem(v1, v1len, NULL, "v1", &x), NG_OK);
+  if (x) {
+    CHECK(same_runtime(rt, x));
+    ng_id a = 0, c = 0;
+    CHECK_STATUS(ng_token_create(rt, NULL, &a), NG_OK);
+    CHECK_STATUS(ng_token_create(x, NULL, &c), NG_OK);
+    CHECK(a == c);
+    ng_runtime_release(x);
+  }
+  free(v1);
 
   /* a newer minor version with a longer header: read, extra fields ignored */
   unsigned char *v11 = malloc(len + 8);
@@ -546,37 +591,53 @@ static void test_hostile_headers(void) {
   size_t len = 0;
   unsigned char *b = snapshot_bytes(rt, &len);
   if (!b) return;
-  unsigned char *h = malloc(len);
+  unsigned char *h = malloc(len), *v1 = malloc(len);
+  size_t v1len = len;
+  memcpy(v1, b, len);
+  to_v1(rt, v1, &v1len);
   const char *p = tpath("hostile.ngs");
   ngt_alloc cnt = NGT_ALLOC_NEVER;
   ng_config cfg = {.alloc = ngt_alloc_fn, .alloc_ud = &cnt};
   struct {
+    int major; /* edit the 1.0 or the 2.0 image */
     int field;
     uint64_t value;
     int fix_len;   /* also make the section length agree with the count */
-    uint32_t next; /* and, if not 0, the next id too */
+    uint32_t next; /* and, if not 0, the next id too (1.0) */
     const char *msg;
   } cases[] = {
-      {H_NCONN, (uint64_t)1 << 32, 1, 0, "exceeds the connection id space"},
-      {H_NCONN, 0xFFFFFFFEull, 1, 0xFFFFFFFFu, "truncated"},
-      {H_NCONN, 0xFFFFFFFEull, 0, 0, "does not match"},
-      {H_NTOK, (uint64_t)1 << 32, 1, 0, "exceeds the token id space"},
-      {H_NTOK, 0xFFFFFFull, 1, 0, "cannot all have ids below"},
-      {H_NTOK, 0xFFFFFFull, 1, 0x1000000u, "truncated"},
-      {H_NTOK, 0xFFFFFFull, 0, 0, "does not match"},
-      {H_NEXT_TOK, 0, 0, 0, "bad next token id"},
-      {H_NEXT_TOK, 0x1000001ull + 1, 0, 0, "bad next token id"},
-      {H_NEXT_CONN, 0, 0, 0, "bad next connection id"},
-      {H_NEXT_CONN, 2, 0, 0, "cannot all have ids below"},
-      {H_CDNA_LEN, 1ull << 40, 0, 0, "CDNA section length"},
-      {H_HSIZE, 1u << 31, 0, 0, "bad header size"},
-      {H_HSIZE, 4000, 0, 0, "truncated"},
-      {H_FLAGS, 1, 0, 0, "flags"},
+      {1, H_NCONN, (uint64_t)1 << 32, 1, 0, "exceeds the connection slots"},
+      {1, H_NCONN, 0xFFFFFFFEull, 1, 0xFFFFFFFFu, "truncated"},
+      {1, H_NCONN, 0xFFFFFFFEull, 0, 0, "does not match"},
+      {1, H_NTOK, (uint64_t)1 << 32, 1, 0, "exceeds the token slots"},
+      {1, H_NTOK, 0xFFFFFFull, 1, 0, "cannot all have ids below"},
+      {1, H_NTOK, 0xFFFFFFull, 1, 0x1000000u, "truncated"},
+      {1, H_NTOK, 0xFFFFFFull, 0, 0, "does not match"},
+      {1, H_NEXT_TOK, 0, 0, 0, "bad next token id"},
+      {1, H_NEXT_TOK, 0x1000001ull + 1, 0, 0, "bad next token id"},
+      {1, H_NEXT_CONN, 0, 0, 0, "bad next connection id"},
+      {1, H_NEXT_CONN, 2, 0, 0, "cannot all have ids below"},
+      {1, H_CDNA_LEN, 1ull << 40, 0, 0, "CDNA section length"},
+      {1, H_HSIZE, 1u << 31, 0, 0, "bad header size"},
+      {1, H_HSIZE, 4000, 0, 0, "truncated"},
+      {1, H_FLAGS, 1, 0, 0, "flags"},
+      {2, H_NCONN, (uint64_t)1 << 32, 1, 0, "exceeds the connection slots"},
+      {2, H_NCONN, 0xFFFFFFFEull, 1, 0, "ids section length"},
+      {2, H_NTOK, (uint64_t)1 << 32, 1, 0, "exceeds the token slots"},
+      {2, H_NTOK, 0xFFFFFFull, 1, 0, "ids section length"},
+      {2, H_IDS_LEN, 0, 0, 0, "ids section length"},
+      {2, H_IDS_LEN, 2 * 48 + 4 * 8 - 1, 0, 0, "ids section length"}, /* 5 + 4 records */
+      {2, H_IDS_LEN, 1ull << 40, 0, 0, "ids section length"},
+      {2, H_IDS_LEN, UINT64_MAX, 0, 0, "ids section length"},
+      {2, H_CDNA_LEN, 1ull << 40, 0, 0, "CDNA section length"},
+      {2, H_HSIZE, 4000, 0, 0, "truncated"},
+      {2, H_FLAGS, 1, 0, 0, "flags"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-    memcpy(h, b, len);
-    if (cases[i].field == H_HSIZE || cases[i].field == H_FLAGS || cases[i].field == H_NEXT_TOK ||
-        cases[i].field == H_NEXT_CONN)
+    size_t n = cases[i].major == 1 ? v1len : len;
+    memcpy(h, cases[i].major == 1 ? v1 : b, n);
+    if (cases[i].field == H_HSIZE || cases[i].field == H_FLAGS ||
+        (cases[i].major == 1 && (cases[i].field == H_NEXT_TOK || cases[i].field == H_NEXT_CONN)))
       put32(h + cases[i].field, (uint32_t)cases[i].value);
     else
       put64(h + cases[i].field, cases[i].value);
@@ -587,7 +648,7 @@ static void test_hostile_headers(void) {
     if (cases[i].next)
       put32(h + (cases[i].field == H_NCONN ? H_NEXT_CONN : H_NEXT_TOK), cases[i].next);
     if (cases[i].field != H_HSIZE) put32(h + H_CRC, ngi_crc32c(0, h, H_CRC));
-    write_file(p, h, len);
+    write_file(p, h, n);
     cnt.largest = 0;
     ng_runtime *x = NULL;
     ng_status st = ng_snapshot_load(p, &cfg, &x);
@@ -597,6 +658,7 @@ static void test_hostile_headers(void) {
     CHECK(cnt.largest < 4096); /* nothing sized by the lie */
     CHECK_EQ_INT(cnt.live_bytes, 0);
   }
+  free(v1);
   free(h);
   free(b);
   ng_runtime_release(rt);
@@ -623,7 +685,7 @@ static void test_bad_records(void) {
       {tok + 64 + 54, &big, 4, "weight"},
       {tok + 48, "\0\0\0", 3, "id 0"},
       {tok + 64 + 48, "\1\0\0", 3, "ascend"},
-      {tok + 4 * 64 + 48, "\xFF\x00\x00", 3, "below the next token id"},
+      {tok + 4 * 64 + 48, "\xFF\x00\x00", 3, "token 255 is beyond the id state"},
       {tok + 52, "\x01\x0C", 2, "entity"},
       {conn + 4 + 8, "\xB0", 1, "unknown connection type"},
       {conn + 4 + 32, "\x03", 1, "mutability"},
@@ -633,7 +695,7 @@ static void test_bad_records(void) {
       {conn + 4, "\x03\x00\x00\x00", 4, "from token 3 does not exist"},
       {conn + 4 + 4, "\x63\x00\x00\x00", 4, "to token 99 does not exist"},
       {conn + 68, "\x01\x00\x00\x00", 4, "ascend"},
-      {conn + 3 * 68, "\x09\x00\x00\x00", 4, "below the next connection id"},
+      {conn + 3 * 68, "\x09\x00\x00\x00", 4, "connection 9 is beyond the id state"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     memcpy(e, b, len);
