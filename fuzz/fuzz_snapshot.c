@@ -13,24 +13,25 @@ static void exercise(ng_runtime *rt) {
   ng_stats st;
   if (ng_runtime_stats(rt, &st) != NG_OK) __builtin_trap();
   size_t tokens = 0;
-  for (uint32_t id = 0; ng_token_next(rt, id, &id) == NG_OK;) {
+  for (ng_id id = 0; ng_token_next(rt, id, &id) == NG_OK;) {
     ng_token t;
-    if (ng_token_get(rt, id, &t) != NG_OK || NG_ID_LOCAL(t.id) != id) __builtin_trap();
-    if (id >= st.next_token_id) __builtin_trap();
+    if (ng_token_get(rt, id, &t) != NG_OK || NG_ID_LOCAL(t.id) != NG_TOKEN_SLOT(id))
+      __builtin_trap();
+    if (st.next_token_id != 0 && id >= st.next_token_id) __builtin_trap(); /* 0: none left */
     tokens++;
   }
   if (tokens != st.tokens) __builtin_trap();
   size_t conns = 0;
-  for (uint32_t id = 0; ng_connection_next(rt, id, &id) == NG_OK;) {
+  for (ng_id id = 0; ng_connection_next(rt, id, &id) == NG_OK;) {
     ng_connection c;
-    if (ng_connection_get(rt, id, &c) != NG_OK) __builtin_trap();
-    uint32_t found = 0;
-    if (ng_connection_find(rt, c.token_a_id, c.token_b_id, c.connection_type, &found) != NG_OK ||
-        found != id)
+    ng_id from = 0, to = 0, found = 0;
+    if (ng_connection_get(rt, id, &c) != NG_OK || ng_connection_ends(rt, id, &from, &to) != NG_OK)
+      __builtin_trap();
+    if (c.token_a_id != NG_TOKEN_SLOT(from) || c.token_b_id != NG_TOKEN_SLOT(to)) __builtin_trap();
+    if (ng_connection_find(rt, from, to, c.connection_type, &found) != NG_OK || found != id)
       __builtin_trap();
     size_t n = 0;
-    if (ng_token_connections(rt, c.token_a_id, NG_OUT, NULL, 0, &n) != NG_OK || n == 0)
-      __builtin_trap();
+    if (ng_token_connections(rt, from, NG_OUT, NULL, 0, &n) != NG_OK || n == 0) __builtin_trap();
     conns++;
   }
   if (conns != st.connections) __builtin_trap();
@@ -44,10 +45,10 @@ static void exercise(ng_runtime *rt) {
   ng_hits_free(rt, &hits);
   /* new ids continue after the stored ones; deleting cascades through the
    * restored adjacency */
-  uint32_t id = 0;
+  ng_id id = 0;
   ng_status s = ng_token_create(rt, NULL, &id);
   if (s == NG_OK && id != st.next_token_id) __builtin_trap();
-  uint32_t first = 0;
+  ng_id first = 0;
   if (ng_token_next(rt, 0, &first) == NG_OK) {
     size_t removed = 0;
     if (ng_token_delete(rt, first, &removed) != NG_OK) __builtin_trap();
@@ -80,7 +81,8 @@ static uint64_t get64(const uint8_t *p) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   load(data, size);
-  /* Repair the checksums of a format-1 layout (docs/format.md) and load again. */
+  /* Repair the checksums (docs/format.md: three sections in format 1, a fourth, the ids, in
+   * format 2) and load again. */
   if (size < 80) return 0;
   uint32_t hs = get32(data + 12);
   if (hs < 80 || hs > 4096 || hs % 4 || hs > size) return 0;
@@ -90,8 +92,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint32_t crc = ngi_crc32c(0, b, hs - 4);
   memcpy(b + hs - 4, &crc, 4);
   uint64_t off = hs;
-  uint64_t lens[3] = {get64(b + 48), get64(b + 56), get64(b + 64)};
-  for (int s = 0; s < 3; s++) {
+  uint64_t lens[4] = {get64(b + 48), get64(b + 56), get64(b + 64), get64(b + 40)};
+  int sections = b[8] >= 2 ? 4 : 3; /* the major version's low byte */
+  for (int s = 0; s < sections; s++) {
     if (lens[s] > size || off + lens[s] + 4 > size) break;
     crc = ngi_crc32c(0, b + off, (size_t)lens[s]);
     memcpy(b + off + lens[s], &crc, 4);

@@ -22,7 +22,7 @@ int main(int argc, char **argv) {
   ng_runtime *rt = NULL;
   if (ng_runtime_new(NULL, &rt) != NG_OK) return 1;
   int bad = save(rt, argv[1], "seed-empty.ngs");
-  uint32_t ids[12];
+  ng_id ids[12];
   for (unsigned i = 0; i < 12; i++) {
     ng_token t;
     ng_token_init(&t);
@@ -39,7 +39,7 @@ int main(int argc, char **argv) {
   bad |= save(rt, argv[1], "seed-tokens.ngs");
   for (unsigned i = 0; i < 10; i++) {
     ng_connection c;
-    ng_connection_init(&c, ids[i], ids[(i * 5 + 1) % 12]);
+    ng_connection_init(&c);
     ng_connection_set_type(&c, (i * 17) % NG_CONN_TYPES);
     c.flags = (uint8_t)(i % 2 ? NG_CONN_BIDIRECTIONAL : NG_CONN_ACTIVE);
     c.pull_strength = (float)i - 4.5f;
@@ -47,7 +47,7 @@ int main(int argc, char **argv) {
     c.created_at = c.last_update = 1700000000u + i;
     c.source_id = i;
     c.target_vector[i % NG_SPACES] = (int16_t)(i * 100);
-    ng_connection_create(rt, &c, NULL);
+    ng_connection_create(rt, ids[i], ids[(i * 5 + 1) % 12], &c, NULL);
   }
   bad |= save(rt, argv[1], "seed-connections.ngs");
   ng_token_delete(rt, ids[3], NULL); /* holes in both id sequences */
