@@ -80,7 +80,7 @@ static float rng_range(uint64_t *s, float lo, float hi) {
 /* ---- the simulation ----------------------------------------------------- */
 
 typedef struct agent {
-  uint32_t id;
+  ng_id id;
   float x, y, vx, vy;
 } agent;
 
@@ -344,7 +344,7 @@ typedef struct walk {
   size_t seen;
   ng_status busy; /* what a write from inside the callback returned */
   int mismatch;
-  uint32_t bad_id;
+  ng_id bad_id;
 } walk;
 
 static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
@@ -356,7 +356,7 @@ static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
 
 /* Hashes every token (the replay fingerprint) and checks the store agrees
  * with the C-side agents. Runs under the runtime's read lock. */
-static bool walk_token(const ng_token *tok, uint32_t id, void *ud) {
+static bool walk_token(const ng_token *tok, ng_id id, void *ud) {
   walk *w = ud;
   if (w->seen == 0) {
     /* The threading rule in action: a write from inside a callback must
@@ -384,7 +384,8 @@ static int verify_world(sim *s, ng_runtime *rt, uint64_t *hash) {
   ng_status st = ng_token_each(rt, walk_token, &w);
   if (st != NG_OK) return ng_fail(s, "ng_token_each", st);
   if (w.mismatch) {
-    snprintf(s->err, sizeof s->err, "token %u does not match its agent", (unsigned)w.bad_id);
+    snprintf(s->err, sizeof s->err, "token %llu does not match its agent",
+             (unsigned long long)w.bad_id);
     return -1;
   }
   if (w.seen != s->n_agents) {
