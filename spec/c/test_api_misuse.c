@@ -33,7 +33,7 @@
  *   ng_last_error                                every failure check (CHECK_FAIL)
  *   ng_runtime_stats/_now                        test_null_runtime, test_null_outputs
  *   ng_token_create/_get/_update/_delete/_count/_list/_clear/_next/_each/_connections
- *   ng_connection_create/_get/_update/_learn/_delete/_count/_list/_next/_each/_find
+ *   ng_connection_create/_get/_ends/_update/_learn/_delete/_count/_list/_next/_each/_find
  *   ng_hits_free, ng_grid_range/_neighbors/_nearest/_box/_info_get
  *   ng_cdna_get/_set/_set_profile, ng_snapshot_save/_load
  *                                                test_null_runtime, test_null_outputs,
@@ -433,6 +433,7 @@ static void test_null_runtime(void) {
                   "ng_token_connections");
   CHECK_FAIL_NORT(ng_connection_create(NULL, 1, 2, &c, &id), NG_EINVAL, "ng_connection_create");
   CHECK_FAIL_NORT(ng_connection_get(NULL, 1, &c), NG_EINVAL, "ng_connection_get");
+  CHECK_FAIL_NORT(ng_connection_ends(NULL, 1, &id, &id), NG_EINVAL, "ng_connection_ends");
   CHECK_FAIL_NORT(ng_connection_update(NULL, 1, &c, NG_CF_RIGIDITY), NG_EINVAL,
                   "ng_connection_update");
   CHECK_FAIL_NORT(ng_connection_learn(NULL, 1, NG_LEARN_ACTIVATE, &c), NG_EINVAL,
@@ -481,6 +482,7 @@ static void test_null_outputs(void) {
   CHECK_FAIL(rt, ng_connection_create(rt, 0, tok[1], NULL, &id), NG_EINVAL, "ng_connection_create",
              "from");
   CHECK_FAIL(rt, ng_connection_get(rt, conn[0], NULL), NG_EINVAL, "ng_connection_get", "out");
+  CHECK_STATUS(ng_connection_ends(rt, conn[0], NULL, NULL), NG_OK); /* both outputs optional */
   CHECK_FAIL(rt, ng_connection_update(rt, conn[0], NULL, NG_CF_RIGIDITY), NG_EINVAL,
              "ng_connection_update", "values");
   CHECK_FAIL(rt, ng_connection_list(rt, 0, 8, NULL, &n), NG_EINVAL, "ng_connection_list", "ids");

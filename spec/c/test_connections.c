@@ -1138,6 +1138,25 @@ static void test_restore(void) {
   CHECK_EQ_INT(ng_connection_count(rt), 1);
   ng_runtime_release(rt);
 
+  /* generations beside the entries make the ids; they must ascend as (generation, slot) */
+  rt = new_rt();
+  make_tokens(rt, 4);
+  ngi_conns_skip_slots(rt, 20);
+  const uint32_t gens[6] = {0, 0, 0, 0, 1, 1}, bad_gens[6] = {0, 0, 0, 1, 0, 1};
+  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, bad_gens), NG_ECORRUPT);
+  CHECK_EQ_INT(ng_connection_count(rt), 0);
+  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, gens), NG_OK);
+  const ng_id g1 = (ng_id)1 << NG_CONNECTION_SLOT_BITS;
+  CHECK_STATUS(ng_connection_get(rt, 11, &got), NG_ENOTFOUND);
+  CHECK_STATUS(ng_connection_get(rt, g1 | 11, &got), NG_OK);
+  CHECK(got.token_a_id == 3 && got.token_b_id == 1);
+  ng_id from = 0, to = 0;
+  CHECK_STATUS(ng_connection_ends(rt, g1 | 19, &from, &to), NG_OK);
+  CHECK(from == 4 && to == 4);
+  CHECK_STATUS(ng_connection_list(rt, 0, 8, ids, &n), NG_OK);
+  CHECK(n == 6 && ids[3] == 10 && ids[4] == (g1 | 11) && ids[5] == (g1 | 19));
+  ng_runtime_release(rt);
+
   /* allocation failures leave the table empty and leak nothing */
   ngt_alloc fa = NGT_ALLOC_NEVER;
   ng_config cfg = {0};
