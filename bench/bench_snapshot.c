@@ -84,7 +84,9 @@ int main(int argc, char **argv) {
     ng_connection_init(&c);
     ng_connection_set_type(&c, rng(&seed) % NG_CONN_TYPES);
     ng_id cid;
-    if (ng_connection_create(rt, (uint32_t)(i % n + 1), (uint32_t)(rng(&seed) % n + 1), &c, &cid) == NG_OK) made++;
+    if (ng_connection_create(rt, (uint32_t)(i % n + 1), (uint32_t)(rng(&seed) % n + 1), &c, &cid) ==
+        NG_OK)
+      made++;
   }
   printf("bench_snapshot: %zu tokens, %zu connections, best of %d\n", ng_token_count(rt),
          ng_connection_count(rt), reps);

@@ -192,10 +192,12 @@ static void fill_bad_ids(void) {
   add_bad_id(999, NG_ENOTFOUND);
   add_bad_id(NG_TOKEN_SLOT_MAX, NG_ENOTFOUND);
   add_bad_id(NG_TOKEN_SLOT_MAX + 1u, NG_ENOTFOUND); /* slot 0 of generation 1 */
-  add_bad_id(ng_make_id(NG_TOKEN_SLOT(tok[0]), 1, 3), NG_ENOTFOUND); /* composite id of a live token */
+  add_bad_id(ng_make_id(NG_TOKEN_SLOT(tok[0]), 1, 3),
+             NG_ENOTFOUND); /* composite id of a live token */
   add_bad_id(ng_make_id(NG_TOKEN_SLOT(tok[1]), 0, 15), NG_ENOTFOUND);
   add_bad_id(UINT32_MAX, NG_ENOTFOUND);
-  add_bad_id(tok[0] + ((ng_id)1 << NG_TOKEN_SLOT_BITS), NG_ENOTFOUND); /* a live slot, a later generation */
+  add_bad_id(tok[0] + ((ng_id)1 << NG_TOKEN_SLOT_BITS),
+             NG_ENOTFOUND); /* a live slot, a later generation */
   add_bad_id(NG_ID_MAX, NG_ENOTFOUND);
   add_bad_id(NG_ID_MAX + 1u, NG_EINVAL);
   add_bad_id(UINT64_MAX, NG_EINVAL);
@@ -554,9 +556,11 @@ static void test_bad_ids(void) {
     CHECK_EQ_INT(hits.count, 0);
     /* a connection to a missing token is the caller's mistake, naming the endpoint */
     ng_connection_init(&c);
-    CHECK_FAIL(rt, ng_connection_create(rt, tok[0], b, &c, &id), NG_EINVAL, "ng_connection_create", "to");
+    CHECK_FAIL(rt, ng_connection_create(rt, tok[0], b, &c, &id), NG_EINVAL, "ng_connection_create",
+               "to");
     ng_connection_init(&c);
-    CHECK_FAIL(rt, ng_connection_create(rt, b, tok[0], &c, &id), NG_EINVAL, "ng_connection_create", "from");
+    CHECK_FAIL(rt, ng_connection_create(rt, b, tok[0], &c, &id), NG_EINVAL, "ng_connection_create",
+               "from");
     CHECK_FAIL(rt, ng_connection_find(rt, b, tok[1], NG_CONN_ASSOCIATED_WITH, &id), NG_ENOTFOUND,
                "ng_connection_find", NULL);
     CHECK_FAIL(rt, ng_connection_find(rt, tok[0], b, NG_CONN_ASSOCIATED_WITH, &id), NG_ENOTFOUND,
@@ -595,10 +599,12 @@ static void test_bad_ids(void) {
   CHECK(st == NG_OK || st == NG_EINVAL);
   /* a duplicate (from, to, type) */
   ng_connection_init(&c);
-  CHECK_FAIL(rt, ng_connection_create(rt, tok[0], tok[1], &c, &id), NG_EEXIST, "ng_connection_create", NULL);
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[0], tok[1], &c, &id), NG_EEXIST,
+             "ng_connection_create", NULL);
   /* a composite id in a connection endpoint names no token */
   ng_connection_init(&c);
-  CHECK_FAIL(rt, ng_connection_create(rt, ng_make_id(NG_TOKEN_SLOT(tok[0]), 1, 0), tok[2], &c, &id), NG_EINVAL, "ng_connection_create", "from");
+  CHECK_FAIL(rt, ng_connection_create(rt, ng_make_id(NG_TOKEN_SLOT(tok[0]), 1, 0), tok[2], &c, &id),
+             NG_EINVAL, "ng_connection_create", "from");
   ng_hits_free(rt, &hits);
   ng_runtime_release(rt);
 }
@@ -635,16 +641,16 @@ static void test_bad_floats(void) {
     if (pull_ok) {
       CHECK_STATUS(ng_connection_update(rt, conn[0], &c, NG_CF_PULL_STRENGTH), NG_OK);
     } else {
-      CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EINVAL, "ng_connection_create",
-                 "pull_strength");
+      CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EINVAL,
+                 "ng_connection_create", "pull_strength");
       CHECK_FAIL(rt, ng_connection_update(rt, conn[0], &c, NG_CF_PULL_STRENGTH), NG_EINVAL,
                  "ng_connection_update", "pull_strength");
     }
     /* preferred distance: finite within 0.01..100; none of the specials qualify */
     ng_connection_init(&c);
     c.preferred_distance = v;
-    CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EINVAL, "ng_connection_create",
-               "preferred_distance");
+    CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EINVAL,
+               "ng_connection_create", "preferred_distance");
     CHECK_FAIL(rt, ng_connection_update(rt, conn[0], &c, NG_CF_PREFERRED_DISTANCE), NG_EINVAL,
                "ng_connection_update", "preferred_distance");
 
@@ -697,8 +703,8 @@ static void test_bad_floats(void) {
   ng_connection c;
   ng_connection_init(&c);
   c.preferred_distance = nextafterf(0.01f, 0.0f);
-  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EINVAL, "ng_connection_create",
-             "preferred_distance");
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EINVAL,
+             "ng_connection_create", "preferred_distance");
   ng_hits_free(rt, &hits);
   ng_runtime_release(rt);
 }
@@ -738,7 +744,8 @@ static void test_bad_masks_and_enums(void) {
   ng_connection bad;
   ng_connection_init(&bad);
   bad.connection_type = NG_CONN_TYPES;
-  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &bad, &id), NG_EINVAL, "ng_connection_create", "type");
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &bad, &id), NG_EINVAL,
+             "ng_connection_create", "type");
   CHECK_FAIL(rt, ng_connection_update(rt, conn[0], &bad, NG_CF_TYPE), NG_EINVAL,
              "ng_connection_update", "type");
   bad.connection_type = 0xFF;
@@ -748,13 +755,14 @@ static void test_bad_masks_and_enums(void) {
              "ng_connection_find", NULL);
   ng_connection_init(&bad);
   bad.mutability = 3;
-  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &bad, &id), NG_EINVAL, "ng_connection_create",
-             "mutability");
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &bad, &id), NG_EINVAL,
+             "ng_connection_create", "mutability");
   CHECK_FAIL(rt, ng_connection_update(rt, conn[0], &bad, NG_CF_MUTABILITY), NG_EINVAL,
              "ng_connection_update", "mutability");
   ng_connection_init(&bad);
   bad.padding1 = 1;
-  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &bad, &id), NG_EINVAL, "ng_connection_create", "padding");
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &bad, &id), NG_EINVAL,
+             "ng_connection_create", "padding");
   /* an update to (from, to, type) that another connection already has */
   CHECK_STATUS(ng_connection_get(rt, conn[0], &bad), NG_OK);
   ng_connection other;
@@ -772,7 +780,8 @@ static void test_bad_masks_and_enums(void) {
   CHECK_STATUS(ng_cdna_set(rt, &cd), NG_OK);
   ng_connection_init(&bad);
   CHECK_STATUS(ng_connection_set_type(&bad, type_cause), NG_OK);
-  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &bad, &id), NG_EINVAL, "ng_connection_create", "type");
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &bad, &id), NG_EINVAL,
+             "ng_connection_create", "type");
   CHECK_FAIL(rt, ng_connection_update(rt, conn[0], &bad, NG_CF_TYPE), NG_EINVAL,
              "ng_connection_update", "type");
 
@@ -1213,7 +1222,8 @@ static void attack_from_callback(inside *in) {
   CHECK_FAIL(rt, ng_token_delete(rt, tok[0], &n), NG_EBUSY, "ng_token_delete", NULL);
   CHECK_FAIL(rt, ng_token_clear(rt, &n, &m), NG_EBUSY, "ng_token_clear", NULL);
   ng_connection_init(&c);
-  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EBUSY, "ng_connection_create", NULL);
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EBUSY,
+             "ng_connection_create", NULL);
   CHECK_FAIL(rt, ng_connection_update(rt, conn[0], &c, NG_CF_RIGIDITY), NG_EBUSY,
              "ng_connection_update", NULL);
   CHECK_FAIL(rt, ng_connection_learn(rt, conn[0], NG_LEARN_ACTIVATE, &c), NG_EBUSY,
@@ -1309,7 +1319,8 @@ static void test_use_after_clear(void) {
   CHECK_FAIL(rt, ng_token_next(rt, 0, &id), NG_ENOTFOUND, "ng_token_next", NULL);
   CHECK_FAIL(rt, ng_connection_next(rt, 0, &id), NG_ENOTFOUND, "ng_connection_next", NULL);
   ng_connection_init(&c);
-  CHECK_FAIL(rt, ng_connection_create(rt, tok[0], tok[1], &c, &id), NG_EINVAL, "ng_connection_create", NULL);
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[0], tok[1], &c, &id), NG_EINVAL,
+             "ng_connection_create", NULL);
   const float c3[3] = {1, 2, 3};
   CHECK_STATUS(ng_grid_range(rt, NG_L1, c3, 1000.0f, 0, &hits), NG_OK);
   CHECK_EQ_INT(hits.count, 0);
@@ -1430,16 +1441,19 @@ static void test_limits(void) {
   ng_connection c;
   ng_connection_init(&c);
   c.pull_strength = -6.0f; /* |pull| is checked against the connection weight limits */
-  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EINVAL, "ng_connection_create", "pull");
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EINVAL,
+             "ng_connection_create", "pull");
   CHECK_FAIL(rt, ng_connection_update(rt, conn[0], &c, NG_CF_PULL_STRENGTH), NG_EINVAL,
              "ng_connection_update", "pull");
   c.pull_strength = 1.0f;
   c.rigidity = 255;
-  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EINVAL, "ng_connection_create", "rigidity");
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EINVAL,
+             "ng_connection_create", "rigidity");
   CHECK_FAIL(rt, ng_connection_update(rt, conn[0], &c, NG_CF_RIGIDITY), NG_EINVAL,
              "ng_connection_update", "rigidity");
   c.rigidity = 10;
-  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EINVAL, "ng_connection_create", "rigidity");
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[0], &c, &id), NG_EINVAL,
+             "ng_connection_create", "rigidity");
 
   /* degree limits: tok[1] already has one out and one in */
   CHECK_STATUS(ng_cdna_set_profile(rt, NG_PROFILE_DEFAULT), NG_OK);
@@ -1449,21 +1463,21 @@ static void test_limits(void) {
   cd.max_total_degree = 2;
   CHECK_STATUS(ng_cdna_set(rt, &cd), NG_OK);
   ng_connection_init(&c);
-  CHECK_FAIL(rt, ng_connection_create(rt, tok[1], tok[0], &c, &id), NG_ELIMIT, "ng_connection_create",
-             "max_out_degree");
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[1], tok[0], &c, &id), NG_ELIMIT,
+             "ng_connection_create", "max_out_degree");
   ng_connection_init(&c);
-  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[1], &c, &id), NG_ELIMIT, "ng_connection_create",
-             "max_in_degree");
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[2], tok[1], &c, &id), NG_ELIMIT,
+             "ng_connection_create", "max_in_degree");
   cd.max_out_degree = 5;
   cd.max_in_degree = 5;
   CHECK_STATUS(ng_cdna_set(rt, &cd), NG_OK);
   ng_connection_init(&c);
-  CHECK_FAIL(rt, ng_connection_create(rt, tok[1], tok[0], &c, &id), NG_ELIMIT, "ng_connection_create",
-             "max_total_degree");
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[1], tok[0], &c, &id), NG_ELIMIT,
+             "ng_connection_create", "max_total_degree");
   ng_connection_init(&c);
   CHECK_STATUS(ng_connection_set_type(&c, type_cause), NG_OK);
-  CHECK_FAIL(rt, ng_connection_create(rt, tok[0], tok[1], &c, &id), NG_ELIMIT, "ng_connection_create",
-             "max_total_degree");
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[0], tok[1], &c, &id), NG_ELIMIT,
+             "ng_connection_create", "max_total_degree");
   CHECK_STATUS(ng_cdna_set_profile(rt, NG_PROFILE_DEFAULT), NG_OK);
 
   /* slots exhausted: the last fresh one is usable, then the one deleted above comes back under
@@ -1485,7 +1499,8 @@ static void test_limits(void) {
   CHECK_EQ_INT(id, NG_CONNECTION_SLOT_MAX);
   CHECK_STATUS(ng_connection_get(rt, NG_CONNECTION_SLOT_MAX, &c), NG_OK);
   ng_connection_init(&c);
-  CHECK_FAIL(rt, ng_connection_create(rt, tok[0], NG_TOKEN_SLOT_MAX, &c, &id), NG_ELIMIT, "ng_connection_create", NULL);
+  CHECK_FAIL(rt, ng_connection_create(rt, tok[0], NG_TOKEN_SLOT_MAX, &c, &id), NG_ELIMIT,
+             "ng_connection_create", NULL);
   CHECK_FAIL(rt, ng_connection_next(rt, NG_CONNECTION_SLOT_MAX, &id), NG_ENOTFOUND,
              "ng_connection_next", NULL);
   /* deleting the token at the id limit takes its connection along */

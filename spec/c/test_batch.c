@@ -527,8 +527,10 @@ static void test_get_batch(void) {
     uint64_t seed = 99;
     for (size_t i = 0; i < M; i++) {
       uint32_t r = ngt_rnd(&seed) % 10;
-      ids[i] = r == 0 ? 0 : r == 1 ? 3000 + ngt_rnd(&seed) % 5000 : r == 2 ? NG_ID_MAX + 1u
-                                                                        : 1 + ngt_rnd(&seed) % 3000;
+      ids[i] = r == 0   ? 0
+               : r == 1 ? 3000 + ngt_rnd(&seed) % 5000
+               : r == 2 ? NG_ID_MAX + 1u
+                        : 1 + ngt_rnd(&seed) % 3000;
     }
     size_t found = 12345, want = 0;
     CHECK_STATUS(ng_token_get_batch(rt, ids, M, out, &found), NG_OK);

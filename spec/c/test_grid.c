@@ -139,9 +139,11 @@ static void report_diff(const char *what, int space, const ng_hits *h, const ref
   fprintf(stderr, "  mismatch in %s, space %d: grid %zu hits, reference %zu\n", what, space,
           h->count, q->count);
   for (size_t i = 0; i < h->count && i < 5; i++)
-    fprintf(stderr, "    grid %llu %.9g\n", (unsigned long long)h->items[i].id, (double)h->items[i].distance);
+    fprintf(stderr, "    grid %llu %.9g\n", (unsigned long long)h->items[i].id,
+            (double)h->items[i].distance);
   for (size_t i = 0; i < q->count && i < 5; i++)
-    fprintf(stderr, "    ref  %llu %.9g\n", (unsigned long long)q->items[i].id, (double)q->items[i].distance);
+    fprintf(stderr, "    ref  %llu %.9g\n", (unsigned long long)q->items[i].id,
+            (double)q->items[i].distance);
 }
 
 /* Compare every query type at one centre against the reference. */

@@ -72,8 +72,8 @@ static void *reader_main(void *arg) {
   while (!atomic_load(&sh->stop)) {
     uint32_t lo = atomic_load(&sh->lo_pending), hi = atomic_load(&sh->created_hi);
     /* Mostly tokens since the last clear; some older, some not created yet, and id 0. */
-    uint32_t k = ngt_rnd(&seed) % 8u ? lo + ngt_rnd(&seed) % (hi - lo + 64u)
-                                     : ngt_rnd(&seed) % (hi + 64u);
+    uint32_t k =
+        ngt_rnd(&seed) % 8u ? lo + ngt_rnd(&seed) % (hi - lo + 64u) : ngt_rnd(&seed) % (hi + 64u);
     /* past hi: an id above every one issued so far (ids only grow) */
     ng_id id = k == 0 ? 0 : k <= hi ? atomic_load(&sh->id[k]) : atomic_load(&sh->id[hi]) + (k - hi);
     unsigned char st0 = k <= MAX_IDS ? atomic_load(&sh->state[k]) : 0;
@@ -131,8 +131,8 @@ static unsigned long writer_run(shared *sh, double seconds) {
     for (int i = 0; i < ROUND_UPDATE && nlive; i++) {
       ng_token t;
       stamp(&t, ts++);
-      if (ng_token_update(rt, atomic_load(&sh->id[live[ngt_rnd(&seed) % nlive]]), &t, NG_TF_ALL & ~(uint32_t)NG_TF_DOMAIN) !=
-          NG_OK)
+      if (ng_token_update(rt, atomic_load(&sh->id[live[ngt_rnd(&seed) % nlive]]), &t,
+                          NG_TF_ALL & ~(uint32_t)NG_TF_DOMAIN) != NG_OK)
         bad++;
     }
     for (int i = 0; i < ROUND_DELETE && nlive; i++) {

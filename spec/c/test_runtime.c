@@ -380,8 +380,8 @@ static void test_cdna_set_profile(void) {
 }
 
 /* Sorted ids of a range query. */
-static size_t range_ids(ng_runtime *rt, int space, float x, float y, float z, float r,
-                        ng_id *out, size_t cap) {
+static size_t range_ids(ng_runtime *rt, int space, float x, float y, float z, float r, ng_id *out,
+                        size_t cap) {
   ng_hits h = {0};
   float c[3] = {x, y, z};
   CHECK_STATUS(ng_grid_range(rt, space, c, r, 0, &h), NG_OK);

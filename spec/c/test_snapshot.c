@@ -11,13 +11,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Header offsets of format 1.0 (docs/format.md). */
+/* Header offsets (docs/format.md): 1.x keeps the next ids at 40 and 44, 2.x the ids
+ * section's length at 40. */
+/* clang-format off */
 enum {
   H_MAJOR = 8, H_MINOR = 10, H_HSIZE = 12, H_ENDIAN = 16, H_FLAGS = 20, H_NTOK = 24,
-  H_NCONN = 32, H_NEXT_TOK = 40, H_NEXT_CONN = 44, /* 1.x */ H_IDS_LEN = 40 /* 2.x */,
-  H_CDNA_LEN = 48, H_TOK_LEN = 56,
-  H_CONN_LEN = 64, H_CRC = 76, H_SIZE = 80
+  H_NCONN = 32, H_NEXT_TOK = 40, H_NEXT_CONN = 44, H_IDS_LEN = 40, H_CDNA_LEN = 48,
+  H_TOK_LEN = 56, H_CONN_LEN = 64, H_CRC = 76, H_SIZE = 80
 };
+/* clang-format on */
 
 static char tmpdir[] = "/tmp/ng_snapshot_XXXXXX";
 
@@ -411,7 +413,8 @@ static void test_large(void) {
     ng_connection_init(&c);
     ng_connection_set_type(&c, rng(&seed) % NG_CONN_TYPES);
     ng_id cid;
-    if (ng_connection_create(rt, (uint32_t)i, (uint32_t)(rng(&seed) % n + 1), &c, &cid) == NG_OK) nconn++;
+    if (ng_connection_create(rt, (uint32_t)i, (uint32_t)(rng(&seed) % n + 1), &c, &cid) == NG_OK)
+      nconn++;
   }
   for (uint32_t i = 1; i <= n; i += 7) ng_token_delete(rt, i, NULL);
   const char *p = tpath("large.ngs");

@@ -112,7 +112,8 @@ static void test_restored_lists_equal_appended(void) {
     ng_connection_init(&c);
     ng_connection_set_type(&c, 5);
     ng_id ia = 0, ib = 0;
-    CHECK_STATUS(ng_connection_create(back, 2, (uint32_t)(i % 50) + 1, &c, &ib), ng_connection_create(rt, 2, (uint32_t)(i % 50) + 1, &c, &ia));
+    CHECK_STATUS(ng_connection_create(back, 2, (uint32_t)(i % 50) + 1, &c, &ib),
+                 ng_connection_create(rt, 2, (uint32_t)(i % 50) + 1, &c, &ia));
     CHECK_EQ_INT(ia, ib);
   }
   CHECK(same_links(rt, back, 401));

@@ -249,7 +249,8 @@ static void test_get(void) {
   CHECK_STATUS(ng_token_get(rt, a + 1, &t), NG_ENOTFOUND);
   CHECK_CONTAINS(ng_last_error(rt), "no token 2");
   CHECK_STATUS(ng_token_get(rt, 0xFFFFFFFFu, &t), NG_ENOTFOUND);
-  CHECK_STATUS(ng_token_get(rt, ng_make_id(NG_TOKEN_SLOT(a), 1, 1), &t), NG_ENOTFOUND); /* local ids only */
+  CHECK_STATUS(ng_token_get(rt, ng_make_id(NG_TOKEN_SLOT(a), 1, 1), &t),
+               NG_ENOTFOUND); /* local ids only */
   CHECK(memcmp(&t, &keep, sizeof t) == 0);
   CHECK_STATUS(ng_token_get(rt, a, NULL), NG_EINVAL);
   CHECK_STATUS(ng_token_get(NULL, a, &t), NG_EINVAL);
