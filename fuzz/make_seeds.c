@@ -1,6 +1,6 @@
-/* Writes real snapshots (empty, small, with holes, every space and connection field) into a
- * directory, as seeds for fuzz_snapshot. Usage: make_seeds DIR */
-#include "neurograph.h"
+/* Writes real snapshots (empty, small, with holes, every space and connection field, reused
+ * slots) into a directory, as seeds for fuzz_snapshot. Usage: make_seeds DIR */
+#include "internal.h"
 
 #include <stdio.h>
 
@@ -54,6 +54,25 @@ int main(int argc, char **argv) {
   ng_connection_delete(rt, 2);
   ng_cdna_set_profile(rt, NG_PROFILE_ANALYST);
   bad |= save(rt, argv[1], "seed-holes.ngs");
+  ng_runtime_release(rt);
+
+  /* Reused slots in a small file: with the last fresh connection slots used, a freed slot
+   * comes back at once, one generation up; one more freed slot stays pending. (Token slots
+   * stay low: a token's slot indexes the store, so the last ones would make every load of
+   * this seed allocate the whole slot map.) */
+  if (ng_runtime_new(NULL, &rt) != NG_OK) return 1;
+  ngi_conns_skip_slots(rt, NG_CONNECTION_SLOT_MAX - 3);
+  ng_id t[6], c[6];
+  for (unsigned i = 0; i < 4; i++)
+    if (ng_token_create(rt, NULL, &t[i]) != NG_OK) return 1;
+  for (unsigned i = 0; i < 4; i++)
+    if (ng_connection_create(rt, t[i], t[(i + 1) % 4], NULL, &c[i]) != NG_OK) return 1;
+  ng_token_delete(rt, t[1], NULL); /* takes connections 0 and 1 along */
+  if (ng_token_create(rt, NULL, &t[4]) != NG_OK) return 1;
+  for (unsigned i = 4; i < 6; i++)
+    if (ng_connection_create(rt, t[4], t[i == 4 ? 0 : 2], NULL, &c[i]) != NG_OK) return 1;
+  ng_connection_delete(rt, c[2]);
+  bad |= save(rt, argv[1], "seed-generations.ngs");
   ng_runtime_release(rt);
   return bad;
 }
