@@ -933,7 +933,7 @@ static void test_token_connections(void) {
   CHECK(ids[2] == o4);
   /* errors */
   CHECK_STATUS(ng_token_connections(rt, 99, NG_OUT, ids, 8, &n), NG_ENOTFOUND);
-  CHECK_STATUS(ng_token_connections(rt, 0, NG_OUT, ids, 8, &n), NG_ENOTFOUND);
+  CHECK_STATUS(ng_token_connections(rt, 0, NG_OUT, ids, 8, &n), NG_EINVAL);
   CHECK_STATUS(ng_token_connections(rt, 1, (ng_direction)0, ids, 8, &n), NG_EINVAL);
   CHECK_STATUS(ng_token_connections(rt, 1, (ng_direction)4, ids, 8, &n), NG_EINVAL);
   CHECK_STATUS(ng_token_connections(rt, 1, NG_OUT, NULL, 8, &n), NG_EINVAL);

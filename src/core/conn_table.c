@@ -416,11 +416,13 @@ ngi_idgen *ngi_conns_ids(ngi_conns *c) {
 }
 
 void ngi_conns_skip_slots(ng_runtime *rt, uint32_t fresh) {
+  if (ngi_write_lock(rt, "ngi_conns_skip_slots") != NG_OK) return;
   ngi_idgen *g = &rt->conns->ids;
   if (fresh > g->fresh) {
     g->retired += fresh - g->fresh;
     g->fresh = fresh;
   }
+  ngi_write_unlock(rt);
 }
 
 

@@ -436,6 +436,8 @@ ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir, ng_id
     return ngi_fail(rt, NG_EINVAL, "%s: direction must be NG_OUT, NG_IN or NG_BOTH, got %d", fn,
                     (int)dir);
   if (!ids && cap > 0) return ngi_fail(rt, NG_EINVAL, "%s: ids must not be NULL", fn);
+  ng_status st = check_id(rt, fn, id);
+  if (st != NG_OK) return st;
   ngi_read_lock(rt);
   if (!ngi_token_lookup(&rt->tokens, id)) {
     ngi_read_unlock(rt);

@@ -455,8 +455,10 @@ static ng_status parse_header(const unsigned char *p, uint64_t file_len, const c
     if (h->nconn > h->next_conn - 1u)
       return CORRUPT("%s: %s: %llu connections cannot all have ids below the next id %u", fn,
                      name, (unsigned long long)h->nconn, h->next_conn);
-  } else if (h->ids_len < 2 * IDGEN_BYTES + 4 * (h->ntok + h->nconn) ||
-             h->ids_len > file_len) {
+  } else if (h->ids_len > file_len) { /* also keeps the offsets below from overflowing */
+    return CORRUPT("%s: %s: truncated: %llu bytes, the header describes an ids section of %llu",
+                   fn, name, (unsigned long long)file_len, (unsigned long long)h->ids_len);
+  } else if (h->ids_len < 2 * IDGEN_BYTES + 4 * (h->ntok + h->nconn)) {
     return CORRUPT("%s: %s: ids section length %llu does not fit %llu tokens and %llu "
                    "connections",
                    fn, name, (unsigned long long)h->ids_len, (unsigned long long)h->ntok,
@@ -924,6 +926,8 @@ static ng_status restore_ids(ng_runtime *rt, ngi_idgen *g, const ids_state *s,
                              const char *name) {
   ng_status st = ngi_idgen_restore(rt, g, s->epoch, s->fresh, s->last, s->retired, s->ready,
                                    s->nready, s->pending, s->npending);
+  if (st != NG_OK)
+    return ngi_fail(NULL, st, "ng_snapshot_load: %s: out of memory restoring the id state", name);
   ng_id next;
   if (st == NG_OK && ngi_idgen_peek(g, &next) == NG_OK && next <= s->last)
     st = CORRUPT("ng_snapshot_load: %s: the next id %llu would not be above the last one %llu",
