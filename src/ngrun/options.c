@@ -1,7 +1,6 @@
 /* ngrun's command line: the options of the stock lua host plus neurograph's long options. */
 #include "ngrun.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -48,13 +47,33 @@ void ngi_run_usage(FILE *out) {
         out);
 }
 
+/* The length of the decimal number at the start of s (digits with an
+ * optional fraction and exponent: "12", "1.5", ".5", "2e3"), 0 if there is
+ * none. strtod alone would also take "0x10", "inf" and "nan". */
+static size_t decimal_len(const char *s) {
+  size_t n = strspn(s, "0123456789"), digits = n;
+  if (s[n] == '.') {
+    size_t frac = strspn(s + n + 1, "0123456789");
+    digits += frac;
+    n += 1 + frac;
+  }
+  if (digits == 0) return 0;
+  if (s[n] == 'e' || s[n] == 'E') {
+    size_t sign = s[n + 1] == '+' || s[n + 1] == '-';
+    size_t exp = strspn(s + n + 1 + sign, "0123456789");
+    if (exp > 0) n += 1 + sign + exp;
+  }
+  return n;
+}
+
 int ngi_run_parse_size(const char *s, size_t *out) {
   char *end;
   double v, mul = 1;
-  if (!isdigit((unsigned char)s[0]) && s[0] != '.') return -1;
+  size_t len = decimal_len(s);
+  if (len == 0) return -1;
   errno = 0;
   v = strtod(s, &end);
-  if (errno != 0 || end == s || !isfinite(v)) return -1;
+  if (errno != 0 || end != s + len || !isfinite(v)) return -1;
   switch (*end) {
   case 'k':
   case 'K':
@@ -89,10 +108,11 @@ int ngi_run_parse_size(const char *s, size_t *out) {
 int ngi_run_parse_seconds(const char *s, double *out) {
   char *end;
   double v;
-  if (!isdigit((unsigned char)s[0]) && s[0] != '.') return -1;
+  size_t len = decimal_len(s);
+  if (len == 0 || s[len] != '\0') return -1;
   errno = 0;
   v = strtod(s, &end);
-  if (errno != 0 || end == s || *end != '\0' || !isfinite(v)) return -1;
+  if (errno != 0 || end != s + len || !isfinite(v)) return -1;
   if (v <= 0 || v > NGI_RUN_MAX_SECONDS) return -1;
   *out = v;
   return 0;
