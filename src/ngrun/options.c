@@ -22,10 +22,13 @@ void ngi_run_usage(FILE *out) {
         "  -v                 show version information\n"
         "  -E                 ignore environment variables (LUA_INIT, LUA_PATH, LUA_CPATH)\n"
         "  -W                 turn warnings on\n"
-        "  --mem-limit=SIZE   cap the memory of the Lua state and the runtime at SIZE bytes\n"
-        "                     (suffixes K, M, G); past it the script gets \"not enough memory\"\n"
+        "  --mem-limit=SIZE   cap the memory of the Lua state and of every runtime in it\n"
+        "                     (the global one, and those the script creates or loads) at\n"
+        "                     SIZE bytes in all (decimal; suffixes K, M, G); past it the\n"
+        "                     script gets \"not enough memory\"\n"
         "  --timeout=SECONDS  stop each chunk (the script, each -e and -l, each REPL line)\n"
-        "                     after SECONDS of wall time (fractions allowed)\n"
+        "                     after SECONDS of wall time (decimal, fractions allowed); the\n"
+        "                     finalizers run at exit get SECONDS too, then ngrun is killed\n"
         "  --sandbox          run untrusted code: only the base library (without dofile,\n"
         "                     loadfile and binary chunks), string, table, math, utf8,\n"
         "                     coroutine, os.time/clock/date and require of built-in modules\n"
@@ -43,7 +46,16 @@ void ngi_run_usage(FILE *out) {
         "stdin as a script; -i with no script reads a REPL from stdin even when it is not a\n"
         "terminal.\n"
         "A snapshot that cannot be loaded (missing for --load, corrupt, newer format) stops\n"
-        "ngrun before anything runs and leaves the file untouched.\n",
+        "ngrun before anything runs and leaves the file untouched; so does a --world or\n"
+        "--save FILE that cannot be written (a missing or read-only directory, a directory\n"
+        "or FIFO at FILE). What is saved is the Runtime in the global 'runtime' at the end\n"
+        "(a script may replace it; anything else there is an error and nothing is saved).\n"
+        "\"Everything ran without error\" includes every REPL line (-i): one that fails or\n"
+        "times out means no save and exit status 1. os.exit(0), os.exit(true) and\n"
+        "os.exit() end like the end of the script (finalizers, then the save); os.exit\n"
+        "with another code exits with it and saves nothing. A save that fails (e.g. a\n"
+        "file-size limit) says that the world was not saved and why, and leaves no\n"
+        "temporary file.\n",
         out);
 }
 
