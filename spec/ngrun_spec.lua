@@ -710,6 +710,43 @@ describe("ngrun", function()
     end)
   end)
 
+  -- Issue 12 item 13: scripts/run installs and builds only what running needs.
+  describe("scripts/run", function()
+    it("installs only the packages for running and builds only ngrun", function()
+      local stubs = os.tmpname()
+      os.remove(stubs)
+      assert(os.execute("mkdir " .. quote(stubs)))
+      local log = stubs .. "/log"
+      local function stub(name, body)
+        write_file(stubs .. "/" .. name, "#!/bin/sh\n" .. body .. "\n")
+        assert(os.execute("chmod +x " .. quote(stubs .. "/" .. name)))
+      end
+      stub("dpkg-query", "exit 1") -- every package is missing
+      stub("apt-get", ("echo apt-get \"$@\" >> %s"):format(quote(log)))
+      stub("sudo", "exec \"$@\"")
+      stub("cmake", ("echo cmake \"$@\" >> %s"):format(quote(log)))
+      local p = io.popen(("PATH=%s:$PATH NG_BUILD_DIR=%s scripts/run -e \"print('ran')\" 2>/dev/null")
+        :format(quote(stubs), quote(build)))
+      local out = p:read("a")
+      p:close()
+      local calls = read_file(log)
+      os.execute("rm -rf " .. quote(stubs))
+      assert.are.equal("ran\n", out)
+      local installed = calls:match("apt%-get install [^\n]*")
+      assert.is_not_nil(installed, calls)
+      local names = {}
+      for word in installed:gmatch("%S+") do
+        if not word:find("^%-") and word ~= "apt-get" and word ~= "install" then
+          names[#names + 1] = word
+        end
+      end
+      table.sort(names)
+      assert.same({ "cmake", "gcc", "liblua5.4-dev", "libreadline-dev", "lua5.4", "make",
+                    "pkg-config" }, names)
+      has("--target ngrun", calls)
+    end)
+  end)
+
   describe("examples/quickstart.lua", function()
     it("runs and prints every section", function()
       local r = run({ "examples/quickstart.lua" })
