@@ -716,11 +716,17 @@ NG_API ng_status ng_cdna_set_profile(ng_runtime *rt, uint32_t profile);
  * a temporary file in the same directory, fsynced, renamed over `path`, and
  * the directory is fsynced: a crash at any moment leaves either the previous
  * file or the complete new one. May be called from inside a *_each callback.
+ * Symbolic links are followed: the final target is replaced (in its own
+ * directory) and the links stay links. An existing file keeps its permission
+ * bits; a new one gets 0666 & ~umask. Other hard links to the old file keep
+ * the old content (see docs/format.md).
  *
  * @return NG_OK; NG_EINVAL for a NULL rt or a NULL/empty path; NG_ENOMEM;
  *         NG_EIO when a system call fails (ng_last_error(rt) names the path
- *         and the system's reason). On failure no temporary file is left
- *         behind and an existing file at `path` is untouched.
+ *         and the system's reason) or when `path` exists and is not a
+ *         regular file (a directory, FIFO, device or socket is never
+ *         replaced). On failure no temporary file is left behind and an
+ *         existing file at `path` is untouched.
  */
 NG_API ng_status ng_snapshot_save(ng_runtime *rt, const char *path);
 
