@@ -604,6 +604,15 @@ describe("ngrun", function()
       assert.same({}, entries())
     end)
 
+    it("-i with --world: os.exit(0) after a failed REPL line does not save", function()
+      local w = dir .. "/w.ngs"
+      local r = run({ "-i", "--world=" .. w },
+                    { stdin = "runtime.tokens:create{}\nerror('oops')\nos.exit(0)\n" })
+      assert.are.equal(1, r.code)
+      has(w .. " was not saved: a line of the session failed", r.err)
+      assert.same({}, entries())
+    end)
+
     it("-i with --world: a REPL line that times out means no save and exit 1", function()
       local w = dir .. "/w.ngs"
       local r = run({ "-i", "--timeout=0.3", "--world=" .. w },

@@ -28,6 +28,8 @@ typedef struct host {
   ngi_run_limits *limits;
   ng_runtime *rt;      /* the runtime ngrun made or loaded; host's reference */
   ng_runtime *save_rt; /* the global 'runtime' at the end, to save; retained */
+  int repl_failures;   /* REPL lines that failed */
+  int closing;         /* lua_close is running the finalizers */
   int warnings_on; /* state of the warning function (-W, "@on", "@off") */
   int warn_cont;   /* inside a multi-part warning */
 } host;
@@ -278,11 +280,21 @@ static int panic(lua_State *L) {
   return 0; /* Lua aborts */
 }
 
+/* False, after saying so, when a REPL line failed: the session is not saved. */
+static int session_ok(const host *h) {
+  if (h->repl_failures == 0) return 1;
+  fprintf(stderr, NGI_RUN_NAME ": %s was not saved: a line of the session failed\n",
+          h->opts->save_path);
+  fflush(stderr);
+  return 0;
+}
+
 /* The end of every run: closes L (its finalizers under the timeout), then,
  * when ok and a runtime was picked, saves it outside the memory limit (the
  * script's budget is spent; the session must not be lost to it). Releases
  * the runtimes. Returns the exit status. */
 static int finish(lua_State *L, host *h, int ok) {
+  h->closing = 1;
   ngi_run_close(L);
   if (ok && h->save_rt != NULL) {
     h->limits->mem_limit = 0;
@@ -301,12 +313,22 @@ static int finish(lua_State *L, host *h, int ok) {
 
 /* os.exit([code [, close]]): as in the os library, but a successful exit
  * (true, 0 or none) ends like the end of the script: finalizers run and the
- * world is saved (--world, --save). Any other code exits with it, unsaved. */
+ * world is saved (--world, --save), unless a REPL line failed before. Any
+ * other code exits with it, unsaved. */
 static int host_exit(lua_State *L) {
   host *h = lua_touserdata(L, lua_upvalueindex(1));
   int code = lua_isboolean(L, 1) ? (lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE)
                                  : (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
   int ok = code == EXIT_SUCCESS;
+  if (h->closing) { /* from a finalizer run by finish: the state cannot be closed twice */
+    if (ok && h->opts->save_path != NULL) {
+      fprintf(stderr, NGI_RUN_NAME ": %s was not saved: os.exit called by a finalizer at exit\n",
+              h->opts->save_path);
+      code = EXIT_FAILURE;
+    }
+    exit(code);
+  }
+  if (ok && h->opts->save_path != NULL && !session_ok(h)) ok = 0, code = EXIT_FAILURE;
   if (ok && h->opts->save_path != NULL && !pick_saved_runtime(L, h)) ok = 0, code = EXIT_FAILURE;
   ngi_run_guard_end(L); /* the timer of the current call; finish arms its own */
   if (finish(L, h, ok) != EXIT_SUCCESS && ok) code = EXIT_FAILURE;
@@ -315,12 +337,9 @@ static int host_exit(lua_State *L) {
 
 /* The REPL; 0 when a line failed and a save is due (the session is then
  * not saved, as for a failed script). */
-static int repl(lua_State *L, const host *h) {
-  if (ngi_run_repl(L, chunk_mode(h)) || h->opts->save_path == NULL) return 1;
-  fprintf(stderr, NGI_RUN_NAME ": %s was not saved: a line of the session failed\n",
-          h->opts->save_path);
-  fflush(stderr);
-  return 0;
+static int repl(lua_State *L, host *h) {
+  ngi_run_repl(L, chunk_mode(h), &h->repl_failures);
+  return h->opts->save_path == NULL || session_ok(h);
 }
 
 /* Everything that touches Lua runs here, inside one protected call, so even

@@ -100,8 +100,9 @@ int ngi_run_report(lua_State *L, int status, const char *progname);
 
 /* Reads, evaluates and prints lines from stdin until end of input. Lines are
  * compiled with the load mode `mode` (NULL: text or binary, "t": text only).
- * Returns 1 when every line compiled and ran (and printed) without error,
- * else 0: a session that is saved (--world) must not hide a failed line. */
-int ngi_run_repl(lua_State *L, const char *mode);
+ * Adds 1 to *failures for each line that fails to compile, run or print, as
+ * it happens (an os.exit in a later line sees it): a session that is saved
+ * (--world) must not hide a failed line. */
+void ngi_run_repl(lua_State *L, const char *mode, int *failures);
 
 #endif /* NGRUN_H */

@@ -170,8 +170,8 @@ static int print_results(lua_State *L) {
   return LUA_OK;
 }
 
-int ngi_run_repl(lua_State *L, const char *mode) {
-  int status, all_ok = 1;
+void ngi_run_repl(lua_State *L, const char *mode, int *failures) {
+  int status;
 #ifdef NG_USE_READLINE
   rl_readline_name = NGI_RUN_NAME;
 #endif
@@ -181,10 +181,9 @@ int ngi_run_repl(lua_State *L, const char *mode) {
       status = print_results(L);
     else
       ngi_run_report(L, status, NULL);
-    if (status != LUA_OK) all_ok = 0;
+    if (status != LUA_OK) ++*failures;
   }
   lua_settop(L, 0);
   fputs("\n", stdout);
   fflush(stdout);
-  return all_ok;
 }
