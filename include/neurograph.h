@@ -25,7 +25,12 @@
  * thread. Readers run in parallel; writers are serialised. Callbacks given to
  * the *_each functions run under the runtime's read lock: they may call any
  * read function of the same runtime, and a write call from inside them fails
- * with NG_EBUSY instead of deadlocking.
+ * with NG_EBUSY instead of deadlocking. Callbacks may nest over any number of
+ * runtimes (an each inside an each of another runtime, ...): a re-read never
+ * queues behind a waiting writer, and only the runtimes the thread holds refuse
+ * writes. Past 16 runtimes nested at once, the thread's lock bookkeeping grows
+ * with malloc (freed when the nest ends), so an *_each may then fail with
+ * NG_ENOMEM.
  */
 #ifndef NEUROGRAPH_H
 #define NEUROGRAPH_H

@@ -343,7 +343,8 @@ ng_status ng_connection_each(ng_runtime *rt, ng_connection_fn fn, void *ud) {
   static const char name[] = "ng_connection_each";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", name);
   if (!fn) return ngi_fail(rt, NG_EINVAL, "%s: fn must not be NULL", name);
-  ngi_read_lock(rt);
+  ng_status st = ngi_read_lock_cb(rt, name);
+  if (st != NG_OK) return st;
   const ngi_conns *cs = rt->conns;
   for (size_t i = 0; i < cs->len; i++) {
     if (cs->recs[i].token_a_id == 0) continue;

@@ -883,7 +883,8 @@ ng_status ng_token_next(ng_runtime *rt, uint32_t after, uint32_t *next_id) {
 ng_status ng_token_each(ng_runtime *rt, ng_token_fn fn, void *ud) {
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "ng_token_each: runtime must not be NULL");
   if (!fn) return ngi_fail(rt, NG_EINVAL, "ng_token_each: fn must not be NULL");
-  ngi_read_lock(rt);
+  ng_status st = ngi_read_lock_cb(rt, "ng_token_each");
+  if (st != NG_OK) return st;
   const ngi_token_table *t = &rt->tokens;
   for (size_t i = 0; i < t->len; i++) {
     const ng_token *tok = ngi_tok_at(t, i);
