@@ -637,7 +637,8 @@ NG_API ng_status ng_connection_find(ng_runtime *rt, uint32_t from, uint32_t to, 
 /** @name Grid: spatial queries, one index per space */
 /** @{ */
 
-/** One query result: a token id and its Euclidean distance (decoded units). */
+/** One query result: a token id and its Euclidean distance (decoded units,
+ *  rounded to float: see "Distances" below). */
 typedef struct ng_hit {
   uint32_t id;
   float distance;
@@ -661,8 +662,15 @@ NG_API void ng_hits_free(ng_runtime *rt, ng_hits *hits);
  * All queries: results ordered by distance, ties by ascending id; `limit` 0
  * means no limit, otherwise only the first `limit` results are kept. A radius
  * must be finite and >= 0 (NG_EINVAL otherwise); a bad space is NG_EINVAL.
- * Distances are computed from the raw fixed-point coordinates in double
- * precision, so results are exact and deterministic.
+ *
+ * Distances: each coordinate is decoded to a float as ng_coord_decode does,
+ * the Euclidean distance over those floats is computed in double precision
+ * and rounded to the nearest float, which is ng_hit.distance. A radius query
+ * keeps a token iff that float distance <= radius: inclusion and the reported
+ * distance are one computation, so raw (30, 40, 0) in L1, reported 0.5 from
+ * the origin (its double distance is just above), is in a 0.5 radius query.
+ * Nearest orders by the same float distance; a box tests each decoded
+ * coordinate against [lo, hi]. Results are deterministic.
  */
 /** Tokens within `radius` of `center` in `space`. */
 NG_API ng_status ng_grid_range(ng_runtime *rt, int space, const float center[3], float radius,
