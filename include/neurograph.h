@@ -711,8 +711,11 @@ NG_API ng_status ng_cdna_get(ng_runtime *rt, ng_cdna *out);
  * later writes; existing records stay.
  */
 NG_API ng_status ng_cdna_set(ng_runtime *rt, const ng_cdna *c);
-/** Apply `profile`'s preset (defaults plus the profile's changes), keeping
- *  created_at. NG_EINVAL for an unknown profile. */
+/** Apply `profile`'s preset to the current CDNA: profile_id and only the
+ *  fields that profile defines (see ng_cdna_init; flag bits are added); every
+ *  other field, scales included, stays. created_at is kept. To return to every
+ *  default, ng_cdna_set a block from ng_cdna_init. NG_EINVAL for an unknown
+ *  profile or a result that does not validate (nothing changes). */
 NG_API ng_status ng_cdna_set_profile(ng_runtime *rt, uint32_t profile);
 
 /** @} */

@@ -1407,7 +1407,8 @@ static void test_limits(void) {
   CHECK_FAIL(rt, ng_connection_create(rt, &c, &id), NG_EINVAL, "ng_connection_create", "rigidity");
 
   /* degree limits: tok[1] already has one out and one in */
-  CHECK_STATUS(ng_cdna_set_profile(rt, NG_PROFILE_DEFAULT), NG_OK);
+  ng_cdna_init(&cd, NG_PROFILE_DEFAULT, 0); /* every default back (set_profile keeps limits) */
+  CHECK_STATUS(ng_cdna_set(rt, &cd), NG_OK);
   CHECK_STATUS(ng_cdna_get(rt, &cd), NG_OK);
   cd.max_out_degree = 1;
   cd.max_in_degree = 1;
@@ -1429,7 +1430,8 @@ static void test_limits(void) {
   CHECK_STATUS(ng_connection_set_type(&c, type_cause), NG_OK);
   CHECK_FAIL(rt, ng_connection_create(rt, &c, &id), NG_ELIMIT, "ng_connection_create",
              "max_total_degree");
-  CHECK_STATUS(ng_cdna_set_profile(rt, NG_PROFILE_DEFAULT), NG_OK);
+  ng_cdna_init(&cd, NG_PROFILE_DEFAULT, 0); /* every default back (set_profile keeps limits) */
+  CHECK_STATUS(ng_cdna_set(rt, &cd), NG_OK);
 
   /* ids exhausted: the failure changes nothing, and the last id is still usable */
   ngi_tokens_set_next_id(rt, NG_TOKEN_ID_MAX);

@@ -65,6 +65,13 @@ uint32_t ngi_now32(const ng_runtime *rt);
 /* True for a finite float (no NaN, no infinity). */
 static inline int ngi_finite(float v) { return v - v == 0.0f; }
 
+/* ---- cdna.c ------------------------------------------------------------- */
+
+/* Apply the preset of `profile` (a known NG_PROFILE_*) to `d`: profile_id and
+ * the fields that profile defines (degree limits, rates, added flag bits);
+ * every other field is left as it is. The checksum is not updated. */
+void ngi_cdna_apply_preset(ng_cdna *d, uint32_t profile);
+
 /* ---- tokens.c: the token table ------------------------------------------ */
 
 /* Atomic access to plain objects, for the fields that ng_token_get reads

@@ -447,13 +447,17 @@ ng_status ng_cdna_set(ng_runtime *rt, const ng_cdna *c) {
   return st;
 }
 
+/* The preset over the current CDNA: what the profile does not define (scales,
+ * bucket sizes, limits the caller set) stays; ng_cdna_init + ng_cdna_set is
+ * the way back to every default. */
 ng_status ng_cdna_set_profile(ng_runtime *rt, uint32_t profile) {
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "ng_cdna_set_profile: runtime must not be NULL");
-  ng_cdna next;
-  if (ng_cdna_init(&next, profile, ngi_now(rt)) != NG_OK)
+  if (!ng_profile_name(profile))
     return ngi_fail(rt, NG_EINVAL, "ng_cdna_set_profile: unknown profile %u", (unsigned)profile);
   ng_status st = ngi_write_lock(rt, "ng_cdna_set_profile");
   if (st != NG_OK) return st;
+  ng_cdna next = rt->cdna;
+  ngi_cdna_apply_preset(&next, profile);
   st = cdna_apply(rt, &next, "ng_cdna_set_profile");
   ngi_write_unlock(rt);
   return st;
