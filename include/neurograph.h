@@ -210,7 +210,10 @@ enum {
   NG_TF_FIELD_STRENGTH = 0x0800,
   NG_TF_TIMESTAMP = 0x1000,
   NG_TF_DOMAIN = 0x2000, /**< id bits 28-31 */
-  NG_TF_ALL = 0x3FFF
+  NG_TF_ENTITY = 0x4000, /**< flag bits 8-11 only (and the id's entity copy); the other flag
+                              bits stay, so threads setting the entity and other flags of one
+                              token do not undo each other. NG_TF_FLAGS includes it. */
+  NG_TF_ALL = 0x7FFF
 };
 #define NG_TF_COORDS(space) (1u << (space))
 
@@ -308,7 +311,11 @@ NG_API bool ng_connection_apply_decay(ng_connection *c, uint32_t now);
 /** (preferred - d) * rigidity * pull * (confidence if modifiable else 1). */
 NG_API float ng_connection_force(const ng_connection *c, float distance);
 
-/** Field selectors for ng_connection_update. The endpoints never change. */
+/** Field selectors for ng_connection_update. The endpoints never change.
+ *  NG_CF_FLAGS writes all eight flag bits; NG_CF_FLAG_BITS(mask) writes only
+ *  the bits in `mask` (from values->flags) and keeps the others, atomically:
+ *  e.g. NG_CF_FLAG_BITS(NG_CONN_BIDIRECTIONAL) with values->flags 0 clears
+ *  that bit alone, so concurrent writers of different bits lose nothing. */
 enum {
   NG_CF_TYPE = 0x0001, /**< type only; mutability is not derived (use NG_CF_MUTABILITY) */
   NG_CF_RIGIDITY = 0x0002,
@@ -329,6 +336,8 @@ enum {
   NG_CF_TARGET_VECTOR = 0x10000,
   NG_CF_ALL = 0x1FFFF
 };
+/** Selector writing only the flag bits in `mask` (0..255; bits 24-31 of the selector). */
+#define NG_CF_FLAG_BITS(mask) (((uint32_t)(mask) & 0xFFu) << 24)
 
 /** Learning operations applied atomically by ng_connection_learn. */
 typedef enum ng_learn_op {

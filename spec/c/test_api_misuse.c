@@ -675,13 +675,13 @@ static void test_bad_masks_and_enums(void) {
   if (!rt) return;
   ng_token t;
   CHECK_STATUS(ng_token_get(rt, tok[0], &t), NG_OK);
-  const uint32_t bad_tf[] = {NG_TF_ALL + 1u, 0x4000u, 0x80000000u, 0xFFFFFFFFu};
+  const uint32_t bad_tf[] = {NG_TF_ALL + 1u, 0x10000u, 0x80000000u, 0xFFFFFFFFu};
   for (size_t i = 0; i < sizeof bad_tf / sizeof bad_tf[0]; i++)
     CHECK_FAIL(rt, ng_token_update(rt, tok[0], &t, bad_tf[i]), NG_EINVAL, "ng_token_update",
                "field");
   ng_connection c;
   CHECK_STATUS(ng_connection_get(rt, conn[0], &c), NG_OK);
-  const uint32_t bad_cf[] = {NG_CF_ALL + 1u, 0x20000u, 0x80000000u, 0xFFFFFFFFu};
+  const uint32_t bad_cf[] = {NG_CF_ALL + 1u, 0x20000u, 0x00800000u, 0xFFFFFFFFu};
   for (size_t i = 0; i < sizeof bad_cf / sizeof bad_cf[0]; i++)
     CHECK_FAIL(rt, ng_connection_update(rt, conn[0], &c, bad_cf[i]), NG_EINVAL,
                "ng_connection_update", "field");

@@ -324,8 +324,8 @@ static void test_update(void) {
   /* errors leave everything as it was */
   snap before;
   take(rt, &before);
-  CHECK_STATUS(ng_token_update(rt, a, &v, 0x4000), NG_EINVAL);
-  CHECK_CONTAINS(ng_last_error(rt), "unknown field bits 0x4000");
+  CHECK_STATUS(ng_token_update(rt, a, &v, 0x8000), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "unknown field bits 0x8000");
   CHECK_STATUS(ng_token_update(rt, a, NULL, NG_TF_WEIGHT), NG_EINVAL);
   CHECK_STATUS(ng_token_update(NULL, a, &v, NG_TF_WEIGHT), NG_EINVAL);
   CHECK_STATUS(ng_token_update(rt, 999, &v, NG_TF_WEIGHT), NG_ENOTFOUND);
