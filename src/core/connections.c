@@ -290,12 +290,12 @@ size_t ng_connection_count(ng_runtime *rt) {
 }
 
 /* Live ids in ascending order, skipping `offset` of them: stable pages,
- * since new ids are always larger. ids may be NULL only when limit is 0;
- * n_out may be NULL. */
+ * since new ids are always larger. ids may be NULL only when limit is 0. */
 ng_status ng_connection_list(ng_runtime *rt, size_t offset, size_t limit, uint32_t *ids,
                              size_t *n_out) {
   static const char fn[] = "ng_connection_list";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
+  if (!n_out) return ngi_fail(rt, NG_EINVAL, "%s: n_out must not be NULL", fn);
   if (!ids && limit > 0) return ngi_fail(rt, NG_EINVAL, "%s: ids must not be NULL", fn);
   ngi_read_lock(rt);
   const ngi_conns *cs = rt->conns;
@@ -306,7 +306,7 @@ ng_status ng_connection_list(ng_runtime *rt, size_t offset, size_t limit, uint32
     ids[n++] = cs->meta[i].id;
   }
   ngi_read_unlock(rt);
-  if (n_out) *n_out = n;
+  *n_out = n;
   return NG_OK;
 }
 
@@ -388,6 +388,7 @@ ng_status ng_token_connections(ng_runtime *rt, uint32_t id, ng_direction dir, ui
   if (dir != NG_OUT && dir != NG_IN && dir != NG_BOTH)
     return ngi_fail(rt, NG_EINVAL, "%s: direction must be NG_OUT, NG_IN or NG_BOTH, got %d", fn,
                     (int)dir);
+  if (!n_out) return ngi_fail(rt, NG_EINVAL, "%s: n_out must not be NULL", fn);
   if (!ids && cap > 0) return ngi_fail(rt, NG_EINVAL, "%s: ids must not be NULL", fn);
   ngi_read_lock(rt);
   if (!ngi_token_lookup(&rt->tokens, id)) {
@@ -410,6 +411,6 @@ ng_status ng_token_connections(ng_runtime *rt, uint32_t id, ng_direction dir, ui
     n++;
   }
   ngi_read_unlock(rt);
-  if (n_out) *n_out = n;
+  *n_out = n;
   return NG_OK;
 }

@@ -275,7 +275,7 @@ static void raw_coords(const ng_token *t, int space, int16_t xyz[3]) {
 
 /* ---- the store ------------------------------------------------------------ */
 
-/* needs: rt, out_id; init may be NULL.
+/* needs: rt; init and out_id may be NULL.
  * guarantees: a new token with the next id, found by the grids of all 8
  * spaces from their next query on.
  * fails: NG_EINVAL (checks), NG_ELIMIT (ids exhausted), NG_ENOMEM, NG_EBUSY;
@@ -283,7 +283,6 @@ static void raw_coords(const ng_token *t, int space, int16_t xyz[3]) {
 ng_status ng_token_create(ng_runtime *rt, const ng_token *init, uint32_t *out_id) {
   static const char fn[] = "ng_token_create";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
-  if (!out_id) return ngi_fail(rt, NG_EINVAL, "%s: out_id must not be NULL", fn);
   ng_token tok;
   if (init)
     tok = *init;
@@ -315,7 +314,7 @@ ng_status ng_token_create(ng_runtime *rt, const ng_token *init, uint32_t *out_id
   t->live++;
   t->next_id++;
   dense_append(t, id);
-  *out_id = id;
+  if (out_id) *out_id = id;
 out:
   ngi_write_unlock(rt);
   return st;
