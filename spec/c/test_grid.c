@@ -368,8 +368,8 @@ static void test_exact_radius(void) {
     uint32_t diag = mk_raw(rt, space, (int16_t)(3 * k), (int16_t)(4 * k), 0);
     uint32_t axis = mk_raw(rt, space, (int16_t)(5 * k), 0, 0); /* exactly 0.5 away */
     mk_raw(rt, space, (int16_t)(5 * k + 1), 0, 0); /* just beyond 0.5 */
-    float v[3] = {ng_coord_decode(space, (int16_t)(3 * k)), ng_coord_decode(space, (int16_t)(4 * k)),
-                  0.0f};
+    float v[3] = {ng_coord_decode(space, (int16_t)(3 * k)),
+                  ng_coord_decode(space, (int16_t)(4 * k)), 0.0f};
     double exact = sqrt((double)v[0] * v[0] + (double)v[1] * v[1]);
     CHECK(exact > 0.5);          /* the float rounding matters here */
     CHECK((float)exact == 0.5f); /* and is reported as 0.5 */
@@ -388,7 +388,8 @@ static void test_exact_radius(void) {
     /* Every hit of a larger radius at distance <= 0.5 is in the 0.5 query. */
     CHECK_STATUS(ng_grid_range(rt, space, c, 1.0f, 0, &h), NG_OK);
     size_t within = 0;
-    for (size_t i = 0; i < h.count; i++) within += h.items[i].distance <= 0.5f;
+    for (size_t i = 0; i < h.count; i++)
+      within += h.items[i].distance <= 0.5f;
     CHECK_EQ_INT(within, 3);
 
     CHECK_STATUS(ng_grid_range(rt, space, c, nextafterf(0.5f, 0.0f), 0, &h), NG_OK);

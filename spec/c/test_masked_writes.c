@@ -54,8 +54,10 @@ static void test_token_entity_and_other_fields(void) {
 
   writer w[2] = {{.rt = rt, .id = id, .which = 0}, {.rt = rt, .id = id, .which = 1}};
   pthread_t th[2];
-  for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, token_writer, &w[i]);
-  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < 2; i++)
+    pthread_create(&th[i], NULL, token_writer, &w[i]);
+  for (int i = 0; i < 2; i++)
+    pthread_join(th[i], NULL);
   CHECK_EQ_INT(w[0].errors, 0);
   CHECK_EQ_INT(w[1].errors, 0);
 
@@ -87,8 +89,7 @@ static void *conn_writer(void *arg) {
       fields |= NG_CF_CONFIDENCE;
     }
     if (ng_connection_update(w->rt, w->id, &v, fields) != NG_OK) w->errors++;
-    if (ng_connection_get(w->rt, w->id, &got) != NG_OK || (got.flags & mine) != want)
-      w->errors++;
+    if (ng_connection_get(w->rt, w->id, &got) != NG_OK || (got.flags & mine) != want) w->errors++;
   }
   return NULL;
 }
@@ -106,8 +107,10 @@ static void test_connection_flag_bits(void) {
 
   writer w[2] = {{.rt = rt, .id = id, .which = 0}, {.rt = rt, .id = id, .which = 1}};
   pthread_t th[2];
-  for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, conn_writer, &w[i]);
-  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < 2; i++)
+    pthread_create(&th[i], NULL, conn_writer, &w[i]);
+  for (int i = 0; i < 2; i++)
+    pthread_join(th[i], NULL);
   CHECK_EQ_INT(w[0].errors, 0);
   CHECK_EQ_INT(w[1].errors, 0);
 

@@ -25,7 +25,8 @@ static ng_status writer_status = NG_EINVAL;
 static void *writer(void *arg) {
   (void)arg;
   pthread_mutex_lock(&mu);
-  while (!innermost_reached) pthread_cond_wait(&cv, &mu);
+  while (!innermost_reached)
+    pthread_cond_wait(&cv, &mu);
   writer_started = 1;
   pthread_cond_broadcast(&cv);
   pthread_mutex_unlock(&mu);
@@ -48,7 +49,8 @@ static void innermost(void) {
   pthread_mutex_lock(&mu);
   innermost_reached = 1;
   pthread_cond_broadcast(&cv);
-  while (!writer_started) pthread_cond_wait(&cv, &mu);
+  while (!writer_started)
+    pthread_cond_wait(&cv, &mu);
   pthread_mutex_unlock(&mu);
   struct timespec pause = {0, 200 * 1000 * 1000};
   nanosleep(&pause, NULL); /* let the writer block in its lock call */
@@ -112,7 +114,8 @@ static void test_nested_reads_with_waiting_writer(void) {
   CHECK(conn_each_ok);
   CHECK_STATUS(writer_status, NG_OK);
   CHECK_EQ_INT(ng_token_count(rts[TARGET]), 2);
-  for (int k = 0; k < RUNTIMES; k++) ng_runtime_release(rts[k]);
+  for (int k = 0; k < RUNTIMES; k++)
+    ng_runtime_release(rts[k]);
   ng_runtime_release(spare);
 }
 
@@ -143,7 +146,8 @@ static void test_deep_nest_unwinds(void) {
       CHECK_STATUS(ng_token_create(rts[k], NULL, &id), NG_OK);
     }
   }
-  for (int k = 0; k < RUNTIMES; k++) ng_runtime_release(rts[k]);
+  for (int k = 0; k < RUNTIMES; k++)
+    ng_runtime_release(rts[k]);
 }
 
 int main(void) {

@@ -450,8 +450,8 @@ static void merge_update(const ng_token *cur, uint32_t id, const ng_token *value
   if (fields & NG_TF_FLAGS)
     next->flags = values->flags;
   else if (fields & NG_TF_ENTITY)
-    next->flags = (uint16_t)((cur->flags & ~NG_TOKEN_ENTITY_MASK) |
-                             (values->flags & NG_TOKEN_ENTITY_MASK));
+    next->flags =
+        (uint16_t)((cur->flags & ~NG_TOKEN_ENTITY_MASK) | (values->flags & NG_TOKEN_ENTITY_MASK));
   if (fields & NG_TF_FIELD_RADIUS) next->field_radius = values->field_radius;
   if (fields & NG_TF_FIELD_STRENGTH) next->field_strength = values->field_strength;
   if (fields & NG_TF_TIMESTAMP) next->timestamp = values->timestamp;
