@@ -28,12 +28,27 @@
  *   never deletes issues 1, 2, 3, ... The order is a pure function of the
  *   calls made, and snapshots keep it.
  * - Zero-initialised option structs mean "defaults".
+ * - Pointer arguments, one rule everywhere: a pointer documented "(may be
+ *   NULL)" is optional, and NULL there means "not wanted" (the call still does
+ *   its work and reports nothing there). The optional ones are the by-products
+ *   of a call: the new id of a create (out_id), what a delete or clear removed
+ *   (removed_*), how many of a batch were found (found), the record after a
+ *   learn (out), validation's reason (why). Every other pointer is required:
+ *   NULL is NG_EINVAL and nothing is done (calls on a runtime name the
+ *   argument in ng_last_error). An array with a count (ids, cap/limit/n) may be NULL when its count
+ *   is 0. Functions returning no status (record helpers, lookups) ignore a
+ *   NULL record and return 0 / NULL.
  *
  * Threads: every function taking an ::ng_runtime is safe to call from any
  * thread. Readers run in parallel; writers are serialised. Callbacks given to
  * the *_each functions run under the runtime's read lock: they may call any
  * read function of the same runtime, and a write call from inside them fails
- * with NG_EBUSY instead of deadlocking.
+ * with NG_EBUSY instead of deadlocking. Callbacks may nest over any number of
+ * runtimes (an each inside an each of another runtime, ...): a re-read never
+ * queues behind a waiting writer, and only the runtimes the thread holds refuse
+ * writes. Past 16 runtimes nested at once, the thread's lock bookkeeping grows
+ * with malloc (freed when the nest ends), so an *_each may then fail with
+ * NG_ENOMEM.
  */
 #ifndef NEUROGRAPH_H
 #define NEUROGRAPH_H
@@ -225,7 +240,10 @@ enum {
   NG_TF_FIELD_STRENGTH = 0x0800,
   NG_TF_TIMESTAMP = 0x1000,
   NG_TF_DOMAIN = 0x2000, /**< id bits 28-31 */
-  NG_TF_ALL = 0x3FFF
+  NG_TF_ENTITY = 0x4000, /**< flag bits 8-11 only (and the id's entity copy); the other flag
+                              bits stay, so threads setting the entity and other flags of one
+                              token do not undo each other. NG_TF_FLAGS includes it. */
+  NG_TF_ALL = 0x7FFF
 };
 #define NG_TF_COORDS(space) (1u << (space))
 
@@ -326,7 +344,11 @@ NG_API bool ng_connection_apply_decay(ng_connection *c, uint32_t now);
 /** (preferred - d) * rigidity * pull * (confidence if modifiable else 1). */
 NG_API float ng_connection_force(const ng_connection *c, float distance);
 
-/** Field selectors for ng_connection_update. The endpoints never change. */
+/** Field selectors for ng_connection_update. The endpoints never change.
+ *  NG_CF_FLAGS writes all eight flag bits; NG_CF_FLAG_BITS(mask) writes only
+ *  the bits in `mask` (from values->flags) and keeps the others, atomically:
+ *  e.g. NG_CF_FLAG_BITS(NG_CONN_BIDIRECTIONAL) with values->flags 0 clears
+ *  that bit alone, so concurrent writers of different bits lose nothing. */
 enum {
   NG_CF_TYPE = 0x0001, /**< type only; mutability is not derived (use NG_CF_MUTABILITY) */
   NG_CF_RIGIDITY = 0x0002,
@@ -347,6 +369,8 @@ enum {
   NG_CF_TARGET_VECTOR = 0x10000,
   NG_CF_ALL = 0x1FFFF
 };
+/** Selector writing only the flag bits in `mask` (0..255; bits 24-31 of the selector). */
+#define NG_CF_FLAG_BITS(mask) (((uint32_t)(mask) & 0xFFu) << 24)
 
 /** Learning operations applied atomically by ng_connection_learn. */
 typedef enum ng_learn_op {
@@ -469,7 +493,8 @@ NG_API uint64_t ng_cdna_checksum(const ng_cdna *c);
  * known profile, every float finite, scales and bucket sizes > 0, min <= max
  * pairs, rates within [0, 1], degree limits consistent. On failure returns
  * NG_EINVAL (NG_ECORRUPT for magic, version or checksum) and writes the first
- * failure as text into why (if why_size > 0; always NUL-terminated).
+ * failure as text into why (may be NULL; written if why_size > 0, always
+ * NUL-terminated).
  */
 NG_API ng_status ng_cdna_validate(const ng_cdna *c, char *why, size_t why_size);
 
@@ -549,6 +574,7 @@ NG_API uint64_t ng_runtime_now(ng_runtime *rt);
  * copy in the id (synchronised with the flags); timestamp 0 becomes now.
  * Checks: weight finite and within 0..100; with STRICT_MODE also the CDNA's
  * token weight, field radius and field strength limits.
+ * *out_id (may be NULL) gets the new id.
  * Fails with NG_EINVAL, NG_ELIMIT (ids exhausted), NG_ENOMEM.
  */
 NG_API ng_status ng_token_create(ng_runtime *rt, const ng_token *init, ng_id *out_id);
@@ -597,11 +623,13 @@ NG_API ng_status ng_token_delete(ng_runtime *rt, ng_id id, size_t *removed_conne
 NG_API size_t ng_token_count(ng_runtime *rt);
 /**
  * Copy up to `limit` ids of live tokens, in ascending id order, skipping the
- * first `offset`, into ids[]; *n_out gets how many were written.
+ * first `offset`, into ids[] (may be NULL when limit is 0); *n_out (required)
+ * gets how many were written.
  */
 NG_API ng_status ng_token_list(ng_runtime *rt, size_t offset, size_t limit, ng_id *ids, size_t *n_out);
 /** Delete every token and connection. Ids are not reused afterwards.
- *  Either count pointer may be NULL. Never fails for a valid rt. */
+ *  *removed_tokens and *removed_connections (each may be NULL) get how many
+ *  went. Never fails for a valid rt. */
 NG_API ng_status ng_token_clear(ng_runtime *rt, size_t *removed_tokens, size_t *removed_connections);
 /** Cursor: *next_id = the smallest live token id greater than `after`
  *  (start with 0). NG_ENOTFOUND at the end. Tokens created during a loop are
@@ -613,8 +641,9 @@ typedef bool (*ng_token_fn)(const ng_token *tok, ng_id id, void *ud);
 NG_API ng_status ng_token_each(ng_runtime *rt, ng_token_fn fn, void *ud);
 /**
  * Ids of the connections of token `id` in direction `dir`, ascending, into
- * ids[0..cap); *n_out gets the total number (which may exceed cap, like
- * snprintf). NG_ENOTFOUND if the token does not exist.
+ * ids[0..cap) (may be NULL when cap is 0); *n_out (required) gets the total
+ * number (which may exceed cap, like snprintf). NG_ENOTFOUND if the token
+ * does not exist.
  */
 NG_API ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir,
                                       ng_id *ids, size_t cap, size_t *n_out);
@@ -638,13 +667,16 @@ NG_API ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir
  * finite, |v| <= 10; preferred_distance finite within 0.01..100; padding 0;
  * no connection with the same (from, to, type) (NG_EEXIST); the CDNA degree
  * limits (NG_ELIMIT); with STRICT_MODE the CDNA's connection weight (applied
- * to |pull_strength|) and rigidity limits.
+ * to |pull_strength|) and rigidity limits. *out_id (may be NULL) gets the
+ * new id.
  */
 NG_API ng_status ng_connection_create(ng_runtime *rt, ng_id from, ng_id to, const ng_connection *c,
                                       ng_id *out_id);
+/** Copy connection `id` into *out (its endpoint fields hold the endpoints'
+ *  slots). NG_ENOTFOUND if there is none. */
 NG_API ng_status ng_connection_get(ng_runtime *rt, ng_id id, ng_connection *out);
-/** The full ids of connection `id`'s endpoints (either pointer may be NULL).
- *  NG_ENOTFOUND. */
+/** The full ids of connection `id`'s endpoints into *from and *to (each may
+ *  be NULL). NG_ENOTFOUND if there is none. */
 NG_API ng_status ng_connection_ends(ng_runtime *rt, ng_id id, ng_id *from, ng_id *to);
 /** Write the fields selected by `fields` (NG_CF_*), atomically, with the
  *  checks of create. Endpoints never change. NG_ENOTFOUND, NG_EINVAL, NG_EEXIST. */
@@ -652,11 +684,18 @@ NG_API ng_status ng_connection_update(ng_runtime *rt, ng_id id, const ng_connect
 /** Apply a learning rule to connection `id` atomically, using the runtime's
  *  clock; *out (may be NULL) gets the record afterwards. */
 NG_API ng_status ng_connection_learn(ng_runtime *rt, ng_id id, ng_learn_op op, ng_connection *out);
+/** Delete connection `id`. NG_ENOTFOUND. */
 NG_API ng_status ng_connection_delete(ng_runtime *rt, ng_id id);
+/** Number of live connections. */
 NG_API size_t ng_connection_count(ng_runtime *rt);
+/** As ng_token_list, for connection ids: ids[] may be NULL when limit is 0;
+ *  *n_out (required) gets how many were written. */
 NG_API ng_status ng_connection_list(ng_runtime *rt, size_t offset, size_t limit, ng_id *ids, size_t *n_out);
+/** As ng_token_next, for connection ids. */
 NG_API ng_status ng_connection_next(ng_runtime *rt, ng_id after, ng_id *next_id);
+/** Callback: return false to stop. `c` is valid only during the call. */
 typedef bool (*ng_connection_fn)(const ng_connection *c, ng_id id, void *ud);
+/** Call fn for every live connection in ascending id order, under the read lock. */
 NG_API ng_status ng_connection_each(ng_runtime *rt, ng_connection_fn fn, void *ud);
 /** Id of the connection (from, to, type), or NG_ENOTFOUND. */
 NG_API ng_status ng_connection_find(ng_runtime *rt, ng_id from, ng_id to, unsigned type, ng_id *out_id);
@@ -666,7 +705,8 @@ NG_API ng_status ng_connection_find(ng_runtime *rt, ng_id from, ng_id to, unsign
 /** @name Grid: spatial queries, one index per space */
 /** @{ */
 
-/** One query result: a token id and its Euclidean distance (decoded units). */
+/** One query result: a token id and its Euclidean distance (decoded units,
+ *  rounded to float: see "Distances" below). */
 typedef struct ng_hit {
   ng_id id;
   float distance;
@@ -691,8 +731,15 @@ NG_API void ng_hits_free(ng_runtime *rt, ng_hits *hits);
  * All queries: results ordered by distance, ties by ascending id; `limit` 0
  * means no limit, otherwise only the first `limit` results are kept. A radius
  * must be finite and >= 0 (NG_EINVAL otherwise); a bad space is NG_EINVAL.
- * Distances are computed from the raw fixed-point coordinates in double
- * precision, so results are exact and deterministic.
+ *
+ * Distances: each coordinate is decoded to a float as ng_coord_decode does,
+ * the Euclidean distance over those floats is computed in double precision
+ * and rounded to the nearest float, which is ng_hit.distance. A radius query
+ * keeps a token iff that float distance <= radius: inclusion and the reported
+ * distance are one computation, so raw (30, 40, 0) in L1, reported 0.5 from
+ * the origin (its double distance is just above), is in a 0.5 radius query.
+ * Nearest orders by the same float distance; a box tests each decoded
+ * coordinate against [lo, hi]. Results are deterministic.
  */
 /** Tokens within `radius` of `center` in `space`. */
 NG_API ng_status ng_grid_range(ng_runtime *rt, int space, const float center[3], float radius,
@@ -733,8 +780,11 @@ NG_API ng_status ng_cdna_get(ng_runtime *rt, ng_cdna *out);
  * later writes; existing records stay.
  */
 NG_API ng_status ng_cdna_set(ng_runtime *rt, const ng_cdna *c);
-/** Apply `profile`'s preset (defaults plus the profile's changes), keeping
- *  created_at. NG_EINVAL for an unknown profile. */
+/** Apply `profile`'s preset to the current CDNA: profile_id and only the
+ *  fields that profile defines (see ng_cdna_init; flag bits are added); every
+ *  other field, scales included, stays. created_at is kept. To return to every
+ *  default, ng_cdna_set a block from ng_cdna_init. NG_EINVAL for an unknown
+ *  profile or a result that does not validate (nothing changes). */
 NG_API ng_status ng_cdna_set_profile(ng_runtime *rt, uint32_t profile);
 
 /** @} */
@@ -751,11 +801,17 @@ NG_API ng_status ng_cdna_set_profile(ng_runtime *rt, uint32_t profile);
  * a temporary file in the same directory, fsynced, renamed over `path`, and
  * the directory is fsynced: a crash at any moment leaves either the previous
  * file or the complete new one. May be called from inside a *_each callback.
+ * Symbolic links are followed: the final target is replaced (in its own
+ * directory) and the links stay links. An existing file keeps its permission
+ * bits; a new one gets 0666 & ~umask. Other hard links to the old file keep
+ * the old content (see docs/format.md).
  *
  * @return NG_OK; NG_EINVAL for a NULL rt or a NULL/empty path; NG_ENOMEM;
  *         NG_EIO when a system call fails (ng_last_error(rt) names the path
- *         and the system's reason). On failure no temporary file is left
- *         behind and an existing file at `path` is untouched.
+ *         and the system's reason) or when `path` exists and is not a
+ *         regular file (a directory, FIFO, device or socket is never
+ *         replaced). On failure no temporary file is left behind and an
+ *         existing file at `path` is untouched.
  */
 NG_API ng_status ng_snapshot_save(ng_runtime *rt, const char *path);
 

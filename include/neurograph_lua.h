@@ -48,6 +48,19 @@ NG_API ng_runtime *ng_lua_to_runtime(lua_State *L, int idx);
  */
 NG_API void ng_lua_set_file_access(lua_State *L, int allowed);
 
+/**
+ * Sets the allocator of every runtime that `ng.Runtime{}` and `ng.load` create
+ * in Lua state L from now on (f NULL: back to realloc/free). A host passes the
+ * function and ud it gave lua_newstate to put the script's runtimes and its
+ * Lua heap on one budget (ngrun --mem-limit does). Runtimes created before the
+ * call, and runtimes pushed with ng_lua_push_runtime, keep their own. The
+ * setting lives in the registry, out of scripts' reach. ud must stay valid
+ * until every runtime created through it is released (at the latest when L is
+ * closed, unless the host retained one). Raises a Lua error (memory) like any
+ * push; the previous setting then stays.
+ */
+NG_API void ng_lua_set_allocator(lua_State *L, ng_alloc_fn f, void *ud);
+
 #ifdef __cplusplus
 }
 #endif

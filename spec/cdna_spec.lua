@@ -85,6 +85,28 @@ describe("rt.cdna", function()
     assert.is_true(rt.cdna:validate())
   end)
 
+  it("set_profile changes only what the profile defines", function()
+    assert.is_true(rt.cdna:update_scales{1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5})
+    assert.is_true(rt.cdna:set("max_in_degree", 700))
+    assert.is_true(rt.cdna:set_flags(0xFF))
+    local before = rt.cdna:get_config()
+    assert.is_true(rt.cdna:set_profile("Explorer"))
+    local c = rt.cdna:get_config()
+    assert.same({1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5}, c.scales)
+    assert.equals(700, c.max_in_degree)
+    assert.equals(0xFF, c.flags)
+    assert.equals(2000, c.max_out_degree)
+    assert.equals(4000, c.max_total_degree)
+    assert.is_true(math.abs(c.mutation_rate - 0.05) < 1e-7)
+    for k, v in pairs(before) do
+      if k ~= "profile" and k ~= "profile_id" and k ~= "modified_at" and k ~= "checksum"
+         and k ~= "max_out_degree" and k ~= "max_total_degree" and k ~= "mutation_rate" then
+        assert.same(v, c[k], k)
+      end
+    end
+    assert.is_true(rt.cdna:validate())
+  end)
+
   it("set_profile raises for unknown profiles", function()
     h.raises("bad argument #2 to 'set_profile' (profile must be 0..3, 255 or", function()
       rt.cdna:set_profile(7)

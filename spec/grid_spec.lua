@@ -19,6 +19,21 @@ describe("rt.grid", function()
       assert.same({{o, 0}, {q, 3}, {p, 5}}, hits)
     end)
 
+    it("includes a token exactly at the radius, as far as the distance it reports", function()
+      -- (0.3, 0.4, 0) is raw (30, 40, 0) in L1: reported 0.5 from the origin, in every space
+      for _, space in ipairs{ "L1", "L2", "L3", "L8" } do
+        local fresh = ng.Runtime()
+        local a = fresh.tokens:create{ coords = { [space] = {0, 0, 0} } }
+        local b = fresh.tokens:create{ coords = { [space] = {0.3, 0.4, 0} } }
+        local wide = fresh.grid:range_query({0, 0, 0}, 1.0, { space = space })
+        assert.same({{a, 0}, {b, 0.5}}, wide)
+        assert.same(wide, fresh.grid:range_query({0, 0, 0}, 0.5, { space = space }))
+        assert.same({{b, 0.5}}, fresh.grid:find_neighbors(a, 0.5, { space = space }))
+        assert.same({{a, 0}}, fresh.grid:range_query({0, 0, 0}, 0.4999999, { space = space }))
+        fresh:close()
+      end
+    end)
+
     it("queries the space given, by name, alias or number", function()
       local hits = rt.grid:range_query({1, 1, 1}, 0.5, { space = "L2" })
       assert.equals(2, #hits)

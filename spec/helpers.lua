@@ -53,9 +53,11 @@ function helpers.state(rt)
   return s
 end
 
---- Path of a file in the source tree.
+--- Path of a file in the source tree: ctest passes the tree in NG_SOURCE_DIR (the shell's PWD
+--- is wherever ctest was started, which need not be the tree); by hand, busted runs from it.
+local source = os.getenv("NG_SOURCE_DIR") or "."
 function helpers.source(path)
-  return (os.getenv("PWD") or ".") .. "/" .. path
+  return source .. "/" .. path
 end
 
 --- Runs a shell command; returns stdout, exit code.

@@ -34,16 +34,16 @@ local function temp_file(content)
 end
 
 -- Runs ngrun with the argument list `args`. opts.stdin: text fed to stdin
--- (default: empty); opts.env: "NAME=value ..." prefix; opts.prefix: a shell
--- command run first. Returns { out =, err =, code =, ms = wall milliseconds }.
+-- (default: empty); opts.env: "NAME=value ..." prefix; opts.prefix: shell text
+-- put first ("ulimit -f 1;", "timeout 20"). Returns { out =, err =, code =, ms = wall milliseconds }.
 local function run(args, opts)
   opts = opts or {}
   local errf, metaf = temp_file(), temp_file()
   local inf = temp_file(opts.stdin or "")
   local words = {}
   for i, a in ipairs(args) do words[i] = quote(a) end
-  local cmd = ("s=$(date +%%s%%N); %s %s %s < %s 2> %s; rc=$?; e=$(date +%%s%%N); "
-    .. "echo $rc $(( (e - s) / 1000000 )) > %s"):format(
+  local cmd = ("s=$(date +%%s%%N); %s %s %s %s < %s 2> %s; rc=$?; e=$(date +%%s%%N); "
+    .. "echo $rc $(( (e - s) / 1000000 )) > %s"):format(opts.prefix or "",
     opts.env and ("env " .. opts.env) or "", quote(NGRUN), table.concat(words, " "),
     quote(inf), quote(errf), quote(metaf))
   local p = assert(io.popen(cmd, "r"))
@@ -521,6 +521,238 @@ describe("ngrun", function()
       local r = run({ "--sandbox", "-e", "print('main')" },
                     { env = "LUA_INIT=" .. quote("print('init')") })
       assert.are.equal("main\n", r.out)
+    end)
+  end)
+
+  -- Issue 11 item 3: the limits hold for everything a script does, and at exit.
+  describe("limits that hold everywhere", function()
+    local dir
+    before_each(function()
+      dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute("mkdir " .. quote(dir)))
+    end)
+    after_each(function() os.execute("rm -rf " .. quote(dir)) end)
+
+    local function entries()
+      local p = io.popen("ls -A " .. quote(dir))
+      local names = {}
+      for name in p:lines() do names[#names + 1] = name end
+      p:close()
+      table.sort(names)
+      return names
+    end
+
+    it("--mem-limit covers a runtime the script creates", function()
+      local r = run({ "--sandbox", "--mem-limit=16M", "-e", "local r = require('neurograph')"
+                      .. ".Runtime() print(pcall(function() for _ = 1, 3e6 do r.tokens:create{} end "
+                      .. "end)) print(r.tokens:count() < 3e6)" })
+      assert.are.equal(0, r.code, r.err)
+      has("not enough memory", r.out)
+      has("true\n", r.out)
+    end)
+
+    it("--mem-limit covers a runtime the script loads", function()
+      local w = dir .. "/big.ngs"
+      local make = run({ "--save=" .. w, "-e", "for _ = 1, 2e5 do runtime.tokens:create{} end" })
+      assert.are.equal(0, make.code, make.err)
+      local r = run({ "--mem-limit=8M", "-e", "print(pcall(require('neurograph').load, "
+                      .. ("%q"):format(w) .. "))" })
+      assert.are.equal(0, r.code, r.err)
+      has("false", r.out)
+      has("memory", r.out)
+    end)
+
+    it("--timeout covers finalizers run at exit", function()
+      local r = run({ "--timeout=1", "-e",
+                      "setmetatable({}, {__gc = function() while true do end end})" },
+                    { prefix = "timeout 20" })
+      assert.are.equal(1, r.code)
+      has("ngrun: finalizers at exit timed out after 1 s", r.err)
+      assert.is_true(r.ms < 10000, "took " .. r.ms .. " ms")
+    end)
+
+    it("saves the world at exit outside the script's memory limit", function()
+      local w = dir .. "/w.ngs"
+      local r = run({ "--sandbox", "--mem-limit=5M", "--world=" .. w, "-e",
+                      "pcall(function() while true do runtime.tokens:create{} end end) "
+                      .. "print(runtime.tokens:count())" })
+      assert.are.equal(0, r.code, r.err)
+      local n = tonumber(r.out:match("^(%d+)"))
+      assert.is_true(n > 1000)
+      local back = run({ "--load=" .. w, "-e", "print(runtime.tokens:count())" })
+      assert.are.equal(n .. "\n", back.out)
+    end)
+
+    it("says the world was not saved, and why, past a file-size limit (no temporary file)", function()
+      local w = dir .. "/w.ngs"
+      local r = run({ "--world=" .. w, "-e", "for _ = 1, 100 do runtime.tokens:create{} end" },
+                    { prefix = "ulimit -f 1;" })
+      assert.are.equal(1, r.code)
+      has("ngrun: the world was not saved to " .. w .. ": ", r.err)
+      has("File too large", r.err)
+      assert.same({}, entries())
+    end)
+
+    it("-i with --world: a REPL line that errors means no save and exit 1", function()
+      local w = dir .. "/w.ngs"
+      local r = run({ "-i", "--world=" .. w },
+                    { stdin = "runtime.tokens:create{}\nerror('oops')\nprint('after')\n" })
+      assert.are.equal(1, r.code)
+      has("after", r.out)
+      has(w .. " was not saved: a line of the session failed", r.err)
+      assert.same({}, entries())
+    end)
+
+    it("-i with --world: os.exit(0) after a failed REPL line does not save", function()
+      local w = dir .. "/w.ngs"
+      local r = run({ "-i", "--world=" .. w },
+                    { stdin = "runtime.tokens:create{}\nerror('oops')\nos.exit(0)\n" })
+      assert.are.equal(1, r.code)
+      has(w .. " was not saved: a line of the session failed", r.err)
+      assert.same({}, entries())
+    end)
+
+    it("-i with --world: a REPL line that times out means no save and exit 1", function()
+      local w = dir .. "/w.ngs"
+      local r = run({ "-i", "--timeout=0.3", "--world=" .. w },
+                    { stdin = "runtime.tokens:create{}\nwhile true do end\n" })
+      assert.are.equal(1, r.code)
+      has("timed out", r.err)
+      assert.same({}, entries())
+    end)
+
+    it("-i with --world: a session without errors is saved", function()
+      local w = dir .. "/w.ngs"
+      local r = run({ "-i", "--world=" .. w }, { stdin = "runtime.tokens:create{}\n" })
+      assert.are.equal(0, r.code, r.err)
+      assert.same({ "w.ngs" }, entries())
+    end)
+
+    it("os.exit(0) and os.exit(true) save like a normal end", function()
+      local w = dir .. "/w.ngs"
+      local r = run({ "--world=" .. w, "-e", "runtime.tokens:create{} os.exit(0) print('no')" })
+      assert.are.equal(0, r.code, r.err)
+      assert.are.equal("", r.out)
+      r = run({ "--world=" .. w, "-e", "runtime.tokens:create{} os.exit(true)" })
+      assert.are.equal(0, r.code, r.err)
+      local back = run({ "--load=" .. w, "-e", "print(runtime.tokens:count())" })
+      assert.are.equal("2\n", back.out)
+    end)
+
+    it("os.exit with a failure code exits with it and does not save", function()
+      local w = dir .. "/w.ngs"
+      assert.are.equal(3, run({ "--world=" .. w, "-e", "runtime.tokens:create{} os.exit(3)" }).code)
+      assert.are.equal(1, run({ "--world=" .. w, "-e", "os.exit(false)" }).code)
+      assert.same({}, entries())
+    end)
+
+    it("refuses non-decimal numbers for --timeout and --mem-limit", function()
+      for _, arg in ipairs({ "--timeout=0x10", "--timeout=inf", "--timeout=nan",
+                             "--mem-limit=0x10M", "--mem-limit=0x100000" }) do
+        local r = run({ arg, "-e", "print('ran')" })
+        assert.are.equal(1, r.code, arg)
+        has("bad value", r.err)
+        assert.are.equal("", r.out, arg)
+      end
+      assert.are.equal(0, run({ "--timeout=2.5", "-e", "x = 1" }).code)
+    end)
+  end)
+
+  -- Issue 12 item 13: the save target is checked first; the saved runtime is the global's.
+  describe("--save and --world targets", function()
+    local dir
+    before_each(function()
+      dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute("mkdir " .. quote(dir)))
+    end)
+    after_each(function() os.execute("rm -rf " .. quote(dir)) end)
+
+    it("refuses an unwritable target before any script code runs", function()
+      local cases = { "--save=" .. dir .. "/missing/w.ngs", "--world=" .. dir }
+      assert(os.execute("mkfifo " .. quote(dir .. "/fifo")))
+      cases[#cases + 1] = "--world=" .. dir .. "/fifo"
+      for _, opt in ipairs(cases) do
+        local r = run({ opt, "-e", "print('ran')" })
+        assert.are.equal(1, r.code, opt)
+        assert.are.equal("", r.out, opt)
+        has("ngrun: cannot save to ", r.err)
+      end
+      assert.is_true(os.execute("test -p " .. quote(dir .. "/fifo")))
+      has("not a regular file", run({ "--world=" .. dir .. "/fifo", "-e", "x = 1" }).err)
+      has("No such file or directory",
+          run({ "--save=" .. dir .. "/missing/w.ngs", "-e", "x = 1" }).err)
+    end)
+
+    it("refuses a directory that is not writable", function()
+      if run({ "-e", "x = 1" }, { prefix = "test $(id -u) -eq 0 &&" }).code == 0 then
+        return -- root writes anywhere
+      end
+      assert(os.execute("mkdir " .. quote(dir .. "/ro") .. " && chmod 500 " .. quote(dir .. "/ro")))
+      local r = run({ "--world=" .. dir .. "/ro/w.ngs", "-e", "print('ran')" })
+      assert.are.equal(1, r.code)
+      assert.are.equal("", r.out)
+      has("Permission denied", r.err)
+    end)
+
+    it("saves the Runtime the script put in the global 'runtime'", function()
+      local w = dir .. "/w.ngs"
+      local r = run({ "--world=" .. w, "-e", "runtime = require('neurograph').Runtime() "
+                      .. "runtime.tokens:create{} runtime.tokens:create{}" })
+      assert.are.equal(0, r.code, r.err)
+      assert.are.equal("2\n", run({ "--load=" .. w, "-e", "print(runtime.tokens:count())" }).out)
+    end)
+
+    it("does not save when 'runtime' is not an open Runtime, and says why", function()
+      local w = dir .. "/w.ngs"
+      assert.are.equal(0, run({ "--world=" .. w, "-e", "runtime.tokens:create{}" }).code)
+      local before = read_file(w)
+      local r = run({ "--world=" .. w, "-e", "runtime.tokens:create{} runtime = 42" })
+      assert.are.equal(1, r.code)
+      has(w .. " was not saved: the global 'runtime' is not an open neurograph.Runtime "
+          .. "(it is a number value)", r.err)
+      r = run({ "--world=" .. w, "-e", "runtime:close()" })
+      assert.are.equal(1, r.code)
+      has("(it is a closed Runtime)", r.err)
+      assert.are.equal(before, read_file(w))
+    end)
+  end)
+
+  -- Issue 12 item 13: scripts/run installs and builds only what running needs.
+  describe("scripts/run", function()
+    it("installs only the packages for running and builds only ngrun", function()
+      local stubs = os.tmpname()
+      os.remove(stubs)
+      assert(os.execute("mkdir " .. quote(stubs)))
+      local log = stubs .. "/log"
+      local function stub(name, body)
+        write_file(stubs .. "/" .. name, "#!/bin/sh\n" .. body .. "\n")
+        assert(os.execute("chmod +x " .. quote(stubs .. "/" .. name)))
+      end
+      stub("dpkg-query", "exit 1") -- every package is missing
+      stub("apt-get", ("echo apt-get \"$@\" >> %s"):format(quote(log)))
+      stub("sudo", "exec \"$@\"")
+      stub("cmake", ("echo cmake \"$@\" >> %s"):format(quote(log)))
+      local p = io.popen(("PATH=%s:$PATH NG_BUILD_DIR=%s scripts/run -e \"print('ran')\" 2>/dev/null")
+        :format(quote(stubs), quote(build)))
+      local out = p:read("a")
+      p:close()
+      local calls = read_file(log)
+      os.execute("rm -rf " .. quote(stubs))
+      assert.are.equal("ran\n", out)
+      local installed = calls:match("apt%-get install [^\n]*")
+      assert.is_not_nil(installed, calls)
+      local names = {}
+      for word in installed:gmatch("%S+") do
+        if not word:find("^%-") and word ~= "apt-get" and word ~= "install" then
+          names[#names + 1] = word
+        end
+      end
+      table.sort(names)
+      assert.same({ "cmake", "gcc", "liblua5.4-dev", "libreadline-dev", "lua5.4", "make",
+                    "pkg-config" }, names)
+      has("--target ngrun", calls)
     end)
   end)
 

@@ -121,6 +121,32 @@ describe("rt:save and ng.load", function()
     rt:close()
   end)
 
+  it("saves through a symbolic link, replacing its target and keeping the link", function()
+    local rt = world()
+    local real = dir .. "/real.ngs"
+    assert.is_true(rt:save(real))
+    assert(os.execute("ln -s real.ngs " .. dir .. "/link.ngs"))
+    rt.tokens:create{ weight = 3 }
+    assert.is_true(rt:save(dir .. "/link.ngs"))
+    assert.equals(rt.tokens:count(), ng.load(real).tokens:count())
+    assert.truthy(os.execute("test -L " .. dir .. "/link.ngs"))
+    assert.same({ "link.ngs", "real.ngs" }, entries(dir))
+    rt:close()
+  end)
+
+  it("answers nil and a message for a FIFO, leaving it a FIFO", function()
+    local rt = world()
+    local fifo = dir .. "/fifo"
+    assert(os.execute("mkfifo " .. fifo))
+    local ok, msg = rt:save(fifo)
+    assert.is_nil(ok)
+    assert.matches(fifo, msg, 1, true)
+    assert.matches("not a regular file", msg, 1, true)
+    assert.truthy(os.execute("test -p " .. fifo))
+    assert.same({ "fifo" }, entries(dir))
+    rt:close()
+  end)
+
   it("answers nil and a message for a missing file", function()
     local rt, msg = ng.load(dir .. "/missing.ngs")
     assert.is_nil(rt)

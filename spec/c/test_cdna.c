@@ -187,6 +187,72 @@ static void test_custom_profile(void) {
   CHECK(memcmp(&c, &d, sizeof c) == 0);
 }
 
+/* ng_cdna_set_profile changes only what the profile defines (issue 12 item 12): scales, bucket
+ * sizes, limits and flags the caller set survive; the preset's own fields are applied. */
+static void expect_block(ng_runtime *rt, ng_cdna want) {
+  ng_cdna got;
+  CHECK_STATUS(ng_cdna_get(rt, &got), NG_OK);
+  CHECK_STATUS(ng_cdna_validate(&got, NULL, 0), NG_OK);
+  want.modified_at = got.modified_at;
+  want.checksum = got.checksum;
+  CHECK(memcmp(&got, &want, sizeof got) == 0);
+}
+
+static void test_set_profile_keeps_other_fields(void) {
+  ng_runtime *rt = NULL;
+  CHECK_STATUS(ng_runtime_new(NULL, &rt), NG_OK);
+  ng_cdna c;
+  CHECK_STATUS(ng_cdna_get(rt, &c), NG_OK);
+  const float scales[NG_SPACES] = {1.0f, 1.5f, 2.0f, 2.5f, 3.0f, 3.5f, 4.0f, 4.5f};
+  memcpy(c.dimension_scales, scales, sizeof scales);
+  c.bucket_sizes[2] = 5.0f;
+  c.max_in_degree = 700;
+  c.crossover_rate = 0.3f;
+  c.flags |= 0x80;
+  CHECK_STATUS(ng_cdna_set(rt, &c), NG_OK);
+  CHECK_STATUS(ng_cdna_get(rt, &c), NG_OK);
+
+  CHECK_STATUS(ng_cdna_set_profile(rt, NG_PROFILE_EXPLORER), NG_OK);
+  c.profile_id = NG_PROFILE_EXPLORER;
+  c.max_out_degree = 2000;
+  c.max_total_degree = 4000;
+  c.mutation_rate = 0.05f;
+  expect_block(rt, c);
+
+  CHECK_STATUS(ng_cdna_set_profile(rt, NG_PROFILE_ANALYST), NG_OK);
+  c.profile_id = NG_PROFILE_ANALYST;
+  c.max_out_degree = 500;
+  c.max_total_degree = 1000;
+  c.flags |= NG_CDNA_STRICT_MODE; /* mutation_rate: Analyst does not define it, 0.05 stays */
+  expect_block(rt, c);
+
+  CHECK_STATUS(ng_cdna_set_profile(rt, NG_PROFILE_CREATIVE), NG_OK);
+  c.profile_id = NG_PROFILE_CREATIVE;
+  c.mutation_rate = 0.1f;
+  c.crossover_rate = 0.2f;
+  c.flags |= NG_CDNA_ENABLE_MUTATION;
+  expect_block(rt, c);
+
+  CHECK_STATUS(ng_cdna_set_profile(rt, NG_PROFILE_DEFAULT), NG_OK); /* only the id */
+  c.profile_id = NG_PROFILE_DEFAULT;
+  expect_block(rt, c);
+  CHECK_STATUS(ng_cdna_set_profile(rt, NG_PROFILE_CUSTOM), NG_OK);
+  c.profile_id = NG_PROFILE_CUSTOM;
+  expect_block(rt, c);
+
+  CHECK_STATUS(ng_cdna_set_profile(rt, 7), NG_EINVAL); /* unknown: nothing changes */
+  CHECK_CONTAINS(ng_last_error(rt), "unknown profile 7");
+  expect_block(rt, c);
+
+  /* The way back to every default: ng_cdna_init + ng_cdna_set (Lua: rt.cdna:reset()). */
+  ng_cdna d;
+  CHECK_STATUS(ng_cdna_init(&d, NG_PROFILE_DEFAULT, 0), NG_OK);
+  CHECK_STATUS(ng_cdna_set(rt, &d), NG_OK);
+  d.created_at = c.created_at;
+  expect_block(rt, d);
+  ng_runtime_release(rt);
+}
+
 static void test_init_rejects_unknown_profiles(void) {
   ng_cdna c, before;
   memset(&c, 0x5A, sizeof c);
@@ -412,6 +478,7 @@ int main(void) {
   RUN(test_creative_profile);
   RUN(test_custom_profile);
   RUN(test_init_rejects_unknown_profiles);
+  RUN(test_set_profile_keeps_other_fields);
   RUN(test_checksum_vectors);
   RUN(test_checksum_coverage);
   RUN(test_valid_blocks);

@@ -81,7 +81,8 @@ typedef struct ref_query {
 } ref_query;
 
 /* Decoded coordinates are what ng_token_get_coords reports; distances are
- * double precision over them, as the header promises. */
+ * double precision over them, rounded to float, and a radius includes a point
+ * iff that float is <= it, as the header promises. */
 static bool ref_visit(const ng_token *tok, ng_id id, void *ud) {
   ref_query *q = ud;
   if (id == q->exclude) return true;
@@ -94,7 +95,9 @@ static bool ref_visit(const ng_token *tok, ng_id id, void *ud) {
   for (int a = 0; a < 3; a++)
     d2 += ((double)v[a] - q->c[a]) * ((double)v[a] - q->c[a]);
   double d = sqrt(d2);
-  if ((q->kind == REF_RANGE || q->kind == REF_NEIGHBORS) && !(d <= q->radius)) return true;
+  float reported = d > (double)FLT_MAX ? INFINITY : (float)d;
+  if ((q->kind == REF_RANGE || q->kind == REF_NEIGHBORS) && (double)reported > q->radius)
+    return true;
   if (q->count == q->cap) {
     size_t ncap = q->cap ? q->cap * 2 : 64;
     ng_hit *p = realloc(q->items, ncap * sizeof *p);
@@ -106,7 +109,7 @@ static bool ref_visit(const ng_token *tok, ng_id id, void *ud) {
     q->cap = ncap;
   }
   q->items[q->count].id = id;
-  q->items[q->count].distance = d > (double)FLT_MAX ? INFINITY : (float)d;
+  q->items[q->count].distance = reported;
   q->count++;
   return true;
 }
@@ -353,6 +356,82 @@ static void test_range_sorted_ties_limit(void) {
     CHECK(h.items[i - 1].id < h.items[i].id);
   ng_hits_free(rt, &h);
   ng_runtime_release(rt);
+}
+
+/* A hit exactly at the radius (issue 12 item 10): raw (3k, 4k, 0) decodes to
+ * (0.3, 0.4, 0) in every space, whose double distance from the origin,
+ * sqrt(0.3f^2 + 0.4f^2), lies just above 0.5 but is reported as 0.5f. Range,
+ * neighbours, nearest and box queries all keep it at radius 0.5 and report
+ * 0.5, and a radius one float below 0.5 drops it, in every space. */
+static void test_exact_radius(void) {
+  for (int space = 0; space < NG_SPACES; space++) {
+    ng_runtime *rt = new_rt();
+    int16_t k = (int16_t)(ng_space_scale(space) / 10.0f); /* raw 3k = 0.3 decoded */
+    ng_id origin = mk_raw(rt, space, 0, 0, 0);
+    ng_id diag = mk_raw(rt, space, (int16_t)(3 * k), (int16_t)(4 * k), 0);
+    ng_id axis = mk_raw(rt, space, (int16_t)(5 * k), 0, 0); /* exactly 0.5 away */
+    mk_raw(rt, space, (int16_t)(5 * k + 1), 0, 0); /* just beyond 0.5 */
+    float v[3] = {ng_coord_decode(space, (int16_t)(3 * k)),
+                  ng_coord_decode(space, (int16_t)(4 * k)), 0.0f};
+    double exact = sqrt((double)v[0] * v[0] + (double)v[1] * v[1]);
+    CHECK(exact > 0.5);          /* the float rounding matters here */
+    CHECK((float)exact == 0.5f); /* and is reported as 0.5 */
+
+    const float c[3] = {0, 0, 0};
+    ng_hits h = {0};
+    CHECK_STATUS(ng_grid_range(rt, space, c, 0.5f, 0, &h), NG_OK);
+    CHECK_EQ_INT(h.count, 3);
+    if (h.count == 3) {
+      CHECK_EQ_INT(h.items[0].id, origin);
+      CHECK_EQ_INT(h.items[1].id, diag); /* ties at 0.5 by ascending id */
+      CHECK(h.items[1].distance == 0.5f);
+      CHECK_EQ_INT(h.items[2].id, axis);
+      CHECK(h.items[2].distance == 0.5f);
+    }
+    /* Every hit of a larger radius at distance <= 0.5 is in the 0.5 query. */
+    CHECK_STATUS(ng_grid_range(rt, space, c, 1.0f, 0, &h), NG_OK);
+    size_t within = 0;
+    for (size_t i = 0; i < h.count; i++)
+      within += h.items[i].distance <= 0.5f;
+    CHECK_EQ_INT(within, 3);
+
+    CHECK_STATUS(ng_grid_range(rt, space, c, nextafterf(0.5f, 0.0f), 0, &h), NG_OK);
+    CHECK_EQ_INT(h.count, 1);
+
+    CHECK_STATUS(ng_grid_neighbors(rt, origin, space, 0.5f, 0, &h), NG_OK);
+    CHECK_EQ_INT(h.count, 2);
+    if (h.count == 2) {
+      CHECK_EQ_INT(h.items[0].id, diag);
+      CHECK(h.items[0].distance == 0.5f);
+      CHECK_EQ_INT(h.items[1].id, axis);
+    }
+    CHECK_STATUS(ng_grid_neighbors(rt, diag, space, 0.5f, 0, &h), NG_OK);
+    CHECK_EQ_INT(h.count, 3); /* axis and far (about 0.45), then the origin, 0.5 back */
+    if (h.count == 3) {
+      CHECK_EQ_INT(h.items[2].id, origin);
+      CHECK(h.items[2].distance == 0.5f);
+    }
+
+    /* Nearest: the same float distances, so the lower id wins the tie. */
+    CHECK_STATUS(ng_grid_nearest(rt, space, c, 2, &h), NG_OK);
+    CHECK_EQ_INT(h.count, 2);
+    if (h.count == 2) {
+      CHECK_EQ_INT(h.items[1].id, diag);
+      CHECK(h.items[1].distance == 0.5f);
+    }
+
+    /* Box: a point on the closed box's faces is inside; its distance is from the centre. */
+    const float lo[3] = {0, 0, 0}, hi[3] = {v[0], v[1], 0};
+    CHECK_STATUS(ng_grid_box(rt, space, lo, hi, 0, &h), NG_OK);
+    CHECK_EQ_INT(h.count, 2);
+    if (h.count == 2) {
+      CHECK_EQ_INT(h.items[0].id, origin);
+      CHECK_EQ_INT(h.items[1].id, diag);
+      CHECK(h.items[0].distance == h.items[1].distance); /* both corners, 0.25 from the centre */
+    }
+    ng_hits_free(rt, &h);
+    ng_runtime_release(rt);
+  }
 }
 
 static void test_neighbors(void) {
@@ -620,7 +699,7 @@ static void test_many_in_one_cell(void) {
   for (int i = 0; i < N; i++) {
     double dx = (double)(float)((float)(i % 100) / 100.0f) - (double)0.5f;
     double dy = (double)(float)((float)(i / 100) / 100.0f) - (double)0.1f;
-    if (sqrt(dx * dx + dy * dy) <= (double)0.1f) want++;
+    if ((float)sqrt(dx * dx + dy * dy) <= 0.1f) want++; /* the reported distance decides */
   }
   CHECK_EQ_INT(h.count, want);
   CHECK(want > 250);
@@ -1451,6 +1530,7 @@ static void test_concurrent_lazy_build(void) {
 int main(void) {
   RUN(test_errors);
   RUN(test_range_sorted_ties_limit);
+  RUN(test_exact_radius);
   RUN(test_neighbors);
   RUN(test_nearest);
   RUN(test_box);

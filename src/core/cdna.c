@@ -101,6 +101,32 @@ uint64_t ng_cdna_checksum(const ng_cdna *c) {
   return h;
 }
 
+/* The one home of the profiles' presets (reference 4, with_profile): the
+ * fields each profile defines, and nothing else; flag bits are added, never
+ * cleared. Default and Custom define only the profile id. */
+void ngi_cdna_apply_preset(ng_cdna *d, uint32_t profile) {
+  d->profile_id = profile;
+  switch (profile) {
+  case NG_PROFILE_EXPLORER:
+    d->max_out_degree = 2000;
+    d->max_total_degree = 4000;
+    d->mutation_rate = 0.05f;
+    break;
+  case NG_PROFILE_ANALYST:
+    d->max_out_degree = 500;
+    d->max_total_degree = 1000;
+    d->flags |= NG_CDNA_STRICT_MODE;
+    break;
+  case NG_PROFILE_CREATIVE:
+    d->mutation_rate = 0.1f;
+    d->crossover_rate = 0.2f;
+    d->flags |= NG_CDNA_ENABLE_MUTATION;
+    break;
+  default:
+    break;
+  }
+}
+
 /* needs: c non-NULL; profile one of NG_PROFILE_*. guarantees: the reference's
  * CDNA::new() with the profile's preset applied, timestamps `now`, checksum
  * computed; every reserved byte 0. fails: NG_EINVAL with c untouched. */
@@ -113,7 +139,6 @@ ng_status ng_cdna_init(ng_cdna *c, uint32_t profile, uint64_t now) {
   d.version_minor = NG_CDNA_VERSION_MINOR;
   d.created_at = now;
   d.modified_at = now;
-  d.profile_id = profile;
   d.profile_state = NG_PSTATE_ACTIVE | NG_PSTATE_VALIDATED;
   d.flags = NG_CDNA_ENABLE_VALIDATION | NG_CDNA_ENABLE_EVENTS;
   for (int s = 0; s < NG_SPACES; s++) {
@@ -146,25 +171,7 @@ ng_status ng_cdna_init(ng_cdna *c, uint32_t profile, uint64_t now) {
   d.selection_pressure = 0.5f;
   d.evolution_flags = 0;
   d.trace_sample_rate = 0.01f;
-  switch (profile) {
-  case NG_PROFILE_EXPLORER:
-    d.max_out_degree = 2000;
-    d.max_total_degree = 4000;
-    d.mutation_rate = 0.05f;
-    break;
-  case NG_PROFILE_ANALYST:
-    d.max_out_degree = 500;
-    d.max_total_degree = 1000;
-    d.flags |= NG_CDNA_STRICT_MODE;
-    break;
-  case NG_PROFILE_CREATIVE:
-    d.mutation_rate = 0.1f;
-    d.crossover_rate = 0.2f;
-    d.flags |= NG_CDNA_ENABLE_MUTATION;
-    break;
-  default:
-    break;
-  }
+  ngi_cdna_apply_preset(&d, profile);
   d.checksum = ng_cdna_checksum(&d);
   *c = d;
   return NG_OK;

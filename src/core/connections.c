@@ -210,8 +210,9 @@ ng_status ng_connection_ends(ng_runtime *rt, ng_id id, ng_id *from, ng_id *to) {
   return NG_OK;
 }
 
-/* Needs: `fields` a subset of NG_CF_ALL. Guarantees: the selected fields are
- * written together or not at all; endpoints never change. Fails: NG_ENOTFOUND,
+/* Needs: `fields` a subset of NG_CF_ALL | NG_CF_FLAG_BITS(0xFF). Guarantees:
+ * the selected fields (and flag bits) are written together or not at all;
+ * endpoints never change. Fails: NG_ENOTFOUND,
  * NG_EINVAL (unknown bits, bad value, type not allowed), NG_EEXIST (the new
  * type duplicates another connection between the same endpoints), NG_EBUSY. */
 ng_status ng_connection_update(ng_runtime *rt, ng_id id, const ng_connection *values,
@@ -219,9 +220,9 @@ ng_status ng_connection_update(ng_runtime *rt, ng_id id, const ng_connection *va
   static const char fn[] = "ng_connection_update";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (check_id(rt, fn, id) != NG_OK) return NG_EINVAL;
-  if (fields & ~(uint32_t)NG_CF_ALL)
-    return ngi_fail(rt, NG_EINVAL, "%s: unknown field bits 0x%X", fn,
-                    fields & ~(uint32_t)NG_CF_ALL);
+  const uint32_t known = NG_CF_ALL | NG_CF_FLAG_BITS(0xFF);
+  if (fields & ~known)
+    return ngi_fail(rt, NG_EINVAL, "%s: unknown field bits 0x%X", fn, fields & ~known);
   if (!values && fields) return ngi_fail(rt, NG_EINVAL, "%s: values must not be NULL", fn);
   ng_status st = ngi_write_lock(rt, fn);
   if (st != NG_OK) return st;
@@ -236,7 +237,8 @@ ng_status ng_connection_update(ng_runtime *rt, ng_id id, const ng_connection *va
   if (fields & NG_CF_TYPE) n.connection_type = values->connection_type;
   if (fields & NG_CF_RIGIDITY) n.rigidity = values->rigidity;
   if (fields & NG_CF_ACTIVE_LEVELS) n.active_levels = values->active_levels;
-  if (fields & NG_CF_FLAGS) n.flags = values->flags;
+  uint8_t flag_bits = (fields & NG_CF_FLAGS) ? 0xFF : (uint8_t)(fields >> 24);
+  if (flag_bits) n.flags = (uint8_t)((n.flags & ~flag_bits) | (values->flags & flag_bits));
   if (fields & NG_CF_ACTIVATION_COUNT) n.activation_count = values->activation_count;
   if (fields & NG_CF_PULL_STRENGTH) n.pull_strength = values->pull_strength;
   if (fields & NG_CF_PREFERRED_DISTANCE) n.preferred_distance = values->preferred_distance;
@@ -335,12 +337,12 @@ size_t ng_connection_count(ng_runtime *rt) {
 }
 
 /* Live ids in ascending order, skipping `offset` of them: stable pages,
- * since new ids are always larger. ids may be NULL only when limit is 0;
- * n_out may be NULL. */
+ * since new ids are always larger. ids may be NULL only when limit is 0. */
 ng_status ng_connection_list(ng_runtime *rt, size_t offset, size_t limit, ng_id *ids,
                              size_t *n_out) {
   static const char fn[] = "ng_connection_list";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
+  if (!n_out) return ngi_fail(rt, NG_EINVAL, "%s: n_out must not be NULL", fn);
   if (!ids && limit > 0) return ngi_fail(rt, NG_EINVAL, "%s: ids must not be NULL", fn);
   ngi_read_lock(rt);
   const ngi_conns *cs = rt->conns;
@@ -351,7 +353,7 @@ ng_status ng_connection_list(ng_runtime *rt, size_t offset, size_t limit, ng_id 
     ids[n++] = cs->meta[i].id;
   }
   ngi_read_unlock(rt);
-  if (n_out) *n_out = n;
+  *n_out = n;
   return NG_OK;
 }
 
@@ -392,7 +394,8 @@ ng_status ng_connection_each(ng_runtime *rt, ng_connection_fn fn, void *ud) {
   static const char name[] = "ng_connection_each";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", name);
   if (!fn) return ngi_fail(rt, NG_EINVAL, "%s: fn must not be NULL", name);
-  ngi_read_lock(rt);
+  ng_status st = ngi_read_lock_cb(rt, name);
+  if (st != NG_OK) return st;
   const ngi_conns *cs = rt->conns;
   for (size_t i = 0; i < cs->len; i++) {
     if (cs->recs[i].token_a_id == 0) continue;
@@ -435,6 +438,7 @@ ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir, ng_id
   if (dir != NG_OUT && dir != NG_IN && dir != NG_BOTH)
     return ngi_fail(rt, NG_EINVAL, "%s: direction must be NG_OUT, NG_IN or NG_BOTH, got %d", fn,
                     (int)dir);
+  if (!n_out) return ngi_fail(rt, NG_EINVAL, "%s: n_out must not be NULL", fn);
   if (!ids && cap > 0) return ngi_fail(rt, NG_EINVAL, "%s: ids must not be NULL", fn);
   ng_status st = check_id(rt, fn, id);
   if (st != NG_OK) return st;
@@ -459,6 +463,6 @@ ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir, ng_id
     n++;
   }
   ngi_read_unlock(rt);
-  if (n_out) *n_out = n;
+  *n_out = n;
   return NG_OK;
 }

@@ -189,9 +189,19 @@ static ng_status push_hit(query *q, uint32_t id, float d) {
   return NG_OK;
 }
 
+/* The one inclusion rule of radius queries: a point is within the radius iff
+ * the distance reported for it (the double distance rounded to float, as
+ * ng_hit keeps it) is <= the radius, so a hit at exactly the radius is kept
+ * whatever the rounding of its decoded coordinates. Given a lower bound on a
+ * distance instead, it prunes only sure misses: rounding is monotonic. */
+static inline bool beyond_radius(const query *q, double d) {
+  return (double)ngi_to_float(d) > q->radius;
+}
+
 /* Test one point (biased coordinates) against the query and keep it if it
- * qualifies. Distances are those of the reference: decoded floats, double
- * arithmetic; the squared-distance pre-checks only skip sure misses. */
+ * qualifies. Distances are those of the header: decoded floats, double
+ * arithmetic, rounded to float; the squared-distance pre-checks only skip
+ * sure misses. */
 static inline ng_status consider(query *q, uint32_t id, uint32_t ux, uint32_t uy, uint32_t uz) {
   const ngi_grid *g = q->g;
   if (id == q->exclude) return NG_OK;
@@ -214,7 +224,7 @@ static inline ng_status consider(query *q, uint32_t id, uint32_t ux, uint32_t uy
   double ex = (double)v[0] - q->c[0], ey = (double)v[1] - q->c[1], ez = (double)v[2] - q->c[2];
   double d2 = ex * ex + ey * ey + ez * ez;
   double d = sqrt(d2);
-  if (q->kind == Q_SPHERE && !(d <= q->radius)) return NG_OK;
+  if (q->kind == Q_SPHERE && beyond_radius(q, d)) return NG_OK;
   return push_hit(q, id, ngi_to_float(d));
 }
 
@@ -311,7 +321,7 @@ static bool node_out(const query *q, const uint32_t ulo[3], const uint32_t uhi[3
     }
     double d = sqrt(d2);
     *dist = d;
-    if (q->kind == Q_SPHERE && !(d <= q->radius)) return true;
+    if (q->kind == Q_SPHERE && beyond_radius(q, d)) return true;
     if (q->k && q->out->count >= q->k && ngi_to_float(d) > key_distance(&q->out->items[0]))
       return true;
   }
@@ -468,7 +478,7 @@ static double axis_gap(const query *q, int a, uint32_t k) {
  * radius, or, once a nearest-k heap is full, all strictly worse than its top. */
 static bool cell_out(const query *q, double gx, double gy, double gz) {
   double d = sqrt(gx * gx + gy * gy + gz * gz);
-  if (q->kind == Q_SPHERE) return !(d <= q->radius);
+  if (q->kind == Q_SPHERE) return beyond_radius(q, d);
   if (q->kind == Q_ALL && q->k && q->out->count >= q->k)
     return ngi_to_float(d) > key_distance(&q->out->items[0]);
   return false;

@@ -43,6 +43,11 @@ ng_status ngi_fail(const ng_runtime *rt, ng_status status, const char *fmt, ...)
  * by the thread that holds the write lock nests inside it (no deadlock); a
  * second write lock from that thread fails with NG_EBUSY. */
 void ngi_read_lock(ng_runtime *rt);
+/* The read lock for a hold that runs callbacks (ng_*_each): the same as
+ * ngi_read_lock, but it first makes room to track the holds the callbacks
+ * may nest inside it, so nesting over any number of runtimes stays safe.
+ * NG_OK, or NG_ENOMEM (recorded for `func`) with no lock taken. */
+ng_status ngi_read_lock_cb(ng_runtime *rt, const char *func);
 void ngi_read_unlock(ng_runtime *rt);
 ng_status ngi_write_lock(ng_runtime *rt, const char *func);
 void ngi_write_unlock(ng_runtime *rt);
@@ -60,6 +65,13 @@ uint32_t ngi_now32(const ng_runtime *rt);
 
 /* True for a finite float (no NaN, no infinity). */
 static inline int ngi_finite(float v) { return v - v == 0.0f; }
+
+/* ---- cdna.c ------------------------------------------------------------- */
+
+/* Apply the preset of `profile` (a known NG_PROFILE_*) to `d`: profile_id and
+ * the fields that profile defines (degree limits, rates, added flag bits);
+ * every other field is left as it is. The checksum is not updated. */
+void ngi_cdna_apply_preset(ng_cdna *d, uint32_t profile);
 
 /* ---- tokens.c: the token table ------------------------------------------ */
 

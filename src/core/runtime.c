@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* pthread_rwlockattr_setkind_np, where glibc has it */
 #include "internal.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,35 +141,71 @@ const char *ng_strerror(ng_status status) {
  * nesting depth, and whether the outermost hold is the write lock. Only the
  * outermost lock call takes the pthread lock, so a callback that reads again
  * never queues behind a waiting writer (which would deadlock), and a read
- * made by the thread that holds the write lock is simply nested in it. A
- * thread nesting more than NGI_HELD distinct runtimes at once falls back to
- * plain pthread locks for the extra ones, counted in held_over; while there
- * are such untracked holds, a write lock on a runtime that is not tracked
- * could be one of them (waiting would deadlock), so it fails with NG_EBUSY. */
-#define NGI_HELD 16
-static _Thread_local struct {
+ * made by the thread that holds the write lock is simply nested in it.
+ *
+ * Every hold is tracked, however many runtimes a thread nests: the table
+ * lives in HELD_INLINE thread-local entries and moves to a malloc'd array
+ * (thread state, not any one runtime's memory: it may outlive the runtime
+ * that grew it) only while callbacks nest more runtimes than that. It grows
+ * only in ngi_read_lock_cb, which can report NG_ENOMEM, and always keeps one
+ * spare entry there: callbacks are the only way holds nest, and the code they
+ * run takes at most one more hold at a time, so ngi_read_lock and
+ * ngi_write_lock always find a free entry. The array is freed when the
+ * thread's last hold ends. */
+#define HELD_INLINE 16
+typedef struct held_entry {
   const ng_runtime *rt;
   unsigned depth;
   int writer;
-} held[NGI_HELD];
-static _Thread_local int held_n;
-static _Thread_local unsigned held_over; /* untracked holds (held[] was full) */
+} held_entry;
+static _Thread_local held_entry held_inline[HELD_INLINE];
+static _Thread_local held_entry *held_heap; /* NULL: the table is held_inline */
+static _Thread_local size_t held_heap_cap;
+static _Thread_local size_t held_n;
+
+static held_entry *held_table(void) {
+  return held_heap ? held_heap : held_inline;
+}
 
 static int held_find(const ng_runtime *rt) {
-  for (int i = 0; i < held_n; i++)
-    if (held[i].rt == rt) return i;
+  const held_entry *h = held_table();
+  for (size_t i = 0; i < held_n; i++)
+    if (h[i].rt == rt) return (int)i;
   return -1;
 }
 
 static void held_push(const ng_runtime *rt, int writer) {
-  if (held_n == NGI_HELD) {
-    held_over++;
-    return;
-  }
-  held[held_n].rt = rt;
-  held[held_n].depth = 1;
-  held[held_n].writer = writer;
+  assert(held_n < (held_heap ? held_heap_cap : HELD_INLINE));
+  held_entry *h = held_table();
+  h[held_n].rt = rt;
+  h[held_n].depth = 1;
+  h[held_n].writer = writer;
   held_n++;
+}
+
+static void held_remove(int i) {
+  held_entry *h = held_table();
+  h[i] = h[--held_n];
+  if (held_n == 0 && held_heap) {
+    free(held_heap);
+    held_heap = NULL;
+    held_heap_cap = 0;
+  }
+}
+
+/* Room for a callback hold and the one hold its callback may add. */
+static int held_reserve(void) {
+  size_t need = held_n + 2;
+  size_t cap = held_heap ? held_heap_cap : HELD_INLINE;
+  if (need <= cap) return 0;
+  size_t ncap = cap * 2 > need ? cap * 2 : need;
+  held_entry *grown = malloc(ncap * sizeof *grown);
+  if (!grown) return -1;
+  memcpy(grown, held_table(), held_n * sizeof *grown);
+  free(held_heap);
+  held_heap = grown;
+  held_heap_cap = ncap;
+  return 0;
 }
 
 /* A writer-preferring lock where the C library offers one: a game loop's one
@@ -189,21 +226,26 @@ static int init_lock(pthread_rwlock_t *lock) {
 void ngi_read_lock(ng_runtime *rt) {
   int i = held_find(rt);
   if (i >= 0) {
-    held[i].depth++;
+    held_table()[i].depth++;
     return;
   }
   pthread_rwlock_rdlock(&rt->lock);
   held_push(rt, 0);
 }
 
+ng_status ngi_read_lock_cb(ng_runtime *rt, const char *func) {
+  if (held_reserve() != 0)
+    return ngi_fail(rt, NG_ENOMEM, "%s: out of memory tracking %zu nested runtimes", func,
+                    held_n + 1);
+  ngi_read_lock(rt);
+  return NG_OK;
+}
+
 void ngi_read_unlock(ng_runtime *rt) {
   int i = held_find(rt);
-  if (i >= 0) {
-    if (--held[i].depth > 0) return;
-    held[i] = held[--held_n];
-  } else if (held_over > 0) {
-    held_over--;
-  }
+  assert(i >= 0);
+  if (--held_table()[i].depth > 0) return;
+  held_remove(i);
   pthread_rwlock_unlock(&rt->lock);
 }
 
@@ -211,11 +253,7 @@ ng_status ngi_write_lock(ng_runtime *rt, const char *func) {
   int i = held_find(rt);
   if (i >= 0)
     return ngi_fail(rt, NG_EBUSY, "%s: cannot modify the store from inside %s", func,
-                    held[i].writer ? "another write" : "an iteration callback");
-  if (held_over > 0)
-    return ngi_fail(rt, NG_EBUSY,
-                    "%s: cannot modify a store while iterating more than %d runtimes at once", func,
-                    NGI_HELD);
+                    held_table()[i].writer ? "another write" : "an iteration callback");
   pthread_rwlock_wrlock(&rt->lock);
   /* Odd before any write of this hold: the fence orders the store before the
    * writes that follow, for an optimistic reader that reads them, fences and
@@ -230,10 +268,8 @@ ng_status ngi_write_lock(ng_runtime *rt, const char *func) {
 
 void ngi_write_unlock(ng_runtime *rt) {
   int i = held_find(rt);
-  if (i >= 0)
-    held[i] = held[--held_n];
-  else if (held_over > 0)
-    held_over--;
+  assert(i >= 0);
+  held_remove(i);
   /* Even again, after every write of this hold (release). */
   unsigned seq = atomic_load_explicit(&rt->wseq, memory_order_relaxed);
   atomic_store_explicit(&rt->wseq, seq + 1, memory_order_release);
@@ -416,13 +452,17 @@ ng_status ng_cdna_set(ng_runtime *rt, const ng_cdna *c) {
   return st;
 }
 
+/* The preset over the current CDNA: what the profile does not define (scales,
+ * bucket sizes, limits the caller set) stays; ng_cdna_init + ng_cdna_set is
+ * the way back to every default. */
 ng_status ng_cdna_set_profile(ng_runtime *rt, uint32_t profile) {
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "ng_cdna_set_profile: runtime must not be NULL");
-  ng_cdna next;
-  if (ng_cdna_init(&next, profile, ngi_now(rt)) != NG_OK)
+  if (!ng_profile_name(profile))
     return ngi_fail(rt, NG_EINVAL, "ng_cdna_set_profile: unknown profile %u", (unsigned)profile);
   ng_status st = ngi_write_lock(rt, "ng_cdna_set_profile");
   if (st != NG_OK) return st;
+  ng_cdna next = rt->cdna;
+  ngi_cdna_apply_preset(&next, profile);
   st = cdna_apply(rt, &next, "ng_cdna_set_profile");
   ngi_write_unlock(rt);
   return st;

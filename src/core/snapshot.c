@@ -305,30 +305,126 @@ static int sync_dir(const char *dir) {
   return e;
 }
 
-/* Needs: rt, path (a file name; its directory must be writable).
- * Guarantees: on NG_OK `path` holds a complete snapshot of one point in time
- * and is durable (file and directory fsynced); a crash at any moment leaves
- * either the old file or the new one. The read lock is held only while the
- * bytes are written (not during fsync), so writers wait as little as possible.
+/* Links followed before a save gives up (Linux's own limit, MAXSYMLINKS). */
+enum { SAVE_MAX_LINKS = 40 };
+
+/* The file a save of `path` replaces: `path` with every symbolic link
+ * followed (a relative target is relative to the link's directory), so that
+ * the rename replaces the link's target and the link stays a link; a dangling
+ * link resolves to the path it names. Needs: path non-empty.
+ * Guarantees on NG_OK: *out is an ngi_alloc'ed string of *out_size bytes;
+ * *exists says whether it names an existing regular file, whose permission
+ * bits are then in *mode. Fails: NG_EIO when the path (or a link's target)
+ * exists and is not a regular file, when a link cannot be read or the chain
+ * is too long (ELOOP), or lstat fails other than with ENOENT; NG_ENOMEM. */
+static ng_status resolve_target(ng_runtime *rt, const char *path, char **out, size_t *out_size,
+                                bool *exists, mode_t *mode) {
+  static const char fn[] = "ng_snapshot_save";
+  char ebuf[128];
+  size_t size = strlen(path) + 1;
+  char *cur = ngi_alloc(rt, size);
+  if (!cur) return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
+  memcpy(cur, path, size);
+  for (int links = 0;; links++) {
+    struct stat sb;
+    int e = 0;
+    if (lstat(cur, &sb) != 0) {
+      e = errno;
+      if (e == ENOENT) { /* a new file (a missing directory fails at the temporary file) */
+        *exists = false;
+        break;
+      }
+    } else if (S_ISREG(sb.st_mode)) {
+      *exists = true;
+      *mode = sb.st_mode & 07777;
+      break;
+    } else if (!S_ISLNK(sb.st_mode)) {
+      ngi_free(rt, cur, size);
+      return ngi_fail(rt, NG_EIO, "%s: %s is not a regular file; nothing was written", fn, path);
+    } else if (links == SAVE_MAX_LINKS) {
+      e = ELOOP;
+    }
+    /* a symbolic link: read it (st_size is its length; 0 on some file systems) */
+    size_t cap = !e && sb.st_size > 0 ? (size_t)sb.st_size + 1 : 4096, len = 0;
+    char *link = e ? NULL : ngi_alloc(rt, cap);
+    if (!e && !link) {
+      ngi_free(rt, cur, size);
+      return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
+    }
+    if (!e) {
+      ssize_t n = readlink(cur, link, cap);
+      if (n < 0)
+        e = errno;
+      else if ((size_t)n >= cap) /* changed under us, or longer than any path */
+        e = ENAMETOOLONG;
+      else
+        len = (size_t)n;
+    }
+    if (e) {
+      if (link) ngi_free(rt, link, cap);
+      ngi_free(rt, cur, size);
+      return ngi_fail(rt, NG_EIO, "%s: %s: %s", fn, path, errstr(e, ebuf, sizeof ebuf));
+    }
+    const char *slash = strrchr(cur, '/');
+    size_t dlen = link[0] != '/' && slash ? (size_t)(slash - cur) + 1 : 0;
+    size_t next_size = dlen + len + 1;
+    char *next = ngi_alloc(rt, next_size);
+    if (next) {
+      memcpy(next, cur, dlen);
+      memcpy(next + dlen, link, len);
+      next[dlen + len] = '\0';
+    }
+    ngi_free(rt, link, cap);
+    ngi_free(rt, cur, size);
+    if (!next) return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
+    cur = next;
+    size = next_size;
+  }
+  *out = cur;
+  *out_size = size;
+  return NG_OK;
+}
+
+/* Needs: rt, path (a file name, or a symbolic link to one; the directory of
+ * the file must be writable).
+ * Guarantees: on NG_OK the file at `path` (the final target when `path` is a
+ * symbolic link, the link itself staying as it is) holds a complete snapshot
+ * of one point in time and is durable (file and directory fsynced); an
+ * existing file keeps its permission bits, a new one gets 0666 & ~umask. A
+ * crash at any moment leaves either the old file or the new one. The read
+ * lock is held only while the bytes are written (not during fsync), so
+ * writers wait as little as possible.
  * Fails: NG_EINVAL (NULL arguments), NG_ENOMEM, NG_EIO naming the path and
- * the system's reason; no temporary file is left behind and an existing
- * snapshot at `path` is untouched. */
+ * the system's reason, or saying the path exists and is not a regular file
+ * (a directory, FIFO, device or socket: nothing is touched); no temporary
+ * file is left behind and an existing snapshot at `path` is untouched. */
 ng_status ng_snapshot_save(ng_runtime *rt, const char *path) {
   static const char fn[] = "ng_snapshot_save";
   char ebuf[128];
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (!path || !*path) return ngi_fail(rt, NG_EINVAL, "%s: path must be a non-empty string", fn);
 
+  char *target = NULL;
+  size_t target_size = 0;
+  bool exists = false;
+  mode_t mode = 0;
+  ng_status st = resolve_target(rt, path, &target, &target_size, &exists, &mode);
+  if (st != NG_OK) return st;
+
   writer w = {.fd = -1, .cap = (size_t)1 << 20};
   w.buf = ngi_alloc(rt, w.cap);
-  if (!w.buf) return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
+  if (!w.buf) {
+    ngi_free(rt, target, target_size);
+    return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
+  }
 
   char *tmp = NULL, *dir = NULL;
   size_t tmp_size = 0;
   for (unsigned attempt = 0; attempt < 32; attempt++) {
-    tmp = temp_name(rt, path, attempt, &tmp_size, &dir);
+    tmp = temp_name(rt, target, attempt, &tmp_size, &dir);
     if (!tmp) {
       ngi_free(rt, w.buf, w.cap);
+      ngi_free(rt, target, target_size);
       return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
     }
     w.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
@@ -340,6 +436,7 @@ ng_status ng_snapshot_save(ng_runtime *rt, const char *path) {
     int e = errno;
     if (tmp) ngi_free(rt, tmp, tmp_size);
     ngi_free(rt, w.buf, w.cap);
+    ngi_free(rt, target, target_size);
     return ngi_fail(rt, NG_EIO, "%s: cannot create a temporary file next to %s: %s", fn, path,
                     errstr(e, ebuf, sizeof ebuf));
   }
@@ -350,9 +447,10 @@ ng_status ng_snapshot_save(ng_runtime *rt, const char *path) {
 
   const char *what = "writing";
   int e = w.err;
+  if (!e && exists && fchmod(w.fd, mode) != 0) e = errno, what = "setting the permissions of";
   if (!e && fsync(w.fd) != 0) e = errno, what = "syncing";
   if (close(w.fd) != 0 && !e) e = errno, what = "closing";
-  if (!e && rename(tmp, path) != 0) e = errno, what = "renaming the temporary file over";
+  if (!e && rename(tmp, target) != 0) e = errno, what = "renaming the temporary file over";
   if (e) {
     unlink(tmp);
   } else if ((e = sync_dir(dir)) != 0) {
@@ -360,6 +458,7 @@ ng_status ng_snapshot_save(ng_runtime *rt, const char *path) {
   }
   ngi_free(rt, tmp, tmp_size);
   ngi_free(rt, w.buf, w.cap);
+  ngi_free(rt, target, target_size);
   if (e) return ngi_fail(rt, NG_EIO, "%s: %s %s: %s", fn, what, path, errstr(e, ebuf, sizeof ebuf));
   return NG_OK;
 }

@@ -311,7 +311,7 @@ static void raw_coords(const ng_token *t, int space, int16_t xyz[3]) {
 
 /* ---- the store ------------------------------------------------------------ */
 
-/* needs: rt, out_id; init may be NULL.
+/* needs: rt; init and out_id may be NULL.
  * guarantees: a new token with the next id, found by the grids of all 8
  * spaces from their next query on.
  * fails: NG_EINVAL (checks), NG_ELIMIT (ids exhausted), NG_ENOMEM, NG_EBUSY;
@@ -319,7 +319,6 @@ static void raw_coords(const ng_token *t, int space, int16_t xyz[3]) {
 ng_status ng_token_create(ng_runtime *rt, const ng_token *init, ng_id *out_id) {
   static const char fn[] = "ng_token_create";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
-  if (!out_id) return ngi_fail(rt, NG_EINVAL, "%s: out_id must not be NULL", fn);
   ng_token tok;
   if (init)
     tok = *init;
@@ -353,7 +352,7 @@ ng_status ng_token_create(ng_runtime *rt, const ng_token *init, ng_id *out_id) {
   t->live++;
   ngi_idgen_take(&t->ids);
   dense_append(t, id);
-  *out_id = id;
+  if (out_id) *out_id = id;
 out:
   ngi_write_unlock(rt);
   return st;
@@ -492,7 +491,11 @@ static void merge_update(const ng_token *cur, ng_id id, const ng_token *values, 
     memcpy(next->coords[s], values->coords[s], sizeof next->coords[s]);
   }
   if (fields & NG_TF_WEIGHT) next->weight = values->weight;
-  if (fields & NG_TF_FLAGS) next->flags = values->flags;
+  if (fields & NG_TF_FLAGS)
+    next->flags = values->flags;
+  else if (fields & NG_TF_ENTITY)
+    next->flags =
+        (uint16_t)((cur->flags & ~NG_TOKEN_ENTITY_MASK) | (values->flags & NG_TOKEN_ENTITY_MASK));
   if (fields & NG_TF_FIELD_RADIUS) next->field_radius = values->field_radius;
   if (fields & NG_TF_FIELD_STRENGTH) next->field_strength = values->field_strength;
   if (fields & NG_TF_TIMESTAMP) next->timestamp = values->timestamp;
@@ -940,7 +943,8 @@ ng_status ng_token_next(ng_runtime *rt, ng_id after, ng_id *next_id) {
 ng_status ng_token_each(ng_runtime *rt, ng_token_fn fn, void *ud) {
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "ng_token_each: runtime must not be NULL");
   if (!fn) return ngi_fail(rt, NG_EINVAL, "ng_token_each: fn must not be NULL");
-  ngi_read_lock(rt);
+  ng_status st = ngi_read_lock_cb(rt, "ng_token_each");
+  if (st != NG_OK) return st;
   const ngi_token_table *t = &rt->tokens;
   for (size_t i = 0; i < t->len; i++) {
     const ng_token *tok = ngi_tok_at(t, i);

@@ -270,7 +270,9 @@ static int cdna_validate(lua_State *L) {
 /* rt.cdna:reset() -> true: the Default profile's CDNA. */
 static int cdna_reset(lua_State *L) {
   ng_runtime *rt = self_rt(L, "reset");
-  ng_status st = ng_cdna_set_profile(rt, NG_PROFILE_DEFAULT);
+  ng_cdna c;
+  ng_cdna_init(&c, NG_PROFILE_DEFAULT, ng_runtime_now(rt));
+  ng_status st = ng_cdna_set(rt, &c); /* keeps created_at */
   if (st != NG_OK) return ngl_status_error(L, rt, st, 1, "reset");
   lua_pushboolean(L, 1);
   return 1;

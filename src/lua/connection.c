@@ -167,9 +167,11 @@ static void read_fields(lua_State *L, int idx, int arg, const char *fn, conn_wri
 }
 
 /* Folds the derived parts into w->c/mask: the type's mutability and forced
- * confidence (unless given explicitly) and the bidirectional bit (on top of
- * `cur` flags when flags were not given). */
-static void finish_write(conn_write *w, const ng_connection *cur) {
+ * confidence (unless given explicitly) and the bidirectional bit: into the
+ * flags when they were given, else written alone (NG_CF_FLAG_BITS) by the
+ * update's one locked write, with no read first, so a concurrent write of the
+ * other flag bits is never undone. */
+static void finish_write(conn_write *w) {
   ng_connection tmp = w->c;
   if (w->type >= 0) {
     ng_connection_set_type(&tmp, (unsigned)w->type);
@@ -185,12 +187,11 @@ static void finish_write(conn_write *w, const ng_connection *cur) {
     }
   }
   if (w->bidirectional >= 0) {
-    if (!(w->mask & NG_CF_FLAGS) && cur != NULL) w->c.flags = cur->flags;
     if (w->bidirectional)
       w->c.flags = (uint8_t)(w->c.flags | NG_CONN_BIDIRECTIONAL);
     else
       w->c.flags = (uint8_t)(w->c.flags & ~NG_CONN_BIDIRECTIONAL);
-    w->mask |= NG_CF_FLAGS;
+    if (!(w->mask & NG_CF_FLAGS)) w->mask |= NG_CF_FLAG_BITS(NG_CONN_BIDIRECTIONAL);
   }
 }
 
@@ -208,7 +209,7 @@ static int conns_create(lua_State *L) {
   conn_write_init(&w);
   ng_connection_init(&w.c, a, b); /* fields given overwrite these defaults */
   if (!lua_isnoneornil(L, 4)) read_fields(L, 4, 4, "create", &w);
-  finish_write(&w, &w.c);
+  finish_write(&w);
   ng_connection *r = &w.c;
   /* Missing endpoints are the caller's mistake: name the argument. */
   ng_token t;
@@ -249,14 +250,8 @@ static ng_status do_update(lua_State *L, ngl_runtime *owner, uint32_t id, int fi
   conn_write w;
   conn_write_init(&w);
   read_fields(L, fidx, fidx, fn, &w);
-  ng_connection cur;
-  ng_status st = NG_OK;
-  if (w.bidirectional >= 0 && !(w.mask & NG_CF_FLAGS)) {
-    st = ng_connection_get(rt, id, &cur);
-    if (st != NG_OK) return st;
-  }
-  finish_write(&w, st == NG_OK && w.bidirectional >= 0 ? &cur : NULL);
-  st = ng_connection_update(rt, id, &w.c, w.mask);
+  finish_write(&w);
+  ng_status st = ng_connection_update(rt, id, &w.c, w.mask);
   if (st == NG_EEXIST)
     return ngl_argerror(L, fidx, fn, "a %s connection with the same endpoints already exists",
                         ng_conn_type_name(w.c.connection_type));
@@ -506,8 +501,8 @@ static int conn_index(lua_State *L) {
   return 1;
 }
 
-/* c.field = value: one update of that field (bidirectional reads the flags
- * first). from, to, id and category are read-only. */
+/* c.field = value: one update of that field (bidirectional writes its flag
+ * bit alone). from, to, id and category are read-only. */
 static int conn_newindex(lua_State *L) {
   ngl_handle *h = ngl_self(L, NGL_UV_CONN_MT, "__newindex");
   ng_runtime *rt = ngl_rt(L, h->owner);
@@ -523,13 +518,8 @@ static int conn_newindex(lua_State *L) {
   conn_write_init(&w);
   if (!conn_field(L, key, 3, 3, "__newindex", &w))
     return luaL_error(L, "field '%s' of neurograph.Connection is read-only", ngl_key_names[key]);
-  ng_connection cur;
-  ng_status st = NG_OK;
-  if (w.bidirectional >= 0) st = ng_connection_get(rt, h->id, &cur);
-  if (st == NG_OK) {
-    finish_write(&w, w.bidirectional >= 0 ? &cur : NULL);
-    st = ng_connection_update(rt, h->id, &w.c, w.mask);
-  }
+  finish_write(&w);
+  ng_status st = ng_connection_update(rt, h->id, &w.c, w.mask);
   if (st == NG_ENOTFOUND)
     return luaL_error(L, "connection %I no longer exists", (LUAI_UACINT)h->id);
   if (st != NG_OK) return ngl_status_error(L, rt, st, 3, "__newindex");

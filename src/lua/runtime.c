@@ -53,6 +53,36 @@ static void read_cell_sizes(lua_State *L, int idx, float cells[NG_SPACES]) {
   }
 }
 
+/* The registry key of the host's allocator (ng_lua_set_allocator). */
+static const char alloc_key = 0;
+
+/* The allocator a host set for the runtimes of this state. */
+typedef struct host_alloc {
+  ng_alloc_fn fn;
+  void *ud;
+} host_alloc;
+
+void ng_lua_set_allocator(lua_State *L, ng_alloc_fn f, void *ud) {
+  if (f == NULL) {
+    lua_pushnil(L);
+  } else {
+    host_alloc *a = lua_newuserdatauv(L, sizeof *a, 0);
+    a->fn = f;
+    a->ud = ud;
+  }
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &alloc_key);
+}
+
+/* Puts the host's allocator, if any, into cfg (the stack is unchanged). */
+static void host_config(lua_State *L, ng_config *cfg) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &alloc_key) == LUA_TUSERDATA) {
+    const host_alloc *a = lua_touserdata(L, -1);
+    cfg->alloc = a->fn;
+    cfg->alloc_ud = a->ud;
+  }
+  lua_pop(L, 1);
+}
+
 /*
  * ng.Runtime([config]) -> Runtime.
  * config: grid_size, dimensions (the original's, validated positive integers),
@@ -127,6 +157,7 @@ int ngl_runtime_new(lua_State *L) {
   ngl_runtime *o = new_runtime_ud(L, NGL_UV(NGL_UV_RUNTIME_MT));
   o->grid_size = grid_size;
   o->dimensions = dimensions;
+  host_config(L, &cfg);
   ng_status st = ng_runtime_new(&cfg, &o->rt);
   if (st != NG_OK) {
     o->rt = NULL;
@@ -293,7 +324,10 @@ int ngl_runtime_load(lua_State *L) {
   check_file_access(L, "load");
   ngl_runtime *o = new_runtime_ud(L, NGL_UV(NGL_UV_RUNTIME_MT)); /* first: no leak on OOM */
   ng_runtime *rt = NULL;
-  ng_status st = ng_snapshot_load(path, NULL, &rt);
+  ng_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  host_config(L, &cfg);
+  ng_status st = ng_snapshot_load(path, &cfg, &rt);
   if (st != NG_OK) return io_failure(L, NULL, st, 1, "load");
   o->rt = rt;
   return 1;

@@ -10,7 +10,6 @@ typedef struct tok_write {
   ng_token t;
   uint32_t mask;
   int entity; /* -1: not given */
-  int flags_given;
 } tok_write;
 
 /*
@@ -72,11 +71,10 @@ static int token_field(lua_State *L, int key, int vidx, int arg, const char *fn,
   case NGL_K_FLAGS:
     w->t.flags = (uint16_t)ngl_check_integer(L, vidx, arg, fn, "flags", 0, 0xFFFF);
     w->mask |= NG_TF_FLAGS;
-    w->flags_given = 1;
     return 1;
   case NGL_K_ENTITY:
     w->entity = (int)ngl_check_entity(L, vidx, arg, fn);
-    w->mask |= NG_TF_FLAGS;
+    w->mask |= NG_TF_ENTITY;
     return 1;
   case NGL_K_FIELD_RADIUS: {
     double v = ngl_check_number(L, vidx, arg, fn, "field_radius");
@@ -137,7 +135,7 @@ static void read_table(lua_State *L, const ngl_names *names, int idx, int top, i
       int e = ngl_name_of(names, lua_topointer(L, v), NGL_NAME_ENTITY);
       if (e >= 0) {
         w->entity = e;
-        w->mask |= NG_TF_FLAGS;
+        w->mask |= NG_TF_ENTITY;
         lua_settop(L, k);
         continue;
       }
@@ -170,17 +168,12 @@ static void tok_write_init(tok_write *w) {
   w->entity = -1;
 }
 
-/* Applies an entity given without flags on top of the current flags. */
-static ng_status merge_entity(ng_runtime *rt, uint32_t id, tok_write *w) {
-  if (w->entity < 0) return NG_OK;
-  if (!w->flags_given) {
-    ng_token cur;
-    ng_status st = ng_token_get(rt, id, &cur);
-    if (st != NG_OK) return st;
-    w->t.flags = cur.flags;
-  }
-  ng_token_set_entity(&w->t, (unsigned)w->entity);
-  return NG_OK;
+/* Puts a given entity into the flags being written (after `flags`, whatever
+ * the table order). Given without flags, NG_TF_ENTITY writes the entity bits
+ * alone in the update's one locked write: no read first, so a concurrent
+ * write of the other flags is never undone. */
+static void apply_entity(tok_write *w) {
+  if (w->entity >= 0) ng_token_set_entity(&w->t, (unsigned)w->entity);
 }
 
 /* ---- rt.tokens ---------------------------------------------------------- */
@@ -211,7 +204,7 @@ static int tokens_create(lua_State *L) {
     read_table(L, names, 2, 3, 2, "create", &w); /* 3: the metatable */
   else if (t != LUA_TNIL)
     read_fields(L, 2, 2, "create", &w); /* raises */
-  if (w.entity >= 0) ng_token_set_entity(&w.t, (unsigned)w.entity);
+  apply_entity(&w);
   uint32_t id;
   ng_status st = ng_token_create(rt, &w.t, &id);
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "create");
@@ -239,8 +232,8 @@ static int do_update(lua_State *L, ngl_runtime *owner, uint32_t id, int fidx, co
   tok_write w;
   tok_write_init(&w);
   read_fields(L, fidx, fidx, fn, &w);
-  ng_status st = merge_entity(rt, id, &w);
-  if (st == NG_OK) st = ng_token_update(rt, id, &w.t, w.mask);
+  apply_entity(&w);
+  ng_status st = ng_token_update(rt, id, &w.t, w.mask);
   if (st == NG_ENOTFOUND) {
     lua_pushboolean(L, 0);
     return 1;
@@ -485,8 +478,8 @@ static int token_newindex(lua_State *L) {
     return luaL_error(L, "neurograph.Token has no field %s", ngl_describe(L, 2));
   if (!token_field(L, key, 3, 3, "__newindex", &w))
     return luaL_error(L, "field '%s' of neurograph.Token is read-only", ngl_key_names[key]);
-  ng_status st = merge_entity(rt, h->id, &w);
-  if (st == NG_OK) st = ng_token_update(rt, h->id, &w.t, w.mask);
+  apply_entity(&w);
+  ng_status st = ng_token_update(rt, h->id, &w.t, w.mask);
   if (st == NG_ENOTFOUND) return luaL_error(L, "token %d no longer exists", (int)h->id);
   if (st != NG_OK) return ngl_status_error(L, rt, st, 3, "__newindex");
   return 0;

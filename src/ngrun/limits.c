@@ -135,10 +135,9 @@ static struct timeval to_timeval(double seconds) {
 }
 
 /* The watchdog's last words, formatted now: a signal handler may not format. */
-static void prepare_stuck_message(double timeout) {
-  int n = snprintf(stuck_message, sizeof stuck_message,
-                   NGI_RUN_NAME ": script timed out after %g s (stuck outside Lua code; killed)\n",
-                   timeout);
+static void prepare_stuck_message(const char *what, double timeout, const char *why) {
+  int n = snprintf(stuck_message, sizeof stuck_message, NGI_RUN_NAME ": %s after %g s (%s)\n",
+                   what, timeout, why);
   if (n < 0) n = 0;
   stuck_len = (size_t)n < sizeof stuck_message ? (size_t)n : sizeof stuck_message - 1;
 }
@@ -168,7 +167,7 @@ void ngi_run_guard_begin(lua_State *L) {
   lim->expired = 0;
   lim->deadline = monotonic_now() + lim->timeout;
   arm_normal_hook(L, lim);
-  prepare_stuck_message(lim->timeout);
+  prepare_stuck_message("script timed out", lim->timeout, "stuck outside Lua code; killed");
   alarm_shots = 0;
   sa.sa_handler = on_sigalrm;
   sa.sa_flags = SA_RESTART;
@@ -198,4 +197,30 @@ void ngi_run_guard_end(lua_State *L) {
     lua_sethook(L, NULL, 0, 0);
   }
   guard_L = NULL;
+}
+
+void ngi_run_close(lua_State *L) {
+  ngi_run_limits *lim = limits_of(L);
+  int armed = lim != NULL && lim->timeout > 0;
+  if (armed) {
+    struct sigaction sa;
+    struct itimerval it;
+    prepare_stuck_message("finalizers at exit timed out", lim->timeout, "killed");
+    alarm_shots = 1; /* no hook can stop a finalizer: the first shot kills */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigalrm;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, &old_alarm);
+    memset(&it, 0, sizeof it);
+    it.it_value = to_timeval(lim->timeout);
+    setitimer(ITIMER_REAL, &it, NULL);
+  }
+  lua_close(L);
+  if (armed) {
+    struct itimerval off;
+    memset(&off, 0, sizeof off);
+    setitimer(ITIMER_REAL, &off, NULL);
+    sigaction(SIGALRM, &old_alarm, NULL);
+  }
 }

@@ -1,4 +1,6 @@
 /* ngrun: the neurograph host, a lua.c-shaped driver that runs scripts against a runtime. */
+/* realpath is XSI, not POSIX.1 base: ask for it before any header. */
+#define _DEFAULT_SOURCE
 #include "ngrun.h"
 
 #include "neurograph.h"
@@ -7,8 +9,12 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define NGI_RUN_INIT_VAR "LUA_INIT"
@@ -19,7 +25,11 @@ typedef struct host {
   int argc;
   char **argv;
   const ngi_run_options *opts;
-  ng_runtime *rt;
+  ngi_run_limits *limits;
+  ng_runtime *rt;      /* the runtime ngrun made or loaded; host's reference */
+  ng_runtime *save_rt; /* the global 'runtime' at the end, to save; retained */
+  int repl_failures;   /* REPL lines that failed */
+  int closing;         /* lua_close is running the finalizers */
   int warnings_on; /* state of the warning function (-W, "@on", "@off") */
   int warn_cont;   /* inside a multi-part warning */
 } host;
@@ -30,12 +40,77 @@ static void print_message(const char *progname, const char *msg) {
   fflush(stderr);
 }
 
-/* A snapshot failure from ng_last_error, without the C function's name:
- * "ngrun: world.ngs: truncated: ...". */
-static void print_snapshot_error(const char *detail) {
+/* A snapshot failure from ng_last_error without the C function's name,
+ * after `prefix` (may be ""): "ngrun: world.ngs: truncated: ...". */
+static void print_snapshot_error(const char *prefix, const char *detail) {
   const char *colon = strstr(detail, ": ");
   if (strncmp(detail, "ng_snapshot_", 12) == 0 && colon != NULL) detail = colon + 2;
-  print_message(NGI_RUN_NAME, detail);
+  fprintf(stderr, NGI_RUN_NAME ": %s%s\n", prefix, detail);
+  fflush(stderr);
+}
+
+/* Whether a save to `path` can work, checked before any script runs so a
+ * session is not lost at its end: the path must be a regular file (or a
+ * link to one) or missing, in a directory we may write. A dangling link is
+ * checked in the link's own directory. Returns 0, or -1 with err set. */
+static int check_save_path(const char *path, char *err, size_t errsize) {
+  struct stat sb;
+  char dir[PATH_MAX];
+  const char *slash;
+  if (stat(path, &sb) == 0) {
+    if (!S_ISREG(sb.st_mode)) {
+      snprintf(err, errsize, "cannot save to %s: not a regular file", path);
+      return -1;
+    }
+    if (realpath(path, dir) == NULL) { /* the target's directory, through links */
+      snprintf(err, errsize, "cannot save to %s: %s", path, strerror(errno));
+      return -1;
+    }
+  } else if (errno != ENOENT) {
+    snprintf(err, errsize, "cannot save to %s: %s", path, strerror(errno));
+    return -1;
+  } else if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
+    snprintf(err, errsize, "cannot save to %s: %s", path, strerror(ENAMETOOLONG));
+    return -1;
+  }
+  slash = strrchr(dir, '/');
+  if (slash == NULL)
+    strcpy(dir, ".");
+  else if (slash == dir)
+    dir[1] = '\0';
+  else
+    dir[slash - dir] = '\0';
+  if (access(dir, W_OK | X_OK) != 0) {
+    snprintf(err, errsize, "cannot save to %s: %s (the directory %s)", path, strerror(errno), dir);
+    return -1;
+  }
+  return 0;
+}
+
+/* Called in protected mode when the script has ended well and a save is due:
+ * the runtime to save is the one in the global 'runtime' then (a script may
+ * have replaced it). Returns 1 with h->save_rt retained, or 0 after printing
+ * why nothing will be saved. Reads the global raw: no script code runs. */
+static int pick_saved_runtime(lua_State *L, host *h) {
+  ng_runtime *rt;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+  lua_pushliteral(L, "runtime");
+  lua_rawget(L, -2);
+  rt = ng_lua_to_runtime(L, -1);
+  if (rt == NULL) {
+    int closed = luaL_testudata(L, -1, "neurograph.Runtime") != NULL;
+    fprintf(stderr,
+            NGI_RUN_NAME ": %s was not saved: the global 'runtime' is not an open "
+                         "neurograph.Runtime (it is a %s%s)\n",
+            h->opts->save_path, closed ? "closed Runtime" : luaL_typename(L, -1),
+            closed ? "" : " value");
+    fflush(stderr);
+    lua_pop(L, 2);
+    return 0;
+  }
+  h->save_rt = ng_runtime_retain(rt);
+  lua_pop(L, 2);
+  return 1;
 }
 
 int ngi_run_report(lua_State *L, int status, const char *progname) {
@@ -205,6 +280,68 @@ static int panic(lua_State *L) {
   return 0; /* Lua aborts */
 }
 
+/* False, after saying so, when a REPL line failed: the session is not saved. */
+static int session_ok(const host *h) {
+  if (h->repl_failures == 0) return 1;
+  fprintf(stderr, NGI_RUN_NAME ": %s was not saved: a line of the session failed\n",
+          h->opts->save_path);
+  fflush(stderr);
+  return 0;
+}
+
+/* The end of every run: closes L (its finalizers under the timeout), then,
+ * when ok and a runtime was picked, saves it outside the memory limit (the
+ * script's budget is spent; the session must not be lost to it). Releases
+ * the runtimes. Returns the exit status. */
+static int finish(lua_State *L, host *h, int ok) {
+  h->closing = 1;
+  ngi_run_close(L);
+  if (ok && h->save_rt != NULL) {
+    h->limits->mem_limit = 0;
+    if (ng_snapshot_save(h->save_rt, h->opts->save_path) != NG_OK) {
+      char prefix[PATH_MAX + 64];
+      snprintf(prefix, sizeof prefix, "the world was not saved to %s: ", h->opts->save_path);
+      print_snapshot_error(prefix, ng_last_error(h->save_rt));
+      ok = 0;
+    }
+  }
+  if (h->save_rt != NULL) ng_runtime_release(h->save_rt);
+  ng_runtime_release(h->rt); /* after lua_close: the Lua side held its own reference */
+  h->save_rt = h->rt = NULL;
+  return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* os.exit([code [, close]]): as in the os library, but a successful exit
+ * (true, 0 or none) ends like the end of the script: finalizers run and the
+ * world is saved (--world, --save), unless a REPL line failed before. Any
+ * other code exits with it, unsaved. */
+static int host_exit(lua_State *L) {
+  host *h = lua_touserdata(L, lua_upvalueindex(1));
+  int code = lua_isboolean(L, 1) ? (lua_toboolean(L, 1) ? EXIT_SUCCESS : EXIT_FAILURE)
+                                 : (int)luaL_optinteger(L, 1, EXIT_SUCCESS);
+  int ok = code == EXIT_SUCCESS;
+  if (h->closing) { /* from a finalizer run by finish: the state cannot be closed twice */
+    if (ok && h->opts->save_path != NULL) {
+      fprintf(stderr, NGI_RUN_NAME ": %s was not saved: os.exit called by a finalizer at exit\n",
+              h->opts->save_path);
+      code = EXIT_FAILURE;
+    }
+    exit(code);
+  }
+  if (ok && h->opts->save_path != NULL && !session_ok(h)) ok = 0, code = EXIT_FAILURE;
+  if (ok && h->opts->save_path != NULL && !pick_saved_runtime(L, h)) ok = 0, code = EXIT_FAILURE;
+  ngi_run_guard_end(L); /* the timer of the current call; finish arms its own */
+  if (finish(L, h, ok) != EXIT_SUCCESS && ok) code = EXIT_FAILURE;
+  exit(code);
+}
+
+/* The REPL; 0 when a line failed and a save is due (the session is then
+ * not saved, as for a failed script). */
+static int repl(lua_State *L, host *h) {
+  ngi_run_repl(L, chunk_mode(h), &h->repl_failures);
+  return h->opts->save_path == NULL || session_ok(h);
+}
+
 /* Everything that touches Lua runs here, inside one protected call, so even
  * memory errors while opening the libraries are reported. Returns true on
  * success. */
@@ -219,6 +356,14 @@ static int pmain(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
   }
   ngi_run_open_libs(L, sandbox);
+  if (lua_getglobal(L, "os") == LUA_TTABLE && lua_getfield(L, -1, "exit") != LUA_TNIL) {
+    lua_pushlightuserdata(L, h);
+    lua_pushcclosure(L, host_exit, 1);
+    lua_setfield(L, -3, "exit");
+  }
+  lua_settop(L, 1);
+  /* One budget: the runtimes the script creates or loads share the Lua heap's. */
+  ng_lua_set_allocator(L, ngi_run_alloc, h->limits);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, luaopen_neurograph);
   lua_setfield(L, -2, "neurograph");
@@ -233,15 +378,16 @@ static int pmain(lua_State *L) {
   if (!run_steps(L, h)) return 0;
   if (o->script > 0 && handle_script(L, h) != LUA_OK) return 0;
   if (o->flags & NGI_RUN_HAS_I) {
-    ngi_run_repl(L, chunk_mode(h));
+    if (!repl(L, h)) return 0;
   } else if (o->script == 0 && !(o->flags & (NGI_RUN_HAS_E | NGI_RUN_HAS_V))) {
     if (isatty(STDIN_FILENO)) {
       print_version();
-      ngi_run_repl(L, chunk_mode(h));
+      if (!repl(L, h)) return 0;
     } else if (dofile(L, h, NULL) != LUA_OK) {
       return 0;
     }
   }
+  if (o->save_path != NULL && !pick_saved_runtime(L, h)) return 0;
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -267,6 +413,15 @@ int main(int argc, char **argv) {
     return EXIT_SUCCESS;
   }
 
+  if (opts.save_path && check_save_path(opts.save_path, err, sizeof err) != 0) {
+    print_message(NGI_RUN_NAME, err);
+    ngi_run_options_free(&opts);
+    return EXIT_FAILURE;
+  }
+  /* Past a file-size limit (ulimit -f) writes fail with EFBIG, so a save
+   * reports it and removes its temporary file instead of dying mid-write. */
+  signal(SIGXFSZ, SIG_IGN);
+
   memset(&limits, 0, sizeof limits);
   limits.mem_limit = opts.mem_limit;
   limits.timeout = opts.timeout;
@@ -274,6 +429,7 @@ int main(int argc, char **argv) {
   h.argc = argc;
   h.argv = argv;
   h.opts = &opts;
+  h.limits = &limits;
 
   /* The runtime shares the allocator, so --mem-limit caps the store too. */
   memset(&cfg, 0, sizeof cfg);
@@ -284,7 +440,7 @@ int main(int argc, char **argv) {
      * and the file is only ever read. */
     st = ng_snapshot_load(opts.load_path, &cfg, &h.rt);
     if (st != NG_OK) {
-      print_snapshot_error(ng_last_error(NULL));
+      print_snapshot_error("", ng_last_error(NULL));
       ngi_run_options_free(&opts);
       return EXIT_FAILURE;
     }
@@ -308,16 +464,11 @@ int main(int argc, char **argv) {
   lua_pushcfunction(L, pmain);
   lua_pushlightuserdata(L, &h);
   status = lua_pcall(L, 1, 1, 0);
-  ok = lua_toboolean(L, -1);
+  ok = lua_toboolean(L, -1) && status == LUA_OK;
   ngi_run_report(L, status, NGI_RUN_NAME);
-  lua_close(L);
   /* Saved after lua_close, so finalizers have run; only when everything
    * succeeded, so a failed or stopped script never replaces a good file. */
-  if (ok && status == LUA_OK && opts.save_path && ng_snapshot_save(h.rt, opts.save_path) != NG_OK) {
-    print_snapshot_error(ng_last_error(h.rt));
-    ok = 0;
-  }
-  ng_runtime_release(h.rt); /* after lua_close: the Lua side held its own reference */
+  status = finish(L, &h, ok);
   ngi_run_options_free(&opts);
-  return (ok && status == LUA_OK) ? EXIT_SUCCESS : EXIT_FAILURE;
+  return status;
 }

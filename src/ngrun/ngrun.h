@@ -46,9 +46,11 @@ typedef struct ngi_run_options {
 int ngi_run_parse_options(int argc, char **argv, ngi_run_options *o, char *err, size_t errsize);
 void ngi_run_options_free(ngi_run_options *o);
 void ngi_run_usage(FILE *out);
-/* Parses "64M", "512k", "1.5G", "4096" into bytes (powers of 1024). -1 if invalid. */
+/* Parses "64M", "512k", "1.5G", "4096" into bytes (powers of 1024); the
+ * number is decimal. -1 if invalid ("0x10M", "inf"). */
 int ngi_run_parse_size(const char *s, size_t *out);
-/* Parses a positive, finite number of seconds ("0.25", "3"). -1 if invalid. */
+/* Parses a positive, finite decimal number of seconds ("0.25", "3", "1e-3").
+ * -1 if invalid ("0x10", "inf", "nan"). */
 int ngi_run_parse_seconds(const char *s, double *out);
 
 /* ---- limits.c: what stops a script (memory cap, timeout, Ctrl-C) ---------- */
@@ -71,6 +73,9 @@ void ngi_run_limits_attach(lua_State *L, ngi_run_limits *lim);
  * ngi_run_guard_end disarms them and restores the signal dispositions. */
 void ngi_run_guard_begin(lua_State *L);
 void ngi_run_guard_end(lua_State *L);
+/* lua_close(L) under the timeout: finalizers run with hooks off, so one that
+ * does not end within the timeout ends the process with a message (exit 1). */
+void ngi_run_close(lua_State *L);
 /* True when the error being handled was raised by the timeout or Ctrl-C
  * hook: Lua then runs message handlers with hooks disabled, so a handler in
  * Lua must be skipped or it could loop forever. Consumes the Ctrl-C mark. */
@@ -94,7 +99,10 @@ int ngi_run_report(lua_State *L, int status, const char *progname);
 /* ---- repl.c: the interactive loop ------------------------------------------ */
 
 /* Reads, evaluates and prints lines from stdin until end of input. Lines are
- * compiled with the load mode `mode` (NULL: text or binary, "t": text only). */
-void ngi_run_repl(lua_State *L, const char *mode);
+ * compiled with the load mode `mode` (NULL: text or binary, "t": text only).
+ * Adds 1 to *failures for each line that fails to compile, run or print, as
+ * it happens (an os.exit in a later line sees it): a session that is saved
+ * (--world) must not hide a failed line. */
+void ngi_run_repl(lua_State *L, const char *mode, int *failures);
 
 #endif /* NGRUN_H */

@@ -1,7 +1,6 @@
 /* ngrun's command line: the options of the stock lua host plus neurograph's long options. */
 #include "ngrun.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -23,10 +22,13 @@ void ngi_run_usage(FILE *out) {
         "  -v                 show version information\n"
         "  -E                 ignore environment variables (LUA_INIT, LUA_PATH, LUA_CPATH)\n"
         "  -W                 turn warnings on\n"
-        "  --mem-limit=SIZE   cap the memory of the Lua state and the runtime at SIZE bytes\n"
-        "                     (suffixes K, M, G); past it the script gets \"not enough memory\"\n"
+        "  --mem-limit=SIZE   cap the memory of the Lua state and of every runtime in it\n"
+        "                     (the global one, and those the script creates or loads) at\n"
+        "                     SIZE bytes in all (decimal; suffixes K, M, G); past it the\n"
+        "                     script gets \"not enough memory\"\n"
         "  --timeout=SECONDS  stop each chunk (the script, each -e and -l, each REPL line)\n"
-        "                     after SECONDS of wall time (fractions allowed)\n"
+        "                     after SECONDS of wall time (decimal, fractions allowed); the\n"
+        "                     finalizers run at exit get SECONDS too, then ngrun is killed\n"
         "  --sandbox          run untrusted code: only the base library (without dofile,\n"
         "                     loadfile and binary chunks), string, table, math, utf8,\n"
         "                     coroutine, os.time/clock/date and require of built-in modules\n"
@@ -44,17 +46,46 @@ void ngi_run_usage(FILE *out) {
         "stdin as a script; -i with no script reads a REPL from stdin even when it is not a\n"
         "terminal.\n"
         "A snapshot that cannot be loaded (missing for --load, corrupt, newer format) stops\n"
-        "ngrun before anything runs and leaves the file untouched.\n",
+        "ngrun before anything runs and leaves the file untouched; so does a --world or\n"
+        "--save FILE that cannot be written (a missing or read-only directory, a directory\n"
+        "or FIFO at FILE). What is saved is the Runtime in the global 'runtime' at the end\n"
+        "(a script may replace it; anything else there is an error and nothing is saved).\n"
+        "\"Everything ran without error\" includes every REPL line (-i): one that fails or\n"
+        "times out means no save and exit status 1. os.exit(0), os.exit(true) and\n"
+        "os.exit() end like the end of the script (finalizers, then the save); os.exit\n"
+        "with another code exits with it and saves nothing. A save that fails (e.g. a\n"
+        "file-size limit) says that the world was not saved and why, and leaves no\n"
+        "temporary file.\n",
         out);
+}
+
+/* The length of the decimal number at the start of s (digits with an
+ * optional fraction and exponent: "12", "1.5", ".5", "2e3"), 0 if there is
+ * none. strtod alone would also take "0x10", "inf" and "nan". */
+static size_t decimal_len(const char *s) {
+  size_t n = strspn(s, "0123456789"), digits = n;
+  if (s[n] == '.') {
+    size_t frac = strspn(s + n + 1, "0123456789");
+    digits += frac;
+    n += 1 + frac;
+  }
+  if (digits == 0) return 0;
+  if (s[n] == 'e' || s[n] == 'E') {
+    size_t sign = s[n + 1] == '+' || s[n + 1] == '-';
+    size_t exp = strspn(s + n + 1 + sign, "0123456789");
+    if (exp > 0) n += 1 + sign + exp;
+  }
+  return n;
 }
 
 int ngi_run_parse_size(const char *s, size_t *out) {
   char *end;
   double v, mul = 1;
-  if (!isdigit((unsigned char)s[0]) && s[0] != '.') return -1;
+  size_t len = decimal_len(s);
+  if (len == 0) return -1;
   errno = 0;
   v = strtod(s, &end);
-  if (errno != 0 || end == s || !isfinite(v)) return -1;
+  if (errno != 0 || end != s + len || !isfinite(v)) return -1;
   switch (*end) {
   case 'k':
   case 'K':
@@ -89,10 +120,11 @@ int ngi_run_parse_size(const char *s, size_t *out) {
 int ngi_run_parse_seconds(const char *s, double *out) {
   char *end;
   double v;
-  if (!isdigit((unsigned char)s[0]) && s[0] != '.') return -1;
+  size_t len = decimal_len(s);
+  if (len == 0 || s[len] != '\0') return -1;
   errno = 0;
   v = strtod(s, &end);
-  if (errno != 0 || end == s || *end != '\0' || !isfinite(v)) return -1;
+  if (errno != 0 || end != s + len || !isfinite(v)) return -1;
   if (v <= 0 || v > NGI_RUN_MAX_SECONDS) return -1;
   *out = v;
   return 0;

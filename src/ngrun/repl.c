@@ -155,21 +155,22 @@ static int load_line(lua_State *L, const char *mode) {
 }
 
 /* Prints the values left on the stack with the global print, under the
- * guards: a __tostring in Lua is script code too. */
-static void print_results(lua_State *L) {
+ * guards: a __tostring in Lua is script code too. Returns the call's status. */
+static int print_results(lua_State *L) {
   int n = lua_gettop(L);
-  if (n == 0) return;
+  if (n == 0) return LUA_OK;
   luaL_checkstack(L, LUA_MINSTACK, "too many results to print");
   lua_getglobal(L, "print");
   lua_insert(L, 1);
   if (ngi_run_docall(L, n, 0) != LUA_OK) {
     lua_pushfstring(L, "error calling 'print' (%s)", lua_tostring(L, -1));
     lua_remove(L, -2);
-    ngi_run_report(L, LUA_ERRRUN, NULL);
+    return ngi_run_report(L, LUA_ERRRUN, NULL);
   }
+  return LUA_OK;
 }
 
-void ngi_run_repl(lua_State *L, const char *mode) {
+void ngi_run_repl(lua_State *L, const char *mode, int *failures) {
   int status;
 #ifdef NG_USE_READLINE
   rl_readline_name = NGI_RUN_NAME;
@@ -177,9 +178,10 @@ void ngi_run_repl(lua_State *L, const char *mode) {
   while ((status = load_line(L, mode)) != -1) {
     if (status == LUA_OK) status = ngi_run_docall(L, 0, LUA_MULTRET);
     if (status == LUA_OK)
-      print_results(L);
+      status = print_results(L);
     else
       ngi_run_report(L, status, NULL);
+    if (status != LUA_OK) ++*failures;
   }
   lua_settop(L, 0);
   fputs("\n", stdout);
