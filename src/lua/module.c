@@ -131,25 +131,27 @@ int ngl_status_error(lua_State *L, ng_runtime *rt, ng_status st, int arg, const 
   }
 }
 
-/* Levenshtein distance of a[0..na) and b[0..nb), both at most NEAR_MAX long. */
+/* Edit distance of a[0..na) and b[0..nb), both at most NEAR_MAX long:
+ * insertions, deletions, substitutions and swaps of neighbours ('spcae')
+ * each count one (optimal string alignment). */
 #define NEAR_MAX 64
 static size_t edit_distance(const char *a, size_t na, const char *b, size_t nb) {
-  size_t row[NEAR_MAX + 1];
+  size_t rows[3][NEAR_MAX + 1]; /* rows i-2, i-1 and i, used in rotation */
   for (size_t j = 0; j <= nb; j++)
-    row[j] = j;
+    rows[0][j] = j;
   for (size_t i = 1; i <= na; i++) {
-    size_t diag = row[0];
-    row[0] = i;
+    size_t *cur = rows[i % 3], *prev = rows[(i - 1) % 3], *prev2 = rows[(i + 1) % 3];
+    cur[0] = i;
     for (size_t j = 1; j <= nb; j++) {
-      size_t up = row[j];
-      size_t best = diag + (a[i - 1] != b[j - 1]);
-      if (up + 1 < best) best = up + 1;
-      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-      row[j] = best;
-      diag = up;
+      size_t best = prev[j - 1] + (a[i - 1] != b[j - 1]);
+      if (prev[j] + 1 < best) best = prev[j] + 1;
+      if (cur[j - 1] + 1 < best) best = cur[j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < best)
+        best = prev2[j - 2] + 1;
+      cur[j] = best;
     }
   }
-  return row[nb];
+  return rows[na % 3][nb];
 }
 
 void ngl_near_init(ngl_near *n, lua_State *L, int idx) {
@@ -273,7 +275,7 @@ float ngl_check_float(lua_State *L, int idx, int arg, const char *fn, const char
 }
 
 const char *ngl_check_string(lua_State *L, int idx, int arg, const char *fn, const char *what) {
-  size_t len;
+  size_t len = 0;
   const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
   if (s == NULL)
     ngl_argerror(L, arg, fn, "%s must be a string, got %s", what, ngl_describe(L, idx));
