@@ -133,7 +133,7 @@ typedef struct ngl_runtime {
   ng_runtime *pending; /* closed during a push from `hits`: released after it */
   int hits_busy;       /* a push from `hits` is in progress */
   ng_hits hits;        /* reused by every grid query */
-  uint32_t *ids;  /* reused by list / connections / move (Lua allocator) */
+  uint32_t *ids;       /* reused by list / connections / move (Lua allocator) */
   size_t ids_cap;
   ng_token *moves; /* reused by tokens:move (Lua allocator) */
   size_t moves_cap;

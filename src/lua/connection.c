@@ -168,7 +168,7 @@ static int conn_field(lua_State *L, int key, int vidx, int arg, const char *fn, 
 #define CONN_WRITABLE                                                                              \
   (NGL_KEY(NGL_K_TYPE) | NGL_KEY(NGL_K_MUTABILITY) | NGL_KEY(NGL_K_RIGIDITY) |                     \
    NGL_KEY(NGL_K_CONFIDENCE) | NGL_KEY(NGL_K_LEARNING_RATE) | NGL_KEY(NGL_K_DECAY_RATE) |          \
-   NGL_KEY(NGL_K_PULL_STRENGTH) | NGL_KEY(NGL_K_PREFERRED_DISTANCE) |                             \
+   NGL_KEY(NGL_K_PULL_STRENGTH) | NGL_KEY(NGL_K_PREFERRED_DISTANCE) |                              \
    NGL_KEY(NGL_K_EVIDENCE_COUNT) | NGL_KEY(NGL_K_ACTIVATION_COUNT) | NGL_KEY(NGL_K_FLAGS) |        \
    NGL_KEY(NGL_K_BIDIRECTIONAL) | NGL_KEY(NGL_K_ACTIVE_LEVELS) | NGL_KEY(NGL_K_CREATED_AT) |       \
    NGL_KEY(NGL_K_LAST_ACTIVATION) | NGL_KEY(NGL_K_LAST_UPDATE) | NGL_KEY(NGL_K_SOURCE_ID) |        \
@@ -353,8 +353,8 @@ static int conns_find(lua_State *L) {
 
 static int conns_iter_next(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_CONNS_MT, "iter");
-  uint32_t after = (uint32_t)ngl_check_integer(L, 2, 2, "iter", "control value (last id)", 0,
-                                               UINT32_MAX);
+  uint32_t after =
+      (uint32_t)ngl_check_integer(L, 2, 2, "iter", "control value (last id)", 0, UINT32_MAX);
   ng_runtime *rt = ngl_rt(L, self->owner);
   uint32_t next;
   if (ng_connection_next(rt, after, &next) != NG_OK) return 0;

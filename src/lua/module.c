@@ -280,8 +280,7 @@ const char *ngl_check_string(lua_State *L, int idx, int arg, const char *fn, con
   if (s == NULL)
     ngl_argerror(L, arg, fn, "%s must be a string, got %s", what, ngl_describe(L, idx));
   if (strlen(s) != len)
-    ngl_argerror(L, arg, fn, "%s must not contain a zero byte, got %s", what,
-                 ngl_describe(L, idx));
+    ngl_argerror(L, arg, fn, "%s must not contain a zero byte, got %s", what, ngl_describe(L, idx));
   return s;
 }
 

@@ -52,8 +52,9 @@ static ngl_runtime *new_runtime_ud(lua_State *L, int mt) {
 static float check_cell_size(lua_State *L, int idx, const char *what) {
   float v = ngl_check_float(L, idx, 1, "Runtime", what);
   if (!(v > 0 && v <= 1e9f))
-    ngl_argerror(L, 1, "Runtime", v > 0 ? "%s must be at most 1e9, got %s" : "%s must be > 0, got %s",
-                 what, ngl_describe(L, idx));
+    ngl_argerror(L, 1, "Runtime",
+                 v > 0 ? "%s must be at most 1e9, got %s" : "%s must be > 0, got %s", what,
+                 ngl_describe(L, idx));
   return v;
 }
 
@@ -78,7 +79,7 @@ static void read_cell_sizes(lua_State *L, int idx, float cells[NG_SPACES]) {
  */
 #define CONFIG_KEYS                                                                                \
   (NGL_KEY(NGL_K_GRID_SIZE) | NGL_KEY(NGL_K_DIMENSIONS) | NGL_KEY(NGL_K_INITIAL_TOKENS) |          \
-   NGL_KEY(NGL_K_INITIAL_CONNECTIONS) | NGL_KEY(NGL_K_PROFILE) | NGL_KEY(NGL_K_CELL_SIZE) |         \
+   NGL_KEY(NGL_K_INITIAL_CONNECTIONS) | NGL_KEY(NGL_K_PROFILE) | NGL_KEY(NGL_K_CELL_SIZE) |        \
    NGL_KEY(NGL_K_CELL_SIZES))
 
 int ngl_runtime_new(lua_State *L) {
@@ -350,7 +351,7 @@ static int rt_eq(lua_State *L) {
 
 static const luaL_Reg rt_meta[] = {
     {"__index", rt_index}, {"__newindex", rt_newindex}, {"__gc", rt_gc},
-    {"__close", rt_close},    {"__tostring", rt_tostring}, {"__eq", rt_eq},
+    {"__close", rt_close}, {"__tostring", rt_tostring}, {"__eq", rt_eq},
     {NULL, NULL},
 };
 static const luaL_Reg rt_methods[] = {

@@ -377,8 +377,8 @@ static int tokens_clear(lua_State *L) {
 /* The iterator of rt.tokens:iter(): state = rt.tokens, control = last id. */
 static int tokens_iter_next(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "iter");
-  uint32_t after = (uint32_t)ngl_check_integer(L, 2, 2, "iter", "control value (last id)", 0,
-                                               UINT32_MAX);
+  uint32_t after =
+      (uint32_t)ngl_check_integer(L, 2, 2, "iter", "control value (last id)", 0, UINT32_MAX);
   ng_runtime *rt = ngl_rt(L, self->owner);
   uint32_t next;
   if (ng_token_next(rt, after, &next) != NG_OK) return 0;
@@ -582,16 +582,14 @@ static int token_connections(lua_State *L) {
   if (!lua_isnoneornil(L, 2)) {
     size_t len = 0;
     const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : "";
-    for (d = 0; dirs[d] != NULL && !(strlen(dirs[d]) == len && memcmp(dirs[d], s, len) == 0);
-         d++) {
+    for (d = 0; dirs[d] != NULL && !(strlen(dirs[d]) == len && memcmp(dirs[d], s, len) == 0); d++) {
     }
     if (dirs[d] == NULL) {
       ngl_near n;
       ngl_near_init(&n, L, 2);
       for (int i = 0; dirs[i] != NULL; i++)
         ngl_near_try(&n, dirs[i]);
-      return ngl_argerror(L, 2, "connections",
-                          "direction must be 'out', 'in' or 'both', got %s",
+      return ngl_argerror(L, 2, "connections", "direction must be 'out', 'in' or 'both', got %s",
                           ngl_describe_near(L, 2, &n));
     }
   }
@@ -646,12 +644,10 @@ static int token_eq(lua_State *L) {
 }
 
 static const luaL_Reg tokens_methods[] = {
-    {"create", tokens_create}, {"get", tokens_get},
-    {"update", tokens_update}, {"delete", tokens_delete},
-    {"list", tokens_list},     {"count", tokens_count},
-    {"clear", tokens_clear},   {"iter", tokens_iter},
-    {"exists", tokens_exists}, {"move", tokens_move},
-    {NULL, NULL},
+    {"create", tokens_create}, {"get", tokens_get},   {"update", tokens_update},
+    {"delete", tokens_delete}, {"list", tokens_list}, {"count", tokens_count},
+    {"clear", tokens_clear},   {"iter", tokens_iter}, {"exists", tokens_exists},
+    {"move", tokens_move},     {NULL, NULL},
 };
 static const luaL_Reg token_meta[] = {
     {"__index", token_index},
