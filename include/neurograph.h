@@ -544,6 +544,14 @@ NG_API void ng_runtime_release(ng_runtime *rt);
  * until this thread's next failing call.
  */
 NG_API const char *ng_last_error(const ng_runtime *rt);
+/**
+ * ng_last_error() without the name of the function that failed: a message
+ * reads "function: detail" and this is the detail, e.g. "degree limit
+ * reached: token 5 has 64 outgoing connections (max_out_degree 64)", for a
+ * caller that reports failures in its own terms (the Lua binding). Same
+ * validity as ng_last_error().
+ */
+NG_API const char *ng_last_error_detail(const ng_runtime *rt);
 
 /** Memory and content figures. */
 typedef struct ng_stats {

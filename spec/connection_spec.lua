@@ -99,7 +99,8 @@ describe("rt.connections", function()
       h.raises("bad argument #4 to 'create' (a Cause connection 1 -> 2 already exists (connection 1))",
                function() rt.connections:create(a, b, { type = "Cause" }) end)
       local cases = {
-        { { type = "Causes" }, "type must be a connection type name or 0..175, got 'Causes'" },
+        { { type = "Causes" }, "unknown type 'Causes' (did you mean 'Cause'?)" },
+        { { type = "Xyzzy" }, "type must be a connection type name or 0..175, got 'Xyzzy'" },
         { { type = 176 }, "got 176" },
         { { mutability = "Fixed" }, "mutability must be 'Immutable', 'Learnable', 'Hypothesis' or 0..2, got 'Fixed'" },
         { { rigidity = 1.5 }, "rigidity must be a number 0..1, got 1.5" },
@@ -114,7 +115,8 @@ describe("rt.connections", function()
         { { bidirectional = 1 }, "bidirectional must be a boolean, got 1" },
         { { active_levels = {"L0"} }, "space must be" },
         { { active_levels = 300 }, "active_levels must be an integer 0..255, got 300" },
-        { { target_vector = {1, 2} }, "target_vector must be a table of 8 integers, got table" },
+        { { target_vector = {1, 2} }, "target_vector must be a table of 8 integers, got 2 values" },
+        { { target_vector = "x" }, "target_vector must be a table of 8 integers, got 'x'" },
         { { created_at = -1 }, "created_at must be an integer 0..4294967295, got -1" },
         { { colour = "red" }, "unknown connection field 'colour'" },
       }
@@ -127,12 +129,16 @@ describe("rt.connections", function()
       assert.same(before, h.state(rt))
     end)
 
-    it("enforces the CDNA degree limits as an error", function()
+    it("reports a CDNA degree limit as a limit, not as a bad argument", function()
       rt.cdna:set("max_out_degree", 1)
       rt.cdna:set("max_total_degree", 1)
       rt.connections:create(a, b)
       local before = h.state(rt)
-      h.raises("bad argument #4 to 'create'", function() rt.connections:create(a, c) end)
+      local msg = h.raises("create: degree limit reached: token " .. a
+                           .. " has 1 outgoing connections (max_out_degree 1)",
+                           function() rt.connections:create(a, c) end)
+      assert.falsy(msg:find("bad argument", 1, true), msg)
+      assert.falsy(msg:find("ng_", 1, true), msg) -- no C function name
       assert.same(before, h.state(rt))
     end)
   end)

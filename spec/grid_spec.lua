@@ -102,7 +102,7 @@ describe("rt.grid", function()
                function() rt.grid:range_query({0, 0, 0}, -1) end)
       h.raises("bad argument #3 to 'range_query' (radius must be a finite number, got inf)",
                function() rt.grid:range_query({0, 0, 0}, math.huge) end)
-      h.raises("bad argument #4 to 'range_query' (unknown option 'spaec')",
+      h.raises("bad argument #4 to 'range_query' (unknown option 'spaec' (did you mean 'space'?))",
                function() rt.grid:range_query({0, 0, 0}, 1, { spaec = "L2" }) end)
       h.raises("bad argument #4 to 'range_query' (space must be 'L1'..'L8', a space alias or 1..8, got 'L0')",
                function() rt.grid:range_query({0, 0, 0}, 1, { space = "L0" }) end)

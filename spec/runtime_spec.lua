@@ -30,7 +30,7 @@ describe("ng.Runtime", function()
   end)
 
   it("raises for unknown keys and bad values, naming them", function()
-    h.raises("bad argument #1 to 'Runtime' (unknown config key 'grid_szie')",
+    h.raises("bad argument #1 to 'Runtime' (unknown config key 'grid_szie' (did you mean 'grid_size'?))",
              function() ng.Runtime{ grid_szie = 10 } end)
     h.raises("bad argument #1 to 'Runtime' (grid_size must be an integer 1..2147483647, got 0)",
              function() ng.Runtime{ grid_size = 0 } end)

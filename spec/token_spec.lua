@@ -79,7 +79,8 @@ describe("rt.tokens", function()
         { { weight = -1 }, "weight must be within 0..100, got -1" },
         { { flags = 0x10000 }, "flags must be an integer 0..65535, got 65536" },
         { { flags = 1.5 }, "flags must be an integer 0..65535, got 1.5" },
-        { { entity = "Concpet" }, "entity must be an entity name or 0..15, got 'Concpet'" },
+        { { entity = "Concpet" }, "unknown entity 'Concpet' (did you mean 'Concept'?)" },
+        { { entity = "Zzz" }, "entity must be an entity name or 0..15, got 'Zzz'" },
         { { entity = 16 }, "entity must be an entity name or 0..15, got 16" },
         { { field_radius = 2.56 }, "field_radius must be within 0..2.55, got 2.56" },
         { { field_radius = -0.1 }, "field_radius must be within 0..2.55" },
@@ -89,10 +90,11 @@ describe("rt.tokens", function()
         { { coords = 5 }, "coords must be a table of spaces, got 5" },
         { { coords = { L9 = {0, 0, 0} } }, "space must be 'L1'..'L8', a space alias or 1..8, got 'L9'" },
         { { coords = { [0] = {0, 0, 0} } }, "got 0" },
-        { { coords = { L1 = {1, 2} } }, "coords of L1 must be a table {x, y, z}, got table" },
+        { { coords = { L1 = {1, 2} } }, "coords of L1 must be a table {x, y, z} of 3 numbers, got 2 values" },
+        { { coords = { L1 = {1, "y", 3} } }, "y of L1 must be a finite number, got 'y'" },
         { { coords = { L1 = {1, 2, 0 / 0} } }, "z of L1 must be a finite number, got nan" },
         { { coords = { L1 = {0, 0, 0}, physical = {1, 1, 1} } }, "coords of L1 given twice" },
-        { { wieght = 1 }, "unknown token field 'wieght'" },
+        { { wieght = 1 }, "unknown token field 'wieght' (did you mean 'weight'?)" },
         { { [1] = 1 }, "token field names must be strings, got 1" },
       }
       for _, case in ipairs(cases) do
@@ -166,7 +168,7 @@ describe("rt.tokens", function()
     it("raises for an unknown key or a bad value, changing nothing", function()
       local id = rt.tokens:create{ weight = 0.5 }
       local before = h.state(rt)
-      h.raises("bad argument #3 to 'update' (unknown token field 'weigth')",
+      h.raises("bad argument #3 to 'update' (unknown token field 'weigth' (did you mean 'weight'?))",
                function() rt.tokens:update(id, { weigth = 1 }) end)
       h.raises("bad argument #3 to 'update' (flags must be an integer 0..65535, got -1)",
                function() rt.tokens:update(id, { weight = 0.7, flags = -1 }) end)

@@ -4,6 +4,16 @@ local _, ng = ...
 
 local util = {}
 
+-- Raises the binding's "bad argument #n to 'fn' (<type> expected, got <type>)" unless
+-- value's type is one of the given ones; level 3 blames the helper's caller.
+local function check_arg(n, fn, value, expected, ...)
+  local tv = type(value)
+  for i = 1, select("#", ...) do
+    if tv == select(i, ...) then return end
+  end
+  error(string.format("bad argument #%d to '%s' (%s expected, got %s)", n, fn, expected, tv), 3)
+end
+
 local function fmt_number(v)
   if math.type(v) == "integer" then return tostring(v) end
   if v ~= v then return "nan" end
@@ -12,6 +22,7 @@ end
 
 --- "[1, 2, 3]" for an array of numbers or strings (Python-like, for printing lists).
 function util.format_list(t)
+  check_arg(1, "format_list", t, "table", "table")
   local parts = {}
   for i = 1, #t do
     local v = t[i]
@@ -61,14 +72,21 @@ end
 
 --- The ids of query hits ({ {id, distance}, ... }) as an array.
 function util.ids(hits, into)
+  check_arg(1, "ids", hits, "table", "table")
+  if into ~= nil then check_arg(2, "ids", into, "table", "table") end
   local out = into or {}
-  for i = 1, #hits do out[i] = hits[i][1] end
-  for i = #hits + 1, #out do out[i] = nil end
+  local n = #hits
+  for i = 1, n do out[i] = hits[i][1] end
+  -- every old entry past n, holes or not (clearing a field during pairs is allowed)
+  for k in pairs(out) do
+    if not (math.type(k) == "integer" and k >= 1 and k <= n) then out[k] = nil end
+  end
   return out
 end
 
 --- Space name ("L1".."L8") of a space given by name, alias or number.
 function util.space_name(space)
+  check_arg(1, "space_name", space, "string or number", "string", "number")
   local n = ng.spaces[space]
   if math.type(n) == "integer" then return ng.spaces[n] end
   if math.type(space) == "integer" and ng.spaces[space] then return ng.spaces[space] end

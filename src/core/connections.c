@@ -71,22 +71,22 @@ static ng_status check_degrees(const ng_runtime *rt, ngi_conns *c, ng_id from, n
   if (from == to) f_total = t_total = f_out + f_in + 2;
   if (f_out + 1 > cd->max_out_degree)
     return ngi_fail(rt, NG_ELIMIT,
-                    "ng_connection_create: token %llu already has %llu outgoing connections "
-                    "(max_out_degree %u)",
+                    "ng_connection_create: degree limit reached: token %llu has %llu outgoing "
+                    "connections (max_out_degree %u)",
                     (unsigned long long)from, (unsigned long long)f_out, cd->max_out_degree);
   if (t_in + 1 > cd->max_in_degree)
     return ngi_fail(rt, NG_ELIMIT,
-                    "ng_connection_create: token %llu already has %llu incoming connections "
-                    "(max_in_degree %u)",
+                    "ng_connection_create: degree limit reached: token %llu has %llu incoming "
+                    "connections (max_in_degree %u)",
                     (unsigned long long)to, (unsigned long long)t_in, cd->max_in_degree);
   if (f_total > cd->max_total_degree)
     return ngi_fail(rt, NG_ELIMIT,
-                    "ng_connection_create: token %llu already has %llu connections "
+                    "ng_connection_create: degree limit reached: token %llu has %llu connections "
                     "(max_total_degree %u)",
                     (unsigned long long)from, (unsigned long long)(f_out + f_in), cd->max_total_degree);
   if (t_total > cd->max_total_degree)
     return ngi_fail(rt, NG_ELIMIT,
-                    "ng_connection_create: token %llu already has %llu connections "
+                    "ng_connection_create: degree limit reached: token %llu has %llu connections "
                     "(max_total_degree %u)",
                     (unsigned long long)to, (unsigned long long)(t_out + t_in), cd->max_total_degree);
   return NG_OK;

@@ -86,6 +86,7 @@ void *ngi_realloc_array(ng_runtime *rt, void *p, size_t old_n, size_t new_n, siz
 static _Thread_local struct {
   const ng_runtime *rt;
   int set;
+  size_t detail; /* offset of the detail in msg, past the "function: " prefix */
   char msg[256];
 } last_error;
 
@@ -100,6 +101,9 @@ ng_status ngi_fail(const ng_runtime *rt, ng_status status, const char *fmt, ...)
   memcpy(last_error.msg, buf, sizeof buf);
   last_error.rt = rt;
   last_error.set = 1;
+  /* Every message starts "function: " (a C identifier); the detail is the rest. */
+  size_t n = strspn(buf, "abcdefghijklmnopqrstuvwxyz0123456789_");
+  last_error.detail = n > 0 && buf[n] == ':' && buf[n + 1] == ' ' ? n + 2 : 0;
   return status;
 }
 
@@ -107,6 +111,11 @@ const char *ng_last_error(const ng_runtime *rt) {
   if (!last_error.set) return "";
   if (rt && last_error.rt != rt) return "";
   return last_error.msg;
+}
+
+const char *ng_last_error_detail(const ng_runtime *rt) {
+  const char *msg = ng_last_error(rt);
+  return msg[0] != '\0' ? msg + last_error.detail : msg;
 }
 
 const char *ng_strerror(ng_status status) {

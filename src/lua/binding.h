@@ -29,7 +29,8 @@ enum {
   NGL_UV_CONN_INDEX,    /* Connection: the same */
   NGL_UV_RUNTIME_INDEX, /* Runtime: method name -> function, field name -> slot */
   NGL_UV_NAMES,         /* ngl_names: the hot name lookups without hashing strings */
-  NGL_NUP = NGL_UV_NAMES
+  NGL_UV_HITS_MT,       /* a query's own hits buffer while the runtime's is in use */
+  NGL_NUP = NGL_UV_HITS_MT
 };
 
 /*
@@ -115,12 +116,24 @@ enum ngl_key {
 };
 extern const char *const ngl_key_names[NGL_K_COUNT];
 
-/* The Lua side of a runtime. Several Lua states may share one ng_runtime; each
- * has its own object, so the scratch buffers here are never shared. */
+/*
+ * The Lua side of a runtime. Several Lua states may share one ng_runtime; each
+ * has its own object, so the scratch buffers here are never shared.
+ *
+ * Any Lua allocation may run a finalizer, and a finalizer may call rt:close()
+ * or query the same runtime. So a binding call holds what it uses: it fetches
+ * `rt` (ngl_rt) after its last Lua allocation before the C calls, reads `ids`
+ * and `moves` only between steps that cannot run Lua code, and pushes grid
+ * hits (which allocates tables) from a held buffer (grid.c). A
+ * close during such a push marks the object closed at once and releases the C
+ * runtime and the buffers when the push ends (or at collection).
+ */
 typedef struct ngl_runtime {
-  ng_runtime *rt; /* NULL once closed */
-  ng_hits hits;   /* reused by every grid query */
-  uint32_t *ids;  /* reused by list / connections / move (Lua allocator) */
+  ng_runtime *rt;      /* NULL once closed */
+  ng_runtime *pending; /* closed during a push from `hits`: released after it */
+  int hits_busy;       /* a push from `hits` is in progress */
+  ng_hits hits;        /* reused by every grid query */
+  uint32_t *ids;       /* reused by list / connections / move (Lua allocator) */
   size_t ids_cap;
   ng_token *moves; /* reused by tokens:move (Lua allocator) */
   size_t moves_cap;
@@ -171,8 +184,32 @@ const char *ngl_describe(lua_State *L, int idx);
 /* Raises for a failed C call: caller mistakes (EINVAL, EEXIST, ELIMIT) as an
  * argument error carrying ng_last_error's detail; others as plain errors. */
 int ngl_status_error(lua_State *L, ng_runtime *rt, ng_status st, int arg, const char *fn);
-/* The unknown-key error for key at kidx of a table given as argument arg. */
-int ngl_unknown_key(lua_State *L, int kidx, int arg, const char *fn, const char *what);
+/* Bit of NGL_K_* key k in a set of keys. */
+#define NGL_KEY(k) ((uint64_t)1 << (k))
+/* The known name nearest to a misspelt one, for "did you mean" (one helper
+ * for every kind of name: fields, options, entities, types, spaces...). */
+typedef struct ngl_near {
+  const char *name; /* the unknown name; NULL if not a string (no suggestion) */
+  size_t len;
+  const char *best; /* the one closest candidate within typo distance, or NULL */
+  size_t dist;
+} ngl_near;
+/* Starts a search for the value at idx (kept on the stack meanwhile). */
+void ngl_near_init(ngl_near *n, lua_State *L, int idx);
+/* Offers one candidate name. */
+void ngl_near_try(ngl_near *n, const char *cand);
+/* Offers every string key of the table at t. */
+void ngl_near_table(ngl_near *n, lua_State *L, int t);
+/* ngl_describe of the value at idx, then " (did you mean 'best'?)" if n has a
+ * candidate: the "got ..." part of a message. */
+const char *ngl_describe_near(lua_State *L, int idx, const ngl_near *n);
+/* Raises "unknown <what> '<value at idx>'" with n's suggestion. */
+int ngl_unknown_name(lua_State *L, int idx, int arg, const char *fn, const char *what,
+                     const ngl_near *n);
+/* The unknown-key error for key at kidx of a table given as argument arg;
+ * `known` (NGL_KEY bits) are the keys that table takes, for the suggestion. */
+int ngl_unknown_key(lua_State *L, int kidx, int arg, const char *fn, const char *what,
+                    uint64_t known);
 
 /* ---- checks ------------------------------------------------------------- */
 
@@ -189,6 +226,14 @@ ngl_handle *ngl_self(lua_State *L, int uv, const char *fn);
 int ngl_key(lua_State *L, int kidx);
 /* Finite number; `what` names it in the message ("weight"). */
 double ngl_check_number(lua_State *L, int idx, int arg, const char *fn, const char *what);
+/* A finite number that a C float holds: neither overflows nor, unless 0,
+ * underflows to 0 (1e-50 would silently become 0). */
+float ngl_check_float(lua_State *L, int idx, int arg, const char *fn, const char *what);
+/* A string without zero bytes (C would see only the part before the first). */
+const char *ngl_check_string(lua_State *L, int idx, int arg, const char *fn, const char *what);
+/* A table holding exactly 3 values {x, y, z}: raises saying what is wrong
+ * (not a table, or how many values). The elements are checked by the caller. */
+void ngl_check_triple(lua_State *L, int idx, int arg, const char *fn, const char *what);
 /* Integer (or integral float) within lo..hi. */
 lua_Integer ngl_check_integer(lua_State *L, int idx, int arg, const char *fn, const char *what,
                               lua_Integer lo, lua_Integer hi);
@@ -223,9 +268,19 @@ void ngl_push_handle(lua_State *L, int obj_idx, int uv, uint32_t id);
 uint32_t *ngl_ids(lua_State *L, ngl_runtime *owner, size_t n);
 /* The same for owner's record buffer (tokens:move). */
 ng_token *ngl_moves(lua_State *L, ngl_runtime *owner, size_t n);
-/* Pushes ids[0..n) as an array: into the table at `into` (0: a new table),
- * clearing entries past n. */
-void ngl_push_ids(lua_State *L, const uint32_t *ids, size_t n, int into);
+/* Pushes the table a list fills: the one at `into`, or (into == 0) a new one
+ * sized for n. Called before the ids are gathered: it may run a finalizer. */
+void ngl_push_list(lua_State *L, int into, size_t n);
+/* Stores ids[0..n) as the array in the table at the top (ngl_push_list's) and
+ * removes every other entry, holes included. Runs no Lua code, so `ids` may
+ * be the runtime's buffer. */
+void ngl_fill_ids(lua_State *L, const uint32_t *ids, size_t n);
+/* Removes every entry of the table at the top other than 1..n (just set),
+ * holes included; with pool != 0 (an absolute index), tables found at integer
+ * keys go to the end of that array for reuse. Runs no Lua code. */
+void ngl_clear_from(lua_State *L, lua_Integer n, int pool);
+/* Frees what the Lua side owns for the C runtime rt (buffers, reference). */
+void ngl_runtime_free(lua_State *L, ngl_runtime *o, ng_runtime *rt);
 /* Pushes a stored float as the shortest decimal (up to 9 digits) that
  * converts back to the same float, so a weight set to 0.9 reads as 0.9. */
 void ngl_push_float(lua_State *L, float f);

@@ -1,7 +1,6 @@
 /* rt.cdna: read and change the runtime's CDNA block; every change goes through ng_cdna_set. */
 #include "binding.h"
 
-#include <math.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -116,9 +115,7 @@ static void set_elem(lua_State *L, ng_cdna *c, const cfield *f, int i, int idx, 
                      const char *fn) {
   unsigned char *p = (unsigned char *)c + f->off + (size_t)i * type_size[f->type];
   if (f->type == F_F32) {
-    double v = ngl_check_number(L, idx, arg, fn, f->name);
-    if (fabs(v) > 3.4e38) ngl_argerror(L, arg, fn, "%s is out of range", f->name);
-    float x = (float)v;
+    float x = ngl_check_float(L, idx, arg, fn, f->name);
     memcpy(p, &x, sizeof x);
     return;
   }
@@ -175,22 +172,25 @@ static int cdna_get_config(lua_State *L) {
 /* rt.cdna:update_scales{8 numbers > 0} -> true. */
 static int cdna_update_scales(lua_State *L) {
   const char *fn = "update_scales";
-  ng_runtime *rt = self_rt(L, fn);
+  self_rt(L, fn);
   if (lua_type(L, 2) != LUA_TTABLE)
     return ngl_argerror(L, 2, fn, "table of 8 scales expected, got %s", ngl_describe(L, 2));
   if (lua_rawlen(L, 2) != NG_SPACES)
     return ngl_argerror(L, 2, fn, "8 scales expected, got %d", (int)lua_rawlen(L, 2));
-  ng_cdna c;
-  ng_cdna_get(rt, &c);
+  float scales[NG_SPACES];
   for (int s = 0; s < NG_SPACES; s++) {
     lua_rawgeti(L, 2, s + 1);
     const char *what = lua_pushfstring(L, "scale of %s", ng_space_name(s));
-    double v = ngl_check_number(L, -2, 2, fn, what);
-    if (!(v > 0 && v <= 3.4e38))
+    float v = ngl_check_float(L, -2, 2, fn, what);
+    if (!(v > 0))
       return ngl_argerror(L, 2, fn, "%s must be > 0, got %s", what, ngl_describe(L, -2));
-    c.dimension_scales[s] = (float)v;
+    scales[s] = v;
     lua_pop(L, 2);
   }
+  ng_runtime *rt = self_rt(L, fn); /* after the messages above, which may run a finalizer */
+  ng_cdna c;
+  ng_cdna_get(rt, &c);
+  memcpy(c.dimension_scales, scales, sizeof scales);
   install(L, rt, &c, 2, fn);
   lua_pushboolean(L, 1);
   return 1;
@@ -221,11 +221,15 @@ static int cdna_set_profile(lua_State *L) {
     p = lua_tointegerx(L, 2, &ok);
     if (!ok || p < 0 || p > UINT32_MAX || ng_profile_name((uint32_t)p) == NULL) p = -1;
   }
-  if (p < 0)
+  if (p < 0) {
+    ngl_near n;
+    ngl_near_init(&n, L, 2);
+    ngl_near_table(&n, L, NGL_UV(NGL_UV_PROFILES));
     return ngl_argerror(L, 2, fn,
                         "profile must be 0..3, 255 or 'Default', 'Explorer', 'Analyst', "
                         "'Creative', 'Custom', got %s",
-                        ngl_describe(L, 2));
+                        ngl_describe_near(L, 2, &n));
+  }
   ng_status st = ng_cdna_set_profile(rt, (uint32_t)p);
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, fn);
   lua_pushboolean(L, 1);
@@ -278,13 +282,21 @@ static int cdna_reset(lua_State *L) {
   return 1;
 }
 
+/* The field named by argument 2; NULL for "profile" (read-only, by name). */
 static const cfield *find_field(lua_State *L, const char *fn) {
-  const char *name = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : NULL;
-  for (size_t i = 0; name != NULL && i < NFIELDS; i++)
-    if (strcmp(fields[i].name, name) == 0) return &fields[i];
-  if (name != NULL && strcmp(name, "profile") == 0) return NULL;
-  ngl_argerror(L, 2, fn, "unknown CDNA field %s", ngl_describe(L, 2));
-  return NULL;
+  size_t len = 0;
+  const char *name = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : NULL;
+  if (name != NULL && strlen(name) == len) { /* a zero byte inside matches nothing */
+    for (size_t i = 0; i < NFIELDS; i++)
+      if (strcmp(fields[i].name, name) == 0) return &fields[i];
+    if (strcmp(name, "profile") == 0) return NULL;
+  }
+  ngl_near n;
+  ngl_near_init(&n, L, 2);
+  for (size_t i = 0; i < NFIELDS; i++)
+    ngl_near_try(&n, fields[i].name);
+  ngl_near_try(&n, "profile");
+  return ngl_unknown_name(L, 2, 2, fn, "CDNA field", &n), NULL;
 }
 
 /* rt.cdna:get(field) -> the value of one field (arrays as tables). */

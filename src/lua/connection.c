@@ -39,9 +39,12 @@ static uint8_t check_levels(lua_State *L, int idx, int arg, const char *fn) {
 /* target_vector: 8 raw int16 values. */
 static void check_target(lua_State *L, int idx, int arg, const char *fn, int16_t out[NG_SPACES]) {
   idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) != LUA_TTABLE || lua_rawlen(L, idx) != NG_SPACES)
+  if (lua_type(L, idx) != LUA_TTABLE)
     ngl_argerror(L, arg, fn, "target_vector must be a table of 8 integers, got %s",
                  ngl_describe(L, idx));
+  if (lua_rawlen(L, idx) != NG_SPACES)
+    ngl_argerror(L, arg, fn, "target_vector must be a table of 8 integers, got %I values",
+                 (LUAI_UACINT)lua_rawlen(L, idx));
   for (int i = 0; i < NG_SPACES; i++) {
     lua_rawgeti(L, idx, i + 1);
     out[i] = (int16_t)ngl_check_integer(L, -1, arg, fn, "target_vector entry", -32768, 32767);
@@ -59,9 +62,15 @@ static int conn_field(lua_State *L, int key, int vidx, int arg, const char *fn, 
   case NGL_K_MUTABILITY: {
     int t = lua_type(L, vidx);
     int m = -1;
+    ngl_near near;
+    ngl_near_init(&near, L, vidx);
     if (t == LUA_TSTRING) {
-      for (unsigned i = 0; i <= NG_HYPOTHESIS; i++)
-        if (strcmp(lua_tostring(L, vidx), ng_mutability_name(i)) == 0) m = (int)i;
+      for (unsigned i = 0; i <= NG_HYPOTHESIS; i++) {
+        const char *name = ng_mutability_name(i);
+        if (strlen(name) == near.len && memcmp(lua_tostring(L, vidx), name, near.len) == 0)
+          m = (int)i;
+        ngl_near_try(&near, name);
+      }
     } else if (t == LUA_TNUMBER) {
       int ok;
       lua_Integer n = lua_tointegerx(L, vidx, &ok);
@@ -70,7 +79,7 @@ static int conn_field(lua_State *L, int key, int vidx, int arg, const char *fn, 
     if (m < 0)
       ngl_argerror(L, arg, fn,
                    "mutability must be 'Immutable', 'Learnable', 'Hypothesis' or 0..2, got %s",
-                   ngl_describe(L, vidx));
+                   ngl_describe_near(L, vidx, &near));
     c->mutability = (uint8_t)m;
     w->mask |= NG_CF_MUTABILITY;
     return 1;
@@ -92,7 +101,7 @@ static int conn_field(lua_State *L, int key, int vidx, int arg, const char *fn, 
     w->mask |= NG_CF_DECAY_RATE;
     return 1;
   case NGL_K_PULL_STRENGTH: {
-    double v = ngl_check_number(L, vidx, arg, fn, "pull_strength");
+    double v = ngl_check_float(L, vidx, arg, fn, "pull_strength");
     if (!(v >= -10.0 && v <= 10.0))
       ngl_argerror(L, arg, fn, "pull_strength must be within -10..10, got %s",
                    ngl_describe(L, vidx));
@@ -155,13 +164,23 @@ static int conn_field(lua_State *L, int key, int vidx, int arg, const char *fn, 
   }
 }
 
+/* The fields a connection write takes (conn_field's). */
+#define CONN_WRITABLE                                                                              \
+  (NGL_KEY(NGL_K_TYPE) | NGL_KEY(NGL_K_MUTABILITY) | NGL_KEY(NGL_K_RIGIDITY) |                     \
+   NGL_KEY(NGL_K_CONFIDENCE) | NGL_KEY(NGL_K_LEARNING_RATE) | NGL_KEY(NGL_K_DECAY_RATE) |          \
+   NGL_KEY(NGL_K_PULL_STRENGTH) | NGL_KEY(NGL_K_PREFERRED_DISTANCE) |                              \
+   NGL_KEY(NGL_K_EVIDENCE_COUNT) | NGL_KEY(NGL_K_ACTIVATION_COUNT) | NGL_KEY(NGL_K_FLAGS) |        \
+   NGL_KEY(NGL_K_BIDIRECTIONAL) | NGL_KEY(NGL_K_ACTIVE_LEVELS) | NGL_KEY(NGL_K_CREATED_AT) |       \
+   NGL_KEY(NGL_K_LAST_ACTIVATION) | NGL_KEY(NGL_K_LAST_UPDATE) | NGL_KEY(NGL_K_SOURCE_ID) |        \
+   NGL_KEY(NGL_K_TARGET_VECTOR))
+
 static void read_fields(lua_State *L, int idx, int arg, const char *fn, conn_write *w) {
   if (lua_type(L, idx) != LUA_TTABLE)
     ngl_argerror(L, arg, fn, "table of connection fields expected, got %s", ngl_describe(L, idx));
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (!conn_field(L, ngl_key(L, -2), -1, arg, fn, w))
-      ngl_unknown_key(L, -2, arg, fn, "connection field");
+      ngl_unknown_key(L, -2, arg, fn, "connection field", CONN_WRITABLE);
     lua_pop(L, 1);
   }
 }
@@ -202,7 +221,7 @@ static void finish_write(conn_write *w) {
  * (AssociatedWith, Learnable, rigidity/confidence 128/255, ...). */
 static int conns_create(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_CONNS_MT, "create");
-  ng_runtime *rt = ngl_rt(L, self->owner);
+  ngl_rt(L, self->owner);
   uint32_t a = ngl_check_token_id(L, 2, 2, "create", self->owner);
   uint32_t b = ngl_check_token_id(L, 3, 3, "create", self->owner);
   conn_write w;
@@ -211,6 +230,7 @@ static int conns_create(lua_State *L) {
   if (!lua_isnoneornil(L, 4)) read_fields(L, 4, 4, "create", &w);
   finish_write(&w);
   ng_connection *r = &w.c;
+  ng_runtime *rt = ngl_rt(L, self->owner); /* after the checks (see ngl_runtime) */
   /* Missing endpoints are the caller's mistake: name the argument. */
   ng_token t;
   if (ng_token_get(rt, a, &t) != NG_OK)
@@ -246,11 +266,12 @@ static int conns_get(lua_State *L) {
 /* Writes fields at fidx into connection id: NG_OK, NG_ENOTFOUND or raises. */
 static ng_status do_update(lua_State *L, ngl_runtime *owner, uint32_t id, int fidx,
                            const char *fn) {
-  ng_runtime *rt = ngl_rt(L, owner);
+  ngl_rt(L, owner);
   conn_write w;
   conn_write_init(&w);
   read_fields(L, fidx, fidx, fn, &w);
   finish_write(&w);
+  ng_runtime *rt = ngl_rt(L, owner);
   ng_status st = ng_connection_update(rt, id, &w.c, w.mask);
   if (st == NG_EEXIST)
     return ngl_argerror(L, fidx, fn, "a %s connection with the same endpoints already exists",
@@ -280,8 +301,7 @@ static int conns_delete(lua_State *L) {
 /* rt.connections:list([limit [, offset [, into]]]) -> {ids...} ascending. */
 static int conns_list(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_CONNS_MT, "list");
-  ng_runtime *rt = ngl_rt(L, self->owner);
-  size_t count = ng_connection_count(rt);
+  size_t count = ng_connection_count(ngl_rt(L, self->owner));
   size_t limit = lua_isnoneornil(L, 2)
                      ? count
                      : (size_t)ngl_check_integer(L, 2, 2, "list", "limit", 0, INT32_MAX);
@@ -292,10 +312,13 @@ static int conns_list(lua_State *L) {
     return ngl_argerror(L, 4, "list", "result table expected, got %s", ngl_describe(L, 4));
   if (limit > count) limit = count;
   size_t n = 0;
+  ngl_push_list(L, lua_istable(L, 4) ? 4 : 0, limit);
+  /* from here to the end no step runs Lua code: the buffer and rt stay valid */
+  ng_runtime *rt = ngl_rt(L, self->owner);
   uint32_t *ids = ngl_ids(L, self->owner, limit ? limit : 1);
   ng_status st = limit ? ng_connection_list(rt, offset, limit, ids, &n) : NG_OK;
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "list");
-  ngl_push_ids(L, ids, n, lua_istable(L, 4) ? 4 : 0);
+  ngl_fill_ids(L, ids, n);
   return 1;
 }
 
@@ -325,9 +348,11 @@ static int conns_find(lua_State *L) {
 
 static int conns_iter_next(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_CONNS_MT, "iter");
+  uint32_t after =
+      (uint32_t)ngl_check_integer(L, 2, 2, "iter", "control value (last id)", 0, UINT32_MAX);
   ng_runtime *rt = ngl_rt(L, self->owner);
   uint32_t next;
-  if (ng_connection_next(rt, (uint32_t)lua_tointeger(L, 2), &next) != NG_OK) return 0;
+  if (ng_connection_next(rt, after, &next) != NG_OK) return 0;
   lua_pushinteger(L, next);
   ngl_push_handle(L, 1, NGL_UV_CONN_MT, next);
   return 2;
@@ -505,7 +530,7 @@ static int conn_index(lua_State *L) {
  * bit alone). from, to, id and category are read-only. */
 static int conn_newindex(lua_State *L) {
   ngl_handle *h = ngl_self(L, NGL_UV_CONN_MT, "__newindex");
-  ng_runtime *rt = ngl_rt(L, h->owner);
+  ngl_rt(L, h->owner);
   int key = ngl_key(L, 2);
   lua_pushvalue(L, 2);
   int kind = lua_rawget(L, NGL_UV(NGL_UV_CONN_INDEX));
@@ -519,6 +544,7 @@ static int conn_newindex(lua_State *L) {
   if (!conn_field(L, key, 3, 3, "__newindex", &w))
     return luaL_error(L, "field '%s' of neurograph.Connection is read-only", ngl_key_names[key]);
   finish_write(&w);
+  ng_runtime *rt = ngl_rt(L, h->owner);
   ng_status st = ng_connection_update(rt, h->id, &w.c, w.mask);
   if (st == NG_ENOTFOUND)
     return luaL_error(L, "connection %I no longer exists", (LUAI_UACINT)h->id);

@@ -2,8 +2,8 @@
 #include "binding.h"
 
 #include <float.h>
-
-#define OPT(k) ((uint64_t)1 << (k))
+#include <stddef.h>
+#include <string.h>
 
 /* Options of a query: which keys are allowed, and what was given. */
 typedef struct query_opts {
@@ -24,7 +24,7 @@ static void read_opts(lua_State *L, int idx, const char *fn, uint64_t allowed, q
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     int key = ngl_key(L, -2);
-    if (key < 64 && (allowed & OPT(key))) {
+    if (key < 64 && (allowed & NGL_KEY(key))) {
       switch (key) {
       case NGL_K_SPACE:
         o->space = ngl_check_space(L, -1, idx, fn);
@@ -40,7 +40,7 @@ static void read_opts(lua_State *L, int idx, const char *fn, uint64_t allowed, q
         break;
       }
     } else {
-      ngl_unknown_key(L, -2, idx, fn, "option");
+      ngl_unknown_key(L, -2, idx, fn, "option", allowed);
     }
     lua_pop(L, 1);
   }
@@ -50,6 +50,64 @@ static void read_opts(lua_State *L, int idx, const char *fn, uint64_t allowed, q
     o->into = lua_gettop(L);
   else
     lua_pop(L, 1);
+}
+
+/* A query's own hits buffer (see acquire_hits) and the runtime that fills
+ * it, retained until the buffer is freed. */
+typedef struct hits_box {
+  ng_runtime *rt;
+  ng_hits hits;
+} hits_box;
+
+static void box_free(hits_box *b) {
+  if (b->rt == NULL) return;
+  ng_hits_free(b->rt, &b->hits);
+  ng_runtime_release(b->rt);
+  b->rt = NULL;
+}
+
+/* __gc of a box left behind by an error during its push. */
+static int box_gc(lua_State *L) {
+  box_free(lua_touserdata(L, 1)); /* only ever the __gc of boxes */
+  return 0;
+}
+
+/*
+ * The hits buffer for one query and the runtime to run it on (raises
+ * "runtime is closed"). Pushing hits allocates tables, which may run a
+ * finalizer that closes the runtime or runs another query: so the runtime's
+ * own buffer is held (rt:close() then defers the release) until
+ * release_hits, and a query that finds it held (one from such a finalizer)
+ * gets a fresh buffer, in a userdata left on the stack so that an error
+ * cannot leak it. Call it after the arguments are checked (they may run Lua
+ * code); call release_hits before raising and after pushing.
+ */
+static ng_hits *acquire_hits(lua_State *L, ngl_runtime *owner, ng_runtime **rt) {
+  if (!owner->hits_busy) {
+    *rt = ngl_rt(L, owner);
+    owner->hits_busy = 1;
+    return &owner->hits;
+  }
+  hits_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  memset(b, 0, sizeof *b);
+  lua_pushvalue(L, NGL_UV(NGL_UV_HITS_MT));
+  lua_setmetatable(L, -2);
+  *rt = ngl_rt(L, owner); /* after the allocation, which may have closed it */
+  b->rt = ng_runtime_retain(*rt);
+  return &b->hits;
+}
+
+/* Ends a query's use of hits: frees its own buffer, or ends the hold on the
+ * runtime's, releasing the runtime if it was closed meanwhile. */
+static void release_hits(lua_State *L, ngl_runtime *owner, ng_hits *hits) {
+  if (hits != &owner->hits) {
+    box_free((hits_box *)(void *)((char *)hits - offsetof(hits_box, hits)));
+    return;
+  }
+  owner->hits_busy = 0;
+  ng_runtime *rt = owner->pending;
+  owner->pending = NULL;
+  if (rt != NULL) ngl_runtime_free(L, owner, rt);
 }
 
 /* Pushes the runtime's pool of spare pair tables (created on first use). */
@@ -101,16 +159,7 @@ static void push_hits(lua_State *L, const ng_hits *hits, int into) {
     lua_pop(L, 1);
   }
   if (into) {
-    int t;
-    for (lua_Integer j = (lua_Integer)n + 1; (t = lua_rawgeti(L, -1, j)) != LUA_TNIL; j++) {
-      if (t == LUA_TTABLE)
-        lua_rawseti(L, pool, ++npool);
-      else
-        lua_pop(L, 1);
-      lua_pushnil(L);
-      lua_rawseti(L, -2, j);
-    }
-    lua_pop(L, 1); /* the nil that ended the loop */
+    ngl_clear_from(L, (lua_Integer)n, pool);
     lua_remove(L, pool);
   }
 }
@@ -122,10 +171,16 @@ static float check_radius(lua_State *L, int idx, const char *fn) {
   return r > FLT_MAX ? FLT_MAX : (float)r;
 }
 
-static int finish(lua_State *L, ngl_runtime *owner, ng_status st, int arg, const char *fn,
-                  int into) {
-  if (st != NG_OK) return ngl_status_error(L, owner->rt, st, arg, fn);
-  push_hits(L, &owner->hits, into);
+/* Pushes the hits of a query that returned st (raising for a failure), then
+ * ends the query's use of hits. */
+static int finish(lua_State *L, ngl_runtime *owner, ng_hits *hits, ng_status st, int arg,
+                  const char *fn, int into) {
+  if (st != NG_OK) {
+    release_hits(L, owner, hits);
+    return ngl_status_error(L, NULL, st, arg, fn);
+  }
+  push_hits(L, hits, into);
+  release_hits(L, owner, hits);
   return 1;
 }
 
@@ -135,42 +190,50 @@ static int finish(lua_State *L, ngl_runtime *owner, ng_status st, int arg, const
 static int grid_neighbors(lua_State *L) {
   const char *fn = "find_neighbors";
   ngl_handle *self = ngl_self(L, NGL_UV_GRID_MT, fn);
-  ng_runtime *rt = ngl_rt(L, self->owner);
+  ngl_rt(L, self->owner);
   uint32_t id = ngl_check_token_id(L, 2, 2, fn, self->owner);
   float r = check_radius(L, 3, fn);
   query_opts o;
-  read_opts(L, 4, fn, OPT(NGL_K_SPACE) | OPT(NGL_K_LIMIT) | OPT(NGL_K_INTO), &o);
-  ng_status st = ng_grid_neighbors(rt, id, o.space, r, o.limit, &self->owner->hits);
-  if (st == NG_ENOTFOUND) return ngl_argerror(L, 2, fn, "token %d does not exist", (int)id);
-  return finish(L, self->owner, st, 2, fn, o.into);
+  read_opts(L, 4, fn, NGL_KEY(NGL_K_SPACE) | NGL_KEY(NGL_K_LIMIT) | NGL_KEY(NGL_K_INTO), &o);
+  ng_runtime *rt;
+  ng_hits *hits = acquire_hits(L, self->owner, &rt);
+  ng_status st = ng_grid_neighbors(rt, id, o.space, r, o.limit, hits);
+  if (st == NG_ENOTFOUND) {
+    release_hits(L, self->owner, hits);
+    return ngl_argerror(L, 2, fn, "token %d does not exist", (int)id);
+  }
+  return finish(L, self->owner, hits, st, 2, fn, o.into);
 }
 
 /* rt.grid:range_query({x, y, z}, radius [, {space, limit, into}]) -> hits. */
 static int grid_range(lua_State *L) {
   const char *fn = "range_query";
   ngl_handle *self = ngl_self(L, NGL_UV_GRID_MT, fn);
-  ng_runtime *rt = ngl_rt(L, self->owner);
+  ngl_rt(L, self->owner);
   float c[3];
   ngl_check_point(L, 2, 2, fn, "center", c);
   float r = check_radius(L, 3, fn);
   query_opts o;
-  read_opts(L, 4, fn, OPT(NGL_K_SPACE) | OPT(NGL_K_LIMIT) | OPT(NGL_K_INTO), &o);
-  return finish(L, self->owner, ng_grid_range(rt, o.space, c, r, o.limit, &self->owner->hits), 2,
-                fn, o.into);
+  read_opts(L, 4, fn, NGL_KEY(NGL_K_SPACE) | NGL_KEY(NGL_K_LIMIT) | NGL_KEY(NGL_K_INTO), &o);
+  ng_runtime *rt;
+  ng_hits *hits = acquire_hits(L, self->owner, &rt);
+  return finish(L, self->owner, hits, ng_grid_range(rt, o.space, c, r, o.limit, hits), 2, fn,
+                o.into);
 }
 
 /* rt.grid:nearest({x, y, z}, k [, {space, into}]) -> the k nearest hits. */
 static int grid_nearest(lua_State *L) {
   const char *fn = "nearest";
   ngl_handle *self = ngl_self(L, NGL_UV_GRID_MT, fn);
-  ng_runtime *rt = ngl_rt(L, self->owner);
+  ngl_rt(L, self->owner);
   float c[3];
   ngl_check_point(L, 2, 2, fn, "center", c);
   size_t k = (size_t)ngl_check_integer(L, 3, 3, fn, "k", 0, INT32_MAX);
   query_opts o;
-  read_opts(L, 4, fn, OPT(NGL_K_SPACE) | OPT(NGL_K_INTO), &o);
-  return finish(L, self->owner, ng_grid_nearest(rt, o.space, c, k, &self->owner->hits), 2, fn,
-                o.into);
+  read_opts(L, 4, fn, NGL_KEY(NGL_K_SPACE) | NGL_KEY(NGL_K_INTO), &o);
+  ng_runtime *rt;
+  ng_hits *hits = acquire_hits(L, self->owner, &rt);
+  return finish(L, self->owner, hits, ng_grid_nearest(rt, o.space, c, k, hits), 2, fn, o.into);
 }
 
 /* rt.grid:box({x0, y0, z0}, {x1, y1, z1} [, {space, limit, into}]) -> hits
@@ -178,7 +241,7 @@ static int grid_nearest(lua_State *L) {
 static int grid_box(lua_State *L) {
   const char *fn = "box";
   ngl_handle *self = ngl_self(L, NGL_UV_GRID_MT, fn);
-  ng_runtime *rt = ngl_rt(L, self->owner);
+  ngl_rt(L, self->owner);
   float lo[3], hi[3];
   ngl_check_point(L, 2, 2, fn, "min", lo);
   ngl_check_point(L, 3, 3, fn, "max", hi);
@@ -186,9 +249,11 @@ static int grid_box(lua_State *L) {
     if (lo[a] > hi[a])
       return ngl_argerror(L, 3, fn, "max must not be below min on any axis (axis %d)", a + 1);
   query_opts o;
-  read_opts(L, 4, fn, OPT(NGL_K_SPACE) | OPT(NGL_K_LIMIT) | OPT(NGL_K_INTO), &o);
-  return finish(L, self->owner, ng_grid_box(rt, o.space, lo, hi, o.limit, &self->owner->hits), 2,
-                fn, o.into);
+  read_opts(L, 4, fn, NGL_KEY(NGL_K_SPACE) | NGL_KEY(NGL_K_LIMIT) | NGL_KEY(NGL_K_INTO), &o);
+  ng_runtime *rt;
+  ng_hits *hits = acquire_hits(L, self->owner, &rt);
+  return finish(L, self->owner, hits, ng_grid_box(rt, o.space, lo, hi, o.limit, hits), 2, fn,
+                o.into);
 }
 
 static void push_vec(lua_State *L, const float v[3]) {
@@ -203,11 +268,12 @@ static void push_vec(lua_State *L, const float v[3]) {
 static int grid_info(lua_State *L) {
   const char *fn = "info";
   ngl_handle *self = ngl_self(L, NGL_UV_GRID_MT, fn);
-  ng_runtime *rt = ngl_rt(L, self->owner);
+  ngl_rt(L, self->owner);
   query_opts o;
-  read_opts(L, 2, fn, OPT(NGL_K_SPACE), &o);
+  read_opts(L, 2, fn, NGL_KEY(NGL_K_SPACE), &o);
+  ng_runtime *rt = ngl_rt(L, self->owner); /* again: read_opts may run a finalizer */
   ng_space_info gi;
-  ng_status st = ng_grid_info(rt, o.space, &gi);
+  ng_status st = ng_grid_info(rt, o.space, &gi); /* copied out before the tables below */
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, fn);
   lua_createtable(L, 0, 6);
   lua_pushstring(L, ng_space_name(o.space));
@@ -242,6 +308,10 @@ static const luaL_Reg grid_methods[] = {
 static const luaL_Reg grid_meta[] = {{"__tostring", grid_tostring}, {NULL, NULL}};
 
 void ngl_open_grid(lua_State *L, int ctx) {
+  lua_rawgeti(L, ctx, NGL_UV_HITS_MT);
+  lua_pushcfunction(L, box_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pop(L, 1);
   lua_rawgeti(L, ctx, NGL_UV_GRID_MT);
   lua_newtable(L);
   ngl_setfuncs(L, ctx, -1, grid_methods);

@@ -61,6 +61,23 @@ int ngl_argerror(lua_State *L, int arg, const char *fn, const char *fmt, ...) {
   return luaL_error(L, "bad argument #%d to '%s' (%s)", arg, fn, msg);
 }
 
+/* Appends s[0..len) to buf (room for `room` more bytes) escaped for a message:
+ * printable ASCII as is, anything else (zero bytes, control characters,
+ * non-UTF-8) as \ddd, so what the message shows is the value given. */
+static size_t escape(char *buf, const char *s, size_t len) {
+  size_t o = 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c < 0x7F && c != '\\')
+      buf[o++] = (char)c;
+    else if (c == '\\')
+      o += (size_t)snprintf(buf + o, 3, "\\\\");
+    else
+      o += (size_t)snprintf(buf + o, 5, "\\%u", (unsigned)c);
+  }
+  return o;
+}
+
 const char *ngl_describe(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
   switch (lua_type(L, idx)) {
@@ -74,10 +91,19 @@ const char *ngl_describe(lua_State *L, int idx) {
     return lua_pushstring(L, buf);
   }
   case LUA_TSTRING: {
+    enum { SHOWN = 40 }; /* keep messages short */
+    char buf[2 + 4 * SHOWN + 4];
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
-    if (len > 40) return lua_pushfstring(L, "'%.40s...'", s); /* keep messages short */
-    return lua_pushfstring(L, "'%s'", s);
+    size_t o = 0;
+    buf[o++] = '\'';
+    o += escape(buf + o, s, len > SHOWN ? SHOWN : len);
+    buf[o++] = '\'';
+    if (len > SHOWN) {
+      memcpy(buf + o - 1, "...'", 4);
+      o += 3;
+    }
+    return lua_pushlstring(L, buf, o);
   }
   case LUA_TBOOLEAN:
     return lua_pushstring(L, lua_toboolean(L, idx) ? "true" : "false");
@@ -90,25 +116,94 @@ const char *ngl_describe(lua_State *L, int idx) {
 }
 
 int ngl_status_error(lua_State *L, ng_runtime *rt, ng_status st, int arg, const char *fn) {
-  const char *detail = ng_last_error(rt);
-  if (detail == NULL || detail[0] == '\0') detail = ng_strerror(st);
+  const char *detail = ng_last_error_detail(rt);
+  /* copied into Lua first: raising allocates, which may run a finalizer that
+   * fails a call and so overwrites the thread's last error */
+  lua_pushstring(L, detail[0] != '\0' ? detail : ng_strerror(st));
   switch (st) {
   case NG_EINVAL:
   case NG_EEXIST:
-  case NG_ELIMIT:
-    return ngl_argerror(L, arg, fn, "%s", detail);
+    return ngl_argerror(L, arg, fn, "%s", lua_tostring(L, -1));
   case NG_ENOMEM:
     return luaL_error(L, "%s: not enough memory", fn);
-  default:
-    return luaL_error(L, "%s: %s", fn, detail);
+  default: /* a limit is reported as a limit, not as the argument's fault */
+    return luaL_error(L, "%s: %s", fn, lua_tostring(L, -1));
   }
 }
 
-int ngl_unknown_key(lua_State *L, int kidx, int arg, const char *fn, const char *what) {
+/* Edit distance of a[0..na) and b[0..nb), both at most NEAR_MAX long:
+ * insertions, deletions, substitutions and swaps of neighbours ('spcae')
+ * each count one (optimal string alignment). */
+#define NEAR_MAX 64
+static size_t edit_distance(const char *a, size_t na, const char *b, size_t nb) {
+  size_t rows[3][NEAR_MAX + 1]; /* rows i-2, i-1 and i, used in rotation */
+  for (size_t j = 0; j <= nb; j++)
+    rows[0][j] = j;
+  for (size_t i = 1; i <= na; i++) {
+    size_t *cur = rows[i % 3], *prev = rows[(i - 1) % 3], *prev2 = rows[(i + 1) % 3];
+    cur[0] = i;
+    for (size_t j = 1; j <= nb; j++) {
+      size_t best = prev[j - 1] + (a[i - 1] != b[j - 1]);
+      if (prev[j] + 1 < best) best = prev[j] + 1;
+      if (cur[j - 1] + 1 < best) best = cur[j - 1] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < best)
+        best = prev2[j - 2] + 1;
+      cur[j] = best;
+    }
+  }
+  return rows[na % 3][nb];
+}
+
+void ngl_near_init(ngl_near *n, lua_State *L, int idx) {
+  n->best = NULL;
+  n->dist = (size_t)-1;
+  n->name = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &n->len) : NULL;
+  if (n->name != NULL && n->len > NEAR_MAX) n->name = NULL;
+}
+
+void ngl_near_try(ngl_near *n, const char *cand) {
+  size_t nc = strlen(cand);
+  if (n->name == NULL || nc > NEAR_MAX) return;
+  size_t d = edit_distance(n->name, n->len, cand, nc);
+  /* close enough to be a typo: at most a third of the name, at least one edit */
+  size_t most = (nc < n->len ? nc : n->len) / 3;
+  if (d == 0 || d > (most > 1 ? most : 1) || d > n->dist) return;
+  /* two names as close ('L0': L1..L8) suggest neither */
+  n->best = d < n->dist ? cand : NULL;
+  n->dist = d;
+}
+
+void ngl_near_table(ngl_near *n, lua_State *L, int t) {
+  t = lua_absindex(L, t);
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    if (lua_type(L, -2) == LUA_TSTRING) ngl_near_try(n, lua_tostring(L, -2));
+    lua_pop(L, 1);
+  }
+}
+
+const char *ngl_describe_near(lua_State *L, int idx, const ngl_near *n) {
+  const char *got = ngl_describe(L, idx);
+  if (n->best == NULL) return got;
+  return lua_pushfstring(L, "%s (did you mean '%s'?)", got, n->best);
+}
+
+int ngl_unknown_name(lua_State *L, int idx, int arg, const char *fn, const char *what,
+                     const ngl_near *n) {
+  return ngl_argerror(L, arg, fn, "unknown %s %s", what, ngl_describe_near(L, idx, n));
+}
+
+int ngl_unknown_key(lua_State *L, int kidx, int arg, const char *fn, const char *what,
+                    uint64_t known) {
+  kidx = lua_absindex(L, kidx);
   if (lua_type(L, kidx) != LUA_TSTRING)
     return ngl_argerror(L, arg, fn, "%s names must be strings, got %s", what,
                         ngl_describe(L, kidx));
-  return ngl_argerror(L, arg, fn, "unknown %s '%s'", what, lua_tostring(L, kidx));
+  ngl_near n;
+  ngl_near_init(&n, L, kidx);
+  for (int k = 1; k < NGL_K_COUNT; k++)
+    if (known & NGL_KEY(k)) ngl_near_try(&n, ngl_key_names[k]);
+  return ngl_unknown_name(L, kidx, arg, fn, what, &n);
 }
 
 /* ---- checks ------------------------------------------------------------- */
@@ -171,6 +266,33 @@ double ngl_check_number(lua_State *L, int idx, int arg, const char *fn, const ch
   return 0;
 }
 
+float ngl_check_float(lua_State *L, int idx, int arg, const char *fn, const char *what) {
+  double v = ngl_check_number(L, idx, arg, fn, what);
+  if (fabs(v) > FLT_MAX || (v != 0.0 && (float)v == 0.0f))
+    ngl_argerror(L, arg, fn, "%s is out of the range of a float (about 1e-45..3.4e38), got %s",
+                 what, ngl_describe(L, idx));
+  return (float)v;
+}
+
+const char *ngl_check_string(lua_State *L, int idx, int arg, const char *fn, const char *what) {
+  size_t len = 0;
+  const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
+  if (s == NULL)
+    ngl_argerror(L, arg, fn, "%s must be a string, got %s", what, ngl_describe(L, idx));
+  if (strlen(s) != len)
+    ngl_argerror(L, arg, fn, "%s must not contain a zero byte, got %s", what, ngl_describe(L, idx));
+  return s;
+}
+
+void ngl_check_triple(lua_State *L, int idx, int arg, const char *fn, const char *what) {
+  if (lua_type(L, idx) != LUA_TTABLE)
+    ngl_argerror(L, arg, fn, "%s must be a table {x, y, z}, got %s", what, ngl_describe(L, idx));
+  size_t n = lua_rawlen(L, idx);
+  if (n != 3)
+    ngl_argerror(L, arg, fn, "%s must be a table {x, y, z} of 3 numbers, got %I value%s", what,
+                 (LUAI_UACINT)n, n == 1 ? "" : "s");
+}
+
 lua_Integer ngl_check_integer(lua_State *L, int idx, int arg, const char *fn, const char *what,
                               lua_Integer lo, lua_Integer hi) {
   int ok = 0;
@@ -205,6 +327,10 @@ int ngl_check_space(lua_State *L, int idx, int arg, const char *fn) {
     lua_Integer n = lua_tointegerx(L, idx, &ok);
     if (ok && n >= 1 && n <= NG_SPACES) return (int)n - 1;
   }
+  ngl_near n;
+  ngl_near_init(&n, L, idx);
+  ngl_near_table(&n, L, NGL_UV(NGL_UV_SPACES));
+  if (n.best != NULL) ngl_unknown_name(L, idx, arg, fn, "space", &n);
   ngl_argerror(L, arg, fn, "space must be 'L1'..'L8', a space alias or 1..8, got %s",
                ngl_describe(L, idx));
   return 0;
@@ -235,8 +361,7 @@ float ngl_check_coord(lua_State *L, int idx, int arg, const char *fn, int space,
 void ngl_check_point(lua_State *L, int idx, int arg, const char *fn, const char *what,
                      float out[3]) {
   idx = lua_absindex(L, idx);
-  if (lua_type(L, idx) != LUA_TTABLE || lua_rawlen(L, idx) != 3)
-    ngl_argerror(L, arg, fn, "%s must be a table {x, y, z}, got %s", what, ngl_describe(L, idx));
+  ngl_check_triple(L, idx, arg, fn, what);
   for (int a = 0; a < 3; a++) {
     lua_rawgeti(L, idx, a + 1);
     double v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : NAN;
@@ -256,7 +381,8 @@ static uint32_t check_id(lua_State *L, int idx, int arg, const char *fn, const n
   if (lua_type(L, idx) == LUA_TUSERDATA) {
     ngl_handle *h = ngl_toudata(L, idx, uv);
     if (h != NULL) {
-      if (h->owner != owner && (h->owner->rt == NULL || h->owner->rt != owner->rt))
+      if (h->owner->rt == NULL) ngl_argerror(L, arg, fn, "%s: runtime is closed", what);
+      if (h->owner != owner && h->owner->rt != owner->rt)
         ngl_argerror(L, arg, fn, "%s belongs to another runtime", what);
       return h->id;
     }
@@ -292,6 +418,10 @@ static unsigned check_enum(lua_State *L, int idx, int arg, const char *fn, int u
     lua_Integer n = lua_tointegerx(L, idx, &ok);
     if (ok && n >= 0 && n <= max) return (unsigned)n;
   }
+  ngl_near n;
+  ngl_near_init(&n, L, idx);
+  ngl_near_table(&n, L, NGL_UV(uv));
+  if (n.best != NULL) ngl_unknown_name(L, idx, arg, fn, what, &n);
   ngl_argerror(L, arg, fn, "%s must be %s or 0..%I, got %s", what, expected, (LUAI_UACINT)max,
                ngl_describe(L, idx));
   return 0;
@@ -350,23 +480,44 @@ ng_token *ngl_moves(lua_State *L, ngl_runtime *owner, size_t n) {
   return owner->moves;
 }
 
-void ngl_push_ids(lua_State *L, const uint32_t *ids, size_t n, int into) {
+void ngl_push_list(lua_State *L, int into, size_t n) {
   if (into)
     lua_pushvalue(L, into);
   else
     lua_createtable(L, n > INT32_MAX ? INT32_MAX : (int)n, 0);
+}
+
+void ngl_clear_from(lua_State *L, lua_Integer n, int pool) {
+  /* Past every key up to n (the last set), then through the hash part: each
+   * old entry, holes or not. Clearing a field during lua_next is allowed. */
+  lua_Integer npool = pool ? (lua_Integer)lua_rawlen(L, pool) : 0;
+  if (n > 0)
+    lua_pushinteger(L, n);
+  else
+    lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    int is_int = lua_isinteger(L, -2);
+    lua_Integer k = is_int ? lua_tointeger(L, -2) : 0;
+    if (is_int && k >= 1 && k <= n) {
+      lua_pop(L, 1);
+      continue;
+    }
+    if (pool && is_int && lua_type(L, -1) == LUA_TTABLE)
+      lua_rawseti(L, pool, ++npool);
+    else
+      lua_pop(L, 1);
+    lua_pushvalue(L, -1); /* the key */
+    lua_pushnil(L);
+    lua_rawset(L, -4);
+  }
+}
+
+void ngl_fill_ids(lua_State *L, const uint32_t *ids, size_t n) {
   for (size_t i = 0; i < n; i++) {
     lua_pushinteger(L, ids[i]);
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
-  if (into) {
-    for (lua_Integer j = (lua_Integer)n + 1; lua_rawgeti(L, -1, j) != LUA_TNIL; j++) {
-      lua_pop(L, 1);
-      lua_pushnil(L);
-      lua_rawseti(L, -2, j);
-    }
-    lua_pop(L, 1);
-  }
+  ngl_clear_from(L, (lua_Integer)n, 0);
 }
 
 void ngl_push_float(lua_State *L, float f) {
@@ -499,6 +650,8 @@ int luaopen_neurograph(lua_State *L) {
     lua_newtable(L);
     lua_rawseti(L, ctx, i);
   }
+  lua_newtable(L); /* ngl_open_grid fills it */
+  lua_rawseti(L, ctx, NGL_UV_HITS_MT);
 
   ngl_open_runtime(L, ctx);
   ngl_open_token(L, ctx);

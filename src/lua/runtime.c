@@ -9,11 +9,8 @@
 /* Runtime fields other than methods; the sub-objects use NGL_RT_* slots. */
 enum { RT_F_GRID_SIZE = 100, RT_F_DIMENSIONS };
 
-/* Frees what the Lua side owns and drops its reference. Idempotent, so it
- * serves as close, __gc and __close alike. */
-static void runtime_close(lua_State *L, ngl_runtime *o) {
-  if (o->rt == NULL) return;
-  ng_hits_free(o->rt, &o->hits);
+void ngl_runtime_free(lua_State *L, ngl_runtime *o, ng_runtime *rt) {
+  ng_hits_free(rt, &o->hits);
   void *ud = NULL;
   lua_Alloc f = lua_getallocf(L, &ud);
   if (o->ids != NULL) f(ud, o->ids, o->ids_cap * sizeof(uint32_t), 0);
@@ -22,8 +19,20 @@ static void runtime_close(lua_State *L, ngl_runtime *o) {
   o->ids_cap = 0;
   o->moves = NULL;
   o->moves_cap = 0;
-  ng_runtime_release(o->rt);
+  ng_runtime_release(rt);
+}
+
+/* Closes o: later calls raise "runtime is closed". The C runtime and the
+ * buffers go now, or, while a push from the hits buffer is in progress (this
+ * close came from a finalizer), when it ends. Idempotent. */
+static void runtime_close(lua_State *L, ngl_runtime *o) {
+  ng_runtime *rt = o->rt;
+  if (rt == NULL) return;
   o->rt = NULL;
+  if (o->hits_busy)
+    o->pending = rt;
+  else
+    ngl_runtime_free(L, o, rt);
 }
 
 /* Pushes a closed, empty Runtime userdata with the given metatable at mt. */
@@ -38,6 +47,17 @@ static ngl_runtime *new_runtime_ud(lua_State *L, int mt) {
   return o;
 }
 
+/* A bucket size: > 0 (after conversion to float: 1e-50 is refused, not
+ * taken as 0, which would mean "not given") and at most 1e9. */
+static float check_cell_size(lua_State *L, int idx, const char *what) {
+  float v = ngl_check_float(L, idx, 1, "Runtime", what);
+  if (!(v > 0 && v <= 1e9f))
+    ngl_argerror(L, 1, "Runtime",
+                 v > 0 ? "%s must be at most 1e9, got %s" : "%s must be > 0, got %s", what,
+                 ngl_describe(L, idx));
+  return v;
+}
+
 /* Bucket sizes from cell_sizes: an array of 8 or a table keyed by space. */
 static void read_cell_sizes(lua_State *L, int idx, float cells[NG_SPACES]) {
   if (lua_type(L, idx) != LUA_TTABLE)
@@ -45,10 +65,7 @@ static void read_cell_sizes(lua_State *L, int idx, float cells[NG_SPACES]) {
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     int s = ngl_check_space(L, -2, 1, "Runtime");
-    double v = ngl_check_number(L, -1, 1, "Runtime", "cell size");
-    if (!(v > 0 && v <= 1e9))
-      ngl_argerror(L, 1, "Runtime", "cell size must be > 0, got %s", ngl_describe(L, -1));
-    cells[s] = (float)v;
+    cells[s] = check_cell_size(L, -1, "cell size");
     lua_pop(L, 1);
   }
 }
@@ -90,6 +107,11 @@ static void host_config(lua_State *L, ng_config *cfg) {
  * name), cell_size (every space) and cell_sizes ({L1 = 5, ...} or 8 numbers).
  * Fails: unknown keys and bad values raise; ng_runtime_new failures raise.
  */
+#define CONFIG_KEYS                                                                                \
+  (NGL_KEY(NGL_K_GRID_SIZE) | NGL_KEY(NGL_K_DIMENSIONS) | NGL_KEY(NGL_K_INITIAL_TOKENS) |          \
+   NGL_KEY(NGL_K_INITIAL_CONNECTIONS) | NGL_KEY(NGL_K_PROFILE) | NGL_KEY(NGL_K_CELL_SIZE) |        \
+   NGL_KEY(NGL_K_CELL_SIZES))
+
 int ngl_runtime_new(lua_State *L) {
   ng_config cfg;
   memset(&cfg, 0, sizeof cfg);
@@ -128,18 +150,20 @@ int ngl_runtime_new(lua_State *L) {
           p = lua_tointegerx(L, -1, &ok);
           if (!ok || p < 0 || p > 255 || ng_profile_name((uint32_t)p) == NULL) p = -1;
         }
-        if (p < 0)
+        if (p < 0) {
+          ngl_near n;
+          ngl_near_init(&n, L, -1);
+          ngl_near_table(&n, L, NGL_UV(NGL_UV_PROFILES));
           ngl_argerror(L, 1, fn, "profile must be a profile name or number, got %s",
-                       ngl_describe(L, -1));
+                       ngl_describe_near(L, -1, &n));
+        }
         cfg.profile = (uint32_t)p;
         break;
       }
       case NGL_K_CELL_SIZE: {
-        double v = ngl_check_number(L, -1, 1, fn, "cell_size");
-        if (!(v > 0 && v <= 1e9))
-          ngl_argerror(L, 1, fn, "cell_size must be > 0, got %s", ngl_describe(L, -1));
+        float v = check_cell_size(L, -1, "cell_size");
         for (int s = 0; s < NG_SPACES; s++)
-          cells[s] = (float)v;
+          cells[s] = v;
         have_cells = 1;
         break;
       }
@@ -148,7 +172,7 @@ int ngl_runtime_new(lua_State *L) {
         have_cells = 1;
         break;
       default:
-        ngl_unknown_key(L, -2, 1, fn, "config key");
+        ngl_unknown_key(L, -2, 1, fn, "config key", CONFIG_KEYS);
       }
       lua_pop(L, 1);
     }
@@ -170,7 +194,7 @@ int ngl_runtime_new(lua_State *L) {
       if (cells[s] > 0) c.bucket_sizes[s] = cells[s];
     st = ng_cdna_set(o->rt, &c);
     if (st != NG_OK) {
-      lua_pushstring(L, ng_last_error(o->rt));
+      lua_pushstring(L, ng_last_error_detail(o->rt));
       runtime_close(L, o);
       return ngl_argerror(L, 1, "Runtime", "%s", lua_tostring(L, -1));
     }
@@ -221,16 +245,23 @@ static int rt_newindex(lua_State *L) {
                     ngl_describe(L, 2));
 }
 
-/* rt:close(): releases the runtime now; later use of rt, its sub-objects and
- * its handles raises "runtime is closed". Safe to call twice. */
+/* rt:close() (also __close): releases the runtime now (see runtime_close);
+ * later use of rt, its sub-objects and its handles raises "runtime is
+ * closed". Safe to call twice. */
 static int rt_close(lua_State *L) {
   runtime_close(L, check_rt(L, "close"));
   return 0;
 }
 
+/* __gc. Collected, o is in no call's use, so a release still deferred (a
+ * push that ended by an error left the hold) happens now. */
 static int rt_gc(lua_State *L) {
   ngl_runtime *o = ngl_toudata(L, 1, NGL_UV_RUNTIME_MT);
-  if (o != NULL) runtime_close(L, o);
+  if (o == NULL) return 0;
+  o->hits_busy = 0;
+  runtime_close(L, o);
+  if (o->pending != NULL) ngl_runtime_free(L, o, o->pending);
+  o->pending = NULL;
   return 0;
 }
 
@@ -268,11 +299,10 @@ static int rt_now(lua_State *L) {
   return 1;
 }
 
-/* A snapshot path argument: a non-empty string. */
+/* A snapshot path argument: a non-empty string without zero bytes (C would
+ * open the part before the first: "a.ngs\0.evil" would write a.ngs). */
 static const char *check_path(lua_State *L, int idx, const char *fn) {
-  if (lua_type(L, idx) != LUA_TSTRING)
-    ngl_argerror(L, idx, fn, "path must be a string, got %s", ngl_describe(L, idx));
-  const char *path = lua_tostring(L, idx);
+  const char *path = ngl_check_string(L, idx, idx, fn, "path");
   if (path[0] == '\0') ngl_argerror(L, idx, fn, "path must not be empty");
   return path;
 }
@@ -282,7 +312,7 @@ static const char *check_path(lua_State *L, int idx, const char *fn) {
 static int io_failure(lua_State *L, const ng_runtime *rt, ng_status st, int arg, const char *fn) {
   if (st == NG_ENOMEM || st == NG_EINVAL || st == NG_EBUSY)
     return ngl_status_error(L, (ng_runtime *)rt, st, arg, fn);
-  const char *detail = ng_last_error(rt);
+  const char *detail = ng_last_error_detail(rt);
   lua_pushnil(L);
   lua_pushstring(L, detail != NULL && detail[0] != '\0' ? detail : ng_strerror(st));
   return 2;
@@ -308,9 +338,10 @@ static void check_file_access(lua_State *L, const char *fn) {
  * replaced atomically: on failure an existing file is untouched. */
 static int rt_save(lua_State *L) {
   ngl_runtime *o = check_rt(L, "save");
-  ng_runtime *rt = ngl_rt(L, o);
+  ngl_rt(L, o);
   const char *path = check_path(L, 2, "save");
   check_file_access(L, "save");
+  ng_runtime *rt = ngl_rt(L, o); /* after the checks (see ngl_runtime) */
   ng_status st = ng_snapshot_save(rt, path);
   if (st != NG_OK) return io_failure(L, rt, st, 2, "save");
   lua_pushboolean(L, 1);
@@ -354,7 +385,7 @@ static int rt_eq(lua_State *L) {
 
 static const luaL_Reg rt_meta[] = {
     {"__index", rt_index}, {"__newindex", rt_newindex}, {"__gc", rt_gc},
-    {"__close", rt_gc},    {"__tostring", rt_tostring}, {"__eq", rt_eq},
+    {"__close", rt_close}, {"__tostring", rt_tostring}, {"__eq", rt_eq},
     {NULL, NULL},
 };
 static const luaL_Reg rt_methods[] = {

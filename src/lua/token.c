@@ -2,6 +2,7 @@
 #include "binding.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 /* A token write being assembled: the record, the NG_TF_* mask, and the entity
@@ -34,9 +35,11 @@ static void read_coords(lua_State *L, int idx, const ngl_names *names, int arg, 
     if (given & NG_TF_COORDS(s)) /* "L1" and "physical" in one table */
       ngl_argerror(L, arg, fn, "coords of %s given twice", ng_space_name(s));
     given |= NG_TF_COORDS(s);
-    if (lua_type(L, v) != LUA_TTABLE || lua_rawlen(L, v) != 3)
-      ngl_argerror(L, arg, fn, "coords of %s must be a table {x, y, z}, got %s", ng_space_name(s),
-                   ngl_describe(L, v));
+    if (lua_type(L, v) != LUA_TTABLE || lua_rawlen(L, v) != 3) {
+      char what[16];
+      snprintf(what, sizeof what, "coords of %s", ng_space_name(s));
+      ngl_check_triple(L, v, arg, fn, what); /* raises saying what is wrong */
+    }
     float scale = names->scale[s];
     int types[3];
     for (int a = 0; a < 3; a++)
@@ -56,15 +59,21 @@ static void read_coords(lua_State *L, int idx, const ngl_names *names, int arg, 
   }
 }
 
+/* The fields a token write takes (token_field's). */
+#define TOKEN_WRITABLE                                                                             \
+  (NGL_KEY(NGL_K_WEIGHT) | NGL_KEY(NGL_K_FLAGS) | NGL_KEY(NGL_K_ENTITY) |                          \
+   NGL_KEY(NGL_K_FIELD_RADIUS) | NGL_KEY(NGL_K_FIELD_STRENGTH) | NGL_KEY(NGL_K_TIMESTAMP) |        \
+   NGL_KEY(NGL_K_DOMAIN) | NGL_KEY(NGL_K_COORDS))
+
 /* Applies field `key` with the value at vidx to w; raises naming arg/fn.
  * Returns 0 if the key is not a writable token field. */
 static int token_field(lua_State *L, int key, int vidx, int arg, const char *fn, tok_write *w) {
   switch (key) {
   case NGL_K_WEIGHT: {
-    double v = ngl_check_number(L, vidx, arg, fn, "weight");
-    if (!(v >= 0.0 && v <= 100.0))
+    float v = ngl_check_float(L, vidx, arg, fn, "weight");
+    if (!(v >= 0.0f && v <= 100.0f))
       ngl_argerror(L, arg, fn, "weight must be within 0..100, got %s", ngl_describe(L, vidx));
-    w->t.weight = (float)v;
+    w->t.weight = v;
     w->mask |= NG_TF_WEIGHT;
     return 1;
   }
@@ -141,7 +150,7 @@ static void read_table(lua_State *L, const ngl_names *names, int idx, int top, i
       }
     } else if (key == NGL_K_WEIGHT && lua_type(L, v) == LUA_TNUMBER) {
       double x = lua_tonumberx(L, v, NULL);
-      if (x >= 0.0 && x <= 100.0) {
+      if (x >= 0.0 && x <= 100.0 && ((float)x != 0.0f || x == 0.0)) { /* else token_field raises */
         w->t.weight = (float)x;
         w->mask |= NG_TF_WEIGHT;
         lua_settop(L, k);
@@ -149,7 +158,7 @@ static void read_table(lua_State *L, const ngl_names *names, int idx, int top, i
       }
     }
     if (!token_field(L, key < 0 ? NGL_K_NONE : key, v, arg, fn, w))
-      ngl_unknown_key(L, k, arg, fn, "token field");
+      ngl_unknown_key(L, k, arg, fn, "token field", TOKEN_WRITABLE);
     lua_settop(L, k);
   }
 }
@@ -195,7 +204,7 @@ static int tokens_create(lua_State *L) {
     lua_settop(L, top < 2 ? top : 2);
     self = ngl_self(L, NGL_UV_TOKENS_MT, "create");
   }
-  ng_runtime *rt = ngl_rt(L, self->owner);
+  ngl_rt(L, self->owner); /* a closed runtime first, whatever the fields */
   tok_write w;
   tok_write_init(&w);
   w.t.weight = 1.0f;
@@ -205,6 +214,7 @@ static int tokens_create(lua_State *L) {
   else if (t != LUA_TNIL)
     read_fields(L, 2, 2, "create", &w); /* raises */
   apply_entity(&w);
+  ng_runtime *rt = ngl_rt(L, self->owner); /* after the checks (see ngl_runtime) */
   uint32_t id;
   ng_status st = ng_token_create(rt, &w.t, &id);
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "create");
@@ -228,11 +238,12 @@ static int tokens_get(lua_State *L) {
 
 /* Shared by rt.tokens:update and Token:update: true, or false if missing. */
 static int do_update(lua_State *L, ngl_runtime *owner, uint32_t id, int fidx, const char *fn) {
-  ng_runtime *rt = ngl_rt(L, owner);
+  ngl_rt(L, owner);
   tok_write w;
   tok_write_init(&w);
   read_fields(L, fidx, fidx, fn, &w);
   apply_entity(&w);
+  ng_runtime *rt = ngl_rt(L, owner);
   ng_status st = ng_token_update(rt, id, &w.t, w.mask);
   if (st == NG_ENOTFOUND) {
     lua_pushboolean(L, 0);
@@ -258,7 +269,7 @@ static int tokens_update(lua_State *L) {
 static int tokens_move(lua_State *L) {
   static const char fn[] = "move";
   ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, fn);
-  ng_runtime *rt = ngl_rt(L, self->owner);
+  ngl_rt(L, self->owner);
   int space = ngl_check_space(L, 2, 2, fn);
   if (lua_type(L, 3) != LUA_TTABLE)
     return ngl_argerror(L, 3, fn, "array of token ids expected, got %s", ngl_describe(L, 3));
@@ -284,6 +295,8 @@ static int tokens_move(lua_State *L) {
       lua_pop(L, 1);
     }
   }
+  /* the buffers are filled by steps that run no Lua code on success */
+  ng_runtime *rt = ngl_rt(L, self->owner);
   ng_status st = ng_token_update_batch(rt, ids, vals, n, NG_TF_COORDS(space));
   if (st == NG_ENOTFOUND) { /* name the first missing entry, counted from 1 */
     ng_token tmp;
@@ -324,13 +337,15 @@ static void list_args(lua_State *L, size_t *limit, size_t *offset, size_t count)
 /* rt.tokens:list([limit [, offset [, into]]]) -> {ids...} ascending. */
 static int tokens_list(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "list");
-  ng_runtime *rt = ngl_rt(L, self->owner);
   size_t limit, offset, n = 0;
-  list_args(L, &limit, &offset, ng_token_count(rt));
+  list_args(L, &limit, &offset, ng_token_count(ngl_rt(L, self->owner)));
+  ngl_push_list(L, lua_istable(L, 4) ? 4 : 0, limit);
+  /* from here to the end no step runs Lua code: the buffer and rt stay valid */
+  ng_runtime *rt = ngl_rt(L, self->owner);
   uint32_t *ids = ngl_ids(L, self->owner, limit ? limit : 1);
   ng_status st = limit ? ng_token_list(rt, offset, limit, ids, &n) : NG_OK;
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "list");
-  ngl_push_ids(L, ids, n, lua_istable(L, 4) ? 4 : 0);
+  ngl_fill_ids(L, ids, n);
   return 1;
 }
 
@@ -355,9 +370,11 @@ static int tokens_clear(lua_State *L) {
 /* The iterator of rt.tokens:iter(): state = rt.tokens, control = last id. */
 static int tokens_iter_next(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "iter");
+  uint32_t after =
+      (uint32_t)ngl_check_integer(L, 2, 2, "iter", "control value (last id)", 0, UINT32_MAX);
   ng_runtime *rt = ngl_rt(L, self->owner);
   uint32_t next;
-  if (ng_token_next(rt, (uint32_t)lua_tointeger(L, 2), &next) != NG_OK) return 0;
+  if (ng_token_next(rt, after, &next) != NG_OK) return 0;
   lua_pushinteger(L, next);
   ngl_push_handle(L, 1, NGL_UV_TOKEN_MT, next);
   return 2;
@@ -465,7 +482,7 @@ static int token_index(lua_State *L) {
 /* tok.field = value: one atomic ng_token_update of that field. */
 static int token_newindex(lua_State *L) {
   ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "__newindex");
-  ng_runtime *rt = ngl_rt(L, h->owner);
+  ngl_rt(L, h->owner);
   int key = ngl_key(L, 2);
   lua_pushvalue(L, 2);
   int kind = lua_rawget(L, NGL_UV(NGL_UV_TOKEN_INDEX));
@@ -479,6 +496,7 @@ static int token_newindex(lua_State *L) {
   if (!token_field(L, key, 3, 3, "__newindex", &w))
     return luaL_error(L, "field '%s' of neurograph.Token is read-only", ngl_key_names[key]);
   apply_entity(&w);
+  ng_runtime *rt = ngl_rt(L, h->owner);
   ng_status st = ng_token_update(rt, h->id, &w.t, w.mask);
   if (st == NG_ENOTFOUND) return luaL_error(L, "token %d no longer exists", (int)h->id);
   if (st != NG_OK) return ngl_status_error(L, rt, st, 3, "__newindex");
@@ -498,11 +516,12 @@ static int token_coords(lua_State *L) {
 /* tok:set_coords(space, x, y, z): one atomic update of that space. */
 static int token_set_coords(lua_State *L) {
   ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "set_coords");
-  ng_runtime *rt = ngl_rt(L, h->owner);
+  ngl_rt(L, h->owner);
   int s = ngl_check_space(L, 2, 2, "set_coords");
   float xyz[3];
   for (int a = 0; a < 3; a++)
     xyz[a] = ngl_check_coord(L, 3 + a, 3 + a, "set_coords", s, a);
+  ng_runtime *rt = ngl_rt(L, h->owner);
   ng_token v;
   ng_token_init(&v);
   ng_token_set_coords(&v, s, xyz[0], xyz[1], xyz[2]);
@@ -551,16 +570,25 @@ static int token_connections(lua_State *L) {
   static const char *const dirs[] = {"out", "in", "both", NULL};
   static const ng_direction dvals[] = {NG_OUT, NG_IN, NG_BOTH};
   ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "connections");
-  ng_runtime *rt = ngl_rt(L, h->owner);
+  ngl_rt(L, h->owner);
   int d = 2;
   if (!lua_isnoneornil(L, 2)) {
-    const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "";
-    for (d = 0; dirs[d] != NULL && strcmp(dirs[d], s) != 0; d++) {
+    size_t len = 0;
+    const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : "";
+    for (d = 0; dirs[d] != NULL && !(strlen(dirs[d]) == len && memcmp(dirs[d], s, len) == 0); d++) {
     }
-    if (dirs[d] == NULL)
+    if (dirs[d] == NULL) {
+      ngl_near n;
+      ngl_near_init(&n, L, 2);
+      for (int i = 0; dirs[i] != NULL; i++)
+        ngl_near_try(&n, dirs[i]);
       return ngl_argerror(L, 2, "connections", "direction must be 'out', 'in' or 'both', got %s",
-                          ngl_describe(L, 2));
+                          ngl_describe_near(L, 2, &n));
+    }
   }
+  ngl_push_list(L, 0, 0);
+  /* from here to the end no step runs Lua code: the buffer and rt stay valid */
+  ng_runtime *rt = ngl_rt(L, h->owner);
   size_t cap = h->owner->ids_cap ? h->owner->ids_cap : 64, n = 0;
   for (;;) {
     uint32_t *ids = ngl_ids(L, h->owner, cap);
@@ -570,7 +598,7 @@ static int token_connections(lua_State *L) {
     if (n <= cap) break;
     cap = n; /* it grew between calls: retry with room for all */
   }
-  ngl_push_ids(L, h->owner->ids, n, 0);
+  ngl_fill_ids(L, h->owner->ids, n);
   return 1;
 }
 
@@ -609,12 +637,10 @@ static int token_eq(lua_State *L) {
 }
 
 static const luaL_Reg tokens_methods[] = {
-    {"create", tokens_create}, {"get", tokens_get},
-    {"update", tokens_update}, {"delete", tokens_delete},
-    {"list", tokens_list},     {"count", tokens_count},
-    {"clear", tokens_clear},   {"iter", tokens_iter},
-    {"exists", tokens_exists}, {"move", tokens_move},
-    {NULL, NULL},
+    {"create", tokens_create}, {"get", tokens_get},   {"update", tokens_update},
+    {"delete", tokens_delete}, {"list", tokens_list}, {"count", tokens_count},
+    {"clear", tokens_clear},   {"iter", tokens_iter}, {"exists", tokens_exists},
+    {"move", tokens_move},     {NULL, NULL},
 };
 static const luaL_Reg token_meta[] = {
     {"__index", token_index},
