@@ -88,7 +88,7 @@ typedef enum ng_status {
   NG_ENOTFOUND,  /**< no record with that id */
   NG_EINVAL,     /**< a caller's mistake: bad argument, NaN, out of range */
   NG_EEXIST,     /**< the record already exists (duplicate connection) */
-  NG_ELIMIT,     /**< a limit was reached (ids exhausted, degree, CDNA limit) */
+  NG_ELIMIT,     /**< a limit was reached (every slot in use, degree, CDNA limit) */
   NG_ENOMEM,     /**< the allocator refused; nothing was changed */
   NG_EIO,        /**< an operating-system I/O call failed */
   NG_ECORRUPT,   /**< a file is corrupt, truncated or hostile */
@@ -583,7 +583,8 @@ NG_API uint64_t ng_runtime_now(ng_runtime *rt);
  * Checks: weight finite and within 0..100; with STRICT_MODE also the CDNA's
  * token weight, field radius and field strength limits.
  * *out_id (may be NULL) gets the new id.
- * Fails with NG_EINVAL, NG_ELIMIT (ids exhausted), NG_ENOMEM.
+ * Fails with NG_EINVAL, NG_ELIMIT (NG_TOKEN_SLOT_MAX tokens alive, or every
+ * slot live or retired), NG_ENOMEM.
  */
 NG_API ng_status ng_token_create(ng_runtime *rt, const ng_token *init, ng_id *out_id);
 /**
@@ -635,7 +636,8 @@ NG_API size_t ng_token_count(ng_runtime *rt);
  * gets how many were written.
  */
 NG_API ng_status ng_token_list(ng_runtime *rt, size_t offset, size_t limit, ng_id *ids, size_t *n_out);
-/** Delete every token and connection. Ids are not reused afterwards.
+/** Delete every token and connection; their slots go back for reuse in
+ *  ascending id order (new ids still grow: see the id rules above).
  *  *removed_tokens and *removed_connections (each may be NULL) get how many
  *  went. Never fails for a valid rt. */
 NG_API ng_status ng_token_clear(ng_runtime *rt, size_t *removed_tokens, size_t *removed_connections);

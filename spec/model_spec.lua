@@ -33,14 +33,36 @@ describe("randomized model test", function()
     print(string.format("\nmodel test: seed %d, %d operations (NG_MODEL_SEED=%d to reproduce)",
                         SEED, OPS, SEED))
     math.randomseed(SEED)
-    local rt <close> = ng.Runtime()
+    local rt = ng.Runtime()
     local T, C = rt.tokens, rt.connections
 
     -- the model
     local tokens, live = {}, {}     -- id -> record; ascending live ids
     local conns, conn_live = {}, {} -- id -> {from, to, type, pull, bidir}; ascending ids
     local by_key = {}               -- "from:to:type" -> connection id
-    local next_tid, next_cid = 1, 1
+    -- The id allocators, as docs/api.md ("Ids") describes them: freed slots wait in `pending`
+    -- in the order they were freed; once more than 1024 wait (and `ready` is used up), they come
+    -- back sorted, in a new epoch (the generation above the slot bits); else a fresh slot.
+    local function allocator(bits)
+      return { bits = bits, epoch = 0, fresh = 1, ready = {}, at = 1, pending = {} }
+    end
+    local function issue(a)
+      local slot
+      if a.at <= #a.ready then
+        slot = a.ready[a.at]
+        a.at = a.at + 1
+      elseif #a.pending > 1024 then
+        table.sort(a.pending)
+        a.ready, a.pending, a.at, a.epoch = a.pending, {}, 2, a.epoch + 1
+        slot = a.ready[1]
+      else
+        slot, a.fresh = a.fresh, a.fresh + 1
+      end
+      return a.epoch << a.bits | slot
+    end
+    local function release(a, id) a.pending[#a.pending + 1] = id & ((1 << a.bits) - 1) end
+    local tid_alloc, cid_alloc = allocator(24), allocator(32)
+    local stale = {} -- handles of deleted tokens
     local step, op = 0, "?"
     local into = {}
 
@@ -84,20 +106,27 @@ describe("randomized model test", function()
       end
     end
 
+    local function model_delete_connection(cid)
+      local c = conns[cid]
+      by_key[c.from .. ":" .. c.to .. ":" .. c.type] = nil
+      conns[cid] = nil
+      remove_sorted(conn_live, cid)
+      release(cid_alloc, cid)
+    end
+
     local function model_delete_token(id)
       tokens[id] = nil
       remove_sorted(live, id)
-      local gone = {}
+      release(tid_alloc, id)
+      -- the store removes the token's outgoing connections, then its incoming ones, each in
+      -- ascending id order: the order their slots are freed in
+      local out, inn = {}, {}
       for _, cid in ipairs(conn_live) do
         local c = conns[cid]
-        if c.from == id or c.to == id then gone[#gone + 1] = cid end
+        if c.from == id then out[#out + 1] = cid elseif c.to == id then inn[#inn + 1] = cid end
       end
-      for _, cid in ipairs(gone) do
-        local c = conns[cid]
-        by_key[c.from .. ":" .. c.to .. ":" .. c.type] = nil
-        conns[cid] = nil
-        remove_sorted(conn_live, cid)
-      end
+      for _, cid in ipairs(out) do model_delete_connection(cid) end
+      for _, cid in ipairs(inn) do model_delete_connection(cid) end
     end
 
     local function check_counts()
@@ -233,8 +262,8 @@ describe("randomized model test", function()
         local e = random(0, 15)
         if random() < 0.5 then fields.entity = ng.entities[e] else fields.entity = e end
         local id = T:create(fields)
-        if id ~= next_tid then fail(step, op, "id %d, expected %d", id, next_tid) end
-        next_tid = next_tid + 1
+        local want = issue(tid_alloc)
+        if id ~= want then fail(step, op, "id %d, expected %d", id, want) end
         local rec = { weight = w, flags = (flags & ~0x0F00) | (e << 8), raw = {} }
         for s = 1, 8 do rec.raw[s] = {0, 0, 0} end
         apply_coords(rec, fields.coords)
@@ -276,14 +305,44 @@ describe("randomized model test", function()
       end },
       { 7, "delete", function()
         local id = random_live(live)
+        local handle = T:get(id)
         local ok = T:delete(id)
         if ok ~= (tokens[id] ~= nil) then fail(step, op, "delete(%d) returned %s", id, tostring(ok)) end
-        if ok then model_delete_token(id) end
+        if ok then
+          stale[#stale < 64 and #stale + 1 or random(64)] = { id = id, handle = handle }
+          model_delete_token(id)
+        end
       end },
       { 0.05, "clear", function()
         local nt, nc = T:clear()
         if nt ~= #live or nc ~= #conn_live then fail(step, op, "clear returned %d, %d", nt, nc) end
+        for _, cid in ipairs(conn_live) do release(cid_alloc, cid) end -- ascending, as the store
+        for _, id in ipairs(live) do release(tid_alloc, id) end
         tokens, live, conns, conn_live, by_key = {}, {}, {}, {}, {}
+      end },
+      { 0.2, "save and load", function()
+        -- the loaded runtime continues with exactly the ids the saved one would have issued
+        local path = os.tmpname()
+        assert(rt:save(path))
+        local back = assert(ng.load(path))
+        os.remove(path)
+        rt:close()
+        rt, T, C = back, back.tokens, back.connections
+        stale = {}
+        full_check()
+      end },
+      { 2, "stale id", function()
+        -- a deleted token's id and handle stay dead, also after its slot was reused
+        local s = stale[random(#stale)]
+        if not s then return end
+        if T:get(s.id) then fail(step, op, "stale id %d found", s.id) end
+        if T:update(s.id, { weight = 1 }) or T:delete(s.id) then
+          fail(step, op, "stale id %d updated or deleted", s.id)
+        end
+        local ok, err = pcall(function() return s.handle.weight end)
+        if ok or not tostring(err):find("no longer exists", 1, true) then
+          fail(step, op, "stale handle %d: %s", s.id, tostring(err))
+        end
       end },
       { 12, "connect", function()
         local a, b = random_live(live), random_live(live)
@@ -302,8 +361,8 @@ describe("randomized model test", function()
           end
         else
           if not ok then fail(step, op, "create(%d, %d) raised %s", a, b, tostring(res)) end
-          if res ~= next_cid then fail(step, op, "connection id %d, expected %d", res, next_cid) end
-          next_cid = next_cid + 1
+          local want = issue(cid_alloc)
+          if res ~= want then fail(step, op, "connection id %d, expected %d", res, want) end
           conns[res] = { from = a, to = b, type = ty, pull = pull, bidir = bidir }
           conn_live[#conn_live + 1] = res
           by_key[key] = res
@@ -314,11 +373,7 @@ describe("randomized model test", function()
         local ok = C:delete(cid)
         local m = conns[cid]
         if ok ~= (m ~= nil) then fail(step, op, "delete connection %d returned %s", cid, tostring(ok)) end
-        if m then
-          by_key[m.from .. ":" .. m.to .. ":" .. m.type] = nil
-          conns[cid] = nil
-          remove_sorted(conn_live, cid)
-        end
+        if m then model_delete_connection(cid) end
       end },
       { 3, "connection update", function()
         local cid = random_live(conn_live)
@@ -431,6 +486,10 @@ describe("randomized model test", function()
       if i % FULL_CHECK_EVERY == 0 then full_check() end
     end
     full_check()
+    rt:close()
+    -- the run must have reused slots, or it proved nothing about reuse
+    assert.is_true(tid_alloc.epoch > 0, "no token slot was reused")
+    assert.is_true(cid_alloc.epoch > 0, "no connection slot was reused")
     for _, o in ipairs(ops) do
       assert.is_true((counts[o[2]] or 0) > 0 or o[2] == "clear", "never ran " .. o[2])
     end

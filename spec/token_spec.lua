@@ -134,10 +134,13 @@ describe("rt.tokens", function()
     end)
 
     it("raises for ids that can never exist", function()
-      h.raises("bad argument #2 to 'get' (token id must be an integer 1..16777215, got 0)",
+      h.raises("bad argument #2 to 'get' (token id must be an integer 1..9007199254740991, got 0)",
                function() rt.tokens:get(0) end)
-      h.raises("token id must be an integer 1..16777215, got 16777216",
-               function() rt.tokens:get(0x1000000) end)
+      h.raises("token id must be an integer 1..9007199254740991, got 9007199254740992",
+               function() rt.tokens:get(1 << 53) end)
+      h.raises("got -1", function() rt.tokens:get(-1) end)
+      h.raises("got 1.5", function() rt.tokens:get(1.5) end)
+      assert.is_nil(rt.tokens:get(0x1000000)) -- well-formed (slot 0, generation 1): a miss
       h.raises("got 'a'", function() rt.tokens:get("a") end)
       h.raises("got no value", function() rt.tokens:get() end)
     end)

@@ -314,7 +314,7 @@ static void raw_coords(const ng_token *t, int space, int16_t xyz[3]) {
 /* needs: rt; init and out_id may be NULL.
  * guarantees: a new token with the next id, found by the grids of all 8
  * spaces from their next query on.
- * fails: NG_EINVAL (checks), NG_ELIMIT (ids exhausted), NG_ENOMEM, NG_EBUSY;
+ * fails: NG_EINVAL (checks), NG_ELIMIT (no slot left), NG_ENOMEM, NG_EBUSY;
  * the store is then unchanged. */
 ng_status ng_token_create(ng_runtime *rt, const ng_token *init, ng_id *out_id) {
   static const char fn[] = "ng_token_create";

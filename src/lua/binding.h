@@ -133,7 +133,7 @@ typedef struct ngl_runtime {
   ng_runtime *pending; /* closed during a push from `hits`: released after it */
   int hits_busy;       /* a push from `hits` is in progress */
   ng_hits hits;        /* reused by every grid query */
-  uint32_t *ids;       /* reused by list / connections / move (Lua allocator) */
+  ng_id *ids;       /* reused by list / connections / move (Lua allocator) */
   size_t ids_cap;
   ng_token *moves; /* reused by tokens:move (Lua allocator) */
   size_t moves_cap;
@@ -157,7 +157,7 @@ enum {
  * keeps `owner` alive and in place (userdata never move). */
 typedef struct ngl_handle {
   ngl_runtime *owner;
-  uint32_t id;
+  ng_id id;
 } ngl_handle;
 
 /* Registers the functions of `l` into the table at `target`, each a closure
@@ -248,11 +248,11 @@ float ngl_check_coord(lua_State *L, int idx, int arg, const char *fn, int space,
 /* Three finite numbers {x, y, z} (query centres; no int16 range applies). */
 void ngl_check_point(lua_State *L, int idx, int arg, const char *fn, const char *what,
                      float out[3]);
-/* A token id (1..NG_TOKEN_ID_MAX) or a Token handle of the same runtime. */
-uint32_t ngl_check_token_id(lua_State *L, int idx, int arg, const char *fn,
+/* A token id (1..2^53-1) or a Token handle of the same runtime. */
+ng_id ngl_check_token_id(lua_State *L, int idx, int arg, const char *fn,
                             const ngl_runtime *owner);
 /* A connection id or a Connection handle of the same runtime. */
-uint32_t ngl_check_conn_id(lua_State *L, int idx, int arg, const char *fn,
+ng_id ngl_check_conn_id(lua_State *L, int idx, int arg, const char *fn,
                            const ngl_runtime *owner);
 /* Entity 0..15 from its name or number. */
 unsigned ngl_check_entity(lua_State *L, int idx, int arg, const char *fn);
@@ -263,9 +263,9 @@ unsigned ngl_check_conn_type(lua_State *L, int idx, int arg, const char *fn);
 
 /* Pushes a Token/Connection handle (uv = its metatable slot) for `id`, owned
  * like the object at obj_idx (a sub-object or another handle). */
-void ngl_push_handle(lua_State *L, int obj_idx, int uv, uint32_t id);
+void ngl_push_handle(lua_State *L, int obj_idx, int uv, ng_id id);
 /* Grows owner's id buffer to at least n entries; raises on memory failure. */
-uint32_t *ngl_ids(lua_State *L, ngl_runtime *owner, size_t n);
+ng_id *ngl_ids(lua_State *L, ngl_runtime *owner, size_t n);
 /* The same for owner's record buffer (tokens:move). */
 ng_token *ngl_moves(lua_State *L, ngl_runtime *owner, size_t n);
 /* Pushes the table a list fills: the one at `into`, or (into == 0) a new one
@@ -274,7 +274,7 @@ void ngl_push_list(lua_State *L, int into, size_t n);
 /* Stores ids[0..n) as the array in the table at the top (ngl_push_list's) and
  * removes every other entry, holes included. Runs no Lua code, so `ids` may
  * be the runtime's buffer. */
-void ngl_fill_ids(lua_State *L, const uint32_t *ids, size_t n);
+void ngl_fill_ids(lua_State *L, const ng_id *ids, size_t n);
 /* Removes every entry of the table at the top other than 1..n (just set),
  * holes included; with pool != 0 (an absolute index), tables found at integer
  * keys go to the end of that array for reuse. Runs no Lua code. */

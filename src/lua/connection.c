@@ -16,7 +16,7 @@ typedef struct conn_write {
 
 static void conn_write_init(conn_write *w) {
   memset(w, 0, sizeof *w);
-  ng_connection_init(&w->c, 0, 0);
+  ng_connection_init(&w->c);
   w->type = -1;
   w->bidirectional = -1;
 }
@@ -222,11 +222,10 @@ static void finish_write(conn_write *w) {
 static int conns_create(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_CONNS_MT, "create");
   ngl_rt(L, self->owner);
-  uint32_t a = ngl_check_token_id(L, 2, 2, "create", self->owner);
-  uint32_t b = ngl_check_token_id(L, 3, 3, "create", self->owner);
+  ng_id a = ngl_check_token_id(L, 2, 2, "create", self->owner);
+  ng_id b = ngl_check_token_id(L, 3, 3, "create", self->owner);
   conn_write w;
   conn_write_init(&w);
-  ng_connection_init(&w.c, a, b); /* fields given overwrite these defaults */
   if (!lua_isnoneornil(L, 4)) read_fields(L, 4, 4, "create", &w);
   finish_write(&w);
   ng_connection *r = &w.c;
@@ -234,16 +233,17 @@ static int conns_create(lua_State *L) {
   /* Missing endpoints are the caller's mistake: name the argument. */
   ng_token t;
   if (ng_token_get(rt, a, &t) != NG_OK)
-    return ngl_argerror(L, 2, "create", "token %d does not exist", (int)a);
+    return ngl_argerror(L, 2, "create", "token %I does not exist", (LUAI_UACINT)a);
   if (ng_token_get(rt, b, &t) != NG_OK)
-    return ngl_argerror(L, 3, "create", "token %d does not exist", (int)b);
-  uint32_t id;
-  ng_status st = ng_connection_create(rt, r, &id);
+    return ngl_argerror(L, 3, "create", "token %I does not exist", (LUAI_UACINT)b);
+  ng_id id;
+  ng_status st = ng_connection_create(rt, a, b, r, &id);
   if (st == NG_EEXIST) {
-    uint32_t old = 0;
+    ng_id old = 0;
     ng_connection_find(rt, a, b, r->connection_type, &old);
-    return ngl_argerror(L, 4, "create", "a %s connection %d -> %d already exists (connection %I)",
-                        ng_conn_type_name(r->connection_type), (int)a, (int)b, (LUAI_UACINT)old);
+    return ngl_argerror(L, 4, "create", "a %s connection %I -> %I already exists (connection %I)",
+                        ng_conn_type_name(r->connection_type), (LUAI_UACINT)a, (LUAI_UACINT)b,
+                        (LUAI_UACINT)old);
   }
   if (st != NG_OK) return ngl_status_error(L, rt, st, 4, "create");
   lua_pushinteger(L, id);
@@ -253,7 +253,7 @@ static int conns_create(lua_State *L) {
 static int conns_get(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_CONNS_MT, "get");
   ng_runtime *rt = ngl_rt(L, self->owner);
-  uint32_t id = ngl_check_conn_id(L, 2, 2, "get", self->owner);
+  ng_id id = ngl_check_conn_id(L, 2, 2, "get", self->owner);
   ng_connection c;
   if (ng_connection_get(rt, id, &c) != NG_OK) {
     lua_pushnil(L);
@@ -264,7 +264,7 @@ static int conns_get(lua_State *L) {
 }
 
 /* Writes fields at fidx into connection id: NG_OK, NG_ENOTFOUND or raises. */
-static ng_status do_update(lua_State *L, ngl_runtime *owner, uint32_t id, int fidx,
+static ng_status do_update(lua_State *L, ngl_runtime *owner, ng_id id, int fidx,
                            const char *fn) {
   ngl_rt(L, owner);
   conn_write w;
@@ -283,7 +283,7 @@ static ng_status do_update(lua_State *L, ngl_runtime *owner, uint32_t id, int fi
 /* rt.connections:update(id, fields) -> true, or false if there is none. */
 static int conns_update(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_CONNS_MT, "update");
-  uint32_t id = ngl_check_conn_id(L, 2, 2, "update", self->owner);
+  ng_id id = ngl_check_conn_id(L, 2, 2, "update", self->owner);
   lua_pushboolean(L, do_update(L, self->owner, id, 3, "update") == NG_OK);
   return 1;
 }
@@ -291,7 +291,7 @@ static int conns_update(lua_State *L) {
 static int conns_delete(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_CONNS_MT, "delete");
   ng_runtime *rt = ngl_rt(L, self->owner);
-  uint32_t id = ngl_check_conn_id(L, 2, 2, "delete", self->owner);
+  ng_id id = ngl_check_conn_id(L, 2, 2, "delete", self->owner);
   ng_status st = ng_connection_delete(rt, id);
   if (st != NG_OK && st != NG_ENOTFOUND) return ngl_status_error(L, rt, st, 2, "delete");
   lua_pushboolean(L, st == NG_OK);
@@ -315,7 +315,7 @@ static int conns_list(lua_State *L) {
   ngl_push_list(L, lua_istable(L, 4) ? 4 : 0, limit);
   /* from here to the end no step runs Lua code: the buffer and rt stay valid */
   ng_runtime *rt = ngl_rt(L, self->owner);
-  uint32_t *ids = ngl_ids(L, self->owner, limit ? limit : 1);
+  ng_id *ids = ngl_ids(L, self->owner, limit ? limit : 1);
   ng_status st = limit ? ng_connection_list(rt, offset, limit, ids, &n) : NG_OK;
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "list");
   ngl_fill_ids(L, ids, n);
@@ -333,11 +333,11 @@ static int conns_count(lua_State *L) {
 static int conns_find(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_CONNS_MT, "find");
   ng_runtime *rt = ngl_rt(L, self->owner);
-  uint32_t a = ngl_check_token_id(L, 2, 2, "find", self->owner);
-  uint32_t b = ngl_check_token_id(L, 3, 3, "find", self->owner);
+  ng_id a = ngl_check_token_id(L, 2, 2, "find", self->owner);
+  ng_id b = ngl_check_token_id(L, 3, 3, "find", self->owner);
   unsigned type =
       lua_isnoneornil(L, 4) ? NG_CONN_ASSOCIATED_WITH : ngl_check_conn_type(L, 4, 4, "find");
-  uint32_t id;
+  ng_id id;
   if (ng_connection_find(rt, a, b, type, &id) != NG_OK) {
     lua_pushnil(L);
     return 1;
@@ -348,10 +348,10 @@ static int conns_find(lua_State *L) {
 
 static int conns_iter_next(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_CONNS_MT, "iter");
-  uint32_t after =
-      (uint32_t)ngl_check_integer(L, 2, 2, "iter", "control value (last id)", 0, UINT32_MAX);
+  ng_id after =
+      (ng_id)ngl_check_integer(L, 2, 2, "iter", "control value (last id)", 0, (lua_Integer)NG_ID_MAX);
   ng_runtime *rt = ngl_rt(L, self->owner);
-  uint32_t next;
+  ng_id next;
   if (ng_connection_next(rt, after, &next) != NG_OK) return 0;
   lua_pushinteger(L, next);
   ngl_push_handle(L, 1, NGL_UV_CONN_MT, next);
@@ -374,7 +374,7 @@ static int conns_iter(lua_State *L) {
 static int conns_exists(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_CONNS_MT, "exists");
   ng_runtime *rt = ngl_rt(L, self->owner);
-  uint32_t id = ngl_check_conn_id(L, 2, 2, "exists", self->owner);
+  ng_id id = ngl_check_conn_id(L, 2, 2, "exists", self->owner);
   ng_connection c;
   lua_pushboolean(L, ng_connection_get(rt, id, &c) == NG_OK);
   return 1;
@@ -392,9 +392,22 @@ static int conns_tostring(lua_State *L) {
 
 /* ---- Connection handles ------------------------------------------------- */
 
-static ngl_handle *conn_get(lua_State *L, const char *fn, ng_connection *out) {
+/* A connection's record and its endpoints' full ids (the record holds their
+ * slots). Two reads, but consistent: a connection's endpoints never change,
+ * and a deleted connection's id never comes back. */
+typedef struct conn_view {
+  ng_connection c;
+  ng_id from, to;
+} conn_view;
+
+static bool conn_read(ng_runtime *rt, ng_id id, conn_view *out) {
+  return ng_connection_get(rt, id, &out->c) == NG_OK &&
+         ng_connection_ends(rt, id, &out->from, &out->to) == NG_OK;
+}
+
+static ngl_handle *conn_get(lua_State *L, const char *fn, conn_view *out) {
   ngl_handle *h = ngl_self(L, NGL_UV_CONN_MT, fn);
-  if (ng_connection_get(ngl_rt(L, h->owner), h->id, out) != NG_OK)
+  if (!conn_read(ngl_rt(L, h->owner), h->id, out))
     luaL_error(L, "connection %I no longer exists", (LUAI_UACINT)h->id);
   return h;
 }
@@ -403,16 +416,17 @@ static void push_fraction(lua_State *L, uint8_t v) {
   lua_pushnumber(L, v / 255.0);
 }
 
-static void push_conn_field(lua_State *L, const ng_connection *c, uint32_t id, int key) {
+static void push_conn_field(lua_State *L, const conn_view *v, ng_id id, int key) {
+  const ng_connection *c = &v->c;
   switch (key) {
   case NGL_K_ID:
     lua_pushinteger(L, id);
     break;
   case NGL_K_FROM:
-    lua_pushinteger(L, c->token_a_id);
+    lua_pushinteger(L, (lua_Integer)v->from);
     break;
   case NGL_K_TO:
-    lua_pushinteger(L, c->token_b_id);
+    lua_pushinteger(L, (lua_Integer)v->to);
     break;
   case NGL_K_TYPE:
     lua_pushstring(L, ng_conn_type_name(c->connection_type));
@@ -520,7 +534,7 @@ static int conn_index(lua_State *L) {
     lua_pushinteger(L, h->id);
     return 1;
   }
-  ng_connection c;
+  conn_view c;
   conn_get(L, "__index", &c);
   push_conn_field(L, &c, h->id, key);
   return 1;
@@ -594,12 +608,12 @@ static int conn_decay(lua_State *L) {
 
 /* c:force(distance) -> the spring force at that distance. */
 static int conn_force(lua_State *L) {
-  ng_connection c;
-  conn_get(L, "force", &c);
+  conn_view v;
+  conn_get(L, "force", &v);
   double d = ngl_check_number(L, 2, 2, "force", "distance");
   if (!(d >= -FLT_MAX && d <= FLT_MAX))
     return ngl_argerror(L, 2, "force", "distance out of range, got %s", ngl_describe(L, 2));
-  ngl_push_float(L, ng_connection_force(&c, (float)d));
+  ngl_push_float(L, ng_connection_force(&v.c, (float)d));
   return 1;
 }
 
@@ -613,7 +627,7 @@ static int conn_update(lua_State *L) {
 }
 
 static int conn_to_table(lua_State *L) {
-  ng_connection c;
+  conn_view c;
   ngl_handle *h = conn_get(L, "to_table", &c);
   lua_createtable(L, 0, (int)(sizeof conn_fields / sizeof conn_fields[0]));
   for (size_t i = 0; i < sizeof conn_fields / sizeof conn_fields[0]; i++) {

@@ -191,7 +191,7 @@ static int grid_neighbors(lua_State *L) {
   const char *fn = "find_neighbors";
   ngl_handle *self = ngl_self(L, NGL_UV_GRID_MT, fn);
   ngl_rt(L, self->owner);
-  uint32_t id = ngl_check_token_id(L, 2, 2, fn, self->owner);
+  ng_id id = ngl_check_token_id(L, 2, 2, fn, self->owner);
   float r = check_radius(L, 3, fn);
   query_opts o;
   read_opts(L, 4, fn, NGL_KEY(NGL_K_SPACE) | NGL_KEY(NGL_K_LIMIT) | NGL_KEY(NGL_K_INTO), &o);
@@ -200,7 +200,7 @@ static int grid_neighbors(lua_State *L) {
   ng_status st = ng_grid_neighbors(rt, id, o.space, r, o.limit, hits);
   if (st == NG_ENOTFOUND) {
     release_hits(L, self->owner, hits);
-    return ngl_argerror(L, 2, fn, "token %d does not exist", (int)id);
+    return ngl_argerror(L, 2, fn, "token %I does not exist", (LUAI_UACINT)id);
   }
   return finish(L, self->owner, hits, st, 2, fn, o.into);
 }

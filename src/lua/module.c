@@ -375,7 +375,7 @@ void ngl_check_point(lua_State *L, int idx, int arg, const char *fn, const char 
 
 /* An id argument: an integer within 1..max or a handle (metatable uv) of the
  * same store. */
-static uint32_t check_id(lua_State *L, int idx, int arg, const char *fn, const ngl_runtime *owner,
+static ng_id check_id(lua_State *L, int idx, int arg, const char *fn, const ngl_runtime *owner,
                          int uv, const char *what, const char *id_what, lua_Integer max) {
   idx = lua_absindex(L, idx);
   if (lua_type(L, idx) == LUA_TUSERDATA) {
@@ -387,18 +387,18 @@ static uint32_t check_id(lua_State *L, int idx, int arg, const char *fn, const n
       return h->id;
     }
   }
-  return (uint32_t)ngl_check_integer(L, idx, arg, fn, id_what, 1, max);
+  return (ng_id)ngl_check_integer(L, idx, arg, fn, id_what, 1, max);
 }
 
-uint32_t ngl_check_token_id(lua_State *L, int idx, int arg, const char *fn,
+ng_id ngl_check_token_id(lua_State *L, int idx, int arg, const char *fn,
                             const ngl_runtime *owner) {
-  return check_id(L, idx, arg, fn, owner, NGL_UV_TOKEN_MT, "token", "token id", NG_TOKEN_ID_MAX);
+  return check_id(L, idx, arg, fn, owner, NGL_UV_TOKEN_MT, "token", "token id", (lua_Integer)NG_ID_MAX);
 }
 
-uint32_t ngl_check_conn_id(lua_State *L, int idx, int arg, const char *fn,
+ng_id ngl_check_conn_id(lua_State *L, int idx, int arg, const char *fn,
                            const ngl_runtime *owner) {
   return check_id(L, idx, arg, fn, owner, NGL_UV_CONN_MT, "connection", "connection id",
-                  NG_CONNECTION_ID_MAX);
+                  (lua_Integer)NG_ID_MAX);
 }
 
 /* A name looked up in the map at upvalue uv, or an integer 0..max. */
@@ -441,7 +441,7 @@ unsigned ngl_check_conn_type(lua_State *L, int idx, int arg, const char *fn) {
 
 /* ---- results ------------------------------------------------------------ */
 
-void ngl_push_handle(lua_State *L, int obj_idx, int uv, uint32_t id) {
+void ngl_push_handle(lua_State *L, int obj_idx, int uv, ng_id id) {
   ngl_handle *o = lua_touserdata(L, obj_idx);
   lua_getiuservalue(L, obj_idx, 1); /* the Runtime userdata */
   ngl_handle *h = lua_newuserdatauv(L, sizeof *h, 1);
@@ -470,8 +470,8 @@ static void *grow_buffer(lua_State *L, void *p, size_t *cap, size_t n, size_t si
   return np;
 }
 
-uint32_t *ngl_ids(lua_State *L, ngl_runtime *owner, size_t n) {
-  owner->ids = grow_buffer(L, owner->ids, &owner->ids_cap, n, sizeof(uint32_t));
+ng_id *ngl_ids(lua_State *L, ngl_runtime *owner, size_t n) {
+  owner->ids = grow_buffer(L, owner->ids, &owner->ids_cap, n, sizeof(ng_id));
   return owner->ids;
 }
 
@@ -512,7 +512,7 @@ void ngl_clear_from(lua_State *L, lua_Integer n, int pool) {
   }
 }
 
-void ngl_fill_ids(lua_State *L, const uint32_t *ids, size_t n) {
+void ngl_fill_ids(lua_State *L, const ng_id *ids, size_t n) {
   for (size_t i = 0; i < n; i++) {
     lua_pushinteger(L, ids[i]);
     lua_rawseti(L, -2, (lua_Integer)i + 1);

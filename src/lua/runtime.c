@@ -13,7 +13,7 @@ void ngl_runtime_free(lua_State *L, ngl_runtime *o, ng_runtime *rt) {
   ng_hits_free(rt, &o->hits);
   void *ud = NULL;
   lua_Alloc f = lua_getallocf(L, &ud);
-  if (o->ids != NULL) f(ud, o->ids, o->ids_cap * sizeof(uint32_t), 0);
+  if (o->ids != NULL) f(ud, o->ids, o->ids_cap * sizeof(ng_id), 0);
   if (o->moves != NULL) f(ud, o->moves, o->moves_cap * sizeof(ng_token), 0);
   o->ids = NULL;
   o->ids_cap = 0;
@@ -133,7 +133,7 @@ int ngl_runtime_new(lua_State *L) {
         break;
       case NGL_K_INITIAL_TOKENS:
         cfg.initial_tokens =
-            (size_t)ngl_check_integer(L, -1, 1, fn, "initial_tokens", 0, NG_TOKEN_ID_MAX);
+            (size_t)ngl_check_integer(L, -1, 1, fn, "initial_tokens", 0, NG_TOKEN_SLOT_MAX);
         break;
       case NGL_K_INITIAL_CONNECTIONS:
         cfg.initial_connections =
@@ -270,26 +270,33 @@ static int rt_is_closed(lua_State *L) {
   return 1;
 }
 
-/* rt:stats() -> {tokens, connections, bytes_in_use, bytes_peak,
- * next_token_id, next_connection_id}. */
+/* rt:stats() -> {tokens, connections, bytes_in_use, bytes_peak, next_token_id,
+ * next_connection_id, token_slots_free, token_slots_retired,
+ * connection_slots_free, connection_slots_retired}: ng_stats, field for
+ * field (tokens and connections are the live slots). */
 static int rt_stats(lua_State *L) {
   ngl_runtime *o = check_rt(L, "stats");
   ng_stats s;
   ng_status st = ng_runtime_stats(ngl_rt(L, o), &s);
   if (st != NG_OK) return ngl_status_error(L, o->rt, st, 1, "stats");
-  lua_createtable(L, 0, 6);
-  lua_pushinteger(L, (lua_Integer)s.tokens);
-  lua_setfield(L, -2, "tokens");
-  lua_pushinteger(L, (lua_Integer)s.connections);
-  lua_setfield(L, -2, "connections");
-  lua_pushinteger(L, (lua_Integer)s.bytes_in_use);
-  lua_setfield(L, -2, "bytes_in_use");
-  lua_pushinteger(L, (lua_Integer)s.bytes_peak);
-  lua_setfield(L, -2, "bytes_peak");
-  lua_pushinteger(L, s.next_token_id);
-  lua_setfield(L, -2, "next_token_id");
-  lua_pushinteger(L, s.next_connection_id);
-  lua_setfield(L, -2, "next_connection_id");
+  const struct {
+    const char *name;
+    uint64_t value;
+  } f[] = {{"tokens", s.tokens},
+           {"connections", s.connections},
+           {"bytes_in_use", s.bytes_in_use},
+           {"bytes_peak", s.bytes_peak},
+           {"next_token_id", s.next_token_id},
+           {"next_connection_id", s.next_connection_id},
+           {"token_slots_free", s.token_slots_free},
+           {"token_slots_retired", s.token_slots_retired},
+           {"connection_slots_free", s.connection_slots_free},
+           {"connection_slots_retired", s.connection_slots_retired}};
+  lua_createtable(L, 0, (int)(sizeof f / sizeof f[0]));
+  for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+    lua_pushinteger(L, (lua_Integer)f[i].value);
+    lua_setfield(L, -2, f[i].name);
+  }
   return 1;
 }
 

@@ -215,7 +215,7 @@ static int tokens_create(lua_State *L) {
     read_fields(L, 2, 2, "create", &w); /* raises */
   apply_entity(&w);
   ng_runtime *rt = ngl_rt(L, self->owner); /* after the checks (see ngl_runtime) */
-  uint32_t id;
+  ng_id id;
   ng_status st = ng_token_create(rt, &w.t, &id);
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "create");
   lua_pushinteger(L, id);
@@ -226,7 +226,7 @@ static int tokens_create(lua_State *L) {
 static int tokens_get(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "get");
   ng_runtime *rt = ngl_rt(L, self->owner);
-  uint32_t id = ngl_check_token_id(L, 2, 2, "get", self->owner);
+  ng_id id = ngl_check_token_id(L, 2, 2, "get", self->owner);
   ng_token t;
   if (ng_token_get(rt, id, &t) != NG_OK) {
     lua_pushnil(L);
@@ -237,7 +237,7 @@ static int tokens_get(lua_State *L) {
 }
 
 /* Shared by rt.tokens:update and Token:update: true, or false if missing. */
-static int do_update(lua_State *L, ngl_runtime *owner, uint32_t id, int fidx, const char *fn) {
+static int do_update(lua_State *L, ngl_runtime *owner, ng_id id, int fidx, const char *fn) {
   ngl_rt(L, owner);
   tok_write w;
   tok_write_init(&w);
@@ -257,7 +257,7 @@ static int do_update(lua_State *L, ngl_runtime *owner, uint32_t id, int fidx, co
 /* rt.tokens:update(id, fields) -> true, or false when there is no such token. */
 static int tokens_update(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "update");
-  uint32_t id = ngl_check_token_id(L, 2, 2, "update", self->owner);
+  ng_id id = ngl_check_token_id(L, 2, 2, "update", self->owner);
   return do_update(L, self->owner, id, 3, "update");
 }
 
@@ -277,13 +277,13 @@ static int tokens_move(lua_State *L) {
     return ngl_argerror(L, 4, fn, "array of coordinates (x, y, z for each id) expected, got %s",
                         ngl_describe(L, 4));
   size_t n = lua_rawlen(L, 3), nc = lua_rawlen(L, 4);
-  if (n > NG_TOKEN_ID_MAX)
-    return ngl_argerror(L, 3, fn, "at most %I ids expected, got %I", (lua_Integer)NG_TOKEN_ID_MAX,
+  if (n > NG_TOKEN_SLOT_MAX)
+    return ngl_argerror(L, 3, fn, "at most %I ids expected, got %I", (lua_Integer)NG_TOKEN_SLOT_MAX,
                         (lua_Integer)n);
   if (nc != 3 * n)
     return ngl_argerror(L, 4, fn, "%I numbers expected (x, y, z for each of %I ids), got %I",
                         (lua_Integer)(3 * n), (lua_Integer)n, (lua_Integer)nc);
-  uint32_t *ids = ngl_ids(L, self->owner, n ? n : 1);
+  ng_id *ids = ngl_ids(L, self->owner, n ? n : 1);
   ng_token *vals = ngl_moves(L, self->owner, n ? n : 1);
   for (size_t i = 0; i < n; i++) {
     lua_rawgeti(L, 3, (lua_Integer)i + 1);
@@ -314,7 +314,7 @@ static int tokens_move(lua_State *L) {
 static int tokens_delete(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "delete");
   ng_runtime *rt = ngl_rt(L, self->owner);
-  uint32_t id = ngl_check_token_id(L, 2, 2, "delete", self->owner);
+  ng_id id = ngl_check_token_id(L, 2, 2, "delete", self->owner);
   ng_status st = ng_token_delete(rt, id, NULL);
   if (st != NG_OK && st != NG_ENOTFOUND) return ngl_status_error(L, rt, st, 2, "delete");
   lua_pushboolean(L, st == NG_OK);
@@ -342,7 +342,7 @@ static int tokens_list(lua_State *L) {
   ngl_push_list(L, lua_istable(L, 4) ? 4 : 0, limit);
   /* from here to the end no step runs Lua code: the buffer and rt stay valid */
   ng_runtime *rt = ngl_rt(L, self->owner);
-  uint32_t *ids = ngl_ids(L, self->owner, limit ? limit : 1);
+  ng_id *ids = ngl_ids(L, self->owner, limit ? limit : 1);
   ng_status st = limit ? ng_token_list(rt, offset, limit, ids, &n) : NG_OK;
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "list");
   ngl_fill_ids(L, ids, n);
@@ -370,10 +370,10 @@ static int tokens_clear(lua_State *L) {
 /* The iterator of rt.tokens:iter(): state = rt.tokens, control = last id. */
 static int tokens_iter_next(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "iter");
-  uint32_t after =
-      (uint32_t)ngl_check_integer(L, 2, 2, "iter", "control value (last id)", 0, UINT32_MAX);
+  ng_id after =
+      (ng_id)ngl_check_integer(L, 2, 2, "iter", "control value (last id)", 0, (lua_Integer)NG_ID_MAX);
   ng_runtime *rt = ngl_rt(L, self->owner);
-  uint32_t next;
+  ng_id next;
   if (ng_token_next(rt, after, &next) != NG_OK) return 0;
   lua_pushinteger(L, next);
   ngl_push_handle(L, 1, NGL_UV_TOKEN_MT, next);
@@ -402,7 +402,7 @@ static int tokens_iter(lua_State *L) {
 static int tokens_exists(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "exists");
   ng_runtime *rt = ngl_rt(L, self->owner);
-  uint32_t id = ngl_check_token_id(L, 2, 2, "exists", self->owner);
+  ng_id id = ngl_check_token_id(L, 2, 2, "exists", self->owner);
   ng_token t;
   lua_pushboolean(L, ng_token_get(rt, id, &t) == NG_OK);
   return 1;
@@ -423,12 +423,12 @@ static int tokens_tostring(lua_State *L) {
 static ngl_handle *token_get(lua_State *L, const char *fn, ng_token *out) {
   ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, fn);
   if (ng_token_get(ngl_rt(L, h->owner), h->id, out) != NG_OK)
-    luaL_error(L, "token %d no longer exists", (int)h->id);
+    luaL_error(L, "token %I no longer exists", (LUAI_UACINT)h->id);
   return h;
 }
 
 /* Pushes the value of field key of t. */
-static void push_token_field(lua_State *L, const ng_token *t, uint32_t id, int key) {
+static void push_token_field(lua_State *L, const ng_token *t, ng_id id, int key) {
   switch (key) {
   case NGL_K_ID:
     lua_pushinteger(L, id);
@@ -498,7 +498,7 @@ static int token_newindex(lua_State *L) {
   apply_entity(&w);
   ng_runtime *rt = ngl_rt(L, h->owner);
   ng_status st = ng_token_update(rt, h->id, &w.t, w.mask);
-  if (st == NG_ENOTFOUND) return luaL_error(L, "token %d no longer exists", (int)h->id);
+  if (st == NG_ENOTFOUND) return luaL_error(L, "token %I no longer exists", (LUAI_UACINT)h->id);
   if (st != NG_OK) return ngl_status_error(L, rt, st, 3, "__newindex");
   return 0;
 }
@@ -526,7 +526,7 @@ static int token_set_coords(lua_State *L) {
   ng_token_init(&v);
   ng_token_set_coords(&v, s, xyz[0], xyz[1], xyz[2]);
   ng_status st = ng_token_update(rt, h->id, &v, NG_TF_COORDS(s));
-  if (st == NG_ENOTFOUND) return luaL_error(L, "token %d no longer exists", (int)h->id);
+  if (st == NG_ENOTFOUND) return luaL_error(L, "token %I no longer exists", (LUAI_UACINT)h->id);
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "set_coords");
   return 0;
 }
@@ -535,7 +535,7 @@ static int token_set_coords(lua_State *L) {
 static int token_update(lua_State *L) {
   ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "update");
   do_update(L, h->owner, h->id, 2, "update");
-  if (!lua_toboolean(L, -1)) return luaL_error(L, "token %d no longer exists", (int)h->id);
+  if (!lua_toboolean(L, -1)) return luaL_error(L, "token %I no longer exists", (LUAI_UACINT)h->id);
   return 1;
 }
 
@@ -591,9 +591,9 @@ static int token_connections(lua_State *L) {
   ng_runtime *rt = ngl_rt(L, h->owner);
   size_t cap = h->owner->ids_cap ? h->owner->ids_cap : 64, n = 0;
   for (;;) {
-    uint32_t *ids = ngl_ids(L, h->owner, cap);
+    ng_id *ids = ngl_ids(L, h->owner, cap);
     ng_status st = ng_token_connections(rt, h->id, dvals[d], ids, cap, &n);
-    if (st == NG_ENOTFOUND) return luaL_error(L, "token %d no longer exists", (int)h->id);
+    if (st == NG_ENOTFOUND) return luaL_error(L, "token %I no longer exists", (LUAI_UACINT)h->id);
     if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "connections");
     if (n <= cap) break;
     cap = n; /* it grew between calls: retry with room for all */
@@ -622,7 +622,7 @@ static int token_exists(lua_State *L) {
 
 static int token_tostring(lua_State *L) {
   ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "__tostring");
-  lua_pushfstring(L, "neurograph.Token(%d)", (int)h->id);
+  lua_pushfstring(L, "neurograph.Token(%I)", (LUAI_UACINT)h->id);
   return 1;
 }
 
