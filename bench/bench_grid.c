@@ -434,8 +434,9 @@ static void run_ng(bench *b, const qcase *q, int i) {
   ng_check(b, st, q->name);
 }
 
-/* Brute force over the plain array, with the library's arithmetic (documented in
- * neurograph.h: decoded floats, double distances), then the library's order. */
+/* Brute force over the plain array, with the library's arithmetic and rule (documented in
+ * neurograph.h: decoded floats, double distances rounded to float; a radius, as a float,
+ * includes a point iff that float distance is <= it), then the library's order. */
 static void run_bf_into(bench *b, const qcase *q, int i, hitbuf *out) {
   const float *dec = q->s->dec;
   double c[3];
@@ -471,12 +472,13 @@ static void run_bf_into(bench *b, const qcase *q, int i, hitbuf *out) {
     }
   } else {
     ng_id skip = q->kind == K_NEIGHBORS ? q->ids[i] : 0;
-    double skip2 = beyond2(q->radius);
+    float r = (float)q->radius;
+    double skip2 = beyond2((double)r * (1.0 + 1e-6)); /* past the float rounding */
     for (size_t j = 0; j < n; j++) {
       double d2 = sq_dist2(dec + j * 3, c);
       if (d2 > skip2) continue;
-      double d = sqrt(d2);
-      if (d <= q->radius && (uint32_t)(j + 1) != skip) hb_push(out, (uint32_t)(j + 1), (float)d);
+      float d = (float)sqrt(d2);
+      if (d <= r && (uint32_t)(j + 1) != skip) hb_push(out, (uint32_t)(j + 1), d);
     }
   }
   hb_sort(out, 0);
@@ -502,8 +504,8 @@ static void sql_box_candidates(bench *b, space_data *s, const double c[3], doubl
     if (id == skip) continue;
     float v[3] = {(float)sqlite3_column_double(st, 1), (float)sqlite3_column_double(st, 2),
                   (float)sqlite3_column_double(st, 3)};
-    double d = sq_dist(v, c);
-    if (d <= maxd) hb_push(out, id, (float)d);
+    float d = (float)sq_dist(v, c);
+    if (d <= maxd) hb_push(out, id, d);
   }
   sql_check(b, rc, "box query");
   sqlite3_reset(st);
@@ -553,7 +555,7 @@ static void run_sq_into(bench *b, const qcase *q, int i, hitbuf *out) {
     return;
   }
   ng_id skip = q->kind == K_NEIGHBORS ? q->ids[i] : 0;
-  sql_box_candidates(b, s, c, q->radius + unit, skip, q->radius, out);
+  sql_box_candidates(b, s, c, q->radius + unit, skip, (double)(float)q->radius, out);
   hb_sort(out, 0);
 }
 
