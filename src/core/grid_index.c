@@ -742,19 +742,19 @@ static ng_status maintain(ng_runtime *rt, ngi_grid *g) {
 }
 
 /* needs: the runtime's read lock. guarantees: on NG_OK g is complete and its
- * qlock is held for reading (release with pthread_rwlock_unlock).
+ * qlock is held for reading (release with ngi_grid_release).
  * fails: NG_ENOMEM (no lock held). */
 ng_status ngi_grid_acquire(ng_runtime *rt, ngi_grid *g) {
-  pthread_rwlock_rdlock(&g->qlock);
+  ngi_grid_hold(g);
   if (!needs_work(g, &rt->tokens)) return NG_OK;
-  pthread_rwlock_unlock(&g->qlock);
+  ngi_grid_release(g);
   pthread_rwlock_wrlock(&g->qlock);
   ng_status st = maintain(rt, g);
   pthread_rwlock_unlock(&g->qlock);
   if (st != NG_OK) return st;
   /* No writer can run while we hold the runtime's read lock, and other
    * readers only ever complete the index further: it is still complete. */
-  pthread_rwlock_rdlock(&g->qlock);
+  ngi_grid_hold(g);
   return NG_OK;
 }
 

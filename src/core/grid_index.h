@@ -97,7 +97,7 @@ typedef struct mainix {
   uint64_t *stale; /* bits for local ids (slots) 0 .. 64 * stale_words - 1 */
   size_t stale_words;
   size_t nstale; /* main entries hidden */
-  ng_id w_main; /* the tokens live at the build (ids <= w_main) are the entries */
+  ng_id w_main;  /* the tokens live at the build (ids <= w_main) are the entries */
 } mainix;
 
 struct ngi_grid {
@@ -216,8 +216,19 @@ static inline void ngi_sub_range(const mainix *m, uint32_t idx, uint64_t e, size
   *hi = base + sub[p + 1];
 }
 
-/* Complete g (build it, absorb new tokens, rebuild when fragmented) and hold
- * its qlock for reading; see the contract in grid_index.c. */
+/* The grid's lock protocol, all of it (readers of the index use only these):
+ * under the runtime's read lock, ngi_grid_acquire completes g (build it,
+ * absorb new tokens, rebuild when fragmented; taking qlock for writing only
+ * for that) and holds qlock for reading; ngi_grid_hold holds it for reading
+ * as g is (complete or not, for a reader that must not build); either hold
+ * ends with ngi_grid_release. Writers of the store need no qlock: they hold
+ * the runtime's write lock, which excludes every reader. */
 ng_status ngi_grid_acquire(ng_runtime *rt, ngi_grid *g);
+static inline void ngi_grid_hold(ngi_grid *g) {
+  pthread_rwlock_rdlock(&g->qlock);
+}
+static inline void ngi_grid_release(ngi_grid *g) {
+  pthread_rwlock_unlock(&g->qlock);
+}
 
 #endif

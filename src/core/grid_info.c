@@ -107,17 +107,17 @@ ng_status ng_grid_info(ng_runtime *rt, int space, ng_space_info *out) {
   if (g) {
     out->cell_size = g->cell_size;
     /* An unbuilt index is not built for this: info reads the table. */
-    pthread_rwlock_rdlock(&g->qlock);
+    ngi_grid_hold(g);
     if (g->built) {
-      pthread_rwlock_unlock(&g->qlock);
+      ngi_grid_release(g);
       st = ngi_grid_acquire(rt, g); /* absorbs new tokens first */
       if (st == NG_OK) {
         st = info_collect(rt, g, out);
-        pthread_rwlock_unlock(&g->qlock);
+        ngi_grid_release(g);
       }
     } else {
       st = info_collect(rt, g, out);
-      pthread_rwlock_unlock(&g->qlock);
+      ngi_grid_release(g);
     }
   }
   ngi_read_unlock(rt);
@@ -129,4 +129,3 @@ ng_status ng_grid_info(ng_runtime *rt, int space, ng_space_info *out) {
   if (st == NG_ENOMEM) return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
   return st;
 }
-

@@ -833,7 +833,7 @@ static ng_status run_sorted(query *q, ng_status (*run)(query *)) {
   ng_status st = ngi_grid_acquire(q->rt, g);
   if (st == NG_OK) {
     st = run(q);
-    pthread_rwlock_unlock(&g->qlock);
+    ngi_grid_release(g);
   }
   if (st == NG_OK)
     sort_truncate(q->rt, q->out, q->k);
