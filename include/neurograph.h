@@ -85,15 +85,15 @@ extern "C" {
 /** Result of every fallible call. NG_OK is 0; everything else is an error. */
 typedef enum ng_status {
   NG_OK = 0,
-  NG_ENOTFOUND,  /**< no record with that id */
-  NG_EINVAL,     /**< a caller's mistake: bad argument, NaN, out of range */
-  NG_EEXIST,     /**< the record already exists (duplicate connection) */
-  NG_ELIMIT,     /**< a limit was reached (every slot in use, degree, CDNA limit) */
-  NG_ENOMEM,     /**< the allocator refused; nothing was changed */
-  NG_EIO,        /**< an operating-system I/O call failed */
-  NG_ECORRUPT,   /**< a file is corrupt, truncated or hostile */
-  NG_EVERSION,   /**< a file was written by a newer, incompatible format */
-  NG_EBUSY       /**< a write was attempted from inside an iteration callback */
+  NG_ENOTFOUND, /**< no record with that id */
+  NG_EINVAL,    /**< a caller's mistake: bad argument, NaN, out of range */
+  NG_EEXIST,    /**< the record already exists (duplicate connection) */
+  NG_ELIMIT,    /**< a limit was reached (every slot in use, degree, CDNA limit) */
+  NG_ENOMEM,    /**< the allocator refused; nothing was changed */
+  NG_EIO,       /**< an operating-system I/O call failed */
+  NG_ECORRUPT,  /**< a file is corrupt, truncated or hostile */
+  NG_EVERSION,  /**< a file was written by a newer, incompatible format */
+  NG_EBUSY      /**< a write was attempted from inside an iteration callback */
 } ng_status;
 
 /** A short, static, English description of a status ("not found", ...). */
@@ -149,10 +149,22 @@ enum {
 
 /** Entity types (stored in flag bits 8-11; these are the unshifted values). */
 enum {
-  NG_ENTITY_UNDEFINED = 0, NG_ENTITY_OBJECT, NG_ENTITY_EVENT, NG_ENTITY_STATE,
-  NG_ENTITY_PROCESS, NG_ENTITY_CONCEPT, NG_ENTITY_RELATION, NG_ENTITY_PATTERN,
-  NG_ENTITY_RULE, NG_ENTITY_GOAL, NG_ENTITY_MEMORY, NG_ENTITY_SENSOR,
-  NG_ENTITY_ACTUATOR, NG_ENTITY_CONTROLLER, NG_ENTITY_BUFFER, NG_ENTITY_RESERVED,
+  NG_ENTITY_UNDEFINED = 0,
+  NG_ENTITY_OBJECT,
+  NG_ENTITY_EVENT,
+  NG_ENTITY_STATE,
+  NG_ENTITY_PROCESS,
+  NG_ENTITY_CONCEPT,
+  NG_ENTITY_RELATION,
+  NG_ENTITY_PATTERN,
+  NG_ENTITY_RULE,
+  NG_ENTITY_GOAL,
+  NG_ENTITY_MEMORY,
+  NG_ENTITY_SENSOR,
+  NG_ENTITY_ACTUATOR,
+  NG_ENTITY_CONTROLLER,
+  NG_ENTITY_BUFFER,
+  NG_ENTITY_RESERVED,
   NG_ENTITY_COUNT /**< 16 */
 };
 
@@ -170,7 +182,7 @@ typedef uint64_t ng_id;
 #define NG_TOKEN_SLOT_MAX 0x00FFFFFFu
 #define NG_TOKEN_SLOT_BITS 24
 /** The slot (the record's local id) and the generation of a token id. */
-#define NG_TOKEN_SLOT(id) ((uint32_t)((ng_id)(id) & NG_TOKEN_SLOT_MAX))
+#define NG_TOKEN_SLOT(id) ((uint32_t)((ng_id)(id)&NG_TOKEN_SLOT_MAX))
 #define NG_TOKEN_GEN(id) ((ng_id)(id) >> NG_TOKEN_SLOT_BITS)
 
 /**
@@ -226,7 +238,7 @@ NG_API unsigned ng_token_get_entity(const ng_token *t);
  *  (local & 0xFFFFFF), where local is the token's slot (NG_TOKEN_SLOT of its
  *  ::ng_id; the generation is kept beside the record, not in it). */
 NG_API uint32_t ng_make_id(uint32_t local, unsigned entity, unsigned domain);
-#define NG_ID_LOCAL(id) ((uint32_t)(id) & 0x00FFFFFFu)
+#define NG_ID_LOCAL(id) ((uint32_t)(id)&0x00FFFFFFu)
 #define NG_ID_ENTITY(id) (((uint32_t)(id) >> 24) & 0xFu)
 #define NG_ID_DOMAIN(id) (((uint32_t)(id) >> 28) & 0xFu)
 
@@ -271,11 +283,7 @@ enum {
 };
 
 /** Mutability classes. */
-typedef enum ng_mutability {
-  NG_IMMUTABLE = 0,
-  NG_LEARNABLE = 1,
-  NG_HYPOTHESIS = 2
-} ng_mutability;
+typedef enum ng_mutability { NG_IMMUTABLE = 0, NG_LEARNABLE = 1, NG_HYPOTHESIS = 2 } ng_mutability;
 
 /** Connection type name ("Synonym", "Cause", ...) for 0..175; NULL otherwise. */
 NG_API const char *ng_conn_type_name(unsigned type);
@@ -300,25 +308,25 @@ NG_API const char *ng_mutability_name(unsigned m);
  * given to ng_connection_create and read back with ng_connection_ends.
  */
 typedef struct ng_connection {
-  uint32_t token_a_id;         /**< from: its slot (NG_TOKEN_SLOT) */
-  uint32_t token_b_id;         /**< to: its slot (NG_TOKEN_SLOT) */
-  uint8_t connection_type;     /**< 0x00..0xAF */
-  uint8_t rigidity;            /**< u8 fraction */
-  uint8_t active_levels;       /**< bit i: acts in space i */
-  uint8_t flags;               /**< NG_CONN_* */
-  uint32_t activation_count;   /**< saturating */
-  float pull_strength;         /**< |v| <= 10 */
-  float preferred_distance;    /**< 0.01 .. 100 */
-  uint32_t created_at;         /**< Unix s */
-  uint32_t last_activation;    /**< Unix s, 0 = never */
-  uint8_t mutability;          /**< ng_mutability */
-  uint8_t confidence;          /**< u8 fraction */
-  uint16_t evidence_count;     /**< saturating */
-  uint32_t last_update;        /**< Unix s */
-  uint8_t learning_rate;       /**< u8 fraction */
-  uint8_t decay_rate;          /**< u8 fraction */
-  uint16_t padding1;           /**< always 0 */
-  uint32_t source_id;          /**< 0 = manual */
+  uint32_t token_a_id;              /**< from: its slot (NG_TOKEN_SLOT) */
+  uint32_t token_b_id;              /**< to: its slot (NG_TOKEN_SLOT) */
+  uint8_t connection_type;          /**< 0x00..0xAF */
+  uint8_t rigidity;                 /**< u8 fraction */
+  uint8_t active_levels;            /**< bit i: acts in space i */
+  uint8_t flags;                    /**< NG_CONN_* */
+  uint32_t activation_count;        /**< saturating */
+  float pull_strength;              /**< |v| <= 10 */
+  float preferred_distance;         /**< 0.01 .. 100 */
+  uint32_t created_at;              /**< Unix s */
+  uint32_t last_activation;         /**< Unix s, 0 = never */
+  uint8_t mutability;               /**< ng_mutability */
+  uint8_t confidence;               /**< u8 fraction */
+  uint16_t evidence_count;          /**< saturating */
+  uint32_t last_update;             /**< Unix s */
+  uint8_t learning_rate;            /**< u8 fraction */
+  uint8_t decay_rate;               /**< u8 fraction */
+  uint16_t padding1;                /**< always 0 */
+  uint32_t source_id;               /**< 0 = manual */
   int16_t target_vector[NG_SPACES]; /**< raw X of each space of a target token */
 } ng_connection;
 
@@ -370,7 +378,7 @@ enum {
   NG_CF_ALL = 0x1FFFF
 };
 /** Selector writing only the flag bits in `mask` (0..255; bits 24-31 of the selector). */
-#define NG_CF_FLAG_BITS(mask) (((uint32_t)(mask) & 0xFFu) << 24)
+#define NG_CF_FLAG_BITS(mask) (((uint32_t)(mask)&0xFFu) << 24)
 
 /** Learning operations applied atomically by ng_connection_learn. */
 typedef enum ng_learn_op {
@@ -462,7 +470,7 @@ typedef struct ng_cdna {
   uint8_t reserved4[36];
   float min_token_weight;
   float max_token_weight;
-  uint16_t min_field_radius;   /**< u8-encoded (value/100) */
+  uint16_t min_field_radius; /**< u8-encoded (value/100) */
   uint16_t max_field_radius;
   uint16_t min_field_strength; /**< u8-encoded (value/255) */
   uint16_t max_field_strength;
@@ -498,6 +506,44 @@ NG_API uint64_t ng_cdna_checksum(const ng_cdna *c);
  */
 NG_API ng_status ng_cdna_validate(const ng_cdna *c, char *why, size_t why_size);
 
+/* ---- record rules ----------------------------------------------------------
+ * The value rules every writer applies (ng_token_create/update, the
+ * ng_connection_* writes, the snapshot loader, the Lua binding). Each returns
+ * NG_OK or NG_EINVAL and writes the first failure, naming the field, into why
+ * (may be NULL; written if why_size > 0, always NUL-terminated), e.g.
+ * "weight must be within 0..100, got 250". They never touch a runtime. */
+
+/**
+ * Check the fields of `t` selected by `fields` (NG_TF_*; only NG_TF_WEIGHT,
+ * NG_TF_FIELD_RADIUS and NG_TF_FIELD_STRENGTH have rules): weight finite within
+ * 0..100. With a `cdna` (may be NULL: structural rules only) whose flags have
+ * NG_CDNA_STRICT_MODE, also weight, field_radius and field_strength within its
+ * min/max limits.
+ */
+NG_API ng_status ng_token_validate(const ng_token *t, uint32_t fields, const ng_cdna *cdna,
+                                   char *why, size_t why_size);
+/**
+ * Check the fields of `c` selected by `fields` (NG_CF_*; only NG_CF_TYPE,
+ * NG_CF_MUTABILITY, NG_CF_PULL_STRENGTH, NG_CF_PREFERRED_DISTANCE and
+ * NG_CF_RIGIDITY have rules): connection_type below NG_CONN_TYPES, mutability
+ * 0..2, pull_strength finite within -10..10, preferred_distance finite within
+ * 0.01..100. With a `cdna` (may be NULL: structural rules only), the type's
+ * category must be on in its allowed_connection_types; with its
+ * NG_CDNA_STRICT_MODE also |pull_strength| within the connection weight limits
+ * and rigidity / 255 within the rigidity limits.
+ */
+NG_API ng_status ng_connection_validate(const ng_connection *c, uint32_t fields,
+                                        const ng_cdna *cdna, char *why, size_t why_size);
+/**
+ * Whether the decoded coordinate `v` is one `space` (0..7) stores exactly as
+ * given: finite, and v * ng_space_scale(space) (in float, truncated toward
+ * zero) within the int16 range -32768..32767. ng_coord_encode saturates
+ * values that fail; writers that must not saturate check first. The reason
+ * starts "coordinate of <space name>", e.g. "coordinate of L1 must be within
+ * -327.68..327.67, got 400".
+ */
+NG_API ng_status ng_coord_check(int space, double v, char *why, size_t why_size);
+
 /** @} */
 /* ------------------------------------------------------------------------ */
 /** @name Runtime */
@@ -519,14 +565,14 @@ typedef uint64_t (*ng_clock_fn)(void *ud);
 
 /** Runtime configuration. All zero = defaults. */
 typedef struct ng_config {
-  ng_alloc_fn alloc;         /**< NULL: realloc/free */
+  ng_alloc_fn alloc; /**< NULL: realloc/free */
   void *alloc_ud;
-  ng_clock_fn clock;         /**< NULL: time(NULL) */
+  ng_clock_fn clock; /**< NULL: time(NULL) */
   void *clock_ud;
-  size_t initial_tokens;     /**< capacity hint (0: small) */
-  size_t initial_connections;/**< capacity hint (0: small) */
-  uint32_t profile;          /**< CDNA profile to start with (NG_PROFILE_*) */
-  const ng_cdna *cdna;       /**< if set, the starting CDNA (validated; copied) */
+  size_t initial_tokens;      /**< capacity hint (0: small) */
+  size_t initial_connections; /**< capacity hint (0: small) */
+  uint32_t profile;           /**< CDNA profile to start with (NG_PROFILE_*) */
+  const ng_cdna *cdna;        /**< if set, the starting CDNA (validated; copied) */
 } ng_config;
 
 /** Create a runtime with a reference count of 1. `cfg` may be NULL. */
@@ -557,12 +603,12 @@ NG_API const char *ng_last_error_detail(const ng_runtime *rt);
 typedef struct ng_stats {
   size_t tokens;
   size_t connections;
-  size_t bytes_in_use;   /**< bytes currently allocated by this runtime */
+  size_t bytes_in_use; /**< bytes currently allocated by this runtime */
   size_t bytes_peak;
-  ng_id next_token_id;          /**< the id the next token create gets (0: none left) */
-  ng_id next_connection_id;     /**< the same for connections */
-  size_t token_slots_free;      /**< token slots freed and waiting for reuse */
-  size_t token_slots_retired;   /**< token slots never to be reused */
+  ng_id next_token_id;        /**< the id the next token create gets (0: none left) */
+  ng_id next_connection_id;   /**< the same for connections */
+  size_t token_slots_free;    /**< token slots freed and waiting for reuse */
+  size_t token_slots_retired; /**< token slots never to be reused */
   size_t connection_slots_free;
   size_t connection_slots_retired;
 } ng_stats;
@@ -635,12 +681,14 @@ NG_API size_t ng_token_count(ng_runtime *rt);
  * first `offset`, into ids[] (may be NULL when limit is 0); *n_out (required)
  * gets how many were written.
  */
-NG_API ng_status ng_token_list(ng_runtime *rt, size_t offset, size_t limit, ng_id *ids, size_t *n_out);
+NG_API ng_status ng_token_list(ng_runtime *rt, size_t offset, size_t limit, ng_id *ids,
+                               size_t *n_out);
 /** Delete every token and connection; their slots go back for reuse in
  *  ascending id order (new ids still grow: see the id rules above).
  *  *removed_tokens and *removed_connections (each may be NULL) get how many
  *  went. Never fails for a valid rt. */
-NG_API ng_status ng_token_clear(ng_runtime *rt, size_t *removed_tokens, size_t *removed_connections);
+NG_API ng_status ng_token_clear(ng_runtime *rt, size_t *removed_tokens,
+                                size_t *removed_connections);
 /** Cursor: *next_id = the smallest live token id greater than `after`
  *  (start with 0). NG_ENOTFOUND at the end. Tokens created during a loop are
  *  visited (their ids are higher); deleted ones are skipped. */
@@ -655,8 +703,8 @@ NG_API ng_status ng_token_each(ng_runtime *rt, ng_token_fn fn, void *ud);
  * number (which may exceed cap, like snprintf). NG_ENOTFOUND if the token
  * does not exist.
  */
-NG_API ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir,
-                                      ng_id *ids, size_t cap, size_t *n_out);
+NG_API ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir, ng_id *ids,
+                                      size_t cap, size_t *n_out);
 
 /** @} */
 /* ------------------------------------------------------------------------ */
@@ -690,7 +738,8 @@ NG_API ng_status ng_connection_get(ng_runtime *rt, ng_id id, ng_connection *out)
 NG_API ng_status ng_connection_ends(ng_runtime *rt, ng_id id, ng_id *from, ng_id *to);
 /** Write the fields selected by `fields` (NG_CF_*), atomically, with the
  *  checks of create. Endpoints never change. NG_ENOTFOUND, NG_EINVAL, NG_EEXIST. */
-NG_API ng_status ng_connection_update(ng_runtime *rt, ng_id id, const ng_connection *values, uint32_t fields);
+NG_API ng_status ng_connection_update(ng_runtime *rt, ng_id id, const ng_connection *values,
+                                      uint32_t fields);
 /** Apply a learning rule to connection `id` atomically, using the runtime's
  *  clock; *out (may be NULL) gets the record afterwards. */
 NG_API ng_status ng_connection_learn(ng_runtime *rt, ng_id id, ng_learn_op op, ng_connection *out);
@@ -700,7 +749,8 @@ NG_API ng_status ng_connection_delete(ng_runtime *rt, ng_id id);
 NG_API size_t ng_connection_count(ng_runtime *rt);
 /** As ng_token_list, for connection ids: ids[] may be NULL when limit is 0;
  *  *n_out (required) gets how many were written. */
-NG_API ng_status ng_connection_list(ng_runtime *rt, size_t offset, size_t limit, ng_id *ids, size_t *n_out);
+NG_API ng_status ng_connection_list(ng_runtime *rt, size_t offset, size_t limit, ng_id *ids,
+                                    size_t *n_out);
 /** As ng_token_next, for connection ids. */
 NG_API ng_status ng_connection_next(ng_runtime *rt, ng_id after, ng_id *next_id);
 /** Callback: return false to stop. `c` is valid only during the call. */
@@ -708,7 +758,8 @@ typedef bool (*ng_connection_fn)(const ng_connection *c, ng_id id, void *ud);
 /** Call fn for every live connection in ascending id order, under the read lock. */
 NG_API ng_status ng_connection_each(ng_runtime *rt, ng_connection_fn fn, void *ud);
 /** Id of the connection (from, to, type), or NG_ENOTFOUND. */
-NG_API ng_status ng_connection_find(ng_runtime *rt, ng_id from, ng_id to, unsigned type, ng_id *out_id);
+NG_API ng_status ng_connection_find(ng_runtime *rt, ng_id from, ng_id to, unsigned type,
+                                    ng_id *out_id);
 
 /** @} */
 /* ------------------------------------------------------------------------ */
@@ -756,8 +807,8 @@ NG_API ng_status ng_grid_range(ng_runtime *rt, int space, const float center[3],
                                size_t limit, ng_hits *out);
 /** Tokens within `radius` of token `id` in `space`, excluding `id` itself.
  *  NG_ENOTFOUND if `id` does not exist. */
-NG_API ng_status ng_grid_neighbors(ng_runtime *rt, ng_id id, int space, float radius,
-                                   size_t limit, ng_hits *out);
+NG_API ng_status ng_grid_neighbors(ng_runtime *rt, ng_id id, int space, float radius, size_t limit,
+                                   ng_hits *out);
 /** The k tokens nearest to `center` in `space` (fewer if the store has fewer). */
 NG_API ng_status ng_grid_nearest(ng_runtime *rt, int space, const float center[3], size_t k,
                                  ng_hits *out);

@@ -645,6 +645,84 @@ static void test_connection_force(void) {
   CHECK(ng_connection_force(NULL, 1.0f) == 0.0f);
 }
 
+/* The record rules: one verdict and reason for every writer (core, loader, binding). */
+static void test_token_validate(void) {
+  ng_token t;
+  ng_token_init(&t);
+  char why[160];
+  t.weight = 250.0f;
+  CHECK_STATUS(ng_token_validate(&t, NG_TF_ALL, NULL, why, sizeof why), NG_EINVAL);
+  CHECK_STR(why, "weight must be within 0..100, got 250");
+  CHECK_STATUS(ng_token_validate(&t, NG_TF_FLAGS, NULL, why, sizeof why), NG_OK); /* not selected */
+  CHECK_STR(why, "");
+  t.weight = NAN;
+  CHECK_STATUS(ng_token_validate(&t, NG_TF_WEIGHT, NULL, NULL, 0), NG_EINVAL);
+  /* the CDNA's limits apply only in strict mode */
+  ng_cdna cd;
+  CHECK_STATUS(ng_cdna_init(&cd, NG_PROFILE_DEFAULT, 0), NG_OK);
+  cd.max_token_weight = 10.0f;
+  t.weight = 50.0f;
+  CHECK_STATUS(ng_token_validate(&t, NG_TF_ALL, &cd, why, sizeof why), NG_OK);
+  cd.flags |= NG_CDNA_STRICT_MODE;
+  CHECK_STATUS(ng_token_validate(&t, NG_TF_ALL, &cd, why, sizeof why), NG_EINVAL);
+  CHECK_CONTAINS(why, "weight must be within the CDNA limits");
+  CHECK_STATUS(ng_token_validate(&t, NG_TF_ALL, NULL, why, sizeof why), NG_OK);
+  CHECK_STATUS(ng_token_validate(NULL, NG_TF_ALL, NULL, why, sizeof why), NG_EINVAL);
+}
+
+static void test_connection_validate(void) {
+  ng_connection c;
+  ng_connection_init(&c);
+  char why[200];
+  CHECK_STATUS(ng_connection_validate(&c, NG_CF_ALL, NULL, why, sizeof why), NG_OK);
+  c.connection_type = 0xB0;
+  CHECK_STATUS(ng_connection_validate(&c, NG_CF_ALL, NULL, why, sizeof why), NG_EINVAL);
+  CHECK_CONTAINS(why, "unknown connection type 0xB0");
+  ng_connection_init(&c);
+  c.pull_strength = 10.5f;
+  CHECK_STATUS(ng_connection_validate(&c, NG_CF_ALL, NULL, why, sizeof why), NG_EINVAL);
+  CHECK_STR(why, "pull_strength must be within -10..10, got 10.5");
+  ng_connection_init(&c);
+  c.preferred_distance = 0.001f;
+  CHECK_STATUS(ng_connection_validate(&c, NG_CF_ALL, NULL, why, sizeof why), NG_EINVAL);
+  CHECK_STR(why, "preferred_distance must be within 0.01..100, got 0.001");
+  CHECK_STATUS(ng_connection_validate(&c, NG_CF_TYPE, NULL, why, sizeof why), NG_OK);
+  ng_connection_init(&c);
+  c.mutability = 3;
+  CHECK_STATUS(ng_connection_validate(&c, NG_CF_MUTABILITY, NULL, why, sizeof why), NG_EINVAL);
+  CHECK_STR(why, "mutability must be 0..2, got 3");
+  /* a cdna adds the allowed-types mask, its strict mode the rigidity limits */
+  ng_connection_init(&c);
+  ng_cdna cd;
+  CHECK_STATUS(ng_cdna_init(&cd, NG_PROFILE_DEFAULT, 0), NG_OK);
+  cd.allowed_connection_types &= ~(1u << (NG_CONN_ASSOCIATED_WITH >> 4));
+  CHECK_STATUS(ng_connection_validate(&c, NG_CF_ALL, NULL, why, sizeof why), NG_OK);
+  CHECK_STATUS(ng_connection_validate(&c, NG_CF_ALL, &cd, why, sizeof why), NG_EINVAL);
+  CHECK_CONTAINS(why, "is not allowed");
+  CHECK_STATUS(ng_cdna_init(&cd, NG_PROFILE_DEFAULT, 0), NG_OK);
+  cd.max_rigidity = 0.1f;
+  CHECK_STATUS(ng_connection_validate(&c, NG_CF_ALL, &cd, why, sizeof why), NG_OK);
+  cd.flags |= NG_CDNA_STRICT_MODE;
+  CHECK_STATUS(ng_connection_validate(&c, NG_CF_ALL, &cd, why, sizeof why), NG_EINVAL);
+  CHECK_CONTAINS(why, "rigidity 128");
+}
+
+static void test_coord_check(void) {
+  char why[160];
+  CHECK_STATUS(ng_coord_check(0, 327.67, why, sizeof why), NG_OK); /* L1: scale 100 */
+  CHECK_STATUS(ng_coord_check(0, -327.68, why, sizeof why), NG_OK);
+  CHECK_STATUS(ng_coord_check(0, 327.69, why, sizeof why), NG_EINVAL);
+  CHECK_STR(why, "coordinate of L1 must be within -327.68..327.67, got 327.69");
+  CHECK_STATUS(ng_coord_check(0, NAN, why, sizeof why), NG_EINVAL);
+  CHECK_CONTAINS(why, "finite");
+  CHECK_STATUS(ng_coord_check(1, INFINITY, NULL, 0), NG_EINVAL);
+  CHECK_STATUS(ng_coord_check(1, 1e300, NULL, 0), NG_EINVAL);
+  CHECK_STATUS(ng_coord_check(8, 0.0, why, sizeof why), NG_EINVAL);
+  CHECK_CONTAINS(why, "space");
+  /* what passes is stored as given: the encoder does not saturate it */
+  CHECK_EQ_INT(ng_coord_encode(0, 327.67f), 32767);
+}
+
 int main(void) {
   RUN(test_space_scales_and_names);
   RUN(test_space_unknown_names);
@@ -673,5 +751,8 @@ int main(void) {
   RUN(test_connection_update_confidence);
   RUN(test_connection_decay);
   RUN(test_connection_force);
+  RUN(test_token_validate);
+  RUN(test_connection_validate);
+  RUN(test_coord_check);
   return ngt_done("test_records");
 }

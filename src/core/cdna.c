@@ -179,22 +179,7 @@ ng_status ng_cdna_init(ng_cdna *c, uint32_t profile, uint64_t now) {
 
 /* ---- validation --------------------------------------------------------- */
 
-/* Write the reason (if the caller wants one) and return `status`. */
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static ng_status
-reject(ng_status status, char *why, size_t why_size, const char *fmt, ...) {
-  if (why && why_size > 0) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, why_size, fmt, ap);
-    va_end(ap);
-  }
-  return status;
-}
-
-#define REJECT(status, ...) return reject(status, why, why_size, __VA_ARGS__)
+#define REJECT(status, ...) return ngi_reject(status, why, why_size, __VA_ARGS__)
 
 /* A float field that must be finite and within [lo, hi]. */
 #define CHECK_RANGE(name, v, lo, hi)                                                               \

@@ -1,62 +1,17 @@
 /* The connection API: field and degree validation, the public ng_connection_* calls. */
 #include "conn_table.h"
 
-#include <math.h>
 #include <string.h>
 
 /* ---- validation ----------------------------------------------------------- */
 
-/* Field checks shared by create and update. `fields` selects which fields of
- * `v` to check (NG_CF_*); the structural ones always apply, the CDNA's weight
- * and rigidity limits only with STRICT_MODE. Fails with NG_EINVAL. */
+/* The record rules (ng_connection_validate) with the runtime's CDNA, shared
+ * by create and update; the failure is recorded for `fn`. */
 static ng_status check_fields(const ng_runtime *rt, const char *fn, const ng_connection *v,
                               uint32_t fields) {
-  const ng_cdna *cd = &rt->cdna;
-  int strict = (cd->flags & NG_CDNA_STRICT_MODE) != 0;
-  if (fields & NG_CF_TYPE) {
-    if (v->connection_type > 0xAF)
-      return ngi_fail(rt, NG_EINVAL, "%s: connection_type must be within 0x00..0xAF, got 0x%X", fn,
-                      (unsigned)v->connection_type);
-    unsigned cat = (unsigned)v->connection_type >> 4;
-    if (!((cd->allowed_connection_types >> cat) & 1u))
-      return ngi_fail(rt, NG_EINVAL,
-                      "%s: connection_type 0x%02X (%s) is not allowed: category %u (%s) is off in "
-                      "the CDNA's allowed_connection_types",
-                      fn, (unsigned)v->connection_type, ng_conn_type_name(v->connection_type), cat,
-                      ng_conn_category_name(cat));
-  }
-  if ((fields & NG_CF_MUTABILITY) && v->mutability > NG_HYPOTHESIS)
-    return ngi_fail(rt, NG_EINVAL, "%s: mutability must be 0..2, got %u", fn,
-                    (unsigned)v->mutability);
-  if (fields & NG_CF_PULL_STRENGTH) {
-    float p = v->pull_strength;
-    if (!ngi_finite(p) || fabsf(p) > 10.0f)
-      return ngi_fail(rt, NG_EINVAL,
-                      "%s: pull_strength must be a finite number within -10..10, got %g", fn,
-                      (double)p);
-    if (strict && (fabsf(p) < cd->min_connection_weight || fabsf(p) > cd->max_connection_weight))
-      return ngi_fail(rt, NG_EINVAL,
-                      "%s: |pull_strength| must be within the CDNA connection weight limits %g..%g "
-                      "(strict mode), got %g",
-                      fn, (double)cd->min_connection_weight, (double)cd->max_connection_weight,
-                      (double)p);
-  }
-  if (fields & NG_CF_PREFERRED_DISTANCE) {
-    float d = v->preferred_distance;
-    if (!ngi_finite(d) || d < 0.01f || d > 100.0f)
-      return ngi_fail(rt, NG_EINVAL,
-                      "%s: preferred_distance must be a finite number within 0.01..100, got %g", fn,
-                      (double)d);
-  }
-  if ((fields & NG_CF_RIGIDITY) && strict) {
-    float r = (float)v->rigidity / 255.0f;
-    if (r < cd->min_rigidity || r > cd->max_rigidity)
-      return ngi_fail(rt, NG_EINVAL,
-                      "%s: rigidity %u (%g) must be within the CDNA rigidity limits %g..%g (strict "
-                      "mode)",
-                      fn, (unsigned)v->rigidity, (double)r, (double)cd->min_rigidity,
-                      (double)cd->max_rigidity);
-  }
+  char why[192];
+  if (ng_connection_validate(v, fields, &rt->cdna, why, sizeof why) != NG_OK)
+    return ngi_fail(rt, NG_EINVAL, "%s: %s", fn, why);
   return NG_OK;
 }
 
@@ -83,12 +38,14 @@ static ng_status check_degrees(const ng_runtime *rt, ngi_conns *c, ng_id from, n
     return ngi_fail(rt, NG_ELIMIT,
                     "ng_connection_create: degree limit reached: token %llu has %llu connections "
                     "(max_total_degree %u)",
-                    (unsigned long long)from, (unsigned long long)(f_out + f_in), cd->max_total_degree);
+                    (unsigned long long)from, (unsigned long long)(f_out + f_in),
+                    cd->max_total_degree);
   if (t_total > cd->max_total_degree)
     return ngi_fail(rt, NG_ELIMIT,
                     "ng_connection_create: degree limit reached: token %llu has %llu connections "
                     "(max_total_degree %u)",
-                    (unsigned long long)to, (unsigned long long)(t_out + t_in), cd->max_total_degree);
+                    (unsigned long long)to, (unsigned long long)(t_out + t_in),
+                    cd->max_total_degree);
   return NG_OK;
 }
 
@@ -431,8 +388,8 @@ ng_status ng_connection_find(ng_runtime *rt, ng_id from, ng_id to, unsigned type
  * Guarantees: the first min(cap, total) connection ids of token `id` in
  * direction dir, ascending, with a self-link listed once under NG_BOTH;
  * *n_out = total. Fails: NG_ENOTFOUND (no such token), NG_EINVAL. */
-ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir, ng_id *ids,
-                               size_t cap, size_t *n_out) {
+ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir, ng_id *ids, size_t cap,
+                               size_t *n_out) {
   static const char fn[] = "ng_token_connections";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (dir != NG_OUT && dir != NG_IN && dir != NG_BOTH)

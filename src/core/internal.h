@@ -64,7 +64,19 @@ uint32_t ngi_now32(const ng_runtime *rt);
 #endif
 
 /* True for a finite float (no NaN, no infinity). */
-static inline int ngi_finite(float v) { return v - v == 0.0f; }
+static inline int ngi_finite(float v) {
+  return v - v == 0.0f;
+}
+
+/* ---- records.c ---------------------------------------------------------- */
+
+/* Write the reason into why[0..why_size) (if why is non-NULL) and return
+ * `status`: the verdicts of the ng_*_validate and ng_coord_check calls. */
+ng_status ngi_reject(ng_status status, char *why, size_t why_size, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
 
 /* ---- cdna.c ------------------------------------------------------------- */
 

@@ -3,6 +3,9 @@
 #include "internal.h"
 
 #include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -346,3 +349,114 @@ float ng_connection_force(const ng_connection *c, float distance) {
   float k = c->mutability != NG_IMMUTABLE ? (float)c->confidence / 255.0f : 1.0f;
   return (c->preferred_distance - distance) * ((float)c->rigidity / 255.0f) * c->pull_strength * k;
 }
+
+/* ---- record rules: one home for the core API, the snapshot loader and bindings ---- */
+
+ng_status ngi_reject(ng_status status, char *why, size_t why_size, const char *fmt, ...) {
+  if (why && why_size > 0) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, why_size, fmt, ap);
+    va_end(ap);
+  }
+  return status;
+}
+
+#define REJECT(...) return ngi_reject(NG_EINVAL, why, why_size, __VA_ARGS__)
+
+/* needs: why may be NULL. guarantees: NG_OK when v is finite and the
+ * codec's own arithmetic (float multiply, then truncation toward zero) lands
+ * inside -32768..32767, so ng_coord_encode stores it without saturating.
+ * The reason starts "coordinate of <space name>" (a binding may put the
+ * axis's name in place of "coordinate"). */
+ng_status ng_coord_check(int space, double v, char *why, size_t why_size) {
+  if (why && why_size > 0) why[0] = '\0';
+  if (!space_ok(space)) REJECT("space must be 0..%d, got %d", NG_SPACES - 1, space);
+  float scale = space_scales[space];
+  if (!isfinite(v))
+    REJECT("coordinate of %s must be a finite number, got %g", space_names[space], v);
+  if (!(fabs(v) < 1e30 && (float)v * scale > -32769.0f && (float)v * scale < 32768.0f))
+    REJECT("coordinate of %s must be within %.6g..%.6g, got %g", space_names[space],
+           -32768.0 / scale, 32767.0 / scale, v);
+  return NG_OK;
+}
+
+/* needs: t non-NULL; cdna and why may be NULL. guarantees: checks the fields
+ * selected (NG_TF_WEIGHT, NG_TF_FIELD_RADIUS, NG_TF_FIELD_STRENGTH; the others
+ * hold any value) in that order and reports the first failure. */
+ng_status ng_token_validate(const ng_token *t, uint32_t fields, const ng_cdna *cdna, char *why,
+                            size_t why_size) {
+  if (why && why_size > 0) why[0] = '\0';
+  if (!t) REJECT("token is NULL");
+  int strict = cdna && (cdna->flags & NG_CDNA_STRICT_MODE) != 0;
+  if (fields & NG_TF_WEIGHT) {
+    float w = t->weight;
+    if (!ngi_finite(w) || w < 0.0f || w > 100.0f)
+      REJECT("weight must be within 0..100, got %g", (double)w);
+    if (strict && (w < cdna->min_token_weight || w > cdna->max_token_weight))
+      REJECT("weight must be within the CDNA limits %g..%g (strict mode), got %g",
+             (double)cdna->min_token_weight, (double)cdna->max_token_weight, (double)w);
+  }
+  if (strict && (fields & NG_TF_FIELD_RADIUS)) {
+    unsigned r = t->field_radius;
+    if (r < cdna->min_field_radius || r > cdna->max_field_radius)
+      REJECT("field_radius must be within the CDNA limits %g..%g (strict mode), got %g",
+             cdna->min_field_radius / 100.0, cdna->max_field_radius / 100.0, r / 100.0);
+  }
+  if (strict && (fields & NG_TF_FIELD_STRENGTH)) {
+    unsigned s = t->field_strength;
+    if (s < cdna->min_field_strength || s > cdna->max_field_strength)
+      REJECT("field_strength must be within the CDNA limits %g..%g (strict mode), got %g",
+             cdna->min_field_strength / 255.0, cdna->max_field_strength / 255.0, s / 255.0);
+  }
+  return NG_OK;
+}
+
+/* needs: c non-NULL; cdna and why may be NULL. guarantees: checks the fields
+ * selected (NG_CF_TYPE, NG_CF_MUTABILITY, NG_CF_PULL_STRENGTH,
+ * NG_CF_PREFERRED_DISTANCE, NG_CF_RIGIDITY; the others hold any value) in
+ * that order and reports the first failure. With a cdna, the type's category
+ * must be on in its allowed_connection_types, and with its STRICT_MODE the
+ * weight and rigidity limits apply. */
+ng_status ng_connection_validate(const ng_connection *c, uint32_t fields, const ng_cdna *cdna,
+                                 char *why, size_t why_size) {
+  if (why && why_size > 0) why[0] = '\0';
+  if (!c) REJECT("connection is NULL");
+  int strict = cdna && (cdna->flags & NG_CDNA_STRICT_MODE) != 0;
+  if (fields & NG_CF_TYPE) {
+    unsigned type = c->connection_type, cat = type >> 4;
+    if (type >= NG_CONN_TYPES)
+      REJECT("unknown connection type 0x%02X (connection_type must be within 0x00..0x%02X)", type,
+             NG_CONN_TYPES - 1u);
+    if (cdna && !((cdna->allowed_connection_types >> cat) & 1u))
+      REJECT("connection_type 0x%02X (%s) is not allowed: category %u (%s) is off in the CDNA's "
+             "allowed_connection_types",
+             type, ng_conn_type_name(type), cat, ng_conn_category_name(cat));
+  }
+  if ((fields & NG_CF_MUTABILITY) && c->mutability > NG_HYPOTHESIS)
+    REJECT("mutability must be 0..2, got %u", (unsigned)c->mutability);
+  if (fields & NG_CF_PULL_STRENGTH) {
+    float p = c->pull_strength;
+    if (!ngi_finite(p) || fabsf(p) > 10.0f)
+      REJECT("pull_strength must be within -10..10, got %g", (double)p);
+    if (strict &&
+        (fabsf(p) < cdna->min_connection_weight || fabsf(p) > cdna->max_connection_weight))
+      REJECT("|pull_strength| must be within the CDNA connection weight limits %g..%g (strict "
+             "mode), got %g",
+             (double)cdna->min_connection_weight, (double)cdna->max_connection_weight, (double)p);
+  }
+  if (fields & NG_CF_PREFERRED_DISTANCE) {
+    float d = c->preferred_distance;
+    if (!ngi_finite(d) || d < 0.01f || d > 100.0f)
+      REJECT("preferred_distance must be within 0.01..100, got %g", (double)d);
+  }
+  if ((fields & NG_CF_RIGIDITY) && strict) {
+    float r = (float)c->rigidity / 255.0f;
+    if (r < cdna->min_rigidity || r > cdna->max_rigidity)
+      REJECT("rigidity %u (%g) must be within the CDNA rigidity limits %g..%g (strict mode)",
+             (unsigned)c->rigidity, (double)r, (double)cdna->min_rigidity,
+             (double)cdna->max_rigidity);
+  }
+  return NG_OK;
+}
+#undef REJECT

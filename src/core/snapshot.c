@@ -77,9 +77,15 @@ static uint64_t rd64(const unsigned char *p) {
   memcpy(&v, p, sizeof v);
   return v;
 }
-static void wr16(unsigned char *p, uint16_t v) { memcpy(p, &v, sizeof v); }
-static void wr32(unsigned char *p, uint32_t v) { memcpy(p, &v, sizeof v); }
-static void wr64(unsigned char *p, uint64_t v) { memcpy(p, &v, sizeof v); }
+static void wr16(unsigned char *p, uint16_t v) {
+  memcpy(p, &v, sizeof v);
+}
+static void wr32(unsigned char *p, uint32_t v) {
+  memcpy(p, &v, sizeof v);
+}
+static void wr64(unsigned char *p, uint64_t v) {
+  memcpy(p, &v, sizeof v);
+}
 
 /* strerror without the shared static buffer (the XSI strerror_r). */
 static const char *errstr(int e, char *buf, size_t size) {
@@ -220,8 +226,8 @@ static void write_snapshot(ng_runtime *rt, writer *w) {
   const ngi_idgen *cids = ngi_conns_ids(rt->conns);
   wr64(h + OFF_NTOK, t->live);
   wr64(h + OFF_NCONN, nconn);
-  wr64(h + OFF_IDS_LEN, idgen_bytes(&t->ids) + 4 * (uint64_t)t->live + idgen_bytes(cids) +
-                            4 * (uint64_t)nconn);
+  wr64(h + OFF_IDS_LEN,
+       idgen_bytes(&t->ids) + 4 * (uint64_t)t->live + idgen_bytes(cids) + 4 * (uint64_t)nconn);
   wr64(h + OFF_CDNA_LEN, CDNA_BYTES);
   wr64(h + OFF_TOK_LEN, (uint64_t)t->live * TOKEN_BYTES);
   wr64(h + OFF_CONN_LEN, (uint64_t)nconn * CONN_BYTES);
@@ -235,11 +241,13 @@ static void write_snapshot(ng_runtime *rt, writer *w) {
    * runs that are contiguous in memory (within one segment of the table). */
   size_t i = 0;
   while (i < t->len && !w->err) {
-    while (i < t->len && NG_ID_LOCAL(ngi_tok_at(t, i)->id) == 0) i++;
+    while (i < t->len && NG_ID_LOCAL(ngi_tok_at(t, i)->id) == 0)
+      i++;
     if (i == t->len) break;
     const ng_token *run = ngi_tok_at(t, i);
     size_t end = i + ngi_tok_run(i) < t->len ? i + ngi_tok_run(i) : t->len, j = i;
-    while (j < end && NG_ID_LOCAL(run[j - i].id) != 0) j++;
+    while (j < end && NG_ID_LOCAL(run[j - i].id) != 0)
+      j++;
     w_put(w, run, (j - i) * sizeof *run);
     i = j;
   }
@@ -541,22 +549,20 @@ static ng_status parse_header(const unsigned char *p, uint64_t file_len, const c
                    (unsigned long long)rd64(p + OFF_TOK_LEN), (unsigned long long)h->ntok);
   if (rd64(p + OFF_CONN_LEN) != h->nconn * CONN_BYTES)
     return CORRUPT("%s: %s: connection section length %llu does not match %llu connections", fn,
-                   name, (unsigned long long)rd64(p + OFF_CONN_LEN),
-                   (unsigned long long)h->nconn);
+                   name, (unsigned long long)rd64(p + OFF_CONN_LEN), (unsigned long long)h->nconn);
   if (major == 1) {
     if (h->next_tok == 0 || h->next_tok > NG_TOKEN_SLOT_MAX + 1u)
       return CORRUPT("%s: %s: bad next token id %u", fn, name, h->next_tok);
     if (h->ntok > h->next_tok - 1u)
       return CORRUPT("%s: %s: %llu tokens cannot all have ids below the next id %u", fn, name,
                      (unsigned long long)h->ntok, h->next_tok);
-    if (h->next_conn == 0)
-      return CORRUPT("%s: %s: bad next connection id 0", fn, name);
+    if (h->next_conn == 0) return CORRUPT("%s: %s: bad next connection id 0", fn, name);
     if (h->nconn > h->next_conn - 1u)
-      return CORRUPT("%s: %s: %llu connections cannot all have ids below the next id %u", fn,
-                     name, (unsigned long long)h->nconn, h->next_conn);
+      return CORRUPT("%s: %s: %llu connections cannot all have ids below the next id %u", fn, name,
+                     (unsigned long long)h->nconn, h->next_conn);
   } else if (h->ids_len > file_len) { /* also keeps the offsets below from overflowing */
-    return CORRUPT("%s: %s: truncated: %llu bytes, the header describes an ids section of %llu",
-                   fn, name, (unsigned long long)file_len, (unsigned long long)h->ids_len);
+    return CORRUPT("%s: %s: truncated: %llu bytes, the header describes an ids section of %llu", fn,
+                   name, (unsigned long long)file_len, (unsigned long long)h->ids_len);
   } else if (h->ids_len < 2 * IDGEN_BYTES + 4 * (h->ntok + h->nconn)) {
     return CORRUPT("%s: %s: ids section length %llu does not fit %llu tokens and %llu "
                    "connections",
@@ -669,8 +675,8 @@ short_:
  * within its bits, free slots below fresh, every slot accounted for once
  * (live, free or retired), and the last id issued no smaller than any live
  * one. Uniqueness of the free slots is checked by the caller. */
-static ng_status check_ids(const ids_state *s, unsigned slot_bits, uint64_t slot_max,
-                           uint64_t live, ng_id max_id, const char *what, const char *name) {
+static ng_status check_ids(const ids_state *s, unsigned slot_bits, uint64_t slot_max, uint64_t live,
+                           ng_id max_id, const char *what, const char *name) {
   static const char fn[] = "ng_snapshot_load";
   if (s->epoch > (NG_ID_MAX >> slot_bits) || s->fresh == 0 || s->fresh > slot_max + 1)
     return CORRUPT("%s: %s: bad %s id state (epoch %llu, fresh slot %llu)", fn, name, what,
@@ -695,8 +701,8 @@ static ng_status check_ids(const ids_state *s, unsigned slot_bits, uint64_t slot
 /* Every token record (the first ntok slots of tab): ids (slot and
  * generation) ascending, slots unique and below the fresh slot, generations
  * within the epoch; the entity copy in the id equal to the flags' entity;
- * weight finite within 0..100. Marks every slot in `present` (a bitmap of
- * fresh bits), then the free slots, each of which must be unmarked. */
+ * the structural record rules (ng_token_validate without a CDNA). Marks every slot in `present` (a
+ * bitmap of fresh bits), then the free slots, each of which must be unmarked. */
 static ng_status check_tokens(const ngi_token_table *tab, const snap_header *h,
                               const ids_state *ids, uint64_t *present, const char *name) {
   ng_id prev = 0;
@@ -711,8 +717,9 @@ static ng_status check_tokens(const ngi_token_table *tab, const snap_header *h,
     uint32_t local = NG_ID_LOCAL(t.id);
     uint64_t gen = ids->gens ? ids->gens[i] : 0;
     unsigned long long id = gen << NG_TOKEN_SLOT_BITS | local;
-    if (local == 0) return CORRUPT("ng_snapshot_load: %s: token record %llu has id 0", name,
-                                   (unsigned long long)i);
+    if (local == 0)
+      return CORRUPT("ng_snapshot_load: %s: token record %llu has id 0", name,
+                     (unsigned long long)i);
     if (id <= prev)
       return CORRUPT("ng_snapshot_load: %s: token record %llu: id %llu is not above the previous "
                      "id %llu (ids must ascend)",
@@ -727,13 +734,14 @@ static ng_status check_tokens(const ngi_token_table *tab, const snap_header *h,
       return CORRUPT("ng_snapshot_load: %s: token %llu: entity %u in the id differs from entity "
                      "%u in the flags",
                      name, id, NG_ID_ENTITY(t.id), ng_token_get_entity(&t));
-    if (!ngi_finite(t.weight) || t.weight < 0.0f || t.weight > 100.0f)
-      return CORRUPT("ng_snapshot_load: %s: token %llu: weight must be within 0..100, got %g",
-                     name, id, (double)t.weight);
+    char why[192];
+    if (ng_token_validate(&t, NG_TF_ALL, NULL, why, sizeof why) != NG_OK)
+      return CORRUPT("ng_snapshot_load: %s: token %llu: %s", name, id, why);
     present[local >> 6] |= (uint64_t)1 << (local & 63);
     prev = id;
   }
-  ng_status st = check_ids(ids, NG_TOKEN_SLOT_BITS, NG_TOKEN_SLOT_MAX, h->ntok, prev, "token", name);
+  ng_status st =
+      check_ids(ids, NG_TOKEN_SLOT_BITS, NG_TOKEN_SLOT_MAX, h->ntok, prev, "token", name);
   if (st != NG_OK) return st;
   for (size_t i = 0; i < ids->nready + ids->npending; i++) {
     uint32_t s = ids->ready[i];
@@ -784,8 +792,9 @@ static ng_status check_conn_slots(const unsigned char *sec, const snap_header *h
   return st;
 }
 
-/* The structural checks of ng_connection_create, plus id order. The CDNA's
- * policy limits (allowed types, degrees, strict-mode ranges) are not applied:
+/* The structural record rules (ng_connection_validate without a CDNA), plus
+ * id order. The CDNA's policy limits (allowed types, degrees, strict-mode
+ * ranges) are not applied:
  * ng_cdna_set may tighten them after records exist, and a snapshot must
  * reproduce such a store exactly. */
 static ng_status check_connection(const ng_connection *c, ng_id cid, ng_id prev,
@@ -799,28 +808,16 @@ static ng_status check_connection(const ng_connection *c, ng_id cid, ng_id prev,
                    fn, name, id, (unsigned long long)prev);
   if ((uint32_t)cid >= cids->fresh || (cid >> NG_CONNECTION_SLOT_BITS) > cids->epoch)
     return CORRUPT("%s: %s: connection %llu is beyond the id state (fresh slot %llu, epoch %llu)",
-                   fn, name, id, (unsigned long long)cids->fresh,
-                   (unsigned long long)cids->epoch);
+                   fn, name, id, (unsigned long long)cids->fresh, (unsigned long long)cids->epoch);
   if (!has_token(present, tids->fresh, c->token_a_id))
     return CORRUPT("%s: %s: connection %llu: from token %u does not exist", fn, name, id,
                    c->token_a_id);
   if (!has_token(present, tids->fresh, c->token_b_id))
     return CORRUPT("%s: %s: connection %llu: to token %u does not exist", fn, name, id,
                    c->token_b_id);
-  if (c->connection_type >= NG_CONN_TYPES)
-    return CORRUPT("%s: %s: connection %llu: unknown connection type 0x%02X", fn, name, id,
-                   (unsigned)c->connection_type);
-  if (c->mutability > NG_HYPOTHESIS)
-    return CORRUPT("%s: %s: connection %llu: mutability must be 0..2, got %u", fn, name, id,
-                   (unsigned)c->mutability);
-  if (!ngi_finite(c->pull_strength) || c->pull_strength < -10.0f || c->pull_strength > 10.0f)
-    return CORRUPT("%s: %s: connection %llu: pull_strength must be finite within -10..10, got %g", fn,
-                   name, id, (double)c->pull_strength);
-  if (!ngi_finite(c->preferred_distance) || c->preferred_distance < 0.01f ||
-      c->preferred_distance > 100.0f)
-    return CORRUPT("%s: %s: connection %llu: preferred_distance must be finite within 0.01..100, "
-                   "got %g",
-                   fn, name, id, (double)c->preferred_distance);
+  char why[192];
+  if (ng_connection_validate(c, NG_CF_ALL, NULL, why, sizeof why) != NG_OK)
+    return CORRUPT("%s: %s: connection %llu: %s", fn, name, id, why);
   if (c->padding1 != 0)
     return CORRUPT("%s: %s: connection %llu: padding is not zero", fn, name, id);
   return NG_OK;
@@ -836,7 +833,6 @@ static uint64_t dup_key(const unsigned char *entry) {
 
 /* How many entries ahead check_connections prefetches its duplicate set's buckets. */
 #define DUP_AHEAD 12
-
 
 static size_t dup_slot(uint64_t k, size_t mask) {
   k *= 0x9E3779B97F4A7C15ull;
@@ -857,7 +853,8 @@ static ng_status check_connections(const unsigned char *sec, const snap_header *
   uint64_t *set = NULL;
   if (h->nconn >= 2) {
     cap = 16;
-    while (cap < h->nconn * 2) cap *= 2;
+    while (cap < h->nconn * 2)
+      cap *= 2;
     set = tmp_alloc(cfg, cap * sizeof *set);
     if (!set)
       return ngi_fail(NULL, NG_ENOMEM, "ng_snapshot_load: %s: out of memory checking connections",
@@ -882,10 +879,12 @@ static ng_status check_connections(const unsigned char *sec, const snap_header *
       NGI_PREFETCH(&set[dup_slot(dup_key(sec + (i + DUP_AHEAD) * CONN_BYTES), cap - 1)]);
     uint64_t k = dup_key(sec + i * CONN_BYTES); /* exact: endpoints checked just above */
     size_t b = dup_slot(k, cap - 1);
-    while (set[b] && set[b] != k) b = (b + 1) & (cap - 1);
+    while (set[b] && set[b] != k)
+      b = (b + 1) & (cap - 1);
     if (set[b] == k) {
       uint64_t first = 0; /* the rare path: find the earlier twin for the message */
-      while (dup_key(sec + first * CONN_BYTES) != k) first++;
+      while (dup_key(sec + first * CONN_BYTES) != k)
+        first++;
       st = CORRUPT("ng_snapshot_load: %s: connection records %llu and %llu are duplicates (same "
                    "from, to and type)",
                    name, (unsigned long long)first, (unsigned long long)i);
@@ -1021,8 +1020,7 @@ static ng_status read_ids(const snap_source *src, const snap_header *h, unsigned
 }
 
 /* Install a validated allocator state: the issue order continues exactly. */
-static ng_status restore_ids(ng_runtime *rt, ngi_idgen *g, const ids_state *s,
-                             const char *name) {
+static ng_status restore_ids(ng_runtime *rt, ngi_idgen *g, const ids_state *s, const char *name) {
   ng_status st = ngi_idgen_restore(rt, g, s->epoch, s->fresh, s->last, s->retired, s->ready,
                                    s->nready, s->pending, s->npending);
   if (st != NG_OK)

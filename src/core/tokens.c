@@ -137,8 +137,7 @@ ng_status ngi_tokens_init(ng_runtime *rt, ngi_token_table *t, size_t initial) {
 }
 
 void ngi_tokens_destroy(ng_runtime *rt, ngi_token_table *t) {
-  if (t->nbulk)
-    ngi_free(rt, t->seg[0], ngi_seg_base(t->nbulk, NGI_REC_LB) * sizeof(ng_token));
+  if (t->nbulk) ngi_free(rt, t->seg[0], ngi_seg_base(t->nbulk, NGI_REC_LB) * sizeof(ng_token));
   for (unsigned k = t->nbulk; k < t->nseg; k++)
     ngi_free(rt, t->seg[k], ngi_seg_len(k, NGI_REC_LB) * sizeof(ng_token));
   if (t->nslot_bulk)
@@ -254,38 +253,13 @@ size_t ngi_tokens_first_after(const ngi_token_table *t, ng_id after) {
 
 /* ---- checks --------------------------------------------------------------- */
 
-/* Check the fields of `tok` selected by `fields` (NG_TF_WEIGHT,
- * NG_TF_FIELD_RADIUS, NG_TF_FIELD_STRENGTH) against the structural rules and,
- * with STRICT_MODE, the CDNA limits. Caller holds a lock (reads the CDNA). */
+/* The record rules (ng_token_validate) with the runtime's CDNA; the failure
+ * is recorded for `func`. Caller holds a lock (reads the CDNA). */
 static ng_status check_fields(ng_runtime *rt, const char *func, const ng_token *tok,
                               uint32_t fields) {
-  const ng_cdna *c = &rt->cdna;
-  int strict = (c->flags & NG_CDNA_STRICT_MODE) != 0;
-  if (fields & NG_TF_WEIGHT) {
-    float w = tok->weight;
-    if (!ngi_finite(w) || w < 0.0f || w > 100.0f)
-      return ngi_fail(rt, NG_EINVAL, "%s: weight must be within 0..100, got %g", func, (double)w);
-    if (strict && (w < c->min_token_weight || w > c->max_token_weight))
-      return ngi_fail(rt, NG_EINVAL,
-                      "%s: weight must be within the CDNA limits %g..%g (strict mode), got %g",
-                      func, (double)c->min_token_weight, (double)c->max_token_weight, (double)w);
-  }
-  if (strict && (fields & NG_TF_FIELD_RADIUS)) {
-    unsigned r = tok->field_radius;
-    if (r < c->min_field_radius || r > c->max_field_radius)
-      return ngi_fail(
-          rt, NG_EINVAL,
-          "%s: field_radius must be within the CDNA limits %g..%g (strict mode), got %g", func,
-          c->min_field_radius / 100.0, c->max_field_radius / 100.0, r / 100.0);
-  }
-  if (strict && (fields & NG_TF_FIELD_STRENGTH)) {
-    unsigned s = tok->field_strength;
-    if (s < c->min_field_strength || s > c->max_field_strength)
-      return ngi_fail(
-          rt, NG_EINVAL,
-          "%s: field_strength must be within the CDNA limits %g..%g (strict mode), got %g", func,
-          c->min_field_strength / 255.0, c->max_field_strength / 255.0, s / 255.0);
-  }
+  char why[192];
+  if (ng_token_validate(tok, fields, &rt->cdna, why, sizeof why) != NG_OK)
+    return ngi_fail(rt, NG_EINVAL, "%s: %s", func, why);
   return NG_OK;
 }
 
@@ -441,7 +415,8 @@ static inline int try_get(ng_runtime *rt, ng_id id, ng_token *out) {
 #if NGI_OPTIMISTIC
 __attribute__((noinline, cold))
 #endif
-static ng_status get_slow(ng_runtime *rt, ng_id id, ng_token *out) {
+static ng_status
+get_slow(ng_runtime *rt, ng_id id, ng_token *out) {
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "ng_token_get: runtime must not be NULL");
   if (!out) return ngi_fail(rt, NG_EINVAL, "ng_token_get: out must not be NULL");
   ng_status st = check_id(rt, "ng_token_get", id);
@@ -523,8 +498,8 @@ static ng_status apply_update(ng_runtime *rt, const char *fn, ng_id id, uint32_t
         raw_coords(next, s, xyz);
         ngi_grid_remove(rt, rt->grids[s], id, xyz);
       }
-      return ngi_fail(rt, st, "%s: moving token %llu in the grid: %s", fn,
-                      (unsigned long long)id, ng_strerror(st));
+      return ngi_fail(rt, st, "%s: moving token %llu in the grid: %s", fn, (unsigned long long)id,
+                      ng_strerror(st));
     }
   }
   for (int s = 0; s < NG_SPACES; s++) {
@@ -667,8 +642,7 @@ static void log_restore(const unsigned char *at, ng_token *tok, uint32_t fields)
  * fails: NG_ENOMEM with the record unchanged but the grids of the spaces
  * moved so far changed (the batch then swaps in its fresh grids). */
 static ng_status batch_move(ng_runtime *rt, ng_id id, uint32_t slot, const ng_token *cur,
-                            const ng_token *v, const int *moving, int nmoving,
-                            unsigned char *log) {
+                            const ng_token *v, const int *moving, int nmoving, unsigned char *log) {
   ng_token next = *cur;
   unsigned first = 8, last = 0; /* the 8-byte words the moved coordinates lie in */
   for (int k = 0; k < nmoving; k++) {
@@ -701,8 +675,8 @@ static ng_status batch_move(ng_runtime *rt, ng_id id, uint32_t slot, const ng_to
  * the entry), NG_ENOMEM, NG_EBUSY; the store is then unchanged. A grid that
  * runs out of memory half-way is replaced by its fresh twin, which indexes
  * the restored table in bulk at its next query: the answers are the same. */
-ng_status ng_token_update_batch(ng_runtime *rt, const ng_id *ids, const ng_token *values,
-                                size_t n, uint32_t fields) {
+ng_status ng_token_update_batch(ng_runtime *rt, const ng_id *ids, const ng_token *values, size_t n,
+                                uint32_t fields) {
   static const char fn[] = "ng_token_update_batch";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (n == 0) return NG_OK;
@@ -722,8 +696,8 @@ ng_status ng_token_update_batch(ng_runtime *rt, const ng_id *ids, const ng_token
   for (size_t i = 0; i < n; i++) {
     if (!ngi_token_lookup(t, ids[i])) {
       st = ids[i] == 0 || ids[i] > NG_ID_MAX
-               ? ngi_fail(rt, NG_EINVAL, "%s: entry %zu: id must be within 1..2^53-1, got %llu",
-                          fn, i, (unsigned long long)ids[i])
+               ? ngi_fail(rt, NG_EINVAL, "%s: entry %zu: id must be within 1..2^53-1, got %llu", fn,
+                          i, (unsigned long long)ids[i])
                : ngi_fail(rt, NG_ENOTFOUND, "%s: entry %zu: no token %llu", fn, i,
                           (unsigned long long)ids[i]);
       goto out;
@@ -758,8 +732,8 @@ ng_status ng_token_update_batch(ng_runtime *rt, const ng_id *ids, const ng_token
     }
   }
 
-  int moving[NG_SPACES], nmoving = 0; /* the spaces whose coordinates are selected */
-  uint32_t cells[BATCH_RING][NG_SPACES];  /* what the prefetch found, per entry ahead */
+  int moving[NG_SPACES], nmoving = 0;    /* the spaces whose coordinates are selected */
+  uint32_t cells[BATCH_RING][NG_SPACES]; /* what the prefetch found, per entry ahead */
   for (int s = 0; s < NG_SPACES; s++)
     if (fields & NG_TF_COORDS(s)) moving[nmoving++] = s;
   /* A frame's moves (coordinates only) take the grid's one-step move. */

@@ -133,7 +133,7 @@ typedef struct ngl_runtime {
   ng_runtime *pending; /* closed during a push from `hits`: released after it */
   int hits_busy;       /* a push from `hits` is in progress */
   ng_hits hits;        /* reused by every grid query */
-  ng_id *ids;       /* reused by list / connections / move (Lua allocator) */
+  ng_id *ids;          /* reused by list / connections / move (Lua allocator) */
   size_t ids_cap;
   ng_token *moves; /* reused by tokens:move (Lua allocator) */
   size_t moves_cap;
@@ -245,15 +245,20 @@ int ngl_check_boolean(lua_State *L, int idx, int arg, const char *fn, const char
 int ngl_check_space(lua_State *L, int idx, int arg, const char *fn);
 /* A coordinate value for `space` that fits the int16 after scaling. */
 float ngl_check_coord(lua_State *L, int idx, int arg, const char *fn, int space, int axis);
+/* The core's record rules (ng_token_validate, ng_connection_validate without a
+ * CDNA: the store applies its own) for the fields of *t / *c selected by
+ * `fields`: raises the core's reason as the bad-argument message. */
+void ngl_check_token_rule(lua_State *L, const ng_token *t, uint32_t fields, int arg,
+                          const char *fn);
+void ngl_check_connection_rule(lua_State *L, const ng_connection *c, uint32_t fields, int arg,
+                               const char *fn);
 /* Three finite numbers {x, y, z} (query centres; no int16 range applies). */
 void ngl_check_point(lua_State *L, int idx, int arg, const char *fn, const char *what,
                      float out[3]);
 /* A token id (1..2^53-1) or a Token handle of the same runtime. */
-ng_id ngl_check_token_id(lua_State *L, int idx, int arg, const char *fn,
-                            const ngl_runtime *owner);
+ng_id ngl_check_token_id(lua_State *L, int idx, int arg, const char *fn, const ngl_runtime *owner);
 /* A connection id or a Connection handle of the same runtime. */
-ng_id ngl_check_conn_id(lua_State *L, int idx, int arg, const char *fn,
-                           const ngl_runtime *owner);
+ng_id ngl_check_conn_id(lua_State *L, int idx, int arg, const char *fn, const ngl_runtime *owner);
 /* Entity 0..15 from its name or number. */
 unsigned ngl_check_entity(lua_State *L, int idx, int arg, const char *fn);
 /* Connection type 0..175 from its name or number. */

@@ -101,20 +101,14 @@ static int conn_field(lua_State *L, int key, int vidx, int arg, const char *fn, 
     w->mask |= NG_CF_DECAY_RATE;
     return 1;
   case NGL_K_PULL_STRENGTH: {
-    double v = ngl_check_float(L, vidx, arg, fn, "pull_strength");
-    if (!(v >= -10.0 && v <= 10.0))
-      ngl_argerror(L, arg, fn, "pull_strength must be within -10..10, got %s",
-                   ngl_describe(L, vidx));
-    c->pull_strength = (float)v;
+    c->pull_strength = ngl_check_float(L, vidx, arg, fn, "pull_strength");
+    ngl_check_connection_rule(L, c, NG_CF_PULL_STRENGTH, arg, fn);
     w->mask |= NG_CF_PULL_STRENGTH;
     return 1;
   }
   case NGL_K_PREFERRED_DISTANCE: {
-    double v = ngl_check_number(L, vidx, arg, fn, "preferred_distance");
-    if (!((float)v >= 0.01f && v <= 100.0))
-      ngl_argerror(L, arg, fn, "preferred_distance must be within 0.01..100, got %s",
-                   ngl_describe(L, vidx));
-    c->preferred_distance = (float)v;
+    c->preferred_distance = ngl_check_float(L, vidx, arg, fn, "preferred_distance");
+    ngl_check_connection_rule(L, c, NG_CF_PREFERRED_DISTANCE, arg, fn);
     w->mask |= NG_CF_PREFERRED_DISTANCE;
     return 1;
   }
@@ -264,8 +258,7 @@ static int conns_get(lua_State *L) {
 }
 
 /* Writes fields at fidx into connection id: NG_OK, NG_ENOTFOUND or raises. */
-static ng_status do_update(lua_State *L, ngl_runtime *owner, ng_id id, int fidx,
-                           const char *fn) {
+static ng_status do_update(lua_State *L, ngl_runtime *owner, ng_id id, int fidx, const char *fn) {
   ngl_rt(L, owner);
   conn_write w;
   conn_write_init(&w);
@@ -348,8 +341,8 @@ static int conns_find(lua_State *L) {
 
 static int conns_iter_next(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_CONNS_MT, "iter");
-  ng_id after =
-      (ng_id)ngl_check_integer(L, 2, 2, "iter", "control value (last id)", 0, (lua_Integer)NG_ID_MAX);
+  ng_id after = (ng_id)ngl_check_integer(L, 2, 2, "iter", "control value (last id)", 0,
+                                         (lua_Integer)NG_ID_MAX);
   ng_runtime *rt = ngl_rt(L, self->owner);
   ng_id next;
   if (ng_connection_next(rt, after, &next) != NG_OK) return 0;

@@ -338,24 +338,32 @@ int ngl_check_space(lua_State *L, int idx, int arg, const char *fn) {
 
 float ngl_check_coord(lua_State *L, int idx, int arg, const char *fn, int space, int axis) {
   static const char axes[] = "xyz";
-  char what[16];
   double v = lua_type(L, idx) == LUA_TNUMBER ? lua_tonumber(L, idx) : NAN;
-  if (!isfinite(v)) { /* the message is only built on the error path */
-    snprintf(what, sizeof what, "%c of %s", axes[axis], ng_space_name(space));
-    ngl_check_number(L, idx, arg, fn, what);
-  }
-  float scale = ng_space_scale(space);
-  /* The codec's own arithmetic (float multiply, then truncation toward zero):
-   * a value fits when truncation lands inside -32768..32767. */
-  if (!(fabs(v) < 1e30 && (float)v * scale > -32769.0f && (float)v * scale < 32768.0f)) {
-    char lo[32], hi[32];
-    snprintf(what, sizeof what, "%c of %s", axes[axis], ng_space_name(space));
-    snprintf(lo, sizeof lo, "%.6g", -32768.0 / scale);
-    snprintf(hi, sizeof hi, "%.6g", 32767.0 / scale);
-    ngl_argerror(L, arg, fn, "%s must be within %s..%s, got %s", what, lo, hi,
-                 ngl_describe(L, idx));
+  char why[128];
+  if (ng_coord_check(space, v, why, sizeof why) != NG_OK) { /* the core's rule */
+    if (!isfinite(v)) { /* not a number at all: say what it is */
+      char what[16];
+      snprintf(what, sizeof what, "%c of %s", axes[axis], ng_space_name(space));
+      ngl_check_number(L, idx, arg, fn, what);
+    }
+    /* "coordinate of L1 must be ..." -> "x of L1 must be ..." */
+    ngl_argerror(L, arg, fn, "%c%s", axes[axis], why + strlen("coordinate"));
   }
   return (float)v;
+}
+
+void ngl_check_token_rule(lua_State *L, const ng_token *t, uint32_t fields, int arg,
+                          const char *fn) {
+  char why[192];
+  if (ng_token_validate(t, fields, NULL, why, sizeof why) != NG_OK)
+    ngl_argerror(L, arg, fn, "%s", why);
+}
+
+void ngl_check_connection_rule(lua_State *L, const ng_connection *c, uint32_t fields, int arg,
+                               const char *fn) {
+  char why[192];
+  if (ng_connection_validate(c, fields, NULL, why, sizeof why) != NG_OK)
+    ngl_argerror(L, arg, fn, "%s", why);
 }
 
 void ngl_check_point(lua_State *L, int idx, int arg, const char *fn, const char *what,
@@ -376,7 +384,7 @@ void ngl_check_point(lua_State *L, int idx, int arg, const char *fn, const char 
 /* An id argument: an integer within 1..max or a handle (metatable uv) of the
  * same store. */
 static ng_id check_id(lua_State *L, int idx, int arg, const char *fn, const ngl_runtime *owner,
-                         int uv, const char *what, const char *id_what, lua_Integer max) {
+                      int uv, const char *what, const char *id_what, lua_Integer max) {
   idx = lua_absindex(L, idx);
   if (lua_type(L, idx) == LUA_TUSERDATA) {
     ngl_handle *h = ngl_toudata(L, idx, uv);
@@ -390,13 +398,12 @@ static ng_id check_id(lua_State *L, int idx, int arg, const char *fn, const ngl_
   return (ng_id)ngl_check_integer(L, idx, arg, fn, id_what, 1, max);
 }
 
-ng_id ngl_check_token_id(lua_State *L, int idx, int arg, const char *fn,
-                            const ngl_runtime *owner) {
-  return check_id(L, idx, arg, fn, owner, NGL_UV_TOKEN_MT, "token", "token id", (lua_Integer)NG_ID_MAX);
+ng_id ngl_check_token_id(lua_State *L, int idx, int arg, const char *fn, const ngl_runtime *owner) {
+  return check_id(L, idx, arg, fn, owner, NGL_UV_TOKEN_MT, "token", "token id",
+                  (lua_Integer)NG_ID_MAX);
 }
 
-ng_id ngl_check_conn_id(lua_State *L, int idx, int arg, const char *fn,
-                           const ngl_runtime *owner) {
+ng_id ngl_check_conn_id(lua_State *L, int idx, int arg, const char *fn, const ngl_runtime *owner) {
   return check_id(L, idx, arg, fn, owner, NGL_UV_CONN_MT, "connection", "connection id",
                   (lua_Integer)NG_ID_MAX);
 }

@@ -45,14 +45,12 @@ static void read_coords(lua_State *L, int idx, const ngl_names *names, int arg, 
     for (int a = 0; a < 3; a++)
       types[a] = lua_rawgeti(L, v, a + 1);
     for (int a = 0; a < 3; a++) {
-      /* ngl_check_coord's test inline; it raises for what fails here */
+      /* ngl_check_coord builds its message only for what fails here */
       double x = types[a] == LUA_TNUMBER ? lua_tonumberx(L, v + 1 + a, NULL) : NAN;
-      float f = fabs(x) < 1e30 ? (float)x * scale : NAN; /* no float overflow */
-      if (!(f > -32769.0f && f < 32768.0f))
-        f = ngl_check_coord(L, v + 1 + a, arg, fn, s, a) * scale;
+      if (ng_coord_check(s, x, NULL, 0) != NG_OK) ngl_check_coord(L, v + 1 + a, arg, fn, s, a);
       /* ng_coord_encode's arithmetic (float product, truncation); its clamp
-       * is a no-op on the values the test above lets through */
-      w->t.coords[s][a] = (int16_t)f;
+       * is a no-op on the values ng_coord_check lets through */
+      w->t.coords[s][a] = (int16_t)((float)x * scale);
     }
     lua_settop(L, k); /* the three numbers and the value */
     w->mask |= NG_TF_COORDS(s);
@@ -70,10 +68,8 @@ static void read_coords(lua_State *L, int idx, const ngl_names *names, int arg, 
 static int token_field(lua_State *L, int key, int vidx, int arg, const char *fn, tok_write *w) {
   switch (key) {
   case NGL_K_WEIGHT: {
-    float v = ngl_check_float(L, vidx, arg, fn, "weight");
-    if (!(v >= 0.0f && v <= 100.0f))
-      ngl_argerror(L, arg, fn, "weight must be within 0..100, got %s", ngl_describe(L, vidx));
-    w->t.weight = v;
+    w->t.weight = ngl_check_float(L, vidx, arg, fn, "weight");
+    ngl_check_token_rule(L, &w->t, NG_TF_WEIGHT, arg, fn);
     w->mask |= NG_TF_WEIGHT;
     return 1;
   }
@@ -370,8 +366,8 @@ static int tokens_clear(lua_State *L) {
 /* The iterator of rt.tokens:iter(): state = rt.tokens, control = last id. */
 static int tokens_iter_next(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "iter");
-  ng_id after =
-      (ng_id)ngl_check_integer(L, 2, 2, "iter", "control value (last id)", 0, (lua_Integer)NG_ID_MAX);
+  ng_id after = (ng_id)ngl_check_integer(L, 2, 2, "iter", "control value (last id)", 0,
+                                         (lua_Integer)NG_ID_MAX);
   ng_runtime *rt = ngl_rt(L, self->owner);
   ng_id next;
   if (ng_token_next(rt, after, &next) != NG_OK) return 0;
