@@ -310,7 +310,90 @@ static void test_every_allocation_fails_once(void) {
   CHECK(n < 100000); /* and reaches an end */
 }
 
+/* ---- one update that moves a token in every space ------------------------ */
+
+/* A fresh store of 40 tokens in one small cluster in every space (crowded,
+ * sorted cells), every space's index built; *mover is one of them. */
+static ng_runtime *move_store(ngt_alloc *fa, ng_id *mover) {
+  ng_config cfg = {0};
+  cfg.alloc = ngt_alloc_fn;
+  cfg.alloc_ud = fa;
+  ng_runtime *rt = NULL;
+  CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
+  if (!rt) return NULL;
+  for (int i = 0; i < 40; i++) {
+    ng_token t;
+    ng_token_init(&t);
+    for (int s = 0; s < NG_SPACES; s++)
+      for (int a = 0; a < 3; a++)
+        t.coords[s][a] = (int16_t)((i * (7 + a) + s) % 13);
+    ng_id id = 0;
+    CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+    if (i == 20) *mover = id;
+  }
+  CHECK(grid_matches_table(rt, fa)); /* builds every index */
+  return rt;
+}
+
+/* One ng_token_update moves a token in all eight spaces: a raw unit in the
+ * even ones (inside its cell: the entry is rewritten in place, shifting its
+ * sorted neighbours) and far in the odd ones (out of its cell: a side entry,
+ * which allocates). Failing each allocation in turn, the update must move
+ * the spaces it already moved back: the store and every query as before,
+ * the token found where it was and not where it was going, each index
+ * consistent. */
+static void test_update_moves_back_on_failure(void) {
+  int failures = 0;
+  for (long fail_at = 0; fail_at < 1000; fail_at++) {
+    ngt_alloc fa = NGT_ALLOC_NEVER;
+    ng_id id = 0;
+    ng_runtime *rt = move_store(&fa, &id);
+    if (!rt) return;
+    ng_token cur, next;
+    CHECK_STATUS(ng_token_get(rt, id, &cur), NG_OK);
+    next = cur;
+    for (int s = 0; s < NG_SPACES; s++)
+      for (int a = 0; a < 3; a++)
+        next.coords[s][a] = (int16_t)(cur.coords[s][a] + (s % 2 ? 20000 : 1));
+    state before, after;
+    take(rt, &fa, &before);
+    ngt_alloc_arm(&fa, fail_at, 1);
+    ng_status st = ng_token_update(rt, id, &next, NG_TF_COORDS_ALL);
+    ngt_alloc_arm(&fa, -1, 0);
+    take(rt, &fa, &after);
+    CHECK(grid_matches_table(rt, &fa));
+    ngi_read_lock(rt);
+    for (int s = 0; s < NG_SPACES; s++)
+      CHECK(ngi_grid_consistent(rt->grids[s]));
+    ngi_read_unlock(rt);
+    if (st != NG_OK) {
+      CHECK_STATUS(st, NG_ENOMEM);
+      failures++;
+      CHECK(same_state(&before, &after));
+      for (int s = 0; s < NG_SPACES; s++) {
+        float xyz[3];
+        ng_token_get_coords(&next, s, xyz);
+        ng_hits h = {0};
+        CHECK_STATUS(ng_grid_range(rt, s, xyz, 0.0f, 0, &h), NG_OK);
+        for (size_t k = 0; k < h.count; k++)
+          CHECK(h.items[k].id != id);
+        ng_hits_free(rt, &h);
+      }
+    } else {
+      ng_token got;
+      CHECK_STATUS(ng_token_get(rt, id, &got), NG_OK);
+      CHECK(memcmp(got.coords, next.coords, sizeof got.coords) == 0);
+    }
+    ng_runtime_release(rt);
+    CHECK_EQ_INT(fa.live_blocks, 0);
+    if (st == NG_OK) break;
+  }
+  printf("  %d allocation points of the update failed and were undone\n", failures);
+  CHECK(failures >= 4); /* at least one in each odd space */
+}
+
 int main(void) {
   RUN(test_every_allocation_fails_once);
+  RUN(test_update_moves_back_on_failure);
   return ngt_done("test_alloc_fail");
 }

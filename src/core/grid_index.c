@@ -125,7 +125,6 @@ void ngi_grid_clear(ng_runtime *rt, ngi_grid *g) {
   main_empty(&g->m, w);
   g->w_abs = w;
   g->built = true;
-  g->pend_id = 0;
 }
 
 void ngi_grid_destroy(ng_runtime *rt, ngi_grid *g) {
@@ -558,47 +557,9 @@ static size_t move_within_cell(mainix *m, uint32_t id, const uint16_t uo[3], con
   return at == SIZE_MAX ? SIZE_MAX : place_in_cell(m, idx, at, pack(m, id, un), SHIFT_MAX);
 }
 
-/* The insert half of a move done in place (move_within_cell), remembered as
- * pending for the caller's remove to complete or undo. */
-static bool move_in_place(ng_runtime *rt, ngi_grid *g, ng_id id, const uint16_t un[3]) {
-  mainix *m = &g->m;
-  if (g->pend_id != 0 || !main_visible(m, id)) return false;
-  const ng_token *t = ngi_token_lookup(&rt->tokens, id);
-  if (!t) return false;
-  uint16_t uo[3];
-  ngi_tok_u(t, g->space, uo);
-  size_t at = move_within_cell(m, NG_TOKEN_SLOT(id), uo, un);
-  if (at == SIZE_MAX) return false;
-  g->pend_id = id;
-  g->pend_at = at;
-  memcpy(g->pend_old, uo, sizeof uo);
-  memcpy(g->pend_new, un, sizeof g->pend_new);
-  return true;
-}
-
-/* needs: the write lock. guarantees: the grid holds id at xyz -- for an id the
- * index has not absorbed yet (above w_abs, or an index not built yet) that
- * means nothing to do, since such ids are read from the token table; the
- * caller keeps the table's record in step (tokens.c does). Duplicates allowed.
- * When xyz is in the same main cell as the table's position of id, the main
- * entry is moved in place and the caller's following remove of the table's
- * position completes the move (tokens.c's update does exactly this).
- * fails: NG_EINVAL (bad arguments), NG_ENOMEM; the grid is then unchanged. */
-ng_status ngi_grid_insert(ng_runtime *rt, ngi_grid *g, ng_id id, const int16_t xyz[3]) {
-  if (!g || !xyz || id == 0 || id > NG_ID_MAX) return NG_EINVAL;
-  if (!g->built || id > g->w_abs) return NG_OK;
-  uint16_t u[3];
-  bias(xyz, u);
-  if (move_in_place(rt, g, id, u)) return NG_OK;
-  if (side_reserve(rt, g) != NG_OK) return ngi_fail(rt, NG_ENOMEM, "grid: out of memory");
-  side_put(g, NG_TOKEN_SLOT(id), u);
-  return NG_OK;
-}
-
 /* needs: the write lock, and -- as tokens.c guarantees -- the token table
  * still holding id's position before the change being made.
- * guarantees: one occurrence of id at xyz gone. A pending in-place move of id
- * is completed (xyz its old position) or undone (xyz its new one). A main
+ * guarantees: one occurrence of id at xyz gone. A main
  * entry that is not hidden is where the table says the token is (every move
  * hides it or moves it in place), so it is hidden when xyz is the table's
  * position; otherwise a side entry (id, xyz) is deleted. Absent occurrences
@@ -609,18 +570,6 @@ void ngi_grid_remove(ng_runtime *rt, ngi_grid *g, ng_id id, const int16_t xyz[3]
   uint32_t local = NG_TOKEN_SLOT(id);
   uint16_t u[3];
   bias(xyz, u);
-  if (g->pend_id == id) {
-    if (memcmp(u, g->pend_old, sizeof u) == 0) {
-      g->pend_id = 0;
-      return;
-    }
-    if (memcmp(u, g->pend_new, sizeof u) == 0) { /* undo: the same shift back */
-      place_in_cell(m, cell_index(m, g->pend_old), g->pend_at, pack(m, local, g->pend_old),
-                    SIZE_MAX);
-      g->pend_id = 0;
-      return;
-    }
-  }
   if (main_visible(m, id)) {
     const ng_token *t = ngi_token_lookup(&rt->tokens, id);
     if (t && memcmp(t->coords[g->space], xyz, sizeof t->coords[g->space]) == 0) {
@@ -631,13 +580,19 @@ void ngi_grid_remove(ng_runtime *rt, ngi_grid *g, ng_id id, const int16_t xyz[3]
   side_del(g, local, u);
 }
 
-/* needs: the write lock; no insert/remove pair in progress; `from` the
- * position the token table holds for id (the caller writes `to` into the
- * table afterwards). guarantees: the grid holds id at `to` instead of `from`,
- * in one step: within a cell the main entry is rewritten in place, otherwise
- * the main entry is hidden and a side entry added, or the side entry moved
- * (which reuses its slot: never allocates).
- * fails: NG_ENOMEM (only when a main entry leaves its cell); nothing changed. */
+/* needs: the write lock; `from` where g holds id: the position the token
+ * table holds (the caller writes `to` into the table afterwards), or the
+ * position an earlier move of this write gave it (a move back).
+ * guarantees: the grid holds id at `to` instead of `from`, in one step:
+ * within a cell the main entry is rewritten in place, otherwise the main
+ * entry is hidden and a side entry added, or the side entry moved (which
+ * reuses its slot: never allocates).
+ * fails: NG_ENOMEM (only when a main entry leaves its cell); nothing changed.
+ * So moving back what a successful move did never allocates: an in-place
+ * rewrite is undone by the same shift in reverse (the other entries of the
+ * sorted cell have not moved, so the entry's old rank is the same distance
+ * away, within SHIFT_MAX), and every other move left id in a side entry,
+ * which the move back moves again. */
 ng_status ngi_grid_move(ng_runtime *rt, ngi_grid *g, ng_id id, const int16_t from[3],
                         const int16_t to[3]) {
   if (!g->built || id > g->w_abs) return NG_OK;
@@ -719,7 +674,6 @@ static ng_status maintain(ng_runtime *rt, ngi_grid *g) {
     if (st == NG_OK) {
       main_free(rt, &g->m);
       side_free(rt, g);
-      g->pend_id = 0;
       g->m = m;
       g->w_abs = m.w_main;
       g->built = true;

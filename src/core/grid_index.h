@@ -123,12 +123,6 @@ struct ngi_grid {
   uint32_t *side_heads;
   size_t side_heads_n; /* the m.ncell it was made for */
   size_t side_count;
-  /* A move done in place (see ngi_grid_insert): the main entry at ent[pend_at]
-   * went from pend_old to pend_new; the caller's remove of pend_old completes
-   * it, a remove of pend_new undoes it. pend_id 0 = none. */
-  ng_id pend_id;
-  uint16_t pend_old[3], pend_new[3];
-  size_t pend_at;
 };
 
 /* ---- helpers shared by the index and the queries (inline: the hot path) - */

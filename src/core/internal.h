@@ -317,24 +317,19 @@ typedef struct ngi_grid ngi_grid; /* defined in grid_index.h */
  * at its first query it indexes every live token of rt->tokens, in bulk. */
 ng_status ngi_grid_new(ng_runtime *rt, int space, float cell_size, ngi_grid **out);
 void ngi_grid_destroy(ng_runtime *rt, ngi_grid *g);
-/* Add token `id` at raw coordinates xyz. May allocate; on failure nothing
- * changed. The same id may be present twice transiently (a move inserts the
- * new position before removing the old one). Ids the index has not absorbed
- * yet (ids only grow: a token created since its last query) are read from
- * rt->tokens instead, so a create needs no insert at all, and inserting or
- * removing such an id does nothing; the caller keeps the table in step. A
- * move -- insert of the new position, then remove of the position rt->tokens
- * still holds -- may be done in place; a remove of the new position instead
- * undoes it (a rollback). */
-ng_status ngi_grid_insert(ng_runtime *rt, ngi_grid *g, ng_id id, const int16_t xyz[3]);
-/* Remove one occurrence of `id` at raw xyz. Never fails, never allocates.
- * Call it while rt->tokens still holds the position before the change. */
-void ngi_grid_remove(ng_runtime *rt, ngi_grid *g, ng_id id, const int16_t xyz[3]);
-/* Move `id` from raw `from` (the table's position) to `to` in one step: the
- * batch update's path (no insert/remove pair may be in progress). Allocates
- * only when a main entry leaves its cell; NG_ENOMEM then changes nothing. */
+/* Move `id` from raw `from` (where g holds it) to `to` in one step: every
+ * change of a live token's coordinates goes through here (ng_token_update,
+ * the batch). Ids the index has not absorbed yet (ids only grow: a token
+ * created since its last query) are read from rt->tokens instead, so a
+ * create needs no insert and their moves do nothing; the caller keeps the
+ * table in step. Allocates only when a main entry leaves its cell; NG_ENOMEM
+ * then changes nothing. Moving back (to -> from) what a successful move did
+ * never allocates, so a write that moved several spaces undoes them safely. */
 ng_status ngi_grid_move(ng_runtime *rt, ngi_grid *g, ng_id id, const int16_t from[3],
                         const int16_t to[3]);
+/* Remove id at raw xyz (a delete). Never fails, never allocates. Call it
+ * while rt->tokens still holds the token's position. */
+void ngi_grid_remove(ng_runtime *rt, ngi_grid *g, ng_id id, const int16_t xyz[3]);
 /* Test hook: whether g's index keeps its internal invariants (crowded cells
  * sorted, their sub-directories exact). Caller holds a lock. */
 bool ngi_grid_consistent(const ngi_grid *g);

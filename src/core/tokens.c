@@ -480,32 +480,30 @@ static void merge_update(const ng_token *cur, ng_id id, const ng_token *values, 
 
 /* needs: the write lock; `slot` the slot of live token `id` in rt->tokens,
  * next its checked new value, moved the spaces whose coordinates differ.
- * guarantees: the token moved in the grid of every space in `moved` (new
- * position inserted in all of them before any old one is removed, so a
- * failure rolls back by removals only) and its record replaced by next.
- * fails: NG_ENOMEM (reported under `fn`) with nothing changed. */
+ * guarantees: the token moved in the grid of every space in `moved` (one
+ * ngi_grid_move each) and its record replaced by next.
+ * fails: NG_ENOMEM (reported under `fn`) with nothing changed: the spaces
+ * moved before the failing one are moved back, which never allocates (see
+ * ngi_grid_move), so the undo itself cannot fail. */
 static ng_status apply_update(ng_runtime *rt, const char *fn, ng_id id, uint32_t slot,
                               const ng_token *next, unsigned moved) {
   const ng_token *cur = ngi_tok_at(&rt->tokens, slot);
-  int16_t xyz[3];
+  int16_t from[3], to[3];
   for (int s = 0; s < NG_SPACES; s++) {
     if (!(moved & (1u << s))) continue;
-    raw_coords(next, s, xyz);
-    ng_status st = ngi_grid_insert(rt, rt->grids[s], id, xyz);
+    raw_coords(cur, s, from);
+    raw_coords(next, s, to);
+    ng_status st = ngi_grid_move(rt, rt->grids[s], id, from, to);
     if (st != NG_OK) {
       while (s-- > 0) {
         if (!(moved & (1u << s))) continue;
-        raw_coords(next, s, xyz);
-        ngi_grid_remove(rt, rt->grids[s], id, xyz);
+        raw_coords(cur, s, from);
+        raw_coords(next, s, to);
+        (void)ngi_grid_move(rt, rt->grids[s], id, to, from); /* NG_OK: allocates nothing */
       }
       return ngi_fail(rt, st, "%s: moving token %llu in the grid: %s", fn, (unsigned long long)id,
                       ng_strerror(st));
     }
-  }
-  for (int s = 0; s < NG_SPACES; s++) {
-    if (!(moved & (1u << s))) continue;
-    raw_coords(cur, s, xyz);
-    ngi_grid_remove(rt, rt->grids[s], id, xyz);
   }
   ngi_tok_store(&rt->tokens, slot, next);
   return NG_OK;
