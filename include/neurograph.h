@@ -226,12 +226,15 @@ NG_API ng_status ng_token_get_coords(const ng_token *t, int space, float xyz[3])
 
 /** field_radius = clamp(r * 100, 0, 255) truncated (NaN -> 0). */
 NG_API void ng_token_set_field_radius(ng_token *t, float r);
+/** field_radius / 100: 0.00 .. 2.55. A NULL t reads as 0. */
 NG_API float ng_token_get_field_radius(const ng_token *t);
 /** field_strength = clamp(s * 255, 0, 255) truncated (NaN -> 0). */
 NG_API void ng_token_set_field_strength(ng_token *t, float s);
+/** field_strength / 255: 0 .. 1. A NULL t reads as 0. */
 NG_API float ng_token_get_field_strength(const ng_token *t);
 /** Replace flag bits 8-11 with `entity` (0..15; higher bits ignored). */
 NG_API void ng_token_set_entity(ng_token *t, unsigned entity);
+/** The entity type in flag bits 8-11 (0..15). A NULL t reads as 0. */
 NG_API unsigned ng_token_get_entity(const ng_token *t);
 
 /** The record's 32-bit id field: (domain & 0xF) << 28 | (entity & 0xF) << 24 |
@@ -330,7 +333,7 @@ typedef struct ng_connection {
   int16_t target_vector[NG_SPACES]; /**< raw X of each space of a target token */
 } ng_connection;
 
-/** Fill `c` with the defaults of reference 2.1 for a link from -> to: type
+/** Fill `c` with the defaults of a new link (endpoints 0, the caller sets them): type
  *  AssociatedWith, rigidity 128, flags 0, pull 0, preferred distance 1,
  *  Learnable, confidence 128, learning rate 32, decay rate 16; created_at and
  *  last_update 0 (ng_connection_create replaces 0 with the runtime's clock). */
@@ -339,7 +342,7 @@ NG_API void ng_connection_init(ng_connection *c);
  *  confidence 255. NG_EINVAL (record unchanged) for a type > 0xAF. */
 NG_API ng_status ng_connection_set_type(ng_connection *c, unsigned type);
 
-/** Learning rules of reference 2.4, applied to a record in place. `now` is
+/** The learning rules, applied to a record in place. `now` is
  *  Unix seconds. activate: count+1, last_activation, ACTIVE; Learnable also
  *  REINFORCED and rigidity+1. */
 NG_API void ng_connection_activate(ng_connection *c, uint32_t now);
@@ -490,9 +493,9 @@ typedef struct ng_cdna {
   uint8_t reserved7[12];
 } ng_cdna;
 
-/** Fill `c` with the defaults of `profile` (reference 4: new() plus the
- *  profile's preset), created_at = modified_at = now, checksum computed.
- *  NG_EINVAL (c untouched) for an unknown profile. */
+/** Fill `c` with the defaults of `profile` (the base defaults plus the
+ *  profile's preset: its degree limits, rates and flag bits), created_at = modified_at = now,
+ * checksum computed. NG_EINVAL (c untouched) for an unknown profile. */
 NG_API ng_status ng_cdna_init(ng_cdna *c, uint32_t profile, uint64_t now);
 /** FNV-1a 64 over the 384 bytes except offsets 40..47. */
 NG_API uint64_t ng_cdna_checksum(const ng_cdna *c);
@@ -612,6 +615,8 @@ typedef struct ng_stats {
   size_t connection_slots_free;
   size_t connection_slots_retired;
 } ng_stats;
+/** Fill *out with the runtime's current figures (one consistent snapshot,
+ *  under the read lock). NG_EINVAL for a NULL rt or out. */
 NG_API ng_status ng_runtime_stats(ng_runtime *rt, ng_stats *out);
 
 /** The runtime's clock (Unix seconds), as used for timestamps. */
@@ -786,6 +791,8 @@ typedef struct ng_hits {
   size_t count;
   size_t capacity;
 } ng_hits;
+/** Free hits->items through rt's allocator (the runtime that filled it) and
+ *  zero *hits, ready for reuse. A NULL rt or hits is ignored. */
 NG_API void ng_hits_free(ng_runtime *rt, ng_hits *hits);
 
 /*
@@ -824,6 +831,9 @@ typedef struct ng_space_info {
   float cell_size;    /**< the CDNA's nominal bucket size (decoded units) */
   float lo[3], hi[3]; /**< true bounds of the indexed points; all 0 when empty */
 } ng_space_info;
+/** Fill *out with the figures of `space`'s index (brings a built index up to
+ *  date first; an unbuilt one is not built for this). NG_EINVAL for a bad
+ *  space or NULL argument, NG_ENOMEM; *out is then zero but cell_size. */
 NG_API ng_status ng_grid_info(ng_runtime *rt, int space, ng_space_info *out);
 
 /** @} */

@@ -1,5 +1,5 @@
 /* Pure record functions: spaces, entity names, the fixed-point codecs, token and connection fields,
- * connection type names and the learning rules of reference 2.4 (no runtime involved). */
+ * connection type names, the learning rules and the record rules (no runtime involved). */
 #include "internal.h"
 
 #include <limits.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The build fails if a record drifts from the reference layout (reference 1 and 2). */
+/* The build fails if a record drifts from its on-disk layout (docs/format.md). */
 #define NGI_AT(type, field, off) _Static_assert(offsetof(type, field) == (off), #type "." #field)
 NGI_AT(ng_token, coords, 0);
 NGI_AT(ng_token, id, 48);
@@ -233,7 +233,7 @@ static const char *const conn_category_names[NG_CONN_CATEGORIES] = {
     "Semantic",   "Causal",     "Temporal",  "Spatial", "Logical", "Associative",
     "Structural", "Functional", "Emotional", "Rule",    "Dynamic"};
 
-/* Mutability class of each category (reference 2.2). */
+/* Mutability class of each category: ontological categories are Immutable. */
 static const uint8_t conn_category_mutability[NG_CONN_CATEGORIES] = {
     NG_IMMUTABLE, NG_LEARNABLE, NG_LEARNABLE, NG_IMMUTABLE, NG_IMMUTABLE, NG_LEARNABLE,
     NG_IMMUTABLE, NG_LEARNABLE, NG_LEARNABLE, NG_IMMUTABLE, NG_LEARNABLE};
@@ -293,7 +293,7 @@ ng_status ng_connection_set_type(ng_connection *c, unsigned type) {
   c->connection_type = (uint8_t)type;
   c->mutability = (uint8_t)ng_conn_type_mutability(type);
   /* Ontological facts are certain; switching back to a learnable type does
-   * not restore the old confidence (reference 2.4). */
+   * not restore the old confidence. */
   if (c->mutability == NG_IMMUTABLE) c->confidence = 255;
   return NG_OK;
 }
@@ -331,7 +331,7 @@ void ng_connection_update_confidence(ng_connection *c, bool success, uint32_t no
 }
 
 /* guarantees: decays only Hypothesis links idle for more than an hour.
- * last_update is deliberately not refreshed (reference 2.4), so every later
+ * last_update is deliberately not refreshed (the original's rule), so every later
  * call decays again; a clock that went backwards never decays. */
 bool ng_connection_apply_decay(ng_connection *c, uint32_t now) {
   if (!c || c->mutability != NG_HYPOTHESIS) return false;
