@@ -3,6 +3,7 @@
 #define NG_CORE_INTERNAL_H
 
 #include "neurograph.h"
+#include "base.h"
 #include "idgen.h"
 
 #include <pthread.h>
@@ -16,57 +17,6 @@ _Static_assert(sizeof(ng_connection) == 64, "ng_connection must be 64 bytes");
 _Static_assert(sizeof(ng_cdna) == 384, "ng_cdna must be 384 bytes");
 
 #define NGI_NONE UINT32_MAX /* "no slot" in slot maps */
-
-/* ---- runtime.c: allocation, errors, locking, clock ---------------------- */
-
-/* Allocation through the runtime's allocator, with byte accounting.
- * Callers pass the exact old size (lua_Alloc contract). All return NULL on
- * failure (and on size overflow for the _array forms) without side effects. */
-void *ngi_alloc(ng_runtime *rt, size_t size);
-void *ngi_realloc(ng_runtime *rt, void *p, size_t old_size, size_t new_size);
-void ngi_free(ng_runtime *rt, void *p, size_t size);
-void *ngi_alloc_array(ng_runtime *rt, size_t n, size_t elem);
-void *ngi_realloc_array(ng_runtime *rt, void *p, size_t old_n, size_t new_n, size_t elem);
-
-/* Record a failure for ng_last_error (per thread, tagged with rt; rt may be
- * NULL) and return `status`. printf-style detail. */
-ng_status ngi_fail(const ng_runtime *rt, ng_status status, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-/* Locking. Read locks are recursive per thread (a callback under ng_*_each
- * may call readers); a write lock requested by a thread that holds a read
- * lock on the same runtime fails with NG_EBUSY (recorded via ngi_fail) instead
- * of deadlocking. ngi_write_lock returns NG_OK or NG_EBUSY. A read lock taken
- * by the thread that holds the write lock nests inside it (no deadlock); a
- * second write lock from that thread fails with NG_EBUSY. */
-void ngi_read_lock(ng_runtime *rt);
-/* The read lock for a hold that runs callbacks (ng_*_each): the same as
- * ngi_read_lock, but it first makes room to track the holds the callbacks
- * may nest inside it, so nesting over any number of runtimes stays safe.
- * NG_OK, or NG_ENOMEM (recorded for `func`) with no lock taken. */
-ng_status ngi_read_lock_cb(ng_runtime *rt, const char *func);
-void ngi_read_unlock(ng_runtime *rt);
-ng_status ngi_write_lock(ng_runtime *rt, const char *func);
-void ngi_write_unlock(ng_runtime *rt);
-
-/* Clock: Unix seconds from the configured clock; the 32-bit form saturates. */
-uint64_t ngi_now(const ng_runtime *rt);
-uint32_t ngi_now32(const ng_runtime *rt);
-
-/* A cache prefetch hint for writing (no-op where the compiler has none). */
-#if defined(__GNUC__) || defined(__clang__)
-#define NGI_PREFETCH(p) __builtin_prefetch((p), 1, 3)
-#else
-#define NGI_PREFETCH(p) ((void)(p))
-#endif
-
-/* True for a finite float (no NaN, no infinity). */
-static inline int ngi_finite(float v) {
-  return v - v == 0.0f;
-}
 
 /* ---- records.c ---------------------------------------------------------- */
 
@@ -368,10 +318,6 @@ ng_status ngi_conns_restore(ng_runtime *rt, ngi_conns *c, const void *entries, s
  * Frees block on every failure. */
 ng_status ngi_conns_restore_owned(ng_runtime *rt, ngi_conns *c, void *block, size_t block_bytes,
                                   size_t n, const uint32_t *gens);
-/* snapshot.c: hint that the fresh, untouched block [p, p+size) (any
- * allocator) is about to be filled in bulk, so the kernel may back it with
- * huge pages (far fewer page faults). Never fails, never changes contents. */
-void ngi_advise_bulk(void *p, size_t size);
 
 /* ---- the runtime -------------------------------------------------------- */
 

@@ -584,26 +584,6 @@ static ng_status parse_header(const unsigned char *p, uint64_t file_len, const c
   return NG_OK;
 }
 
-/* A load fills a few hundred fresh megabytes at once, and on Linux the page
- * faults of 4 KiB pages cost more than the copying itself. Asking for huge
- * pages on the 2 MiB-aligned interior of a block just allocated (and not yet
- * touched) makes a fault cover 2 MiB. Only a hint: the contents and the
- * block's owner are unaffected, memory outside the block is never named,
- * and where the kernel refuses (not anonymous memory, THP disabled) nothing
- * changes. */
-void ngi_advise_bulk(void *p, size_t size) {
-#if defined(MADV_HUGEPAGE)
-  const uintptr_t huge = (uintptr_t)1 << 21;
-  if (!p || size < 2 * huge) return;
-  uintptr_t lo = ((uintptr_t)p + huge - 1) & ~(huge - 1);
-  uintptr_t hi = ((uintptr_t)p + size) & ~(huge - 1);
-  if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
-#else
-  (void)p;
-  (void)size;
-#endif
-}
-
 /* Allocation before a runtime exists: the caller's allocator when given. */
 static void *tmp_alloc(const ng_config *cfg, size_t n) {
   if (cfg && cfg->alloc) return cfg->alloc(cfg->alloc_ud, NULL, 0, n ? n : 1);
