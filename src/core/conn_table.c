@@ -61,8 +61,33 @@ static void idmap_put(ngi_conns *c, ng_id id, uint32_t slot) {
   c->idmap[i].slot = slot;
 }
 
-/* Remove `id` if present, shifting later entries of its probe run back so no
- * tombstones are needed. Never allocates. */
+/* Backward-shift deletion, the one for both maps: empty entry i of a
+ * linear-probing table of cap (a power of two) entries of `size` bytes and
+ * move later entries of its probe run back, so no tombstones are needed.
+ * home(entry) is an entry's home slot (before masking), SIZE_MAX for an empty
+ * entry. Never allocates. */
+static void probe_del(void *table, size_t cap, size_t size, size_t i,
+                      size_t (*home_of)(const void *entry)) {
+  unsigned char *tab = table;
+  size_t mask = cap - 1;
+  for (size_t j = (i + 1) & mask;; j = (j + 1) & mask) {
+    size_t home = home_of(tab + j * size);
+    if (home == SIZE_MAX) break;
+    /* entry j may fill the hole at i unless its home lies cyclically in (i, j] */
+    if (((j - (home & mask)) & mask) >= ((j - i) & mask)) {
+      memcpy(tab + i * size, tab + j * size, size);
+      i = j;
+    }
+  }
+  memset(tab + i * size, 0, size);
+}
+
+static size_t idmap_home(const void *entry) {
+  const idmap_entry *e = entry;
+  return e->id ? mix64(e->id) : SIZE_MAX;
+}
+
+/* Remove `id` if present. Never allocates. */
 static void idmap_del(ngi_conns *c, ng_id id) {
   if (c->idmap_cap == 0) return;
   size_t mask = c->idmap_cap - 1;
@@ -71,16 +96,7 @@ static void idmap_del(ngi_conns *c, ng_id id) {
     if (c->idmap[i].id == 0) return;
     i = (i + 1) & mask;
   }
-  for (size_t j = (i + 1) & mask; c->idmap[j].id != 0; j = (j + 1) & mask) {
-    size_t home = mix64(c->idmap[j].id) & mask;
-    /* entry j may fill the hole at i unless its home lies cyclically in (i, j] */
-    if (((j - home) & mask) >= ((j - i) & mask)) {
-      c->idmap[i] = c->idmap[j];
-      i = j;
-    }
-  }
-  c->idmap[i].id = 0;
-  c->idmap[i].slot = 0;
+  probe_del(c->idmap, c->idmap_cap, sizeof *c->idmap, i, idmap_home);
 }
 
 /* Make room for n entries. Fails with NG_ENOMEM, map unchanged. */
@@ -127,8 +143,13 @@ static adj_entry *adj_get(ngi_conns *c, uint32_t token) {
   return &c->adj[i];
 }
 
-/* Remove the entry of `token` (backward shift, as idmap_del). Invalidates
- * every adj_entry pointer. Never allocates. */
+static size_t adj_home(const void *entry) {
+  const adj_entry *e = entry;
+  return e->token ? mix32(e->token) : SIZE_MAX;
+}
+
+/* Remove the entry of `token`. Invalidates every adj_entry pointer. Never
+ * allocates. */
 static void adj_del(ngi_conns *c, uint32_t token) {
   if (c->adj_cap == 0) return;
   size_t mask = c->adj_cap - 1;
@@ -137,14 +158,7 @@ static void adj_del(ngi_conns *c, uint32_t token) {
     if (c->adj[i].token == 0) return;
     i = (i + 1) & mask;
   }
-  for (size_t j = (i + 1) & mask; c->adj[j].token != 0; j = (j + 1) & mask) {
-    size_t home = mix32(c->adj[j].token) & mask;
-    if (((j - home) & mask) >= ((j - i) & mask)) {
-      c->adj[i] = c->adj[j];
-      i = j;
-    }
-  }
-  memset(&c->adj[i], 0, sizeof c->adj[i]);
+  probe_del(c->adj, c->adj_cap, sizeof *c->adj, i, adj_home);
   c->adj_n--;
 }
 
@@ -425,7 +439,6 @@ void ngi_conns_skip_slots(ng_runtime *rt, uint32_t fresh) {
   ngi_write_unlock(rt);
 }
 
-
 /* Restore entries are packed: u32 slot, then the 64-byte record; the
  * generations come beside them (all 0 for a version 1 snapshot). */
 enum { ENTRY_BYTES = 4 + sizeof(ng_connection) };
@@ -579,7 +592,8 @@ ng_status ngi_conns_restore_owned(ng_runtime *rt, ngi_conns *c, void *block, siz
   /* Slide each record down over the ids: record k moves from 68k + 4 to 64k,
    * below every byte not yet read, so one ascending pass is safe. */
   for (size_t k = 0; k < n; k++) {
-    ng_id id = (ng_id)(gens ? gens[k] : 0) << NG_CONNECTION_SLOT_BITS | ENTRY_ID(p + k * ENTRY_BYTES);
+    ng_id id =
+        (ng_id)(gens ? gens[k] : 0) << NG_CONNECTION_SLOT_BITS | ENTRY_ID(p + k * ENTRY_BYTES);
     conn_meta m = {id, NGI_NONE, NGI_NONE, NGI_NONE, NGI_NONE};
     c->meta[k] = m;
     memmove(p + k * sizeof(ng_connection), p + k * ENTRY_BYTES + 4, sizeof(ng_connection));
