@@ -646,7 +646,7 @@ bool ngi_grid_consistent(const ngi_grid *g) {
 /* ---- lazy maintenance --------------------------------------------------- */
 
 static bool has_tail(const ngi_grid *g, const ngi_token_table *t) {
-  /* The last slot is never a tombstone (tokens.c trims them). */
+  /* The last slot is never a tombstone (ngi_tokens_tombstone trims them). */
   return t->len > 0 && ngi_tokens_id_at(t, t->len - 1) > g->w_abs;
 }
 
