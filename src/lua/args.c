@@ -362,6 +362,44 @@ unsigned ngl_check_conn_type(lua_State *L, int idx, int arg, const char *fn) {
                     "a connection type name");
 }
 
+uint32_t ngl_check_profile(lua_State *L, int idx, int arg, const char *fn) {
+  idx = lua_absindex(L, idx);
+  lua_Integer p = -1;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    lua_pushvalue(L, idx); /* stack: ..., name; then ..., number or nil */
+    if (lua_rawget(L, NGL_UV(NGL_UV_PROFILES)) == LUA_TNUMBER) p = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  } else if (lua_type(L, idx) == LUA_TNUMBER) {
+    int ok;
+    p = lua_tointegerx(L, idx, &ok);
+    if (!ok || p < 0 || p > UINT32_MAX || ng_profile_name((uint32_t)p) == NULL) p = -1;
+  }
+  if (p < 0) {
+    ngl_near n;
+    ngl_near_init(&n, L, idx);
+    ngl_near_table(&n, L, NGL_UV(NGL_UV_PROFILES));
+    ngl_argerror(L, arg, fn,
+                 "profile must be 0..3, 255 or 'Default', 'Explorer', 'Analyst', "
+                 "'Creative', 'Custom', got %s",
+                 ngl_describe_near(L, idx, &n));
+  }
+  return (uint32_t)p;
+}
+
+void ngl_check_list_args(lua_State *L, const char *fn, size_t count, ngl_list_args *a) {
+  a->limit =
+      lua_isnoneornil(L, 2) ? count : (size_t)ngl_check_integer(L, 2, 2, fn, "limit", 0, INT32_MAX);
+  a->offset =
+      lua_isnoneornil(L, 3) ? 0 : (size_t)ngl_check_integer(L, 3, 3, fn, "offset", 0, INT32_MAX);
+  if (lua_isnoneornil(L, 4))
+    a->into = 0;
+  else if (lua_type(L, 4) == LUA_TTABLE)
+    a->into = 4;
+  else
+    ngl_argerror(L, 4, fn, "result table expected, got %s", ngl_describe(L, 4));
+  if (a->limit > count) a->limit = count;
+}
+
 /* ---- results ------------------------------------------------------------ */
 
 void ngl_push_handle(lua_State *L, int obj_idx, int uv, ng_id id) {

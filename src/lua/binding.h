@@ -243,6 +243,17 @@ ng_id ngl_check_conn_id(lua_State *L, int idx, int arg, const char *fn, const ng
 unsigned ngl_check_entity(lua_State *L, int idx, int arg, const char *fn);
 /* Connection type 0..175 from its name or number. */
 unsigned ngl_check_conn_type(lua_State *L, int idx, int arg, const char *fn);
+/* A profile (ng_profile_name knows it) from its name or number. */
+uint32_t ngl_check_profile(lua_State *L, int idx, int arg, const char *fn);
+/* The optional arguments of rt.tokens:list and rt.connections:list at stack
+ * slots 2..4: limit (default and cap: count), offset (default 0) and a result
+ * table `into` (its index 4, or 0 when not given: the list makes a new one). */
+typedef struct ngl_list_args {
+  size_t limit;
+  size_t offset;
+  int into;
+} ngl_list_args;
+void ngl_check_list_args(lua_State *L, const char *fn, size_t count, ngl_list_args *a);
 
 /* ---- results ------------------------------------------------------------ */
 

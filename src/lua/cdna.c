@@ -211,26 +211,8 @@ static int cdna_get_profile(lua_State *L) {
 static int cdna_set_profile(lua_State *L) {
   const char *fn = "set_profile";
   ng_runtime *rt = self_rt(L, fn);
-  lua_Integer p = -1;
-  if (lua_type(L, 2) == LUA_TSTRING) {
-    lua_pushvalue(L, 2);
-    if (lua_rawget(L, NGL_UV(NGL_UV_PROFILES)) == LUA_TNUMBER) p = lua_tointeger(L, -1);
-    lua_pop(L, 1);
-  } else if (lua_type(L, 2) == LUA_TNUMBER) {
-    int ok;
-    p = lua_tointegerx(L, 2, &ok);
-    if (!ok || p < 0 || p > UINT32_MAX || ng_profile_name((uint32_t)p) == NULL) p = -1;
-  }
-  if (p < 0) {
-    ngl_near n;
-    ngl_near_init(&n, L, 2);
-    ngl_near_table(&n, L, NGL_UV(NGL_UV_PROFILES));
-    return ngl_argerror(L, 2, fn,
-                        "profile must be 0..3, 255 or 'Default', 'Explorer', 'Analyst', "
-                        "'Creative', 'Custom', got %s",
-                        ngl_describe_near(L, 2, &n));
-  }
-  ng_status st = ng_cdna_set_profile(rt, (uint32_t)p);
+  uint32_t p = ngl_check_profile(L, 2, 2, fn);
+  ng_status st = ng_cdna_set_profile(rt, p);
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, fn);
   lua_pushboolean(L, 1);
   return 1;

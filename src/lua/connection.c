@@ -264,8 +264,7 @@ static int conns_get(lua_State *L) {
 }
 
 /* Writes fields at fidx into connection id: NG_OK, NG_ENOTFOUND or raises. */
-static ng_status do_update(lua_State *L, ngl_runtime *owner, ng_id id, int fidx,
-                           const char *fn) {
+static ng_status do_update(lua_State *L, ngl_runtime *owner, ng_id id, int fidx, const char *fn) {
   ngl_rt(L, owner);
   conn_write w;
   conn_write_init(&w);
@@ -301,22 +300,14 @@ static int conns_delete(lua_State *L) {
 /* rt.connections:list([limit [, offset [, into]]]) -> {ids...} ascending. */
 static int conns_list(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_CONNS_MT, "list");
-  size_t count = ng_connection_count(ngl_rt(L, self->owner));
-  size_t limit = lua_isnoneornil(L, 2)
-                     ? count
-                     : (size_t)ngl_check_integer(L, 2, 2, "list", "limit", 0, INT32_MAX);
-  size_t offset = lua_isnoneornil(L, 3)
-                      ? 0
-                      : (size_t)ngl_check_integer(L, 3, 3, "list", "offset", 0, INT32_MAX);
-  if (!lua_isnoneornil(L, 4) && lua_type(L, 4) != LUA_TTABLE)
-    return ngl_argerror(L, 4, "list", "result table expected, got %s", ngl_describe(L, 4));
-  if (limit > count) limit = count;
+  ngl_list_args a;
+  ngl_check_list_args(L, "list", ng_connection_count(ngl_rt(L, self->owner)), &a);
   size_t n = 0;
-  ngl_push_list(L, lua_istable(L, 4) ? 4 : 0, limit);
+  ngl_push_list(L, a.into, a.limit);
   /* from here to the end no step runs Lua code: the buffer and rt stay valid */
   ng_runtime *rt = ngl_rt(L, self->owner);
-  ng_id *ids = ngl_ids(L, self->owner, limit ? limit : 1);
-  ng_status st = limit ? ng_connection_list(rt, offset, limit, ids, &n) : NG_OK;
+  ng_id *ids = ngl_ids(L, self->owner, a.limit ? a.limit : 1);
+  ng_status st = a.limit ? ng_connection_list(rt, a.offset, a.limit, ids, &n) : NG_OK;
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "list");
   ngl_fill_ids(L, ids, n);
   return 1;
@@ -348,8 +339,8 @@ static int conns_find(lua_State *L) {
 
 static int conns_iter_next(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_CONNS_MT, "iter");
-  ng_id after =
-      (ng_id)ngl_check_integer(L, 2, 2, "iter", "control value (last id)", 0, (lua_Integer)NG_ID_MAX);
+  ng_id after = (ng_id)ngl_check_integer(L, 2, 2, "iter", "control value (last id)", 0,
+                                         (lua_Integer)NG_ID_MAX);
   ng_runtime *rt = ngl_rt(L, self->owner);
   ng_id next;
   if (ng_connection_next(rt, after, &next) != NG_OK) return 0;

@@ -139,27 +139,9 @@ int ngl_runtime_new(lua_State *L) {
         cfg.initial_connections =
             (size_t)ngl_check_integer(L, -1, 1, fn, "initial_connections", 0, INT32_MAX);
         break;
-      case NGL_K_PROFILE: {
-        lua_pushvalue(L, -1);
-        int known =
-            lua_type(L, -1) == LUA_TSTRING && lua_rawget(L, NGL_UV(NGL_UV_PROFILES)) == LUA_TNUMBER;
-        lua_Integer p = known ? lua_tointeger(L, -1) : -1;
-        lua_pop(L, 1);
-        if (!known && lua_type(L, -1) == LUA_TNUMBER) {
-          int ok;
-          p = lua_tointegerx(L, -1, &ok);
-          if (!ok || p < 0 || p > 255 || ng_profile_name((uint32_t)p) == NULL) p = -1;
-        }
-        if (p < 0) {
-          ngl_near n;
-          ngl_near_init(&n, L, -1);
-          ngl_near_table(&n, L, NGL_UV(NGL_UV_PROFILES));
-          ngl_argerror(L, 1, fn, "profile must be a profile name or number, got %s",
-                       ngl_describe_near(L, -1, &n));
-        }
-        cfg.profile = (uint32_t)p;
+      case NGL_K_PROFILE:
+        cfg.profile = ngl_check_profile(L, -1, 1, fn);
         break;
-      }
       case NGL_K_CELL_SIZE: {
         float v = check_cell_size(L, -1, "cell_size");
         for (int s = 0; s < NG_SPACES; s++)

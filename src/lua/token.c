@@ -321,29 +321,17 @@ static int tokens_delete(lua_State *L) {
   return 1;
 }
 
-/* Optional limit and offset of list(): nil limit means "all". */
-static void list_args(lua_State *L, size_t *limit, size_t *offset, size_t count) {
-  *limit = lua_isnoneornil(L, 2)
-               ? count
-               : (size_t)ngl_check_integer(L, 2, 2, "list", "limit", 0, INT32_MAX);
-  *offset = lua_isnoneornil(L, 3)
-                ? 0
-                : (size_t)ngl_check_integer(L, 3, 3, "list", "offset", 0, INT32_MAX);
-  if (!lua_isnoneornil(L, 4) && lua_type(L, 4) != LUA_TTABLE)
-    ngl_argerror(L, 4, "list", "result table expected, got %s", ngl_describe(L, 4));
-  if (*limit > count) *limit = count;
-}
-
 /* rt.tokens:list([limit [, offset [, into]]]) -> {ids...} ascending. */
 static int tokens_list(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "list");
-  size_t limit, offset, n = 0;
-  list_args(L, &limit, &offset, ng_token_count(ngl_rt(L, self->owner)));
-  ngl_push_list(L, lua_istable(L, 4) ? 4 : 0, limit);
+  ngl_list_args a;
+  ngl_check_list_args(L, "list", ng_token_count(ngl_rt(L, self->owner)), &a);
+  size_t n = 0;
+  ngl_push_list(L, a.into, a.limit);
   /* from here to the end no step runs Lua code: the buffer and rt stay valid */
   ng_runtime *rt = ngl_rt(L, self->owner);
-  ng_id *ids = ngl_ids(L, self->owner, limit ? limit : 1);
-  ng_status st = limit ? ng_token_list(rt, offset, limit, ids, &n) : NG_OK;
+  ng_id *ids = ngl_ids(L, self->owner, a.limit ? a.limit : 1);
+  ng_status st = a.limit ? ng_token_list(rt, a.offset, a.limit, ids, &n) : NG_OK;
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "list");
   ngl_fill_ids(L, ids, n);
   return 1;
@@ -370,8 +358,8 @@ static int tokens_clear(lua_State *L) {
 /* The iterator of rt.tokens:iter(): state = rt.tokens, control = last id. */
 static int tokens_iter_next(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "iter");
-  ng_id after =
-      (ng_id)ngl_check_integer(L, 2, 2, "iter", "control value (last id)", 0, (lua_Integer)NG_ID_MAX);
+  ng_id after = (ng_id)ngl_check_integer(L, 2, 2, "iter", "control value (last id)", 0,
+                                         (lua_Integer)NG_ID_MAX);
   ng_runtime *rt = ngl_rt(L, self->owner);
   ng_id next;
   if (ng_token_next(rt, after, &next) != NG_OK) return 0;
