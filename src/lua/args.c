@@ -362,6 +362,20 @@ unsigned ngl_check_conn_type(lua_State *L, int idx, int arg, const char *fn) {
                     "a connection type name");
 }
 
+int ngl_check_option(lua_State *L, int idx, int arg, const char *fn, const char *what,
+                     const char *expected, const char *const names[]) {
+  size_t len = 0;
+  const char *s = lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, &len) : "";
+  for (int i = 0; names[i] != NULL; i++)
+    if (strlen(names[i]) == len && memcmp(names[i], s, len) == 0) return i;
+  ngl_near n;
+  ngl_near_init(&n, L, idx);
+  for (int i = 0; names[i] != NULL; i++)
+    ngl_near_try(&n, names[i]);
+  return ngl_argerror(L, arg, fn, "%s must be %s, got %s", what, expected,
+                      ngl_describe_near(L, idx, &n));
+}
+
 uint32_t ngl_check_profile(lua_State *L, int idx, int arg, const char *fn) {
   idx = lua_absindex(L, idx);
   lua_Integer p = -1;

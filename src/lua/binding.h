@@ -243,6 +243,11 @@ ng_id ngl_check_conn_id(lua_State *L, int idx, int arg, const char *fn, const ng
 unsigned ngl_check_entity(lua_State *L, int idx, int arg, const char *fn);
 /* Connection type 0..175 from its name or number. */
 unsigned ngl_check_conn_type(lua_State *L, int idx, int arg, const char *fn);
+/* Index in the NULL-terminated `names` of the string at idx (like
+ * luaL_checkoption, with a suggestion for a misspelt name); `expected` lists
+ * the names for the message. */
+int ngl_check_option(lua_State *L, int idx, int arg, const char *fn, const char *what,
+                     const char *expected, const char *const names[]);
 /* A profile (ng_profile_name knows it) from its name or number. */
 uint32_t ngl_check_profile(lua_State *L, int idx, int arg, const char *fn);
 /* The optional arguments of rt.tokens:list and rt.connections:list at stack

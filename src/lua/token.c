@@ -559,21 +559,9 @@ static int token_connections(lua_State *L) {
   static const ng_direction dvals[] = {NG_OUT, NG_IN, NG_BOTH};
   ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "connections");
   ngl_rt(L, h->owner);
-  int d = 2;
-  if (!lua_isnoneornil(L, 2)) {
-    size_t len = 0;
-    const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : "";
-    for (d = 0; dirs[d] != NULL && !(strlen(dirs[d]) == len && memcmp(dirs[d], s, len) == 0); d++) {
-    }
-    if (dirs[d] == NULL) {
-      ngl_near n;
-      ngl_near_init(&n, L, 2);
-      for (int i = 0; dirs[i] != NULL; i++)
-        ngl_near_try(&n, dirs[i]);
-      return ngl_argerror(L, 2, "connections", "direction must be 'out', 'in' or 'both', got %s",
-                          ngl_describe_near(L, 2, &n));
-    }
-  }
+  int d = lua_isnoneornil(L, 2) ? 2
+                                : ngl_check_option(L, 2, 2, "connections", "direction",
+                                                   "'out', 'in' or 'both'", dirs);
   ngl_push_list(L, 0, 0);
   /* from here to the end no step runs Lua code: the buffer and rt stay valid */
   ng_runtime *rt = ngl_rt(L, h->owner);
