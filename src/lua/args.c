@@ -74,8 +74,8 @@ const char *ngl_describe(lua_State *L, int idx) {
 
 int ngl_status_error(lua_State *L, ng_runtime *rt, ng_status st, int arg, const char *fn) {
   const char *detail = ng_last_error_detail(rt);
-  /* copied into Lua first: raising allocates, which may run a finalizer that
-   * fails a call and so overwrites the thread's last error */
+  /* stack: ..., message (what the errors below format). Copied into Lua first: raising allocates,
+   * which may run a finalizer that fails a call and so overwrites the thread's last error */
   lua_pushstring(L, detail[0] != '\0' ? detail : ng_strerror(st));
   switch (st) {
   case NG_EINVAL:
@@ -132,7 +132,7 @@ void ngl_near_try(ngl_near *n, const char *cand) {
 
 void ngl_near_table(ngl_near *n, lua_State *L, int t) {
   t = lua_absindex(L, t);
-  lua_pushnil(L);
+  lua_pushnil(L); /* stack: ..., nil; in the loop ..., key, value */
   while (lua_next(L, t)) {
     if (lua_type(L, -2) == LUA_TSTRING) ngl_near_try(n, lua_tostring(L, -2));
     lua_pop(L, 1);
@@ -168,6 +168,7 @@ int ngl_unknown_key(lua_State *L, int kidx, int arg, const char *fn, const char 
 void *ngl_toudata(lua_State *L, int idx, int uv) {
   void *p = lua_touserdata(L, idx);
   if (p == NULL || !lua_getmetatable(L, idx)) return NULL;
+  /* stack: ..., mt (popped below) */
   int same = lua_rawequal(L, -1, NGL_UV(uv));
   lua_pop(L, 1);
   return same ? p : NULL;
@@ -178,7 +179,7 @@ void *ngl_checkudata(lua_State *L, int idx, int uv, const char *fn) {
   if (p == NULL) {
     /* described first: with no arguments, the pushed name would be #1 */
     const char *got = ngl_describe(L, idx);
-    lua_getfield(L, NGL_UV(uv), "__name");
+    lua_getfield(L, NGL_UV(uv), "__name"); /* stack: ..., got, type name */
     ngl_argerror(L, idx, fn, "%s expected, got %s", lua_tostring(L, -1), got);
   }
   return p;
@@ -287,7 +288,7 @@ void ngl_check_point(lua_State *L, int idx, int arg, const char *fn, const char 
   idx = lua_absindex(L, idx);
   ngl_check_triple(L, idx, arg, fn, what);
   for (int a = 0; a < 3; a++) {
-    lua_rawgeti(L, idx, a + 1);
+    lua_rawgeti(L, idx, a + 1); /* stack: ..., point[a + 1] (popped below) */
     double v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : NAN;
     if (!(fabs(v) <= FLT_MAX))
       ngl_argerror(L, arg, fn, "%s[%d] must be a finite number, got %s", what, a + 1,
@@ -329,7 +330,7 @@ static unsigned check_enum(lua_State *L, int idx, int arg, const char *fn, int u
                            const char *what, const char *expected) {
   int t = lua_type(L, idx);
   if (t == LUA_TSTRING) {
-    lua_pushvalue(L, idx);
+    lua_pushvalue(L, idx); /* stack: ..., name; then ..., value or nil */
     if (lua_rawget(L, NGL_UV(uv)) == LUA_TNUMBER) {
       unsigned v = (unsigned)lua_tointeger(L, -1);
       lua_pop(L, 1);
@@ -418,14 +419,14 @@ void ngl_check_list_args(lua_State *L, const char *fn, size_t count, ngl_list_ar
 
 void ngl_push_handle(lua_State *L, int obj_idx, int uv, ng_id id) {
   ngl_handle *o = lua_touserdata(L, obj_idx);
-  lua_getiuservalue(L, obj_idx, 1); /* the Runtime userdata */
-  ngl_handle *h = lua_newuserdatauv(L, sizeof *h, 1);
+  lua_getiuservalue(L, obj_idx, 1);                   /* the Runtime userdata */
+  ngl_handle *h = lua_newuserdatauv(L, sizeof *h, 1); /* stack: ..., rt, h */
   h->owner = o->owner;
   h->id = id;
   lua_pushvalue(L, NGL_UV(uv));
   lua_setmetatable(L, -2);
-  lua_rotate(L, -2, 1);
-  lua_setiuservalue(L, -2, 1);
+  lua_rotate(L, -2, 1);        /* stack: ..., h, rt */
+  lua_setiuservalue(L, -2, 1); /* stack: ..., h */
 }
 
 /* Grows a buffer of *cap elements of `size` bytes to at least n; raises on
@@ -464,7 +465,9 @@ void ngl_push_list(lua_State *L, int into, size_t n) {
 
 void ngl_clear_from(lua_State *L, lua_Integer n, int pool) {
   /* Past every key up to n (the last set), then through the hash part: each
-   * old entry, holes or not. Clearing a field during lua_next is allowed. */
+   * old entry, holes or not. Clearing a field during lua_next is allowed.
+   * stack: ..., t, key; in the loop ..., t, key, value: the value goes to the
+   * pool or is popped, then t[key] = nil through a copy of key */
   lua_Integer npool = pool ? (lua_Integer)lua_rawlen(L, pool) : 0;
   if (n > 0)
     lua_pushinteger(L, n);
@@ -488,6 +491,7 @@ void ngl_clear_from(lua_State *L, lua_Integer n, int pool) {
 }
 
 void ngl_fill_ids(lua_State *L, const ng_id *ids, size_t n) {
+  /* stack: ..., t throughout */
   for (size_t i = 0; i < n; i++) {
     lua_pushinteger(L, ids[i]);
     lua_rawseti(L, -2, (lua_Integer)i + 1);
@@ -522,6 +526,8 @@ double ngl_coord(const ng_token *t, int space, int axis) {
 
 void ngl_setfuncs(lua_State *L, int ctx, int target, const luaL_Reg *l) {
   target = lua_absindex(L, target);
+  /* each turn pushes the NGL_NUP upvalues, closes over them (stack: ...,
+   * closure) and pops that into target[name] */
   for (; l->name != NULL; l++) {
     for (int i = 1; i <= NGL_NUP; i++)
       lua_rawgeti(L, ctx, i);

@@ -109,12 +109,12 @@ static const void *set_int(lua_State *L, const char *name, lua_Integer v) {
 /* Runs every embedded lua/neurograph/NAME.lua with (name, module table), stores
  * its result in package.loaded[name] and in module[short name]. */
 static void load_embedded(lua_State *L, int mod) {
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* stack: ..., loaded */
   for (const ng_lua_source *s = ng_lua_embedded; s->module != NULL; s++) {
     if (luaL_loadbufferx(L, s->source, s->size, s->chunkname, "t") != LUA_OK) lua_error(L);
     lua_pushstring(L, s->module);
     lua_pushvalue(L, mod);
-    lua_call(L, 2, 1);
+    lua_call(L, 2, 1); /* stack: ..., loaded, result (true for nil); then ..., loaded */
     if (lua_isnil(L, -1)) {
       lua_pop(L, 1);
       lua_pushboolean(L, 1);
@@ -137,6 +137,8 @@ static const luaL_Reg module_funcs[] = {
 
 int luaopen_neurograph(lua_State *L) {
   luaL_checkversion(L);
+  /* stack: ..., ctx: the NGL_NUP upvalues as an array (ngl_setfuncs copies them
+   * into every closure); each value below is built on top, then moved in */
   lua_createtable(L, NGL_NUP, 0);
   int ctx = lua_gettop(L);
 
@@ -190,7 +192,7 @@ int luaopen_neurograph(lua_State *L) {
   ngl_open_grid(L, ctx);
   ngl_open_cdna(L, ctx);
 
-  luaL_newlibtable(L, module_funcs);
+  luaL_newlibtable(L, module_funcs); /* stack: ..., ctx, mod; tables below go mod[name] */
   int mod = lua_gettop(L);
   ngl_setfuncs(L, ctx, mod, module_funcs);
   lua_pushliteral(L, NG_VERSION_STRING);
@@ -257,5 +259,5 @@ int luaopen_neurograph(lua_State *L) {
   lua_setfield(L, mod, "cdna_flags");
 
   load_embedded(L, mod);
-  return 1;
+  return 1; /* mod (ctx stays below it, unreachable once the call returns) */
 }
