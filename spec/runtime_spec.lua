@@ -38,7 +38,7 @@ describe("ng.Runtime", function()
              function() ng.Runtime{ dimensions = -5 } end)
     h.raises("dimensions must be an integer 1..2147483647, got 2.5",
              function() ng.Runtime{ dimensions = 2.5 } end)
-    h.raises("profile must be a profile name or number, got 'Nope'",
+    h.raises("profile must be 0..3, 255 or 'Default', 'Explorer', 'Analyst', 'Creative', 'Custom', got 'Nope'",
              function() ng.Runtime{ profile = "Nope" } end)
     h.raises("cell_size must be > 0, got 0", function() ng.Runtime{ cell_size = 0 } end)
     h.raises("cell size must be > 0, got -1", function() ng.Runtime{ cell_sizes = { L2 = -1 } } end)

@@ -1,4 +1,5 @@
-/* Helpers shared by the files of the Lua binding: userdata layouts, upvalue slots, checks. */
+/* What the files of the Lua binding share, in dependency order: the layouts and upvalue slots,
+ * then args.c's checks and converters, then the types (one file each), then module.c. */
 #ifndef NG_LUA_BINDING_H
 #define NG_LUA_BINDING_H
 
@@ -53,8 +54,6 @@ typedef struct ngl_names {
   const void *mt[NGL_UV_CDNA_MT + 1];
   float scale[NG_SPACES]; /* ng_space_scale of each space, without a call */
 } ngl_names;
-/* Value of the name at idx of the given kind, or -1 (not a string, or unknown). */
-int ngl_name(lua_State *L, int idx, int kind);
 /* Home slot of the string object at address p. */
 static inline size_t ngl_name_slot(const void *p) {
   return (size_t)(((uint64_t)(uintptr_t)p * 0x9E3779B97F4A7C15u) >> 56) & (NGL_NAME_SLOTS - 1);
@@ -114,7 +113,8 @@ enum ngl_key {
   NGL_K_CELL_SIZES,
   NGL_K_COUNT
 };
-extern const char *const ngl_key_names[NGL_K_COUNT];
+/* Bit of NGL_K_* key k in a set of keys. */
+#define NGL_KEY(k) ((uint64_t)1 << (k))
 
 /*
  * The Lua side of a runtime. Several Lua states may share one ng_runtime; each
@@ -160,18 +160,7 @@ typedef struct ngl_handle {
   ng_id id;
 } ngl_handle;
 
-/* Registers the functions of `l` into the table at `target`, each a closure
- * over the NGL_NUP upvalues stored at ctx[1..NGL_NUP]. */
-void ngl_setfuncs(lua_State *L, int ctx, int target, const luaL_Reg *l);
-
-/* Per-file registration, called once by luaopen_neurograph. */
-void ngl_open_runtime(lua_State *L, int ctx);
-void ngl_open_token(lua_State *L, int ctx);
-void ngl_open_connection(lua_State *L, int ctx);
-void ngl_open_grid(lua_State *L, int ctx);
-void ngl_open_cdna(lua_State *L, int ctx);
-int ngl_runtime_new(lua_State *L);
-int ngl_runtime_load(lua_State *L);
+/* ==== args.c: checks and converters every file uses ==================== */
 
 /* ---- errors (all raise; the int return lets callers write `return ...`) -- */
 
@@ -184,8 +173,6 @@ const char *ngl_describe(lua_State *L, int idx);
 /* Raises for a failed C call: caller mistakes (EINVAL, EEXIST, ELIMIT) as an
  * argument error carrying ng_last_error's detail; others as plain errors. */
 int ngl_status_error(lua_State *L, ng_runtime *rt, ng_status st, int arg, const char *fn);
-/* Bit of NGL_K_* key k in a set of keys. */
-#define NGL_KEY(k) ((uint64_t)1 << (k))
 /* The known name nearest to a misspelt one, for "did you mean" (one helper
  * for every kind of name: fields, options, entities, types, spaces...). */
 typedef struct ngl_near {
@@ -222,6 +209,8 @@ ng_runtime *ngl_rt(lua_State *L, const ngl_runtime *owner);
 /* Self check for methods of the rt.tokens/... objects and handles. */
 ngl_handle *ngl_self(lua_State *L, int uv, const char *fn);
 
+/* Value of the name at idx of the given kind, or -1 (not a string, or unknown). */
+int ngl_name(lua_State *L, int idx, int kind);
 /* NGL_K_* of the key at kidx (0 if not a known name or not a string). */
 int ngl_key(lua_State *L, int kidx);
 /* Finite number; `what` names it in the message ("weight"). */
@@ -263,6 +252,22 @@ ng_id ngl_check_conn_id(lua_State *L, int idx, int arg, const char *fn, const ng
 unsigned ngl_check_entity(lua_State *L, int idx, int arg, const char *fn);
 /* Connection type 0..175 from its name or number. */
 unsigned ngl_check_conn_type(lua_State *L, int idx, int arg, const char *fn);
+/* Index in the NULL-terminated `names` of the string at idx (like
+ * luaL_checkoption, with a suggestion for a misspelt name); `expected` lists
+ * the names for the message. */
+int ngl_check_option(lua_State *L, int idx, int arg, const char *fn, const char *what,
+                     const char *expected, const char *const names[]);
+/* A profile (ng_profile_name knows it) from its name or number. */
+uint32_t ngl_check_profile(lua_State *L, int idx, int arg, const char *fn);
+/* The optional arguments of rt.tokens:list and rt.connections:list at stack
+ * slots 2..4: limit (default and cap: count), offset (default 0) and a result
+ * table `into` (its index 4, or 0 when not given: the list makes a new one). */
+typedef struct ngl_list_args {
+  size_t limit;
+  size_t offset;
+  int into;
+} ngl_list_args;
+void ngl_check_list_args(lua_State *L, const char *fn, size_t count, ngl_list_args *a);
 
 /* ---- results ------------------------------------------------------------ */
 
@@ -284,12 +289,35 @@ void ngl_fill_ids(lua_State *L, const ng_id *ids, size_t n);
  * holes included; with pool != 0 (an absolute index), tables found at integer
  * keys go to the end of that array for reuse. Runs no Lua code. */
 void ngl_clear_from(lua_State *L, lua_Integer n, int pool);
-/* Frees what the Lua side owns for the C runtime rt (buffers, reference). */
-void ngl_runtime_free(lua_State *L, ngl_runtime *o, ng_runtime *rt);
 /* Pushes a stored float as the shortest decimal (up to 9 digits) that
  * converts back to the same float, so a weight set to 0.9 reads as 0.9. */
 void ngl_push_float(lua_State *L, float f);
 /* Decoded coordinate, in double so 10.5 reads back as 10.5. */
 double ngl_coord(const ng_token *t, int space, int axis);
+/* Registers the functions of `l` into the table at `target`, each a closure
+ * over the NGL_NUP upvalues stored at ctx[1..NGL_NUP]. */
+void ngl_setfuncs(lua_State *L, int ctx, int target, const luaL_Reg *l);
+
+/* ==== the types: one file each, registered by luaopen_neurograph ======= */
+
+/* runtime.c: ng.Runtime, ng.load and the Runtime methods. */
+void ngl_open_runtime(lua_State *L, int ctx);
+int ngl_runtime_new(lua_State *L);
+int ngl_runtime_load(lua_State *L);
+/* Frees what the Lua side owns for the C runtime rt (buffers, reference). */
+void ngl_runtime_free(lua_State *L, ngl_runtime *o, ng_runtime *rt);
+/* token.c: rt.tokens and Token handles. */
+void ngl_open_token(lua_State *L, int ctx);
+/* connection.c: rt.connections and Connection handles. */
+void ngl_open_connection(lua_State *L, int ctx);
+/* grid.c: rt.grid queries. */
+void ngl_open_grid(lua_State *L, int ctx);
+/* cdna.c: rt.cdna. */
+void ngl_open_cdna(lua_State *L, int ctx);
+
+/* ==== module.c: the entry point and its name tables ===================== */
+
+/* The name of each NGL_K_* key (the KEYS upvalue maps them back). */
+extern const char *const ngl_key_names[NGL_K_COUNT];
 
 #endif

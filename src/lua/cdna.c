@@ -64,6 +64,7 @@ static const cfield fields[] = {
 
 static const size_t type_size[] = {1, 2, 4, 8, 4};
 
+/* Pushes element i of field f of c (one value). */
 static void push_elem(lua_State *L, const ng_cdna *c, const cfield *f, int i) {
   const unsigned char *p = (const unsigned char *)c + f->off + (size_t)i * type_size[f->type];
   switch (f->type) {
@@ -97,6 +98,7 @@ static void push_elem(lua_State *L, const ng_cdna *c, const cfield *f, int i) {
   }
 }
 
+/* Pushes field f of c: its value, or an array of its f->n elements. */
 static void push_field(lua_State *L, const ng_cdna *c, const cfield *f) {
   if (f->n == 1) {
     push_elem(L, c, f, 0);
@@ -158,7 +160,7 @@ static int cdna_get_config(lua_State *L) {
   ng_runtime *rt = self_rt(L, "get_config");
   ng_cdna c;
   ng_cdna_get(rt, &c);
-  lua_createtable(L, 0, (int)NFIELDS + 1);
+  lua_createtable(L, 0, (int)NFIELDS + 1); /* stack: self, t; each field goes t[name] */
   for (size_t i = 0; i < NFIELDS; i++) {
     push_field(L, &c, &fields[i]);
     lua_setfield(L, -2, fields[i].name);
@@ -179,7 +181,7 @@ static int cdna_update_scales(lua_State *L) {
     return ngl_argerror(L, 2, fn, "8 scales expected, got %d", (int)lua_rawlen(L, 2));
   float scales[NG_SPACES];
   for (int s = 0; s < NG_SPACES; s++) {
-    lua_rawgeti(L, 2, s + 1);
+    lua_rawgeti(L, 2, s + 1); /* stack: self, scales, scale, what; both popped */
     const char *what = lua_pushfstring(L, "scale of %s", ng_space_name(s));
     float v = ngl_check_float(L, -2, 2, fn, what);
     if (!(v > 0))
@@ -211,26 +213,8 @@ static int cdna_get_profile(lua_State *L) {
 static int cdna_set_profile(lua_State *L) {
   const char *fn = "set_profile";
   ng_runtime *rt = self_rt(L, fn);
-  lua_Integer p = -1;
-  if (lua_type(L, 2) == LUA_TSTRING) {
-    lua_pushvalue(L, 2);
-    if (lua_rawget(L, NGL_UV(NGL_UV_PROFILES)) == LUA_TNUMBER) p = lua_tointeger(L, -1);
-    lua_pop(L, 1);
-  } else if (lua_type(L, 2) == LUA_TNUMBER) {
-    int ok;
-    p = lua_tointegerx(L, 2, &ok);
-    if (!ok || p < 0 || p > UINT32_MAX || ng_profile_name((uint32_t)p) == NULL) p = -1;
-  }
-  if (p < 0) {
-    ngl_near n;
-    ngl_near_init(&n, L, 2);
-    ngl_near_table(&n, L, NGL_UV(NGL_UV_PROFILES));
-    return ngl_argerror(L, 2, fn,
-                        "profile must be 0..3, 255 or 'Default', 'Explorer', 'Analyst', "
-                        "'Creative', 'Custom', got %s",
-                        ngl_describe_near(L, 2, &n));
-  }
-  ng_status st = ng_cdna_set_profile(rt, (uint32_t)p);
+  uint32_t p = ngl_check_profile(L, 2, 2, fn);
+  ng_status st = ng_cdna_set_profile(rt, p);
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, fn);
   lua_pushboolean(L, 1);
   return 1;
@@ -334,7 +318,7 @@ static int cdna_set(lua_State *L) {
       return ngl_argerror(L, 3, fn, "%s must be a table of %d numbers, got %s", f->name, f->n,
                           ngl_describe(L, 3));
     for (int i = 0; i < f->n; i++) {
-      lua_rawgeti(L, 3, i + 1);
+      lua_rawgeti(L, 3, i + 1); /* stack: self, field, values, values[i + 1] */
       set_elem(L, &c, f, i, -1, 3, fn);
       lua_pop(L, 1);
     }
@@ -367,7 +351,7 @@ static const luaL_Reg cdna_meta[] = {{"__tostring", cdna_tostring}, {NULL, NULL}
 
 void ngl_open_cdna(lua_State *L, int ctx) {
   lua_rawgeti(L, ctx, NGL_UV_CDNA_MT);
-  lua_newtable(L);
+  lua_newtable(L); /* stack: ..., mt, methods; methods becomes mt.__index */
   ngl_setfuncs(L, ctx, -1, cdna_methods);
   lua_setfield(L, -2, "__index");
   ngl_setfuncs(L, ctx, -1, cdna_meta);

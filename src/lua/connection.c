@@ -171,7 +171,7 @@ static int conn_field(lua_State *L, int key, int vidx, int arg, const char *fn, 
 static void read_fields(lua_State *L, int idx, int arg, const char *fn, conn_write *w) {
   if (lua_type(L, idx) != LUA_TTABLE)
     ngl_argerror(L, arg, fn, "table of connection fields expected, got %s", ngl_describe(L, idx));
-  lua_pushnil(L);
+  lua_pushnil(L); /* stack: ..., nil; in the loop ..., key, value */
   while (lua_next(L, idx)) {
     if (!conn_field(L, ngl_key(L, -2), -1, arg, fn, w))
       ngl_unknown_key(L, -2, arg, fn, "connection field", CONN_WRITABLE);
@@ -294,22 +294,14 @@ static int conns_delete(lua_State *L) {
 /* rt.connections:list([limit [, offset [, into]]]) -> {ids...} ascending. */
 static int conns_list(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_CONNS_MT, "list");
-  size_t count = ng_connection_count(ngl_rt(L, self->owner));
-  size_t limit = lua_isnoneornil(L, 2)
-                     ? count
-                     : (size_t)ngl_check_integer(L, 2, 2, "list", "limit", 0, INT32_MAX);
-  size_t offset = lua_isnoneornil(L, 3)
-                      ? 0
-                      : (size_t)ngl_check_integer(L, 3, 3, "list", "offset", 0, INT32_MAX);
-  if (!lua_isnoneornil(L, 4) && lua_type(L, 4) != LUA_TTABLE)
-    return ngl_argerror(L, 4, "list", "result table expected, got %s", ngl_describe(L, 4));
-  if (limit > count) limit = count;
+  ngl_list_args a;
+  ngl_check_list_args(L, "list", ng_connection_count(ngl_rt(L, self->owner)), &a);
   size_t n = 0;
-  ngl_push_list(L, lua_istable(L, 4) ? 4 : 0, limit);
+  ngl_push_list(L, a.into, a.limit);
   /* from here to the end no step runs Lua code: the buffer and rt stay valid */
   ng_runtime *rt = ngl_rt(L, self->owner);
-  ng_id *ids = ngl_ids(L, self->owner, limit ? limit : 1);
-  ng_status st = limit ? ng_connection_list(rt, offset, limit, ids, &n) : NG_OK;
+  ng_id *ids = ngl_ids(L, self->owner, a.limit ? a.limit : 1);
+  ng_status st = a.limit ? ng_connection_list(rt, a.offset, a.limit, ids, &n) : NG_OK;
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "list");
   ngl_fill_ids(L, ids, n);
   return 1;
@@ -360,7 +352,7 @@ static int conns_iter(lua_State *L) {
     lua_pushvalue(L, NGL_UV(i));
   lua_pushcclosure(L, conns_iter_next, NGL_NUP);
   lua_pushvalue(L, 1);
-  lua_pushinteger(L, 0);
+  lua_pushinteger(L, 0); /* stack: self, next, self (state), 0 (control) */
   return 3;
 }
 
@@ -517,7 +509,7 @@ static const int conn_fields[] = {
 
 static int conn_index(lua_State *L) {
   ngl_handle *h = ngl_self(L, NGL_UV_CONN_MT, "__index");
-  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 2); /* stack: c, key, key; then c, key, method or NGL_K_* */
   int t = lua_rawget(L, NGL_UV(NGL_UV_CONN_INDEX));
   if (t == LUA_TFUNCTION) return 1;
   if (t != LUA_TNUMBER)
@@ -539,9 +531,9 @@ static int conn_newindex(lua_State *L) {
   ngl_handle *h = ngl_self(L, NGL_UV_CONN_MT, "__newindex");
   ngl_rt(L, h->owner);
   int key = ngl_key(L, 2);
-  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 2); /* stack: c, key, value, key; then ..., method or NGL_K_* */
   int kind = lua_rawget(L, NGL_UV(NGL_UV_CONN_INDEX));
-  lua_pop(L, 1);
+  lua_pop(L, 1); /* stack: c, key, value */
   if (kind == LUA_TFUNCTION)
     return luaL_error(L, "cannot assign to method %s of neurograph.Connection", ngl_describe(L, 2));
   if (kind != LUA_TNUMBER)
@@ -622,6 +614,7 @@ static int conn_update(lua_State *L) {
 static int conn_to_table(lua_State *L) {
   conn_view c;
   ngl_handle *h = conn_get(L, "to_table", &c);
+  /* stack: c, t; each field goes t[name] */
   lua_createtable(L, 0, (int)(sizeof conn_fields / sizeof conn_fields[0]));
   for (size_t i = 0; i < sizeof conn_fields / sizeof conn_fields[0]; i++) {
     push_conn_field(L, &c, h->id, conn_fields[i]);
@@ -690,7 +683,7 @@ static const luaL_Reg conn_methods[] = {
 
 void ngl_open_connection(lua_State *L, int ctx) {
   lua_rawgeti(L, ctx, NGL_UV_CONNS_MT);
-  lua_newtable(L);
+  lua_newtable(L); /* stack: ..., mt, methods; methods becomes mt.__index */
   ngl_setfuncs(L, ctx, -1, conns_methods);
   lua_setfield(L, -2, "__index");
   ngl_setfuncs(L, ctx, -1, conns_meta);
@@ -699,6 +692,7 @@ void ngl_open_connection(lua_State *L, int ctx) {
   lua_rawgeti(L, ctx, NGL_UV_CONN_MT);
   ngl_setfuncs(L, ctx, -1, conn_meta);
   lua_pop(L, 1);
+  /* stack: ..., index; conn_index looks names up there: method or NGL_K_* */
   lua_rawgeti(L, ctx, NGL_UV_CONN_INDEX);
   ngl_setfuncs(L, ctx, -1, conn_methods);
   for (size_t i = 0; i < sizeof conn_fields / sizeof conn_fields[0]; i++) {

@@ -21,7 +21,7 @@ static void read_opts(lua_State *L, int idx, const char *fn, uint64_t allowed, q
   if (lua_isnoneornil(L, idx)) return;
   if (lua_type(L, idx) != LUA_TTABLE)
     ngl_argerror(L, idx, fn, "options table expected, got %s", ngl_describe(L, idx));
-  lua_pushnil(L);
+  lua_pushnil(L); /* stack: ..., opts, nil; in the loop ..., opts, key, value */
   while (lua_next(L, idx)) {
     int key = ngl_key(L, -2);
     if (key < 64 && (allowed & NGL_KEY(key))) {
@@ -44,7 +44,8 @@ static void read_opts(lua_State *L, int idx, const char *fn, uint64_t allowed, q
     }
     lua_pop(L, 1);
   }
-  /* `into` is looked up again so it has a stable stack slot */
+  /* `into` is looked up again so it has a stable stack slot: a table stays
+   * on top (stack: ..., opts, into) for the query's push */
   lua_pushliteral(L, "into");
   if (lua_rawget(L, idx) == LUA_TTABLE)
     o->into = lua_gettop(L);
@@ -88,7 +89,7 @@ static ng_hits *acquire_hits(lua_State *L, ngl_runtime *owner, ng_runtime **rt) 
     owner->hits_busy = 1;
     return &owner->hits;
   }
-  hits_box *b = lua_newuserdatauv(L, sizeof *b, 0);
+  hits_box *b = lua_newuserdatauv(L, sizeof *b, 0); /* stack: ..., box (left there) */
   memset(b, 0, sizeof *b);
   lua_pushvalue(L, NGL_UV(NGL_UV_HITS_MT));
   lua_setmetatable(L, -2);
@@ -110,16 +111,17 @@ static void release_hits(lua_State *L, ngl_runtime *owner, ng_hits *hits) {
   if (rt != NULL) ngl_runtime_free(L, owner, rt);
 }
 
-/* Pushes the runtime's pool of spare pair tables (created on first use). */
+/* Pushes the runtime's pool of spare pair tables (created on first use) and
+ * returns its index. */
 static int push_pool(lua_State *L) {
   lua_getiuservalue(L, 1, 1); /* self (rt.grid) -> the Runtime userdata */
-  if (lua_getiuservalue(L, -1, NGL_RT_PAIRS) != LUA_TTABLE) {
+  if (lua_getiuservalue(L, -1, NGL_RT_PAIRS) != LUA_TTABLE) { /* stack: ..., rt, pool */
     lua_pop(L, 1);
     lua_newtable(L);
     lua_pushvalue(L, -1);
     lua_setiuservalue(L, -3, NGL_RT_PAIRS);
   }
-  lua_remove(L, -2);
+  lua_remove(L, -2); /* stack: ..., pool */
   return lua_gettop(L);
 }
 
@@ -138,6 +140,8 @@ static void push_hits(lua_State *L, const ng_hits *hits, int into) {
   } else {
     lua_createtable(L, n > INT32_MAX ? INT32_MAX : (int)n, 0);
   }
+  /* stack: ..., [pool,] result; each turn pushes the pair for hit i, fills
+   * it and pops it: ..., result, pair */
   for (size_t i = 0; i < n; i++) {
     lua_Integer k = (lua_Integer)i + 1;
     if (!into || lua_rawgeti(L, -1, k) != LUA_TTABLE) {
@@ -160,7 +164,7 @@ static void push_hits(lua_State *L, const ng_hits *hits, int into) {
   }
   if (into) {
     ngl_clear_from(L, (lua_Integer)n, pool);
-    lua_remove(L, pool);
+    lua_remove(L, pool); /* stack: ..., result */
   }
 }
 
@@ -256,6 +260,7 @@ static int grid_box(lua_State *L) {
                 o.into);
 }
 
+/* Pushes {x, y, z}. */
 static void push_vec(lua_State *L, const float v[3]) {
   lua_createtable(L, 3, 0);
   for (int a = 0; a < 3; a++) {
@@ -275,7 +280,7 @@ static int grid_info(lua_State *L) {
   ng_space_info gi;
   ng_status st = ng_grid_info(rt, o.space, &gi); /* copied out before the tables below */
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, fn);
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 6); /* stack: self, [opts,] info; each value goes info[name] */
   lua_pushstring(L, ng_space_name(o.space));
   lua_setfield(L, -2, "space");
   lua_pushinteger(L, (lua_Integer)gi.count);
@@ -308,12 +313,12 @@ static const luaL_Reg grid_methods[] = {
 static const luaL_Reg grid_meta[] = {{"__tostring", grid_tostring}, {NULL, NULL}};
 
 void ngl_open_grid(lua_State *L, int ctx) {
-  lua_rawgeti(L, ctx, NGL_UV_HITS_MT);
+  lua_rawgeti(L, ctx, NGL_UV_HITS_MT); /* stack: ..., box mt, box_gc */
   lua_pushcfunction(L, box_gc);
   lua_setfield(L, -2, "__gc");
   lua_pop(L, 1);
   lua_rawgeti(L, ctx, NGL_UV_GRID_MT);
-  lua_newtable(L);
+  lua_newtable(L); /* stack: ..., mt, methods; methods becomes mt.__index */
   ngl_setfuncs(L, ctx, -1, grid_methods);
   lua_setfield(L, -2, "__index");
   ngl_setfuncs(L, ctx, -1, grid_meta);

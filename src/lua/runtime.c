@@ -62,7 +62,7 @@ static float check_cell_size(lua_State *L, int idx, const char *what) {
 static void read_cell_sizes(lua_State *L, int idx, float cells[NG_SPACES]) {
   if (lua_type(L, idx) != LUA_TTABLE)
     ngl_argerror(L, 1, "Runtime", "cell_sizes must be a table, got %s", ngl_describe(L, idx));
-  lua_pushnil(L);
+  lua_pushnil(L); /* stack: ..., nil; in the loop ..., space, size */
   while (lua_next(L, idx)) {
     int s = ngl_check_space(L, -2, 1, "Runtime");
     cells[s] = check_cell_size(L, -1, "cell size");
@@ -87,6 +87,7 @@ void ng_lua_set_allocator(lua_State *L, ng_alloc_fn f, void *ud) {
     a->fn = f;
     a->ud = ud;
   }
+  /* stack: ..., nil or the host_alloc box; popped into the registry */
   lua_rawsetp(L, LUA_REGISTRYINDEX, &alloc_key);
 }
 
@@ -121,7 +122,7 @@ int ngl_runtime_new(lua_State *L) {
   if (!lua_isnoneornil(L, 1)) {
     if (lua_type(L, 1) != LUA_TTABLE)
       ngl_argerror(L, 1, "Runtime", "config table expected, got %s", ngl_describe(L, 1));
-    lua_pushnil(L);
+    lua_pushnil(L); /* stack: config, nil; in the loop config, key, value */
     while (lua_next(L, 1)) {
       const char *fn = "Runtime";
       switch (ngl_key(L, -2)) {
@@ -139,27 +140,9 @@ int ngl_runtime_new(lua_State *L) {
         cfg.initial_connections =
             (size_t)ngl_check_integer(L, -1, 1, fn, "initial_connections", 0, INT32_MAX);
         break;
-      case NGL_K_PROFILE: {
-        lua_pushvalue(L, -1);
-        int known =
-            lua_type(L, -1) == LUA_TSTRING && lua_rawget(L, NGL_UV(NGL_UV_PROFILES)) == LUA_TNUMBER;
-        lua_Integer p = known ? lua_tointeger(L, -1) : -1;
-        lua_pop(L, 1);
-        if (!known && lua_type(L, -1) == LUA_TNUMBER) {
-          int ok;
-          p = lua_tointegerx(L, -1, &ok);
-          if (!ok || p < 0 || p > 255 || ng_profile_name((uint32_t)p) == NULL) p = -1;
-        }
-        if (p < 0) {
-          ngl_near n;
-          ngl_near_init(&n, L, -1);
-          ngl_near_table(&n, L, NGL_UV(NGL_UV_PROFILES));
-          ngl_argerror(L, 1, fn, "profile must be a profile name or number, got %s",
-                       ngl_describe_near(L, -1, &n));
-        }
-        cfg.profile = (uint32_t)p;
+      case NGL_K_PROFILE:
+        cfg.profile = ngl_check_profile(L, -1, 1, fn);
         break;
-      }
       case NGL_K_CELL_SIZE: {
         float v = check_cell_size(L, -1, "cell_size");
         for (int s = 0; s < NG_SPACES; s++)
@@ -177,7 +160,8 @@ int ngl_runtime_new(lua_State *L) {
       lua_pop(L, 1);
     }
   }
-  /* The userdata first: if Lua runs out of memory no runtime leaks. */
+  /* The userdata first: if Lua runs out of memory no runtime leaks.
+   * stack: config?, rt; rt is the result */
   ngl_runtime *o = new_runtime_ud(L, NGL_UV(NGL_UV_RUNTIME_MT));
   o->grid_size = grid_size;
   o->dimensions = dimensions;
@@ -210,7 +194,7 @@ static ngl_runtime *check_rt(lua_State *L, const char *fn) {
  * kept in a user value), rt.grid_size, rt.dimensions and the methods. */
 static int rt_index(lua_State *L) {
   ngl_runtime *o = check_rt(L, "__index");
-  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 2); /* stack: rt, key, key; then rt, key, method or slot */
   int t = lua_rawget(L, NGL_UV(NGL_UV_RUNTIME_INDEX));
   if (t == LUA_TFUNCTION) return 1;
   if (t != LUA_TNUMBER) {
@@ -225,8 +209,10 @@ static int rt_index(lua_State *L) {
     lua_pushinteger(L, o->dimensions);
     return 1;
   }
-  if (lua_getiuservalue(L, 1, slot) == LUA_TUSERDATA) return 1;
+  if (lua_getiuservalue(L, 1, slot) == LUA_TUSERDATA) return 1; /* made before */
   lua_pop(L, 1);
+  /* stack: rt, key, slot, h; h keeps rt (its user value 1), rt keeps h (user
+   * value `slot`) */
   ngl_handle *h = lua_newuserdatauv(L, sizeof *h, 1);
   h->owner = o;
   h->id = 0;
@@ -404,7 +390,7 @@ void ngl_open_runtime(lua_State *L, int ctx) {
   lua_rawgeti(L, ctx, NGL_UV_RUNTIME_MT);
   ngl_setfuncs(L, ctx, -1, rt_meta);
   lua_pop(L, 1);
-  lua_rawgeti(L, ctx, NGL_UV_RUNTIME_INDEX);
+  lua_rawgeti(L, ctx, NGL_UV_RUNTIME_INDEX); /* stack: ..., index; name -> method or slot */
   ngl_setfuncs(L, ctx, -1, rt_methods);
   static const struct {
     const char *name;
@@ -428,7 +414,7 @@ void ng_lua_push_runtime(lua_State *L, ng_runtime *rt) {
     lua_pop(L, 1);
     luaL_getmetatable(L, RUNTIME_MT);
   }
-  ngl_runtime *o = new_runtime_ud(L, -1);
+  ngl_runtime *o = new_runtime_ud(L, -1); /* stack: ..., mt, rt; then ..., rt */
   lua_remove(L, -2);
   o->rt = ng_runtime_retain(rt); /* only now: a failed push above takes no reference */
 }

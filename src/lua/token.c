@@ -128,7 +128,7 @@ static int token_field(lua_State *L, int key, int vidx, int arg, const char *fn,
 static void read_table(lua_State *L, const ngl_names *names, int idx, int top, int arg,
                        const char *fn, tok_write *w) {
   int k = top + 1, v = k + 1; /* lua_next's key and value slots; top is lua_gettop */
-  lua_pushnil(L);
+  lua_pushnil(L);             /* stack: ..., nil; each turn ..., key (k), value (v), reset to k */
   while (lua_next(L, idx)) {
     int key = ngl_name_of(names, lua_topointer(L, k), NGL_NAME_KEY);
     if (key == NGL_K_COORDS) {
@@ -190,7 +190,7 @@ static int tokens_create(lua_State *L) {
    * by its address, left on the stack above the fields (slot 3); ngl_self
    * raises if it fails, on the stack as given ("got no value") */
   int top = lua_gettop(L);
-  lua_settop(L, 2);
+  lua_settop(L, 2); /* stack: self, fields (or nil); then self, fields, mt */
   const ngl_names *names = lua_touserdata(L, NGL_UV(NGL_UV_NAMES));
   ngl_handle *self = NULL;
   if (lua_getmetatable(L, 1) && lua_topointer(L, -1) == names->mt[NGL_UV_TOKENS_MT] &&
@@ -317,29 +317,17 @@ static int tokens_delete(lua_State *L) {
   return 1;
 }
 
-/* Optional limit and offset of list(): nil limit means "all". */
-static void list_args(lua_State *L, size_t *limit, size_t *offset, size_t count) {
-  *limit = lua_isnoneornil(L, 2)
-               ? count
-               : (size_t)ngl_check_integer(L, 2, 2, "list", "limit", 0, INT32_MAX);
-  *offset = lua_isnoneornil(L, 3)
-                ? 0
-                : (size_t)ngl_check_integer(L, 3, 3, "list", "offset", 0, INT32_MAX);
-  if (!lua_isnoneornil(L, 4) && lua_type(L, 4) != LUA_TTABLE)
-    ngl_argerror(L, 4, "list", "result table expected, got %s", ngl_describe(L, 4));
-  if (*limit > count) *limit = count;
-}
-
 /* rt.tokens:list([limit [, offset [, into]]]) -> {ids...} ascending. */
 static int tokens_list(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_TOKENS_MT, "list");
-  size_t limit, offset, n = 0;
-  list_args(L, &limit, &offset, ng_token_count(ngl_rt(L, self->owner)));
-  ngl_push_list(L, lua_istable(L, 4) ? 4 : 0, limit);
+  ngl_list_args a;
+  ngl_check_list_args(L, "list", ng_token_count(ngl_rt(L, self->owner)), &a);
+  size_t n = 0;
+  ngl_push_list(L, a.into, a.limit);
   /* from here to the end no step runs Lua code: the buffer and rt stay valid */
   ng_runtime *rt = ngl_rt(L, self->owner);
-  ng_id *ids = ngl_ids(L, self->owner, limit ? limit : 1);
-  ng_status st = limit ? ng_token_list(rt, offset, limit, ids, &n) : NG_OK;
+  ng_id *ids = ngl_ids(L, self->owner, a.limit ? a.limit : 1);
+  ng_status st = a.limit ? ng_token_list(rt, a.offset, a.limit, ids, &n) : NG_OK;
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "list");
   ngl_fill_ids(L, ids, n);
   return 1;
@@ -390,7 +378,7 @@ static int tokens_iter(lua_State *L) {
     lua_pushvalue(L, NGL_UV(i));
   lua_pushcclosure(L, tokens_iter_next, NGL_NUP);
   lua_pushvalue(L, 1);
-  lua_pushinteger(L, 0);
+  lua_pushinteger(L, 0); /* stack: self, next, self (state), 0 (control) */
   return 3;
 }
 
@@ -459,7 +447,7 @@ static void push_token_field(lua_State *L, const ng_token *t, ng_id id, int key)
 /* tok.field reads through to the store; tok:method() finds the method. */
 static int token_index(lua_State *L) {
   ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "__index");
-  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 2); /* stack: tok, key, key; then tok, key, method or NGL_K_* */
   int t = lua_rawget(L, NGL_UV(NGL_UV_TOKEN_INDEX));
   if (t == LUA_TFUNCTION) return 1;
   if (t != LUA_TNUMBER)
@@ -480,9 +468,9 @@ static int token_newindex(lua_State *L) {
   ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "__newindex");
   ngl_rt(L, h->owner);
   int key = ngl_key(L, 2);
-  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 2); /* stack: tok, key, value, key; then ..., method or NGL_K_* */
   int kind = lua_rawget(L, NGL_UV(NGL_UV_TOKEN_INDEX));
-  lua_pop(L, 1);
+  lua_pop(L, 1); /* stack: tok, key, value */
   tok_write w;
   tok_write_init(&w);
   if (kind == LUA_TFUNCTION)
@@ -542,12 +530,12 @@ static int token_to_table(lua_State *L) {
   static const int keys[] = {NGL_K_ID,        NGL_K_WEIGHT,       NGL_K_FLAGS,
                              NGL_K_ENTITY,    NGL_K_FIELD_RADIUS, NGL_K_FIELD_STRENGTH,
                              NGL_K_TIMESTAMP, NGL_K_DOMAIN};
-  lua_createtable(L, 0, 9);
+  lua_createtable(L, 0, 9); /* stack: tok, t; each field goes t[name] */
   for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
     push_token_field(L, &t, h->id, keys[i]);
     lua_setfield(L, -2, ngl_key_names[keys[i]]);
   }
-  lua_createtable(L, 0, NG_SPACES);
+  lua_createtable(L, 0, NG_SPACES); /* stack: tok, t, coords, then coords[space] = xyz */
   for (int s = 0; s < NG_SPACES; s++) {
     lua_createtable(L, 3, 0);
     for (int a = 0; a < 3; a++) {
@@ -567,21 +555,9 @@ static int token_connections(lua_State *L) {
   static const ng_direction dvals[] = {NG_OUT, NG_IN, NG_BOTH};
   ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "connections");
   ngl_rt(L, h->owner);
-  int d = 2;
-  if (!lua_isnoneornil(L, 2)) {
-    size_t len = 0;
-    const char *s = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : "";
-    for (d = 0; dirs[d] != NULL && !(strlen(dirs[d]) == len && memcmp(dirs[d], s, len) == 0); d++) {
-    }
-    if (dirs[d] == NULL) {
-      ngl_near n;
-      ngl_near_init(&n, L, 2);
-      for (int i = 0; dirs[i] != NULL; i++)
-        ngl_near_try(&n, dirs[i]);
-      return ngl_argerror(L, 2, "connections", "direction must be 'out', 'in' or 'both', got %s",
-                          ngl_describe_near(L, 2, &n));
-    }
-  }
+  int d = lua_isnoneornil(L, 2) ? 2
+                                : ngl_check_option(L, 2, 2, "connections", "direction",
+                                                   "'out', 'in' or 'both'", dirs);
   ngl_push_list(L, 0, 0);
   /* from here to the end no step runs Lua code: the buffer and rt stay valid */
   ng_runtime *rt = ngl_rt(L, h->owner);
@@ -654,7 +630,7 @@ static const luaL_Reg token_methods[] = {
 
 void ngl_open_token(lua_State *L, int ctx) {
   lua_rawgeti(L, ctx, NGL_UV_TOKENS_MT);
-  lua_newtable(L);
+  lua_newtable(L); /* stack: ..., mt, methods; methods becomes mt.__index */
   ngl_setfuncs(L, ctx, -1, tokens_methods);
   lua_setfield(L, -2, "__index");
   static const luaL_Reg tokens_meta[] = {{"__tostring", tokens_tostring}, {NULL, NULL}};
@@ -664,6 +640,7 @@ void ngl_open_token(lua_State *L, int ctx) {
   lua_rawgeti(L, ctx, NGL_UV_TOKEN_MT);
   ngl_setfuncs(L, ctx, -1, token_meta);
   lua_pop(L, 1);
+  /* stack: ..., index; token_index looks names up there: method or NGL_K_* */
   lua_rawgeti(L, ctx, NGL_UV_TOKEN_INDEX);
   ngl_setfuncs(L, ctx, -1, token_methods);
   static const int fields[] = {NGL_K_ID,        NGL_K_WEIGHT,       NGL_K_FLAGS,
