@@ -1071,9 +1071,12 @@ static void test_threads(void) {
   ng_runtime_release(rt);
 }
 
-/* Pack (slot, record) entries as a snapshot's connection section stores them (the
+/* Records and their slots as the snapshot loader hands them to the table (the
  * generations come beside them, NULL for all 0). */
-static void pack(unsigned char *buf, size_t k, uint32_t slot, uint32_t from, uint32_t to,
+static ng_connection buf[6];
+static uint32_t slots[6];
+
+static void pack(ng_connection *recs, size_t k, uint32_t slot, uint32_t from, uint32_t to,
                  unsigned type) {
   ng_connection c;
   ng_connection_init(&c);
@@ -1081,15 +1084,14 @@ static void pack(unsigned char *buf, size_t k, uint32_t slot, uint32_t from, uin
   c.token_a_id = from;
   c.token_b_id = to;
   c.created_at = 1000 + slot;
-  memcpy(buf + k * 68, &slot, 4);
-  memcpy(buf + k * 68 + 4, &c, 64);
+  recs[k] = c;
+  slots[k] = slot;
 }
 
 static void test_restore(void) {
   ng_runtime *rt = new_rt();
   make_tokens(rt, 4);
   ngi_conns_skip_slots(rt, 20); /* slots 1..19 were issued before, as in a loaded file */
-  unsigned char buf[6 * 68];
   pack(buf, 0, 3, 1, 2, 0x50);
   pack(buf, 1, 7, 2, 1, 0x50);
   pack(buf, 2, 8, 1, 1, 0x50);
@@ -1097,20 +1099,20 @@ static void test_restore(void) {
   pack(buf, 4, 11, 3, 1, 0x50);
   /* not ascending: refused, table stays empty */
   pack(buf, 5, 11, 4, 4, 0x50);
-  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, NULL), NG_ECORRUPT);
+  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, slots, NULL, 6), NG_ECORRUPT);
   CHECK_EQ_INT(ng_connection_count(rt), 0);
   /* an endpoint that is not a live token: refused */
   pack(buf, 5, 12, 4, 9, 0x50);
-  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, NULL), NG_ECORRUPT);
+  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, slots, NULL, 6), NG_ECORRUPT);
   /* a slot never issued (at or above the allocator's fresh slot): refused */
   pack(buf, 5, 20, 4, 4, 0x50);
-  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, NULL), NG_ECORRUPT);
+  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, slots, NULL, 6), NG_ECORRUPT);
   CHECK_EQ_INT(ng_connection_count(rt), 0);
 
   pack(buf, 5, 19, 4, 4, 0x50);
-  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, NULL), NG_OK);
+  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, slots, NULL, 6), NG_OK);
   CHECK_EQ_INT(ng_connection_count(rt), 6);
-  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, NULL), NG_EINVAL); /* not empty */
+  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, slots, NULL, 6), NG_EINVAL); /* not empty */
   ng_connection got;
   CHECK_STATUS(ng_connection_get(rt, 10, &got), NG_OK);
   CHECK(got.token_a_id == 1 && got.token_b_id == 2 && got.connection_type == 0x10);
@@ -1143,9 +1145,9 @@ static void test_restore(void) {
   make_tokens(rt, 4);
   ngi_conns_skip_slots(rt, 20);
   const uint32_t gens[6] = {0, 0, 0, 0, 1, 1}, bad_gens[6] = {0, 0, 0, 1, 0, 1};
-  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, bad_gens), NG_ECORRUPT);
+  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, slots, bad_gens, 6), NG_ECORRUPT);
   CHECK_EQ_INT(ng_connection_count(rt), 0);
-  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, 6, gens), NG_OK);
+  CHECK_STATUS(ngi_conns_restore(rt, rt->conns, buf, slots, gens, 6), NG_OK);
   const ng_id g1 = (ng_id)1 << NG_CONNECTION_SLOT_BITS;
   CHECK_STATUS(ng_connection_get(rt, 11, &got), NG_ENOTFOUND);
   CHECK_STATUS(ng_connection_get(rt, g1 | 11, &got), NG_OK);
@@ -1169,7 +1171,7 @@ static void test_restore(void) {
   int failures = 0;
   for (long budget = 0; budget < 20; budget++) {
     ngt_alloc_arm(&fa, budget, 0);
-    ng_status st = ngi_conns_restore(rt, rt->conns, buf, 6, NULL);
+    ng_status st = ngi_conns_restore(rt, rt->conns, buf, slots, NULL, 6);
     fa.fail_after = -1;
     if (st == NG_OK) break;
     CHECK_STATUS(st, NG_ENOMEM);

@@ -121,8 +121,8 @@ static void test_restored_lists_equal_appended(void) {
   ng_runtime_release(rt);
 }
 
-/* The owned restore takes its block in every case and refuses a block too
- * small for its entries without touching the table (ASan/LSan see a leak or
+/* The owned restore takes its record array in every case and refuses one too
+ * small for its records (or no slots) without touching the table (ASan/LSan see a leak or
  * a bad access otherwise; the byte count must return to where it was). */
 static void test_owned_block_rules(void) {
   ng_runtime *rt = NULL;
@@ -138,34 +138,31 @@ static void test_owned_block_rules(void) {
   ng_stats s0, s1;
   ng_runtime_stats(rt, &s0);
 
-  /* 3 entries need 204 bytes: 192 is too small, 200 is not whole records */
-  void *b = ngi_alloc(rt, 192);
-  CHECK_STATUS(ngi_conns_restore_owned(rt, rt->conns, b, 192, 3, NULL), NG_EINVAL);
-  b = ngi_alloc(rt, 200);
-  CHECK_STATUS(ngi_conns_restore_owned(rt, rt->conns, b, 200, 3, NULL), NG_EINVAL);
+  /* room for 2 records is too small for 3; a missing slots array is refused too */
+  uint32_t slots[3] = {1, 3, 5};
+  ng_connection *b = ngi_alloc_array(rt, 2, sizeof *b);
+  CHECK_STATUS(ngi_conns_restore_owned(rt, rt->conns, b, 2, 3, slots, NULL), NG_EINVAL);
+  b = ngi_alloc_array(rt, 3, sizeof *b);
+  CHECK_STATUS(ngi_conns_restore_owned(rt, rt->conns, b, 3, 3, NULL, NULL), NG_EINVAL);
   ng_runtime_stats(rt, &s1);
   CHECK_EQ_INT(s1.bytes_in_use, s0.bytes_in_use);
   CHECK_EQ_INT(ng_connection_count(rt), 0);
 
-  /* 256 bytes: the three records slide down in place, the spare capacity
+  /* room for 4: the three records become the record array in place, the spare capacity
    * takes one more connection without growing */
-  unsigned char *e = ngi_alloc(rt, 256);
+  ng_connection *e = ngi_alloc_array(rt, 4, sizeof *e);
   CHECK(e != NULL);
   if (!e) {
     ng_runtime_release(rt);
     return;
   }
   for (uint32_t k = 0; k < 3; k++) {
-    ng_connection c;
-    ng_connection_init(&c);
-    c.token_a_id = k + 1;
-    c.token_b_id = 3 - k;
-    c.created_at = 1000 + k;
-    uint32_t slot = 2 * k + 1;
-    memcpy(e + k * 68, &slot, 4);
-    memcpy(e + k * 68 + 4, &c, sizeof c);
+    ng_connection_init(&e[k]);
+    e[k].token_a_id = k + 1;
+    e[k].token_b_id = 3 - k;
+    e[k].created_at = 1000 + k;
   }
-  CHECK_STATUS(ngi_conns_restore_owned(rt, rt->conns, e, 256, 3, NULL), NG_OK);
+  CHECK_STATUS(ngi_conns_restore_owned(rt, rt->conns, e, 4, 3, slots, NULL), NG_OK);
   CHECK_EQ_INT(ng_connection_count(rt), 3);
   for (uint32_t k = 0; k < 3; k++) {
     ng_connection got;

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The build fails if the block drifts from the reference layout (reference 4). */
+/* The build fails if the block drifts from its on-disk layout (the field offsets below). */
 #define NGI_AT(field, off) _Static_assert(offsetof(ng_cdna, field) == (off), "ng_cdna." #field)
 NGI_AT(magic, 0);
 NGI_AT(version_major, 4);
@@ -101,7 +101,7 @@ uint64_t ng_cdna_checksum(const ng_cdna *c) {
   return h;
 }
 
-/* The one home of the profiles' presets (reference 4, with_profile): the
+/* The one home of the profiles' presets (the original's with_profile): the
  * fields each profile defines, and nothing else; flag bits are added, never
  * cleared. Default and Custom define only the profile id. */
 void ngi_cdna_apply_preset(ng_cdna *d, uint32_t profile) {

@@ -439,30 +439,19 @@ void ngi_conns_skip_slots(ng_runtime *rt, uint32_t fresh) {
   ngi_write_unlock(rt);
 }
 
-/* Restore entries are packed: u32 slot, then the 64-byte record; the
- * generations come beside them (all 0 for a version 1 snapshot). */
-enum { ENTRY_BYTES = 4 + sizeof(ng_connection) };
-
-static uint32_t entry_u32(const unsigned char *e, size_t off) {
-  uint32_t v;
-  memcpy(&v, e + off, sizeof v);
-  return v;
-}
-#define ENTRY_ID(e) entry_u32((e), 0)
-#define ENTRY_FROM(e) entry_u32((e), 4 + offsetof(ng_connection, token_a_id))
-#define ENTRY_TO(e) entry_u32((e), 4 + offsetof(ng_connection, token_b_id))
-
 /* How far ahead (in entries) the restore prefetches the buckets it will
  * touch: enough misses in flight to cover memory latency. */
 #define RESTORE_AHEAD 12
 
-/* Needs: entries[0..n) as ngi_conns_restore takes them. Guarantees: NG_OK
- * when ids ascend below next_id and every endpoint is a live token, with
+/* Needs: recs, slots and gens (may be NULL) as ngi_conns_restore takes them.
+ * Guarantees: NG_OK when ids ascend, slots are below the allocator's fresh
+ * slot and every endpoint is a live token, with
  * *distinct set to the number of different endpoint tokens (the exact size
  * the adjacency map needs, so the restore never rehashes). Fails:
  * NG_ECORRUPT, NG_ENOMEM (for the temporary bitmap over token ids). */
-static ng_status restore_scan(ng_runtime *rt, const ngi_conns *c, const unsigned char *entries,
-                              const uint32_t *gens, size_t n, size_t *distinct) {
+static ng_status restore_scan(ng_runtime *rt, const ngi_conns *c, const ng_connection *recs,
+                              const uint32_t *slots, const uint32_t *gens, size_t n,
+                              size_t *distinct) {
   const ngi_token_table *t = &rt->tokens;
   size_t words = (size_t)t->ids.fresh / 64 + 1; /* token slots are below fresh */
   uint64_t *seen = ngi_alloc_array(rt, words, sizeof *seen);
@@ -471,9 +460,8 @@ static ng_status restore_scan(ng_runtime *rt, const ngi_conns *c, const unsigned
   ng_status st = NG_OK;
   size_t count = 0;
   ng_id prev = 0;
-  const unsigned char *p = entries;
-  for (size_t k = 0; k < n; k++, p += ENTRY_BYTES) {
-    uint32_t slot = ENTRY_ID(p), ends[2] = {ENTRY_FROM(p), ENTRY_TO(p)};
+  for (size_t k = 0; k < n; k++) {
+    uint32_t slot = slots[k], ends[2] = {recs[k].token_a_id, recs[k].token_b_id};
     ng_id id = (ng_id)(gens ? gens[k] : 0) << NG_CONNECTION_SLOT_BITS | slot;
     if (slot == 0 || id <= prev || slot >= c->ids.fresh || id > NG_ID_MAX ||
         !ngi_token_live_local(t, ends[0]) || !ngi_token_live_local(t, ends[1])) {
@@ -541,36 +529,34 @@ static void restore_link(ngi_conns *c, size_t n) {
   }
 }
 
-/* Needs: an empty table; block (ngi_alloc'ed, block_bytes long, a multiple
- * of the record size and at least n * 68) starts with n packed 68-byte
- * entries (u32 id, then the 64-byte record) as a snapshot stores them. Takes
- * ownership of block in every case: it becomes the record array (the
- * records are slid down over the ids in place, so nothing is copied twice).
+/* Needs: an empty table; recs (ngi_alloc'ed, room for rec_cap >= n records)
+ * holds the n records, slots[k] and gens[k] (gens NULL: generation 0) the
+ * id of record k. Takes ownership of recs in every case: it becomes the
+ * record array, so a snapshot's records are never copied twice.
  * Guarantees: on NG_OK every record is stored under its id (gens[k] << 32 |
- * its slot; gens NULL: generation 0) with both adjacency lists in ascending
- * id order. The caller has validated the entries and restored the id
- * allocator; the cheap invariants this table relies on (ids ascending,
- * slots non-zero and below the allocator's fresh slot; live endpoints) are checked again,
- * before anything is stored, so a bad caller cannot corrupt it. Every array
- * and map is sized once for the whole input (the endpoint count comes from
- * a first pass), so nothing rehashes.
+ * slots[k]) with both adjacency lists in ascending id order. The caller has
+ * validated the records and restored the id allocator; the cheap invariants
+ * this table relies on (ids ascending, slots non-zero and below the
+ * allocator's fresh slot; live endpoints) are checked again, before anything
+ * is stored, so a bad caller cannot corrupt it. Every array and map is sized
+ * once for the whole input (the endpoint count comes from a first pass), so
+ * nothing rehashes.
  * Fails: NG_ENOMEM or NG_ECORRUPT with the table left empty, NG_EINVAL if
- * the table was not empty or the block is too small (table unchanged). */
-ng_status ngi_conns_restore_owned(ng_runtime *rt, ngi_conns *c, void *block, size_t block_bytes,
-                                  size_t n, const uint32_t *gens) {
+ * the table was not empty or rec_cap < n (table unchanged). */
+ng_status ngi_conns_restore_owned(ng_runtime *rt, ngi_conns *c, ng_connection *recs,
+                                  size_t rec_cap, size_t n, const uint32_t *slots,
+                                  const uint32_t *gens) {
   ng_status st = NG_OK;
-  if (c->len != 0 || c->live != 0 || block_bytes % sizeof(ng_connection) != 0 ||
-      block_bytes / ENTRY_BYTES < n)
+  if (c->len != 0 || c->live != 0 || rec_cap < n || (n && !slots))
     st = NG_EINVAL;
   else if (n > (size_t)NGI_NONE - 1)
     st = NG_ECORRUPT;
   if (st != NG_OK || n == 0) {
-    if (block) ngi_free(rt, block, block_bytes);
+    if (recs) ngi_free(rt, recs, rec_cap * sizeof *recs);
     return st;
   }
-  unsigned char *p = block;
   size_t distinct = 0;
-  st = restore_scan(rt, c, p, gens, n, &distinct);
+  st = restore_scan(rt, c, recs, slots, gens, n, &distinct);
   if (st == NG_OK && n > c->meta_cap) {
     conn_meta *m = ngi_alloc_array(rt, n, sizeof *m);
     if (!m)
@@ -585,38 +571,33 @@ ng_status ngi_conns_restore_owned(ng_runtime *rt, ngi_conns *c, void *block, siz
   if (st == NG_OK) st = idmap_reserve(rt, c, n);
   if (st == NG_OK) st = adj_reserve(rt, c, distinct);
   if (st != NG_OK) {
-    ngi_free(rt, block, block_bytes);
+    ngi_free(rt, recs, rec_cap * sizeof *recs);
     free_arrays(rt, c);
     return st;
   }
-  /* Slide each record down over the ids: record k moves from 68k + 4 to 64k,
-   * below every byte not yet read, so one ascending pass is safe. */
   for (size_t k = 0; k < n; k++) {
-    ng_id id =
-        (ng_id)(gens ? gens[k] : 0) << NG_CONNECTION_SLOT_BITS | ENTRY_ID(p + k * ENTRY_BYTES);
+    ng_id id = (ng_id)(gens ? gens[k] : 0) << NG_CONNECTION_SLOT_BITS | slots[k];
     conn_meta m = {id, NGI_NONE, NGI_NONE, NGI_NONE, NGI_NONE};
     c->meta[k] = m;
-    memmove(p + k * sizeof(ng_connection), p + k * ENTRY_BYTES + 4, sizeof(ng_connection));
   }
   if (c->recs) ngi_free(rt, c->recs, c->rec_cap * sizeof *c->recs);
-  c->recs = block;
-  c->rec_cap = block_bytes / sizeof(ng_connection);
+  c->recs = recs;
+  c->rec_cap = rec_cap;
   restore_link(c, n);
   c->len = c->live = n;
   return NG_OK;
 }
 
-/* The same from a caller's buffer (copied into a block first). */
-ng_status ngi_conns_restore(ng_runtime *rt, ngi_conns *c, const void *entries, size_t n,
-                            const uint32_t *gens) {
+/* The same from the caller's records (copied first). */
+ng_status ngi_conns_restore(ng_runtime *rt, ngi_conns *c, const ng_connection *recs,
+                            const uint32_t *slots, const uint32_t *gens, size_t n) {
   if (c->len != 0 || c->live != 0) return NG_EINVAL;
   if (n > (size_t)NGI_NONE - 1) return NG_ECORRUPT;
-  size_t rec = sizeof(ng_connection), bytes = (n * ENTRY_BYTES + rec - 1) / rec * rec;
-  void *block = NULL;
-  if (bytes) {
-    block = ngi_alloc(rt, bytes);
-    if (!block) return NG_ENOMEM;
-    memcpy(block, entries, n * ENTRY_BYTES);
+  ng_connection *copy = NULL;
+  if (n) {
+    copy = ngi_alloc_array(rt, n, sizeof *copy);
+    if (!copy) return NG_ENOMEM;
+    memcpy(copy, recs, n * sizeof *copy);
   }
-  return ngi_conns_restore_owned(rt, c, block, bytes, n, gens);
+  return ngi_conns_restore_owned(rt, c, copy, n, n, slots, gens);
 }

@@ -231,7 +231,7 @@ ng_status ng_connection_update(ng_runtime *rt, ng_id id, const ng_connection *va
   return st;
 }
 
-/* Guarantees: the rule of reference 2.4 applied with the runtime's clock
+/* Guarantees: the learning rule (see ng_connection_activate and friends) applied with the runtime's clock
  * under the write lock, *out (may be NULL) the record afterwards. Fails:
  * NG_EINVAL (unknown op), NG_ENOTFOUND, NG_EBUSY; nothing changed. */
 ng_status ng_connection_learn(ng_runtime *rt, ng_id id, ng_learn_op op, ng_connection *out) {

@@ -99,19 +99,20 @@ uint32_t ngi_crc32c_portable(uint32_t crc, const void *data, size_t n);
  * fuzzer and tests load without the disk. */
 ng_status ngi_snapshot_load_mem(const void *data, size_t len, const ng_config *cfg,
                                 const char *name, ng_runtime **out);
-/* conn_table.c: fill an empty connection table from n packed 68-byte
- * entries (u32 id, then a 64-byte record: a snapshot's connection section)
- * that snapshot.c has fully validated (ids ascending below next_id, endpoints
- * live, no duplicates). All or nothing: NG_ENOMEM (or NG_ECORRUPT if the
+/* conn_table.c: fill an empty connection table with n records, record k
+ * under the id gens[k] << 32 | slots[k] (gens NULL: generation 0), as
+ * snapshot.c has fully validated them (ids ascending, slots below the
+ * allocator's fresh slot, endpoints live, no duplicates) and after it
+ * restored the allocator. All or nothing: NG_ENOMEM (or NG_ECORRUPT if the
  * cheap invariants it re-checks fail) leaves c empty. */
-ng_status ngi_conns_restore(ng_runtime *rt, ngi_conns *c, const void *entries, size_t n,
-                            const uint32_t *gens);
-/* conn_table.c: the same, taking ownership of `block` (ngi_alloc'ed,
- * block_bytes long, a multiple of 64 and >= 68 * n, starting with the n
- * entries), which becomes the record array: no second copy of the records.
- * Frees block on every failure. */
-ng_status ngi_conns_restore_owned(ng_runtime *rt, ngi_conns *c, void *block, size_t block_bytes,
-                                  size_t n, const uint32_t *gens);
+ng_status ngi_conns_restore(ng_runtime *rt, ngi_conns *c, const ng_connection *recs,
+                            const uint32_t *slots, const uint32_t *gens, size_t n);
+/* conn_table.c: the same, taking ownership of `recs` (ngi_alloc'ed, room for
+ * rec_cap >= n records), which becomes the record array: no second copy of
+ * the records. Frees recs on every failure. */
+ng_status ngi_conns_restore_owned(ng_runtime *rt, ngi_conns *c, ng_connection *recs,
+                                  size_t rec_cap, size_t n, const uint32_t *slots,
+                                  const uint32_t *gens);
 
 /* ---- the runtime -------------------------------------------------------- */
 

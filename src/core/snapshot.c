@@ -908,6 +908,18 @@ static size_t conn_block_bytes(size_t n) {
   return (b + sizeof(ng_connection) - 1) / sizeof(ng_connection) * sizeof(ng_connection);
 }
 
+/* The connection section's n entries (u32 slot, 64-byte record) at p become
+ * n records from p on, as the connection table keeps them, and their slots
+ * in slots[]: each record slides down over the slots, from 68k + 4 to 64k,
+ * below every byte not yet read, so one ascending pass works in place and
+ * the records are never copied twice. */
+static void split_conn_entries(unsigned char *p, size_t n, uint32_t *slots) {
+  for (size_t k = 0; k < n; k++) {
+    slots[k] = rd32(p + k * CONN_BYTES);
+    memmove(p + k * sizeof(ng_connection), p + k * CONN_BYTES + 4, sizeof(ng_connection));
+  }
+}
+
 /* Needs: h validated against the source's length; tok has room for ntok
  * slots (its segments hold them, NGI_SEGS runs at most); conn holds
  * nconn * CONN_BYTES bytes. Guarantees: on NG_OK the first ntok slots of tok
@@ -1046,6 +1058,7 @@ static ng_status load_body(const snap_source *src, const snap_header *h, const n
   /* The token section is read straight into the table's segments. */
   ng_status tst = ngi_tokens_init(rt, t, ntok);
   unsigned char *conn = conn_size ? ngi_alloc(rt, conn_size) : NULL;
+  uint32_t *slots = NULL; /* the connections' slots, split from their entries */
   uint64_t *present = ngi_alloc(rt, present_size);
   unsigned char *ids = h->major > 1 ? ngi_alloc(rt, ids_size) : NULL;
   if (tst != NG_OK || (conn_size && !conn) || !present || (h->major > 1 && !ids)) {
@@ -1102,7 +1115,13 @@ static ng_status load_body(const snap_source *src, const snap_header *h, const n
       (st = restore_ids(rt, ngi_conns_ids(rt->conns), &cids, name)) != NG_OK)
     goto done;
   if ((st = ngi_tokens_adopt(rt, t, ntok, tids.gens)) != NG_OK) goto built;
-  st = ngi_conns_restore_owned(rt, rt->conns, conn, conn_size, nconn, cids.gens);
+  if (nconn && !(slots = ngi_alloc_array(rt, nconn, sizeof *slots))) {
+    st = NG_ENOMEM;
+    goto built;
+  }
+  split_conn_entries(conn, nconn, slots);
+  st = ngi_conns_restore_owned(rt, rt->conns, (ng_connection *)(void *)conn,
+                               conn_size / sizeof(ng_connection), nconn, slots, cids.gens);
   conn = NULL; /* the restore owns it now, whatever it returned */
 built:
   if (st != NG_OK)
@@ -1110,6 +1129,7 @@ built:
                   ng_strerror(st));
 done:
   if (conn) ngi_free(rt, conn, conn_size);
+  if (slots) ngi_free(rt, slots, nconn * sizeof *slots);
   if (present) ngi_free(rt, present, present_size);
   if (ids) ngi_free(rt, ids, ids_size);
   if (st != NG_OK) {

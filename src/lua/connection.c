@@ -211,7 +211,7 @@ static void finish_write(conn_write *w) {
 /* ---- rt.connections ----------------------------------------------------- */
 
 /* rt.connections:create(from, to [, fields]) -> id. from/to are token ids or
- * Token handles; fields take every settable field. Defaults of reference 2.1
+ * Token handles; fields take every settable field. Defaults as ng_connection_init
  * (AssociatedWith, Learnable, rigidity/confidence 128/255, ...). */
 static int conns_create(lua_State *L) {
   ngl_handle *self = ngl_self(L, NGL_UV_CONNS_MT, "create");
@@ -560,7 +560,7 @@ static void learn(lua_State *L, const char *fn, ng_learn_op op, ng_connection *o
   if (st != NG_OK) ngl_status_error(L, rt, st, 1, fn);
 }
 
-/* c:activate() -> the new activation_count (reference 2.4). */
+/* c:activate() -> the new activation_count (ng_connection_activate's rule). */
 static int conn_activate(lua_State *L) {
   ng_connection c;
   learn(L, "activate", NG_LEARN_ACTIVATE, &c);
