@@ -62,9 +62,9 @@ extern "C" {
 #endif
 
 #define NG_VERSION_MAJOR 0
-#define NG_VERSION_MINOR 1
+#define NG_VERSION_MINOR 2
 #define NG_VERSION_PATCH 0
-#define NG_VERSION_STRING "0.1.0"
+#define NG_VERSION_STRING "0.2.0"
 
 #if defined(_WIN32) && defined(NG_SHARED_BUILD)
 #define NG_API __declspec(dllexport)
