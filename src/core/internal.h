@@ -86,7 +86,7 @@ void ngi_grid_prefetch(const ngi_grid *g, const ng_token *tok, int stage, uint32
  * indexed as usual. Never fails. */
 void ngi_grid_clear(ng_runtime *rt, ngi_grid *g);
 
-/* ---- crc32c.c, snapshot.c: snapshots ------------------------------------ */
+/* ---- crc32c.c, snapshot_*.c: snapshots ----------------------------------- */
 
 /* CRC-32C (Castagnoli) of n bytes, continuing `crc` (start with 0; the result
  * of one call continues in the next). */
@@ -101,7 +101,7 @@ ng_status ngi_snapshot_load_mem(const void *data, size_t len, const ng_config *c
                                 const char *name, ng_runtime **out);
 /* conn_table.c: fill an empty connection table with n records, record k
  * under the id gens[k] << 32 | slots[k] (gens NULL: generation 0), as
- * snapshot.c has fully validated them (ids ascending, slots below the
+ * snapshot_load.c has fully validated them (ids ascending, slots below the
  * allocator's fresh slot, endpoints live, no duplicates) and after it
  * restored the allocator. All or nothing: NG_ENOMEM (or NG_ECORRUPT if the
  * cheap invariants it re-checks fail) leaves c empty. */

@@ -201,7 +201,7 @@ void ngi_tokens_destroy(ng_runtime *rt, ngi_token_table *t);
  * at NG_TOKEN_SLOT_MAX): its records are then one block of t->cap records at
  * t->seg[0]. NG_ENOMEM leaves *t empty and owning nothing. */
 ng_status ngi_tokens_init(ng_runtime *rt, ngi_token_table *t, size_t initial);
-/* snapshot.c: make the first n positions (room made by ngi_tokens_init(n),
+/* snapshot_load.c: make the first n positions (room made by ngi_tokens_init(n),
  * filled by the caller with records in strictly ascending id order, none a
  * tombstone, local ids below the allocator's fresh slot) the whole table,
  * with gens[i] the generation of record i (NULL: all 0), and build its slot
