@@ -52,6 +52,26 @@ static void dense_append(ngi_token_table *t, ng_id id) {
   atomic_store_explicit(&t->dense, d, memory_order_relaxed);
 }
 
+/* Records are read whole and at random, so a record that straddles two cache
+ * lines costs two misses where one would do; allocator blocks are only
+ * malloc-aligned (16 bytes: records started 16 bytes into a line and every
+ * one of them straddled). So record arrays are allocated one line larger and
+ * start at the first 64-byte boundary; the offset is kept for the free. */
+#define REC_ALIGN 64
+_Static_assert(sizeof(ng_token) == REC_ALIGN, "a record is one cache line");
+
+static ng_token *alloc_recs(ng_runtime *rt, size_t n, uint8_t *pad) {
+  if (n > (SIZE_MAX - REC_ALIGN) / sizeof(ng_token)) return NULL;
+  unsigned char *raw = ngi_alloc(rt, n * sizeof(ng_token) + REC_ALIGN);
+  if (!raw) return NULL;
+  *pad = (uint8_t)((REC_ALIGN - (uintptr_t)raw % REC_ALIGN) % REC_ALIGN);
+  return (ng_token *)(void *)(raw + *pad);
+}
+
+static void free_recs(ng_runtime *rt, ng_token *recs, size_t n, uint8_t pad) {
+  ngi_free(rt, (unsigned char *)recs - pad, n * sizeof(ng_token) + REC_ALIGN);
+}
+
 /* Add record segments until there are `want` positions (<= NG_TOKEN_SLOT_MAX).
  * Each new segment is published with a release store: a reader that sees the
  * pointer (acquire) sees the allocation. fails: NG_ENOMEM, with the segments
@@ -59,7 +79,7 @@ static void dense_append(ngi_token_table *t, ng_id id) {
 static ng_status grow_recs(ng_runtime *rt, ngi_token_table *t, size_t want) {
   while (t->cap < want) {
     size_t n = ngi_seg_len(t->nseg, NGI_REC_LB);
-    ng_token *seg = ngi_alloc_array(rt, n, sizeof *seg);
+    ng_token *seg = alloc_recs(rt, n, &t->seg_pad[t->nseg]);
     if (!seg) return NG_ENOMEM;
     NGI_STORE(&t->seg[t->nseg], seg, RELEASE);
     t->nseg++;
@@ -104,12 +124,14 @@ static ng_status init_bulk(ng_runtime *rt, ngi_token_table *t, size_t initial) {
   unsigned kr = ngi_seg_of(initial - 1, NGI_REC_LB) + 1;
   unsigned ks = ngi_seg_of(initial - 1, NGI_SLOT_LB) + 1;
   size_t nr = ngi_seg_base(kr, NGI_REC_LB), ns = ngi_seg_base(ks, NGI_SLOT_LB);
-  ng_token *recs = ngi_alloc_array(rt, nr, sizeof *recs);
+  uint8_t pad = 0;
+  ng_token *recs = alloc_recs(rt, nr, &pad);
   uint64_t *slots = recs ? ngi_alloc_array(rt, ns, sizeof *slots) : NULL;
   if (!slots) {
-    ngi_free(rt, recs, recs ? nr * sizeof *recs : 0);
+    if (recs) free_recs(rt, recs, nr, pad);
     return NG_ENOMEM;
   }
+  t->seg_pad[0] = pad;
   ngi_advise_bulk(slots, ns * sizeof *slots);
   memset(slots, 0xFF, ns * sizeof *slots); /* NGI_NONE everywhere */
   for (unsigned k = 0; k < kr; k++)
@@ -133,9 +155,9 @@ ng_status ngi_tokens_init(ng_runtime *rt, ngi_token_table *t, size_t initial) {
 }
 
 void ngi_tokens_destroy(ng_runtime *rt, ngi_token_table *t) {
-  if (t->nbulk) ngi_free(rt, t->seg[0], ngi_seg_base(t->nbulk, NGI_REC_LB) * sizeof(ng_token));
+  if (t->nbulk) free_recs(rt, t->seg[0], ngi_seg_base(t->nbulk, NGI_REC_LB), t->seg_pad[0]);
   for (unsigned k = t->nbulk; k < t->nseg; k++)
-    ngi_free(rt, t->seg[k], ngi_seg_len(k, NGI_REC_LB) * sizeof(ng_token));
+    free_recs(rt, t->seg[k], ngi_seg_len(k, NGI_REC_LB), t->seg_pad[k]);
   if (t->nslot_bulk)
     ngi_free(rt, t->slot_seg[0], ngi_seg_base(t->nslot_bulk, NGI_SLOT_LB) * sizeof(uint64_t));
   for (unsigned k = t->nslot_bulk; k < t->nslot_seg; k++)

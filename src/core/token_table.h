@@ -95,7 +95,8 @@ static inline size_t ngi_seg_len(unsigned k, unsigned lb) {
  * is published with a release store after it is initialised, and `dense`
  * is kept in step by every change of len, live or the ids. */
 typedef struct ngi_token_table {
-  ng_token *seg[NGI_SEGS];      /* record segments; NULL past nseg */
+  ng_token *seg[NGI_SEGS];      /* record segments (64-byte aligned); NULL past nseg */
+  uint8_t seg_pad[NGI_SEGS];    /* where each segment's allocation starts, before seg[k] */
   uint64_t *slot_seg[NGI_SEGS]; /* slot-map segments; NULL past nslot_seg */
   /* While there are no tombstones and no gaps in the ids (nothing deleted
    * yet: the common case) and the first id is below 2^32, (first id << 32) |
