@@ -3,6 +3,8 @@
 #ifndef NG_TEST_H
 #define NG_TEST_H
 
+#include "neurograph.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +93,26 @@ static inline double ngt_now_s(void) {
   } while (0)
 
 /* Print the summary and return the exit status for main. */
+/* A token at (x, y, z) in L1 (the rest default), created or the test fails. */
+static inline ng_id ngt_token_at(ng_runtime *rt, float x, float y, float z) {
+  ng_token t;
+  ng_token_init(&t);
+  ng_token_set_coords(&t, NG_L1, x, y, z);
+  ng_id id = 0;
+  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  return id;
+}
+
+/* A connection from -> to of `type` (the rest default), created or the test fails. */
+static inline ng_id ngt_link(ng_runtime *rt, ng_id from, ng_id to, unsigned type) {
+  ng_connection c;
+  ng_connection_init(&c);
+  CHECK_STATUS(ng_connection_set_type(&c, type), NG_OK);
+  ng_id id = 0;
+  CHECK_STATUS(ng_connection_create(rt, from, to, &c, &id), NG_OK);
+  return id;
+}
+
 static inline int ngt_done(const char *prog) {
   printf("%s: %d checks, %d failed\n", prog, ngt_checks, ngt_failures);
   return ngt_failures ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -28,17 +28,8 @@ static void make_tokens(ng_runtime *rt, int n) {
   }
 }
 
-static ng_id link_type(ng_runtime *rt, ng_id from, ng_id to, unsigned type) {
-  ng_connection c;
-  ng_connection_init(&c);
-  CHECK_STATUS(ng_connection_set_type(&c, type), NG_OK);
-  ng_id id = 0;
-  CHECK_STATUS(ng_connection_create(rt, from, to, &c, &id), NG_OK);
-  return id;
-}
-
 static ng_id link(ng_runtime *rt, ng_id from, ng_id to) {
-  return link_type(rt, from, to, NG_CONN_ASSOCIATED_WITH);
+  return ngt_link(rt, from, to, NG_CONN_ASSOCIATED_WITH);
 }
 
 /* The whole connection store as bytes (count, then id + record per live
@@ -252,7 +243,7 @@ static void test_duplicates(void) {
   CHECK_CONTAINS(ng_last_error(rt), "already exists");
   CHECK(same_image(rt, &before));
   ng_id rev = link(rt, 2, 1);              /* reverse direction */
-  ng_id other = link_type(rt, 1, 2, 0x10); /* other type */
+  ng_id other = ngt_link(rt, 1, 2, 0x10); /* other type */
   ng_id third = link(rt, 1, 3);            /* other target */
   CHECK(rev != a && other != a && third != a);
   ng_id found = 0;
@@ -364,7 +355,7 @@ static void allow_only_causal(ng_cdna *c, void *ud) {
 static void test_allowed_types(void) {
   ng_runtime *rt = new_rt();
   make_tokens(rt, 2);
-  ng_id cause = link_type(rt, 1, 2, 0x10);
+  ng_id cause = ngt_link(rt, 1, 2, 0x10);
   set_cdna(rt, clear_causal, NULL);
   image before;
   take_image(rt, &before);
@@ -545,7 +536,7 @@ static void test_update(void) {
   ng_runtime *rt = new_rt();
   make_tokens(rt, 3);
   ng_id a = link(rt, 1, 2);
-  ng_id b = link_type(rt, 1, 2, 0x10);
+  ng_id b = ngt_link(rt, 1, 2, 0x10);
   image before;
   take_image(rt, &before);
   ng_connection v;
@@ -682,7 +673,7 @@ static void test_learn(void) {
   CHECK_EQ_INT(got.flags, NG_CONN_ACTIVE | NG_CONN_DECAYING);
 
   /* An Immutable link does not learn confidence. */
-  ng_id syn = link_type(rt, 1, 2, 0x00);
+  ng_id syn = ngt_link(rt, 1, 2, 0x00);
   CHECK_STATUS(ng_connection_learn(rt, syn, NG_LEARN_FAILURE, &got), NG_OK);
   CHECK_EQ_INT(got.confidence, 255);
 
@@ -734,7 +725,7 @@ static void test_token_delete(void) {
   ng_id ca = link(rt, 3, 1);
   ng_id bc = link(rt, 2, 3);
   ng_id aa = link(rt, 1, 1);
-  ng_id ab2 = link_type(rt, 1, 2, 0x10);
+  ng_id ab2 = ngt_link(rt, 1, 2, 0x10);
   ng_id cd = link(rt, 3, 4);
   (void)ab;
   (void)ba;
@@ -834,7 +825,7 @@ static void test_iteration(void) {
   make_tokens(rt, 10);
   ng_id all[20];
   for (uint32_t i = 0; i < 20; i++)
-    all[i] = link_type(rt, 1 + i % 10, 1 + (i * 3 + 1) % 10, i < 10 ? 0x50u : 0x10u);
+    all[i] = ngt_link(rt, 1 + i % 10, 1 + (i * 3 + 1) % 10, i < 10 ? 0x50u : 0x10u);
   /* holes: delete every third */
   ng_id want[20];
   size_t nw = 0;
@@ -902,7 +893,7 @@ static void test_token_connections(void) {
   ng_id i1 = link(rt, 3, 1);
   ng_id o2 = link(rt, 1, 4);
   ng_id i2 = link(rt, 5, 1);
-  ng_id o3 = link_type(rt, 1, 2, 0x10);
+  ng_id o3 = ngt_link(rt, 1, 2, 0x10);
   link(rt, 2, 3); /* unrelated */
   ng_id ids[8];
   size_t n = 0;

@@ -30,24 +30,6 @@ static ng_runtime *new_rt(void) {
   return rt;
 }
 
-static ng_id make(ng_runtime *rt, float x, float y, float z) {
-  ng_token t;
-  ng_token_init(&t);
-  ng_token_set_coords(&t, NG_L1, x, y, z);
-  ng_id id = 0;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
-  return id;
-}
-
-static ng_id connect(ng_runtime *rt, ng_id from, ng_id to, unsigned type) {
-  ng_connection c;
-  ng_connection_init(&c);
-  CHECK_STATUS(ng_connection_set_type(&c, type), NG_OK);
-  ng_id id = 0;
-  CHECK_STATUS(ng_connection_create(rt, from, to, &c, &id), NG_OK);
-  return id;
-}
-
 /* Save rt to a file and load it back (NULL on failure, after a failed CHECK). */
 static ng_runtime *reload(ng_runtime *rt, const char *name) {
   char path[256];
@@ -105,7 +87,7 @@ static void test_token_churn(void) {
  * ALIVE live ones, so every create succeeds. */
 static void test_connection_churn(void) {
   ng_runtime *rt = new_rt();
-  ng_id tok[3] = {make(rt, 0, 0, 0), make(rt, 1, 0, 0), make(rt, 0, 1, 0)};
+  ng_id tok[3] = {ngt_token_at(rt, 0, 0, 0), ngt_token_at(rt, 1, 0, 0), ngt_token_at(rt, 0, 1, 0)};
   ng_id ring[ALIVE] = {0}, prev = 0;
   long failed = 0, not_growing = 0;
   uint32_t top_slot = 0;
@@ -167,10 +149,10 @@ typedef struct world {
 static void build_world(world *w) {
   w->rt = new_rt();
   for (int i = 0; i < MADE; i++)
-    w->tok[i] = make(w->rt, (float)i * 0.1f, 0, 0);
+    w->tok[i] = ngt_token_at(w->rt, (float)i * 0.1f, 0, 0);
   w->nconn = 0;
   for (int i = 0; i + 1 < MADE; i++)
-    w->conn[w->nconn++] = connect(w->rt, w->tok[i], w->tok[i + 1], NG_CONN_ASSOCIATED_WITH);
+    w->conn[w->nconn++] = ngt_link(w->rt, w->tok[i], w->tok[i + 1], NG_CONN_ASSOCIATED_WITH);
   for (int i = 0; i < GONE; i++) {
     w->stale[i] = w->tok[i];
     CHECK_STATUS(ng_token_delete(w->rt, w->tok[i], NULL), NG_OK);
@@ -178,13 +160,13 @@ static void build_world(world *w) {
   }
   ng_id prev = w->tok[MADE - 1];
   for (int i = 0; i < GONE; i++) {
-    w->fresh[i] = make(w->rt, (float)i * 0.1f, 0, 0); /* where the deleted ones were */
+    w->fresh[i] = ngt_token_at(w->rt, (float)i * 0.1f, 0, 0); /* where the deleted ones were */
     CHECK(w->fresh[i] > prev);
     prev = w->fresh[i];
   }
   ng_id last = w->conn[w->nconn - 1];
   for (int i = 0; i + 1 < GONE; i++) {
-    ng_id id = connect(w->rt, w->fresh[i], w->fresh[i + 1], NG_CONN_ASSOCIATED_WITH);
+    ng_id id = ngt_link(w->rt, w->fresh[i], w->fresh[i + 1], NG_CONN_ASSOCIATED_WITH);
     CHECK(id > last);
     last = id;
     if (i == 0) CHECK(id == ((ng_id)1 << NG_CONNECTION_SLOT_BITS | w->stale_conn[0]));
@@ -362,16 +344,16 @@ static void test_reuse_threshold(void) {
   ng_runtime *rt = new_rt();
   ng_id ids[3000];
   for (int i = 0; i < 3000; i++)
-    ids[i] = make(rt, 0, 0, 0);
+    ids[i] = ngt_token_at(rt, 0, 0, 0);
   /* REUSE free slots wait: new ids take fresh slots */
   for (int i = 0; i < REUSE; i++)
     CHECK_STATUS(ng_token_delete(rt, ids[2 * i], NULL), NG_OK);
-  CHECK_EQ_INT(make(rt, 0, 0, 0), 3001);
+  CHECK_EQ_INT(ngt_token_at(rt, 0, 0, 0), 3001);
   /* one more: they come back, smallest first, one generation up */
   CHECK_STATUS(ng_token_delete(rt, ids[2 * REUSE], NULL), NG_OK);
-  ng_id first = make(rt, 0, 0, 0);
+  ng_id first = ngt_token_at(rt, 0, 0, 0);
   CHECK(first == ((ng_id)1 << NG_TOKEN_SLOT_BITS | NG_TOKEN_SLOT(ids[0])));
-  CHECK(make(rt, 0, 0, 0) == ((ng_id)1 << NG_TOKEN_SLOT_BITS | NG_TOKEN_SLOT(ids[2])));
+  CHECK(ngt_token_at(rt, 0, 0, 0) == ((ng_id)1 << NG_TOKEN_SLOT_BITS | NG_TOKEN_SLOT(ids[2])));
   ng_token t;
   CHECK_STATUS(ng_token_get(rt, ids[0], &t), NG_ENOTFOUND);
   ng_runtime_release(rt);

@@ -14,15 +14,6 @@ static ng_runtime *new_rt(uint32_t profile) {
   return rt;
 }
 
-static ng_id make(ng_runtime *rt, float x, float y, float z) {
-  ng_token t;
-  ng_token_init(&t);
-  ng_token_set_coords(&t, NG_L1, x, y, z);
-  ng_id id = 0;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
-  return id;
-}
-
 /* A fingerprint of the whole store: count, next id, and every record's bytes. */
 typedef struct snap {
   size_t count;
@@ -100,7 +91,7 @@ static void test_create_honours_fields(void) {
 
 static void test_create_errors(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
-  make(rt, 1, 1, 1);
+  ngt_token_at(rt, 1, 1, 1);
   snap before;
   take(rt, &before);
   ng_id id = 77;
@@ -202,7 +193,7 @@ static void test_strict_mode(void) {
 
 static void test_id_exhaustion(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
-  make(rt, 0, 0, 0);
+  ngt_token_at(rt, 0, 0, 0);
   /* No fresh slot left and none freed: refused without allocating anything. */
   ngi_tokens_skip_slots(rt, NG_TOKEN_SLOT_MAX + 1u);
   snap before;
@@ -241,7 +232,7 @@ static void test_id_exhaustion(void) {
 
 static void test_get(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
-  ng_id a = make(rt, 1, 2, 3);
+  ng_id a = ngt_token_at(rt, 1, 2, 3);
   ng_token t;
   memset(&t, 0xAB, sizeof t);
   ng_token keep = t;
@@ -276,8 +267,8 @@ static size_t range_count(ng_runtime *rt, int space, float x, float y, float z, 
 
 static void test_update(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
-  ng_id a = make(rt, 1, 2, 3);
-  ng_id b = make(rt, 50, 50, 50);
+  ng_id a = ngt_token_at(rt, 1, 2, 3);
+  ng_id b = ngt_token_at(rt, 50, 50, 50);
   ng_token v;
   ng_token_init(&v);
   v.weight = 7.5f;
@@ -353,7 +344,7 @@ static void test_update(void) {
 
 static void test_delete(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
-  ng_id a = make(rt, 1, 1, 1), b = make(rt, 2, 2, 2), c = make(rt, 3, 3, 3);
+  ng_id a = ngt_token_at(rt, 1, 1, 1), b = ngt_token_at(rt, 2, 2, 2), c = ngt_token_at(rt, 3, 3, 3);
   ng_connection cn;
   ng_id cid;
   ng_connection_init(&cn);
@@ -388,7 +379,7 @@ static void test_delete(void) {
   CHECK_STATUS(ng_token_delete(rt, b, NULL), NG_OK); /* NULL count is fine */
   CHECK_EQ_INT(ng_connection_count(rt), 0);
   /* ids are never reused */
-  ng_id d = make(rt, 0, 0, 0);
+  ng_id d = ngt_token_at(rt, 0, 0, 0);
   CHECK_EQ_INT(d, 4);
   ng_runtime_release(rt);
 }
@@ -397,7 +388,7 @@ static void test_count_and_list(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
   CHECK_EQ_INT(ng_token_count(NULL), 0);
   for (int i = 0; i < 10; i++)
-    make(rt, (float)i, 0, 0);
+    ngt_token_at(rt, (float)i, 0, 0);
   ng_token_delete(rt, 3, NULL);
   ng_token_delete(rt, 4, NULL);
   ng_token_delete(rt, 8, NULL);
@@ -445,7 +436,7 @@ static void test_cursor(void) {
   CHECK_STATUS(ng_token_next(rt, 0, NULL), NG_EINVAL);
   CHECK_STATUS(ng_token_next(NULL, 0, &id), NG_EINVAL);
   for (int i = 0; i < 6; i++)
-    make(rt, 0, 0, 0); /* 1..6 */
+    ngt_token_at(rt, 0, 0, 0); /* 1..6 */
   /* Loop: at 2 delete 3 (skipped) and 2 itself (the cursor carries on), at 4
    * create one (7, visited), at 7 stop creating. */
   ng_id visited[16];
@@ -457,7 +448,7 @@ static void test_cursor(void) {
       CHECK_STATUS(ng_token_delete(rt, 3, NULL), NG_OK);
       CHECK_STATUS(ng_token_delete(rt, 2, NULL), NG_OK);
     }
-    if (cur == 4) make(rt, 0, 0, 0);
+    if (cur == 4) ngt_token_at(rt, 0, 0, 0);
   }
   const ng_id want[] = {1, 2, 4, 5, 6, 7};
   CHECK_EQ_INT(nv, 6);
@@ -474,7 +465,7 @@ static void test_compaction(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
   enum { N = 2000 };
   for (int i = 0; i < N; i++)
-    make(rt, (float)(i % 300), (float)(i / 300), 0);
+    ngt_token_at(rt, (float)(i % 300), (float)(i / 300), 0);
   /* delete everything except multiples of 7, in a scattered order */
   for (uint32_t k = 0; k < N; k++) {
     ng_id id = (k * 769u) % N + 1;
@@ -513,18 +504,18 @@ static void test_compaction(void) {
   CHECK_EQ_INT(ng_token_count(rt), 0);
   CHECK_EQ_INT(t->len, 0);
   /* more than 1024 slots are free: the next id reuses the smallest, one generation up */
-  CHECK(make(rt, 0, 0, 0) == ((ng_id)1 << NG_TOKEN_SLOT_BITS | 1u));
+  CHECK(ngt_token_at(rt, 0, 0, 0) == ((ng_id)1 << NG_TOKEN_SLOT_BITS | 1u));
   ng_runtime_release(rt);
 }
 
 static void test_timestamps(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
   ngt_now = 1111;
-  ng_id a = make(rt, 0, 0, 0);
+  ng_id a = ngt_token_at(rt, 0, 0, 0);
   ngt_now = 2222;
-  ng_id b = make(rt, 0, 0, 0);
+  ng_id b = ngt_token_at(rt, 0, 0, 0);
   ngt_now = (uint64_t)UINT32_MAX + 10; /* saturates in the 32-bit field */
-  ng_id c = make(rt, 0, 0, 0);
+  ng_id c = ngt_token_at(rt, 0, 0, 0);
   ng_token t;
   ng_token_get(rt, a, &t);
   CHECK_EQ_INT(t.timestamp, 1111);
@@ -553,7 +544,7 @@ static bool collect(const ng_token *tok, ng_id id, void *ud) {
 static void test_each(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
   for (int i = 0; i < 5; i++)
-    make(rt, 0, 0, 0);
+    ngt_token_at(rt, 0, 0, 0);
   ng_token_delete(rt, 2, NULL);
   each_ctx c = {.n = 0, .stop_after = 100};
   CHECK_STATUS(ng_token_each(rt, collect, &c), NG_OK);
@@ -570,8 +561,8 @@ static void test_each(void) {
 
 static void test_clear(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
-  ng_id a = make(rt, 1, 1, 1), b = make(rt, 2, 2, 2);
-  make(rt, 3, 3, 3);
+  ng_id a = ngt_token_at(rt, 1, 1, 1), b = ngt_token_at(rt, 2, 2, 2);
+  ngt_token_at(rt, 3, 3, 3);
   ng_connection cn;
   ng_id cid;
   ng_connection_init(&cn);
@@ -591,7 +582,7 @@ static void test_clear(void) {
     ng_grid_info(rt, s, &gi);
     CHECK_EQ_INT(gi.count, 0);
   }
-  CHECK_EQ_INT(make(rt, 1, 1, 1), 4); /* not reused after clear */
+  CHECK_EQ_INT(ngt_token_at(rt, 1, 1, 1), 4); /* not reused after clear */
   CHECK_EQ_INT(range_count(rt, NG_L1, 1, 1, 1, 0.5f, 4), 1);
   CHECK_STATUS(ng_token_clear(rt, NULL, NULL), NG_OK);
   CHECK_STATUS(ng_token_clear(NULL, &nt, &nc), NG_EINVAL);

@@ -109,6 +109,12 @@ ng_status ngi_fail(const ng_runtime *rt, ng_status status, const char *fmt, ...)
   return status;
 }
 
+ng_status ngi_check_id(const ng_runtime *rt, const char *fn, ng_id id) {
+  if (ngi_id_valid(id)) return NG_OK;
+  return ngi_fail(rt, NG_EINVAL, "%s: id must be within 1..2^53-1, got %llu", fn,
+                  (unsigned long long)id);
+}
+
 const char *ng_last_error(const ng_runtime *rt) {
   if (!last_error.set) return "";
   if (rt && last_error.rt != rt) return "";

@@ -30,6 +30,15 @@ ng_status ngi_fail(const ng_runtime *rt, ng_status status, const char *fmt, ...)
 #endif
     ;
 
+/* Whether `id` can name a record at all (1 .. NG_ID_MAX). 0 and ids of 2^53
+ * and above are a caller's mistake, unlike a well-formed id of no live
+ * record (a normal miss). */
+static inline bool ngi_id_valid(ng_id id) {
+  return id - 1 < NG_ID_MAX;
+}
+/* NG_OK for a valid id; else NG_EINVAL recorded under fn. */
+ng_status ngi_check_id(const ng_runtime *rt, const char *fn, ng_id id);
+
 /* Locking. Read locks are recursive per thread (a callback under ng_*_each
  * may call readers); a write lock requested by a thread that holds a read
  * lock on the same runtime fails with NG_EBUSY (recorded via ngi_fail) instead

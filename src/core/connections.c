@@ -56,19 +56,11 @@ static ng_status check_degrees(const ng_runtime *rt, ngi_conns *c, ng_id from, n
  * no longer does: its generation is stale). Both are the caller's mistake. */
 static ng_status missing_endpoint(const ng_runtime *rt, const char *fn, const char *field,
                                   ng_id id) {
-  if (id == 0 || id > NG_ID_MAX)
+  if (!ngi_id_valid(id))
     return ngi_fail(rt, NG_EINVAL, "%s: %s must be a token id within 1..2^53-1, got %llu", fn,
                     field, (unsigned long long)id);
   return ngi_fail(rt, NG_EINVAL, "%s: %s token %llu does not exist", fn, field,
                   (unsigned long long)id);
-}
-
-/* An id argument that is no id at all: NG_EINVAL, as for tokens. */
-static ng_status check_id(const ng_runtime *rt, const char *fn, ng_id id) {
-  if (id == 0 || id > NG_ID_MAX)
-    return ngi_fail(rt, NG_EINVAL, "%s: id must be within 1..2^53-1, got %llu", fn,
-                    (unsigned long long)id);
-  return NG_OK;
 }
 
 /* Needs: a valid record from ng_connection_init or equivalent.
@@ -140,7 +132,7 @@ ng_status ng_connection_get(ng_runtime *rt, ng_id id, ng_connection *out) {
   static const char fn[] = "ng_connection_get";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (!out) return ngi_fail(rt, NG_EINVAL, "%s: out must not be NULL", fn);
-  ng_status st = check_id(rt, fn, id);
+  ng_status st = ngi_check_id(rt, fn, id);
   if (st != NG_OK) return st;
   ngi_read_lock(rt);
   uint32_t s = ngi_conns_find_slot(rt->conns, id);
@@ -153,7 +145,7 @@ ng_status ng_connection_get(ng_runtime *rt, ng_id id, ng_connection *out) {
 ng_status ng_connection_ends(ng_runtime *rt, ng_id id, ng_id *from, ng_id *to) {
   static const char fn[] = "ng_connection_ends";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
-  ng_status st = check_id(rt, fn, id);
+  ng_status st = ngi_check_id(rt, fn, id);
   if (st != NG_OK) return st;
   ngi_read_lock(rt);
   uint32_t s = ngi_conns_find_slot(rt->conns, id);
@@ -176,7 +168,7 @@ ng_status ng_connection_update(ng_runtime *rt, ng_id id, const ng_connection *va
                                uint32_t fields) {
   static const char fn[] = "ng_connection_update";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
-  if (check_id(rt, fn, id) != NG_OK) return NG_EINVAL;
+  if (ngi_check_id(rt, fn, id) != NG_OK) return NG_EINVAL;
   const uint32_t known = NG_CF_ALL | NG_CF_FLAG_BITS(0xFF);
   if (fields & ~known)
     return ngi_fail(rt, NG_EINVAL, "%s: unknown field bits 0x%X", fn, fields & ~known);
@@ -231,13 +223,13 @@ ng_status ng_connection_update(ng_runtime *rt, ng_id id, const ng_connection *va
   return st;
 }
 
-/* Guarantees: the learning rule (see ng_connection_activate and friends) applied with the runtime's clock
- * under the write lock, *out (may be NULL) the record afterwards. Fails:
- * NG_EINVAL (unknown op), NG_ENOTFOUND, NG_EBUSY; nothing changed. */
+/* Guarantees: the learning rule (see ng_connection_activate and friends) applied with the runtime's
+ * clock under the write lock, *out (may be NULL) the record afterwards. Fails: NG_EINVAL (unknown
+ * op), NG_ENOTFOUND, NG_EBUSY; nothing changed. */
 ng_status ng_connection_learn(ng_runtime *rt, ng_id id, ng_learn_op op, ng_connection *out) {
   static const char fn[] = "ng_connection_learn";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
-  if (check_id(rt, fn, id) != NG_OK) return NG_EINVAL;
+  if (ngi_check_id(rt, fn, id) != NG_OK) return NG_EINVAL;
   if (op < NG_LEARN_ACTIVATE || op > NG_LEARN_DECAY)
     return ngi_fail(rt, NG_EINVAL,
                     "%s: op must be NG_LEARN_ACTIVATE..NG_LEARN_DECAY (1..4), got %d", fn, (int)op);
@@ -274,7 +266,7 @@ ng_status ng_connection_learn(ng_runtime *rt, ng_id id, ng_learn_op op, ng_conne
 ng_status ng_connection_delete(ng_runtime *rt, ng_id id) {
   static const char fn[] = "ng_connection_delete";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
-  ng_status st = check_id(rt, fn, id);
+  ng_status st = ngi_check_id(rt, fn, id);
   if (st != NG_OK) return st;
   st = ngi_write_lock(rt, fn);
   if (st != NG_OK) return st;
@@ -397,7 +389,7 @@ ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir, ng_id
                     (int)dir);
   if (!n_out) return ngi_fail(rt, NG_EINVAL, "%s: n_out must not be NULL", fn);
   if (!ids && cap > 0) return ngi_fail(rt, NG_EINVAL, "%s: ids must not be NULL", fn);
-  ng_status st = check_id(rt, fn, id);
+  ng_status st = ngi_check_id(rt, fn, id);
   if (st != NG_OK) return st;
   ngi_read_lock(rt);
   if (!ngi_token_lookup(&rt->tokens, id)) {

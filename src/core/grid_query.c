@@ -869,9 +869,7 @@ ng_status ng_grid_neighbors(ng_runtime *rt, ng_id id, int space, float radius, s
   static const char fn[] = "ng_grid_neighbors";
   ng_status st = check_common(rt, fn, space, out);
   if (st == NG_OK) st = check_radius(rt, fn, radius);
-  if (st == NG_OK && (id == 0 || id > NG_ID_MAX))
-    st = ngi_fail(rt, NG_EINVAL, "%s: id must be within 1..2^53-1, got %llu", fn,
-                  (unsigned long long)id);
+  if (st == NG_OK) st = ngi_check_id(rt, fn, id);
   if (st != NG_OK) return st;
   query q = {.rt = rt,
              .kind = Q_SPHERE,

@@ -24,15 +24,6 @@ static uint32_t store_id(ng_id id, uint16_t flags, uint32_t given) {
                     NG_ID_DOMAIN(given));
 }
 
-/* An id argument that is no id at all (0, or 2^53 and above): a caller's
- * mistake, unlike a well-formed id with no live token (NG_ENOTFOUND). */
-static ng_status check_id(ng_runtime *rt, const char *fn, ng_id id) {
-  if (id == 0 || id > NG_ID_MAX)
-    return ngi_fail(rt, NG_EINVAL, "%s: id must be within 1..2^53-1, got %llu", fn,
-                    (unsigned long long)id);
-  return NG_OK;
-}
-
 static void raw_coords(const ng_token *t, int space, int16_t xyz[3]) {
   memcpy(xyz, t->coords[space], 3 * sizeof(int16_t));
 }
@@ -168,7 +159,7 @@ static ng_status
 get_slow(ng_runtime *rt, ng_id id, ng_token *out) {
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "ng_token_get: runtime must not be NULL");
   if (!out) return ngi_fail(rt, NG_EINVAL, "ng_token_get: out must not be NULL");
-  ng_status st = check_id(rt, "ng_token_get", id);
+  ng_status st = ngi_check_id(rt, "ng_token_get", id);
   if (st != NG_OK) return st;
   int found = -1;
 #if NGI_OPTIMISTIC
@@ -199,7 +190,7 @@ ng_status ng_token_get(ng_runtime *rt, ng_id id, ng_token *out) {
      * overlap between the cache misses of successive gets. */
     int found = try_get(rt, id, out);
     if (found > 0) return NG_OK;
-    if (found == 0 && id - 1 < NG_ID_MAX)
+    if (found == 0 && ngi_id_valid(id))
       return ngi_fail(rt, NG_ENOTFOUND, "ng_token_get: no token %llu", (unsigned long long)id);
   }
 #endif
@@ -277,7 +268,7 @@ ng_status ng_token_update(ng_runtime *rt, ng_id id, const ng_token *values, uint
   static const char fn[] = "ng_token_update";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (!values) return ngi_fail(rt, NG_EINVAL, "%s: values must not be NULL", fn);
-  ng_status st = check_id(rt, fn, id);
+  ng_status st = ngi_check_id(rt, fn, id);
   if (st == NG_OK) st = check_field_bits(rt, fn, fields);
   if (st != NG_OK) return st;
 
@@ -445,7 +436,7 @@ ng_status ng_token_update_batch(ng_runtime *rt, const ng_id *ids, const ng_token
    * values[i], so they do not depend on earlier entries of the batch. */
   for (size_t i = 0; i < n; i++) {
     if (!ngi_token_lookup(t, ids[i])) {
-      st = ids[i] == 0 || ids[i] > NG_ID_MAX
+      st = !ngi_id_valid(ids[i])
                ? ngi_fail(rt, NG_EINVAL, "%s: entry %zu: id must be within 1..2^53-1, got %llu", fn,
                           i, (unsigned long long)ids[i])
                : ngi_fail(rt, NG_ENOTFOUND, "%s: entry %zu: no token %llu", fn, i,
@@ -547,7 +538,7 @@ out:
 ng_status ng_token_delete(ng_runtime *rt, ng_id id, size_t *removed_connections) {
   static const char fn[] = "ng_token_delete";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
-  ng_status st = check_id(rt, fn, id);
+  ng_status st = ngi_check_id(rt, fn, id);
   if (st != NG_OK) return st;
   st = ngi_write_lock(rt, fn);
   if (st != NG_OK) return st;
