@@ -658,7 +658,7 @@ static double ng_build(bench *b, size_t hint, bool keep) {
   for (size_t i = 0; i < b->n; i++) {
     fill_token(&t, b, i);
     ng_id id = 0;
-    ng_status st = ng_token_create(rt, &t, &id);
+    ng_status st = ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id);
     if (st != NG_OK || id != (ng_id)(i + 1)) {
       fprintf(stderr, "bench_grid: ng_token_create: %s (id %llu for point %zu)\n", ng_strerror(st),
               (unsigned long long)id, i);

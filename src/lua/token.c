@@ -212,7 +212,7 @@ static int tokens_create(lua_State *L) {
   apply_entity(&w);
   ng_runtime *rt = ngl_rt(L, self->owner); /* after the checks (see ngl_runtime) */
   ng_id id;
-  ng_status st = ng_token_create(rt, &w.t, &id);
+  ng_status st = ng_token_create(rt, &w.t, NG_TF_COORDS_ALL, &id);
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "create");
   lua_pushinteger(L, id);
   return 1;
