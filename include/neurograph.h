@@ -696,19 +696,23 @@ NG_API ng_status ng_token_position(ng_runtime *rt, ng_id id, int space, double x
  *  *spaces. NG_ENOTFOUND, NG_EINVAL. */
 NG_API ng_status ng_token_spaces(ng_runtime *rt, ng_id id, unsigned *spaces);
 /**
- * Encode xyz (`space`'s units in rt) into raw coordinates, for records given
- * to ng_token_update / ng_token_update_batch; the rule of every store call:
+ * Encode n points, xyz[0 .. 3n) (x, y, z each; `space`'s units in rt), into
+ * raw[0 .. 3n), for records given to ng_token_create / ng_token_update /
+ * ng_token_update_batch, under one read lock; the rule of every store call:
  * a value that does not fit the space's range is NG_EINVAL (the last error
- * names the space, the axis and the value) and raw is untouched. Raw values
- * are in the units of the moment: a record encoded before a change of the
- * space's dimension scale is read in the new units.
+ * names the point when n > 1, the axis, the space and the value, e.g.
+ * "point 3: y of L1 must be within -327.68..327.67, got 400") and raw is
+ * untouched. Raw values are in the units of the moment: a record encoded
+ * before a change of the space's dimension scale is read in the new units,
+ * so change scales while no other thread encodes. n == 0 is NG_OK.
  */
-NG_API ng_status ng_coords_encode(ng_runtime *rt, int space, const double xyz[3],
-                                  int16_t raw[3]);
-/** Decode raw coordinates of `space` into rt's units (exactly as
- *  ng_token_position reads them). NG_EINVAL for a bad space or NULL argument. */
-NG_API ng_status ng_coords_decode(ng_runtime *rt, int space, const int16_t raw[3],
-                                  double xyz[3]);
+NG_API ng_status ng_coords_encode(ng_runtime *rt, int space, const double *xyz, size_t n,
+                                  int16_t *raw);
+/** Decode n raw points, raw[0 .. 3n), of `space` into xyz[0 .. 3n) in rt's
+ *  units (exactly as ng_token_position reads them). NG_EINVAL for a bad space
+ *  or a NULL array with n > 0. */
+NG_API ng_status ng_coords_decode(ng_runtime *rt, int space, const int16_t *raw, size_t n,
+                                  double *xyz);
 /**
  * Copy token `id` into *out. NG_ENOTFOUND if there is none (*out untouched).
  * Takes no lock while no thread is writing to the runtime: it reads

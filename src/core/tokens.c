@@ -1,6 +1,7 @@
 /* The token table (dense, ascending ids, tombstones) and the public token store calls. */
 #include "internal.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -446,29 +447,49 @@ ng_status ng_token_spaces(ng_runtime *rt, ng_id id, unsigned *spaces) {
   return st;
 }
 
-ng_status ng_coords_encode(ng_runtime *rt, int space, const double xyz[3], int16_t raw[3]) {
+/* needs: rt; xyz and raw 3n entries (NULL only when n == 0). guarantees:
+ * every point encoded, or NG_EINVAL naming the first that does not fit (its
+ * index when n > 1) with raw untouched. */
+ng_status ng_coords_encode(ng_runtime *rt, int space, const double *xyz, size_t n, int16_t *raw) {
   static const char fn[] = "ng_coords_encode";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
-  if (!xyz) return ngi_fail(rt, NG_EINVAL, "%s: xyz must not be NULL", fn);
-  if (!raw) return ngi_fail(rt, NG_EINVAL, "%s: raw must not be NULL", fn);
+  if (n && !xyz) return ngi_fail(rt, NG_EINVAL, "%s: xyz must not be NULL (n is %zu)", fn, n);
+  if (n && !raw) return ngi_fail(rt, NG_EINVAL, "%s: raw must not be NULL (n is %zu)", fn, n);
   ng_status st = check_space(rt, fn, space);
   if (st != NG_OK) return st;
+  const ngi_unit *u = &rt->units[space];
   ngi_read_lock(rt);
-  st = encode_xyz(rt, fn, space, xyz, raw);
+  for (size_t i = 0; i < 3 * n && st == NG_OK; i++) { /* check everything first */
+    int32_t r;
+    if (ngi_unit_encode(u, xyz[i], -32768, 32767, &r) != NGI_ENC_OK || !isfinite(xyz[i])) {
+      char where[48];
+      if (n > 1)
+        snprintf(where, sizeof where, "%s: point %zu", fn, i / 3 + 1);
+      else
+        snprintf(where, sizeof where, "%s", fn);
+      int16_t sink[3];
+      st = encode_xyz(rt, where, space, &xyz[i - i % 3], sink);
+    }
+  }
+  for (size_t i = 0; i < 3 * n && st == NG_OK; i++) {
+    int32_t r;
+    (void)ngi_unit_encode(u, xyz[i], -32768, 32767, &r);
+    raw[i] = (int16_t)r;
+  }
   ngi_read_unlock(rt);
   return st;
 }
 
-ng_status ng_coords_decode(ng_runtime *rt, int space, const int16_t raw[3], double xyz[3]) {
+ng_status ng_coords_decode(ng_runtime *rt, int space, const int16_t *raw, size_t n, double *xyz) {
   static const char fn[] = "ng_coords_decode";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
-  if (!raw) return ngi_fail(rt, NG_EINVAL, "%s: raw must not be NULL", fn);
-  if (!xyz) return ngi_fail(rt, NG_EINVAL, "%s: xyz must not be NULL", fn);
+  if (n && !raw) return ngi_fail(rt, NG_EINVAL, "%s: raw must not be NULL (n is %zu)", fn, n);
+  if (n && !xyz) return ngi_fail(rt, NG_EINVAL, "%s: xyz must not be NULL (n is %zu)", fn, n);
   ng_status st = check_space(rt, fn, space);
   if (st != NG_OK) return st;
   ngi_read_lock(rt);
-  for (int a = 0; a < 3; a++)
-    xyz[a] = ngi_unit_decode(&rt->units[space], raw[a]);
+  for (size_t i = 0; i < 3 * n; i++)
+    xyz[i] = ngi_unit_decode(&rt->units[space], raw[i]);
   ngi_read_unlock(rt);
   return NG_OK;
 }

@@ -15,10 +15,13 @@ void ngl_runtime_free(lua_State *L, ngl_runtime *o, ng_runtime *rt) {
   lua_Alloc f = lua_getallocf(L, &ud);
   if (o->ids != NULL) f(ud, o->ids, o->ids_cap * sizeof(ng_id), 0);
   if (o->moves != NULL) f(ud, o->moves, o->moves_cap * sizeof(ng_token), 0);
+  if (o->xyz != NULL) f(ud, o->xyz, o->xyz_cap * sizeof(double), 0);
   o->ids = NULL;
   o->ids_cap = 0;
   o->moves = NULL;
   o->moves_cap = 0;
+  o->xyz = NULL;
+  o->xyz_cap = 0;
   ng_runtime_release(rt);
 }
 
@@ -105,13 +108,14 @@ static void host_config(lua_State *L, ng_config *cfg) {
  * ng.Runtime([config]) -> Runtime.
  * config: grid_size, dimensions (the original's, validated positive integers),
  * initial_tokens, initial_connections (capacity hints), profile (number or
- * name), cell_size (every space) and cell_sizes ({L1 = 5, ...} or 8 numbers).
+ * name), cell_size (every space), cell_sizes ({L1 = 5, ...} or 8 numbers) and
+ * scales (dimension scales, {L1 = 10, ...} or 8 numbers).
  * Fails: unknown keys and bad values raise; ng_runtime_new failures raise.
  */
 #define CONFIG_KEYS                                                                                \
   (NGL_KEY(NGL_K_GRID_SIZE) | NGL_KEY(NGL_K_DIMENSIONS) | NGL_KEY(NGL_K_INITIAL_TOKENS) |          \
    NGL_KEY(NGL_K_INITIAL_CONNECTIONS) | NGL_KEY(NGL_K_PROFILE) | NGL_KEY(NGL_K_CELL_SIZE) |        \
-   NGL_KEY(NGL_K_CELL_SIZES))
+   NGL_KEY(NGL_K_CELL_SIZES) | NGL_KEY(NGL_K_SCALES))
 
 int ngl_runtime_new(lua_State *L) {
   ng_config cfg;
@@ -153,6 +157,9 @@ int ngl_runtime_new(lua_State *L) {
       case NGL_K_CELL_SIZES:
         read_cell_sizes(L, lua_gettop(L), cells);
         have_cells = 1;
+        break;
+      case NGL_K_SCALES:
+        ngl_read_scales(L, -1, 1, fn, cfg.scales);
         break;
       default:
         ngl_unknown_key(L, -2, 1, fn, "config key", CONFIG_KEYS);
