@@ -2,16 +2,7 @@
 local h = require "spec.helpers"
 local ng = h.ng
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir " .. d))
-  return d
-end
-
-local function rmdir(d)
-  os.execute("rm -rf " .. d)
-end
+local tmpdir, rmdir = h.tmpdir, h.rmdir
 
 local function entries(d)
   local names = {}
@@ -22,12 +13,7 @@ local function entries(d)
   return names
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = h.read
 
 local function write(path, s)
   local f = assert(io.open(path, "wb"))

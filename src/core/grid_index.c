@@ -112,7 +112,7 @@ ng_status ngi_grid_new(ng_runtime *rt, int space, float cell_size, const ngi_uni
   g->space = space;
   g->cell_size = cell_size;
   g->unit = *unit;
-  g->rpu = unit->den / unit->num;
+  g->rpu = unit->base / unit->scale;
   /* Rounded to whole raw units; one cell of 65536 already spans the whole raw range. */
   double cs = floor((double)cell_size * g->rpu + 0.5);
   g->cs = cs < 1.0 ? 1 : cs > 65536.0 ? 65536 : (int32_t)cs;
