@@ -19,16 +19,16 @@ local MUL = {10, 1, 0.5, 1, 1, 1, 1, 100}
 local UNIT = {10, 0.1, 0.25, 0.1, 0.1, 0.1, 1, 10}
 local TYPES = {"AssociatedWith", "Cause", "Before", "Near", "Likes"}
 
--- A raw coordinate decoded: raw * scale / fixed-point scale (one rounding).
-local function decode(r, s) return r * MUL[s] / BASE[s] end
+-- A raw coordinate decoded: the original's decode (raw / fixed-point scale) times the scale.
+local function decode(r, s) return r / BASE[s] * MUL[s] end
 
 -- The codec (docs/api.md): a whole number of steps is that number (the value equals the step
 -- decoded, as a double or as a float); anything else truncates toward zero.
 local function encode(v, s)
-  local q = v * BASE[s] / MUL[s]
+  local q = v / MUL[s] * BASE[s]
   local k = floor(q + 0.5)
   local x
-  if decode(k, s) == v or f32(decode(k, s)) == v then x = k
+  if decode(k, s) == v or f32(decode(k, s)) == v or k * MUL[s] / BASE[s] == v then x = k
   else x = q >= 0 and floor(q) or -floor(-q) end
   if x > 32767 then x = 32767 elseif x < -32768 then x = -32768 end
   return x

@@ -77,7 +77,8 @@ describe("spaces", function()
       assert.is_true(rt:save(path))
       local bytes = h.read(path)
       -- at scale 1, L1 holds +-327.67 m: the walls at 10 km and more do not fit
-      h.raises("bad argument #2 to 'update_scales' (token " .. walls[1] .. " does not fit the new scale of L1: x -30000 must be within -327.68..327.67)",
+      h.raises("bad argument #2 to 'update_scales' (token " .. walls[1]
+               .. " does not fit the new scale of L1: x -30000 must be within -327.68..327.67)",
                function() rt.cdna:update_scales{ L1 = 1 } end)
       assert.same(before, h.state(rt))
       assert.equals(100, rt.cdna:get_config().scales[1])
