@@ -130,6 +130,9 @@ describe("spaces", function()
         for _, hit in ipairs(hits) do assert.not_equals(a, hit[1]) end
       end
       h.raises("is not placed in L1", function() rt.grid:find_neighbors(a, 1) end)
+      local placed = rt:stats().placed
+      assert.equals(1, placed.L1)
+      assert.equals(0, placed.L8)
     end)
   end)
 

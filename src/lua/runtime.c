@@ -265,8 +265,8 @@ static int rt_is_closed(lua_State *L) {
 
 /* rt:stats() -> {tokens, connections, bytes_in_use, bytes_peak, next_token_id,
  * next_connection_id, token_slots_free, token_slots_retired,
- * connection_slots_free, connection_slots_retired}: ng_stats, field for
- * field (tokens and connections are the live slots). */
+ * connection_slots_free, connection_slots_retired, placed = {L1 = n, ...}}:
+ * ng_stats, field for field (tokens and connections are the live slots). */
 static int rt_stats(lua_State *L) {
   ngl_runtime *o = check_rt(L, "stats");
   ng_stats s;
@@ -285,11 +285,17 @@ static int rt_stats(lua_State *L) {
            {"token_slots_retired", s.token_slots_retired},
            {"connection_slots_free", s.connection_slots_free},
            {"connection_slots_retired", s.connection_slots_retired}};
-  lua_createtable(L, 0, (int)(sizeof f / sizeof f[0]));
+  lua_createtable(L, 0, (int)(sizeof f / sizeof f[0]) + 1);
   for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
     lua_pushinteger(L, (lua_Integer)f[i].value);
     lua_setfield(L, -2, f[i].name);
   }
+  lua_createtable(L, 0, NG_SPACES); /* stack: stats, placed */
+  for (int sp = 0; sp < NG_SPACES; sp++) {
+    lua_pushinteger(L, (lua_Integer)s.placed[sp]);
+    lua_setfield(L, -2, ng_space_name(sp));
+  }
+  lua_setfield(L, -2, "placed");
   return 1;
 }
 
