@@ -88,6 +88,7 @@ void *ngi_realloc_array(ng_runtime *rt, void *p, size_t old_n, size_t new_n, siz
 static _Thread_local struct {
   const ng_runtime *rt;
   int set;
+  int enomem; /* an NG_ENOMEM was reported since the last write nested in a transaction began */
   size_t detail; /* offset of the detail in msg, past the "function: " prefix */
   char msg[256];
 } last_error;
@@ -103,6 +104,7 @@ ng_status ngi_fail(const ng_runtime *rt, ng_status status, const char *fmt, ...)
   memcpy(last_error.msg, buf, sizeof buf);
   last_error.rt = rt;
   last_error.set = 1;
+  if (status == NG_ENOMEM) last_error.enomem = 1;
   /* Every message starts "function: " (a C identifier); the detail is the rest. */
   size_t n = strspn(buf, "abcdefghijklmnopqrstuvwxyz0123456789_");
   last_error.detail = n > 0 && buf[n] == ':' && buf[n + 1] == ' ' ? n + 2 : 0;
@@ -178,6 +180,7 @@ typedef struct held_entry {
   const ng_runtime *rt;
   unsigned depth;
   int writer;
+  int txn; /* the write hold of an open transaction: this thread's writes nest in it */
 } held_entry;
 static _Thread_local held_entry held_inline[HELD_INLINE];
 static _Thread_local held_entry *held_heap; /* NULL: the table is held_inline */
@@ -201,6 +204,7 @@ static void held_push(const ng_runtime *rt, int writer) {
   h[held_n].rt = rt;
   h[held_n].depth = 1;
   h[held_n].writer = writer;
+  h[held_n].txn = 0;
   held_n++;
 }
 
@@ -271,9 +275,19 @@ void ngi_read_unlock(ng_runtime *rt) {
 
 ng_status ngi_write_lock(ng_runtime *rt, const char *func) {
   int i = held_find(rt);
-  if (i >= 0)
+  if (i >= 0) {
+    held_entry *h = &held_table()[i];
+    /* The owner's write inside its transaction, not inside a callback. */
+    if (h->txn && h->depth == 1) {
+      ng_status st = ngi_txn_enter(rt, func);
+      if (st != NG_OK) return st;
+      h->depth++;
+      last_error.enomem = 0;
+      return NG_OK;
+    }
     return ngi_fail(rt, NG_EBUSY, "%s: cannot modify the store from inside %s", func,
-                    held_table()[i].writer ? "another write" : "an iteration callback");
+                    h->writer && !h->txn ? "another write" : "an iteration callback");
+  }
   pthread_rwlock_wrlock(&rt->lock);
   /* Odd before any write of this hold: the fence orders the store before the
    * writes that follow, for an optimistic reader that reads them, fences and
@@ -289,11 +303,27 @@ ng_status ngi_write_lock(ng_runtime *rt, const char *func) {
 void ngi_write_unlock(ng_runtime *rt) {
   int i = held_find(rt);
   assert(i >= 0);
+  if (held_table()[i].depth > 1) { /* a write nested in this thread's transaction */
+    held_table()[i].depth--;
+    ngi_txn_leave(rt, last_error.enomem != 0);
+    return;
+  }
   held_remove(i);
   /* Even again, after every write of this hold (release). */
   unsigned seq = atomic_load_explicit(&rt->wseq, memory_order_relaxed);
   atomic_store_explicit(&rt->wseq, seq + 1, memory_order_release);
   pthread_rwlock_unlock(&rt->lock);
+}
+
+void ngi_txn_hold(const ng_runtime *rt, bool on) {
+  int i = held_find(rt);
+  assert(i >= 0 && held_table()[i].writer);
+  held_table()[i].txn = on;
+}
+
+bool ngi_txn_holds(const ng_runtime *rt) {
+  int i = held_find(rt);
+  return i >= 0 && held_table()[i].txn;
 }
 
 /* ---- clock ---------------------------------------------------------------- */
