@@ -102,7 +102,7 @@ typedef enum ng_status {
   NG_EIO,       /**< an operating-system I/O call failed */
   NG_ECORRUPT,  /**< a file is corrupt, truncated or hostile */
   NG_EVERSION,  /**< a file was written by a newer, incompatible format */
-  NG_EBUSY      /**< a write was attempted from inside an iteration callback */
+  NG_EBUSY      /**< a write from inside an iteration callback, or a second ng_txn_begin */
 } ng_status;
 
 /** A short, static, English description of a status ("not found", ...). */

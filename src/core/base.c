@@ -149,7 +149,7 @@ const char *ng_strerror(ng_status status) {
   case NG_EVERSION:
     return "unsupported format version";
   case NG_EBUSY:
-    return "busy: write attempted inside an iteration callback";
+    return "busy: the runtime is held by this thread (an iteration callback, an open transaction)";
   }
   return "unknown status";
 }

@@ -126,18 +126,18 @@ static int conns_create_many(lua_State *L) {
 }
 
 void ngl_open_atomic(lua_State *L, int ctx) {
-  static const luaL_Reg rt_methods[] = {{"atomic", rt_atomic}, {NULL, NULL}};
-  static const luaL_Reg tokens_methods[] = {{"create_many", tokens_create_many}, {NULL, NULL}};
-  static const luaL_Reg conns_methods[] = {{"create_many", conns_create_many}, {NULL, NULL}};
+  static const luaL_Reg atomic_rt[] = {{"atomic", rt_atomic}, {NULL, NULL}};
+  static const luaL_Reg atomic_tokens[] = {{"create_many", tokens_create_many}, {NULL, NULL}};
+  static const luaL_Reg atomic_conns[] = {{"create_many", conns_create_many}, {NULL, NULL}};
   lua_rawgeti(L, ctx, NGL_UV_RUNTIME_INDEX);
-  ngl_setfuncs(L, ctx, -1, rt_methods);
+  ngl_setfuncs(L, ctx, -1, atomic_rt);
   lua_pop(L, 1);
   lua_rawgeti(L, ctx, NGL_UV_TOKENS_MT); /* stack: ..., mt, mt.__index */
   lua_getfield(L, -1, "__index");
-  ngl_setfuncs(L, ctx, -1, tokens_methods);
+  ngl_setfuncs(L, ctx, -1, atomic_tokens);
   lua_pop(L, 2);
   lua_rawgeti(L, ctx, NGL_UV_CONNS_MT);
   lua_getfield(L, -1, "__index");
-  ngl_setfuncs(L, ctx, -1, conns_methods);
+  ngl_setfuncs(L, ctx, -1, atomic_conns);
   lua_pop(L, 2);
 }
