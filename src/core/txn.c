@@ -305,7 +305,9 @@ void ngi_txn_leave(ng_runtime *rt, bool enomem) {
 
 ng_status ngi_txn_reserve(ng_runtime *rt, const char *func, size_t bytes) {
   ngi_txn *x = &rt->txn;
-  if (!x->open || log_room(rt, x, bytes)) return NG_OK;
+  /* On top of the spare room, which the write's other entries use. */
+  if (!x->open || (bytes <= SIZE_MAX - NGI_TXN_SPARE && log_room(rt, x, bytes + NGI_TXN_SPARE)))
+    return NG_OK;
   return ngi_fail(rt, NG_ENOMEM, "%s: out of memory growing the transaction's log", func);
 }
 

@@ -82,7 +82,8 @@ void ngi_txn_leave(ng_runtime *rt, bool enomem);
 
 /* ---- the write paths' hooks (caller holds the write lock) ---------------- */
 
-/* Room for `bytes` more of log entries; NG_ENOMEM recorded under func (and
+/* Room for `bytes` more of log entries (beyond NGI_TXN_SPARE, which the
+ * write's other entries may use); NG_ENOMEM recorded under func (and
  * noticed by ngi_txn_leave). NG_OK at once outside a transaction. */
 ng_status ngi_txn_reserve(ng_runtime *rt, const char *func, size_t bytes);
 /* ngi_txn_reserve for ng_token_delete of live token id: its record, slot
