@@ -265,7 +265,10 @@ static void txn_fail(ng_runtime *rt) {
   x->failed = true;
 }
 
-/* End the transaction: drop the log, settle deferred work, unlock. */
+/* End the transaction: drop the log, settle deferred work, unlock. The one
+ * commit point of a transaction (commit true) and its one rollback point:
+ * where a change feed or a journal takes the committed writes, and a
+ * rolled-back transaction leaves nothing. */
 static void txn_end(ng_runtime *rt, bool commit) {
   ngi_txn *x = &rt->txn;
   if (commit) {
