@@ -236,7 +236,8 @@ static void random_write(ng_runtime *rt, uint64_t *s) {
     ng_cdna cd;
     ng_cdna_get(rt, &cd);
     cd.bucket_sizes[NG_L1] = cd.bucket_sizes[NG_L1] == 10.0f ? 20.0f : 10.0f;
-    if (ngt_rnd(s) % 4 == 0) cd.dimension_scales[NG_L2] = cd.dimension_scales[NG_L2] == 1.0f ? 2.0f : 1.0f;
+    if (ngt_rnd(s) % 4 == 0)
+      cd.dimension_scales[NG_L2] = cd.dimension_scales[NG_L2] == 1.0f ? 2.0f : 1.0f;
     (void)ng_cdna_set(rt, &cd);
   }
 }
@@ -466,7 +467,8 @@ static void *reader(void *p) {
   ng_token out[2];
   while (!atomic_load(&sh->stop)) {
     ng_token t;
-    if (ng_token_get(sh->rt, sh->a, &t) == NG_OK && t.weight == 77) atomic_fetch_add(&sh->partial, 1);
+    if (ng_token_get(sh->rt, sh->a, &t) == NG_OK && t.weight == 77)
+      atomic_fetch_add(&sh->partial, 1);
     if (ng_token_get_batch(sh->rt, ids, 2, out, NULL) == NG_OK &&
         out[0].weight + out[1].weight != 100.0f)
       atomic_fetch_add(&sh->partial, 1);

@@ -88,7 +88,7 @@ void *ngi_realloc_array(ng_runtime *rt, void *p, size_t old_n, size_t new_n, siz
 static _Thread_local struct {
   const ng_runtime *rt;
   int set;
-  int enomem; /* an NG_ENOMEM was reported since the last write nested in a transaction began */
+  int enomem;    /* an NG_ENOMEM was reported since the last write nested in a transaction began */
   size_t detail; /* offset of the detail in msg, past the "function: " prefix */
   char msg[256];
 } last_error;

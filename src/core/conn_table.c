@@ -410,8 +410,8 @@ static void link_slot(ngi_conns *c, uint32_t slot) {
  * entries. Fails with NG_ENOMEM; what was reserved before the failure stays
  * reserved, which changes no contents. */
 ng_status ngi_conns_reserve_append(ng_runtime *rt, ngi_conns *c) {
-  if (ngi_txn_before_take(rt, &c->ids) != NG_OK || slots_reserve(rt, c) != NG_OK || idmap_reserve(rt, c, c->live + 1) != NG_OK ||
-      adj_reserve(rt, c, c->adj_n + 2) != NG_OK)
+  if (ngi_txn_before_take(rt, &c->ids) != NG_OK || slots_reserve(rt, c) != NG_OK ||
+      idmap_reserve(rt, c, c->live + 1) != NG_OK || adj_reserve(rt, c, c->adj_n + 2) != NG_OK)
     return NG_ENOMEM;
   return NG_OK;
 }

@@ -217,9 +217,8 @@ static ng_status cdna_apply(ng_runtime *rt, ng_cdna *next, const char *func) {
   }
 
   /* A transaction logs the CDNA and every record the rescale rewrites. */
-  ng_status rst = ngi_txn_reserve(rt, func,
-                                  ngi_txn_size_cdna() +
-                                      (rescaled ? rt->tokens.len * ngi_txn_size_tok_rec() : 0));
+  ng_status rst = ngi_txn_reserve(
+      rt, func, ngi_txn_size_cdna() + (rescaled ? rt->tokens.len * ngi_txn_size_tok_rec() : 0));
   if (rst != NG_OK) return rst;
   ngi_grid *fresh[NG_SPACES] = {0};
   for (int s = 0; s < NG_SPACES; s++) {
