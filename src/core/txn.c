@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <string.h>
 
 /* ---- the log -------------------------------------------------------------- */
@@ -377,7 +378,8 @@ void ngi_txn_log_conn_append(ng_runtime *rt) {
     p.rec = c->recs[c->len];
     p.meta = c->meta[c->len];
   }
-  log_push(x, E_CONN_APPEND, &p, sizeof p);
+  /* Only the slot when nothing was there: a batch of links logs 16 bytes each. */
+  log_push(x, E_CONN_APPEND, &p, p.extra ? sizeof p : offsetof(conn_payload, rec));
 }
 
 void ngi_txn_log_conn_remove(ng_runtime *rt, uint32_t slot) {

@@ -2,6 +2,7 @@
  * rt.tokens:create_many and rt.connections:create_many that ride on it. */
 #include "binding.h"
 
+#include <limits.h>
 #include <string.h>
 
 /* needs: a function and its nargs arguments on top of the stack; rt the
@@ -10,10 +11,13 @@
  * savepoint when this thread has one open already (a nested rt:atomic):
  * committed (released) if it returned, its results then on the stack
  * (their count returned); undone and its error re-raised unchanged if it
- * raised. rt is held meanwhile, so rt:close() inside it frees nothing
- * under us. Raises for a transaction that cannot begin or commit (the
- * commit of one that ran out of memory: nothing is kept). */
-static int run_atomic(lua_State *L, ng_runtime *rt, int nargs, int arg, const char *fn) {
+ * raised (a string error gets "create_many: entry N: " in front when
+ * `entry`, the entry being created, is given and non-zero). rt is held
+ * meanwhile, so rt:close() inside it frees nothing under us. Raises for a
+ * transaction that cannot begin or commit (the commit of one that ran out
+ * of memory: nothing is kept). */
+static int run_atomic(lua_State *L, ng_runtime *rt, int nargs, int arg, const char *fn,
+                      const lua_Integer *entry) {
   int base = lua_gettop(L) - nargs - 1;
   bool outer = !ng_txn_open(rt);
   ng_savepoint sp = 0;
@@ -30,7 +34,11 @@ static int run_atomic(lua_State *L, ng_runtime *rt, int nargs, int arg, const ch
   /* Another reference outlives this one unless fn closed the runtime, and
    * then the message below needs only rt's address. */
   ng_runtime_release(rt);
-  if (rc != LUA_OK) return lua_error(L);
+  if (rc != LUA_OK) {
+    if (entry && *entry && lua_type(L, -1) == LUA_TSTRING)
+      lua_pushfstring(L, "%s: entry %I: %s", fn, (LUAI_UACINT)*entry, lua_tostring(L, -1));
+    return lua_error(L);
+  }
   if (st != NG_OK) return ngl_status_error(L, rt, st, arg, fn);
   return lua_gettop(L) - base;
 }
@@ -43,18 +51,21 @@ static int rt_atomic(lua_State *L) {
   if (lua_type(L, 2) != LUA_TFUNCTION)
     return ngl_argerror(L, 2, "atomic", "function expected, got %s", ngl_describe(L, 2));
   ng_runtime *rt = ngl_rt(L, o);
-  return run_atomic(L, rt, lua_gettop(L) - 2, 2, "atomic");
+  return run_atomic(L, rt, lua_gettop(L) - 2, 2, "atomic", NULL);
 }
 
 /* The create_many loop, run by run_atomic. Stack: self, list, create (the
- * object's create method), ids, conns (true: connection entries). Calls
- * create for each entry in order, the ids going into `ids`, which it
- * returns. Connection entries are {from, to [, fields]} or {from = ..., to
- * = ..., <fields>}. An entry's error is raised with its index in front. */
+ * object's create method), ids, conns (true: connection entries), entry (a
+ * light userdata: the lua_Integer that tells run_atomic which entry
+ * raised). Calls create for each entry in order, the ids going into `ids`,
+ * which it returns. Connection entries are {from, to [, fields]} or
+ * {from = ..., to = ..., <fields>}. */
 static int create_loop(lua_State *L) {
   int conns = lua_toboolean(L, 5);
+  lua_Integer *entry = lua_touserdata(L, 6);
   lua_Integer n = luaL_len(L, 2);
   for (lua_Integer i = 1; i <= n; i++) {
+    *entry = i;
     lua_pushvalue(L, 3); /* stack: ..., create, self, args... */
     lua_pushvalue(L, 1);
     int t = lua_geti(L, 2, i);
@@ -62,8 +73,7 @@ static int create_loop(lua_State *L) {
     if (conns) {
       int e = lua_gettop(L);
       if (t != LUA_TTABLE)
-        return luaL_error(L, "create_many: entry %I: {from, to [, fields]} expected, got %s",
-                          (LUAI_UACINT)i, ngl_describe(L, e));
+        return luaL_error(L, "{from, to [, fields]} expected, got %s", ngl_describe(L, e));
       if (lua_geti(L, e, 1) != LUA_TNIL) { /* stack: ..., entry, from, to, fields */
         lua_geti(L, e, 2);
         lua_geti(L, e, 3);
@@ -87,13 +97,10 @@ static int create_loop(lua_State *L) {
       lua_remove(L, e);
       nargs = 3;
     }
-    if (lua_pcall(L, 1 + nargs, 1, 0) != LUA_OK) {
-      if (lua_type(L, -1) == LUA_TSTRING)
-        lua_pushfstring(L, "create_many: entry %I: %s", (LUAI_UACINT)i, lua_tostring(L, -1));
-      return lua_error(L);
-    }
+    lua_call(L, 1 + nargs, 1);
     lua_rawseti(L, 4, i);
   }
+  *entry = 0;
   lua_settop(L, 4);
   return 1;
 }
@@ -107,14 +114,17 @@ static int create_many(lua_State *L, int uv, int conns) {
     return ngl_argerror(L, 2, "create_many", "table of %s expected, got %s",
                         conns ? "connection entries" : "token field tables", ngl_describe(L, 2));
   lua_settop(L, 2);
-  lua_pushcfunction(L, create_loop); /* stack: self, list, loop, self, list, create, ids, conns */
+  lua_Integer n = luaL_len(L, 2), entry = 0;
+  /* stack: self, list, loop, self, list, create, ids, conns, &entry */
+  lua_pushcfunction(L, create_loop);
   lua_pushvalue(L, 1);
   lua_pushvalue(L, 2);
   lua_getfield(L, 1, "create");
-  lua_newtable(L);
+  lua_createtable(L, n > 0 && n < INT_MAX ? (int)n : 0, 0);
   lua_pushboolean(L, conns);
+  lua_pushlightuserdata(L, &entry);
   ng_runtime *rt = ngl_rt(L, self->owner); /* after the allocations (see ngl_runtime) */
-  return run_atomic(L, rt, 5, 2, "create_many");
+  return run_atomic(L, rt, 6, 2, "create_many", &entry);
 }
 
 static int tokens_create_many(lua_State *L) {
