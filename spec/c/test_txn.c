@@ -390,6 +390,23 @@ static void test_misuse(void) {
   CHECK(!ng_txn_open(rt) || 1); /* rt is gone: only the message is left to check */
 }
 
+/* One thread may keep transactions open on many runtimes at once. */
+static void test_many_runtimes(void) {
+  enum { N = 40 };
+  ng_runtime *rts[N];
+  for (int i = 0; i < N; i++) {
+    rts[i] = new_rt(NULL);
+    CHECK_STATUS(ng_txn_begin(rts[i]), NG_OK);
+    CHECK_STATUS(ng_token_create(rts[i], NULL, 0, NULL), NG_OK);
+  }
+  for (int i = 0; i < N; i++) {
+    CHECK_STATUS(ng_token_create(rts[i], NULL, 0, NULL), NG_OK);
+    CHECK_STATUS(i % 2 ? ng_txn_commit(rts[i]) : ng_txn_rollback(rts[i]), NG_OK);
+    CHECK_EQ_INT(ng_token_count(rts[i]), i % 2 ? 2 : 0);
+    ng_runtime_release(rts[i]);
+  }
+}
+
 /* An allocation failure inside a transaction rolls all of it back and
  * reports NG_ENOMEM; the transaction then refuses writes until it ends. */
 static void test_out_of_memory(void) {
@@ -501,6 +518,7 @@ static void test_threads_see_whole_transactions(void) {
 int main(void) {
   RUN(test_savepoints);
   RUN(test_misuse);
+  RUN(test_many_runtimes);
   RUN(test_out_of_memory);
   RUN(test_threads_see_whole_transactions);
   RUN(test_commit_matches_plain);

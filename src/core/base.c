@@ -315,6 +315,13 @@ void ngi_write_unlock(ng_runtime *rt) {
   pthread_rwlock_unlock(&rt->lock);
 }
 
+ng_status ngi_txn_hold_room(const ng_runtime *rt, const char *func) {
+  if (held_reserve() != 0)
+    return ngi_fail(rt, NG_ENOMEM, "%s: out of memory tracking %zu held runtimes", func,
+                    held_n + 1);
+  return NG_OK;
+}
+
 void ngi_txn_hold(const ng_runtime *rt, bool on) {
   int i = held_find(rt);
   assert(i >= 0 && held_table()[i].writer);

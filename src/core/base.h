@@ -62,6 +62,10 @@ void ngi_write_unlock(ng_runtime *rt);
  * no reader, not even ng_token_get's optimistic one, sees a partial
  * transaction. */
 void ngi_txn_hold(const ng_runtime *rt, bool on);
+/* Room in this thread's hold table for a transaction's hold (it lasts, so a
+ * thread may keep any number open, one per runtime) and the one hold a
+ * write inside it may add. NG_OK or NG_ENOMEM (recorded for func). */
+ng_status ngi_txn_hold_room(const ng_runtime *rt, const char *func);
 /* Whether this thread holds rt's open transaction. */
 bool ngi_txn_holds(const ng_runtime *rt);
 

@@ -447,7 +447,8 @@ ng_status ng_txn_begin(ng_runtime *rt) {
                     "%s: this thread already has a transaction open on this runtime (at savepoint "
                     "depth %zu): commit or roll it back first, or take a savepoint",
                     fn, rt->txn.depth - 1);
-  ng_status st = ngi_write_lock(rt, fn);
+  ng_status st = ngi_txn_hold_room(rt, fn);
+  if (st == NG_OK) st = ngi_write_lock(rt, fn);
   if (st != NG_OK) return st;
   st = frame_push(rt, fn);
   if (st != NG_OK) {
