@@ -169,12 +169,13 @@ void ngi_forget_errors(const ng_runtime *rt) {
  * Every hold is tracked, however many runtimes a thread nests: the table
  * lives in HELD_INLINE thread-local entries and moves to a malloc'd array
  * (thread state, not any one runtime's memory: it may outlive the runtime
- * that grew it) only while callbacks nest more runtimes than that. It grows
- * only in ngi_read_lock_cb, which can report NG_ENOMEM, and always keeps one
- * spare entry there: callbacks are the only way holds nest, and the code they
- * run takes at most one more hold at a time, so ngi_read_lock and
- * ngi_write_lock always find a free entry. The array is freed when the
- * thread's last hold ends. */
+ * that grew it) only while callbacks and open transactions hold more
+ * runtimes than that. It grows only in ngi_read_lock_cb and
+ * ngi_txn_hold_room, which can report NG_ENOMEM, and always keeps one spare
+ * entry there: callbacks and transactions are the only ways holds stack up,
+ * and the code inside them takes at most one more hold at a time, so
+ * ngi_read_lock and ngi_write_lock always find a free entry. The array is
+ * freed when the thread's last hold ends. */
 #define HELD_INLINE 16
 typedef struct held_entry {
   const ng_runtime *rt;
