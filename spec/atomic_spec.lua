@@ -220,8 +220,10 @@ describe("rt.connections:create_many", function()
       { a, b },
       { b, c, { type = "Cause" } },
       { from = c, to = a, type = "Near", pull_strength = 2 },
+      { a, c, type = "Before" },
     }
-    assert.same({1, 2, 3}, ids)
+    assert.same({1, 2, 3, 4}, ids)
+    assert.equals("Before", rt.connections:get(4).type)
     assert.equals("Cause", rt.connections:get(2).type)
     assert.equals("Near", rt.connections:get(3).type)
     assert.equals(2, rt.connections:get(3).pull_strength)

@@ -54,12 +54,43 @@ static int rt_atomic(lua_State *L) {
   return run_atomic(L, rt, lua_gettop(L) - 2, 2, "atomic", NULL);
 }
 
+/* Pushes a table of the fields of the connection entry at e (its keys but
+ * 1, 2, from and to) and returns 1, or pushes nothing and returns 0 when it
+ * has no other key. */
+static int entry_fields(lua_State *L, int e) {
+  int made = 0;
+  lua_pushnil(L); /* stack: ..., [fields,] key, value */
+  while (lua_next(L, e)) {
+    int skip = 0;
+    if (lua_type(L, -2) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -2);
+      skip = strcmp(k, "from") == 0 || strcmp(k, "to") == 0;
+    } else if (lua_isinteger(L, -2)) {
+      lua_Integer k = lua_tointeger(L, -2);
+      skip = k == 1 || k == 2;
+    }
+    if (skip) {
+      lua_pop(L, 1);
+      continue;
+    }
+    if (!made) { /* stack: ..., fields, key, value */
+      lua_newtable(L);
+      lua_insert(L, -3);
+      made = 1;
+    }
+    lua_pushvalue(L, -2); /* stack: ..., fields, key, value, key */
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  return made;
+}
+
 /* The create_many loop, run by run_atomic. Stack: self, list, create (the
  * object's create method), ids, conns (true: connection entries), entry (a
  * light userdata: the lua_Integer that tells run_atomic which entry
  * raised). Calls create for each entry in order, the ids going into `ids`,
- * which it returns. Connection entries are {from, to [, fields]} or
- * {from = ..., to = ..., <fields>}. */
+ * which it returns. A connection entry gives from and to as [1], [2] or
+ * from =, to =, and its fields as [3] or as its other keys. */
 static int create_loop(lua_State *L) {
   int conns = lua_toboolean(L, 5);
   lua_Integer *entry = lua_touserdata(L, 6);
@@ -74,26 +105,16 @@ static int create_loop(lua_State *L) {
       int e = lua_gettop(L);
       if (t != LUA_TTABLE)
         return luaL_error(L, "{from, to [, fields]} expected, got %s", ngl_describe(L, e));
-      if (lua_geti(L, e, 1) != LUA_TNIL) { /* stack: ..., entry, from, to, fields */
-        lua_geti(L, e, 2);
-        lua_geti(L, e, 3);
-      } else { /* stack: ..., entry, from, to, fields (the entry without from and to) */
+      /* stack: ..., entry, from, to, fields */
+      if (lua_geti(L, e, 1) == LUA_TNIL) {
         lua_pop(L, 1);
         lua_getfield(L, e, "from");
-        lua_getfield(L, e, "to");
-        lua_newtable(L);
-        lua_pushnil(L);
-        while (lua_next(L, e)) {
-          const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-          if (k && (strcmp(k, "from") == 0 || strcmp(k, "to") == 0)) {
-            lua_pop(L, 1);
-            continue;
-          }
-          lua_pushvalue(L, -2); /* stack: ..., fields, key, value, key */
-          lua_insert(L, -2);
-          lua_rawset(L, -4);
-        }
       }
+      if (lua_geti(L, e, 2) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_getfield(L, e, "to");
+      }
+      if (lua_geti(L, e, 3) == LUA_TNIL && entry_fields(L, e)) lua_remove(L, -2);
       lua_remove(L, e);
       nargs = 3;
     }
