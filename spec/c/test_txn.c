@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <unistd.h>
 
 /* ---- hashing the store ------------------------------------------------------ */
 
@@ -132,6 +133,28 @@ static uint64_t query_hash(ng_runtime *rt) {
     }
   ng_hits_free(rt, &hits);
   return h;
+}
+
+/* The bytes of a snapshot of rt (malloc'd, *n long), or NULL. */
+static unsigned char *snapshot_bytes(ng_runtime *rt, size_t *n) {
+  char path[] = "/tmp/ngt_txn_XXXXXX";
+  int fd = mkstemp(path);
+  if (fd < 0) return NULL;
+  close(fd);
+  unsigned char *buf = NULL;
+  if (ng_snapshot_save(rt, path) == NG_OK) {
+    FILE *f = fopen(path, "rb");
+    if (f) {
+      fseek(f, 0, SEEK_END);
+      long len = ftell(f);
+      fseek(f, 0, SEEK_SET);
+      buf = malloc(len > 0 ? (size_t)len : 1);
+      *n = buf ? fread(buf, 1, (size_t)len, f) : 0;
+      fclose(f);
+    }
+  }
+  remove(path);
+  return buf;
 }
 
 /* ---- random writes ------------------------------------------------------------ */
@@ -272,6 +295,9 @@ static void test_rollback_random(void) {
   uint64_t before = store_hash(rt), api_before = api_hash(rt), q_before = query_hash(rt);
   ng_stats st0;
   ng_runtime_stats(rt, &st0);
+  size_t snap_n = 0;
+  unsigned char *snap = snapshot_bytes(rt, &snap_n);
+  CHECK(snap != NULL);
   int rounds = getenv("NGT_TXN_ROUNDS") ? atoi(getenv("NGT_TXN_ROUNDS")) : 1000;
   int bad = 0;
   for (int round = 0; round < rounds && bad < 3; round++) {
@@ -287,6 +313,10 @@ static void test_rollback_random(void) {
     if (round % 50 == 0) {
       CHECK(api_hash(rt) == api_before);
       CHECK(query_hash(rt) == q_before);
+      size_t n = 0;
+      unsigned char *again = snapshot_bytes(rt, &n); /* the saved file, byte for byte */
+      CHECK(again && snap && n == snap_n && memcmp(again, snap, n) == 0);
+      free(again);
     }
   }
   CHECK_EQ_INT(bad, 0);
@@ -295,6 +325,7 @@ static void test_rollback_random(void) {
   ng_runtime_stats(rt, &st);
   CHECK_EQ_INT(st.next_token_id, st0.next_token_id);
   CHECK_EQ_INT(st.next_connection_id, st0.next_connection_id);
+  free(snap);
   ng_runtime_release(rt);
 }
 
