@@ -102,7 +102,7 @@ typedef enum ng_status {
   NG_EIO,       /**< an operating-system I/O call failed */
   NG_ECORRUPT,  /**< a file is corrupt, truncated or hostile */
   NG_EVERSION,  /**< a file was written by a newer, incompatible format */
-  NG_EBUSY      /**< a write was attempted from inside an iteration callback */
+  NG_EBUSY      /**< a write from inside an iteration callback, or a second ng_txn_begin */
 } ng_status;
 
 /** A short, static, English description of a status ("not found", ...). */
@@ -654,6 +654,62 @@ NG_API ng_status ng_runtime_stats(ng_runtime *rt, ng_stats *out);
 
 /** The runtime's clock (Unix seconds), as used for timestamps. */
 NG_API uint64_t ng_runtime_now(ng_runtime *rt);
+
+/** @} */
+/* ------------------------------------------------------------------------ */
+/** @name Transactions
+ *
+ * Many writes, all or nothing. A transaction belongs to the thread that
+ * begins it and holds the runtime's write lock until it ends:
+ * - that thread's write calls on the runtime run inside it (outside any
+ *   iteration callback, where writes still fail with NG_EBUSY), its reads
+ *   see its own writes;
+ * - other threads' writes and reads (ng_token_get included) wait until it
+ *   ends, so no reader ever sees part of a transaction; what they see
+ *   afterwards is all of it (commit) or none of it (rollback);
+ * - a rollback restores the store exactly: every record, id, placement, the
+ *   CDNA, and the id allocators (the next create returns the id it would
+ *   have had without the transaction); the grids answer the same queries;
+ * - a commit costs nothing per write; a rollback costs about what the
+ *   transaction wrote (every write logs what it overwrites);
+ * - if a write inside it runs out of memory (NG_ENOMEM), the whole
+ *   transaction is rolled back at once and stays open, failed: later
+ *   writes fail with NG_ENOMEM and ng_txn_commit reports NG_ENOMEM (ending
+ *   it, nothing committed);
+ * - a transaction left open is not kept silently: the thread's next
+ *   ng_txn_begin on the runtime fails with NG_EBUSY saying so, and the last
+ *   ng_runtime_release by that thread rolls it back and records the fact
+ *   for ng_last_error().
+ * Savepoints nest inside a transaction: ng_txn_rollback_to undoes only the
+ * writes made since the savepoint.
+ */
+/** @{ */
+
+/** A savepoint inside a transaction (1, 2, ... by depth). */
+typedef uint32_t ng_savepoint;
+
+/** Begin a transaction on rt in the calling thread (waits for other
+ *  writers). NG_EBUSY when this thread already has one open on rt or is
+ *  inside an iteration callback of rt; NG_ENOMEM. */
+NG_API ng_status ng_txn_begin(ng_runtime *rt);
+/** Commit and end the calling thread's transaction. NG_EINVAL when it has
+ *  none open on rt; NG_ENOMEM when the transaction had failed (rolled back,
+ *  ended, nothing committed). */
+NG_API ng_status ng_txn_commit(ng_runtime *rt);
+/** Undo every write of the calling thread's transaction and end it.
+ *  NG_EINVAL when it has none open on rt. */
+NG_API ng_status ng_txn_rollback(ng_runtime *rt);
+/** Take a savepoint in the calling thread's transaction; *out names it.
+ *  NG_EINVAL (no transaction, out NULL), NG_ENOMEM. */
+NG_API ng_status ng_txn_savepoint(ng_runtime *rt, ng_savepoint *out);
+/** Undo the writes made since savepoint sp; sp and the savepoints taken
+ *  after it end, the transaction goes on. NG_EINVAL when sp is not open. */
+NG_API ng_status ng_txn_rollback_to(ng_runtime *rt, ng_savepoint sp);
+/** End savepoint sp (and those taken after it), keeping its writes as part
+ *  of the enclosing one. NG_EINVAL when sp is not open. */
+NG_API ng_status ng_txn_release(ng_runtime *rt, ng_savepoint sp);
+/** Whether the calling thread has a transaction open on rt. */
+NG_API bool ng_txn_open(ng_runtime *rt);
 
 /** @} */
 /* ------------------------------------------------------------------------ */

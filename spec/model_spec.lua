@@ -498,6 +498,70 @@ describe("randomized model test", function()
       end },
     }
 
+    -- Transactions: a few of the writes above (and queries, which see the transaction's own
+    -- writes) inside rt:atomic, committed, or rolled back by an error; the model keeps a copy to
+    -- go back to. A nested rt:atomic that fails inside a committed one undoes only its own writes.
+    local in_txn = {}
+    for _, o in ipairs(ops) do
+      local name = o[2]
+      if name == "create" or name == "update" or name == "handle write" or name == "delete"
+          or name == "connect" or name == "disconnect" or name == "connection update"
+          or name == "get" or name == "range_query" then
+        in_txn[#in_txn + 1] = o
+      end
+    end
+    local function deep_copy(v)
+      if type(v) ~= "table" then return v end
+      local c = {}
+      for k, x in pairs(v) do c[k] = deep_copy(x) end
+      return c
+    end
+    local function save_model()
+      local stale_copy = {}
+      for i, x in ipairs(stale) do stale_copy[i] = x end
+      return { deep_copy(tokens), deep_copy(live), deep_copy(conns), deep_copy(conn_live),
+               deep_copy(by_key), deep_copy(tid_alloc), deep_copy(cid_alloc), stale_copy }
+    end
+    local function restore_model(m)
+      tokens, live, conns, conn_live, by_key, tid_alloc, cid_alloc, stale =
+        m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8]
+    end
+    local function run_some(n)
+      for _ = 1, n do in_txn[random(#in_txn)][3]() end
+    end
+    local rollback = setmetatable({}, { __tostring = function() return "rollback" end })
+    local txn_counts = { commit = 0, rollback = 0, nested = 0 }
+    ops[#ops + 1] = { 2, "transaction", function()
+      local saved = save_model()
+      local outcome = random(1, 3)
+      local ok, err = pcall(rt.atomic, rt, function()
+        run_some(random(1, 12))
+        if outcome == 3 then -- a nested transaction that fails, caught inside the outer one
+          local inner = save_model()
+          local iok, ierr = pcall(rt.atomic, rt, function()
+            run_some(random(1, 8))
+            error(rollback)
+          end)
+          if iok or ierr ~= rollback then fail(step, op, "nested atomic: %s", tostring(ierr)) end
+          restore_model(inner)
+          txn_counts.nested = txn_counts.nested + 1
+          full_check()
+          run_some(random(0, 4))
+        end
+        if outcome == 2 then error(rollback) end
+        return "done"
+      end)
+      if outcome == 2 then
+        if ok or err ~= rollback then fail(step, op, "rollback: %s", tostring(err)) end
+        restore_model(saved)
+        txn_counts.rollback = txn_counts.rollback + 1
+      else
+        if not ok or err ~= "done" then fail(step, op, "commit: %s", tostring(err)) end
+        txn_counts.commit = txn_counts.commit + 1
+      end
+      if outcome ~= 1 then full_check() end
+    end }
+
     local total = 0
     for _, o in ipairs(ops) do total = total + o[1] end
     local counts = {}
@@ -527,5 +591,6 @@ describe("randomized model test", function()
     for _, o in ipairs(ops) do
       assert.is_true((counts[o[2]] or 0) > 0 or o[2] == "clear", "never ran " .. o[2])
     end
+    for kind, n in pairs(txn_counts) do assert.is_true(n > 0, "no transaction ended in " .. kind) end
   end)
 end)

@@ -134,6 +134,15 @@ void ngi_grid_clear(ng_runtime *rt, ngi_grid *g) {
   g->built = true;
 }
 
+void ngi_grid_reset(ng_runtime *rt, ngi_grid *g) {
+  if (!g) return;
+  main_free(rt, &g->m);
+  side_free(rt, g);
+  main_empty(&g->m, 0);
+  g->w_abs = 0;
+  g->built = false;
+}
+
 void ngi_grid_destroy(ng_runtime *rt, ngi_grid *g) {
   if (!g) return;
   main_free(rt, &g->m);

@@ -6,6 +6,7 @@
 #include "base.h"
 #include "idgen.h"
 #include "token_table.h"
+#include "txn.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -127,6 +128,9 @@ void ngi_grid_prefetch(const ngi_grid *g, const ng_token *tok, int stage, uint32
 /* Remove everything (keeps the cell size); tokens created afterwards are
  * indexed as usual. Never fails. */
 void ngi_grid_clear(ng_runtime *rt, ngi_grid *g);
+/* Forget everything, as a new index: the next query indexes rt->tokens
+ * afresh (a rolled-back transaction's grids). g may be NULL. Never fails. */
+void ngi_grid_reset(ng_runtime *rt, ngi_grid *g);
 
 /* ---- crc32c.c, snapshot_*.c: snapshots ----------------------------------- */
 
@@ -177,6 +181,7 @@ struct ng_runtime {
   ngi_conns *conns;
   ngi_grid *grids[NG_SPACES];
   ngi_unit units[NG_SPACES]; /* the codec of each space, from cdna.dimension_scales */
+  ngi_txn txn;               /* the open transaction, if any (txn.h); under the write lock */
 };
 
 #endif /* NG_CORE_INTERNAL_H */

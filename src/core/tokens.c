@@ -666,6 +666,10 @@ ng_status ng_token_update_batch(ng_runtime *rt, const ng_id *ids, const ng_token
     }
   }
 
+  /* A transaction logs each entry's record and placement (twice if the
+   * batch undoes itself). */
+  st = ngi_txn_reserve(rt, fn, n * 2 * (ngi_txn_size_tok_rec() + ngi_txn_size_tok_slot()));
+  if (st != NG_OK) goto out;
   /* Reserve the way back. Only grid moves can fail once the checks passed,
    * so a batch that moves nothing needs no log; one that only moves logs the
    * old coordinates alone (6 bytes a space instead of a 64-byte record: a
@@ -765,6 +769,8 @@ ng_status ng_token_delete(ng_runtime *rt, ng_id id, size_t *removed_connections)
     st = ngi_fail(rt, NG_ENOTFOUND, "%s: no token %llu", fn, (unsigned long long)id);
     goto out;
   }
+  st = ngi_txn_reserve_delete(rt, fn, id);
+  if (st != NG_OK) goto out;
   unsigned placed = placed_of(t, id);
   for (int s = 0; s < NG_SPACES; s++) {
     if (!(placed >> s & 1u)) continue;
@@ -823,6 +829,13 @@ ng_status ng_token_clear(ng_runtime *rt, size_t *removed_tokens, size_t *removed
   ng_status st = ngi_write_lock(rt, fn);
   if (st != NG_OK) return st;
   ngi_token_table *t = &rt->tokens;
+  st = ngi_txn_reserve(rt, fn,
+                       t->live * 2 * ngi_txn_size_tok_slot() +
+                           ngi_conns_count(rt->conns) * ngi_txn_size_conn());
+  if (st != NG_OK) {
+    ngi_write_unlock(rt);
+    return st;
+  }
   size_t nc = ngi_conns_clear(rt, rt->conns);
   for (int s = 0; s < NG_SPACES; s++)
     ngi_grid_clear(rt, rt->grids[s]);

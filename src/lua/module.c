@@ -166,6 +166,7 @@ int luaopen_neurograph(lua_State *L) {
   ngl_open_connection(L, ctx);
   ngl_open_grid(L, ctx);
   ngl_open_cdna(L, ctx);
+  ngl_open_atomic(L, ctx);
 
   luaL_newlibtable(L, module_funcs); /* stack: ..., ctx, mod; tables below go mod[name] */
   int mod = lua_gettop(L);
