@@ -122,7 +122,7 @@ print(string.format("%-40s %9.1f bytes/query (average hits %.1f; brute force fou
                     found_ng / N_QUERY, found_plain / N_QUERY / REPEAT))
 -- 4. a frame moving 10% of the tokens: rt.tokens:move (one call, flat arrays reused) vs one
 -- tok:set_coords per token vs rewriting the positions of plain tables
-local M, FRAMES = N_POINTS // 10, 20
+local M, FRAMES = math.floor(N_POINTS / 10), 20
 local frames = {} -- planned up front: the timed loops only move
 for f = 1, FRAMES do
   local ids, xyz = {}, {}
