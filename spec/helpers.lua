@@ -35,6 +35,23 @@ helpers.lua54 = _VERSION == "Lua 5.4"
 helpers.unpack = table.unpack or rawget(_G, "unpack") -- 5.1 and LuaJIT: a global
 
 
+--- collectgarbage("incremental", pause, stepmul) on every Lua (before 5.4: the two settings).
+function helpers.gc_incremental(pause, stepmul)
+  if helpers.lua54 then return collectgarbage("incremental", pause, stepmul) end
+  collectgarbage("setpause", pause)
+  collectgarbage("setstepmul", stepmul)
+end
+
+--- Garbage whose finalizer is fn: a table (5.2+), a userdata on 5.1 and LuaJIT, where only
+--- userdata have finalizers.
+function helpers.finalizable(fn)
+  local newproxy = rawget(_G, "newproxy")
+  if not newproxy then return setmetatable({}, { __gc = fn }) end
+  local u = newproxy(true)
+  getmetatable(u).__gc = fn
+  return u
+end
+
 --- 2^k as the integer 5.3+ has (a float there would print differently), an exact double before.
 function helpers.pow2(k)
   return math.tointeger and math.tointeger(2 ^ k) or 2 ^ k
