@@ -1,6 +1,6 @@
--- Lua 5.4 only (CMake leaves *54_spec.lua out before 5.4; finalizer_spec.lua runs on every Lua):
--- the hammer times finalizers by 5.4's
--- generational collector, which 5.3, 5.1 and LuaJIT do not have.
+-- Lua 5.4 only (CMake leaves *54_spec.lua out before 5.4; finalizer_spec.lua runs on every
+-- Lua): the hammer times finalizers by 5.4's generational collector, which 5.3, 5.1 and LuaJIT
+-- do not have.
 -- A finalizer can run in the middle of any binding call (the call allocates Lua tables and
 -- strings): one that closes the runtime or queries it again must neither crash the call nor
 -- fool it. Run under ASan in CI (.ci/run), where a use-after-free is an abort, not luck.
