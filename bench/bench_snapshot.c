@@ -76,7 +76,7 @@ int main(int argc, char **argv) {
       for (int a = 0; a < 3; a++) t.coords[s][a] = (int16_t)(rng(&seed) % 20000 - 10000);
     t.weight = (float)(rng(&seed) % 100) / 100.0f;
     ng_id id;
-    if (ng_token_create(rt, &t, &id) != NG_OK) return 1;
+    if (ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id) != NG_OK) return 1;
   }
   size_t made = 0;
   for (size_t i = 0; made < n && i < 2 * n; i++) {

@@ -15,7 +15,16 @@
  *   bytes are the on-disk image (little-endian). They are always copied in and
  *   out: the API never hands out a pointer into the store.
  * - Coordinate spaces are numbered 0..7 in C (NG_L1 .. NG_L8); the Lua binding
- *   numbers them 1..8.
+ *   numbers them 1..8. A token is in the spaces where it has been placed
+ *   (ng_token_create's places, ng_token_place, a coordinate update) and in no
+ *   other: a query in a space sees only the tokens placed there.
+ * - Coordinates are stored as int16 fixed point. A space's unit is its
+ *   dimension scale (the CDNA's dimension_scales[space], 1.0 by default) over
+ *   its fixed-point scale (ng_space_scale): L1 at 1.0 holds +-327.67 m in 1 cm
+ *   steps, at 10 +-3,276.7 m in 10 cm steps. Every call that takes or gives a
+ *   decoded coordinate (positions, queries, distances, bounds) works in these
+ *   units; records hold the raw integers. A whole number of units reads back
+ *   exactly as written; anything else is truncated toward zero.
  * - Token and connection ids are ::ng_id, 64-bit integers below 2^53 (exact
  *   in a double): a slot in the low bits (a token's 24-bit slot is the
  *   record's local-id field; a connection's slot has 32 bits) and the slot's
@@ -116,7 +125,8 @@ enum {
   NG_SPACES  /**< number of spaces: 8 */
 };
 
-/** Fixed-point scale of a space (100, 10000, 1000, ...); 0 for a bad space. */
+/** Fixed-point scale of a space (100, 10000, 1000, ...): raw units per decoded
+ *  unit at dimension scale 1.0. 0 for a bad space. */
 NG_API float ng_space_scale(int space);
 /** "L1".."L8" for 0..7; NULL for a bad space. */
 NG_API const char *ng_space_name(int space);
@@ -214,21 +224,33 @@ typedef struct NG_PACKED ng_token {
  *  ng_token_create replaces with the runtime's clock). */
 NG_API void ng_token_init(ng_token *t);
 
-/** Encode one coordinate: clamp(v * scale, -32768, 32767), truncated toward
- *  zero; NaN encodes as 0. A bad space encodes as 0. Never undefined behaviour. */
+/** The raw codec, in the original's units (dimension scale 1.0; a runtime's
+ *  scaled units: ng_coords_encode). v * scale truncated toward zero, except
+ *  that a whole number of steps (k / scale) encodes as k: the original
+ *  multiplied in single precision and stored about 7% of those one step low
+ *  (0.53 in L1 became 52, read back 0.52); see docs/format.md. Keeps the
+ *  original's clamping: a value beyond the range saturates to -32768 or
+ *  32767, where the store's calls refuse it (NG_EINVAL). NaN encodes as 0, a
+ *  bad space as 0. Never undefined behaviour. */
 NG_API int16_t ng_coord_encode(int space, float v);
-/** Decode one raw coordinate: raw / scale. A bad space decodes as 0. */
+/** Decode one raw coordinate in the original's units: raw / scale, as a
+ *  float (the original's division). A bad space decodes as 0. */
 NG_API float ng_coord_decode(int space, int16_t raw);
-/** Encode (x, y, z) into `t`'s coordinates of `space`. NG_EINVAL for a bad space. */
+/** ng_coord_encode of (x, y, z) into `t`'s coordinates of `space`. NG_EINVAL for a bad space. */
 NG_API ng_status ng_token_set_coords(ng_token *t, int space, float x, float y, float z);
-/** Decode `t`'s coordinates of `space` into xyz. NG_EINVAL for a bad space. */
+/** ng_coord_decode of `t`'s coordinates of `space` into xyz. NG_EINVAL for a bad space. */
 NG_API ng_status ng_token_get_coords(const ng_token *t, int space, float xyz[3]);
+/** The u8 codec of the fields stored as value * steps (field radius: 100,
+ *  field strength and the connection fractions: 255): truncated toward zero,
+ *  a whole number of steps (k / steps) encoded as k, clamped to 0..255, NaN
+ *  0. steps 0 or above 65535 give 0. */
+NG_API uint8_t ng_u8_encode(double v, unsigned steps);
 
-/** field_radius = clamp(r * 100, 0, 255) truncated (NaN -> 0). */
+/** field_radius = ng_u8_encode(r, 100): 1.05 stores 105 (the original: 104). */
 NG_API void ng_token_set_field_radius(ng_token *t, float r);
 /** field_radius / 100: 0.00 .. 2.55. A NULL t reads as 0. */
 NG_API float ng_token_get_field_radius(const ng_token *t);
-/** field_strength = clamp(s * 255, 0, 255) truncated (NaN -> 0). */
+/** field_strength = ng_u8_encode(s, 255). */
 NG_API void ng_token_set_field_strength(ng_token *t, float s);
 /** field_strength / 255: 0 .. 1. A NULL t reads as 0. */
 NG_API float ng_token_get_field_strength(const ng_token *t);
@@ -246,7 +268,10 @@ NG_API uint32_t ng_make_id(uint32_t local, unsigned entity, unsigned domain);
 #define NG_ID_DOMAIN(id) (((uint32_t)(id) >> 28) & 0xFu)
 
 /** Field selectors for ng_token_update: which fields of the given record to
- *  write. Coordinates are selected per space with NG_TF_COORDS(space). */
+ *  write. Coordinates are selected per space with NG_TF_COORDS(space), which
+ *  also places the token in that space; NG_TF_UNPLACE(space) takes it out of
+ *  the space (its raw coordinates there become 0). NG_TF_ALL writes every
+ *  field and places the token in all eight spaces. */
 enum {
   NG_TF_COORDS_ALL = 0x00FF,
   NG_TF_WEIGHT = 0x0100,
@@ -261,6 +286,8 @@ enum {
   NG_TF_ALL = 0x7FFF
 };
 #define NG_TF_COORDS(space) (1u << (space))
+#define NG_TF_UNPLACE(space) (1u << (16 + (space)))
+#define NG_TF_UNPLACE_ALL 0x00FF0000u
 
 /** @} */
 /* ------------------------------------------------------------------------ */
@@ -439,8 +466,9 @@ NG_API int ng_profile_from_name(const char *name);
  * The CDNA: 384 bytes, little-endian, byte-exact with the original.
  *
  * allowed_connection_types: bit c allows the connection types of category c
- * (0..10); bits 11-63 are ignored. dimension_scales are per-space weights kept
- * for applications (the store does not interpret them); bucket_sizes are the
+ * (0..10); bits 11-63 are ignored. dimension_scales[i] is the unit multiplier
+ * of space i (see "Coordinates" at the top; 1.0 is the original's codec,
+ * byte-exact), within 0.000001..1000000; bucket_sizes are the
  * nominal grid cell sizes per space, in decoded units, validated and reported
  * by ng_grid_info: the index itself sizes its cells from the data (about a
  * dozen points per cell, crowded cells subdivided), because fixed buckets
@@ -501,7 +529,8 @@ NG_API ng_status ng_cdna_init(ng_cdna *c, uint32_t profile, uint64_t now);
 NG_API uint64_t ng_cdna_checksum(const ng_cdna *c);
 /**
  * Check everything: magic, major version, checksum, modified_at >= created_at,
- * known profile, every float finite, scales and bucket sizes > 0, min <= max
+ * known profile, every float finite, dimension scales within 1e-6..1e6,
+ * bucket sizes > 0, min <= max
  * pairs, rates within [0, 1], degree limits consistent. On failure returns
  * NG_EINVAL (NG_ECORRUPT for magic, version or checksum) and writes the first
  * failure as text into why (may be NULL; written if why_size > 0, always
@@ -576,6 +605,9 @@ typedef struct ng_config {
   size_t initial_connections; /**< capacity hint (0: small) */
   uint32_t profile;           /**< CDNA profile to start with (NG_PROFILE_*) */
   const ng_cdna *cdna;        /**< if set, the starting CDNA (validated; copied) */
+  /** Dimension scales to start with, per space (0: keep the CDNA's, 1.0 by
+   *  default), written into the starting CDNA's dimension_scales. */
+  float scales[NG_SPACES];
 } ng_config;
 
 /** Create a runtime with a reference count of 1. `cfg` may be NULL. */
@@ -614,6 +646,7 @@ typedef struct ng_stats {
   size_t token_slots_retired; /**< token slots never to be reused */
   size_t connection_slots_free;
   size_t connection_slots_retired;
+  size_t placed[NG_SPACES]; /**< tokens placed in each space */
 } ng_stats;
 /** Fill *out with the runtime's current figures (one consistent snapshot,
  *  under the read lock). NG_EINVAL for a NULL rt or out. */
@@ -628,16 +661,58 @@ NG_API uint64_t ng_runtime_now(ng_runtime *rt);
 /** @{ */
 
 /**
- * Store a new token. `init` may be NULL (ng_token_init defaults). Every field
- * of `init` is honoured except the local-id bits (assigned) and the entity
- * copy in the id (synchronised with the flags); timestamp 0 becomes now.
- * Checks: weight finite and within 0..100; with STRICT_MODE also the CDNA's
- * token weight, field radius and field strength limits.
+ * Store a new token, placed in the spaces of the mask `spaces` (bit s for
+ * space s: NG_TF_COORDS(s) values, NG_TF_COORDS_ALL for all eight; 0 for a
+ * token placed nowhere, stored, listed and connectable, found by no query)
+ * at init's raw coordinates there (ng_coords_encode gives them from a
+ * position); its coordinates in the other spaces are stored as 0. `init` may
+ * be NULL (ng_token_init defaults). Every other field of `init` is honoured
+ * except the local-id bits (assigned) and the entity copy in the id
+ * (synchronised with the flags); timestamp 0 becomes now. Checks: spaces
+ * within NG_TF_COORDS_ALL; weight finite and within 0..100; with STRICT_MODE
+ * also the CDNA's token weight, field radius and field strength limits.
  * *out_id (may be NULL) gets the new id.
  * Fails with NG_EINVAL, NG_ELIMIT (NG_TOKEN_SLOT_MAX tokens alive, or every
  * slot live or retired), NG_ENOMEM.
  */
-NG_API ng_status ng_token_create(ng_runtime *rt, const ng_token *init, ng_id *out_id);
+NG_API ng_status ng_token_create(ng_runtime *rt, const ng_token *init, unsigned spaces,
+                                 ng_id *out_id);
+/**
+ * Place token `id` in `space` at xyz (the space's units), or move it there if
+ * it is placed already: the same as an ng_token_update of NG_TF_COORDS(space)
+ * with the encoded values. A coordinate that does not fit is NG_EINVAL (the
+ * last error names the space, the axis and the value) and changes nothing.
+ * NG_ENOTFOUND, NG_EINVAL, NG_ENOMEM.
+ */
+NG_API ng_status ng_token_place(ng_runtime *rt, ng_id id, int space, const double xyz[3]);
+/** Take token `id` out of `space` (its raw coordinates there become 0); NG_OK
+ *  and nothing changes if it is not placed there. NG_ENOTFOUND, NG_EINVAL. */
+NG_API ng_status ng_token_unplace(ng_runtime *rt, ng_id id, int space);
+/** Token `id`'s position in `space` (its units) into xyz. NG_ENOTFOUND if
+ *  there is no such token or it is not placed in `space` (the last error
+ *  says which); NG_EINVAL. */
+NG_API ng_status ng_token_position(ng_runtime *rt, ng_id id, int space, double xyz[3]);
+/** The spaces token `id` is placed in, as a bit mask (bit s: space s) into
+ *  *spaces. NG_ENOTFOUND, NG_EINVAL. */
+NG_API ng_status ng_token_spaces(ng_runtime *rt, ng_id id, unsigned *spaces);
+/**
+ * Encode n points, xyz[0 .. 3n) (x, y, z each; `space`'s units in rt), into
+ * raw[0 .. 3n), for records given to ng_token_create / ng_token_update /
+ * ng_token_update_batch, under one read lock; the rule of every store call:
+ * a value that does not fit the space's range is NG_EINVAL (the last error
+ * names the point when n > 1, the axis, the space and the value, e.g.
+ * "point 3: y of L1 must be within -327.68..327.67, got 400") and raw is
+ * untouched. Raw values are in the units of the moment: a record encoded
+ * before a change of the space's dimension scale is read in the new units,
+ * so change scales while no other thread encodes. n == 0 is NG_OK.
+ */
+NG_API ng_status ng_coords_encode(ng_runtime *rt, int space, const double *xyz, size_t n,
+                                  int16_t *raw);
+/** Decode n raw points, raw[0 .. 3n), of `space` into xyz[0 .. 3n) in rt's
+ *  units (exactly as ng_token_position reads them). NG_EINVAL for a bad space
+ *  or a NULL array with n > 0. */
+NG_API ng_status ng_coords_decode(ng_runtime *rt, int space, const int16_t *raw, size_t n,
+                                  double *xyz);
 /**
  * Copy token `id` into *out. NG_ENOTFOUND if there is none (*out untouched).
  * Takes no lock while no thread is writing to the runtime: it reads
@@ -659,7 +734,10 @@ NG_API ng_status ng_token_get_batch(ng_runtime *rt, const ng_id *ids, size_t n, 
                                     size_t *found);
 /**
  * Write the fields of `values` selected by `fields` (NG_TF_*) into token `id`,
- * atomically, with the checks of ng_token_create. Moves in the grid follow.
+ * atomically, with the checks of ng_token_create. Coordinates are raw
+ * (ng_coords_encode); writing a space's coordinates places the token there,
+ * NG_TF_UNPLACE(space) takes it out (both for one space: NG_EINVAL). Moves in
+ * the grid follow.
  * NG_ENOTFOUND, NG_EINVAL (including unknown field bits), NG_ENOMEM.
  */
 NG_API ng_status ng_token_update(ng_runtime *rt, ng_id id, const ng_token *values, uint32_t fields);
@@ -796,11 +874,14 @@ typedef struct ng_hits {
 NG_API void ng_hits_free(ng_runtime *rt, ng_hits *hits);
 
 /*
- * All queries: results ordered by distance, ties by ascending id; `limit` 0
+ * All queries see only the tokens placed in their space, and take and give
+ * coordinates and distances in the space's units (dimension scale applied).
+ * Results ordered by distance, ties by ascending id; `limit` 0
  * means no limit, otherwise only the first `limit` results are kept. A radius
  * must be finite and >= 0 (NG_EINVAL otherwise); a bad space is NG_EINVAL.
  *
- * Distances: each coordinate is decoded to a float as ng_coord_decode does,
+ * Distances: each coordinate is decoded to a float (at dimension scale 1.0
+ * exactly as ng_coord_decode does),
  * the Euclidean distance over those floats is computed in double precision
  * and rounded to the nearest float, which is ng_hit.distance. A radius query
  * keeps a token iff that float distance <= radius: inclusion and the reported
@@ -813,7 +894,7 @@ NG_API void ng_hits_free(ng_runtime *rt, ng_hits *hits);
 NG_API ng_status ng_grid_range(ng_runtime *rt, int space, const float center[3], float radius,
                                size_t limit, ng_hits *out);
 /** Tokens within `radius` of token `id` in `space`, excluding `id` itself.
- *  NG_ENOTFOUND if `id` does not exist. */
+ *  NG_ENOTFOUND if `id` does not exist or is not placed in `space`. */
 NG_API ng_status ng_grid_neighbors(ng_runtime *rt, ng_id id, int space, float radius, size_t limit,
                                    ng_hits *out);
 /** The k tokens nearest to `center` in `space` (fewer if the store has fewer). */
@@ -826,10 +907,12 @@ NG_API ng_status ng_grid_box(ng_runtime *rt, int space, const float lo[3], const
 
 /** Grid figures for one space. */
 typedef struct ng_space_info {
-  size_t count;       /**< tokens indexed (every live token) */
+  size_t count;       /**< tokens indexed (the tokens placed in the space) */
   size_t cells;       /**< non-empty cells */
   float cell_size;    /**< the CDNA's nominal bucket size (decoded units) */
   float lo[3], hi[3]; /**< true bounds of the indexed points; all 0 when empty */
+  double step;        /**< the space's unit: one raw step, in decoded units */
+  double min, max;    /**< the range a coordinate may take */
 } ng_space_info;
 /** Fill *out with the figures of `space`'s index (brings a built index up to
  *  date first; an unbuilt one is not built for this). NG_EINVAL for a bad
@@ -848,7 +931,12 @@ NG_API ng_status ng_cdna_get(ng_runtime *rt, ng_cdna *out);
  * now and the checksum recomputed before validation, so callers need not
  * maintain them. Everything else is validated (ng_cdna_validate); on failure
  * NG_EINVAL with the reason and nothing changes. Tightened limits apply to
- * later writes; existing records stay.
+ * later writes; existing records stay. A changed dimension scale re-encodes
+ * the coordinates of every token placed in that space (each position decoded
+ * in the old units, encoded in the new: whole steps of the new unit stay
+ * exact, the rest truncates), all or nothing: if one coordinate does not fit
+ * the new range, NG_EINVAL names the first such token and space and nothing
+ * changes. NG_ENOMEM.
  */
 NG_API ng_status ng_cdna_set(ng_runtime *rt, const ng_cdna *c);
 /** Apply `profile`'s preset to the current CDNA: profile_id and only the

@@ -29,7 +29,8 @@ function helpers.raises(text, fn, ...)
 end
 
 --- The stand-alone Lua the specs run on (ctest passes it in NG_LUA_EXE), for child processes.
-helpers.lua = os.getenv("NG_LUA_EXE") or "lua5.4"
+-- By hand (`luajit /usr/bin/busted spec`): the interpreter running busted.
+helpers.lua = os.getenv("NG_LUA_EXE") or (arg and arg[-1]) or "lua5.4"
 --- Lua 5.4 only: <close>, ngrun (a 5.4 host); 5.3+: integers and bitwise operators.
 helpers.lua54 = _VERSION == "Lua 5.4"
 helpers.unpack = table.unpack or rawget(_G, "unpack") -- 5.1 and LuaJIT: a global
@@ -136,6 +137,26 @@ end
 local source = os.getenv("NG_SOURCE_DIR") or "."
 function helpers.source(path)
   return source .. "/" .. path
+end
+
+--- A new empty directory (remove it with helpers.rmdir).
+function helpers.tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  assert(os.execute("mkdir " .. d))
+  return d
+end
+
+function helpers.rmdir(d)
+  os.execute("rm -rf " .. d)
+end
+
+--- A whole file's bytes.
+function helpers.read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
 end
 
 --- Runs a shell command; returns stdout, exit code.

@@ -99,7 +99,7 @@ static inline ng_id ngt_token_at(ng_runtime *rt, float x, float y, float z) {
   ng_token_init(&t);
   ng_token_set_coords(&t, NG_L1, x, y, z);
   ng_id id = 0;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
   return id;
 }
 

@@ -120,7 +120,7 @@ static ng_status step_create(ctx *c, int i) {
   ng_token_set_coords(&t, NG_L8, f / 20.0f, 0.1f, -f / 40.0f);
   ng_token_set_entity(&t, (unsigned)(i % 16));
   t.weight = f / 4.0f;
-  return ng_token_create(c->rt, &t, &c->ids[i]);
+  return ng_token_create(c->rt, &t, NG_TF_COORDS_ALL, &c->ids[i]);
 }
 
 static ng_status step_connect(ctx *c, int i) {
@@ -328,7 +328,7 @@ static ng_runtime *move_store(ngt_alloc *fa, ng_id *mover) {
       for (int a = 0; a < 3; a++)
         t.coords[s][a] = (int16_t)((i * (7 + a) + s) % 13);
     ng_id id = 0;
-    CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+    CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
     if (i == 20) *mover = id;
   }
   CHECK(grid_matches_table(rt, fa)); /* builds every index */

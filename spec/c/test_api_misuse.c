@@ -68,7 +68,7 @@ static ng_runtime *fixture_with(ng_alloc_fn alloc, void *alloc_ud) {
     ng_token_set_coords(&t, NG_L1, pos[i][0], pos[i][1], pos[i][2]);
     t.weight = w[i];
     ng_token_set_entity(&t, (unsigned)(i + 1));
-    if (ng_token_create(rt, &t, &tok[i]) != NG_OK) return NULL;
+    if (ng_token_create(rt, &t, NG_TF_COORDS_ALL, &tok[i]) != NG_OK) return NULL;
   }
   type_cause = (unsigned)ng_conn_type_from_name("Cause");
   ng_connection c;
@@ -423,7 +423,7 @@ static void test_null_runtime(void) {
   CHECK(ng_last_error(NULL) != NULL);
 
   CHECK_FAIL_NORT(ng_runtime_stats(NULL, &st), NG_EINVAL, "ng_runtime_stats");
-  CHECK_FAIL_NORT(ng_token_create(NULL, &t, &id), NG_EINVAL, "ng_token_create");
+  CHECK_FAIL_NORT(ng_token_create(NULL, &t, NG_TF_COORDS_ALL, &id), NG_EINVAL, "ng_token_create");
   CHECK_FAIL_NORT(ng_token_get(NULL, 1, &t), NG_EINVAL, "ng_token_get");
   CHECK_FAIL_NORT(ng_token_update(NULL, 1, &t, NG_TF_WEIGHT), NG_EINVAL, "ng_token_update");
   CHECK_FAIL_NORT(ng_token_delete(NULL, 1, &n), NG_EINVAL, "ng_token_delete");
@@ -530,7 +530,7 @@ static void test_null_outputs(void) {
   CHECK_STATUS(ng_connection_create(rt, tok[0], tok[2], &c, NULL), NG_OK);
   CHECK_EQ_INT(ng_connection_count(rt), before + 1);
   size_t tokens_before = ng_token_count(rt);
-  CHECK_STATUS(ng_token_create(rt, &t, NULL), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, NULL), NG_OK);
   CHECK_EQ_INT(ng_token_count(rt), tokens_before + 1);
   ng_token batch[3];
   CHECK_STATUS(ng_token_get_batch(rt, tok, 3, batch, NULL), NG_OK);
@@ -540,7 +540,7 @@ static void test_null_outputs(void) {
   CHECK_STATUS(ng_cdna_validate(&cd, NULL, 0), NG_OK);
   cd.magic = 0;
   CHECK_STATUS(ng_cdna_validate(&cd, NULL, 64), NG_ECORRUPT);
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
   CHECK_STATUS(ng_token_delete(rt, id, NULL), NG_OK);
   CHECK_STATUS(ng_token_clear(rt, NULL, NULL), NG_OK);
   CHECK_EQ_INT(ng_token_count(rt), 0);
@@ -643,7 +643,7 @@ static void test_bad_floats(void) {
     if (weight_ok) {
       CHECK_STATUS(ng_token_update(rt, tok[0], &t, NG_TF_WEIGHT), NG_OK);
     } else {
-      CHECK_FAIL(rt, ng_token_create(rt, &t, &id), NG_EINVAL, "ng_token_create", "weight");
+      CHECK_FAIL(rt, ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_EINVAL, "ng_token_create", "weight");
       CHECK_FAIL(rt, ng_token_update(rt, tok[0], &t, NG_TF_WEIGHT), NG_EINVAL, "ng_token_update",
                  "weight");
       /* a bad field that is not selected is not looked at */
@@ -716,7 +716,7 @@ static void test_bad_floats(void) {
   ng_token t;
   ng_token_init(&t);
   t.weight = nextafterf(100.0f, 200.0f);
-  CHECK_FAIL(rt, ng_token_create(rt, &t, &id), NG_EINVAL, "ng_token_create", "weight");
+  CHECK_FAIL(rt, ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_EINVAL, "ng_token_create", "weight");
   ng_connection c;
   ng_connection_init(&c);
   c.preferred_distance = nextafterf(0.01f, 0.0f);
@@ -732,7 +732,7 @@ static void test_bad_masks_and_enums(void) {
   if (!rt) return;
   ng_token t;
   CHECK_STATUS(ng_token_get(rt, tok[0], &t), NG_OK);
-  const uint32_t bad_tf[] = {NG_TF_ALL + 1u, 0x10000u, 0x80000000u, 0xFFFFFFFFu};
+  const uint32_t bad_tf[] = {NG_TF_ALL + 1u, 0x1000000u, 0x80000000u, 0xFFFFFFFFu};
   for (size_t i = 0; i < sizeof bad_tf / sizeof bad_tf[0]; i++)
     CHECK_FAIL(rt, ng_token_update(rt, tok[0], &t, bad_tf[i]), NG_EINVAL, "ng_token_update",
                "field");
@@ -1232,7 +1232,7 @@ static void attack_from_callback(inside *in) {
   if (in->snap) CHECK_STATUS(ng_snapshot_save(rt, in->snap), NG_OK);
   /* writes */
   ng_token_init(&t);
-  CHECK_FAIL(rt, ng_token_create(rt, &t, &id), NG_EBUSY, "ng_token_create", NULL);
+  CHECK_FAIL(rt, ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_EBUSY, "ng_token_create", NULL);
   CHECK_STATUS(ng_token_get(rt, tok[0], &t), NG_OK);
   t.weight = 3.0f;
   CHECK_FAIL(rt, ng_token_update(rt, tok[0], &t, NG_TF_WEIGHT), NG_EBUSY, "ng_token_update", NULL);
@@ -1288,7 +1288,7 @@ static void test_callbacks(void) {
   ng_token t;
   ng_token_init(&t);
   ng_id id = 0;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
   /* the snapshot taken inside the callback is the store as it was */
   ng_runtime *loaded = NULL;
   CHECK_STATUS(ng_snapshot_load(snap, NULL, &loaded), NG_OK);
@@ -1346,7 +1346,7 @@ static void test_use_after_clear(void) {
   CHECK_EQ_INT(gi.count, 0);
   CHECK(gi.lo[0] == 0.0f && gi.hi[2] == 0.0f);
   /* ids are never reused */
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
   CHECK(id > tok[2]);
   CHECK_FAIL(rt, ng_token_get(rt, tok[0], &t), NG_ENOTFOUND, "ng_token_get", NULL);
   ng_hits_free(rt, &hits);
@@ -1433,25 +1433,25 @@ static void test_limits(void) {
   ng_token_init(&t);
   t.field_radius = 15;
   t.weight = 70.0f;
-  CHECK_FAIL(rt, ng_token_create(rt, &t, &id), NG_EINVAL, "ng_token_create", "weight");
+  CHECK_FAIL(rt, ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_EINVAL, "ng_token_create", "weight");
   CHECK_FAIL(rt, ng_token_update(rt, tok[0], &t, NG_TF_WEIGHT), NG_EINVAL, "ng_token_update",
              "weight");
   t.weight = 0.5f;
-  CHECK_FAIL(rt, ng_token_create(rt, &t, &id), NG_EINVAL, "ng_token_create", "weight");
+  CHECK_FAIL(rt, ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_EINVAL, "ng_token_create", "weight");
   t.weight = 5.0f;
   t.field_radius = 21;
-  CHECK_FAIL(rt, ng_token_create(rt, &t, &id), NG_EINVAL, "ng_token_create", "radius");
+  CHECK_FAIL(rt, ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_EINVAL, "ng_token_create", "radius");
   CHECK_FAIL(rt, ng_token_update(rt, tok[0], &t, NG_TF_FIELD_RADIUS), NG_EINVAL, "ng_token_update",
              "radius");
   t.field_radius = 9;
-  CHECK_FAIL(rt, ng_token_create(rt, &t, &id), NG_EINVAL, "ng_token_create", "radius");
+  CHECK_FAIL(rt, ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_EINVAL, "ng_token_create", "radius");
   t.field_radius = 15;
   t.field_strength = 101;
-  CHECK_FAIL(rt, ng_token_create(rt, &t, &id), NG_EINVAL, "ng_token_create", "strength");
+  CHECK_FAIL(rt, ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_EINVAL, "ng_token_create", "strength");
   CHECK_FAIL(rt, ng_token_update(rt, tok[0], &t, NG_TF_FIELD_STRENGTH), NG_EINVAL,
              "ng_token_update", "strength");
   t.field_strength = 100;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
   CHECK_STATUS(ng_token_delete(rt, id, NULL), NG_OK);
   const ng_id deleted = id;
 
@@ -1503,13 +1503,13 @@ static void test_limits(void) {
    * generation 1 (no fresh slot is left), then the failure changes nothing */
   ngi_tokens_skip_slots(rt, NG_TOKEN_SLOT_MAX);
   ng_token_init(&t);
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
   CHECK_EQ_INT(id, NG_TOKEN_SLOT_MAX);
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
   CHECK(id == ((ng_id)1 << NG_TOKEN_SLOT_BITS | NG_TOKEN_SLOT(deleted)));
   CHECK_FAIL(rt, ng_token_get(rt, deleted, &t), NG_ENOTFOUND, "ng_token_get", NULL);
   ng_token_init(&t);
-  CHECK_FAIL(rt, ng_token_create(rt, &t, &id), NG_ELIMIT, "ng_token_create", NULL);
+  CHECK_FAIL(rt, ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_ELIMIT, "ng_token_create", NULL);
   CHECK_STATUS(ng_token_get(rt, NG_TOKEN_SLOT_MAX, &t), NG_OK);
   CHECK_EQ_INT(NG_ID_LOCAL(t.id), NG_TOKEN_SLOT_MAX);
   ngi_conns_skip_slots(rt, NG_CONNECTION_SLOT_MAX);
@@ -1541,7 +1541,7 @@ static void test_composite_ids_in_records(void) {
   ng_token_set_entity(&t, NG_ENTITY_GOAL);
   t.id = 0xFFFFFFFFu; /* local bits are assigned, the entity copy follows the flags */
   ng_id id = 0;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
   CHECK_STATUS(ng_token_get(rt, id, &t), NG_OK);
   CHECK_EQ_INT(NG_ID_LOCAL(t.id), id);
   CHECK_EQ_INT(NG_ID_ENTITY(t.id), NG_ENTITY_GOAL);
@@ -1745,14 +1745,14 @@ static bool nest_cb(const ng_token *t, ng_id id, void *ud) {
   ng_token tk;
   ng_token_init(&tk);
   ng_id nid = 0;
-  if (d == 15) nest.spare_write_16 = (int)ng_token_create(nest.spare, &tk, &nid);
+  if (d == 15) nest.spare_write_16 = (int)ng_token_create(nest.spare, &tk, NG_TF_COORDS_ALL, &nid);
   if (d + 1 < NEST) {
     ng_token_each(nest.rts[d + 1], nest_cb, (void *)(intptr_t)(d + 1));
     return false;
   }
   nest.read_deepest = (int)ng_token_get(nest.rts[d], id, &tk);
-  nest.deepest_write = (int)ng_token_create(nest.rts[d], &tk, &nid);
-  nest.spare_write_max = (int)ng_token_create(nest.spare, &tk, &nid);
+  nest.deepest_write = (int)ng_token_create(nest.rts[d], &tk, NG_TF_COORDS_ALL, &nid);
+  nest.spare_write_max = (int)ng_token_create(nest.spare, &tk, NG_TF_COORDS_ALL, &nid);
   return false;
 }
 
@@ -1775,7 +1775,7 @@ static void test_nested_runtimes(void) {
     ng_token t;
     ng_token_init(&t);
     ng_id id = 0;
-    if (nest.rts[i]) CHECK_STATUS(ng_token_create(nest.rts[i], &t, &id), NG_OK);
+    if (nest.rts[i]) CHECK_STATUS(ng_token_create(nest.rts[i], &t, NG_TF_COORDS_ALL, &id), NG_OK);
   }
   pthread_t th;
   CHECK(pthread_create(&th, NULL, nest_thread, NULL) == 0);
@@ -1801,7 +1801,7 @@ static void test_nested_runtimes(void) {
   ng_token tk;
   ng_token_init(&tk);
   ng_id nid = 0;
-  CHECK_STATUS(ng_token_create(nest.spare, &tk, &nid), NG_OK);
+  CHECK_STATUS(ng_token_create(nest.spare, &tk, NG_TF_COORDS_ALL, &nid), NG_OK);
   ng_runtime_release(nest.spare);
   for (int i = 0; i < NEST; i++) {
     CHECK_EQ_INT(ng_token_count(nest.rts[i]), 1);
@@ -1900,7 +1900,7 @@ static void test_clock_extremes(void) {
   ng_token t;
   ng_token_init(&t);
   ng_id id = 0;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
   CHECK_STATUS(ng_token_get(rt, id, &t), NG_OK);
   CHECK_EQ_INT(t.timestamp, UINT32_MAX);
   CHECK_STATUS(ng_cdna_set_profile(rt, NG_PROFILE_ANALYST), NG_OK);
@@ -1918,7 +1918,7 @@ static bool other_rt_cb(const ng_token *t, ng_id id, void *ud) {
   ng_token nt;
   ng_token_init(&nt);
   ng_id nid = 0;
-  CHECK_STATUS(ng_token_create(other, &nt, &nid), NG_OK);
+  CHECK_STATUS(ng_token_create(other, &nt, NG_TF_COORDS_ALL, &nid), NG_OK);
   return true;
 }
 
@@ -2044,7 +2044,7 @@ static void test_random_misuse(void) {
       t.flags = (uint16_t)rnd(65536);
       t.field_radius = (uint8_t)rnd(256);
       t.id = rnd(2) ? 0 : (uint32_t)rnd(0xFFFFFFFFu);
-      st = ng_token_create(rt, &t, &id);
+      st = ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id);
       break;
     case 2:
       t.weight = rnd_float(0, 100);

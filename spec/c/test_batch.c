@@ -30,7 +30,7 @@ static ng_runtime *make_store(ngt_alloc *a, size_t n, uint64_t seed, size_t hole
         t.coords[s][k] = rcoord(&seed, 2000);
     t.weight = (float)(ngt_rnd(&seed) % 100);
     ng_id id;
-    if (ng_token_create(rt, &t, &id) != NG_OK) {
+    if (ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id) != NG_OK) {
       ng_runtime_release(rt);
       return NULL;
     }
@@ -205,8 +205,8 @@ static void test_empty_and_args(void) {
   CHECK_CONTAINS(ng_last_error(rt), "ids must not be NULL");
   CHECK_STATUS(ng_token_update_batch(rt, ids, NULL, 2, NG_TF_WEIGHT), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "values must not be NULL");
-  CHECK_STATUS(ng_token_update_batch(rt, ids, v, 2, NG_TF_WEIGHT | 0x10000u), NG_EINVAL);
-  CHECK_CONTAINS(ng_last_error(rt), "unknown field bits 0x10000");
+  CHECK_STATUS(ng_token_update_batch(rt, ids, v, 2, NG_TF_WEIGHT | 0x1000000u), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "unknown field bits 0x1000000");
   state s1 = capture(rt, &a);
   CHECK(same(&s0, &s1));
   drop(&s0);
@@ -481,7 +481,7 @@ static void test_threads(void) {
     ng_token_set_coords(&t, NG_L1, (float)rcoord(&seed, 20), (float)rcoord(&seed, 20),
                         (float)rcoord(&seed, 20));
     ng_id id;
-    ng_token_create(rt, &t, &id);
+    ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id);
   }
   shared sh = {.rt = rt};
   atomic_init(&sh.stop, 0);

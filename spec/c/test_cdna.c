@@ -363,6 +363,8 @@ static void test_validate_per_space_failures(void) {
   EXPECT_INVALID(NG_EINVAL, "dimension_scales[1]", c->dimension_scales[1] = -1.0f);
   EXPECT_INVALID(NG_EINVAL, "dimension_scales[7]", c->dimension_scales[7] = NAN);
   EXPECT_INVALID(NG_EINVAL, "dimension_scales[4]", c->dimension_scales[4] = INFINITY);
+  EXPECT_INVALID(NG_EINVAL, "dimension_scales[3] (scale of L4) must be within", c->dimension_scales[3] = 1e-7f);
+  EXPECT_INVALID(NG_EINVAL, "dimension_scales[5] (scale of L6) must be within", c->dimension_scales[5] = 2e6f);
   EXPECT_INVALID(NG_EINVAL, "bucket_sizes[0]", c->bucket_sizes[0] = 0.0f);
   EXPECT_INVALID(NG_EINVAL, "bucket_sizes[3]", c->bucket_sizes[3] = -10.0f);
   EXPECT_INVALID(NG_EINVAL, "bucket_sizes[6]", c->bucket_sizes[6] = NAN);
@@ -433,7 +435,7 @@ static void test_validate_message_text(void) {
   c.dimension_scales[2] = -1.0f;
   c.checksum = ng_cdna_checksum(&c);
   CHECK_STATUS(ng_cdna_validate(&c, why, sizeof why), NG_EINVAL);
-  CHECK_CONTAINS(why, "dimension_scales[2] (-1)");
+  CHECK_STR(why, "dimension_scales[2] (scale of L3) must be within 0.000001..1000000, got -1");
 }
 
 static void test_validate_why_buffers(void) {

@@ -24,7 +24,7 @@ static ng_runtime *new_rt(void) {
 static void make_tokens(ng_runtime *rt, int n) {
   for (int i = 0; i < n; i++) {
     ng_id id = 0;
-    CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_OK);
+    CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &id), NG_OK);
   }
 }
 
@@ -220,7 +220,7 @@ static void test_unknown_endpoints(void) {
   CHECK_CONTAINS(ng_last_error(rt), msg);
   /* A deleted token is no endpoint. */
   ng_id t3 = 0;
-  CHECK_STATUS(ng_token_create(rt, NULL, &t3), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &t3), NG_OK);
   CHECK_STATUS(ng_token_delete(rt, t3, NULL), NG_OK);
   ng_connection_init(&c);
   CHECK_STATUS(ng_connection_create(rt, 1, t3, &c, &id), NG_EINVAL);
@@ -754,7 +754,7 @@ static void test_token_delete(void) {
   CHECK_STATUS(ng_token_connections(rt, 1, NG_BOTH, ids, 8, &n), NG_ENOTFOUND);
   /* A token without connections removes none. */
   ng_id lone = 0;
-  CHECK_STATUS(ng_token_create(rt, NULL, &lone), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &lone), NG_OK);
   CHECK_STATUS(ng_token_delete(rt, lone, &removed), NG_OK);
   CHECK_EQ_INT(removed, 0);
   CHECK_STATUS(ng_token_delete(rt, 3, &removed), NG_OK);
@@ -781,8 +781,8 @@ static void test_clear_and_ids(void) {
   ng_id next = 0;
   CHECK_STATUS(ng_connection_next(rt, 0, &next), NG_ENOTFOUND);
   ng_id t1 = 0, t2 = 0;
-  CHECK_STATUS(ng_token_create(rt, NULL, &t1), NG_OK);
-  CHECK_STATUS(ng_token_create(rt, NULL, &t2), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &t1), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &t2), NG_OK);
   ng_id fresh = link(rt, t1, t2);
   CHECK_EQ_INT(fresh, last + 1);
   /* The old endpoints' adjacency is gone too: the same triple is free. */

@@ -42,7 +42,7 @@ static ng_id mk_raw(ng_runtime *rt, int space, int16_t x, int16_t y, int16_t z) 
   t.coords[space][1] = y;
   t.coords[space][2] = z;
   ng_id id = 0;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
   return id;
 }
 
@@ -52,7 +52,7 @@ static ng_id mk(ng_runtime *rt, int space, float x, float y, float z) {
   ng_token_init(&t);
   ng_token_set_coords(&t, space, x, y, z);
   ng_id id = 0;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
   return id;
 }
 
@@ -938,7 +938,7 @@ static void test_property(void) {
         ng_token t;
         rnd_token(&p, &t, clusters);
         ng_id id;
-        CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+        CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
         live[nlive++] = id;
       } else if (r < 8) {
         ng_token t;
@@ -1040,7 +1040,7 @@ static void test_alloc_failures(void) {
         t.coords[s][a] = (int16_t)((int32_t)prng_below(&p, 65536) - 32768);
     ng_id id = 0;
     ngt_alloc_arm(&f, budget, 0);
-    ng_status st = ng_token_create(rt, &t, &id);
+    ng_status st = ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id);
     ngt_alloc_arm(&f, budget, 0);
     ng_status st2 = ng_token_update(rt, 1 + (uint32_t)(i % 40), &t, NG_TF_COORDS_ALL);
     ngt_alloc_arm(&f, -1, 0);
@@ -1176,11 +1176,11 @@ static void test_internal_contract(void) {
   CHECK(h.count == before.count && memcmp(h.items, before.items, h.count * sizeof(ng_hit)) == 0);
 
   ngi_grid *g = NULL;
-  CHECK_STATUS(ngi_grid_new(rt, 8, 1.0f, &g), NG_EINVAL);
-  CHECK_STATUS(ngi_grid_new(rt, NG_L1, NAN, &g), NG_EINVAL);
-  CHECK_STATUS(ngi_grid_new(rt, NG_L1, -1.0f, &g), NG_EINVAL);
+  CHECK_STATUS(ngi_grid_new(rt, 8, 1.0f, &rt->units[NG_L1], &g), NG_EINVAL);
+  CHECK_STATUS(ngi_grid_new(rt, NG_L1, NAN, &rt->units[NG_L1], &g), NG_EINVAL);
+  CHECK_STATUS(ngi_grid_new(rt, NG_L1, -1.0f, &rt->units[NG_L1], &g), NG_EINVAL);
   ngt_alloc_arm(&f, 0, 0);
-  CHECK_STATUS(ngi_grid_new(rt, NG_L1, 1.0f, &g), NG_ENOMEM);
+  CHECK_STATUS(ngi_grid_new(rt, NG_L1, 1.0f, &rt->units[NG_L1], &g), NG_ENOMEM);
   ngt_alloc_arm(&f, -1, 0);
   CHECK(g == NULL);
   ngi_grid_destroy(rt, NULL);
@@ -1509,7 +1509,7 @@ static void test_concurrent_lazy_build(void) {
       for (int a = 0; a < 3; a++)
         t.coords[s][a] = (int16_t)((int32_t)prng_below(&p, 65536) - 32768);
     ng_id id;
-    CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+    CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
   }
   enum { T = 4 };
   lazy_worker w[T];

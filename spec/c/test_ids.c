@@ -52,7 +52,7 @@ static void test_token_churn(void) {
     ng_id *slot = &ring[i % ALIVE];
     if (*slot && ng_token_delete(rt, *slot, NULL) != NG_OK) failed++;
     ng_id id = 0;
-    if (ng_token_create(rt, NULL, &id) != NG_OK) {
+    if (ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &id) != NG_OK) {
       failed++;
       *slot = 0;
       continue;
@@ -260,7 +260,7 @@ static size_t script(ng_runtime *rt, uint64_t seed, int steps, ng_id *ids) {
     uint32_t r = ngt_rnd(&seed) % 10;
     ng_id id = 0;
     if (r < 5 || nlive < 3) {
-      if (nlive < 4096 && ng_token_create(rt, NULL, &id) == NG_OK) live[nlive++] = ids[n++] = id;
+      if (nlive < 4096 && ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &id) == NG_OK) live[nlive++] = ids[n++] = id;
     } else if (r < 8) {
       size_t k = ngt_rnd(&seed) % nlive;
       CHECK_STATUS(ng_token_delete(rt, live[k], NULL), NG_OK);
@@ -367,7 +367,7 @@ static void test_live_limit(void) {
   ng_id last = 0, id = 0, some = 0;
   int made = 0;
   ng_status st;
-  while ((st = ng_token_create(rt, NULL, &id)) == NG_OK) {
+  while ((st = ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &id)) == NG_OK) {
     CHECK(id > last);
     last = id;
     if (made++ == 40) some = id;
@@ -380,13 +380,13 @@ static void test_live_limit(void) {
   CHECK_EQ_INT(s.token_slots_retired, NG_TOKEN_SLOT_MAX - 100);
   CHECK(s.next_token_id == 0); /* none left */
   CHECK_STATUS(ng_token_delete(rt, some, NULL), NG_OK);
-  CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &id), NG_OK);
   CHECK(id == ((ng_id)1 << NG_TOKEN_SLOT_BITS | NG_TOKEN_SLOT(some)));
   CHECK(id > last);
   ng_token t;
   CHECK_STATUS(ng_token_get(rt, some, &t), NG_ENOTFOUND);
   CHECK_STATUS(ng_token_get(rt, id, &t), NG_OK);
-  CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_ELIMIT);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &id), NG_ELIMIT);
   CHECK_EQ_INT(ng_token_count(rt), 100);
   ng_runtime_release(rt);
 }

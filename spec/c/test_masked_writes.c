@@ -50,7 +50,7 @@ static void test_token_entity_and_other_fields(void) {
   ng_token_init(&t);
   t.flags = 0x2005;
   ng_id id = 0;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
 
   writer w[2] = {{.rt = rt, .id = id, .which = 0}, {.rt = rt, .id = id, .which = 1}};
   pthread_t th[2];
@@ -98,8 +98,8 @@ static void test_connection_flag_bits(void) {
   ng_runtime *rt = NULL;
   CHECK_STATUS(ng_runtime_new(NULL, &rt), NG_OK);
   ng_id a = 0, b = 0, id = 0;
-  CHECK_STATUS(ng_token_create(rt, NULL, &a), NG_OK);
-  CHECK_STATUS(ng_token_create(rt, NULL, &b), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &a), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &b), NG_OK);
   ng_connection c;
   ng_connection_init(&c);
   c.flags = NG_CONN_ACTIVE | NG_CONN_PERSISTENT; /* owned by neither thread */
@@ -129,8 +129,8 @@ static void test_selectors(void) {
   ng_runtime *rt = NULL;
   CHECK_STATUS(ng_runtime_new(NULL, &rt), NG_OK);
   ng_id a = 0, b = 0, id = 0;
-  CHECK_STATUS(ng_token_create(rt, NULL, &a), NG_OK);
-  CHECK_STATUS(ng_token_create(rt, NULL, &b), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &a), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &b), NG_OK);
   ng_connection c, v;
   ng_connection_init(&c);
   c.flags = 0x03;

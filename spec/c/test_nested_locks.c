@@ -32,7 +32,7 @@ static void *writer(void *arg) {
   pthread_mutex_unlock(&mu);
   /* Queues behind the reader's hold; a writer-preferring lock then stops new readers. */
   ng_id id;
-  writer_status = ng_token_create(rts[TARGET], NULL, &id);
+  writer_status = ng_token_create(rts[TARGET], NULL, NG_TF_COORDS_ALL, &id);
   return NULL;
 }
 
@@ -67,12 +67,12 @@ static void innermost(void) {
   ok = 1;
   for (int k = 0; k < RUNTIMES; k++) {
     ng_id id;
-    if (ng_token_create(rts[k], NULL, &id) != NG_EBUSY) ok = 0;
+    if (ng_token_create(rts[k], NULL, NG_TF_COORDS_ALL, &id) != NG_EBUSY) ok = 0;
   }
   busy_ok = ok;
 
   ng_id id;
-  spare_ok = ng_token_create(spare, NULL, &id) == NG_OK;
+  spare_ok = ng_token_create(spare, NULL, NG_TF_COORDS_ALL, &id) == NG_OK;
   int seen = 0;
   conn_each_ok = ng_connection_each(rts[TARGET], count_conn, &seen) == NG_OK && seen == 0;
 }
@@ -98,7 +98,7 @@ static void test_nested_reads_with_waiting_writer(void) {
   for (int k = 0; k < RUNTIMES; k++) {
     ng_id id;
     CHECK_STATUS(ng_runtime_new(NULL, &rts[k]), NG_OK);
-    CHECK_STATUS(ng_token_create(rts[k], NULL, &id), NG_OK);
+    CHECK_STATUS(ng_token_create(rts[k], NULL, NG_TF_COORDS_ALL, &id), NG_OK);
   }
   CHECK_STATUS(ng_runtime_new(NULL, &spare), NG_OK);
 
@@ -135,7 +135,7 @@ static void test_deep_nest_unwinds(void) {
   for (int k = 0; k < RUNTIMES; k++) {
     ng_id id;
     CHECK_STATUS(ng_runtime_new(NULL, &rts[k]), NG_OK);
-    CHECK_STATUS(ng_token_create(rts[k], NULL, &id), NG_OK);
+    CHECK_STATUS(ng_token_create(rts[k], NULL, NG_TF_COORDS_ALL, &id), NG_OK);
   }
   for (int round = 0; round < 3; round++) {
     depth_seen = 0;
@@ -143,7 +143,7 @@ static void test_deep_nest_unwinds(void) {
     CHECK_EQ_INT(depth_seen, RUNTIMES);
     for (int k = 0; k < RUNTIMES; k++) {
       ng_id id;
-      CHECK_STATUS(ng_token_create(rts[k], NULL, &id), NG_OK);
+      CHECK_STATUS(ng_token_create(rts[k], NULL, NG_TF_COORDS_ALL, &id), NG_OK);
     }
   }
   for (int k = 0; k < RUNTIMES; k++)

@@ -120,7 +120,7 @@ static unsigned long writer_run(shared *sh, double seconds) {
       ng_id id;
       uint32_t seq = atomic_load(&sh->created_hi) + 1;
       if (seq >= MAX_IDS) goto done;
-      if (ng_token_create(rt, &t, &id) != NG_OK) {
+      if (ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id) != NG_OK) {
         bad++;
         continue;
       }
@@ -216,10 +216,10 @@ static void test_records_never_move(void) {
   ng_runtime *rt;
   CHECK_STATUS(ng_runtime_new(NULL, &rt), NG_OK);
   ng_id id;
-  CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &id), NG_OK);
   const ng_token *first = ngi_tok_at(&rt->tokens, 0);
   for (int i = 0; i < 5000; i++)
-    CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_OK);
+    CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &id), NG_OK);
   CHECK(ngi_tok_at(&rt->tokens, 0) == first);
   CHECK(NG_ID_LOCAL(first->id) == 1);
   CHECK_EQ_INT(rt->tokens.cap, 8192);
@@ -245,7 +245,7 @@ static void test_writer_reads_its_writes(void) {
   CHECK_STATUS(ng_runtime_new(NULL, &rt), NG_OK);
   ng_id id;
   for (int i = 0; i < 40; i++)
-    CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_OK);
+    CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &id), NG_OK);
   CHECK_EQ_INT(atomic_load(&rt->wseq) & 1u, 0);
   CHECK_STATUS(ngi_write_lock(rt, "test"), NG_OK);
   CHECK_EQ_INT(atomic_load(&rt->wseq) & 1u, 1);

@@ -86,7 +86,7 @@ static void test_retain_release(void) {
   ng_runtime_release(rt);
   /* still alive: one reference left */
   ng_id id;
-  CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &id), NG_OK);
   CHECK_EQ_INT(ng_token_count(rt), 1);
   ng_runtime_release(rt);
   CHECK_EQ_INT(cnt.live_blocks, 0);
@@ -106,7 +106,7 @@ static void test_stats(void) {
   size_t start = st.bytes_in_use;
   ng_id ids[300];
   for (int i = 0; i < 300; i++)
-    ng_token_create(rt, NULL, &ids[i]);
+    ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &ids[i]);
   ng_connection c;
   ng_id cid;
   ng_connection_init(&c);
@@ -171,7 +171,7 @@ static void test_last_error(void) {
   CHECK_STR(ng_last_error(NULL), "ng_token_get: no token 42");
   /* a success does not clear it; a failure elsewhere replaces it */
   ng_id id;
-  CHECK_STATUS(ng_token_create(a, NULL, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(a, NULL, NG_TF_COORDS_ALL, &id), NG_OK);
   CHECK_STR(ng_last_error(a), "ng_token_get: no token 42");
   CHECK_STATUS(ng_token_get(b, 7, &t), NG_ENOTFOUND);
   CHECK_STR(ng_last_error(a), "");
@@ -245,7 +245,7 @@ static bool writer_cb(const ng_token *tok, ng_id id, void *ud) {
   cb_ctx *c = ud;
   c->calls++;
   ng_id nid = 0;
-  CHECK_STATUS(ng_token_create(c->rt, NULL, &nid), NG_EBUSY);
+  CHECK_STATUS(ng_token_create(c->rt, NULL, NG_TF_COORDS_ALL, &nid), NG_EBUSY);
   CHECK_CONTAINS(ng_last_error(c->rt), "ng_token_create");
   CHECK_STATUS(ng_token_delete(c->rt, id, NULL), NG_EBUSY);
   ng_token v = *tok;
@@ -275,14 +275,14 @@ static void test_busy_inside_each(void) {
   ng_runtime *rt = new_rt();
   ng_id id;
   for (int i = 0; i < 3; i++)
-    ng_token_create(rt, NULL, &id);
+    ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &id);
   cb_ctx c = {rt, 0, 0};
   CHECK_STATUS(ng_token_each(rt, writer_cb, &c), NG_OK);
   CHECK_EQ_INT(c.calls, 3);
   CHECK_EQ_INT(c.nested, 9);
   CHECK_EQ_INT(ng_token_count(rt), 3);
   /* after the loop, writes work again */
-  CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &id), NG_OK);
   ng_cdna cd;
   ng_cdna_get(rt, &cd);
   CHECK_EQ_INT(cd.profile_id, NG_PROFILE_DEFAULT);
@@ -408,7 +408,7 @@ static void test_cdna_rebucket(void) {
     ng_token_set_coords(&t, NG_L1, x, y, 0.5f * (float)(i % 7));
     ng_token_set_coords(&t, NG_L4, x / 20.0f, y / 20.0f, 0.0f);
     ng_id id;
-    CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+    CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
   }
   ng_token_delete(rt, 5, NULL);
   ng_id a[256], b[256], a4[256], b4[256];
@@ -440,7 +440,7 @@ static void test_cdna_rebucket(void) {
   ng_token t;
   ng_token_init(&t);
   ng_token_set_coords(&t, NG_L1, 3, -4, 1);
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
   CHECK_EQ_INT(range_ids(rt, NG_L1, 3, -4, 1, 17.5f, b, 256), na + 1);
   ng_runtime_release(rt);
 }
@@ -451,17 +451,17 @@ static void test_cdna_rebucket(void) {
 static void test_lock_nesting(void) {
   ng_runtime *rt = new_rt();
   ng_id id;
-  CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &id), NG_OK);
   CHECK_STATUS(ngi_write_lock(rt, "outer"), NG_OK);
   CHECK_EQ_INT(ng_token_count(rt), 1); /* takes the read lock under the write lock */
   ng_token t;
   CHECK_STATUS(ng_token_get(rt, id, &t), NG_OK);
   CHECK_STATUS(ngi_write_lock(rt, "inner"), NG_EBUSY);
   CHECK_STR(ng_last_error(rt), "inner: cannot modify the store from inside another write");
-  CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_EBUSY);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &id), NG_EBUSY);
   ngi_write_unlock(rt);
   /* the write lock is really released */
-  CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &id), NG_OK);
   ngi_read_lock(rt);
   ngi_read_lock(rt);
   CHECK_STATUS(ngi_write_lock(rt, "w"), NG_EBUSY);
@@ -469,7 +469,7 @@ static void test_lock_nesting(void) {
   ngi_read_unlock(rt);
   CHECK_STATUS(ngi_write_lock(rt, "w"), NG_EBUSY); /* still one read held */
   ngi_read_unlock(rt);
-  CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &id), NG_OK);
   CHECK_EQ_INT(ng_token_count(rt), 3);
   ng_runtime_release(rt);
 }

@@ -102,6 +102,17 @@ static void to_v1(ng_runtime *rt, unsigned char *b, size_t *len) {
 }
 
 /* Snapshot rt into memory (through a real file). */
+/* A 3.0 image as 2.0 wrote it: the ids section without the tokens' spaces
+ * (its last token-count bytes), major 2. */
+static void to_v2(unsigned char *b, size_t *len) {
+  uint64_t ntok = get64(b + H_NTOK), ids = get64(b + H_IDS_LEN);
+  put16(b + H_MAJOR, 2);
+  put64(b + H_IDS_LEN, ids - ntok);
+  memmove(b + *len - 4 - ntok, b + *len - 4, 4);
+  *len -= (size_t)ntok;
+  fix_crcs(b, *len);
+}
+
 static unsigned char *snapshot_bytes(ng_runtime *rt, size_t *len) {
   const char *p = tpath("mem.ngs");
   if (ng_snapshot_save(rt, p) != NG_OK) return NULL;
@@ -181,7 +192,7 @@ static ng_runtime *make_small(void) {
     t.field_radius = (uint8_t)(10 + i);
     t.field_strength = (uint8_t)(200 + i);
     t.timestamp = 0x01020304u + (uint32_t)i;
-    CHECK_STATUS(ng_token_create(rt, &t, &ids[i]), NG_OK);
+    CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &ids[i]), NG_OK);
   }
   ng_token_delete(rt, ids[2], NULL); /* a hole */
   for (int i = 0; i < 5; i++) {
@@ -316,7 +327,7 @@ static void test_ids_continue(void) {
   ng_runtime *rt = NULL;
   ng_runtime_new(NULL, &rt);
   ng_id id = 0;
-  for (int i = 0; i < 10; i++) ng_token_create(rt, NULL, &id);
+  for (int i = 0; i < 10; i++) ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &id);
   ng_token_delete(rt, 10, NULL); /* the highest id is gone: the next id must still be 11 */
   ng_token_delete(rt, 4, NULL);
   ng_connection c;
@@ -332,7 +343,7 @@ static void test_ids_continue(void) {
   CHECK_STATUS(ng_snapshot_load(p, NULL, &back), NG_OK);
   if (back) {
     CHECK(same_runtime(rt, back));
-    CHECK_STATUS(ng_token_create(back, NULL, &id), NG_OK);
+    CHECK_STATUS(ng_token_create(back, NULL, NG_TF_COORDS_ALL, &id), NG_OK);
     CHECK_EQ_INT(id, 11);
     ng_connection_init(&c);
     CHECK_STATUS(ng_connection_create(back, 5, 6, &c, &cid), NG_OK);
@@ -364,7 +375,7 @@ static void test_empty(void) {
   if (back) {
     CHECK(same_runtime(rt, back));
     ng_id id = 0;
-    CHECK_STATUS(ng_token_create(back, NULL, &id), NG_OK);
+    CHECK_STATUS(ng_token_create(back, NULL, NG_TF_COORDS_ALL, &id), NG_OK);
     CHECK_EQ_INT(id, 1);
     ng_runtime_release(back);
   }
@@ -405,7 +416,7 @@ static void test_large(void) {
       for (int a = 0; a < 3; a++) t.coords[s][a] = (int16_t)(rng(&seed) & 0xFFFF);
     t.weight = (float)(rng(&seed) % 100);
     ng_id id;
-    if (ng_token_create(rt, &t, &id) != NG_OK) break;
+    if (ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id) != NG_OK) break;
   }
   size_t nconn = 0;
   for (size_t i = 1; i <= n; i++) {
@@ -529,34 +540,48 @@ static void test_versions(void) {
   size_t len = 0;
   unsigned char *b = snapshot_bytes(rt, &len);
   if (!b) return;
-  CHECK_EQ_INT(get16(b + H_MAJOR), 2);
+  CHECK_EQ_INT(get16(b + H_MAJOR), 3);
   CHECK_EQ_INT(get16(b + H_MINOR), 0);
   /* a newer major version: refused as such */
-  put16(b + H_MAJOR, 3);
+  put16(b + H_MAJOR, 4);
   fix_crcs(b, len);
   expect_load(b, len, NG_EVERSION, "newer");
-  const char *p = tpath("v3.ngs");
+  const char *p = tpath("v4.ngs");
   write_file(p, b, len);
   ng_runtime *x = NULL;
   CHECK_STATUS(ng_snapshot_load(p, NULL, &x), NG_EVERSION);
-  CHECK_CONTAINS(ng_last_error(NULL), "format version 3.0 is newer");
+  CHECK_CONTAINS(ng_last_error(NULL), "format version 4.0 is newer");
   put16(b + H_MAJOR, 0);
   fix_crcs(b, len);
   expect_load(b, len, NG_ECORRUPT, "unknown format version");
-  put16(b + H_MAJOR, 2);
+  put16(b + H_MAJOR, 3);
   fix_crcs(b, len);
+
+  /* a 2.0 file (every token in all eight spaces, scales not read) still
+   * loads: make_small places every token in all eight, so as the same store */
+  size_t v2len = len;
+  unsigned char *v2 = malloc(len);
+  memcpy(v2, b, len);
+  to_v2(v2, &v2len);
+  CHECK_STATUS(ngi_snapshot_load_mem(v2, v2len, NULL, "v2", &x), NG_OK);
+  if (x) {
+    CHECK(same_runtime(rt, x));
+    ng_runtime_release(x);
+  }
+  free(v2);
 
   /* a 1.0 file (written before ids had generations) still loads, as the same store */
   size_t v1len = len;
   unsigned char *v1 = malloc(len);
   memcpy(v1, b, len);
+  to_v2(v1, &v1len);
   to_v1(rt, v1, &v1len);
   CHECK_STATUS(ngi_snapshot_load_mem(v1, v1len, NULL, "v1", &x), NG_OK);
   if (x) {
     CHECK(same_runtime(rt, x));
     ng_id a = 0, c = 0;
-    CHECK_STATUS(ng_token_create(rt, NULL, &a), NG_OK);
-    CHECK_STATUS(ng_token_create(x, NULL, &c), NG_OK);
+    CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &a), NG_OK);
+    CHECK_STATUS(ng_token_create(x, NULL, NG_TF_COORDS_ALL, &c), NG_OK);
     CHECK(a == c);
     ng_runtime_release(x);
   }
@@ -811,7 +836,7 @@ static void test_alloc_failures(void) {
   size_t l1 = 0;
   unsigned char *before = read_file(p2, &l1);
   ng_id extra_id = 0;
-  ng_token_create(rt, NULL, &extra_id);
+  ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &extra_id);
   int saves_ok = 0;
   for (long n = 1; n < 50 && rt && !saves_ok; n++) {
     ngt_alloc_arm(&cnt, n - 1, 1); /* the nth request from here */
@@ -849,7 +874,7 @@ static void *writer_main(void *ud) {
   /* bounded, so a fast writer cannot grow the store without limit while the
    * saves run (each save also fsyncs) */
   for (int n = 0; n < 20000 && !atomic_load(&w->stop); n++) {
-    if (ng_token_create(w->rt, NULL, &id) != NG_OK) break;
+    if (ng_token_create(w->rt, NULL, NG_TF_COORDS_ALL, &id) != NG_OK) break;
     if (prev) {
       ng_connection c;
       ng_connection_init(&c);

@@ -31,7 +31,7 @@ static ng_runtime *make_world(size_t ntok, size_t nconn) {
       for (int a = 0; a < 3; a++)
         t.coords[s][a] = (int16_t)(rnd(2000) - 1000);
     ng_id id;
-    ng_token_create(rt, &t, &id);
+    ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id);
   }
   for (ng_id id = 5; id <= ntok; id += 17)
     ng_token_delete(rt, id, NULL);
@@ -132,7 +132,7 @@ static void test_owned_block_rules(void) {
   ng_token_init(&t);
   for (int i = 0; i < 3; i++) {
     ng_id tid;
-    CHECK_STATUS(ng_token_create(rt, &t, &tid), NG_OK);
+    CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &tid), NG_OK);
   }
   ngi_conns_skip_slots(rt, 10); /* slots 1..9 were issued before, as in a loaded file */
   ng_stats s0, s1;

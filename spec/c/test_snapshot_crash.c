@@ -23,7 +23,7 @@ static ng_status add_step(ng_runtime *rt, uint32_t n) {
   t.weight = (float)(n % 100);
   t.coords[NG_L1][0] = (int16_t)(n % 30000);
   ng_id id = 0;
-  ng_status st = ng_token_create(rt, &t, &id);
+  ng_status st = ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id);
   if (st != NG_OK || id != n) return st ? st : NG_EINVAL;
   if (n > 1) {
     ng_connection c;

@@ -26,7 +26,7 @@ static ng_runtime *with_tokens(int n) {
     ng_token t;
     ng_token_init(&t);
     ng_id id;
-    ng_token_create(rt, &t, &id);
+    ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id);
   }
   return rt;
 }

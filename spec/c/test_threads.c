@@ -83,7 +83,7 @@ static void *work(void *arg) {
       ng_token_set_coords(&t, NG_L4, coord(&s, 3), coord(&s, 3), coord(&s, 3));
       t.weight = (float)(ngt_rnd(&s) % 100);
       ng_id id;
-      st = ng_token_create(rt, &t, &id);
+      st = ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id);
       if (st != NG_OK) fail(w, "create", st);
     } else if (op < 45) {
       ng_token v;

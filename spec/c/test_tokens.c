@@ -43,7 +43,7 @@ static int same(ng_runtime *rt, const snap *before) {
 static void test_create_defaults(void) {
   ng_runtime *rt = new_rt(NG_PROFILE_DEFAULT);
   ng_id id = 0;
-  CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &id), NG_OK);
   CHECK_EQ_INT(id, 1);
   ng_token t;
   CHECK_STATUS(ng_token_get(rt, id, &t), NG_OK);
@@ -74,7 +74,7 @@ static void test_create_honours_fields(void) {
   ng_token_set_field_strength(&in, 0.8f);
   in.timestamp = 1234;
   ng_id id = 0;
-  CHECK_STATUS(ng_token_create(rt, &in, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &in, NG_TF_COORDS_ALL, &id), NG_OK);
   ng_token out;
   CHECK_STATUS(ng_token_get(rt, id, &out), NG_OK);
   CHECK_EQ_INT(out.id, ng_make_id(NG_TOKEN_SLOT(id), NG_ENTITY_CONCEPT, 3));
@@ -95,31 +95,31 @@ static void test_create_errors(void) {
   snap before;
   take(rt, &before);
   ng_id id = 77;
-  CHECK_STATUS(ng_token_create(NULL, NULL, &id), NG_EINVAL);
+  CHECK_STATUS(ng_token_create(NULL, NULL, NG_TF_COORDS_ALL, &id), NG_EINVAL);
   ng_token t;
   ng_token_init(&t);
   const float bad[] = {NAN, INFINITY, -INFINITY, -0.5f, 100.5f, 250.0f};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     t.weight = bad[i];
-    CHECK_STATUS(ng_token_create(rt, &t, &id), NG_EINVAL);
+    CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_EINVAL);
     CHECK_CONTAINS(ng_last_error(rt), "ng_token_create: weight must be within 0..100");
   }
   t.weight = 250.0f;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_EINVAL);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_EINVAL);
   CHECK_STR(ng_last_error(rt), "ng_token_create: weight must be within 0..100, got 250");
   t.weight = NAN;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_EINVAL);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "got nan");
   CHECK_EQ_INT(id, 77); /* out untouched on failure */
   CHECK(same(rt, &before));
   /* the boundaries are allowed */
   t.weight = 0.0f;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
   t.weight = 100.0f;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
   CHECK_EQ_INT(ng_token_count(rt), 3);
   /* out_id is optional (may be NULL), as in ng_connection_create */
-  CHECK_STATUS(ng_token_create(rt, NULL, NULL), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, NULL), NG_OK);
   CHECK_EQ_INT(ng_token_count(rt), 4);
   ng_runtime_release(rt);
 }
@@ -131,7 +131,7 @@ static void test_strict_mode(void) {
   t.weight = 5.0f; /* above the default CDNA max_token_weight 1.0: fine without STRICT */
   ng_token_set_field_radius(&t, 2.0f);
   ng_id id = 0;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
 
   ng_cdna c;
   CHECK_STATUS(ng_cdna_get(rt, &c), NG_OK);
@@ -148,25 +148,25 @@ static void test_strict_mode(void) {
   t.weight = 11.0f;
   ng_token_set_field_radius(&t, 1.0f);
   ng_token_set_field_strength(&t, 0.5f);
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_EINVAL);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "weight");
   CHECK_CONTAINS(ng_last_error(rt), "got 11");
   t.weight = 10.0f;
   ng_token_set_field_radius(&t, 2.0f);
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_EINVAL);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "field_radius");
   ng_token_set_field_radius(&t, 0.4f);
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_EINVAL);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "got 0.4");
   ng_token_set_field_radius(&t, 1.0f);
   t.field_strength = 201;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_EINVAL);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "field_strength");
   t.field_strength = 9;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_EINVAL);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_EINVAL);
   CHECK(same(rt, &before));
   t.field_strength = 200;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
 
   /* Update checks only the fields it writes: the old token (weight 5, radius
    * 2.0) may still change its flags, but not take an out-of-limit weight. */
@@ -185,9 +185,9 @@ static void test_strict_mode(void) {
   CHECK_STATUS(ng_cdna_set(rt, &c), NG_OK);
   t.weight = 99.0f;
   t.field_strength = 255;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
   t.weight = 101.0f;
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_EINVAL);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_EINVAL);
   ng_runtime_release(rt);
 }
 
@@ -199,7 +199,7 @@ static void test_id_exhaustion(void) {
   snap before;
   take(rt, &before);
   ng_id id = 0;
-  CHECK_STATUS(ng_token_create(rt, NULL, &id), NG_ELIMIT);
+  CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &id), NG_ELIMIT);
   CHECK_CONTAINS(ng_last_error(rt), "token limit reached");
   CHECK(same(rt, &before));
   ng_runtime_release(rt);
@@ -212,21 +212,21 @@ static void test_id_exhaustion(void) {
   ng_token t;
   ng_token_init(&t);
   ng_token_set_entity(&t, NG_ENTITY_GOAL);
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
   CHECK_EQ_INT(id, NG_TOKEN_SLOT_MAX);
   ng_token out;
   CHECK_STATUS(ng_token_get(rt, id, &out), NG_OK);
   CHECK_EQ_INT(out.id, ng_make_id(NG_TOKEN_SLOT_MAX, NG_ENTITY_GOAL, 0));
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_ELIMIT);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_ELIMIT);
   CHECK_EQ_INT(ng_token_count(rt), 1);
   CHECK_STATUS(ng_token_delete(rt, NG_TOKEN_SLOT_MAX, NULL), NG_OK);
   /* with no fresh slot left, the freed one comes back at once, under generation 1 */
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
   CHECK(id == ((ng_id)1 << NG_TOKEN_SLOT_BITS | NG_TOKEN_SLOT_MAX));
   CHECK_STATUS(ng_token_get(rt, NG_TOKEN_SLOT_MAX, &out), NG_ENOTFOUND); /* the stale id */
   CHECK_STATUS(ng_token_get(rt, id, &out), NG_OK);
   CHECK_EQ_INT(out.id, ng_make_id(NG_TOKEN_SLOT_MAX, NG_ENTITY_GOAL, 0));
-  CHECK_STATUS(ng_token_create(rt, &t, &id), NG_ELIMIT);
+  CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_ELIMIT);
   ng_runtime_release(rt);
 }
 

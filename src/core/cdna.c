@@ -227,8 +227,10 @@ ng_status ng_cdna_validate(const ng_cdna *c, char *why, size_t why_size) {
 
   for (int s = 0; s < NG_SPACES; s++) {
     float v = c->dimension_scales[s];
-    if (!ngi_finite(v) || v <= 0.0f)
-      REJECT(NG_EINVAL, "dimension_scales[%d] (%g) must be a finite number > 0", s, (double)v);
+    /* The bounds keep every decoded value and step a normal float. */
+    if (!ngi_finite(v) || v < 1e-6f || v > 1e6f)
+      REJECT(NG_EINVAL, "dimension_scales[%d] (scale of L%d) must be within 0.000001..1000000, got %g",
+             s, s + 1, (double)v);
   }
   for (int s = 0; s < NG_SPACES; s++) {
     float v = c->bucket_sizes[s];

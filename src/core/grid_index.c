@@ -83,15 +83,21 @@ static void side_free(ng_runtime *rt, ngi_grid *g) {
   g->side_bits = 0;
 }
 
+/* Whether the record at some position is a live token placed in space sp. */
+static inline bool placed_in(const ngi_token_table *t, const ng_token *tok, int sp) {
+  uint32_t local = NG_ID_LOCAL(tok->id);
+  return local != 0 && (ngi_placed(t, local) >> sp & 1u);
+}
+
 /* ---- construction ------------------------------------------------------- */
 
 /* needs: cell_size finite and > 0, space 0..7.
  * guarantees: an index in *out that will be built from the token table at the
  * first query. fails: NG_EINVAL, NG_ENOMEM. */
-ng_status ngi_grid_new(ng_runtime *rt, int space, float cell_size, ngi_grid **out) {
+ng_status ngi_grid_new(ng_runtime *rt, int space, float cell_size, const ngi_unit *unit,
+                       ngi_grid **out) {
   if (!out) return ngi_fail(rt, NG_EINVAL, "grid: out must not be NULL");
-  float scale = ng_space_scale(space);
-  if (scale <= 0.0f) return ngi_fail(rt, NG_EINVAL, "grid: bad space %d", space);
+  if (ng_space_scale(space) <= 0.0f) return ngi_fail(rt, NG_EINVAL, "grid: bad space %d", space);
   if (!ngi_finite(cell_size) || cell_size <= 0.0f)
     return ngi_fail(rt, NG_EINVAL, "grid: cell size must be finite and > 0, got %g",
                     (double)cell_size);
@@ -105,9 +111,10 @@ ng_status ngi_grid_new(ng_runtime *rt, int space, float cell_size, ngi_grid **ou
   }
   g->space = space;
   g->cell_size = cell_size;
-  g->scale = scale;
+  g->unit = *unit;
+  g->rpu = unit->base / unit->scale;
   /* Rounded to whole raw units; one cell of 65536 already spans the whole raw range. */
-  double cs = floor((double)cell_size * (double)scale + 0.5);
+  double cs = floor((double)cell_size * g->rpu + 0.5);
   g->cs = cs < 1.0 ? 1 : cs > 65536.0 ? 65536 : (int32_t)cs;
   main_empty(&g->m, 0);
   *out = g;
@@ -160,7 +167,7 @@ static double typical_fill(const ngi_token_table *t, int sp, const uint32_t lo[3
   size_t got = 0;
   for (size_t j = 0; j < k; j++) {
     size_t i = j * t->len / k;
-    while (i < t->len && NG_ID_LOCAL(ngi_tok_at(t, i)->id) == 0)
+    while (i < t->len && !placed_in(t, ngi_tok_at(t, i), sp))
       i++;
     if (i == t->len) break;
     uint16_t u[3];
@@ -240,11 +247,12 @@ static ng_status build_subdirs(ng_runtime *rt, mainix *m, size_t nsub) {
 
 /* needs: a lock that keeps `t` stable (the write lock, or the read lock plus
  * the grid's qlock for writing). guarantees: *out is a main index of every
- * live token of t. fails: NG_ENOMEM with *out untouched and nothing leaked. */
+ * live token of t placed in g's space; the other live ones have their stale
+ * bit set (nabsent). fails: NG_ENOMEM with *out untouched and nothing leaked. */
 static ng_status main_build(ng_runtime *rt, const ngi_grid *g, const ngi_token_table *t,
                             mainix *out) {
   const int sp = g->space;
-  size_t n = t->live;
+  size_t n = t->nplaced[sp];
   mainix m;
   main_empty(&m, t->ids.last);
   if (n == 0) {
@@ -259,7 +267,7 @@ static ng_status main_build(ng_runtime *rt, const ngi_grid *g, const ngi_token_t
     const ng_token *run = ngi_tok_span(t, i, &run_n);
     for (size_t j = 0; j < run_n; j++) {
       const ng_token *tok = &run[j];
-      if (NG_ID_LOCAL(tok->id) == 0) continue;
+      if (!placed_in(t, tok, sp)) continue;
       uint16_t u[3];
       ngi_tok_u(tok, sp, u);
       for (int a = 0; a < 3; a++) {
@@ -318,7 +326,7 @@ static ng_status main_build(ng_runtime *rt, const ngi_grid *g, const ngi_token_t
     const ng_token *run = ngi_tok_span(t, i, &run_n);
     for (size_t j = 0; j < run_n; j++) {
       const ng_token *tok = &run[j];
-      if (NG_ID_LOCAL(tok->id) == 0) continue;
+      if (!placed_in(t, tok, sp)) continue;
       uint16_t u[3];
       ngi_tok_u(tok, sp, u);
       m.starts[cell_index(&m, u) + 1]++;
@@ -332,6 +340,11 @@ static ng_status main_build(ng_runtime *rt, const ngi_grid *g, const ngi_token_t
       const ng_token *tok = &run[j];
       uint32_t id = NG_ID_LOCAL(tok->id);
       if (id == 0) continue;
+      if (!(ngi_placed(t, id) >> sp & 1u)) { /* live, no entry: never "visible" */
+        m.stale[id >> 6] |= (uint64_t)1 << (id & 63);
+        m.nabsent++;
+        continue;
+      }
       uint16_t u[3];
       ngi_tok_u(tok, sp, u);
       m.ent[m.starts[cell_index(&m, u)]++] = pack(&m, id, u);
@@ -535,7 +548,7 @@ static bool same_cell(const mainix *m, const uint16_t a[3], const uint16_t b[3])
  * it was live at the build and has not been hidden since. */
 static bool main_visible(const mainix *m, ng_id id) {
   uint32_t local = NG_TOKEN_SLOT(id);
-  return id <= m->w_main && m->stale && !(m->nstale && ngi_stale_get(m, local));
+  return id <= m->w_main && m->stale && !((m->nstale | m->nabsent) && ngi_stale_get(m, local));
 }
 
 static void main_hide(mainix *m, ng_id id) {
@@ -619,6 +632,20 @@ ng_status ngi_grid_move(ng_runtime *rt, ngi_grid *g, ng_id id, const int16_t fro
   return NG_OK;
 }
 
+/* needs: the write lock; id live and not placed in g's space until now.
+ * guarantees: a token the index has absorbed gets a side entry at xyz (its
+ * main entry, if it had one, was hidden when it left the space); one not
+ * absorbed yet is read from the table, placement included, at the next
+ * query. fails: NG_ENOMEM, nothing changed. */
+ng_status ngi_grid_insert(ng_runtime *rt, ngi_grid *g, ng_id id, const int16_t xyz[3]) {
+  if (!g->built || id > g->w_abs) return NG_OK;
+  if (side_reserve(rt, g) != NG_OK) return ngi_fail(rt, NG_ENOMEM, "grid: out of memory");
+  uint16_t u[3];
+  bias(xyz, u);
+  side_put(g, NG_TOKEN_SLOT(id), u);
+  return NG_OK;
+}
+
 /* Test hook: whether g's main index keeps its invariants -- every crowded
  * cell strictly sorted (an implicit octree) and its sub-directory counting
  * exactly the entries below each sub-cell. Caller holds a lock. */
@@ -684,7 +711,7 @@ static ng_status maintain(ng_runtime *rt, ngi_grid *g) {
   for (size_t i = from; i < t->len; i++) {
     const ng_token *tok = ngi_tok_at(t, i);
     uint32_t local = NG_ID_LOCAL(tok->id);
-    if (local == 0) continue;
+    if (!placed_in(t, tok, g->space)) continue;
     if (side_reserve(rt, g) != NG_OK) return NG_ENOMEM;
     uint16_t u[3];
     ngi_tok_u(tok, g->space, u);

@@ -12,7 +12,8 @@
  * cells are plain right shifts. A space's index is built lazily, in bulk, the
  * first time it is queried (pay for what you use), from the token table:
  *
- * - the main index: every live token as one 64-bit entry (its 24-bit slot,
+ * - the main index: every live token placed in the space as one 64-bit
+ *   entry (its 24-bit slot,
  *   the record's local id, under
  *   the Morton code of its offsets inside its cell, 3 x 13 bits), grouped by
  *   cell with a counting sort, and a dense directory `starts` over the
@@ -30,8 +31,10 @@
  *   box also hold side entries beyond it (cell coordinates are clamped to
  *   the box), so a point leaving the box needs no rebuild.
  * - `stale`: one bit per slot in use at the build; a set bit hides the
- *   main entry of a token that moved to another cell or died since the build
- *   (remove never allocates: the bitmap exists from the build on). A slot
+ *   main entry of a token that moved to another cell, left the space or died
+ *   since the build (remove never allocates: the bitmap exists from the build
+ *   on), and marks the tokens live at the build but not placed in the space
+ *   (they have no main entry; counted in `nabsent`, not in `nstale`). A slot
  *   reused since the build belongs to a token with a larger id than the
  *   build's watermark (ids only grow), which lives in the side table; its
  *   slot's bit stays set for the dead token's main entry.
@@ -96,14 +99,16 @@ typedef struct mainix {
   size_t nsub;
   uint64_t *stale; /* bits for local ids (slots) 0 .. 64 * stale_words - 1 */
   size_t stale_words;
-  size_t nstale; /* main entries hidden */
+  size_t nstale;  /* main entries hidden */
+  size_t nabsent; /* tokens live at the build without a main entry (not placed) */
   ng_id w_main;  /* the tokens live at the build (ids <= w_main) are the entries */
 } mainix;
 
 struct ngi_grid {
   int space;
   float cell_size; /* decoded units, as configured (reported by info) */
-  float scale;
+  ngi_unit unit;   /* the space's codec */
+  double rpu;      /* raw units per decoded unit (den / num), for bounds */
   int32_t cs; /* the configured cell size in raw units, for info's cell count */
   pthread_rwlock_t qlock;
   bool built;
@@ -127,9 +132,9 @@ struct ngi_grid {
 
 /* ---- helpers shared by the index and the queries (inline: the hot path) - */
 
-/* The decoded value of a biased coordinate, exactly as ng_coord_decode computes it. */
+/* The decoded value of a biased coordinate, as a float (ngi_unit_decode_f). */
 static inline float ngi_decode_u(const ngi_grid *g, uint32_t u) {
-  return (float)((int32_t)u - NGI_BIAS) / g->scale;
+  return ngi_unit_decode_f(&g->unit, (int32_t)u - NGI_BIAS);
 }
 
 /* A double as a float without undefined behaviour for values beyond FLT_MAX. */

@@ -44,7 +44,7 @@ static ng_status info_collect(ng_runtime *rt, const ngi_grid *g, ng_space_info *
   const mainix *m = &g->m;
   const ngi_token_table *t = &rt->tokens;
   /* An index not built yet answers from the token table (and stays unbuilt). */
-  size_t total = g->built ? m->n - m->nstale + g->side_count : t->live;
+  size_t total = g->built ? m->n - m->nstale + g->side_count : t->nplaced[g->space];
   out->count = total;
   if (total == 0) return NG_OK;
   /* Small indexes count their cells in a buffer on the stack (no allocation). */
@@ -62,7 +62,8 @@ static ng_status info_collect(ng_runtime *rt, const ngi_grid *g, ng_space_info *
   if (!g->built) {
     for (size_t i = 0; i < t->len; i++) {
       const ng_token *tok = ngi_tok_at(t, i);
-      if (NG_ID_LOCAL(tok->id) == 0) continue;
+      uint32_t slot = NG_ID_LOCAL(tok->id);
+      if (slot == 0 || !(ngi_placed(t, slot) & (1u << g->space))) continue;
       uint16_t u[3];
       ngi_tok_u(tok, g->space, u);
       info_add(&acc, u[0], u[1], u[2]);
@@ -106,6 +107,9 @@ ng_status ng_grid_info(ng_runtime *rt, int space, ng_space_info *out) {
   ngi_grid *g = rt->grids[space];
   if (g) {
     out->cell_size = g->cell_size;
+    out->step = ngi_unit_decode(&g->unit, 1);
+    out->min = ngi_unit_decode(&g->unit, -32768);
+    out->max = ngi_unit_decode(&g->unit, 32767);
     /* An unbuilt index is not built for this: info reads the table. */
     ngi_grid_hold(g);
     if (g->built) {
@@ -122,9 +126,12 @@ ng_status ng_grid_info(ng_runtime *rt, int space, ng_space_info *out) {
   }
   ngi_read_unlock(rt);
   if (st != NG_OK) {
-    float cs = out->cell_size;
+    ng_space_info keep = *out;
     memset(out, 0, sizeof *out);
-    out->cell_size = cs;
+    out->cell_size = keep.cell_size;
+    out->step = keep.step;
+    out->min = keep.min;
+    out->max = keep.max;
   }
   if (st == NG_ENOMEM) return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
   return st;

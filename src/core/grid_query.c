@@ -213,7 +213,7 @@ static inline ng_status consider(query *q, uint32_t id, uint32_t ux, uint32_t uy
        (double)uy > q->bhi[1] || (double)uz < q->blo[2] || (double)uz > q->bhi[2]))
     return NG_OK;
   if (q->k && q->out->count >= q->k) {
-    double top = (double)key_distance(&q->out->items[0]) * (double)g->scale + 1.0;
+    double top = (double)key_distance(&q->out->items[0]) * g->rpu + 1.0;
     if (r2 > top * top) return NG_OK;
   }
   float v[3] = {ngi_decode_u(g, ux), ngi_decode_u(g, uy), ngi_decode_u(g, uz)};
@@ -259,7 +259,7 @@ static ng_status scan_entries(query *q, const uint32_t base[3], size_t b, size_t
  * nearest-k heap (INFINITY while the heap is filling or without k). */
 static inline double raw_top2(const query *q) {
   if (!q->k || q->out->count < q->k) return INFINITY;
-  double top = (double)key_distance(&q->out->items[0]) * (double)q->g->scale + 1.0;
+  double top = (double)key_distance(&q->out->items[0]) * q->g->rpu + 1.0;
   return top * top;
 }
 
@@ -548,7 +548,7 @@ static bool to_cells(const ngi_grid *g, int axis, double a, double b, uint32_t *
  * decoding rounding; the exact test is in consider). */
 static ng_status run_sphere(query *q) {
   const ngi_grid *g = q->g;
-  double s = (double)g->scale;
+  double s = g->rpu;
   uint32_t clo[3], chi[3];
   for (int a = 0; a < 3; a++) {
     double cr = q->c[a] * s + NGI_BIAS, rr = q->radius * s;
@@ -559,7 +559,7 @@ static ng_status run_sphere(query *q) {
 
 static ng_status run_box(query *q) {
   const ngi_grid *g = q->g;
-  double s = (double)g->scale;
+  double s = g->rpu;
   uint32_t clo[3], chi[3];
   for (int a = 0; a < 3; a++)
     if (!to_cells(g, a, (double)q->lo[a] * s + NGI_BIAS - 1.0,
@@ -708,7 +708,7 @@ static ng_status run_nearest(query *q) {
   uint32_t cc[3];
   bool out[3], outside = false;
   for (int a = 0; a < 3; a++) {
-    double cr = floor(q->c[a] * (double)g->scale) + NGI_BIAS;
+    double cr = floor(q->c[a] * g->rpu) + NGI_BIAS;
     uint32_t u = cr < 0.0 ? 0u : cr > 65535.0 ? 65535u : (uint32_t)cr;
     cc[a] = ngi_axis_cell(m, a, u);
     out[a] = (u >> m->shift[a]) < m->c0[a] || (u >> m->shift[a]) - m->c0[a] >= m->nc[a];
@@ -817,7 +817,7 @@ static ng_status check_point(ng_runtime *rt, const char *fn, const char *what, c
  * run, sort; failures leave no hits. */
 static ng_status run_sorted(query *q, ng_status (*run)(query *)) {
   ngi_grid *g = q->rt->grids[q->g->space];
-  double sc = (double)g->scale;
+  double sc = g->rpu;
   q->rawlim2 = INFINITY;
   q->rawedge2 = INFINITY;
   if (q->kind == Q_SPHERE) {
@@ -883,10 +883,15 @@ ng_status ng_grid_neighbors(ng_runtime *rt, ng_id id, int space, float radius, s
     ngi_read_unlock(rt);
     return ngi_fail(rt, NG_ENOTFOUND, "%s: no token with id %llu", fn, (unsigned long long)id);
   }
+  if (!(ngi_placed(&rt->tokens, NG_TOKEN_SLOT(id)) & (1u << space))) {
+    ngi_read_unlock(rt);
+    return ngi_fail(rt, NG_ENOTFOUND, "%s: token %llu is not placed in %s", fn,
+                    (unsigned long long)id, ng_space_name(space));
+  }
   q.g = rt->grids[space];
   if (q.g) {
     for (int a = 0; a < 3; a++)
-      q.c[a] = (double)ng_coord_decode(space, t->coords[space][a]);
+      q.c[a] = (double)ngi_unit_decode_f(&q.g->unit, t->coords[space][a]);
     st = run_sorted(&q, run_sphere);
   }
   ngi_read_unlock(rt);

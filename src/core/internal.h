@@ -27,6 +27,40 @@ ng_status ngi_reject(ng_status status, char *why, size_t why_size, const char *f
 #endif
     ;
 
+/* The fixed-point codec of one space (or u8 field), as issue 14 defines it:
+ * a raw integer k reads as decode(k) x scale, decode(k) = k / base being the
+ * original's (base: the space's fixed-point scale, ng_space_scale; scale:
+ * its dimension scale, 1.0 by default). In double for Lua (no float in
+ * between), in float for the C API and the grid's distances (at scale 1.0
+ * the original's float division exactly). records.c has the encoder. */
+typedef struct ngi_unit {
+  double base, scale;
+  float fbase, fscale;
+} ngi_unit;
+
+static inline void ngi_unit_make(ngi_unit *u, float base, float scale) {
+  u->base = base;
+  u->scale = scale;
+  u->fbase = base;
+  u->fscale = scale;
+}
+static inline double ngi_unit_decode(const ngi_unit *u, int32_t raw) {
+  return (double)raw / u->base * u->scale;
+}
+static inline float ngi_unit_decode_f(const ngi_unit *u, int32_t raw) {
+  return (float)raw / u->fbase * u->fscale;
+}
+enum { NGI_ENC_OK = 0, NGI_ENC_RANGE, NGI_ENC_NAN };
+/* Encode v into lo..hi: truncation toward zero, except that a whole number
+ * of units (decode(k) == v as a double, or as a float) is k. NGI_ENC_OK;
+ * NGI_ENC_RANGE (*raw saturated to lo or hi); NGI_ENC_NAN (*raw 0). */
+int ngi_unit_encode(const ngi_unit *u, double v, int32_t lo, int32_t hi, int32_t *raw);
+/* ng_coord_check in unit u (a runtime's space). */
+ng_status ngi_coord_check(const ngi_unit *u, int space, double v, char *why, size_t why_size);
+
+/* runtime.c: the units of the spaces of CDNA c (its dimension scales). */
+void ngi_units_of(const ng_cdna *c, ngi_unit units[NG_SPACES]);
+
 /* ---- cdna.c ------------------------------------------------------------- */
 
 /* Apply the preset of `profile` (a known NG_PROFILE_*) to `d`: profile_id and
@@ -56,10 +90,12 @@ void ngi_conns_skip_slots(ng_runtime *rt, uint32_t fresh);
 
 typedef struct ngi_grid ngi_grid; /* defined in grid_index.h */
 
-/* An index for `space` with cells of `cell_size` decoded units (reported by
- * ng_grid_info; the index picks its own resolution). It is built lazily:
- * at its first query it indexes every live token of rt->tokens, in bulk. */
-ng_status ngi_grid_new(ng_runtime *rt, int space, float cell_size, ngi_grid **out);
+/* An index for `space` in `unit` (copied) with cells of `cell_size` decoded
+ * units (reported by ng_grid_info; the index picks its own resolution). It
+ * is built lazily: at its first query it indexes every live token of
+ * rt->tokens placed in the space, in bulk. */
+ng_status ngi_grid_new(ng_runtime *rt, int space, float cell_size, const ngi_unit *unit,
+                       ngi_grid **out);
 void ngi_grid_destroy(ng_runtime *rt, ngi_grid *g);
 /* Move `id` from raw `from` (where g holds it) to `to` in one step: every
  * change of a live token's coordinates goes through here (ng_token_update,
@@ -71,9 +107,15 @@ void ngi_grid_destroy(ng_runtime *rt, ngi_grid *g);
  * never allocates, so a write that moved several spaces undoes them safely. */
 ng_status ngi_grid_move(ng_runtime *rt, ngi_grid *g, ng_id id, const int16_t from[3],
                         const int16_t to[3]);
-/* Remove id at raw xyz (a delete). Never fails, never allocates. Call it
- * while rt->tokens still holds the token's position. */
+/* Remove id at raw xyz (a delete, or the token leaving the space). Never
+ * fails, never allocates. Call it while rt->tokens still holds the token's
+ * position and placement. */
 void ngi_grid_remove(ng_runtime *rt, ngi_grid *g, ng_id id, const int16_t xyz[3]);
+/* Index live token `id`, not placed in g's space until now, at raw xyz (it
+ * is being placed there); the caller then marks it placed in the table.
+ * Allocates a side entry only for a token the index has absorbed already;
+ * NG_ENOMEM then changes nothing. Undone by ngi_grid_remove. */
+ng_status ngi_grid_insert(ng_runtime *rt, ngi_grid *g, ng_id id, const int16_t xyz[3]);
 /* Test hook: whether g's index keeps its internal invariants (crowded cells
  * sorted, their sub-directories exact). Caller holds a lock. */
 bool ngi_grid_consistent(const ngi_grid *g);
@@ -134,6 +176,7 @@ struct ng_runtime {
   ngi_token_table tokens;
   ngi_conns *conns;
   ngi_grid *grids[NG_SPACES];
+  ngi_unit units[NG_SPACES]; /* the codec of each space, from cdna.dimension_scales */
 };
 
 #endif /* NG_CORE_INTERNAL_H */

@@ -107,14 +107,74 @@ static uint8_t u8_trunc(float v) {
   return (uint8_t)clamp_scaled(v, 0.0f, 255.0f);
 }
 
+/* ---- the fixed-point codec ---------------------------------------------- */
+
+/* The codec stores a value v as the integer nearest below v / unit in
+ * magnitude (truncation toward zero, as the original), with one exception,
+ * the original's bug fixed: a value that IS a whole number k of units reads
+ * back as itself. The original multiplied in single precision, so 0.53 * 100
+ * gave 52.999996 and 0.53 stored as 52 (4,582 of the 65,536 L1 values, and 14
+ * of the 256 field radii, read back one step low). Here k is taken whenever
+ * decode(k) equals v, compared as a double (what Lua passes) or as a float
+ * (what a C caller passes, widened), and everything else truncates. */
+
+int ngi_unit_encode(const ngi_unit *u, double v, int32_t lo, int32_t hi, int32_t *raw) {
+  if (v != v) {
+    *raw = 0;
+    return NGI_ENC_NAN;
+  }
+  double q = v / u->scale * u->base; /* the original's encode of v / scale */
+  if (!(q > (double)lo - 1.0)) {
+    *raw = lo;
+    return NGI_ENC_RANGE;
+  }
+  if (!(q < (double)hi + 1.0)) {
+    *raw = hi;
+    return NGI_ENC_RANGE;
+  }
+  double k = nearbyint(q);
+  if (k >= (double)lo && k <= (double)hi) {
+    int32_t r = (int32_t)k;
+    /* k as it reads back, in double or float, or as the caller writes it
+     * (k x scale / base in one rounding: 7 at scale 100 reads back as
+     * 7 / 100 x 100 = 7.000000000000001, and is stored as 7 either way) */
+    if (ngi_unit_decode(u, r) == v || (double)ngi_unit_decode_f(u, r) == v ||
+        (double)r * u->scale / u->base == v) {
+      *raw = r;
+      return NGI_ENC_OK;
+    }
+  }
+  *raw = (int32_t)q; /* truncation toward zero, within lo..hi */
+  return NGI_ENC_OK;
+}
+
+/* The original's units (scale 1.0: one raw step is 1 / space scale), for the
+ * record helpers; and the u8 fields' (field radius value/100, field strength
+ * and the fractions value/255). */
+#define BASE_UNIT(base) {(base), 1.0, (float)(base), 1.0f}
+static const ngi_unit base_units[NG_SPACES] = {
+    BASE_UNIT(100.0),   BASE_UNIT(10000.0), BASE_UNIT(1000.0), BASE_UNIT(10000.0),
+    BASE_UNIT(10000.0), BASE_UNIT(10000.0), BASE_UNIT(100.0),  BASE_UNIT(10000.0)};
+#undef BASE_UNIT
+
 int16_t ng_coord_encode(int space, float v) {
   if (!space_ok(space)) return 0;
-  return (int16_t)clamp_scaled(v * space_scales[space], -32768.0f, 32767.0f);
+  int32_t raw;
+  (void)ngi_unit_encode(&base_units[space], (double)v, -32768, 32767, &raw); /* saturates */
+  return (int16_t)raw;
 }
 
 float ng_coord_decode(int space, int16_t raw) {
   if (!space_ok(space)) return 0.0f;
-  return (float)raw / space_scales[space];
+  return ngi_unit_decode_f(&base_units[space], raw);
+}
+
+uint8_t ng_u8_encode(double v, unsigned steps) {
+  if (steps == 0 || steps > 65535) return 0;
+  ngi_unit u = {(double)steps, 1.0, (float)steps, 1.0f};
+  int32_t raw;
+  (void)ngi_unit_encode(&u, v, 0, 255, &raw); /* saturates */
+  return (uint8_t)raw;
 }
 
 /* ---- tokens ------------------------------------------------------------- */
@@ -141,7 +201,7 @@ ng_status ng_token_get_coords(const ng_token *t, int space, float xyz[3]) {
 }
 
 void ng_token_set_field_radius(ng_token *t, float r) {
-  if (t) t->field_radius = u8_trunc(r * 100.0f);
+  if (t) t->field_radius = ng_u8_encode((double)r, 100);
 }
 
 float ng_token_get_field_radius(const ng_token *t) {
@@ -149,7 +209,7 @@ float ng_token_get_field_radius(const ng_token *t) {
 }
 
 void ng_token_set_field_strength(ng_token *t, float s) {
-  if (t) t->field_strength = u8_trunc(s * 255.0f);
+  if (t) t->field_strength = ng_u8_encode((double)s, 255);
 }
 
 float ng_token_get_field_strength(const ng_token *t) {
@@ -364,21 +424,25 @@ ng_status ngi_reject(ng_status status, char *why, size_t why_size, const char *f
 
 #define REJECT(...) return ngi_reject(NG_EINVAL, why, why_size, __VA_ARGS__)
 
-/* needs: why may be NULL. guarantees: NG_OK when v is finite and the
- * codec's own arithmetic (float multiply, then truncation toward zero) lands
- * inside -32768..32767, so ng_coord_encode stores it without saturating.
- * The reason starts "coordinate of <space name>" (a binding may put the
- * axis's name in place of "coordinate"). */
+/* needs: u the unit of `space`; why may be NULL. guarantees: NG_OK when v
+ * is finite and encodes inside -32768..32767 (truncation toward zero, so
+ * 327.679 fits L1); the reason starts "coordinate of <space name>" (a
+ * binding may put the axis's name in place of "coordinate"). */
+ng_status ngi_coord_check(const ngi_unit *u, int space, double v, char *why, size_t why_size) {
+  if (why && why_size > 0) why[0] = '\0';
+  int32_t raw;
+  if (!isfinite(v))
+    REJECT("coordinate of %s must be a finite number, got %g", space_names[space], v);
+  if (ngi_unit_encode(u, v, -32768, 32767, &raw) != NGI_ENC_OK)
+    REJECT("coordinate of %s must be within %.10g..%.10g, got %.10g", space_names[space],
+           ngi_unit_decode(u, -32768), ngi_unit_decode(u, 32767), v);
+  return NG_OK;
+}
+
 ng_status ng_coord_check(int space, double v, char *why, size_t why_size) {
   if (why && why_size > 0) why[0] = '\0';
   if (!space_ok(space)) REJECT("space must be 0..%d, got %d", NG_SPACES - 1, space);
-  float scale = space_scales[space];
-  if (!isfinite(v))
-    REJECT("coordinate of %s must be a finite number, got %g", space_names[space], v);
-  if (!(fabs(v) < 1e30 && (float)v * scale > -32769.0f && (float)v * scale < 32768.0f))
-    REJECT("coordinate of %s must be within %.6g..%.6g, got %g", space_names[space],
-           -32768.0 / scale, 32767.0 / scale, v);
-  return NG_OK;
+  return ngi_coord_check(&base_units[space], space, v, why, why_size);
 }
 
 /* needs: t non-NULL; cdna and why may be NULL. guarantees: checks the fields

@@ -39,13 +39,21 @@ ng_status ng_runtime_new(const ng_config *cfg, ng_runtime **out) {
 
   ng_cdna cdna;
   if (cfg->cdna) {
-    char why[160];
-    if (ng_cdna_validate(cfg->cdna, why, sizeof why) != NG_OK)
-      return ngi_fail(NULL, NG_EINVAL, "ng_runtime_new: invalid cdna: %s", why);
     cdna = *cfg->cdna;
   } else if (ng_cdna_init(&cdna, cfg->profile, ngi_clock_now(cfg->clock, cfg->clock_ud)) != NG_OK) {
     return ngi_fail(NULL, NG_EINVAL, "ng_runtime_new: unknown profile %u", (unsigned)cfg->profile);
   }
+  bool scaled = false;
+  for (int s = 0; s < NG_SPACES; s++)
+    if (cfg->scales[s] != 0.0f) {
+      cdna.dimension_scales[s] = cfg->scales[s];
+      scaled = true;
+    }
+  if (scaled) cdna.checksum = ng_cdna_checksum(&cdna);
+  char why[160];
+  if (ng_cdna_validate(&cdna, why, sizeof why) != NG_OK)
+    return ngi_fail(NULL, NG_EINVAL, "ng_runtime_new: invalid %s: %s",
+                    scaled ? "scales" : "cdna", why);
 
   ng_alloc_fn alloc = cfg->alloc ? cfg->alloc : ngi_default_alloc;
   ng_runtime *rt = alloc(cfg->alloc_ud, NULL, 0, sizeof *rt);
@@ -60,6 +68,7 @@ ng_status ng_runtime_new(const ng_config *cfg, ng_runtime **out) {
   atomic_init(&rt->bytes_peak, sizeof *rt);
   atomic_init(&rt->wseq, 0u);
   rt->cdna = cdna;
+  ngi_units_of(&cdna, rt->units);
 
   if (ngi_lock_init(&rt->lock) != 0) {
     runtime_destroy(rt, 0);
@@ -68,7 +77,7 @@ ng_status ng_runtime_new(const ng_config *cfg, ng_runtime **out) {
   ng_status st = ngi_tokens_init(rt, &rt->tokens, cfg->initial_tokens);
   if (st == NG_OK) st = ngi_conns_new(rt, cfg->initial_connections, &rt->conns);
   for (int s = 0; s < NG_SPACES && st == NG_OK; s++)
-    st = ngi_grid_new(rt, s, rt->cdna.bucket_sizes[s], &rt->grids[s]);
+    st = ngi_grid_new(rt, s, rt->cdna.bucket_sizes[s], &rt->units[s], &rt->grids[s]);
   if (st != NG_OK) {
     runtime_destroy(rt, 1);
     return ngi_fail(NULL, st, "ng_runtime_new: %s", ng_strerror(st));
@@ -102,6 +111,8 @@ ng_status ng_runtime_stats(ng_runtime *rt, ng_stats *out) {
   out->token_slots_retired = (size_t)ti->retired;
   out->connection_slots_free = ngi_idgen_free_count(ci);
   out->connection_slots_retired = (size_t)ci->retired;
+  for (int s = 0; s < NG_SPACES; s++)
+    out->placed[s] = rt->tokens.nplaced[s];
   ngi_read_unlock(rt);
   return NG_OK;
 }
@@ -117,11 +128,71 @@ ng_status ng_cdna_get(ng_runtime *rt, ng_cdna *out) {
   return NG_OK;
 }
 
+void ngi_units_of(const ng_cdna *c, ngi_unit units[NG_SPACES]) {
+  for (int s = 0; s < NG_SPACES; s++)
+    ngi_unit_make(&units[s], ng_space_scale(s), c->dimension_scales[s]);
+}
+
+/* needs: the write lock; rescaled the spaces whose unit changes from
+ * rt->units to units. guarantees: NG_OK when every coordinate of every token
+ * placed in those spaces, decoded in the old unit, fits the new one; else
+ * NG_EINVAL naming the first such token (ascending ids) and space. Reads only. */
+static ng_status rescale_check(ng_runtime *rt, unsigned rescaled, const ngi_unit *units,
+                               const char *func) {
+  static const char axes[] = "xyz";
+  const ngi_token_table *t = &rt->tokens;
+  for (size_t i = 0; i < t->len; i++) {
+    const ng_token *tok = ngi_tok_at(t, i);
+    uint32_t local = NG_ID_LOCAL(tok->id);
+    if (local == 0) continue;
+    unsigned sp = ngi_placed(t, local) & rescaled;
+    for (int s = 0; sp; s++, sp >>= 1) {
+      if (!(sp & 1u)) continue;
+      for (int a = 0; a < 3; a++) {
+        double v = ngi_unit_decode(&rt->units[s], tok->coords[s][a]);
+        int32_t raw;
+        if (ngi_unit_encode(&units[s], v, -32768, 32767, &raw) != NGI_ENC_OK)
+          return ngi_fail(rt, NG_EINVAL,
+                          "%s: token %llu does not fit the new scale of %s: %c %.10g must be "
+                          "within %.10g..%.10g",
+                          func, (unsigned long long)ngi_tokens_id_at(t, i), ng_space_name(s),
+                          axes[a], v, ngi_unit_decode(&units[s], -32768),
+                          ngi_unit_decode(&units[s], 32767));
+      }
+    }
+  }
+  return NG_OK;
+}
+
+/* needs: the write lock; rescale_check passed. guarantees: every coordinate
+ * of every token placed in a rescaled space re-encoded in the new unit. */
+static void rescale_apply(ng_runtime *rt, unsigned rescaled, const ngi_unit *units) {
+  ngi_token_table *t = &rt->tokens;
+  for (size_t i = 0; i < t->len; i++) {
+    const ng_token *tok = ngi_tok_at(t, i);
+    uint32_t local = NG_ID_LOCAL(tok->id);
+    if (local == 0 || !(ngi_placed(t, local) & rescaled)) continue;
+    ng_token next = *tok;
+    for (int s = 0; s < NG_SPACES; s++) {
+      if (!((ngi_placed(t, local) & rescaled) >> s & 1u)) continue;
+      for (int a = 0; a < 3; a++) {
+        int32_t raw;
+        (void)ngi_unit_encode(&units[s], ngi_unit_decode(&rt->units[s], tok->coords[s][a]),
+                              -32768, 32767, &raw);
+        next.coords[s][a] = (int16_t)raw;
+      }
+    }
+    ngi_tok_store(t, i, &next);
+  }
+}
+
 /* needs: the write lock; `next` the wanted CDNA.
  * guarantees: created_at kept, modified_at = now (never before created_at),
- * checksum recomputed; the grids of spaces whose bucket size changed are
- * rebuilt, all of them built before any is swapped in.
- * fails: NG_EINVAL (validation), NG_ENOMEM; the runtime is then unchanged. */
+ * checksum recomputed; the coordinates of the spaces whose dimension scale
+ * changed re-encoded; the grids of spaces whose bucket size or scale changed
+ * are rebuilt, all of them built before any is swapped in.
+ * fails: NG_EINVAL (validation, a coordinate that does not fit a new scale),
+ * NG_ENOMEM; the runtime is then unchanged. */
 static ng_status cdna_apply(ng_runtime *rt, ng_cdna *next, const char *func) {
   next->created_at = rt->cdna.created_at;
   uint64_t now = ngi_now(rt);
@@ -130,12 +201,24 @@ static ng_status cdna_apply(ng_runtime *rt, ng_cdna *next, const char *func) {
   char why[160];
   if (ng_cdna_validate(next, why, sizeof why) != NG_OK)
     return ngi_fail(rt, NG_EINVAL, "%s: %s", func, why);
+  ngi_unit units[NG_SPACES];
+  ngi_units_of(next, units);
+  unsigned rescaled = 0;
+  for (int s = 0; s < NG_SPACES; s++)
+    if (memcmp(&next->dimension_scales[s], &rt->cdna.dimension_scales[s], sizeof(float)) != 0)
+      rescaled |= 1u << s;
+  if (rescaled) {
+    ng_status st = rescale_check(rt, rescaled, units, func);
+    if (st != NG_OK) return st;
+  }
 
   ngi_grid *fresh[NG_SPACES] = {0};
   for (int s = 0; s < NG_SPACES; s++) {
-    if (memcmp(&next->bucket_sizes[s], &rt->cdna.bucket_sizes[s], sizeof(float)) == 0) continue;
-    /* The fresh index indexes every live token itself, at its first query. */
-    ng_status st = ngi_grid_new(rt, s, next->bucket_sizes[s], &fresh[s]);
+    if (!(rescaled >> s & 1u) &&
+        memcmp(&next->bucket_sizes[s], &rt->cdna.bucket_sizes[s], sizeof(float)) == 0)
+      continue;
+    /* The fresh index indexes every placed token itself, at its first query. */
+    ng_status st = ngi_grid_new(rt, s, next->bucket_sizes[s], &units[s], &fresh[s]);
     if (st != NG_OK) {
       for (int k = 0; k < s; k++)
         if (fresh[k]) ngi_grid_destroy(rt, fresh[k]);
@@ -143,12 +226,14 @@ static ng_status cdna_apply(ng_runtime *rt, ng_cdna *next, const char *func) {
                       ng_strerror(st));
     }
   }
+  if (rescaled) rescale_apply(rt, rescaled, units);
   for (int s = 0; s < NG_SPACES; s++) {
     if (!fresh[s]) continue;
     ngi_grid_destroy(rt, rt->grids[s]);
     rt->grids[s] = fresh[s];
   }
   rt->cdna = *next;
+  memcpy(rt->units, units, sizeof units);
   return NG_OK;
 }
 

@@ -14,7 +14,7 @@
 static const unsigned char snap_magic[8] = {'N', 'G', 'S', 'N', 'A', 'P', '\r', '\n'};
 
 enum {
-  SNAP_MAJOR = 2,
+  SNAP_MAJOR = 3,
   SNAP_MINOR = 0,
   HDR_SIZE = 80,    /* the header this version writes */
   HDR_STABLE = 20,  /* magic, version, header size, endianness: fixed in every version */

@@ -100,7 +100,8 @@ static ng_status parse_header(const unsigned char *p, uint64_t file_len, const c
   } else if (h->ids_len > file_len) { /* also keeps the offsets below from overflowing */
     return CORRUPT("%s: %s: truncated: %llu bytes, the header describes an ids section of %llu", fn,
                    name, (unsigned long long)file_len, (unsigned long long)h->ids_len);
-  } else if (h->ids_len < 2 * IDGEN_BYTES + 4 * (h->ntok + h->nconn)) {
+  } else if (h->ids_len < 2 * IDGEN_BYTES + 4 * (h->ntok + h->nconn) +
+                              (major >= 3 ? h->ntok : 0)) {
     return CORRUPT("%s: %s: ids section length %llu does not fit %llu tokens and %llu "
                    "connections",
                    fn, name, (unsigned long long)h->ids_len, (unsigned long long)h->ntok,
@@ -221,7 +222,8 @@ static ng_status check_ids(const ids_state *s, unsigned slot_bits, uint64_t slot
  * the structural record rules (ng_token_validate without a CDNA). Marks every slot in `present` (a
  * bitmap of fresh bits), then the free slots, each of which must be unmarked. */
 static ng_status check_tokens(const ngi_token_table *tab, const snap_header *h,
-                              const ids_state *ids, uint64_t *present, const char *name) {
+                              const ids_state *ids, uint64_t *present, const uint8_t *placed,
+                              const char *name) {
   ng_id prev = 0;
   const ng_token *run = NULL;
   for (uint64_t i = 0, run_end = 0; i < h->ntok; i++) {
@@ -254,6 +256,11 @@ static ng_status check_tokens(const ngi_token_table *tab, const snap_header *h,
     char why[192];
     if (ng_token_validate(&t, NG_TF_ALL, NULL, why, sizeof why) != NG_OK)
       return CORRUPT("ng_snapshot_load: %s: token %llu: %s", name, id, why);
+    for (int s = 0; placed && s < NG_SPACES; s++) /* 3.0: a space left holds 0 */
+      if (!(placed[i] >> s & 1u) && (t.coords[s][0] | t.coords[s][1] | t.coords[s][2]))
+        return CORRUPT("ng_snapshot_load: %s: token %llu has coordinates in %s, where it is not "
+                       "placed",
+                       name, id, ng_space_name(s));
     present[local >> 6] |= (uint64_t)1 << (local & 63);
     prev = id;
   }
@@ -576,7 +583,16 @@ static ng_status load_body(const snap_source *src, const snap_header *h, const n
   const char *name = src->name;
   ng_config c = {0};
   if (cfg) c = *cfg;
-  c.cdna = cdna;
+  memset(c.scales, 0, sizeof c.scales);
+  /* Before 3.0 the dimension scales were not read: every coordinate meant
+   * raw / space scale. Scale 1.0 keeps that meaning. */
+  ng_cdna unscaled = *cdna;
+  if (h->major < 3) {
+    for (int s = 0; s < NG_SPACES; s++)
+      unscaled.dimension_scales[s] = 1.0f;
+    unscaled.checksum = ng_cdna_checksum(&unscaled);
+  }
+  c.cdna = &unscaled;
   c.initial_tokens = 0;
   c.initial_connections = 0;
   ng_runtime *rt = NULL;
@@ -598,6 +614,8 @@ static ng_status load_body(const snap_source *src, const snap_header *h, const n
   uint32_t *slots = NULL; /* the connections' slots, split from their entries */
   uint64_t *present = ngi_alloc(rt, present_size);
   unsigned char *ids = h->major > 1 ? ngi_alloc(rt, ids_size) : NULL;
+  const uint8_t *placed = NULL; /* each token's spaces: into ids (3.0), or all_spaces */
+  uint8_t *all_spaces = NULL;
   if (tst != NG_OK || (conn_size && !conn) || !present || (h->major > 1 && !ids)) {
     st = ngi_fail(NULL, NG_ENOMEM, "ng_snapshot_load: %s: out of memory reading %llu bytes", name,
                   (unsigned long long)h->total);
@@ -619,6 +637,10 @@ static ng_status load_body(const snap_source *src, const snap_header *h, const n
     if ((st = take_ids(ids, h->ids_len, &at, h->ntok, "tokens", name, &tids)) != NG_OK ||
         (st = take_ids(ids, h->ids_len, &at, h->nconn, "connections", name, &cids)) != NG_OK)
       goto done;
+    if (h->major >= 3) { /* the tokens' spaces; the length check left room for them */
+      placed = ids + at;
+      at += h->ntok;
+    }
     if (at != h->ids_len) {
       st = CORRUPT("ng_snapshot_load: %s: %llu unexpected bytes in the ids section", name,
                    (unsigned long long)(h->ids_len - at));
@@ -644,14 +666,22 @@ static ng_status load_body(const snap_source *src, const snap_header *h, const n
                  name, rd32(crcs[1]), crc);
     goto done;
   }
-  if ((st = check_tokens(t, h, &tids, present, name)) != NG_OK) goto done;
+  if ((st = check_tokens(t, h, &tids, present, placed, name)) != NG_OK) goto done;
   if ((st = check_connections(conn, h, &cids, &tids, present, cfg, name)) != NG_OK) goto done;
 
   /* Valid: install. Only allocation can fail from here on. */
   if ((st = restore_ids(rt, &t->ids, &tids, name)) != NG_OK ||
       (st = restore_ids(rt, ngi_conns_ids(rt->conns), &cids, name)) != NG_OK)
     goto done;
-  if ((st = ngi_tokens_adopt(rt, t, ntok, tids.gens)) != NG_OK) goto built;
+  if (!placed) { /* before 3.0 every token was in all eight spaces */
+    if (ntok && !(all_spaces = ngi_alloc(rt, ntok))) {
+      st = NG_ENOMEM;
+      goto built;
+    }
+    if (ntok) memset(all_spaces, 0xFF, ntok);
+    placed = all_spaces;
+  }
+  if ((st = ngi_tokens_adopt(rt, t, ntok, tids.gens, placed)) != NG_OK) goto built;
   if (nconn && !(slots = ngi_alloc_array(rt, nconn, sizeof *slots))) {
     st = NG_ENOMEM;
     goto built;
@@ -669,6 +699,7 @@ done:
   if (slots) ngi_free(rt, slots, nconn * sizeof *slots);
   if (present) ngi_free(rt, present, present_size);
   if (ids) ngi_free(rt, ids, ids_size);
+  if (all_spaces) ngi_free(rt, all_spaces, ntok);
   if (st != NG_OK) {
     ng_runtime_release(rt);
     return st;

@@ -143,8 +143,8 @@ static void write_snapshot(ng_runtime *rt, writer *w) {
   const ngi_idgen *cids = ngi_conns_ids(rt->conns);
   wr64(h + OFF_NTOK, t->live);
   wr64(h + OFF_NCONN, nconn);
-  wr64(h + OFF_IDS_LEN,
-       idgen_bytes(&t->ids) + 4 * (uint64_t)t->live + idgen_bytes(cids) + 4 * (uint64_t)nconn);
+  wr64(h + OFF_IDS_LEN, idgen_bytes(&t->ids) + 4 * (uint64_t)t->live + idgen_bytes(cids) +
+                            4 * (uint64_t)nconn + (uint64_t)t->live);
   wr64(h + OFF_CDNA_LEN, CDNA_BYTES);
   wr64(h + OFF_TOK_LEN, (uint64_t)t->live * TOKEN_BYTES);
   wr64(h + OFF_CONN_LEN, (uint64_t)nconn * CONN_BYTES);
@@ -183,6 +183,12 @@ static void write_snapshot(ng_runtime *rt, writer *w) {
   }
   put_idgen(w, cids);
   ng_connection_each(rt, put_conn_gen, w);
+  for (size_t k = 0; k < t->len; k++) { /* 3.0: each token's spaces */
+    uint32_t local = NG_ID_LOCAL(ngi_tok_at(t, k)->id);
+    if (local == 0) continue;
+    unsigned char p = ngi_placed(t, local);
+    w_put(w, &p, 1);
+  }
   w_end_section(w);
   w_flush(w);
 }

@@ -88,28 +88,35 @@ static ng_status grow_recs(ng_runtime *rt, ngi_token_table *t, size_t want) {
   return NG_OK;
 }
 
-/* Add slot-map segments (every entry NGI_NONE) until ids 1 .. want have an
- * entry. All or nothing: the segments are allocated first and published
- * (release) only once all exist, so a failure frees what no reader can have
- * seen. fails: NG_ENOMEM; the table is unchanged. */
+/* A slot-map block of n entries is followed by the n placement bytes of the
+ * same slots (one allocation). */
+#define SLOT_BYTES (sizeof(uint64_t) + 1)
+
+/* Add slot-map segments (every entry NGI_NONE, placed nowhere) until ids
+ * 1 .. want have an entry. All or nothing: the segments are allocated first
+ * and published (release) only once all exist, so a failure frees what no
+ * reader can have seen. fails: NG_ENOMEM; the table is unchanged. */
 static ng_status grow_slots(ng_runtime *rt, ngi_token_table *t, size_t want) {
   uint64_t *fresh[NGI_SEGS];
   unsigned k = t->nslot_seg, nk = k;
   size_t cap = t->slot_cap;
   for (; cap < want; nk++) {
     size_t n = ngi_seg_len(nk, NGI_SLOT_LB);
-    fresh[nk] = ngi_alloc_array(rt, n, sizeof(uint64_t));
+    fresh[nk] = ngi_alloc_array(rt, n, SLOT_BYTES);
     if (!fresh[nk]) {
       while (nk-- > k)
-        ngi_free(rt, fresh[nk], ngi_seg_len(nk, NGI_SLOT_LB) * sizeof(uint64_t));
+        ngi_free(rt, fresh[nk], ngi_seg_len(nk, NGI_SLOT_LB) * SLOT_BYTES);
       return NG_ENOMEM;
     }
-    ngi_advise_bulk(fresh[nk], n * sizeof(uint64_t));
+    ngi_advise_bulk(fresh[nk], n * SLOT_BYTES);
     memset(fresh[nk], 0xFF, n * sizeof(uint64_t)); /* position NGI_NONE everywhere */
+    memset(fresh[nk] + n, 0, n);                   /* placed nowhere */
     cap += n;
   }
-  for (; k < nk; k++)
+  for (; k < nk; k++) {
+    t->place_seg[k] = (uint8_t *)(fresh[k] + ngi_seg_len(k, NGI_SLOT_LB));
     NGI_STORE(&t->slot_seg[k], fresh[k], RELEASE);
+  }
   t->nslot_seg = nk;
   t->slot_cap = cap;
   return NG_OK;
@@ -126,18 +133,22 @@ static ng_status init_bulk(ng_runtime *rt, ngi_token_table *t, size_t initial) {
   size_t nr = ngi_seg_base(kr, NGI_REC_LB), ns = ngi_seg_base(ks, NGI_SLOT_LB);
   uint8_t pad = 0;
   ng_token *recs = alloc_recs(rt, nr, &pad);
-  uint64_t *slots = recs ? ngi_alloc_array(rt, ns, sizeof *slots) : NULL;
+  uint64_t *slots = recs ? ngi_alloc_array(rt, ns, SLOT_BYTES) : NULL;
   if (!slots) {
     if (recs) free_recs(rt, recs, nr, pad);
     return NG_ENOMEM;
   }
   t->seg_pad[0] = pad;
-  ngi_advise_bulk(slots, ns * sizeof *slots);
+  ngi_advise_bulk(slots, ns * SLOT_BYTES);
   memset(slots, 0xFF, ns * sizeof *slots); /* NGI_NONE everywhere */
+  uint8_t *place = (uint8_t *)(slots + ns);
+  memset(place, 0, ns); /* placed nowhere */
   for (unsigned k = 0; k < kr; k++)
     NGI_STORE(&t->seg[k], recs + ngi_seg_base(k, NGI_REC_LB), RELEASE);
-  for (unsigned k = 0; k < ks; k++)
+  for (unsigned k = 0; k < ks; k++) {
+    t->place_seg[k] = place + ngi_seg_base(k, NGI_SLOT_LB);
     NGI_STORE(&t->slot_seg[k], slots + ngi_seg_base(k, NGI_SLOT_LB), RELEASE);
+  }
   t->nseg = t->nbulk = kr;
   t->cap = nr;
   t->nslot_seg = t->nslot_bulk = ks;
@@ -159,21 +170,24 @@ void ngi_tokens_destroy(ng_runtime *rt, ngi_token_table *t) {
   for (unsigned k = t->nbulk; k < t->nseg; k++)
     free_recs(rt, t->seg[k], ngi_seg_len(k, NGI_REC_LB), t->seg_pad[k]);
   if (t->nslot_bulk)
-    ngi_free(rt, t->slot_seg[0], ngi_seg_base(t->nslot_bulk, NGI_SLOT_LB) * sizeof(uint64_t));
+    ngi_free(rt, t->slot_seg[0], ngi_seg_base(t->nslot_bulk, NGI_SLOT_LB) * SLOT_BYTES);
   for (unsigned k = t->nslot_bulk; k < t->nslot_seg; k++)
-    ngi_free(rt, t->slot_seg[k], ngi_seg_len(k, NGI_SLOT_LB) * sizeof(uint64_t));
+    ngi_free(rt, t->slot_seg[k], ngi_seg_len(k, NGI_SLOT_LB) * SLOT_BYTES);
   ngi_idgen_free(rt, &t->ids);
   memset(t->seg, 0, sizeof t->seg);
   memset(t->slot_seg, 0, sizeof t->slot_seg);
+  memset(t->place_seg, 0, sizeof t->place_seg);
   atomic_store_explicit(&t->dense, 0, memory_order_relaxed);
   t->len = t->cap = t->live = t->slot_cap = 0;
+  memset(t->nplaced, 0, sizeof t->nplaced);
   t->nseg = t->nslot_seg = t->nbulk = t->nslot_bulk = 0;
 }
 
 /* needs: exclusive access; slots 0 .. n-1 filled as internal.h says.
  * guarantees: those n records are the table (len = live = n), every id
  * mapped, next id `next_id`. fails: NG_ENOMEM, the table unchanged. */
-ng_status ngi_tokens_adopt(ng_runtime *rt, ngi_token_table *t, size_t n, const uint32_t *gens) {
+ng_status ngi_tokens_adopt(ng_runtime *rt, ngi_token_table *t, size_t n, const uint32_t *gens,
+                           const uint8_t *placed) {
   if (n > 0) {
     uint32_t max_local = 0;
     t->len = n; /* for ngi_tok_span */
@@ -201,6 +215,7 @@ ng_status ngi_tokens_adopt(ng_runtime *rt, ngi_token_table *t, size_t n, const u
         }
         uint64_t gen = gens ? gens[i + j] : 0;
         NGI_STORE(&seg[at - lo], gen << 32 | (uint64_t)(i + j), RELAXED);
+        ngi_set_placed(t, (uint32_t)at + 1u, placed[i + j]);
       }
     }
   }
@@ -268,9 +283,10 @@ size_t ngi_tokens_first_after(const ngi_token_table *t, ng_id after) {
   return best;
 }
 
-void ngi_tokens_append(ngi_token_table *t, ng_id id, const ng_token *rec) {
+void ngi_tokens_append(ngi_token_table *t, ng_id id, const ng_token *rec, uint8_t placed) {
   ngi_tok_store(t, t->len, rec);
   slot_set(t, id, (uint32_t)t->len);
+  ngi_set_placed(t, NG_TOKEN_SLOT(id), placed);
   t->len++;
   t->live++;
   ngi_idgen_take(&t->ids);
@@ -283,6 +299,7 @@ void ngi_tokens_tombstone(ng_runtime *rt, ngi_token_table *t, ng_id id) {
   tomb.id = 0;
   ngi_tok_store(t, slot, &tomb);
   slot_set(t, id, NGI_NONE);
+  ngi_set_placed(t, NG_TOKEN_SLOT(id), 0);
   ngi_idgen_release(rt, &t->ids, id);
   t->live--;
   while (t->len > 0 && ngi_tok_is_tomb(ngi_tok_at(t, t->len - 1)))
@@ -300,6 +317,7 @@ void ngi_tokens_release_all(ng_runtime *rt, ngi_token_table *t) {
     if (ngi_tok_is_tomb(tok)) continue;
     ng_id id = ngi_tokens_id_at(t, i);
     slot_set(t, id, NGI_NONE);
+    ngi_set_placed(t, NG_TOKEN_SLOT(id), 0);
     ngi_idgen_release(rt, &t->ids, id);
   }
   t->len = 0;

@@ -98,6 +98,10 @@ typedef struct ngi_token_table {
   ng_token *seg[NGI_SEGS];      /* record segments (64-byte aligned); NULL past nseg */
   uint8_t seg_pad[NGI_SEGS];    /* where each segment's allocation starts, before seg[k] */
   uint64_t *slot_seg[NGI_SEGS]; /* slot-map segments; NULL past nslot_seg */
+  /* Placement, per slot like the slot map (in the same allocations): bit s
+   * set while the slot's live token is placed in space s. Read and written
+   * under the lock only (ng_token_get does not read it). */
+  uint8_t *place_seg[NGI_SEGS];
   /* While there are no tombstones and no gaps in the ids (nothing deleted
    * yet: the common case) and the first id is below 2^32, (first id << 32) |
    * len, so the position is id - first id without the slot-map read (a cache
@@ -106,6 +110,7 @@ typedef struct ngi_token_table {
   size_t len;      /* slots in use, tombstones included */
   size_t cap;      /* slots in the nseg segments */
   size_t live;     /* live tokens */
+  size_t nplaced[NG_SPACES]; /* live tokens placed in each space */
   size_t slot_cap; /* local ids 1 .. slot_cap have a slot-map entry */
   unsigned nseg, nslot_seg;
   unsigned nbulk, nslot_bulk; /* segments 0 .. nbulk-1 are one allocation (a capacity hint's) */
@@ -170,6 +175,26 @@ static inline uint32_t ngi_slot_at(const ngi_token_table *t, ng_id id) {
   return (e >> 32) == NG_TOKEN_GEN(id) ? (uint32_t)e : NGI_NONE;
 }
 
+/* The spaces (bit s: space s) the live token in slot `local` (1 ..
+ * slot_cap) is placed in. Caller holds a lock. */
+static inline uint8_t ngi_placed(const ngi_token_table *t, uint32_t local) {
+  unsigned k = ngi_seg_of(local - 1u, NGI_SLOT_LB);
+  return t->place_seg[k][local - 1u - ngi_seg_base(k, NGI_SLOT_LB)];
+}
+/* Set them (keeping the per-space counts). Caller holds the write lock. */
+static inline void ngi_set_placed(ngi_token_table *t, uint32_t local, uint8_t spaces) {
+  unsigned k = ngi_seg_of(local - 1u, NGI_SLOT_LB);
+  uint8_t *p = &t->place_seg[k][local - 1u - ngi_seg_base(k, NGI_SLOT_LB)];
+  for (unsigned d = (unsigned)(*p ^ spaces), s = 0; d; d >>= 1, s++)
+    if (d & 1u) {
+      if (spaces & (1u << s))
+        t->nplaced[s]++;
+      else
+        t->nplaced[s]--;
+    }
+  *p = spaces;
+}
+
 /* The full id of the live token whose record says local id `local`. */
 static inline ng_id ngi_token_id_of(const ngi_token_table *t, uint32_t local) {
   if (t->ids.epoch == 0) return local; /* no slot reused yet: generation 0 */
@@ -205,10 +230,11 @@ ng_status ngi_tokens_init(ng_runtime *rt, ngi_token_table *t, size_t initial);
 /* snapshot_load.c: make the first n positions (room made by ngi_tokens_init(n),
  * filled by the caller with records in strictly ascending id order, none a
  * tombstone, local ids below the allocator's fresh slot) the whole table,
- * with gens[i] the generation of record i (NULL: all 0), and build its slot
- * map. The caller restores t->ids. Caller has exclusive access (a runtime not
+ * with gens[i] the generation of record i (NULL: all 0) and placed[i] its
+ * spaces (bit s: space s), and build its slot map. The caller restores t->ids. Caller has exclusive access (a runtime not
  * yet shared). NG_ENOMEM leaves the table as it was. */
-ng_status ngi_tokens_adopt(ng_runtime *rt, ngi_token_table *t, size_t n, const uint32_t *gens);
+ng_status ngi_tokens_adopt(ng_runtime *rt, ngi_token_table *t, size_t n, const uint32_t *gens,
+                           const uint8_t *placed);
 /* Whether a record is a tombstone (a deleted token's slot, local id 0). */
 static inline bool ngi_tok_is_tomb(const ng_token *t) {
   return NG_ID_LOCAL(t->id) == 0;
@@ -217,9 +243,10 @@ static inline bool ngi_tok_is_tomb(const ng_token *t) {
  * fails: NG_ENOMEM; the table is unchanged (capacity is not observable). */
 ng_status ngi_tokens_reserve_append(ng_runtime *rt, ngi_token_table *t, ng_id id);
 /* Append *rec (its id field set) as token `id`, the id allocator's next id
- * (ngi_idgen_peek), which it takes. Needs ngi_tokens_reserve_append since the
- * last change; cannot fail. Caller holds the write lock. */
-void ngi_tokens_append(ngi_token_table *t, ng_id id, const ng_token *rec);
+ * (ngi_idgen_peek), which it takes, placed in the spaces `placed`. Needs
+ * ngi_tokens_reserve_append since the last change; cannot fail. Caller holds
+ * the write lock. */
+void ngi_tokens_append(ngi_token_table *t, ng_id id, const ng_token *rec, uint8_t placed);
 /* Delete live token `id`: its record becomes a tombstone, its slot goes back
  * to the allocator; trailing tombstones are dropped and, once tombstones
  * outnumber live tokens, the table is compacted in place. Never allocates.

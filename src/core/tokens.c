@@ -1,6 +1,7 @@
 /* The token table (dense, ascending ids, tombstones) and the public token store calls. */
 #include "internal.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,21 +29,57 @@ static void raw_coords(const ng_token *t, int space, int16_t xyz[3]) {
   memcpy(xyz, t->coords[space], 3 * sizeof(int16_t));
 }
 
+/* The spaces of live token `id` (its slot's placement). Caller holds a lock. */
+static uint8_t placed_of(const ngi_token_table *t, ng_id id) {
+  return ngi_placed(t, NG_TOKEN_SLOT(id));
+}
+
+/* Encode xyz (space's units in rt) into raw, the rule of every store call:
+ * a value that does not fit is NG_EINVAL, recorded for `fn` naming the axis,
+ * the space and the value, with raw untouched. Caller holds a lock (reads
+ * the units). */
+static ng_status encode_xyz(ng_runtime *rt, const char *fn, int space, const double xyz[3],
+                            int16_t raw[3]) {
+  static const char axes[] = "xyz";
+  int16_t out[3];
+  for (int a = 0; a < 3; a++) {
+    char why[160];
+    if (ngi_coord_check(&rt->units[space], space, xyz[a], why, sizeof why) != NG_OK)
+      return ngi_fail(rt, NG_EINVAL, "%s: %c%s", fn, axes[a], why + strlen("coordinate"));
+    int32_t r;
+    (void)ngi_unit_encode(&rt->units[space], xyz[a], -32768, 32767, &r);
+    out[a] = (int16_t)r;
+  }
+  memcpy(raw, out, sizeof out);
+  return NG_OK;
+}
+
+static ng_status check_space(ng_runtime *rt, const char *fn, int space) {
+  if (space < 0 || space >= NG_SPACES)
+    return ngi_fail(rt, NG_EINVAL, "%s: space must be 0..7, got %d", fn, space);
+  return NG_OK;
+}
+
 /* ---- the store ------------------------------------------------------------ */
 
 /* needs: rt; init and out_id may be NULL.
- * guarantees: a new token with the next id, found by the grids of all 8
- * spaces from their next query on.
+ * guarantees: a new token with the next id, placed in `spaces` (its other
+ * coordinates 0), found by the grids of those spaces from their next query on.
  * fails: NG_EINVAL (checks), NG_ELIMIT (no slot left), NG_ENOMEM, NG_EBUSY;
  * the store is then unchanged. */
-ng_status ng_token_create(ng_runtime *rt, const ng_token *init, ng_id *out_id) {
+ng_status ng_token_create(ng_runtime *rt, const ng_token *init, unsigned spaces, ng_id *out_id) {
   static const char fn[] = "ng_token_create";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
+  if (spaces & ~(unsigned)NG_TF_COORDS_ALL)
+    return ngi_fail(rt, NG_EINVAL, "%s: spaces must be a mask of bits 0..7, got 0x%x", fn,
+                    spaces);
   ng_token tok;
   if (init)
     tok = *init;
   else
     ng_token_init(&tok);
+  for (int s = 0; s < NG_SPACES; s++)
+    if (!(spaces >> s & 1u)) memset(tok.coords[s], 0, sizeof tok.coords[s]);
 
   ng_status st = ngi_write_lock(rt, fn);
   if (st != NG_OK) return st;
@@ -65,7 +102,7 @@ ng_status ng_token_create(ng_runtime *rt, const ng_token *init, ng_id *out_id) {
   if (tok.timestamp == 0) tok.timestamp = ngi_now32(rt);
   /* No grid work: a new id is above every id the grids have absorbed, so
    * they read it from this table at their next query (internal.h). */
-  ngi_tokens_append(t, id, &tok);
+  ngi_tokens_append(t, id, &tok, (uint8_t)spaces);
   if (out_id) *out_id = id;
 out:
   ngi_write_unlock(rt);
@@ -197,17 +234,25 @@ ng_status ng_token_get(ng_runtime *rt, ng_id id, ng_token *out) {
   return get_slow(rt, id, out);
 }
 
-/* The record `values` makes of `cur` under `fields` (as ng_token_update
- * writes it) in *next, and in *moved the spaces whose coordinates change. */
-static void merge_update(const ng_token *cur, ng_id id, const ng_token *values, uint32_t fields,
-                         ng_token *next, unsigned *moved) {
+/* The record `values` makes of `cur` (placed in `placed`) under `fields`
+ * (as ng_token_update writes it) in *next, its spaces in *next_placed, and
+ * in *moved the spaces it stays in whose coordinates change. */
+static void merge_update(const ng_token *cur, uint8_t placed, ng_id id, const ng_token *values,
+                         uint32_t fields, ng_token *next, uint8_t *next_placed, unsigned *moved) {
   *next = *cur;
-  unsigned m = 0;
+  unsigned m = 0, p = placed;
   for (int s = 0; s < NG_SPACES; s++) {
+    if (fields & NG_TF_UNPLACE(s)) {
+      memset(next->coords[s], 0, sizeof next->coords[s]);
+      p &= ~(1u << s);
+    }
     if (!(fields & NG_TF_COORDS(s))) continue;
-    if (memcmp(next->coords[s], values->coords[s], sizeof next->coords[s]) != 0) m |= 1u << s;
+    if ((placed >> s & 1u) && memcmp(next->coords[s], values->coords[s], sizeof next->coords[s]))
+      m |= 1u << s;
     memcpy(next->coords[s], values->coords[s], sizeof next->coords[s]);
+    p |= 1u << s;
   }
+  *next_placed = (uint8_t)p;
   if (fields & NG_TF_WEIGHT) next->weight = values->weight;
   if (fields & NG_TF_FLAGS)
     next->flags = values->flags;
@@ -222,45 +267,83 @@ static void merge_update(const ng_token *cur, ng_id id, const ng_token *values, 
 }
 
 /* needs: the write lock; `slot` the slot of live token `id` in rt->tokens,
- * next its checked new value, moved the spaces whose coordinates differ.
- * guarantees: the token moved in the grid of every space in `moved` (one
- * ngi_grid_move each) and its record replaced by next.
+ * next its checked new value, placed in next_placed, moved the spaces it
+ * stays in whose coordinates differ. guarantees: the token moved in the grid
+ * of every space in `moved` (one ngi_grid_move each), indexed in the spaces
+ * it enters, removed from those it leaves; its record and placement replaced.
  * fails: NG_ENOMEM (reported under `fn`) with nothing changed: the spaces
- * moved before the failing one are moved back, which never allocates (see
- * ngi_grid_move), so the undo itself cannot fail. */
+ * moved or entered before the failing one are moved back or removed, which
+ * never allocates (see ngi_grid_move), so the undo itself cannot fail. */
 static ng_status apply_update(ng_runtime *rt, const char *fn, ng_id id, uint32_t slot,
-                              const ng_token *next, unsigned moved) {
-  const ng_token *cur = ngi_tok_at(&rt->tokens, slot);
+                              const ng_token *next, uint8_t next_placed, unsigned moved) {
+  ngi_token_table *t = &rt->tokens;
+  const ng_token *cur = ngi_tok_at(t, slot);
+  unsigned placed = placed_of(t, id);
+  unsigned enter = next_placed & ~placed, leave = placed & ~(unsigned)next_placed;
   int16_t from[3], to[3];
   for (int s = 0; s < NG_SPACES; s++) {
-    if (!(moved & (1u << s))) continue;
+    if (!((moved | enter) & (1u << s))) continue;
     raw_coords(cur, s, from);
     raw_coords(next, s, to);
-    ng_status st = ngi_grid_move(rt, rt->grids[s], id, from, to);
+    ng_status st = (moved >> s & 1u) ? ngi_grid_move(rt, rt->grids[s], id, from, to)
+                                     : ngi_grid_insert(rt, rt->grids[s], id, to);
     if (st != NG_OK) {
       while (s-- > 0) {
-        if (!(moved & (1u << s))) continue;
         raw_coords(cur, s, from);
         raw_coords(next, s, to);
-        (void)ngi_grid_move(rt, rt->grids[s], id, to, from); /* NG_OK: allocates nothing */
+        if (moved >> s & 1u)
+          (void)ngi_grid_move(rt, rt->grids[s], id, to, from); /* NG_OK: allocates nothing */
+        else if (enter >> s & 1u)
+          ngi_grid_remove(rt, rt->grids[s], id, to);
       }
       return ngi_fail(rt, st, "%s: moving token %llu in the grid: %s", fn, (unsigned long long)id,
                       ng_strerror(st));
     }
   }
-  ngi_tok_store(&rt->tokens, slot, next);
+  for (int s = 0; s < NG_SPACES; s++) {
+    if (!(leave >> s & 1u)) continue;
+    raw_coords(cur, s, from);
+    ngi_grid_remove(rt, rt->grids[s], id, from);
+  }
+  ngi_tok_store(t, slot, next);
+  if (next_placed != placed) ngi_set_placed(t, NG_TOKEN_SLOT(id), next_placed);
   return NG_OK;
 }
 
-/* The unknown bits of `fields`, checked before any lock is taken. */
+#define FIELD_BITS ((uint32_t)NG_TF_ALL | NG_TF_UNPLACE_ALL)
+
+/* The unknown bits of `fields`, and a space both written and left, checked
+ * before any lock is taken. */
 static ng_status check_field_bits(ng_runtime *rt, const char *fn, uint32_t fields) {
-  if (fields & ~(uint32_t)NG_TF_ALL)
+  if (fields & ~FIELD_BITS)
     return ngi_fail(rt, NG_EINVAL, "%s: unknown field bits 0x%x", fn,
-                    (unsigned)(fields & ~(uint32_t)NG_TF_ALL));
+                    (unsigned)(fields & ~FIELD_BITS));
+  uint32_t both = fields & (fields >> 16) & NG_TF_COORDS_ALL;
+  if (both) {
+    int s = 0;
+    while (!(both >> s & 1u))
+      s++;
+    return ngi_fail(rt, NG_EINVAL, "%s: fields both write and unplace %s", fn, ng_space_name(s));
+  }
   return NG_OK;
 }
 
-/* needs: rt, values; fields a subset of NG_TF_ALL.
+/* needs: the write lock; `slot` the slot of live token `id`; fields checked
+ * by check_field_bits. guarantees: ng_token_update's write. fails: NG_EINVAL
+ * (the record rules), NG_ENOMEM; nothing changed. */
+static ng_status update_locked(ng_runtime *rt, const char *fn, ng_id id, uint32_t slot,
+                               const ng_token *values, uint32_t fields) {
+  ng_token next;
+  uint8_t next_placed;
+  unsigned moved;
+  merge_update(ngi_tok_at(&rt->tokens, slot), placed_of(&rt->tokens, id), id, values, fields,
+               &next, &next_placed, &moved);
+  ng_status st = check_fields(rt, fn, &next, fields);
+  if (st != NG_OK) return st;
+  return apply_update(rt, fn, id, slot, &next, next_placed, moved);
+}
+
+/* needs: rt, values; fields a subset of NG_TF_ALL | NG_TF_UNPLACE_ALL.
  * guarantees: the selected fields written at once; the token moved in the
  * grid of every space whose coordinates changed.
  * fails: NG_EINVAL, NG_ENOTFOUND, NG_ENOMEM, NG_EBUSY; nothing changed. */
@@ -280,15 +363,135 @@ ng_status ng_token_update(ng_runtime *rt, ng_id id, const ng_token *values, uint
     st = ngi_fail(rt, NG_ENOTFOUND, "%s: no token %llu", fn, (unsigned long long)id);
     goto out;
   }
-  ng_token next;
-  unsigned moved;
-  merge_update(ngi_tok_at(t, slot), id, values, fields, &next, &moved);
-  st = check_fields(rt, fn, &next, fields);
-  if (st != NG_OK) goto out;
-  st = apply_update(rt, fn, id, slot, &next, moved);
+  st = update_locked(rt, fn, id, slot, values, fields);
 out:
   ngi_write_unlock(rt);
   return st;
+}
+
+ng_status ng_token_place(ng_runtime *rt, ng_id id, int space, const double xyz[3]) {
+  static const char fn[] = "ng_token_place";
+  if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
+  if (!xyz) return ngi_fail(rt, NG_EINVAL, "%s: xyz must not be NULL", fn);
+  ng_status st = ngi_check_id(rt, fn, id);
+  if (st == NG_OK) st = check_space(rt, fn, space);
+  if (st != NG_OK) return st;
+  st = ngi_write_lock(rt, fn);
+  if (st != NG_OK) return st;
+  uint32_t slot = ngi_token_slot(&rt->tokens, id);
+  ng_token v;
+  int16_t raw[3];
+  if (slot == NGI_NONE)
+    st = ngi_fail(rt, NG_ENOTFOUND, "%s: no token %llu", fn, (unsigned long long)id);
+  else
+    st = encode_xyz(rt, fn, space, xyz, raw);
+  memcpy(v.coords[space], raw, sizeof raw);
+  if (st == NG_OK) st = update_locked(rt, fn, id, slot, &v, NG_TF_COORDS(space));
+  ngi_write_unlock(rt);
+  return st;
+}
+
+ng_status ng_token_unplace(ng_runtime *rt, ng_id id, int space) {
+  static const char fn[] = "ng_token_unplace";
+  if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
+  ng_status st = ngi_check_id(rt, fn, id);
+  if (st == NG_OK) st = check_space(rt, fn, space);
+  if (st != NG_OK) return st;
+  st = ngi_write_lock(rt, fn);
+  if (st != NG_OK) return st;
+  uint32_t slot = ngi_token_slot(&rt->tokens, id);
+  ng_token v;
+  memset(&v, 0, sizeof v);
+  if (slot == NGI_NONE)
+    st = ngi_fail(rt, NG_ENOTFOUND, "%s: no token %llu", fn, (unsigned long long)id);
+  else if (placed_of(&rt->tokens, id) >> space & 1u)
+    st = update_locked(rt, fn, id, slot, &v, NG_TF_UNPLACE(space));
+  ngi_write_unlock(rt);
+  return st;
+}
+
+ng_status ng_token_position(ng_runtime *rt, ng_id id, int space, double xyz[3]) {
+  static const char fn[] = "ng_token_position";
+  if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
+  if (!xyz) return ngi_fail(rt, NG_EINVAL, "%s: xyz must not be NULL", fn);
+  ng_status st = ngi_check_id(rt, fn, id);
+  if (st == NG_OK) st = check_space(rt, fn, space);
+  if (st != NG_OK) return st;
+  ngi_read_lock(rt);
+  const ng_token *tok = ngi_token_lookup(&rt->tokens, id);
+  if (!tok) {
+    st = ngi_fail(rt, NG_ENOTFOUND, "%s: no token %llu", fn, (unsigned long long)id);
+  } else if (!(placed_of(&rt->tokens, id) >> space & 1u)) {
+    st = ngi_fail(rt, NG_ENOTFOUND, "%s: token %llu is not placed in %s", fn,
+                  (unsigned long long)id, ng_space_name(space));
+  } else {
+    for (int a = 0; a < 3; a++)
+      xyz[a] = ngi_unit_decode(&rt->units[space], tok->coords[space][a]);
+  }
+  ngi_read_unlock(rt);
+  return st;
+}
+
+ng_status ng_token_spaces(ng_runtime *rt, ng_id id, unsigned *spaces) {
+  static const char fn[] = "ng_token_spaces";
+  if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
+  if (!spaces) return ngi_fail(rt, NG_EINVAL, "%s: spaces must not be NULL", fn);
+  ng_status st = ngi_check_id(rt, fn, id);
+  if (st != NG_OK) return st;
+  ngi_read_lock(rt);
+  if (ngi_token_slot(&rt->tokens, id) == NGI_NONE)
+    st = ngi_fail(rt, NG_ENOTFOUND, "%s: no token %llu", fn, (unsigned long long)id);
+  else
+    *spaces = placed_of(&rt->tokens, id);
+  ngi_read_unlock(rt);
+  return st;
+}
+
+/* needs: rt; xyz and raw 3n entries (NULL only when n == 0). guarantees:
+ * every point encoded, or NG_EINVAL naming the first that does not fit (its
+ * index when n > 1) with raw untouched. */
+ng_status ng_coords_encode(ng_runtime *rt, int space, const double *xyz, size_t n, int16_t *raw) {
+  static const char fn[] = "ng_coords_encode";
+  if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
+  if (n && !xyz) return ngi_fail(rt, NG_EINVAL, "%s: xyz must not be NULL (n is %zu)", fn, n);
+  if (n && !raw) return ngi_fail(rt, NG_EINVAL, "%s: raw must not be NULL (n is %zu)", fn, n);
+  ng_status st = check_space(rt, fn, space);
+  if (st != NG_OK) return st;
+  const ngi_unit *u = &rt->units[space];
+  ngi_read_lock(rt);
+  for (size_t i = 0; i < 3 * n && st == NG_OK; i++) { /* check everything first */
+    int32_t r;
+    if (ngi_unit_encode(u, xyz[i], -32768, 32767, &r) != NGI_ENC_OK || !isfinite(xyz[i])) {
+      char where[48];
+      if (n > 1)
+        snprintf(where, sizeof where, "%s: point %zu", fn, i / 3 + 1);
+      else
+        snprintf(where, sizeof where, "%s", fn);
+      int16_t sink[3];
+      st = encode_xyz(rt, where, space, &xyz[i - i % 3], sink);
+    }
+  }
+  for (size_t i = 0; i < 3 * n && st == NG_OK; i++) {
+    int32_t r;
+    (void)ngi_unit_encode(u, xyz[i], -32768, 32767, &r);
+    raw[i] = (int16_t)r;
+  }
+  ngi_read_unlock(rt);
+  return st;
+}
+
+ng_status ng_coords_decode(ng_runtime *rt, int space, const int16_t *raw, size_t n, double *xyz) {
+  static const char fn[] = "ng_coords_decode";
+  if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
+  if (n && !raw) return ngi_fail(rt, NG_EINVAL, "%s: raw must not be NULL (n is %zu)", fn, n);
+  if (n && !xyz) return ngi_fail(rt, NG_EINVAL, "%s: xyz must not be NULL (n is %zu)", fn, n);
+  ng_status st = check_space(rt, fn, space);
+  if (st != NG_OK) return st;
+  ngi_read_lock(rt);
+  for (size_t i = 0; i < 3 * n; i++)
+    xyz[i] = ngi_unit_decode(&rt->units[space], raw[i]);
+  ngi_read_unlock(rt);
+  return NG_OK;
 }
 
 /* How many entries ahead a batch starts loading what an entry will touch:
@@ -337,22 +540,26 @@ ng_status ng_token_get_batch(ng_runtime *rt, const ng_id *ids, size_t n, ng_toke
   return NG_OK;
 }
 
+#define PLACEMENT_FIELDS ((uint32_t)NG_TF_COORDS_ALL | NG_TF_UNPLACE_ALL)
+
 /* Bytes of undo log a batch entry needs: 0 when nothing can move, the old
- * coordinates of the selected spaces when only they change, else the whole
- * record. */
+ * coordinates of the selected spaces and the old placement when only
+ * coordinates change, else the whole record and the placement. */
 static size_t log_stride(uint32_t fields) {
-  if (!(fields & NG_TF_COORDS_ALL)) return 0;
-  if (fields & ~(uint32_t)NG_TF_COORDS_ALL) return sizeof(ng_token);
+  if (!(fields & PLACEMENT_FIELDS)) return 0;
+  if (fields & ~(uint32_t)NG_TF_COORDS_ALL) return sizeof(ng_token) + 1;
   size_t k = 0;
   for (int s = 0; s < NG_SPACES; s++)
     if (fields & NG_TF_COORDS(s)) k++;
-  return k * sizeof(((ng_token *)0)->coords[0]);
+  return k * sizeof(((ng_token *)0)->coords[0]) + 1;
 }
 
-/* Save in `at` (log_stride(fields) bytes) what an update with `fields` may change in tok. */
-static void log_save(unsigned char *at, const ng_token *tok, uint32_t fields) {
+/* Save in `at` (log_stride(fields) bytes) what an update with `fields` may
+ * change in tok and its placement. */
+static void log_save(unsigned char *at, const ng_token *tok, uint8_t placed, uint32_t fields) {
   if (fields & ~(uint32_t)NG_TF_COORDS_ALL) {
     memcpy(at, tok, sizeof *tok);
+    at[sizeof *tok] = placed;
     return;
   }
   for (int s = 0; s < NG_SPACES; s++) {
@@ -360,12 +567,15 @@ static void log_save(unsigned char *at, const ng_token *tok, uint32_t fields) {
     memcpy(at, tok->coords[s], sizeof tok->coords[s]);
     at += sizeof tok->coords[s];
   }
+  *at = placed;
 }
 
 /* The inverse of log_save. */
-static void log_restore(const unsigned char *at, ng_token *tok, uint32_t fields) {
+static void log_restore(const unsigned char *at, ng_token *tok, uint8_t *placed,
+                        uint32_t fields) {
   if (fields & ~(uint32_t)NG_TF_COORDS_ALL) {
     memcpy(tok, at, sizeof *tok);
+    *placed = at[sizeof *tok];
     return;
   }
   for (int s = 0; s < NG_SPACES; s++) {
@@ -373,13 +583,14 @@ static void log_restore(const unsigned char *at, ng_token *tok, uint32_t fields)
     memcpy(tok->coords[s], at, sizeof tok->coords[s]);
     at += sizeof tok->coords[s];
   }
+  *placed = *at;
 }
 
-/* A batch entry that changes coordinates only: log the old ones (as
- * log_save; moving[0..nmoving) the selected spaces in ascending order), move
- * the token in the grid of each selected space whose
- * position changes (one step each, ngi_grid_move), then write the record
- * (cur: the record in `slot`).
+/* A batch entry that changes coordinates only, of a token placed in every
+ * selected space: log the old ones (as log_save; moving[0..nmoving) the
+ * selected spaces in ascending order), move the token in the grid of each
+ * selected space whose position changes (one step each, ngi_grid_move), then
+ * write the record (cur: the record in `slot`).
  * fails: NG_ENOMEM with the record unchanged but the grids of the spaces
  * moved so far changed (the batch then swaps in its fresh grids). */
 static ng_status batch_move(ng_runtime *rt, ng_id id, uint32_t slot, const ng_token *cur,
@@ -402,6 +613,7 @@ static ng_status batch_move(ng_runtime *rt, ng_id id, uint32_t slot, const ng_to
     first = w0 < first ? w0 : first;
     last = w1 > last ? w1 : last;
   }
+  *log = placed_of(&rt->tokens, id);
   if (first <= last) ngi_tok_store_words(&rt->tokens, slot, &next, first, last);
   return NG_OK;
 }
@@ -465,8 +677,8 @@ ng_status ng_token_update_batch(ng_runtime *rt, const ng_id *ids, const ng_token
     goto out;
   }
   for (int s = 0; s < NG_SPACES; s++) {
-    if (!(fields & NG_TF_COORDS(s))) continue;
-    st = ngi_grid_new(rt, s, rt->cdna.bucket_sizes[s], &spare[s]);
+    if (!(fields & (NG_TF_COORDS(s) | NG_TF_UNPLACE(s)))) continue;
+    st = ngi_grid_new(rt, s, rt->cdna.bucket_sizes[s], &rt->units[s], &spare[s]);
     if (st != NG_OK) {
       st = ngi_fail(rt, st, "%s: out of memory", fn);
       goto out;
@@ -474,6 +686,7 @@ ng_status ng_token_update_batch(ng_runtime *rt, const ng_id *ids, const ng_token
   }
 
   int moving[NG_SPACES], nmoving = 0;    /* the spaces whose coordinates are selected */
+  unsigned moving_mask = fields & NG_TF_COORDS_ALL;
   uint32_t cells[BATCH_RING][NG_SPACES]; /* what the prefetch found, per entry ahead */
   for (int s = 0; s < NG_SPACES; s++)
     if (fields & NG_TF_COORDS(s)) moving[nmoving++] = s;
@@ -498,14 +711,16 @@ ng_status ng_token_update_batch(ng_runtime *rt, const ng_id *ids, const ng_token
     ng_id id = ids[done];
     uint32_t slot = ngi_token_slot(t, id);
     const ng_token *cur = ngi_tok_at(t, slot);
-    if (coords_only) {
+    uint8_t placed = placed_of(t, id);
+    if (coords_only && (placed & moving_mask) == moving_mask) {
       st = batch_move(rt, id, slot, cur, &values[done], moving, nmoving, log + done * stride);
     } else {
       ng_token next;
+      uint8_t next_placed;
       unsigned moved;
-      merge_update(cur, id, &values[done], fields, &next, &moved);
-      if (log) log_save(log + done * stride, cur, fields);
-      st = apply_update(rt, fn, id, slot, &next, moved);
+      merge_update(cur, placed, id, &values[done], fields, &next, &next_placed, &moved);
+      if (log) log_save(log + done * stride, cur, placed, fields);
+      st = apply_update(rt, fn, id, slot, &next, next_placed, moved);
     }
     if (st != NG_OK) break;
   }
@@ -515,8 +730,10 @@ ng_status ng_token_update_batch(ng_runtime *rt, const ng_id *ids, const ng_token
     while (done-- > 0) {
       uint32_t slot = ngi_token_slot(t, ids[done]);
       ng_token old = *ngi_tok_at(t, slot);
-      log_restore(log + done * stride, &old, fields);
+      uint8_t placed;
+      log_restore(log + done * stride, &old, &placed, fields);
       ngi_tok_store(t, slot, &old);
+      ngi_set_placed(t, NG_TOKEN_SLOT(ids[done]), placed);
     }
     for (int s = 0; s < NG_SPACES; s++) {
       if (!spare[s]) continue;
@@ -548,7 +765,9 @@ ng_status ng_token_delete(ng_runtime *rt, ng_id id, size_t *removed_connections)
     st = ngi_fail(rt, NG_ENOTFOUND, "%s: no token %llu", fn, (unsigned long long)id);
     goto out;
   }
+  unsigned placed = placed_of(t, id);
   for (int s = 0; s < NG_SPACES; s++) {
+    if (!(placed >> s & 1u)) continue;
     int16_t xyz[3];
     raw_coords(cur, s, xyz);
     ngi_grid_remove(rt, rt->grids[s], id, xyz);

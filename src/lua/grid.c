@@ -202,8 +202,11 @@ static int grid_neighbors(lua_State *L) {
   ng_runtime *rt;
   ng_hits *hits = acquire_hits(L, self->owner, &rt);
   ng_status st = ng_grid_neighbors(rt, id, o.space, r, o.limit, hits);
-  if (st == NG_ENOTFOUND) {
+  if (st == NG_ENOTFOUND) { /* no such token, or not placed in the space: say which */
+    lua_pushstring(L, ng_last_error_detail(rt)); /* before anything may run a finalizer */
     release_hits(L, self->owner, hits);
+    if (strstr(lua_tostring(L, -1), "is not placed in"))
+      return ngl_argerror(L, 2, fn, "%s", lua_tostring(L, -1));
     return ngl_argerror(L, 2, fn, "token %I does not exist", (LUAI_UACINT)id);
   }
   return finish(L, self->owner, hits, st, 2, fn, o.into);

@@ -48,6 +48,7 @@ const char *const ngl_key_names[NGL_K_COUNT] = {
     [NGL_K_PROFILE] = "profile",
     [NGL_K_CELL_SIZE] = "cell_size",
     [NGL_K_CELL_SIZES] = "cell_sizes",
+    [NGL_K_SCALES] = "scales",
 };
 
 /* ---- the module --------------------------------------------------------- */
@@ -130,7 +131,6 @@ int luaopen_neurograph(lua_State *L) {
     lua_pop(L, 1);
   }
   for (int s = 0; s < NG_SPACES; s++)
-    names->scale[s] = ng_space_scale(s);
   /* These tables keep the name strings alive, and so their addresses valid. */
   lua_createtable(L, 0, NGL_K_COUNT);
   for (int k = 1; k < NGL_K_COUNT; k++)
