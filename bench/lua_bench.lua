@@ -1,5 +1,7 @@
 -- Lua-side benchmark of the neurograph module: each figure is a ratio against a plain-Lua baseline
 -- measured in the same run. Run: LUA_CPATH='build/?.so;;' lua5.4 bench/lua_bench.lua [scale]
+-- (any supported Lua: LUA_CPATH='build-luajit/?.so;;' luajit bench/lua_bench.lua; scripts/bench
+-- runs it on Lua 5.4 and on LuaJIT)
 -- (NG_BENCH_QUICK=1 or a scale below 1 shrinks the sizes for a smoke run).
 local ng = require "neurograph"
 
@@ -32,7 +34,9 @@ local function report(name, t, n, base_name, tb)
   return t / tb
 end
 
-print(string.format("neurograph %s Lua benchmark (%s, sizes x%g)", ng._VERSION, _VERSION, scale))
+local jit = rawget(_G, "jit") -- LuaJIT's version says more than its _VERSION ("Lua 5.1")
+print(string.format("neurograph %s Lua benchmark (%s, sizes x%g)", ng._VERSION,
+                    jit and jit.version or _VERSION, scale))
 print()
 
 -- 1. create vs building the same plain table (kept in an array, as a Lua store would)
@@ -122,7 +126,7 @@ print(string.format("%-40s %9.1f bytes/query (average hits %.1f; brute force fou
                     found_ng / N_QUERY, found_plain / N_QUERY / REPEAT))
 -- 4. a frame moving 10% of the tokens: rt.tokens:move (one call, flat arrays reused) vs one
 -- tok:set_coords per token vs rewriting the positions of plain tables
-local M, FRAMES = N_POINTS // 10, 20
+local M, FRAMES = math.floor(N_POINTS / 10), 20
 local frames = {} -- planned up front: the timed loops only move
 for f = 1, FRAMES do
   local ids, xyz = {}, {}

@@ -233,7 +233,7 @@ describe("neurograph.Connection", function()
     conn.pull_strength = 0.5
     conn.preferred_distance = 2.5
     conn.bidirectional = true
-    conn.flags = conn.flags | ng.connection_flags.PERSISTENT
+    conn.flags = h.bor(conn.flags, ng.connection_flags.PERSISTENT)
     conn.active_levels = 3
     conn.mutability = "Immutable"
     conn.type = "Near"
@@ -271,7 +271,7 @@ describe("neurograph.Connection", function()
     assert.equals(1, conn.evidence_count)
     assert.equals(144 / 255, conn:update_confidence(false))
     assert.equals(1, conn.evidence_count)
-    assert.equals(ng.connection_flags.MODIFIED, conn.flags & ng.connection_flags.MODIFIED)
+    assert.equals(ng.connection_flags.MODIFIED, h.band(conn.flags, ng.connection_flags.MODIFIED))
     h.raises("bad argument #2 to 'update_confidence' (success must be a boolean, got no value)",
              function() conn:update_confidence() end)
   end)
@@ -289,7 +289,7 @@ describe("neurograph.Connection", function()
     local applied, confidence = conn:decay()
     assert.is_true(applied)
     assert.equals(math.floor(128 / 255 * (1 - 16 / 255) * 255) / 255, confidence)
-    assert.equals(ng.connection_flags.DECAYING, conn.flags & ng.connection_flags.DECAYING)
+    assert.equals(ng.connection_flags.DECAYING, h.band(conn.flags, ng.connection_flags.DECAYING))
   end)
 
   it("force(distance) is (preferred - d) * rigidity * pull * confidence", function()

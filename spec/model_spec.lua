@@ -68,9 +68,9 @@ describe("randomized model test", function()
       else
         slot, a.fresh = a.fresh, a.fresh + 1
       end
-      return a.epoch << a.bits | slot
+      return h.bor(h.shl(a.epoch, a.bits), slot)
     end
-    local function release(a, id) a.pending[#a.pending + 1] = id & ((1 << a.bits) - 1) end
+    local function release(a, id) a.pending[#a.pending + 1] = h.band(id, h.shl(1, a.bits) - 1) end
     local tid_alloc, cid_alloc = allocator(24), allocator(32)
     local stale = {} -- handles of deleted tokens
     local step, op = 0, "?"
@@ -79,7 +79,7 @@ describe("randomized model test", function()
     local function remove_sorted(list, id)
       local lo, hi = 1, #list
       while lo <= hi do
-        local mid = (lo + hi) // 2
+        local mid = math.floor((lo + hi) / 2)
         if list[mid] == id then table.remove(list, mid) return end
         if list[mid] < id then lo = mid + 1 else hi = mid - 1 end
       end
@@ -287,7 +287,7 @@ describe("randomized model test", function()
         local id = T:create(fields)
         local want = issue(tid_alloc)
         if id ~= want then fail(step, op, "id %d, expected %d", id, want) end
-        local rec = { weight = w, flags = (flags & ~0x0F00) | (e << 8), raw = {} }
+        local rec = { weight = w, flags = h.bor(flags - h.band(flags, 0x0F00), h.shl(e, 8)), raw = {} }
         apply_coords(rec, fields.coords) -- placed only in the spaces given
         tokens[id] = rec
         live[#live + 1] = id
@@ -305,7 +305,7 @@ describe("randomized model test", function()
         if rec then
           if fields.weight then rec.weight = fields.weight end
           if fields.coords then apply_coords(rec, fields.coords) end
-          if fields.entity then rec.flags = (rec.flags & ~0x0F00) | (fields.entity << 8) end
+          if fields.entity then rec.flags = h.bor(rec.flags - h.band(rec.flags, 0x0F00), h.shl(fields.entity, 8)) end
           check_token(id)
         end
       end },
@@ -360,7 +360,7 @@ describe("randomized model test", function()
       end },
       { 2, "stale id", function()
         -- a deleted token's id and handle stay dead, also after its slot was reused
-        local s = stale[random(#stale)]
+        local s = #stale > 0 and stale[random(#stale)]
         if not s then return end
         if T:get(s.id) then fail(step, op, "stale id %d found", s.id) end
         if T:update(s.id, { weight = 1 }) or T:delete(s.id) then

@@ -9,6 +9,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "compat.h" /* the 5.4 API on 5.3, 5.1 and LuaJIT */
+
 /*
  * Every C function of the module is a closure over the same upvalues, so hot
  * paths find metatables and name maps without a registry lookup by name.
