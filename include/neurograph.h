@@ -733,6 +733,21 @@ NG_API bool ng_txn_open(ng_runtime *rt);
  */
 NG_API ng_status ng_token_create(ng_runtime *rt, const ng_token *init, unsigned spaces,
                                  ng_id *out_id);
+/** A position in one space, in that space's units (its dimension scale applied). */
+typedef struct ng_place {
+  int space;     /**< 0..7 */
+  double xyz[3]; /**< x, y, z */
+} ng_place;
+/**
+ * ng_token_create placing the token at positions given in the spaces' units:
+ * places[0 .. n_places) (may be NULL when n_places is 0), each space at most
+ * once, encoded under the write lock (so a concurrent change of a dimension
+ * scale cannot slip between the encoding and the store); init's coordinates
+ * are ignored. A coordinate that does not fit its space is NG_EINVAL (the last
+ * error names the axis, the space and the value) and nothing is created.
+ */
+NG_API ng_status ng_token_create_at(ng_runtime *rt, const ng_token *init, const ng_place *places,
+                                    size_t n_places, ng_id *out_id);
 /**
  * Place token `id` in `space` at xyz (the space's units), or move it there if
  * it is placed already: the same as an ng_token_update of NG_TF_COORDS(space)

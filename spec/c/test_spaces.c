@@ -162,6 +162,25 @@ static void test_scaled_units(void) {
   const double two[6] = {1, 2, 3, 4, NAN, 6};
   CHECK_STATUS(ng_coords_encode(rt, NG_L1, two, 2, raw), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "point 2: y of L1 must be a finite number");
+  /* a create at positions: encoded in the scaled units, refused when one does not fit */
+  ng_place at[2] = {{NG_L1, {-30000, 12, 0}}, {NG_L8, {0.5, 0, 0}}};
+  ng_id d = 0;
+  CHECK_STATUS(ng_token_create_at(rt, NULL, at, 2, &d), NG_OK);
+  CHECK_STATUS(ng_token_position(rt, d, NG_L1, got), NG_OK);
+  CHECK(got[0] == -30000 && got[1] == 12);
+  unsigned sp = 0;
+  CHECK_STATUS(ng_token_spaces(rt, d, &sp), NG_OK);
+  CHECK_EQ_INT(sp, (1u << NG_L1) | (1u << NG_L8));
+  ng_stats before, after;
+  CHECK_STATUS(ng_runtime_stats(rt, &before), NG_OK);
+  at[1].xyz[2] = 4.0; /* L8 at scale 1: +-3.2767 */
+  CHECK_STATUS(ng_token_create_at(rt, NULL, at, 2, &d), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "ng_token_create_at: z of L8 must be within -3.2768..3.2767, got 4");
+  at[1].space = NG_L1;
+  CHECK_STATUS(ng_token_create_at(rt, NULL, at, 2, &d), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "L1 is placed twice (places[1])");
+  CHECK_STATUS(ng_runtime_stats(rt, &after), NG_OK);
+  CHECK(after.tokens == before.tokens && after.next_token_id == before.next_token_id);
   /* an unscaled space keeps the original's units */
   const double small[3] = {0.53, 327.67, -327.68};
   CHECK_STATUS(ng_token_place(rt, a, NG_L2 - 1 + 1, small), NG_EINVAL); /* L2: +-3.2767 */

@@ -221,10 +221,16 @@ static int tokens_create(lua_State *L) {
   else if (t != LUA_TNIL)
     read_fields(L, 2, 2, "create", &w); /* raises */
   apply_entity(&w);
+  ng_place at[NG_SPACES]; /* encoded by the core under its lock, in the units of the moment */
+  size_t n_at = 0;
+  for (int s = 0; s < NG_SPACES; s++) {
+    if (!(w.mask & NG_TF_COORDS(s))) continue;
+    at[n_at].space = s;
+    memcpy(at[n_at++].xyz, w.xyz[s], sizeof w.xyz[s]);
+  }
   ng_runtime *rt = ngl_rt(L, self->owner); /* after the checks (see ngl_runtime) */
-  encode_write(L, rt, &w, 2, "create");
   ng_id id;
-  ng_status st = ng_token_create(rt, &w.t, w.mask & NG_TF_COORDS_ALL, &id);
+  ng_status st = ng_token_create_at(rt, &w.t, at, n_at, &id);
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "create");
   lua_pushinteger(L, id);
   return 1;
