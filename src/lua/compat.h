@@ -209,6 +209,17 @@ static inline int ngl_compat_newmetatable(lua_State *L, const char *tname) {
 #define luaL_getmetafield ngl_compat_getmetafield
 #define luaL_newmetatable ngl_compat_newmetatable
 
+/* 5.3's lua_geti (the type of the value pushed) and 5.2's luaL_len (the raw
+ * length here: the binding takes plain arrays). */
+static inline int lua_geti(lua_State *L, int idx, lua_Integer i) {
+  idx = lua_absindex(L, idx);
+  lua_pushinteger(L, i);
+  return lua_gettable(L, idx);
+}
+static inline lua_Integer luaL_len(lua_State *L, int idx) {
+  return (lua_Integer)lua_objlen(L, idx);
+}
+
 /* lua_pushvfstring with 5.3's "%I" (LUAI_UACINT) beside 5.1's %s %d %c %f %p %%. */
 static inline const char *ngl_compat_pushvfstring(lua_State *L, const char *fmt, va_list ap) {
   luaL_Buffer b;
