@@ -415,20 +415,20 @@ static void run_ng(bench *b, const qcase *q, int i) {
   float lo[3], hi[3];
   switch (q->kind) {
   case K_RANGE:
-    st = ng_grid_range(b->rt, sp, q->centre[i], (float)q->radius, 0, &b->nh);
+    st = ng_grid_range(b->rt, sp, q->centre[i], (float)q->radius, 0, NULL, &b->nh);
     break;
   case K_NEAREST:
-    st = ng_grid_nearest(b->rt, sp, q->centre[i], q->k, &b->nh);
+    st = ng_grid_nearest(b->rt, sp, q->centre[i], q->k, NULL, &b->nh);
     break;
   case K_BOX:
     for (int a = 0; a < 3; a++) {
       lo[a] = (float)((double)q->centre[i][a] - q->radius);
       hi[a] = (float)((double)q->centre[i][a] + q->radius);
     }
-    st = ng_grid_box(b->rt, sp, lo, hi, 0, &b->nh);
+    st = ng_grid_box(b->rt, sp, lo, hi, 0, NULL, &b->nh);
     break;
   default:
-    st = ng_grid_neighbors(b->rt, q->ids[i], sp, (float)q->radius, 0, &b->nh);
+    st = ng_grid_neighbors(b->rt, q->ids[i], sp, (float)q->radius, 0, NULL, &b->nh);
     break;
   }
   ng_check(b, st, q->name);
@@ -770,7 +770,7 @@ static void measure_store(bench *b) {
   double tfirst[2]; /* an index may be built lazily, by its first query: time that too */
   for (int k = 0; k < 2; k++) {
     double t0 = now();
-    ng_check(b, ng_grid_range(b->rt, b->sp[k].space, far, 0.0f, 0, &probe), "probe query");
+    ng_check(b, ng_grid_range(b->rt, b->sp[k].space, far, 0.0f, 0, NULL, &probe), "probe query");
     tfirst[k] = now() - t0;
   }
   trim_heap(); /* freed build buffers are not the store's memory */
@@ -779,7 +779,7 @@ static void measure_store(bench *b) {
   ng_check(b, ng_runtime_stats(b->rt, &stats), "stats");
   size_t alloc1 = stats.bytes_in_use;
   for (int s = 0; s < NG_SPACES; s++)
-    ng_check(b, ng_grid_range(b->rt, s, far, 0.0f, 0, &probe), "probe query");
+    ng_check(b, ng_grid_range(b->rt, s, far, 0.0f, 0, NULL, &probe), "probe query");
   trim_heap();
   size_t rss2 = rss_bytes();
   ng_check(b, ng_runtime_stats(b->rt, &stats), "stats");

@@ -785,6 +785,28 @@ NG_API ng_status ng_token_each(ng_runtime *rt, ng_token_fn fn, void *ud);
 NG_API ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir, ng_id *ids,
                                       size_t cap, size_t *n_out);
 
+/** "Any type" / "any category" in an ng_link_filter. */
+#define NG_ANY (-1)
+/** Which links of a token ng_token_links reports. */
+typedef struct ng_link_filter {
+  ng_direction dir; /**< NG_OUT, NG_IN or NG_BOTH */
+  int type;         /**< a connection type 0..175, or NG_ANY */
+  int category;     /**< a category 0..10, or NG_ANY */
+} ng_link_filter;
+/**
+ * The links of token `id` that match `f` (NULL: every link, both
+ * directions), in ascending connection id order: their ids into
+ * conns[0..cap) and the token at each one's other end into others[0..cap)
+ * (either may be NULL; the token itself for a self-link); *n_out (required)
+ * gets the total number, which may exceed cap, so cap 0 counts without
+ * building lists (a degree). A link with NG_CONN_BIDIRECTIONAL acts both
+ * ways: it is an outgoing and an incoming link of both its ends, listed once
+ * under NG_BOTH. NG_ENOTFOUND if the token does not exist; NG_EINVAL for a
+ * bad direction, type or category.
+ */
+NG_API ng_status ng_token_links(ng_runtime *rt, ng_id id, const ng_link_filter *f, ng_id *conns,
+                                ng_id *others, size_t cap, size_t *n_out);
+
 /** @} */
 /* ------------------------------------------------------------------------ */
 /** @name Connection store */
@@ -869,8 +891,42 @@ typedef struct ng_hits {
  *  zero *hits, ready for reuse. A NULL rt or hits is ignored. */
 NG_API void ng_hits_free(ng_runtime *rt, ng_hits *hits);
 
+/** A filter's predicate: return true to keep the hit. See ng_filter.accept. */
+typedef bool (*ng_accept_fn)(ng_id id, float distance, void *ud);
+
+/**
+ * What a grid query keeps, tested inside the index scan (a token that fails
+ * is skipped, never collected): so a query with a filter costs about what
+ * the same query without one does, plus a read of the record of each token
+ * within the query's region when a field test needs it. A zeroed struct, or
+ * a NULL filter, is the default: every token placed in the space whose
+ * NG_TOKEN_ACTIVE flag is set.
+ */
+typedef struct ng_filter {
+  uint16_t entities;  /**< bit e keeps entity type e (ng_token_get_entity); 0: every entity */
+  uint16_t tags;      /**< NG_TOKEN_* flag bits that must all be set */
+  uint16_t without;   /**< NG_TOKEN_* flag bits that must all be clear */
+  bool inactive;      /**< also keep tokens whose NG_TOKEN_ACTIVE flag is clear */
+  bool weight_range;  /**< keep only weights within [min_weight, max_weight] (inclusive) */
+  float min_weight;   /**< with weight_range: finite, <= max_weight */
+  float max_weight;   /**< with weight_range: finite */
+  const ng_id *exclude; /**< ids never returned (unknown and stale ids are ignored); borrowed
+                             for the call; may be NULL when nexclude is 0 */
+  size_t nexclude;
+  /** Called last, for each token that passed every test above and the
+   *  query's own (distance, box), with its id and distance; false skips it.
+   *  NULL: none. It runs under the runtime's read lock, on the calling
+   *  thread, in no particular order: it may read the store (a write from it
+   *  fails with NG_EBUSY) but must not run a query of the same space. */
+  ng_accept_fn accept;
+  void *ud; /**< passed to accept */
+} ng_filter;
+
 /*
- * All queries see only the tokens placed in their space, and take and give
+ * All queries see only the tokens placed in their space that pass their
+ * filter (`filter` may be NULL: the defaults of ng_filter, so tokens whose
+ * NG_TOKEN_ACTIVE flag is clear are skipped unless filter->inactive is set;
+ * a bad filter is NG_EINVAL naming the field), and take and give
  * coordinates and distances in the space's units (dimension scale applied).
  * Results ordered by distance, ties by ascending id; `limit` 0
  * means no limit, otherwise only the first `limit` results are kept. A radius
@@ -888,18 +944,33 @@ NG_API void ng_hits_free(ng_runtime *rt, ng_hits *hits);
  */
 /** Tokens within `radius` of `center` in `space`. */
 NG_API ng_status ng_grid_range(ng_runtime *rt, int space, const float center[3], float radius,
-                               size_t limit, ng_hits *out);
+                               size_t limit, const ng_filter *filter, ng_hits *out);
 /** Tokens within `radius` of token `id` in `space`, excluding `id` itself.
- *  NG_ENOTFOUND if `id` does not exist or is not placed in `space`. */
+ *  NG_ENOTFOUND if `id` does not exist or is not placed in `space` (the
+ *  filter does not apply to `id` itself: an inactive token has neighbours). */
 NG_API ng_status ng_grid_neighbors(ng_runtime *rt, ng_id id, int space, float radius, size_t limit,
-                                   ng_hits *out);
-/** The k tokens nearest to `center` in `space` (fewer if the store has fewer). */
+                                   const ng_filter *filter, ng_hits *out);
+/** The k tokens nearest to `center` in `space` that pass the filter (fewer if
+ *  fewer pass). */
 NG_API ng_status ng_grid_nearest(ng_runtime *rt, int space, const float center[3], size_t k,
-                                 ng_hits *out);
+                                 const ng_filter *filter, ng_hits *out);
+/** The k tokens nearest to token `id` in `space` that pass the filter,
+ *  excluding `id` itself. NG_ENOTFOUND as ng_grid_neighbors. */
+NG_API ng_status ng_grid_nearest_to(ng_runtime *rt, ng_id id, int space, size_t k,
+                                    const ng_filter *filter, ng_hits *out);
 /** Tokens inside the closed box [lo, hi] in `space`; distance is measured
  *  from the box centre. NG_EINVAL if lo > hi on any axis. */
 NG_API ng_status ng_grid_box(ng_runtime *rt, int space, const float lo[3], const float hi[3],
-                             size_t limit, ng_hits *out);
+                             size_t limit, const ng_filter *filter, ng_hits *out);
+/**
+ * The positions in `space` (its units, as ng_token_position reads them) of
+ * the n tokens ids[0..n) into xyz[3 * i .. 3 * i + 2], all under one read
+ * lock (so they are one consistent moment). A token that does not exist or
+ * is not placed in `space` gets NaN, NaN, NaN; *found (may be NULL) gets how
+ * many were found. NG_EINVAL for a bad space or NULL arrays with n > 0.
+ */
+NG_API ng_status ng_token_positions(ng_runtime *rt, int space, const ng_id *ids, size_t n,
+                                    double *xyz, size_t *found);
 
 /** Grid figures for one space. */
 typedef struct ng_space_info {

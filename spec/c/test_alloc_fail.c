@@ -78,7 +78,7 @@ static int grid_matches_table(ng_runtime *rt, ngt_alloc *fa) {
       float xyz[3];
       ng_token_get_coords(&s.toks[i], sp, xyz);
       ng_hits h = {0};
-      CHECK_STATUS(ng_grid_range(rt, sp, xyz, 0.0f, 0, &h), NG_OK);
+      CHECK_STATUS(ng_grid_range(rt, sp, xyz, 0.0f, 0, NULL, &h), NG_OK);
       int found = 0;
       for (size_t k = 0; k < h.count; k++)
         found |= h.items[k].id == s.tok_ids[i];
@@ -87,7 +87,7 @@ static int grid_matches_table(ng_runtime *rt, ngt_alloc *fa) {
     }
     const float lo[3] = {-1e6f, -1e6f, -1e6f}, hi[3] = {1e6f, 1e6f, 1e6f};
     ng_hits h = {0};
-    CHECK_STATUS(ng_grid_box(rt, sp, lo, hi, 0, &h), NG_OK);
+    CHECK_STATUS(ng_grid_box(rt, sp, lo, hi, 0, NULL, &h), NG_OK);
     ok &= h.count == s.ntok;
     ng_id ids[MAXREC];
     size_t n = h.count < MAXREC ? h.count : MAXREC;
@@ -153,16 +153,16 @@ static ng_status step_query(ctx *c, int i) {
   ng_status st;
   switch (i % 4) {
   case 0:
-    st = ng_grid_range(c->rt, NG_L1, ctr, 120.0f, 0, h);
+    st = ng_grid_range(c->rt, NG_L1, ctr, 120.0f, 0, NULL, h);
     break;
   case 1:
-    st = ng_grid_neighbors(c->rt, c->ids[3], NG_L3, 30.0f, 10, h);
+    st = ng_grid_neighbors(c->rt, c->ids[3], NG_L3, 30.0f, 10, NULL, h);
     break;
   case 2:
-    st = ng_grid_nearest(c->rt, NG_L8, ctr, 12, h);
+    st = ng_grid_nearest(c->rt, NG_L8, ctr, 12, NULL, h);
     break;
   default:
-    st = ng_grid_box(c->rt, NG_L1, lo, hi, 0, h);
+    st = ng_grid_box(c->rt, NG_L1, lo, hi, 0, NULL, h);
     break;
   }
   if (st != NG_OK)
@@ -176,7 +176,7 @@ static ng_status step_query(ctx *c, int i) {
 /* A box over the whole of space i: builds that space's lazy index. */
 static ng_status step_box_all(ctx *c, int i) {
   const float lo[3] = {-1e6f, -1e6f, -1e6f}, hi[3] = {1e6f, 1e6f, 1e6f};
-  ng_status st = ng_grid_box(c->rt, i, lo, hi, 0, &c->hits);
+  ng_status st = ng_grid_box(c->rt, i, lo, hi, 0, NULL, &c->hits);
   if (st != NG_OK)
     CHECK_EQ_INT(c->hits.count, 0);
   else
@@ -374,7 +374,7 @@ static void test_update_moves_back_on_failure(void) {
         float xyz[3];
         ng_token_get_coords(&next, s, xyz);
         ng_hits h = {0};
-        CHECK_STATUS(ng_grid_range(rt, s, xyz, 0.0f, 0, &h), NG_OK);
+        CHECK_STATUS(ng_grid_range(rt, s, xyz, 0.0f, 0, NULL, &h), NG_OK);
         for (size_t k = 0; k < h.count; k++)
           CHECK(h.items[k].id != id);
         ng_hits_free(rt, &h);

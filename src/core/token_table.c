@@ -193,8 +193,10 @@ ng_status ngi_tokens_adopt(ng_runtime *rt, ngi_token_table *t, size_t n, const u
     t->len = n; /* for ngi_tok_span */
     for (size_t i = 0, run_n; i < n; i += run_n) {
       const ng_token *run = ngi_tok_span(t, i, &run_n);
-      for (size_t j = 0; j < run_n; j++)
+      for (size_t j = 0; j < run_n; j++) {
         if (NG_ID_LOCAL(run[j].id) > max_local) max_local = NG_ID_LOCAL(run[j].id);
+        if (!(run[j].flags & NG_TOKEN_ACTIVE)) t->inactive_seen = true;
+      }
     }
     t->len = 0;
     if (grow_slots(rt, t, max_local) != NG_OK) return NG_ENOMEM;
@@ -322,5 +324,6 @@ void ngi_tokens_release_all(ng_runtime *rt, ngi_token_table *t) {
   }
   t->len = 0;
   t->live = 0;
+  t->inactive_seen = false;
   dense_update(t);
 }

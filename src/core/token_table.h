@@ -111,6 +111,10 @@ typedef struct ngi_token_table {
   size_t cap;      /* slots in the nseg segments */
   size_t live;     /* live tokens */
   size_t nplaced[NG_SPACES]; /* live tokens placed in each space */
+  /* Set once a live record without NG_TOKEN_ACTIVE has been stored (cleared
+   * only when the table empties): until then the grid's default filter,
+   * "active tokens only", passes every token without reading its record. */
+  bool inactive_seen;
   size_t slot_cap; /* local ids 1 .. slot_cap have a slot-map entry */
   unsigned nseg, nslot_seg;
   unsigned nbulk, nslot_bulk; /* segments 0 .. nbulk-1 are one allocation (a capacity hint's) */
@@ -149,6 +153,7 @@ static inline const ng_token *ngi_tok_span(const ngi_token_table *t, size_t slot
  * (maybe a torn mix, which its sequence check rejects), never a data race. */
 static inline void ngi_tok_store_words(ngi_token_table *t, size_t slot, const ng_token *rec,
                                        unsigned first, unsigned last) {
+  if (!(rec->flags & NG_TOKEN_ACTIVE) && NG_ID_LOCAL(rec->id) != 0) t->inactive_seen = true;
   uint64_t w[sizeof *rec / sizeof(uint64_t)];
   memcpy(w, rec, sizeof w);
   unsigned k = ngi_seg_of(slot, NGI_REC_LB);
@@ -193,6 +198,11 @@ static inline void ngi_set_placed(ngi_token_table *t, uint32_t local, uint8_t sp
         t->nplaced[s]--;
     }
   *p = spaces;
+}
+
+/* The live record of local id `local` (a slot of a live token). Caller holds a lock. */
+static inline const ng_token *ngi_tok_of_local(const ngi_token_table *t, uint32_t local) {
+  return ngi_tok_at(t, (uint32_t)ngi_slot_entry(t, local));
 }
 
 /* The full id of the live token whose record says local id `local`. */

@@ -201,7 +201,7 @@ static int grid_neighbors(lua_State *L) {
   read_opts(L, 4, fn, NGL_KEY(NGL_K_SPACE) | NGL_KEY(NGL_K_LIMIT) | NGL_KEY(NGL_K_INTO), &o);
   ng_runtime *rt;
   ng_hits *hits = acquire_hits(L, self->owner, &rt);
-  ng_status st = ng_grid_neighbors(rt, id, o.space, r, o.limit, hits);
+  ng_status st = ng_grid_neighbors(rt, id, o.space, r, o.limit, NULL, hits);
   if (st == NG_ENOTFOUND) {
     release_hits(L, self->owner, hits);
     return ngl_argerror(L, 2, fn, "token %I does not exist", (LUAI_UACINT)id);
@@ -221,7 +221,7 @@ static int grid_range(lua_State *L) {
   read_opts(L, 4, fn, NGL_KEY(NGL_K_SPACE) | NGL_KEY(NGL_K_LIMIT) | NGL_KEY(NGL_K_INTO), &o);
   ng_runtime *rt;
   ng_hits *hits = acquire_hits(L, self->owner, &rt);
-  return finish(L, self->owner, hits, ng_grid_range(rt, o.space, c, r, o.limit, hits), 2, fn,
+  return finish(L, self->owner, hits, ng_grid_range(rt, o.space, c, r, o.limit, NULL, hits), 2, fn,
                 o.into);
 }
 
@@ -237,7 +237,7 @@ static int grid_nearest(lua_State *L) {
   read_opts(L, 4, fn, NGL_KEY(NGL_K_SPACE) | NGL_KEY(NGL_K_INTO), &o);
   ng_runtime *rt;
   ng_hits *hits = acquire_hits(L, self->owner, &rt);
-  return finish(L, self->owner, hits, ng_grid_nearest(rt, o.space, c, k, hits), 2, fn, o.into);
+  return finish(L, self->owner, hits, ng_grid_nearest(rt, o.space, c, k, NULL, hits), 2, fn, o.into);
 }
 
 /* rt.grid:box({x0, y0, z0}, {x1, y1, z1} [, {space, limit, into}]) -> hits
@@ -256,7 +256,7 @@ static int grid_box(lua_State *L) {
   read_opts(L, 4, fn, NGL_KEY(NGL_K_SPACE) | NGL_KEY(NGL_K_LIMIT) | NGL_KEY(NGL_K_INTO), &o);
   ng_runtime *rt;
   ng_hits *hits = acquire_hits(L, self->owner, &rt);
-  return finish(L, self->owner, hits, ng_grid_box(rt, o.space, lo, hi, o.limit, hits), 2, fn,
+  return finish(L, self->owner, hits, ng_grid_box(rt, o.space, lo, hi, o.limit, NULL, hits), 2, fn,
                 o.into);
 }
 
