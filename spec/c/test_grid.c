@@ -75,10 +75,27 @@ typedef struct ref_query {
   double radius;
   float lo[3], hi[3];
   ng_id exclude;
+  const ng_filter *filter; /* NULL: the defaults */
   ng_hit *items;
   size_t count, cap;
   int oom;
 } ref_query;
+
+/* The filter's rules, from the record, one by one (the header's reading of
+ * ng_filter, not the index's folded masks). */
+static bool ref_pass(const ng_filter *f, const ng_token *tok, ng_id id, float d) {
+  static const ng_filter defaults = {0};
+  if (!f) f = &defaults;
+  uint16_t fl = tok->flags;
+  if (!f->inactive && !(fl & NG_TOKEN_ACTIVE)) return false;
+  if ((fl & f->tags) != f->tags || (fl & f->without) != 0) return false;
+  if (f->entities && !((f->entities >> ng_token_get_entity(tok)) & 1u)) return false;
+  if (f->weight_range && !(tok->weight >= f->min_weight && tok->weight <= f->max_weight))
+    return false;
+  for (size_t i = 0; i < f->nexclude; i++)
+    if (f->exclude[i] == id) return false;
+  return !f->accept || f->accept(id, d, f->ud);
+}
 
 /* Decoded coordinates are what ng_token_get_coords reports; distances are
  * double precision over them, rounded to float, and a radius includes a point
@@ -98,6 +115,7 @@ static bool ref_visit(const ng_token *tok, ng_id id, void *ud) {
   float reported = d > (double)FLT_MAX ? INFINITY : (float)d;
   if ((q->kind == REF_RANGE || q->kind == REF_NEIGHBORS) && (double)reported > q->radius)
     return true;
+  if (!ref_pass(q->filter, tok, id, reported)) return true;
   if (q->count == q->cap) {
     size_t ncap = q->cap ? q->cap * 2 : 64;
     ng_hit *p = realloc(q->items, ncap * sizeof *p);
@@ -153,6 +171,7 @@ static void report_diff(const char *what, int space, const ng_hits *h, const ref
 static int compare_all(ng_runtime *rt, int space, const float c[3], ng_id some_id,
                        const double *radii, size_t nradii, ref_query *q, ng_hits *h) {
   int ok = 1;
+  const ng_filter *f = q->filter;
   for (size_t r = 0; r < nradii; r++) {
     float radius = (float)radii[r];
     size_t limit = r % 3 == 1 ? 5 : 0;
@@ -163,7 +182,7 @@ static int compare_all(ng_runtime *rt, int space, const float c[3], ng_id some_i
       q->c[a] = c[a];
     q->radius = radius;
     ref_run(rt, q, limit);
-    ng_status st = ng_grid_range(rt, space, c, radius, limit, NULL, h);
+    ng_status st = ng_grid_range(rt, space, c, radius, limit, f, h);
     if (st != NG_OK || !same_hits(h, q)) {
       report_diff("range", space, h, q);
       ok = 0;
@@ -178,7 +197,7 @@ static int compare_all(ng_runtime *rt, int space, const float c[3], ng_id some_i
       for (int a = 0; a < 3; a++)
         q->c[a] = v[a];
       ref_run(rt, q, limit);
-      st = ng_grid_neighbors(rt, some_id, space, radius, limit, NULL, h);
+      st = ng_grid_neighbors(rt, some_id, space, radius, limit, f, h);
       if (st != NG_OK || !same_hits(h, q)) {
         report_diff("neighbors", space, h, q);
         ok = 0;
@@ -193,10 +212,26 @@ static int compare_all(ng_runtime *rt, int space, const float c[3], ng_id some_i
     for (int a = 0; a < 3; a++)
       q->c[a] = c[a];
     ref_run(rt, q, ks[i]);
-    ng_status st = ng_grid_nearest(rt, space, c, ks[i], NULL, h);
+    ng_status st = ng_grid_nearest(rt, space, c, ks[i], f, h);
     if (st != NG_OK || !same_hits(h, q)) {
       report_diff("nearest", space, h, q);
       ok = 0;
+    }
+    if (some_id) {
+      ng_token t;
+      CHECK_STATUS(ng_token_get(rt, some_id, &t), NG_OK);
+      float v[3];
+      ng_token_get_coords(&t, space, v);
+      q->kind = REF_NEAREST;
+      q->exclude = some_id;
+      for (int a = 0; a < 3; a++)
+        q->c[a] = v[a];
+      ref_run(rt, q, ks[i]);
+      st = ng_grid_nearest_to(rt, some_id, space, ks[i], f, h);
+      if (st != NG_OK || !same_hits(h, q)) {
+        report_diff("nearest_to", space, h, q);
+        ok = 0;
+      }
     }
   }
   for (size_t r = 0; r < nradii; r++) {
@@ -216,7 +251,7 @@ static int compare_all(ng_runtime *rt, int space, const float c[3], ng_id some_i
       q->c[a] = ((double)l + (double)u) / 2;
     }
     ref_run(rt, q, 0);
-    ng_status st = ng_grid_box(rt, space, q->lo, q->hi, 0, NULL, h);
+    ng_status st = ng_grid_box(rt, space, q->lo, q->hi, 0, f, h);
     if (st != NG_OK || !same_hits(h, q)) {
       report_diff("box", space, h, q);
       ok = 0;
@@ -872,9 +907,60 @@ static void rnd_token(prng *p, ng_token *t, const int16_t *clusters) {
       t->coords[s][a] = rnd_raw(p, clusters[(s + a) % 4]);
 }
 
-/* Compare all query types in all spaces at a few centres. */
+/* Random flags (a quarter of the tokens inactive), entity and weight, for
+ * the filters to choose from. */
+static void rnd_fields(prng *p, ng_token *t) {
+  t->flags = (uint16_t)prng_below(p, 65536);
+  if (prng_below(p, 4)) t->flags |= NG_TOKEN_ACTIVE;
+  t->weight = (float)prng_below(p, 401) / 4.0f;
+}
+
+/* A predicate for the filters: keeps about two ids in three, and everything
+ * nearer than 0.01 (a function of what it is given only). */
+static bool accept_some(ng_id id, float distance, void *ud) {
+  (void)ud;
+  return (id * 2654435761u >> 7) % 3 != 0 || distance < 0.01f;
+}
+
+enum { NFILTERS = 12 };
+
+/* Filter number i of the property test: every field alone, then combined;
+ * `excl` (24 ids: live ones and a deleted one) for the exclusion fields. */
+static ng_filter filter_of(int i, const ng_id *excl) {
+  ng_filter f = {0};
+  switch (i) {
+  case 1: f.inactive = true; break;
+  case 2: f.entities = 1u << 1 | 1u << 3 | 1u << 15; break;
+  case 3: f.tags = NG_TOKEN_USER_1; break;
+  case 4: f.without = NG_TOKEN_LOCKED | NG_TOKEN_USER_2; break;
+  case 5: f.weight_range = true, f.min_weight = 20, f.max_weight = 60.25f; break;
+  case 6: f.exclude = excl, f.nexclude = 3; break;
+  case 7: f.exclude = excl, f.nexclude = 24; break;
+  case 8: f.accept = accept_some; break;
+  case 9: f.inactive = true, f.without = NG_TOKEN_ACTIVE; break; /* inactive ones only */
+  case 10:
+    f.entities = 0x00FF, f.tags = NG_TOKEN_USER_3, f.without = NG_TOKEN_DIRTY;
+    f.weight_range = true, f.min_weight = 10, f.max_weight = 90;
+    f.exclude = excl, f.nexclude = 24, f.accept = accept_some;
+    break;
+  case 11:
+    f.inactive = true, f.entities = 0xF0F0, f.tags = NG_TOKEN_USER_4 | NG_TOKEN_PERSISTENT;
+    f.weight_range = true, f.min_weight = 50, f.max_weight = 50;
+    break;
+  default: break;
+  }
+  return f;
+}
+
+/* Compare all query types in all spaces at a few centres, with every filter
+ * (a different one for each centre, in turn, besides the defaults). */
 static int compare_everything(ng_runtime *rt, prng *p, const ng_id *live, size_t nlive,
                               ref_query *q, ng_hits *h) {
+  static int turn;
+  ng_id excl[24];
+  for (int i = 0; i < 24; i++)
+    excl[i] = nlive ? live[prng_below(p, (uint32_t)nlive)] : 0;
+  excl[0] = 1; /* deleted early in every seed (or live: either way the rule holds) */
   int ok = 1;
   for (int s = 0; s < NG_SPACES && ok; s++) {
     double sc = ng_space_scale(s);
@@ -894,7 +980,12 @@ static int compare_everything(ng_runtime *rt, prng *p, const ng_id *live, size_t
         for (int a = 0; a < 3; a++)
           c[a] = (float)((double)rnd_raw(p, 0) / sc + 0.3 / sc);
       }
+      q->filter = NULL;
       ok = compare_all(rt, s, c, id, radii, sizeof radii / sizeof radii[0], q, h);
+      ng_filter f = filter_of(1 + turn++ % (NFILTERS - 1), excl);
+      q->filter = &f;
+      ok = ok && compare_all(rt, s, c, id, radii, sizeof radii / sizeof radii[0], q, h);
+      q->filter = NULL;
     }
     ng_space_info info;
     CHECK_STATUS(ng_grid_info(rt, s, &info), NG_OK);
@@ -937,13 +1028,16 @@ static void test_property(void) {
       if (r < 5 || nlive == 0) {
         ng_token t;
         rnd_token(&p, &t, clusters);
+        rnd_fields(&p, &t);
         ng_id id;
         CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
         live[nlive++] = id;
       } else if (r < 8) {
         ng_token t;
         rnd_token(&p, &t, clusters);
-        uint32_t fields = prng_below(&p, 256);
+        rnd_fields(&p, &t);
+        uint32_t fields = prng_below(&p, 256) | (prng_below(&p, 2) ? NG_TF_FLAGS : 0) |
+                          (prng_below(&p, 2) ? NG_TF_WEIGHT : 0);
         CHECK_STATUS(ng_token_update(rt, live[prng_below(&p, (uint32_t)nlive)], &t, fields), NG_OK);
       } else {
         size_t k = prng_below(&p, (uint32_t)nlive);
@@ -995,6 +1089,108 @@ static void test_property(void) {
     ng_runtime_release(rt);
   }
   free(q.items);
+}
+
+/* ---- filters, nearest_to, positions -------------------------------------- */
+
+/* The ACTIVE default in every query type, then nearest-k with a filter: the
+ * k nearest that pass, however many nearer ones fail. */
+static void test_filter_defaults_and_nearest(void) {
+  ng_runtime *rt = new_rt();
+  ng_id ids[20];
+  for (int i = 0; i < 20; i++)
+    ids[i] = mk(rt, NG_L1, (float)i, 0, 0);
+  ng_token t;
+  ng_token_init(&t);
+  t.flags = 0; /* inactive */
+  CHECK_STATUS(ng_token_update(rt, ids[1], &t, NG_TF_FLAGS), NG_OK);
+  ng_hits h = {0};
+  const float c[3] = {0, 0, 0}, lo[3] = {-1, -1, -1}, hi[3] = {2.5f, 1, 1};
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 2.5f, 0, NULL, &h), NG_OK);
+  CHECK(h.count == 2 && h.items[0].id == ids[0] && h.items[1].id == ids[2]);
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, hi, 0, NULL, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 2);
+  CHECK_STATUS(ng_grid_neighbors(rt, ids[0], NG_L1, 2.5f, 0, NULL, &h), NG_OK);
+  CHECK(h.count == 1 && h.items[0].id == ids[2]);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c, 2, NULL, &h), NG_OK);
+  CHECK(h.count == 2 && h.items[1].id == ids[2]);
+  /* The inactive token itself still has neighbours. */
+  CHECK_STATUS(ng_grid_nearest_to(rt, ids[1], NG_L1, 2, NULL, &h), NG_OK);
+  CHECK(h.count == 2 && h.items[0].id == ids[0] && h.items[1].id == ids[2]);
+  const ng_filter all = {.inactive = true};
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 2.5f, 0, &all, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 3);
+
+  /* Tag every fifth token; the 3 nearest tagged ones are 5, 10, 15 away. */
+  for (int i = 0; i < 20; i += 5) {
+    ng_token_init(&t);
+    t.flags = NG_TOKEN_ACTIVE | NG_TOKEN_USER_1;
+    CHECK_STATUS(ng_token_update(rt, ids[i], &t, NG_TF_FLAGS), NG_OK);
+  }
+  const ng_filter tagged = {.tags = NG_TOKEN_USER_1};
+  const float c1[3] = {1, 0, 0};
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c1, 3, &tagged, &h), NG_OK);
+  CHECK(h.count == 3 && h.items[0].id == ids[0] && h.items[1].id == ids[5] &&
+        h.items[2].id == ids[10]);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c1, 10, &tagged, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 4); /* fewer pass than asked for */
+  CHECK_STATUS(ng_grid_nearest_to(rt, ids[5], NG_L1, 2, &tagged, &h), NG_OK);
+  CHECK(h.count == 2 && h.items[0].id == ids[0] && h.items[1].id == ids[10]);
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+}
+
+static void test_filter_errors(void) {
+  ng_runtime *rt = new_rt();
+  ng_id a = mk(rt, NG_L1, 0, 0, 0);
+  ng_hits h = {0};
+  const float c[3] = {0, 0, 0};
+  ng_filter f = {.weight_range = true, .min_weight = 5, .max_weight = 1};
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 1, 0, &f, &h), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "weight range");
+  f.min_weight = NAN;
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c, 1, &f, &h), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "weight range");
+  ng_filter g = {.nexclude = 2};
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, c, c, 0, &g, &h), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "exclude");
+  CHECK_STATUS(ng_grid_neighbors(rt, a, NG_L1, 1, 0, &g, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_nearest_to(rt, a, NG_L1, 1, &g, &h), NG_EINVAL);
+  CHECK_EQ_INT(h.count, 0);
+  /* nearest_to: the token must exist and be placed in the space. */
+  CHECK_STATUS(ng_grid_nearest_to(rt, a + 1, NG_L1, 1, NULL, &h), NG_ENOTFOUND);
+  ng_id nowhere = 0;
+  CHECK_STATUS(ng_token_create(rt, NULL, 0, &nowhere), NG_OK);
+  CHECK_STATUS(ng_grid_nearest_to(rt, nowhere, NG_L1, 1, NULL, &h), NG_ENOTFOUND);
+  CHECK_CONTAINS(ng_last_error(rt), "is not placed in L1");
+  CHECK_STATUS(ng_grid_nearest_to(rt, a, NG_L1, 0, NULL, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 0);
+  CHECK_STATUS(ng_grid_nearest_to(rt, a, NG_L1, 5, NULL, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 0); /* only itself is placed in L1 */
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+}
+
+static void test_positions(void) {
+  ng_runtime *rt = new_rt();
+  ng_id a = mk(rt, NG_L1, 1.5f, -2.25f, 3), b = 0;
+  CHECK_STATUS(ng_token_create(rt, NULL, 1u << NG_L2, &b), NG_OK);
+  ng_id ids[4] = {b, a, a + 100, 0};
+  double xyz[12];
+  size_t found = 99;
+  CHECK_STATUS(ng_token_positions(rt, NG_L1, ids, 4, xyz, &found), NG_OK);
+  CHECK_EQ_INT(found, 1);
+  CHECK(isnan(xyz[0]) && isnan(xyz[1]) && isnan(xyz[2])); /* not placed in L1 */
+  CHECK(xyz[3] == 1.5 && xyz[4] == -2.25 && xyz[5] == 3);
+  CHECK(isnan(xyz[6]) && isnan(xyz[9]));
+  CHECK_STATUS(ng_token_positions(rt, NG_L2, ids, 1, xyz, NULL), NG_OK);
+  CHECK(xyz[0] == 0 && xyz[1] == 0 && xyz[2] == 0);
+  CHECK_STATUS(ng_token_positions(rt, 8, ids, 1, xyz, &found), NG_EINVAL);
+  CHECK_STATUS(ng_token_positions(rt, NG_L1, NULL, 1, xyz, &found), NG_EINVAL);
+  CHECK_STATUS(ng_token_positions(rt, NG_L1, ids, 1, NULL, &found), NG_EINVAL);
+  CHECK_STATUS(ng_token_positions(rt, NG_L1, NULL, 0, NULL, &found), NG_OK);
+  CHECK_EQ_INT(found, 0);
+  ng_runtime_release(rt);
 }
 
 /* ---- allocation failures -------------------------------------------------- */
@@ -1546,6 +1742,9 @@ int main(void) {
   RUN(test_info_bounds);
   RUN(test_determinism);
   RUN(test_property);
+  RUN(test_filter_defaults_and_nearest);
+  RUN(test_filter_errors);
+  RUN(test_positions);
   RUN(test_alloc_failures);
   RUN(test_internal_contract);
   RUN(test_lazy_maintenance);
