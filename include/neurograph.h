@@ -881,14 +881,22 @@ typedef struct ng_hit {
  * more grows it to twice its result, as sorting scratch). Zero-initialise it; the
  * queries replace its contents; free it with ng_hits_free on the runtime that
  * filled it. On failure a query leaves count == 0.
+ *
+ * With `positions` set (by the caller, before the query), a query also fills
+ * xyz[3 * i .. 3 * i + 2] with hit i's position in the query's space (its
+ * units, as ng_token_position reads them), read under the query's own read
+ * lock, so a frame needs no second read; xyz grows like items.
  */
 typedef struct ng_hits {
   ng_hit *items;
   size_t count;
   size_t capacity;
+  bool positions;      /**< fill xyz: set by the caller */
+  double *xyz;         /**< 3 per hit when positions is set; owned like items */
+  size_t xyz_capacity; /**< doubles xyz has room for */
 } ng_hits;
-/** Free hits->items through rt's allocator (the runtime that filled it) and
- *  zero *hits, ready for reuse. A NULL rt or hits is ignored. */
+/** Free hits->items and hits->xyz through rt's allocator (the runtime that
+ *  filled it) and zero *hits, ready for reuse. A NULL rt or hits is ignored. */
 NG_API void ng_hits_free(ng_runtime *rt, ng_hits *hits);
 
 /** A filter's predicate: return true to keep the hit. See ng_filter.accept. */

@@ -1190,6 +1190,23 @@ static void test_positions(void) {
   CHECK_STATUS(ng_token_positions(rt, NG_L1, ids, 1, NULL, &found), NG_EINVAL);
   CHECK_STATUS(ng_token_positions(rt, NG_L1, NULL, 0, NULL, &found), NG_OK);
   CHECK_EQ_INT(found, 0);
+  /* With the hits: filled under the query's lock, grown as needed. */
+  for (int i = 0; i < 40; i++)
+    mk(rt, NG_L1, (float)i, 0.5f, -1);
+  ng_hits h = {.positions = true};
+  const float c[3] = {0, 0, 0};
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 100, 0, NULL, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 41);
+  CHECK(h.xyz_capacity >= 3 * h.count);
+  for (size_t i = 0; i < h.count; i++) {
+    double p[3];
+    CHECK_STATUS(ng_token_position(rt, h.items[i].id, NG_L1, p), NG_OK);
+    CHECK(h.xyz[3 * i] == p[0] && h.xyz[3 * i + 1] == p[1] && h.xyz[3 * i + 2] == p[2]);
+  }
+  CHECK_STATUS(ng_grid_nearest_to(rt, a, NG_L1, 1, NULL, &h), NG_OK);
+  CHECK(h.count == 1 && h.xyz[0] == 1 && h.xyz[1] == 0.5 && h.xyz[2] == -1);
+  ng_hits_free(rt, &h);
+  CHECK(h.xyz == NULL && h.items == NULL && !h.positions);
   ng_runtime_release(rt);
 }
 
