@@ -497,7 +497,9 @@ describe("randomized model test", function()
         local bidir = random() < 0.6
         local ok, res = pcall(C.update, C, cid, { bidirectional = bidir })
         if not m then
-          if not ok or res ~= false then fail(step, op, "update of missing connection %d: %s", cid, tostring(res)) end
+          if not ok or res ~= false then
+            fail(step, op, "update of missing connection %d: %s", cid, tostring(res))
+          end
           return
         end
         local dup = bidir and not m.bidir and conflict(m.from, m.to, m.type, true, cid)
@@ -515,7 +517,9 @@ describe("randomized model test", function()
         local ty = TYPES[random(#TYPES)]
         if not tokens[a] or not tokens[b] then return end
         local got, want = C:find(a, b, ty), model_find(a, b, ty)
-        if got ~= want then fail(step, op, "find(%d, %d, %s) = %s, model %s", a, b, ty, tostring(got), tostring(want)) end
+        if got ~= want then
+          fail(step, op, "find(%d, %d, %s) = %s, model %s", a, b, ty, tostring(got), tostring(want))
+        end
       end },
       { 4, "links", function()
         local id = random_live(live)
@@ -530,7 +534,9 @@ describe("randomized model test", function()
         local got = tok:connections(opts)
         if #got ~= #want then fail(step, op, "connections of %d: %d, model %d", id, #got, #want) end
         for i = 1, #want do
-          if got[i] ~= want[i] then fail(step, op, "connections of %d [%d] = %s, model %d", id, i, tostring(got[i]), want[i]) end
+          if got[i] ~= want[i] then
+            fail(step, op, "connections of %d [%d] = %s, model %d", id, i, tostring(got[i]), want[i])
+          end
         end
         if tok:degree(opts) ~= #want then fail(step, op, "degree of %d", id) end
         table.sort(others)
