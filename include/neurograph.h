@@ -779,8 +779,9 @@ NG_API ng_status ng_token_each(ng_runtime *rt, ng_token_fn fn, void *ud);
 /**
  * Ids of the connections of token `id` in direction `dir`, ascending, into
  * ids[0..cap) (may be NULL when cap is 0); *n_out (required) gets the total
- * number (which may exceed cap, like snprintf). NG_ENOTFOUND if the token
- * does not exist.
+ * number (which may exceed cap, like snprintf). A bidirectional link is both
+ * outgoing and incoming at both ends (ng_token_links). NG_ENOTFOUND if the
+ * token does not exist.
  */
 NG_API ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir, ng_id *ids,
                                       size_t cap, size_t *n_out);
@@ -824,7 +825,8 @@ NG_API ng_status ng_token_links(ng_runtime *rt, ng_id id, const ng_link_filter *
  * become now. Checks: both tokens exist (NG_EINVAL naming the missing one);
  * type <= 0xAF and allowed by the CDNA mask; mutability <= 2; pull_strength
  * finite, |v| <= 10; preferred_distance finite within 0.01..100; padding 0;
- * no connection with the same (from, to, type) (NG_EEXIST); the CDNA degree
+ * no connection with the same (from, to, type), nor a (to, from, type) when
+ * either is bidirectional (NG_EEXIST, see ng_connection_find); the CDNA degree
  * limits (NG_ELIMIT); with STRICT_MODE the CDNA's connection weight (applied
  * to |pull_strength|) and rigidity limits. *out_id (may be NULL) gets the
  * new id.
@@ -858,7 +860,20 @@ NG_API ng_status ng_connection_next(ng_runtime *rt, ng_id after, ng_id *next_id)
 typedef bool (*ng_connection_fn)(const ng_connection *c, ng_id id, void *ud);
 /** Call fn for every live connection in ascending id order, under the read lock. */
 NG_API ng_status ng_connection_each(ng_runtime *rt, ng_connection_fn fn, void *ud);
-/** Id of the connection (from, to, type), or NG_ENOTFOUND. */
+/**
+ * Id of the connection (from, to, type), or of a bidirectional (to, from,
+ * type); NG_ENOTFOUND if there is none.
+ *
+ * Undirected links: a connection with NG_CONN_BIDIRECTIONAL acts both ways.
+ * It keeps the direction it was created with, but is found from both ends,
+ * listed as outgoing and incoming at both ends, and unique in both
+ * directions: while a -> b of a type is bidirectional no b -> a of that type
+ * exists, and create or update (setting the flag, changing the type) refuse
+ * to make such a pair (NG_EEXIST). The CDNA degree limits count every link as
+ * stored, bidirectional or not (one outgoing for its from, one incoming for
+ * its to, one in each end's total), so the flag never changes a degree.
+ * Snapshots from before this rule that hold such a pair load as they are.
+ */
 NG_API ng_status ng_connection_find(ng_runtime *rt, ng_id from, ng_id to, unsigned type,
                                     ng_id *out_id);
 
