@@ -173,6 +173,25 @@ static ng_status step_query(ctx *c, int i) {
   return st;
 }
 
+/* Queries with positions and a filter whose excluded ids need an
+ * allocation (more than fit inline): on failure the hits are empty. */
+static ng_status step_filtered_query(ctx *c, int i) {
+  const float ctr[3] = {0.0f, 10.0f, -5.0f};
+  ng_id excl[30];
+  for (int k = 0; k < 30; k++)
+    excl[k] = c->ids[(k * 7) % 40];
+  const ng_filter f = {.exclude = excl, .nexclude = 30, .inactive = true};
+  ng_hits fresh = {.positions = true};
+  ng_status st = i % 2 ? ng_grid_range(c->rt, NG_L1, ctr, 1e6f, 0, &f, &fresh)
+                       : ng_grid_nearest(c->rt, NG_L8, ctr, 40, &f, &fresh);
+  if (st != NG_OK)
+    CHECK_EQ_INT(fresh.count, 0);
+  else
+    CHECK(fresh.count > 0 && fresh.xyz != NULL);
+  ng_hits_free(c->rt, &fresh);
+  return st;
+}
+
 /* A box over the whole of space i: builds that space's lazy index. */
 static ng_status step_box_all(ctx *c, int i) {
   const float lo[3] = {-1e6f, -1e6f, -1e6f}, hi[3] = {1e6f, 1e6f, 1e6f};
@@ -279,6 +298,8 @@ static int workload(long fail_at) {
     run(&c, step_move, i);
   for (int i = 0; i < 8; i++)
     run(&c, step_query, i);
+  for (int i = 0; i < 2; i++)
+    run(&c, step_filtered_query, i);
   run(&c, step_delete, 3 + 1);
   run(&c, step_delete, 10);
   run(&c, step_buckets, 1);

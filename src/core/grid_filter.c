@@ -1,6 +1,8 @@
-/* The filters of grid queries: checking the caller's ng_filter and preparing it for the scan. */
+/* What a grid query keeps and gives besides ids: the filters (checking the caller's ng_filter,
+ * preparing it for the scan) and the positions of hits (ng_hits.positions, ng_token_positions). */
 #include "grid_filter.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,4 +64,58 @@ void ngi_filter_free(ng_runtime *rt, ngi_filter *f) {
   f->excl = f->excl_inline;
   f->excl_cap = NGI_EXCL_INLINE;
   f->nexcl = 0;
+}
+
+/* With h->positions, each hit's decoded position into h->xyz (grown as
+ * needed), under the caller's read lock. fails: NG_ENOMEM. */
+ng_status ngi_fill_positions(ng_runtime *rt, int space, ng_hits *h) {
+  if (!h->positions) return NG_OK;
+  size_t need = 3 * h->count;
+  if (need > h->xyz_capacity) {
+    size_t cap = h->xyz_capacity ? h->xyz_capacity : 48;
+    while (cap < need)
+      cap *= 2;
+    double *p = ngi_realloc_array(rt, h->xyz, h->xyz_capacity, cap, sizeof *p);
+    if (!p) return NG_ENOMEM;
+    h->xyz = p;
+    h->xyz_capacity = cap;
+  }
+  const ngi_token_table *t = &rt->tokens;
+  const ngi_unit *u = &rt->units[space];
+  for (size_t i = 0; i < h->count; i++) {
+    const ng_token *tok = ngi_tok_of_local(t, NG_TOKEN_SLOT(h->items[i].id));
+    for (int a = 0; a < 3; a++)
+      h->xyz[3 * i + (size_t)a] = ngi_unit_decode(u, tok->coords[space][a]);
+  }
+  return NG_OK;
+}
+
+/* The positions of many tokens under one read lock: what a frame reads
+ * after its queries (NaN for a token not found or not placed there). */
+ng_status ng_token_positions(ng_runtime *rt, int space, const ng_id *ids, size_t n, double *xyz,
+                             size_t *found) {
+  static const char fn[] = "ng_token_positions";
+  if (found) *found = 0;
+  if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
+  if (space < 0 || space >= NG_SPACES)
+    return ngi_fail(rt, NG_EINVAL, "%s: space must be 0..7, got %d", fn, space);
+  if (n && (!ids || !xyz))
+    return ngi_fail(rt, NG_EINVAL, "%s: %s must not be NULL", fn, ids ? "xyz" : "ids");
+  size_t k = 0;
+  ngi_read_lock(rt);
+  const ngi_token_table *t = &rt->tokens;
+  for (size_t i = 0; i < n; i++) {
+    uint32_t slot = ngi_token_slot(t, ids[i]);
+    if (slot != NGI_NONE && (ngi_placed(t, NG_TOKEN_SLOT(ids[i])) >> space & 1u)) {
+      const ng_token *tok = ngi_tok_at(t, slot);
+      for (int a = 0; a < 3; a++)
+        xyz[3 * i + (size_t)a] = ngi_unit_decode(&rt->units[space], tok->coords[space][a]);
+      k++;
+    } else {
+      xyz[3 * i] = xyz[3 * i + 1] = xyz[3 * i + 2] = NAN;
+    }
+  }
+  ngi_read_unlock(rt);
+  if (found) *found = k;
+  return NG_OK;
 }

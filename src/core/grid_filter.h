@@ -1,4 +1,5 @@
-/* The filters of grid queries (ng_filter), prepared once per query and tested inside the scan. */
+/* The filters of grid queries (ng_filter), prepared once per query and tested inside the scan,
+ * and the positions of hits. */
 #ifndef NG_CORE_GRID_FILTER_H
 #define NG_CORE_GRID_FILTER_H
 
@@ -33,6 +34,9 @@ ng_status ngi_filter_check(ng_runtime *rt, const char *fn, const ng_filter *f);
 ng_status ngi_filter_prepare(ng_runtime *rt, const ng_filter *f, ngi_filter *out);
 /* Free what ngi_filter_prepare allocated. */
 void ngi_filter_free(ng_runtime *rt, ngi_filter *f);
+/* With h->positions, each hit's decoded position in `space` into h->xyz
+ * (grown as needed). Caller holds the read lock. fails: NG_ENOMEM. */
+ng_status ngi_fill_positions(ng_runtime *rt, int space, ng_hits *h);
 
 static inline bool ngi_filter_excluded(const ngi_filter *f, uint32_t local) {
   size_t lo = 0, hi = f->nexcl;

@@ -1,4 +1,4 @@
-/* Grid figures (ng_grid_info) and the bulk position read that follows a frame's queries. */
+/* ng_grid_info: the count, exact bounds and cells of a space's index. */
 #include "grid_index.h"
 
 #include <string.h>
@@ -135,34 +135,4 @@ ng_status ng_grid_info(ng_runtime *rt, int space, ng_space_info *out) {
   }
   if (st == NG_ENOMEM) return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
   return st;
-}
-
-/* The positions of many tokens under one read lock: what a frame reads
- * after its queries (NaN for a token not found or not placed there). */
-ng_status ng_token_positions(ng_runtime *rt, int space, const ng_id *ids, size_t n, double *xyz,
-                             size_t *found) {
-  static const char fn[] = "ng_token_positions";
-  if (found) *found = 0;
-  if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
-  if (space < 0 || space >= NG_SPACES)
-    return ngi_fail(rt, NG_EINVAL, "%s: space must be 0..7, got %d", fn, space);
-  if (n && (!ids || !xyz))
-    return ngi_fail(rt, NG_EINVAL, "%s: %s must not be NULL", fn, ids ? "xyz" : "ids");
-  size_t k = 0;
-  ngi_read_lock(rt);
-  const ngi_token_table *t = &rt->tokens;
-  for (size_t i = 0; i < n; i++) {
-    uint32_t slot = ngi_token_slot(t, ids[i]);
-    if (slot != NGI_NONE && (ngi_placed(t, NG_TOKEN_SLOT(ids[i])) >> space & 1u)) {
-      const ng_token *tok = ngi_tok_at(t, slot);
-      for (int a = 0; a < 3; a++)
-        xyz[3 * i + (size_t)a] = ngi_unit_decode(&rt->units[space], tok->coords[space][a]);
-      k++;
-    } else {
-      xyz[3 * i] = xyz[3 * i + 1] = xyz[3 * i + 2] = NAN;
-    }
-  }
-  ngi_read_unlock(rt);
-  if (found) *found = k;
-  return NG_OK;
 }

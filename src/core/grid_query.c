@@ -820,30 +820,6 @@ static ng_status check_point(ng_runtime *rt, const char *fn, const char *what, c
   return NG_OK;
 }
 
-/* With h->positions, each hit's decoded position into h->xyz (grown as
- * needed), under the caller's read lock. fails: NG_ENOMEM. */
-static ng_status fill_positions(ng_runtime *rt, int space, ng_hits *h) {
-  if (!h->positions) return NG_OK;
-  size_t need = 3 * h->count;
-  if (need > h->xyz_capacity) {
-    size_t cap = h->xyz_capacity ? h->xyz_capacity : 48;
-    while (cap < need)
-      cap *= 2;
-    double *p = ngi_realloc_array(rt, h->xyz, h->xyz_capacity, cap, sizeof *p);
-    if (!p) return NG_ENOMEM;
-    h->xyz = p;
-    h->xyz_capacity = cap;
-  }
-  const ngi_token_table *t = &rt->tokens;
-  const ngi_unit *u = &rt->units[space];
-  for (size_t i = 0; i < h->count; i++) {
-    const ng_token *tok = ngi_tok_of_local(t, NG_TOKEN_SLOT(h->items[i].id));
-    for (int a = 0; a < 3; a++)
-      h->xyz[3 * i + (size_t)a] = ngi_unit_decode(u, tok->coords[space][a]);
-  }
-  return NG_OK;
-}
-
 /* Run q on q->g with `filter` (checked; NULL: the defaults; caller holds
  * the runtime's read lock): complete the index, run, sort; failures leave no
  * hits. */
@@ -874,7 +850,7 @@ static ng_status run_sorted(query *q, const ng_filter *filter, ng_status (*run)(
   ngi_filter_free(q->rt, &f);
   if (st == NG_OK) {
     sort_truncate(q->rt, q->out, q->k);
-    st = fill_positions(q->rt, g->space, q->out);
+    st = ngi_fill_positions(q->rt, g->space, q->out);
   }
   if (st != NG_OK) q->out->count = 0;
   return st;
