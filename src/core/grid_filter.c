@@ -13,12 +13,12 @@ ng_status ngi_filter_check(ng_runtime *rt, const char *fn, const ng_filter *f) {
       return ngi_fail(rt, NG_EINVAL, "%s: filter weight range must be finite, got %g..%g", fn,
                       (double)f->min_weight, (double)f->max_weight);
     if (f->min_weight > f->max_weight)
-      return ngi_fail(rt, NG_EINVAL, "%s: filter weight range must have min <= max, got %g..%g",
-                      fn, (double)f->min_weight, (double)f->max_weight);
+      return ngi_fail(rt, NG_EINVAL, "%s: filter weight range must have min <= max, got %g..%g", fn,
+                      (double)f->min_weight, (double)f->max_weight);
   }
   if (f->nexclude && !f->exclude)
-    return ngi_fail(rt, NG_EINVAL, "%s: filter exclude must not be NULL when nexclude is %zu",
-                    fn, f->nexclude);
+    return ngi_fail(rt, NG_EINVAL, "%s: filter exclude must not be NULL when nexclude is %zu", fn,
+                    f->nexclude);
   return NG_OK;
 }
 
