@@ -659,8 +659,10 @@ static void fill_token(ng_token *t, const bench *b, size_t i) {
     memcpy(t->coords[b->sp[k].space], b->sp[k].raw + i * 3, 3 * sizeof(int16_t));
 }
 
-/* Create the N tokens in a new runtime; returns seconds. `keep` leaves it in b->rt. */
-static double ng_build(bench *b, size_t hint, bool keep) {
+/* Create the N tokens in a new runtime, placed in the spaces of `spaces` (the
+ * measured two hold the points; the others the origin); returns seconds.
+ * `keep` leaves it in b->rt, else it is kept in *out (NULL: released). */
+static double ng_build_placed(bench *b, size_t hint, unsigned spaces, ng_runtime **out) {
   ng_config cfg = {.initial_tokens = hint};
   ng_runtime *rt = NULL;
   if (ng_runtime_new(&cfg, &rt) != NG_OK) exit(3);
@@ -670,7 +672,7 @@ static double ng_build(bench *b, size_t hint, bool keep) {
   for (size_t i = 0; i < b->n; i++) {
     fill_token(&t, b, i);
     ng_id id = 0;
-    ng_status st = ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id);
+    ng_status st = ng_token_create(rt, &t, spaces, &id);
     if (st != NG_OK || id != (ng_id)(i + 1)) {
       fprintf(stderr, "bench_grid: ng_token_create: %s (id %llu for point %zu)\n", ng_strerror(st),
               (unsigned long long)id, i);
@@ -678,11 +680,44 @@ static double ng_build(bench *b, size_t hint, bool keep) {
     }
   }
   double dt = now() - t0;
-  if (keep)
-    b->rt = rt;
+  if (out)
+    *out = rt;
   else
     ng_runtime_release(rt);
   return dt;
+}
+
+/* Every token in all eight spaces (the rows before placement existed). */
+static double ng_build(bench *b, size_t hint, bool keep) {
+  return ng_build_placed(b, hint, NG_TF_COORDS_ALL, keep ? &b->rt : NULL);
+}
+
+/* Memory per token (RSS delta, every placed space indexed) with the tokens
+ * placed in 1 (L1), 2 (L1, L2) and all 8 spaces: a space nobody is placed in
+ * costs nothing. */
+static void measure_placement(bench *b) {
+  static const unsigned masks[] = {NG_TF_COORDS(NG_L1), NG_TF_COORDS(NG_L1) | NG_TF_COORDS(NG_L2),
+                                   NG_TF_COORDS_ALL};
+  static const int counts[] = {1, 2, 8};
+  ng_hits probe = {0};
+  float far[3] = {0.5f, 0.5f, 0.5f};
+  for (int k = 0; k < 3; k++) {
+    trim_heap();
+    size_t rss0 = rss_bytes();
+    ng_runtime *rt = NULL;
+    ng_build_placed(b, 0, masks[k], &rt);
+    for (int s = 0; s < NG_SPACES; s++)
+      ng_check(b, ng_grid_range(rt, s, far, 0.0f, 0, NULL, &probe), "probe query");
+    ng_hits_free(rt, &probe);
+    trim_heap();
+    size_t rss1 = rss_bytes();
+    row r = {.n = b->n, .dist = b->dist, .space = -1, .unit = U_BYTES, .hits = -1, .bf = -1,
+             .sq = -1};
+    snprintf(r.what, sizeof r.what, "memory/token, %d placed", counts[k]);
+    r.ng = ((double)rss1 - (double)rss0) / (double)b->n;
+    add_row(b, &r);
+    ng_runtime_release(rt);
+  }
 }
 
 /* The brute-force "store": the same records appended to a plain growable array. */
@@ -1260,6 +1295,7 @@ static void run_dataset(bench *b, size_t n, int dist) {
   free(raw);
   b->nq = b->o->quick ? 20 : n >= 10000000 ? 20 : n >= 1000000 ? 60 : 200;
   measure_store(b);
+  measure_placement(b);
   for (int k = 0; k < 2; k++)
     measure_space(b, &b->sp[k]);
   ng_hits_free(b->rt, &b->nh);
@@ -1320,6 +1356,15 @@ static void check_bars(const bench *b, bars *br) {
     r = find_row(b, M, d, -1, "memory/token, all 8 idx");
     if (r)
       printf("info  memory with all 8 spaces indexed (%s): %.1f B/token\n", dist_names[d], r->ng);
+    r = find_row(b, M, d, -1, "memory/token, 1 placed");
+    bar_line(br, r, r && r->ng <= 96.0, "memory <= 96 B/token (%s, placed in one space): %.1f B",
+             dist_names[d], r ? r->ng : 0.0);
+    for (int k = 0; k < 2; k++) {
+      r = find_row(b, M, d, -1, k ? "memory/token, 8 placed" : "memory/token, 2 placed");
+      if (r)
+        printf("info  memory placed in %d spaces (%s): %.1f B/token\n", k ? 8 : 2, dist_names[d],
+               r->ng);
+    }
     r = find_row(b, M, d, -1, "create (tokens/s)");
     bar_line(br, r, r && r->ng >= 10e6, "create >= 10 M tokens/s (%s): %.2f M/s", dist_names[d],
              r ? r->ng / 1e6 : 0.0);

@@ -35,9 +35,17 @@ static void exercise(ng_runtime *rt) {
     conns++;
   }
   if (conns != st.connections) __builtin_trap();
+  size_t placed[NG_SPACES] = {0};
+  for (ng_id id = 0; ng_token_next(rt, id, &id) == NG_OK;) {
+    unsigned sp = 0;
+    if (ng_token_spaces(rt, id, &sp) != NG_OK || sp > 0xFFu) __builtin_trap();
+    for (int s = 0; s < NG_SPACES; s++)
+      placed[s] += sp >> s & 1u;
+  }
   for (int s = 0; s < NG_SPACES; s++) {
     ng_space_info gi;
-    if (ng_grid_info(rt, s, &gi) != NG_OK || gi.count != tokens) __builtin_trap();
+    if (ng_grid_info(rt, s, &gi) != NG_OK || gi.count != placed[s] || st.placed[s] != placed[s])
+      __builtin_trap();
   }
   float c[3] = {0, 0, 0};
   ng_hits hits = {0};
@@ -46,7 +54,7 @@ static void exercise(ng_runtime *rt) {
   /* new ids continue after the stored ones; deleting cascades through the
    * restored adjacency */
   ng_id id = 0;
-  ng_status s = ng_token_create(rt, NULL, &id);
+  ng_status s = ng_token_create(rt, NULL, NG_TF_COORDS(NG_L1), &id);
   if (s == NG_OK && id != st.next_token_id) __builtin_trap();
   ng_id first = 0;
   if (ng_token_next(rt, 0, &first) == NG_OK) {

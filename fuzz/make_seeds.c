@@ -34,7 +34,7 @@ int main(int argc, char **argv) {
     t.timestamp = 1700000000u + i;
     ng_token_set_field_radius(&t, 1.5f);
     ng_token_set_field_strength(&t, 0.8f);
-    if (ng_token_create(rt, &t, &ids[i]) != NG_OK) return 1;
+    if (ng_token_create(rt, &t, (unsigned)(i * 37) & 0xFFu, &ids[i]) != NG_OK) return 1;
   }
   bad |= save(rt, argv[1], "seed-tokens.ngs");
   for (unsigned i = 0; i < 10; i++) {
@@ -64,11 +64,11 @@ int main(int argc, char **argv) {
   ngi_conns_skip_slots(rt, NG_CONNECTION_SLOT_MAX - 3);
   ng_id t[6], c[6];
   for (unsigned i = 0; i < 4; i++)
-    if (ng_token_create(rt, NULL, &t[i]) != NG_OK) return 1;
+    if (ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &t[i]) != NG_OK) return 1;
   for (unsigned i = 0; i < 4; i++)
     if (ng_connection_create(rt, t[i], t[(i + 1) % 4], NULL, &c[i]) != NG_OK) return 1;
   ng_token_delete(rt, t[1], NULL); /* takes connections 0 and 1 along */
-  if (ng_token_create(rt, NULL, &t[4]) != NG_OK) return 1;
+  if (ng_token_create(rt, NULL, 0, &t[4]) != NG_OK) return 1;
   for (unsigned i = 4; i < 6; i++)
     if (ng_connection_create(rt, t[4], t[i == 4 ? 0 : 2], NULL, &c[i]) != NG_OK) return 1;
   ng_connection_delete(rt, c[2]);

@@ -102,7 +102,7 @@ typedef enum ng_status {
   NG_EIO,       /**< an operating-system I/O call failed */
   NG_ECORRUPT,  /**< a file is corrupt, truncated or hostile */
   NG_EVERSION,  /**< a file was written by a newer, incompatible format */
-  NG_EBUSY      /**< a write was attempted from inside an iteration callback */
+  NG_EBUSY      /**< a write from inside an iteration callback, or a second ng_txn_begin */
 } ng_status;
 
 /** A short, static, English description of a status ("not found", ...). */
@@ -657,6 +657,62 @@ NG_API uint64_t ng_runtime_now(ng_runtime *rt);
 
 /** @} */
 /* ------------------------------------------------------------------------ */
+/** @name Transactions
+ *
+ * Many writes, all or nothing. A transaction belongs to the thread that
+ * begins it and holds the runtime's write lock until it ends:
+ * - that thread's write calls on the runtime run inside it (outside any
+ *   iteration callback, where writes still fail with NG_EBUSY), its reads
+ *   see its own writes;
+ * - other threads' writes and reads (ng_token_get included) wait until it
+ *   ends, so no reader ever sees part of a transaction; what they see
+ *   afterwards is all of it (commit) or none of it (rollback);
+ * - a rollback restores the store exactly: every record, id, placement, the
+ *   CDNA, and the id allocators (the next create returns the id it would
+ *   have had without the transaction); the grids answer the same queries;
+ * - a commit costs nothing per write; a rollback costs about what the
+ *   transaction wrote (every write logs what it overwrites);
+ * - if a write inside it runs out of memory (NG_ENOMEM), the whole
+ *   transaction is rolled back at once and stays open, failed: later
+ *   writes fail with NG_ENOMEM and ng_txn_commit reports NG_ENOMEM (ending
+ *   it, nothing committed);
+ * - a transaction left open is not kept silently: the thread's next
+ *   ng_txn_begin on the runtime fails with NG_EBUSY saying so, and the last
+ *   ng_runtime_release by that thread rolls it back and records the fact
+ *   for ng_last_error().
+ * Savepoints nest inside a transaction: ng_txn_rollback_to undoes only the
+ * writes made since the savepoint.
+ */
+/** @{ */
+
+/** A savepoint inside a transaction (1, 2, ... by depth). */
+typedef uint32_t ng_savepoint;
+
+/** Begin a transaction on rt in the calling thread (waits for other
+ *  writers). NG_EBUSY when this thread already has one open on rt or is
+ *  inside an iteration callback of rt; NG_ENOMEM. */
+NG_API ng_status ng_txn_begin(ng_runtime *rt);
+/** Commit and end the calling thread's transaction. NG_EINVAL when it has
+ *  none open on rt; NG_ENOMEM when the transaction had failed (rolled back,
+ *  ended, nothing committed). */
+NG_API ng_status ng_txn_commit(ng_runtime *rt);
+/** Undo every write of the calling thread's transaction and end it.
+ *  NG_EINVAL when it has none open on rt. */
+NG_API ng_status ng_txn_rollback(ng_runtime *rt);
+/** Take a savepoint in the calling thread's transaction; *out names it.
+ *  NG_EINVAL (no transaction, out NULL), NG_ENOMEM. */
+NG_API ng_status ng_txn_savepoint(ng_runtime *rt, ng_savepoint *out);
+/** Undo the writes made since savepoint sp; sp and the savepoints taken
+ *  after it end, the transaction goes on. NG_EINVAL when sp is not open. */
+NG_API ng_status ng_txn_rollback_to(ng_runtime *rt, ng_savepoint sp);
+/** End savepoint sp (and those taken after it), keeping its writes as part
+ *  of the enclosing one. NG_EINVAL when sp is not open. */
+NG_API ng_status ng_txn_release(ng_runtime *rt, ng_savepoint sp);
+/** Whether the calling thread has a transaction open on rt. */
+NG_API bool ng_txn_open(ng_runtime *rt);
+
+/** @} */
+/* ------------------------------------------------------------------------ */
 /** @name Token store */
 /** @{ */
 
@@ -696,19 +752,23 @@ NG_API ng_status ng_token_position(ng_runtime *rt, ng_id id, int space, double x
  *  *spaces. NG_ENOTFOUND, NG_EINVAL. */
 NG_API ng_status ng_token_spaces(ng_runtime *rt, ng_id id, unsigned *spaces);
 /**
- * Encode xyz (`space`'s units in rt) into raw coordinates, for records given
- * to ng_token_update / ng_token_update_batch; the rule of every store call:
+ * Encode n points, xyz[0 .. 3n) (x, y, z each; `space`'s units in rt), into
+ * raw[0 .. 3n), for records given to ng_token_create / ng_token_update /
+ * ng_token_update_batch, under one read lock; the rule of every store call:
  * a value that does not fit the space's range is NG_EINVAL (the last error
- * names the space, the axis and the value) and raw is untouched. Raw values
- * are in the units of the moment: a record encoded before a change of the
- * space's dimension scale is read in the new units.
+ * names the point when n > 1, the axis, the space and the value, e.g.
+ * "point 3: y of L1 must be within -327.68..327.67, got 400") and raw is
+ * untouched. Raw values are in the units of the moment: a record encoded
+ * before a change of the space's dimension scale is read in the new units,
+ * so change scales while no other thread encodes. n == 0 is NG_OK.
  */
-NG_API ng_status ng_coords_encode(ng_runtime *rt, int space, const double xyz[3],
-                                  int16_t raw[3]);
-/** Decode raw coordinates of `space` into rt's units (exactly as
- *  ng_token_position reads them). NG_EINVAL for a bad space or NULL argument. */
-NG_API ng_status ng_coords_decode(ng_runtime *rt, int space, const int16_t raw[3],
-                                  double xyz[3]);
+NG_API ng_status ng_coords_encode(ng_runtime *rt, int space, const double *xyz, size_t n,
+                                  int16_t *raw);
+/** Decode n raw points, raw[0 .. 3n), of `space` into xyz[0 .. 3n) in rt's
+ *  units (exactly as ng_token_position reads them). NG_EINVAL for a bad space
+ *  or a NULL array with n > 0. */
+NG_API ng_status ng_coords_decode(ng_runtime *rt, int space, const int16_t *raw, size_t n,
+                                  double *xyz);
 /**
  * Copy token `id` into *out. NG_ENOTFOUND if there is none (*out untouched).
  * Takes no lock while no thread is writing to the runtime: it reads

@@ -63,13 +63,16 @@ describe("rt.cdna", function()
 
   it("update_scales raises for a wrong count or a bad scale, changing nothing", function()
     local before = h.state(rt)
-    h.raises("bad argument #2 to 'update_scales' (8 scales expected, got 7)",
-             function() rt.cdna:update_scales{1, 1, 1, 1, 1, 1, 1} end)
+    h.raises("bad argument #2 to 'update_scales' (scale of L1 must be a finite number, got 'x')",
+             function() rt.cdna:update_scales{L1 = "x"} end)
+    h.raises("bad argument #2 to 'update_scales' (dimension_scales[0] (scale of L1) must be within "
+             .. "0.000001..1000000, got 2e+06)",
+             function() rt.cdna:update_scales{L1 = 2e6} end)
     h.raises("bad argument #2 to 'update_scales' (scale of L2 must be > 0, got -1)",
              function() rt.cdna:update_scales{1, -1, 1, 1, 1, 1, 1, 1} end)
     h.raises("bad argument #2 to 'update_scales' (scale of L3 must be a finite number, got nan)",
              function() rt.cdna:update_scales{1, 1, 0 / 0, 1, 1, 1, 1, 1} end)
-    h.raises("bad argument #2 to 'update_scales' (table of 8 scales expected, got 'x')",
+    h.raises("bad argument #2 to 'update_scales' (scales must be a table {L1 = scale, ...}, got 'x')",
              function() rt.cdna:update_scales("x") end)
     assert.same(before, h.state(rt))
   end)

@@ -44,9 +44,14 @@ describe("rt.grid", function()
       assert.same(hits, rt.grid:range_query({1, 1, 1}, 0.5, { space = 2 }))
     end)
 
-    it("indexes every token in every space (the origin included)", function()
-      local hits = rt.grid:range_query({0, 0, 0}, 0.001, { space = "L8" })
-      assert.same({{o, 0}, {p, 0}, {q, 0}, {far, 0}}, hits)
+    it("sees only the tokens placed in its space", function()
+      assert.same({}, rt.grid:range_query({0, 0, 0}, 1000, { space = "L8" }))
+      local in_l2 = ng.util.ids(rt.grid:range_query({0, 0, 0}, 100, { space = "L2" }))
+      table.sort(in_l2)
+      assert.same({o, p, q}, in_l2)
+      -- `far` is not in L2 (no phantom at the origin), only in L1
+      assert.same({}, rt.grid:range_query({0, 0, 0}, 0.001, { space = "L2" }))
+      assert.same({{far, 0}}, rt.grid:range_query({100, 100, 100}, 0.001))
     end)
 
     it("keeps only the first `limit` results", function()
@@ -168,8 +173,8 @@ describe("rt.grid", function()
       assert.same({o, p, q}, ids)
       assert.same({o}, ng.util.ids(rt.grid:box({-1, -1, -1}, {1, 1, 1})))
       assert.equals(1, #rt.grid:box({-10, -10, -10}, {10, 10, 10}, { limit = 1 }))
-      -- in L2, `far` sits at the origin (its default), on the box's corner
-      assert.same({q, far}, ng.util.ids(rt.grid:box({-2, -2, -2}, {0, 0, 0}, { space = "L2" })))
+      -- `far` is not placed in L2: the box's corner at the origin holds nothing
+      assert.same({q}, ng.util.ids(rt.grid:box({-2, -2, -2}, {0, 0, 0}, { space = "L2" })))
     end)
 
     it("raises when max is below min", function()

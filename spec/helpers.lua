@@ -60,6 +60,26 @@ function helpers.source(path)
   return source .. "/" .. path
 end
 
+--- A new empty directory (remove it with helpers.rmdir).
+function helpers.tmpdir()
+  local d = os.tmpname()
+  os.remove(d)
+  assert(os.execute("mkdir " .. d))
+  return d
+end
+
+function helpers.rmdir(d)
+  os.execute("rm -rf " .. d)
+end
+
+--- A whole file's bytes.
+function helpers.read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
 --- Runs a shell command; returns stdout, exit code.
 function helpers.run(cmd)
   local p = assert(io.popen(cmd .. "; echo \"__rc=$?\"", "r"))

@@ -8,8 +8,8 @@ describe("binding messages", function()
   local rt, a, b
   before_each(function()
     rt = ng.Runtime()
-    a = rt.tokens:create{}
-    b = rt.tokens:create{}
+    a = rt.tokens:create{ coords = { L1 = {0, 0, 0} } }
+    b = rt.tokens:create{ coords = { L1 = {0, 0, 0} } }
   end)
 
   describe("show the value given, whatever it is", function()

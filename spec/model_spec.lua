@@ -12,16 +12,26 @@ local TOL = 1e-4
 local f32 = h.f32
 local floor, sqrt, abs, random = math.floor, math.sqrt, math.abs, math.random
 
--- Per space: the decoded unit coordinates are drawn on, and the fixed-point scale.
-local SCALE = {100, 10000, 1000, 10000, 10000, 10000, 100, 10000}
-local UNIT = {1, 0.1, 0.5, 0.1, 0.1, 0.1, 1, 0.1}
+-- Per space: the fixed-point scale, the runtime's dimension scale (its unit multiplier), and
+-- the decoded unit coordinates are drawn on.
+local BASE = {100, 10000, 1000, 10000, 10000, 10000, 100, 10000}
+local MUL = {10, 1, 0.5, 1, 1, 1, 1, 100}
+local UNIT = {10, 0.1, 0.25, 0.1, 0.1, 0.1, 1, 10}
 local TYPES = {"AssociatedWith", "Cause", "Before", "Near", "Likes"}
 
--- The codec of reference 1.2: clamp(f32(v) * scale) truncated toward zero.
+-- A raw coordinate decoded: the original's decode (raw / fixed-point scale) times the scale.
+local function decode(r, s) return r / BASE[s] * MUL[s] end
+
+-- The codec (docs/api.md): a whole number of steps is that number (the value equals the step
+-- decoded, as a double or as a float); anything else truncates toward zero.
 local function encode(v, s)
-  local x = f32(f32(v) * SCALE[s])
+  local q = v / MUL[s] * BASE[s]
+  local k = floor(q + 0.5)
+  local x
+  if decode(k, s) == v or f32(decode(k, s)) == v or k * MUL[s] / BASE[s] == v then x = k
+  else x = q >= 0 and floor(q) or -floor(-q) end
   if x > 32767 then x = 32767 elseif x < -32768 then x = -32768 end
-  return x >= 0 and floor(x) or -floor(-x)
+  return x
 end
 
 local function fail(step, op, fmt, ...)
@@ -33,7 +43,7 @@ describe("randomized model test", function()
     print(string.format("\nmodel test: seed %d, %d operations (NG_MODEL_SEED=%d to reproduce)",
                         SEED, OPS, SEED))
     math.randomseed(SEED)
-    local rt = ng.Runtime()
+    local rt = ng.Runtime{ scales = { L1 = MUL[1], L3 = MUL[3], L8 = MUL[8] } }
     local T, C = rt.tokens, rt.connections
 
     -- the model
@@ -90,7 +100,7 @@ describe("randomized model test", function()
             -- half the values sit on the lattice (the codec may truncate them one step down),
             -- half half-way inside a fixed-point step (they encode exactly)
             local v = k * UNIT[s]
-            if random() < 0.5 and k ~= 0 then v = v + (k > 0 and 0.5 or -0.5) / SCALE[s] end
+            if random() < 0.5 and k ~= 0 then v = v + (k > 0 and 0.5 or -0.5) * decode(1, s) end
             xyz[a] = v
           end
           coords[ng.spaces[s]] = xyz
@@ -182,12 +192,22 @@ describe("randomized model test", function()
       if not tok then fail(step, op, "token %d missing", id) end
       if tok.weight ~= rec.weight then fail(step, op, "token %d weight %s ~= %s", id, tok.weight, rec.weight) end
       if tok.flags ~= rec.flags then fail(step, op, "token %d flags %d ~= %d", id, tok.flags, rec.flags) end
+      local spaces = {}
       for s = 1, 8 do
         local x, y, z = tok:coords(s)
         local r = rec.raw[s]
-        if x ~= r[1] / SCALE[s] or y ~= r[2] / SCALE[s] or z ~= r[3] / SCALE[s] then
-          fail(step, op, "token %d L%d coords %s,%s,%s ~= raw %d,%d,%d", id, s, x, y, z, r[1], r[2], r[3])
+        if not r then
+          if x ~= nil then fail(step, op, "token %d has coords in L%d, where it is not placed", id, s) end
+        else
+          spaces[#spaces + 1] = ng.spaces[s]
+          if x ~= decode(r[1], s) or y ~= decode(r[2], s) or z ~= decode(r[3], s) then
+            fail(step, op, "token %d L%d coords %s,%s,%s ~= raw %d,%d,%d", id, s, x, y, z, r[1], r[2], r[3])
+          end
         end
+      end
+      if table.concat(tok:spaces(), ",") ~= table.concat(spaces, ",") then
+        fail(step, op, "token %d spaces %s, model %s", id, table.concat(tok:spaces(), ","),
+             table.concat(spaces, ","))
       end
     end
 
@@ -219,8 +239,8 @@ describe("randomized model test", function()
 
     -- Distance in space s from token rec to the point c (decoded doubles).
     local function dist(rec, s, c)
-      local r, sc = rec.raw[s], SCALE[s]
-      local dx, dy, dz = r[1] / sc - c[1], r[2] / sc - c[2], r[3] / sc - c[3]
+      local r = rec.raw[s]
+      local dx, dy, dz = decode(r[1], s) - c[1], decode(r[2], s) - c[2], decode(r[3], s) - c[3]
       return sqrt(dx * dx + dy * dy + dz * dz)
     end
 
@@ -258,7 +278,7 @@ describe("randomized model test", function()
       local hits = {}
       for _, id in ipairs(live) do
         local rec = tokens[id]
-        if (keep == nil or keep(id, rec)) and passes(o, id, rec) then
+        if rec.raw[s] and (keep == nil or keep(id, rec)) and passes(o, id, rec) then
           local d = dist(rec, s, c)
           if not o.where or o.where(id, f32(d)) then hits[#hits + 1] = {id, d} end
         end
@@ -284,8 +304,8 @@ describe("randomized model test", function()
         if not d_of[id] then fail(step, op, "hit %d is not in the model's answer", id) end
         if abs(d - d_of[id]) > TOL then fail(step, op, "hit %d distance %.9g, model %.9g", id, d, d_of[id]) end
         if want_positions then
-          local r, sc = tokens[id].raw[want_positions], SCALE[want_positions]
-          if hit[3] ~= r[1] / sc or hit[4] ~= r[2] / sc or hit[5] ~= r[3] / sc then
+          local r, ps = tokens[id].raw[want_positions], want_positions
+          if hit[3] ~= decode(r[1], ps) or hit[4] ~= decode(r[2], ps) or hit[5] ~= decode(r[3], ps) then
             fail(step, op, "hit %d position %s,%s,%s ~= raw %d,%d,%d", id, hit[3], hit[4], hit[5],
                  r[1], r[2], r[3])
           end
@@ -313,7 +333,10 @@ describe("randomized model test", function()
       for _ = 1, 8 do
         local ok = true
         for _, id in ipairs(live) do
-          if abs(dist(tokens[id], s, c) - r) < 1e-3 then ok = false break end
+          if tokens[id].raw[s] and abs(dist(tokens[id], s, c) - r) < 1e-3 * UNIT[s] then
+            ok = false
+            break
+          end
         end
         if ok then return r end
         r = r + 0.37 * UNIT[s]
@@ -370,8 +393,7 @@ describe("randomized model test", function()
         local want = issue(tid_alloc)
         if id ~= want then fail(step, op, "id %d, expected %d", id, want) end
         local rec = { weight = w, flags = (flags & ~0x0F00) | (e << 8), raw = {} }
-        for s = 1, 8 do rec.raw[s] = {0, 0, 0} end
-        apply_coords(rec, fields.coords)
+        apply_coords(rec, fields.coords) -- placed only in the spaces given
         tokens[id] = rec
         live[#live + 1] = id
         check_token(id)
@@ -396,10 +418,15 @@ describe("randomized model test", function()
         if #live == 0 then return end
         local id = live[random(#live)]
         local tok, rec = T:get(id), tokens[id]
-        if random() < 0.5 then
+        local pick = random()
+        if pick < 0.4 then
           local w = random(0, 32) / 8
           tok.weight = w
           rec.weight = w
+        elseif pick < 0.55 then
+          local s = random(1, 8)
+          tok:unplace(ng.spaces[s])
+          rec.raw[s] = nil
         else
           local s = random(1, 8)
           local xyz = {random(-20, 20) * UNIT[s], random(-20, 20) * UNIT[s], random(-20, 20) * UNIT[s]}
@@ -569,7 +596,14 @@ describe("randomized model test", function()
           return
         end
         local rec = tokens[id]
-        local c = {rec.raw[s][1] / SCALE[s], rec.raw[s][2] / SCALE[s], rec.raw[s][3] / SCALE[s]}
+        if not rec.raw[s] then
+          local ok, err = pcall(rt.grid.find_neighbors, rt.grid, id, r, o)
+          if ok or not tostring(err):find("is not placed in", 1, true) then
+            fail(step, op, "find_neighbors of token %d, not placed in L%d: %s", id, s, tostring(err))
+          end
+          return
+        end
+        local c = {decode(rec.raw[s][1], s), decode(rec.raw[s][2], s), decode(rec.raw[s][3], s)}
         r = safe_radius(s, c, r)
         local full = model_hits(s, c, function(other, orec) return other ~= id and dist(orec, s, c) <= r end, o)
         compare_hits(rt.grid:find_neighbors(id, r, o), full, o.limit, positions_of(o, s))
@@ -594,7 +628,14 @@ describe("randomized model test", function()
           return
         end
         local rec = tokens[id]
-        local c = {rec.raw[s][1] / SCALE[s], rec.raw[s][2] / SCALE[s], rec.raw[s][3] / SCALE[s]}
+        if not rec.raw[s] then
+          local ok, err = pcall(rt.grid.nearest_to, rt.grid, id, k, o)
+          if ok or not tostring(err):find("is not placed in", 1, true) then
+            fail(step, op, "nearest_to of token %d, not placed in L%d: %s", id, s, tostring(err))
+          end
+          return
+        end
+        local c = {decode(rec.raw[s][1], s), decode(rec.raw[s][2], s), decode(rec.raw[s][3], s)}
         local full = model_hits(s, c, function(other) return other ~= id end, o)
         compare_hits(rt.grid:nearest_to(id, k, o), full, k, positions_of(o, s))
       end },
@@ -610,7 +651,7 @@ describe("randomized model test", function()
         local o = query_opts(s, true)
         local full = model_hits(s, centre, function(_, rec)
           for a = 1, 3 do
-            local v = rec.raw[s][a] / SCALE[s]
+            local v = decode(rec.raw[s][a], s)
             if v < lo[a] or v > hi[a] then return false end
           end
           return true
@@ -634,7 +675,7 @@ describe("randomized model test", function()
         if choice == 1 then
           ok = pcall(T.create, T, { weight = 0 / 0 })
         elseif choice == 2 then
-          ok = pcall(T.create, T, { coords = { L1 = {400, 0, 0} } })
+          ok = pcall(T.create, T, { coords = { L1 = {400 * MUL[1], 0, 0} } })
         else
           if #live == 0 then return end
           ok = pcall(T.update, T, live[1], { weight = 0.5, flags = -1 })
@@ -643,6 +684,70 @@ describe("randomized model test", function()
         if #live > 0 then check_token(live[1]) end
       end },
     }
+
+    -- Transactions: a few of the writes above (and queries, which see the transaction's own
+    -- writes) inside rt:atomic, committed, or rolled back by an error; the model keeps a copy to
+    -- go back to. A nested rt:atomic that fails inside a committed one undoes only its own writes.
+    local in_txn = {}
+    for _, o in ipairs(ops) do
+      local name = o[2]
+      if name == "create" or name == "update" or name == "handle write" or name == "delete"
+          or name == "connect" or name == "disconnect" or name == "connection update"
+          or name == "get" or name == "range_query" then
+        in_txn[#in_txn + 1] = o
+      end
+    end
+    local function deep_copy(v)
+      if type(v) ~= "table" then return v end
+      local c = {}
+      for k, x in pairs(v) do c[k] = deep_copy(x) end
+      return c
+    end
+    local function save_model()
+      local stale_copy = {}
+      for i, x in ipairs(stale) do stale_copy[i] = x end
+      return { deep_copy(tokens), deep_copy(live), deep_copy(conns), deep_copy(conn_live),
+               deep_copy(by_key), deep_copy(tid_alloc), deep_copy(cid_alloc), stale_copy }
+    end
+    local function restore_model(m)
+      tokens, live, conns, conn_live, by_key, tid_alloc, cid_alloc, stale =
+        m[1], m[2], m[3], m[4], m[5], m[6], m[7], m[8]
+    end
+    local function run_some(n)
+      for _ = 1, n do in_txn[random(#in_txn)][3]() end
+    end
+    local rollback = setmetatable({}, { __tostring = function() return "rollback" end })
+    local txn_counts = { commit = 0, rollback = 0, nested = 0 }
+    ops[#ops + 1] = { 2, "transaction", function()
+      local saved = save_model()
+      local outcome = random(1, 3)
+      local ok, err = pcall(rt.atomic, rt, function()
+        run_some(random(1, 12))
+        if outcome == 3 then -- a nested transaction that fails, caught inside the outer one
+          local inner = save_model()
+          local iok, ierr = pcall(rt.atomic, rt, function()
+            run_some(random(1, 8))
+            error(rollback)
+          end)
+          if iok or ierr ~= rollback then fail(step, op, "nested atomic: %s", tostring(ierr)) end
+          restore_model(inner)
+          txn_counts.nested = txn_counts.nested + 1
+          full_check()
+          run_some(random(0, 4))
+        end
+        if outcome == 2 then error(rollback) end
+        return "done"
+      end)
+      if outcome == 2 then
+        if ok or err ~= rollback then fail(step, op, "rollback: %s", tostring(err)) end
+        restore_model(saved)
+        txn_counts.rollback = txn_counts.rollback + 1
+      else
+        if not ok or err ~= "done" then fail(step, op, "commit: %s", tostring(err)) end
+        txn_counts.commit = txn_counts.commit + 1
+      end
+      if outcome ~= 1 then full_check() end
+    end }
 
     local total = 0
     for _, o in ipairs(ops) do total = total + o[1] end
@@ -673,5 +778,6 @@ describe("randomized model test", function()
     for _, o in ipairs(ops) do
       assert.is_true((counts[o[2]] or 0) > 0 or o[2] == "clear", "never ran " .. o[2])
     end
+    for kind, n in pairs(txn_counts) do assert.is_true(n > 0, "no transaction ended in " .. kind) end
   end)
 end)

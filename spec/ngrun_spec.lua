@@ -366,9 +366,10 @@ describe("ngrun", function()
     end)
 
     it("gives each top-level chunk its own budget", function()
-      -- 0.6 s of wall time each: within the limit alone, past it together
-      local r = run({ "--timeout=1", "-e", "os.execute('sleep 0.6')",
-                      "-e", "os.execute('sleep 0.6') print('ok')" })
+      -- 1.2 s of wall time each: within the limit alone (with room for a slow start under
+      -- a sanitizer on a loaded machine), past it together
+      local r = run({ "--timeout=2", "-e", "os.execute('sleep 1.2')",
+                      "-e", "os.execute('sleep 1.2') print('ok')" })
       assert.are.equal(0, r.code, r.err)
       assert.are.equal("ok\n", r.out)
     end)

@@ -2,16 +2,7 @@
 local h = require "spec.helpers"
 local ng = h.ng
 
-local function tmpdir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir " .. d))
-  return d
-end
-
-local function rmdir(d)
-  os.execute("rm -rf " .. d)
-end
+local tmpdir, rmdir = h.tmpdir, h.rmdir
 
 local function entries(d)
   local names = {}
@@ -22,12 +13,7 @@ local function entries(d)
   return names
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read = h.read
 
 local function write(path, s)
   local f = assert(io.open(path, "wb"))
@@ -183,8 +169,8 @@ describe("rt:save and ng.load", function()
     local path = dir .. "/v.ngs"
     assert.is_true(rt:save(path))
     local bytes = read(path)
-    -- major version 3 at offset 8, with the header CRC (CRC-32C of bytes 0..75) recomputed
-    local header = bytes:sub(1, 8) .. string.pack("<I2", 3) .. bytes:sub(11, 76)
+    -- major version 4 at offset 8, with the header CRC (CRC-32C of bytes 0..75) recomputed
+    local header = bytes:sub(1, 8) .. string.pack("<I2", 4) .. bytes:sub(11, 76)
     local crc = 0xFFFFFFFF
     for k = 1, #header do
       crc = crc ~ header:byte(k)
@@ -195,7 +181,7 @@ describe("rt:save and ng.load", function()
     write(path, header .. string.pack("<I4", crc ~ 0xFFFFFFFF) .. bytes:sub(81))
     local back, msg = ng.load(path)
     assert.is_nil(back)
-    assert.matches("format version 3.0 is newer", msg, 1, true)
+    assert.matches("format version 4.0 is newer", msg, 1, true)
     rt:close()
   end)
 

@@ -15,7 +15,7 @@ describe("rt.tokens", function()
       assert.equals(math.type(1), math.type(rt.tokens:create()))
     end)
 
-    it("defaults to weight 1.0, ACTIVE, entity Undefined, origin, timestamp now", function()
+    it("defaults to weight 1.0, ACTIVE, entity Undefined, placed nowhere, timestamp now", function()
       local tok = rt.tokens:get(rt.tokens:create())
       assert.equals(1.0, tok.weight)
       assert.equals(ng.token_flags.ACTIVE, tok.flags)
@@ -23,7 +23,8 @@ describe("rt.tokens", function()
       assert.equals(0, tok.domain)
       assert.equals(0, tok.field_radius)
       assert.equals(0, tok.field_strength)
-      for s = 1, 8 do assert.same({0, 0, 0}, {tok:coords(s)}) end
+      for s = 1, 8 do assert.is_nil(tok:coords(s)) end
+      assert.same({}, tok:spaces())
       assert.is_true(math.abs(tok.timestamp - rt:now()) <= 2)
     end)
 
@@ -44,7 +45,8 @@ describe("rt.tokens", function()
       assert.same({1, 2, 3}, t.coords.L1)
       assert.same({0.1, -0.2, 0.3}, t.coords.L2)
       assert.same({4.5, 5.5, -6.5}, t.coords.L3)
-      assert.same({0, 0, 0}, t.coords.L8)
+      assert.is_nil(t.coords.L8) -- placed only where coords were given
+      assert.same({"L1", "L2", "L3"}, rt.tokens:get(id):spaces())
     end)
 
     it("takes the entity as a number too, and applies it after flags", function()
@@ -335,7 +337,7 @@ describe("rt.tokens", function()
         {{"L1", {1, 2}, {1, 1, 1, 2, 2}}, "%(6 numbers expected %(x, y, z for each of 2 ids%), got 5%)"},
         {{"L1", {1, 99}, {1, 1, 1, 2, 2, 2}}, "bad argument #3 to 'move' %(entry 2: no token 99%)"},
         {{"L1", {1, "x"}, {1, 1, 1, 2, 2, 2}}, "bad argument #3 to 'move' %(token id"},
-        {{"L1", {1, 2}, {1, 1, 1, 2, 2, 1e9}}, "bad argument #4 to 'move' %(z of L1 must be within"},
+        {{"L1", {1, 2}, {1, 1, 1, 2, 2, 1e9}}, "bad argument #4 to 'move' %(entry 2: z of L1 must be within"},
         {{"L1", {1, 2}, {1, 1, 1, 0 / 0, 2, 2}}, "bad argument #4 to 'move'"},
       }
       for _, c in ipairs(cases) do
@@ -430,7 +432,7 @@ describe("neurograph.Token", function()
     assert.same({1, 2, 3}, {tok:coords("L1")})
     assert.same({1, 2, 3}, {tok:coords("physical")})
     assert.same({1, 2, 3}, {tok:coords(1)})
-    assert.same({0, 0, 0}, {tok:coords("abstract")})
+    assert.same({nil}, {tok:coords("abstract")}) -- not placed there
     h.raises("bad argument #2 to 'coords' (space must be", function() tok:coords(9) end)
   end)
 
@@ -457,7 +459,7 @@ describe("neurograph.Token", function()
     assert.equals("Rule", tok.entity)
   end)
 
-  it("to_table returns every field and all eight spaces", function()
+  it("to_table returns every field and the spaces the token is placed in", function()
     local t = tok:to_table()
     assert.same({"coords", "domain", "entity", "field_radius", "field_strength", "flags", "id",
                  "timestamp", "weight"}, (function()
@@ -466,7 +468,7 @@ describe("neurograph.Token", function()
       table.sort(keys)
       return keys
     end)())
-    for s = 1, 8 do assert.is_table(t.coords[ng.spaces[s]]) end
+    for s = 1, 8 do assert.equals(s == 1, t.coords[ng.spaces[s]] ~= nil) end
   end)
 
   it("connections(direction) lists connection ids ascending", function()

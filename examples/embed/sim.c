@@ -293,7 +293,7 @@ static int populate(sim *s) {
     ng_token_set_coords(&t, NG_L3, a->vx, a->vy, 0.0f);
     ng_token_set_field_radius(&t, 0.5f);
     t.weight = 1.0f;
-    ng_status st = ng_token_create(s->rt, &t, NG_TF_COORDS_ALL, &a->id);
+    ng_status st = ng_token_create(s->rt, &t, NG_TF_COORDS(NG_L1) | NG_TF_COORDS(NG_L3), &a->id);
     if (st != NG_OK) return ng_fail(s, "ng_token_create", st);
   }
   return 0;

@@ -88,6 +88,7 @@ void *ngi_realloc_array(ng_runtime *rt, void *p, size_t old_n, size_t new_n, siz
 static _Thread_local struct {
   const ng_runtime *rt;
   int set;
+  int enomem;    /* an NG_ENOMEM was reported since the last write nested in a transaction began */
   size_t detail; /* offset of the detail in msg, past the "function: " prefix */
   char msg[256];
 } last_error;
@@ -103,6 +104,7 @@ ng_status ngi_fail(const ng_runtime *rt, ng_status status, const char *fmt, ...)
   memcpy(last_error.msg, buf, sizeof buf);
   last_error.rt = rt;
   last_error.set = 1;
+  if (status == NG_ENOMEM) last_error.enomem = 1;
   /* Every message starts "function: " (a C identifier); the detail is the rest. */
   size_t n = strspn(buf, "abcdefghijklmnopqrstuvwxyz0123456789_");
   last_error.detail = n > 0 && buf[n] == ':' && buf[n + 1] == ' ' ? n + 2 : 0;
@@ -147,7 +149,7 @@ const char *ng_strerror(ng_status status) {
   case NG_EVERSION:
     return "unsupported format version";
   case NG_EBUSY:
-    return "busy: write attempted inside an iteration callback";
+    return "busy: the runtime is held by this thread (an iteration callback, an open transaction)";
   }
   return "unknown status";
 }
@@ -167,17 +169,19 @@ void ngi_forget_errors(const ng_runtime *rt) {
  * Every hold is tracked, however many runtimes a thread nests: the table
  * lives in HELD_INLINE thread-local entries and moves to a malloc'd array
  * (thread state, not any one runtime's memory: it may outlive the runtime
- * that grew it) only while callbacks nest more runtimes than that. It grows
- * only in ngi_read_lock_cb, which can report NG_ENOMEM, and always keeps one
- * spare entry there: callbacks are the only way holds nest, and the code they
- * run takes at most one more hold at a time, so ngi_read_lock and
- * ngi_write_lock always find a free entry. The array is freed when the
- * thread's last hold ends. */
+ * that grew it) only while callbacks and open transactions hold more
+ * runtimes than that. It grows only in ngi_read_lock_cb and
+ * ngi_txn_hold_room, which can report NG_ENOMEM, and always keeps one spare
+ * entry there: callbacks and transactions are the only ways holds stack up,
+ * and the code inside them takes at most one more hold at a time, so
+ * ngi_read_lock and ngi_write_lock always find a free entry. The array is
+ * freed when the thread's last hold ends. */
 #define HELD_INLINE 16
 typedef struct held_entry {
   const ng_runtime *rt;
   unsigned depth;
   int writer;
+  int txn; /* the write hold of an open transaction: this thread's writes nest in it */
 } held_entry;
 static _Thread_local held_entry held_inline[HELD_INLINE];
 static _Thread_local held_entry *held_heap; /* NULL: the table is held_inline */
@@ -201,6 +205,7 @@ static void held_push(const ng_runtime *rt, int writer) {
   h[held_n].rt = rt;
   h[held_n].depth = 1;
   h[held_n].writer = writer;
+  h[held_n].txn = 0;
   held_n++;
 }
 
@@ -271,9 +276,19 @@ void ngi_read_unlock(ng_runtime *rt) {
 
 ng_status ngi_write_lock(ng_runtime *rt, const char *func) {
   int i = held_find(rt);
-  if (i >= 0)
+  if (i >= 0) {
+    held_entry *h = &held_table()[i];
+    /* The owner's write inside its transaction, not inside a callback. */
+    if (h->txn && h->depth == 1) {
+      ng_status st = ngi_txn_enter(rt, func);
+      if (st != NG_OK) return st;
+      h->depth++;
+      last_error.enomem = 0;
+      return NG_OK;
+    }
     return ngi_fail(rt, NG_EBUSY, "%s: cannot modify the store from inside %s", func,
-                    held_table()[i].writer ? "another write" : "an iteration callback");
+                    h->writer && !h->txn ? "another write" : "an iteration callback");
+  }
   pthread_rwlock_wrlock(&rt->lock);
   /* Odd before any write of this hold: the fence orders the store before the
    * writes that follow, for an optimistic reader that reads them, fences and
@@ -289,11 +304,34 @@ ng_status ngi_write_lock(ng_runtime *rt, const char *func) {
 void ngi_write_unlock(ng_runtime *rt) {
   int i = held_find(rt);
   assert(i >= 0);
+  if (held_table()[i].depth > 1) { /* a write nested in this thread's transaction */
+    held_table()[i].depth--;
+    ngi_txn_leave(rt, last_error.enomem != 0);
+    return;
+  }
   held_remove(i);
   /* Even again, after every write of this hold (release). */
   unsigned seq = atomic_load_explicit(&rt->wseq, memory_order_relaxed);
   atomic_store_explicit(&rt->wseq, seq + 1, memory_order_release);
   pthread_rwlock_unlock(&rt->lock);
+}
+
+ng_status ngi_txn_hold_room(const ng_runtime *rt, const char *func) {
+  if (held_reserve() != 0)
+    return ngi_fail(rt, NG_ENOMEM, "%s: out of memory tracking %zu held runtimes", func,
+                    held_n + 1);
+  return NG_OK;
+}
+
+void ngi_txn_hold(const ng_runtime *rt, bool on) {
+  int i = held_find(rt);
+  assert(i >= 0 && held_table()[i].writer);
+  held_table()[i].txn = on;
+}
+
+bool ngi_txn_holds(const ng_runtime *rt) {
+  int i = held_find(rt);
+  return i >= 0 && held_table()[i].txn;
 }
 
 /* ---- clock ---------------------------------------------------------------- */

@@ -54,6 +54,20 @@ ng_status ngi_read_lock_cb(ng_runtime *rt, const char *func);
 void ngi_read_unlock(ng_runtime *rt);
 ng_status ngi_write_lock(ng_runtime *rt, const char *func);
 void ngi_write_unlock(ng_runtime *rt);
+/* Transactions (txn.c): mark this thread's write hold on rt as an open
+ * transaction's (or no longer). While marked, a write call of this thread
+ * that is not inside an iteration callback nests in the hold instead of
+ * failing: ngi_txn_enter runs before it and ngi_txn_leave after it, told
+ * whether it reported NG_ENOMEM. The write sequence stays odd throughout, so
+ * no reader, not even ng_token_get's optimistic one, sees a partial
+ * transaction. */
+void ngi_txn_hold(const ng_runtime *rt, bool on);
+/* Room in this thread's hold table for a transaction's hold (it lasts, so a
+ * thread may keep any number open, one per runtime) and the one hold a
+ * write inside it may add. NG_OK or NG_ENOMEM (recorded for func). */
+ng_status ngi_txn_hold_room(const ng_runtime *rt, const char *func);
+/* Whether this thread holds rt's open transaction. */
+bool ngi_txn_holds(const ng_runtime *rt);
 
 /* Clock: Unix seconds from the configured clock; the 32-bit form saturates. */
 uint64_t ngi_now(const ng_runtime *rt);

@@ -249,6 +249,7 @@ static void compact(ngi_conns *c) {
 /* Unlink and tombstone the live connection at `slot`; drops the adjacency
  * entries that become empty. Never allocates. */
 void ngi_conns_remove_slot(ng_runtime *rt, ngi_conns *c, uint32_t slot) {
+  ngi_txn_log_conn_remove(rt, slot);
   ng_id id = c->meta[slot].id;
   uint32_t from = c->recs[slot].token_a_id, to = c->recs[slot].token_b_id;
   conn_meta m = c->meta[slot];
@@ -291,8 +292,79 @@ void ngi_conns_remove_slot(ng_runtime *rt, ngi_conns *c, uint32_t slot) {
   /* trailing tombstones can simply be dropped */
   while (c->len > 0 && c->recs[c->len - 1].token_a_id == 0)
     c->len--;
+  /* A transaction's removals are undone slot by slot: compaction waits. */
+  if (!ngi_txn_active(&rt->txn)) ngi_conns_tidy(c);
+}
+
+void ngi_conns_tidy(ngi_conns *c) {
   size_t ndead = c->len - c->live;
   if (ndead >= COMPACT_MIN_DEAD && ndead > c->live) compact(c);
+}
+
+/* Drop the adjacency entry of `token` if it lists nothing any more. */
+static void adj_drop_empty(ngi_conns *c, uint32_t token) {
+  adj_entry *e = ngi_conns_find_adj(c, token);
+  if (e && e->out_n == 0 && e->in_n == 0) adj_del(c, token);
+}
+
+void ngi_conns_unappend(ngi_conns *c, uint32_t slot, const ng_connection *old,
+                        const conn_meta *old_meta) {
+  uint32_t from = c->recs[slot].token_a_id, to = c->recs[slot].token_b_id;
+  conn_meta m = c->meta[slot];
+  adj_entry *e = ngi_conns_find_adj(c, from);
+  if (m.out_prev != NGI_NONE)
+    c->meta[m.out_prev].out_next = NGI_NONE;
+  else
+    e->out_head = NGI_NONE;
+  e->out_tail = m.out_prev;
+  e->out_n--;
+  e = ngi_conns_find_adj(c, to);
+  if (m.in_prev != NGI_NONE)
+    c->meta[m.in_prev].in_next = NGI_NONE;
+  else
+    e->in_head = NGI_NONE;
+  e->in_tail = m.in_prev;
+  e->in_n--;
+  /* The reverse of the append's inserts, so the maps' layout comes back. */
+  adj_drop_empty(c, to);
+  adj_drop_empty(c, from);
+  idmap_del(c, m.id);
+  c->live--;
+  c->len = slot;
+  if (old) {
+    c->recs[slot] = *old;
+    c->meta[slot] = *old_meta;
+  }
+}
+
+void ngi_conns_unremove(ngi_conns *c, uint32_t slot, uint32_t old_len, const ng_connection *rec,
+                        const conn_meta *meta) {
+  c->recs[slot] = *rec;
+  c->meta[slot] = *meta;
+  c->len = old_len;
+  c->live++;
+  idmap_put(c, meta->id, slot);
+  /* adj_get writes only an empty bucket: e stays valid across the second. */
+  adj_entry *e = adj_get(c, rec->token_a_id);
+  if (meta->out_prev != NGI_NONE)
+    c->meta[meta->out_prev].out_next = slot;
+  else
+    e->out_head = slot;
+  if (meta->out_next != NGI_NONE)
+    c->meta[meta->out_next].out_prev = slot;
+  else
+    e->out_tail = slot;
+  e->out_n++;
+  e = adj_get(c, rec->token_b_id);
+  if (meta->in_prev != NGI_NONE)
+    c->meta[meta->in_prev].in_next = slot;
+  else
+    e->in_head = slot;
+  if (meta->in_next != NGI_NONE)
+    c->meta[meta->in_next].in_prev = slot;
+  else
+    e->in_tail = slot;
+  e->in_n++;
 }
 
 /* The connection (from, to, type) other than `except`, or 0. Walks from's
@@ -338,8 +410,8 @@ static void link_slot(ngi_conns *c, uint32_t slot) {
  * entries. Fails with NG_ENOMEM; what was reserved before the failure stays
  * reserved, which changes no contents. */
 ng_status ngi_conns_reserve_append(ng_runtime *rt, ngi_conns *c) {
-  if (slots_reserve(rt, c) != NG_OK || idmap_reserve(rt, c, c->live + 1) != NG_OK ||
-      adj_reserve(rt, c, c->adj_n + 2) != NG_OK)
+  if (ngi_txn_before_take(rt, &c->ids) != NG_OK || slots_reserve(rt, c) != NG_OK ||
+      idmap_reserve(rt, c, c->live + 1) != NG_OK || adj_reserve(rt, c, c->adj_n + 2) != NG_OK)
     return NG_ENOMEM;
   return NG_OK;
 }
@@ -415,6 +487,11 @@ size_t ngi_conns_remove_token(ng_runtime *rt, ngi_conns *c, ng_id id) {
  * the host). */
 size_t ngi_conns_clear(ng_runtime *rt, ngi_conns *c) {
   size_t n = c->live;
+  if (ngi_txn_active(&rt->txn)) { /* removals a rollback can undo, in the same order */
+    for (size_t i = 0; i < c->len; i++)
+      if (c->recs[i].token_a_id != 0) ngi_conns_remove_slot(rt, c, (uint32_t)i);
+    return n;
+  }
   for (size_t i = 0; i < c->len; i++)
     if (c->recs[i].token_a_id != 0) ngi_idgen_release(rt, &c->ids, c->meta[i].id);
   free_arrays(rt, c);

@@ -77,4 +77,16 @@ void ngi_conns_append(ngi_conns *c, ng_id id, const ng_connection *rec);
  * to the allocator. Never fails. */
 void ngi_conns_remove_slot(ng_runtime *rt, ngi_conns *c, uint32_t slot);
 
+/* Transactions (txn.c) undo, newest first: the append into `slot` (the
+ * last slot, at the tail of both its lists), putting back `old` (with meta
+ * `old_meta`) where it overwrote a trimmed tombstone (old NULL: nothing to
+ * put back); and the removal of `slot` when len was old_len, with its record
+ * and links. Never allocate (the maps had room for the removed entries). */
+void ngi_conns_unappend(ngi_conns *c, uint32_t slot, const ng_connection *old,
+                        const conn_meta *old_meta);
+void ngi_conns_unremove(ngi_conns *c, uint32_t slot, uint32_t old_len, const ng_connection *rec,
+                        const conn_meta *meta);
+/* Compact now if removals inside a transaction left it due. Never allocates. */
+void ngi_conns_tidy(ngi_conns *c);
+
 #endif

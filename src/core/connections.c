@@ -149,6 +149,7 @@ ng_status ng_connection_create(ng_runtime *rt, ng_id from, ng_id to, const ng_co
   if (rec.created_at == 0) rec.created_at = now;
   if (rec.last_update == 0) rec.last_update = now;
   ngi_idgen_take(&cs->ids);
+  ngi_txn_log_conn_append(rt);
   ngi_conns_append(cs, id, &rec);
 
   ngi_write_unlock(rt);
@@ -248,7 +249,10 @@ ng_status ng_connection_update(ng_runtime *rt, ng_id id, const ng_connection *va
         conflicting_link(cs, n.token_a_id, n.token_b_id, n.connection_type, n.flags, id);
     if (dup) st = link_exists(rt, fn, dup, n.token_a_id, n.token_b_id, n.connection_type);
   }
-  if (st == NG_OK) cs->recs[s] = n;
+  if (st == NG_OK) {
+    ngi_txn_log_conn_rec(rt, s);
+    cs->recs[s] = n;
+  }
   ngi_write_unlock(rt);
   return st;
 }
@@ -270,6 +274,7 @@ ng_status ng_connection_learn(ng_runtime *rt, ng_id id, ng_learn_op op, ng_conne
     ngi_write_unlock(rt);
     return conn_not_found(rt, fn, id);
   }
+  ngi_txn_log_conn_rec(rt, s);
   ng_connection *r = &rt->conns->recs[s];
   uint32_t now = ngi_now32(rt);
   switch (op) {

@@ -112,7 +112,7 @@ ng_status ngi_grid_new(ng_runtime *rt, int space, float cell_size, const ngi_uni
   g->space = space;
   g->cell_size = cell_size;
   g->unit = *unit;
-  g->rpu = unit->den / unit->num;
+  g->rpu = unit->base / unit->scale;
   /* Rounded to whole raw units; one cell of 65536 already spans the whole raw range. */
   double cs = floor((double)cell_size * g->rpu + 0.5);
   g->cs = cs < 1.0 ? 1 : cs > 65536.0 ? 65536 : (int32_t)cs;
@@ -132,6 +132,15 @@ void ngi_grid_clear(ng_runtime *rt, ngi_grid *g) {
   main_empty(&g->m, w);
   g->w_abs = w;
   g->built = true;
+}
+
+void ngi_grid_reset(ng_runtime *rt, ngi_grid *g) {
+  if (!g) return;
+  main_free(rt, &g->m);
+  side_free(rt, g);
+  main_empty(&g->m, 0);
+  g->w_abs = 0;
+  g->built = false;
 }
 
 void ngi_grid_destroy(ng_runtime *rt, ngi_grid *g) {

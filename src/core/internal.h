@@ -6,6 +6,7 @@
 #include "base.h"
 #include "idgen.h"
 #include "token_table.h"
+#include "txn.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,29 +28,28 @@ ng_status ngi_reject(ng_status status, char *why, size_t why_size, const char *f
 #endif
     ;
 
-/* The fixed-point codec of one space (or u8 field): a raw integer k stands
- * for k * num / den, num / den being the unit (the space's scale multiplier
- * over its fixed-point scale: L1 at dimension scale 10 has 10 / 100, a 10 cm
- * step). num and den are exact integers where the scale has a short decimal
- * form, so decoding is one correctly rounded division; fexact when the float
- * decode (k * fnum) / fden is exact up to its one rounding, as the original's
- * k / scale was. records.c has the rules (ngi_unit_make, ngi_unit_encode). */
+/* The fixed-point codec of one space (or u8 field), as issue 14 defines it:
+ * a raw integer k reads as decode(k) x scale, decode(k) = k / base being the
+ * original's (base: the space's fixed-point scale, ng_space_scale; scale:
+ * its dimension scale, 1.0 by default). In double for Lua (no float in
+ * between), in float for the C API and the grid's distances (at scale 1.0
+ * the original's float division exactly). records.c has the encoder. */
 typedef struct ngi_unit {
-  double num, den;
-  float fnum, fden;
-  bool fexact;
+  double base, scale;
+  float fbase, fscale;
 } ngi_unit;
 
-/* The unit of a space with fixed-point scale `base` (ng_space_scale) and
- * dimension scale `scale` (finite, > 0). */
-void ngi_unit_make(ngi_unit *u, float base, float scale);
-/* A raw value decoded, in double (what Lua reads) and in float (the C API,
- * the grid's distances: the original's (float)raw / scale at scale 1). */
+static inline void ngi_unit_make(ngi_unit *u, float base, float scale) {
+  u->base = base;
+  u->scale = scale;
+  u->fbase = base;
+  u->fscale = scale;
+}
 static inline double ngi_unit_decode(const ngi_unit *u, int32_t raw) {
-  return (double)raw * u->num / u->den;
+  return (double)raw / u->base * u->scale;
 }
 static inline float ngi_unit_decode_f(const ngi_unit *u, int32_t raw) {
-  return u->fexact ? (float)raw * u->fnum / u->fden : (float)ngi_unit_decode(u, raw);
+  return (float)raw / u->fbase * u->fscale;
 }
 enum { NGI_ENC_OK = 0, NGI_ENC_RANGE, NGI_ENC_NAN };
 /* Encode v into lo..hi: truncation toward zero, except that a whole number
@@ -128,6 +128,9 @@ void ngi_grid_prefetch(const ngi_grid *g, const ng_token *tok, int stage, uint32
 /* Remove everything (keeps the cell size); tokens created afterwards are
  * indexed as usual. Never fails. */
 void ngi_grid_clear(ng_runtime *rt, ngi_grid *g);
+/* Forget everything, as a new index: the next query indexes rt->tokens
+ * afresh (a rolled-back transaction's grids). g may be NULL. Never fails. */
+void ngi_grid_reset(ng_runtime *rt, ngi_grid *g);
 
 /* ---- crc32c.c, snapshot_*.c: snapshots ----------------------------------- */
 
@@ -178,6 +181,7 @@ struct ng_runtime {
   ngi_conns *conns;
   ngi_grid *grids[NG_SPACES];
   ngi_unit units[NG_SPACES]; /* the codec of each space, from cdna.dimension_scales */
+  ngi_txn txn;               /* the open transaction, if any (txn.h); under the write lock */
 };
 
 #endif /* NG_CORE_INTERNAL_H */

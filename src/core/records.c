@@ -118,53 +118,12 @@ static uint8_t u8_trunc(float v) {
  * decode(k) equals v, compared as a double (what Lua passes) or as a float
  * (what a C caller passes, widened), and everything else truncates. */
 
-/* 10^e as an exact double, for 0 <= e <= 22. */
-static double pow10_exact(int e) {
-  double p = 1.0;
-  while (e-- > 0)
-    p *= 10.0;
-  return p;
-}
-
-void ngi_unit_make(ngi_unit *u, float base, float scale) {
-  /* The unit is scale / base. Written as the fraction num / den of two exact
-   * integers (scale through its shortest decimal form: 0.1f is taken as 1/10,
-   * not as 0.100000001490116), decode(k) = k * num / den is one correctly
-   * rounded division, so decode(53) for L1 at scale 10 is exactly the double
-   * 5.3 a caller writes. Scales without a short decimal form fall back to the
-   * float's own value, still consistent (encode checks with this decode). */
-  double num = (double)scale, den = (double)base;
-  char buf[32];
-  for (int digits = 1; digits <= 9; digits++) {
-    snprintf(buf, sizeof buf, "%.*e", digits - 1, (double)scale);
-    if (strtof(buf, NULL) != scale) continue;
-    char *e = strchr(buf, 'e');
-    long mant = 0;
-    for (const char *c = buf; c < e; c++)
-      if (*c >= '0' && *c <= '9') mant = mant * 10 + (*c - '0');
-    int exp10 = atoi(e + 1) - (digits - 1);
-    if (exp10 > 15 || exp10 < -15) break;
-    double n = (double)mant * pow10_exact(exp10 > 0 ? exp10 : 0);
-    double d = (double)base * pow10_exact(exp10 < 0 ? -exp10 : 0);
-    if (n * 65536.0 < 9007199254740992.0 && d < 9007199254740992.0) {
-      num = n;
-      den = d;
-    }
-    break;
-  }
-  u->num = num;
-  u->den = den;
-  u->fexact = num == floor(num) && num <= 512.0 && den == floor(den) && den < 16777216.0;
-  u->fnum = (float)num;
-  u->fden = (float)den;
-}
-
 int ngi_unit_encode(const ngi_unit *u, double v, int32_t lo, int32_t hi, int32_t *raw) {
   if (v != v) {
     *raw = 0;
     return NGI_ENC_NAN;
   }
-  double q = v * u->den / u->num;
+  double q = v / u->scale * u->base; /* the original's encode of v / scale */
   if (!(q > (double)lo - 1.0)) {
     *raw = lo;
     return NGI_ENC_RANGE;
@@ -176,7 +135,11 @@ int ngi_unit_encode(const ngi_unit *u, double v, int32_t lo, int32_t hi, int32_t
   double k = nearbyint(q);
   if (k >= (double)lo && k <= (double)hi) {
     int32_t r = (int32_t)k;
-    if (ngi_unit_decode(u, r) == v || (double)ngi_unit_decode_f(u, r) == v) {
+    /* k as it reads back, in double or float, or as the caller writes it
+     * (k x scale / base in one rounding: 7 at scale 100 reads back as
+     * 7 / 100 x 100 = 7.000000000000001, and is stored as 7 either way) */
+    if (ngi_unit_decode(u, r) == v || (double)ngi_unit_decode_f(u, r) == v ||
+        (double)r * u->scale / u->base == v) {
       *raw = r;
       return NGI_ENC_OK;
     }
@@ -188,7 +151,7 @@ int ngi_unit_encode(const ngi_unit *u, double v, int32_t lo, int32_t hi, int32_t
 /* The original's units (scale 1.0: one raw step is 1 / space scale), for the
  * record helpers; and the u8 fields' (field radius value/100, field strength
  * and the fractions value/255). */
-#define BASE_UNIT(scale) {1.0, (scale), 1.0f, (float)(scale), true}
+#define BASE_UNIT(base) {(base), 1.0, (float)(base), 1.0f}
 static const ngi_unit base_units[NG_SPACES] = {
     BASE_UNIT(100.0),   BASE_UNIT(10000.0), BASE_UNIT(1000.0), BASE_UNIT(10000.0),
     BASE_UNIT(10000.0), BASE_UNIT(10000.0), BASE_UNIT(100.0),  BASE_UNIT(10000.0)};
@@ -208,7 +171,7 @@ float ng_coord_decode(int space, int16_t raw) {
 
 uint8_t ng_u8_encode(double v, unsigned steps) {
   if (steps == 0 || steps > 65535) return 0;
-  ngi_unit u = {1.0, (double)steps, 1.0f, (float)steps, true};
+  ngi_unit u = {(double)steps, 1.0, (float)steps, 1.0f};
   int32_t raw;
   (void)ngi_unit_encode(&u, v, 0, 255, &raw); /* saturates */
   return (uint8_t)raw;

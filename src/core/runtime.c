@@ -17,6 +17,7 @@ static void runtime_destroy(ng_runtime *rt, int lock_ready) {
     if (rt->grids[s]) ngi_grid_destroy(rt, rt->grids[s]);
   if (rt->conns) ngi_conns_destroy(rt, rt->conns);
   ngi_tokens_destroy(rt, &rt->tokens);
+  ngi_txn_free(rt);
   if (lock_ready) pthread_rwlock_destroy(&rt->lock);
   /* Forget this thread's error tag so a later runtime at the same address
    * does not inherit it. */
@@ -93,7 +94,10 @@ ng_runtime *ng_runtime_retain(ng_runtime *rt) {
 
 void ng_runtime_release(ng_runtime *rt) {
   if (!rt) return;
-  if (atomic_fetch_sub(&rt->refs, 1) == 1) runtime_destroy(rt, 1);
+  if (atomic_fetch_sub(&rt->refs, 1) != 1) return;
+  /* A transaction this thread left open is rolled back, and said so. */
+  ngi_txn_abandon(rt, "ng_runtime_release");
+  runtime_destroy(rt, 1);
 }
 
 ng_status ng_runtime_stats(ng_runtime *rt, ng_stats *out) {
@@ -212,6 +216,10 @@ static ng_status cdna_apply(ng_runtime *rt, ng_cdna *next, const char *func) {
     if (st != NG_OK) return st;
   }
 
+  /* A transaction logs the CDNA and every record the rescale rewrites. */
+  ng_status rst = ngi_txn_reserve(
+      rt, func, ngi_txn_size_cdna() + (rescaled ? rt->tokens.len * ngi_txn_size_tok_rec() : 0));
+  if (rst != NG_OK) return rst;
   ngi_grid *fresh[NG_SPACES] = {0};
   for (int s = 0; s < NG_SPACES; s++) {
     if (!(rescaled >> s & 1u) &&
@@ -226,10 +234,15 @@ static ng_status cdna_apply(ng_runtime *rt, ng_cdna *next, const char *func) {
                       ng_strerror(st));
     }
   }
+  ngi_grid *replaced[NG_SPACES] = {0};
+  for (int s = 0; s < NG_SPACES; s++)
+    if (fresh[s]) replaced[s] = rt->grids[s];
+  /* A transaction keeps the replaced grids, to put them back on rollback. */
+  bool kept = ngi_txn_log_cdna(rt, replaced);
   if (rescaled) rescale_apply(rt, rescaled, units);
   for (int s = 0; s < NG_SPACES; s++) {
     if (!fresh[s]) continue;
-    ngi_grid_destroy(rt, rt->grids[s]);
+    if (!kept) ngi_grid_destroy(rt, rt->grids[s]);
     rt->grids[s] = fresh[s];
   }
   rt->cdna = *next;

@@ -12,6 +12,7 @@
  * atomic for the optimistic reader. */
 static void slot_set(ngi_token_table *t, ng_id id, uint32_t pos) {
   uint32_t local = NG_TOKEN_SLOT(id);
+  if (t->undo) ngi_txn_log_tok_slot(t->undo, t, local);
   unsigned k = ngi_seg_of(local - 1u, NGI_SLOT_LB);
   NGI_STORE(&t->slot_seg[k][local - 1u - ngi_seg_base(k, NGI_SLOT_LB)],
             NG_TOKEN_GEN(id) << 32 | pos, RELAXED);
@@ -244,6 +245,7 @@ void ngi_tokens_skip_slots(ng_runtime *rt, uint32_t fresh) {
 }
 
 ng_status ngi_tokens_reserve_append(ng_runtime *rt, ngi_token_table *t, ng_id id) {
+  if (ngi_txn_before_take(rt, &t->ids) != NG_OK) return NG_ENOMEM;
   if (t->len == t->cap && grow_recs(rt, t, t->cap + 1) != NG_OK) return NG_ENOMEM;
   if (NG_TOKEN_SLOT(id) > t->slot_cap && grow_slots(rt, t, NG_TOKEN_SLOT(id)) != NG_OK)
     return NG_ENOMEM;
@@ -313,10 +315,14 @@ void ngi_tokens_tombstone(ng_runtime *rt, ngi_token_table *t, ng_id id) {
   t->live--;
   while (t->len > 0 && ngi_tok_is_tomb(ngi_tok_at(t, t->len - 1)))
     t->len--;
-  if (t->len - t->live > t->live)
+  if (!t->undo && t->len - t->live > t->live)
     compact(t);
   else
     dense_update(t);
+}
+
+void ngi_tokens_tidy(ngi_token_table *t) {
+  if (t->len - t->live > t->live) compact(t);
 }
 
 void ngi_tokens_release_all(ng_runtime *rt, ngi_token_table *t) {

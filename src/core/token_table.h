@@ -8,6 +8,7 @@
 #include "neurograph.h"
 #include "base.h"
 #include "idgen.h"
+#include "txn.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -124,6 +125,9 @@ typedef struct ngi_token_table {
   unsigned nseg, nslot_seg;
   unsigned nbulk, nslot_bulk; /* segments 0 .. nbulk-1 are one allocation (a capacity hint's) */
   ngi_idgen ids;
+  /* The open transaction, which logs what the writes below overwrite (txn.h);
+   * NULL outside one. */
+  ngi_txn *undo;
 } ngi_token_table;
 
 /* The record in `slot` (< cap). Caller holds a lock; writes go through
@@ -159,8 +163,9 @@ static inline const ng_token *ngi_tok_span(const ngi_token_table *t, size_t slot
 static inline void ngi_set_flags(ngi_token_table *t, uint32_t local, uint16_t flags);
 static inline void ngi_tok_store_words(ngi_token_table *t, size_t slot, const ng_token *rec,
                                        unsigned first, unsigned last) {
+  if (t->undo) ngi_txn_log_tok_rec(t->undo, t, slot);
   uint32_t local = NG_ID_LOCAL(rec->id);
-  if (local != 0) { /* not a tombstone */
+  if (local != 0) { /* not a tombstone: a rollback's restore lands here too */
     ngi_set_flags(t, local, rec->flags);
     if (!(rec->flags & NG_TOKEN_ACTIVE)) t->inactive_seen = true;
   }
@@ -198,6 +203,7 @@ static inline uint8_t ngi_placed(const ngi_token_table *t, uint32_t local) {
 }
 /* Set them (keeping the per-space counts). Caller holds the write lock. */
 static inline void ngi_set_placed(ngi_token_table *t, uint32_t local, uint8_t spaces) {
+  if (t->undo) ngi_txn_log_tok_slot(t->undo, t, local);
   unsigned k = ngi_seg_of(local - 1u, NGI_SLOT_LB);
   uint8_t *p = &t->place_seg[k][local - 1u - ngi_seg_base(k, NGI_SLOT_LB)];
   for (unsigned d = (unsigned)(*p ^ spaces), s = 0; d; d >>= 1, s++)
@@ -284,6 +290,9 @@ void ngi_tokens_append(ngi_token_table *t, ng_id id, const ng_token *rec, uint8_
  * outnumber live tokens, the table is compacted in place. Never allocates.
  * Caller holds the write lock. */
 void ngi_tokens_tombstone(ng_runtime *rt, ngi_token_table *t, ng_id id);
+/* Compact now if deletes inside a transaction left it due (they defer it:
+ * it moves every record). Never allocates. Caller holds the write lock. */
+void ngi_tokens_tidy(ngi_token_table *t);
 /* Delete every token, each slot back to the allocator in ascending id order
  * (deterministic reuse). Never allocates. Caller holds the write lock. */
 void ngi_tokens_release_all(ng_runtime *rt, ngi_token_table *t);

@@ -1,6 +1,7 @@
 /* The token table (dense, ascending ids, tombstones) and the public token store calls. */
 #include "internal.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -446,29 +447,49 @@ ng_status ng_token_spaces(ng_runtime *rt, ng_id id, unsigned *spaces) {
   return st;
 }
 
-ng_status ng_coords_encode(ng_runtime *rt, int space, const double xyz[3], int16_t raw[3]) {
+/* needs: rt; xyz and raw 3n entries (NULL only when n == 0). guarantees:
+ * every point encoded, or NG_EINVAL naming the first that does not fit (its
+ * index when n > 1) with raw untouched. */
+ng_status ng_coords_encode(ng_runtime *rt, int space, const double *xyz, size_t n, int16_t *raw) {
   static const char fn[] = "ng_coords_encode";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
-  if (!xyz) return ngi_fail(rt, NG_EINVAL, "%s: xyz must not be NULL", fn);
-  if (!raw) return ngi_fail(rt, NG_EINVAL, "%s: raw must not be NULL", fn);
+  if (n && !xyz) return ngi_fail(rt, NG_EINVAL, "%s: xyz must not be NULL (n is %zu)", fn, n);
+  if (n && !raw) return ngi_fail(rt, NG_EINVAL, "%s: raw must not be NULL (n is %zu)", fn, n);
   ng_status st = check_space(rt, fn, space);
   if (st != NG_OK) return st;
+  const ngi_unit *u = &rt->units[space];
   ngi_read_lock(rt);
-  st = encode_xyz(rt, fn, space, xyz, raw);
+  for (size_t i = 0; i < 3 * n && st == NG_OK; i++) { /* check everything first */
+    int32_t r;
+    if (ngi_unit_encode(u, xyz[i], -32768, 32767, &r) != NGI_ENC_OK || !isfinite(xyz[i])) {
+      char where[48];
+      if (n > 1)
+        snprintf(where, sizeof where, "%s: point %zu", fn, i / 3 + 1);
+      else
+        snprintf(where, sizeof where, "%s", fn);
+      int16_t sink[3];
+      st = encode_xyz(rt, where, space, &xyz[i - i % 3], sink);
+    }
+  }
+  for (size_t i = 0; i < 3 * n && st == NG_OK; i++) {
+    int32_t r;
+    (void)ngi_unit_encode(u, xyz[i], -32768, 32767, &r);
+    raw[i] = (int16_t)r;
+  }
   ngi_read_unlock(rt);
   return st;
 }
 
-ng_status ng_coords_decode(ng_runtime *rt, int space, const int16_t raw[3], double xyz[3]) {
+ng_status ng_coords_decode(ng_runtime *rt, int space, const int16_t *raw, size_t n, double *xyz) {
   static const char fn[] = "ng_coords_decode";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
-  if (!raw) return ngi_fail(rt, NG_EINVAL, "%s: raw must not be NULL", fn);
-  if (!xyz) return ngi_fail(rt, NG_EINVAL, "%s: xyz must not be NULL", fn);
+  if (n && !raw) return ngi_fail(rt, NG_EINVAL, "%s: raw must not be NULL (n is %zu)", fn, n);
+  if (n && !xyz) return ngi_fail(rt, NG_EINVAL, "%s: xyz must not be NULL (n is %zu)", fn, n);
   ng_status st = check_space(rt, fn, space);
   if (st != NG_OK) return st;
   ngi_read_lock(rt);
-  for (int a = 0; a < 3; a++)
-    xyz[a] = ngi_unit_decode(&rt->units[space], raw[a]);
+  for (size_t i = 0; i < 3 * n; i++)
+    xyz[i] = ngi_unit_decode(&rt->units[space], raw[i]);
   ngi_read_unlock(rt);
   return NG_OK;
 }
@@ -645,6 +666,10 @@ ng_status ng_token_update_batch(ng_runtime *rt, const ng_id *ids, const ng_token
     }
   }
 
+  /* A transaction logs each entry's record and placement (twice if the
+   * batch undoes itself). */
+  st = ngi_txn_reserve(rt, fn, n * 2 * (ngi_txn_size_tok_rec() + ngi_txn_size_tok_slot()));
+  if (st != NG_OK) goto out;
   /* Reserve the way back. Only grid moves can fail once the checks passed,
    * so a batch that moves nothing needs no log; one that only moves logs the
    * old coordinates alone (6 bytes a space instead of a 64-byte record: a
@@ -744,6 +769,8 @@ ng_status ng_token_delete(ng_runtime *rt, ng_id id, size_t *removed_connections)
     st = ngi_fail(rt, NG_ENOTFOUND, "%s: no token %llu", fn, (unsigned long long)id);
     goto out;
   }
+  st = ngi_txn_reserve_delete(rt, fn, id);
+  if (st != NG_OK) goto out;
   unsigned placed = placed_of(t, id);
   for (int s = 0; s < NG_SPACES; s++) {
     if (!(placed >> s & 1u)) continue;
@@ -802,6 +829,13 @@ ng_status ng_token_clear(ng_runtime *rt, size_t *removed_tokens, size_t *removed
   ng_status st = ngi_write_lock(rt, fn);
   if (st != NG_OK) return st;
   ngi_token_table *t = &rt->tokens;
+  st = ngi_txn_reserve(rt, fn,
+                       t->live * 2 * ngi_txn_size_tok_slot() +
+                           ngi_conns_count(rt->conns) * ngi_txn_size_conn());
+  if (st != NG_OK) {
+    ngi_write_unlock(rt);
+    return st;
+  }
   size_t nc = ngi_conns_clear(rt, rt->conns);
   for (int s = 0; s < NG_SPACES; s++)
     ngi_grid_clear(rt, rt->grids[s]);

@@ -284,20 +284,40 @@ int ngl_check_space(lua_State *L, int idx, int arg, const char *fn) {
 }
 
 /* A coordinate: the core's rule (ng_coord_check), the binding's message. */
-float ngl_check_coord(lua_State *L, int idx, int arg, const char *fn, int space, int axis) {
+double ngl_check_coord(lua_State *L, int idx, int arg, const char *fn, int space, int axis) {
   static const char axes[] = "xyz";
   double v = lua_type(L, idx) == LUA_TNUMBER ? lua_tonumber(L, idx) : NAN;
-  char why[128];
-  if (ng_coord_check(space, v, why, sizeof why) != NG_OK) { /* the core's rule */
-    if (!isfinite(v)) { /* not a number at all: say what it is */
-      char what[16];
-      snprintf(what, sizeof what, "%c of %s", axes[axis], ng_space_name(space));
-      ngl_check_number(L, idx, arg, fn, what);
-    }
-    /* "coordinate of L1 must be ..." -> "x of L1 must be ..." */
-    ngl_argerror(L, arg, fn, "%c%s", axes[axis], why + strlen("coordinate"));
+  if (!isfinite(v)) {
+    char what[16];
+    snprintf(what, sizeof what, "%c of %s", axes[axis], ng_space_name(space));
+    ngl_check_number(L, idx, arg, fn, what); /* not a number at all: say what it is */
+    ngl_argerror(L, arg, fn, "%s must be a finite number, got %s", what, ngl_describe(L, idx));
   }
-  return (float)v;
+  return v;
+}
+
+void ngl_read_scales(lua_State *L, int idx, int arg, const char *fn, float scales[NG_SPACES]) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE)
+    ngl_argerror(L, arg, fn, "scales must be a table {L1 = scale, ...}, got %s",
+                 ngl_describe(L, idx));
+  memset(scales, 0, NG_SPACES * sizeof *scales);
+  lua_pushnil(L); /* stack: ..., nil; in the loop ..., space, scale */
+  while (lua_next(L, idx)) {
+    int s = ngl_check_space(L, -2, arg, fn);
+    char what[16];
+    snprintf(what, sizeof what, "scale of %s", ng_space_name(s));
+    float v = ngl_check_float(L, -1, arg, fn, what);
+    if (!(v > 0.0f)) ngl_argerror(L, arg, fn, "%s must be > 0, got %s", what, ngl_describe(L, -1));
+    scales[s] = v;
+    lua_pop(L, 1);
+  }
+}
+
+void ngl_encode_coords(lua_State *L, ng_runtime *rt, int space, const double *xyz, size_t n,
+                       int16_t *raw, int arg, const char *fn) {
+  ng_status st = ng_coords_encode(rt, space, xyz, n, raw);
+  if (st != NG_OK) ngl_status_error(L, rt, st, arg, fn); /* the core's rule and message */
 }
 
 void ngl_check_token_rule(lua_State *L, const ng_token *t, uint32_t fields, int arg,
@@ -487,6 +507,11 @@ ng_token *ngl_moves(lua_State *L, ngl_runtime *owner, size_t n) {
   return owner->moves;
 }
 
+double *ngl_xyz(lua_State *L, ngl_runtime *owner, size_t n) {
+  owner->xyz = grow_buffer(L, owner->xyz, &owner->xyz_cap, n, sizeof(double));
+  return owner->xyz;
+}
+
 void ngl_push_list(lua_State *L, int into, size_t n) {
   if (into)
     lua_pushvalue(L, into);
@@ -551,8 +576,12 @@ void ngl_push_float(lua_State *L, float f) {
   lua_pushnumber(L, d);
 }
 
-double ngl_coord(const ng_token *t, int space, int axis) {
-  return (double)t->coords[space][axis] / (double)ng_space_scale(space);
+int ngl_push_position(lua_State *L, ng_runtime *rt, ng_id id, int space) {
+  double xyz[3];
+  if (ng_token_position(rt, id, space, xyz) != NG_OK) return 0;
+  for (int a = 0; a < 3; a++)
+    lua_pushnumber(L, xyz[a]);
+  return 3;
 }
 
 void ngl_setfuncs(lua_State *L, int ctx, int target, const luaL_Reg *l) {

@@ -52,7 +52,6 @@ typedef struct ngl_names {
   /* lua_topointer of the metatables at upvalues NGL_UV_RUNTIME_MT..NGL_UV_CDNA_MT
    * (kept alive by the upvalues): a type test by address, as for names */
   const void *mt[NGL_UV_CDNA_MT + 1];
-  float scale[NG_SPACES]; /* ng_space_scale of each space, without a call */
 } ngl_names;
 /* Home slot of the string object at address p. */
 static inline size_t ngl_name_slot(const void *p) {
@@ -118,6 +117,7 @@ enum ngl_key {
   NGL_K_WHERE,
   NGL_K_POSITIONS,
   NGL_K_DIR,
+  NGL_K_SCALES,
   NGL_K_COUNT
 };
 /* Bit of NGL_K_* key k in a set of keys. */
@@ -144,6 +144,8 @@ typedef struct ngl_runtime {
   size_t ids_cap;
   ng_token *moves; /* reused by tokens:move (Lua allocator) */
   size_t moves_cap;
+  double *xyz; /* reused by tokens:move for the decoded coordinates (Lua allocator) */
+  size_t xyz_cap;
   lua_Integer grid_size;
   lua_Integer dimensions;
 } ngl_runtime;
@@ -240,7 +242,20 @@ int ngl_check_boolean(lua_State *L, int idx, int arg, const char *fn, const char
 /* Space 0..7 from "L1".."L8", an alias or 1..8. */
 int ngl_check_space(lua_State *L, int idx, int arg, const char *fn);
 /* A coordinate value for `space` that fits the int16 after scaling. */
-float ngl_check_coord(lua_State *L, int idx, int arg, const char *fn, int space, int axis);
+/* A coordinate's value: a finite number (raises naming the axis and space
+ * otherwise). Whether it fits the space is the runtime's rule, checked when
+ * it is encoded (ngl_encode_coords). */
+double ngl_check_coord(lua_State *L, int idx, int arg, const char *fn, int space, int axis);
+/* Reads dimension scales at idx ({L1 = 10, ...}, spaces by name, alias or
+ * number 1..8; or an array of 8) into scales[], leaving the spaces not given
+ * at 0; each a number > 0 (the range is the CDNA's rule). Raises as a bad
+ * argument `arg` of fn. */
+void ngl_read_scales(lua_State *L, int idx, int arg, const char *fn, float scales[NG_SPACES]);
+/* Encode n points xyz[0 .. 3n) of `space` into raw with rt's units; raises as
+ * a bad argument `arg` of fn naming the point, axis, space and value when one
+ * does not fit. Runs no Lua code before it raises. */
+void ngl_encode_coords(lua_State *L, ng_runtime *rt, int space, const double *xyz, size_t n,
+                       int16_t *raw, int arg, const char *fn);
 /* The core's record rules (ng_token_validate, ng_connection_validate without a
  * CDNA: the store applies its own) for the fields of *t / *c selected by
  * `fields`: raises the core's reason as the bad-argument message. */
@@ -285,6 +300,8 @@ void ngl_push_handle(lua_State *L, int obj_idx, int uv, ng_id id);
 ng_id *ngl_ids(lua_State *L, ngl_runtime *owner, size_t n);
 /* The same for owner's record buffer (tokens:move). */
 ng_token *ngl_moves(lua_State *L, ngl_runtime *owner, size_t n);
+/* The same for owner's coordinate buffer (tokens:move), n doubles. */
+double *ngl_xyz(lua_State *L, ngl_runtime *owner, size_t n);
 /* Pushes the table a list fills: the one at `into`, or (into == 0) a new one
  * sized for n. Called before the ids are gathered: it may run a finalizer. */
 void ngl_push_list(lua_State *L, int into, size_t n);
@@ -300,7 +317,9 @@ void ngl_clear_from(lua_State *L, lua_Integer n, int pool);
  * converts back to the same float, so a weight set to 0.9 reads as 0.9. */
 void ngl_push_float(lua_State *L, float f);
 /* Decoded coordinate, in double so 10.5 reads back as 10.5. */
-double ngl_coord(const ng_token *t, int space, int axis);
+/* Pushes token id's position in `space` as three numbers (rt's units, as
+ * doubles), or nothing when it is not placed there; returns how many. */
+int ngl_push_position(lua_State *L, ng_runtime *rt, ng_id id, int space);
 /* Registers the functions of `l` into the table at `target`, each a closure
  * over the NGL_NUP upvalues stored at ctx[1..NGL_NUP]. */
 void ngl_setfuncs(lua_State *L, int ctx, int target, const luaL_Reg *l);
@@ -326,6 +345,9 @@ void ngl_open_grid(lua_State *L, int ctx);
 int ngl_tokens_positions(lua_State *L);
 /* cdna.c: rt.cdna. */
 void ngl_open_cdna(lua_State *L, int ctx);
+/* atomic.c: rt:atomic and the create_many batches (after token.c and
+ * connection.c: it adds to their method tables). */
+void ngl_open_atomic(lua_State *L, int ctx);
 
 /* ==== module.c: the entry point and its name tables ===================== */
 

@@ -171,28 +171,19 @@ static int cdna_get_config(lua_State *L) {
   return 1;
 }
 
-/* rt.cdna:update_scales{8 numbers > 0} -> true. */
+/* rt.cdna:update_scales{L1 = 10, ...} (or 8 numbers) -> true: the spaces
+ * given get the new scale, every token placed there is re-encoded; all or
+ * nothing (a coordinate that does not fit raises naming the token and space). */
 static int cdna_update_scales(lua_State *L) {
   const char *fn = "update_scales";
   self_rt(L, fn);
-  if (lua_type(L, 2) != LUA_TTABLE)
-    return ngl_argerror(L, 2, fn, "table of 8 scales expected, got %s", ngl_describe(L, 2));
-  if (lua_rawlen(L, 2) != NG_SPACES)
-    return ngl_argerror(L, 2, fn, "8 scales expected, got %d", (int)lua_rawlen(L, 2));
   float scales[NG_SPACES];
-  for (int s = 0; s < NG_SPACES; s++) {
-    lua_rawgeti(L, 2, s + 1); /* stack: self, scales, scale, what; both popped */
-    const char *what = lua_pushfstring(L, "scale of %s", ng_space_name(s));
-    float v = ngl_check_float(L, -2, 2, fn, what);
-    if (!(v > 0))
-      return ngl_argerror(L, 2, fn, "%s must be > 0, got %s", what, ngl_describe(L, -2));
-    scales[s] = v;
-    lua_pop(L, 2);
-  }
+  ngl_read_scales(L, 2, 2, fn, scales);
   ng_runtime *rt = self_rt(L, fn); /* after the messages above, which may run a finalizer */
   ng_cdna c;
   ng_cdna_get(rt, &c);
-  memcpy(c.dimension_scales, scales, sizeof scales);
+  for (int s = 0; s < NG_SPACES; s++)
+    if (scales[s] != 0.0f) c.dimension_scales[s] = scales[s];
   install(L, rt, &c, 2, fn);
   lua_pushboolean(L, 1);
   return 1;

@@ -55,6 +55,7 @@ const char *const ngl_key_names[NGL_K_COUNT] = {
     [NGL_K_WHERE] = "where",
     [NGL_K_POSITIONS] = "positions",
     [NGL_K_DIR] = "dir",
+    [NGL_K_SCALES] = "scales",
 };
 
 const char *const ngl_token_flag_names[] = {
@@ -145,7 +146,6 @@ int luaopen_neurograph(lua_State *L) {
     lua_pop(L, 1);
   }
   for (int s = 0; s < NG_SPACES; s++)
-    names->scale[s] = ng_space_scale(s);
   /* These tables keep the name strings alive, and so their addresses valid. */
   lua_createtable(L, 0, NGL_K_COUNT);
   for (int k = 1; k < NGL_K_COUNT; k++)
@@ -181,6 +181,7 @@ int luaopen_neurograph(lua_State *L) {
   ngl_open_connection(L, ctx);
   ngl_open_grid(L, ctx);
   ngl_open_cdna(L, ctx);
+  ngl_open_atomic(L, ctx);
 
   luaL_newlibtable(L, module_funcs); /* stack: ..., ctx, mod; tables below go mod[name] */
   int mod = lua_gettop(L);

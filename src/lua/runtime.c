@@ -15,10 +15,13 @@ void ngl_runtime_free(lua_State *L, ngl_runtime *o, ng_runtime *rt) {
   lua_Alloc f = lua_getallocf(L, &ud);
   if (o->ids != NULL) f(ud, o->ids, o->ids_cap * sizeof(ng_id), 0);
   if (o->moves != NULL) f(ud, o->moves, o->moves_cap * sizeof(ng_token), 0);
+  if (o->xyz != NULL) f(ud, o->xyz, o->xyz_cap * sizeof(double), 0);
   o->ids = NULL;
   o->ids_cap = 0;
   o->moves = NULL;
   o->moves_cap = 0;
+  o->xyz = NULL;
+  o->xyz_cap = 0;
   ng_runtime_release(rt);
 }
 
@@ -105,13 +108,14 @@ static void host_config(lua_State *L, ng_config *cfg) {
  * ng.Runtime([config]) -> Runtime.
  * config: grid_size, dimensions (the original's, validated positive integers),
  * initial_tokens, initial_connections (capacity hints), profile (number or
- * name), cell_size (every space) and cell_sizes ({L1 = 5, ...} or 8 numbers).
+ * name), cell_size (every space), cell_sizes ({L1 = 5, ...} or 8 numbers) and
+ * scales (dimension scales, {L1 = 10, ...} or 8 numbers).
  * Fails: unknown keys and bad values raise; ng_runtime_new failures raise.
  */
 #define CONFIG_KEYS                                                                                \
   (NGL_KEY(NGL_K_GRID_SIZE) | NGL_KEY(NGL_K_DIMENSIONS) | NGL_KEY(NGL_K_INITIAL_TOKENS) |          \
    NGL_KEY(NGL_K_INITIAL_CONNECTIONS) | NGL_KEY(NGL_K_PROFILE) | NGL_KEY(NGL_K_CELL_SIZE) |        \
-   NGL_KEY(NGL_K_CELL_SIZES))
+   NGL_KEY(NGL_K_CELL_SIZES) | NGL_KEY(NGL_K_SCALES))
 
 int ngl_runtime_new(lua_State *L) {
   ng_config cfg;
@@ -153,6 +157,9 @@ int ngl_runtime_new(lua_State *L) {
       case NGL_K_CELL_SIZES:
         read_cell_sizes(L, lua_gettop(L), cells);
         have_cells = 1;
+        break;
+      case NGL_K_SCALES:
+        ngl_read_scales(L, -1, 1, fn, cfg.scales);
         break;
       default:
         ngl_unknown_key(L, -2, 1, fn, "config key", CONFIG_KEYS);
@@ -258,8 +265,8 @@ static int rt_is_closed(lua_State *L) {
 
 /* rt:stats() -> {tokens, connections, bytes_in_use, bytes_peak, next_token_id,
  * next_connection_id, token_slots_free, token_slots_retired,
- * connection_slots_free, connection_slots_retired}: ng_stats, field for
- * field (tokens and connections are the live slots). */
+ * connection_slots_free, connection_slots_retired, placed = {L1 = n, ...}}:
+ * ng_stats, field for field (tokens and connections are the live slots). */
 static int rt_stats(lua_State *L) {
   ngl_runtime *o = check_rt(L, "stats");
   ng_stats s;
@@ -278,11 +285,17 @@ static int rt_stats(lua_State *L) {
            {"token_slots_retired", s.token_slots_retired},
            {"connection_slots_free", s.connection_slots_free},
            {"connection_slots_retired", s.connection_slots_retired}};
-  lua_createtable(L, 0, (int)(sizeof f / sizeof f[0]));
+  lua_createtable(L, 0, (int)(sizeof f / sizeof f[0]) + 1);
   for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
     lua_pushinteger(L, (lua_Integer)f[i].value);
     lua_setfield(L, -2, f[i].name);
   }
+  lua_createtable(L, 0, NG_SPACES); /* stack: stats, placed */
+  for (int sp = 0; sp < NG_SPACES; sp++) {
+    lua_pushinteger(L, (lua_Integer)s.placed[sp]);
+    lua_setfield(L, -2, ng_space_name(sp));
+  }
+  lua_setfield(L, -2, "placed");
   return 1;
 }
 

@@ -10,7 +10,8 @@
 typedef struct tok_write {
   ng_token t;
   uint32_t mask;
-  int entity; /* -1: not given */
+  int entity;                 /* -1: not given */
+  double xyz[NG_SPACES][3];   /* the coordinates given (mask's NG_TF_COORDS bits), decoded */
 } tok_write;
 
 /*
@@ -40,17 +41,15 @@ static void read_coords(lua_State *L, int idx, const ngl_names *names, int arg, 
       snprintf(what, sizeof what, "coords of %s", ng_space_name(s));
       ngl_check_triple(L, v, arg, fn, what); /* raises saying what is wrong */
     }
-    float scale = names->scale[s];
     int types[3];
     for (int a = 0; a < 3; a++)
       types[a] = lua_rawgeti(L, v, a + 1);
     for (int a = 0; a < 3; a++) {
-      /* ngl_check_coord builds its message only for what fails here */
+      /* ngl_check_coord builds its message only for what fails here; the
+       * range is the runtime's, checked when encoding (encode_write) */
       double x = types[a] == LUA_TNUMBER ? lua_tonumberx(L, v + 1 + a, NULL) : NAN;
-      if (ng_coord_check(s, x, NULL, 0) != NG_OK) ngl_check_coord(L, v + 1 + a, arg, fn, s, a);
-      /* ng_coord_encode's arithmetic (float product, truncation); its clamp
-       * is a no-op on the values ng_coord_check lets through */
-      w->t.coords[s][a] = (int16_t)((float)x * scale);
+      if (!isfinite(x)) ngl_check_coord(L, v + 1 + a, arg, fn, s, a);
+      w->xyz[s][a] = x;
     }
     lua_settop(L, k); /* the three numbers and the value */
     w->mask |= NG_TF_COORDS(s);
@@ -173,6 +172,18 @@ static void tok_write_init(tok_write *w) {
   w->entity = -1;
 }
 
+/* Encodes the coordinates w carries in rt's units (raises as a bad argument
+ * `arg` of fn when one does not fit). After the checks: runs no Lua code
+ * unless it raises. */
+static void encode_write(lua_State *L, ng_runtime *rt, tok_write *w, int arg, const char *fn) {
+  for (int s = 0; s < NG_SPACES; s++) {
+    if (!(w->mask & NG_TF_COORDS(s))) continue;
+    int16_t raw[3];
+    ngl_encode_coords(L, rt, s, w->xyz[s], 1, raw, arg, fn);
+    memcpy(w->t.coords[s], raw, sizeof raw);
+  }
+}
+
 /* Puts a given entity into the flags being written (after `flags`, whatever
  * the table order). Given without flags, NG_TF_ENTITY writes the entity bits
  * alone in the update's one locked write: no read first, so a concurrent
@@ -184,7 +195,7 @@ static void apply_entity(tok_write *w) {
 /* ---- rt.tokens ---------------------------------------------------------- */
 
 /* rt.tokens:create([fields]) -> id. Defaults: weight 1.0 (the original Python
- * wrapper's), ACTIVE, every coordinate 0, timestamp now. */
+ * wrapper's), ACTIVE, placed in the spaces of `coords` only, timestamp now. */
 static int tokens_create(lua_State *L) {
   /* ngl_self's test in fewer calls (create is the hot path): the metatable
    * by its address, left on the stack above the fields (slot 3); ngl_self
@@ -211,8 +222,9 @@ static int tokens_create(lua_State *L) {
     read_fields(L, 2, 2, "create", &w); /* raises */
   apply_entity(&w);
   ng_runtime *rt = ngl_rt(L, self->owner); /* after the checks (see ngl_runtime) */
+  encode_write(L, rt, &w, 2, "create");
   ng_id id;
-  ng_status st = ng_token_create(rt, &w.t, NG_TF_COORDS_ALL, &id);
+  ng_status st = ng_token_create(rt, &w.t, w.mask & NG_TF_COORDS_ALL, &id);
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "create");
   lua_pushinteger(L, id);
   return 1;
@@ -240,6 +252,7 @@ static int do_update(lua_State *L, ngl_runtime *owner, ng_id id, int fidx, const
   read_fields(L, fidx, fidx, fn, &w);
   apply_entity(&w);
   ng_runtime *rt = ngl_rt(L, owner);
+  encode_write(L, rt, &w, fidx, fn);
   ng_status st = ng_token_update(rt, id, &w.t, w.mask);
   if (st == NG_ENOTFOUND) {
     lua_pushboolean(L, 0);
@@ -281,18 +294,35 @@ static int tokens_move(lua_State *L) {
                         (lua_Integer)(3 * n), (lua_Integer)n, (lua_Integer)nc);
   ng_id *ids = ngl_ids(L, self->owner, n ? n : 1);
   ng_token *vals = ngl_moves(L, self->owner, n ? n : 1);
+  double *xyz = ngl_xyz(L, self->owner, n ? 3 * n : 1);
   for (size_t i = 0; i < n; i++) {
     lua_rawgeti(L, 3, (lua_Integer)i + 1);
     ids[i] = ngl_check_token_id(L, -1, 3, fn, self->owner);
     lua_pop(L, 1);
     for (int a = 0; a < 3; a++) {
       lua_rawgeti(L, 4, (lua_Integer)(3 * i) + a + 1);
-      vals[i].coords[space][a] = ng_coord_encode(space, ngl_check_coord(L, -1, 4, fn, space, a));
+      xyz[3 * i + (size_t)a] = ngl_check_coord(L, -1, 4, fn, space, a);
       lua_pop(L, 1);
     }
   }
   /* the buffers are filled by steps that run no Lua code on success */
   ng_runtime *rt = ngl_rt(L, self->owner);
+  {
+    int16_t raw[3 * 64];
+    for (size_t i = 0; i < n; i += 64) { /* encoded in the runtime's units, 64 points a call */
+      size_t m = n - i < 64 ? n - i : 64;
+      ng_status est = ng_coords_encode(rt, space, xyz + 3 * i, m, raw);
+      if (est != NG_OK) /* name the entry, counted from 1 */
+        for (size_t k = 0; k < m; k++)
+          if (ng_coords_encode(rt, space, xyz + 3 * (i + k), 1, raw) != NG_OK) {
+            lua_pushstring(L, ng_last_error_detail(rt)); /* before raising allocates */
+            return ngl_argerror(L, 4, fn, "entry %I: %s", (LUAI_UACINT)(i + k) + 1,
+                                lua_tostring(L, -1));
+          }
+      for (size_t k = 0; k < m; k++)
+        memcpy(vals[i + k].coords[space], raw + 3 * k, sizeof vals[i + k].coords[space]);
+    }
+  }
   ng_status st = ng_token_update_batch(rt, ids, vals, n, NG_TF_COORDS(space));
   if (st == NG_ENOTFOUND) { /* name the first missing entry, counted from 1 */
     ng_token tmp;
@@ -481,38 +511,76 @@ static int token_newindex(lua_State *L) {
     return luaL_error(L, "field '%s' of neurograph.Token is read-only", ngl_key_names[key]);
   apply_entity(&w);
   ng_runtime *rt = ngl_rt(L, h->owner);
+  encode_write(L, rt, &w, 3, "__newindex");
   ng_status st = ng_token_update(rt, h->id, &w.t, w.mask);
   if (st == NG_ENOTFOUND) return luaL_error(L, "token %I no longer exists", (LUAI_UACINT)h->id);
   if (st != NG_OK) return ngl_status_error(L, rt, st, 3, "__newindex");
   return 0;
 }
 
-/* tok:coords([space]) -> x, y, z (space defaults to L1). */
+/* tok:coords([space]) -> x, y, z in the space's units (space defaults to
+ * L1), or nil when the token is not placed there. */
 static int token_coords(lua_State *L) {
-  ng_token t;
-  token_get(L, "coords", &t);
+  ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "coords");
+  ngl_rt(L, h->owner);
   int s = lua_isnoneornil(L, 2) ? NG_L1 : ngl_check_space(L, 2, 2, "coords");
-  for (int a = 0; a < 3; a++)
-    lua_pushnumber(L, ngl_coord(&t, s, a));
-  return 3;
+  ng_runtime *rt = ngl_rt(L, h->owner);
+  unsigned spaces;
+  if (ng_token_spaces(rt, h->id, &spaces) != NG_OK)
+    return luaL_error(L, "token %I no longer exists", (LUAI_UACINT)h->id);
+  int n = ngl_push_position(L, rt, h->id, s);
+  if (n == 0) lua_pushnil(L);
+  return n ? n : 1;
 }
 
-/* tok:set_coords(space, x, y, z): one atomic update of that space. */
+/* tok:set_coords(space, x, y, z): places the token in that space at (x, y,
+ * z), or moves it there; one atomic write. */
 static int token_set_coords(lua_State *L) {
   ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "set_coords");
   ngl_rt(L, h->owner);
   int s = ngl_check_space(L, 2, 2, "set_coords");
-  float xyz[3];
+  double xyz[3];
   for (int a = 0; a < 3; a++)
     xyz[a] = ngl_check_coord(L, 3 + a, 3 + a, "set_coords", s, a);
   ng_runtime *rt = ngl_rt(L, h->owner);
-  ng_token v;
-  ng_token_init(&v);
-  ng_token_set_coords(&v, s, xyz[0], xyz[1], xyz[2]);
-  ng_status st = ng_token_update(rt, h->id, &v, NG_TF_COORDS(s));
+  ng_status st = ng_token_place(rt, h->id, s, xyz);
   if (st == NG_ENOTFOUND) return luaL_error(L, "token %I no longer exists", (LUAI_UACINT)h->id);
-  if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "set_coords");
+  /* the core names the axis ("y of L3 must be within ..."): blame its argument */
+  char axis = ng_last_error_detail(rt)[0];
+  int arg = axis >= 'x' && axis <= 'z' ? 3 + (axis - 'x') : 3;
+  if (st != NG_OK) return ngl_status_error(L, rt, st, arg, "set_coords");
   return 0;
+}
+
+/* tok:unplace(space): takes the token out of that space (queries there no
+ * longer see it); nothing happens if it is not placed there. */
+static int token_unplace(lua_State *L) {
+  ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "unplace");
+  ngl_rt(L, h->owner);
+  int s = ngl_check_space(L, 2, 2, "unplace");
+  ng_runtime *rt = ngl_rt(L, h->owner);
+  ng_status st = ng_token_unplace(rt, h->id, s);
+  if (st == NG_ENOTFOUND) return luaL_error(L, "token %I no longer exists", (LUAI_UACINT)h->id);
+  if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "unplace");
+  return 0;
+}
+
+/* tok:spaces() -> {"L1", ...}: the spaces the token is placed in, in order. */
+static int token_spaces(lua_State *L) {
+  ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "spaces");
+  ngl_rt(L, h->owner);
+  lua_createtable(L, NG_SPACES, 0);
+  ng_runtime *rt = ngl_rt(L, h->owner); /* after the allocation */
+  unsigned spaces;
+  if (ng_token_spaces(rt, h->id, &spaces) != NG_OK)
+    return luaL_error(L, "token %I no longer exists", (LUAI_UACINT)h->id);
+  lua_Integer n = 0;
+  for (int s = 0; s < NG_SPACES; s++) {
+    if (!(spaces >> s & 1u)) continue;
+    lua_pushstring(L, ng_space_name(s));
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
 }
 
 /* tok:update(fields) -> true (raises if the token no longer exists). */
@@ -535,13 +603,17 @@ static int token_to_table(lua_State *L) {
     push_token_field(L, &t, h->id, keys[i]);
     lua_setfield(L, -2, ngl_key_names[keys[i]]);
   }
-  lua_createtable(L, 0, NG_SPACES); /* stack: tok, t, coords, then coords[space] = xyz */
+  /* coords: only the spaces the token is placed in, in their units */
+  lua_createtable(L, 0, 2); /* stack: tok, t, coords, then coords[space] = xyz */
   for (int s = 0; s < NG_SPACES; s++) {
-    lua_createtable(L, 3, 0);
-    for (int a = 0; a < 3; a++) {
-      lua_pushnumber(L, ngl_coord(&t, s, a));
-      lua_rawseti(L, -2, a + 1);
+    lua_createtable(L, 3, 0); /* allocated before rt is fetched for the read */
+    int n = ngl_push_position(L, ngl_rt(L, h->owner), h->id, s);
+    if (n == 0) {
+      lua_pop(L, 1);
+      continue;
     }
+    for (int a = 3; a >= 1; a--)
+      lua_rawseti(L, -1 - a, a); /* stack: ..., xyz, x, y, z: z first */
     lua_setfield(L, -2, ng_space_name(s));
   }
   lua_setfield(L, -2, "coords");
@@ -598,6 +670,7 @@ static const luaL_Reg token_meta[] = {
 };
 static const luaL_Reg token_methods[] = {
     {"coords", token_coords},           {"set_coords", token_set_coords},
+    {"unplace", token_unplace},         {"spaces", token_spaces},
     {"update", token_update},           {"to_table", token_to_table},
     {"connections", ngl_token_connections}, {"neighbours", ngl_token_neighbours},
     {"degree", ngl_token_degree},           {"delete", token_delete},

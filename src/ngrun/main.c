@@ -296,6 +296,15 @@ static int session_ok(const host *h) {
 static int finish(lua_State *L, host *h, int ok) {
   h->closing = 1;
   ngi_run_close(L);
+  /* rt:atomic always ends its transaction, even when its function fails;
+   * one still open here was left by C code the script ran: it is rolled
+   * back (a world is never saved half-changed) and the run fails. */
+  ng_runtime *open = ng_txn_open(h->rt) ? h->rt : ng_txn_open(h->save_rt) ? h->save_rt : NULL;
+  if (open != NULL) {
+    (void)ng_txn_rollback(open);
+    print_message(NGI_RUN_NAME, "a transaction was left open; it was rolled back");
+    ok = 0;
+  }
   if (ok && h->save_rt != NULL) {
     h->limits->mem_limit = 0;
     if (ng_snapshot_save(h->save_rt, h->opts->save_path) != NG_OK) {
