@@ -345,7 +345,7 @@ void ngl_open_grid(lua_State *L, int ctx);
 int ngl_tokens_positions(lua_State *L);
 /* cdna.c: rt.cdna. */
 void ngl_open_cdna(lua_State *L, int ctx);
-/* atomic.c: rt:atomic and the create_many batches (after token.c and
+/* txn.c: rt:atomic and the create_many batches (after token.c and
  * connection.c: it adds to their method tables). */
 void ngl_open_atomic(lua_State *L, int ctx);
 
