@@ -1140,6 +1140,38 @@ static void test_filter_defaults_and_nearest(void) {
   ng_runtime_release(rt);
 }
 
+/* The filters after a rolled-back transaction: the ACTIVE default and the
+ * flag copies the scan reads come back with the records (a clear rolled back
+ * restores records it never overwrote; an update rolled back stores the old
+ * record again). */
+static void test_filters_after_rollback(void) {
+  ng_runtime *rt = new_rt();
+  ng_id a = mk(rt, NG_L1, 0, 0, 0), b = mk(rt, NG_L1, 1, 0, 0);
+  ng_token t;
+  ng_token_init(&t);
+  t.flags = NG_TOKEN_USER_2; /* inactive */
+  CHECK_STATUS(ng_token_update(rt, b, &t, NG_TF_FLAGS), NG_OK);
+  ng_hits h = {0};
+  const float c[3] = {0, 0, 0};
+  CHECK_STATUS(ng_txn_begin(rt), NG_OK);
+  CHECK_STATUS(ng_token_clear(rt, NULL, NULL), NG_OK);
+  CHECK_STATUS(ng_txn_rollback(rt), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 5, 0, NULL, &h), NG_OK);
+  CHECK(h.count == 1 && h.items[0].id == a);
+  CHECK_STATUS(ng_txn_begin(rt), NG_OK);
+  t.flags = NG_TOKEN_ACTIVE;
+  CHECK_STATUS(ng_token_update(rt, b, &t, NG_TF_FLAGS), NG_OK);
+  CHECK_STATUS(ng_token_update(rt, a, &t, NG_TF_FLAGS), NG_OK);
+  CHECK_STATUS(ng_txn_rollback(rt), NG_OK);
+  const ng_filter tagged = {.tags = NG_TOKEN_USER_2, .inactive = true};
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 5, 0, &tagged, &h), NG_OK);
+  CHECK(h.count == 1 && h.items[0].id == b);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 5, 0, NULL, &h), NG_OK);
+  CHECK(h.count == 1 && h.items[0].id == a);
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+}
+
 static void test_filter_errors(void) {
   ng_runtime *rt = new_rt();
   ng_id a = mk(rt, NG_L1, 0, 0, 0);
@@ -1761,6 +1793,7 @@ int main(void) {
   RUN(test_property);
   RUN(test_filter_defaults_and_nearest);
   RUN(test_filter_errors);
+  RUN(test_filters_after_rollback);
   RUN(test_positions);
   RUN(test_alloc_failures);
   RUN(test_internal_contract);

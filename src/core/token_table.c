@@ -337,6 +337,5 @@ void ngi_tokens_release_all(ng_runtime *rt, ngi_token_table *t) {
   }
   t->len = 0;
   t->live = 0;
-  t->inactive_seen = false;
   dense_update(t);
 }

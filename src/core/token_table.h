@@ -117,9 +117,10 @@ typedef struct ngi_token_table {
   size_t cap;      /* slots in the nseg segments */
   size_t live;     /* live tokens */
   size_t nplaced[NG_SPACES]; /* live tokens placed in each space */
-  /* Set once a live record without NG_TOKEN_ACTIVE has been stored (cleared
-   * only when the table empties): until then the grid's default filter,
-   * "active tokens only", passes every token without reading its record. */
+  /* Set once a live record without NG_TOKEN_ACTIVE has been stored, and
+   * never cleared (not even by a clear, which a transaction may roll back
+   * without storing a record): until then the grid's default filter,
+   * "active tokens only", passes every token without a test. */
   bool inactive_seen;
   size_t slot_cap; /* local ids 1 .. slot_cap have a slot-map entry */
   unsigned nseg, nslot_seg;
