@@ -854,11 +854,34 @@ NG_API ng_status ng_token_each(ng_runtime *rt, ng_token_fn fn, void *ud);
 /**
  * Ids of the connections of token `id` in direction `dir`, ascending, into
  * ids[0..cap) (may be NULL when cap is 0); *n_out (required) gets the total
- * number (which may exceed cap, like snprintf). NG_ENOTFOUND if the token
- * does not exist.
+ * number (which may exceed cap, like snprintf). A bidirectional link is both
+ * outgoing and incoming at both ends (ng_token_links). NG_ENOTFOUND if the
+ * token does not exist.
  */
 NG_API ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir, ng_id *ids,
                                       size_t cap, size_t *n_out);
+
+/** "Any type" / "any category" in an ng_link_filter. */
+#define NG_ANY (-1)
+/** Which links of a token ng_token_links reports. */
+typedef struct ng_link_filter {
+  ng_direction dir; /**< NG_OUT, NG_IN or NG_BOTH */
+  int type;         /**< a connection type 0..175, or NG_ANY */
+  int category;     /**< a category 0..10, or NG_ANY */
+} ng_link_filter;
+/**
+ * The links of token `id` that match `f` (NULL: every link, both
+ * directions), in ascending connection id order: their ids into
+ * conns[0..cap) and the token at each one's other end into others[0..cap)
+ * (either may be NULL; the token itself for a self-link); *n_out (required)
+ * gets the total number, which may exceed cap, so cap 0 counts without
+ * building lists (a degree). A link with NG_CONN_BIDIRECTIONAL acts both
+ * ways: it is an outgoing and an incoming link of both its ends, listed once
+ * under NG_BOTH. NG_ENOTFOUND if the token does not exist; NG_EINVAL for a
+ * bad direction, type or category.
+ */
+NG_API ng_status ng_token_links(ng_runtime *rt, ng_id id, const ng_link_filter *f, ng_id *conns,
+                                ng_id *others, size_t cap, size_t *n_out);
 
 /** @} */
 /* ------------------------------------------------------------------------ */
@@ -877,7 +900,8 @@ NG_API ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir
  * become now. Checks: both tokens exist (NG_EINVAL naming the missing one);
  * type <= 0xAF and allowed by the CDNA mask; mutability <= 2; pull_strength
  * finite, |v| <= 10; preferred_distance finite within 0.01..100; padding 0;
- * no connection with the same (from, to, type) (NG_EEXIST); the CDNA degree
+ * no connection with the same (from, to, type), nor a (to, from, type) when
+ * either is bidirectional (NG_EEXIST, see ng_connection_find); the CDNA degree
  * limits (NG_ELIMIT); with STRICT_MODE the CDNA's connection weight (applied
  * to |pull_strength|) and rigidity limits. *out_id (may be NULL) gets the
  * new id.
@@ -911,7 +935,20 @@ NG_API ng_status ng_connection_next(ng_runtime *rt, ng_id after, ng_id *next_id)
 typedef bool (*ng_connection_fn)(const ng_connection *c, ng_id id, void *ud);
 /** Call fn for every live connection in ascending id order, under the read lock. */
 NG_API ng_status ng_connection_each(ng_runtime *rt, ng_connection_fn fn, void *ud);
-/** Id of the connection (from, to, type), or NG_ENOTFOUND. */
+/**
+ * Id of the connection (from, to, type), or of a bidirectional (to, from,
+ * type); NG_ENOTFOUND if there is none.
+ *
+ * Undirected links: a connection with NG_CONN_BIDIRECTIONAL acts both ways.
+ * It keeps the direction it was created with, but is found from both ends,
+ * listed as outgoing and incoming at both ends, and unique in both
+ * directions: while a -> b of a type is bidirectional no b -> a of that type
+ * exists, and create or update (setting the flag, changing the type) refuse
+ * to make such a pair (NG_EEXIST). The CDNA degree limits count every link as
+ * stored, bidirectional or not (one outgoing for its from, one incoming for
+ * its to, one in each end's total), so the flag never changes a degree.
+ * Snapshots from before this rule that hold such a pair load as they are.
+ */
 NG_API ng_status ng_connection_find(ng_runtime *rt, ng_id from, ng_id to, unsigned type,
                                     ng_id *out_id);
 
@@ -934,18 +971,60 @@ typedef struct ng_hit {
  * more grows it to twice its result, as sorting scratch). Zero-initialise it; the
  * queries replace its contents; free it with ng_hits_free on the runtime that
  * filled it. On failure a query leaves count == 0.
+ *
+ * With `positions` set (by the caller, before the query), a query also fills
+ * xyz[3 * i .. 3 * i + 2] with hit i's position in the query's space (its
+ * units, as ng_token_position reads them), read under the query's own read
+ * lock, so a frame needs no second read; xyz grows like items.
  */
 typedef struct ng_hits {
   ng_hit *items;
   size_t count;
   size_t capacity;
+  bool positions;      /**< fill xyz: set by the caller */
+  double *xyz;         /**< 3 per hit when positions is set; owned like items */
+  size_t xyz_capacity; /**< doubles xyz has room for */
 } ng_hits;
-/** Free hits->items through rt's allocator (the runtime that filled it) and
- *  zero *hits, ready for reuse. A NULL rt or hits is ignored. */
+/** Free hits->items and hits->xyz through rt's allocator (the runtime that
+ *  filled it) and zero *hits, ready for reuse. A NULL rt or hits is ignored. */
 NG_API void ng_hits_free(ng_runtime *rt, ng_hits *hits);
 
+/** A filter's predicate: return true to keep the hit. See ng_filter.accept. */
+typedef bool (*ng_accept_fn)(ng_id id, float distance, void *ud);
+
+/**
+ * What a grid query keeps, tested inside the index scan (a token that fails
+ * is skipped, never collected): so a query with a filter costs about what
+ * the same query without one does, plus a read of the record of each token
+ * within the query's region when a field test needs it. A zeroed struct, or
+ * a NULL filter, is the default: every token placed in the space whose
+ * NG_TOKEN_ACTIVE flag is set.
+ */
+typedef struct ng_filter {
+  uint16_t entities;  /**< bit e keeps entity type e (ng_token_get_entity); 0: every entity */
+  uint16_t tags;      /**< NG_TOKEN_* flag bits that must all be set */
+  uint16_t without;   /**< NG_TOKEN_* flag bits that must all be clear */
+  bool inactive;      /**< also keep tokens whose NG_TOKEN_ACTIVE flag is clear */
+  bool weight_range;  /**< keep only weights within [min_weight, max_weight] (inclusive) */
+  float min_weight;   /**< with weight_range: finite, <= max_weight */
+  float max_weight;   /**< with weight_range: finite */
+  const ng_id *exclude; /**< ids never returned (unknown and stale ids are ignored); borrowed
+                             for the call; may be NULL when nexclude is 0 */
+  size_t nexclude;
+  /** Called last, for each token that passed every test above and the
+   *  query's own (distance, box), with its id and distance; false skips it.
+   *  NULL: none. It runs under the runtime's read lock, on the calling
+   *  thread, in no particular order: it may read the store (a write from it
+   *  fails with NG_EBUSY) but must not run a query of the same space. */
+  ng_accept_fn accept;
+  void *ud; /**< passed to accept */
+} ng_filter;
+
 /*
- * All queries see only the tokens placed in their space, and take and give
+ * All queries see only the tokens placed in their space that pass their
+ * filter (`filter` may be NULL: the defaults of ng_filter, so tokens whose
+ * NG_TOKEN_ACTIVE flag is clear are skipped unless filter->inactive is set;
+ * a bad filter is NG_EINVAL naming the field), and take and give
  * coordinates and distances in the space's units (dimension scale applied).
  * Results ordered by distance, ties by ascending id; `limit` 0
  * means no limit, otherwise only the first `limit` results are kept. A radius
@@ -963,18 +1042,33 @@ NG_API void ng_hits_free(ng_runtime *rt, ng_hits *hits);
  */
 /** Tokens within `radius` of `center` in `space`. */
 NG_API ng_status ng_grid_range(ng_runtime *rt, int space, const float center[3], float radius,
-                               size_t limit, ng_hits *out);
+                               size_t limit, const ng_filter *filter, ng_hits *out);
 /** Tokens within `radius` of token `id` in `space`, excluding `id` itself.
- *  NG_ENOTFOUND if `id` does not exist or is not placed in `space`. */
+ *  NG_ENOTFOUND if `id` does not exist or is not placed in `space` (the
+ *  filter does not apply to `id` itself: an inactive token has neighbours). */
 NG_API ng_status ng_grid_neighbors(ng_runtime *rt, ng_id id, int space, float radius, size_t limit,
-                                   ng_hits *out);
-/** The k tokens nearest to `center` in `space` (fewer if the store has fewer). */
+                                   const ng_filter *filter, ng_hits *out);
+/** The k tokens nearest to `center` in `space` that pass the filter (fewer if
+ *  fewer pass). */
 NG_API ng_status ng_grid_nearest(ng_runtime *rt, int space, const float center[3], size_t k,
-                                 ng_hits *out);
+                                 const ng_filter *filter, ng_hits *out);
+/** The k tokens nearest to token `id` in `space` that pass the filter,
+ *  excluding `id` itself. NG_ENOTFOUND as ng_grid_neighbors. */
+NG_API ng_status ng_grid_nearest_to(ng_runtime *rt, ng_id id, int space, size_t k,
+                                    const ng_filter *filter, ng_hits *out);
 /** Tokens inside the closed box [lo, hi] in `space`; distance is measured
  *  from the box centre. NG_EINVAL if lo > hi on any axis. */
 NG_API ng_status ng_grid_box(ng_runtime *rt, int space, const float lo[3], const float hi[3],
-                             size_t limit, ng_hits *out);
+                             size_t limit, const ng_filter *filter, ng_hits *out);
+/**
+ * The positions in `space` (its units, as ng_token_position reads them) of
+ * the n tokens ids[0..n) into xyz[3 * i .. 3 * i + 2], all under one read
+ * lock (so they are one consistent moment). A token that does not exist or
+ * is not placed in `space` gets NaN, NaN, NaN; *found (may be NULL) gets how
+ * many were found. NG_EINVAL for a bad space or NULL arrays with n > 0.
+ */
+NG_API ng_status ng_token_positions(ng_runtime *rt, int space, const ng_id *ids, size_t n,
+                                    double *xyz, size_t *found);
 
 /** Grid figures for one space. */
 typedef struct ng_space_info {

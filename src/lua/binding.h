@@ -112,6 +112,13 @@ enum ngl_key {
   NGL_K_PROFILE,
   NGL_K_CELL_SIZE,
   NGL_K_CELL_SIZES,
+  NGL_K_TAGS,
+  NGL_K_WITHOUT,
+  NGL_K_EXCLUDE,
+  NGL_K_INACTIVE,
+  NGL_K_WHERE,
+  NGL_K_POSITIONS,
+  NGL_K_DIR,
   NGL_K_SCALES,
   NGL_K_COUNT
 };
@@ -329,10 +336,15 @@ int ngl_runtime_load(lua_State *L);
 void ngl_runtime_free(lua_State *L, ngl_runtime *o, ng_runtime *rt);
 /* token.c: rt.tokens and Token handles. */
 void ngl_open_token(lua_State *L, int ctx);
-/* connection.c: rt.connections and Connection handles. */
+/* connection.c: rt.connections and Connection handles, and a token's links
+ * (tok:connections, tok:neighbours, tok:degree; registered by token.c). */
 void ngl_open_connection(lua_State *L, int ctx);
-/* grid.c: rt.grid queries. */
+int ngl_token_connections(lua_State *L);
+int ngl_token_neighbours(lua_State *L);
+int ngl_token_degree(lua_State *L);
+/* grid.c: rt.grid queries, and rt.tokens:positions (registered by token.c). */
 void ngl_open_grid(lua_State *L, int ctx);
+int ngl_tokens_positions(lua_State *L);
 /* cdna.c: rt.cdna. */
 void ngl_open_cdna(lua_State *L, int ctx);
 /* txn.c: rt:atomic and the create_many batches (after token.c and
@@ -343,5 +355,8 @@ void ngl_open_atomic(lua_State *L, int ctx);
 
 /* The name of each NGL_K_* key (the KEYS upvalue maps them back). */
 extern const char *const ngl_key_names[NGL_K_COUNT];
+/* The token flags by name (ng.token_flags without ENTITY_MASK), NULL-terminated, and their bits. */
+extern const char *const ngl_token_flag_names[];
+extern const uint16_t ngl_token_flag_bits[];
 
 #endif
