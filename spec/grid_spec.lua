@@ -232,19 +232,19 @@ describe("rt.grid", function()
         local flags = F.ACTIVE
         if i % 7 == 0 then flags = 0 end
         for k, name in ipairs(USER) do
-          if (i >> (k - 1)) & 1 == 1 then flags = flags | F[name] end
+          if h.band(h.shr(i, k - 1), 1) == 1 then flags = h.bor(flags, F[name]) end
         end
         local xyz = {math.random(-20, 20), math.random(-20, 20), math.random(-5, 5)}
         local e = i % 16
         local w = (i % 41) / 4
         local id = rt.tokens:create{ coords = { L1 = xyz }, flags = flags, entity = e, weight = w }
-        recs[#recs + 1] = { id = id, xyz = xyz, flags = flags | (e << 8), entity = e, weight = w }
+        recs[#recs + 1] = { id = id, xyz = xyz, flags = h.bor(flags, h.shl(e, 8)), entity = e, weight = w }
         lattice[#lattice + 1] = id
       end
     end)
 
     local function keeps(f, r)
-      if not f.inactive and r.flags & F.ACTIVE == 0 then return false end
+      if not f.inactive and h.band(r.flags, F.ACTIVE) == 0 then return false end
       if f.entity then
         local ok = false
         for _, e in ipairs(type(f.entity) == "table" and f.entity or {f.entity}) do
@@ -252,8 +252,8 @@ describe("rt.grid", function()
         end
         if not ok then return false end
       end
-      for _, t in ipairs(f.tags or {}) do if r.flags & F[t] == 0 then return false end end
-      for _, t in ipairs(f.without or {}) do if r.flags & F[t] ~= 0 then return false end end
+      for _, t in ipairs(f.tags or {}) do if h.band(r.flags, F[t]) == 0 then return false end end
+      for _, t in ipairs(f.without or {}) do if h.band(r.flags, F[t]) ~= 0 then return false end end
       if f.weight and (r.weight < f.weight[1] or r.weight > f.weight[2]) then return false end
       for _, x in ipairs(f.exclude or {}) do if x == r.id then return false end end
       return true
@@ -364,7 +364,7 @@ describe("rt.grid", function()
       end })
       assert.equals(5, #hits)
       for id in pairs(seen) do
-        assert.is_true(rt.tokens:get(id).flags & F.USER_1 ~= 0)
+        assert.is_true(h.band(rt.tokens:get(id).flags, F.USER_1) ~= 0)
       end
     end)
 

@@ -145,7 +145,7 @@ describe("randomized model test", function()
         local ok = (dir ~= "in" and (as_out or (as_in and c.bidir)))
                    or (dir ~= "out" and (as_in or (as_out and c.bidir)))
         if ok and (ty == nil or c.type == ty)
-           and (cat == nil or ng.connection_types[c.type] >> 4 == cat) then
+           and (cat == nil or h.shr(ng.connection_types[c.type], 4) == cat) then
           ids[#ids + 1] = cid
           others[#others + 1] = as_out and c.to or c.from
         end
@@ -249,9 +249,9 @@ describe("randomized model test", function()
     local FLAG = ng.token_flags
     local function passes(o, id, rec)
       local fl = rec.flags
-      if not o.inactive and fl & FLAG.ACTIVE == 0 then return false end
+      if not o.inactive and h.band(fl, FLAG.ACTIVE) == 0 then return false end
       if o.entity ~= nil then
-        local e, ok = (fl >> 8) & 15, false
+        local e, ok = h.band(h.shr(fl, 8), 15), false
         local list = type(o.entity) == "table" and o.entity or {o.entity}
         for _, want in ipairs(list) do
           if want == e or want == ng.entities[e] then ok = true end
@@ -259,10 +259,10 @@ describe("randomized model test", function()
         if not ok then return false end
       end
       for _, name in ipairs(o.tags or {}) do
-        if fl & FLAG[name] == 0 then return false end
+        if h.band(fl, FLAG[name]) == 0 then return false end
       end
       for _, name in ipairs(o.without or {}) do
-        if fl & FLAG[name] ~= 0 then return false end
+        if h.band(fl, FLAG[name]) ~= 0 then return false end
       end
       if o.weight and (rec.weight < o.weight[1] or rec.weight > o.weight[2]) then return false end
       for _, x in ipairs(o.exclude or {}) do
