@@ -842,7 +842,9 @@ static ng_status run_sorted(query *q, ng_status (*run)(query *)) {
   return st;
 }
 
-static ng_status finish(ng_runtime *rt, const char *fn, ng_status st) {
+/* The exit of every public query: counts it (metrics.h) and reports NG_ENOMEM. */
+static ng_status finish(ng_runtime *rt, const char *fn, ng_status st, int kind, uint64_t t0) {
+  ngi_query_end(&rt->metrics, kind, t0);
   if (st == NG_ENOMEM) return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
   return st;
 }
@@ -854,6 +856,7 @@ ng_status ng_grid_range(ng_runtime *rt, int space, const float center[3], float 
   if (st == NG_OK) st = check_point(rt, fn, "center", center);
   if (st == NG_OK) st = check_radius(rt, fn, radius);
   if (st != NG_OK) return st;
+  uint64_t t0 = ngi_query_begin(&rt->metrics);
   query q = {.rt = rt, .kind = Q_SPHERE, .radius = (double)radius, .k = limit, .out = out};
   for (int a = 0; a < 3; a++)
     q.c[a] = (double)center[a];
@@ -861,7 +864,7 @@ ng_status ng_grid_range(ng_runtime *rt, int space, const float center[3], float 
   q.g = rt->grids[space];
   if (q.g) st = run_sorted(&q, run_sphere);
   ngi_read_unlock(rt);
-  return finish(rt, fn, st);
+  return finish(rt, fn, st, NG_QUERY_RANGE, t0);
 }
 
 ng_status ng_grid_neighbors(ng_runtime *rt, ng_id id, int space, float radius, size_t limit,
@@ -871,6 +874,7 @@ ng_status ng_grid_neighbors(ng_runtime *rt, ng_id id, int space, float radius, s
   if (st == NG_OK) st = check_radius(rt, fn, radius);
   if (st == NG_OK) st = ngi_check_id(rt, fn, id);
   if (st != NG_OK) return st;
+  uint64_t t0 = ngi_query_begin(&rt->metrics);
   query q = {.rt = rt,
              .kind = Q_SPHERE,
              .radius = (double)radius,
@@ -895,7 +899,7 @@ ng_status ng_grid_neighbors(ng_runtime *rt, ng_id id, int space, float radius, s
     st = run_sorted(&q, run_sphere);
   }
   ngi_read_unlock(rt);
-  return finish(rt, fn, st);
+  return finish(rt, fn, st, NG_QUERY_NEIGHBORS, t0);
 }
 
 ng_status ng_grid_nearest(ng_runtime *rt, int space, const float center[3], size_t k,
@@ -904,6 +908,7 @@ ng_status ng_grid_nearest(ng_runtime *rt, int space, const float center[3], size
   ng_status st = check_common(rt, fn, space, out);
   if (st == NG_OK) st = check_point(rt, fn, "center", center);
   if (st != NG_OK) return st;
+  uint64_t t0 = ngi_query_begin(&rt->metrics);
   query q = {.rt = rt, .kind = Q_ALL, .k = k, .out = out};
   for (int a = 0; a < 3; a++)
     q.c[a] = (double)center[a];
@@ -911,7 +916,7 @@ ng_status ng_grid_nearest(ng_runtime *rt, int space, const float center[3], size
   q.g = rt->grids[space];
   if (q.g && k > 0) st = run_sorted(&q, run_nearest);
   ngi_read_unlock(rt);
-  return finish(rt, fn, st);
+  return finish(rt, fn, st, NG_QUERY_NEAREST, t0);
 }
 
 ng_status ng_grid_box(ng_runtime *rt, int space, const float lo[3], const float hi[3], size_t limit,
@@ -925,6 +930,7 @@ ng_status ng_grid_box(ng_runtime *rt, int space, const float lo[3], const float 
     if (lo[a] > hi[a])
       return ngi_fail(rt, NG_EINVAL, "%s: lo[%d] must be <= hi[%d], got %g > %g", fn, a, a,
                       (double)lo[a], (double)hi[a]);
+  uint64_t t0 = ngi_query_begin(&rt->metrics);
   query q = {.rt = rt, .kind = Q_BOX, .k = limit, .out = out};
   for (int a = 0; a < 3; a++) {
     q.lo[a] = lo[a];
@@ -935,7 +941,7 @@ ng_status ng_grid_box(ng_runtime *rt, int space, const float lo[3], const float 
   q.g = rt->grids[space];
   if (q.g) st = run_sorted(&q, run_box);
   ngi_read_unlock(rt);
-  return finish(rt, fn, st);
+  return finish(rt, fn, st, NG_QUERY_BOX, t0);
 }
 
 void ng_hits_free(ng_runtime *rt, ng_hits *hits) {
