@@ -684,6 +684,17 @@ typedef struct ng_stats {
  *  under the read lock). NG_EINVAL for a NULL rt or out. */
 NG_API ng_status ng_runtime_stats(ng_runtime *rt, ng_stats *out);
 
+/**
+ * The figures of ng_runtime_stats in the Prometheus text exposition format
+ * (0.0.4): metric names prefixed neurograph_, HELP and TYPE lines, labels
+ * space="L1".."L8", component="..." and query="range" | "neighbours" |
+ * "nearest" | "box" (a summary with quantiles 0.5 and 0.99). Writes at most
+ * size bytes into buf (NUL-terminated when size > 0; buf may be NULL with
+ * size 0) and returns the length of the whole text, as snprintf does: call
+ * again with a larger buffer when the result is >= size. 0 for a NULL rt.
+ */
+NG_API size_t ng_metrics_format(ng_runtime *rt, char *buf, size_t size);
+
 /** The runtime's clock (Unix seconds), as used for timestamps. */
 NG_API uint64_t ng_runtime_now(ng_runtime *rt);
 

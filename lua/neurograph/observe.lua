@@ -1,5 +1,5 @@
--- Seeing a world (ng.observe): rt:metrics() in the Prometheus text format, rt:plot{} as SVG, and
--- the one-line rendering of tokens and connections the REPL prints. Runtime methods are installed
+-- Seeing a world (ng.observe): rt:plot{} as SVG, and the one-line rendering of tokens and
+-- connections the REPL prints. Runtime methods are installed
 -- from `runtime_methods` by luaopen_neurograph; nothing here is on a hot path.
 local _, ng = ...
 
@@ -12,62 +12,6 @@ local function fmt_number(v)
   if v == -math.huge then return "-Inf" end
   return string.format("%.14g", v)
 end
-
--- ---- Prometheus --------------------------------------------------------------------------
-
--- One metric family: HELP and TYPE lines, then its samples ({labels, value} pairs; labels a
--- string such as 'space="L1"' or nil).
-local function family(out, name, kind, help, samples)
-  out[#out + 1] = string.format("# HELP neurograph_%s %s", name, help)
-  out[#out + 1] = string.format("# TYPE neurograph_%s %s", name, kind)
-  for _, s in ipairs(samples) do
-    local metric = "neurograph_" .. (s.suffix and name .. s.suffix or name)
-    local labels = s.labels and "{" .. s.labels .. "}" or ""
-    out[#out + 1] = metric .. labels .. " " .. fmt_number(s.value)
-  end
-end
-
---- rt:metrics() -> the runtime's stats in the Prometheus text exposition format (version
---- 0.0.4): names prefixed neurograph_, HELP and TYPE lines, labels space="L1" and
---- query="range" (also "neighbours", "nearest", "box"). Query summaries need
---- ng.cdna_flags.ENABLE_METRICS; without it they read 0.
-function observe.metrics(rt)
-  local s = rt:stats()
-  local out = {}
-  family(out, "tokens", "gauge", "Live tokens.", { { value = s.tokens } })
-  family(out, "connections", "gauge", "Live connections.", { { value = s.connections } })
-  local placed, index = {}, {}
-  for i = 1, #ng.spaces do
-    local name = ng.spaces[i]
-    placed[i] = { labels = string.format('space="%s"', name), value = s.placed[name] }
-    index[i] = { labels = string.format('space="%s"', name), value = s.memory.spaces[name] }
-  end
-  family(out, "tokens_placed", "gauge", "Tokens placed in each space.", placed)
-  family(out, "memory_bytes", "gauge", "Bytes allocated by the runtime now.", { { value = s.bytes_in_use } })
-  family(out, "memory_peak_bytes", "gauge", "Most bytes allocated at once.", { { value = s.bytes_peak } })
-  family(out, "memory_component_bytes", "gauge", "Bytes held by each part of the store.", {
-    { labels = 'component="token_records"', value = s.memory.token_records },
-    { labels = 'component="token_slot_maps"', value = s.memory.token_slot_maps },
-    { labels = 'component="connections"', value = s.memory.connections },
-    { labels = 'component="journal"', value = s.memory.journal },
-  })
-  family(out, "space_index_bytes", "gauge", "Bytes held by each space's grid index.", index)
-  family(out, "metrics_enabled", "gauge", "1 when the CDNA flag ENABLE_METRICS is set.",
-    { { value = s.metrics and 1 or 0 } })
-  family(out, "writes_total", "counter", "Write calls (each write inside a transaction counts).",
-    { { value = s.writes } })
-  local q = {}
-  for _, kind in ipairs({ "range", "neighbours", "nearest", "box" }) do
-    local e, l = s.queries[kind], string.format('query="%s"', kind)
-    q[#q + 1] = { labels = l .. ',quantile="0.5"', value = e.p50 }
-    q[#q + 1] = { labels = l .. ',quantile="0.99"', value = e.p99 }
-    q[#q + 1] = { suffix = "_sum", labels = l, value = e.total }
-    q[#q + 1] = { suffix = "_count", labels = l, value = e.count }
-  end
-  family(out, "query_duration_seconds", "summary", "Spatial query latency by query type.", q)
-  return table.concat(out, "\n") .. "\n"
-end
-observe.runtime_methods.metrics = observe.metrics
 
 -- ---- SVG plot ----------------------------------------------------------------------------
 

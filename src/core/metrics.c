@@ -4,6 +4,9 @@
 #include "conn_table.h"
 #include "grid_index.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *ng_query_name(int kind) {
   static const char *const names[NG_QUERY_KINDS] = {"range", "neighbours", "nearest", "box"};
   return kind >= 0 && kind < NG_QUERY_KINDS ? names[kind] : NULL;
@@ -97,4 +100,79 @@ void ngi_stats_extend(ng_runtime *rt, ng_stats *out) {
   out->writes = atomic_load_explicit(&rt->metrics.writes, memory_order_relaxed);
   for (int k = 0; k < NG_QUERY_KINDS; k++)
     query_summary(&rt->metrics.query[k], &out->queries[k]);
+}
+
+/* ---- the Prometheus text format ----------------------------------------------- */
+
+/* An snprintf that appends to buf[0..size) at *len, counting what did not fit. */
+typedef struct text {
+  char *buf;
+  size_t size, len;
+} text;
+
+static void emit(text *t, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void emit(text *t, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  size_t room = t->len < t->size ? t->size - t->len : 0;
+  int n = vsnprintf(room ? t->buf + t->len : NULL, room, fmt, ap);
+  va_end(ap);
+  if (n > 0) t->len += (size_t)n;
+}
+
+static void head(text *t, const char *name, const char *type, const char *help) {
+  emit(t, "# HELP neurograph_%s %s\n# TYPE neurograph_%s %s\n", name, help, name, type);
+}
+
+size_t ng_metrics_format(ng_runtime *rt, char *buf, size_t size) {
+  text t = {buf, size, 0};
+  if (buf && size) buf[0] = '\0';
+  ng_stats s;
+  if (ng_runtime_stats(rt, &s) != NG_OK) return 0;
+  head(&t, "tokens", "gauge", "Live tokens.");
+  emit(&t, "neurograph_tokens %zu\n", s.tokens);
+  head(&t, "connections", "gauge", "Live connections.");
+  emit(&t, "neurograph_connections %zu\n", s.connections);
+  head(&t, "tokens_placed", "gauge", "Tokens placed in each space.");
+  for (int sp = 0; sp < NG_SPACES; sp++)
+    emit(&t, "neurograph_tokens_placed{space=\"%s\"} %zu\n", ng_space_name(sp), s.placed[sp]);
+  head(&t, "memory_bytes", "gauge", "Bytes allocated by the runtime now.");
+  emit(&t, "neurograph_memory_bytes %zu\n", s.bytes_in_use);
+  head(&t, "memory_peak_bytes", "gauge", "Most bytes allocated at once.");
+  emit(&t, "neurograph_memory_peak_bytes %zu\n", s.bytes_peak);
+  head(&t, "memory_component_bytes", "gauge", "Bytes held by each part of the store.");
+  const struct {
+    const char *name;
+    size_t v;
+  } comp[] = {{"token_records", s.memory.token_records},
+              {"token_slot_maps", s.memory.token_slot_maps},
+              {"connections", s.memory.connections},
+              {"journal", s.memory.journal}};
+  for (size_t i = 0; i < sizeof comp / sizeof comp[0]; i++)
+    emit(&t, "neurograph_memory_component_bytes{component=\"%s\"} %zu\n", comp[i].name, comp[i].v);
+  head(&t, "space_index_bytes", "gauge", "Bytes held by each space's grid index.");
+  for (int sp = 0; sp < NG_SPACES; sp++)
+    emit(&t, "neurograph_space_index_bytes{space=\"%s\"} %zu\n", ng_space_name(sp),
+         s.memory.space_index[sp]);
+  head(&t, "metrics_enabled", "gauge", "1 when the CDNA flag NG_CDNA_ENABLE_METRICS is set.");
+  emit(&t, "neurograph_metrics_enabled %d\n", s.metrics ? 1 : 0);
+  head(&t, "writes_total", "counter", "Write calls (each write inside a transaction counts).");
+  emit(&t, "neurograph_writes_total %llu\n", (unsigned long long)s.writes);
+  head(&t, "query_duration_seconds", "summary", "Spatial query latency by query type.");
+  for (int k = 0; k < NG_QUERY_KINDS; k++) {
+    const ng_query_stats *q = &s.queries[k];
+    const char *n = ng_query_name(k);
+    emit(&t, "neurograph_query_duration_seconds{query=\"%s\",quantile=\"0.5\"} %.9g\n", n,
+         q->p50_seconds);
+    emit(&t, "neurograph_query_duration_seconds{query=\"%s\",quantile=\"0.99\"} %.9g\n", n,
+         q->p99_seconds);
+    emit(&t, "neurograph_query_duration_seconds_sum{query=\"%s\"} %.9g\n", n, q->total_seconds);
+    emit(&t, "neurograph_query_duration_seconds_count{query=\"%s\"} %llu\n", n,
+         (unsigned long long)q->count);
+  }
+  return t.len;
 }
