@@ -177,7 +177,8 @@ function observe.format_token(tok)
 end
 
 --- The REPL's rendering of any value: tokens as format_token, connections as
---- "Connection 3 {1 -> 2, type = AssociatedWith}", tables through ng.util.pretty, the rest with tostring.
+--- "Connection 3 {1 -> 2, type = AssociatedWith}", tables through ng.util.pretty, the rest
+--- (strings included, unquoted, as the stock REPL prints them) with tostring.
 function observe.show(v)
   if is_a(v, "neurograph.Token") then return observe.format_token(v) end
   if is_a(v, "neurograph.Connection") then
@@ -187,7 +188,6 @@ function observe.show(v)
     return ok and text or string.format("Connection %d (deleted)", v.id)
   end
   if type(v) == "table" then return ng.util.pretty(v) end
-  if type(v) == "string" then return string.format("%q", v) end
   return tostring(v)
 end
 
