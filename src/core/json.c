@@ -230,9 +230,10 @@ typedef struct reader {
   char err[512];
 } reader;
 
+/* Records "FILE: WHERE: WHAT" (WHERE such as "token 12" or "ids.tokens"). */
 static bool bad(reader *r, const char *where, const char *what) {
   if (!r->err[0]) {
-    int n = snprintf(r->err, sizeof r->err, "%s: %s %s", r->name, where, what);
+    int n = snprintf(r->err, sizeof r->err, "%s: %s: %s", r->name, where, what);
     (void)n; /* a long path may truncate the message, never overrun it */
   }
   return false;
@@ -242,13 +243,11 @@ static bool bad(reader *r, const char *where, const char *what) {
 static bool get_int(reader *r, const cJSON *o, const char *k, const char *where, double lo,
                     double hi, uint64_t *out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  char w[160];
-  snprintf(w, sizeof w, "%s.%s", where, k);
   if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo ||
       v->valuedouble > hi) {
-    char what[96];
-    snprintf(what, sizeof what, "must be an integer within %.0f..%.0f", lo, hi);
-    return bad(r, w, what);
+    char what[160];
+    snprintf(what, sizeof what, "%s must be an integer within %.0f..%.0f", k, lo, hi);
+    return bad(r, where, what);
   }
   *out = (uint64_t)v->valuedouble;
   return true;
@@ -256,16 +255,16 @@ static bool get_int(reader *r, const cJSON *o, const char *k, const char *where,
 static bool get_num(reader *r, const cJSON *o, const char *k, const char *where, double *out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
   if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
-    char w[160];
-    snprintf(w, sizeof w, "%s.%s", where, k);
-    return bad(r, w, "must be a finite number");
+    char what[160];
+    snprintf(what, sizeof what, "%s must be a finite number", k);
+    return bad(r, where, what);
   }
   *out = v->valuedouble;
   return true;
 }
 
 static bool idgen_image(reader *r, image *im, const cJSON *g, const char *where) {
-  if (!cJSON_IsObject(g)) return bad(r, where, "must be an object");
+  if (!cJSON_IsObject(g)) return bad(r, where, "must be an object with epoch, fresh, last, retired, ready and pending");
   uint64_t f[4];
   static const char *const keys[4] = {"epoch", "fresh", "last", "retired"};
   for (int i = 0; i < 4; i++)
@@ -331,7 +330,7 @@ static keyed *sorted_by_id(reader *r, const cJSON *a, const char *what, size_t *
 static bool token_image(reader *r, image *im, const ngi_unit *units, const cJSON *o, ng_id id,
                         uint8_t *placed) {
   char where[64];
-  snprintf(where, sizeof where, "token %llu:", (unsigned long long)id);
+  snprintf(where, sizeof where, "token %llu", (unsigned long long)id);
   ng_token t;
   memset(&t, 0, sizeof t);
   uint64_t flags, domain, ts;
@@ -380,7 +379,7 @@ static bool token_image(reader *r, image *im, const ngi_unit *units, const cJSON
 
 static bool conn_image(reader *r, image *im, const cJSON *o, ng_id id) {
   char where[64];
-  snprintf(where, sizeof where, "connection %llu:", (unsigned long long)id);
+  snprintf(where, sizeof where, "connection %llu", (unsigned long long)id);
   ng_connection c;
   memset(&c, 0, sizeof c);
   static const struct {
@@ -450,7 +449,7 @@ static bool build_image(reader *r, image *im, const cJSON *root) {
   const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
   const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
   if (!cJSON_IsObject(root) || !cJSON_IsString(fmt) || strcmp(fmt->valuestring, JSON_FORMAT) != 0)
-    return bad(r, "the document", "is not a neurograph export (no \"format\": \"neurograph\")");
+    return bad(r, "format", "must be \"neurograph\" (this is not a neurograph JSON export)");
   if (!cJSON_IsNumber(ver) || ver->valuedouble != JSON_VERSION)
     return bad(r, "version", "must be 1");
   const cJSON *hex = cJSON_GetObjectItemCaseSensitive(root, "cdna");
@@ -473,7 +472,7 @@ static bool build_image(reader *r, image *im, const cJSON *root) {
                                           "connections", &nc);
   uint8_t *placed = nt ? malloc(nt) : NULL;
   bool ok = !r->err[0] && (nt == 0 || (toks && placed)) && (nc == 0 || conns);
-  if (ok && !cJSON_IsObject(ids)) ok = bad(r, "ids", "must be an object");
+  if (ok && !cJSON_IsObject(ids)) ok = bad(r, "ids", "must be an object with tokens and connections");
   if (!ok && !r->err[0]) im->oom = true;
 
   unsigned char h[HDR_SIZE];
