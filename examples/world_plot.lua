@@ -1,4 +1,5 @@
--- The picture in docs/world.svg (ngrun --plot=docs/world.svg examples/world_plot.lua): three clusters of entities in L1, linked within each cluster.
+-- The picture in docs/world.svg: three clusters of entities in L1, linked within each cluster.
+-- Made with: ngrun --plot=docs/world.svg examples/world_plot.lua
 local ng = require "neurograph"
 runtime.cdna:set_flags(runtime.cdna:get_flags() | ng.cdna_flags.ENABLE_METRICS)
 local centres = { { "Concept", -2, 1 }, { "Object", 1.5, 2 }, { "Event", 0, -2 } }
