@@ -454,7 +454,10 @@ enum {
   NG_CDNA_ENABLE_VALIDATION = 0x1,
   NG_CDNA_ENABLE_EVENTS = 0x2,
   NG_CDNA_ENABLE_MUTATION = 0x4,
-  NG_CDNA_STRICT_MODE = 0x8
+  NG_CDNA_STRICT_MODE = 0x8,
+  /** Count operations and time queries (ng_stats.writes, ng_stats.queries);
+   *  off, the counters cost one untaken branch per query. */
+  NG_CDNA_ENABLE_METRICS = 0x10
 };
 
 /** "Default", "Explorer", "Analyst", "Creative", "Custom"; NULL otherwise. */
@@ -634,6 +637,20 @@ NG_API const char *ng_last_error(const ng_runtime *rt);
  */
 NG_API const char *ng_last_error_detail(const ng_runtime *rt);
 
+/** Query kinds, as counted by the metrics. */
+enum { NG_QUERY_RANGE, NG_QUERY_NEIGHBORS, NG_QUERY_NEAREST, NG_QUERY_BOX, NG_QUERY_KINDS };
+/** "range", "neighbours", "nearest", "box" (the Prometheus label values); NULL otherwise. */
+NG_API const char *ng_query_name(int kind);
+
+/** Latency summary of one query kind (successful and failed calls that got
+ *  past argument checks). Quantiles come from a log histogram with four
+ *  buckets per power of two: each is the upper edge of its bucket, so within
+ *  about 19% above the true value. All 0 when count is 0. */
+typedef struct ng_query_stats {
+  uint64_t count;
+  double total_seconds, mean_seconds, p50_seconds, p99_seconds;
+} ng_query_stats;
+
 /** Memory and content figures. */
 typedef struct ng_stats {
   size_t tokens;
@@ -647,10 +664,36 @@ typedef struct ng_stats {
   size_t connection_slots_free;
   size_t connection_slots_retired;
   size_t placed[NG_SPACES]; /**< tokens placed in each space */
+  /** Bytes held by each part of the store (capacity, not only what is in use;
+   *  together less than bytes_in_use, which also counts the runtime itself
+   *  and query buffers). */
+  struct {
+    size_t token_records;       /**< the 64-byte token records */
+    size_t token_slot_maps;     /**< token id -> slot map and placement bytes */
+    size_t space_index[NG_SPACES]; /**< each space's grid index */
+    size_t connections;         /**< connection records, their id map and adjacency */
+    size_t journal;             /**< an open transaction's undo log (0 outside one) */
+  } memory;
+  /** With NG_CDNA_ENABLE_METRICS set (since it was last set: turning it off
+   *  keeps the figures, turning it on again continues them): */
+  bool metrics;    /**< the flag is set now */
+  uint64_t writes; /**< write-lock holds: each write call, each write inside a transaction */
+  ng_query_stats queries[NG_QUERY_KINDS]; /**< per query kind (NG_QUERY_*) */
 } ng_stats;
 /** Fill *out with the runtime's current figures (one consistent snapshot,
  *  under the read lock). NG_EINVAL for a NULL rt or out. */
 NG_API ng_status ng_runtime_stats(ng_runtime *rt, ng_stats *out);
+
+/**
+ * The figures of ng_runtime_stats in the Prometheus text exposition format
+ * (0.0.4): metric names prefixed neurograph_, HELP and TYPE lines, labels
+ * space="L1".."L8", component="..." and query="range" | "neighbours" |
+ * "nearest" | "box" (a summary with quantiles 0.5 and 0.99). Writes at most
+ * size bytes into buf (NUL-terminated when size > 0; buf may be NULL with
+ * size 0) and returns the length of the whole text, as snprintf does: call
+ * again with a larger buffer when the result is >= size. 0 for a NULL rt.
+ */
+NG_API size_t ng_metrics_format(ng_runtime *rt, char *buf, size_t size);
 
 /** The runtime's clock (Unix seconds), as used for timestamps. */
 NG_API uint64_t ng_runtime_now(ng_runtime *rt);
@@ -1164,6 +1207,29 @@ NG_API ng_status ng_snapshot_save(ng_runtime *rt, const char *path);
  *         NG_ENOMEM. On failure *out is NULL.
  */
 NG_API ng_status ng_snapshot_load(const char *path, const ng_config *cfg, ng_runtime **out);
+
+/**
+ * Write every token (its fields, the spaces it is placed in and its decoded
+ * coordinates there), every connection, the CDNA and both id allocators'
+ * state to `path` as JSON (docs/format.md, "JSON export"), one point in time
+ * (under the read lock). The file is replaced atomically (temporary file and
+ * rename). NG_EINVAL (NULL rt, NULL or empty path), NG_ENOMEM, NG_EIO (the
+ * message names the path and the reason; an existing file is untouched).
+ */
+NG_API ng_status ng_export_json(ng_runtime *rt, const char *path);
+/**
+ * Read a JSON export into a new runtime (reference count 1) in *out: every
+ * id kept, new ids continuing as after the export (the allocators' state is
+ * in the file), coordinates re-encoded in the file's CDNA scales (whole
+ * steps exact). The records then pass every check a snapshot load makes
+ * (ng_snapshot_load). `cfg` as for ng_snapshot_load.
+ * @return NG_OK; NG_EINVAL (NULL out/path); NG_EIO (cannot read the file);
+ *         NG_ECORRUPT: invalid JSON (ng_last_error(NULL) gives the line and
+ *         column) or a missing or bad value (the message names the token or
+ *         connection id and the field); NG_ENOMEM. On failure *out is NULL:
+ *         nothing is half imported.
+ */
+NG_API ng_status ng_import_json(const char *path, const ng_config *cfg, ng_runtime **out);
 
 /** @} */
 #ifdef __cplusplus

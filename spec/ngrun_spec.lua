@@ -753,8 +753,8 @@ describe("ngrun", function()
         end
       end
       table.sort(names)
-      assert.same({ "cmake", "gcc", "liblua5.4-dev", "libreadline-dev", "lua5.4", "make",
-                    "pkg-config" }, names)
+      assert.same({ "cmake", "gcc", "libcjson-dev", "liblua5.4-dev", "libreadline-dev", "lua5.4",
+                    "make", "pkg-config" }, names)
       has("--target ngrun", calls)
     end)
   end)

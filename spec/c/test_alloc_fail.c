@@ -47,6 +47,7 @@ static void take(ng_runtime *rt, ngt_alloc *fa, state *s) {
   memset(s, 0, sizeof *s);
   CHECK_STATUS(ng_runtime_stats(rt, &s->stats), NG_OK);
   s->stats.bytes_in_use = s->stats.bytes_peak = 0; /* capacity is not state */
+  memset(&s->stats.memory, 0, sizeof s->stats.memory);
   CHECK_STATUS(ng_cdna_get(rt, &s->cdna), NG_OK);
   CHECK_STATUS(ng_token_each(rt, tok_cb, s), NG_OK);
   CHECK_STATUS(ng_connection_each(rt, con_cb, s), NG_OK);

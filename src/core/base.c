@@ -284,6 +284,7 @@ ng_status ngi_write_lock(ng_runtime *rt, const char *func) {
       if (st != NG_OK) return st;
       h->depth++;
       last_error.enomem = 0;
+      ngi_count_write(&rt->metrics);
       return NG_OK;
     }
     return ngi_fail(rt, NG_EBUSY, "%s: cannot modify the store from inside %s", func,
@@ -298,6 +299,7 @@ ng_status ngi_write_lock(ng_runtime *rt, const char *func) {
   atomic_store_explicit(&rt->wseq, seq + 1, memory_order_relaxed);
   atomic_thread_fence(memory_order_release);
   held_push(rt, 1);
+  ngi_count_write(&rt->metrics);
   return NG_OK;
 }
 

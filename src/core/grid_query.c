@@ -856,7 +856,9 @@ static ng_status run_sorted(query *q, const ng_filter *filter, ng_status (*run)(
   return st;
 }
 
-static ng_status finish(ng_runtime *rt, const char *fn, ng_status st) {
+/* The exit of every public query: counts it (metrics.h) and reports NG_ENOMEM. */
+static ng_status finish(ng_runtime *rt, const char *fn, ng_status st, int kind, uint64_t t0) {
+  ngi_query_end(&rt->metrics, kind, t0);
   if (st == NG_ENOMEM) return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
   return st;
 }
@@ -868,6 +870,7 @@ ng_status ng_grid_range(ng_runtime *rt, int space, const float center[3], float 
   if (st == NG_OK) st = check_point(rt, fn, "center", center);
   if (st == NG_OK) st = check_radius(rt, fn, radius);
   if (st != NG_OK) return st;
+  uint64_t t0 = ngi_query_begin(&rt->metrics);
   query q = {.rt = rt, .kind = Q_SPHERE, .radius = (double)radius, .k = limit, .out = out};
   for (int a = 0; a < 3; a++)
     q.c[a] = (double)center[a];
@@ -875,7 +878,7 @@ ng_status ng_grid_range(ng_runtime *rt, int space, const float center[3], float 
   q.g = rt->grids[space];
   if (q.g) st = run_sorted(&q, filter, run_sphere);
   ngi_read_unlock(rt);
-  return finish(rt, fn, st);
+  return finish(rt, fn, st, NG_QUERY_RANGE, t0);
 }
 
 /* k == 0 asks for nothing (q->k 0 would mean "keep all"); the token is
@@ -916,8 +919,10 @@ ng_status ng_grid_neighbors(ng_runtime *rt, ng_id id, int space, float radius, s
   if (st == NG_OK) st = check_radius(rt, fn, radius);
   if (st == NG_OK) st = ngi_check_id(rt, fn, id);
   if (st != NG_OK) return st;
+  uint64_t t0 = ngi_query_begin(&rt->metrics);
   query q = {.rt = rt, .kind = Q_SPHERE, .radius = (double)radius, .k = limit, .out = out};
-  return finish(rt, fn, run_around(&q, fn, id, space, filter, run_sphere));
+  return finish(rt, fn, run_around(&q, fn, id, space, filter, run_sphere), NG_QUERY_NEIGHBORS,
+                t0);
 }
 
 ng_status ng_grid_nearest(ng_runtime *rt, int space, const float center[3], size_t k,
@@ -926,6 +931,7 @@ ng_status ng_grid_nearest(ng_runtime *rt, int space, const float center[3], size
   ng_status st = check_common(rt, fn, space, filter, out);
   if (st == NG_OK) st = check_point(rt, fn, "center", center);
   if (st != NG_OK) return st;
+  uint64_t t0 = ngi_query_begin(&rt->metrics);
   query q = {.rt = rt, .kind = Q_ALL, .k = k, .out = out};
   for (int a = 0; a < 3; a++)
     q.c[a] = (double)center[a];
@@ -933,7 +939,7 @@ ng_status ng_grid_nearest(ng_runtime *rt, int space, const float center[3], size
   q.g = rt->grids[space];
   if (q.g && k > 0) st = run_sorted(&q, filter, run_nearest);
   ngi_read_unlock(rt);
-  return finish(rt, fn, st);
+  return finish(rt, fn, st, NG_QUERY_NEAREST, t0);
 }
 
 ng_status ng_grid_nearest_to(ng_runtime *rt, ng_id id, int space, size_t k,
@@ -942,8 +948,10 @@ ng_status ng_grid_nearest_to(ng_runtime *rt, ng_id id, int space, size_t k,
   ng_status st = check_common(rt, fn, space, filter, out);
   if (st == NG_OK) st = ngi_check_id(rt, fn, id);
   if (st != NG_OK) return st;
+  uint64_t t0 = ngi_query_begin(&rt->metrics);
   query q = {.rt = rt, .kind = Q_ALL, .k = k, .out = out};
-  return finish(rt, fn, run_around(&q, fn, id, space, filter, k ? run_nearest : run_none));
+  return finish(rt, fn, run_around(&q, fn, id, space, filter, k ? run_nearest : run_none),
+                NG_QUERY_NEAREST, t0);
 }
 
 ng_status ng_grid_box(ng_runtime *rt, int space, const float lo[3], const float hi[3], size_t limit,
@@ -957,6 +965,7 @@ ng_status ng_grid_box(ng_runtime *rt, int space, const float lo[3], const float 
     if (lo[a] > hi[a])
       return ngi_fail(rt, NG_EINVAL, "%s: lo[%d] must be <= hi[%d], got %g > %g", fn, a, a,
                       (double)lo[a], (double)hi[a]);
+  uint64_t t0 = ngi_query_begin(&rt->metrics);
   query q = {.rt = rt, .kind = Q_BOX, .k = limit, .out = out};
   for (int a = 0; a < 3; a++) {
     q.lo[a] = lo[a];
@@ -967,7 +976,7 @@ ng_status ng_grid_box(ng_runtime *rt, int space, const float lo[3], const float 
   q.g = rt->grids[space];
   if (q.g) st = run_sorted(&q, filter, run_box);
   ngi_read_unlock(rt);
-  return finish(rt, fn, st);
+  return finish(rt, fn, st, NG_QUERY_BOX, t0);
 }
 
 void ng_hits_free(ng_runtime *rt, ng_hits *hits) {

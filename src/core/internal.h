@@ -5,6 +5,7 @@
 #include "neurograph.h"
 #include "base.h"
 #include "idgen.h"
+#include "metrics.h"
 #include "token_table.h"
 #include "txn.h"
 
@@ -160,6 +161,12 @@ ng_status ngi_conns_restore_owned(ng_runtime *rt, ngi_conns *c, ng_connection *r
                                   size_t rec_cap, size_t n, const uint32_t *slots,
                                   const uint32_t *gens);
 
+/* ---- metrics.c ------------------------------------------------------------ */
+
+/* Fill the memory, counter and latency figures of *out (ng_runtime_stats;
+ * the caller holds the read lock). */
+void ngi_stats_extend(ng_runtime *rt, ng_stats *out);
+
 /* ---- the runtime -------------------------------------------------------- */
 
 struct ng_runtime {
@@ -182,6 +189,7 @@ struct ng_runtime {
   ngi_grid *grids[NG_SPACES];
   ngi_unit units[NG_SPACES]; /* the codec of each space, from cdna.dimension_scales */
   ngi_txn txn;               /* the open transaction, if any (txn.h); under the write lock */
+  ngi_metrics metrics;       /* counters and latencies (metrics.h), when the CDNA enables them */
 };
 
 #endif /* NG_CORE_INTERNAL_H */

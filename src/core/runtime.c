@@ -70,6 +70,7 @@ ng_status ng_runtime_new(const ng_config *cfg, ng_runtime **out) {
   atomic_init(&rt->wseq, 0u);
   rt->cdna = cdna;
   ngi_units_of(&cdna, rt->units);
+  ngi_metrics_sync(&rt->metrics, &cdna);
 
   if (ngi_lock_init(&rt->lock) != 0) {
     runtime_destroy(rt, 0);
@@ -117,6 +118,7 @@ ng_status ng_runtime_stats(ng_runtime *rt, ng_stats *out) {
   out->connection_slots_retired = (size_t)ci->retired;
   for (int s = 0; s < NG_SPACES; s++)
     out->placed[s] = rt->tokens.nplaced[s];
+  ngi_stats_extend(rt, out);
   ngi_read_unlock(rt);
   return NG_OK;
 }
@@ -247,6 +249,7 @@ static ng_status cdna_apply(ng_runtime *rt, ng_cdna *next, const char *func) {
   }
   rt->cdna = *next;
   memcpy(rt->units, units, sizeof units);
+  ngi_metrics_sync(&rt->metrics, next);
   return NG_OK;
 }
 

@@ -332,6 +332,8 @@ void ngl_setfuncs(lua_State *L, int ctx, int target, const luaL_Reg *l);
 void ngl_open_runtime(lua_State *L, int ctx);
 int ngl_runtime_new(lua_State *L);
 int ngl_runtime_load(lua_State *L);
+/* ng.import(path [, {format = "json"}]) (runtime.c). */
+int ngl_runtime_import(lua_State *L);
 /* Frees what the Lua side owns for the C runtime rt (buffers, reference). */
 void ngl_runtime_free(lua_State *L, ngl_runtime *o, ng_runtime *rt);
 /* token.c: rt.tokens and Token handles. */
@@ -350,6 +352,9 @@ void ngl_open_cdna(lua_State *L, int ctx);
 /* txn.c: rt:atomic and the create_many batches (after token.c and
  * connection.c: it adds to their method tables). */
 void ngl_open_atomic(lua_State *L, int ctx);
+/* Copies observe.runtime_methods of module table `mod` (lua/neurograph/observe.lua: metrics,
+ * plot) into the Runtime method table; after the embedded modules have run (observe.c). */
+void ngl_open_observe(lua_State *L, int ctx, int mod);
 
 /* ==== module.c: the entry point and its name tables ===================== */
 

@@ -124,7 +124,10 @@ static const char *const mt_names[] = {
 };
 
 static const luaL_Reg module_funcs[] = {
-    {"Runtime", ngl_runtime_new}, {"load", ngl_runtime_load}, {NULL, NULL}};
+    {"Runtime", ngl_runtime_new},
+    {"load", ngl_runtime_load},
+    {"import", ngl_runtime_import},
+    {NULL, NULL}};
 
 int luaopen_neurograph(lua_State *L) {
   luaL_checkversion(L);
@@ -237,8 +240,10 @@ int luaopen_neurograph(lua_State *L) {
   set_int(L, "ENABLE_EVENTS", NG_CDNA_ENABLE_EVENTS);
   set_int(L, "ENABLE_MUTATION", NG_CDNA_ENABLE_MUTATION);
   set_int(L, "STRICT_MODE", NG_CDNA_STRICT_MODE);
+  set_int(L, "ENABLE_METRICS", NG_CDNA_ENABLE_METRICS);
   lua_setfield(L, mod, "cdna_flags");
 
   load_embedded(L, mod);
+  ngl_open_observe(L, ctx, mod);
   return 1; /* mod (ctx stays below it, unreachable once the call returns) */
 }

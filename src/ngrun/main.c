@@ -32,6 +32,7 @@ typedef struct host {
   int closing;         /* lua_close is running the finalizers */
   int warnings_on; /* state of the warning function (-W, "@on", "@off") */
   int warn_cont;   /* inside a multi-part warning */
+  ngi_run_metrics *metrics; /* --metrics: the textfile writer, until finish */
 } host;
 
 static void print_message(const char *progname, const char *msg) {
@@ -314,6 +315,14 @@ static int finish(lua_State *L, host *h, int ok) {
       ok = 0;
     }
   }
+  if (h->metrics != NULL) { /* the final figures, after the script and its finalizers */
+    char err[512];
+    if (ngi_run_metrics_stop(h->metrics, err, sizeof err) != 0) {
+      print_message(NGI_RUN_NAME, err);
+      ok = 0;
+    }
+    h->metrics = NULL;
+  }
   if (h->save_rt != NULL) ng_runtime_release(h->save_rt);
   ng_runtime_release(h->rt); /* after lua_close: the Lua side held its own reference */
   h->save_rt = h->rt = NULL;
@@ -396,6 +405,10 @@ static int pmain(lua_State *L) {
       return 0;
     }
   }
+  if (o->plot_path != NULL) {
+    ng_lua_push_runtime(L, h->rt);
+    if (ngi_run_report(L, ngi_run_plot(L, o->plot_path), NGI_RUN_NAME) != LUA_OK) return 0;
+  }
   if (o->save_path != NULL && !pick_saved_runtime(L, h)) return 0;
   lua_pushboolean(L, 1);
   return 1;
@@ -459,9 +472,20 @@ int main(int argc, char **argv) {
     ngi_run_options_free(&opts);
     return EXIT_FAILURE;
   }
+  if (opts.metrics_path != NULL) {
+    h.metrics = ngi_run_metrics_start(h.rt, opts.metrics_path, opts.metrics_interval, err,
+                                      sizeof err);
+    if (h.metrics == NULL) {
+      print_message(NGI_RUN_NAME, err);
+      ng_runtime_release(h.rt);
+      ngi_run_options_free(&opts);
+      return EXIT_FAILURE;
+    }
+  }
   L = lua_newstate(ngi_run_alloc, &limits);
   if (L == NULL) {
     print_message(NGI_RUN_NAME, "cannot create state: not enough memory");
+    if (h.metrics != NULL) ngi_run_metrics_stop(h.metrics, NULL, 0);
     ng_runtime_release(h.rt);
     ngi_run_options_free(&opts);
     return EXIT_FAILURE;
