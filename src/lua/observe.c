@@ -22,17 +22,17 @@ void ngl_open_observe(lua_State *L, int ctx, int mod) {
 /* rt:metrics() -> the Prometheus text of ng_metrics_format. */
 static int rt_metrics(lua_State *L) {
   ngl_runtime *o = (ngl_runtime *)ngl_checkudata(L, 1, NGL_UV_RUNTIME_MT, "metrics");
-  ng_runtime *rt = ngl_rt(L, o);
-  luaL_Buffer b;
+  ngl_rt(L, o); /* a closed runtime raises before anything is allocated */
   size_t cap = 4096;
   for (;;) { /* the text may grow between the two calls: retry until it fits */
-    char *p = luaL_buffinitsize(L, &b, cap);
+    char *p = lua_newuserdatauv(L, cap, 0);
+    ng_runtime *rt = ngl_rt(L, o); /* after the allocation (see ngl_runtime) */
     size_t n = ng_metrics_format(rt, p, cap);
     if (n < cap) {
-      luaL_pushresultsize(&b, n);
+      lua_pushlstring(L, p, n);
       return 1;
     }
-    lua_pop(L, 1); /* the buffer's box */
+    lua_pop(L, 1); /* the buffer */
     cap = n + 1;
   }
 }
