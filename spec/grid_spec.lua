@@ -462,9 +462,9 @@ describe("rt.grid", function()
       local xyz, found = rt.tokens:positions("L1", {p, o, 999, rt.tokens:get(q)})
       assert.equals(12, #xyz)
       assert.equals(3, found)
-      assert.same({3, 4, 0, 0, 0, 0}, {table.unpack(xyz, 1, 6)})
+      assert.same({3, 4, 0, 0, 0, 0}, {h.unpack(xyz, 1, 6)})
       for i = 7, 9 do assert.is_true(xyz[i] ~= xyz[i]) end
-      assert.same({0, 0, -3}, {table.unpack(xyz, 10, 12)})
+      assert.same({0, 0, -3}, {h.unpack(xyz, 10, 12)})
       local out = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
       assert.equals(out, rt.tokens:positions(2, {p}, out))
       assert.same({1.1, 1, 1}, out)

@@ -1,10 +1,8 @@
 -- Seeing a world (issue 20): rt:stats(), rt:metrics() checked by promtool, JSON export and
--- import, rt:plot{} rendered by rsvg-convert, ngrun --metrics / --plot, and the REPL through a
--- pseudo-terminal (script from bsdutils).
+-- import, rt:plot{} rendered by rsvg-convert (ngrun's --metrics, --plot and REPL:
+-- observe_ngrun_spec.lua).
 local helpers = require "spec.helpers"
 local ng = helpers.ng
-
-local NGRUN = helpers.build .. "/ngrun"
 
 local function quote(s)
   return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
@@ -19,11 +17,11 @@ end
 -- A runtime with metrics on, n tokens in L1 (entities alternating), a chain of connections.
 local function world(n)
   local rt = ng.Runtime()
-  rt.cdna:set_flags(rt.cdna:get_flags() | ng.cdna_flags.ENABLE_METRICS)
+  rt.cdna:set_flags(helpers.bor(rt.cdna:get_flags(), ng.cdna_flags.ENABLE_METRICS))
   local prev
   for i = 1, n do
     local id = rt.tokens:create{ weight = i / 4, entity = i % 2 == 0 and "Concept" or "Object",
-      coords = { L1 = { i % 10, i // 10, 0.5 } } }
+      coords = { L1 = { i % 10, math.floor(i / 10), 0.5 } } }
     if prev then rt.connections:create(prev, id) end
     prev = id
   end
@@ -148,7 +146,11 @@ describe("rt:plot{}", function()
   local function png_size(path)
     local png = helpers.read(path)
     assert.are.equal("\137PNG", png:sub(1, 4))
-    return string.unpack(">I4I4", png, 17)
+    local function be32(i) -- a big-endian u32 (no string.unpack before Lua 5.3)
+      local a, b, c, d = png:byte(i, i + 3)
+      return ((a * 256 + b) * 256 + c) * 256 + d
+    end
+    return be32(17), be32(21)
   end
 
   it("writes an SVG with one circle per token in the view, a legend and a scale", function()
@@ -188,63 +190,5 @@ describe("rt:plot{}", function()
     helpers.raises("axes must be two different letters", rt.plot, rt, { path = svg, axes = "xx" })
     helpers.raises("space must be a space name", rt.plot, rt, { path = svg, space = "L9" })
     helpers.raises('colour = "tag" needs tag', rt.plot, rt, { path = svg, colour = "tag" })
-  end)
-end)
-
-describe("ngrun --metrics and --plot", function()
-  it("keeps a textfile up to date atomically and plots the host runtime after the script", function()
-    local s, prom, svg = dir .. "/s.lua", dir .. "/run.prom", dir .. "/run.svg"
-    write(s, [[
-      local ng = require "neurograph"
-      runtime.cdna:set_flags(runtime.cdna:get_flags() | ng.cdna_flags.ENABLE_METRICS)
-      for i = 1, 12 do runtime.tokens:create{coords = {L1 = {i, 0, 0}}} end
-      runtime.grid:range_query({0, 0, 0}, 3)
-      local t = os.clock(); while os.clock() - t < 0.6 do end
-    ]])
-    local out, code = helpers.run(quote(NGRUN) .. " --metrics=" .. quote(prom .. ":0.2") .. " --plot="
-      .. quote(svg) .. " " .. quote(s) .. " 2>&1")
-    assert.are.equal(0, code, out)
-    local text = helpers.read(prom)
-    assert.matches("neurograph_tokens 12\n", text, 1, true)
-    assert.matches('neurograph_query_duration_seconds_count{query="range"} 1\n', text, 1, true)
-    local _, pcode = helpers.run("promtool check metrics < " .. quote(prom))
-    assert.are.equal(0, pcode)
-    assert.are.equal(12, count(helpers.read(svg), "<circle "))
-    local leftovers = helpers.run("ls " .. quote(dir) .. " | grep -c tmp || true")
-    assert.are.equal("0", leftovers:match("%d+"))
-  end)
-end)
-
-describe("the REPL (through a pseudo-terminal)", function()
-  -- Runs ngrun's REPL under script(1) with `input` typed in; returns the transcript.
-  local function repl(input, hist)
-    local inf, log = dir .. "/in.txt", dir .. "/typescript"
-    write(inf, input)
-    helpers.run("NGRUN_HISTORY=" .. quote(hist) .. " script -qfec " .. quote(NGRUN) .. " "
-      .. quote(log) .. " < " .. quote(inf) .. " > /dev/null")
-    return (helpers.read(log):gsub("\r", ""):gsub("\27%[[%d;?]*[%a]", ""))
-  end
-
-  it("predefines ng and runtime and prints tokens and tables readably", function()
-    local hist = dir .. "/hist1"
-    local t = repl("t = runtime.tokens:create{weight = 0.5, coords = {L1 = {1, 2, 3}}}\n"
-      .. "runtime.tokens:get(t)\n{a = 1, b = {2, 3}}\nng.util.space_name(2)\n", hist)
-    assert.matches("Token 1 {L1 = (1, 2, 3), weight = 0.5}", t, 1, true)
-    assert.matches("{a = 1, b = {2, 3}}", t, 1, true)
-    assert.matches("\nL2\n", t, 1, true)
-  end)
-
-  it("keeps history across sessions in $NGRUN_HISTORY", function()
-    local hist = dir .. "/hist2"
-    repl("x = 41\n", hist)
-    assert.matches("x = 41", helpers.read(hist), 1, true)
-    local t = repl("\27[A + 1\nx\n", hist) -- up-arrow recalls the last session's line
-    assert.matches("\n42\n", t, 1, true)
-  end)
-
-  it("completes globals and fields with tab", function()
-    local t = repl("ng.util.pre\t{1, 2}\n", dir .. "/hist3")
-    assert.matches("{1, 2}", t, 1, true)
-    assert.matches("ng.util.pretty", t, 1, true)
   end)
 end)

@@ -4,9 +4,12 @@
 local _, ng = ...
 
 local observe = { runtime_methods = {} }
+local function math_type(v) -- math.type is 5.3+; ng.util may load after this file
+  return ng.util.math_type(v)
+end
 
 local function fmt_number(v)
-  if math.type(v) == "integer" then return tostring(v) end
+  if math_type(v) == "integer" then return tostring(v) end
   if v ~= v then return "NaN" end
   if v == math.huge then return "+Inf" end
   if v == -math.huge then return "-Inf" end
@@ -41,7 +44,7 @@ local function check_opts(opts)
     error("bad argument #1 to 'plot' (table expected, got " .. type(opts) .. ")", 3)
   end
   local space = opts.space or "L1"
-  local sname = (type(space) == "string" or math.type(space) == "integer") and ng.util.space_name(space)
+  local sname = (type(space) == "string" or math_type(space) == "integer") and ng.util.space_name(space)
   if not sname then error("plot: space must be a space name (\"L1\"..\"L8\" or an alias) or 1..8", 3) end
   local axes = opts.axes or "xy"
   if type(axes) ~= "string" or #axes ~= 2 or not axis_index[axes:sub(1, 1)]
@@ -52,7 +55,7 @@ local function check_opts(opts)
   local colour = opts.colour or opts.color or "entity"
   if colour ~= "entity" and colour ~= "tag" then error('plot: colour must be "entity" or "tag"', 3) end
   local size = opts.size or 800
-  if math.type(size) ~= "integer" or size < 100 or size > 10000 then
+  if math_type(size) ~= "integer" or size < 100 or size > 10000 then
     error("plot: size must be an integer within 100..10000", 3)
   end
   if opts.tag ~= nil and type(opts.tag) ~= "function" then

@@ -21,6 +21,12 @@ local math_type = math.type or function(v)
   return (v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53) and "integer" or "float"
 end
 
+--- math.type on every Lua: "integer", "float" or nil (5.1 and LuaJIT: an integral double
+--- below 2^53 is an integer).
+function util.math_type(v)
+  return math_type(v)
+end
+
 local function fmt_number(v)
   if math_type(v) == "integer" then return math.type and tostring(v) or string.format("%.0f", v) end
   if v ~= v then return "nan" end
