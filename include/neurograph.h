@@ -597,6 +597,19 @@ typedef struct ng_runtime ng_runtime;
 typedef void *(*ng_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
 /** Clock: Unix seconds. Used for timestamps; lets a host make replays exact. */
 typedef uint64_t (*ng_clock_fn)(void *ud);
+/**
+ * Progress of a long operation, for a host that shows a progress bar. `what`
+ * is "save", "load", "export" or "import" (a static string); `done` of
+ * `total` units (bytes for save and load, tokens and connections for export
+ * and import). Each operation calls it once with done == 0 when it starts
+ * (an import once the JSON is parsed and the number of records known),
+ * then rarely (every MiB, or every 4096 records) with done increasing, and
+ * once with done == total when it has succeeded; a failed operation ends
+ * without that last call. It may run under the runtime's read lock, or while
+ * no runtime exists yet: it must not call the runtime (or any neurograph
+ * function taking one). NULL costs nothing.
+ */
+typedef void (*ng_progress_fn)(void *ud, const char *what, uint64_t done, uint64_t total);
 
 /** Runtime configuration. All zero = defaults. */
 typedef struct ng_config {
@@ -611,6 +624,11 @@ typedef struct ng_config {
   /** Dimension scales to start with, per space (0: keep the CDNA's, 1.0 by
    *  default), written into the starting CDNA's dimension_scales. */
   float scales[NG_SPACES];
+  /** Progress of long operations (NULL: none). A runtime keeps it for its
+   *  saves and exports; ng_snapshot_load and ng_import_json use the one in
+   *  the cfg they are given (and the runtime they make keeps it). */
+  ng_progress_fn progress;
+  void *progress_ud;
 } ng_config;
 
 /** Create a runtime with a reference count of 1. `cfg` may be NULL. */

@@ -169,11 +169,17 @@ void ngi_stats_extend(ng_runtime *rt, ng_stats *out);
 
 /* ---- the runtime -------------------------------------------------------- */
 
+/* How often a long operation reports progress (ng_progress_fn): every this
+ * many bytes (save, load) or records (export, import). */
+enum { NGI_PROGRESS_BYTES = 1 << 20, NGI_PROGRESS_RECORDS = 4096 };
+
 struct ng_runtime {
   ng_alloc_fn alloc;
   void *alloc_ud;
   ng_clock_fn clock;
   void *clock_ud;
+  ng_progress_fn progress; /* saves and exports report to it (NULL: none) */
+  void *progress_ud;
   atomic_int refs;
   atomic_size_t bytes_in_use;
   atomic_size_t bytes_peak;

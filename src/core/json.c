@@ -13,6 +13,21 @@
 #define JSON_FORMAT "neurograph"
 #define JSON_VERSION 1
 
+/* Progress in records (tokens, then connections) of an export or import. */
+typedef struct progress {
+  ng_progress_fn fn; /* NULL: no reports */
+  void *ud;
+  const char *what;
+  uint64_t done, total;
+} progress;
+
+/* One more record done: reported every NGI_PROGRESS_RECORDS (the end is
+ * reported by the caller, on success). */
+static void tick(progress *p) {
+  if (p->fn && ++p->done % NGI_PROGRESS_RECORDS == 0 && p->done < p->total)
+    p->fn(p->ud, p->what, p->done, p->total);
+}
+
 /* ---- export ----------------------------------------------------------------- */
 
 static bool add_num(cJSON *o, const char *k, double v) {
@@ -71,6 +86,7 @@ typedef struct conn_out {
   ng_runtime *rt;
   cJSON *list;
   bool ok;
+  progress *pr;
 } conn_out;
 
 static bool conn_json(const ng_connection *c, ng_id id, void *ud) {
@@ -102,11 +118,13 @@ static bool conn_json(const ng_connection *c, ng_id id, void *ud) {
     co->ok = false;
     return false;
   }
+  tick(co->pr);
   return true;
 }
 
-/* The whole store as a cJSON tree. Needs the read lock (one point in time). */
-static cJSON *store_json(ng_runtime *rt) {
+/* The whole store as a cJSON tree, reporting to pr (its total set here).
+ * Needs the read lock (one point in time). */
+static cJSON *store_json(ng_runtime *rt, progress *pr) {
   cJSON *root = cJSON_CreateObject();
   char hex[2 * sizeof(ng_cdna) + 1];
   const unsigned char *cb = (const unsigned char *)&rt->cdna;
@@ -121,6 +139,8 @@ static cJSON *store_json(ng_runtime *rt) {
   ok = ci && cJSON_AddItemToObject(ids, "connections", ci);
   cJSON *toks = ok ? cJSON_AddArrayToObject(root, "tokens") : NULL;
   const ngi_token_table *t = &rt->tokens;
+  pr->total = t->live + ngi_conns_count(rt->conns);
+  if (pr->fn) pr->fn(pr->ud, pr->what, 0, pr->total);
   for (size_t k = 0; toks && k < t->len; k++) {
     const ng_token *tok = ngi_tok_at(t, k);
     uint32_t local = NG_ID_LOCAL(tok->id);
@@ -130,8 +150,9 @@ static cJSON *store_json(ng_runtime *rt) {
       cJSON_Delete(o);
       toks = NULL;
     }
+    tick(pr);
   }
-  conn_out co = {rt, toks ? cJSON_AddArrayToObject(root, "connections") : NULL, true};
+  conn_out co = {rt, toks ? cJSON_AddArrayToObject(root, "connections") : NULL, true, pr};
   if (co.list) ng_connection_each(rt, conn_json, &co);
   if (!co.list || !co.ok) {
     cJSON_Delete(root);
@@ -147,8 +168,9 @@ ng_status ng_export_json(ng_runtime *rt, const char *path) {
   static const char fn[] = "ng_export_json";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (!path || !path[0]) return ngi_fail(rt, NG_EINVAL, "%s: path must be a non-empty string", fn);
+  progress pr = {rt->progress, rt->progress_ud, "export", 0, 0};
   ngi_read_lock(rt);
-  cJSON *root = store_json(rt);
+  cJSON *root = store_json(rt, &pr);
   ngi_read_unlock(rt);
   char *text = root ? cJSON_Print(root) : NULL;
   cJSON_Delete(root);
@@ -180,6 +202,7 @@ ng_status ng_export_json(ng_runtime *rt, const char *path) {
   }
   free(tmp);
   cJSON_free(text);
+  if (st == NG_OK && pr.fn) pr.fn(pr.ud, pr.what, pr.total, pr.total);
   return st;
 }
 
@@ -445,7 +468,7 @@ static int hexval(char ch) {
 /* The snapshot image of document `root`, or false with r->err set (or
  * im->oom). Endpoint generations are left to the loader's checks (a
  * connection's endpoints must be live tokens of the file). */
-static bool build_image(reader *r, image *im, const cJSON *root) {
+static bool build_image(reader *r, image *im, const cJSON *root, progress *pr) {
   const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
   const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
   if (!cJSON_IsObject(root) || !cJSON_IsString(fmt) || strcmp(fmt->valuestring, JSON_FORMAT) != 0)
@@ -482,12 +505,18 @@ static bool build_image(reader *r, image *im, const cJSON *root) {
   put(im, &cdna, sizeof cdna);
   end_section(im, at);
   at = im->len;
-  for (size_t i = 0; ok && i < nt; i++)
+  pr->total = nt + nc; /* known once the file is parsed: the import starts here */
+  if (pr->fn) pr->fn(pr->ud, pr->what, 0, pr->total);
+  for (size_t i = 0; ok && i < nt; i++) {
     ok = token_image(r, im, units, toks[i].item, toks[i].id, &placed[i]);
+    tick(pr);
+  }
   end_section(im, at);
   at = im->len;
-  for (size_t i = 0; ok && i < nc; i++)
+  for (size_t i = 0; ok && i < nc; i++) {
     ok = conn_image(r, im, conns[i].item, conns[i].id);
+    tick(pr);
+  }
   end_section(im, at);
   at = im->len;
   ok = ok && idgen_image(r, im, cJSON_GetObjectItemCaseSensitive(ids, "tokens"), "ids.tokens");
@@ -545,6 +574,7 @@ ng_status ng_import_json(const char *path, const ng_config *cfg, ng_runtime **ou
   if (!out) return ngi_fail(NULL, NG_EINVAL, "%s: out must not be NULL", fn);
   *out = NULL;
   if (!path || !path[0]) return ngi_fail(NULL, NG_EINVAL, "%s: path must be a non-empty string", fn);
+  progress pr = {cfg ? cfg->progress : NULL, cfg ? cfg->progress_ud : NULL, "import", 0, 0};
   char eb[128];
   FILE *f = fopen(path, "rb");
   if (!f) return ngi_fail(NULL, NG_EIO, "%s: %s: %s", fn, path, errstr(errno, eb, sizeof eb));
@@ -581,7 +611,7 @@ ng_status ng_import_json(const char *path, const ng_config *cfg, ng_runtime **ou
   free(text);
   reader r = {.name = path, .err = ""};
   image im = {0};
-  bool ok = build_image(&r, &im, root);
+  bool ok = build_image(&r, &im, root, &pr);
   cJSON_Delete(root);
   ng_status st;
   if (ok) {
@@ -593,5 +623,6 @@ ng_status ng_import_json(const char *path, const ng_config *cfg, ng_runtime **ou
     st = ngi_fail(NULL, NG_ENOMEM, "%s: out of memory", fn);
   }
   free(im.p);
+  if (st == NG_OK && pr.fn) pr.fn(pr.ud, pr.what, pr.total, pr.total);
   return st;
 }

@@ -64,6 +64,8 @@ ng_status ng_runtime_new(const ng_config *cfg, ng_runtime **out) {
   rt->alloc_ud = cfg->alloc_ud;
   rt->clock = cfg->clock;
   rt->clock_ud = cfg->clock_ud;
+  rt->progress = cfg->progress;
+  rt->progress_ud = cfg->progress_ud;
   atomic_init(&rt->refs, 1);
   atomic_init(&rt->bytes_in_use, sizeof *rt);
   atomic_init(&rt->bytes_peak, sizeof *rt);

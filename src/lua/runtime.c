@@ -94,8 +94,10 @@ void ng_lua_set_allocator(lua_State *L, ng_alloc_fn f, void *ud) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &alloc_key);
 }
 
-/* Puts the host's allocator, if any, into cfg (the stack is unchanged). */
+/* Puts the host's allocator, if any, and the progress bar (ng_lua_progress)
+ * into cfg (the stack is unchanged). */
 static void host_config(lua_State *L, ng_config *cfg) {
+  cfg->progress = ng_lua_progress;
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &alloc_key) == LUA_TUSERDATA) {
     const host_alloc *a = lua_touserdata(L, -1);
     cfg->alloc = a->fn;
@@ -359,6 +361,7 @@ static const char *check_path(lua_State *L, int idx, const char *fn) {
 /* Answers a failed file operation like io.open: nil, message. Raises for
  * what is not about the file (memory). */
 static int io_failure(lua_State *L, const ng_runtime *rt, ng_status st, int arg, const char *fn) {
+  ng_lua_progress_end(); /* a bar the failed operation left */
   if (st == NG_ENOMEM || st == NG_EINVAL || st == NG_EBUSY)
     return ngl_status_error(L, (ng_runtime *)rt, st, arg, fn);
   const char *detail = ng_last_error_detail(rt);

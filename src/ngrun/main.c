@@ -46,6 +46,7 @@ static void print_message(const char *progname, const char *msg) {
 static void print_snapshot_error(const char *prefix, const char *detail) {
   const char *colon = strstr(detail, ": ");
   if (strncmp(detail, "ng_snapshot_", 12) == 0 && colon != NULL) detail = colon + 2;
+  ng_lua_progress_end(); /* a bar the failed load or save left */
   fprintf(stderr, NGI_RUN_NAME ": %s%s\n", prefix, detail);
   fflush(stderr);
 }
@@ -457,6 +458,7 @@ int main(int argc, char **argv) {
   memset(&cfg, 0, sizeof cfg);
   cfg.alloc = ngi_run_alloc;
   cfg.alloc_ud = &limits;
+  cfg.progress = ng_lua_progress; /* a bar for long loads and saves on a terminal */
   if (opts.load_path && !(opts.load_optional && access(opts.load_path, F_OK) != 0)) {
     /* A snapshot that does not load stops everything before any script runs,
      * and the file is only ever read. */
