@@ -1,6 +1,6 @@
 /* Benchmark: the grid against a brute-force C scan and SQLite's R*Tree on the same points. */
 /*
- * Usage: bench_grid [--quick] [--big] [--n N] [--reps R]
+ * Usage: bench_grid [--quick] [--big] [--n N] [--reps R] [--dist D]
  *
  * For each size N (10k, 100k, 1M; 10M with --big; 10k and 100k with --quick) and each point set
  * (uniform, clustered, and two adversarial ones: tight clusters full of duplicates, and every
@@ -1428,11 +1428,13 @@ static void usage(void) {
                   "  --quick  N = 10k and 100k, few repetitions; fails only on a wrong result\n"
                   "  --big    also N = 10M\n"
                   "  --n N    only this N\n"
-                  "  --reps R repetitions per figure (median), 1..16\n");
+                  "  --reps R repetitions per figure (median), 1..16\n"
+                  "  --dist D only this point set (uniform, clustered, tight, onecell)\n");
 }
 
 int main(int argc, char **argv) {
   opts o = {.reps = 0};
+  int only_dist = D_COUNT; /* D_COUNT: every point set */
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--quick") == 0)
       o.quick = true;
@@ -1442,6 +1444,16 @@ int main(int argc, char **argv) {
       o.only_n = (size_t)strtoull(argv[++i], NULL, 10);
     else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
       o.reps = atoi(argv[++i]);
+    else if (strcmp(argv[i], "--dist") == 0 && i + 1 < argc) {
+      const char *name = argv[++i];
+      only_dist = -1;
+      for (int d = 0; d < D_COUNT; d++)
+        if (strcmp(name, dist_names[d]) == 0) only_dist = d;
+      if (only_dist < 0) {
+        usage();
+        return 64;
+      }
+    }
     else {
       usage();
       return 64;
@@ -1475,7 +1487,7 @@ int main(int argc, char **argv) {
   double t0 = now();
   for (int i = 0; i < nsizes; i++)
     for (int d = 0; d < D_COUNT; d++)
-      run_dataset(&b, sizes[i], d);
+      if (only_dist == D_COUNT || d == only_dist) run_dataset(&b, sizes[i], d);
 
   bars br = {.quick = o.quick};
   check_bars(&b, &br);
