@@ -4,6 +4,7 @@
 
 #include "neurograph.h"
 #include "base.h"
+#include "events.h"
 #include "idgen.h"
 #include "token_table.h"
 #include "txn.h"
@@ -182,6 +183,7 @@ struct ng_runtime {
   ngi_grid *grids[NG_SPACES];
   ngi_unit units[NG_SPACES]; /* the codec of each space, from cdna.dimension_scales */
   ngi_txn txn;               /* the open transaction, if any (txn.h); under the write lock */
+  ngi_events ev;             /* the change feed, subscriptions and zones (events.h) */
 };
 
 #endif /* NG_CORE_INTERNAL_H */

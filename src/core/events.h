@@ -1,0 +1,92 @@
+/* The change feed (events.c), subscriptions and trigger zones (zones.c).
+ * Never installed; included through internal.h.
+ *
+ * One feed, filled at commit. A write hold (a single call, a batch, or a
+ * transaction from ng_txn_begin to its end) decides when it begins whether it
+ * records (ENABLE_EVENTS and an open subscription: ngi_ev_begin); while it
+ * runs, each successful change appends its events to rt->ev.pending (never
+ * failing: an event that finds no memory is counted in `dropped` and
+ * reported as lost to every subscriber). A savepoint remembers the pending
+ * length and a rollback cuts back to it; a batch that undoes itself does the
+ * same. When the outermost hold ends (ngi_write_unlock), ngi_ev_publish
+ * numbers the commit's events, derives the zones' enter/leave from its token
+ * events and copies everything into each subscription's bounded queue, still
+ * under the write lock and without calling user code. A journal (issue 18)
+ * reads the same commits at the same point.
+ *
+ * Locks: rt->lock (write) -> ev.subs_lock -> each sub's lock. Opening and
+ * closing a subscription takes only subs_lock, so it works from any thread at
+ * any moment (inside a transaction or an iteration callback too). */
+#ifndef NG_CORE_EVENTS_H
+#define NG_CORE_EVENTS_H
+
+#include "neurograph.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct ngi_zones ngi_zones;
+
+typedef struct ngi_events {
+  /* Under the write lock: */
+  bool rec;          /* the current write hold records events */
+  ng_event *pending; /* the open commit's events */
+  size_t len, cap;
+  uint64_t dropped; /* events of the open commit lost for want of memory */
+  uint64_t seq;     /* the last sequence number given */
+  uint64_t commits; /* the last commit number given */
+  ngi_zones *zones; /* NULL until the first zone */
+  /* Subscriptions, under subs_lock; nsubs read by writers without it. */
+  pthread_mutex_t subs_lock;
+  ng_sub **subs;
+  size_t subs_n, subs_cap;
+  atomic_size_t nsubs;
+} ngi_events;
+
+/* runtime.c: set up (0 or an error number) and free a runtime's feed. */
+int ngi_events_init(ng_runtime *rt);
+void ngi_events_free(ng_runtime *rt);
+
+/* base.c: the outermost write hold begins (decides whether it records) and
+ * ends (publishes what it recorded). */
+void ngi_ev_begin(ng_runtime *rt);
+void ngi_ev_publish(ng_runtime *rt);
+
+/* ---- the write paths' hooks (caller holds the write lock) ---------------- */
+
+/* Whether the current hold records; every hook below is a no-op otherwise,
+ * but callers test this first so that nothing is computed for nothing. */
+#define NGI_EV_ON(rt) ((rt)->ev.rec)
+
+/* The pending length, and cutting back to it (a rollback, a failed batch). */
+size_t ngi_ev_mark(const ng_runtime *rt);
+void ngi_ev_cut(ng_runtime *rt, size_t mark);
+
+/* A token was created (tok: its record, placed its spaces) or is being
+ * deleted (the same, before the delete). */
+void ngi_ev_token(ng_runtime *rt, int kind, ng_id id, const ng_token *tok, uint8_t placed);
+/* Token id went from `old` (placed in old_placed) to `next` (next_placed)
+ * by an update of `fields`: an update event for the non-coordinate fields,
+ * a move for each space entered or moved in, an unplace for each left. */
+void ngi_ev_update(ng_runtime *rt, ng_id id, const ng_token *old, uint8_t old_placed,
+                   const ng_token *next, uint8_t next_placed, uint32_t fields);
+/* A connection event: id, its endpoints (token slots of rec), type and,
+ * for link_update, the NG_CF_* fields written (0 for a learning step). */
+void ngi_ev_conn(ng_runtime *rt, int kind, ng_id id, const ng_connection *rec, uint32_t fields);
+/* The CDNA changed. */
+void ngi_ev_cdna(ng_runtime *rt);
+/* Append a whole event (zones.c's enter and leave). */
+void ngi_ev_push(ng_runtime *rt, const ng_event *ev);
+
+/* ---- zones.c ----------------------------------------------------------------- */
+
+void ngi_zones_free(ng_runtime *rt);
+/* Call emit(ctx, &e) for the enter and leave events that base event `ev`
+ * (create, move, unplace or delete; numbered already) causes, leaves first.
+ * Never fails (without memory for the index, it scans every zone). */
+void ngi_zones_cross(ng_runtime *rt, const ng_event *ev, void (*emit)(void *, const ng_event *),
+                     void *ctx);
+
+#endif /* NG_CORE_EVENTS_H */
