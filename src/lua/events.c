@@ -555,7 +555,7 @@ static const luaL_Reg sub_meta[] = {
     {"__gc", sub_close}, {"__close", sub_close}, {"__tostring", sub_tostring}, {NULL, NULL}};
 static const luaL_Reg zone_methods[] = {{"set", zone_set}, {"remove", zone_remove}, {NULL, NULL}};
 static const luaL_Reg zone_meta[] = {{"__tostring", zone_tostring}, {"__eq", zone_eq}, {NULL, NULL}};
-static const luaL_Reg grid_methods[] = {{"watch", grid_watch}, {NULL, NULL}};
+static const luaL_Reg grid_watch_methods[] = {{"watch", grid_watch}, {NULL, NULL}};
 
 void ngl_open_events(lua_State *L, int ctx) {
   lua_rawgeti(L, ctx, NGL_UV_EVENTS_MT); /* stack: ..., mt, methods */
@@ -582,6 +582,6 @@ void ngl_open_events(lua_State *L, int ctx) {
 
   lua_rawgeti(L, ctx, NGL_UV_GRID_MT); /* after ngl_open_grid: its methods table */
   lua_getfield(L, -1, "__index");
-  ngl_setfuncs(L, ctx, -1, grid_methods);
+  ngl_setfuncs(L, ctx, -1, grid_watch_methods);
   lua_pop(L, 2);
 }
