@@ -208,7 +208,7 @@ describe("rt.grid:watch", function()
     end
     for _ = 1, 500 do
       local xyz = {}
-      for i = 1, #ids do
+      for _ = 1, #ids do
         xyz[#xyz + 1] = math.random(-60, 60); xyz[#xyz + 1] = math.random(-60, 60); xyz[#xyz + 1] = 0
       end
       rt.tokens:move("L1", ids, xyz)
