@@ -1016,11 +1016,11 @@ NG_API ng_status ng_cdna_set_profile(ng_runtime *rt, uint32_t profile);
  * no other reader yet); cleared, the feed records nothing and zones are idle.
  */
 typedef enum ng_event_kind {
-  NG_EV_CREATE = 1,  /**< token created: id, token (its record), placed */
+  NG_EV_CREATE = 1,  /**< token created: id, placed */
   NG_EV_UPDATE,      /**< token fields other than coordinates written: id, fields */
   NG_EV_MOVE,        /**< token moved in `space` (or placed there: NG_EVF_PLACED) */
   NG_EV_UNPLACE,     /**< token taken out of `space` (from_xyz: where it was) */
-  NG_EV_DELETE,      /**< token deleted: id, token (the record it had), placed */
+  NG_EV_DELETE,      /**< token deleted: id, placed (the spaces it had) */
   NG_EV_LINK,        /**< connection created: id, from, to, conn_type */
   NG_EV_LINK_UPDATE, /**< connection fields written (update, learn): id, from, to */
   NG_EV_UNLINK,      /**< connection deleted (also with its token, or a clear) */
@@ -1036,23 +1036,26 @@ enum {
   NG_EVF_PLACED = 0x2 /**< a move that placed the token in the space: from_xyz unused */
 };
 
-/** One event of the feed. Fields a kind does not name are 0. */
+/** One event of the feed (72 bytes: a frame's moves are copied cheaply). Fields a kind
+ *  does not name are 0. */
 typedef struct ng_event {
-  uint64_t seq;       /**< position in the feed: 1, 2, ... (per runtime, gap-free) */
-  uint64_t commit;    /**< the commit it belongs to: 1, 2, ... */
-  ng_id id;           /**< the token (token kinds, enter, leave) or the connection */
-  ng_id from, to;     /**< connection kinds: the endpoint tokens */
-  uint64_t zone;      /**< enter, leave: the zone */
-  uint32_t fields;    /**< update: the NG_TF_* bits written (coordinates excluded) */
-  uint8_t kind;       /**< ng_event_kind */
-  int8_t space;       /**< move, unplace, enter, leave: the space; else -1 */
-  uint8_t flags;      /**< NG_EVF_* */
-  uint8_t placed;     /**< token kinds: its spaces after the write (before, for delete) */
-  uint8_t conn_type;  /**< connection kinds: the type */
+  uint64_t seq;        /**< position in the feed: 1, 2, ... (per runtime, gap-free) */
+  uint64_t commit;     /**< the commit it belongs to: 1, 2, ... */
+  ng_id id;            /**< the token (token kinds, enter, leave) or the connection */
+  ng_id from, to;      /**< connection kinds: the endpoint tokens */
+  uint64_t zone;       /**< enter, leave: the zone */
+  uint32_t fields;     /**< update: the NG_TF_* bits written (coordinates excluded);
+                            link_update: the NG_CF_* bits (0 for a learning step) */
+  uint8_t kind;        /**< ng_event_kind */
+  int8_t space;        /**< move, unplace, enter, leave: the space; else -1 */
+  uint8_t flags;       /**< NG_EVF_* */
+  uint8_t placed;      /**< token kinds: its spaces after the write (before, for delete) */
+  uint16_t token_flags; /**< token kinds, enter, leave: the token's flags (entity type in
+                             bits 8-11) after the write (before, for delete) */
+  uint8_t conn_type;   /**< connection kinds: the type */
+  uint8_t reserved;    /**< 0 */
   int16_t from_xyz[3]; /**< move, unplace, leave: raw position before */
   int16_t to_xyz[3];   /**< move, enter: raw position after */
-  ng_token token;     /**< token kinds, enter, leave: the record after the write
-                           (delete, unplace: before it) */
 } ng_event;
 
 /** "create", "update", "move", "unplace", "delete", "link", "link_update",

@@ -32,6 +32,7 @@ int ng_event_kind_from_name(const char *name) {
 
 int ngi_events_init(ng_runtime *rt) {
   atomic_init(&rt->ev.nsubs, 0);
+  atomic_init(&rt->ev.want_all, 0u);
   return pthread_mutex_init(&rt->ev.subs_lock, NULL);
 }
 
@@ -49,6 +50,7 @@ void ngi_events_free(ng_runtime *rt) {
 void ngi_ev_begin(ng_runtime *rt) {
   rt->ev.rec = (rt->cdna.flags & NG_CDNA_ENABLE_EVENTS) &&
                atomic_load_explicit(&rt->ev.nsubs, memory_order_relaxed) > 0;
+  if (rt->ev.rec) rt->ev.want = atomic_load_explicit(&rt->ev.want_all, memory_order_relaxed);
 }
 
 size_t ngi_ev_mark(const ng_runtime *rt) {
@@ -59,9 +61,12 @@ void ngi_ev_cut(ng_runtime *rt, size_t mark) {
   if (mark < rt->ev.len) rt->ev.len = mark;
 }
 
-/* Room for one more pending event; false (counted as dropped) without memory. */
-static ng_event *pending_slot(ng_runtime *rt) {
+/* Room for one more pending event of `kind`, zeroed but for kind and space
+ * -1; NULL when no subscription wants the kind, or (counted as dropped)
+ * without memory. */
+static inline ng_event *pending_slot(ng_runtime *rt, int kind) {
   ngi_events *e = &rt->ev;
+  if (!(e->want >> kind & 1u)) return NULL;
   if (e->len == e->cap) {
     size_t cap = e->cap ? 2 * e->cap : 256;
     ng_event *p = ngi_realloc_array(rt, e->pending, e->cap, cap, sizeof *p);
@@ -74,22 +79,49 @@ static ng_event *pending_slot(ng_runtime *rt) {
   }
   ng_event *ev = &e->pending[e->len++];
   memset(ev, 0, sizeof *ev);
+  ev->kind = (uint8_t)kind;
   ev->space = -1;
   return ev;
 }
 
 void ngi_ev_push(ng_runtime *rt, const ng_event *src) {
-  ng_event *ev = pending_slot(rt);
+  ng_event *ev = pending_slot(rt, src->kind);
   if (ev) *ev = *src;
 }
 
 void ngi_ev_token(ng_runtime *rt, int kind, ng_id id, const ng_token *tok, uint8_t placed) {
-  ng_event *ev = pending_slot(rt);
-  if (!ev) return;
-  ev->kind = (uint8_t)kind;
-  ev->id = id;
-  ev->token = *tok;
-  ev->placed = placed;
+  ng_event *ev = pending_slot(rt, kind);
+  if (ev) {
+    ev->id = id;
+    ev->placed = placed;
+    ev->token_flags = tok->flags;
+  }
+  if (!rt->ev.zones) return;
+  for (int s = 0; s < NG_SPACES; s++) {
+    if (!(placed >> s & 1u)) continue;
+    int16_t xyz[3]; /* the record is packed */
+    memcpy(xyz, tok->coords[s], sizeof xyz);
+    ngi_zones_cross(rt, id, s, kind == NG_EV_DELETE ? xyz : NULL,
+                    kind == NG_EV_CREATE ? xyz : NULL, tok->flags, placed);
+  }
+}
+
+void ngi_ev_move(ng_runtime *rt, ng_id id, int space, const int16_t *from, const int16_t *to,
+                 uint16_t token_flags, uint8_t placed) {
+  ng_event *ev = pending_slot(rt, to ? NG_EV_MOVE : NG_EV_UNPLACE);
+  ngi_zones *zones = rt->ev.zones;
+  if (ev) {
+    ev->id = id;
+    ev->space = (int8_t)space;
+    ev->placed = placed;
+    ev->token_flags = token_flags;
+    if (from)
+      memcpy(ev->from_xyz, from, sizeof ev->from_xyz);
+    else
+      ev->flags = NG_EVF_PLACED;
+    if (to) memcpy(ev->to_xyz, to, sizeof ev->to_xyz);
+  }
+  if (zones) ngi_zones_cross(rt, id, space, from, to, token_flags, placed);
 }
 
 /* Fields whose write is an update event (coordinates are moves). */
@@ -98,48 +130,38 @@ void ngi_ev_token(ng_runtime *rt, int kind, ng_id id, const ng_token *tok, uint8
 void ngi_ev_update(ng_runtime *rt, ng_id id, const ng_token *old, uint8_t old_placed,
                    const ng_token *next, uint8_t next_placed, uint32_t fields) {
   if (fields & UPDATE_FIELDS) {
-    ng_event *ev = pending_slot(rt);
+    ng_event *ev = pending_slot(rt, NG_EV_UPDATE);
     if (ev) {
-      ev->kind = NG_EV_UPDATE;
       ev->id = id;
       ev->fields = fields & UPDATE_FIELDS;
-      ev->token = *next;
       ev->placed = next_placed;
+      ev->token_flags = next->flags;
     }
   }
   for (int s = 0; s < NG_SPACES; s++) {
     bool was = old_placed >> s & 1u, is = next_placed >> s & 1u;
-    if (is && was && memcmp(old->coords[s], next->coords[s], sizeof old->coords[s]) == 0) continue;
     if (!is && !was) continue;
-    ng_event *ev = pending_slot(rt);
-    if (!ev) continue;
-    ev->kind = is ? NG_EV_MOVE : NG_EV_UNPLACE;
-    ev->id = id;
-    ev->space = (int8_t)s;
-    ev->placed = next_placed;
-    if (was)
-      memcpy(ev->from_xyz, old->coords[s], sizeof ev->from_xyz);
-    else
-      ev->flags = NG_EVF_PLACED;
-    if (is) memcpy(ev->to_xyz, next->coords[s], sizeof ev->to_xyz);
-    ev->token = is ? *next : *old;
+    int16_t from[3], to[3]; /* the records are packed */
+    memcpy(from, old->coords[s], sizeof from);
+    memcpy(to, next->coords[s], sizeof to);
+    if (is && was && memcmp(from, to, sizeof from) == 0) continue;
+    ngi_ev_move(rt, id, s, was ? from : NULL, is ? to : NULL, is ? next->flags : old->flags,
+                next_placed);
   }
 }
 
 void ngi_ev_conn(ng_runtime *rt, int kind, ng_id id, const ng_connection *rec, uint32_t fields) {
-  ng_event *ev = pending_slot(rt);
+  ng_event *ev = pending_slot(rt, kind);
   if (!ev) return;
-  ev->kind = (uint8_t)kind;
-  ev->fields = fields;
   ev->id = id;
+  ev->fields = fields;
   ev->from = ngi_token_id_of(&rt->tokens, rec->token_a_id);
   ev->to = ngi_token_id_of(&rt->tokens, rec->token_b_id);
   ev->conn_type = rec->connection_type;
 }
 
 void ngi_ev_cdna(ng_runtime *rt) {
-  ng_event *ev = pending_slot(rt);
-  if (ev) ev->kind = NG_EV_CDNA;
+  (void)pending_slot(rt, NG_EV_CDNA);
 }
 
 /* ---- publication ---------------------------------------------------------- */
@@ -153,59 +175,50 @@ static bool wants(const ng_sub_filter *f, const ng_event *ev) {
   }
   if (f->entities) {
     if (!token) return false;
-    unsigned entity = (ev->token.flags & NG_TOKEN_ENTITY_MASK) >> 8;
+    unsigned entity = (ev->token_flags & NG_TOKEN_ENTITY_MASK) >> 8;
     if (!(f->entities >> entity & 1u)) return false;
   }
   return true;
 }
 
-/* Queue ev in sub (its lock held): dropped and counted when full or when
- * the queue cannot grow. */
-static void sub_push(ng_sub *sub, const ng_event *ev) {
-  if (sub->n == sub->ring_cap) {
-    size_t cap = sub->ring_cap ? 2 * sub->ring_cap : 1024;
-    if (cap > sub->filter.cap) cap = sub->filter.cap;
-    ng_event *r = cap > sub->ring_cap ? ngi_alloc_array(sub->rt, cap, sizeof *r) : NULL;
-    if (!r) {
+/* Room in sub's queue (its lock held) for one more event, growing it up to
+ * its cap; false when full or out of memory. */
+static bool sub_room(ng_sub *sub) {
+  if (sub->n < sub->ring_cap) return true;
+  size_t cap = sub->ring_cap ? 2 * sub->ring_cap : 1024;
+  if (cap > sub->filter.cap) cap = sub->filter.cap;
+  ng_event *r = cap > sub->ring_cap ? ngi_alloc_array(sub->rt, cap, sizeof *r) : NULL;
+  if (!r) return false;
+  for (size_t i = 0; i < sub->n; i++) /* oldest first, from index 0 */
+    r[i] = sub->ring[(sub->head + i) % sub->ring_cap];
+  ngi_free(sub->rt, sub->ring, sub->ring_cap * sizeof *r);
+  sub->ring = r;
+  sub->ring_cap = cap;
+  sub->head = 0;
+  return true;
+}
+
+/* Queue the events of evs[0..n) that sub wants (its lock held), numbered
+ * as they are copied: evs[i] is event seq0 + 1 + i of commit `commit`, the
+ * last one its last. What finds no room is dropped and counted. */
+static void deliver(ng_sub *sub, const ng_event *evs, size_t n, uint64_t seq0, uint64_t commit) {
+  const ng_sub_filter *f = &sub->filter;
+  bool all = !f->kinds && !f->spaces && !f->entities;
+  for (size_t i = 0; i < n; i++) {
+    if (!all && !wants(f, &evs[i])) continue;
+    if (!sub_room(sub)) {
       sub->lost++;
-      return;
+      continue;
     }
-    for (size_t i = 0; i < sub->n; i++) /* oldest first, from index 0 */
-      r[i] = sub->ring[(sub->head + i) % sub->ring_cap];
-    ngi_free(sub->rt, sub->ring, sub->ring_cap * sizeof *r);
-    sub->ring = r;
-    sub->ring_cap = cap;
-    sub->head = 0;
+    size_t at = sub->head + sub->n;
+    if (at >= sub->ring_cap) at -= sub->ring_cap;
+    ng_event *ev = &sub->ring[at];
+    *ev = evs[i];
+    ev->seq = seq0 + 1 + i;
+    ev->commit = commit;
+    if (i + 1 == n) ev->flags |= NG_EVF_LAST;
+    sub->n++;
   }
-  size_t at = sub->head + sub->n;
-  if (at >= sub->ring_cap) at -= sub->ring_cap;
-  sub->ring[at] = *ev;
-  sub->n++;
-}
-
-/* Publication in order, one event behind, so the last one of the commit is
- * known when it is delivered (NG_EVF_LAST). */
-typedef struct publisher {
-  ng_runtime *rt;
-  uint64_t commit;
-  ng_event held;
-  bool holding;
-} publisher;
-
-static void deliver(publisher *p, const ng_event *ev) {
-  ngi_events *e = &p->rt->ev;
-  for (size_t i = 0; i < e->subs_n; i++)
-    if (wants(&e->subs[i]->filter, ev)) sub_push(e->subs[i], ev);
-}
-
-static void emit(void *ctx, const ng_event *ev) {
-  publisher *p = ctx;
-  if (p->holding) deliver(p, &p->held);
-  p->held = *ev;
-  p->held.seq = ++p->rt->ev.seq;
-  p->held.commit = p->commit;
-  p->held.flags &= (uint8_t)~NG_EVF_LAST;
-  p->holding = true;
 }
 
 void ngi_ev_publish(ng_runtime *rt) {
@@ -216,25 +229,16 @@ void ngi_ev_publish(ng_runtime *rt) {
   e->dropped = 0;
   e->rec = false;
   if (n == 0 && dropped == 0) return;
+  uint64_t commit = ++e->commits, seq0 = e->seq;
+  e->seq += n;
   pthread_mutex_lock(&e->subs_lock);
   for (size_t i = 0; i < e->subs_n; i++) {
-    pthread_mutex_lock(&e->subs[i]->lock);
-    e->subs[i]->lost += dropped;
+    ng_sub *sub = e->subs[i];
+    pthread_mutex_lock(&sub->lock);
+    sub->lost += dropped;
+    deliver(sub, e->pending, n, seq0, commit);
+    pthread_mutex_unlock(&sub->lock);
   }
-  publisher p = {rt, ++e->commits, {0}, false};
-  for (size_t i = 0; i < n; i++) {
-    const ng_event *ev = &e->pending[i];
-    emit(&p, ev);
-    if (e->zones && (ev->kind == NG_EV_CREATE || ev->kind == NG_EV_MOVE ||
-                     ev->kind == NG_EV_UNPLACE || ev->kind == NG_EV_DELETE))
-      ngi_zones_cross(rt, ev, emit, &p);
-  }
-  if (p.holding) {
-    p.held.flags |= NG_EVF_LAST;
-    deliver(&p, &p.held);
-  }
-  for (size_t i = 0; i < e->subs_n; i++)
-    pthread_mutex_unlock(&e->subs[i]->lock);
   pthread_mutex_unlock(&e->subs_lock);
   /* A buffer much larger than this commit needed goes back to the host; one
    * near its size serves the next (a frame's batch is the same every frame). */
@@ -248,6 +252,14 @@ void ngi_ev_publish(ng_runtime *rt) {
 /* ---- subscriptions -------------------------------------------------------- */
 
 #define KIND_BITS (((1u << NG_EV_KINDS) - 1u) & ~1u)
+
+/* The kinds some subscription wants (subs_lock held). */
+static void refresh_want(ngi_events *e) {
+  uint32_t want = 0;
+  for (size_t i = 0; i < e->subs_n; i++)
+    want |= e->subs[i]->filter.kinds ? e->subs[i]->filter.kinds : KIND_BITS;
+  atomic_store_explicit(&e->want_all, want, memory_order_relaxed);
+}
 
 ng_status ng_sub_open(ng_runtime *rt, const ng_sub_filter *filter, ng_sub **out) {
   static const char fn[] = "ng_sub_open";
@@ -292,6 +304,7 @@ ng_status ng_sub_open(ng_runtime *rt, const ng_sub_filter *filter, ng_sub **out)
   e->subs[e->subs_n++] = sub;
   sub->rt = ng_runtime_retain(rt);
   atomic_fetch_add_explicit(&e->nsubs, 1, memory_order_relaxed);
+  refresh_want(e);
   pthread_mutex_unlock(&e->subs_lock);
   *out = sub;
   return NG_OK;
@@ -348,6 +361,7 @@ void ng_sub_close(ng_sub *sub) {
     break;
   }
   atomic_fetch_sub_explicit(&e->nsubs, 1, memory_order_relaxed);
+  refresh_want(e);
   pthread_mutex_unlock(&e->subs_lock);
   pthread_mutex_destroy(&sub->lock);
   ngi_free(rt, sub->ring, sub->ring_cap * sizeof *sub->ring);

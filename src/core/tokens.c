@@ -599,6 +599,7 @@ static void log_restore(const unsigned char *at, ng_token *tok, uint8_t *placed,
 static ng_status batch_move(ng_runtime *rt, ng_id id, uint32_t slot, const ng_token *cur,
                             const ng_token *v, const int *moving, int nmoving, unsigned char *log) {
   ng_token next = *cur;
+  uint8_t placed = placed_of(&rt->tokens, id);
   unsigned first = 8, last = 0; /* the 8-byte words the moved coordinates lie in */
   for (int k = 0; k < nmoving; k++) {
     int s = moving[k];
@@ -610,14 +611,14 @@ static ng_status batch_move(ng_runtime *rt, ng_id id, uint32_t slot, const ng_to
     raw_coords(v, s, to);
     ng_status st = ngi_grid_move(rt, rt->grids[s], id, from, to);
     if (st != NG_OK) return st;
+    if (NGI_EV_ON(rt)) ngi_ev_move(rt, id, s, from, to, cur->flags, placed);
     memcpy(next.coords[s], v->coords[s], sizeof next.coords[s]);
     size_t at = offsetof(ng_token, coords) + (size_t)s * sizeof next.coords[s];
     unsigned w0 = (unsigned)(at / 8), w1 = (unsigned)((at + sizeof next.coords[s] - 1) / 8);
     first = w0 < first ? w0 : first;
     last = w1 > last ? w1 : last;
   }
-  *log = placed_of(&rt->tokens, id);
-  if (NGI_EV_ON(rt) && first <= last) ngi_ev_update(rt, id, cur, *log, &next, *log, 0);
+  *log = placed;
   if (first <= last) ngi_tok_store_words(&rt->tokens, slot, &next, first, last);
   return NG_OK;
 }

@@ -1,6 +1,6 @@
 /* Trigger zones: spheres and boxes per space, found through a uniform grid
- * of their bounding boxes, and the enter/leave events the feed derives from
- * token events at publication (events.h). Zones live under the write lock. */
+ * of their bounding boxes, and the enter/leave events of the token events
+ * that cross them (events.h). Zones live under the write lock. */
 #include "internal.h"
 
 #include <math.h>
@@ -10,28 +10,44 @@
 typedef struct zone {
   uint64_t id;
   ng_zone_spec spec;
-  double lo[3], hi[3]; /* bounding box, decoded units */
+  double lo[3], hi[3];   /* bounding box, decoded units */
+  int32_t rlo[3], rhi[3]; /* the same in raw steps, one step wide (set by the index) */
 } zone;
 
+/* The index of a space works in raw coordinates, so a move that meets no
+ * zone costs two shifts and two loads: cells are 2^shift raw steps on a
+ * side (at least 2^MIN_SHIFT, so the cell array stays small), and a zone is
+ * listed in every cell its bounding box touches, unless that is more than
+ * CELLS_PER_ZONE cells: then it is in the space's `big` list, visited at
+ * every lookup. A zone found is checked against its raw bounding box before
+ * the positions are decoded for the exact test. */
+#define MIN_SHIFT 10
+#define CELLS_PER_ZONE 64
+
 typedef struct cell_entry {
-  uint64_t key; /* the cell */
-  uint32_t z;   /* index in zones.z */
+  uint32_t cell; /* index into the cell array */
+  uint32_t z;    /* index in zones.z */
 } cell_entry;
 
-/* A zone covering more cells than this goes to the space's `big` list,
- * checked at every lookup, instead of the cell map. */
-#define CELLS_PER_ZONE 64
-/* Cell coordinates are offset by 2^20 and packed 21 bits each. */
-#define CELL_BIAS (1 << 20)
-
 typedef struct space_index {
-  bool dirty;       /* zones changed since the index was built */
-  bool scan;        /* the index could not be built: scan every zone */
-  double cell;      /* cell edge, decoded units */
-  cell_entry *cells; /* sorted by key */
+  bool dirty;        /* zones or the space's unit changed since the index was built */
+  bool scan;         /* the index could not be built: scan every zone */
+  ngi_unit unit;     /* the unit it was built in */
+  int shift;         /* cell edge: 2^shift raw steps */
+  uint32_t axis;     /* cells per axis: 65536 >> shift */
+  cell_entry *cells; /* sorted by cell: each occupied cell's zones are a run */
   size_t ncells, cells_cap;
+  /* Which cells are occupied, small enough to stay in cache: a bit per cell
+   * (axis^3 bits in `words` words), and per word the occupied cells before
+   * it, which rank a cell among the occupied ones. */
+  uint64_t *bits;
+  uint32_t *rank;
+  size_t words;
+  uint64_t *runs; /* per occupied cell, in cell order: start << 32 | count into `cells` */
+  size_t runs_cap;
   uint32_t *big;
   size_t nbig, big_cap;
+  size_t zones; /* zones in this space */
 } space_index;
 
 struct ngi_zones {
@@ -46,6 +62,9 @@ void ngi_zones_free(ng_runtime *rt) {
   if (!zs) return;
   for (int s = 0; s < NG_SPACES; s++) {
     ngi_free(rt, zs->idx[s].cells, zs->idx[s].cells_cap * sizeof(cell_entry));
+    ngi_free(rt, zs->idx[s].bits, zs->idx[s].words * sizeof(uint64_t));
+    ngi_free(rt, zs->idx[s].rank, zs->idx[s].words * sizeof(uint32_t));
+    ngi_free(rt, zs->idx[s].runs, zs->idx[s].runs_cap * sizeof(uint64_t));
     ngi_free(rt, zs->idx[s].big, zs->idx[s].big_cap * sizeof(uint32_t));
   }
   ngi_free(rt, zs->z, zs->cap * sizeof(zone));
@@ -71,10 +90,10 @@ static bool inside(const ng_zone_spec *p, const double q[3]) {
   return dx * dx + dy * dy + dz * dz <= p->radius * p->radius;
 }
 
-static bool passes(const ng_zone_spec *p, const ng_token *tok) {
-  if (p->entity >= 0 && (unsigned)((tok->flags & NG_TOKEN_ENTITY_MASK) >> 8) != (unsigned)p->entity)
+static bool passes_flags(const ng_zone_spec *p, uint16_t flags) {
+  if (p->entity >= 0 && (unsigned)((flags & NG_TOKEN_ENTITY_MASK) >> 8) != (unsigned)p->entity)
     return false;
-  return (tok->flags & p->tags) == p->tags;
+  return (flags & p->tags) == p->tags;
 }
 
 static void decode(const ng_runtime *rt, int s, const int16_t raw[3], double out[3]) {
@@ -82,27 +101,41 @@ static void decode(const ng_runtime *rt, int s, const int16_t raw[3], double out
     out[a] = ngi_unit_decode(&rt->units[s], raw[a]);
 }
 
-static int64_t cell_coord(double v, double cell) {
-  double c = floor(v / cell);
-  if (c < -CELL_BIAS) return -CELL_BIAS;
-  if (c > CELL_BIAS - 1) return CELL_BIAS - 1;
-  return (int64_t)c;
+/* The raw coordinate nearest decoded v, one step wide of the codec's
+ * rounding, clamped to int16: bounding boxes in raw steps. */
+static int32_t raw_bound(const ngi_unit *u, double v, int dir) {
+  double r = v / u->scale * u->base;
+  r = dir < 0 ? floor(r) - 1 : ceil(r) + 1;
+  if (!(r > INT16_MIN)) return INT16_MIN; /* NaN cannot happen: spec is finite */
+  if (r > INT16_MAX) return INT16_MAX;
+  return (int32_t)r;
 }
 
-static uint64_t cell_key(int64_t x, int64_t y, int64_t z) {
-  return (uint64_t)(x + CELL_BIAS) << 42 | (uint64_t)(y + CELL_BIAS) << 21 |
-         (uint64_t)(z + CELL_BIAS);
+/* The cell holding raw (UINT32_MAX for NULL). */
+static inline uint32_t cell_at(const space_index *ix, const int16_t *raw) {
+  if (!raw) return UINT32_MAX;
+  uint32_t x = (uint32_t)(raw[0] + 32768) >> ix->shift, y = (uint32_t)(raw[1] + 32768) >> ix->shift,
+           z = (uint32_t)(raw[2] + 32768) >> ix->shift;
+  return (x * ix->axis + y) * ix->axis + z;
+}
+
+/* The run of cell entries of `cell` (0: none, or UINT32_MAX). */
+static inline uint64_t run_of(const space_index *ix, uint32_t cell) {
+  if (cell == UINT32_MAX) return 0;
+  uint64_t w = ix->bits[cell / 64], bit = (uint64_t)1 << (cell % 64);
+  if (!(w & bit)) return 0;
+  return ix->runs[ix->rank[cell / 64] + (uint32_t)__builtin_popcountll(w & (bit - 1))];
 }
 
 static int cmp_cell(const void *a, const void *b) {
   const cell_entry *x = a, *y = b;
-  if (x->key != y->key) return x->key < y->key ? -1 : 1;
+  if (x->cell != y->cell) return x->cell < y->cell ? -1 : 1;
   return x->z < y->z ? -1 : x->z > y->z;
 }
 
 /* ---- the index of one space ------------------------------------------------ */
 
-static bool push_cell(ng_runtime *rt, space_index *ix, uint64_t key, uint32_t z) {
+static bool push_cell(ng_runtime *rt, space_index *ix, uint32_t cell, uint32_t z) {
   if (ix->ncells == ix->cells_cap) {
     size_t cap = ix->cells_cap ? 2 * ix->cells_cap : 64;
     cell_entry *c = ngi_realloc_array(rt, ix->cells, ix->cells_cap, cap, sizeof *c);
@@ -110,7 +143,7 @@ static bool push_cell(ng_runtime *rt, space_index *ix, uint64_t key, uint32_t z)
     ix->cells = c;
     ix->cells_cap = cap;
   }
-  ix->cells[ix->ncells++] = (cell_entry){key, z};
+  ix->cells[ix->ncells++] = (cell_entry){cell, z};
   return true;
 }
 
@@ -126,154 +159,185 @@ static bool push_big(ng_runtime *rt, space_index *ix, uint32_t z) {
   return true;
 }
 
-/* Rebuild space s's index: the cell edge is the zones' mean extent (never
- * so small that a coordinate's cell overflows the key). */
+/* Rebuild space s's index in its current unit. The cell edge is the zones'
+ * mean extent in raw steps, rounded up to a power of two. Without memory,
+ * every lookup scans the space's zones until the next rebuild. */
 static void rebuild(ng_runtime *rt, ngi_zones *zs, int s) {
   space_index *ix = &zs->idx[s];
+  const ngi_unit *u = &rt->units[s];
   ix->dirty = false;
   ix->scan = false;
-  ix->ncells = ix->nbig = 0;
+  ix->unit = *u;
+  ix->ncells = ix->nbig = ix->zones = 0;
   double sum = 0;
-  size_t count = 0;
-  for (size_t i = 0; i < zs->n; i++) {
-    if (zs->z[i].spec.space != s) continue;
-    double ext = 0;
-    for (int a = 0; a < 3; a++)
-      ext = fmax(ext, zs->z[i].hi[a] - zs->z[i].lo[a]);
-    sum += ext;
-    count++;
-  }
-  double span = 2.0 * fabs(ngi_unit_decode(&rt->units[s], INT16_MAX)) + 1.0;
-  double min_cell = span / (CELL_BIAS / 2);
-  ix->cell = count && sum / (double)count > min_cell ? sum / (double)count : min_cell;
   for (size_t i = 0; i < zs->n; i++) {
     const zone *z = &zs->z[i];
     if (z->spec.space != s) continue;
-    int64_t lo[3], hi[3];
+    double ext = 0;
+    for (int a = 0; a < 3; a++)
+      ext = fmax(ext, (double)raw_bound(u, z->hi[a], 1) - raw_bound(u, z->lo[a], -1));
+    sum += ext;
+    ix->zones++;
+  }
+  int shift = MIN_SHIFT; /* cells of about half a zone: few cells to list, few false hits */
+  while (shift < 16 && ix->zones && (double)(2u << shift) < sum / (double)ix->zones)
+    shift++;
+  uint32_t axis = 65536u >> shift;
+  size_t words = ((size_t)axis * axis * axis + 63) / 64;
+  if (words != ix->words) {
+    uint64_t *b = ngi_alloc_array(rt, words, sizeof *b);
+    uint32_t *r = ngi_alloc_array(rt, words, sizeof *r);
+    if (!b || !r) {
+      ngi_free(rt, b, b ? words * sizeof *b : 0);
+      ngi_free(rt, r, r ? words * sizeof *r : 0);
+      ix->scan = true;
+      return;
+    }
+    ngi_free(rt, ix->bits, ix->words * sizeof *b);
+    ngi_free(rt, ix->rank, ix->words * sizeof *r);
+    ix->bits = b;
+    ix->rank = r;
+    ix->words = words;
+  }
+  ix->shift = shift;
+  ix->axis = axis;
+  memset(ix->bits, 0, words * sizeof *ix->bits);
+  for (size_t i = 0; i < zs->n; i++) {
+    zone *z = &zs->z[i];
+    if (z->spec.space != s) continue;
+    uint32_t lo[3], hi[3];
     double cells = 1;
     for (int a = 0; a < 3; a++) {
-      lo[a] = cell_coord(z->lo[a], ix->cell);
-      hi[a] = cell_coord(z->hi[a], ix->cell);
+      z->rlo[a] = raw_bound(u, z->lo[a], -1);
+      z->rhi[a] = raw_bound(u, z->hi[a], 1);
+      lo[a] = (uint32_t)(z->rlo[a] + 32768) >> shift;
+      hi[a] = (uint32_t)(z->rhi[a] + 32768) >> shift;
       cells *= (double)(hi[a] - lo[a] + 1);
     }
     bool ok = true;
     if (cells > CELLS_PER_ZONE) {
       ok = push_big(rt, ix, (uint32_t)i);
     } else {
-      for (int64_t x = lo[0]; ok && x <= hi[0]; x++)
-        for (int64_t y = lo[1]; ok && y <= hi[1]; y++)
-          for (int64_t w = lo[2]; ok && w <= hi[2]; w++)
-            ok = push_cell(rt, ix, cell_key(x, y, w), (uint32_t)i);
+      for (uint32_t x = lo[0]; ok && x <= hi[0]; x++)
+        for (uint32_t y = lo[1]; ok && y <= hi[1]; y++)
+          for (uint32_t w = lo[2]; ok && w <= hi[2]; w++)
+            ok = push_cell(rt, ix, (x * axis + y) * axis + w, (uint32_t)i);
     }
-    if (!ok) { /* no memory: every lookup scans the space's zones until the next change */
+    if (!ok) {
       ix->scan = true;
       return;
     }
   }
   qsort(ix->cells, ix->ncells, sizeof *ix->cells, cmp_cell);
-}
-
-/* Call visit(z) for every zone of space s whose bounding box may hold q. */
-typedef void (*visit_fn)(void *ctx, const zone *z);
-static void zones_near(ng_runtime *rt, int s, const double q[3], visit_fn visit, void *ctx) {
-  ngi_zones *zs = rt->ev.zones;
-  space_index *ix = &zs->idx[s];
-  if (ix->dirty) rebuild(rt, zs, s);
-  if (ix->scan) {
-    for (size_t i = 0; i < zs->n; i++)
-      if (zs->z[i].spec.space == s) visit(ctx, &zs->z[i]);
-    return;
+  if (ix->ncells > ix->runs_cap) {
+    uint64_t *r = ngi_realloc_array(rt, ix->runs, ix->runs_cap, ix->ncells, sizeof *r);
+    if (!r) {
+      ix->scan = true;
+      return;
+    }
+    ix->runs = r;
+    ix->runs_cap = ix->ncells;
   }
-  for (size_t i = 0; i < ix->nbig; i++)
-    visit(ctx, &zs->z[ix->big[i]]);
-  uint64_t key =
-      cell_key(cell_coord(q[0], ix->cell), cell_coord(q[1], ix->cell), cell_coord(q[2], ix->cell));
-  size_t lo = 0, hi = ix->ncells;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (ix->cells[mid].key < key)
-      lo = mid + 1;
-    else
-      hi = mid;
+  size_t nruns = 0; /* in cell order, so a cell's rank is its run's index */
+  for (size_t i = 0; i < ix->ncells;) {
+    size_t j = i;
+    while (j < ix->ncells && ix->cells[j].cell == ix->cells[i].cell)
+      j++;
+    uint32_t cell = ix->cells[i].cell;
+    ix->runs[nruns++] = (uint64_t)i << 32 | (uint64_t)(j - i);
+    ix->bits[cell / 64] |= (uint64_t)1 << (cell % 64);
+    i = j;
   }
-  for (; lo < ix->ncells && ix->cells[lo].key == key; lo++)
-    visit(ctx, &zs->z[ix->cells[lo].z]);
+  uint32_t before = 0;
+  for (size_t w = 0; w < words; w++) {
+    ix->rank[w] = before;
+    before += (uint32_t)__builtin_popcountll(ix->bits[w]);
+  }
 }
 
 /* ---- crossings ------------------------------------------------------------- */
 
 typedef struct crossing {
-  const ng_event *ev;
-  int space;
-  bool has_from, has_to;
-  double from[3], to[3];
+  ng_event ev; /* the enter/leave being made: kind and zone vary */
   const int16_t *from_raw, *to_raw;
-  int kind; /* NG_EV_LEAVE while visiting from, NG_EV_ENTER while visiting to */
-  void (*emit)(void *, const ng_event *);
-  void *ctx;
+  bool decoded; /* from and to hold the decoded positions */
+  double from[3], to[3];
 } crossing;
 
-static void visit_cross(void *ctx, const zone *z) {
-  crossing *c = ctx;
-  if (!passes(&z->spec, &c->ev->token)) return;
-  bool was = c->has_from && inside(&z->spec, c->from);
-  bool is = c->has_to && inside(&z->spec, c->to);
-  if (was == is || (c->kind == NG_EV_LEAVE) != was) return;
-  ng_event e;
-  memset(&e, 0, sizeof e);
-  e.kind = (uint8_t)c->kind;
-  e.id = c->ev->id;
-  e.zone = z->id;
-  e.space = (int8_t)c->space;
-  e.placed = c->ev->placed;
-  e.token = c->ev->token;
-  if (c->has_from) memcpy(e.from_xyz, c->from_raw, sizeof e.from_xyz);
-  if (c->has_to) memcpy(e.to_xyz, c->to_raw, sizeof e.to_xyz);
-  c->emit(c->ctx, &e);
+static bool in_raw_box(const zone *z, const int16_t *p) {
+  return p && p[0] >= z->rlo[0] && p[0] <= z->rhi[0] && p[1] >= z->rlo[1] &&
+         p[1] <= z->rhi[1] && p[2] >= z->rlo[2] && p[2] <= z->rhi[2];
 }
 
-static void cross_space(ng_runtime *rt, crossing *c, int s, const int16_t *from,
-                        const int16_t *to) {
-  c->space = s;
-  c->has_from = from != NULL;
-  c->has_to = to != NULL;
-  c->from_raw = from;
-  c->to_raw = to;
-  if (from) decode(rt, s, from, c->from);
-  if (to) decode(rt, s, to, c->to);
+/* Zone z, if the token passes its filter and crosses its boundary in the
+ * direction of c->ev.kind: an event. */
+static void visit(ng_runtime *rt, crossing *c, const zone *z) {
+  bool near_from = in_raw_box(z, c->from_raw), near_to = in_raw_box(z, c->to_raw);
+  if (!near_from && !near_to) return; /* inside neither: the common case, no decoding */
+  if (!passes_flags(&z->spec, c->ev.token_flags)) return;
+  if (!c->decoded) {
+    if (c->from_raw) decode(rt, c->ev.space, c->from_raw, c->from);
+    if (c->to_raw) decode(rt, c->ev.space, c->to_raw, c->to);
+    c->decoded = true;
+  }
+  bool was = near_from && inside(&z->spec, c->from);
+  bool is = near_to && inside(&z->spec, c->to);
+  if (was == is || (c->ev.kind == NG_EV_LEAVE) != was) return;
+  c->ev.zone = z->id;
+  ngi_ev_push(rt, &c->ev);
+}
+
+/* Visit the zones of space s listed in cell run `run`, and the big ones (or
+ * every zone of s when the index could not be built). */
+static void visit_run(ng_runtime *rt, crossing *c, int s, uint64_t run) {
+  ngi_zones *zs = rt->ev.zones;
+  const space_index *ix = &zs->idx[s];
+  if (ix->scan) {
+    for (size_t i = 0; i < zs->n; i++)
+      if (zs->z[i].spec.space == s) visit(rt, c, &zs->z[i]);
+    return;
+  }
+  for (size_t i = 0; i < ix->nbig; i++)
+    visit(rt, c, &zs->z[ix->big[i]]);
+  uint32_t start = (uint32_t)(run >> 32), count = (uint32_t)run;
+  for (uint32_t i = 0; i < count; i++)
+    visit(rt, c, &zs->z[ix->cells[start + i].z]);
+}
+
+void ngi_zones_cross(ng_runtime *rt, ng_id id, int space, const int16_t *from, const int16_t *to,
+                     uint16_t token_flags, uint8_t placed) {
+  ngi_zones *zs = rt->ev.zones;
+  space_index *ix = &zs->idx[space];
+  if (!ix->dirty && (ix->unit.base != rt->units[space].base ||
+                     ix->unit.scale != rt->units[space].scale))
+    ix->dirty = true; /* a rescale: the raw cells moved */
+  if (ix->dirty) rebuild(rt, zs, space);
+  if (ix->zones == 0) return;
+  uint64_t run_from = 0, run_to = 0;
+  if (!ix->scan) {
+    /* a frame's small step stays in its cell: one lookup */
+    uint32_t cf = cell_at(ix, from), ct = cell_at(ix, to);
+    run_from = run_of(ix, cf);
+    run_to = ct == cf ? run_from : run_of(ix, ct);
+    if (ix->nbig == 0 && run_from == 0 && run_to == 0) return;
+  }
+  crossing c;
+  memset(&c, 0, sizeof c);
+  c.ev.id = id;
+  c.ev.space = (int8_t)space;
+  c.ev.placed = placed;
+  c.ev.token_flags = token_flags;
+  c.from_raw = from;
+  c.to_raw = to;
+  if (from) memcpy(c.ev.from_xyz, from, sizeof c.ev.from_xyz);
+  if (to) memcpy(c.ev.to_xyz, to, sizeof c.ev.to_xyz);
   if (from) {
-    c->kind = NG_EV_LEAVE;
-    zones_near(rt, s, c->from, visit_cross, c);
+    c.ev.kind = NG_EV_LEAVE;
+    visit_run(rt, &c, space, run_from);
   }
   if (to) {
-    c->kind = NG_EV_ENTER;
-    zones_near(rt, s, c->to, visit_cross, c);
-  }
-}
-
-void ngi_zones_cross(ng_runtime *rt, const ng_event *ev, void (*emit)(void *, const ng_event *),
-                     void *ctx) {
-  if (rt->ev.zones->n == 0) return;
-  crossing c = {.ev = ev, .emit = emit, .ctx = ctx};
-  switch (ev->kind) {
-  case NG_EV_MOVE:
-    cross_space(rt, &c, ev->space, (ev->flags & NG_EVF_PLACED) ? NULL : ev->from_xyz, ev->to_xyz);
-    break;
-  case NG_EV_UNPLACE:
-    cross_space(rt, &c, ev->space, ev->from_xyz, NULL);
-    break;
-  case NG_EV_CREATE:
-  case NG_EV_DELETE:
-    for (int s = 0; s < NG_SPACES; s++) {
-      if (!(ev->placed >> s & 1u)) continue;
-      int16_t xyz[3]; /* the record is packed */
-      memcpy(xyz, ev->token.coords[s], sizeof xyz);
-      cross_space(rt, &c, s, ev->kind == NG_EV_DELETE ? xyz : NULL,
-                  ev->kind == NG_EV_CREATE ? xyz : NULL);
-    }
-    break;
-  default:
-    break;
+    c.ev.kind = NG_EV_ENTER;
+    visit_run(rt, &c, space, run_to);
   }
 }
 
@@ -330,7 +394,7 @@ static zone *find_zone(ngi_zones *zs, uint64_t id) {
 /* Whether token tok (placed in `placed`) is in zone spec p (NULL: none). */
 static bool holds(const ng_runtime *rt, const ng_zone_spec *p, const ng_token *tok,
                   uint8_t placed, double q[3]) {
-  if (!p || !(placed >> p->space & 1u) || !passes(p, tok)) return false;
+  if (!p || !(placed >> p->space & 1u) || !passes_flags(p, tok->flags)) return false;
   int16_t xyz[3]; /* the record is packed */
   memcpy(xyz, tok->coords[p->space], sizeof xyz);
   decode(rt, p->space, xyz, q);
@@ -358,7 +422,7 @@ static void rezone(ng_runtime *rt, uint64_t id, const ng_zone_spec *old,
     e.zone = id;
     e.space = (int8_t)p->space;
     e.placed = placed;
-    e.token = *tok;
+    e.token_flags = tok->flags;
     memcpy(was ? e.from_xyz : e.to_xyz, tok->coords[p->space], sizeof e.from_xyz);
     ngi_ev_push(rt, &e);
   }

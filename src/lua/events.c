@@ -116,7 +116,7 @@ static void push_event(lua_State *L, ng_runtime *rt, const ng_event *ev) {
     break;
   }
   if (ev->kind <= NG_EV_DELETE || ev->kind >= NG_EV_ENTER) {
-    lua_pushstring(L, ng_entity_name((ev->token.flags & NG_TOKEN_ENTITY_MASK) >> 8));
+    lua_pushstring(L, ng_entity_name((ev->token_flags & NG_TOKEN_ENTITY_MASK) >> 8));
     lua_setfield(L, -2, "entity");
   }
 }
