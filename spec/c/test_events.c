@@ -404,6 +404,33 @@ static void test_zone_filter_and_added_inside(void) {
   ng_zone_spec back;
   CHECK_STATUS(ng_zone_get(rt, zid, &back), NG_OK);
   CHECK(back.center[0] == 50);
+  /* crossings inside a transaction go with it */
+  CHECK_STATUS(ng_txn_begin(rt), NG_OK);
+  move_to(rt, obj, NG_L1, 0, 0, 0);
+  CHECK_STATUS(ng_txn_rollback(rt), NG_OK);
+  CHECK_EQ_INT(ng_sub_pending(sub), 0);
+  CHECK_STATUS(ng_txn_begin(rt), NG_OK);
+  move_to(rt, obj, NG_L1, 0, 0, 0);
+  move_to(rt, obj, NG_L1, 50, 1, 0);
+  CHECK_STATUS(ng_txn_commit(rt), NG_OK);
+  n = drain(sub);
+  CHECK_STR(kinds_of(n), "move,leave,move,enter");
+  /* a batch that moves nothing wanted still crosses */
+  ng_token far;
+  ng_token_init(&far);
+  ng_token_set_coords(&far, NG_L1, 200, 0, 0);
+  CHECK_STATUS(ng_token_update_batch(rt, &obj, &far, 1, NG_TF_COORDS(NG_L1)), NG_OK);
+  CHECK_STATUS(ng_token_update_batch(rt, &obj, &o, 1, NG_TF_COORDS(NG_L1)), NG_OK);
+  n = drain(sub);
+  CHECK_STR(kinds_of(n), "move,leave,move");
+  CHECK_STATUS(ng_token_update_batch(rt, &obj, &far, 1, NG_TF_COORDS(NG_L1)), NG_OK);
+  drain(sub);
+  ng_token back_in;
+  ng_token_init(&back_in);
+  ng_token_set_coords(&back_in, NG_L1, 50, 0, 0);
+  CHECK_STATUS(ng_token_update_batch(rt, &obj, &back_in, 1, NG_TF_COORDS(NG_L1)), NG_OK);
+  n = drain(sub);
+  CHECK_STR(kinds_of(n), "move,enter");
   CHECK_STATUS(ng_token_delete(rt, obj, NULL), NG_OK);
   n = drain(sub);
   CHECK_STR(kinds_of(n), "delete,leave");

@@ -25,8 +25,9 @@ typedef struct zone {
 #define CELLS_PER_ZONE 64
 
 typedef struct cell_entry {
-  uint32_t cell; /* index into the cell array */
-  uint32_t z;    /* index in zones.z */
+  uint32_t cell;          /* the cell's index */
+  uint32_t z;             /* index in zones.z */
+  int16_t rlo[3], rhi[3]; /* the zone's raw bounding box, here so a miss reads no zone */
 } cell_entry;
 
 typedef struct space_index {
@@ -135,7 +136,8 @@ static int cmp_cell(const void *a, const void *b) {
 
 /* ---- the index of one space ------------------------------------------------ */
 
-static bool push_cell(ng_runtime *rt, space_index *ix, uint32_t cell, uint32_t z) {
+static bool push_cell(ng_runtime *rt, space_index *ix, uint32_t cell, const zone *zn,
+                      uint32_t z) {
   if (ix->ncells == ix->cells_cap) {
     size_t cap = ix->cells_cap ? 2 * ix->cells_cap : 64;
     cell_entry *c = ngi_realloc_array(rt, ix->cells, ix->cells_cap, cap, sizeof *c);
@@ -143,7 +145,13 @@ static bool push_cell(ng_runtime *rt, space_index *ix, uint32_t cell, uint32_t z
     ix->cells = c;
     ix->cells_cap = cap;
   }
-  ix->cells[ix->ncells++] = (cell_entry){cell, z};
+  cell_entry *e = &ix->cells[ix->ncells++];
+  e->cell = cell;
+  e->z = z;
+  for (int a = 0; a < 3; a++) {
+    e->rlo[a] = (int16_t)zn->rlo[a];
+    e->rhi[a] = (int16_t)zn->rhi[a];
+  }
   return true;
 }
 
@@ -221,7 +229,7 @@ static void rebuild(ng_runtime *rt, ngi_zones *zs, int s) {
       for (uint32_t x = lo[0]; ok && x <= hi[0]; x++)
         for (uint32_t y = lo[1]; ok && y <= hi[1]; y++)
           for (uint32_t w = lo[2]; ok && w <= hi[2]; w++)
-            ok = push_cell(rt, ix, (x * axis + y) * axis + w, (uint32_t)i);
+            ok = push_cell(rt, ix, (x * axis + y) * axis + w, z, (uint32_t)i);
     }
     if (!ok) {
       ix->scan = true;
@@ -300,8 +308,16 @@ static void visit_run(ng_runtime *rt, crossing *c, int s, uint64_t run) {
   for (size_t i = 0; i < ix->nbig; i++)
     visit(rt, c, &zs->z[ix->big[i]]);
   uint32_t start = (uint32_t)(run >> 32), count = (uint32_t)run;
-  for (uint32_t i = 0; i < count; i++)
-    visit(rt, c, &zs->z[ix->cells[start + i].z]);
+  for (uint32_t i = 0; i < count; i++) {
+    const cell_entry *e = &ix->cells[start + i];
+    const int16_t *p = c->ev.kind == NG_EV_LEAVE ? c->from_raw : c->to_raw;
+    /* the point this pass looks from must be in the box (a leave starts
+     * inside, an enter ends inside) */
+    if (p[0] < e->rlo[0] || p[0] > e->rhi[0] || p[1] < e->rlo[1] || p[1] > e->rhi[1] ||
+        p[2] < e->rlo[2] || p[2] > e->rhi[2])
+      continue;
+    visit(rt, c, &zs->z[e->z]);
+  }
 }
 
 void ngi_zones_cross(ng_runtime *rt, ng_id id, int space, const int16_t *from, const int16_t *to,
