@@ -1085,8 +1085,11 @@ typedef struct ng_sub_filter {
 
 /**
  * Open a subscription on rt (it holds a reference to rt until closed). It
- * sees every commit published after it opened, whole, in the feed's order,
- * like every other subscription of rt, from any thread. Writers never wait
+ * sees every commit published after it opened, in the feed's order, like
+ * every other subscription of rt, from any thread. (What a commit records is
+ * decided when it begins: one already running when the first subscription
+ * opens records nothing, and one running when a subscription opens holds
+ * only the kinds the subscriptions open at its start wanted.) Writers never wait
  * for it: when its queue holds `cap` events, later ones are dropped and
  * counted (ng_sub_poll, ng_sub_lost). NG_EINVAL (NULL argument, unknown
  * bits), NG_ENOMEM. Safe from any thread, also inside a transaction or an

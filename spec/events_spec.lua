@@ -191,6 +191,7 @@ describe("rt.grid:watch", function()
   end)
 
   it("matches a brute-force model over random moves", function()
+    math.randomseed(17)
     local rt = ng.Runtime()
     local sub = rt.events:subscribe{ kinds = {"enter", "leave"}, cap = 1 << 20 }
     local zones, inside = {}, {}

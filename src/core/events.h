@@ -12,7 +12,10 @@
  * outermost hold ends (ngi_write_unlock), ngi_ev_publish numbers the
  * commit's events and copies them into each subscription's bounded queue,
  * still under the write lock and without calling user code. A journal (issue 18)
- * reads the same commits at the same point.
+ * reads the same commits at the same point, as one more consumer: it makes
+ * ngi_ev_begin record (today: an open subscription) and wants every kind
+ * (today `want` holds only what some subscription wants, so that a feed
+ * watched for zones does not copy a frame's moves).
  *
  * Locks: rt->lock (write) -> ev.subs_lock -> each sub's lock. Opening and
  * closing a subscription takes only subs_lock, so it works from any thread at
