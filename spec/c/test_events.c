@@ -440,6 +440,35 @@ static void test_zone_filter_and_added_inside(void) {
   ng_runtime_release(rt);
 }
 
+/* A new dimension scale re-encodes every position: the zones' index follows. */
+static void test_zones_after_a_rescale(void) {
+  ng_runtime *rt = new_rt();
+  ng_sub *sub = open_sub(rt, 1u << NG_EV_ENTER | 1u << NG_EV_LEAVE, 0);
+  ng_id a = token_at(rt, NG_L1, 100, 0, 0);
+  ng_zone_spec z = {.space = NG_L1, .shape = NG_ZONE_SPHERE, .center = {100, 0, 0}, .radius = 5,
+                    .entity = -1};
+  CHECK_STATUS(ng_zone_add(rt, &z, NULL), NG_OK);
+  move_to(rt, a, NG_L1, 120, 0, 0);
+  CHECK_STR(kinds_of(drain(sub)), "enter,leave");
+  ng_cdna c;
+  CHECK_STATUS(ng_cdna_get(rt, &c), NG_OK);
+  c.dimension_scales[NG_L1] = 2; /* raw steps twice as long: the same places, new raw values */
+  CHECK_STATUS(ng_cdna_set(rt, &c), NG_OK);
+  double p[3] = {101, 0, 0};
+  CHECK_STATUS(ng_token_place(rt, a, NG_L1, p), NG_OK);
+  CHECK_STR(kinds_of(drain(sub)), "enter");
+  ng_id ids[1] = {a};
+  ng_token v;
+  ng_token_init(&v);
+  int16_t raw[3];
+  CHECK_STATUS(ng_coords_encode(rt, NG_L1, (double[3]){200, 0, 0}, 1, raw), NG_OK);
+  memcpy(v.coords[NG_L1], raw, sizeof raw);
+  CHECK_STATUS(ng_token_update_batch(rt, ids, &v, 1, NG_TF_COORDS(NG_L1)), NG_OK);
+  CHECK_STR(kinds_of(drain(sub)), "leave");
+  ng_sub_close(sub);
+  ng_runtime_release(rt);
+}
+
 /* ---- threads ------------------------------------------------------------------ */
 
 #define WRITES 3000
@@ -503,6 +532,7 @@ int main(void) {
   RUN(test_filters_overflow_and_off);
   RUN(test_zones_match_brute_force);
   RUN(test_zone_filter_and_added_inside);
+  RUN(test_zones_after_a_rescale);
   RUN(test_threads);
   return ngt_done("test_events");
 }

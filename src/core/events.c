@@ -106,8 +106,8 @@ void ngi_ev_token(ng_runtime *rt, int kind, ng_id id, const ng_token *tok, uint8
   }
 }
 
-void ngi_ev_move(ng_runtime *rt, ng_id id, int space, const int16_t *from, const int16_t *to,
-                 uint16_t token_flags, uint8_t placed) {
+void ngi_ev_move_slow(ng_runtime *rt, ng_id id, int space, const int16_t *from,
+                      const int16_t *to, uint16_t token_flags, uint8_t placed) {
   ng_event *ev = pending_slot(rt, to ? NG_EV_MOVE : NG_EV_UNPLACE);
   ngi_zones *zones = rt->ev.zones;
   if (ev) {

@@ -32,6 +32,18 @@
 
 typedef struct ngi_zones ngi_zones;
 
+/* What a move must meet before it looks for zones in a space, kept by
+ * zones.c from its index so the common move (no zone near either end) is
+ * rejected inline: the occupancy bitmap of the index's cells, in raw steps
+ * at dimension scale `scale`. bits NULL: every move of the space goes to
+ * ngi_zones_cross (no zone, or the index is stale, or it must scan). */
+typedef struct ngi_zone_gate {
+  const uint64_t *bits;
+  unsigned shift, axis;
+  float scale;
+  bool any; /* the space has zones */
+} ngi_zone_gate;
+
 typedef struct ngi_events {
   /* Under the write lock: */
   bool rec;          /* the current write hold records events */
@@ -42,6 +54,7 @@ typedef struct ngi_events {
   uint64_t seq;     /* the last sequence number given */
   uint64_t commits; /* the last commit number given */
   ngi_zones *zones; /* NULL until the first zone */
+  ngi_zone_gate gate[NG_SPACES];
   /* Subscriptions, under subs_lock; nsubs read by writers without it. */
   pthread_mutex_t subs_lock;
   ng_sub **subs;
@@ -82,9 +95,10 @@ void ngi_ev_update(ng_runtime *rt, ng_id id, const ng_token *old, uint8_t old_pl
                    const ng_token *next, uint8_t next_placed, uint32_t fields);
 /* Token id moved in `space` from raw `from` (NULL: it was not placed there)
  * to `to` (NULL: it left the space, an unplace); token_flags and placed are
- * the token's after the write. */
-void ngi_ev_move(ng_runtime *rt, ng_id id, int space, const int16_t *from, const int16_t *to,
-                 uint16_t token_flags, uint8_t placed);
+ * the token's after the write. ngi_ev_move (internal.h) is its inline gate:
+ * it calls this only for a kind some subscription wants or a zone near. */
+void ngi_ev_move_slow(ng_runtime *rt, ng_id id, int space, const int16_t *from,
+                      const int16_t *to, uint16_t token_flags, uint8_t placed);
 /* A connection event: id, its endpoints (token slots of rec), type and,
  * for link_update, the NG_CF_* fields written (0 for a learning step). */
 void ngi_ev_conn(ng_runtime *rt, int kind, ng_id id, const ng_connection *rec, uint32_t fields);

@@ -71,6 +71,7 @@ void ngi_zones_free(ng_runtime *rt) {
   ngi_free(rt, zs->z, zs->cap * sizeof(zone));
   ngi_free(rt, zs, sizeof *zs);
   rt->ev.zones = NULL;
+  memset(rt->ev.gate, 0, sizeof rt->ev.gate);
 }
 
 /* ---- geometry ------------------------------------------------------------- */
@@ -173,6 +174,7 @@ static bool push_big(ng_runtime *rt, space_index *ix, uint32_t z) {
 static void rebuild(ng_runtime *rt, ngi_zones *zs, int s) {
   space_index *ix = &zs->idx[s];
   const ngi_unit *u = &rt->units[s];
+  rt->ev.gate[s] = (ngi_zone_gate){.any = true}; /* open (the bits may move) until the end */
   ix->dirty = false;
   ix->scan = false;
   ix->unit = *u;
@@ -261,6 +263,10 @@ static void rebuild(ng_runtime *rt, ngi_zones *zs, int s) {
     ix->rank[w] = before;
     before += (uint32_t)__builtin_popcountll(ix->bits[w]);
   }
+  if (ix->zones == 0) /* the inline gate rejects every move, or only those far from a zone */
+    rt->ev.gate[s].any = false;
+  else if (ix->nbig == 0)
+    rt->ev.gate[s] = (ngi_zone_gate){ix->bits, (unsigned)shift, axis, u->fscale, true};
 }
 
 /* ---- crossings ------------------------------------------------------------- */
@@ -444,9 +450,16 @@ static void rezone(ng_runtime *rt, uint64_t id, const ng_zone_spec *old,
   }
 }
 
-static void mark_dirty(ngi_zones *zs) {
-  for (int s = 0; s < NG_SPACES; s++)
+/* Every space's index is rebuilt at its next lookup; until then every move
+ * of a space with zones looks them up (the inline gate is open). */
+static void mark_dirty(ng_runtime *rt, ngi_zones *zs) {
+  bool any[NG_SPACES] = {false};
+  for (size_t i = 0; i < zs->n; i++)
+    any[zs->z[i].spec.space] = true;
+  for (int s = 0; s < NG_SPACES; s++) {
     zs->idx[s].dirty = true;
+    rt->ev.gate[s] = (ngi_zone_gate){.any = any[s]};
+  }
 }
 
 ng_status ng_zone_add(ng_runtime *rt, const ng_zone_spec *spec, uint64_t *out) {
@@ -480,7 +493,7 @@ ng_status ng_zone_add(ng_runtime *rt, const ng_zone_spec *spec, uint64_t *out) {
   z->id = ++zs->last_id;
   z->spec = *spec;
   bbox_of(z);
-  mark_dirty(zs);
+  mark_dirty(rt, zs);
   if (NGI_EV_ON(rt)) rezone(rt, z->id, NULL, &z->spec);
   if (out) *out = z->id;
 out:
@@ -502,7 +515,7 @@ ng_status ng_zone_set(ng_runtime *rt, uint64_t id, const ng_zone_spec *spec) {
     ng_zone_spec old = z->spec;
     z->spec = *spec;
     bbox_of(z);
-    mark_dirty(rt->ev.zones);
+    mark_dirty(rt, rt->ev.zones);
     if (NGI_EV_ON(rt)) rezone(rt, id, &old, &z->spec);
   }
   ngi_write_unlock(rt);
@@ -533,7 +546,7 @@ ng_status ng_zone_remove(ng_runtime *rt, uint64_t id) {
     size_t i = (size_t)(z - zs->z);
     memmove(z, z + 1, (zs->n - i - 1) * sizeof *z);
     zs->n--;
-    mark_dirty(zs);
+    mark_dirty(rt, zs);
   }
   ngi_write_unlock(rt);
   return st;
