@@ -1,5 +1,7 @@
 -- Lua-side benchmark of the neurograph module: each figure is a ratio against a plain-Lua baseline
 -- measured in the same run. Run: LUA_CPATH='build/?.so;;' lua5.4 bench/lua_bench.lua [scale]
+-- (any supported Lua: LUA_CPATH='build-luajit/?.so;;' luajit bench/lua_bench.lua; scripts/bench
+-- runs it on Lua 5.4 and on LuaJIT)
 -- (NG_BENCH_QUICK=1 or a scale below 1 shrinks the sizes for a smoke run).
 local ng = require "neurograph"
 
@@ -32,7 +34,9 @@ local function report(name, t, n, base_name, tb)
   return t / tb
 end
 
-print(string.format("neurograph %s Lua benchmark (%s, sizes x%g)", ng._VERSION, _VERSION, scale))
+local jit = rawget(_G, "jit") -- LuaJIT's version says more than its _VERSION ("Lua 5.1")
+print(string.format("neurograph %s Lua benchmark (%s, sizes x%g)", ng._VERSION,
+                    jit and jit.version or _VERSION, scale))
 print()
 
 -- 1. create vs building the same plain table (kept in an array, as a Lua store would)
@@ -122,7 +126,7 @@ print(string.format("%-40s %9.1f bytes/query (average hits %.1f; brute force fou
                     found_ng / N_QUERY, found_plain / N_QUERY / REPEAT))
 -- 4. a frame moving 10% of the tokens: rt.tokens:move (one call, flat arrays reused) vs one
 -- tok:set_coords per token vs rewriting the positions of plain tables
-local M, FRAMES = N_POINTS // 10, 20
+local M, FRAMES = math.floor(N_POINTS / 10), 20
 local frames = {} -- planned up front: the timed loops only move
 for f = 1, FRAMES do
   local ids, xyz = {}, {}
@@ -160,6 +164,84 @@ report("rt.tokens:move (10% a frame), per token", t_move, FRAMES * M, "plain pos
        t_pmove)
 report("tok:set_coords one by one, per token", t_setc, FRAMES * M, "plain positions rewritten",
        t_pmove)
+-- 5. a perception frame: N_FRAME agents each ask for what is within R_SEE of where they stand,
+-- with positions ({id, distance, x, y, z}) and a filter (not itself), into one reused table, vs the
+-- same frame done in Lua with a spatial hash of cell R_SEE (built before the frame, untimed:
+-- a static world; a moving one would also rebuild or update it every frame).
+local N_FRAME = math.max(200, math.floor(20000 * scale))
+local R_SEE = 3
+local agents = {}
+for q = 1, N_FRAME do agents[q] = (q * 7919) % N_POINTS + 1 end
+local hash, pos = {}, {}
+local function cell_key(cx, cy, cz) return (cx * 4096 + cy) * 4096 + cz end
+local floor, sqrt = math.floor, math.sqrt
+local xyz = rt.tokens:positions("L1", (function()
+  local all = {}
+  for i = 1, N_POINTS do all[i] = i end
+  return all
+end)())
+for i = 1, N_POINTS do
+  local x, y, z = xyz[3 * i - 2], xyz[3 * i - 1], xyz[3 * i]
+  pos[i] = {x, y, z}
+  local k = cell_key(floor(x / R_SEE) + 2048, floor(y / R_SEE) + 2048, floor(z / R_SEE) + 2048)
+  local list = hash[k]
+  if not list then list = {}; hash[k] = list end
+  list[#list + 1] = i
+end
+local seen_hash, seen_ng = 0, 0
+local hout = {}
+local t_hash = best(nil, function()
+  seen_hash = 0
+  for q = 1, N_FRAME do
+    local me = agents[q]
+    local p = pos[me]
+    local px, py, pz = p[1], p[2], p[3]
+    local cx, cy, cz = floor(px / R_SEE) + 2048, floor(py / R_SEE) + 2048, floor(pz / R_SEE) + 2048
+    local n = 0
+    for dx = -1, 1 do
+      for dy = -1, 1 do
+        for dz = -1, 1 do
+          local list = hash[cell_key(cx + dx, cy + dy, cz + dz)]
+          if list then
+            for j = 1, #list do
+              local id = list[j]
+              if id ~= me then
+                local o = pos[id]
+                local ex, ey, ez = o[1] - px, o[2] - py, o[3] - pz
+                local d = sqrt(ex * ex + ey * ey + ez * ez)
+                if d <= R_SEE then
+                  n = n + 1
+                  local hit = hout[n]
+                  if not hit then hit = {}; hout[n] = hit end
+                  hit[1], hit[2], hit[3], hit[4], hit[5] = id, d, o[1], o[2], o[3]
+                end
+              end
+            end
+          end
+        end
+      end
+    end
+    seen_hash = seen_hash + n
+  end
+end)
+local seen = { space = "L1", into = {}, positions = true, exclude = {0} }
+local exclude, eye = seen.exclude, {0, 0, 0}
+local t_frame = best(nil, function()
+  seen_ng = 0
+  for q = 1, N_FRAME do
+    local me = agents[q]
+    local p = pos[me]
+    eye[1], eye[2], eye[3] = p[1], p[2], p[3]
+    exclude[1] = me
+    seen_ng = seen_ng + #grid:range_query(eye, R_SEE, seen)
+  end
+end)
+assert(seen_ng == seen_hash, string.format("perception frame: %d hits, the hash found %d",
+                                           seen_ng, seen_hash))
+report(string.format("perception frame (%d queries, positions)", N_FRAME), t_frame, N_FRAME,
+       "Lua spatial hash", t_hash)
+print(string.format("%-40s %9.2f ms a frame (average hits %.1f)", "  the frame through neurograph",
+                    t_frame * 1e3, seen_ng / N_FRAME))
 rt:close()
 
 -- 5. transactions: creates inside one rt:atomic vs the same creates outside (each its own

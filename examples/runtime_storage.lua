@@ -29,7 +29,7 @@ local function main()
   print(RULE)
   print()
   print("Initializing runtime...")
-  local rt <close> = ng.Runtime{ grid_size = 1000, dimensions = 50 }
+  local rt = ng.Runtime{ grid_size = 1000, dimensions = 50 }
   print("✓ Runtime initialized")
 
   section("TOKEN OPERATIONS")
@@ -165,6 +165,7 @@ local function main()
   print(RULE)
   print("✓ All examples completed successfully!")
   print(RULE)
+  rt:close() -- explicit, so this runs on every Lua (5.4 could use <close>)
 end
 
 local ok, err = xpcall(main, debug.traceback)

@@ -49,7 +49,7 @@ static void exercise(ng_runtime *rt) {
   }
   float c[3] = {0, 0, 0};
   ng_hits hits = {0};
-  if (ng_grid_nearest(rt, NG_L1, c, 4, &hits) != NG_OK) __builtin_trap();
+  if (ng_grid_nearest(rt, NG_L1, c, 4, NULL, &hits) != NG_OK) __builtin_trap();
   ng_hits_free(rt, &hits);
   /* new ids continue after the stored ones; deleting cascades through the
    * restored adjacency */

@@ -71,9 +71,9 @@ extern "C" {
 #endif
 
 #define NG_VERSION_MAJOR 0
-#define NG_VERSION_MINOR 2
+#define NG_VERSION_MINOR 3
 #define NG_VERSION_PATCH 0
-#define NG_VERSION_STRING "0.2.0"
+#define NG_VERSION_STRING "0.3.0"
 
 #if defined(_WIN32) && defined(NG_SHARED_BUILD)
 #define NG_API __declspec(dllexport)
@@ -454,7 +454,10 @@ enum {
   NG_CDNA_ENABLE_VALIDATION = 0x1,
   NG_CDNA_ENABLE_EVENTS = 0x2,
   NG_CDNA_ENABLE_MUTATION = 0x4,
-  NG_CDNA_STRICT_MODE = 0x8
+  NG_CDNA_STRICT_MODE = 0x8,
+  /** Count operations and time queries (ng_stats.writes, ng_stats.queries);
+   *  off, the counters cost one untaken branch per query. */
+  NG_CDNA_ENABLE_METRICS = 0x10
 };
 
 /** "Default", "Explorer", "Analyst", "Creative", "Custom"; NULL otherwise. */
@@ -594,6 +597,19 @@ typedef struct ng_runtime ng_runtime;
 typedef void *(*ng_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
 /** Clock: Unix seconds. Used for timestamps; lets a host make replays exact. */
 typedef uint64_t (*ng_clock_fn)(void *ud);
+/**
+ * Progress of a long operation, for a host that shows a progress bar. `what`
+ * is "save", "load", "export" or "import" (a static string); `done` of
+ * `total` units (bytes for save and load, tokens and connections for export
+ * and import). Each operation calls it once with done == 0 when it starts
+ * (an import once the JSON is parsed and the number of records known),
+ * then rarely (every MiB, or every 4096 records) with done increasing, and
+ * once with done == total when it has succeeded; a failed operation ends
+ * without that last call. It may run under the runtime's read lock, or while
+ * no runtime exists yet: it must not call the runtime (or any neurograph
+ * function taking one). NULL costs nothing.
+ */
+typedef void (*ng_progress_fn)(void *ud, const char *what, uint64_t done, uint64_t total);
 
 /** Runtime configuration. All zero = defaults. */
 typedef struct ng_config {
@@ -608,6 +624,11 @@ typedef struct ng_config {
   /** Dimension scales to start with, per space (0: keep the CDNA's, 1.0 by
    *  default), written into the starting CDNA's dimension_scales. */
   float scales[NG_SPACES];
+  /** Progress of long operations (NULL: none). A runtime keeps it for its
+   *  saves and exports; ng_snapshot_load and ng_import_json use the one in
+   *  the cfg they are given (and the runtime they make keeps it). */
+  ng_progress_fn progress;
+  void *progress_ud;
 } ng_config;
 
 /** Create a runtime with a reference count of 1. `cfg` may be NULL. */
@@ -634,6 +655,20 @@ NG_API const char *ng_last_error(const ng_runtime *rt);
  */
 NG_API const char *ng_last_error_detail(const ng_runtime *rt);
 
+/** Query kinds, as counted by the metrics. */
+enum { NG_QUERY_RANGE, NG_QUERY_NEIGHBORS, NG_QUERY_NEAREST, NG_QUERY_BOX, NG_QUERY_KINDS };
+/** "range", "neighbours", "nearest", "box" (the Prometheus label values); NULL otherwise. */
+NG_API const char *ng_query_name(int kind);
+
+/** Latency summary of one query kind (successful and failed calls that got
+ *  past argument checks). Quantiles come from a log histogram with four
+ *  buckets per power of two: each is the upper edge of its bucket, so within
+ *  about 19% above the true value. All 0 when count is 0. */
+typedef struct ng_query_stats {
+  uint64_t count;
+  double total_seconds, mean_seconds, p50_seconds, p99_seconds;
+} ng_query_stats;
+
 /** Memory and content figures. */
 typedef struct ng_stats {
   size_t tokens;
@@ -647,10 +682,36 @@ typedef struct ng_stats {
   size_t connection_slots_free;
   size_t connection_slots_retired;
   size_t placed[NG_SPACES]; /**< tokens placed in each space */
+  /** Bytes held by each part of the store (capacity, not only what is in use;
+   *  together less than bytes_in_use, which also counts the runtime itself
+   *  and query buffers). */
+  struct {
+    size_t token_records;       /**< the 64-byte token records */
+    size_t token_slot_maps;     /**< token id -> slot map and placement bytes */
+    size_t space_index[NG_SPACES]; /**< each space's grid index */
+    size_t connections;         /**< connection records, their id map and adjacency */
+    size_t journal;             /**< an open transaction's undo log (0 outside one) */
+  } memory;
+  /** With NG_CDNA_ENABLE_METRICS set (since it was last set: turning it off
+   *  keeps the figures, turning it on again continues them): */
+  bool metrics;    /**< the flag is set now */
+  uint64_t writes; /**< write-lock holds: each write call, each write inside a transaction */
+  ng_query_stats queries[NG_QUERY_KINDS]; /**< per query kind (NG_QUERY_*) */
 } ng_stats;
 /** Fill *out with the runtime's current figures (one consistent snapshot,
  *  under the read lock). NG_EINVAL for a NULL rt or out. */
 NG_API ng_status ng_runtime_stats(ng_runtime *rt, ng_stats *out);
+
+/**
+ * The figures of ng_runtime_stats in the Prometheus text exposition format
+ * (0.0.4): metric names prefixed neurograph_, HELP and TYPE lines, labels
+ * space="L1".."L8", component="..." and query="range" | "neighbours" |
+ * "nearest" | "box" (a summary with quantiles 0.5 and 0.99). Writes at most
+ * size bytes into buf (NUL-terminated when size > 0; buf may be NULL with
+ * size 0) and returns the length of the whole text, as snprintf does: call
+ * again with a larger buffer when the result is >= size. 0 for a NULL rt.
+ */
+NG_API size_t ng_metrics_format(ng_runtime *rt, char *buf, size_t size);
 
 /** The runtime's clock (Unix seconds), as used for timestamps. */
 NG_API uint64_t ng_runtime_now(ng_runtime *rt);
@@ -733,6 +794,21 @@ NG_API bool ng_txn_open(ng_runtime *rt);
  */
 NG_API ng_status ng_token_create(ng_runtime *rt, const ng_token *init, unsigned spaces,
                                  ng_id *out_id);
+/** A position in one space, in that space's units (its dimension scale applied). */
+typedef struct ng_place {
+  int space;     /**< 0..7 */
+  double xyz[3]; /**< x, y, z */
+} ng_place;
+/**
+ * ng_token_create placing the token at positions given in the spaces' units:
+ * places[0 .. n_places) (may be NULL when n_places is 0), each space at most
+ * once, encoded under the write lock (so a concurrent change of a dimension
+ * scale cannot slip between the encoding and the store); init's coordinates
+ * are ignored. A coordinate that does not fit its space is NG_EINVAL (the last
+ * error names the axis, the space and the value) and nothing is created.
+ */
+NG_API ng_status ng_token_create_at(ng_runtime *rt, const ng_token *init, const ng_place *places,
+                                    size_t n_places, ng_id *out_id);
 /**
  * Place token `id` in `space` at xyz (the space's units), or move it there if
  * it is placed already: the same as an ng_token_update of NG_TF_COORDS(space)
@@ -839,11 +915,34 @@ NG_API ng_status ng_token_each(ng_runtime *rt, ng_token_fn fn, void *ud);
 /**
  * Ids of the connections of token `id` in direction `dir`, ascending, into
  * ids[0..cap) (may be NULL when cap is 0); *n_out (required) gets the total
- * number (which may exceed cap, like snprintf). NG_ENOTFOUND if the token
- * does not exist.
+ * number (which may exceed cap, like snprintf). A bidirectional link is both
+ * outgoing and incoming at both ends (ng_token_links). NG_ENOTFOUND if the
+ * token does not exist.
  */
 NG_API ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir, ng_id *ids,
                                       size_t cap, size_t *n_out);
+
+/** "Any type" / "any category" in an ng_link_filter. */
+#define NG_ANY (-1)
+/** Which links of a token ng_token_links reports. */
+typedef struct ng_link_filter {
+  ng_direction dir; /**< NG_OUT, NG_IN or NG_BOTH */
+  int type;         /**< a connection type 0..175, or NG_ANY */
+  int category;     /**< a category 0..10, or NG_ANY */
+} ng_link_filter;
+/**
+ * The links of token `id` that match `f` (NULL: every link, both
+ * directions), in ascending connection id order: their ids into
+ * conns[0..cap) and the token at each one's other end into others[0..cap)
+ * (either may be NULL; the token itself for a self-link); *n_out (required)
+ * gets the total number, which may exceed cap, so cap 0 counts without
+ * building lists (a degree). A link with NG_CONN_BIDIRECTIONAL acts both
+ * ways: it is an outgoing and an incoming link of both its ends, listed once
+ * under NG_BOTH. NG_ENOTFOUND if the token does not exist; NG_EINVAL for a
+ * bad direction, type or category.
+ */
+NG_API ng_status ng_token_links(ng_runtime *rt, ng_id id, const ng_link_filter *f, ng_id *conns,
+                                ng_id *others, size_t cap, size_t *n_out);
 
 /** @} */
 /* ------------------------------------------------------------------------ */
@@ -862,7 +961,8 @@ NG_API ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir
  * become now. Checks: both tokens exist (NG_EINVAL naming the missing one);
  * type <= 0xAF and allowed by the CDNA mask; mutability <= 2; pull_strength
  * finite, |v| <= 10; preferred_distance finite within 0.01..100; padding 0;
- * no connection with the same (from, to, type) (NG_EEXIST); the CDNA degree
+ * no connection with the same (from, to, type), nor a (to, from, type) when
+ * either is bidirectional (NG_EEXIST, see ng_connection_find); the CDNA degree
  * limits (NG_ELIMIT); with STRICT_MODE the CDNA's connection weight (applied
  * to |pull_strength|) and rigidity limits. *out_id (may be NULL) gets the
  * new id.
@@ -896,7 +996,20 @@ NG_API ng_status ng_connection_next(ng_runtime *rt, ng_id after, ng_id *next_id)
 typedef bool (*ng_connection_fn)(const ng_connection *c, ng_id id, void *ud);
 /** Call fn for every live connection in ascending id order, under the read lock. */
 NG_API ng_status ng_connection_each(ng_runtime *rt, ng_connection_fn fn, void *ud);
-/** Id of the connection (from, to, type), or NG_ENOTFOUND. */
+/**
+ * Id of the connection (from, to, type), or of a bidirectional (to, from,
+ * type); NG_ENOTFOUND if there is none.
+ *
+ * Undirected links: a connection with NG_CONN_BIDIRECTIONAL acts both ways.
+ * It keeps the direction it was created with, but is found from both ends,
+ * listed as outgoing and incoming at both ends, and unique in both
+ * directions: while a -> b of a type is bidirectional no b -> a of that type
+ * exists, and create or update (setting the flag, changing the type) refuse
+ * to make such a pair (NG_EEXIST). The CDNA degree limits count every link as
+ * stored, bidirectional or not (one outgoing for its from, one incoming for
+ * its to, one in each end's total), so the flag never changes a degree.
+ * Snapshots from before this rule that hold such a pair load as they are.
+ */
 NG_API ng_status ng_connection_find(ng_runtime *rt, ng_id from, ng_id to, unsigned type,
                                     ng_id *out_id);
 
@@ -919,18 +1032,60 @@ typedef struct ng_hit {
  * more grows it to twice its result, as sorting scratch). Zero-initialise it; the
  * queries replace its contents; free it with ng_hits_free on the runtime that
  * filled it. On failure a query leaves count == 0.
+ *
+ * With `positions` set (by the caller, before the query), a query also fills
+ * xyz[3 * i .. 3 * i + 2] with hit i's position in the query's space (its
+ * units, as ng_token_position reads them), read under the query's own read
+ * lock, so a frame needs no second read; xyz grows like items.
  */
 typedef struct ng_hits {
   ng_hit *items;
   size_t count;
   size_t capacity;
+  bool positions;      /**< fill xyz: set by the caller */
+  double *xyz;         /**< 3 per hit when positions is set; owned like items */
+  size_t xyz_capacity; /**< doubles xyz has room for */
 } ng_hits;
-/** Free hits->items through rt's allocator (the runtime that filled it) and
- *  zero *hits, ready for reuse. A NULL rt or hits is ignored. */
+/** Free hits->items and hits->xyz through rt's allocator (the runtime that
+ *  filled it) and zero *hits, ready for reuse. A NULL rt or hits is ignored. */
 NG_API void ng_hits_free(ng_runtime *rt, ng_hits *hits);
 
+/** A filter's predicate: return true to keep the hit. See ng_filter.accept. */
+typedef bool (*ng_accept_fn)(ng_id id, float distance, void *ud);
+
+/**
+ * What a grid query keeps, tested inside the index scan (a token that fails
+ * is skipped, never collected): so a query with a filter costs about what
+ * the same query without one does, plus a read of the record of each token
+ * within the query's region when a field test needs it. A zeroed struct, or
+ * a NULL filter, is the default: every token placed in the space whose
+ * NG_TOKEN_ACTIVE flag is set.
+ */
+typedef struct ng_filter {
+  uint16_t entities;  /**< bit e keeps entity type e (ng_token_get_entity); 0: every entity */
+  uint16_t tags;      /**< NG_TOKEN_* flag bits that must all be set */
+  uint16_t without;   /**< NG_TOKEN_* flag bits that must all be clear */
+  bool inactive;      /**< also keep tokens whose NG_TOKEN_ACTIVE flag is clear */
+  bool weight_range;  /**< keep only weights within [min_weight, max_weight] (inclusive) */
+  float min_weight;   /**< with weight_range: finite, <= max_weight */
+  float max_weight;   /**< with weight_range: finite */
+  const ng_id *exclude; /**< ids never returned (unknown and stale ids are ignored); borrowed
+                             for the call; may be NULL when nexclude is 0 */
+  size_t nexclude;
+  /** Called last, for each token that passed every test above and the
+   *  query's own (distance, box), with its id and distance; false skips it.
+   *  NULL: none. It runs under the runtime's read lock, on the calling
+   *  thread, in no particular order: it may read the store (a write from it
+   *  fails with NG_EBUSY) but must not run a query of the same space. */
+  ng_accept_fn accept;
+  void *ud; /**< passed to accept */
+} ng_filter;
+
 /*
- * All queries see only the tokens placed in their space, and take and give
+ * All queries see only the tokens placed in their space that pass their
+ * filter (`filter` may be NULL: the defaults of ng_filter, so tokens whose
+ * NG_TOKEN_ACTIVE flag is clear are skipped unless filter->inactive is set;
+ * a bad filter is NG_EINVAL naming the field), and take and give
  * coordinates and distances in the space's units (dimension scale applied).
  * Results ordered by distance, ties by ascending id; `limit` 0
  * means no limit, otherwise only the first `limit` results are kept. A radius
@@ -948,18 +1103,33 @@ NG_API void ng_hits_free(ng_runtime *rt, ng_hits *hits);
  */
 /** Tokens within `radius` of `center` in `space`. */
 NG_API ng_status ng_grid_range(ng_runtime *rt, int space, const float center[3], float radius,
-                               size_t limit, ng_hits *out);
+                               size_t limit, const ng_filter *filter, ng_hits *out);
 /** Tokens within `radius` of token `id` in `space`, excluding `id` itself.
- *  NG_ENOTFOUND if `id` does not exist or is not placed in `space`. */
+ *  NG_ENOTFOUND if `id` does not exist or is not placed in `space` (the
+ *  filter does not apply to `id` itself: an inactive token has neighbours). */
 NG_API ng_status ng_grid_neighbors(ng_runtime *rt, ng_id id, int space, float radius, size_t limit,
-                                   ng_hits *out);
-/** The k tokens nearest to `center` in `space` (fewer if the store has fewer). */
+                                   const ng_filter *filter, ng_hits *out);
+/** The k tokens nearest to `center` in `space` that pass the filter (fewer if
+ *  fewer pass). */
 NG_API ng_status ng_grid_nearest(ng_runtime *rt, int space, const float center[3], size_t k,
-                                 ng_hits *out);
+                                 const ng_filter *filter, ng_hits *out);
+/** The k tokens nearest to token `id` in `space` that pass the filter,
+ *  excluding `id` itself. NG_ENOTFOUND as ng_grid_neighbors. */
+NG_API ng_status ng_grid_nearest_to(ng_runtime *rt, ng_id id, int space, size_t k,
+                                    const ng_filter *filter, ng_hits *out);
 /** Tokens inside the closed box [lo, hi] in `space`; distance is measured
  *  from the box centre. NG_EINVAL if lo > hi on any axis. */
 NG_API ng_status ng_grid_box(ng_runtime *rt, int space, const float lo[3], const float hi[3],
-                             size_t limit, ng_hits *out);
+                             size_t limit, const ng_filter *filter, ng_hits *out);
+/**
+ * The positions in `space` (its units, as ng_token_position reads them) of
+ * the n tokens ids[0..n) into xyz[3 * i .. 3 * i + 2], all under one read
+ * lock (so they are one consistent moment). A token that does not exist or
+ * is not placed in `space` gets NaN, NaN, NaN; *found (may be NULL) gets how
+ * many were found. NG_EINVAL for a bad space or NULL arrays with n > 0.
+ */
+NG_API ng_status ng_token_positions(ng_runtime *rt, int space, const ng_id *ids, size_t n,
+                                    double *xyz, size_t *found);
 
 /** Grid figures for one space. */
 typedef struct ng_space_info {
@@ -1201,6 +1371,29 @@ NG_API ng_status ng_snapshot_save(ng_runtime *rt, const char *path);
  *         NG_ENOMEM. On failure *out is NULL.
  */
 NG_API ng_status ng_snapshot_load(const char *path, const ng_config *cfg, ng_runtime **out);
+
+/**
+ * Write every token (its fields, the spaces it is placed in and its decoded
+ * coordinates there), every connection, the CDNA and both id allocators'
+ * state to `path` as JSON (docs/format.md, "JSON export"), one point in time
+ * (under the read lock). The file is replaced atomically (temporary file and
+ * rename). NG_EINVAL (NULL rt, NULL or empty path), NG_ENOMEM, NG_EIO (the
+ * message names the path and the reason; an existing file is untouched).
+ */
+NG_API ng_status ng_export_json(ng_runtime *rt, const char *path);
+/**
+ * Read a JSON export into a new runtime (reference count 1) in *out: every
+ * id kept, new ids continuing as after the export (the allocators' state is
+ * in the file), coordinates re-encoded in the file's CDNA scales (whole
+ * steps exact). The records then pass every check a snapshot load makes
+ * (ng_snapshot_load). `cfg` as for ng_snapshot_load.
+ * @return NG_OK; NG_EINVAL (NULL out/path); NG_EIO (cannot read the file);
+ *         NG_ECORRUPT: invalid JSON (ng_last_error(NULL) gives the line and
+ *         column) or a missing or bad value (the message names the token or
+ *         connection id and the field); NG_ENOMEM. On failure *out is NULL:
+ *         nothing is half imported.
+ */
+NG_API ng_status ng_import_json(const char *path, const ng_config *cfg, ng_runtime **out);
 
 /** @} */
 #ifdef __cplusplus

@@ -61,6 +61,22 @@ NG_API void ng_lua_set_file_access(lua_State *L, int allowed);
  */
 NG_API void ng_lua_set_allocator(lua_State *L, ng_alloc_fn f, void *ud);
 
+/**
+ * An ng_progress_fn (ud unused) that draws a progress bar on stderr, one line
+ * redrawn with '\r' and erased at the end, when stderr is a terminal and the
+ * operation has run for NG_PROGRESS_AFTER seconds (environment; default 1).
+ * Never writes when stderr is not a terminal. Runtimes that `ng.Runtime{}`,
+ * `ng.load` and `ng.import` create use it; a host sets it in its own
+ * ng_config (ngrun does). State is per thread: one operation at a time each.
+ */
+NG_API void ng_lua_progress(void *ud, const char *what, uint64_t done, uint64_t total);
+
+/**
+ * Erases the bar a failed operation left on this thread (a failure never
+ * reports its end), before its error is printed. Nothing when none is drawn.
+ */
+NG_API void ng_lua_progress_end(void);
+
 #ifdef __cplusplus
 }
 #endif

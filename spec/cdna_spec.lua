@@ -158,7 +158,7 @@ describe("rt.cdna", function()
 
   it("enforces token limits on later writes under STRICT_MODE", function()
     local id = rt.tokens:create{ weight = 5 }
-    rt.cdna:set_flags(rt.cdna:get_flags() | ng.cdna_flags.STRICT_MODE)
+    rt.cdna:set_flags(h.bor(rt.cdna:get_flags(), ng.cdna_flags.STRICT_MODE))
     h.raises("bad argument #2 to 'create'", function() rt.tokens:create{ weight = 5 } end)
     h.raises("bad argument #3 to '__newindex'", function() rt.tokens:get(id).weight = 2 end)
     assert.equals(5, rt.tokens:get(id).weight) -- existing records stay

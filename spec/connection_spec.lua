@@ -233,7 +233,7 @@ describe("neurograph.Connection", function()
     conn.pull_strength = 0.5
     conn.preferred_distance = 2.5
     conn.bidirectional = true
-    conn.flags = conn.flags | ng.connection_flags.PERSISTENT
+    conn.flags = h.bor(conn.flags, ng.connection_flags.PERSISTENT)
     conn.active_levels = 3
     conn.mutability = "Immutable"
     conn.type = "Near"
@@ -271,7 +271,7 @@ describe("neurograph.Connection", function()
     assert.equals(1, conn.evidence_count)
     assert.equals(144 / 255, conn:update_confidence(false))
     assert.equals(1, conn.evidence_count)
-    assert.equals(ng.connection_flags.MODIFIED, conn.flags & ng.connection_flags.MODIFIED)
+    assert.equals(ng.connection_flags.MODIFIED, h.band(conn.flags, ng.connection_flags.MODIFIED))
     h.raises("bad argument #2 to 'update_confidence' (success must be a boolean, got no value)",
              function() conn:update_confidence() end)
   end)
@@ -289,7 +289,7 @@ describe("neurograph.Connection", function()
     local applied, confidence = conn:decay()
     assert.is_true(applied)
     assert.equals(math.floor(128 / 255 * (1 - 16 / 255) * 255) / 255, confidence)
-    assert.equals(ng.connection_flags.DECAYING, conn.flags & ng.connection_flags.DECAYING)
+    assert.equals(ng.connection_flags.DECAYING, h.band(conn.flags, ng.connection_flags.DECAYING))
   end)
 
   it("force(distance) is (preferred - d) * rigidity * pull * confidence", function()
@@ -328,5 +328,112 @@ describe("neurograph.Connection", function()
     assert.equals("neurograph.Connection(1)", tostring(conn))
     assert.equals(conn, rt.connections:get(1))
     assert.equals("neurograph.Connection", getmetatable(conn).__name)
+  end)
+end)
+
+describe("undirected links", function()
+  local rt, C, a, b
+  before_each(function()
+    rt = ng.Runtime()
+    C = rt.connections
+    a, b = rt.tokens:create{}, rt.tokens:create{}
+  end)
+  after_each(function() rt:close() end)
+
+  it("are found from both ends", function()
+    local ab = C:create(a, b, { type = "Trusts", bidirectional = true })
+    assert.equals(ab, C:find(a, b, "Trusts"))
+    assert.equals(ab, C:find(b, a, "Trusts"))
+    assert.is_nil(C:find(b, a, "Likes"))
+    C:update(ab, { bidirectional = false })
+    assert.is_nil(C:find(b, a, "Trusts"))
+  end)
+
+  it("are unique in both directions", function()
+    C:create(a, b, { type = "Trusts", bidirectional = true })
+    h.raises("bad argument #4 to 'create' (a Trusts connection 1 -> 2 already exists (connection 1) "
+             .. "and one of the two is bidirectional)",
+             function() C:create(b, a, { type = "Trusts" }) end)
+    h.raises("already exists", function() C:create(b, a, { type = "Trusts", bidirectional = true }) end)
+    local ba = C:create(b, a, { type = "Likes" })
+    local ab = C:create(a, b, { type = "Likes" }) -- directed both ways: two links
+    h.raises("bad argument #3 to 'update' (connection " .. ab .. " (1 -> 2) of type 0x80 (Likes) "
+             .. "already links these tokens and one of the two is bidirectional)",
+             function() C:update(ba, { bidirectional = true }) end)
+    assert.is_false(C:get(ba).bidirectional)
+  end)
+
+  it("are outgoing and incoming at both ends, counted once in each end's degree", function()
+    local ab = C:create(a, b, { type = "Trusts", bidirectional = true })
+    local A, B = rt.tokens:get(a), rt.tokens:get(b)
+    for _, tok in ipairs({A, B}) do
+      assert.same({ab}, tok:connections{ dir = "out" })
+      assert.same({ab}, tok:connections{ dir = "in" })
+      assert.same({ab}, tok:connections())
+      assert.equals(1, tok:degree())
+    end
+    assert.same({b}, A:neighbours{ dir = "in" })
+    assert.same({a}, B:neighbours{ dir = "out" })
+  end)
+end)
+
+describe("typed adjacency", function()
+  local rt, T, C, me, x, y, z
+  local l1, l2, l3, l4
+  before_each(function()
+    rt = ng.Runtime()
+    T, C = rt.tokens, rt.connections
+    me, x, y, z = T:create{}, T:create{}, T:create{}, T:create{}
+    l1 = C:create(me, x, { type = "Trusts" })
+    l2 = C:create(y, me, { type = "Trusts" })
+    l3 = C:create(me, z, { type = "Cause" })
+    l4 = C:create(me, x, { type = "Likes" })
+  end)
+  after_each(function() rt:close() end)
+
+  it("lists connections by direction, type and category, in id order", function()
+    local tok = T:get(me)
+    assert.same({l1, l2, l3, l4}, tok:connections())
+    assert.same({l1, l3, l4}, tok:connections("out"))
+    assert.same({l1, l3, l4}, tok:connections{ dir = "out" })
+    assert.same({l1, l2}, tok:connections{ type = "Trusts" })
+    assert.same({l1}, tok:connections{ dir = "out", type = "Trusts" })
+    assert.same({l1, l2, l4}, tok:connections{ category = "Emotional" })
+    assert.same({l1, l2, l4}, tok:connections{ category = ng.categories.Emotional })
+    assert.same({l3}, tok:connections{ category = "Causal" })
+  end)
+
+  it("lists the tokens at the other ends, each once, ascending", function()
+    local tok = T:get(me)
+    assert.same({x, y, z}, tok:neighbours())
+    assert.same({x, z}, tok:neighbours{ dir = "out" })
+    assert.same({x, y}, tok:neighbours{ type = "Trusts" })
+    assert.same({x}, tok:neighbours{ category = "Emotional", dir = "out" })
+  end)
+
+  it("counts without building lists", function()
+    local tok = T:get(me)
+    assert.equals(4, tok:degree())
+    assert.equals(3, tok:degree("out"))
+    assert.equals(1, tok:degree{ dir = "in" })
+    assert.equals(2, tok:degree{ type = "Trusts" })
+    assert.equals(0, T:get(z):degree{ dir = "out" })
+  end)
+
+  it("raises naming the bad field", function()
+    local tok = T:get(me)
+    h.raises("bad argument #2 to 'connections' (dir must be 'out', 'in' or 'both', got 'up')",
+             function() tok:connections{ dir = "up" } end)
+    h.raises("bad argument #2 to 'neighbours' (unknown type 'Trust' (did you mean 'Trusts'?))",
+             function() tok:neighbours{ type = "Trust" } end)
+    h.raises("bad argument #2 to 'degree' (category must be a category name ('Semantic' .. "
+             .. "'Dynamic', as in ng.categories) or 0..10, got 'Emotion' (did you mean 'Emotional'?))",
+             function() tok:degree{ category = "Emotion" } end)
+    h.raises("bad argument #2 to 'degree' (unknown option 'kind')",
+             function() tok:degree{ kind = 1 } end)
+    h.raises("bad argument #2 to 'connections' (options table {dir, type, category} expected, got 5)",
+             function() tok:connections(5) end)
+    T:delete(me)
+    h.raises("token " .. me .. " no longer exists", function() tok:degree() end)
   end)
 end)

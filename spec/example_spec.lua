@@ -1,4 +1,4 @@
--- examples/runtime_storage.lua (issue 3 item 7) run by a stock lua5.4 with LUA_CPATH at the build.
+-- examples/runtime_storage.lua (issue 3 item 7) run by a stock Lua with LUA_CPATH at the build.
 local h = require "spec.helpers"
 
 local RULE = string.rep("=", 60)
@@ -38,8 +38,8 @@ local expected = table.concat({
 }, "\n")
 
 describe("examples/runtime_storage.lua", function()
-  it("runs under a stock lua5.4 and prints the real results", function()
-    local out, code = h.run(h.cpath_env() .. "LUA_PATH='' lua5.4 " ..
+  it("runs under a stock Lua and prints the real results", function()
+    local out, code = h.run(h.cpath_env() .. "LUA_PATH='' " .. h.lua .. " " ..
                             h.source("examples/runtime_storage.lua") .. " 2>&1")
     assert.equals(0, code)
     assert.equals(expected, out)

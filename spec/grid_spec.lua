@@ -215,4 +215,270 @@ describe("rt.grid", function()
       assert.same({0, 0, 0}, info.min)
     end)
   end)
+
+  describe("filters", function()
+    -- A world of 300 tokens on a lattice with every kind of entity, flag and weight, and a
+    -- brute-force answer for each query type to compare with.
+    local F = ng.token_flags
+    local recs, lattice
+    local USER = {"USER_1", "USER_2", "USER_3", "USER_4", "LOCKED"}
+    before_each(function()
+      rt:close()
+      rt = ng.Runtime()
+      recs = {}
+      lattice = {}
+      math.randomseed(15)
+      for i = 1, 300 do
+        local flags = F.ACTIVE
+        if i % 7 == 0 then flags = 0 end
+        for k, name in ipairs(USER) do
+          if h.band(h.shr(i, k - 1), 1) == 1 then flags = h.bor(flags, F[name]) end
+        end
+        local xyz = {math.random(-20, 20), math.random(-20, 20), math.random(-5, 5)}
+        local e = i % 16
+        local w = (i % 41) / 4
+        local id = rt.tokens:create{ coords = { L1 = xyz }, flags = flags, entity = e, weight = w }
+        recs[#recs + 1] = { id = id, xyz = xyz, flags = h.bor(flags, h.shl(e, 8)), entity = e, weight = w }
+        lattice[#lattice + 1] = id
+      end
+    end)
+
+    local function keeps(f, r)
+      if not f.inactive and h.band(r.flags, F.ACTIVE) == 0 then return false end
+      if f.entity then
+        local ok = false
+        for _, e in ipairs(type(f.entity) == "table" and f.entity or {f.entity}) do
+          if e == r.entity or e == ng.entities[r.entity] then ok = true end
+        end
+        if not ok then return false end
+      end
+      for _, t in ipairs(f.tags or {}) do if h.band(r.flags, F[t]) == 0 then return false end end
+      for _, t in ipairs(f.without or {}) do if h.band(r.flags, F[t]) ~= 0 then return false end end
+      if f.weight and (r.weight < f.weight[1] or r.weight > f.weight[2]) then return false end
+      for _, x in ipairs(f.exclude or {}) do if x == r.id then return false end end
+      return true
+    end
+
+    -- The brute-force answer: the records for which inside(r) holds and the filter passes,
+    -- then `where`, by (distance from c, id), the first n (nil: all).
+    local function brute(f, c, inside, n)
+      local hits = {}
+      for _, r in ipairs(recs) do
+        local dx, dy, dz = r.xyz[1] - c[1], r.xyz[2] - c[2], r.xyz[3] - c[3]
+        local d = h.f32(math.sqrt(dx * dx + dy * dy + dz * dz))
+        if inside(r, d) and keeps(f, r) and (not f.where or f.where(r.id, d)) then
+          hits[#hits + 1] = {r.id, d}
+        end
+      end
+      table.sort(hits, function(a, b) if a[2] ~= b[2] then return a[2] < b[2] end return a[1] < b[1] end)
+      if n and #hits > n then for i = #hits, n + 1, -1 do hits[i] = nil end end
+      return hits
+    end
+
+    local function round(hits)
+      for _, hit in ipairs(hits) do hit[2] = h.f32(hit[2]) end
+      return hits
+    end
+
+    local FILTERS = {
+      entity = { entity = "Object" },
+      entities = { entity = {"Event", 3, "Goal"} },
+      tags = { tags = {"USER_1"} },
+      two_tags = { tags = {"USER_1", "USER_3"} },
+      without = { without = {"LOCKED", "USER_2"} },
+      weight = { weight = {2, 5.5} },
+      exclude = { exclude = {1, 2, 3, 50, 9999} },
+      inactive = { inactive = true },
+      only_inactive = { inactive = true, without = {"ACTIVE"} },
+      where = { where = function(id) return id % 3 ~= 0 end },
+      combined = { entity = {0, 2, 4, 6, 8, 10, 12, 14}, tags = {"USER_2"}, without = {"USER_4"},
+                   weight = {1, 8}, exclude = {20, 22}, inactive = true,
+                   where = function(id, d) return id % 5 ~= 0 or d < 3 end },
+    }
+
+    for name, f in pairs(FILTERS) do
+      local function opts(extra)
+        local t = {}
+        for k, v in pairs(f) do t[k] = v end
+        for k, v in pairs(extra or {}) do t[k] = v end
+        return t
+      end
+
+      it("range_query keeps what the filter '" .. name .. "' keeps", function()
+        for _, c in ipairs({{0, 0, 0}, {10, -5, 2}}) do
+          for _, r in ipairs({4.5, 12.5, 100}) do
+            local want = brute(f, c, function(_, d) return d <= r end)
+            assert.same(want, round(rt.grid:range_query(c, r, opts())))
+            assert.same(brute(f, c, function(_, d) return d <= r end, 3),
+                        round(rt.grid:range_query(c, r, opts{ limit = 3 })))
+          end
+        end
+      end)
+
+      it("find_neighbors keeps what the filter '" .. name .. "' keeps", function()
+        local me = recs[10]
+        local want = brute(f, me.xyz, function(r, d) return r.id ~= me.id and d <= 9.5 end)
+        assert.same(want, round(rt.grid:find_neighbors(me.id, 9.5, opts())))
+      end)
+
+      it("nearest gives the k nearest that pass the filter '" .. name .. "'", function()
+        for _, k in ipairs({1, 5, 40, 1000}) do
+          local want = brute(f, {3, 3, 0}, function() return true end, k)
+          assert.same(want, round(rt.grid:nearest({3, 3, 0}, k, opts())))
+        end
+      end)
+
+      it("nearest_to gives the k nearest that pass the filter '" .. name .. "'", function()
+        local me = recs[77]
+        for _, k in ipairs({1, 6, 1000}) do
+          local want = brute(f, me.xyz, function(r) return r.id ~= me.id end, k)
+          assert.same(want, round(rt.grid:nearest_to(me.id, k, opts())))
+        end
+      end)
+
+      it("box keeps what the filter '" .. name .. "' keeps", function()
+        local lo, hi = {-8, -6, -5}, {9, 4, 5}
+        local c = {0.5, -1, 0}
+        local want = brute(f, c, function(r)
+          for a = 1, 3 do if r.xyz[a] < lo[a] or r.xyz[a] > hi[a] then return false end end
+          return true
+        end)
+        assert.same(want, round(rt.grid:box(lo, hi, opts())))
+      end)
+    end
+
+    it("skips inactive tokens unless asked (new tokens are active)", function()
+      local quiet = rt.tokens:create{ coords = { L1 = {50, 50, 50} } }
+      assert.equals(quiet, rt.grid:nearest({50, 50, 50}, 1)[1][1])
+      rt.tokens:get(quiet).flags = 0
+      assert.is_not.equal(quiet, rt.grid:nearest({50, 50, 50}, 1)[1][1])
+      assert.equals(quiet, rt.grid:nearest({50, 50, 50}, 1, { inactive = true })[1][1])
+    end)
+
+    it("calls where once per candidate, after the other filters", function()
+      local seen = {}
+      local hits = rt.grid:nearest({0, 0, 0}, 5, { tags = {"USER_1"}, where = function(id)
+        assert.is_nil(seen[id])
+        seen[id] = true
+        return id % 4 == 1
+      end })
+      assert.equals(5, #hits)
+      for id in pairs(seen) do
+        assert.is_true(h.band(rt.tokens:get(id).flags, F.USER_1) ~= 0)
+      end
+    end)
+
+    it("raises the predicate's error and stays usable", function()
+      assert.has_error(function()
+        rt.grid:range_query({0, 0, 0}, 5, { where = function() error("no", 0) end })
+      end, "no")
+      assert.is_true(#rt.grid:range_query({0, 0, 0}, 5) > 0)
+    end)
+
+    it("lets the predicate query the store", function()
+      local hits = rt.grid:range_query({0, 0, 0}, 6, { where = function(id)
+        return #rt.grid:find_neighbors(id, 1) > 0
+      end })
+      for _, hit in ipairs(hits) do assert.is_true(#rt.grid:find_neighbors(hit[1], 1) > 0) end
+    end)
+
+    it("raises naming the bad filter field", function()
+      local bad = {
+        { { entity = "Objct" }, "unknown entity 'Objct' (did you mean 'Object'?)" },
+        { { entity = {} }, "entity must be an entity or a non-empty list of them, got {}" },
+        { { tags = {"USER1"} }, "tags must be a token flag name ('ACTIVE' .. 'USER_4', as in "
+                                .. "ng.token_flags) or a list of them, got 'USER1' (did you mean 'USER_1'?)" },
+        { { without = 3 }, "without must be a token flag name" },
+        { { weight = 3 }, "weight must be a range {min, max}, got 3" },
+        { { weight = {5, 1} }, "weight must be a range {min, max} with min <= max, got {5, 1}" },
+        { { weight = {0, 0 / 0} }, "weight[2] must be a finite number, got nan" },
+        { { exclude = {"x"} }, "exclude must be a token id, a Token or a list of them, got 'x'" },
+        { { exclude = {0} }, "exclude must be an integer 1.." },
+        { { inactive = 1 }, "inactive must be a boolean, got 1" },
+        { { positions = "yes" }, "positions must be a boolean, got 'yes'" },
+        { { where = true }, "where must be a function(id, distance), got true" },
+        { { wehre = print }, "unknown option 'wehre' (did you mean 'where'?)" },
+      }
+      for _, case in ipairs(bad) do
+        h.raises("bad argument #4 to 'range_query' (" .. case[2],
+                 function() rt.grid:range_query({0, 0, 0}, 1, case[1]) end)
+        h.raises("bad argument #4 to 'nearest_to' (" .. case[2],
+                 function() rt.grid:nearest_to(lattice[1], 1, case[1]) end)
+      end
+    end)
+  end)
+
+  describe("nearest_to", function()
+    it("gives the k nearest to a token, the token itself excluded", function()
+      assert.same({{q, 3}, {p, 5}}, rt.grid:nearest_to(o, 2))
+      assert.same({{p, 5}}, rt.grid:nearest_to(rt.tokens:get(o), 1, { exclude = {q} }))
+      assert.same({}, rt.grid:nearest_to(o, 0))
+      assert.equals(p, rt.grid:nearest_to(o, 1, { space = "L2" })[1][1])
+    end)
+
+    it("raises for a token that does not exist", function()
+      h.raises("bad argument #2 to 'nearest_to' (token 99 does not exist)",
+               function() rt.grid:nearest_to(99, 1) end)
+      h.raises("bad argument #3 to 'nearest_to' (k must be an integer 0..2147483647, got -1)",
+               function() rt.grid:nearest_to(o, -1) end)
+    end)
+  end)
+
+  describe("positions", function()
+    it("fills each hit as {id, distance, x, y, z} in the query's space", function()
+      assert.same({{o, 0, 0, 0, 0}, {q, 3, 0, 0, -3}},
+                  rt.grid:range_query({0, 0, 0}, 4, { positions = true }))
+      local hits = rt.grid:nearest_to(o, 1, { space = "L2", positions = true })
+      assert.equals(p, hits[1][1])
+      assert.same({1.1, 1, 1}, {hits[1][3], hits[1][4], hits[1][5]})
+    end)
+
+    it("reuses pair tables in `into` and drops positions when not asked again", function()
+      local into = {}
+      rt.grid:range_query({0, 0, 0}, 10, { into = into, positions = true })
+      assert.equals(5, #into[2])
+      rt.grid:range_query({0, 0, 0}, 10, { into = into })
+      assert.same({{o, 0}, {q, 3}, {p, 5}}, into)
+    end)
+
+    it("allocates (almost) nothing per query into a reused table", function()
+      for i = 1, 200 do rt.tokens:create{ coords = { L1 = {i % 20, i % 7, 0} } } end
+      local opts = { into = {}, positions = true, tags = {"ACTIVE"}, exclude = {o, p} }
+      local centres = {}
+      for i = 1, 500 do centres[i] = {i % 20, i % 7, 0} end
+      rt.grid:range_query({10, 3, 0}, 100, opts)
+      collectgarbage()
+      collectgarbage("stop")
+      local before = collectgarbage("count")
+      for i = 1, 500 do rt.grid:range_query(centres[i], 1 + i % 5, opts) end
+      local kb = collectgarbage("count") - before
+      collectgarbage("restart")
+      assert.is_true(kb < 16, string.format("%.1f KB for 500 queries", kb))
+    end)
+  end)
+
+  describe("rt.tokens:positions", function()
+    it("gives flat x, y, z arrays, NaN for a token not placed there", function()
+      local xyz, found = rt.tokens:positions("L1", {p, o, 999, rt.tokens:get(q)})
+      assert.equals(12, #xyz)
+      assert.equals(3, found)
+      assert.same({3, 4, 0, 0, 0, 0}, {h.unpack(xyz, 1, 6)})
+      for i = 7, 9 do assert.is_true(xyz[i] ~= xyz[i]) end
+      assert.same({0, 0, -3}, {h.unpack(xyz, 10, 12)})
+      local out = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+      assert.equals(out, rt.tokens:positions(2, {p}, out))
+      assert.same({1.1, 1, 1}, out)
+    end)
+
+    it("raises for bad arguments", function()
+      h.raises("bad argument #3 to 'positions' (ids must be a list of token ids or Tokens, got no value)",
+               function() rt.tokens:positions("L1") end)
+      h.raises("bad argument #3 to 'positions' (ids[2] must be a token id or a Token, got 'x')",
+               function() rt.tokens:positions("L1", {o, "x"}) end)
+      h.raises("bad argument #2 to 'positions' (space must be",
+               function() rt.tokens:positions("L9", {o}) end)
+      h.raises("bad argument #4 to 'positions' (out must be a table, got 5)",
+               function() rt.tokens:positions("L1", {o}, 5) end)
+    end)
+  end)
 end)

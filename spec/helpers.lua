@@ -28,9 +28,88 @@ function helpers.raises(text, fn, ...)
   return msg
 end
 
+--- The stand-alone Lua the specs run on (ctest passes it in NG_LUA_EXE), for child processes.
+-- By hand (`luajit /usr/bin/busted spec`): the interpreter running busted.
+helpers.lua = os.getenv("NG_LUA_EXE") or (arg and arg[-1]) or "lua5.4"
+--- Lua 5.4 only: <close>, ngrun (a 5.4 host); 5.3+: integers and bitwise operators.
+helpers.lua54 = _VERSION == "Lua 5.4"
+helpers.unpack = table.unpack or rawget(_G, "unpack") -- 5.1 and LuaJIT: a global
+
+
+--- collectgarbage("incremental", pause, stepmul) on every Lua (before 5.4: the two settings).
+function helpers.gc_incremental(pause, stepmul)
+  if helpers.lua54 then return collectgarbage("incremental", pause, stepmul) end
+  collectgarbage("setpause", pause)
+  collectgarbage("setstepmul", stepmul)
+end
+
+--- Garbage whose finalizer is fn: a table (5.2+), a userdata on 5.1 and LuaJIT, where only
+--- userdata have finalizers.
+function helpers.finalizable(fn)
+  local newproxy = rawget(_G, "newproxy")
+  if not newproxy then return setmetatable({}, { __gc = fn }) end
+  local u = newproxy(true)
+  getmetatable(u).__gc = fn
+  return u
+end
+
+--- 2^k as the integer 5.3+ has (a float there would print differently), an exact double before.
+function helpers.pow2(k)
+  return math.tointeger and math.tointeger(2 ^ k) or 2 ^ k
+end
+
+-- Bitwise and, or, xor and shifts on non-negative integers below 2^53: 5.3+'s operators, an
+-- arithmetic version for 5.1 and LuaJIT (LuaJIT's bit library is 32-bit; ids are not).
+if _VERSION >= "Lua 5.3" then
+  local ops = assert(load([[return
+    function(a, b) return a & b end, function(a, b) return a | b end,
+    function(a, b) return a ~ b end, function(a, n) return a << n end,
+    function(a, n) return a >> n end]]))
+  helpers.band, helpers.bor, helpers.bxor, helpers.shl, helpers.shr = ops()
+else
+  local function bitwise(a, b, keep)
+    local r, p = 0, 1
+    while a > 0 or b > 0 do
+      local x, y = a % 2, b % 2
+      if keep(x, y) then r = r + p end
+      a, b, p = (a - x) / 2, (b - y) / 2, p * 2
+    end
+    return r
+  end
+  function helpers.band(a, b) return bitwise(a, b, function(x, y) return x + y == 2 end) end
+  function helpers.bor(a, b) return bitwise(a, b, function(x, y) return x + y >= 1 end) end
+  function helpers.bxor(a, b) return bitwise(a, b, function(x, y) return x + y == 1 end) end
+  function helpers.shl(a, n) return a * 2 ^ n end
+  function helpers.shr(a, n) return math.floor(a / 2 ^ n) end
+end
+
 --- x rounded to a float32, the way the store keeps weights and strengths.
-function helpers.f32(x)
-  return (string.unpack("f", string.pack("f", x)))
+if string.pack then
+  function helpers.f32(x)
+    return (string.unpack("f", string.pack("f", x)))
+  end
+else -- 5.1, LuaJIT: round to 24 significant bits by hand, ties to even, subnormals and overflow
+  function helpers.f32(x)
+    if x ~= x or x == 0 or x == math.huge or x == -math.huge then return x end
+    local m, e = math.frexp(x) -- luacheck: ignore 143 (5.1 has it; x = m * 2^e, 0.5 <= |m| < 1)
+    local bits = 24 - math.max(0, -125 - e)
+    local s = m * 2 ^ bits
+    local r = math.floor(s + 0.5)
+    if r - s == 0.5 and r % 2 == 1 then r = r - 1 end
+    local v = r * 2 ^ (e - bits)
+    if math.abs(v) >= 2 ^ 128 then return x > 0 and math.huge or -math.huge end
+    return v
+  end
+end
+
+--- Little-endian unsigned integer of n bytes (string.pack("<In", v) where 5.3+ has it).
+function helpers.le_bytes(v, n)
+  local t = {}
+  for i = 1, n do
+    t[i] = string.char(v % 256)
+    v = (v - v % 256) / 256
+  end
+  return table.concat(t)
 end
 
 --- The shortest decimal of 6..9 digits that rounds to the same float32 as x
@@ -75,7 +154,7 @@ end
 --- A whole file's bytes.
 function helpers.read(path)
   local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -83,13 +162,13 @@ end
 --- Runs a shell command; returns stdout, exit code.
 function helpers.run(cmd)
   local p = assert(io.popen(cmd .. "; echo \"__rc=$?\"", "r"))
-  local out = p:read("a")
+  local out = p:read("*a")
   p:close()
   local code = tonumber(out:match("__rc=(%d+)%s*$"))
   return out:gsub("__rc=%d+%s*$", ""), code
 end
 
---- LUA_CPATH for child lua5.4 processes: the build directory only.
+--- LUA_CPATH for child Lua processes (helpers.lua): the build directory only.
 function helpers.cpath_env()
   return "LUA_CPATH='" .. build .. "/?.so;;' "
 end

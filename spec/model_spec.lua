@@ -68,9 +68,9 @@ describe("randomized model test", function()
       else
         slot, a.fresh = a.fresh, a.fresh + 1
       end
-      return a.epoch << a.bits | slot
+      return h.bor(h.shl(a.epoch, a.bits), slot)
     end
-    local function release(a, id) a.pending[#a.pending + 1] = id & ((1 << a.bits) - 1) end
+    local function release(a, id) a.pending[#a.pending + 1] = h.band(id, h.shl(1, a.bits) - 1) end
     local tid_alloc, cid_alloc = allocator(24), allocator(32)
     local stale = {} -- handles of deleted tokens
     local step, op = 0, "?"
@@ -79,7 +79,7 @@ describe("randomized model test", function()
     local function remove_sorted(list, id)
       local lo, hi = 1, #list
       while lo <= hi do
-        local mid = (lo + hi) // 2
+        local mid = math.floor((lo + hi) / 2)
         if list[mid] == id then table.remove(list, mid) return end
         if list[mid] < id then lo = mid + 1 else hi = mid - 1 end
       end
@@ -114,6 +114,43 @@ describe("randomized model test", function()
         local s = ng.spaces[name]
         rec.raw[s] = {encode(xyz[1], s), encode(xyz[2], s), encode(xyz[3], s)}
       end
+    end
+
+    -- The connection a link a -> b of type ty (bidirectional or not) would duplicate: a -> b
+    -- itself, or b -> a when either is bidirectional (an undirected link is found both ways).
+    local function conflict(a, b, ty, bidir, except)
+      local same = by_key[a .. ":" .. b .. ":" .. ty]
+      if same and same ~= except then return same end
+      local rev = by_key[b .. ":" .. a .. ":" .. ty]
+      if rev and rev ~= except and (bidir or conns[rev].bidir) then return rev end
+      return nil
+    end
+
+    -- The model's find(a, b, ty): a -> b, else a bidirectional b -> a.
+    local function model_find(a, b, ty)
+      local same = by_key[a .. ":" .. b .. ":" .. ty]
+      if same then return same end
+      local rev = by_key[b .. ":" .. a .. ":" .. ty]
+      if rev and conns[rev].bidir then return rev end
+      return nil
+    end
+
+    -- The model's links of token id: ascending connection ids matching dir/type/category
+    -- (a bidirectional link is outgoing and incoming at both ends), and the other ends.
+    local function model_links(id, dir, ty, cat)
+      local ids, others = {}, {}
+      for _, cid in ipairs(conn_live) do
+        local c = conns[cid]
+        local as_out, as_in = c.from == id, c.to == id
+        local ok = (dir ~= "in" and (as_out or (as_in and c.bidir)))
+                   or (dir ~= "out" and (as_in or (as_out and c.bidir)))
+        if ok and (ty == nil or c.type == ty)
+           and (cat == nil or h.shr(ng.connection_types[c.type], 4) == cat) then
+          ids[#ids + 1] = cid
+          others[#others + 1] = as_out and c.to or c.from
+        end
+      end
+      return ids, others
     end
 
     local function model_delete_connection(cid)
@@ -207,20 +244,53 @@ describe("randomized model test", function()
       return sqrt(dx * dx + dy * dy + dz * dz)
     end
 
-    -- All model hits passing `keep`, sorted by (distance, id).
-    local function model_hits(s, c, keep)
+    -- Whether token rec passes the filter fields of query options o (the defaults skip
+    -- inactive tokens), read from the model's record, one rule at a time.
+    local FLAG = ng.token_flags
+    local function passes(o, id, rec)
+      local fl = rec.flags
+      if not o.inactive and h.band(fl, FLAG.ACTIVE) == 0 then return false end
+      if o.entity ~= nil then
+        local e, ok = h.band(h.shr(fl, 8), 15), false
+        local list = type(o.entity) == "table" and o.entity or {o.entity}
+        for _, want in ipairs(list) do
+          if want == e or want == ng.entities[e] then ok = true end
+        end
+        if not ok then return false end
+      end
+      for _, name in ipairs(o.tags or {}) do
+        if h.band(fl, FLAG[name]) == 0 then return false end
+      end
+      for _, name in ipairs(o.without or {}) do
+        if h.band(fl, FLAG[name]) ~= 0 then return false end
+      end
+      if o.weight and (rec.weight < o.weight[1] or rec.weight > o.weight[2]) then return false end
+      for _, x in ipairs(o.exclude or {}) do
+        if x == id then return false end
+      end
+      return true
+    end
+
+    -- All model hits passing `keep` and the filter of options o (nil: the defaults),
+    -- then o.where, sorted by (distance, id).
+    local function model_hits(s, c, keep, o)
+      o = o or {}
       local hits = {}
       for _, id in ipairs(live) do
         local rec = tokens[id]
-        if rec.raw[s] and (keep == nil or keep(id, rec)) then hits[#hits + 1] = {id, dist(rec, s, c)} end
+        if rec.raw[s] and (keep == nil or keep(id, rec)) and passes(o, id, rec) then
+          local d = dist(rec, s, c)
+          if not o.where or o.where(id, f32(d)) then hits[#hits + 1] = {id, d} end
+        end
       end
       table.sort(hits, function(p, q) if p[2] ~= q[2] then return p[2] < q[2] end return p[1] < q[1] end)
       return hits
     end
 
     -- Compares a store answer with the model's full sorted answer truncated to `cap`
-    -- results (nil: all), tolerating float rounding at distance ties.
-    local function compare_hits(actual, full, cap)
+    -- results (nil: all), tolerating float rounding at distance ties; with positions, each
+    -- hit's {x, y, z} in space `want_positions`.
+    local function compare_hits(actual, full, cap, want_positions)
       local n = #full
       if cap and cap < n then n = cap end
       if #actual ~= n then fail(step, op, "%d hits, model %d", #actual, n) end
@@ -233,6 +303,15 @@ describe("randomized model test", function()
         seen[id] = true
         if not d_of[id] then fail(step, op, "hit %d is not in the model's answer", id) end
         if abs(d - d_of[id]) > TOL then fail(step, op, "hit %d distance %.9g, model %.9g", id, d, d_of[id]) end
+        if want_positions then
+          local r, ps = tokens[id].raw[want_positions], want_positions
+          if hit[3] ~= decode(r[1], ps) or hit[4] ~= decode(r[2], ps) or hit[5] ~= decode(r[3], ps) then
+            fail(step, op, "hit %d position %s,%s,%s ~= raw %d,%d,%d", id, hit[3], hit[4], hit[5],
+                 r[1], r[2], r[3])
+          end
+        elseif #hit ~= 2 then
+          fail(step, op, "hit %d has %d fields", id, #hit)
+        end
         if i > 1 then
           local pd, pid = actual[i - 1][2], actual[i - 1][1]
           if d < pd then fail(step, op, "hits not sorted by distance at %d", i) end
@@ -269,12 +348,38 @@ describe("randomized model test", function()
       return {random(-22, 22) * UNIT[s], random(-22, 22) * UNIT[s], random(-22, 22) * UNIT[s]}
     end
 
+    local FLAG_NAMES = {"PERSISTENT", "MUTABLE", "DIRTY", "LOCKED", "USER_1", "USER_2", "USER_3",
+                        "USER_4"}
+    -- Random query options: space, limit, into, and about half the time some filter fields
+    -- (each alone or together), a `where` predicate or positions.
     local function query_opts(s, with_limit)
       local o = { space = random() < 0.5 and ng.spaces[s] or s }
       if with_limit and random() < 0.4 then o.limit = random(1, 10) end
       if random() < 0.5 then o.into = into end
+      if random() < 0.5 then return o end
+      if random() < 0.3 then
+        if random() < 0.5 then o.entity = random(0, 15)
+        else o.entity = {ng.entities[random(0, 15)], random(0, 15), ng.entities[random(0, 15)]} end
+      end
+      if random() < 0.3 then o.tags = {FLAG_NAMES[random(#FLAG_NAMES)]} end
+      if random() < 0.3 then o.without = {FLAG_NAMES[random(#FLAG_NAMES)], FLAG_NAMES[random(#FLAG_NAMES)]} end
+      if random() < 0.3 then
+        local lo = random(0, 32) / 8
+        o.weight = {lo, lo + random(0, 16) / 8}
+      end
+      if random() < 0.3 then
+        o.exclude = {}
+        for i = 1, random(1, 40) do o.exclude[i] = random_live(live) end
+      end
+      if random() < 0.3 then o.inactive = true end
+      if random() < 0.2 then
+        local m = random(2, 4)
+        o.where = function(id) return id % m ~= 0 end
+      end
+      if random() < 0.3 then o.positions = true end
       return o
     end
+    local function positions_of(o, s) return o.positions and s or nil end
 
     local ops = {
       { 22, "create", function()
@@ -287,7 +392,7 @@ describe("randomized model test", function()
         local id = T:create(fields)
         local want = issue(tid_alloc)
         if id ~= want then fail(step, op, "id %d, expected %d", id, want) end
-        local rec = { weight = w, flags = (flags & ~0x0F00) | (e << 8), raw = {} }
+        local rec = { weight = w, flags = h.bor(flags - h.band(flags, 0x0F00), h.shl(e, 8)), raw = {} }
         apply_coords(rec, fields.coords) -- placed only in the spaces given
         tokens[id] = rec
         live[#live + 1] = id
@@ -305,7 +410,7 @@ describe("randomized model test", function()
         if rec then
           if fields.weight then rec.weight = fields.weight end
           if fields.coords then apply_coords(rec, fields.coords) end
-          if fields.entity then rec.flags = (rec.flags & ~0x0F00) | (fields.entity << 8) end
+          if fields.entity then rec.flags = h.bor(rec.flags - h.band(rec.flags, 0x0F00), h.shl(fields.entity, 8)) end
           check_token(id)
         end
       end },
@@ -360,7 +465,7 @@ describe("randomized model test", function()
       end },
       { 2, "stale id", function()
         -- a deleted token's id and handle stay dead, also after its slot was reused
-        local s = stale[random(#stale)]
+        local s = #stale > 0 and stale[random(#stale)]
         if not s then return end
         if T:get(s.id) then fail(step, op, "stale id %d found", s.id) end
         if T:update(s.id, { weight = 1 }) or T:delete(s.id) then
@@ -382,7 +487,7 @@ describe("randomized model test", function()
           if ok or not tostring(res):find("does not exist", 1, true) then
             fail(step, op, "create(%d, %d) with a missing endpoint: %s", a, b, tostring(res))
           end
-        elseif by_key[key] then
+        elseif conflict(a, b, ty, bidir) then
           if ok or not tostring(res):find("already exists", 1, true) then
             fail(step, op, "duplicate create(%d, %d, %s): %s", a, b, ty, tostring(res))
           end
@@ -412,13 +517,71 @@ describe("randomized model test", function()
           if C:get(cid).pull_strength ~= pull then fail(step, op, "pull_strength not written") end
         end
       end },
+      { 3, "set bidirectional", function()
+        -- making a link undirected may duplicate the link the other way; clearing it never does
+        local cid = random_live(conn_live)
+        local m = conns[cid]
+        local bidir = random() < 0.6
+        local ok, res = pcall(C.update, C, cid, { bidirectional = bidir })
+        if not m then
+          if not ok or res ~= false then
+            fail(step, op, "update of missing connection %d: %s", cid, tostring(res))
+          end
+          return
+        end
+        local dup = bidir and not m.bidir and conflict(m.from, m.to, m.type, true, cid)
+        if dup then
+          if ok or not tostring(res):find("already", 1, true) then
+            fail(step, op, "bidirectional %d beside %d: %s", cid, dup, tostring(res))
+          end
+        else
+          if not ok or res ~= true then fail(step, op, "set bidirectional on %d: %s", cid, tostring(res)) end
+          m.bidir = bidir
+        end
+      end },
+      { 4, "find", function()
+        local a, b = random_live(live), random_live(live)
+        local ty = TYPES[random(#TYPES)]
+        if not tokens[a] or not tokens[b] then return end
+        local got, want = C:find(a, b, ty), model_find(a, b, ty)
+        if got ~= want then
+          fail(step, op, "find(%d, %d, %s) = %s, model %s", a, b, ty, tostring(got), tostring(want))
+        end
+      end },
+      { 4, "links", function()
+        local id = random_live(live)
+        if not tokens[id] then return end
+        local tok = T:get(id)
+        local dir = ({"out", "in", "both"})[random(3)]
+        local ty = random() < 0.4 and TYPES[random(#TYPES)] or nil
+        local cat = random() < 0.3 and random(0, 10) or nil
+        local opts = {dir = dir, type = ty, category = cat and (random() < 0.5 and ng.categories[cat] or cat)}
+        if random() < 0.2 and not ty and not cat then opts = dir end
+        local want, others = model_links(id, dir, ty, cat)
+        local got = tok:connections(opts)
+        if #got ~= #want then fail(step, op, "connections of %d: %d, model %d", id, #got, #want) end
+        for i = 1, #want do
+          if got[i] ~= want[i] then
+            fail(step, op, "connections of %d [%d] = %s, model %d", id, i, tostring(got[i]), want[i])
+          end
+        end
+        if tok:degree(opts) ~= #want then fail(step, op, "degree of %d", id) end
+        table.sort(others)
+        local uniq = {}
+        for _, o in ipairs(others) do if uniq[#uniq] ~= o then uniq[#uniq + 1] = o end end
+        local nb = tok:neighbours(opts)
+        if #nb ~= #uniq then fail(step, op, "neighbours of %d: %d, model %d", id, #nb, #uniq) end
+        for i = 1, #uniq do
+          if nb[i] ~= uniq[i] then fail(step, op, "neighbours of %d [%d]", id, i) end
+        end
+      end },
       { 12, "range_query", function()
         local s = random(1, 8)
         local c = random_point(s)
         local r = safe_radius(s, c, random(0, 12) * UNIT[s] + 0.5 * UNIT[s])
         local o = query_opts(s, true)
-        local full = model_hits(s, c, function(_, rec) return dist(rec, s, c) <= r end)
-        compare_hits(rt.grid:range_query(c, r, o), full, o.limit)
+        local full = model_hits(s, c, function(_, rec) return dist(rec, s, c) <= r end, o)
+        compare_hits(rt.grid:range_query(c, r, o), full, o.limit, positions_of(o, s))
       end },
       { 8, "find_neighbors", function()
         local id = random_live(live)
@@ -442,15 +605,39 @@ describe("randomized model test", function()
         end
         local c = {decode(rec.raw[s][1], s), decode(rec.raw[s][2], s), decode(rec.raw[s][3], s)}
         r = safe_radius(s, c, r)
-        local full = model_hits(s, c, function(other, orec) return other ~= id and dist(orec, s, c) <= r end)
-        compare_hits(rt.grid:find_neighbors(id, r, o), full, o.limit)
+        local full = model_hits(s, c, function(other, orec) return other ~= id and dist(orec, s, c) <= r end, o)
+        compare_hits(rt.grid:find_neighbors(id, r, o), full, o.limit, positions_of(o, s))
       end },
       { 7, "nearest", function()
         local s = random(1, 8)
         local c = random_point(s)
         local k = random(0, 12)
         local o = query_opts(s, false)
-        compare_hits(rt.grid:nearest(c, k, o), model_hits(s, c), k)
+        compare_hits(rt.grid:nearest(c, k, o), model_hits(s, c, nil, o), k, positions_of(o, s))
+      end },
+      { 5, "nearest_to", function()
+        local id = random_live(live)
+        local s = random(1, 8)
+        local k = random(0, 12)
+        local o = query_opts(s, false)
+        if not tokens[id] then
+          local ok, err = pcall(rt.grid.nearest_to, rt.grid, id, k, o)
+          if ok or not tostring(err):find("does not exist", 1, true) then
+            fail(step, op, "nearest_to of missing token %d: %s", id, tostring(err))
+          end
+          return
+        end
+        local rec = tokens[id]
+        if not rec.raw[s] then
+          local ok, err = pcall(rt.grid.nearest_to, rt.grid, id, k, o)
+          if ok or not tostring(err):find("is not placed in", 1, true) then
+            fail(step, op, "nearest_to of token %d, not placed in L%d: %s", id, s, tostring(err))
+          end
+          return
+        end
+        local c = {decode(rec.raw[s][1], s), decode(rec.raw[s][2], s), decode(rec.raw[s][3], s)}
+        local full = model_hits(s, c, function(other) return other ~= id end, o)
+        compare_hits(rt.grid:nearest_to(id, k, o), full, k, positions_of(o, s))
       end },
       { 6, "box", function()
         local s = random(1, 8)
@@ -468,8 +655,8 @@ describe("randomized model test", function()
             if v < lo[a] or v > hi[a] then return false end
           end
           return true
-        end)
-        compare_hits(rt.grid:box(lo, hi, o), full, o.limit)
+        end, o)
+        compare_hits(rt.grid:box(lo, hi, o), full, o.limit, positions_of(o, s))
       end },
       { 3, "list", function()
         local limit, offset = random(0, 20), random(0, #live + 2)

@@ -739,7 +739,7 @@ describe("ngrun", function()
       stub("cmake", ("echo cmake \"$@\" >> %s"):format(quote(log)))
       local p = io.popen(("PATH=%s:$PATH NG_BUILD_DIR=%s scripts/run -e \"print('ran')\" 2>/dev/null")
         :format(quote(stubs), quote(build)))
-      local out = p:read("a")
+      local out = p:read("*a")
       p:close()
       local calls = read_file(log)
       os.execute("rm -rf " .. quote(stubs))
@@ -753,8 +753,8 @@ describe("ngrun", function()
         end
       end
       table.sort(names)
-      assert.same({ "cmake", "gcc", "liblua5.4-dev", "libreadline-dev", "lua5.4", "make",
-                    "pkg-config" }, names)
+      assert.same({ "cmake", "gcc", "libcjson-dev", "liblua5.4-dev", "libreadline-dev", "lua5.4",
+                    "make", "pkg-config" }, names)
       has("--target ngrun", calls)
     end)
   end)

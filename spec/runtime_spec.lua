@@ -118,17 +118,6 @@ describe("ng.Runtime", function()
       assert.is_true(rt:is_closed())
     end)
 
-    it("happens at the end of a <close> block, even on error", function()
-      local kept
-      local ok = pcall(function()
-        local rt <close> = ng.Runtime()
-        kept = rt.tokens:get(rt.tokens:create())
-        error("boom")
-      end)
-      assert.is_false(ok)
-      h.raises("runtime is closed", function() return kept.weight end)
-    end)
-
     it("stops an iteration cleanly", function()
       local rt = ng.Runtime()
       for _ = 1, 3 do rt.tokens:create() end

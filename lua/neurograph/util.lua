@@ -14,8 +14,21 @@ local function check_arg(n, fn, value, expected, ...)
   error(string.format("bad argument #%d to '%s' (%s expected, got %s)", n, fn, expected, tv), 3)
 end
 
+-- Lua 5.3+ tells integers from floats; before (5.1, LuaJIT) every number is a double and an
+-- integral one below 2^53 counts as an integer (an id, a count).
+local math_type = math.type or function(v)
+  if type(v) ~= "number" then return nil end
+  return (v == math.floor(v) and v > -2 ^ 53 and v < 2 ^ 53) and "integer" or "float"
+end
+
+--- math.type on every Lua: "integer", "float" or nil (5.1 and LuaJIT: an integral double
+--- below 2^53 is an integer).
+function util.math_type(v)
+  return math_type(v)
+end
+
 local function fmt_number(v)
-  if math.type(v) == "integer" then return tostring(v) end
+  if math_type(v) == "integer" then return math.type and tostring(v) or string.format("%.0f", v) end
   if v ~= v then return "nan" end
   return string.format("%.14g", v)
 end
@@ -53,7 +66,7 @@ local function pretty(v, seen)
   for i = 1, n do parts[#parts + 1] = pretty(v[i], seen) end
   local keys = {}
   for k in pairs(v) do
-    if not (math.type(k) == "integer" and k >= 1 and k <= n) then keys[#keys + 1] = k end
+    if not (math_type(k) == "integer" and k >= 1 and k <= n) then keys[#keys + 1] = k end
   end
   table.sort(keys, key_order)
   for _, k in ipairs(keys) do
@@ -79,7 +92,7 @@ function util.ids(hits, into)
   for i = 1, n do out[i] = hits[i][1] end
   -- every old entry past n, holes or not (clearing a field during pairs is allowed)
   for k in pairs(out) do
-    if not (math.type(k) == "integer" and k >= 1 and k <= n) then out[k] = nil end
+    if not (math_type(k) == "integer" and k >= 1 and k <= n) then out[k] = nil end
   end
   return out
 end
@@ -88,8 +101,8 @@ end
 function util.space_name(space)
   check_arg(1, "space_name", space, "string or number", "string", "number")
   local n = ng.spaces[space]
-  if math.type(n) == "integer" then return ng.spaces[n] end
-  if math.type(space) == "integer" and ng.spaces[space] then return ng.spaces[space] end
+  if math_type(n) == "integer" then return ng.spaces[n] end
+  if math_type(space) == "integer" and ng.spaces[space] then return ng.spaces[space] end
   return nil
 end
 

@@ -47,6 +47,7 @@ static void take(ng_runtime *rt, ngt_alloc *fa, state *s) {
   memset(s, 0, sizeof *s);
   CHECK_STATUS(ng_runtime_stats(rt, &s->stats), NG_OK);
   s->stats.bytes_in_use = s->stats.bytes_peak = 0; /* capacity is not state */
+  memset(&s->stats.memory, 0, sizeof s->stats.memory);
   CHECK_STATUS(ng_cdna_get(rt, &s->cdna), NG_OK);
   CHECK_STATUS(ng_token_each(rt, tok_cb, s), NG_OK);
   CHECK_STATUS(ng_connection_each(rt, con_cb, s), NG_OK);
@@ -78,7 +79,7 @@ static int grid_matches_table(ng_runtime *rt, ngt_alloc *fa) {
       float xyz[3];
       ng_token_get_coords(&s.toks[i], sp, xyz);
       ng_hits h = {0};
-      CHECK_STATUS(ng_grid_range(rt, sp, xyz, 0.0f, 0, &h), NG_OK);
+      CHECK_STATUS(ng_grid_range(rt, sp, xyz, 0.0f, 0, NULL, &h), NG_OK);
       int found = 0;
       for (size_t k = 0; k < h.count; k++)
         found |= h.items[k].id == s.tok_ids[i];
@@ -87,7 +88,7 @@ static int grid_matches_table(ng_runtime *rt, ngt_alloc *fa) {
     }
     const float lo[3] = {-1e6f, -1e6f, -1e6f}, hi[3] = {1e6f, 1e6f, 1e6f};
     ng_hits h = {0};
-    CHECK_STATUS(ng_grid_box(rt, sp, lo, hi, 0, &h), NG_OK);
+    CHECK_STATUS(ng_grid_box(rt, sp, lo, hi, 0, NULL, &h), NG_OK);
     ok &= h.count == s.ntok;
     ng_id ids[MAXREC];
     size_t n = h.count < MAXREC ? h.count : MAXREC;
@@ -153,16 +154,16 @@ static ng_status step_query(ctx *c, int i) {
   ng_status st;
   switch (i % 4) {
   case 0:
-    st = ng_grid_range(c->rt, NG_L1, ctr, 120.0f, 0, h);
+    st = ng_grid_range(c->rt, NG_L1, ctr, 120.0f, 0, NULL, h);
     break;
   case 1:
-    st = ng_grid_neighbors(c->rt, c->ids[3], NG_L3, 30.0f, 10, h);
+    st = ng_grid_neighbors(c->rt, c->ids[3], NG_L3, 30.0f, 10, NULL, h);
     break;
   case 2:
-    st = ng_grid_nearest(c->rt, NG_L8, ctr, 12, h);
+    st = ng_grid_nearest(c->rt, NG_L8, ctr, 12, NULL, h);
     break;
   default:
-    st = ng_grid_box(c->rt, NG_L1, lo, hi, 0, h);
+    st = ng_grid_box(c->rt, NG_L1, lo, hi, 0, NULL, h);
     break;
   }
   if (st != NG_OK)
@@ -173,10 +174,29 @@ static ng_status step_query(ctx *c, int i) {
   return st;
 }
 
+/* Queries with positions and a filter whose excluded ids need an
+ * allocation (more than fit inline): on failure the hits are empty. */
+static ng_status step_filtered_query(ctx *c, int i) {
+  const float ctr[3] = {0.0f, 10.0f, -5.0f};
+  ng_id excl[30];
+  for (int k = 0; k < 30; k++)
+    excl[k] = c->ids[(k * 7) % 40];
+  const ng_filter f = {.exclude = excl, .nexclude = 30, .inactive = true};
+  ng_hits fresh = {.positions = true};
+  ng_status st = i % 2 ? ng_grid_range(c->rt, NG_L1, ctr, 1e6f, 0, &f, &fresh)
+                       : ng_grid_nearest(c->rt, NG_L8, ctr, 40, &f, &fresh);
+  if (st != NG_OK)
+    CHECK_EQ_INT(fresh.count, 0);
+  else
+    CHECK(fresh.count > 0 && fresh.xyz != NULL);
+  ng_hits_free(c->rt, &fresh);
+  return st;
+}
+
 /* A box over the whole of space i: builds that space's lazy index. */
 static ng_status step_box_all(ctx *c, int i) {
   const float lo[3] = {-1e6f, -1e6f, -1e6f}, hi[3] = {1e6f, 1e6f, 1e6f};
-  ng_status st = ng_grid_box(c->rt, i, lo, hi, 0, &c->hits);
+  ng_status st = ng_grid_box(c->rt, i, lo, hi, 0, NULL, &c->hits);
   if (st != NG_OK)
     CHECK_EQ_INT(c->hits.count, 0);
   else
@@ -279,6 +299,8 @@ static int workload(long fail_at) {
     run(&c, step_move, i);
   for (int i = 0; i < 8; i++)
     run(&c, step_query, i);
+  for (int i = 0; i < 2; i++)
+    run(&c, step_filtered_query, i);
   run(&c, step_delete, 3 + 1);
   run(&c, step_delete, 10);
   run(&c, step_buckets, 1);
@@ -374,7 +396,7 @@ static void test_update_moves_back_on_failure(void) {
         float xyz[3];
         ng_token_get_coords(&next, s, xyz);
         ng_hits h = {0};
-        CHECK_STATUS(ng_grid_range(rt, s, xyz, 0.0f, 0, &h), NG_OK);
+        CHECK_STATUS(ng_grid_range(rt, s, xyz, 0.0f, 0, NULL, &h), NG_OK);
         for (size_t k = 0; k < h.count; k++)
           CHECK(h.items[k].id != id);
         ng_hits_free(rt, &h);

@@ -302,14 +302,14 @@ static void test_bad_spaces(void) {
   ng_space_info gi;
   for (size_t i = 0; i < N_BAD_SPACES; i++) {
     int s = bad_spaces[i];
-    CHECK_FAIL(rt, ng_grid_range(rt, s, c3, 1.0f, 0, &hits), NG_EINVAL, "ng_grid_range", "space");
+    CHECK_FAIL(rt, ng_grid_range(rt, s, c3, 1.0f, 0, NULL, &hits), NG_EINVAL, "ng_grid_range", "space");
     CHECK_EQ_INT(hits.count, 0);
-    CHECK_FAIL(rt, ng_grid_neighbors(rt, tok[0], s, 1.0f, 0, &hits), NG_EINVAL, "ng_grid_neighbors",
+    CHECK_FAIL(rt, ng_grid_neighbors(rt, tok[0], s, 1.0f, 0, NULL, &hits), NG_EINVAL, "ng_grid_neighbors",
                "space");
     CHECK_EQ_INT(hits.count, 0);
-    CHECK_FAIL(rt, ng_grid_nearest(rt, s, c3, 3, &hits), NG_EINVAL, "ng_grid_nearest", "space");
+    CHECK_FAIL(rt, ng_grid_nearest(rt, s, c3, 3, NULL, &hits), NG_EINVAL, "ng_grid_nearest", "space");
     CHECK_EQ_INT(hits.count, 0);
-    CHECK_FAIL(rt, ng_grid_box(rt, s, c3, hi3, 0, &hits), NG_EINVAL, "ng_grid_box", "space");
+    CHECK_FAIL(rt, ng_grid_box(rt, s, c3, hi3, 0, NULL, &hits), NG_EINVAL, "ng_grid_box", "space");
     CHECK_EQ_INT(hits.count, 0);
     CHECK_FAIL(rt, ng_grid_info(rt, s, &gi), NG_EINVAL, "ng_grid_info", "space");
   }
@@ -445,10 +445,10 @@ static void test_null_runtime(void) {
   CHECK_FAIL_NORT(ng_connection_next(NULL, 0, &id), NG_EINVAL, "ng_connection_next");
   CHECK_FAIL_NORT(ng_connection_each(NULL, count_conn, &n), NG_EINVAL, "ng_connection_each");
   CHECK_FAIL_NORT(ng_connection_find(NULL, 1, 2, 0, &id), NG_EINVAL, "ng_connection_find");
-  CHECK_FAIL_NORT(ng_grid_range(NULL, 0, c3, 1.0f, 0, &hits), NG_EINVAL, "ng_grid_range");
-  CHECK_FAIL_NORT(ng_grid_neighbors(NULL, 1, 0, 1.0f, 0, &hits), NG_EINVAL, "ng_grid_neighbors");
-  CHECK_FAIL_NORT(ng_grid_nearest(NULL, 0, c3, 1, &hits), NG_EINVAL, "ng_grid_nearest");
-  CHECK_FAIL_NORT(ng_grid_box(NULL, 0, c3, c3, 0, &hits), NG_EINVAL, "ng_grid_box");
+  CHECK_FAIL_NORT(ng_grid_range(NULL, 0, c3, 1.0f, 0, NULL, &hits), NG_EINVAL, "ng_grid_range");
+  CHECK_FAIL_NORT(ng_grid_neighbors(NULL, 1, 0, 1.0f, 0, NULL, &hits), NG_EINVAL, "ng_grid_neighbors");
+  CHECK_FAIL_NORT(ng_grid_nearest(NULL, 0, c3, 1, NULL, &hits), NG_EINVAL, "ng_grid_nearest");
+  CHECK_FAIL_NORT(ng_grid_box(NULL, 0, c3, c3, 0, NULL, &hits), NG_EINVAL, "ng_grid_box");
   CHECK_FAIL_NORT(ng_grid_info(NULL, 0, &gi), NG_EINVAL, "ng_grid_info");
   CHECK_FAIL_NORT(ng_cdna_get(NULL, &cd), NG_EINVAL, "ng_cdna_get");
   CHECK_FAIL_NORT(ng_cdna_set(NULL, &cd), NG_EINVAL, "ng_cdna_set");
@@ -496,17 +496,17 @@ static void test_null_outputs(void) {
   CHECK_FAIL(rt, ng_connection_each(rt, NULL, NULL), NG_EINVAL, "ng_connection_each", "fn");
   CHECK_FAIL(rt, ng_connection_find(rt, tok[0], tok[1], NG_CONN_ASSOCIATED_WITH, NULL), NG_EINVAL,
              "ng_connection_find", "out_id");
-  CHECK_FAIL(rt, ng_grid_range(rt, 0, NULL, 1.0f, 0, NULL), NG_EINVAL, "ng_grid_range", NULL);
+  CHECK_FAIL(rt, ng_grid_range(rt, 0, NULL, 1.0f, 0, NULL, NULL), NG_EINVAL, "ng_grid_range", NULL);
   ng_hits hits = {0};
-  CHECK_FAIL(rt, ng_grid_range(rt, 0, NULL, 1.0f, 0, &hits), NG_EINVAL, "ng_grid_range", "center");
-  CHECK_FAIL(rt, ng_grid_range(rt, 0, c3, 1.0f, 0, NULL), NG_EINVAL, "ng_grid_range", "out");
-  CHECK_FAIL(rt, ng_grid_neighbors(rt, tok[0], 0, 1.0f, 0, NULL), NG_EINVAL, "ng_grid_neighbors",
+  CHECK_FAIL(rt, ng_grid_range(rt, 0, NULL, 1.0f, 0, NULL, &hits), NG_EINVAL, "ng_grid_range", "center");
+  CHECK_FAIL(rt, ng_grid_range(rt, 0, c3, 1.0f, 0, NULL, NULL), NG_EINVAL, "ng_grid_range", "out");
+  CHECK_FAIL(rt, ng_grid_neighbors(rt, tok[0], 0, 1.0f, 0, NULL, NULL), NG_EINVAL, "ng_grid_neighbors",
              "out");
-  CHECK_FAIL(rt, ng_grid_nearest(rt, 0, NULL, 1, &hits), NG_EINVAL, "ng_grid_nearest", "center");
-  CHECK_FAIL(rt, ng_grid_nearest(rt, 0, c3, 1, NULL), NG_EINVAL, "ng_grid_nearest", "out");
-  CHECK_FAIL(rt, ng_grid_box(rt, 0, NULL, c3, 0, &hits), NG_EINVAL, "ng_grid_box", "lo");
-  CHECK_FAIL(rt, ng_grid_box(rt, 0, c3, NULL, 0, &hits), NG_EINVAL, "ng_grid_box", "hi");
-  CHECK_FAIL(rt, ng_grid_box(rt, 0, c3, c3, 0, NULL), NG_EINVAL, "ng_grid_box", "out");
+  CHECK_FAIL(rt, ng_grid_nearest(rt, 0, NULL, 1, NULL, &hits), NG_EINVAL, "ng_grid_nearest", "center");
+  CHECK_FAIL(rt, ng_grid_nearest(rt, 0, c3, 1, NULL, NULL), NG_EINVAL, "ng_grid_nearest", "out");
+  CHECK_FAIL(rt, ng_grid_box(rt, 0, NULL, c3, 0, NULL, &hits), NG_EINVAL, "ng_grid_box", "lo");
+  CHECK_FAIL(rt, ng_grid_box(rt, 0, c3, NULL, 0, NULL, &hits), NG_EINVAL, "ng_grid_box", "hi");
+  CHECK_FAIL(rt, ng_grid_box(rt, 0, c3, c3, 0, NULL, NULL), NG_EINVAL, "ng_grid_box", "out");
   CHECK_FAIL(rt, ng_grid_info(rt, 0, NULL), NG_EINVAL, "ng_grid_info", "out");
   CHECK_FAIL(rt, ng_cdna_get(rt, NULL), NG_EINVAL, "ng_cdna_get", "out");
   CHECK_FAIL(rt, ng_cdna_set(rt, NULL), NG_EINVAL, "ng_cdna_set", NULL);
@@ -568,7 +568,7 @@ static void test_bad_ids(void) {
     CHECK_FAIL(rt, ng_token_delete(rt, b, &n), want, "ng_token_delete", NULL);
     CHECK_FAIL(rt, ng_token_connections(rt, b, NG_BOTH, ids, 8, &n), want, "ng_token_connections",
                NULL);
-    CHECK_FAIL(rt, ng_grid_neighbors(rt, b, NG_L1, 5.0f, 0, &hits), want, "ng_grid_neighbors",
+    CHECK_FAIL(rt, ng_grid_neighbors(rt, b, NG_L1, 5.0f, 0, NULL, &hits), want, "ng_grid_neighbors",
                NULL);
     CHECK_EQ_INT(hits.count, 0);
     /* a connection to a missing token is the caller's mistake, naming the endpoint */
@@ -675,13 +675,13 @@ static void test_bad_floats(void) {
     const float c3[3] = {1, 2, 3};
     bool radius_ok = ngt_finite_in(v, 0.0f, FLT_MAX);
     if (radius_ok) {
-      CHECK_STATUS(ng_grid_range(rt, NG_L1, c3, v, 0, &hits), NG_OK);
-      CHECK_STATUS(ng_grid_neighbors(rt, tok[0], NG_L1, v, 0, &hits), NG_OK);
+      CHECK_STATUS(ng_grid_range(rt, NG_L1, c3, v, 0, NULL, &hits), NG_OK);
+      CHECK_STATUS(ng_grid_neighbors(rt, tok[0], NG_L1, v, 0, NULL, &hits), NG_OK);
     } else {
-      CHECK_FAIL(rt, ng_grid_range(rt, NG_L1, c3, v, 0, &hits), NG_EINVAL, "ng_grid_range",
+      CHECK_FAIL(rt, ng_grid_range(rt, NG_L1, c3, v, 0, NULL, &hits), NG_EINVAL, "ng_grid_range",
                  "radius");
       CHECK_EQ_INT(hits.count, 0);
-      CHECK_FAIL(rt, ng_grid_neighbors(rt, tok[0], NG_L1, v, 0, &hits), NG_EINVAL,
+      CHECK_FAIL(rt, ng_grid_neighbors(rt, tok[0], NG_L1, v, 0, NULL, &hits), NG_EINVAL,
                  "ng_grid_neighbors", "radius");
       CHECK_EQ_INT(hits.count, 0);
     }
@@ -690,27 +690,27 @@ static void test_bad_floats(void) {
     const float odd[3] = {v, 0.0f, v};
     const ng_status want = isfinite(v) ? NG_OK : NG_EINVAL;
     if (want == NG_OK) {
-      CHECK_STATUS(ng_grid_range(rt, NG_L1, odd, 1.0f, 0, &hits), NG_OK);
-      CHECK_STATUS(ng_grid_nearest(rt, NG_L1, odd, 2, &hits), NG_OK);
+      CHECK_STATUS(ng_grid_range(rt, NG_L1, odd, 1.0f, 0, NULL, &hits), NG_OK);
+      CHECK_STATUS(ng_grid_nearest(rt, NG_L1, odd, 2, NULL, &hits), NG_OK);
       CHECK_EQ_INT(hits.count, 2);
       const float big[3] = {FLT_MAX, FLT_MAX, FLT_MAX};
-      CHECK_STATUS(ng_grid_box(rt, NG_L1, odd, big, 0, &hits), NG_OK);
+      CHECK_STATUS(ng_grid_box(rt, NG_L1, odd, big, 0, NULL, &hits), NG_OK);
     } else {
-      CHECK_FAIL(rt, ng_grid_range(rt, NG_L1, odd, 1.0f, 0, &hits), NG_EINVAL, "ng_grid_range",
+      CHECK_FAIL(rt, ng_grid_range(rt, NG_L1, odd, 1.0f, 0, NULL, &hits), NG_EINVAL, "ng_grid_range",
                  "center");
       CHECK_EQ_INT(hits.count, 0);
-      CHECK_FAIL(rt, ng_grid_nearest(rt, NG_L1, odd, 2, &hits), NG_EINVAL, "ng_grid_nearest",
+      CHECK_FAIL(rt, ng_grid_nearest(rt, NG_L1, odd, 2, NULL, &hits), NG_EINVAL, "ng_grid_nearest",
                  "center");
       CHECK_EQ_INT(hits.count, 0);
       const float lo3[3] = {0, 0, 0}, hi3[3] = {5, 5, 5};
-      CHECK_FAIL(rt, ng_grid_box(rt, NG_L1, odd, hi3, 0, &hits), NG_EINVAL, "ng_grid_box", "lo");
-      CHECK_FAIL(rt, ng_grid_box(rt, NG_L1, lo3, odd, 0, &hits), NG_EINVAL, "ng_grid_box", "hi");
+      CHECK_FAIL(rt, ng_grid_box(rt, NG_L1, odd, hi3, 0, NULL, &hits), NG_EINVAL, "ng_grid_box", "lo");
+      CHECK_FAIL(rt, ng_grid_box(rt, NG_L1, lo3, odd, 0, NULL, &hits), NG_EINVAL, "ng_grid_box", "hi");
       CHECK_EQ_INT(hits.count, 0);
     }
   }
   /* a box with lo > hi on any axis */
   const float lo[3] = {0, 0, 0}, hi[3] = {5, 5, -1};
-  CHECK_FAIL(rt, ng_grid_box(rt, NG_L1, lo, hi, 0, &hits), NG_EINVAL, "ng_grid_box", NULL);
+  CHECK_FAIL(rt, ng_grid_box(rt, NG_L1, lo, hi, 0, NULL, &hits), NG_EINVAL, "ng_grid_box", NULL);
   CHECK_EQ_INT(hits.count, 0);
   /* weights just outside the range */
   ng_token t;
@@ -843,16 +843,16 @@ static void test_huge_sizes(void) {
 
   ng_hits hits = {0};
   const float c3[3] = {1, 2, 3};
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, c3, 1000.0f, SIZE_MAX, &hits), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c3, 1000.0f, SIZE_MAX, NULL, &hits), NG_OK);
   CHECK_EQ_INT(hits.count, 3);
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c3, SIZE_MAX, &hits), NG_OK);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c3, SIZE_MAX, NULL, &hits), NG_OK);
   CHECK_EQ_INT(hits.count, 3);
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c3, 0, &hits), NG_OK);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c3, 0, NULL, &hits), NG_OK);
   CHECK_EQ_INT(hits.count, 0);
-  CHECK_STATUS(ng_grid_neighbors(rt, tok[0], NG_L1, FLT_MAX, SIZE_MAX, &hits), NG_OK);
+  CHECK_STATUS(ng_grid_neighbors(rt, tok[0], NG_L1, FLT_MAX, SIZE_MAX, NULL, &hits), NG_OK);
   CHECK_EQ_INT(hits.count, 2);
   const float lo[3] = {-FLT_MAX, -FLT_MAX, -FLT_MAX}, hi[3] = {FLT_MAX, FLT_MAX, FLT_MAX};
-  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, hi, SIZE_MAX, &hits), NG_OK);
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, hi, SIZE_MAX, NULL, &hits), NG_OK);
   CHECK_EQ_INT(hits.count, 3);
   ng_hits_free(rt, &hits);
   ng_runtime_release(rt);
@@ -1169,18 +1169,18 @@ static void test_cdna_blocks(void) {
     CHECK(st == NG_OK || st == NG_EINVAL);
     ng_hits hits = {0};
     const float c3[3] = {1, 2, 3};
-    CHECK_STATUS(ng_grid_range(rt, NG_L1, c3, 1.5f, 0, &hits), NG_OK);
+    CHECK_STATUS(ng_grid_range(rt, NG_L1, c3, 1.5f, 0, NULL, &hits), NG_OK);
     CHECK_EQ_INT(hits.count, 2);
-    CHECK_STATUS(ng_grid_neighbors(rt, tok[0], NG_L1, 1000.0f, 0, &hits), NG_OK);
+    CHECK_STATUS(ng_grid_neighbors(rt, tok[0], NG_L1, 1000.0f, 0, NULL, &hits), NG_OK);
     CHECK_EQ_INT(hits.count, 2);
-    CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c3, 1, &hits), NG_OK);
+    CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c3, 1, NULL, &hits), NG_OK);
     CHECK_EQ_INT(hits.count, 1);
     ng_token t;
     CHECK_STATUS(ng_token_get(rt, tok[2], &t), NG_OK);
     ng_token_set_coords(&t, NG_L1, -300.0f, 300.0f, -300.0f);
     CHECK_STATUS(ng_token_update(rt, tok[2], &t, NG_TF_COORDS(NG_L1)), NG_OK);
     const float lo[3] = {-400, -400, -400}, hi[3] = {400, 400, 400};
-    CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, hi, 0, &hits), NG_OK);
+    CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, hi, 0, NULL, &hits), NG_OK);
     CHECK_EQ_INT(hits.count, 3);
     ng_hits_free(rt, &hits);
   }
@@ -1219,8 +1219,8 @@ static void attack_from_callback(inside *in) {
   CHECK_STATUS(ng_connection_next(rt, 0, &id), NG_OK);
   CHECK_STATUS(ng_token_connections(rt, tok[1], NG_BOTH, ids, 8, &n), NG_OK);
   CHECK_STATUS(ng_connection_find(rt, tok[0], tok[1], NG_CONN_ASSOCIATED_WITH, &id), NG_OK);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, c3, 5.0f, 0, &hits), NG_OK);
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c3, 2, &hits), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c3, 5.0f, 0, NULL, &hits), NG_OK);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c3, 2, NULL, &hits), NG_OK);
   CHECK_STATUS(ng_cdna_get(rt, &cd), NG_OK);
   CHECK_STATUS(ng_runtime_stats(rt, &st), NG_OK);
   m = 0;
@@ -1324,7 +1324,7 @@ static void test_use_after_clear(void) {
     CHECK_FAIL(rt, ng_token_delete(rt, tok[i], NULL), NG_ENOTFOUND, "ng_token_delete", NULL);
     CHECK_FAIL(rt, ng_token_connections(rt, tok[i], NG_OUT, ids, 4, &n), NG_ENOTFOUND,
                "ng_token_connections", NULL);
-    CHECK_FAIL(rt, ng_grid_neighbors(rt, tok[i], NG_L1, 100.0f, 0, &hits), NG_ENOTFOUND,
+    CHECK_FAIL(rt, ng_grid_neighbors(rt, tok[i], NG_L1, 100.0f, 0, NULL, &hits), NG_ENOTFOUND,
                "ng_grid_neighbors", NULL);
   }
   for (int i = 0; i < 2; i++) {
@@ -1339,7 +1339,7 @@ static void test_use_after_clear(void) {
   CHECK_FAIL(rt, ng_connection_create(rt, tok[0], tok[1], &c, &id), NG_EINVAL,
              "ng_connection_create", NULL);
   const float c3[3] = {1, 2, 3};
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, c3, 1000.0f, 0, &hits), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c3, 1000.0f, 0, NULL, &hits), NG_OK);
   CHECK_EQ_INT(hits.count, 0);
   ng_space_info gi;
   CHECK_STATUS(ng_grid_info(rt, NG_L1, &gi), NG_OK);
@@ -2007,7 +2007,8 @@ static void check_invariants(ng_runtime *rt) {
   ng_space_info gi;
   CHECK_STATUS(ng_grid_info(rt, s, &gi), NG_OK);
   CHECK_EQ_INT(gi.count, st.tokens);
-  CHECK_STATUS(ng_grid_range(rt, s, c3, FLT_MAX, 0, &hits), NG_OK);
+  const ng_filter every = {.inactive = true};
+  CHECK_STATUS(ng_grid_range(rt, s, c3, FLT_MAX, 0, &every, &hits), NG_OK);
   CHECK_EQ_INT(hits.count, st.tokens);
   ng_hits_free(rt, &hits);
 }
@@ -2097,17 +2098,17 @@ static void test_random_misuse(void) {
       float r = rnd_float(0, 50);
       switch (rnd(4)) {
       case 0:
-        st = ng_grid_range(rt, space, xyz, r, rnd(5), &hits);
+        st = ng_grid_range(rt, space, xyz, r, rnd(5), NULL, &hits);
         break;
       case 1:
-        st = ng_grid_neighbors(rt, rnd_token_id(rt), space, r, rnd(5), &hits);
+        st = ng_grid_neighbors(rt, rnd_token_id(rt), space, r, rnd(5), NULL, &hits);
         break;
       case 2:
-        st = ng_grid_nearest(rt, space, xyz, rnd(6), &hits);
+        st = ng_grid_nearest(rt, space, xyz, rnd(6), NULL, &hits);
         break;
       default: {
         float hi[3] = {xyz[0] + r, xyz[1] + r, xyz[2] - r + rnd_float(0, 2 * r)};
-        st = ng_grid_box(rt, space, xyz, hi, rnd(5), &hits);
+        st = ng_grid_box(rt, space, xyz, hi, rnd(5), NULL, &hits);
       }
       }
       if (st != NG_OK) CHECK_EQ_INT(hits.count, 0);

@@ -41,7 +41,7 @@ static ng_runtime *make_store(ngt_alloc *a, size_t n, uint64_t seed, size_t hole
   ng_hits h = {0};
   float c[3] = {0, 0, 0};
   for (int s = 0; s < NG_SPACES; s++)
-    ng_grid_range(rt, s, c, 1.0f, 0, &h);
+    ng_grid_range(rt, s, c, 1.0f, 0, NULL, &h);
   ng_hits_free(rt, &h);
   return rt;
 }
@@ -95,14 +95,14 @@ static state capture(ng_runtime *rt, ngt_alloc *a) {
     for (int k = 0; k < 4; k++) {
       float c[3] = {(float)(k * 500 - 800) / scale, (float)(300 - k * 200) / scale,
                     (float)(k * 100) / scale};
-      push_hits(&st, ng_grid_range(rt, s, c, 600.0f / scale, 0, &h), &h);
-      push_hits(&st, ng_grid_nearest(rt, s, c, 7, &h), &h);
+      push_hits(&st, ng_grid_range(rt, s, c, 600.0f / scale, 0, NULL, &h), &h);
+      push_hits(&st, ng_grid_nearest(rt, s, c, 7, NULL, &h), &h);
       float lo[3] = {c[0] - 700 / scale, c[1] - 400 / scale, c[2] - 900 / scale};
       float hi[3] = {c[0] + 500 / scale, c[1] + 800 / scale, c[2] + 300 / scale};
-      push_hits(&st, ng_grid_box(rt, s, lo, hi, 0, &h), &h);
+      push_hits(&st, ng_grid_box(rt, s, lo, hi, 0, NULL, &h), &h);
     }
     for (ng_id id = 2; id < 40; id += 9)
-      push_hits(&st, ng_grid_neighbors(rt, id, s, 700.0f / scale, 0, &h), &h);
+      push_hits(&st, ng_grid_neighbors(rt, id, s, 700.0f / scale, 0, NULL, &h), &h);
     ng_space_info info;
     push(&st, (uint32_t)ng_grid_info(rt, s, &info));
     push(&st, (uint32_t)info.count);
@@ -179,7 +179,7 @@ static void test_success(void) {
   /* The grid follows: the three moved tokens are around (101, -50, 25.5), in id order. */
   ng_hits h = {0};
   float c[3] = {101.0f, -50.0f, 25.5f};
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 1.5f, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 1.5f, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 3);
   if (h.count == 3) {
     CHECK_EQ_INT(h.items[0].id, 20);
@@ -460,7 +460,7 @@ static void *reader(void *p) {
   uint64_t seed = 77;
   while (!atomic_load(&sh->stop)) {
     float c[3] = {(float)rcoord(&seed, 15), (float)rcoord(&seed, 15), (float)rcoord(&seed, 15)};
-    if (ng_grid_range(sh->rt, NG_L1, c, 5.0f, 0, &h) != NG_OK) sh->bad++;
+    if (ng_grid_range(sh->rt, NG_L1, c, 5.0f, 0, NULL, &h) != NG_OK) sh->bad++;
     for (size_t i = 1; i < h.count; i++)
       if (h.items[i].distance < h.items[i - 1].distance || h.items[i].distance > 5.0f) sh->bad++;
     atomic_fetch_add(&sh->queries, 1);

@@ -1,4 +1,5 @@
 /* Tests of the connection store: create/get/update/learn/delete, limits, adjacency, iteration. */
+#include "conn_table.h"
 #include "internal.h"
 #include "test.h"
 #include "test_alloc.h"
@@ -6,6 +7,8 @@
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 /* ---- fixtures ------------------------------------------------------------- */
 
@@ -171,23 +174,198 @@ static void test_bidirectional_and_self(void) {
   ng_connection got;
   CHECK_STATUS(ng_connection_get(rt, id, &got), NG_OK);
   CHECK_EQ_INT(got.flags, NG_CONN_BIDIRECTIONAL);
-  /* The flag does not change the direction recorded in the index. */
+  /* A bidirectional link acts both ways: outgoing and incoming at both ends. */
   CHECK_STATUS(ng_token_connections(rt, 2, NG_OUT, ids, 4, &n), NG_OK);
-  CHECK_EQ_INT(n, 0);
+  CHECK_EQ_INT(n, 1);
+  CHECK_EQ_INT(ids[0], id);
   CHECK_STATUS(ng_token_connections(rt, 2, NG_IN, ids, 4, &n), NG_OK);
   CHECK_EQ_INT(n, 1);
+  CHECK_STATUS(ng_token_connections(rt, 1, NG_IN, ids, 4, &n), NG_OK);
+  CHECK_EQ_INT(n, 1);
+  CHECK_EQ_INT(ids[0], id);
 
   /* A self-link is one out and one in, listed once under NG_BOTH. */
   ng_id self = link(rt, 1, 1);
   CHECK_STATUS(ng_token_connections(rt, 1, NG_OUT, ids, 4, &n), NG_OK);
   CHECK_EQ_INT(n, 2);
   CHECK_STATUS(ng_token_connections(rt, 1, NG_IN, ids, 4, &n), NG_OK);
-  CHECK_EQ_INT(n, 1);
-  CHECK_EQ_INT(ids[0], self);
+  CHECK_EQ_INT(n, 2);
+  CHECK_EQ_INT(ids[1], self);
   CHECK_STATUS(ng_token_connections(rt, 1, NG_BOTH, ids, 4, &n), NG_OK);
   CHECK_EQ_INT(n, 2);
   CHECK_EQ_INT(ids[0], id);
   CHECK_EQ_INT(ids[1], self);
+  ng_runtime_release(rt);
+}
+
+static ng_id link_flags(ng_runtime *rt, ng_id from, ng_id to, unsigned type, uint8_t flags,
+                        ng_status want) {
+  ng_connection c;
+  ng_connection_init(&c);
+  CHECK_STATUS(ng_connection_set_type(&c, type), NG_OK);
+  c.flags = flags;
+  ng_id id = 0;
+  CHECK_STATUS(ng_connection_create(rt, from, to, &c, &id), want);
+  return id;
+}
+
+/* Undirected links: found from both ends, unique in both directions (also
+ * when an update makes a link bidirectional or changes its type), and
+ * counted once in each end's degree limits. */
+static void test_undirected_links(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 3);
+  const unsigned trusts = (unsigned)ng_conn_type_from_name("Trusts");
+  const unsigned likes = (unsigned)ng_conn_type_from_name("Likes");
+  ng_id ab = link_flags(rt, 1, 2, trusts, NG_CONN_BIDIRECTIONAL, NG_OK), found = 0;
+  CHECK_STATUS(ng_connection_find(rt, 1, 2, trusts, &found), NG_OK);
+  CHECK_EQ_INT(found, ab);
+  CHECK_STATUS(ng_connection_find(rt, 2, 1, trusts, &found), NG_OK);
+  CHECK_EQ_INT(found, ab);
+  CHECK_STATUS(ng_connection_find(rt, 2, 1, likes, &found), NG_ENOTFOUND);
+  /* b -> a of the same type cannot exist beside it, bidirectional or not. */
+  link_flags(rt, 2, 1, trusts, 0, NG_EEXIST);
+  CHECK_CONTAINS(ng_last_error(rt), "bidirectional");
+  link_flags(rt, 2, 1, trusts, NG_CONN_BIDIRECTIONAL, NG_EEXIST);
+  link_flags(rt, 1, 2, trusts, 0, NG_EEXIST);
+  /* Another type may. A directed pair both ways is fine; making one
+   * bidirectional then is not, nor is changing a type into the conflict. */
+  ng_id ba = link_flags(rt, 2, 1, likes, 0, NG_OK);
+  ng_id ab2 = link_flags(rt, 1, 2, likes, 0, NG_OK);
+  ng_connection v;
+  ng_connection_init(&v);
+  v.flags = NG_CONN_BIDIRECTIONAL;
+  CHECK_STATUS(ng_connection_update(rt, ba, &v, NG_CF_FLAG_BITS(NG_CONN_BIDIRECTIONAL)),
+               NG_EEXIST);
+  CHECK_STATUS(ng_connection_update(rt, ab2, &v, NG_CF_FLAGS), NG_EEXIST);
+  CHECK_STATUS(ng_connection_delete(rt, ab2), NG_OK);
+  CHECK_STATUS(ng_connection_update(rt, ba, &v, NG_CF_FLAG_BITS(NG_CONN_BIDIRECTIONAL)), NG_OK);
+  CHECK_STATUS(ng_connection_find(rt, 1, 2, likes, &found), NG_OK);
+  CHECK_EQ_INT(found, ba);
+  v.connection_type = (uint8_t)trusts;
+  CHECK_STATUS(ng_connection_update(rt, ba, &v, NG_CF_TYPE), NG_EEXIST);
+  /* Clearing the flag: a -> b is then outgoing only. */
+  v.flags = 0;
+  CHECK_STATUS(ng_connection_update(rt, ab, &v, NG_CF_FLAG_BITS(NG_CONN_BIDIRECTIONAL)), NG_OK);
+  CHECK_STATUS(ng_connection_find(rt, 2, 1, trusts, &found), NG_ENOTFOUND);
+  size_t n = 0;
+  ng_link_filter out_trusts = {NG_OUT, (int)trusts, NG_ANY};
+  CHECK_STATUS(ng_token_links(rt, 2, &out_trusts, NULL, NULL, 0, &n), NG_OK);
+  CHECK_EQ_INT(n, 0);
+  CHECK_STATUS(ng_token_links(rt, 1, &out_trusts, NULL, NULL, 0, &n), NG_OK);
+  CHECK_EQ_INT(n, 1);
+  ng_runtime_release(rt);
+
+  /* Degree limits count a link as stored: out for its from, in for its to,
+   * one in each end's total, bidirectional or not. */
+  rt = new_rt();
+  ng_cdna cd;
+  CHECK_STATUS(ng_cdna_get(rt, &cd), NG_OK);
+  cd.max_out_degree = 1;
+  cd.max_in_degree = 1;
+  cd.max_total_degree = 2;
+  CHECK_STATUS(ng_cdna_set(rt, &cd), NG_OK);
+  make_tokens(rt, 3);
+  link_flags(rt, 1, 2, trusts, NG_CONN_BIDIRECTIONAL, NG_OK);
+  link_flags(rt, 2, 3, trusts, NG_CONN_BIDIRECTIONAL, NG_OK); /* 2 has one out, one in */
+  link_flags(rt, 2, 1, likes, 0, NG_ELIMIT);                  /* a second out for 2 */
+  link_flags(rt, 3, 1, likes, NG_CONN_BIDIRECTIONAL, NG_OK);  /* 3: out 1, 1: in 1 */
+  ng_runtime_release(rt);
+}
+
+/* A snapshot from before the undirected-link rule may hold a bidirectional
+ * a -> b beside a b -> a of the same type: it loads as it is, find(b, a)
+ * gives the stored b -> a, and no update makes a new such pair. (The pair is
+ * made here by setting the flag behind the API's back, as old code could.) */
+static void test_old_snapshot_with_both_directions(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 2);
+  const unsigned trusts = (unsigned)ng_conn_type_from_name("Trusts");
+  ng_id ab = ngt_link(rt, 1, 2, trusts), ba = ngt_link(rt, 2, 1, trusts);
+  rt->conns->recs[ngi_conns_find_slot(rt->conns, ab)].flags |= NG_CONN_BIDIRECTIONAL;
+  char path[] = "/tmp/ng_undirected_XXXXXX";
+  int fd = mkstemp(path);
+  CHECK(fd >= 0);
+  fclose(fdopen(fd, "w"));
+  CHECK_STATUS(ng_snapshot_save(rt, path), NG_OK);
+  ng_runtime_release(rt);
+  rt = NULL;
+  CHECK_STATUS(ng_snapshot_load(path, NULL, &rt), NG_OK);
+  remove(path);
+  ng_id found = 0;
+  CHECK_STATUS(ng_connection_find(rt, 1, 2, trusts, &found), NG_OK);
+  CHECK_EQ_INT(found, ab);
+  CHECK_STATUS(ng_connection_find(rt, 2, 1, trusts, &found), NG_OK);
+  CHECK_EQ_INT(found, ba);
+  ng_id ids[4];
+  size_t n = 0;
+  CHECK_STATUS(ng_token_connections(rt, 1, NG_IN, ids, 4, &n), NG_OK);
+  CHECK(n == 2 && ids[0] == ab && ids[1] == ba);
+  ng_connection v;
+  ng_connection_init(&v);
+  v.flags = NG_CONN_BIDIRECTIONAL;
+  CHECK_STATUS(ng_connection_update(rt, ba, &v, NG_CF_FLAG_BITS(NG_CONN_BIDIRECTIONAL)),
+               NG_EEXIST);
+  v.pull_strength = 2;
+  CHECK_STATUS(ng_connection_update(rt, ab, &v, NG_CF_PULL_STRENGTH), NG_OK);
+  ng_runtime_release(rt);
+}
+
+/* Typed adjacency: direction, type and category, the other ends, id order
+ * and counts without lists. */
+static void test_token_links(void) {
+  ng_runtime *rt = new_rt();
+  make_tokens(rt, 5);
+  const unsigned trusts = (unsigned)ng_conn_type_from_name("Trusts");
+  const unsigned likes = (unsigned)ng_conn_type_from_name("Likes");
+  const unsigned cause = (unsigned)ng_conn_type_from_name("Cause");
+  ng_id l1 = ngt_link(rt, 1, 2, trusts);
+  ng_id l2 = ngt_link(rt, 3, 1, trusts);
+  ng_id l3 = ngt_link(rt, 1, 4, cause);
+  ng_id l4 = link_flags(rt, 5, 1, likes, NG_CONN_BIDIRECTIONAL, NG_OK);
+  ng_id l5 = ngt_link(rt, 1, 1, likes);
+  ng_id conns[8], others[8];
+  size_t n = 0;
+  CHECK_STATUS(ng_token_links(rt, 1, NULL, conns, others, 8, &n), NG_OK);
+  CHECK_EQ_INT(n, 5);
+  CHECK(conns[0] == l1 && conns[1] == l2 && conns[2] == l3 && conns[3] == l4 && conns[4] == l5);
+  CHECK(others[0] == 2 && others[1] == 3 && others[2] == 4 && others[3] == 5 && others[4] == 1);
+  ng_link_filter f = {NG_OUT, NG_ANY, NG_ANY};
+  CHECK_STATUS(ng_token_links(rt, 1, &f, conns, others, 8, &n), NG_OK);
+  CHECK_EQ_INT(n, 4); /* l1, l3, l4 (bidirectional), l5 */
+  CHECK(conns[0] == l1 && conns[1] == l3 && conns[2] == l4 && conns[3] == l5);
+  CHECK(others[2] == 5);
+  f.dir = NG_IN;
+  CHECK_STATUS(ng_token_links(rt, 1, &f, NULL, others, 8, &n), NG_OK);
+  CHECK_EQ_INT(n, 3); /* l2, l4, l5 */
+  CHECK(others[0] == 3 && others[1] == 5 && others[2] == 1);
+  f.dir = NG_BOTH;
+  f.type = (int)trusts;
+  CHECK_STATUS(ng_token_links(rt, 1, &f, conns, NULL, 1, &n), NG_OK);
+  CHECK_EQ_INT(n, 2); /* the total, beyond cap */
+  CHECK_EQ_INT(conns[0], l1);
+  f.type = NG_ANY;
+  f.category = ng_conn_type_category(likes); /* Emotional: Likes and Trusts */
+  CHECK_STATUS(ng_token_links(rt, 1, &f, NULL, NULL, 0, &n), NG_OK);
+  CHECK_EQ_INT(n, 4);
+  f.dir = NG_OUT;
+  CHECK_STATUS(ng_token_links(rt, 5, &f, NULL, others, 8, &n), NG_OK);
+  CHECK(n == 1 && others[0] == 1);
+  /* Bad arguments. */
+  f.category = 11;
+  CHECK_STATUS(ng_token_links(rt, 1, &f, NULL, NULL, 0, &n), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "category");
+  f.category = NG_ANY;
+  f.type = 176;
+  CHECK_STATUS(ng_token_links(rt, 1, &f, NULL, NULL, 0, &n), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "type");
+  f.type = NG_ANY;
+  f.dir = (ng_direction)0;
+  CHECK_STATUS(ng_token_links(rt, 1, &f, NULL, NULL, 0, &n), NG_EINVAL);
+  f.dir = NG_BOTH;
+  CHECK_STATUS(ng_token_links(rt, 1, &f, NULL, NULL, 1, &n), NG_EINVAL);
+  CHECK_STATUS(ng_token_links(rt, 1, &f, NULL, NULL, 0, NULL), NG_EINVAL);
+  CHECK_STATUS(ng_token_links(rt, 9, &f, NULL, NULL, 0, &n), NG_ENOTFOUND);
   ng_runtime_release(rt);
 }
 
@@ -1269,6 +1447,9 @@ static void test_out_of_memory(void) {
 int main(void) {
   RUN(test_defaults_and_vector);
   RUN(test_bidirectional_and_self);
+  RUN(test_undirected_links);
+  RUN(test_old_snapshot_with_both_directions);
+  RUN(test_token_links);
   RUN(test_unknown_endpoints);
   RUN(test_duplicates);
   RUN(test_invalid_fields);

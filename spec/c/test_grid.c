@@ -75,10 +75,27 @@ typedef struct ref_query {
   double radius;
   float lo[3], hi[3];
   ng_id exclude;
+  const ng_filter *filter; /* NULL: the defaults */
   ng_hit *items;
   size_t count, cap;
   int oom;
 } ref_query;
+
+/* The filter's rules, from the record, one by one (the header's reading of
+ * ng_filter, not the index's folded masks). */
+static bool ref_pass(const ng_filter *f, const ng_token *tok, ng_id id, float d) {
+  static const ng_filter defaults = {0};
+  if (!f) f = &defaults;
+  uint16_t fl = tok->flags;
+  if (!f->inactive && !(fl & NG_TOKEN_ACTIVE)) return false;
+  if ((fl & f->tags) != f->tags || (fl & f->without) != 0) return false;
+  if (f->entities && !((f->entities >> ng_token_get_entity(tok)) & 1u)) return false;
+  if (f->weight_range && !(tok->weight >= f->min_weight && tok->weight <= f->max_weight))
+    return false;
+  for (size_t i = 0; i < f->nexclude; i++)
+    if (f->exclude[i] == id) return false;
+  return !f->accept || f->accept(id, d, f->ud);
+}
 
 /* Decoded coordinates are what ng_token_get_coords reports; distances are
  * double precision over them, rounded to float, and a radius includes a point
@@ -98,6 +115,7 @@ static bool ref_visit(const ng_token *tok, ng_id id, void *ud) {
   float reported = d > (double)FLT_MAX ? INFINITY : (float)d;
   if ((q->kind == REF_RANGE || q->kind == REF_NEIGHBORS) && (double)reported > q->radius)
     return true;
+  if (!ref_pass(q->filter, tok, id, reported)) return true;
   if (q->count == q->cap) {
     size_t ncap = q->cap ? q->cap * 2 : 64;
     ng_hit *p = realloc(q->items, ncap * sizeof *p);
@@ -153,6 +171,7 @@ static void report_diff(const char *what, int space, const ng_hits *h, const ref
 static int compare_all(ng_runtime *rt, int space, const float c[3], ng_id some_id,
                        const double *radii, size_t nradii, ref_query *q, ng_hits *h) {
   int ok = 1;
+  const ng_filter *f = q->filter;
   for (size_t r = 0; r < nradii; r++) {
     float radius = (float)radii[r];
     size_t limit = r % 3 == 1 ? 5 : 0;
@@ -163,7 +182,7 @@ static int compare_all(ng_runtime *rt, int space, const float c[3], ng_id some_i
       q->c[a] = c[a];
     q->radius = radius;
     ref_run(rt, q, limit);
-    ng_status st = ng_grid_range(rt, space, c, radius, limit, h);
+    ng_status st = ng_grid_range(rt, space, c, radius, limit, f, h);
     if (st != NG_OK || !same_hits(h, q)) {
       report_diff("range", space, h, q);
       ok = 0;
@@ -178,7 +197,7 @@ static int compare_all(ng_runtime *rt, int space, const float c[3], ng_id some_i
       for (int a = 0; a < 3; a++)
         q->c[a] = v[a];
       ref_run(rt, q, limit);
-      st = ng_grid_neighbors(rt, some_id, space, radius, limit, h);
+      st = ng_grid_neighbors(rt, some_id, space, radius, limit, f, h);
       if (st != NG_OK || !same_hits(h, q)) {
         report_diff("neighbors", space, h, q);
         ok = 0;
@@ -193,10 +212,26 @@ static int compare_all(ng_runtime *rt, int space, const float c[3], ng_id some_i
     for (int a = 0; a < 3; a++)
       q->c[a] = c[a];
     ref_run(rt, q, ks[i]);
-    ng_status st = ng_grid_nearest(rt, space, c, ks[i], h);
+    ng_status st = ng_grid_nearest(rt, space, c, ks[i], f, h);
     if (st != NG_OK || !same_hits(h, q)) {
       report_diff("nearest", space, h, q);
       ok = 0;
+    }
+    if (some_id) {
+      ng_token t;
+      CHECK_STATUS(ng_token_get(rt, some_id, &t), NG_OK);
+      float v[3];
+      ng_token_get_coords(&t, space, v);
+      q->kind = REF_NEAREST;
+      q->exclude = some_id;
+      for (int a = 0; a < 3; a++)
+        q->c[a] = v[a];
+      ref_run(rt, q, ks[i]);
+      st = ng_grid_nearest_to(rt, some_id, space, ks[i], f, h);
+      if (st != NG_OK || !same_hits(h, q)) {
+        report_diff("nearest_to", space, h, q);
+        ok = 0;
+      }
     }
   }
   for (size_t r = 0; r < nradii; r++) {
@@ -216,7 +251,7 @@ static int compare_all(ng_runtime *rt, int space, const float c[3], ng_id some_i
       q->c[a] = ((double)l + (double)u) / 2;
     }
     ref_run(rt, q, 0);
-    ng_status st = ng_grid_box(rt, space, q->lo, q->hi, 0, h);
+    ng_status st = ng_grid_box(rt, space, q->lo, q->hi, 0, f, h);
     if (st != NG_OK || !same_hits(h, q)) {
       report_diff("box", space, h, q);
       ok = 0;
@@ -235,62 +270,62 @@ static void test_errors(void) {
   mk(rt, NG_L1, 2, 2, 2);
 
   /* A successful query first, so a failure visibly resets the count. */
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 100, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 100, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 2);
 
-  CHECK_STATUS(ng_grid_range(NULL, NG_L1, c, 1, 0, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_range(NULL, NG_L1, c, 1, 0, NULL, &h), NG_EINVAL);
   CHECK_EQ_INT(h.count, 0);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 1, 0, NULL), NG_EINVAL);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 1, 0, NULL, NULL), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "out");
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, NULL, 1, 0, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, NULL, 1, 0, NULL, &h), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "center");
-  CHECK_STATUS(ng_grid_range(rt, -1, c, 1, 0, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_range(rt, -1, c, 1, 0, NULL, &h), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "space");
-  CHECK_STATUS(ng_grid_range(rt, NG_SPACES, c, 1, 0, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_range(rt, NG_SPACES, c, 1, 0, NULL, &h), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "space");
 
   const float bad_radii[] = {NAN, -1.0f, -0.0001f, INFINITY, -INFINITY};
   for (size_t i = 0; i < sizeof bad_radii / sizeof bad_radii[0]; i++) {
-    CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 100, 0, &h), NG_OK);
-    CHECK_STATUS(ng_grid_range(rt, NG_L1, c, bad_radii[i], 0, &h), NG_EINVAL);
+    CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 100, 0, NULL, &h), NG_OK);
+    CHECK_STATUS(ng_grid_range(rt, NG_L1, c, bad_radii[i], 0, NULL, &h), NG_EINVAL);
     CHECK_CONTAINS(ng_last_error(rt), "radius");
     CHECK_EQ_INT(h.count, 0);
-    CHECK_STATUS(ng_grid_neighbors(rt, id, NG_L1, bad_radii[i], 0, &h), NG_EINVAL);
+    CHECK_STATUS(ng_grid_neighbors(rt, id, NG_L1, bad_radii[i], 0, NULL, &h), NG_EINVAL);
     CHECK_CONTAINS(ng_last_error(rt), "radius");
   }
   float nan_c[3] = {0, NAN, 0}, inf_c[3] = {INFINITY, 0, 0};
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, nan_c, 1, 0, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, nan_c, 1, 0, NULL, &h), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "center[1]");
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, inf_c, 1, 0, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, inf_c, 1, 0, NULL, &h), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "center[0]");
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, nan_c, 3, &h), NG_EINVAL);
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, NULL, 3, &h), NG_EINVAL);
-  CHECK_STATUS(ng_grid_nearest(rt, 9, c, 3, &h), NG_EINVAL);
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c, 3, NULL), NG_EINVAL);
-  CHECK_STATUS(ng_grid_nearest(NULL, NG_L1, c, 3, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, nan_c, 3, NULL, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, NULL, 3, NULL, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_nearest(rt, 9, c, 3, NULL, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c, 3, NULL, NULL), NG_EINVAL);
+  CHECK_STATUS(ng_grid_nearest(NULL, NG_L1, c, 3, NULL, &h), NG_EINVAL);
 
-  CHECK_STATUS(ng_grid_neighbors(rt, 999, NG_L1, 1, 0, &h), NG_ENOTFOUND);
+  CHECK_STATUS(ng_grid_neighbors(rt, 999, NG_L1, 1, 0, NULL, &h), NG_ENOTFOUND);
   CHECK_CONTAINS(ng_last_error(rt), "999");
-  CHECK_STATUS(ng_grid_neighbors(rt, 0, NG_L1, 1, 0, &h), NG_EINVAL); /* no id at all */
-  CHECK_STATUS(ng_grid_neighbors(rt, NG_ID_MAX + 1u, NG_L1, 1, 0, &h), NG_EINVAL);
-  CHECK_STATUS(ng_grid_neighbors(rt, id, -3, 1, 0, &h), NG_EINVAL);
-  CHECK_STATUS(ng_grid_neighbors(rt, id, NG_L1, 1, 0, NULL), NG_EINVAL);
-  CHECK_STATUS(ng_grid_neighbors(NULL, id, NG_L1, 1, 0, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_neighbors(rt, 0, NG_L1, 1, 0, NULL, &h), NG_EINVAL); /* no id at all */
+  CHECK_STATUS(ng_grid_neighbors(rt, NG_ID_MAX + 1u, NG_L1, 1, 0, NULL, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_neighbors(rt, id, -3, 1, 0, NULL, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_neighbors(rt, id, NG_L1, 1, 0, NULL, NULL), NG_EINVAL);
+  CHECK_STATUS(ng_grid_neighbors(NULL, id, NG_L1, 1, 0, NULL, &h), NG_EINVAL);
   CHECK_STATUS(ng_token_delete(rt, id, NULL), NG_OK);
-  CHECK_STATUS(ng_grid_neighbors(rt, id, NG_L1, 1, 0, &h), NG_ENOTFOUND);
+  CHECK_STATUS(ng_grid_neighbors(rt, id, NG_L1, 1, 0, NULL, &h), NG_ENOTFOUND);
 
   float lo_bad[3] = {0, 2, 0};
-  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo_bad, hi, 0, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo_bad, hi, 0, NULL, &h), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "lo[1]");
   float lo_nan[3] = {NAN, 0, 0}, hi_nan[3] = {1, 1, NAN};
-  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo_nan, hi, 0, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo_nan, hi, 0, NULL, &h), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "lo[0]");
-  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, hi_nan, 0, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, hi_nan, 0, NULL, &h), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "hi[2]");
-  CHECK_STATUS(ng_grid_box(rt, NG_L1, NULL, hi, 0, &h), NG_EINVAL);
-  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, NULL, 0, &h), NG_EINVAL);
-  CHECK_STATUS(ng_grid_box(rt, 8, lo, hi, 0, &h), NG_EINVAL);
-  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, hi, 0, NULL), NG_EINVAL);
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, NULL, hi, 0, NULL, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, NULL, 0, NULL, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_box(rt, 8, lo, hi, 0, NULL, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, hi, 0, NULL, NULL), NG_EINVAL);
 
   ng_space_info info;
   CHECK_STATUS(ng_grid_info(NULL, NG_L1, &info), NG_EINVAL);
@@ -316,7 +351,7 @@ static void test_range_sorted_ties_limit(void) {
   ng_id f = mk(rt, NG_L1, 0, -4, 3);
   ng_id g = mk(rt, NG_L1, 20, 0, 0);
   float o[3] = {0, 0, 0};
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 5, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 5, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 6);
   ng_id want[] = {b, e, a, c, d, f};
   float wd[] = {0, 3, 5, 5, 5, 5};
@@ -325,17 +360,17 @@ static void test_range_sorted_ties_limit(void) {
     CHECK(h.items[i].distance == wd[i]);
   }
   /* Radius just below 5 drops the four ties; radius 0 keeps the exact point only. */
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 4.999f, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 4.999f, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 2);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 0, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 0, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 1);
   CHECK_EQ_INT(h.items[0].id, b);
   CHECK(h.items[0].distance == 0.0f);
   /* limit keeps the first results of the full order. */
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 100, 3, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 100, 3, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 3);
   CHECK_EQ_INT(h.items[2].id, a);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 100, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 100, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 7);
   CHECK_EQ_INT(h.items[6].id, g);
   CHECK(h.items[6].distance == 20.0f);
@@ -346,11 +381,11 @@ static void test_range_sorted_ties_limit(void) {
   CHECK_STATUS(ng_token_get(rt, q, &t), NG_OK);
   float v[3];
   ng_token_get_coords(&t, NG_L1, v);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, v, 0, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, v, 0, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 1);
   if (h.count) CHECK_EQ_INT(h.items[0].id, q);
   /* Other spaces are separate indexes: every token sits at the origin of L3. */
-  CHECK_STATUS(ng_grid_range(rt, NG_L3, o, 0, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L3, o, 0, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 8);
   for (size_t i = 1; i < h.count; i++)
     CHECK(h.items[i - 1].id < h.items[i].id);
@@ -379,7 +414,7 @@ static void test_exact_radius(void) {
 
     const float c[3] = {0, 0, 0};
     ng_hits h = {0};
-    CHECK_STATUS(ng_grid_range(rt, space, c, 0.5f, 0, &h), NG_OK);
+    CHECK_STATUS(ng_grid_range(rt, space, c, 0.5f, 0, NULL, &h), NG_OK);
     CHECK_EQ_INT(h.count, 3);
     if (h.count == 3) {
       CHECK_EQ_INT(h.items[0].id, origin);
@@ -389,23 +424,23 @@ static void test_exact_radius(void) {
       CHECK(h.items[2].distance == 0.5f);
     }
     /* Every hit of a larger radius at distance <= 0.5 is in the 0.5 query. */
-    CHECK_STATUS(ng_grid_range(rt, space, c, 1.0f, 0, &h), NG_OK);
+    CHECK_STATUS(ng_grid_range(rt, space, c, 1.0f, 0, NULL, &h), NG_OK);
     size_t within = 0;
     for (size_t i = 0; i < h.count; i++)
       within += h.items[i].distance <= 0.5f;
     CHECK_EQ_INT(within, 3);
 
-    CHECK_STATUS(ng_grid_range(rt, space, c, nextafterf(0.5f, 0.0f), 0, &h), NG_OK);
+    CHECK_STATUS(ng_grid_range(rt, space, c, nextafterf(0.5f, 0.0f), 0, NULL, &h), NG_OK);
     CHECK_EQ_INT(h.count, 1);
 
-    CHECK_STATUS(ng_grid_neighbors(rt, origin, space, 0.5f, 0, &h), NG_OK);
+    CHECK_STATUS(ng_grid_neighbors(rt, origin, space, 0.5f, 0, NULL, &h), NG_OK);
     CHECK_EQ_INT(h.count, 2);
     if (h.count == 2) {
       CHECK_EQ_INT(h.items[0].id, diag);
       CHECK(h.items[0].distance == 0.5f);
       CHECK_EQ_INT(h.items[1].id, axis);
     }
-    CHECK_STATUS(ng_grid_neighbors(rt, diag, space, 0.5f, 0, &h), NG_OK);
+    CHECK_STATUS(ng_grid_neighbors(rt, diag, space, 0.5f, 0, NULL, &h), NG_OK);
     CHECK_EQ_INT(h.count, 3); /* axis and far (about 0.45), then the origin, 0.5 back */
     if (h.count == 3) {
       CHECK_EQ_INT(h.items[2].id, origin);
@@ -413,7 +448,7 @@ static void test_exact_radius(void) {
     }
 
     /* Nearest: the same float distances, so the lower id wins the tie. */
-    CHECK_STATUS(ng_grid_nearest(rt, space, c, 2, &h), NG_OK);
+    CHECK_STATUS(ng_grid_nearest(rt, space, c, 2, NULL, &h), NG_OK);
     CHECK_EQ_INT(h.count, 2);
     if (h.count == 2) {
       CHECK_EQ_INT(h.items[1].id, diag);
@@ -422,7 +457,7 @@ static void test_exact_radius(void) {
 
     /* Box: a point on the closed box's faces is inside; its distance is from the centre. */
     const float lo[3] = {0, 0, 0}, hi[3] = {v[0], v[1], 0};
-    CHECK_STATUS(ng_grid_box(rt, space, lo, hi, 0, &h), NG_OK);
+    CHECK_STATUS(ng_grid_box(rt, space, lo, hi, 0, NULL, &h), NG_OK);
     CHECK_EQ_INT(h.count, 2);
     if (h.count == 2) {
       CHECK_EQ_INT(h.items[0].id, origin);
@@ -442,7 +477,7 @@ static void test_neighbors(void) {
   ng_id c = mk(rt, NG_L1, 11, 10, 10);
   ng_id d = mk(rt, NG_L1, 10, 12, 10);
   mk(rt, NG_L1, 50, 10, 10);
-  CHECK_STATUS(ng_grid_neighbors(rt, a, NG_L1, 2, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_neighbors(rt, a, NG_L1, 2, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 3);
   if (h.count == 3) {
     CHECK_EQ_INT(h.items[0].id, b);
@@ -454,14 +489,14 @@ static void test_neighbors(void) {
   }
   for (size_t i = 0; i < h.count; i++)
     CHECK(h.items[i].id != a);
-  CHECK_STATUS(ng_grid_neighbors(rt, a, NG_L1, 0, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_neighbors(rt, a, NG_L1, 0, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 1);
-  CHECK_STATUS(ng_grid_neighbors(rt, a, NG_L1, 1000, 2, &h), NG_OK);
+  CHECK_STATUS(ng_grid_neighbors(rt, a, NG_L1, 1000, 2, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 2);
   /* More than the original's hard cap of 100. */
   for (int i = 0; i < 150; i++)
     mk(rt, NG_L1, 10.0f + (float)(i % 10) * 0.01f, 10, 10);
-  CHECK_STATUS(ng_grid_neighbors(rt, a, NG_L1, 1, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_neighbors(rt, a, NG_L1, 1, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 152);
   ng_hits_free(rt, &h);
   ng_runtime_release(rt);
@@ -471,37 +506,37 @@ static void test_nearest(void) {
   ng_runtime *rt = new_rt();
   ng_hits h = {0};
   float o[3] = {0, 0, 0};
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 3, &h), NG_OK); /* empty store */
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 3, NULL, &h), NG_OK); /* empty store */
   CHECK_EQ_INT(h.count, 0);
   ng_id far = mk(rt, NG_L1, 300, 300, 300);
   ng_id t1 = mk(rt, NG_L1, 0, 0, 2);
   ng_id t2 = mk(rt, NG_L1, 0, 2, 0); /* tie with t1 */
   ng_id t3 = mk(rt, NG_L1, 1, 0, 0);
   ng_id t4 = mk(rt, NG_L1, -40, 0, 0);
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 0);
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 1, &h), NG_OK);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 1, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 1);
   CHECK_EQ_INT(h.items[0].id, t3);
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 2, &h), NG_OK);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 2, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 2);
   CHECK_EQ_INT(h.items[1].id, t1);
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 3, &h), NG_OK);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 3, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 3);
   CHECK_EQ_INT(h.items[2].id, t2);
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 4, &h), NG_OK);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 4, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.items[3].id, t4);
   CHECK(h.items[3].distance == 40.0f);
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 50, &h), NG_OK);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 50, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 5);
   CHECK_EQ_INT(h.items[4].id, far);
   /* Far outside the representable range: still the right order, finite distances. */
   float away[3] = {1e30f, 0, 0};
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, away, 1, &h), NG_OK);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, away, 1, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 1);
   CHECK_EQ_INT(h.items[0].id, far);
   float fmax[3] = {FLT_MAX, FLT_MAX, -FLT_MAX};
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, fmax, 2, &h), NG_OK);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, fmax, 2, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 2);
   ng_hits_free(rt, &h);
   ng_runtime_release(rt);
@@ -518,7 +553,7 @@ static void test_box(void) {
   mk(rt, NG_L1, -0.01f, 5, 5);
   mk(rt, NG_L1, 5, 5, 10.01f);
   float lo[3] = {0, 0, 0}, hi[3] = {10, 10, 10};
-  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, hi, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, hi, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 4);
   if (h.count == 4) {
     CHECK_EQ_INT(h.items[0].id, in3);
@@ -529,24 +564,24 @@ static void test_box(void) {
     CHECK_EQ_INT(h.items[3].id, in2);
     CHECK(h.items[2].distance == h.items[3].distance);
   }
-  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, hi, 1, &h), NG_OK);
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, hi, 1, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 1);
   /* A degenerate box (lo == hi) is a point query. */
-  CHECK_STATUS(ng_grid_box(rt, NG_L1, hi, hi, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, hi, hi, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 1);
   if (h.count) CHECK_EQ_INT(h.items[0].id, in2);
   /* Decimal bounds include a point set with the same decimal value (L2, scale 10000). */
   ng_id s2 = mk(rt, NG_L2, 0.1f, 0.2f, -0.3f);
   float lo2[3] = {0.1f, 0.2f, -0.3f}, hi2[3] = {0.1f, 0.2f, -0.3f};
-  CHECK_STATUS(ng_grid_box(rt, NG_L2, lo2, hi2, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_box(rt, NG_L2, lo2, hi2, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 1);
   if (h.count) CHECK_EQ_INT(h.items[0].id, s2);
   /* A huge box holds everything; one entirely outside the range holds nothing. */
   float hlo[3] = {-1e30f, -1e30f, -1e30f}, hhi[3] = {1e30f, 1e30f, 1e30f};
-  CHECK_STATUS(ng_grid_box(rt, NG_L1, hlo, hhi, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, hlo, hhi, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 8);
   float olo[3] = {400, 0, 0}, ohi[3] = {1e30f, 1, 1};
-  CHECK_STATUS(ng_grid_box(rt, NG_L1, olo, ohi, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, olo, ohi, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 0);
   ng_hits_free(rt, &h);
   ng_runtime_release(rt);
@@ -567,23 +602,23 @@ static void test_ties_across_cell_edges(void) {
   float d = 10.0f - ng_coord_decode(NG_L1, 999);
   CHECK(d == ng_coord_decode(NG_L1, 1001) - 10.0f);
   CHECK(a > b);
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c, 1, &h), NG_OK);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c, 1, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 1);
   if (h.count) CHECK_EQ_INT(h.items[0].id, b);
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c, 2, &h), NG_OK);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c, 2, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 2);
   if (h.count == 2) {
     CHECK_EQ_INT(h.items[0].id, b);
     CHECK_EQ_INT(h.items[1].id, a);
     CHECK(h.items[0].distance == d && h.items[1].distance == d);
   }
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, d, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, d, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 2);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, d, 1, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, d, 1, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 1);
   if (h.count) CHECK_EQ_INT(h.items[0].id, b);
   float below = nextafterf(d, 0.0f);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, below, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, below, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 0);
   ng_hits_free(rt, &h);
   ng_runtime_release(rt);
@@ -606,17 +641,17 @@ static void test_cell_boundaries_and_extremes(void) {
       float v[3];
       for (int a = 0; a < 3; a++)
         v[a] = ng_coord_decode(s, raws[i]);
-      CHECK_STATUS(ng_grid_range(rt, s, v, 0, 0, &h), NG_OK);
+      CHECK_STATUS(ng_grid_range(rt, s, v, 0, 0, NULL, &h), NG_OK);
       CHECK_EQ_INT(h.count, 1);
       if (h.count) CHECK_EQ_INT(h.items[0].id, ids[i]);
       /* One raw unit along x reaches exactly the raw neighbours on that axis only. */
       float step = 1.0f / ng_space_scale(s);
-      CHECK_STATUS(ng_grid_box(rt, s, v, v, 0, &h), NG_OK);
+      CHECK_STATUS(ng_grid_box(rt, s, v, v, 0, NULL, &h), NG_OK);
       CHECK_EQ_INT(h.count, 1);
-      CHECK_STATUS(ng_grid_nearest(rt, s, v, 1, &h), NG_OK);
+      CHECK_STATUS(ng_grid_nearest(rt, s, v, 1, NULL, &h), NG_OK);
       CHECK_EQ_INT(h.count, 1);
       if (h.count) CHECK_EQ_INT(h.items[0].id, ids[i]);
-      CHECK_STATUS(ng_grid_neighbors(rt, ids[i], s, step * 1.8f, 0, &h), NG_OK);
+      CHECK_STATUS(ng_grid_neighbors(rt, ids[i], s, step * 1.8f, 0, NULL, &h), NG_OK);
       size_t want = 0;
       for (int j = 0; j < N; j++)
         if (j != i && abs(raws[j] - raws[i]) == 1) want++;
@@ -658,25 +693,25 @@ static void test_huge_radius_and_far_centres(void) {
   for (int i = 0; i < 200; i++)
     mk_raw(rt, NG_L1, (int16_t)(i * 300 - 30000), (int16_t)(i * 7), (int16_t)(-i * 11));
   float o[3] = {0, 0, 0};
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 1e30f, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 1e30f, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 200);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, FLT_MAX, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, FLT_MAX, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 200);
   for (size_t i = 1; i < h.count; i++)
     CHECK(h.items[i - 1].distance <= h.items[i].distance);
   ng_id one = 0;
   CHECK_STATUS(ng_token_next(rt, 0, &one), NG_OK);
-  CHECK_STATUS(ng_grid_neighbors(rt, one, NG_L1, 1e30f, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_neighbors(rt, one, NG_L1, 1e30f, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 199);
   float fmax[3] = {FLT_MAX, -FLT_MAX, FLT_MAX};
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, fmax, 1e30f, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, fmax, 1e30f, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 0);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, fmax, FLT_MAX, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, fmax, FLT_MAX, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 0); /* distances beyond FLT_MAX */
   float away[3] = {1e6f, 0, 0};
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, away, 10, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, away, 10, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 0);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, away, 1e6f, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, away, 1e6f, 0, NULL, &h), NG_OK);
   CHECK(h.count > 0);
   ng_hits_free(rt, &h);
   ng_runtime_release(rt);
@@ -693,7 +728,7 @@ static void test_many_in_one_cell(void) {
   CHECK_EQ_INT(info.cells, 1);
   CHECK_EQ_INT(info.count, N);
   float c[3] = {0.5f, 0.1f, 0.07f};
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 0.1f, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 0.1f, 0, NULL, &h), NG_OK);
   /* raw (x, y) with (x - 50)^2 + (y - 10)^2 <= 100, y < 30. */
   size_t want = 0;
   for (int i = 0; i < N; i++) {
@@ -703,13 +738,13 @@ static void test_many_in_one_cell(void) {
   }
   CHECK_EQ_INT(h.count, want);
   CHECK(want > 250);
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c, 10, &h), NG_OK);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c, 10, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 10);
   CHECK(h.items[0].distance == 0.0f);
   /* Delete every other token; the cell shrinks and the answers follow. */
   for (ng_id id = 1; id <= N; id += 2)
     CHECK_STATUS(ng_token_delete(rt, id, NULL), NG_OK);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 1e3f, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 1e3f, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, N / 2);
   for (size_t i = 0; i < h.count; i++)
     CHECK(h.items[i].id % 2 == 0);
@@ -726,7 +761,7 @@ static int nearest_matches(ng_runtime *rt, int space, const float c[3], size_t k
   for (int a = 0; a < 3; a++)
     q->c[a] = c[a];
   ref_run(rt, q, k);
-  ng_status st = ng_grid_nearest(rt, space, c, k, h);
+  ng_status st = ng_grid_nearest(rt, space, c, k, NULL, h);
   if (st == NG_OK && same_hits(h, q)) return 1;
   report_diff("nearest", space, h, q);
   return 0;
@@ -835,12 +870,12 @@ static void test_determinism(void) {
   }
   ng_hits h1 = {0}, h2 = {0};
   float c[3] = {20, 20, 0};
-  CHECK_STATUS(ng_grid_range(r1, NG_L1, c, 15, 0, &h1), NG_OK);
-  CHECK_STATUS(ng_grid_range(r2, NG_L1, c, 15, 0, &h2), NG_OK);
+  CHECK_STATUS(ng_grid_range(r1, NG_L1, c, 15, 0, NULL, &h1), NG_OK);
+  CHECK_STATUS(ng_grid_range(r2, NG_L1, c, 15, 0, NULL, &h2), NG_OK);
   CHECK(h1.count > 10 && h1.count == h2.count);
   CHECK(memcmp(h1.items, h2.items, h1.count * sizeof(ng_hit)) == 0);
-  CHECK_STATUS(ng_grid_nearest(r1, NG_L1, c, 25, &h1), NG_OK);
-  CHECK_STATUS(ng_grid_nearest(r2, NG_L1, c, 25, &h2), NG_OK);
+  CHECK_STATUS(ng_grid_nearest(r1, NG_L1, c, 25, NULL, &h1), NG_OK);
+  CHECK_STATUS(ng_grid_nearest(r2, NG_L1, c, 25, NULL, &h2), NG_OK);
   CHECK(h1.count == 25 && h2.count == 25);
   CHECK(memcmp(h1.items, h2.items, h1.count * sizeof(ng_hit)) == 0);
   ng_hits_free(r1, &h1);
@@ -872,9 +907,60 @@ static void rnd_token(prng *p, ng_token *t, const int16_t *clusters) {
       t->coords[s][a] = rnd_raw(p, clusters[(s + a) % 4]);
 }
 
-/* Compare all query types in all spaces at a few centres. */
+/* Random flags (a quarter of the tokens inactive), entity and weight, for
+ * the filters to choose from. */
+static void rnd_fields(prng *p, ng_token *t) {
+  t->flags = (uint16_t)prng_below(p, 65536);
+  if (prng_below(p, 4)) t->flags |= NG_TOKEN_ACTIVE;
+  t->weight = (float)prng_below(p, 401) / 4.0f;
+}
+
+/* A predicate for the filters: keeps about two ids in three, and everything
+ * nearer than 0.01 (a function of what it is given only). */
+static bool accept_some(ng_id id, float distance, void *ud) {
+  (void)ud;
+  return (id * 2654435761u >> 7) % 3 != 0 || distance < 0.01f;
+}
+
+enum { NFILTERS = 12 };
+
+/* Filter number i of the property test: every field alone, then combined;
+ * `excl` (24 ids: live ones and a deleted one) for the exclusion fields. */
+static ng_filter filter_of(int i, const ng_id *excl) {
+  ng_filter f = {0};
+  switch (i) {
+  case 1: f.inactive = true; break;
+  case 2: f.entities = 1u << 1 | 1u << 3 | 1u << 15; break;
+  case 3: f.tags = NG_TOKEN_USER_1; break;
+  case 4: f.without = NG_TOKEN_LOCKED | NG_TOKEN_USER_2; break;
+  case 5: f.weight_range = true, f.min_weight = 20, f.max_weight = 60.25f; break;
+  case 6: f.exclude = excl, f.nexclude = 3; break;
+  case 7: f.exclude = excl, f.nexclude = 24; break;
+  case 8: f.accept = accept_some; break;
+  case 9: f.inactive = true, f.without = NG_TOKEN_ACTIVE; break; /* inactive ones only */
+  case 10:
+    f.entities = 0x00FF, f.tags = NG_TOKEN_USER_3, f.without = NG_TOKEN_DIRTY;
+    f.weight_range = true, f.min_weight = 10, f.max_weight = 90;
+    f.exclude = excl, f.nexclude = 24, f.accept = accept_some;
+    break;
+  case 11:
+    f.inactive = true, f.entities = 0xF0F0, f.tags = NG_TOKEN_USER_4 | NG_TOKEN_PERSISTENT;
+    f.weight_range = true, f.min_weight = 50, f.max_weight = 50;
+    break;
+  default: break;
+  }
+  return f;
+}
+
+/* Compare all query types in all spaces at a few centres, with every filter
+ * (a different one for each centre, in turn, besides the defaults). */
 static int compare_everything(ng_runtime *rt, prng *p, const ng_id *live, size_t nlive,
                               ref_query *q, ng_hits *h) {
+  static int turn;
+  ng_id excl[24];
+  for (int i = 0; i < 24; i++)
+    excl[i] = nlive ? live[prng_below(p, (uint32_t)nlive)] : 0;
+  excl[0] = 1; /* deleted early in every seed (or live: either way the rule holds) */
   int ok = 1;
   for (int s = 0; s < NG_SPACES && ok; s++) {
     double sc = ng_space_scale(s);
@@ -894,7 +980,12 @@ static int compare_everything(ng_runtime *rt, prng *p, const ng_id *live, size_t
         for (int a = 0; a < 3; a++)
           c[a] = (float)((double)rnd_raw(p, 0) / sc + 0.3 / sc);
       }
+      q->filter = NULL;
       ok = compare_all(rt, s, c, id, radii, sizeof radii / sizeof radii[0], q, h);
+      ng_filter f = filter_of(1 + turn++ % (NFILTERS - 1), excl);
+      q->filter = &f;
+      ok = ok && compare_all(rt, s, c, id, radii, sizeof radii / sizeof radii[0], q, h);
+      q->filter = NULL;
     }
     ng_space_info info;
     CHECK_STATUS(ng_grid_info(rt, s, &info), NG_OK);
@@ -937,13 +1028,16 @@ static void test_property(void) {
       if (r < 5 || nlive == 0) {
         ng_token t;
         rnd_token(&p, &t, clusters);
+        rnd_fields(&p, &t);
         ng_id id;
         CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id), NG_OK);
         live[nlive++] = id;
       } else if (r < 8) {
         ng_token t;
         rnd_token(&p, &t, clusters);
-        uint32_t fields = prng_below(&p, 256);
+        rnd_fields(&p, &t);
+        uint32_t fields = prng_below(&p, 256) | (prng_below(&p, 2) ? NG_TF_FLAGS : 0) |
+                          (prng_below(&p, 2) ? NG_TF_WEIGHT : 0);
         CHECK_STATUS(ng_token_update(rt, live[prng_below(&p, (uint32_t)nlive)], &t, fields), NG_OK);
       } else {
         size_t k = prng_below(&p, (uint32_t)nlive);
@@ -964,7 +1058,7 @@ static void test_property(void) {
       ng_cdna cd;
       CHECK_STATUS(ng_cdna_get(rt, &cd), NG_OK);
       for (int s = 0; s < NG_SPACES; s++) {
-        CHECK_STATUS(ng_grid_nearest(rt, s, c, 30, &before), NG_OK);
+        CHECK_STATUS(ng_grid_nearest(rt, s, c, 30, NULL, &before), NG_OK);
         cd.bucket_sizes[s] = buckets[b][s];
       }
       CHECK_STATUS(ng_cdna_set(rt, &cd), NG_OK);
@@ -974,7 +1068,7 @@ static void test_property(void) {
         CHECK(info.cell_size == buckets[b][s]);
         CHECK_EQ_INT(info.count, nlive);
       }
-      CHECK_STATUS(ng_grid_nearest(rt, NG_L8, c, 30, &h), NG_OK);
+      CHECK_STATUS(ng_grid_nearest(rt, NG_L8, c, 30, NULL, &h), NG_OK);
       CHECK(h.count == before.count &&
             memcmp(h.items, before.items, h.count * sizeof(ng_hit)) == 0);
       ok = compare_everything(rt, &p, live, nlive, &q, &h);
@@ -997,6 +1091,157 @@ static void test_property(void) {
   free(q.items);
 }
 
+/* ---- filters, nearest_to, positions -------------------------------------- */
+
+/* The ACTIVE default in every query type, then nearest-k with a filter: the
+ * k nearest that pass, however many nearer ones fail. */
+static void test_filter_defaults_and_nearest(void) {
+  ng_runtime *rt = new_rt();
+  ng_id ids[20];
+  for (int i = 0; i < 20; i++)
+    ids[i] = mk(rt, NG_L1, (float)i, 0, 0);
+  ng_token t;
+  ng_token_init(&t);
+  t.flags = 0; /* inactive */
+  CHECK_STATUS(ng_token_update(rt, ids[1], &t, NG_TF_FLAGS), NG_OK);
+  ng_hits h = {0};
+  const float c[3] = {0, 0, 0}, lo[3] = {-1, -1, -1}, hi[3] = {2.5f, 1, 1};
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 2.5f, 0, NULL, &h), NG_OK);
+  CHECK(h.count == 2 && h.items[0].id == ids[0] && h.items[1].id == ids[2]);
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, lo, hi, 0, NULL, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 2);
+  CHECK_STATUS(ng_grid_neighbors(rt, ids[0], NG_L1, 2.5f, 0, NULL, &h), NG_OK);
+  CHECK(h.count == 1 && h.items[0].id == ids[2]);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c, 2, NULL, &h), NG_OK);
+  CHECK(h.count == 2 && h.items[1].id == ids[2]);
+  /* The inactive token itself still has neighbours. */
+  CHECK_STATUS(ng_grid_nearest_to(rt, ids[1], NG_L1, 2, NULL, &h), NG_OK);
+  CHECK(h.count == 2 && h.items[0].id == ids[0] && h.items[1].id == ids[2]);
+  const ng_filter all = {.inactive = true};
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 2.5f, 0, &all, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 3);
+
+  /* Tag every fifth token; the 3 nearest tagged ones are 5, 10, 15 away. */
+  for (int i = 0; i < 20; i += 5) {
+    ng_token_init(&t);
+    t.flags = NG_TOKEN_ACTIVE | NG_TOKEN_USER_1;
+    CHECK_STATUS(ng_token_update(rt, ids[i], &t, NG_TF_FLAGS), NG_OK);
+  }
+  const ng_filter tagged = {.tags = NG_TOKEN_USER_1};
+  const float c1[3] = {1, 0, 0};
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c1, 3, &tagged, &h), NG_OK);
+  CHECK(h.count == 3 && h.items[0].id == ids[0] && h.items[1].id == ids[5] &&
+        h.items[2].id == ids[10]);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c1, 10, &tagged, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 4); /* fewer pass than asked for */
+  CHECK_STATUS(ng_grid_nearest_to(rt, ids[5], NG_L1, 2, &tagged, &h), NG_OK);
+  CHECK(h.count == 2 && h.items[0].id == ids[0] && h.items[1].id == ids[10]);
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+}
+
+/* The filters after a rolled-back transaction: the ACTIVE default and the
+ * flag copies the scan reads come back with the records (a clear rolled back
+ * restores records it never overwrote; an update rolled back stores the old
+ * record again). */
+static void test_filters_after_rollback(void) {
+  ng_runtime *rt = new_rt();
+  ng_id a = mk(rt, NG_L1, 0, 0, 0), b = mk(rt, NG_L1, 1, 0, 0);
+  ng_token t;
+  ng_token_init(&t);
+  t.flags = NG_TOKEN_USER_2; /* inactive */
+  CHECK_STATUS(ng_token_update(rt, b, &t, NG_TF_FLAGS), NG_OK);
+  ng_hits h = {0};
+  const float c[3] = {0, 0, 0};
+  CHECK_STATUS(ng_txn_begin(rt), NG_OK);
+  CHECK_STATUS(ng_token_clear(rt, NULL, NULL), NG_OK);
+  CHECK_STATUS(ng_txn_rollback(rt), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 5, 0, NULL, &h), NG_OK);
+  CHECK(h.count == 1 && h.items[0].id == a);
+  CHECK_STATUS(ng_txn_begin(rt), NG_OK);
+  t.flags = NG_TOKEN_ACTIVE;
+  CHECK_STATUS(ng_token_update(rt, b, &t, NG_TF_FLAGS), NG_OK);
+  CHECK_STATUS(ng_token_update(rt, a, &t, NG_TF_FLAGS), NG_OK);
+  CHECK_STATUS(ng_txn_rollback(rt), NG_OK);
+  const ng_filter tagged = {.tags = NG_TOKEN_USER_2, .inactive = true};
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 5, 0, &tagged, &h), NG_OK);
+  CHECK(h.count == 1 && h.items[0].id == b);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 5, 0, NULL, &h), NG_OK);
+  CHECK(h.count == 1 && h.items[0].id == a);
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+}
+
+static void test_filter_errors(void) {
+  ng_runtime *rt = new_rt();
+  ng_id a = mk(rt, NG_L1, 0, 0, 0);
+  ng_hits h = {0};
+  const float c[3] = {0, 0, 0};
+  ng_filter f = {.weight_range = true, .min_weight = 5, .max_weight = 1};
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 1, 0, &f, &h), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "weight range");
+  f.min_weight = NAN;
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, c, 1, &f, &h), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "weight range");
+  ng_filter g = {.nexclude = 2};
+  CHECK_STATUS(ng_grid_box(rt, NG_L1, c, c, 0, &g, &h), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "exclude");
+  CHECK_STATUS(ng_grid_neighbors(rt, a, NG_L1, 1, 0, &g, &h), NG_EINVAL);
+  CHECK_STATUS(ng_grid_nearest_to(rt, a, NG_L1, 1, &g, &h), NG_EINVAL);
+  CHECK_EQ_INT(h.count, 0);
+  /* nearest_to: the token must exist and be placed in the space. */
+  CHECK_STATUS(ng_grid_nearest_to(rt, a + 1, NG_L1, 1, NULL, &h), NG_ENOTFOUND);
+  ng_id nowhere = 0;
+  CHECK_STATUS(ng_token_create(rt, NULL, 0, &nowhere), NG_OK);
+  CHECK_STATUS(ng_grid_nearest_to(rt, nowhere, NG_L1, 1, NULL, &h), NG_ENOTFOUND);
+  CHECK_CONTAINS(ng_last_error(rt), "is not placed in L1");
+  CHECK_STATUS(ng_grid_nearest_to(rt, a, NG_L1, 0, NULL, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 0);
+  CHECK_STATUS(ng_grid_nearest_to(rt, a, NG_L1, 5, NULL, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 0); /* only itself is placed in L1 */
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+}
+
+static void test_positions(void) {
+  ng_runtime *rt = new_rt();
+  ng_id a = mk(rt, NG_L1, 1.5f, -2.25f, 3), b = 0;
+  CHECK_STATUS(ng_token_create(rt, NULL, 1u << NG_L2, &b), NG_OK);
+  ng_id ids[4] = {b, a, a + 100, 0};
+  double xyz[12];
+  size_t found = 99;
+  CHECK_STATUS(ng_token_positions(rt, NG_L1, ids, 4, xyz, &found), NG_OK);
+  CHECK_EQ_INT(found, 1);
+  CHECK(isnan(xyz[0]) && isnan(xyz[1]) && isnan(xyz[2])); /* not placed in L1 */
+  CHECK(xyz[3] == 1.5 && xyz[4] == -2.25 && xyz[5] == 3);
+  CHECK(isnan(xyz[6]) && isnan(xyz[9]));
+  CHECK_STATUS(ng_token_positions(rt, NG_L2, ids, 1, xyz, NULL), NG_OK);
+  CHECK(xyz[0] == 0 && xyz[1] == 0 && xyz[2] == 0);
+  CHECK_STATUS(ng_token_positions(rt, 8, ids, 1, xyz, &found), NG_EINVAL);
+  CHECK_STATUS(ng_token_positions(rt, NG_L1, NULL, 1, xyz, &found), NG_EINVAL);
+  CHECK_STATUS(ng_token_positions(rt, NG_L1, ids, 1, NULL, &found), NG_EINVAL);
+  CHECK_STATUS(ng_token_positions(rt, NG_L1, NULL, 0, NULL, &found), NG_OK);
+  CHECK_EQ_INT(found, 0);
+  /* With the hits: filled under the query's lock, grown as needed. */
+  for (int i = 0; i < 40; i++)
+    mk(rt, NG_L1, (float)i, 0.5f, -1);
+  ng_hits h = {.positions = true};
+  const float c[3] = {0, 0, 0};
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 100, 0, NULL, &h), NG_OK);
+  CHECK_EQ_INT(h.count, 41);
+  CHECK(h.xyz_capacity >= 3 * h.count);
+  for (size_t i = 0; i < h.count; i++) {
+    double p[3];
+    CHECK_STATUS(ng_token_position(rt, h.items[i].id, NG_L1, p), NG_OK);
+    CHECK(h.xyz[3 * i] == p[0] && h.xyz[3 * i + 1] == p[1] && h.xyz[3 * i + 2] == p[2]);
+  }
+  CHECK_STATUS(ng_grid_nearest_to(rt, a, NG_L1, 1, NULL, &h), NG_OK);
+  CHECK(h.count == 1 && h.xyz[0] == 1 && h.xyz[1] == 0.5 && h.xyz[2] == -1);
+  ng_hits_free(rt, &h);
+  CHECK(h.xyz == NULL && h.items == NULL && !h.positions);
+  ng_runtime_release(rt);
+}
+
 /* ---- allocation failures -------------------------------------------------- */
 
 static void test_alloc_failures(void) {
@@ -1013,18 +1258,18 @@ static void test_alloc_failures(void) {
     mk_raw(rt, NG_L1, (int16_t)(i * 10), 0, 0);
   /* A result buffer that cannot grow: ENOMEM, count 0, buffer still freeable. */
   ngt_alloc_arm(&f, 0, 0);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 1000, 0, &h), NG_ENOMEM);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 1000, 0, NULL, &h), NG_ENOMEM);
   CHECK_EQ_INT(h.count, 0);
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 30, &h), NG_ENOMEM);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 30, NULL, &h), NG_ENOMEM);
   CHECK_EQ_INT(h.count, 0);
   ngt_alloc_arm(&f, -1, 0);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 0.5f, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 0.5f, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 6);
   ngt_alloc_arm(&f, 0, 0);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 1000, 0, &h), NG_ENOMEM);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 1000, 0, NULL, &h), NG_ENOMEM);
   CHECK_EQ_INT(h.count, 0);
   CHECK(h.items != NULL);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 0.5f, 0, &h), NG_OK); /* fits: no allocation */
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 0.5f, 0, NULL, &h), NG_OK); /* fits: no allocation */
   CHECK_EQ_INT(h.count, 6);
   ngt_alloc_arm(&f, -1, 0);
 
@@ -1109,7 +1354,7 @@ static void test_internal_contract(void) {
    * after it), and a move back restores what queries see. (Moves only matter
    * to a built index: a query builds it.) */
   float o3[3] = {0, 0, 0};
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, o3, 1, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o3, 1, 0, NULL, &h), NG_OK);
   ng_token t7;
   CHECK_STATUS(ng_token_get(rt, 7, &t7), NG_OK);
   int16_t at7[3]; /* (the record is packed: copy, not point into it) */
@@ -1136,7 +1381,7 @@ static void test_internal_contract(void) {
    * failed change changes nothing. */
   float c[3] = {1, 10, 1};
   ng_hits before = {0};
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 6, 0, &before), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 6, 0, NULL, &before), NG_OK);
   CHECK(before.count > 5);
   ng_cdna cd;
   CHECK_STATUS(ng_cdna_get(rt, &cd), NG_OK);
@@ -1159,7 +1404,7 @@ static void test_internal_contract(void) {
   CHECK(info.cell_size == 0.3f);
   CHECK_EQ_INT(info.count, 300);
   CHECK(info.cells > cells);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 6, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 6, 0, NULL, &h), NG_OK);
   CHECK(h.count == before.count && memcmp(h.items, before.items, h.count * sizeof(ng_hit)) == 0);
 
   /* Clear keeps the cell size and leaves an empty, usable index. */
@@ -1172,7 +1417,7 @@ static void test_internal_contract(void) {
   CHECK(info.cell_size == 0.3f);
   cd.bucket_sizes[NG_L1] = 10.0f;
   CHECK_STATUS(ng_cdna_set(rt, &cd), NG_OK);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 6, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c, 6, 0, NULL, &h), NG_OK);
   CHECK(h.count == before.count && memcmp(h.items, before.items, h.count * sizeof(ng_hit)) == 0);
 
   ngi_grid *g = NULL;
@@ -1410,7 +1655,7 @@ static void test_lazy_alloc_failures(void) {
     live[nlive++] = mk_raw(rt, NG_L1, (int16_t)(i * 37), (int16_t)(i * 11 - 2000), (int16_t)i);
   float o[3] = {1, 2, 3};
   ngt_alloc_arm(&f, 0, 0); /* the first build cannot allocate */
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 50, 0, &h), NG_ENOMEM);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 50, 0, NULL, &h), NG_ENOMEM);
   CHECK_EQ_INT(h.count, 0);
   ng_space_info info;
   CHECK_STATUS(ng_grid_info(rt, NG_L1, &info), NG_ENOMEM); /* 400 points: a heap cell set */
@@ -1418,14 +1663,14 @@ static void test_lazy_alloc_failures(void) {
   CHECK_STATUS(ng_grid_info(rt, NG_L1, &info), NG_OK); /* from the table: still unbuilt */
   CHECK_EQ_INT(info.count, 400);
   ngt_alloc_arm(&f, 0, 0);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 50, 0, &h), NG_ENOMEM);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 50, 0, NULL, &h), NG_ENOMEM);
   ngt_alloc_arm(&f, -1, 0);
   CHECK(compare_some(rt, NG_L1, &p, live, nlive, &q, &h));
   /* New tokens: absorbing them needs the side table, which cannot grow. */
   for (int i = 0; i < 20; i++)
     live[nlive++] = mk_raw(rt, NG_L1, (int16_t)(-i * 90), 5, 5);
   ngt_alloc_arm(&f, 0, 0);
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 5, &h), NG_ENOMEM);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, o, 5, NULL, &h), NG_ENOMEM);
   CHECK_EQ_INT(h.count, 0);
   ngt_alloc_arm(&f, -1, 0);
   CHECK(compare_some(rt, NG_L1, &p, live, nlive, &q, &h));
@@ -1448,9 +1693,9 @@ static void test_lazy_alloc_failures(void) {
    * all instead, and still answer exactly. */
   ng_hits all = {0};
   ngt_alloc_arm(&f, 0, 0);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 1e30f, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 1e30f, 0, NULL, &h), NG_OK);
   ngt_alloc_arm(&f, -1, 0);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 1e30f, 0, &all), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, o, 1e30f, 0, NULL, &all), NG_OK);
   CHECK(h.count == all.count && memcmp(h.items, all.items, h.count * sizeof(ng_hit)) == 0);
   ng_hits_free(rt, &all);
   CHECK(compare_some(rt, NG_L1, &p, live, nlive, &q, &h));
@@ -1490,7 +1735,7 @@ static void *lazy_query(void *ud) {
   ng_hits h = {0};
   const float c[3] = {0.01f, 0.02f, -0.01f};
   for (int s = 0; s < NG_SPACES; s++) {
-    ng_status st = ng_grid_nearest(w->rt, s, c, 8, &h);
+    ng_status st = ng_grid_nearest(w->rt, s, c, 8, NULL, &h);
     if (st != NG_OK) w->status = (int)st;
     w->count[s] = h.count;
     memcpy(w->first[s], h.items, h.count * sizeof(ng_hit));
@@ -1546,6 +1791,10 @@ int main(void) {
   RUN(test_info_bounds);
   RUN(test_determinism);
   RUN(test_property);
+  RUN(test_filter_defaults_and_nearest);
+  RUN(test_filter_errors);
+  RUN(test_filters_after_rollback);
+  RUN(test_positions);
   RUN(test_alloc_failures);
   RUN(test_internal_contract);
   RUN(test_lazy_maintenance);

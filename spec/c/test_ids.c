@@ -188,7 +188,7 @@ static void check_stale(world *w) {
     CHECK_STATUS(ng_token_get(rt, s, &t), NG_ENOTFOUND);
     CHECK_STATUS(ng_token_update(rt, s, &v, NG_TF_WEIGHT), NG_ENOTFOUND);
     CHECK_STATUS(ng_token_delete(rt, s, NULL), NG_ENOTFOUND);
-    CHECK_STATUS(ng_grid_neighbors(rt, s, NG_L1, 2.0f, 0, &(ng_hits){0}), NG_ENOTFOUND);
+    CHECK_STATUS(ng_grid_neighbors(rt, s, NG_L1, 2.0f, 0, NULL, &(ng_hits){0}), NG_ENOTFOUND);
     size_t n = 0;
     CHECK_STATUS(ng_token_connections(rt, s, NG_BOTH, NULL, 0, &n), NG_ENOTFOUND);
     ng_connection_init(&c);
@@ -215,7 +215,7 @@ static void check_stale(world *w) {
   CHECK_EQ_INT(n, live);
   ng_hits h = {0};
   const float centre[3] = {MADE * 0.05f, 0, 0};
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, centre, MADE * 0.1f, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, centre, MADE * 0.1f, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, live);
   size_t unknown = 0;
   for (size_t i = 0; i < h.count; i++) {
@@ -231,7 +231,7 @@ static void check_stale(world *w) {
   }
   CHECK_EQ_INT(unknown, 0);
   /* the neighbours of a reused slot's token are current ids: the new tokens beside it */
-  CHECK_STATUS(ng_grid_neighbors(rt, w->fresh[5], NG_L1, 0.15f, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_neighbors(rt, w->fresh[5], NG_L1, 0.15f, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 2);
   for (size_t i = 0; i < h.count; i++)
     CHECK(h.items[i].id == w->fresh[4] || h.items[i].id == w->fresh[6]);

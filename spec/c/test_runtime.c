@@ -264,7 +264,7 @@ static bool writer_cb(const ng_token *tok, ng_id id, void *ud) {
   CHECK_STATUS(ng_cdna_get(c->rt, &cd), NG_OK);
   ng_hits h = {0};
   float ctr[3] = {0, 0, 0};
-  CHECK_STATUS(ng_grid_range(c->rt, NG_L1, ctr, 10.0f, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(c->rt, NG_L1, ctr, 10.0f, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 3);
   ng_hits_free(c->rt, &h);
   CHECK_STATUS(ng_token_each(c->rt, count_cb, c), NG_OK);
@@ -385,7 +385,7 @@ static size_t range_ids(ng_runtime *rt, int space, float x, float y, float z, fl
                         size_t cap) {
   ng_hits h = {0};
   float c[3] = {x, y, z};
-  CHECK_STATUS(ng_grid_range(rt, space, c, r, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, space, c, r, 0, NULL, &h), NG_OK);
   size_t n = h.count < cap ? h.count : cap;
   for (size_t i = 0; i < n; i++)
     out[i] = h.items[i].id;

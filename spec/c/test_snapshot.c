@@ -437,8 +437,8 @@ static void test_large(void) {
     float c[3] = {0, 0, 0};
     ng_hits ha = {0}, hb = {0};
     for (int s = 0; s < NG_SPACES; s += 3) {
-      CHECK_STATUS(ng_grid_nearest(rt, s, c, 50, &ha), NG_OK);
-      CHECK_STATUS(ng_grid_nearest(back, s, c, 50, &hb), NG_OK);
+      CHECK_STATUS(ng_grid_nearest(rt, s, c, 50, NULL, &ha), NG_OK);
+      CHECK_STATUS(ng_grid_nearest(back, s, c, 50, NULL, &hb), NG_OK);
       CHECK_EQ_INT(ha.count, hb.count);
       CHECK(ha.count == hb.count && memcmp(ha.items, hb.items, ha.count * sizeof *ha.items) == 0);
     }

@@ -139,13 +139,13 @@ static void test_scaled_units(void) {
   CHECK_EQ_INT(rec.coords[NG_L1][0], 30000); /* raw = v / (100 / 100) */
   ng_hits h = {0};
   const float center[3] = {30000, -30000, 5};
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, center, 15.0f, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, center, 15.0f, 0, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 2);
   if (h.count == 2) {
     CHECK(h.items[0].id == a && h.items[0].distance == 0.0f);
     CHECK(h.items[1].id == b && h.items[1].distance == 10.0f);
   }
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, center, 3, &h), NG_OK);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, center, 3, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 3);
   ng_space_info info;
   CHECK_STATUS(ng_grid_info(rt, NG_L1, &info), NG_OK);
@@ -162,6 +162,25 @@ static void test_scaled_units(void) {
   const double two[6] = {1, 2, 3, 4, NAN, 6};
   CHECK_STATUS(ng_coords_encode(rt, NG_L1, two, 2, raw), NG_EINVAL);
   CHECK_CONTAINS(ng_last_error(rt), "point 2: y of L1 must be a finite number");
+  /* a create at positions: encoded in the scaled units, refused when one does not fit */
+  ng_place at[2] = {{NG_L1, {-30000, 12, 0}}, {NG_L8, {0.5, 0, 0}}};
+  ng_id d = 0;
+  CHECK_STATUS(ng_token_create_at(rt, NULL, at, 2, &d), NG_OK);
+  CHECK_STATUS(ng_token_position(rt, d, NG_L1, got), NG_OK);
+  CHECK(got[0] == -30000 && got[1] == 12);
+  unsigned sp = 0;
+  CHECK_STATUS(ng_token_spaces(rt, d, &sp), NG_OK);
+  CHECK_EQ_INT(sp, (1u << NG_L1) | (1u << NG_L8));
+  ng_stats before, after;
+  CHECK_STATUS(ng_runtime_stats(rt, &before), NG_OK);
+  at[1].xyz[2] = 4.0; /* L8 at scale 1: +-3.2767 */
+  CHECK_STATUS(ng_token_create_at(rt, NULL, at, 2, &d), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "ng_token_create_at: z of L8 must be within -3.2768..3.2767, got 4");
+  at[1].space = NG_L1;
+  CHECK_STATUS(ng_token_create_at(rt, NULL, at, 2, &d), NG_EINVAL);
+  CHECK_CONTAINS(ng_last_error(rt), "L1 is placed twice (places[1])");
+  CHECK_STATUS(ng_runtime_stats(rt, &after), NG_OK);
+  CHECK(after.tokens == before.tokens && after.next_token_id == before.next_token_id);
   /* an unscaled space keeps the original's units */
   const double small[3] = {0.53, 327.67, -327.68};
   CHECK_STATUS(ng_token_place(rt, a, NG_L2 - 1 + 1, small), NG_EINVAL); /* L2: +-3.2767 */
@@ -203,7 +222,7 @@ static void test_rescale_all_or_nothing(void) {
   CHECK_STATUS(ng_token_place(rt, ids[17], NG_L1, big), NG_OK);
   ng_hits h = {0};
   const float c0[3] = {0, 0, 100};
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, c0, 1.0f, 0, &h), NG_OK); /* builds the index */
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c0, 1.0f, 0, NULL, &h), NG_OK); /* builds the index */
   uint64_t before = store_hash(rt);
   ng_cdna cd;
   CHECK_STATUS(ng_cdna_get(rt, &cd), NG_OK);
@@ -220,10 +239,10 @@ static void test_rescale_all_or_nothing(void) {
   double got[3];
   CHECK_STATUS(ng_token_position(rt, ids[3], NG_L1, got), NG_OK);
   CHECK(got[0] == 7.5 && got[1] == -3.7 && got[2] == 103);
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, c0, 1.0f, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c0, 1.0f, 0, NULL, &h), NG_OK);
   CHECK(h.count == 1 && h.items[0].id == ids[0]);
   const float c3[3] = {7.5f, -3.7f, 103};
-  CHECK_STATUS(ng_grid_range(rt, NG_L1, c3, 0.01f, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, NG_L1, c3, 0.01f, 0, NULL, &h), NG_OK);
   CHECK(h.count == 1 && h.items[0].id == ids[3]);
   /* a space nobody is placed in rescales freely */
   cd.dimension_scales[NG_L5] = 1000.0f;
@@ -313,7 +332,7 @@ static void test_placement_matches_brute_force(void) {
       const float c[3] = {((float)(ngt_rnd(&seed) % 21) - 10.0f) * unit,
                           ((float)(ngt_rnd(&seed) % 21) - 10.0f) * unit, 0};
       float r = 4.0f * unit;
-      CHECK_STATUS(ng_grid_range(rt, s, c, r, 0, &h), NG_OK);
+      CHECK_STATUS(ng_grid_range(rt, s, c, r, 0, NULL, &h), NG_OK);
       size_t n = brute(rt, s, c, r, want);
       static ng_id got[N];
       for (size_t i = 0; i < h.count; i++)
@@ -333,12 +352,12 @@ static void test_placement_matches_brute_force(void) {
   }
   /* a space nobody is placed in costs nothing and answers nothing */
   const float o[3] = {0, 0, 0};
-  CHECK_STATUS(ng_grid_nearest(rt, NG_L5, o, 10, &h), NG_OK);
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L5, o, 10, NULL, &h), NG_OK);
   CHECK_EQ_INT(h.count, 0);
   /* neighbours of a token not placed in the space: not found, saying why */
   ng_id lone = 0;
   CHECK_STATUS(ng_token_create(rt, NULL, NG_TF_COORDS(NG_L2), &lone), NG_OK);
-  CHECK_STATUS(ng_grid_neighbors(rt, lone, NG_L1, 1.0f, 0, &h), NG_ENOTFOUND);
+  CHECK_STATUS(ng_grid_neighbors(rt, lone, NG_L1, 1.0f, 0, NULL, &h), NG_ENOTFOUND);
   CHECK_CONTAINS(ng_last_error(rt), "is not placed in L1");
   double p[3];
   CHECK_STATUS(ng_token_position(rt, lone, NG_L1, p), NG_ENOTFOUND);
@@ -408,8 +427,8 @@ static void test_snapshot_keeps_placement_and_scales(void) {
   ng_hits a = {0}, b = {0};
   const float c[3] = {0, 0, 0};
   for (int s = 0; s < NG_SPACES; s++) {
-    CHECK_STATUS(ng_grid_nearest(rt, s, c, 50, &a), NG_OK);
-    CHECK_STATUS(ng_grid_nearest(back, s, c, 50, &b), NG_OK);
+    CHECK_STATUS(ng_grid_nearest(rt, s, c, 50, NULL, &a), NG_OK);
+    CHECK_STATUS(ng_grid_nearest(back, s, c, 50, NULL, &b), NG_OK);
     CHECK(a.count == b.count && memcmp(a.items, b.items, a.count * sizeof *a.items) == 0);
   }
   ng_cdna cd;

@@ -112,15 +112,15 @@ static void *work(void *arg) {
     } else if (op < 87) {
       float ctr[3] = {coord(&s, 300), coord(&s, 300), coord(&s, 300)};
       if (op % 2)
-        st = ng_grid_range(rt, NG_L1, ctr, 60.0f, 0, &hits);
+        st = ng_grid_range(rt, NG_L1, ctr, 60.0f, 0, NULL, &hits);
       else
-        st = ng_grid_nearest(rt, NG_L1, ctr, 8, &hits);
+        st = ng_grid_nearest(rt, NG_L1, ctr, 8, NULL, &hits);
       if (st != NG_OK)
         fail(w, "query", st);
       else if (!sorted_hits(&hits))
         fail(w, "query order", 0);
     } else if (op < 92) {
-      st = ng_grid_neighbors(rt, pick, NG_L4, 0.5f, 16, &hits);
+      st = ng_grid_neighbors(rt, pick, NG_L4, 0.5f, 16, NULL, &hits);
       if (st != NG_OK && st != NG_ENOTFOUND) fail(w, "neighbors", st);
     } else if (op < 96) {
       each_ctx c = {w, 0};
@@ -174,7 +174,7 @@ static void check_invariants(ng_runtime *rt) {
     CHECK_STATUS(ng_grid_info(rt, s, &gi), NG_OK);
     CHECK_EQ_INT(gi.count, count);
     ng_hits h = {0};
-    CHECK_STATUS(ng_grid_box(rt, s, lo, hi, 0, &h), NG_OK);
+    CHECK_STATUS(ng_grid_box(rt, s, lo, hi, 0, NULL, &h), NG_OK);
     CHECK_EQ_INT(h.count, count);
     size_t dead = 0;
     for (size_t i = 0; i < h.count; i++) {

@@ -257,7 +257,7 @@ static size_t range_count(ng_runtime *rt, int space, float x, float y, float z, 
                           ng_id want) {
   ng_hits h = {0};
   float c[3] = {x, y, z};
-  CHECK_STATUS(ng_grid_range(rt, space, c, r, 0, &h), NG_OK);
+  CHECK_STATUS(ng_grid_range(rt, space, c, r, 0, NULL, &h), NG_OK);
   size_t found = 0;
   for (size_t i = 0; i < h.count; i++)
     if (h.items[i].id == want) found++;

@@ -126,7 +126,7 @@ static uint64_t query_hash(ng_runtime *rt) {
   const float centers[3][3] = {{0, 0, 0}, {5, -5, 2}, {-10, 10, -3}};
   for (int s = 0; s < 2; s++)
     for (int k = 0; k < 3; k++) {
-      CHECK_STATUS(ng_grid_range(rt, s, centers[k], 8.0f, 0, &hits), NG_OK);
+      CHECK_STATUS(ng_grid_range(rt, s, centers[k], 8.0f, 0, NULL, &hits), NG_OK);
       MIXV(&h, hits.count);
       for (size_t i = 0; i < hits.count; i++)
         MIXV(&h, hits.items[i].id);

@@ -284,6 +284,7 @@ ng_status ngi_write_lock(ng_runtime *rt, const char *func) {
       if (st != NG_OK) return st;
       h->depth++;
       last_error.enomem = 0;
+      ngi_count_write(&rt->metrics);
       return NG_OK;
     }
     return ngi_fail(rt, NG_EBUSY, "%s: cannot modify the store from inside %s", func,
@@ -299,6 +300,7 @@ ng_status ngi_write_lock(ng_runtime *rt, const char *func) {
   atomic_thread_fence(memory_order_release);
   held_push(rt, 1);
   ngi_ev_begin(rt);
+  ngi_count_write(&rt->metrics);
   return NG_OK;
 }
 

@@ -63,6 +63,40 @@ static ng_status missing_endpoint(const ng_runtime *rt, const char *fn, const ch
                   (unsigned long long)id);
 }
 
+/* The connection other than `except` that a link from -> to of `type` with
+ * flags `flags` would duplicate (from and to are token slots), or 0: one
+ * stored from -> to of that type, or one stored to -> from of that type
+ * when either is bidirectional (a bidirectional link is also the link the
+ * other way, so the pair would be found twice). */
+static ng_id conflicting_link(ngi_conns *cs, uint32_t from, uint32_t to, unsigned type,
+                              uint8_t flags, ng_id except) {
+  ng_id id = ngi_conns_find_dup(cs, from, to, type, except);
+  if (id || from == to) return id;
+  id = ngi_conns_find_dup(cs, to, from, type, except);
+  if (id && !(flags & NG_CONN_BIDIRECTIONAL) &&
+      !(cs->recs[ngi_conns_find_slot(cs, id)].flags & NG_CONN_BIDIRECTIONAL))
+    id = 0;
+  return id;
+}
+
+/* Records the NG_EEXIST of `dup` (an existing link) against a new or
+ * changed from -> to of `type`, for fn. */
+static ng_status link_exists(const ng_runtime *rt, const char *fn, ng_id dup, uint32_t from,
+                             uint32_t to, unsigned type) {
+  const ngi_conns *cs = rt->conns;
+  const ng_connection *d = &cs->recs[ngi_conns_find_slot(cs, dup)];
+  const ngi_token_table *t = &rt->tokens;
+  unsigned long long a = ngi_token_id_of(t, from), b = ngi_token_id_of(t, to);
+  if (d->token_a_id == from)
+    return ngi_fail(rt, NG_EEXIST, "%s: a connection %llu -> %llu of type 0x%02X (%s) already "
+                    "exists (connection %llu)", fn, a, b, type, ng_conn_type_name(type),
+                    (unsigned long long)dup);
+  return ngi_fail(rt, NG_EEXIST,
+                  "%s: connection %llu (%llu -> %llu) of type 0x%02X (%s) already links these "
+                  "tokens and one of the two is bidirectional",
+                  fn, (unsigned long long)dup, b, a, type, ng_conn_type_name(type));
+}
+
 /* Needs: a valid record from ng_connection_init or equivalent.
  * Guarantees: on NG_OK the record is stored under a fresh id (*out_id, may be
  * NULL) and linked into both endpoints' adjacency. Fails: NG_EINVAL (bad
@@ -82,7 +116,7 @@ ng_status ng_connection_create(ng_runtime *rt, ng_id from, ng_id to, const ng_co
   ng_status st = ngi_write_lock(rt, fn);
   if (st != NG_OK) return st;
   ngi_conns *cs = rt->conns;
-  ng_id id = 0;
+  ng_id id = 0, dup;
   if (!ngi_token_lookup(&rt->tokens, from)) {
     st = missing_endpoint(rt, fn, "from", from);
   } else if (!ngi_token_lookup(&rt->tokens, to)) {
@@ -91,10 +125,9 @@ ng_status ng_connection_create(ng_runtime *rt, ng_id from, ng_id to, const ng_co
     st = ngi_fail(rt, NG_EINVAL, "%s: padding1 must be 0, got %u", fn, (unsigned)rec.padding1);
   } else if ((st = check_fields(rt, fn, &rec, NG_CF_ALL)) != NG_OK) {
     /* reported */
-  } else if (ngi_conns_find_dup(cs, rec.token_a_id, rec.token_b_id, rec.connection_type, 0) != 0) {
-    st = ngi_fail(rt, NG_EEXIST, "%s: a connection %llu -> %llu of type 0x%02X (%s) already exists",
-                  fn, (unsigned long long)from, (unsigned long long)to,
-                  (unsigned)rec.connection_type, ng_conn_type_name(rec.connection_type));
+  } else if ((dup = conflicting_link(cs, rec.token_a_id, rec.token_b_id, rec.connection_type,
+                                      rec.flags, 0)) != 0) {
+    st = link_exists(rt, fn, dup, rec.token_a_id, rec.token_b_id, rec.connection_type);
   } else if ((st = check_degrees(rt, cs, from, to)) != NG_OK) {
     /* reported */
   } else if (ngi_idgen_peek(&cs->ids, &id) != NG_OK) {
@@ -206,19 +239,16 @@ ng_status ng_connection_update(ng_runtime *rt, ng_id id, const ng_connection *va
     memcpy(n.target_vector, values->target_vector, sizeof n.target_vector);
 
   /* An unchanged type needs no mask or duplicate check: tightened CDNA
-   * limits apply to later writes, not to what a record already holds. */
+   * limits apply to later writes, not to what a record already holds. A
+   * link made bidirectional may now duplicate the link the other way. */
   uint32_t check = fields;
   if (n.connection_type == old->connection_type) check &= ~(uint32_t)NG_CF_TYPE;
+  bool made_bidir = (n.flags & ~old->flags) & NG_CONN_BIDIRECTIONAL;
   st = check_fields(rt, fn, &n, check);
-  if (st == NG_OK && (check & NG_CF_TYPE)) {
-    ng_id dup = ngi_conns_find_dup(cs, n.token_a_id, n.token_b_id, n.connection_type, id);
-    if (dup)
-      st = ngi_fail(rt, NG_EEXIST,
-                    "%s: connection %llu (%llu -> %llu) of type 0x%02X (%s) already exists", fn,
-                    (unsigned long long)dup,
-                    (unsigned long long)ngi_token_id_of(&rt->tokens, n.token_a_id),
-                    (unsigned long long)ngi_token_id_of(&rt->tokens, n.token_b_id),
-                    (unsigned)n.connection_type, ng_conn_type_name(n.connection_type));
+  if (st == NG_OK && ((check & NG_CF_TYPE) || made_bidir)) {
+    ng_id dup =
+        conflicting_link(cs, n.token_a_id, n.token_b_id, n.connection_type, n.flags, id);
+    if (dup) st = link_exists(rt, fn, dup, n.token_a_id, n.token_b_id, n.connection_type);
   }
   if (st == NG_OK) {
     ngi_txn_log_conn_rec(rt, s);
@@ -363,8 +393,10 @@ ng_status ng_connection_each(ng_runtime *rt, ng_connection_fn fn, void *ud) {
   return NG_OK;
 }
 
-/* The id of (from, to, type) by a walk of from's out-list. NG_ENOTFOUND
- * for no such link (including an undefined type or unknown token). */
+/* The id of (from, to, type) by a walk of from's out-list, then of to's for
+ * a bidirectional link stored the other way (conflicting_link with no flags
+ * of its own). NG_ENOTFOUND for no such link (including an undefined type or
+ * unknown token). */
 ng_status ng_connection_find(ng_runtime *rt, ng_id from, ng_id to, unsigned type, ng_id *out_id) {
   static const char fn[] = "ng_connection_find";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
@@ -374,7 +406,7 @@ ng_status ng_connection_find(ng_runtime *rt, ng_id from, ng_id to, unsigned type
     ngi_read_lock(rt);
     /* Endpoints must be the live tokens named (a stale id finds nothing). */
     if (ngi_token_lookup(&rt->tokens, from) && ngi_token_lookup(&rt->tokens, to))
-      id = ngi_conns_find_dup(rt->conns, NG_TOKEN_SLOT(from), NG_TOKEN_SLOT(to), type, 0);
+      id = conflicting_link(rt->conns, NG_TOKEN_SLOT(from), NG_TOKEN_SLOT(to), type, 0, 0);
     ngi_read_unlock(rt);
   }
   if (id == 0)
@@ -384,19 +416,56 @@ ng_status ng_connection_find(ng_runtime *rt, ng_id from, ng_id to, unsigned type
   return NG_OK;
 }
 
-/* Needs: ids has room for cap entries (may be NULL when cap is 0).
- * Guarantees: the first min(cap, total) connection ids of token `id` in
- * direction dir, ascending, with a self-link listed once under NG_BOTH;
- * *n_out = total. Fails: NG_ENOTFOUND (no such token), NG_EINVAL. */
-ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir, ng_id *ids, size_t cap,
-                               size_t *n_out) {
-  static const char fn[] = "ng_token_connections";
+/* The links of token slot `tok` in direction dir of `type` and `category`
+ * (NG_ANY: any), in ascending id order: the first cap of them into conns
+ * and others (each may be NULL), the count returned. The two lists are
+ * merged: slot order is id order, so comparing slots sorts by id (NGI_NONE,
+ * the largest, ends a list); a self-link sits in both lists and counts once.
+ * A bidirectional link is outgoing and incoming at both ends. Caller holds
+ * the read lock. */
+static size_t walk_links(ng_runtime *rt, uint32_t tok, ng_direction dir, int type, int category,
+                         ng_id *conns, ng_id *others, size_t cap) {
+  ngi_conns *cs = rt->conns;
+  const adj_entry *e = ngi_conns_find_adj(cs, tok);
+  uint32_t o = e ? e->out_head : NGI_NONE, i = e ? e->in_head : NGI_NONE;
+  size_t n = 0;
+  while (o != NGI_NONE || i != NGI_NONE) {
+    uint32_t take = o <= i ? o : i;
+    bool as_out = o == take, as_in = i == take;
+    if (as_out) o = cs->meta[o].out_next;
+    if (as_in) i = cs->meta[i].in_next;
+    const ng_connection *r = &cs->recs[take];
+    bool bidir = r->flags & NG_CONN_BIDIRECTIONAL;
+    if (!(((dir & NG_OUT) && (as_out || bidir)) || ((dir & NG_IN) && (as_in || bidir)))) continue;
+    if (type != NG_ANY && r->connection_type != type) continue;
+    if (category != NG_ANY && (r->connection_type >> 4) != category) continue;
+    if (n < cap) {
+      if (conns) conns[n] = cs->meta[take].id;
+      if (others) others[n] = ngi_token_id_of(&rt->tokens, as_out ? r->token_b_id : r->token_a_id);
+    }
+    n++;
+  }
+  return n;
+}
+
+/* Checks shared by ng_token_connections and ng_token_links, then the walk
+ * under the read lock. Fails: NG_EINVAL, NG_ENOTFOUND (no such token). */
+static ng_status token_links(ng_runtime *rt, const char *fn, ng_id id, ng_direction dir, int type,
+                             int category, ng_id *conns, ng_id *others, size_t cap,
+                             size_t *n_out) {
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (dir != NG_OUT && dir != NG_IN && dir != NG_BOTH)
     return ngi_fail(rt, NG_EINVAL, "%s: direction must be NG_OUT, NG_IN or NG_BOTH, got %d", fn,
                     (int)dir);
+  if (type != NG_ANY && (type < 0 || type >= NG_CONN_TYPES))
+    return ngi_fail(rt, NG_EINVAL, "%s: type must be 0..%d or NG_ANY, got %d", fn,
+                    NG_CONN_TYPES - 1, type);
+  if (category != NG_ANY && (category < 0 || category >= NG_CONN_CATEGORIES))
+    return ngi_fail(rt, NG_EINVAL, "%s: category must be 0..%d or NG_ANY, got %d", fn,
+                    NG_CONN_CATEGORIES - 1, category);
   if (!n_out) return ngi_fail(rt, NG_EINVAL, "%s: n_out must not be NULL", fn);
-  if (!ids && cap > 0) return ngi_fail(rt, NG_EINVAL, "%s: ids must not be NULL", fn);
+  if (!conns && !others && cap > 0)
+    return ngi_fail(rt, NG_EINVAL, "%s: ids must not be NULL", fn);
   ng_status st = ngi_check_id(rt, fn, id);
   if (st != NG_OK) return st;
   ngi_read_lock(rt);
@@ -404,22 +473,21 @@ ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir, ng_id
     ngi_read_unlock(rt);
     return ngi_fail(rt, NG_ENOTFOUND, "%s: token %llu not found", fn, (unsigned long long)id);
   }
-  ngi_conns *cs = rt->conns;
-  const adj_entry *e = ngi_conns_find_adj(cs, NG_TOKEN_SLOT(id));
-  uint32_t o = (e && (dir & NG_OUT)) ? e->out_head : NGI_NONE;
-  uint32_t i = (e && (dir & NG_IN)) ? e->in_head : NGI_NONE;
-  size_t n = 0;
-  /* Merge the two lists. Slot order is id order, so comparing slots sorts
-   * by id (NGI_NONE, the largest, ends a list); a self-link sits in both
-   * lists and counts once. */
-  while (o != NGI_NONE || i != NGI_NONE) {
-    uint32_t take = o <= i ? o : i;
-    if (o == take) o = cs->meta[o].out_next;
-    if (i == take) i = cs->meta[i].in_next;
-    if (n < cap) ids[n] = cs->meta[take].id;
-    n++;
-  }
+  size_t n = walk_links(rt, NG_TOKEN_SLOT(id), dir, type, category, conns, others, cap);
   ngi_read_unlock(rt);
   *n_out = n;
   return NG_OK;
+}
+
+ng_status ng_token_connections(ng_runtime *rt, ng_id id, ng_direction dir, ng_id *ids, size_t cap,
+                               size_t *n_out) {
+  return token_links(rt, "ng_token_connections", id, dir, NG_ANY, NG_ANY, ids, NULL, cap, n_out);
+}
+
+ng_status ng_token_links(ng_runtime *rt, ng_id id, const ng_link_filter *f, ng_id *conns,
+                         ng_id *others, size_t cap, size_t *n_out) {
+  static const ng_link_filter all = {NG_BOTH, NG_ANY, NG_ANY};
+  if (!f) f = &all;
+  return token_links(rt, "ng_token_links", id, f->dir, f->type, f->category, conns, others, cap,
+                     n_out);
 }

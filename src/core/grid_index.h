@@ -61,7 +61,8 @@
  *
  * Memory at 1M uniform points: about 8.5-9 bytes a token per built space
  * (entries 8, directory and sub-directories under a byte, stale bits 0.125)
- * on top of the 68 of the token table; clustered points, with their
+ * on top of the token table's 75 (the 64-byte record; the slot-map entry,
+ * placement byte and flag copy of its slot); clustered points, with their
  * narrower cells, up to about 2 bytes more. A build briefly needs nothing
  * beyond its result.
  */

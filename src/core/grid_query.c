@@ -1,4 +1,5 @@
 /* The grid's queries (range, neighbours, nearest-k, box) and ng_hits_free. */
+#include "grid_filter.h"
 #include "grid_index.h"
 #include "introsort.h"
 
@@ -28,6 +29,8 @@ typedef struct query {
   double blo[3], bhi[3]; /* Q_BOX: the box */
   float lo[3], hi[3];    /* Q_BOX, closed */
   uint32_t exclude;      /* slot (local id) left out (neighbors), 0 = none */
+  const ngi_filter *filter;
+  bool filtered; /* the filter tests anything: consider() asks it */
   size_t k;              /* keep only the best k (a max-heap in out); 0 = keep all */
   bool side_each_cell;   /* probe the side table per visited cell (else all scanned once) */
   ng_hits *out;
@@ -225,6 +228,9 @@ static inline ng_status consider(query *q, uint32_t id, uint32_t ux, uint32_t uy
   double d2 = ex * ex + ey * ey + ez * ez;
   double d = sqrt(d2);
   if (q->kind == Q_SPHERE && beyond_radius(q, d)) return NG_OK;
+  /* Last, since it may read the record: every test above is arithmetic. */
+  if (q->filtered && !ngi_filter_pass(q->filter, &q->rt->tokens, id, ngi_to_float(d)))
+    return NG_OK;
   return push_hit(q, id, ngi_to_float(d));
 }
 
@@ -788,13 +794,14 @@ static ng_status run_nearest(query *q) {
 /* ---- public entry points ------------------------------------------------ */
 
 /* Common argument checks; out->count is zeroed first so failures leave it 0. */
-static ng_status check_common(ng_runtime *rt, const char *fn, int space, ng_hits *out) {
+static ng_status check_common(ng_runtime *rt, const char *fn, int space, const ng_filter *filter,
+                              ng_hits *out) {
   if (out) out->count = 0;
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (!out) return ngi_fail(rt, NG_EINVAL, "%s: out must not be NULL", fn);
   if (space < 0 || space >= NG_SPACES)
     return ngi_fail(rt, NG_EINVAL, "%s: space must be 0..7, got %d", fn, space);
-  return NG_OK;
+  return ngi_filter_check(rt, fn, filter);
 }
 
 static ng_status check_radius(ng_runtime *rt, const char *fn, float radius) {
@@ -813,9 +820,10 @@ static ng_status check_point(ng_runtime *rt, const char *fn, const char *what, c
   return NG_OK;
 }
 
-/* Run q on q->g (caller holds the runtime's read lock): complete the index,
- * run, sort; failures leave no hits. */
-static ng_status run_sorted(query *q, ng_status (*run)(query *)) {
+/* Run q on q->g with `filter` (checked; NULL: the defaults; caller holds
+ * the runtime's read lock): complete the index, run, sort; failures leave no
+ * hits. */
+static ng_status run_sorted(query *q, const ng_filter *filter, ng_status (*run)(query *)) {
   ngi_grid *g = q->rt->grids[q->g->space];
   double sc = g->rpu;
   q->rawlim2 = INFINITY;
@@ -830,94 +838,126 @@ static ng_status run_sorted(query *q, ng_status (*run)(query *)) {
     q->blo[a] = (double)q->lo[a] * sc + NGI_BIAS - 1.0;
     q->bhi[a] = (double)q->hi[a] * sc + NGI_BIAS + 1.0;
   }
-  ng_status st = ngi_grid_acquire(q->rt, g);
+  ngi_filter f;
+  ng_status st = ngi_filter_prepare(q->rt, filter, &f);
+  q->filter = &f;
+  q->filtered = f.fields || f.nexcl || f.accept;
+  if (st == NG_OK) st = ngi_grid_acquire(q->rt, g);
   if (st == NG_OK) {
     st = run(q);
     ngi_grid_release(g);
   }
-  if (st == NG_OK)
+  ngi_filter_free(q->rt, &f);
+  if (st == NG_OK) {
     sort_truncate(q->rt, q->out, q->k);
-  else
-    q->out->count = 0;
+    st = ngi_fill_positions(q->rt, g->space, q->out);
+  }
+  if (st != NG_OK) q->out->count = 0;
   return st;
 }
 
-static ng_status finish(ng_runtime *rt, const char *fn, ng_status st) {
+/* The exit of every public query: counts it (metrics.h) and reports NG_ENOMEM. */
+static ng_status finish(ng_runtime *rt, const char *fn, ng_status st, int kind, uint64_t t0) {
+  ngi_query_end(&rt->metrics, kind, t0);
   if (st == NG_ENOMEM) return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
   return st;
 }
 
 ng_status ng_grid_range(ng_runtime *rt, int space, const float center[3], float radius,
-                        size_t limit, ng_hits *out) {
+                        size_t limit, const ng_filter *filter, ng_hits *out) {
   static const char fn[] = "ng_grid_range";
-  ng_status st = check_common(rt, fn, space, out);
+  ng_status st = check_common(rt, fn, space, filter, out);
   if (st == NG_OK) st = check_point(rt, fn, "center", center);
   if (st == NG_OK) st = check_radius(rt, fn, radius);
   if (st != NG_OK) return st;
+  uint64_t t0 = ngi_query_begin(&rt->metrics);
   query q = {.rt = rt, .kind = Q_SPHERE, .radius = (double)radius, .k = limit, .out = out};
   for (int a = 0; a < 3; a++)
     q.c[a] = (double)center[a];
   ngi_read_lock(rt);
   q.g = rt->grids[space];
-  if (q.g) st = run_sorted(&q, run_sphere);
+  if (q.g) st = run_sorted(&q, filter, run_sphere);
   ngi_read_unlock(rt);
-  return finish(rt, fn, st);
+  return finish(rt, fn, st, NG_QUERY_RANGE, t0);
 }
 
-ng_status ng_grid_neighbors(ng_runtime *rt, ng_id id, int space, float radius, size_t limit,
-                            ng_hits *out) {
-  static const char fn[] = "ng_grid_neighbors";
-  ng_status st = check_common(rt, fn, space, out);
-  if (st == NG_OK) st = check_radius(rt, fn, radius);
-  if (st == NG_OK) st = ngi_check_id(rt, fn, id);
-  if (st != NG_OK) return st;
-  query q = {.rt = rt,
-             .kind = Q_SPHERE,
-             .radius = (double)radius,
-             .exclude = NG_TOKEN_SLOT(id),
-             .k = limit,
-             .out = out};
+/* k == 0 asks for nothing (q->k 0 would mean "keep all"); the token is
+ * still checked. */
+static ng_status run_none(query *q) {
+  (void)q;
+  return NG_OK;
+}
+
+/* Queries around token `id` (neighbours, nearest_to): q's centre becomes the
+ * token's position and the token is left out; then run. NG_ENOTFOUND if it
+ * does not exist or is not placed in the space. */
+static ng_status run_around(query *q, const char *fn, ng_id id, int space, const ng_filter *filter,
+                            ng_status (*run)(query *)) {
+  ng_runtime *rt = q->rt;
+  ng_status st = NG_OK;
+  q->exclude = NG_TOKEN_SLOT(id);
   ngi_read_lock(rt);
   const ng_token *t = ngi_token_lookup(&rt->tokens, id);
   if (!t) {
-    ngi_read_unlock(rt);
-    return ngi_fail(rt, NG_ENOTFOUND, "%s: no token with id %llu", fn, (unsigned long long)id);
-  }
-  if (!(ngi_placed(&rt->tokens, NG_TOKEN_SLOT(id)) & (1u << space))) {
-    ngi_read_unlock(rt);
-    return ngi_fail(rt, NG_ENOTFOUND, "%s: token %llu is not placed in %s", fn,
-                    (unsigned long long)id, ng_space_name(space));
-  }
-  q.g = rt->grids[space];
-  if (q.g) {
+    st = ngi_fail(rt, NG_ENOTFOUND, "%s: no token with id %llu", fn, (unsigned long long)id);
+  } else if (!(ngi_placed(&rt->tokens, NG_TOKEN_SLOT(id)) & (1u << space))) {
+    st = ngi_fail(rt, NG_ENOTFOUND, "%s: token %llu is not placed in %s", fn,
+                  (unsigned long long)id, ng_space_name(space));
+  } else if ((q->g = rt->grids[space]) != NULL) {
     for (int a = 0; a < 3; a++)
-      q.c[a] = (double)ngi_unit_decode_f(&q.g->unit, t->coords[space][a]);
-    st = run_sorted(&q, run_sphere);
+      q->c[a] = (double)ngi_unit_decode_f(&q->g->unit, t->coords[space][a]);
+    st = run_sorted(q, filter, run);
   }
   ngi_read_unlock(rt);
-  return finish(rt, fn, st);
+  return st;
+}
+
+ng_status ng_grid_neighbors(ng_runtime *rt, ng_id id, int space, float radius, size_t limit,
+                            const ng_filter *filter, ng_hits *out) {
+  static const char fn[] = "ng_grid_neighbors";
+  ng_status st = check_common(rt, fn, space, filter, out);
+  if (st == NG_OK) st = check_radius(rt, fn, radius);
+  if (st == NG_OK) st = ngi_check_id(rt, fn, id);
+  if (st != NG_OK) return st;
+  uint64_t t0 = ngi_query_begin(&rt->metrics);
+  query q = {.rt = rt, .kind = Q_SPHERE, .radius = (double)radius, .k = limit, .out = out};
+  return finish(rt, fn, run_around(&q, fn, id, space, filter, run_sphere), NG_QUERY_NEIGHBORS,
+                t0);
 }
 
 ng_status ng_grid_nearest(ng_runtime *rt, int space, const float center[3], size_t k,
-                          ng_hits *out) {
+                          const ng_filter *filter, ng_hits *out) {
   static const char fn[] = "ng_grid_nearest";
-  ng_status st = check_common(rt, fn, space, out);
+  ng_status st = check_common(rt, fn, space, filter, out);
   if (st == NG_OK) st = check_point(rt, fn, "center", center);
   if (st != NG_OK) return st;
+  uint64_t t0 = ngi_query_begin(&rt->metrics);
   query q = {.rt = rt, .kind = Q_ALL, .k = k, .out = out};
   for (int a = 0; a < 3; a++)
     q.c[a] = (double)center[a];
   ngi_read_lock(rt);
   q.g = rt->grids[space];
-  if (q.g && k > 0) st = run_sorted(&q, run_nearest);
+  if (q.g && k > 0) st = run_sorted(&q, filter, run_nearest);
   ngi_read_unlock(rt);
-  return finish(rt, fn, st);
+  return finish(rt, fn, st, NG_QUERY_NEAREST, t0);
+}
+
+ng_status ng_grid_nearest_to(ng_runtime *rt, ng_id id, int space, size_t k,
+                             const ng_filter *filter, ng_hits *out) {
+  static const char fn[] = "ng_grid_nearest_to";
+  ng_status st = check_common(rt, fn, space, filter, out);
+  if (st == NG_OK) st = ngi_check_id(rt, fn, id);
+  if (st != NG_OK) return st;
+  uint64_t t0 = ngi_query_begin(&rt->metrics);
+  query q = {.rt = rt, .kind = Q_ALL, .k = k, .out = out};
+  return finish(rt, fn, run_around(&q, fn, id, space, filter, k ? run_nearest : run_none),
+                NG_QUERY_NEAREST, t0);
 }
 
 ng_status ng_grid_box(ng_runtime *rt, int space, const float lo[3], const float hi[3], size_t limit,
-                      ng_hits *out) {
+                      const ng_filter *filter, ng_hits *out) {
   static const char fn[] = "ng_grid_box";
-  ng_status st = check_common(rt, fn, space, out);
+  ng_status st = check_common(rt, fn, space, filter, out);
   if (st == NG_OK) st = check_point(rt, fn, "lo", lo);
   if (st == NG_OK) st = check_point(rt, fn, "hi", hi);
   if (st != NG_OK) return st;
@@ -925,6 +965,7 @@ ng_status ng_grid_box(ng_runtime *rt, int space, const float lo[3], const float 
     if (lo[a] > hi[a])
       return ngi_fail(rt, NG_EINVAL, "%s: lo[%d] must be <= hi[%d], got %g > %g", fn, a, a,
                       (double)lo[a], (double)hi[a]);
+  uint64_t t0 = ngi_query_begin(&rt->metrics);
   query q = {.rt = rt, .kind = Q_BOX, .k = limit, .out = out};
   for (int a = 0; a < 3; a++) {
     q.lo[a] = lo[a];
@@ -933,15 +974,14 @@ ng_status ng_grid_box(ng_runtime *rt, int space, const float lo[3], const float 
   }
   ngi_read_lock(rt);
   q.g = rt->grids[space];
-  if (q.g) st = run_sorted(&q, run_box);
+  if (q.g) st = run_sorted(&q, filter, run_box);
   ngi_read_unlock(rt);
-  return finish(rt, fn, st);
+  return finish(rt, fn, st, NG_QUERY_BOX, t0);
 }
 
 void ng_hits_free(ng_runtime *rt, ng_hits *hits) {
   if (!rt || !hits) return;
   ngi_free(rt, hits->items, hits->capacity * sizeof(ng_hit));
-  hits->items = NULL;
-  hits->count = 0;
-  hits->capacity = 0;
+  if (hits->xyz) ngi_free(rt, hits->xyz, hits->xyz_capacity * sizeof(double));
+  memset(hits, 0, sizeof *hits);
 }

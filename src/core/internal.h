@@ -6,6 +6,7 @@
 #include "base.h"
 #include "events.h"
 #include "idgen.h"
+#include "metrics.h"
 #include "token_table.h"
 #include "txn.h"
 
@@ -161,13 +162,25 @@ ng_status ngi_conns_restore_owned(ng_runtime *rt, ngi_conns *c, ng_connection *r
                                   size_t rec_cap, size_t n, const uint32_t *slots,
                                   const uint32_t *gens);
 
+/* ---- metrics.c ------------------------------------------------------------ */
+
+/* Fill the memory, counter and latency figures of *out (ng_runtime_stats;
+ * the caller holds the read lock). */
+void ngi_stats_extend(ng_runtime *rt, ng_stats *out);
+
 /* ---- the runtime -------------------------------------------------------- */
+
+/* How often a long operation reports progress (ng_progress_fn): every this
+ * many bytes (save, load) or records (export, import). */
+enum { NGI_PROGRESS_BYTES = 1 << 20, NGI_PROGRESS_RECORDS = 4096 };
 
 struct ng_runtime {
   ng_alloc_fn alloc;
   void *alloc_ud;
   ng_clock_fn clock;
   void *clock_ud;
+  ng_progress_fn progress; /* saves and exports report to it (NULL: none) */
+  void *progress_ud;
   atomic_int refs;
   atomic_size_t bytes_in_use;
   atomic_size_t bytes_peak;
@@ -184,6 +197,7 @@ struct ng_runtime {
   ngi_unit units[NG_SPACES]; /* the codec of each space, from cdna.dimension_scales */
   ngi_txn txn;               /* the open transaction, if any (txn.h); under the write lock */
   ngi_events ev;             /* the change feed, subscriptions and zones (events.h) */
+  ngi_metrics metrics;       /* counters and latencies (metrics.h), when the CDNA enables them */
 };
 
 /* ---- events.h's inline gate for moves (needs the runtime's fields) ------- */

@@ -67,12 +67,15 @@ ng_status ng_runtime_new(const ng_config *cfg, ng_runtime **out) {
   rt->alloc_ud = cfg->alloc_ud;
   rt->clock = cfg->clock;
   rt->clock_ud = cfg->clock_ud;
+  rt->progress = cfg->progress;
+  rt->progress_ud = cfg->progress_ud;
   atomic_init(&rt->refs, 1);
   atomic_init(&rt->bytes_in_use, sizeof *rt);
   atomic_init(&rt->bytes_peak, sizeof *rt);
   atomic_init(&rt->wseq, 0u);
   rt->cdna = cdna;
   ngi_units_of(&cdna, rt->units);
+  ngi_metrics_sync(&rt->metrics, &cdna);
 
   if (ngi_lock_init(&rt->lock) != 0) {
     runtime_destroy(rt, 0);
@@ -125,6 +128,7 @@ ng_status ng_runtime_stats(ng_runtime *rt, ng_stats *out) {
   out->connection_slots_retired = (size_t)ci->retired;
   for (int s = 0; s < NG_SPACES; s++)
     out->placed[s] = rt->tokens.nplaced[s];
+  ngi_stats_extend(rt, out);
   ngi_read_unlock(rt);
   return NG_OK;
 }
@@ -256,6 +260,7 @@ static ng_status cdna_apply(ng_runtime *rt, ng_cdna *next, const char *func) {
   rt->cdna = *next;
   memcpy(rt->units, units, sizeof units);
   if (NGI_EV_ON(rt)) ngi_ev_cdna(rt);
+  ngi_metrics_sync(&rt->metrics, next);
   return NG_OK;
 }
 

@@ -442,6 +442,8 @@ typedef struct snap_source {
   const unsigned char *mem; /* the whole file, or NULL */
   int fd;                   /* when mem is NULL */
   const char *name;
+  ng_progress_fn progress; /* a file's reads report "load" progress to it (NULL: none) */
+  void *progress_ud;
 } snap_source;
 
 /* The size of the block that holds n connection entries and later becomes
@@ -499,12 +501,14 @@ static ng_status fill_sections(const snap_source *src, const snap_header *h, ngi
     }
     return NG_OK;
   }
-  /* One pass over the file, each byte read once, straight to where it stays. */
+  /* One pass over the file, each byte read once, straight to where it stays;
+   * in pieces of the progress step when progress is reported. */
   off_t off = (off_t)h->tok_off;
+  size_t piece = src->progress ? NGI_PROGRESS_BYTES : (size_t)1 << 30;
   for (int i = 0; i < np; i++) {
     size_t done = 0;
     while (done < part[i].n) {
-      size_t want = part[i].n - done > ((size_t)1 << 30) ? (size_t)1 << 30 : part[i].n - done;
+      size_t want = part[i].n - done > piece ? piece : part[i].n - done;
       ssize_t r = pread(src->fd, part[i].p + done, want, off);
       if (r < 0 && errno == EINTR) continue;
       if (r < 0) {
@@ -517,6 +521,8 @@ static ng_status fill_sections(const snap_source *src, const snap_header *h, ngi
         return CORRUPT("ng_snapshot_load: %s: the file changed size while being read", src->name);
       done += (size_t)r;
       off += (off_t)r;
+      if (src->progress && (uint64_t)off < h->total) /* the end is reported on success */
+        src->progress(src->progress_ud, "load", (uint64_t)off, h->total);
     }
   }
   unsigned char extra; /* the file must end exactly where the header says */
@@ -729,7 +735,7 @@ ng_status ngi_snapshot_load_mem(const void *data, size_t len, const ng_config *c
   ng_status st = parse_header(buf, len, name, &h);
   if (st == NG_OK) st = check_cdna(buf + h.cdna_off, name, &cdna);
   if (st != NG_OK) return st;
-  snap_source src = {buf, -1, name};
+  snap_source src = {buf, -1, name, NULL, NULL}; /* the import reports its own progress */
   return load_body(&src, &h, &cdna, cfg, out);
 }
 
@@ -804,8 +810,10 @@ ng_status ng_snapshot_load(const char *path, const ng_config *cfg, ng_runtime **
     st = ngi_fail(NULL, NG_EIO, "%s: reading %s: %s", fn, path, errstr(e, ebuf, sizeof ebuf));
   if (st == NG_OK) st = check_cdna(cd, path, &cdna);
   if (st == NG_OK) {
-    snap_source src = {NULL, fd, path};
+    snap_source src = {NULL, fd, path, cfg ? cfg->progress : NULL, cfg ? cfg->progress_ud : NULL};
+    if (src.progress) src.progress(src.progress_ud, "load", 0, h.total);
     st = load_body(&src, &h, &cdna, cfg, out);
+    if (st == NG_OK && src.progress) src.progress(src.progress_ud, "load", h.total, h.total);
   }
   close(fd);
   return st;

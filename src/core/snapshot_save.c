@@ -23,6 +23,9 @@ typedef struct writer {
   size_t pending; /* buf[pending..used) are section bytes not yet checksummed */
   uint32_t crc;   /* CRC-32C of the current section so far */
   int err;        /* errno of the first failed write, 0 if none */
+  ng_progress_fn progress; /* NULL: no reports */
+  void *progress_ud;
+  uint64_t written, total, reported; /* bytes: written so far, the file's, at the last report */
 } writer;
 
 static void w_write(writer *w, const unsigned char *p, size_t n) {
@@ -38,6 +41,11 @@ static void w_write(writer *w, const unsigned char *p, size_t n) {
       off += (size_t)k;
     }
   }
+  w->written += n;
+  if (w->progress && w->written - w->reported >= NGI_PROGRESS_BYTES && w->written < w->total) {
+    w->reported = w->written;
+    w->progress(w->progress_ud, "save", w->written, w->total);
+  }
 }
 
 static void w_sum(writer *w) {
@@ -52,13 +60,17 @@ static void w_flush(writer *w) {
 }
 
 /* Append section payload bytes. Large runs (whole token runs) bypass the
- * buffer: checksummed and written straight from the store's array. */
+ * buffer: checksummed and written straight from the store's array, in
+ * pieces of the progress step so that progress is reported within them. */
 static void w_put(writer *w, const void *p, size_t n) {
   const unsigned char *s = p;
   if (n >= w->cap / 2) {
     w_flush(w);
-    w->crc = ngi_crc32c(w->crc, s, n);
-    w_write(w, s, n);
+    for (size_t off = 0, k; off < n; off += k) {
+      k = n - off < NGI_PROGRESS_BYTES ? n - off : NGI_PROGRESS_BYTES;
+      w->crc = ngi_crc32c(w->crc, s + off, k);
+      w_write(w, s + off, k);
+    }
     return;
   }
   if (w->cap - w->used < n) w_flush(w);
@@ -143,12 +155,16 @@ static void write_snapshot(ng_runtime *rt, writer *w) {
   const ngi_idgen *cids = ngi_conns_ids(rt->conns);
   wr64(h + OFF_NTOK, t->live);
   wr64(h + OFF_NCONN, nconn);
-  wr64(h + OFF_IDS_LEN, idgen_bytes(&t->ids) + 4 * (uint64_t)t->live + idgen_bytes(cids) +
-                            4 * (uint64_t)nconn + (uint64_t)t->live);
+  uint64_t ids_len = idgen_bytes(&t->ids) + 4 * (uint64_t)t->live + idgen_bytes(cids) +
+                     4 * (uint64_t)nconn + (uint64_t)t->live;
+  wr64(h + OFF_IDS_LEN, ids_len);
   wr64(h + OFF_CDNA_LEN, CDNA_BYTES);
   wr64(h + OFF_TOK_LEN, (uint64_t)t->live * TOKEN_BYTES);
   wr64(h + OFF_CONN_LEN, (uint64_t)nconn * CONN_BYTES);
   wr32(h + OFF_HCRC, ngi_crc32c(0, h, OFF_HCRC));
+  w->total = HDR_SIZE + CDNA_BYTES + (uint64_t)t->live * TOKEN_BYTES +
+             (uint64_t)nconn * CONN_BYTES + ids_len + 4 * CRC_BYTES;
+  if (w->progress) w->progress(w->progress_ud, "save", 0, w->total);
   w_raw(w, h, sizeof h);
 
   w_put(w, &rt->cdna, sizeof rt->cdna);
@@ -342,7 +358,8 @@ ng_status ng_snapshot_save(ng_runtime *rt, const char *path) {
   ng_status st = resolve_target(rt, path, &target, &target_size, &exists, &mode);
   if (st != NG_OK) return st;
 
-  writer w = {.fd = -1, .cap = (size_t)1 << 20};
+  writer w = {.fd = -1, .cap = (size_t)1 << 20, .progress = rt->progress,
+              .progress_ud = rt->progress_ud};
   w.buf = ngi_alloc(rt, w.cap);
   if (!w.buf) {
     ngi_free(rt, target, target_size);
@@ -391,5 +408,6 @@ ng_status ng_snapshot_save(ng_runtime *rt, const char *path) {
   ngi_free(rt, w.buf, w.cap);
   ngi_free(rt, target, target_size);
   if (e) return ngi_fail(rt, NG_EIO, "%s: %s %s: %s", fn, what, path, errstr(e, ebuf, sizeof ebuf));
+  if (w.progress) w.progress(w.progress_ud, "save", w.total, w.total);
   return NG_OK;
 }

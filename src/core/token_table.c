@@ -90,8 +90,9 @@ static ng_status grow_recs(ng_runtime *rt, ngi_token_table *t, size_t want) {
 }
 
 /* A slot-map block of n entries is followed by the n placement bytes of the
- * same slots (one allocation). */
-#define SLOT_BYTES (sizeof(uint64_t) + 1)
+ * same slots, then their n flag copies (one allocation; n is a multiple of
+ * 64, so the copies are aligned). */
+#define SLOT_BYTES (sizeof(uint64_t) + 1 + sizeof(uint16_t))
 
 /* Add slot-map segments (every entry NGI_NONE, placed nowhere) until ids
  * 1 .. want have an entry. All or nothing: the segments are allocated first
@@ -111,11 +112,13 @@ static ng_status grow_slots(ng_runtime *rt, ngi_token_table *t, size_t want) {
     }
     ngi_advise_bulk(fresh[nk], n * SLOT_BYTES);
     memset(fresh[nk], 0xFF, n * sizeof(uint64_t)); /* position NGI_NONE everywhere */
-    memset(fresh[nk] + n, 0, n);                   /* placed nowhere */
+    memset(fresh[nk] + n, 0, n * (1 + sizeof(uint16_t))); /* placed nowhere, no flags */
     cap += n;
   }
   for (; k < nk; k++) {
-    t->place_seg[k] = (uint8_t *)(fresh[k] + ngi_seg_len(k, NGI_SLOT_LB));
+    size_t n = ngi_seg_len(k, NGI_SLOT_LB);
+    t->place_seg[k] = (uint8_t *)(fresh[k] + n);
+    t->flag_seg[k] = (uint16_t *)(void *)(t->place_seg[k] + n);
     NGI_STORE(&t->slot_seg[k], fresh[k], RELEASE);
   }
   t->nslot_seg = nk;
@@ -143,11 +146,13 @@ static ng_status init_bulk(ng_runtime *rt, ngi_token_table *t, size_t initial) {
   ngi_advise_bulk(slots, ns * SLOT_BYTES);
   memset(slots, 0xFF, ns * sizeof *slots); /* NGI_NONE everywhere */
   uint8_t *place = (uint8_t *)(slots + ns);
-  memset(place, 0, ns); /* placed nowhere */
+  uint16_t *flags = (uint16_t *)(void *)(place + ns);
+  memset(place, 0, ns * (1 + sizeof(uint16_t))); /* placed nowhere, no flags */
   for (unsigned k = 0; k < kr; k++)
     NGI_STORE(&t->seg[k], recs + ngi_seg_base(k, NGI_REC_LB), RELEASE);
   for (unsigned k = 0; k < ks; k++) {
     t->place_seg[k] = place + ngi_seg_base(k, NGI_SLOT_LB);
+    t->flag_seg[k] = flags + ngi_seg_base(k, NGI_SLOT_LB);
     NGI_STORE(&t->slot_seg[k], slots + ngi_seg_base(k, NGI_SLOT_LB), RELEASE);
   }
   t->nseg = t->nbulk = kr;
@@ -178,6 +183,7 @@ void ngi_tokens_destroy(ng_runtime *rt, ngi_token_table *t) {
   memset(t->seg, 0, sizeof t->seg);
   memset(t->slot_seg, 0, sizeof t->slot_seg);
   memset(t->place_seg, 0, sizeof t->place_seg);
+  memset(t->flag_seg, 0, sizeof t->flag_seg);
   atomic_store_explicit(&t->dense, 0, memory_order_relaxed);
   t->len = t->cap = t->live = t->slot_cap = 0;
   memset(t->nplaced, 0, sizeof t->nplaced);
@@ -194,8 +200,10 @@ ng_status ngi_tokens_adopt(ng_runtime *rt, ngi_token_table *t, size_t n, const u
     t->len = n; /* for ngi_tok_span */
     for (size_t i = 0, run_n; i < n; i += run_n) {
       const ng_token *run = ngi_tok_span(t, i, &run_n);
-      for (size_t j = 0; j < run_n; j++)
+      for (size_t j = 0; j < run_n; j++) {
         if (NG_ID_LOCAL(run[j].id) > max_local) max_local = NG_ID_LOCAL(run[j].id);
+        if (!(run[j].flags & NG_TOKEN_ACTIVE)) t->inactive_seen = true;
+      }
     }
     t->len = 0;
     if (grow_slots(rt, t, max_local) != NG_OK) return NG_ENOMEM;
@@ -217,6 +225,7 @@ ng_status ngi_tokens_adopt(ng_runtime *rt, ngi_token_table *t, size_t n, const u
         uint64_t gen = gens ? gens[i + j] : 0;
         NGI_STORE(&seg[at - lo], gen << 32 | (uint64_t)(i + j), RELAXED);
         ngi_set_placed(t, (uint32_t)at + 1u, placed[i + j]);
+        ngi_set_flags(t, (uint32_t)at + 1u, run[j].flags);
       }
     }
   }

@@ -103,6 +103,11 @@ typedef struct ngi_token_table {
    * set while the slot's live token is placed in space s. Read and written
    * under the lock only (ng_token_get does not read it). */
   uint8_t *place_seg[NGI_SEGS];
+  /* A copy of each live token's flags, per slot (in the same allocations):
+   * the grid's filters test them without reading the record, 2 bytes a
+   * token instead of a 64-byte line. Kept by ngi_tok_store_words, the one
+   * way records are written, and by ngi_tokens_adopt. */
+  uint16_t *flag_seg[NGI_SEGS];
   /* While there are no tombstones and no gaps in the ids (nothing deleted
    * yet: the common case) and the first id is below 2^32, (first id << 32) |
    * len, so the position is id - first id without the slot-map read (a cache
@@ -112,6 +117,11 @@ typedef struct ngi_token_table {
   size_t cap;      /* slots in the nseg segments */
   size_t live;     /* live tokens */
   size_t nplaced[NG_SPACES]; /* live tokens placed in each space */
+  /* Set once a live record without NG_TOKEN_ACTIVE has been stored, and
+   * never cleared (not even by a clear, which a transaction may roll back
+   * without storing a record): until then the grid's default filter,
+   * "active tokens only", passes every token without a test. */
+  bool inactive_seen;
   size_t slot_cap; /* local ids 1 .. slot_cap have a slot-map entry */
   unsigned nseg, nslot_seg;
   unsigned nbulk, nslot_bulk; /* segments 0 .. nbulk-1 are one allocation (a capacity hint's) */
@@ -151,9 +161,15 @@ static inline const ng_token *ngi_tok_span(const ngi_token_table *t, size_t slot
  * confined to them) into `slot` (< cap). Caller holds the write lock. Word by word
  * with atomic stores, so an optimistic reader racing with it reads words
  * (maybe a torn mix, which its sequence check rejects), never a data race. */
+static inline void ngi_set_flags(ngi_token_table *t, uint32_t local, uint16_t flags);
 static inline void ngi_tok_store_words(ngi_token_table *t, size_t slot, const ng_token *rec,
                                        unsigned first, unsigned last) {
   if (t->undo) ngi_txn_log_tok_rec(t->undo, t, slot);
+  uint32_t local = NG_ID_LOCAL(rec->id);
+  if (local != 0) { /* not a tombstone: a rollback's restore lands here too */
+    ngi_set_flags(t, local, rec->flags);
+    if (!(rec->flags & NG_TOKEN_ACTIVE)) t->inactive_seen = true;
+  }
   uint64_t w[sizeof *rec / sizeof(uint64_t)];
   memcpy(w, rec, sizeof w);
   unsigned k = ngi_seg_of(slot, NGI_REC_LB);
@@ -199,6 +215,23 @@ static inline void ngi_set_placed(ngi_token_table *t, uint32_t local, uint8_t sp
         t->nplaced[s]--;
     }
   *p = spaces;
+}
+
+/* The flags of the live token in slot `local` (its copy beside the slot
+ * map). Caller holds a lock. */
+static inline uint16_t ngi_flags_of(const ngi_token_table *t, uint32_t local) {
+  unsigned k = ngi_seg_of(local - 1u, NGI_SLOT_LB);
+  return t->flag_seg[k][local - 1u - ngi_seg_base(k, NGI_SLOT_LB)];
+}
+/* Set that copy. Caller holds the write lock (or has exclusive access). */
+static inline void ngi_set_flags(ngi_token_table *t, uint32_t local, uint16_t flags) {
+  unsigned k = ngi_seg_of(local - 1u, NGI_SLOT_LB);
+  t->flag_seg[k][local - 1u - ngi_seg_base(k, NGI_SLOT_LB)] = flags;
+}
+
+/* The live record of local id `local` (a slot of a live token). Caller holds a lock. */
+static inline const ng_token *ngi_tok_of_local(const ngi_token_table *t, uint32_t local) {
+  return ngi_tok_at(t, (uint32_t)ngi_slot_entry(t, local));
 }
 
 /* The full id of the live token whose record says local id `local`. */

@@ -67,23 +67,21 @@ static ng_status check_space(ng_runtime *rt, const char *fn, int space) {
  * coordinates 0), found by the grids of those spaces from their next query on.
  * fails: NG_EINVAL (checks), NG_ELIMIT (no slot left), NG_ENOMEM, NG_EBUSY;
  * the store is then unchanged. */
-ng_status ng_token_create(ng_runtime *rt, const ng_token *init, unsigned spaces, ng_id *out_id) {
-  static const char fn[] = "ng_token_create";
-  if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
-  if (spaces & ~(unsigned)NG_TF_COORDS_ALL)
-    return ngi_fail(rt, NG_EINVAL, "%s: spaces must be a mask of bits 0..7, got 0x%x", fn,
-                    spaces);
-  ng_token tok;
-  if (init)
-    tok = *init;
-  else
-    ng_token_init(&tok);
-  for (int s = 0; s < NG_SPACES; s++)
-    if (!(spaces >> s & 1u)) memset(tok.coords[s], 0, sizeof tok.coords[s]);
-
+/* needs: the record to store (coordinates of the spaces not in `spaces`
+ * zeroed); places[0 .. n) (checked: spaces 0..7, each once, all in
+ * `spaces`) to encode into it under the lock, or none. The create itself,
+ * for ng_token_create and ng_token_create_at. */
+static ng_status create(ng_runtime *rt, const char *fn, ng_token tok, unsigned spaces,
+                        const ng_place *places, size_t n_places, ng_id *out_id) {
   ng_status st = ngi_write_lock(rt, fn);
   if (st != NG_OK) return st;
   ngi_token_table *t = &rt->tokens;
+  for (size_t i = 0; i < n_places; i++) { /* in the units of the moment, under the lock */
+    int16_t raw[3];
+    st = encode_xyz(rt, fn, places[i].space, places[i].xyz, raw);
+    if (st != NG_OK) goto out;
+    memcpy(tok.coords[places[i].space], raw, sizeof raw);
+  }
   st = check_fields(rt, fn, &tok, NG_TF_ALL);
   if (st != NG_OK) goto out;
   ng_id id;
@@ -108,6 +106,47 @@ ng_status ng_token_create(ng_runtime *rt, const ng_token *init, unsigned spaces,
 out:
   ngi_write_unlock(rt);
   return st;
+}
+
+ng_status ng_token_create(ng_runtime *rt, const ng_token *init, unsigned spaces, ng_id *out_id) {
+  static const char fn[] = "ng_token_create";
+  if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
+  if (spaces & ~(unsigned)NG_TF_COORDS_ALL)
+    return ngi_fail(rt, NG_EINVAL, "%s: spaces must be a mask of bits 0..7, got 0x%x", fn,
+                    spaces);
+  ng_token tok;
+  if (init)
+    tok = *init;
+  else
+    ng_token_init(&tok);
+  for (int s = 0; s < NG_SPACES; s++)
+    if (!(spaces >> s & 1u)) memset(tok.coords[s], 0, sizeof tok.coords[s]);
+  return create(rt, fn, tok, spaces, NULL, 0, out_id);
+}
+
+ng_status ng_token_create_at(ng_runtime *rt, const ng_token *init, const ng_place *places,
+                             size_t n_places, ng_id *out_id) {
+  static const char fn[] = "ng_token_create_at";
+  if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
+  if (n_places && !places)
+    return ngi_fail(rt, NG_EINVAL, "%s: places must not be NULL (n_places is %zu)", fn, n_places);
+  unsigned spaces = 0;
+  for (size_t i = 0; i < n_places; i++) {
+    int s = places[i].space;
+    if (s < 0 || s >= NG_SPACES)
+      return ngi_fail(rt, NG_EINVAL, "%s: places[%zu].space must be 0..7, got %d", fn, i, s);
+    if (spaces >> s & 1u)
+      return ngi_fail(rt, NG_EINVAL, "%s: %s is placed twice (places[%zu])", fn, ng_space_name(s),
+                      i);
+    spaces |= 1u << s;
+  }
+  ng_token tok;
+  if (init)
+    tok = *init;
+  else
+    ng_token_init(&tok);
+  memset(tok.coords, 0, sizeof tok.coords);
+  return create(rt, fn, tok, spaces, places, n_places, out_id);
 }
 
 #if NGI_OPTIMISTIC

@@ -9,6 +9,8 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "compat.h" /* the 5.4 API on 5.3, 5.1 and LuaJIT */
+
 /*
  * Every C function of the module is a closure over the same upvalues, so hot
  * paths find metatables and name maps without a registry lookup by name.
@@ -111,6 +113,13 @@ enum ngl_key {
   NGL_K_PROFILE,
   NGL_K_CELL_SIZE,
   NGL_K_CELL_SIZES,
+  NGL_K_TAGS,
+  NGL_K_WITHOUT,
+  NGL_K_EXCLUDE,
+  NGL_K_INACTIVE,
+  NGL_K_WHERE,
+  NGL_K_POSITIONS,
+  NGL_K_DIR,
   NGL_K_SCALES,
   NGL_K_COUNT
 };
@@ -326,14 +335,21 @@ void ngl_setfuncs(lua_State *L, int ctx, int target, const luaL_Reg *l);
 void ngl_open_runtime(lua_State *L, int ctx);
 int ngl_runtime_new(lua_State *L);
 int ngl_runtime_load(lua_State *L);
+/* ng.import(path [, {format = "json"}]) (runtime.c). */
+int ngl_runtime_import(lua_State *L);
 /* Frees what the Lua side owns for the C runtime rt (buffers, reference). */
 void ngl_runtime_free(lua_State *L, ngl_runtime *o, ng_runtime *rt);
 /* token.c: rt.tokens and Token handles. */
 void ngl_open_token(lua_State *L, int ctx);
-/* connection.c: rt.connections and Connection handles. */
+/* connection.c: rt.connections and Connection handles, and a token's links
+ * (tok:connections, tok:neighbours, tok:degree; registered by token.c). */
 void ngl_open_connection(lua_State *L, int ctx);
-/* grid.c: rt.grid queries. */
+int ngl_token_connections(lua_State *L);
+int ngl_token_neighbours(lua_State *L);
+int ngl_token_degree(lua_State *L);
+/* grid.c: rt.grid queries, and rt.tokens:positions (registered by token.c). */
 void ngl_open_grid(lua_State *L, int ctx);
+int ngl_tokens_positions(lua_State *L);
 /* cdna.c: rt.cdna. */
 void ngl_open_cdna(lua_State *L, int ctx);
 /* events.c: rt.events, Subscription, rt.grid:watch and Zone (after grid.c:
@@ -342,10 +358,16 @@ void ngl_open_events(lua_State *L, int ctx);
 /* txn.c: rt:atomic and the create_many batches (after token.c and
  * connection.c: it adds to their method tables). */
 void ngl_open_atomic(lua_State *L, int ctx);
+/* Copies observe.runtime_methods of module table `mod` (lua/neurograph/observe.lua: metrics,
+ * plot) into the Runtime method table; after the embedded modules have run (observe.c). */
+void ngl_open_observe(lua_State *L, int ctx, int mod);
 
 /* ==== module.c: the entry point and its name tables ===================== */
 
 /* The name of each NGL_K_* key (the KEYS upvalue maps them back). */
 extern const char *const ngl_key_names[NGL_K_COUNT];
+/* The token flags by name (ng.token_flags without ENTITY_MASK), NULL-terminated, and their bits. */
+extern const char *const ngl_token_flag_names[];
+extern const uint16_t ngl_token_flag_bits[];
 
 #endif

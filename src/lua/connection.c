@@ -2,6 +2,7 @@
 #include "binding.h"
 
 #include <float.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A connection write being assembled. `type` is applied first (it derives
@@ -233,11 +234,20 @@ static int conns_create(lua_State *L) {
   ng_id id;
   ng_status st = ng_connection_create(rt, a, b, r, &id);
   if (st == NG_EEXIST) {
-    ng_id old = 0;
-    ng_connection_find(rt, a, b, r->connection_type, &old);
-    return ngl_argerror(L, 4, "create", "a %s connection %I -> %I already exists (connection %I)",
-                        ng_conn_type_name(r->connection_type), (LUAI_UACINT)a, (LUAI_UACINT)b,
-                        (LUAI_UACINT)old);
+    /* a -> b itself, or b -> a where one of the two is bidirectional */
+    ng_id old = 0, from = a, to = b;
+    if (ng_connection_find(rt, a, b, r->connection_type, &old) != NG_OK)
+      ng_connection_find(rt, b, a, r->connection_type, &old);
+    ng_connection_ends(rt, old, &from, &to);
+    if (from == a && to == b)
+      return ngl_argerror(L, 4, "create", "a %s connection %I -> %I already exists (connection %I)",
+                          ng_conn_type_name(r->connection_type), (LUAI_UACINT)a, (LUAI_UACINT)b,
+                          (LUAI_UACINT)old);
+    return ngl_argerror(L, 4, "create",
+                        "a %s connection %I -> %I already exists (connection %I) and one of the "
+                        "two is bidirectional",
+                        ng_conn_type_name(r->connection_type), (LUAI_UACINT)from,
+                        (LUAI_UACINT)to, (LUAI_UACINT)old);
   }
   if (st != NG_OK) return ngl_status_error(L, rt, st, 4, "create");
   lua_pushinteger(L, id);
@@ -266,7 +276,7 @@ static ng_status do_update(lua_State *L, ngl_runtime *owner, ng_id id, int fidx,
   finish_write(&w);
   ng_runtime *rt = ngl_rt(L, owner);
   ng_status st = ng_connection_update(rt, id, &w.c, w.mask);
-  if (st == NG_EEXIST)
+  if (st == NG_EEXIST && (w.mask & NG_CF_TYPE))
     return ngl_argerror(L, fidx, fn, "a %s connection with the same endpoints already exists",
                         ng_conn_type_name(w.c.connection_type));
   if (st != NG_OK && st != NG_ENOTFOUND) return ngl_status_error(L, rt, st, fidx, fn);
@@ -651,6 +661,129 @@ static int conn_eq(lua_State *L) {
   lua_pushboolean(
       L, a != NULL && b != NULL && a->id == b->id &&
              (a->owner == b->owner || (a->owner->rt != NULL && a->owner->rt == b->owner->rt)));
+  return 1;
+}
+
+/* ---- a token's links (Token methods, registered by token.c) ------------- */
+
+/* The link filter at idx of a Token method: nothing (every link), a
+ * direction "out" | "in" | "both" (the older form of tok:connections), or
+ * {dir = ..., type = ..., category = ...}. */
+static void read_link_filter(lua_State *L, int idx, const char *fn, ng_link_filter *f) {
+  static const char *const dirs[] = {"out", "in", "both", NULL};
+  static const ng_direction dvals[] = {NG_OUT, NG_IN, NG_BOTH};
+  static const char dir_expected[] = "'out', 'in' or 'both'";
+  f->dir = NG_BOTH;
+  f->type = NG_ANY;
+  f->category = NG_ANY;
+  int t = lua_type(L, idx);
+  if (t == LUA_TNONE || t == LUA_TNIL) return;
+  if (t == LUA_TSTRING) {
+    f->dir = dvals[ngl_check_option(L, idx, idx, fn, "direction", dir_expected, dirs)];
+    return;
+  }
+  if (t != LUA_TTABLE)
+    ngl_argerror(L, idx, fn, "options table {dir, type, category} expected, got %s",
+                 ngl_describe(L, idx));
+  const uint64_t allowed = NGL_KEY(NGL_K_DIR) | NGL_KEY(NGL_K_TYPE) | NGL_KEY(NGL_K_CATEGORY);
+  lua_pushnil(L); /* stack: ..., opts, nil; in the loop ..., opts, key, value */
+  while (lua_next(L, idx)) {
+    switch (ngl_key(L, -2)) {
+    case NGL_K_DIR:
+      f->dir = dvals[ngl_check_option(L, -1, idx, fn, "dir", dir_expected, dirs)];
+      break;
+    case NGL_K_TYPE:
+      f->type = (int)ngl_check_conn_type(L, -1, idx, fn);
+      break;
+    case NGL_K_CATEGORY: {
+      int ok = 0;
+      lua_Integer n = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &ok) : -1;
+      if (ok && n >= 0 && n < NG_CONN_CATEGORIES) {
+        f->category = (int)n;
+        break;
+      }
+      const char *names[NG_CONN_CATEGORIES + 1];
+      for (unsigned c = 0; c < NG_CONN_CATEGORIES; c++)
+        names[c] = ng_conn_category_name(c);
+      names[NG_CONN_CATEGORIES] = NULL;
+      f->category = ngl_check_option(L, -1, idx, fn, "category",
+                                     "a category name ('Semantic' .. 'Dynamic', as in ng.categories) or 0..10", names);
+      break;
+    }
+    default:
+      ngl_unknown_key(L, -2, idx, fn, "option", allowed);
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* The links of the token at 1 that match the filter at 2, their ids
+ * (others = 0) or the tokens at their other ends (others = 1), into the
+ * runtime's id buffer; returns how many. Raises for a token that no longer
+ * exists. Runs no Lua code after its first allocation, so the buffer stays
+ * valid until the caller's next allocation. */
+static size_t token_links(lua_State *L, const char *fn, int others) {
+  ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, fn);
+  ngl_rt(L, h->owner);
+  ng_link_filter f;
+  read_link_filter(L, 2, fn, &f);
+  ngl_push_list(L, 0, 0); /* stack: ..., result */
+  ng_runtime *rt = ngl_rt(L, h->owner);
+  size_t cap = h->owner->ids_cap ? h->owner->ids_cap : 64, n = 0;
+  for (;;) {
+    ng_id *ids = ngl_ids(L, h->owner, cap);
+    ng_status st = ng_token_links(rt, h->id, &f, others ? NULL : ids, others ? ids : NULL, cap, &n);
+    if (st == NG_ENOTFOUND) luaL_error(L, "token %I no longer exists", (LUAI_UACINT)h->id);
+    if (st != NG_OK) ngl_status_error(L, rt, st, 2, fn);
+    if (n <= cap) break;
+    cap = n; /* it grew between calls: retry with room for all */
+  }
+  return n;
+}
+
+/* tok:connections([dir | {dir, type, category}]) -> {connection ids...},
+ * ascending; a bidirectional link is outgoing and incoming at both ends. */
+int ngl_token_connections(lua_State *L) {
+  size_t n = token_links(L, "connections", 0);
+  ngl_runtime *owner = ((ngl_handle *)lua_touserdata(L, 1))->owner;
+  ngl_fill_ids(L, owner->ids, n);
+  return 1;
+}
+
+static int cmp_id(const void *a, const void *b) {
+  ng_id x = *(const ng_id *)a, y = *(const ng_id *)b;
+  return (x > y) - (x < y);
+}
+
+/* tok:neighbours([dir | {dir, type, category}]) -> {token ids...}: the
+ * tokens at the other ends of those links, each once, ascending (the token
+ * itself for a self-link). */
+int ngl_token_neighbours(lua_State *L) {
+  size_t n = token_links(L, "neighbours", 1);
+  ngl_runtime *owner = ((ngl_handle *)lua_touserdata(L, 1))->owner;
+  ng_id *ids = owner->ids;
+  qsort(ids, n, sizeof *ids, cmp_id);
+  size_t u = 0;
+  for (size_t i = 0; i < n; i++)
+    if (u == 0 || ids[u - 1] != ids[i]) ids[u++] = ids[i];
+  ngl_fill_ids(L, ids, u);
+  return 1;
+}
+
+/* tok:degree([dir | {dir, type, category}]) -> how many links match,
+ * counted without building a list. */
+int ngl_token_degree(lua_State *L) {
+  const char *fn = "degree";
+  ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, fn);
+  ngl_rt(L, h->owner);
+  ng_link_filter f;
+  read_link_filter(L, 2, fn, &f);
+  ng_runtime *rt = ngl_rt(L, h->owner);
+  size_t n = 0;
+  ng_status st = ng_token_links(rt, h->id, &f, NULL, NULL, 0, &n);
+  if (st == NG_ENOTFOUND) return luaL_error(L, "token %I no longer exists", (LUAI_UACINT)h->id);
+  if (st != NG_OK) return ngl_status_error(L, rt, st, 2, fn);
+  lua_pushinteger(L, (lua_Integer)n);
   return 1;
 }
 

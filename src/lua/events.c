@@ -277,7 +277,8 @@ static lsub *push_sub(lua_State *L, const ng_sub_filter *f, const char *fn) {
   lsub *s = lua_newuserdatauv(L, sizeof *s, 1); /* first: nothing to leak if it fails */
   s->sub = NULL;
   s->owner = h->owner;
-  luaL_setmetatable(L, SUB_MT);
+  luaL_getmetatable(L, SUB_MT);
+  lua_setmetatable(L, -2);
   lua_getiuservalue(L, 1, 1); /* the Runtime */
   lua_setiuservalue(L, -2, 1);
   ng_runtime *rt = ngl_rt(L, h->owner);
@@ -460,7 +461,8 @@ static void push_zone(lua_State *L, int obj, ngl_runtime *owner, uint64_t id) {
   ngl_handle *z = lua_newuserdatauv(L, sizeof *z, 1);
   z->owner = owner;
   z->id = id;
-  luaL_setmetatable(L, ZONE_MT);
+  luaL_getmetatable(L, ZONE_MT);
+  lua_setmetatable(L, -2);
   lua_getiuservalue(L, obj, 1);
   lua_setiuservalue(L, -2, 1);
 }

@@ -48,8 +48,23 @@ const char *const ngl_key_names[NGL_K_COUNT] = {
     [NGL_K_PROFILE] = "profile",
     [NGL_K_CELL_SIZE] = "cell_size",
     [NGL_K_CELL_SIZES] = "cell_sizes",
+    [NGL_K_TAGS] = "tags",
+    [NGL_K_WITHOUT] = "without",
+    [NGL_K_EXCLUDE] = "exclude",
+    [NGL_K_INACTIVE] = "inactive",
+    [NGL_K_WHERE] = "where",
+    [NGL_K_POSITIONS] = "positions",
+    [NGL_K_DIR] = "dir",
     [NGL_K_SCALES] = "scales",
 };
+
+const char *const ngl_token_flag_names[] = {
+    "ACTIVE", "PERSISTENT", "MUTABLE", "SYNCHRONIZED", "COMPRESSED", "ENCRYPTED", "DIRTY",
+    "LOCKED", "USER_1",     "USER_2",  "USER_3",       "USER_4",     NULL};
+const uint16_t ngl_token_flag_bits[] = {
+    NG_TOKEN_ACTIVE,    NG_TOKEN_PERSISTENT, NG_TOKEN_MUTABLE, NG_TOKEN_SYNCHRONIZED,
+    NG_TOKEN_COMPRESSED, NG_TOKEN_ENCRYPTED, NG_TOKEN_DIRTY,   NG_TOKEN_LOCKED,
+    NG_TOKEN_USER_1,    NG_TOKEN_USER_2,     NG_TOKEN_USER_3,  NG_TOKEN_USER_4};
 
 /* ---- the module --------------------------------------------------------- */
 
@@ -109,7 +124,10 @@ static const char *const mt_names[] = {
 };
 
 static const luaL_Reg module_funcs[] = {
-    {"Runtime", ngl_runtime_new}, {"load", ngl_runtime_load}, {NULL, NULL}};
+    {"Runtime", ngl_runtime_new},
+    {"load", ngl_runtime_load},
+    {"import", ngl_runtime_import},
+    {NULL, NULL}};
 
 int luaopen_neurograph(lua_State *L) {
   luaL_checkversion(L);
@@ -203,20 +221,10 @@ int luaopen_neurograph(lua_State *L) {
     both_ways(L, ng_mutability_name(m), m);
   lua_setfield(L, mod, "mutability");
 
-  lua_createtable(L, 0, 12);
-  set_int(L, "ACTIVE", NG_TOKEN_ACTIVE);
-  set_int(L, "PERSISTENT", NG_TOKEN_PERSISTENT);
-  set_int(L, "MUTABLE", NG_TOKEN_MUTABLE);
-  set_int(L, "SYNCHRONIZED", NG_TOKEN_SYNCHRONIZED);
-  set_int(L, "COMPRESSED", NG_TOKEN_COMPRESSED);
-  set_int(L, "ENCRYPTED", NG_TOKEN_ENCRYPTED);
-  set_int(L, "DIRTY", NG_TOKEN_DIRTY);
-  set_int(L, "LOCKED", NG_TOKEN_LOCKED);
+  lua_createtable(L, 0, 13);
+  for (int i = 0; ngl_token_flag_names[i] != NULL; i++)
+    set_int(L, ngl_token_flag_names[i], ngl_token_flag_bits[i]);
   set_int(L, "ENTITY_MASK", NG_TOKEN_ENTITY_MASK);
-  set_int(L, "USER_1", NG_TOKEN_USER_1);
-  set_int(L, "USER_2", NG_TOKEN_USER_2);
-  set_int(L, "USER_3", NG_TOKEN_USER_3);
-  set_int(L, "USER_4", NG_TOKEN_USER_4);
   lua_setfield(L, mod, "token_flags");
   lua_createtable(L, 0, 8);
   set_int(L, "ACTIVE", NG_CONN_ACTIVE);
@@ -233,8 +241,10 @@ int luaopen_neurograph(lua_State *L) {
   set_int(L, "ENABLE_EVENTS", NG_CDNA_ENABLE_EVENTS);
   set_int(L, "ENABLE_MUTATION", NG_CDNA_ENABLE_MUTATION);
   set_int(L, "STRICT_MODE", NG_CDNA_STRICT_MODE);
+  set_int(L, "ENABLE_METRICS", NG_CDNA_ENABLE_METRICS);
   lua_setfield(L, mod, "cdna_flags");
 
   load_embedded(L, mod);
+  ngl_open_observe(L, ctx, mod);
   return 1; /* mod (ctx stays below it, unreachable once the call returns) */
 }

@@ -94,8 +94,10 @@ void ng_lua_set_allocator(lua_State *L, ng_alloc_fn f, void *ud) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &alloc_key);
 }
 
-/* Puts the host's allocator, if any, into cfg (the stack is unchanged). */
+/* Puts the host's allocator, if any, and the progress bar (ng_lua_progress)
+ * into cfg (the stack is unchanged). */
 static void host_config(lua_State *L, ng_config *cfg) {
+  cfg->progress = ng_lua_progress;
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, &alloc_key) == LUA_TUSERDATA) {
     const host_alloc *a = lua_touserdata(L, -1);
     cfg->alloc = a->fn;
@@ -265,8 +267,11 @@ static int rt_is_closed(lua_State *L) {
 
 /* rt:stats() -> {tokens, connections, bytes_in_use, bytes_peak, next_token_id,
  * next_connection_id, token_slots_free, token_slots_retired,
- * connection_slots_free, connection_slots_retired, placed = {L1 = n, ...}}:
- * ng_stats, field for field (tokens and connections are the live slots). */
+ * connection_slots_free, connection_slots_retired, placed = {L1 = n, ...},
+ * memory = {token_records, token_slot_maps, connections, journal, spaces =
+ * {L1 = bytes, ...}}, metrics, writes, queries = {range = {count, total,
+ * mean, p50, p99}, neighbours, nearest, box}}: ng_stats, field for field
+ * (tokens and connections are the live slots; times in seconds). */
 static int rt_stats(lua_State *L) {
   ngl_runtime *o = check_rt(L, "stats");
   ng_stats s;
@@ -296,6 +301,46 @@ static int rt_stats(lua_State *L) {
     lua_setfield(L, -2, ng_space_name(sp));
   }
   lua_setfield(L, -2, "placed");
+  const struct {
+    const char *name;
+    size_t value;
+  } m[] = {{"token_records", s.memory.token_records},
+           {"token_slot_maps", s.memory.token_slot_maps},
+           {"connections", s.memory.connections},
+           {"journal", s.memory.journal}};
+  lua_createtable(L, 0, (int)(sizeof m / sizeof m[0]) + 1); /* stack: stats, memory */
+  for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+    lua_pushinteger(L, (lua_Integer)m[i].value);
+    lua_setfield(L, -2, m[i].name);
+  }
+  lua_createtable(L, 0, NG_SPACES);
+  for (int sp = 0; sp < NG_SPACES; sp++) {
+    lua_pushinteger(L, (lua_Integer)s.memory.space_index[sp]);
+    lua_setfield(L, -2, ng_space_name(sp));
+  }
+  lua_setfield(L, -2, "spaces");
+  lua_setfield(L, -2, "memory");
+  lua_pushboolean(L, s.metrics);
+  lua_setfield(L, -2, "metrics");
+  lua_pushinteger(L, (lua_Integer)s.writes);
+  lua_setfield(L, -2, "writes");
+  lua_createtable(L, 0, NG_QUERY_KINDS); /* stack: stats, queries */
+  for (int k = 0; k < NG_QUERY_KINDS; k++) {
+    const ng_query_stats *q = &s.queries[k];
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, (lua_Integer)q->count);
+    lua_setfield(L, -2, "count");
+    lua_pushnumber(L, q->total_seconds);
+    lua_setfield(L, -2, "total");
+    lua_pushnumber(L, q->mean_seconds);
+    lua_setfield(L, -2, "mean");
+    lua_pushnumber(L, q->p50_seconds);
+    lua_setfield(L, -2, "p50");
+    lua_pushnumber(L, q->p99_seconds);
+    lua_setfield(L, -2, "p99");
+    lua_setfield(L, -2, ng_query_name(k));
+  }
+  lua_setfield(L, -2, "queries");
   return 1;
 }
 
@@ -316,6 +361,7 @@ static const char *check_path(lua_State *L, int idx, const char *fn) {
 /* Answers a failed file operation like io.open: nil, message. Raises for
  * what is not about the file (memory). */
 static int io_failure(lua_State *L, const ng_runtime *rt, ng_status st, int arg, const char *fn) {
+  ng_lua_progress_end(); /* a bar the failed operation left */
   if (st == NG_ENOMEM || st == NG_EINVAL || st == NG_EBUSY)
     return ngl_status_error(L, (ng_runtime *)rt, st, arg, fn);
   const char *detail = ng_last_error_detail(rt);
@@ -370,6 +416,50 @@ int ngl_runtime_load(lua_State *L) {
   return 1;
 }
 
+/* The export/import format option: {format = "json"} (the only one; nil means it). */
+static void check_format(lua_State *L, int idx, const char *fn) {
+  if (lua_isnoneornil(L, idx)) return;
+  if (!lua_istable(L, idx)) ngl_argerror(L, idx, fn, "options must be a table such as {format = \"json\"}");
+  lua_getfield(L, idx, "format");
+  const char *f = lua_tostring(L, -1);
+  if (!lua_isnil(L, -1) && (!lua_isstring(L, -1) || strcmp(f, "json") != 0))
+    ngl_argerror(L, idx, fn, "format must be \"json\"");
+  lua_pop(L, 1);
+}
+
+/* rt:export(path [, {format = "json"}]) -> true, or nil plus a message: every
+ * token and connection as JSON (ng_export_json), the file replaced atomically. */
+static int rt_export(lua_State *L) {
+  ngl_runtime *o = check_rt(L, "export");
+  ngl_rt(L, o);
+  const char *path = check_path(L, 2, "export");
+  check_format(L, 3, "export");
+  check_file_access(L, "export");
+  ng_runtime *rt = ngl_rt(L, o);
+  ng_status st = ng_export_json(rt, path);
+  if (st != NG_OK) return io_failure(L, rt, st, 2, "export");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ng.import(path [, {format = "json"}]) -> a new Runtime holding the export,
+ * or nil plus a message (the line of a JSON syntax error; the token or
+ * connection and field of a bad value). Ids are kept. */
+int ngl_runtime_import(lua_State *L) {
+  const char *path = check_path(L, 1, "import");
+  check_format(L, 2, "import");
+  check_file_access(L, "import");
+  ngl_runtime *o = new_runtime_ud(L, NGL_UV(NGL_UV_RUNTIME_MT)); /* first: no leak on OOM */
+  ng_runtime *rt = NULL;
+  ng_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  host_config(L, &cfg);
+  ng_status st = ng_import_json(path, &cfg, &rt);
+  if (st != NG_OK) return io_failure(L, NULL, st, 1, "import");
+  o->rt = rt;
+  return 1;
+}
+
 static int rt_tostring(lua_State *L) {
   ngl_runtime *o = check_rt(L, "__tostring");
   if (o->rt == NULL)
@@ -396,7 +486,8 @@ static const luaL_Reg rt_meta[] = {
 };
 static const luaL_Reg rt_methods[] = {
     {"close", rt_close}, {"is_closed", rt_is_closed}, {"stats", rt_stats},
-    {"now", rt_now},     {"save", rt_save},           {NULL, NULL},
+    {"now", rt_now},     {"save", rt_save},           {"export", rt_export},
+    {NULL, NULL},
 };
 
 void ngl_open_runtime(lua_State *L, int ctx) {

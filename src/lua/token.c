@@ -221,10 +221,16 @@ static int tokens_create(lua_State *L) {
   else if (t != LUA_TNIL)
     read_fields(L, 2, 2, "create", &w); /* raises */
   apply_entity(&w);
+  ng_place at[NG_SPACES]; /* encoded by the core under its lock, in the units of the moment */
+  size_t n_at = 0;
+  for (int s = 0; s < NG_SPACES; s++) {
+    if (!(w.mask & NG_TF_COORDS(s))) continue;
+    at[n_at].space = s;
+    memcpy(at[n_at++].xyz, w.xyz[s], sizeof w.xyz[s]);
+  }
   ng_runtime *rt = ngl_rt(L, self->owner); /* after the checks (see ngl_runtime) */
-  encode_write(L, rt, &w, 2, "create");
   ng_id id;
-  ng_status st = ng_token_create(rt, &w.t, w.mask & NG_TF_COORDS_ALL, &id);
+  ng_status st = ng_token_create_at(rt, &w.t, at, n_at, &id);
   if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "create");
   lua_pushinteger(L, id);
   return 1;
@@ -620,32 +626,6 @@ static int token_to_table(lua_State *L) {
   return 1;
 }
 
-/* tok:connections([direction]) -> {connection ids...} ascending; direction
- * "out", "in" or "both" (default). */
-static int token_connections(lua_State *L) {
-  static const char *const dirs[] = {"out", "in", "both", NULL};
-  static const ng_direction dvals[] = {NG_OUT, NG_IN, NG_BOTH};
-  ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "connections");
-  ngl_rt(L, h->owner);
-  int d = lua_isnoneornil(L, 2) ? 2
-                                : ngl_check_option(L, 2, 2, "connections", "direction",
-                                                   "'out', 'in' or 'both'", dirs);
-  ngl_push_list(L, 0, 0);
-  /* from here to the end no step runs Lua code: the buffer and rt stay valid */
-  ng_runtime *rt = ngl_rt(L, h->owner);
-  size_t cap = h->owner->ids_cap ? h->owner->ids_cap : 64, n = 0;
-  for (;;) {
-    ng_id *ids = ngl_ids(L, h->owner, cap);
-    ng_status st = ng_token_connections(rt, h->id, dvals[d], ids, cap, &n);
-    if (st == NG_ENOTFOUND) return luaL_error(L, "token %I no longer exists", (LUAI_UACINT)h->id);
-    if (st != NG_OK) return ngl_status_error(L, rt, st, 2, "connections");
-    if (n <= cap) break;
-    cap = n; /* it grew between calls: retry with room for all */
-  }
-  ngl_fill_ids(L, h->owner->ids, n);
-  return 1;
-}
-
 /* tok:delete() -> true, or false if it was already gone. */
 static int token_delete(lua_State *L) {
   ngl_handle *h = ngl_self(L, NGL_UV_TOKEN_MT, "delete");
@@ -684,7 +664,8 @@ static const luaL_Reg tokens_methods[] = {
     {"create", tokens_create}, {"get", tokens_get},   {"update", tokens_update},
     {"delete", tokens_delete}, {"list", tokens_list}, {"count", tokens_count},
     {"clear", tokens_clear},   {"iter", tokens_iter}, {"exists", tokens_exists},
-    {"move", tokens_move},     {NULL, NULL},
+    {"move", tokens_move},     {"positions", ngl_tokens_positions},
+    {NULL, NULL},
 };
 static const luaL_Reg token_meta[] = {
     {"__index", token_index},
@@ -697,7 +678,8 @@ static const luaL_Reg token_methods[] = {
     {"coords", token_coords},           {"set_coords", token_set_coords},
     {"unplace", token_unplace},         {"spaces", token_spaces},
     {"update", token_update},           {"to_table", token_to_table},
-    {"connections", token_connections}, {"delete", token_delete},
+    {"connections", ngl_token_connections}, {"neighbours", ngl_token_neighbours},
+    {"degree", ngl_token_degree},           {"delete", token_delete},
     {"exists", token_exists},           {NULL, NULL},
 };
 

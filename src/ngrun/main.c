@@ -32,6 +32,7 @@ typedef struct host {
   int closing;         /* lua_close is running the finalizers */
   int warnings_on; /* state of the warning function (-W, "@on", "@off") */
   int warn_cont;   /* inside a multi-part warning */
+  ngi_run_metrics *metrics; /* --metrics: the textfile writer, until finish */
 } host;
 
 static void print_message(const char *progname, const char *msg) {
@@ -45,6 +46,7 @@ static void print_message(const char *progname, const char *msg) {
 static void print_snapshot_error(const char *prefix, const char *detail) {
   const char *colon = strstr(detail, ": ");
   if (strncmp(detail, "ng_snapshot_", 12) == 0 && colon != NULL) detail = colon + 2;
+  ng_lua_progress_end(); /* a bar the failed load or save left */
   fprintf(stderr, NGI_RUN_NAME ": %s%s\n", prefix, detail);
   fflush(stderr);
 }
@@ -314,6 +316,14 @@ static int finish(lua_State *L, host *h, int ok) {
       ok = 0;
     }
   }
+  if (h->metrics != NULL) { /* the final figures, after the script and its finalizers */
+    char err[512];
+    if (ngi_run_metrics_stop(h->metrics, err, sizeof err) != 0) {
+      print_message(NGI_RUN_NAME, err);
+      ok = 0;
+    }
+    h->metrics = NULL;
+  }
   if (h->save_rt != NULL) ng_runtime_release(h->save_rt);
   ng_runtime_release(h->rt); /* after lua_close: the Lua side held its own reference */
   h->save_rt = h->rt = NULL;
@@ -396,6 +406,10 @@ static int pmain(lua_State *L) {
       return 0;
     }
   }
+  if (o->plot_path != NULL) {
+    ng_lua_push_runtime(L, h->rt);
+    if (ngi_run_report(L, ngi_run_plot(L, o->plot_path), NGI_RUN_NAME) != LUA_OK) return 0;
+  }
   if (o->save_path != NULL && !pick_saved_runtime(L, h)) return 0;
   lua_pushboolean(L, 1);
   return 1;
@@ -444,6 +458,7 @@ int main(int argc, char **argv) {
   memset(&cfg, 0, sizeof cfg);
   cfg.alloc = ngi_run_alloc;
   cfg.alloc_ud = &limits;
+  cfg.progress = ng_lua_progress; /* a bar for long loads and saves on a terminal */
   if (opts.load_path && !(opts.load_optional && access(opts.load_path, F_OK) != 0)) {
     /* A snapshot that does not load stops everything before any script runs,
      * and the file is only ever read. */
@@ -459,9 +474,20 @@ int main(int argc, char **argv) {
     ngi_run_options_free(&opts);
     return EXIT_FAILURE;
   }
+  if (opts.metrics_path != NULL) {
+    h.metrics = ngi_run_metrics_start(h.rt, opts.metrics_path, opts.metrics_interval, err,
+                                      sizeof err);
+    if (h.metrics == NULL) {
+      print_message(NGI_RUN_NAME, err);
+      ng_runtime_release(h.rt);
+      ngi_run_options_free(&opts);
+      return EXIT_FAILURE;
+    }
+  }
   L = lua_newstate(ngi_run_alloc, &limits);
   if (L == NULL) {
     print_message(NGI_RUN_NAME, "cannot create state: not enough memory");
+    if (h.metrics != NULL) ngi_run_metrics_stop(h.metrics, NULL, 0);
     ng_runtime_release(h.rt);
     ngi_run_options_free(&opts);
     return EXIT_FAILURE;

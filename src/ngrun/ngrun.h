@@ -2,6 +2,8 @@
 #ifndef NGRUN_H
 #define NGRUN_H
 
+#include "neurograph.h"
+
 #include <lua.h>
 
 #include <stddef.h>
@@ -38,6 +40,10 @@ typedef struct ngi_run_options {
   const char *load_path; /* --load / --world: the snapshot to start from; NULL = empty */
   const char *save_path; /* --save / --world: where to save after success; NULL = nowhere */
   int load_optional;     /* --world: a missing load_path means "start empty" */
+  const char *metrics_path; /* --metrics=FILE[:SECONDS]: the textfile to keep; NULL = none */
+  char *metrics_owned;      /* the FILE part when SECONDS was given (owned) */
+  double metrics_interval;  /* SECONDS; 0 = write once, at the end */
+  const char *plot_path;    /* --plot=FILE: the SVG of the host runtime after the script */
 } ngi_run_options;
 
 /* Parses argv. Needs argv[argc] == NULL. Guarantees on 0: *o filled (free it
@@ -95,6 +101,23 @@ int ngi_run_docall(lua_State *L, int narg, int nres);
 /* Prints the error on top of the stack (prefixed by progname when not NULL)
  * and pops it, when status is an error. Returns status. */
 int ngi_run_report(lua_State *L, int status, const char *progname);
+
+/* ---- observe.c: --metrics and --plot ------------------------------------------ */
+
+typedef struct ngi_run_metrics ngi_run_metrics;
+/* Writes rt's Prometheus text (ng_metrics_format) to path now and, with an
+ * interval > 0, again every interval seconds from a thread, each time
+ * atomically (a temporary file renamed over path: node_exporter's textfile
+ * collector never reads half a file). Returns NULL with err set when the
+ * first write fails or the thread cannot start. */
+ngi_run_metrics *ngi_run_metrics_start(ng_runtime *rt, const char *path, double interval,
+                                       char *err, size_t errsize);
+/* Stops the thread, writes the final figures; returns 0, or -1 with err set
+ * when that write fails. Frees m. */
+int ngi_run_metrics_stop(ngi_run_metrics *m, char *err, size_t errsize);
+/* runtime:plot{path = path, connections = true} on the runtime at the top of
+ * the stack, under ngi_run_docall; pops it. Returns the lua_pcall status. */
+int ngi_run_plot(lua_State *L, const char *path);
 
 /* ---- repl.c: the interactive loop ------------------------------------------ */
 

@@ -39,6 +39,12 @@ void ngi_run_usage(FILE *out) {
         "  --load=FILE        start from the snapshot FILE (it must exist)\n"
         "  --save=FILE        save the runtime to FILE, atomically, if everything ran without\n"
         "                     error\n"
+        "  --metrics=FILE[:SECONDS]\n"
+        "                     write the host runtime's metrics (Prometheus text format) to\n"
+        "                     FILE at the start, every SECONDS if given, and at the end,\n"
+        "                     each time atomically (node_exporter's textfile collector)\n"
+        "  --plot=FILE        after the script, draw the host runtime's L1 space (x, y) as\n"
+        "                     an SVG picture in FILE\n"
         "  --help             show this help and exit\n"
         "  --                 stop handling options\n"
         "  -                  stop handling options and execute stdin\n"
@@ -193,6 +199,38 @@ static int apply_save(ngi_run_options *o, const char *value, char *err, size_t e
   return 0;
 }
 
+/* --metrics=FILE[:SECONDS]: a suffix ":SECONDS" that parses as seconds is the
+ * interval; otherwise the whole value is the file. */
+static int apply_metrics(ngi_run_options *o, const char *value, char *err, size_t errsize) {
+  const char *colon = strrchr(value, ':');
+  if (value[0] == '\0' || o->metrics_path) {
+    snprintf(err, errsize, "'--metrics' needs one FILE[:SECONDS]");
+    return -1;
+  }
+  o->metrics_path = value;
+  if (colon && colon != value && ngi_run_parse_seconds(colon + 1, &o->metrics_interval) == 0) {
+    size_t n = (size_t)(colon - value);
+    o->metrics_owned = malloc(n + 1);
+    if (!o->metrics_owned) {
+      snprintf(err, errsize, "not enough memory");
+      return -1;
+    }
+    memcpy(o->metrics_owned, value, n);
+    o->metrics_owned[n] = '\0';
+    o->metrics_path = o->metrics_owned;
+  }
+  return 0;
+}
+
+static int apply_plot(ngi_run_options *o, const char *value, char *err, size_t errsize) {
+  if (value[0] == '\0') {
+    snprintf(err, errsize, "'--plot' needs a FILE");
+    return -1;
+  }
+  o->plot_path = value;
+  return 0;
+}
+
 static const long_option long_options[] = {
     {"help", 0, apply_help},
     {"sandbox", 0, apply_sandbox},
@@ -201,6 +239,8 @@ static const long_option long_options[] = {
     {"world", 1, apply_world},
     {"load", 1, apply_load},
     {"save", 1, apply_save},
+    {"metrics", 1, apply_metrics},
+    {"plot", 1, apply_plot},
 };
 
 /* Handles argv[*i] == "--name[=value]"; a value may also be the next argument.
@@ -304,6 +344,8 @@ fail:
 }
 
 void ngi_run_options_free(ngi_run_options *o) {
+  free(o->metrics_owned);
+  o->metrics_owned = NULL;
   free(o->steps);
   o->steps = NULL;
   o->nsteps = 0;
