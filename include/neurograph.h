@@ -1174,6 +1174,152 @@ NG_API ng_status ng_cdna_set_profile(ng_runtime *rt, uint32_t profile);
 
 /** @} */
 /* ------------------------------------------------------------------------ */
+/** @name Events: the change feed, subscriptions and trigger zones */
+/** @{ */
+
+/**
+ * Every committed write appends events to one feed, in commit order: a single
+ * call, a batch (ng_token_update_batch) or a whole transaction (at
+ * ng_txn_commit) is one commit; a rolled-back transaction, or the part of one
+ * a savepoint rolled back, appends nothing. Events are recorded while the
+ * CDNA has NG_CDNA_ENABLE_EVENTS and some subscription is open (the feed has
+ * no other reader yet); cleared, the feed records nothing and zones are idle.
+ */
+typedef enum ng_event_kind {
+  NG_EV_CREATE = 1,  /**< token created: id, placed */
+  NG_EV_UPDATE,      /**< token fields other than coordinates written: id, fields */
+  NG_EV_MOVE,        /**< token moved in `space` (or placed there: NG_EVF_PLACED) */
+  NG_EV_UNPLACE,     /**< token taken out of `space` (from_xyz: where it was) */
+  NG_EV_DELETE,      /**< token deleted: id, placed (the spaces it had) */
+  NG_EV_LINK,        /**< connection created: id, from, to, conn_type */
+  NG_EV_LINK_UPDATE, /**< connection fields written (update, learn): id, from, to */
+  NG_EV_UNLINK,      /**< connection deleted (also with its token, or a clear) */
+  NG_EV_CDNA,        /**< the CDNA changed */
+  NG_EV_ENTER,       /**< token id entered zone `zone` in `space` */
+  NG_EV_LEAVE,       /**< token id left zone `zone` in `space` */
+  NG_EV_KINDS        /**< one past the last kind */
+} ng_event_kind;
+
+/** ng_event.flags bits. */
+enum {
+  NG_EVF_LAST = 0x1,  /**< the last event of its commit */
+  NG_EVF_PLACED = 0x2 /**< a move that placed the token in the space: from_xyz unused */
+};
+
+/** One event of the feed (72 bytes: a frame's moves are copied cheaply). Fields a kind
+ *  does not name are 0. */
+typedef struct ng_event {
+  uint64_t seq;        /**< position in the feed: 1, 2, ... (per runtime, gap-free) */
+  uint64_t commit;     /**< the commit it belongs to: 1, 2, ... */
+  ng_id id;            /**< the token (token kinds, enter, leave) or the connection */
+  ng_id from, to;      /**< connection kinds: the endpoint tokens */
+  uint64_t zone;       /**< enter, leave: the zone */
+  uint32_t fields;     /**< update: the NG_TF_* bits written (coordinates excluded);
+                            link_update: the NG_CF_* bits (0 for a learning step) */
+  uint8_t kind;        /**< ng_event_kind */
+  int8_t space;        /**< move, unplace, enter, leave: the space; else -1 */
+  uint8_t flags;       /**< NG_EVF_* */
+  uint8_t placed;      /**< token kinds: its spaces after the write (before, for delete) */
+  uint16_t token_flags; /**< token kinds, enter, leave: the token's flags (entity type in
+                             bits 8-11) after the write (before, for delete) */
+  uint8_t conn_type;   /**< connection kinds: the type */
+  uint8_t reserved;    /**< 0 */
+  int16_t from_xyz[3]; /**< move, unplace, leave: raw position before */
+  int16_t to_xyz[3];   /**< move, enter: raw position after */
+} ng_event;
+
+/** "create", "update", "move", "unplace", "delete", "link", "link_update",
+ *  "unlink", "cdna", "enter", "leave"; NULL for another value. */
+NG_API const char *ng_event_kind_name(unsigned kind);
+/** The kind of a name above; -1 if unknown. */
+NG_API int ng_event_kind_from_name(const char *name);
+
+/** A subscription: its own bounded queue of the feed's events that pass its
+ *  filter. Opaque. */
+typedef struct ng_sub ng_sub;
+
+/** The default cap of a subscription's queue (events). */
+#define NG_SUB_CAP_DEFAULT 65536u
+
+/** What a subscription receives. Zero-initialised: every event. */
+typedef struct ng_sub_filter {
+  uint32_t kinds;    /**< bit 1 << NG_EV_* per kind wanted; 0: every kind */
+  uint32_t spaces;   /**< bit per space; 0: any. Set, an event passes when it
+                          has a space in the mask (move, unplace, enter, leave)
+                          or is about a token placed in one (create, update,
+                          delete); connection and CDNA events never do. */
+  uint32_t entities; /**< bit per entity type; 0: any. Set, only token events
+                          and enter/leave of a token of such a type pass. */
+  size_t cap;        /**< most events held; 0: NG_SUB_CAP_DEFAULT */
+} ng_sub_filter;
+
+/**
+ * Open a subscription on rt (it holds a reference to rt until closed). It
+ * sees every commit published after it opened, in the feed's order, like
+ * every other subscription of rt, from any thread. (What a commit records is
+ * decided when it begins: one already running when the first subscription
+ * opens records nothing, and one running when a subscription opens holds
+ * only the kinds the subscriptions open at its start wanted.) Writers never wait
+ * for it: when its queue holds `cap` events, later ones are dropped and
+ * counted (ng_sub_poll, ng_sub_lost). NG_EINVAL (NULL argument, unknown
+ * bits), NG_ENOMEM. Safe from any thread, also inside a transaction or an
+ * iteration callback.
+ */
+NG_API ng_status ng_sub_open(ng_runtime *rt, const ng_sub_filter *filter, ng_sub **out);
+/**
+ * Move up to `cap` queued events, oldest first, into events[0..*n). `lost`
+ * (may be NULL) receives the count of events dropped since the last report
+ * and resets it. Never blocks on a writer. NG_EINVAL (NULL sub or n, NULL
+ * events with cap > 0).
+ */
+NG_API ng_status ng_sub_poll(ng_sub *sub, ng_event *events, size_t cap, size_t *n, uint64_t *lost);
+/** The count of events dropped since the last report; resets it. 0 for NULL. */
+NG_API uint64_t ng_sub_lost(ng_sub *sub);
+/** Events waiting in the queue. 0 for NULL. */
+NG_API size_t ng_sub_pending(ng_sub *sub);
+/** Close the subscription: no more events; frees it and releases its
+ *  runtime. NULL is a no-op. */
+NG_API void ng_sub_close(ng_sub *sub);
+
+/** Zone shapes. */
+typedef enum ng_zone_shape { NG_ZONE_SPHERE = 0, NG_ZONE_BOX = 1 } ng_zone_shape;
+
+/** A trigger zone: a sphere or an axis-aligned box of one space (decoded
+ *  units, bounds inclusive), and which tokens it watches. */
+typedef struct ng_zone_spec {
+  int space;           /**< 0..7 */
+  int shape;           /**< ng_zone_shape */
+  double center[3];    /**< sphere */
+  double radius;       /**< sphere: >= 0 */
+  double lo[3], hi[3]; /**< box: lo <= hi on each axis */
+  int entity;          /**< -1: any; else only tokens of this entity type (0..15) */
+  uint16_t tags;       /**< flag bits a token must all have (0: any) */
+} ng_zone_spec;
+
+/**
+ * Add a trigger zone; *out receives its id (1, 2, ..., never reused). While
+ * events are recorded, the feed gets NG_EV_ENTER / NG_EV_LEAVE (token, zone,
+ * space) each time a token that passes the zone's filter crosses its
+ * boundary by a move, a placement, a create, a delete or an unplace (a write
+ * of flags or entity is not a crossing), and an enter for every such token
+ * inside when the zone is added. Zones are not part of the store: not saved,
+ * not undone, and refused inside a transaction (NG_EBUSY). NG_EINVAL for a
+ * bad spec, NG_ENOMEM.
+ */
+NG_API ng_status ng_zone_add(ng_runtime *rt, const ng_zone_spec *spec, uint64_t *out);
+/** Replace zone `zone`'s spec (move, resize, change space or filter): the
+ *  tokens the change takes out get a leave, those it takes in an enter.
+ *  NG_ENOTFOUND, NG_EINVAL, NG_ENOMEM, NG_EBUSY as ng_zone_add. */
+NG_API ng_status ng_zone_set(ng_runtime *rt, uint64_t zone, const ng_zone_spec *spec);
+/** Copy zone `zone`'s spec. NG_ENOTFOUND, NG_EINVAL. */
+NG_API ng_status ng_zone_get(ng_runtime *rt, uint64_t zone, ng_zone_spec *out);
+/** Remove zone `zone` (no events). NG_ENOTFOUND, NG_EBUSY (in a transaction). */
+NG_API ng_status ng_zone_remove(ng_runtime *rt, uint64_t zone);
+/** The number of zones of rt. */
+NG_API size_t ng_zone_count(ng_runtime *rt);
+
+/** @} */
+/* ------------------------------------------------------------------------ */
 /** @name Snapshots: one file per runtime (format: docs/format.md) */
 /** @{ */
 

@@ -299,6 +299,7 @@ ng_status ngi_write_lock(ng_runtime *rt, const char *func) {
   atomic_store_explicit(&rt->wseq, seq + 1, memory_order_relaxed);
   atomic_thread_fence(memory_order_release);
   held_push(rt, 1);
+  ngi_ev_begin(rt);
   ngi_count_write(&rt->metrics);
   return NG_OK;
 }
@@ -312,6 +313,8 @@ void ngi_write_unlock(ng_runtime *rt) {
     return;
   }
   held_remove(i);
+  /* The hold's commit goes to the feed, before any reader can see it. */
+  if (rt->ev.rec) ngi_ev_publish(rt);
   /* Even again, after every write of this hold (release). */
   unsigned seq = atomic_load_explicit(&rt->wseq, memory_order_relaxed);
   atomic_store_explicit(&rt->wseq, seq + 1, memory_order_release);

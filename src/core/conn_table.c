@@ -250,6 +250,7 @@ static void compact(ngi_conns *c) {
  * entries that become empty. Never allocates. */
 void ngi_conns_remove_slot(ng_runtime *rt, ngi_conns *c, uint32_t slot) {
   ngi_txn_log_conn_remove(rt, slot);
+  if (NGI_EV_ON(rt)) ngi_ev_conn(rt, NG_EV_UNLINK, c->meta[slot].id, &c->recs[slot], 0);
   ng_id id = c->meta[slot].id;
   uint32_t from = c->recs[slot].token_a_id, to = c->recs[slot].token_b_id;
   conn_meta m = c->meta[slot];
@@ -492,8 +493,11 @@ size_t ngi_conns_clear(ng_runtime *rt, ngi_conns *c) {
       if (c->recs[i].token_a_id != 0) ngi_conns_remove_slot(rt, c, (uint32_t)i);
     return n;
   }
-  for (size_t i = 0; i < c->len; i++)
-    if (c->recs[i].token_a_id != 0) ngi_idgen_release(rt, &c->ids, c->meta[i].id);
+  for (size_t i = 0; i < c->len; i++) {
+    if (c->recs[i].token_a_id == 0) continue;
+    if (NGI_EV_ON(rt)) ngi_ev_conn(rt, NG_EV_UNLINK, c->meta[i].id, &c->recs[i], 0);
+    ngi_idgen_release(rt, &c->ids, c->meta[i].id);
+  }
   free_arrays(rt, c);
   return n;
 }

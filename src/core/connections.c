@@ -151,6 +151,7 @@ ng_status ng_connection_create(ng_runtime *rt, ng_id from, ng_id to, const ng_co
   ngi_idgen_take(&cs->ids);
   ngi_txn_log_conn_append(rt);
   ngi_conns_append(cs, id, &rec);
+  if (NGI_EV_ON(rt)) ngi_ev_conn(rt, NG_EV_LINK, id, &rec, 0);
 
   ngi_write_unlock(rt);
   if (out_id) *out_id = id;
@@ -252,6 +253,7 @@ ng_status ng_connection_update(ng_runtime *rt, ng_id id, const ng_connection *va
   if (st == NG_OK) {
     ngi_txn_log_conn_rec(rt, s);
     cs->recs[s] = n;
+    if (NGI_EV_ON(rt)) ngi_ev_conn(rt, NG_EV_LINK_UPDATE, id, &n, fields);
   }
   ngi_write_unlock(rt);
   return st;
@@ -291,6 +293,7 @@ ng_status ng_connection_learn(ng_runtime *rt, ng_id id, ng_learn_op op, ng_conne
     (void)ng_connection_apply_decay(r, now);
     break;
   }
+  if (NGI_EV_ON(rt)) ngi_ev_conn(rt, NG_EV_LINK_UPDATE, id, r, 0);
   if (out) *out = *r;
   ngi_write_unlock(rt);
   return NG_OK;

@@ -4,6 +4,7 @@
 
 #include "neurograph.h"
 #include "base.h"
+#include "events.h"
 #include "idgen.h"
 #include "metrics.h"
 #include "token_table.h"
@@ -195,7 +196,28 @@ struct ng_runtime {
   ngi_grid *grids[NG_SPACES];
   ngi_unit units[NG_SPACES]; /* the codec of each space, from cdna.dimension_scales */
   ngi_txn txn;               /* the open transaction, if any (txn.h); under the write lock */
+  ngi_events ev;             /* the change feed, subscriptions and zones (events.h) */
   ngi_metrics metrics;       /* counters and latencies (metrics.h), when the CDNA enables them */
 };
+
+/* ---- events.h's inline gate for moves (needs the runtime's fields) ------- */
+
+/* Whether gate g may have a zone in the cell of raw point p (NULL: no). */
+static inline bool ngi_gate_hit(const ngi_zone_gate *g, const int16_t *p) {
+  if (!p) return false;
+  uint32_t x = (uint32_t)(p[0] + 32768) >> g->shift, y = (uint32_t)(p[1] + 32768) >> g->shift,
+           z = (uint32_t)(p[2] + 32768) >> g->shift;
+  uint32_t cell = (x * g->axis + y) * g->axis + z;
+  return g->bits[cell / 64] >> (cell % 64) & 1u;
+}
+
+static inline void ngi_ev_move(ng_runtime *rt, ng_id id, int space, const int16_t *from,
+                               const int16_t *to, uint16_t token_flags, uint8_t placed) {
+  const ngi_zone_gate *g = &rt->ev.gate[space];
+  bool near = g->any && (!g->bits || g->scale != rt->units[space].fscale ||
+                         ngi_gate_hit(g, from) || ngi_gate_hit(g, to));
+  if (near || (rt->ev.want >> (to ? NG_EV_MOVE : NG_EV_UNPLACE) & 1u))
+    ngi_ev_move_slow(rt, id, space, from, to, token_flags, placed);
+}
 
 #endif /* NG_CORE_INTERNAL_H */

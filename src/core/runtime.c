@@ -18,7 +18,10 @@ static void runtime_destroy(ng_runtime *rt, int lock_ready) {
   if (rt->conns) ngi_conns_destroy(rt, rt->conns);
   ngi_tokens_destroy(rt, &rt->tokens);
   ngi_txn_free(rt);
-  if (lock_ready) pthread_rwlock_destroy(&rt->lock);
+  if (lock_ready) {
+    ngi_events_free(rt);
+    pthread_rwlock_destroy(&rt->lock);
+  }
   /* Forget this thread's error tag so a later runtime at the same address
    * does not inherit it. */
   ngi_forget_errors(rt);
@@ -77,6 +80,11 @@ ng_status ng_runtime_new(const ng_config *cfg, ng_runtime **out) {
   if (ngi_lock_init(&rt->lock) != 0) {
     runtime_destroy(rt, 0);
     return ngi_fail(NULL, NG_ENOMEM, "ng_runtime_new: cannot create the lock");
+  }
+  if (ngi_events_init(rt) != 0) {
+    pthread_rwlock_destroy(&rt->lock);
+    runtime_destroy(rt, 0);
+    return ngi_fail(NULL, NG_ENOMEM, "ng_runtime_new: cannot create the feed's lock");
   }
   ng_status st = ngi_tokens_init(rt, &rt->tokens, cfg->initial_tokens);
   if (st == NG_OK) st = ngi_conns_new(rt, cfg->initial_connections, &rt->conns);
@@ -251,6 +259,7 @@ static ng_status cdna_apply(ng_runtime *rt, ng_cdna *next, const char *func) {
   }
   rt->cdna = *next;
   memcpy(rt->units, units, sizeof units);
+  if (NGI_EV_ON(rt)) ngi_ev_cdna(rt);
   ngi_metrics_sync(&rt->metrics, next);
   return NG_OK;
 }

@@ -101,6 +101,7 @@ static ng_status create(ng_runtime *rt, const char *fn, ng_token tok, unsigned s
   /* No grid work: a new id is above every id the grids have absorbed, so
    * they read it from this table at their next query (internal.h). */
   ngi_tokens_append(t, id, &tok, (uint8_t)spaces);
+  if (NGI_EV_ON(rt)) ngi_ev_token(rt, NG_EV_CREATE, id, &tok, (uint8_t)spaces);
   if (out_id) *out_id = id;
 out:
   ngi_write_unlock(rt);
@@ -314,7 +315,8 @@ static void merge_update(const ng_token *cur, uint8_t placed, ng_id id, const ng
  * moved or entered before the failing one are moved back or removed, which
  * never allocates (see ngi_grid_move), so the undo itself cannot fail. */
 static ng_status apply_update(ng_runtime *rt, const char *fn, ng_id id, uint32_t slot,
-                              const ng_token *next, uint8_t next_placed, unsigned moved) {
+                              const ng_token *next, uint8_t next_placed, unsigned moved,
+                              uint32_t fields) {
   ngi_token_table *t = &rt->tokens;
   const ng_token *cur = ngi_tok_at(t, slot);
   unsigned placed = placed_of(t, id);
@@ -344,6 +346,7 @@ static ng_status apply_update(ng_runtime *rt, const char *fn, ng_id id, uint32_t
     raw_coords(cur, s, from);
     ngi_grid_remove(rt, rt->grids[s], id, from);
   }
+  if (NGI_EV_ON(rt)) ngi_ev_update(rt, id, cur, (uint8_t)placed, next, next_placed, fields);
   ngi_tok_store(t, slot, next);
   if (next_placed != placed) ngi_set_placed(t, NG_TOKEN_SLOT(id), next_placed);
   return NG_OK;
@@ -379,7 +382,7 @@ static ng_status update_locked(ng_runtime *rt, const char *fn, ng_id id, uint32_
                &next, &next_placed, &moved);
   ng_status st = check_fields(rt, fn, &next, fields);
   if (st != NG_OK) return st;
-  return apply_update(rt, fn, id, slot, &next, next_placed, moved);
+  return apply_update(rt, fn, id, slot, &next, next_placed, moved, fields);
 }
 
 /* needs: rt, values; fields a subset of NG_TF_ALL | NG_TF_UNPLACE_ALL.
@@ -635,6 +638,7 @@ static void log_restore(const unsigned char *at, ng_token *tok, uint8_t *placed,
 static ng_status batch_move(ng_runtime *rt, ng_id id, uint32_t slot, const ng_token *cur,
                             const ng_token *v, const int *moving, int nmoving, unsigned char *log) {
   ng_token next = *cur;
+  uint8_t placed = placed_of(&rt->tokens, id);
   unsigned first = 8, last = 0; /* the 8-byte words the moved coordinates lie in */
   for (int k = 0; k < nmoving; k++) {
     int s = moving[k];
@@ -646,13 +650,14 @@ static ng_status batch_move(ng_runtime *rt, ng_id id, uint32_t slot, const ng_to
     raw_coords(v, s, to);
     ng_status st = ngi_grid_move(rt, rt->grids[s], id, from, to);
     if (st != NG_OK) return st;
+    if (NGI_EV_ON(rt)) ngi_ev_move(rt, id, s, from, to, cur->flags, placed);
     memcpy(next.coords[s], v->coords[s], sizeof next.coords[s]);
     size_t at = offsetof(ng_token, coords) + (size_t)s * sizeof next.coords[s];
     unsigned w0 = (unsigned)(at / 8), w1 = (unsigned)((at + sizeof next.coords[s] - 1) / 8);
     first = w0 < first ? w0 : first;
     last = w1 > last ? w1 : last;
   }
-  *log = placed_of(&rt->tokens, id);
+  *log = placed;
   if (first <= last) ngi_tok_store_words(&rt->tokens, slot, &next, first, last);
   return NG_OK;
 }
@@ -682,6 +687,7 @@ ng_status ng_token_update_batch(ng_runtime *rt, const ng_id *ids, const ng_token
   ngi_token_table *t = &rt->tokens;
   unsigned char *log = NULL;
   ngi_grid *spare[NG_SPACES] = {0};
+  size_t ev_mark = ngi_ev_mark(rt); /* a batch that undoes itself takes its events back */
 
   /* Check everything first. The checks read only the selected fields of
    * values[i], so they do not depend on earlier entries of the batch. */
@@ -763,7 +769,7 @@ ng_status ng_token_update_batch(ng_runtime *rt, const ng_id *ids, const ng_token
       unsigned moved;
       merge_update(cur, placed, id, &values[done], fields, &next, &next_placed, &moved);
       if (log) log_save(log + done * stride, cur, placed, fields);
-      st = apply_update(rt, fn, id, slot, &next, next_placed, moved);
+      st = apply_update(rt, fn, id, slot, &next, next_placed, moved, fields);
     }
     if (st != NG_OK) break;
   }
@@ -784,6 +790,7 @@ ng_status ng_token_update_batch(ng_runtime *rt, const ng_id *ids, const ng_token
       rt->grids[s] = spare[s];
       spare[s] = NULL;
     }
+    ngi_ev_cut(rt, ev_mark);
     st = ngi_fail(rt, st, "%s: entry %zu (token %llu): out of memory moving it in the grid", fn,
                   failed, (unsigned long long)ids[failed]);
   }
@@ -817,7 +824,8 @@ ng_status ng_token_delete(ng_runtime *rt, ng_id id, size_t *removed_connections)
     raw_coords(cur, s, xyz);
     ngi_grid_remove(rt, rt->grids[s], id, xyz);
   }
-  size_t n = ngi_conns_remove_token(rt, rt->conns, id);
+  size_t n = ngi_conns_remove_token(rt, rt->conns, id); /* their unlinks first */
+  if (NGI_EV_ON(rt)) ngi_ev_token(rt, NG_EV_DELETE, id, cur, (uint8_t)placed);
   if (removed_connections) *removed_connections = n;
   ngi_tokens_tombstone(rt, t, id);
 out:
@@ -879,6 +887,13 @@ ng_status ng_token_clear(ng_runtime *rt, size_t *removed_tokens, size_t *removed
   for (int s = 0; s < NG_SPACES; s++)
     ngi_grid_clear(rt, rt->grids[s]);
   size_t nt = t->live;
+  if (NGI_EV_ON(rt))
+    for (size_t pos = 0; pos < t->len; pos++) {
+      const ng_token *tok = ngi_tok_at(t, pos);
+      if (ngi_tok_is_tomb(tok)) continue;
+      uint32_t local = NG_ID_LOCAL(tok->id);
+      ngi_ev_token(rt, NG_EV_DELETE, ngi_token_id_of(t, local), tok, ngi_placed(t, local));
+    }
   ngi_tokens_release_all(rt, t);
   ngi_write_unlock(rt);
   if (removed_tokens) *removed_tokens = nt;

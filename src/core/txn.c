@@ -185,6 +185,7 @@ static void rollback_to(ng_runtime *rt, size_t f) {
   ngi_token_table *t = &rt->tokens;
   const ngi_txn_frame *fr = &x->frames[f];
   t->undo = NULL; /* the restores below are not logged */
+  ngi_ev_cut(rt, fr->ev_len); /* what was undone never happened for the feed */
   any_payload p;
   while (x->log_len > fr->log_len) {
     uint32_t kind = log_pop(x, &p);
@@ -245,6 +246,7 @@ static ng_status frame_push(ng_runtime *rt, const char *func) {
   const ngi_token_table *t = &rt->tokens;
   ngi_txn_frame *fr = &x->frames[x->depth++];
   fr->log_len = x->log_len;
+  fr->ev_len = ngi_ev_mark(rt);
   fr->tok_len = t->len;
   fr->tok_live = t->live;
   memcpy(fr->tok_nplaced, t->nplaced, sizeof fr->tok_nplaced);

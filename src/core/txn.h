@@ -44,6 +44,7 @@
 /* What a frame (the transaction, or a savepoint) restores after its entries. */
 typedef struct ngi_txn_frame {
   size_t log_len; /* the log's length when the frame began */
+  size_t ev_len;  /* the change feed's pending length then (events.h) */
   size_t tok_len, tok_live, tok_nplaced[NG_SPACES];
   uint64_t tok_dense;
   ngi_idgen tok_ids, conn_ids; /* scalar fields only are restored */

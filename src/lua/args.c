@@ -586,6 +586,9 @@ int ngl_push_position(lua_State *L, ng_runtime *rt, ng_id id, int space) {
 
 void ngl_setfuncs(lua_State *L, int ctx, int target, const luaL_Reg *l) {
   target = lua_absindex(L, target);
+  /* Lua promises a C function only LUA_MINSTACK (20) free slots, fewer than
+   * the upvalues plus what the caller holds on the stack */
+  luaL_checkstack(L, NGL_NUP + 1, "ngl_setfuncs");
   /* each turn pushes the NGL_NUP upvalues, closes over them (stack: ...,
    * closure) and pops that into target[name] */
   for (; l->name != NULL; l++) {

@@ -19,10 +19,11 @@ enum {
   NGL_UV_RUNTIME_MT = 1,
   NGL_UV_TOKEN_MT,
   NGL_UV_CONN_MT,
-  NGL_UV_TOKENS_MT,     /* rt.tokens; the next three follow in this order */
+  NGL_UV_TOKENS_MT,     /* rt.tokens; the next four follow in this order */
   NGL_UV_CONNS_MT,      /* rt.connections */
   NGL_UV_GRID_MT,       /* rt.grid */
   NGL_UV_CDNA_MT,       /* rt.cdna */
+  NGL_UV_EVENTS_MT,     /* rt.events */
   NGL_UV_KEYS,          /* name -> NGL_K_*; keeps the ngl_names strings alive */
   NGL_UV_SPACES,        /* "L1".."L8" and aliases -> 0..7 */
   NGL_UV_ENTITIES,      /* entity name -> 0..15 */
@@ -51,9 +52,9 @@ typedef struct ngl_names {
   const void *ptr[NGL_NAME_SLOTS]; /* lua_topointer of each name string */
   int16_t kind[NGL_NAME_SLOTS];
   int16_t value[NGL_NAME_SLOTS];
-  /* lua_topointer of the metatables at upvalues NGL_UV_RUNTIME_MT..NGL_UV_CDNA_MT
+  /* lua_topointer of the metatables at upvalues NGL_UV_RUNTIME_MT..NGL_UV_EVENTS_MT
    * (kept alive by the upvalues): a type test by address, as for names */
-  const void *mt[NGL_UV_CDNA_MT + 1];
+  const void *mt[NGL_UV_EVENTS_MT + 1];
 } ngl_names;
 /* Home slot of the string object at address p. */
 static inline size_t ngl_name_slot(const void *p) {
@@ -159,13 +160,15 @@ enum {
   NGL_RT_CONNS,
   NGL_RT_GRID,
   NGL_RT_CDNA,
+  NGL_RT_EVENTS,
   NGL_RT_PAIRS,
   NGL_RT_NUV = NGL_RT_PAIRS
 };
 
 /* Token and Connection handles and the rt.tokens/... objects: the owner plus
  * an id (0 for the sub-objects). User value 1 holds the Runtime userdata, which
- * keeps `owner` alive and in place (userdata never move). */
+ * keeps `owner` alive and in place (userdata never move); a sub-object's user
+ * value 2 is its own state (rt.events: its handlers). */
 typedef struct ngl_handle {
   ngl_runtime *owner;
   ng_id id;
@@ -349,6 +352,9 @@ void ngl_open_grid(lua_State *L, int ctx);
 int ngl_tokens_positions(lua_State *L);
 /* cdna.c: rt.cdna. */
 void ngl_open_cdna(lua_State *L, int ctx);
+/* events.c: rt.events, Subscription, rt.grid:watch and Zone (after grid.c:
+ * it adds to rt.grid's methods). */
+void ngl_open_events(lua_State *L, int ctx);
 /* txn.c: rt:atomic and the create_many batches (after token.c and
  * connection.c: it adds to their method tables). */
 void ngl_open_atomic(lua_State *L, int ctx);

@@ -120,7 +120,7 @@ static void load_embedded(lua_State *L, int mod) {
 
 static const char *const mt_names[] = {
     "neurograph.Runtime",     "neurograph.Token", "neurograph.Connection", "neurograph.Tokens",
-    "neurograph.Connections", "neurograph.Grid",  "neurograph.CDNA",
+    "neurograph.Connections", "neurograph.Grid",  "neurograph.CDNA",       "neurograph.Events",
 };
 
 static const luaL_Reg module_funcs[] = {
@@ -143,7 +143,7 @@ int luaopen_neurograph(lua_State *L) {
   ngl_names *names = lua_newuserdatauv(L, sizeof *names, 0);
   memset(names, 0, sizeof *names);
   lua_rawseti(L, ctx, NGL_UV_NAMES);
-  for (int i = NGL_UV_RUNTIME_MT; i <= NGL_UV_CDNA_MT; i++) {
+  for (int i = NGL_UV_RUNTIME_MT; i <= NGL_UV_EVENTS_MT; i++) {
     lua_rawgeti(L, ctx, i);
     names->mt[i] = lua_topointer(L, -1);
     lua_pop(L, 1);
@@ -184,6 +184,7 @@ int luaopen_neurograph(lua_State *L) {
   ngl_open_connection(L, ctx);
   ngl_open_grid(L, ctx);
   ngl_open_cdna(L, ctx);
+  ngl_open_events(L, ctx);
   ngl_open_atomic(L, ctx);
 
   luaL_newlibtable(L, module_funcs); /* stack: ..., ctx, mod; tables below go mod[name] */
