@@ -122,7 +122,7 @@ describe("rt.events:subscribe", function()
     local rt = ng.Runtime()
     local sub = rt.events:subscribe()
     local flags = rt.cdna:get_flags()
-    rt.cdna:set_flags(flags & ~ng.cdna_flags.ENABLE_EVENTS)
+    rt.cdna:set_flags(flags - h.band(flags, ng.cdna_flags.ENABLE_EVENTS))
     drain(sub)
     rt.tokens:create()
     rt.grid:watch{ center = {0, 0, 0}, radius = 10 }
@@ -193,7 +193,7 @@ describe("rt.grid:watch", function()
   it("matches a brute-force model over random moves", function()
     math.randomseed(17)
     local rt = ng.Runtime()
-    local sub = rt.events:subscribe{ kinds = {"enter", "leave"}, cap = 1 << 20 }
+    local sub = rt.events:subscribe{ kinds = {"enter", "leave"}, cap = h.pow2(20) }
     local zones, inside = {}, {}
     for i = 1, 8 do
       local c = { math.random(-50, 50), math.random(-50, 50), 0 }
