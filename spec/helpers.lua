@@ -159,6 +159,12 @@ function helpers.read(path)
   return s
 end
 
+--- A prefix for running a system tool (script, promtool, rsvg-convert) from the specs: without
+--- the sanitizer runtime the ASan step preloads into the Lua interpreter (the tool is not
+--- instrumented, and its own leaks would abort it; ngrun, linked with the runtime, needs no
+--- preload).
+helpers.tool = "env -u LD_PRELOAD "
+
 --- Runs a shell command; returns stdout, exit code.
 function helpers.run(cmd)
   local p = assert(io.popen(cmd .. "; echo \"__rc=$?\"", "r"))

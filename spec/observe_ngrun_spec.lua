@@ -41,7 +41,7 @@ describe("ngrun --metrics and --plot", function()
     local text = helpers.read(prom)
     assert.matches("neurograph_tokens 12\n", text, 1, true)
     assert.matches('neurograph_query_duration_seconds_count{query="range"} 1\n', text, 1, true)
-    local _, pcode = helpers.run("promtool check metrics < " .. quote(prom))
+    local _, pcode = helpers.run(helpers.tool .. "promtool check metrics < " .. quote(prom))
     assert.are.equal(0, pcode)
     assert.are.equal(12, count(helpers.read(svg), "<circle "))
     local leftovers = helpers.run("ls " .. quote(dir) .. " | grep -c tmp || true")
@@ -54,7 +54,7 @@ describe("the REPL (through a pseudo-terminal)", function()
   local function repl(input, hist)
     local inf, log = dir .. "/in.txt", dir .. "/typescript"
     write(inf, input)
-    helpers.run("NGRUN_HISTORY=" .. quote(hist) .. " script -qfec " .. quote(NGRUN) .. " "
+    helpers.run(helpers.tool .. "NGRUN_HISTORY=" .. quote(hist) .. " script -qfec " .. quote(NGRUN) .. " "
       .. quote(log) .. " < " .. quote(inf) .. " > /dev/null")
     return (helpers.read(log):gsub("\r", ""):gsub("\27%[[%d;?]*[%a]", ""))
   end

@@ -87,7 +87,7 @@ describe("rt:metrics()", function()
     assert.matches("# TYPE neurograph_query_duration_seconds summary\n", text, 1, true)
     local path = dir .. "/m.prom"
     write(path, text)
-    local out, code = helpers.run("promtool check metrics < " .. quote(path) .. " 2>&1")
+    local out, code = helpers.run(helpers.tool .. "promtool check metrics < " .. quote(path) .. " 2>&1")
     assert.are.equal(0, code, out)
   end)
 end)
@@ -170,14 +170,14 @@ describe("rt:plot{}", function()
     local rt = world(30)
     local svg, png = dir .. "/p.svg", dir .. "/p.png"
     rt:plot{ path = svg, size = 640, connections = true }
-    local out, code = helpers.run("rsvg-convert " .. quote(svg) .. " -o " .. quote(png) .. " 2>&1")
+    local out, code = helpers.run(helpers.tool .. "rsvg-convert " .. quote(svg) .. " -o " .. quote(png) .. " 2>&1")
     assert.are.equal(0, code, out)
     local w, h = png_size(png)
     assert.are.same({ 640, 640 }, { w, h })
     -- the same picture without its dots and lines compresses to far fewer bytes
     local blank_svg, blank_png = dir .. "/b.svg", dir .. "/b.png"
     write(blank_svg, helpers.read(svg):gsub("<circle[^\n]*\n", ""):gsub("<line[^\n]*\n", ""))
-    helpers.run("rsvg-convert " .. quote(blank_svg) .. " -o " .. quote(blank_png))
+    helpers.run(helpers.tool .. "rsvg-convert " .. quote(blank_svg) .. " -o " .. quote(blank_png))
     assert.is_true(#helpers.read(png) > #helpers.read(blank_png) + 1000)
   end)
 

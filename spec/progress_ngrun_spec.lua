@@ -39,7 +39,7 @@ end
 -- Runs ngrun on `script` under a pseudo-terminal; returns what the terminal received.
 local function on_terminal(env, script)
   local log = dir .. "/typescript"
-  local _, code = helpers.run(env .. " script -qfec " .. quote(NGRUN .. " " .. quote(script)) .. " "
+  local _, code = helpers.run(helpers.tool .. env .. " script -qfec " .. quote(NGRUN .. " " .. quote(script)) .. " "
     .. quote(log) .. " < /dev/null > /dev/null")
   assert.are.equal(0, code)
   return helpers.read(log)
@@ -75,11 +75,11 @@ describe("progress bars", function()
     local out = on_terminal("NG_PROGRESS_AFTER=0", s)
     assert.is_nil(out:find("\rsave +%[")) -- no --save: nothing saved, no bar
     local log = dir .. "/typescript"
-    local _, code = helpers.run("NG_PROGRESS_AFTER=0 script -qfec " .. quote(NGRUN .. " --save="
+    local _, code = helpers.run(helpers.tool .. "NG_PROGRESS_AFTER=0 script -qfec " .. quote(NGRUN .. " --save="
       .. quote(snap) .. " " .. quote(s)) .. " " .. quote(log) .. " < /dev/null > /dev/null")
     assert.are.equal(0, code)
     assert.matches("\rsave +%[", helpers.read(log))
-    _, code = helpers.run("NG_PROGRESS_AFTER=0 script -qfec " .. quote(NGRUN .. " --load="
+    _, code = helpers.run(helpers.tool .. "NG_PROGRESS_AFTER=0 script -qfec " .. quote(NGRUN .. " --load="
       .. quote(snap) .. " " .. quote(s)) .. " " .. quote(log) .. " < /dev/null > /dev/null")
     assert.are.equal(0, code)
     assert.matches("\rload +%[", helpers.read(log))
