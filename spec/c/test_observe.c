@@ -50,16 +50,20 @@ static void fill(ng_runtime *rt, int n) {
   }
 }
 
-static void run_queries(ng_runtime *rt, int n) {
+/* n rounds of one query of each kind; returns how many did not return NG_OK (no CHECK here:
+ * the threads run it, and the harness's counters are not atomic). */
+static int run_queries(ng_runtime *rt, int n) {
   ng_hits h = {0};
   float c[3] = {1, 1, 0}, lo[3] = {0, 0, 0}, hi[3] = {3, 3, 1};
+  int bad = 0;
   for (int i = 0; i < n; i++) {
-    CHECK_STATUS(ng_grid_range(rt, 0, c, 2.0f, 0, NULL, &h), NG_OK);
-    CHECK_STATUS(ng_grid_nearest(rt, 0, c, 3, NULL, &h), NG_OK);
-    CHECK_STATUS(ng_grid_box(rt, 0, lo, hi, 0, NULL, &h), NG_OK);
-    CHECK_STATUS(ng_grid_neighbors(rt, 1, 0, 2.0f, 0, NULL, &h), NG_OK);
+    bad += ng_grid_range(rt, 0, c, 2.0f, 0, NULL, &h) != NG_OK;
+    bad += ng_grid_nearest(rt, 0, c, 3, NULL, &h) != NG_OK;
+    bad += ng_grid_box(rt, 0, lo, hi, 0, NULL, &h) != NG_OK;
+    bad += ng_grid_neighbors(rt, 1, 0, 2.0f, 0, NULL, &h) != NG_OK;
   }
   ng_hits_free(rt, &h);
+  return bad;
 }
 
 static void test_flag_validates(void) {
@@ -76,7 +80,7 @@ static void test_flag_validates(void) {
 static void test_metrics_off(void) {
   ng_runtime *rt = new_rt(false);
   fill(rt, 50);
-  run_queries(rt, 10);
+  CHECK_EQ_INT(run_queries(rt, 10), 0);
   ng_stats s;
   CHECK_STATUS(ng_runtime_stats(rt, &s), NG_OK);
   CHECK(!s.metrics);
@@ -89,7 +93,7 @@ static void test_metrics_off(void) {
 static void test_metrics_on(void) {
   ng_runtime *rt = new_rt(true);
   fill(rt, 50);
-  run_queries(rt, 25);
+  CHECK_EQ_INT(run_queries(rt, 25), 0);
   ng_stats s;
   CHECK_STATUS(ng_runtime_stats(rt, &s), NG_OK);
   CHECK(s.metrics);
@@ -106,7 +110,7 @@ static void test_metrics_on(void) {
   ng_cdna_get(rt, &c);
   c.flags &= ~(uint32_t)NG_CDNA_ENABLE_METRICS;
   CHECK_STATUS(ng_cdna_set(rt, &c), NG_OK);
-  run_queries(rt, 5);
+  CHECK_EQ_INT(run_queries(rt, 5), 0);
   CHECK_STATUS(ng_runtime_stats(rt, &s), NG_OK);
   CHECK(!s.metrics);
   CHECK_EQ_INT(s.queries[NG_QUERY_RANGE].count, 25);
@@ -123,7 +127,7 @@ static void test_metrics_rollback(void) {
   c.flags |= NG_CDNA_ENABLE_METRICS;
   CHECK_STATUS(ng_cdna_set(rt, &c), NG_OK);
   CHECK_STATUS(ng_txn_rollback(rt), NG_OK);
-  run_queries(rt, 3);
+  CHECK_EQ_INT(run_queries(rt, 3), 0);
   ng_stats s;
   CHECK_STATUS(ng_runtime_stats(rt, &s), NG_OK);
   CHECK(!s.metrics);
@@ -132,8 +136,7 @@ static void test_metrics_rollback(void) {
 }
 
 static void *query_thread(void *arg) {
-  run_queries(arg, 200);
-  return NULL;
+  return run_queries(arg, 200) ? arg : NULL; /* non-NULL: a query failed */
 }
 
 /* Queries in parallel (under the read lock) lose no count. */
@@ -143,8 +146,11 @@ static void test_metrics_threads(void) {
   pthread_t th[4];
   for (int i = 0; i < 4; i++)
     pthread_create(&th[i], NULL, query_thread, rt);
-  for (int i = 0; i < 4; i++)
-    pthread_join(th[i], NULL);
+  for (int i = 0; i < 4; i++) {
+    void *failed = NULL;
+    pthread_join(th[i], &failed);
+    CHECK(failed == NULL);
+  }
   ng_stats s;
   CHECK_STATUS(ng_runtime_stats(rt, &s), NG_OK);
   for (int k = 0; k < NG_QUERY_KINDS; k++)
@@ -156,7 +162,7 @@ static void test_memory(void) {
   ng_runtime *rt = new_rt(false);
   ng_stats s;
   fill(rt, 300);
-  run_queries(rt, 1); /* builds L1's index */
+  CHECK_EQ_INT(run_queries(rt, 1), 0); /* builds L1's index */
   CHECK_STATUS(ng_runtime_stats(rt, &s), NG_OK);
   CHECK(s.memory.token_records >= 300 * sizeof(ng_token));
   CHECK(s.memory.token_slot_maps >= 300 * sizeof(uint64_t));
@@ -181,7 +187,7 @@ static void test_memory(void) {
 static void test_metrics_text(void) {
   ng_runtime *rt = new_rt(true);
   fill(rt, 20);
-  run_queries(rt, 2);
+  CHECK_EQ_INT(run_queries(rt, 2), 0);
   size_t n = ng_metrics_format(rt, NULL, 0);
   CHECK(n > 500);
   char small[16];
