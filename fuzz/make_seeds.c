@@ -1,8 +1,11 @@
 /* Writes real snapshots (empty, small, with holes, every space and connection field, reused
- * slots) into a directory, as seeds for fuzz_snapshot. Usage: make_seeds DIR */
+ * slots) into a directory, as seeds for fuzz_snapshot, and the same worlds as JSON exports into
+ * a second one, as seeds for fuzz_json. Usage: make_seeds DIR [JSON_DIR] */
 #include "internal.h"
 
 #include <stdio.h>
+
+static const char *json_dir; /* NULL: no JSON seeds */
 
 static int save(ng_runtime *rt, const char *dir, const char *name) {
   char path[1024];
@@ -11,14 +14,21 @@ static int save(ng_runtime *rt, const char *dir, const char *name) {
     fprintf(stderr, "make_seeds: %s\n", ng_last_error(rt));
     return 1;
   }
+  if (!json_dir) return 0;
+  snprintf(path, sizeof path, "%s/%s.json", json_dir, name);
+  if (ng_export_json(rt, path) != NG_OK) {
+    fprintf(stderr, "make_seeds: %s\n", ng_last_error(rt));
+    return 1;
+  }
   return 0;
 }
 
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: make_seeds DIR\n");
+  if (argc != 2 && argc != 3) {
+    fprintf(stderr, "usage: make_seeds DIR [JSON_DIR]\n");
     return 2;
   }
+  json_dir = argc == 3 ? argv[2] : NULL;
   ng_runtime *rt = NULL;
   if (ng_runtime_new(NULL, &rt) != NG_OK) return 1;
   int bad = save(rt, argv[1], "seed-empty.ngs");
