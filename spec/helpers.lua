@@ -165,6 +165,25 @@ end
 --- preload).
 helpers.tool = "env -u LD_PRELOAD "
 
+--- A string as one shell word (single-quoted).
+function helpers.quote(s)
+  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
+end
+
+--- Writes text to path (replacing it).
+function helpers.write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+--- How many times pattern occurs in text.
+function helpers.count(text, pattern)
+  local n = 0
+  for _ in text:gmatch(pattern) do n = n + 1 end
+  return n
+end
+
 --- Runs a shell command; returns stdout, exit code.
 function helpers.run(cmd)
   local p = assert(io.popen(cmd .. "; echo \"__rc=$?\"", "r"))

@@ -5,21 +5,11 @@ local helpers = require "spec.helpers"
 
 local NGRUN = helpers.build .. "/ngrun"
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
-end
+local quote = helpers.quote
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = helpers.write
 
-local function count(text, pattern)
-  local n = 0
-  for _ in text:gmatch(pattern) do n = n + 1 end
-  return n
-end
+local count = helpers.count
 
 local dir
 setup(function() dir = helpers.tmpdir() end)

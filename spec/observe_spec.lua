@@ -4,15 +4,9 @@
 local helpers = require "spec.helpers"
 local ng = helpers.ng
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
-end
+local quote = helpers.quote
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = helpers.write
 
 -- A runtime with metrics on, n tokens in L1 (entities alternating), a chain of connections.
 local function world(n)
@@ -28,11 +22,7 @@ local function world(n)
   return rt
 end
 
-local function count(text, pattern)
-  local n = 0
-  for _ in text:gmatch(pattern) do n = n + 1 end
-  return n
-end
+local count = helpers.count
 
 local dir
 setup(function() dir = helpers.tmpdir() end)

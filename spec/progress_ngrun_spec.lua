@@ -6,15 +6,9 @@ local helpers = require "spec.helpers"
 
 local NGRUN = helpers.build .. "/ngrun"
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
-end
+local quote = helpers.quote
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = helpers.write
 
 local dir
 setup(function() dir = helpers.tmpdir() end)
