@@ -202,6 +202,11 @@ static inline uint8_t ngi_placed(const ngi_token_table *t, uint32_t local) {
   unsigned k = ngi_seg_of(local - 1u, NGI_SLOT_LB);
   return t->place_seg[k][local - 1u - ngi_seg_base(k, NGI_SLOT_LB)];
 }
+/* Where they are, for a prefetch (a batch loads them with the record). */
+static inline const uint8_t *ngi_placed_at(const ngi_token_table *t, uint32_t local) {
+  unsigned k = ngi_seg_of(local - 1u, NGI_SLOT_LB);
+  return &t->place_seg[k][local - 1u - ngi_seg_base(k, NGI_SLOT_LB)];
+}
 /* Set them (keeping the per-space counts). Caller holds the write lock. */
 static inline void ngi_set_placed(ngi_token_table *t, uint32_t local, uint8_t spaces) {
   if (t->undo) ngi_txn_log_tok_slot(t->undo, t, local);

@@ -546,7 +546,9 @@ ng_status ng_coords_decode(ng_runtime *rt, int space, const int16_t *raw, size_t
  * the record itself. */
 static void prefetch_token(const ngi_token_table *t, ng_id id) {
   const ng_token *tok = ngi_token_lookup(t, id);
-  if (tok) NGI_PREFETCH(tok);
+  if (!tok) return;
+  NGI_PREFETCH(tok);
+  NGI_PREFETCH(ngi_placed_at(t, NG_TOKEN_SLOT(id))); /* a batch move reads the placement too */
 }
 
 /* needs: rt; ids n entries, out room for n records (either may be NULL only
