@@ -61,6 +61,14 @@ int ngi_unit_encode(const ngi_unit *u, double v, int32_t lo, int32_t hi, int32_t
 /* ng_coord_check in unit u (a runtime's space). */
 ng_status ngi_coord_check(const ngi_unit *u, int space, double v, char *why, size_t why_size);
 
+/* coords.c: encode xyz (space's units in rt) into raw, the rule of every store call: a value
+ * that does not fit is NG_EINVAL, recorded for `fn` naming the axis, the space and the value,
+ * with raw untouched. Caller holds a lock (reads the units). */
+ng_status ngi_encode_xyz(ng_runtime *rt, const char *fn, int space, const double xyz[3],
+                         int16_t raw[3]);
+/* coords.c: NG_EINVAL (recorded for `fn`) unless space is 0..7. */
+ng_status ngi_check_space(ng_runtime *rt, const char *fn, int space);
+
 /* runtime.c: the units of the spaces of CDNA c (its dimension scales). */
 void ngi_units_of(const ng_cdna *c, ngi_unit units[NG_SPACES]);
 

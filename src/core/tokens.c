@@ -34,32 +34,6 @@ static uint8_t placed_of(const ngi_token_table *t, ng_id id) {
   return ngi_placed(t, NG_TOKEN_SLOT(id));
 }
 
-/* Encode xyz (space's units in rt) into raw, the rule of every store call:
- * a value that does not fit is NG_EINVAL, recorded for `fn` naming the axis,
- * the space and the value, with raw untouched. Caller holds a lock (reads
- * the units). */
-static ng_status encode_xyz(ng_runtime *rt, const char *fn, int space, const double xyz[3],
-                            int16_t raw[3]) {
-  static const char axes[] = "xyz";
-  int16_t out[3];
-  for (int a = 0; a < 3; a++) {
-    char why[160];
-    if (ngi_coord_check(&rt->units[space], space, xyz[a], why, sizeof why) != NG_OK)
-      return ngi_fail(rt, NG_EINVAL, "%s: %c%s", fn, axes[a], why + strlen("coordinate"));
-    int32_t r;
-    (void)ngi_unit_encode(&rt->units[space], xyz[a], -32768, 32767, &r);
-    out[a] = (int16_t)r;
-  }
-  memcpy(raw, out, sizeof out);
-  return NG_OK;
-}
-
-static ng_status check_space(ng_runtime *rt, const char *fn, int space) {
-  if (space < 0 || space >= NG_SPACES)
-    return ngi_fail(rt, NG_EINVAL, "%s: space must be 0..7, got %d", fn, space);
-  return NG_OK;
-}
-
 /* ---- the store ------------------------------------------------------------ */
 
 /* needs: rt; init and out_id may be NULL.
@@ -78,7 +52,7 @@ static ng_status create(ng_runtime *rt, const char *fn, ng_token tok, unsigned s
   ngi_token_table *t = &rt->tokens;
   for (size_t i = 0; i < n_places; i++) { /* in the units of the moment, under the lock */
     int16_t raw[3];
-    st = encode_xyz(rt, fn, places[i].space, places[i].xyz, raw);
+    st = ngi_encode_xyz(rt, fn, places[i].space, places[i].xyz, raw);
     if (st != NG_OK) goto out;
     memcpy(tok.coords[places[i].space], raw, sizeof raw);
   }
@@ -416,7 +390,7 @@ ng_status ng_token_place(ng_runtime *rt, ng_id id, int space, const double xyz[3
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (!xyz) return ngi_fail(rt, NG_EINVAL, "%s: xyz must not be NULL", fn);
   ng_status st = ngi_check_id(rt, fn, id);
-  if (st == NG_OK) st = check_space(rt, fn, space);
+  if (st == NG_OK) st = ngi_check_space(rt, fn, space);
   if (st != NG_OK) return st;
   st = ngi_write_lock(rt, fn);
   if (st != NG_OK) return st;
@@ -426,7 +400,7 @@ ng_status ng_token_place(ng_runtime *rt, ng_id id, int space, const double xyz[3
   if (slot == NGI_NONE)
     st = ngi_fail(rt, NG_ENOTFOUND, "%s: no token %llu", fn, (unsigned long long)id);
   else
-    st = encode_xyz(rt, fn, space, xyz, raw);
+    st = ngi_encode_xyz(rt, fn, space, xyz, raw);
   memcpy(v.coords[space], raw, sizeof raw);
   if (st == NG_OK) st = update_locked(rt, fn, id, slot, &v, NG_TF_COORDS(space));
   ngi_write_unlock(rt);
@@ -437,7 +411,7 @@ ng_status ng_token_unplace(ng_runtime *rt, ng_id id, int space) {
   static const char fn[] = "ng_token_unplace";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   ng_status st = ngi_check_id(rt, fn, id);
-  if (st == NG_OK) st = check_space(rt, fn, space);
+  if (st == NG_OK) st = ngi_check_space(rt, fn, space);
   if (st != NG_OK) return st;
   st = ngi_write_lock(rt, fn);
   if (st != NG_OK) return st;
@@ -457,7 +431,7 @@ ng_status ng_token_position(ng_runtime *rt, ng_id id, int space, double xyz[3]) 
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (!xyz) return ngi_fail(rt, NG_EINVAL, "%s: xyz must not be NULL", fn);
   ng_status st = ngi_check_id(rt, fn, id);
-  if (st == NG_OK) st = check_space(rt, fn, space);
+  if (st == NG_OK) st = ngi_check_space(rt, fn, space);
   if (st != NG_OK) return st;
   ngi_read_lock(rt);
   const ng_token *tok = ngi_token_lookup(&rt->tokens, id);
@@ -489,52 +463,6 @@ ng_status ng_token_spaces(ng_runtime *rt, ng_id id, unsigned *spaces) {
   return st;
 }
 
-/* needs: rt; xyz and raw 3n entries (NULL only when n == 0). guarantees:
- * every point encoded, or NG_EINVAL naming the first that does not fit (its
- * index when n > 1) with raw untouched. */
-ng_status ng_coords_encode(ng_runtime *rt, int space, const double *xyz, size_t n, int16_t *raw) {
-  static const char fn[] = "ng_coords_encode";
-  if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
-  if (n && !xyz) return ngi_fail(rt, NG_EINVAL, "%s: xyz must not be NULL (n is %zu)", fn, n);
-  if (n && !raw) return ngi_fail(rt, NG_EINVAL, "%s: raw must not be NULL (n is %zu)", fn, n);
-  ng_status st = check_space(rt, fn, space);
-  if (st != NG_OK) return st;
-  const ngi_unit *u = &rt->units[space];
-  ngi_read_lock(rt);
-  for (size_t i = 0; i < 3 * n && st == NG_OK; i++) { /* check everything first */
-    int32_t r;
-    if (ngi_unit_encode(u, xyz[i], -32768, 32767, &r) != NGI_ENC_OK || !isfinite(xyz[i])) {
-      char where[48];
-      if (n > 1)
-        snprintf(where, sizeof where, "%s: point %zu", fn, i / 3 + 1);
-      else
-        snprintf(where, sizeof where, "%s", fn);
-      int16_t sink[3];
-      st = encode_xyz(rt, where, space, &xyz[i - i % 3], sink);
-    }
-  }
-  for (size_t i = 0; i < 3 * n && st == NG_OK; i++) {
-    int32_t r;
-    (void)ngi_unit_encode(u, xyz[i], -32768, 32767, &r);
-    raw[i] = (int16_t)r;
-  }
-  ngi_read_unlock(rt);
-  return st;
-}
-
-ng_status ng_coords_decode(ng_runtime *rt, int space, const int16_t *raw, size_t n, double *xyz) {
-  static const char fn[] = "ng_coords_decode";
-  if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
-  if (n && !raw) return ngi_fail(rt, NG_EINVAL, "%s: raw must not be NULL (n is %zu)", fn, n);
-  if (n && !xyz) return ngi_fail(rt, NG_EINVAL, "%s: xyz must not be NULL (n is %zu)", fn, n);
-  ng_status st = check_space(rt, fn, space);
-  if (st != NG_OK) return st;
-  ngi_read_lock(rt);
-  for (size_t i = 0; i < 3 * n; i++)
-    xyz[i] = ngi_unit_decode(&rt->units[space], raw[i]);
-  ngi_read_unlock(rt);
-  return NG_OK;
-}
 
 /* How many entries ahead a batch starts loading what an entry will touch:
  * far enough that the misses of several entries are in flight at once. */
