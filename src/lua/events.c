@@ -4,6 +4,17 @@
 
 #include <string.h>
 
+/* Raises "unknown option 'x'" for the key at index `key` of an options table (argument `arg`
+ * of fn), suggesting the closest of keys (NULL-ended). */
+static void unknown_option(lua_State *L, int key, int arg, const char *fn,
+                           const char *const *keys) {
+  ngl_near n;
+  ngl_near_init(&n, L, key);
+  for (int i = 0; keys[i]; i++)
+    ngl_near_try(&n, keys[i]);
+  ngl_unknown_name(L, key, arg, fn, "option", &n);
+}
+
 #define SUB_MT "neurograph.Subscription"
 #define ZONE_MT "neurograph.Zone"
 
@@ -259,13 +270,8 @@ static void read_filter(lua_State *L, int idx, const char *fn, ng_sub_filter *f)
     case 5:
       f->cap = (size_t)ngl_check_integer(L, top, idx, fn, "cap", 1, INT32_MAX);
       break;
-    default: {
-      ngl_near n;
-      ngl_near_init(&n, L, top - 1);
-      for (int i = 0; keys[i]; i++)
-        ngl_near_try(&n, keys[i]);
-      ngl_unknown_name(L, top - 1, idx, fn, "option", &n);
-    }
+    default:
+      unknown_option(L, top - 1, idx, fn, keys);
     }
     lua_settop(L, top - 1);
   }
@@ -441,13 +447,8 @@ static void read_zone(lua_State *L, int idx, const char *fn, ng_zone_spec *z) {
     case 5:
       z->tags = (uint16_t)ngl_check_integer(L, top, idx, fn, "tags", 0, 0xFFFF);
       break;
-    default: {
-      ngl_near n;
-      ngl_near_init(&n, L, top - 1);
-      for (int i = 0; keys[i]; i++)
-        ngl_near_try(&n, keys[i]);
-      ngl_unknown_name(L, top - 1, idx, fn, "option", &n);
-    }
+    default:
+      unknown_option(L, top - 1, idx, fn, keys);
     }
     lua_settop(L, top - 1);
   }
