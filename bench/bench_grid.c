@@ -10,12 +10,17 @@
  *   - brute force: a plain C array of the decoded points, scanned with the same arithmetic;
  *   - SQLite's R*Tree: an in-memory database, one rtree table per space, prepared statements;
  *     a sphere is the R*Tree box query followed by the exact distance filter in C, and
- *     nearest-k is an expanding box (doubled until the k-th distance fits inside it).
+ *     nearest-k is an expanding box (doubled until the k-th distance fits inside it);
+ *   - nanoflann's kd-tree (bench/kdtree.cpp) over the same decoded points, for the spheres and
+ *     nearest-k (it has no box query): its radius search followed by the same exact filter and
+ *     order, its knnSearch re-sorted into the library's order.
  * Every benchmark query's result is compared with the brute-force answer (same ids in the same
- * order); a mismatch makes the exit status 1 in every mode. Without --quick, a bar of issue 6
- * that fails makes it 2.
+ * order; for the kd-tree's nearest-k, the same distances, since it breaks ties its own way); a
+ * mismatch makes the exit status 1 in every mode. Without --quick, a bar of issue 6 or 22 that
+ * fails makes it 2.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "kdtree.h"
 #include "neurograph.h"
 
 #include <math.h>
@@ -220,6 +225,7 @@ typedef struct row {
   char what[40];
   int unit;
   double ng, bf, sq; /* seconds per operation (U_TIME), bytes per token, tokens/s; <0: none */
+  double kd;         /* the kd-tree's seconds per query; <= 0: not measured */
   double hits;       /* mean hits per query, <0: n/a */
   bool query;        /* counts for "no query slower than brute force" */
 } row;
@@ -238,6 +244,7 @@ typedef struct space_data {
   float *dec;   /* n * 3 */
   sqlite3_stmt *ins, *box, *get, *upd;
   bool sql_stale;   /* the R*Tree missed some moves: not queried any more */
+  kdtree *kd;       /* over dec, while the queries run (NULL: none) */
   double radius[3]; /* radii for about 10, 100, 1000 hits */
 } space_data;
 
@@ -249,7 +256,9 @@ typedef struct bench {
   sqlite3 *db;
   space_data sp[2];
   ng_hits nh;
-  hitbuf bf, sq, tmp;
+  hitbuf bf, sq, tmp, kd;
+  uint32_t kidx[128]; /* the kd-tree's nearest-k, k <= 100 */
+  float kd2[128];
   rng r;
   int nq, reps;
   double budget; /* seconds per timing repetition after the first */
@@ -267,7 +276,7 @@ static void add_row(bench *b, const row *r) {
     b->rows = p;
   }
   b->rows[b->nrows++] = *r;
-  char a[32], c[32], d[32], x1[32], x2[32], h[32];
+  char a[32], c[32], d[32], x1[32], x2[32], h[32], e[32], x3[32];
   if (r->unit == U_TIME) {
     fmt_time(a, sizeof a, r->ng);
     fmt_time(c, sizeof c, r->bf);
@@ -289,18 +298,26 @@ static void add_row(bench *b, const row *r) {
     snprintf(x2, sizeof x2, "%9.2fx", rs);
   else
     snprintf(x2, sizeof x2, "%10s", "-");
+  if (r->kd > 0 && r->ng > 0) {
+    fmt_time(e, sizeof e, r->kd);
+    snprintf(x3, sizeof x3, "%9.2fx", r->kd / r->ng);
+  } else {
+    snprintf(e, sizeof e, "%10s", "-");
+    snprintf(x3, sizeof x3, "%10s", "-");
+  }
   if (r->hits >= 0)
     snprintf(h, sizeof h, "%9.1f", r->hits);
   else
     snprintf(h, sizeof h, "%9s", "-");
-  printf("%8zu %-9s %-2s %-26s %s %s %s %s %s %s\n", r->n, dist_names[r->dist],
-         r->space >= 0 ? ng_space_name(r->space) : "--", r->what, h, a, c, x1, d, x2);
+  printf("%8zu %-9s %-2s %-26s %s %s %s %s %s %s %s %s\n", r->n, dist_names[r->dist],
+         r->space >= 0 ? ng_space_name(r->space) : "--", r->what, h, a, c, x1, d, x2, e, x3);
   fflush(stdout);
 }
 
 static void print_header(void) {
-  printf("%8s %-9s %-2s %-26s %9s %10s %10s %10s %10s %10s\n", "N", "points", "sp", "measure",
-         "hits", "neurograph", "brute", "x brute", "sqlite", "x sqlite");
+  printf("%8s %-9s %-2s %-26s %9s %10s %10s %10s %10s %10s %10s %10s\n", "N", "points", "sp",
+         "measure", "hits", "neurograph", "brute", "x brute", "sqlite", "x sqlite", "kdtree",
+         "x kdtree");
 }
 
 static void ng_check(bench *b, ng_status st, const char *what) {
@@ -574,12 +591,55 @@ static void run_sq(bench *b, const qcase *q, int i) {
   run_sq_into(b, q, i, &b->sq);
 }
 
+/* The kd-tree's answer in the library's rule and order (K_RANGE, K_NEIGHBORS: its radius
+ * search, a rounding margin wide, then the exact filter; K_NEAREST: its knnSearch). */
+static void run_kd_into(bench *b, const qcase *q, int i, hitbuf *out) {
+  space_data *s = q->s;
+  double c[3];
+  float lo[3], hi[3];
+  centre_of(q, i, c, lo, hi, s->dec);
+  float cf[3] = {(float)c[0], (float)c[1], (float)c[2]};
+  out->count = 0;
+  if (q->kind == K_NEAREST) {
+    /* a few more than k: the tree ranks by float squared distances, the library by double
+     * distances rounded to float, which may order near-ties otherwise */
+    size_t n = kdtree_nearest(s->kd, cf, q->k + 4, b->kidx, b->kd2);
+    for (size_t j = 0; j < n; j++)
+      hb_push(out, b->kidx[j] + 1, (float)sq_dist(s->dec + (size_t)b->kidx[j] * 3, c));
+    hb_sort(out, q->k);
+    return;
+  }
+  ng_id skip = q->kind == K_NEIGHBORS ? q->ids[i] : 0;
+  double unit = 1.0 / (double)ng_space_scale(s->space), wide = q->radius + unit;
+  const uint32_t *idx;
+  size_t n = kdtree_radius(s->kd, cf, (float)(wide * wide), &idx);
+  float maxd = (float)q->radius;
+  for (size_t j = 0; j < n; j++) {
+    ng_id id = idx[j] + 1;
+    float d = (float)sq_dist(s->dec + (size_t)idx[j] * 3, c);
+    if (id != skip && d <= maxd) hb_push(out, id, d);
+  }
+  hb_sort(out, 0);
+}
+
+static void run_kd(bench *b, const qcase *q, int i) {
+  run_kd_into(b, q, i, &b->kd);
+}
+
 /* ---- comparing ---------------------------------------------------------- */
 
 static bool same_hits(const ng_hit *a, size_t na, const ng_hit *b2, size_t nb) {
   if (na != nb) return false;
   for (size_t j = 0; j < na; j++)
     if (a[j].id != b2[j].id) return false;
+  return true;
+}
+
+/* The same distances (a nearest-k that breaks ties among equal distances otherwise). */
+static bool same_distances(const ng_hit *a, size_t na, const ng_hit *b2, size_t nb) {
+  if (na != nb) return false;
+  for (size_t j = 0; j < na; j++)
+    if (a[j].distance != b2[j].distance) return false;
   return true;
 }
 
@@ -621,7 +681,8 @@ static void run_case(bench *b, const qcase *qin) {
   qcase qc = *qin, *q = &qc;
   space_data *s = q->s;
   bool use_sql = !s->sql_stale && !q->filter; /* the R*Tree holds no flags */
-  double tbf = 0, tsq = 0, hits = 0, start = now();
+  bool use_kd = s->kd && !q->filter && q->kind != K_BOX; /* nor does the kd-tree, nor boxes */
+  double tbf = 0, tsq = 0, tkd = 0, hits = 0, start = now();
   for (int i = 0; i < q->nq; i++) {
     if (i > 0 && now() - start > 20.0) { /* a pathological case: time the queries checked */
       q->nq = i;
@@ -637,6 +698,15 @@ static void run_case(bench *b, const qcase *qin) {
       if (!same_hits(b->sq.items, b->sq.count, b->bf.items, b->bf.count))
         report_mismatch(b, q, i, "sqlite", b->sq.count, b->bf.count);
     }
+    if (use_kd) {
+      double t2 = now();
+      run_kd(b, q, i);
+      tkd += now() - t2;
+      bool same = q->kind == K_NEAREST
+                      ? same_distances(b->kd.items, b->kd.count, b->bf.items, b->bf.count)
+                      : same_hits(b->kd.items, b->kd.count, b->bf.items, b->bf.count);
+      if (!same) report_mismatch(b, q, i, "kdtree", b->kd.count, b->bf.count);
+    }
     run_ng(b, q, i);
     if (!same_hits(b->nh.items, b->nh.count, b->bf.items, b->bf.count))
       report_mismatch(b, q, i, "neurograph", b->nh.count, b->bf.count);
@@ -648,6 +718,7 @@ static void run_case(bench *b, const qcase *qin) {
   r.ng = time_reps(b, q, run_ng, -1.0, b->reps);
   r.bf = time_reps(b, q, run_bf, tbf / q->nq, b->reps);
   r.sq = use_sql ? time_reps(b, q, run_sq, tsq / q->nq, b->reps) : -1.0;
+  r.kd = use_kd ? time_reps(b, q, run_kd, tkd / q->nq, b->reps) : -1.0;
   add_row(b, &r);
 }
 
@@ -1166,6 +1237,8 @@ static void measure_space(bench *b, space_data *s) {
   float(*c)[3] = xmalloc((size_t)nq * sizeof *c);
   ng_id *ids = xmalloc((size_t)nq * sizeof *ids);
   calibrate(b, s);
+  s->kd = kdtree_build(s->dec, b->n);
+  if (!s->kd) fprintf(stderr, "bench_grid: no memory for the kd-tree: its columns stay empty\n");
   double unit = 1.0 / (double)ng_space_scale(s->space);
   double r100 = s->radius[1] > unit ? s->radius[1] : unit;
   static const char *const rnames[3] = {"radius ~10 hits", "radius ~100 hits", "radius ~1000 hits"};
@@ -1263,6 +1336,8 @@ static void measure_space(bench *b, space_data *s) {
               .guess = r100 * cbrt(0.1)};
   run_case(b, &fn);
   free(corner);
+  kdtree_free(s->kd); /* the moves change the points under it */
+  s->kd = NULL;
 
   measure_moves(b, s);
   free(c);
@@ -1405,6 +1480,29 @@ static void check_bars(const bench *b, bars *br) {
                dn, sn, r->ng * 1e3);
     }
   }
+  printf("\nBars of issue 22 (at N = 1M, uniform and clustered points, L1 and L2; get, the move "
+         "frame and memory are the bars above):\n");
+  if (!find_row(b, M, D_UNIFORM, NG_L1, "radius ~100 hits"))
+    printf("n/a   radius ~100 and nearest-10 against 4 us, 1.5 us and nanoflann: N = 1M was not "
+           "run\n");
+  for (int d = D_UNIFORM; d <= D_CLUSTERED; d++)
+    for (int sp = NG_L1; sp <= NG_L2; sp++) {
+      const char *sn = ng_space_name(sp), *dn = dist_names[d];
+      const row *r = find_row(b, M, d, sp, "radius ~100 hits");
+      if (!r) continue;
+      bar_line(br, r, r && r->ng <= 4e-6, "radius ~100 hits <= 4 us (%s %s): %.2f us", dn, sn,
+               r ? r->ng * 1e6 : 0.0);
+      bar_line(br, r && r->kd > 0, r && r->kd >= 3.0 * r->ng,
+               "radius ~100 hits >= 3x nanoflann's radius search (%s %s): %.2fx", dn, sn,
+               r && r->kd > 0 ? r->kd / r->ng : 0.0);
+      r = find_row(b, M, d, sp, "nearest-10");
+      bar_line(br, r, r && r->ng <= 1.5e-6, "nearest-10 <= 1.5 us (%s %s): %.2f us", dn, sn,
+               r ? r->ng * 1e6 : 0.0);
+      bar_line(br, r && r->kd > 0, r && r->kd >= 3.0 * r->ng,
+               "nearest-10 >= 3x nanoflann's knnSearch (%s %s): %.2fx", dn, sn,
+               r && r->kd > 0 ? r->kd / r->ng : 0.0);
+    }
+
   /* No query slower than brute force, at every N and every point set (adversarial included). */
   const row *worst = NULL;
   int slow = 0, nq = 0;
@@ -1477,11 +1575,14 @@ int main(int argc, char **argv) {
   }
 
   bench b = {.o = &o, .reps = o.reps, .budget = o.quick ? 0.004 : 0.03};
-  printf("bench_grid: neurograph %s, SQLite %s; %s mode, median of %d repetitions\n",
-         NG_VERSION_STRING, sqlite3_libversion(), o.quick ? "quick" : "full", o.reps);
+  printf("bench_grid: neurograph %s, SQLite %s, %s; %s mode, median of %d repetitions\n",
+         NG_VERSION_STRING, sqlite3_libversion(), kdtree_version(), o.quick ? "quick" : "full",
+         o.reps);
   printf("brute = a C scan of a plain array of the same decoded points; sqlite = in-memory R*Tree "
-         "(box query + exact distance filter; nearest-k by an expanding box)\n"
-         "x brute, x sqlite = how many times faster (or, for memory, smaller) neurograph is\n\n");
+         "(box query + exact distance filter; nearest-k by an expanding box); kdtree = "
+         "nanoflann's kd-tree (radius search + the same filter; knnSearch)\n"
+         "x brute, x sqlite, x kdtree = how many times faster (or, for memory, smaller) "
+         "neurograph is\n\n");
   print_load("at start");
   print_header();
   double t0 = now();
@@ -1497,6 +1598,7 @@ int main(int argc, char **argv) {
   free(b.bf.items);
   free(b.sq.items);
   free(b.tmp.items);
+  free(b.kd.items);
   free(b.rows);
   if (b.mismatches) return 1;
   if (!o.quick && br.failed) {
