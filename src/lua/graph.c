@@ -84,7 +84,7 @@ static void read_cost(lua_State *L, int vidx, int arg, const char *fn, graph_opt
 /* A number option >= 0 (finite), for `what`. */
 static double check_nonneg(lua_State *L, int vidx, int arg, const char *fn, const char *what) {
   double v = ngl_check_number(L, vidx, arg, fn, what);
-  if (v < 0) ngl_argerror(L, arg, fn, "%s must be >= 0, got %g", what, v);
+  if (v < 0) ngl_argerror(L, arg, fn, "%s must be >= 0, got %s", what, ngl_describe(L, vidx));
   return v;
 }
 
@@ -133,7 +133,7 @@ static void read_opts(lua_State *L, int arg, const char *fn, uint64_t allowed, g
     case NGL_K_MAX_COST:
       o->path.max_cost = ngl_check_number(L, -1, arg, fn, "max_cost");
       if (!(o->path.max_cost > 0))
-        ngl_argerror(L, arg, fn, "max_cost must be > 0, got %g", o->path.max_cost);
+        ngl_argerror(L, arg, fn, "max_cost must be > 0, got %s", ngl_describe(L, -1));
       break;
     case NGL_K_MODE:
       o->spread.mode = (ng_spread_mode)ngl_check_option(L, -1, arg, fn, "mode",
@@ -147,8 +147,8 @@ static void read_opts(lua_State *L, int arg, const char *fn, uint64_t allowed, g
       break;
     case NGL_K_DECAY:
       o->spread.decay = check_nonneg(L, -1, arg, fn, "decay");
-      if (o->spread.decay > 1) ngl_argerror(L, arg, fn, "decay must be within 0..1, got %g",
-                                            o->spread.decay);
+      if (o->spread.decay > 1)
+        ngl_argerror(L, arg, fn, "decay must be within 0..1, got %s", ngl_describe(L, -1));
       break;
     case NGL_K_THRESHOLD:
       o->spread.threshold = check_nonneg(L, -1, arg, fn, "threshold");
@@ -286,8 +286,8 @@ static int cost_trampoline(lua_State *L) {
     return ngl_argerror(L, 4, "path", "cost function must return a number, got %s for "
                         "connection %I", ngl_describe(L, -1), (LUAI_UACINT)conn);
   if (!(c >= 0))
-    return ngl_argerror(L, 4, "path", "cost function returned %f for connection %I (costs must "
-                        "be >= 0)", c, (LUAI_UACINT)conn);
+    return ngl_argerror(L, 4, "path", "cost function returned %s for connection %I (costs must "
+                        "be >= 0)", ngl_describe(L, -1), (LUAI_UACINT)conn);
   return 1;
 }
 
@@ -417,7 +417,7 @@ static int graph_spread(lua_State *L) {
     ng_runtime *rt = ngl_rt(L, self->owner);
     ng_status st = ng_graph_spread(rt, src, e, n, &o.spread, out, cap, &m, path, pcap, &pn);
     if (st == NG_ENOTFOUND) return push_miss(L, rt);
-    if (st != NG_OK) return ngl_status_error(L, rt, st, 3, fn);
+    if (st != NG_OK) return ngl_status_error(L, rt, st, 2, fn); /* options were checked */
     if (m <= cap && pn <= pcap) {
       lua_createtable(L, (int)m, 0); /* stack: ..., out, path, result */
       for (size_t i = 0; i < m; i++) {
