@@ -378,6 +378,135 @@ static void test_out_of_memory(void) {
   CHECK_EQ_INT(a.live_blocks, 0);
 }
 
+/* A random graph of n tokens placed in L1, 4n links (some bidirectional,
+ * some self-links, some types other than the default), built the same way
+ * from `seed` on every call, then some links and tokens deleted (tombstones). */
+static ng_runtime *random_graph(int n, uint64_t seed) {
+  ng_runtime *rt = new_rt(NULL);
+  ng_cdna cd;
+  ng_cdna_get(rt, &cd);
+  cd.max_out_degree = cd.max_in_degree = cd.max_total_degree = 100000;
+  CHECK_STATUS(ng_cdna_set(rt, &cd), NG_OK);
+  for (int i = 0; i < n; i++) {
+    ng_place p = {0, {(double)(ngt_rnd(&seed) % 200) - 100, (double)(ngt_rnd(&seed) % 200) - 100, 0}};
+    CHECK_STATUS(ng_token_create_at(rt, NULL, &p, 1, NULL), NG_OK);
+  }
+  for (int k = 0; k < 4 * n; k++) {
+    ng_connection c;
+    ng_connection_init(&c);
+    c.confidence = (uint8_t)(1 + ngt_rnd(&seed) % 255);
+    c.pull_strength = (float)(ngt_rnd(&seed) % 41) / 4 - 5;
+    if (ngt_rnd(&seed) % 8 == 0) c.flags = NG_CONN_BIDIRECTIONAL;
+    if (ngt_rnd(&seed) % 4 == 0) CHECK_STATUS(ng_connection_set_type(&c, 0x10), NG_OK);
+    ng_id a = 1 + ngt_rnd(&seed) % (uint32_t)n;
+    ng_id b = ngt_rnd(&seed) % 50 == 0 ? a : 1 + ngt_rnd(&seed) % (uint32_t)n;
+    ng_status st = ng_connection_create(rt, a, b, &c, NULL);
+    CHECK(st == NG_OK || st == NG_EEXIST);
+  }
+  for (int k = 0; k < n / 4; k++)
+    (void)ng_connection_delete(rt, 1 + ngt_rnd(&seed) % (uint32_t)(4 * n));
+  for (int k = 0; k < n / 50; k++)
+    (void)ng_token_delete(rt, 1 + ngt_rnd(&seed) % (uint32_t)n, NULL);
+  return rt;
+}
+
+/* Every walk of `a` and `b` (equal stores) from `from` gives the same answer. */
+static void same_walks(ng_runtime *a, ng_runtime *b, ng_id from, ng_id to, int line) {
+  enum { CAP = 8192 };
+  static ng_id ia[CAP], ib[CAP], pa[4 * CAP], pb[4 * CAP];
+  static uint32_t da[CAP], db[CAP];
+  static ng_activation xa[CAP], xb[CAP];
+  int before = ngt_failures;
+  for (int dir = NG_OUT; dir <= NG_BOTH; dir++) {
+    ng_walk w = {(ng_direction)dir, 0, {0}, 0};
+    size_t na = 0, nb = 0;
+    ng_status sa = ng_graph_bfs(a, from, &w, ia, da, CAP, &na);
+    ng_status sb = ng_graph_bfs(b, from, &w, ib, db, CAP, &nb);
+    CHECK(sa == sb && na == nb && memcmp(ia, ib, na * sizeof *ia) == 0 &&
+          memcmp(da, db, na * sizeof *da) == 0);
+    w.types[0x10 / 64] = 1ull << (0x10 % 64);
+    sa = ng_graph_bfs(a, from, &w, ia, da, CAP, &na);
+    sb = ng_graph_bfs(b, from, &w, ib, db, CAP, &nb);
+    CHECK(sa == sb && na == nb && memcmp(ia, ib, na * sizeof *ia) == 0);
+    for (int cost = NG_COST_HOPS; cost <= NG_COST_DISTANCE; cost++) {
+      ng_path_opts o = {0};
+      o.walk.dir = (ng_direction)dir;
+      o.cost = (ng_cost)cost;
+      double ca = -1, cb = -2;
+      sa = ng_graph_path(a, from, to, &o, ia, CAP, &na, &ca);
+      sb = ng_graph_path(b, from, to, &o, ib, CAP, &nb, &cb);
+      CHECK(sa == sb);
+      if (sa == NG_OK) CHECK(na == nb && ca == cb && memcmp(ia, ib, na * sizeof *ia) == 0);
+    }
+    for (int mode = NG_SPREAD_FIRST; mode <= NG_SPREAD_MAX; mode++) {
+      ng_spread_opts o;
+      ng_spread_init(&o);
+      o.walk.dir = (ng_direction)dir;
+      o.field = NG_WEIGHT_PULL;
+      o.mode = (ng_spread_mode)mode;
+      o.threshold = 0.001;
+      double e = 20;
+      size_t qa = 0, qb = 0;
+      sa = ng_graph_spread(a, &from, &e, 1, &o, xa, CAP, &na, pa, 4 * CAP, &qa);
+      sb = ng_graph_spread(b, &from, &e, 1, &o, xb, CAP, &nb, pb, 4 * CAP, &qb);
+      CHECK(sa == sb && na == nb && qa == qb && na <= CAP && qa <= 4 * CAP);
+      for (size_t i = 0; sa == NG_OK && i < na && i < nb; i++)
+        CHECK(xa[i].id == xb[i].id && xa[i].energy == xb[i].energy &&
+              xa[i].depth == xb[i].depth && xa[i].path_off == xb[i].path_off);
+      if (sa == NG_OK) CHECK(memcmp(pa, pb, qa * sizeof *pa) == 0);
+    }
+  }
+  if (ngt_failures != before) fprintf(stderr, "  (same_walks called from line %d)\n", line);
+}
+
+/* Walks that cross many links switch to a compact copy of the adjacency
+ * (the CSR); it answers exactly as the linked lists do, and a write makes
+ * it stale. `warm` has walked a lot (so it copies), `cold` has never walked. */
+static void test_adjacency_copy(void) {
+  ng_runtime *warm = random_graph(3000, 7), *cold = random_graph(3000, 7);
+  ng_id ids[16];
+  size_t n = 0;
+  ng_id from = 1;
+  for (; from < 100; from++) /* a start that reaches much of the graph (and exists) */
+    if (ng_graph_bfs(warm, from, NULL, NULL, NULL, 0, &n) == NG_OK && n > 1000) break;
+  CHECK(n > 1000);
+  for (int dir = NG_OUT; dir <= NG_BOTH; dir++) { /* warm every direction twice */
+    ng_walk w = {(ng_direction)dir, 0, {0}, 0};
+    CHECK_STATUS(ng_graph_bfs(warm, from, &w, ids, NULL, 16, &n), NG_OK);
+    CHECK_STATUS(ng_graph_bfs(warm, from, &w, ids, NULL, 16, &n), NG_OK);
+  }
+  same_walks(warm, cold, from, 2999, __LINE__);
+  /* writes on both: the copy is stale and rebuilt; the cold one still walks the lists */
+  ng_runtime_release(cold);
+  cold = random_graph(3000, 7);
+  uint64_t seed = 99;
+  for (int k = 0; k < 200; k++) {
+    ng_id a = 1 + ngt_rnd(&seed) % 3000, b = 1 + ngt_rnd(&seed) % 3000;
+    ng_connection c;
+    ng_connection_init(&c);
+    c.flags = k % 3 == 0 ? NG_CONN_BIDIRECTIONAL : 0;
+    ng_status s1 = ng_connection_create(warm, a, b, &c, NULL);
+    ng_status s2 = ng_connection_create(cold, a, b, &c, NULL);
+    CHECK(s1 == s2);
+    ng_id d = 1 + ngt_rnd(&seed) % 12000;
+    CHECK(ng_connection_delete(warm, d) == ng_connection_delete(cold, d));
+  }
+  same_walks(warm, cold, from, 1500, __LINE__);
+  /* inside a transaction the copy is not used: the walk sees the transaction's own writes */
+  CHECK_STATUS(ng_txn_begin(warm), NG_OK);
+  ng_id lone = 0;
+  CHECK_STATUS(ng_token_create(warm, NULL, 0, &lone), NG_OK);
+  CHECK_STATUS(ng_connection_create(warm, from, lone, NULL, NULL), NG_OK);
+  CHECK_STATUS(ng_graph_path(warm, from, lone, NULL, ids, 16, &n, NULL), NG_OK);
+  CHECK_STATUS(ng_connection_create(warm, lone, from, NULL, NULL), NG_OK);
+  CHECK_STATUS(ng_graph_path(warm, lone, from, NULL, ids, 16, &n, NULL), NG_OK);
+  CHECK_EQ_INT(n, 2);
+  CHECK_STATUS(ng_txn_rollback(warm), NG_OK);
+  CHECK_STATUS(ng_graph_path(warm, lone, from, NULL, ids, 16, &n, NULL), NG_ENOTFOUND);
+  ng_runtime_release(warm);
+  ng_runtime_release(cold);
+}
+
 int main(void) {
   test_bfs();
   test_bfs_bad_input();
@@ -386,5 +515,6 @@ int main(void) {
   test_spread();
   test_spread_bad_input();
   test_out_of_memory();
+  test_adjacency_copy();
   return ngt_done("test_graph");
 }

@@ -32,7 +32,23 @@ typedef struct arrival {
   uint32_t slot, parent, depth, pad;
 } arrival;
 
+/* A compact copy of the adjacency in one direction (CSR): the links acting
+ * that way from token slot u are ent[2k] (the other end's slot) and
+ * ent[2k + 1] (the connection's slot) for k in off[u] .. off[u + 1], in
+ * ascending connection id order, as ngi_links_next gives them. Valid while
+ * the runtime's write sequence is `seq`: any write makes it stale. Walks
+ * that cross many links build it (csr_prepare) and read it sequentially
+ * instead of following the linked lists from record to record. */
+typedef struct csr {
+  uint32_t *off, *ent;
+  size_t off_n, ent_n; /* allocated elements */
+  unsigned seq;
+  bool valid;
+  bool want; /* a walk in this direction crossed many links: build before the next */
+} csr;
+
 struct ngi_graph_scratch {
+  csr csr[3]; /* per direction: NG_OUT, NG_IN, NG_BOTH */
   size_t slots; /* the arrays below hold slots 0 .. slots - 1 */
   uint32_t epoch;
   uint32_t *mark;
@@ -62,6 +78,10 @@ void ngi_graph_free(ng_runtime *rt, ngi_graph_scratch *s) {
   FREE_ARRAY(rt, s->heap, s->heap_cap);
   FREE_ARRAY(rt, s->links, s->links_cap);
   FREE_ARRAY(rt, s->arr, s->arr_cap);
+  for (int d = 0; d < 3; d++) {
+    FREE_ARRAY(rt, s->csr[d].off, s->csr[d].off_n);
+    FREE_ARRAY(rt, s->csr[d].ent, s->csr[d].ent_n);
+  }
   ngi_free(rt, s, sizeof *s);
 }
 
@@ -145,6 +165,11 @@ static ng_status check_walk(const ng_runtime *rt, const char *fn, const ng_walk 
   return NG_OK;
 }
 
+/* Whether w filters links by type at all (else no record need be read). */
+static inline bool filtered(const ng_walk *w) {
+  return (w->types[0] | w->types[1] | w->types[2]) != 0 || w->categories != 0;
+}
+
 /* Whether the walk may cross a link of `type`. */
 static inline bool type_ok(const ng_walk *w, unsigned type) {
   bool any_type = (w->types[0] | w->types[1] | w->types[2]) == 0;
@@ -169,6 +194,138 @@ static ng_status missing_token(const ng_runtime *rt, const char *fn, const char 
                     what, (unsigned long long)id);
   return ngi_fail(rt, NG_ENOTFOUND, "%s: %s token %llu not found", fn, what,
                   (unsigned long long)id);
+}
+
+/* ---- reading the adjacency ------------------------------------------------------ */
+
+/* How a walk reads the links of a token in direction dir: from the scratch's
+ * CSR copy when it is current, else by ngi_link_cursor (counting the links
+ * it follows, so a walk that crosses many asks for the copy). */
+typedef struct walker {
+  ngi_conns *cs;
+  unsigned dir;
+  const uint32_t *off, *ent; /* the CSR, or NULL */
+  size_t visits;
+} walker;
+
+typedef struct nbrs {
+  ngi_link_cursor k;
+  const uint32_t *p, *end;
+} nbrs;
+
+static inline void nbrs_begin(const walker *w, uint32_t u, nbrs *it) {
+  if (w->off) {
+    it->p = w->ent + 2 * (size_t)w->off[u];
+    it->end = w->ent + 2 * (size_t)w->off[u + 1];
+    it->k.o = it->k.i = NGI_NONE;
+  } else {
+    it->p = it->end = NULL;
+    ngi_links_begin(w->cs, u, &it->k);
+  }
+}
+
+/* The slot of the next link, or NGI_NONE; *other: the token slot at its other end. */
+static inline uint32_t nbrs_next(walker *w, nbrs *it, uint32_t *other) {
+  if (w->off) {
+    if (it->p == it->end) return NGI_NONE;
+    *other = it->p[0];
+    uint32_t slot = it->p[1];
+    it->p += 2;
+    return slot;
+  }
+  w->visits++;
+  return ngi_links_next(w->cs, &it->k, w->dir, other);
+}
+
+/* Whether link r acts in direction dir at end x (ngi_links_next's rule, for
+ * a whole-table pass). */
+static inline bool acts_at(const ng_connection *r, unsigned dir, uint32_t x) {
+  bool bidir = r->flags & NG_CONN_BIDIRECTIONAL;
+  return ((dir & NG_OUT) && (r->token_a_id == x || bidir)) ||
+         ((dir & NG_IN) && (r->token_b_id == x || bidir));
+}
+
+/* Build c for direction dir from the whole table in two sequential passes.
+ * False (c left invalid) when out of memory or too large for 32-bit
+ * offsets: the walk then uses the linked lists. Caller holds the read lock. */
+static bool csr_build(ng_runtime *rt, csr *c, unsigned dir) {
+  ngi_conns *cs = rt->conns;
+  size_t n = rt->tokens.slot_cap + 2, m = 2 * cs->live;
+  c->valid = false;
+  if (m >= UINT32_MAX) return false;
+  if (c->off_n < n) {
+    uint32_t *p = ngi_alloc_array(rt, n, sizeof *p);
+    if (!p) return false;
+    ngi_free(rt, c->off, c->off_n * sizeof *c->off);
+    c->off = p;
+    c->off_n = n;
+  }
+  if (c->ent_n < 2 * m + 2) {
+    uint32_t *p = ngi_alloc_array(rt, 2 * m + 2, sizeof *p);
+    if (!p) return false;
+    ngi_free(rt, c->ent, c->ent_n * sizeof *c->ent);
+    c->ent = p;
+    c->ent_n = 2 * m + 2;
+  }
+  uint32_t *off = c->off, *ent = c->ent;
+  memset(off, 0, n * sizeof *off);
+  for (size_t i = 0; i < cs->len; i++) { /* off[x + 1]: the count of x */
+    const ng_connection *r = &cs->recs[i];
+    uint32_t a = r->token_a_id, b = r->token_b_id;
+    if (a == 0) continue; /* a tombstone */
+    if (acts_at(r, dir, a)) off[a + 1]++;
+    if (b != a && acts_at(r, dir, b)) off[b + 1]++;
+  }
+  for (size_t x = 1; x < n; x++)
+    off[x] += off[x - 1];
+  /* fill in slot order (id order), advancing off[x] to x's end, then shift back */
+  for (size_t i = 0; i < cs->len; i++) {
+    const ng_connection *r = &cs->recs[i];
+    uint32_t a = r->token_a_id, b = r->token_b_id;
+    if (a == 0) continue;
+    if (acts_at(r, dir, a)) {
+      uint32_t k = off[a]++;
+      ent[2 * (size_t)k] = b;
+      ent[2 * (size_t)k + 1] = (uint32_t)i;
+    }
+    if (b != a && acts_at(r, dir, b)) {
+      uint32_t k = off[b]++;
+      ent[2 * (size_t)k] = a;
+      ent[2 * (size_t)k + 1] = (uint32_t)i;
+    }
+  }
+  for (size_t x = n - 1; x > 0; x--)
+    off[x] = off[x - 1];
+  off[0] = 0;
+  c->valid = true;
+  return true;
+}
+
+/* Set w up for a walk in direction dir: the CSR copy when it is current or
+ * wanted (then built now), else the linked lists (always when !may_copy).
+ * Never inside a write hold (a transaction's writes between two walks keep
+ * the write sequence). */
+static void walker_begin(ng_runtime *rt, ngi_graph_scratch *s, unsigned dir, bool may_copy,
+                         walker *w) {
+  w->cs = rt->conns;
+  w->dir = dir;
+  w->off = w->ent = NULL;
+  w->visits = 0;
+  unsigned seq = atomic_load_explicit(&rt->wseq, memory_order_acquire);
+  csr *c = &s->csr[dir - 1];
+  if (!may_copy || (seq & 1u)) return;
+  if (!(c->valid && c->seq == seq)) {
+    if (!c->want || !csr_build(rt, c, dir)) return;
+    c->seq = seq;
+  }
+  w->off = c->off;
+  w->ent = c->ent;
+}
+
+/* After a walk: one that followed more links than a quarter of the table
+ * asks for the CSR copy, which the next walk this way builds. */
+static void walker_end(ngi_graph_scratch *s, const walker *w) {
+  if (w->visits > 1024 && w->visits > w->cs->live / 4) s->csr[w->dir - 1].want = true;
 }
 
 /* ---- breadth-first walk ----------------------------------------------------- */
@@ -199,6 +356,9 @@ ng_status ng_graph_bfs(ng_runtime *rt, ng_id start, const ng_walk *w, ng_id *ids
     return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
   }
   ngi_conns *cs = rt->conns;
+  walker wk;
+  walker_begin(rt, s, dir, true, &wk);
+  const bool filter = filtered(w);
   const uint32_t epoch = s->epoch, max_depth = w->max_depth ? w->max_depth : UINT32_MAX;
   uint32_t *mark = s->mark, *depth = s->depth, *queue = s->queue;
   size_t head = 0, tail = 0;
@@ -214,16 +374,17 @@ ng_status ng_graph_bfs(ng_runtime *rt, ng_id start, const ng_walk *w, ng_id *ids
     }
     head++;
     if (d >= max_depth) continue;
-    ngi_link_cursor k;
-    ngi_links_begin(cs, u, &k);
+    nbrs it;
+    nbrs_begin(&wk, u, &it);
     uint32_t slot, v;
-    while ((slot = ngi_links_next(cs, &k, dir, &v)) != NGI_NONE) {
-      if (mark[v] == epoch || !type_ok(w, cs->recs[slot].connection_type)) continue;
+    while ((slot = nbrs_next(&wk, &it, &v)) != NGI_NONE) {
+      if (mark[v] == epoch || (filter && !type_ok(w, cs->recs[slot].connection_type))) continue;
       mark[v] = epoch;
       depth[v] = d + 1;
       queue[tail++] = v;
     }
   }
+  walker_end(s, &wk);
   ngi_read_unlock(rt);
   scratch_give(rt, s);
   *n_out = head;
@@ -441,6 +602,10 @@ ng_status ng_graph_path(ng_runtime *rt, ng_id from, ng_id to, const ng_path_opts
     q.space = o->space;
     point_of(rt, o->space, q.target, q.goal);
   }
+  /* a cost function runs unlocked: the table may change under a CSR copy */
+  walker wk;
+  walker_begin(rt, s, dir, o->cost != NG_COST_FN, &wk);
+  const bool filter = filtered(&o->walk);
   s->parent[a] = NGI_NONE;
   if (!relax(&q, NGI_NONE, a, 0)) goto oom;
   s->parent[a] = NGI_NONE;
@@ -458,17 +623,19 @@ ng_status ng_graph_path(ng_runtime *rt, ng_id from, ng_id to, const ng_path_opts
       if (st != NG_OK) break;
       continue;
     }
-    ngi_link_cursor k;
-    ngi_links_begin(cs, u, &k);
+    nbrs it;
+    nbrs_begin(&wk, u, &it);
     uint32_t slot, v;
-    while ((slot = ngi_links_next(cs, &k, dir, &v)) != NGI_NONE) {
+    while ((slot = nbrs_next(&wk, &it, &v)) != NGI_NONE) {
+      if (s->mark[v] == s->epoch && (s->depth[v] >> 31)) continue; /* settled */
       const ng_connection *r = &cs->recs[slot];
-      if (!type_ok(&o->walk, r->connection_type)) continue;
+      if (filter && !type_ok(&o->walk, r->connection_type)) continue;
       double c = link_cost(rt, o, r, u, v);
       if (c == INFINITY) continue;
       if (!relax(&q, u, v, du + c)) goto oom;
     }
   }
+  if (o->cost != NG_COST_FN) walker_end(s, &wk);
 done:;
   size_t n = 0;
   double total = 0;
@@ -540,6 +707,9 @@ static ng_status check_spread_opts(const ng_runtime *rt, const char *fn, const n
 static size_t spread_first(ng_runtime *rt, ngi_graph_scratch *s, const ng_spread_opts *o,
                            unsigned dir, const uint32_t *src, const double *e, size_t n_src) {
   ngi_conns *cs = rt->conns;
+  walker wk;
+  walker_begin(rt, s, dir, true, &wk);
+  const bool filter = filtered(&o->walk);
   const uint32_t epoch = s->epoch;
   const double pass = 1 - o->decay;
   size_t head = 0, tail = 0;
@@ -555,12 +725,13 @@ static size_t spread_first(ng_runtime *rt, ngi_graph_scratch *s, const ng_spread
   while (head < tail) {
     uint32_t u = s->queue[head++];
     if (s->depth[u] >= o->walk.max_depth) continue;
-    ngi_link_cursor k;
-    ngi_links_begin(cs, u, &k);
+    nbrs it;
+    nbrs_begin(&wk, u, &it);
     uint32_t slot, v;
-    while ((slot = ngi_links_next(cs, &k, dir, &v)) != NGI_NONE) {
+    while ((slot = nbrs_next(&wk, &it, &v)) != NGI_NONE) {
+      if (s->mark[v] == epoch) continue;
       const ng_connection *r = &cs->recs[slot];
-      if (s->mark[v] == epoch || !type_ok(&o->walk, r->connection_type)) continue;
+      if (filter && !type_ok(&o->walk, r->connection_type)) continue;
       double t = s->val[u] * link_weight(r, o->field) * pass;
       if (t < o->min_energy) continue;
       s->mark[v] = epoch;
@@ -571,6 +742,7 @@ static size_t spread_first(ng_runtime *rt, ngi_graph_scratch *s, const ng_spread
       s->queue[tail++] = v;
     }
   }
+  walker_end(s, &wk);
   return tail;
 }
 
@@ -581,6 +753,9 @@ static size_t spread_first(ng_runtime *rt, ngi_graph_scratch *s, const ng_spread
 static size_t spread_levels(ng_runtime *rt, ngi_graph_scratch *s, const ng_spread_opts *o,
                             unsigned dir, const uint32_t *src, const double *e, size_t n_src) {
   ngi_conns *cs = rt->conns;
+  walker wk;
+  walker_begin(rt, s, dir, true, &wk);
+  const bool filter = filtered(&o->walk);
   const uint32_t epoch = s->epoch;
   const double pass = 1 - o->decay;
   const bool sum = o->mode == NG_SPREAD_SUM;
@@ -603,12 +778,12 @@ static size_t spread_levels(ng_runtime *rt, ngi_graph_scratch *s, const ng_sprea
     for (size_t a = lo; a < hi; a++) {
       uint32_t u = s->arr[a].slot;
       double eu = s->arr[a].energy;
-      ngi_link_cursor k;
-      ngi_links_begin(cs, u, &k);
+      nbrs it;
+      nbrs_begin(&wk, u, &it);
       uint32_t slot, v;
-      while ((slot = ngi_links_next(cs, &k, dir, &v)) != NGI_NONE) {
+      while ((slot = nbrs_next(&wk, &it, &v)) != NGI_NONE) {
         const ng_connection *r = &cs->recs[slot];
-        if (!type_ok(&o->walk, r->connection_type)) continue;
+        if (filter && !type_ok(&o->walk, r->connection_type)) continue;
         double t = eu * link_weight(r, o->field) * pass;
         if (t < o->min_energy) continue;
         if (s->mark[v] != epoch) { /* first reach */
@@ -649,6 +824,7 @@ static size_t spread_levels(ng_runtime *rt, ngi_graph_scratch *s, const ng_sprea
     lo = hi;
     hi = n;
   }
+  walker_end(s, &wk);
   return reached;
 }
 
