@@ -180,7 +180,8 @@ describe("randomized model test", function()
     local function model_spread(src, o)
       local adj = model_adjacency(o.dir, false)
       local pass = 1 - o.decay
-      local val, depth, parent, origin, order = {}, {}, {}, nil, nil
+      local val, depth, parent = {}, {}, {}
+      local origin, order
       if o.mode == "first" then
         local q, head = {}, 1
         for _, s in ipairs(src) do
@@ -707,30 +708,30 @@ describe("randomized model test", function()
         end
         -- Dijkstra by brute force: settle the cheapest open token (ties: the smaller id)
         local adj = model_adjacency(dir, weighted)
-        local dist, pred, done = { [a] = 0 }, {}, {}
+        local reach, pred, done = { [a] = 0 }, {}, {}
         while true do
           local u
-          for v, d in pairs(dist) do
-            if not done[v] and (u == nil or d < dist[u] or (d == dist[u] and v < u)) then u = v end
+          for v, d in pairs(reach) do
+            if not done[v] and (u == nil or d < reach[u] or (d == reach[u] and v < u)) then u = v end
           end
           if u == nil or u == b then break end
           done[u] = true
           for _, l in ipairs(adj[u]) do
             local v, c = l[1], l[2]
             if c < math.huge and not done[v] then
-              local nd = dist[u] + c
-              if dist[v] == nil or nd < dist[v] then dist[v], pred[v] = nd, u
-              elseif nd == dist[v] and u < pred[v] then pred[v] = u end
+              local nd = reach[u] + c
+              if reach[v] == nil or nd < reach[v] then reach[v], pred[v] = nd, u
+              elseif nd == reach[v] and u < pred[v] then pred[v] = u end
             end
           end
         end
-        if dist[b] == nil then
+        if reach[b] == nil then
           if got ~= nil then fail(step, op, "path %d -> %d found, model has none", a, b) end
           return
         end
-        if got == nil then fail(step, op, "no path %d -> %d, model costs %s", a, b, dist[b]) end
-        if abs(cost - dist[b]) > 1e-9 then
-          fail(step, op, "path %d -> %d costs %s, model %s", a, b, cost, dist[b])
+        if got == nil then fail(step, op, "no path %d -> %d, model costs %s", a, b, reach[b]) end
+        if abs(cost - reach[b]) > 1e-9 then
+          fail(step, op, "path %d -> %d costs %s, model %s", a, b, cost, reach[b])
         end
         -- the path is a chain of allowed links adding up to its cost; with hops (no zero costs)
         -- it is exactly the model's: each token reached through its smallest-id predecessor
