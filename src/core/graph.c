@@ -884,7 +884,7 @@ ng_status ng_graph_spread(ng_runtime *rt, const ng_id *sources, const double *en
   double *e = ngi_alloc_array(rt, n, sizeof *e);
   ngi_graph_scratch *s = scratch_take(rt);
   hit *hits = NULL;
-  size_t m = 0, reached = 0, n_hits = 0;
+  size_t m = 0, reached = 0;
   if (!src || !e || !s) goto oom;
   for (size_t i = 0; i < n; i++)
     e[i] = energies ? energies[i] : 1.0;
@@ -925,8 +925,7 @@ ng_status ng_graph_spread(ng_runtime *rt, const ng_id *sources, const double *en
     off += a.depth + 1;
   }
   ngi_read_unlock(rt);
-  n_hits = m;
-  *n_out = n_hits;
+  *n_out = m;
   *path_n = off;
 out:
   if (hits) ngi_free(rt, hits, (m ? m : 1) * sizeof *hits);
