@@ -15,9 +15,10 @@
  *   - single-pair A* by L1 distance between two far corners: ng_graph_path with
  *     NG_COST_DISTANCE against igraph_get_shortest_path_dijkstra with the distances as weights
  *     (igraph 0.10.2 has no A*; 0.10.3 added one).
- * BFS and Dijkstra are timed as the first walk (the linked lists), repeated (the adjacency copy
- * that walks crossing many links make, current: the bar's rows; igraph's own index is built by
- * igraph_create, not timed either) and right after a write (the copy rebuilt in the walk).
+ * BFS is timed as the runtime's first walk (the linked lists), repeated (the adjacency copy that
+ * walks crossing many links make, current: the bar's rows; igraph's own index is built by
+ * igraph_create, not timed either) and right after a write (the copy rebuilt in the walk);
+ * Dijkstra repeated and after a write.
  * Results are compared (reached counts, costs); a mismatch makes the exit status 1. Without
  * --quick, a ratio above 1.5 on the repeated BFS or Dijkstra (the bar of issue 19) makes it 2.
  */
@@ -179,13 +180,14 @@ int main(int argc, char **argv) {
   igraph_matrix_init(&dist, 0, 0);
   const size_t src = (side / 2) * side + side / 2 < n ? (side / 2) * side + side / 2 : 0;
 
-  /* Each walk is timed three ways: the first of its kind (the linked lists: it then asks for the
-   * adjacency copy), repeated (the copy current: the bar's row), and right after a write (the
-   * copy rebuilt inside the walk). igraph's time is the same median on every row. */
+  /* BFS is timed three ways: the runtime's first walk (the linked lists, and the scratch
+   * allocated; it then asks for the adjacency copy), repeated (the copy current: the bar's row),
+   * and right after a write (the copy rebuilt inside the walk); Dijkstra repeated and after a
+   * write. igraph's time is the same median on every row of a walk. */
   ng_token t_iso;
   ng_token_init(&t_iso);
   size_t reached = 0;
-  double first_bfs, first_dij;
+  double first_bfs;
   t0 = now();
   if (ng_graph_bfs(rt, src + 1, NULL, ids, depths, n + 1, &reached) != NG_OK) die("bfs", rt);
   first_bfs = now() - t0;
@@ -231,12 +233,7 @@ int main(int argc, char **argv) {
     ti[r] = now() - t0;
   }
   double ig_dij = median(ti, reps);
-  /* a write, so the first Dijkstra does not find the copy the BFS made */
-  if (ng_token_update(rt, n + 1, &t_iso, NG_TF_WEIGHT) != NG_OK) die("update", rt);
-  t0 = now();
-  if (ng_graph_path(rt, src + 1, n + 1, &po, ids, n + 1, &pn, &cost) != NG_ENOTFOUND)
-    die("dijkstra", rt);
-  first_dij = now() - t0;
+  /* the BFS above left the copy of the outgoing links current: no first-walk row here */
   for (int r = 0; r < reps; r++) {
     t0 = now();
     if (ng_graph_path(rt, src + 1, n + 1, &po, ids, n + 1, &pn, &cost) != NG_ENOTFOUND)
@@ -257,8 +254,7 @@ int main(int argc, char **argv) {
       status = 1;
     }
   }
-  row("Dijkstra, one source, -ln(conf): first walk", first_dij, ig_dij);
-  double r_dij = row("Dijkstra: repeated", median(tn, reps), ig_dij);
+  double r_dij = row("Dijkstra, one source, -ln(conf): repeated", median(tn, reps), ig_dij);
   for (int r = 0; r < reps; r++) {
     t_iso.weight = (float)r;
     if (ng_token_update(rt, n + 1, &t_iso, NG_TF_WEIGHT) != NG_OK) die("update", rt);
