@@ -7,10 +7,7 @@
 
 /* ---- scratch ---------------------------------------------------------------- */
 
-/* Per-token-slot state of a walk, valid for a slot when mark[slot] == epoch
- * (a new walk bumps the epoch instead of clearing the arrays), plus the
- * growable queue, heap and lists. The runtime keeps one (rt->graph) for the
- * next walk; a walk running while another holds it makes its own. */
+/* A heap entry of a path search. */
 typedef struct heap_item {
   double key;    /* cost so far (+ heuristic) */
   uint32_t slot; /* token slot; ties are taken by slot, so the order is fixed */
@@ -37,7 +34,7 @@ typedef struct arrival {
  * ent[2k + 1] (the connection's slot) for k in off[u] .. off[u + 1], in
  * ascending connection id order, as ngi_links_next gives them. Valid while
  * the runtime's write sequence is `seq`: any write makes it stale. Walks
- * that cross many links build it (csr_prepare) and read it sequentially
+ * that cross many links build it (walker_begin) and read it sequentially
  * instead of following the linked lists from record to record. */
 typedef struct csr {
   uint32_t *off, *ent;
@@ -47,6 +44,11 @@ typedef struct csr {
   bool want; /* a walk in this direction crossed many links: build before the next */
 } csr;
 
+/* Per-token-slot state of a walk, valid for a slot when mark[slot] == epoch
+ * (a new walk bumps the epoch instead of clearing the arrays: 28 bytes a
+ * slot), the growable heap and lists, and the adjacency copies. The runtime
+ * keeps one (rt->graph) for the next walk; a walk running while another
+ * holds it makes its own. */
 struct ngi_graph_scratch {
   csr csr[3]; /* per direction: NG_OUT, NG_IN, NG_BOTH */
   size_t slots; /* the arrays below hold slots 0 .. slots - 1 */
@@ -62,7 +64,7 @@ struct ngi_graph_scratch {
   size_t links_cap;
   arrival *arr;
   size_t arr_cap;
-  uint32_t *at; /* SUM / MAX: a slot's arrival index at the current depth */
+  uint32_t *at; /* FIRST: a slot's source; SUM / MAX: its arrival at the current depth */
 };
 
 #define FREE_ARRAY(rt, p, n) ngi_free(rt, (p), (n) * sizeof *(p))
