@@ -110,7 +110,8 @@ int main(int argc, char **argv) {
   if (ng_cdna_set(rt, &cd) != NG_OK) die("ng_cdna_set", rt);
   double t0 = now();
   for (size_t i = 0; i < n + 1; i++) { /* token n + 1 stays unlinked: Dijkstra's target */
-    ng_place p = {0, {(double)(i % side) - (double)side / 2, (double)(i / side) - (double)side / 2, 0}};
+    ng_place p = {
+        0, {(double)(i % side) - (double)side / 2, (double)(i / side) - (double)side / 2, 0}};
     if (ng_token_create_at(rt, NULL, &p, 1, NULL) != NG_OK) die("ng_token_create_at", rt);
   }
   igraph_integer_t *ends = malloc(2 * m_want * sizeof *ends);
@@ -124,7 +125,8 @@ int main(int argc, char **argv) {
     if (m % 2 == 0) {
       b = rnd() % n;
     } else {
-      long x = (long)(a % side) + (long)(rnd() % 7) - 3, y = (long)(a / side) + (long)(rnd() % 7) - 3;
+      long x = (long)(a % side) + (long)(rnd() % 7) - 3,
+           y = (long)(a / side) + (long)(rnd() % 7) - 3;
       if (x < 0 || y < 0 || (size_t)x >= side) continue;
       b = (size_t)y * side + (size_t)x;
       if (b >= n) continue;
@@ -137,7 +139,8 @@ int main(int argc, char **argv) {
     ends[2 * m] = (igraph_integer_t)a;
     ends[2 * m + 1] = (igraph_integer_t)b;
     w_conf[m] = -log(c.confidence / 255.0);
-    double dx = (double)(a % side) - (double)(b % side), dy = (double)(a / side) - (double)(b / side);
+    double dx = (double)(a % side) - (double)(b % side),
+           dy = (double)(a / side) - (double)(b / side);
     w_dist[m] = sqrt(dx * dx + dy * dy);
     m++;
   }
@@ -162,7 +165,8 @@ int main(int argc, char **argv) {
     fclose(la);
   }
   printf("bench_graph: %zu tokens, %zu links (half random, half within 3 cells), %d reps, "
-         "load %.2f\n", n, m, reps, load);
+         "load %.2f\n",
+         n, m, reps, load);
   printf("  built in %.2f s (neurograph: tokens and links one call each), igraph_create %.2f s\n",
          t_build, t_igraph);
   printf("%-52s %13s %13s %8s\n", "", "neurograph", "igraph", "ratio");
@@ -228,8 +232,8 @@ int main(int argc, char **argv) {
   size_t pn = 0;
   for (int r = 0; r < reps; r++) {
     t0 = now();
-    igraph_distances_dijkstra(&g, &dist, igraph_vss_1((igraph_integer_t)src), igraph_vss_all(),
-                              &wc, IGRAPH_OUT);
+    igraph_distances_dijkstra(&g, &dist, igraph_vss_1((igraph_integer_t)src), igraph_vss_all(), &wc,
+                              IGRAPH_OUT);
     ti[r] = now() - t0;
   }
   double ig_dij = median(ti, reps);

@@ -1,4 +1,5 @@
-/* Tests of the graph walks: breadth-first walks, cheapest paths, spreading activation, bad input. */
+/* Tests of the graph walks: breadth-first walks, cheapest paths, spreading activation, bad input.
+ */
 #include "test.h"
 #include "test_alloc.h"
 
@@ -34,7 +35,8 @@ static ng_id link_conf(ng_runtime *rt, ng_id from, ng_id to, uint8_t conf) {
  */
 static ng_runtime *hand_graph(ngt_alloc *a) {
   ng_runtime *rt = new_rt(a);
-  static const double pos[6][3] = {{0, 0, 0}, {1, 0, 0}, {1, 1, 0}, {2, 0, 0}, {3, 0, 0}, {9, 0, 0}};
+  static const double pos[6][3] = {{0, 0, 0}, {1, 0, 0}, {1, 1, 0},
+                                   {2, 0, 0}, {3, 0, 0}, {9, 0, 0}};
   for (int i = 0; i < 6; i++) {
     ng_place p = {0, {pos[i][0], pos[i][1], pos[i][2]}};
     ng_id id = 0;
@@ -63,10 +65,10 @@ static void check_ids(const ng_id *got, size_t n, const ng_id *want, size_t wn, 
     fprintf(stderr, "\n");
   }
 }
-#define CHECK_IDS(got, n, ...)                                                                 \
-  do {                                                                                         \
-    const ng_id want_[] = {__VA_ARGS__};                                                       \
-    check_ids(got, n, want_, sizeof want_ / sizeof want_[0], __LINE__);                        \
+#define CHECK_IDS(got, n, ...)                                                                     \
+  do {                                                                                             \
+    const ng_id want_[] = {__VA_ARGS__};                                                           \
+    check_ids(got, n, want_, sizeof want_ / sizeof want_[0], __LINE__);                            \
   } while (0)
 
 #define CHECK_NEAR(a, b) CHECK(fabs((double)(a) - (double)(b)) < 1e-9)
@@ -330,8 +332,7 @@ static void test_spread_bad_input(void) {
   CHECK(strstr(ng_last_error(rt), "given twice") != NULL);
   CHECK_STATUS(ng_graph_spread(rt, src, &e, 1, &o, NULL, 0, &n, NULL, 0, &pn), NG_EINVAL);
   ng_id missing = 42;
-  CHECK_STATUS(ng_graph_spread(rt, &missing, NULL, 1, &o, NULL, 0, &n, NULL, 0, &pn),
-               NG_ENOTFOUND);
+  CHECK_STATUS(ng_graph_spread(rt, &missing, NULL, 1, &o, NULL, 0, &n, NULL, 0, &pn), NG_ENOTFOUND);
   o.walk.max_depth = 0;
   CHECK_STATUS(ng_graph_spread(rt, src, NULL, 1, &o, NULL, 0, &n, NULL, 0, &pn), NG_EINVAL);
   CHECK(strstr(ng_last_error(rt), "max_depth") != NULL);
@@ -389,7 +390,8 @@ static ng_runtime *random_graph(int n, uint64_t seed) {
   cd.max_out_degree = cd.max_in_degree = cd.max_total_degree = 100000;
   CHECK_STATUS(ng_cdna_set(rt, &cd), NG_OK);
   for (int i = 0; i < n; i++) {
-    ng_place p = {0, {(double)(ngt_rnd(&seed) % 200) - 100, (double)(ngt_rnd(&seed) % 200) - 100, 0}};
+    ng_place p = {0,
+                  {(double)(ngt_rnd(&seed) % 200) - 100, (double)(ngt_rnd(&seed) % 200) - 100, 0}};
     CHECK_STATUS(ng_token_create_at(rt, NULL, &p, 1, NULL), NG_OK);
   }
   for (int k = 0; k < 4 * n; k++) {
@@ -452,8 +454,8 @@ static void same_walks(ng_runtime *a, ng_runtime *b, ng_id from, ng_id to, int l
       sb = ng_graph_spread(b, &from, &e, 1, &o, xb, CAP, &nb, pb, 4 * CAP, &qb);
       CHECK(sa == sb && na == nb && qa == qb && na <= CAP && qa <= 4 * CAP);
       for (size_t i = 0; sa == NG_OK && i < na && i < nb; i++)
-        CHECK(xa[i].id == xb[i].id && xa[i].energy == xb[i].energy &&
-              xa[i].depth == xb[i].depth && xa[i].path_off == xb[i].path_off);
+        CHECK(xa[i].id == xb[i].id && xa[i].energy == xb[i].energy && xa[i].depth == xb[i].depth &&
+              xa[i].path_off == xb[i].path_off);
       if (sa == NG_OK) CHECK(memcmp(pa, pb, qa * sizeof *pa) == 0);
     }
   }

@@ -1,4 +1,5 @@
-/* Graph walks over the connections: breadth-first walks, cheapest paths and spreading activation. */
+/* Graph walks over the connections: breadth-first walks, cheapest paths and spreading activation.
+ */
 #include "conn_table.h"
 #include "introsort.h"
 
@@ -50,14 +51,14 @@ typedef struct csr {
  * keeps one (rt->graph) for the next walk; a walk running while another
  * holds it makes its own. */
 struct ngi_graph_scratch {
-  csr csr[3]; /* per direction: NG_OUT, NG_IN, NG_BOTH */
+  csr csr[3];   /* per direction: NG_OUT, NG_IN, NG_BOTH */
   size_t slots; /* the arrays below hold slots 0 .. slots - 1 */
   uint32_t epoch;
   uint32_t *mark;
   uint32_t *parent; /* predecessor slot (or arrival index) */
   uint32_t *depth;
-  double *val;      /* cost so far / energy */
-  uint32_t *queue;  /* a BFS queue: each slot at most once, so `slots` long */
+  double *val;     /* cost so far / energy */
+  uint32_t *queue; /* a BFS queue: each slot at most once, so `slots` long */
   heap_item *heap;
   size_t heap_cap;
   fn_link *links;
@@ -152,15 +153,13 @@ static bool scratch_begin(ng_runtime *rt, ngi_graph_scratch *s) {
 
 /* NG_OK if w is a usable walk (dir 0 read as NG_OUT into *dir); else
  * NG_EINVAL recorded for fn. */
-static ng_status check_walk(const ng_runtime *rt, const char *fn, const ng_walk *w,
-                            unsigned *dir) {
+static ng_status check_walk(const ng_runtime *rt, const char *fn, const ng_walk *w, unsigned *dir) {
   *dir = w->dir == 0 ? NG_OUT : (unsigned)w->dir;
   if (*dir != NG_OUT && *dir != NG_IN && *dir != NG_BOTH)
     return ngi_fail(rt, NG_EINVAL, "%s: dir must be NG_OUT, NG_IN or NG_BOTH, got %d", fn,
                     (int)w->dir);
   if (w->types[2] >> (NG_CONN_TYPES - 128))
-    return ngi_fail(rt, NG_EINVAL, "%s: types has bits for types above %d", fn,
-                    NG_CONN_TYPES - 1);
+    return ngi_fail(rt, NG_EINVAL, "%s: types has bits for types above %d", fn, NG_CONN_TYPES - 1);
   if (w->categories >> NG_CONN_CATEGORIES)
     return ngi_fail(rt, NG_EINVAL, "%s: categories has bits above category %d", fn,
                     NG_CONN_CATEGORIES - 1);
@@ -192,8 +191,8 @@ static inline double link_weight(const ng_connection *r, ng_weight_field f) {
 /* A missing token named `what` for fn (NG_EINVAL for an id that is none). */
 static ng_status missing_token(const ng_runtime *rt, const char *fn, const char *what, ng_id id) {
   if (!ngi_id_valid(id))
-    return ngi_fail(rt, NG_EINVAL, "%s: %s must be a token id within 1..2^53-1, got %llu", fn,
-                    what, (unsigned long long)id);
+    return ngi_fail(rt, NG_EINVAL, "%s: %s must be a token id within 1..2^53-1, got %llu", fn, what,
+                    (unsigned long long)id);
   return ngi_fail(rt, NG_ENOTFOUND, "%s: %s token %llu not found", fn, what,
                   (unsigned long long)id);
 }
@@ -332,8 +331,8 @@ static void walker_end(ngi_graph_scratch *s, const walker *w) {
 
 /* ---- breadth-first walk ----------------------------------------------------- */
 
-ng_status ng_graph_bfs(ng_runtime *rt, ng_id start, const ng_walk *w, ng_id *ids,
-                       uint32_t *depths, size_t cap, size_t *n_out) {
+ng_status ng_graph_bfs(ng_runtime *rt, ng_id start, const ng_walk *w, ng_id *ids, uint32_t *depths,
+                       size_t cap, size_t *n_out) {
   static const char fn[] = "ng_graph_bfs";
   static const ng_walk all = {0};
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
@@ -514,8 +513,10 @@ static ng_status check_path_opts(const ng_runtime *rt, const char *fn, const ng_
     return ngi_fail(rt, NG_EINVAL, "%s: cost must be NG_COST_HOPS..NG_COST_FN, got %d", fn,
                     (int)o->cost);
   if (o->field != NG_WEIGHT_CONFIDENCE && o->field != NG_WEIGHT_PULL)
-    return ngi_fail(rt, NG_EINVAL, "%s: field must be NG_WEIGHT_CONFIDENCE or NG_WEIGHT_PULL, "
-                    "got %d", fn, (int)o->field);
+    return ngi_fail(rt, NG_EINVAL,
+                    "%s: field must be NG_WEIGHT_CONFIDENCE or NG_WEIGHT_PULL, "
+                    "got %d",
+                    fn, (int)o->field);
   if (o->cost == NG_COST_DISTANCE && (o->space < 0 || o->space >= NG_SPACES))
     return ngi_fail(rt, NG_EINVAL, "%s: space must be 0..7, got %d", fn, o->space);
   if (o->cost == NG_COST_FN && !o->fn)
@@ -531,8 +532,7 @@ static ng_status check_path_opts(const ng_runtime *rt, const char *fn, const ng_
  * the read lock held; returns with it held. Writes made meanwhile (by fn or
  * another thread) are seen only by later expansions; tokens created since
  * the walk began are not reached. NG_EINVAL: fn refused a cost. */
-static ng_status expand_fn(search *q, const ng_path_opts *o, unsigned dir, uint32_t u,
-                           double du) {
+static ng_status expand_fn(search *q, const ng_path_opts *o, unsigned dir, uint32_t u, double du) {
   ng_runtime *rt = q->rt;
   ngi_graph_scratch *s = q->s;
   ngi_conns *cs = rt->conns;
@@ -560,9 +560,10 @@ static ng_status expand_fn(search *q, const ng_path_opts *o, unsigned dir, uint3
   }
   ngi_read_lock(rt);
   if (bad < n)
-    return ngi_fail(rt, NG_EINVAL, "ng_graph_path: fn returned %g for connection %llu (costs "
-                    "must be numbers >= 0)", s->links[bad].cost,
-                    (unsigned long long)s->links[bad].conn);
+    return ngi_fail(rt, NG_EINVAL,
+                    "ng_graph_path: fn returned %g for connection %llu (costs "
+                    "must be numbers >= 0)",
+                    s->links[bad].cost, (unsigned long long)s->links[bad].conn);
   for (size_t i = 0; i < n; i++)
     if (s->links[i].cost != INFINITY && !relax(q, u, s->links[i].other, du + s->links[i].cost))
       return NG_ENOMEM;
@@ -656,8 +657,8 @@ done:;
   scratch_give(rt, s);
   if (st != NG_OK) return st;
   if (n == 0)
-    return ngi_fail(rt, NG_ENOTFOUND, "%s: no path from %llu to %llu", fn,
-                    (unsigned long long)from, (unsigned long long)to);
+    return ngi_fail(rt, NG_ENOTFOUND, "%s: no path from %llu to %llu", fn, (unsigned long long)from,
+                    (unsigned long long)to);
   *n_out = n;
   if (cost) *cost = total;
   return NG_OK;
@@ -687,8 +688,10 @@ static ng_status check_spread_opts(const ng_runtime *rt, const char *fn, const n
   if (o->walk.max_depth == 0)
     return ngi_fail(rt, NG_EINVAL, "%s: max_depth must be at least 1, got 0", fn);
   if (o->field != NG_WEIGHT_CONFIDENCE && o->field != NG_WEIGHT_PULL)
-    return ngi_fail(rt, NG_EINVAL, "%s: field must be NG_WEIGHT_CONFIDENCE or NG_WEIGHT_PULL, "
-                    "got %d", fn, (int)o->field);
+    return ngi_fail(rt, NG_EINVAL,
+                    "%s: field must be NG_WEIGHT_CONFIDENCE or NG_WEIGHT_PULL, "
+                    "got %d",
+                    fn, (int)o->field);
   if (o->mode < NG_SPREAD_FIRST || o->mode > NG_SPREAD_MAX)
     return ngi_fail(rt, NG_EINVAL, "%s: mode must be NG_SPREAD_FIRST, _SUM or _MAX, got %d", fn,
                     (int)o->mode);
@@ -836,7 +839,8 @@ typedef struct hit {
   ng_id id;
   uint32_t slot, pad;
 } hit;
-#define HIT_LESS(a, b) ((a)->energy > (b)->energy || ((a)->energy == (b)->energy && (a)->id < (b)->id))
+#define HIT_LESS(a, b)                                                                             \
+  ((a)->energy > (b)->energy || ((a)->energy == (b)->energy && (a)->id < (b)->id))
 NGI_DEFINE_INTROSORT(sort_hits, hit, HIT_LESS)
 
 /* Write v's path (source first) into path[off .. off + depth] where it fits:
@@ -860,9 +864,9 @@ static void write_path(const ng_runtime *rt, const ngi_graph_scratch *s, bool fi
   a->depth = depth;
 }
 
-ng_status ng_graph_spread(ng_runtime *rt, const ng_id *sources, const double *energies,
-                          size_t n, const ng_spread_opts *o, ng_activation *out, size_t cap,
-                          size_t *n_out, ng_id *path, size_t path_cap, size_t *path_n) {
+ng_status ng_graph_spread(ng_runtime *rt, const ng_id *sources, const double *energies, size_t n,
+                          const ng_spread_opts *o, ng_activation *out, size_t cap, size_t *n_out,
+                          ng_id *path, size_t path_cap, size_t *path_n) {
   static const char fn[] = "ng_graph_spread";
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   ng_spread_opts defaults;
@@ -880,8 +884,10 @@ ng_status ng_graph_spread(ng_runtime *rt, const ng_id *sources, const double *en
   if (n == 0 || !sources) return ngi_fail(rt, NG_EINVAL, "%s: no sources given", fn);
   for (size_t i = 0; energies && i < n; i++)
     if (!(energies[i] >= 0) || isinf(energies[i]))
-      return ngi_fail(rt, NG_EINVAL, "%s: energy of source %llu must be a finite number >= 0, "
-                      "got %g", fn, (unsigned long long)sources[i], energies[i]);
+      return ngi_fail(rt, NG_EINVAL,
+                      "%s: energy of source %llu must be a finite number >= 0, "
+                      "got %g",
+                      fn, (unsigned long long)sources[i], energies[i]);
   uint32_t *src = ngi_alloc_array(rt, n, sizeof *src);
   double *e = ngi_alloc_array(rt, n, sizeof *e);
   ngi_graph_scratch *s = scratch_take(rt);
@@ -908,7 +914,8 @@ ng_status ng_graph_spread(ng_runtime *rt, const ng_id *sources, const double *en
     goto out;
   }
   bool first = o->mode == NG_SPREAD_FIRST;
-  reached = first ? spread_first(rt, s, o, dir, src, e, n) : spread_levels(rt, s, o, dir, src, e, n);
+  reached =
+      first ? spread_first(rt, s, o, dir, src, e, n) : spread_levels(rt, s, o, dir, src, e, n);
   if (reached == SIZE_MAX) goto oom_locked;
   for (size_t i = 0; i < reached; i++)
     if (s->val[s->queue[i]] >= o->threshold) s->queue[m++] = s->queue[i];

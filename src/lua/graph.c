@@ -69,8 +69,10 @@ static void read_cost(lua_State *L, int vidx, int arg, const char *fn, graph_opt
     lua_pushstring(L, s + 9); /* stack: ..., space name */
     int space = ngl_name(L, -1, NGL_NAME_SPACE);
     if (space < 0)
-      ngl_argerror(L, arg, fn, "cost names an unknown space in %s (expected 'distance:L1' .. "
-                   "'distance:L8' or an alias)", ngl_describe(L, vidx));
+      ngl_argerror(L, arg, fn,
+                   "cost names an unknown space in %s (expected 'distance:L1' .. "
+                   "'distance:L8' or an alias)",
+                   ngl_describe(L, vidx));
     lua_pop(L, 1);
     o->path.cost = NG_COST_DISTANCE;
     o->path.space = space;
@@ -123,10 +125,10 @@ static void read_opts(lua_State *L, int arg, const char *fn, uint64_t allowed, g
       read_cost(L, -1, arg, fn, o);
       break;
     case NGL_K_FIELD: {
-      ng_weight_field f = ngl_check_option(L, -1, arg, fn, "field",
-                                           "'confidence' or 'pull_strength'", fields) == 0
-                              ? NG_WEIGHT_CONFIDENCE
-                              : NG_WEIGHT_PULL;
+      ng_weight_field f =
+          ngl_check_option(L, -1, arg, fn, "field", "'confidence' or 'pull_strength'", fields) == 0
+              ? NG_WEIGHT_CONFIDENCE
+              : NG_WEIGHT_PULL;
       o->path.field = o->spread.field = f;
       break;
     }
@@ -160,8 +162,10 @@ static void read_opts(lua_State *L, int arg, const char *fn, uint64_t allowed, g
       lua_pushvalue(L, -1);
       lua_rotate(L, -3, 1); /* stack: ..., value, key, value */
       int at = lua_absindex(L, -3);
-      if (k == NGL_K_ENERGY) o->energy = at;
-      else o->cost_fn = at;
+      if (k == NGL_K_ENERGY)
+        o->energy = at;
+      else
+        o->cost_fn = at;
     }
     lua_pop(L, 1);
   }
@@ -192,8 +196,8 @@ static void *scratch(lua_State *L, size_t n, size_t size) {
 /* Runs the walk of rt.graph:bfs / neighbourhood into userdata buffers (left
  * on the stack); returns the count, or SIZE_MAX for a missing start (the
  * message is the runtime's last error). */
-static size_t run_bfs(lua_State *L, ngl_handle *self, const char *fn, ng_id start,
-                      const ng_walk *w, ng_id **ids, uint32_t **depths) {
+static size_t run_bfs(lua_State *L, ngl_handle *self, const char *fn, ng_id start, const ng_walk *w,
+                      ng_id **ids, uint32_t **depths) {
   size_t cap = 256, n = 0;
   for (;;) {
     *ids = scratch(L, cap, sizeof **ids);
@@ -283,11 +287,15 @@ static int cost_trampoline(lua_State *L) {
   int isnum = 0;
   double c = lua_tonumberx(L, -1, &isnum);
   if (!isnum)
-    return ngl_argerror(L, 4, "path", "cost function must return a number, got %s for "
-                        "connection %I", ngl_describe(L, -1), (LUAI_UACINT)conn);
+    return ngl_argerror(L, 4, "path",
+                        "cost function must return a number, got %s for "
+                        "connection %I",
+                        ngl_describe(L, -1), (LUAI_UACINT)conn);
   if (!(c >= 0))
-    return ngl_argerror(L, 4, "path", "cost function returned %s for connection %I (costs must "
-                        "be >= 0)", ngl_describe(L, -1), (LUAI_UACINT)conn);
+    return ngl_argerror(L, 4, "path",
+                        "cost function returned %s for connection %I (costs must "
+                        "be >= 0)",
+                        ngl_describe(L, -1), (LUAI_UACINT)conn);
   return 1;
 }
 
@@ -395,8 +403,10 @@ static int graph_spread(lua_State *L) {
   double *e = scratch(L, n, sizeof *e);
   bool elist = o.energy && lua_type(L, o.energy) == LUA_TTABLE;
   if (elist && lua_rawlen(L, o.energy) != n)
-    return ngl_argerror(L, 3, fn, "energy must be a number or a list of %d numbers (one per "
-                        "source), got %d", (int)n, (int)lua_rawlen(L, o.energy));
+    return ngl_argerror(L, 3, fn,
+                        "energy must be a number or a list of %d numbers (one per "
+                        "source), got %d",
+                        (int)n, (int)lua_rawlen(L, o.energy));
   for (size_t i = 0; i < n; i++) {
     if (list) lua_rawgeti(L, 2, (lua_Integer)i + 1); /* stack: ..., id (popped below) */
     src[i] = ngl_check_token_id(L, list ? -1 : 2, 2, fn, self->owner);
@@ -451,8 +461,8 @@ static int graph_tostring(lua_State *L) {
 }
 
 static const luaL_Reg graph_methods[] = {
-    {"bfs", graph_bfs},     {"neighbourhood", graph_neighbourhood},
-    {"path", graph_path},   {"spread", graph_spread},
+    {"bfs", graph_bfs},   {"neighbourhood", graph_neighbourhood},
+    {"path", graph_path}, {"spread", graph_spread},
     {NULL, NULL},
 };
 static const luaL_Reg graph_meta[] = {{"__tostring", graph_tostring}, {NULL, NULL}};
