@@ -34,13 +34,16 @@ typedef struct arrival {
  * that way from token slot u are ent[2k] (the other end's slot) and
  * ent[2k + 1] (the connection's slot) for k in off[u] .. off[u + 1], in
  * ascending connection id order, as ngi_links_next gives them. Valid while
- * the runtime's write sequence is `seq`: any write makes it stale. Walks
+ * the runtime's write sequence is `seq` (any write makes it stale; the table's
+ * sizes are kept beside it so that a 32-bit sequence come round to the same
+ * value after 2^31 writes is still caught by any change of size). Walks
  * that cross many links build it (walker_begin) and read it sequentially
  * instead of following the linked lists from record to record. */
 typedef struct csr {
   uint32_t *off, *ent;
   size_t off_n, ent_n; /* allocated elements */
   unsigned seq;
+  size_t len, live, slot_cap; /* the tables' sizes when it was built */
   bool valid;
   bool want; /* a walk in this direction crossed many links: build before the next */
 } csr;
@@ -315,9 +318,14 @@ static void walker_begin(ng_runtime *rt, ngi_graph_scratch *s, unsigned dir, boo
   unsigned seq = atomic_load_explicit(&rt->wseq, memory_order_acquire);
   csr *c = &s->csr[dir - 1];
   if (!may_copy || (seq & 1u)) return;
-  if (!(c->valid && c->seq == seq)) {
+  const ngi_conns *cs = rt->conns;
+  if (!(c->valid && c->seq == seq && c->len == cs->len && c->live == cs->live &&
+        c->slot_cap == rt->tokens.slot_cap)) {
     if (!c->want || !csr_build(rt, c, dir)) return;
     c->seq = seq;
+    c->len = cs->len;
+    c->live = cs->live;
+    c->slot_cap = rt->tokens.slot_cap;
   }
   w->off = c->off;
   w->ent = c->ent;
