@@ -946,6 +946,140 @@ NG_API ng_status ng_token_links(ng_runtime *rt, ng_id id, const ng_link_filter *
 
 /** @} */
 /* ------------------------------------------------------------------------ */
+/** @name Graph walks (graph.c)
+ * Walks over the connections as a graph, in the read lock (so they see one
+ * commit), allocation-free per step: they reuse a scratch area the runtime
+ * keeps (a mark per token slot, a queue, a heap; held by one walk at a time,
+ * a concurrent walk allocates its own). A link is crossed the way
+ * ng_token_links lists it: NG_OUT follows from -> to, NG_IN to -> from, and
+ * a bidirectional link both ways; a token's links are taken in ascending
+ * connection id order, so every result is deterministic. */
+/** @{ */
+
+/** Which links a walk may cross. All zero: outgoing links of any type, any
+ *  depth. A link must pass both the type and the category set. */
+typedef struct ng_walk {
+  ng_direction dir;    /**< NG_OUT (or 0), NG_IN or NG_BOTH */
+  uint32_t max_depth;  /**< most hops from the start; 0 = no limit */
+  uint64_t types[3];   /**< bit t % 64 of types[t / 64]: type t may be crossed; all 0 = any */
+  uint16_t categories; /**< bit c: category c may be crossed; 0 = any */
+} ng_walk;
+
+/**
+ * Breadth-first walk from `start` (w NULL: all zero): the tokens reached,
+ * start first at depth 0, in BFS order (a token's neighbours in ascending
+ * connection id order), each once with its depth (hops), into
+ * ids[0..cap) and depths[0..cap) (depths may be NULL); *n_out (required)
+ * gets the total, which may exceed cap (cap 0 counts). A neighbourhood of
+ * `hops` is this walk with max_depth = hops. NG_ENOTFOUND: no such start
+ * token; NG_EINVAL: a bad direction, type bit (176 and above) or category
+ * bit (11 and above).
+ */
+NG_API ng_status ng_graph_bfs(ng_runtime *rt, ng_id start, const ng_walk *w, ng_id *ids,
+                              uint32_t *depths, size_t cap, size_t *n_out);
+
+/** How a path search costs a link. */
+typedef enum ng_cost {
+  NG_COST_HOPS = 0, /**< 1 per link */
+  NG_COST_WEIGHT,   /**< -ln(w), w the link's ng_weight_field: stronger is cheaper */
+  NG_COST_DISTANCE, /**< the distance between its ends in `space` (A*) */
+  NG_COST_FN        /**< what `fn` returns */
+} ng_cost;
+
+/** The connection field a link's strength w (0..1) comes from. */
+typedef enum ng_weight_field {
+  NG_WEIGHT_CONFIDENCE = 0, /**< confidence / 255 */
+  NG_WEIGHT_PULL            /**< pull_strength / 10, clamped to 0..1 (repulsion carries nothing) */
+} ng_weight_field;
+
+/** A link's cost for NG_COST_FN: `c` is a copy of the record (read-only),
+ *  `conn` its id, the walk crossing it from token `from` to token `to`.
+ *  Called with no lock held (it may call the store; the walk then sees
+ *  its writes only in the tokens it has not expanded yet). Return a cost
+ *  >= 0, +infinity to refuse the link, or NaN / a negative number to stop
+ *  the search (NG_EINVAL, or the caller's own error). */
+typedef double (*ng_cost_fn)(const ng_connection *c, ng_id conn, ng_id from, ng_id to, void *ud);
+
+/** Options of ng_graph_path; all zero: fewest hops over outgoing links. */
+typedef struct ng_path_opts {
+  ng_walk walk;          /**< links that may be crossed (its max_depth is not used) */
+  ng_cost cost;          /**< how a link is costed */
+  ng_weight_field field; /**< for NG_COST_WEIGHT */
+  int space;             /**< for NG_COST_DISTANCE: 0..7 */
+  double max_cost;       /**< paths costing more are not found; 0 = no limit */
+  ng_cost_fn fn;         /**< for NG_COST_FN */
+  void *ud;              /**< passed to fn */
+} ng_path_opts;
+
+/**
+ * A cheapest path from `from` to `to` (o NULL: all zero): Dijkstra, or A*
+ * with the straight-line distance to `to` as its heuristic under
+ * NG_COST_DISTANCE (which crosses only links whose ends are both placed in
+ * the space). The tokens from `from` to `to` into ids[0..cap); *n_out
+ * (required) gets the path's length in tokens, which may exceed cap (then
+ * ids holds nothing useful: call again with room); *cost (may be NULL) its
+ * cost. Ties: among equally cheap ways to reach a token, the one through
+ * the predecessor with the smallest id, so one store gives one path.
+ * NG_ENOTFOUND: a missing end token, or no path (within max_cost);
+ * NG_EINVAL: bad options, or fn returned NaN or a negative cost.
+ */
+NG_API ng_status ng_graph_path(ng_runtime *rt, ng_id from, ng_id to, const ng_path_opts *o,
+                               ng_id *ids, size_t cap, size_t *n_out, double *cost);
+
+/** How spreading activation combines several arrivals at one token. */
+typedef enum ng_spread_mode {
+  NG_SPREAD_FIRST = 0, /**< the original's: a token keeps its first arrival in BFS order */
+  NG_SPREAD_SUM,       /**< the sum over all arrivals (walks) */
+  NG_SPREAD_MAX        /**< the strongest arrival */
+} ng_spread_mode;
+
+/** Options of ng_graph_spread; ng_spread_init sets the original's defaults. */
+typedef struct ng_spread_opts {
+  ng_walk walk;          /**< links energy crosses (max_depth 0 is refused: see init) */
+  ng_weight_field field; /**< w of a link */
+  ng_spread_mode mode;
+  double min_energy; /**< energy below this does not cross a link (0.01) */
+  double decay;      /**< a link passes E * w * (1 - decay) (0.2), 0..1 */
+  double threshold;  /**< tokens below this energy are not reported (0.1) */
+} ng_spread_opts;
+
+/** The original's defaults: outgoing links of any type, max_depth 5,
+ *  confidence, NG_SPREAD_FIRST, min_energy 0.01, decay 0.2, threshold 0.1. */
+NG_API void ng_spread_init(ng_spread_opts *o);
+
+/** A token that spreading activation reached. Its path (source first, the
+ *  token last, depth + 1 tokens) is path[path_off .. path_off + depth]. */
+typedef struct ng_activation {
+  ng_id id;
+  ng_id source; /**< the source its path starts from */
+  double energy;
+  uint32_t depth; /**< the hops of its path */
+  size_t path_off;
+} ng_activation;
+
+/**
+ * Spreading activation from sources[0..n) with energies[0..n) (NULL: 1
+ * each): energy E at a token crosses each link the walk allows as
+ * E * w * (1 - decay), not when that is below min_energy, for at most
+ * max_depth hops. NG_SPREAD_FIRST: a breadth-first walk in which a token
+ * takes the energy of its first arrival and passes it on once.
+ * NG_SPREAD_SUM / NG_SPREAD_MAX: level by level, the energy arriving at a
+ * token at depth d is the sum (the maximum) of what its predecessors at
+ * depth d - 1 pass on, and passes on in turn; a token's energy is the sum
+ * (the maximum) over depths, its path the strongest arrival's route (a
+ * source's arrivals add to its own energy under SUM). The tokens with
+ * energy >= threshold, by energy (descending) then id, into out[0..cap),
+ * their paths into path[0..path_cap); *n_out and *path_n (both required)
+ * get the totals (cap 0 / path_cap 0 count). NG_ENOTFOUND: a source is
+ * missing; NG_EINVAL: a source given twice, an energy not finite and >= 0,
+ * max_depth 0, min_energy, decay or threshold out of range or NaN.
+ */
+NG_API ng_status ng_graph_spread(ng_runtime *rt, const ng_id *sources, const double *energies,
+                                 size_t n, const ng_spread_opts *o, ng_activation *out, size_t cap,
+                                 size_t *n_out, ng_id *path, size_t path_cap, size_t *path_n);
+
+/** @} */
+/* ------------------------------------------------------------------------ */
 /** @name Connection store */
 /** @{ */
 

@@ -153,6 +153,120 @@ describe("randomized model test", function()
       return ids, others
     end
 
+    -- The graph the walks see: per token, {other end, cost} of each link acting in dir, in
+    -- ascending connection id order (a bidirectional link acts both ways, a self-link once).
+    -- cost: nil for hops (1), else -ln(w) with w = pull / 10 clamped to 0..1 (math.huge for 0).
+    local function model_adjacency(dir, weighted)
+      local adj = {}
+      for _, id in ipairs(live) do adj[id] = {} end
+      for _, cid in ipairs(conn_live) do
+        local c = conns[cid]
+        local w = math.min(math.max(f32(c.pull) / 10, 0), 1)
+        local cost = 1
+        if weighted then cost = w > 0 and -math.log(w) or math.huge end
+        local ends = c.from == c.to and { c.from } or { c.from, c.to }
+        for _, x in ipairs(ends) do
+          local as_out, as_in = c.from == x, c.to == x
+          if (dir ~= "in" and (as_out or c.bidir)) or (dir ~= "out" and (as_in or c.bidir)) then
+            local l = adj[x]
+            l[#l + 1] = { as_out and c.to or c.from, cost, w }
+          end
+        end
+      end
+      return adj
+    end
+
+    -- Spreading activation as docs/api.md defines it, in the same order of operations.
+    local function model_spread(src, o)
+      local adj = model_adjacency(o.dir, false)
+      local pass = 1 - o.decay
+      local val, depth, parent = {}, {}, {}
+      local origin, order
+      if o.mode == "first" then
+        local q, head = {}, 1
+        for _, s in ipairs(src) do
+          val[s], depth[s] = o.energy, 0
+          q[#q + 1] = s
+        end
+        while head <= #q do
+          local u = q[head]
+          head = head + 1
+          if depth[u] < o.max_depth then
+            for _, l in ipairs(adj[u]) do
+              local v = l[1]
+              local t = val[u] * l[3] * pass
+              if val[v] == nil and t >= 0.01 then
+                val[v], depth[v], parent[v] = t, depth[u] + 1, u
+                q[#q + 1] = v
+              end
+            end
+          end
+        end
+        order = q
+      else
+        -- level by level: arrivals {slot, energy, best, parent arrival, depth}
+        local arr, best_arr, reached = {}, {}, {}
+        for _, s in ipairs(src) do
+          arr[#arr + 1] = { s, o.energy, o.energy, nil, 0 }
+          val[s], best_arr[s] = o.energy, #arr
+          reached[#reached + 1] = s
+        end
+        local lo, hi = 1, #arr
+        for d = 0, o.max_depth - 1 do
+          if lo > hi then break end
+          local at = {}
+          for a = lo, hi do
+            local u, eu = arr[a][1], arr[a][2]
+            for _, l in ipairs(adj[u]) do
+              local v = l[1]
+              local t = eu * l[3] * pass
+              if t >= 0.01 then
+                if val[v] == nil then val[v] = 0 reached[#reached + 1] = v end
+                local b = at[v]
+                if not b then
+                  arr[#arr + 1] = { v, 0, -1, nil, d + 1 }
+                  b = #arr
+                  at[v] = b
+                end
+                local x = arr[b]
+                if o.mode == "sum" then x[2] = x[2] + t elseif t > x[2] then x[2] = t end
+                if t > x[3] then x[3], x[4] = t, a end
+              end
+            end
+          end
+          for b = hi + 1, #arr do
+            local v, ev = arr[b][1], arr[b][2]
+            local p = best_arr[v]
+            if o.mode == "sum" then val[v] = val[v] + ev elseif ev > val[v] then val[v] = ev end
+            if p == nil or ev > arr[p][2] then best_arr[v] = b end
+          end
+          lo, hi = hi + 1, #arr
+        end
+        order = reached
+        for _, v in ipairs(reached) do
+          depth[v] = arr[best_arr[v]][5]
+          parent[v] = best_arr[v] -- here the strongest arrival's index
+        end
+        origin = arr
+      end
+      local out = {}
+      for _, v in ipairs(order) do
+        if val[v] >= o.threshold then
+          local path = {}
+          if o.mode == "first" then
+            local x = v
+            while x do table.insert(path, 1, x) x = parent[x] end
+          else
+            local b = parent[v]
+            while b do table.insert(path, 1, origin[b][1]) b = origin[b][4] end
+          end
+          out[#out + 1] = { id = v, energy = val[v], depth = depth[v], path = path }
+        end
+      end
+      table.sort(out, function(p, q) return p.energy > q.energy or (p.energy == q.energy and p.id < q.id) end)
+      return out
+    end
+
     local function model_delete_connection(cid)
       local c = conns[cid]
       by_key[c.from .. ":" .. c.to .. ":" .. c.type] = nil
@@ -546,6 +660,128 @@ describe("randomized model test", function()
         local got, want = C:find(a, b, ty), model_find(a, b, ty)
         if got ~= want then
           fail(step, op, "find(%d, %d, %s) = %s, model %s", a, b, ty, tostring(got), tostring(want))
+        end
+      end },
+      { 2, "graph bfs", function()
+        local id = random_live(live)
+        local dir = ({"out", "in", "both"})[random(3)]
+        local depth = random() < 0.5 and random(1, 4) or nil
+        local got, msg = rt.graph:bfs(id, { dir = dir, max_depth = depth })
+        if not tokens[id] then
+          if got ~= nil or not tostring(msg):find("not found", 1, true) then
+            fail(step, op, "bfs from missing %d: %s", id, tostring(msg))
+          end
+          return
+        end
+        local adj = model_adjacency(dir, nil)
+        local want, seen, head = { {id, 0} }, { [id] = true }, 1
+        while head <= #want do
+          local u, d = want[head][1], want[head][2]
+          head = head + 1
+          if not depth or d < depth then
+            for _, l in ipairs(adj[u] or {}) do
+              if not seen[l[1]] then
+                seen[l[1]] = true
+                want[#want + 1] = { l[1], d + 1 }
+              end
+            end
+          end
+        end
+        if #got ~= #want then fail(step, op, "bfs from %d: %d tokens, model %d", id, #got, #want) end
+        for i = 1, #want do
+          if got[i][1] ~= want[i][1] or got[i][2] ~= want[i][2] then
+            fail(step, op, "bfs from %d: entry %d is %d@%d, model %d@%d", id, i, got[i][1], got[i][2],
+                 want[i][1], want[i][2])
+          end
+        end
+      end },
+      { 2, "graph path", function()
+        local a, b = random_live(live), random_live(live)
+        local dir = ({"out", "in", "both"})[random(3)]
+        local weighted = random() < 0.5
+        local opts = { dir = dir, cost = weighted and "weight" or "hops",
+                       field = weighted and "pull_strength" or nil }
+        local got, cost = rt.graph:path(a, b, opts)
+        if not tokens[a] or not tokens[b] then
+          if got ~= nil then fail(step, op, "path between missing tokens %d, %d", a, b) end
+          return
+        end
+        -- Dijkstra by brute force: settle the cheapest open token (ties: the smaller id)
+        local adj = model_adjacency(dir, weighted)
+        local reach, pred, done = { [a] = 0 }, {}, {}
+        while true do
+          local u
+          for v, d in pairs(reach) do
+            if not done[v] and (u == nil or d < reach[u] or (d == reach[u] and v < u)) then u = v end
+          end
+          if u == nil or u == b then break end
+          done[u] = true
+          for _, l in ipairs(adj[u]) do
+            local v, c = l[1], l[2]
+            if c < math.huge and not done[v] then
+              local nd = reach[u] + c
+              if reach[v] == nil or nd < reach[v] then reach[v], pred[v] = nd, u
+              elseif nd == reach[v] and u < pred[v] then pred[v] = u end
+            end
+          end
+        end
+        if reach[b] == nil then
+          if got ~= nil then fail(step, op, "path %d -> %d found, model has none", a, b) end
+          return
+        end
+        if got == nil then fail(step, op, "no path %d -> %d, model costs %s", a, b, reach[b]) end
+        if abs(cost - reach[b]) > 1e-9 then
+          fail(step, op, "path %d -> %d costs %s, model %s", a, b, cost, reach[b])
+        end
+        -- the path is a chain of allowed links adding up to its cost; with hops (no zero costs)
+        -- it is exactly the model's: each token reached through its smallest-id predecessor
+        local sum = 0
+        for i = 2, #got do
+          local best = math.huge
+          for _, l in ipairs(adj[got[i - 1]]) do
+            if l[1] == got[i] and l[2] < best then best = l[2] end
+          end
+          if best == math.huge then fail(step, op, "path %d -> %d: no link %d -> %d", a, b, got[i - 1], got[i]) end
+          sum = sum + best
+        end
+        if got[1] ~= a or got[#got] ~= b or abs(sum - cost) > 1e-9 then
+          fail(step, op, "path %d -> %d does not add up", a, b)
+        end
+        if not weighted then
+          local want, v = {}, b
+          while v do table.insert(want, 1, v) v = pred[v] end
+          if table.concat(want, ",") ~= table.concat(got, ",") then
+            fail(step, op, "path %d -> %d is %s, model %s", a, b, table.concat(got, ","), table.concat(want, ","))
+          end
+        end
+      end },
+      { 2, "graph spread", function()
+        local src = { random_live(live) }
+        if random() < 0.3 then src[2] = random_live(live) end
+        if src[2] == src[1] then src[2] = nil end
+        local mode = ({"first", "sum", "max"})[random(3)]
+        local dir = random() < 0.7 and "out" or "both"
+        local opts = { mode = mode, dir = dir, field = "pull_strength", energy = random(1, 40) / 4,
+                       max_depth = random(1, 5), decay = random(0, 4) / 10, threshold = random(0, 4) / 10 }
+        local got, msg = rt.graph:spread(src, opts)
+        for _, s in ipairs(src) do
+          if not tokens[s] then
+            if got ~= nil or not tostring(msg):find("not found", 1, true) then
+              fail(step, op, "spread from missing %d: %s", s, tostring(msg))
+            end
+            return
+          end
+        end
+        local want = model_spread(src, opts)
+        if #got ~= #want then fail(step, op, "spread: %d tokens, model %d", #got, #want) end
+        for i = 1, #want do
+          local g, w = got[i], want[i]
+          if g.id ~= w.id or abs(g.energy - w.energy) > 1e-9 or g.depth ~= w.depth
+             or table.concat(g.path, ",") ~= table.concat(w.path, ",") then
+            fail(step, op, "spread %s entry %d: %d %.17g %d [%s], model %d %.17g %d [%s]", mode, i,
+                 g.id, g.energy, g.depth, table.concat(g.path, ","), w.id, w.energy, w.depth,
+                 table.concat(w.path, ","))
+          end
         end
       end },
       { 4, "links", function()

@@ -64,6 +64,42 @@ uint32_t ngi_conns_find_slot(const ngi_conns *c, ng_id id);
 /* The adjacency entry of `token`, or NULL when it has no connection. The
  * pointer is invalidated by any change to the table. */
 adj_entry *ngi_conns_find_adj(ngi_conns *c, uint32_t token);
+/* A cursor over the links of one token in ascending connection id order: its
+ * out- and in-lists merged (slot order is id order, and NGI_NONE, the
+ * largest, ends a list). The one home of the rule by which a link acts in a
+ * direction: NG_OUT takes the links the token starts and NG_IN those it
+ * ends, a bidirectional link acting both ways at both ends; a self-link sits
+ * in both lists and comes once. Walking it never allocates. Caller holds a
+ * lock; any change to the table invalidates the cursor. */
+typedef struct ngi_link_cursor {
+  uint32_t o, i; /* the next slots of the two lists */
+} ngi_link_cursor;
+
+static inline void ngi_links_begin(ngi_conns *c, uint32_t token, ngi_link_cursor *k) {
+  const adj_entry *e = ngi_conns_find_adj(c, token);
+  k->o = e ? e->out_head : NGI_NONE;
+  k->i = e ? e->in_head : NGI_NONE;
+}
+
+/* The slot of the next link acting in direction dir, or NGI_NONE at the end;
+ * *other gets the token slot at its other end. */
+static inline uint32_t ngi_links_next(const ngi_conns *c, ngi_link_cursor *k, unsigned dir,
+                                      uint32_t *other) {
+  while (k->o != NGI_NONE || k->i != NGI_NONE) {
+    uint32_t take = k->o <= k->i ? k->o : k->i;
+    bool as_out = k->o == take, as_in = k->i == take;
+    if (as_out) k->o = c->meta[take].out_next;
+    if (as_in) k->i = c->meta[take].in_next;
+    const ng_connection *r = &c->recs[take];
+    bool bidir = r->flags & NG_CONN_BIDIRECTIONAL;
+    if (((dir & NG_OUT) && (as_out || bidir)) || ((dir & NG_IN) && (as_in || bidir))) {
+      *other = as_out ? r->token_b_id : r->token_a_id;
+      return take;
+    }
+  }
+  return NGI_NONE;
+}
+
 /* The id of the connection (from, to, type) other than `except`, or 0
  * (from and to are token slots). */
 ng_id ngi_conns_find_dup(ngi_conns *c, uint32_t from, uint32_t to, unsigned type, ng_id except);

@@ -417,31 +417,23 @@ ng_status ng_connection_find(ng_runtime *rt, ng_id from, ng_id to, unsigned type
 }
 
 /* The links of token slot `tok` in direction dir of `type` and `category`
- * (NG_ANY: any), in ascending id order: the first cap of them into conns
- * and others (each may be NULL), the count returned. The two lists are
- * merged: slot order is id order, so comparing slots sorts by id (NGI_NONE,
- * the largest, ends a list); a self-link sits in both lists and counts once.
- * A bidirectional link is outgoing and incoming at both ends. Caller holds
- * the read lock. */
+ * (NG_ANY: any), in ascending id order (ngi_link_cursor): the first cap of
+ * them into conns and others (each may be NULL), the count returned. Caller
+ * holds the read lock. */
 static size_t walk_links(ng_runtime *rt, uint32_t tok, ng_direction dir, int type, int category,
                          ng_id *conns, ng_id *others, size_t cap) {
   ngi_conns *cs = rt->conns;
-  const adj_entry *e = ngi_conns_find_adj(cs, tok);
-  uint32_t o = e ? e->out_head : NGI_NONE, i = e ? e->in_head : NGI_NONE;
+  ngi_link_cursor k;
+  ngi_links_begin(cs, tok, &k);
   size_t n = 0;
-  while (o != NGI_NONE || i != NGI_NONE) {
-    uint32_t take = o <= i ? o : i;
-    bool as_out = o == take, as_in = i == take;
-    if (as_out) o = cs->meta[o].out_next;
-    if (as_in) i = cs->meta[i].in_next;
+  uint32_t take, other;
+  while ((take = ngi_links_next(cs, &k, dir, &other)) != NGI_NONE) {
     const ng_connection *r = &cs->recs[take];
-    bool bidir = r->flags & NG_CONN_BIDIRECTIONAL;
-    if (!(((dir & NG_OUT) && (as_out || bidir)) || ((dir & NG_IN) && (as_in || bidir)))) continue;
     if (type != NG_ANY && r->connection_type != type) continue;
     if (category != NG_ANY && (r->connection_type >> 4) != category) continue;
     if (n < cap) {
       if (conns) conns[n] = cs->meta[take].id;
-      if (others) others[n] = ngi_token_id_of(&rt->tokens, as_out ? r->token_b_id : r->token_a_id);
+      if (others) others[n] = ngi_token_id_of(&rt->tokens, other);
     }
     n++;
   }

@@ -142,6 +142,13 @@ void ngi_grid_clear(ng_runtime *rt, ngi_grid *g);
  * afresh (a rolled-back transaction's grids). g may be NULL. Never fails. */
 void ngi_grid_reset(ng_runtime *rt, ngi_grid *g);
 
+/* ---- graph.c: graph walks ------------------------------------------------ */
+
+/* The buffers a walk reuses (graph.c); the runtime keeps one in rt->graph. */
+typedef struct ngi_graph_scratch ngi_graph_scratch;
+/* Free s (may be NULL). Never fails. */
+void ngi_graph_free(ng_runtime *rt, ngi_graph_scratch *s);
+
 /* ---- crc32c.c, snapshot_*.c: snapshots ----------------------------------- */
 
 /* CRC-32C (Castagnoli) of n bytes, continuing `crc` (start with 0; the result
@@ -206,6 +213,9 @@ struct ng_runtime {
   ngi_txn txn;               /* the open transaction, if any (txn.h); under the write lock */
   ngi_events ev;             /* the change feed, subscriptions and zones (events.h) */
   ngi_metrics metrics;       /* counters and latencies (metrics.h), when the CDNA enables them */
+  /* The graph walks' scratch, taken by one walk at a time (graph.c); NULL
+   * while one runs or before the first. */
+  ngi_graph_scratch *_Atomic graph;
 };
 
 /* ---- events.h's inline gate for moves (needs the runtime's fields) ------- */

@@ -16,6 +16,7 @@ static void runtime_destroy(ng_runtime *rt, int lock_ready) {
   for (int s = 0; s < NG_SPACES; s++)
     if (rt->grids[s]) ngi_grid_destroy(rt, rt->grids[s]);
   if (rt->conns) ngi_conns_destroy(rt, rt->conns);
+  ngi_graph_free(rt, atomic_load(&rt->graph));
   ngi_tokens_destroy(rt, &rt->tokens);
   ngi_txn_free(rt);
   if (lock_ready) {

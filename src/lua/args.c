@@ -428,6 +428,19 @@ int ngl_check_option(lua_State *L, int idx, int arg, const char *fn, const char 
                       ngl_describe_near(L, idx, &n));
 }
 
+int ngl_check_category(lua_State *L, int idx, int arg, const char *fn, const char *what) {
+  int ok = 0;
+  lua_Integer n = lua_type(L, idx) == LUA_TNUMBER ? lua_tointegerx(L, idx, &ok) : -1;
+  if (ok && n >= 0 && n < NG_CONN_CATEGORIES) return (int)n;
+  const char *names[NG_CONN_CATEGORIES + 1];
+  for (unsigned c = 0; c < NG_CONN_CATEGORIES; c++)
+    names[c] = ng_conn_category_name(c);
+  names[NG_CONN_CATEGORIES] = NULL;
+  return ngl_check_option(L, idx, arg, fn, what,
+                          "a category name ('Semantic' .. 'Dynamic', as in ng.categories) or 0..10",
+                          names);
+}
+
 uint32_t ngl_check_profile(lua_State *L, int idx, int arg, const char *fn) {
   idx = lua_absindex(L, idx);
   lua_Integer p = -1;

@@ -19,11 +19,12 @@ enum {
   NGL_UV_RUNTIME_MT = 1,
   NGL_UV_TOKEN_MT,
   NGL_UV_CONN_MT,
-  NGL_UV_TOKENS_MT,     /* rt.tokens; the next four follow in this order */
+  NGL_UV_TOKENS_MT,     /* rt.tokens; the next five follow in this order */
   NGL_UV_CONNS_MT,      /* rt.connections */
   NGL_UV_GRID_MT,       /* rt.grid */
   NGL_UV_CDNA_MT,       /* rt.cdna */
   NGL_UV_EVENTS_MT,     /* rt.events */
+  NGL_UV_GRAPH_MT,      /* rt.graph */
   NGL_UV_KEYS,          /* name -> NGL_K_*; keeps the ngl_names strings alive */
   NGL_UV_SPACES,        /* "L1".."L8" and aliases -> 0..7 */
   NGL_UV_ENTITIES,      /* entity name -> 0..15 */
@@ -52,9 +53,9 @@ typedef struct ngl_names {
   const void *ptr[NGL_NAME_SLOTS]; /* lua_topointer of each name string */
   int16_t kind[NGL_NAME_SLOTS];
   int16_t value[NGL_NAME_SLOTS];
-  /* lua_topointer of the metatables at upvalues NGL_UV_RUNTIME_MT..NGL_UV_EVENTS_MT
+  /* lua_topointer of the metatables at upvalues NGL_UV_RUNTIME_MT..NGL_UV_GRAPH_MT
    * (kept alive by the upvalues): a type test by address, as for names */
-  const void *mt[NGL_UV_EVENTS_MT + 1];
+  const void *mt[NGL_UV_GRAPH_MT + 1];
 } ngl_names;
 /* Home slot of the string object at address p. */
 static inline size_t ngl_name_slot(const void *p) {
@@ -121,6 +122,17 @@ enum ngl_key {
   NGL_K_POSITIONS,
   NGL_K_DIR,
   NGL_K_SCALES,
+  NGL_K_MAX_DEPTH,
+  NGL_K_TYPES,
+  NGL_K_CATEGORIES,
+  NGL_K_COST,
+  NGL_K_MAX_COST,
+  NGL_K_FIELD,
+  NGL_K_MIN_ENERGY,
+  NGL_K_DECAY,
+  NGL_K_THRESHOLD,
+  NGL_K_MODE,
+  NGL_K_ENERGY,
   NGL_K_COUNT
 };
 /* Bit of NGL_K_* key k in a set of keys. */
@@ -161,6 +173,7 @@ enum {
   NGL_RT_GRID,
   NGL_RT_CDNA,
   NGL_RT_EVENTS,
+  NGL_RT_GRAPH,
   NGL_RT_PAIRS,
   NGL_RT_NUV = NGL_RT_PAIRS
 };
@@ -284,6 +297,8 @@ unsigned ngl_check_conn_type(lua_State *L, int idx, int arg, const char *fn);
  * the names for the message. */
 int ngl_check_option(lua_State *L, int idx, int arg, const char *fn, const char *what,
                      const char *expected, const char *const names[]);
+/* A connection category 0..10 from its name or number; `what` names it. */
+int ngl_check_category(lua_State *L, int idx, int arg, const char *fn, const char *what);
 /* A profile (ng_profile_name knows it) from its name or number. */
 uint32_t ngl_check_profile(lua_State *L, int idx, int arg, const char *fn);
 /* The optional arguments of rt.tokens:list and rt.connections:list at stack
@@ -355,6 +370,8 @@ void ngl_open_cdna(lua_State *L, int ctx);
 /* events.c: rt.events, Subscription, rt.grid:watch and Zone (after grid.c:
  * it adds to rt.grid's methods). */
 void ngl_open_events(lua_State *L, int ctx);
+/* graph.c */
+void ngl_open_graph(lua_State *L, int ctx);
 /* txn.c: rt:atomic and the create_many batches (after token.c and
  * connection.c: it adds to their method tables). */
 void ngl_open_atomic(lua_State *L, int ctx);

@@ -695,21 +695,9 @@ static void read_link_filter(lua_State *L, int idx, const char *fn, ng_link_filt
     case NGL_K_TYPE:
       f->type = (int)ngl_check_conn_type(L, -1, idx, fn);
       break;
-    case NGL_K_CATEGORY: {
-      int ok = 0;
-      lua_Integer n = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &ok) : -1;
-      if (ok && n >= 0 && n < NG_CONN_CATEGORIES) {
-        f->category = (int)n;
-        break;
-      }
-      const char *names[NG_CONN_CATEGORIES + 1];
-      for (unsigned c = 0; c < NG_CONN_CATEGORIES; c++)
-        names[c] = ng_conn_category_name(c);
-      names[NG_CONN_CATEGORIES] = NULL;
-      f->category = ngl_check_option(L, -1, idx, fn, "category",
-                                     "a category name ('Semantic' .. 'Dynamic', as in ng.categories) or 0..10", names);
+    case NGL_K_CATEGORY:
+      f->category = ngl_check_category(L, -1, idx, fn, "category");
       break;
-    }
     default:
       ngl_unknown_key(L, -2, idx, fn, "option", allowed);
     }

@@ -56,6 +56,17 @@ const char *const ngl_key_names[NGL_K_COUNT] = {
     [NGL_K_POSITIONS] = "positions",
     [NGL_K_DIR] = "dir",
     [NGL_K_SCALES] = "scales",
+    [NGL_K_MAX_DEPTH] = "max_depth",
+    [NGL_K_TYPES] = "types",
+    [NGL_K_CATEGORIES] = "categories",
+    [NGL_K_COST] = "cost",
+    [NGL_K_MAX_COST] = "max_cost",
+    [NGL_K_FIELD] = "field",
+    [NGL_K_MIN_ENERGY] = "min_energy",
+    [NGL_K_DECAY] = "decay",
+    [NGL_K_THRESHOLD] = "threshold",
+    [NGL_K_MODE] = "mode",
+    [NGL_K_ENERGY] = "energy",
 };
 
 const char *const ngl_token_flag_names[] = {
@@ -121,6 +132,7 @@ static void load_embedded(lua_State *L, int mod) {
 static const char *const mt_names[] = {
     "neurograph.Runtime",     "neurograph.Token", "neurograph.Connection", "neurograph.Tokens",
     "neurograph.Connections", "neurograph.Grid",  "neurograph.CDNA",       "neurograph.Events",
+    "neurograph.Graph",
 };
 
 static const luaL_Reg module_funcs[] = {
@@ -143,7 +155,7 @@ int luaopen_neurograph(lua_State *L) {
   ngl_names *names = lua_newuserdatauv(L, sizeof *names, 0);
   memset(names, 0, sizeof *names);
   lua_rawseti(L, ctx, NGL_UV_NAMES);
-  for (int i = NGL_UV_RUNTIME_MT; i <= NGL_UV_EVENTS_MT; i++) {
+  for (int i = NGL_UV_RUNTIME_MT; i <= NGL_UV_GRAPH_MT; i++) {
     lua_rawgeti(L, ctx, i);
     names->mt[i] = lua_topointer(L, -1);
     lua_pop(L, 1);
@@ -185,6 +197,7 @@ int luaopen_neurograph(lua_State *L) {
   ngl_open_grid(L, ctx);
   ngl_open_cdna(L, ctx);
   ngl_open_events(L, ctx);
+  ngl_open_graph(L, ctx);
   ngl_open_atomic(L, ctx);
 
   luaL_newlibtable(L, module_funcs); /* stack: ..., ctx, mod; tables below go mod[name] */

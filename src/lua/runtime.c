@@ -199,7 +199,7 @@ static ngl_runtime *check_rt(lua_State *L, const char *fn) {
   return (ngl_runtime *)ngl_checkudata(L, 1, NGL_UV_RUNTIME_MT, fn);
 }
 
-/* rt.tokens, rt.connections, rt.grid, rt.cdna, rt.events (created on first use, then
+/* rt.tokens, rt.connections, rt.grid, rt.cdna, rt.events, rt.graph (created on first use, then
  * kept in a user value), rt.grid_size, rt.dimensions and the methods. */
 static int rt_index(lua_State *L) {
   ngl_runtime *o = check_rt(L, "__index");
@@ -501,7 +501,7 @@ void ngl_open_runtime(lua_State *L, int ctx) {
     int slot;
   } fields[] = {{"tokens", NGL_RT_TOKENS},     {"connections", NGL_RT_CONNS},
                 {"grid", NGL_RT_GRID},         {"cdna", NGL_RT_CDNA},
-                {"events", NGL_RT_EVENTS},
+                {"events", NGL_RT_EVENTS},     {"graph", NGL_RT_GRAPH},
                 {"grid_size", RT_F_GRID_SIZE}, {"dimensions", RT_F_DIMENSIONS}};
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
     lua_pushinteger(L, fields[i].slot);
