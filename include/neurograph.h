@@ -1365,7 +1365,7 @@ typedef struct ng_save ng_save;
  * previous file or the complete new one) and reports to a thread of this
  * process, which reaps it. The caller is held for the fork only (copying
  * the page tables: a few milliseconds at 1M tokens and 1M connections, see
- * docs/performance.md); writes made after the call returns are not in the
+ * bench/bench_bgsave.c); writes made after the call returns are not in the
  * file. While the child runs, the first write to each memory page of the
  * store costs a copy (copy-on-write), and memory in use can grow up to the
  * store's size again in the worst case. No progress is reported
@@ -1393,14 +1393,16 @@ NG_API ng_status ng_snapshot_save_background(ng_runtime *rt, const char *path, n
 
 /**
  * How a background save is doing. With `wait`, first waits until it ends.
- * `message` may be NULL; otherwise *message is the failure's text (naming
- * the path and the system's reason; owned by `job`, valid until
- * ng_save_free) for a failed save, NULL otherwise.
+ * `message` may be NULL; otherwise *message is the failure's text for a
+ * failed save (the step, the path and the system's reason, as
+ * ng_last_error_detail gives them: "writing /x/world.ngs: No space left on
+ * device"; owned by `job`, valid until ng_save_free), NULL otherwise.
  *
  * @return NG_OK (done: the file is complete and durable); NG_EBUSY (still
  *         running; never with `wait`); NG_EIO (the save failed: the previous
- *         file at the path is untouched, no temporary file is left; also
- *         when the child was killed); NG_EINVAL (NULL job).
+ *         file at the path is untouched and no temporary file is left; also
+ *         when the child was killed, which after its rename leaves the
+ *         complete new file); NG_EINVAL (NULL job).
  */
 NG_API ng_status ng_save_status(ng_save *job, bool wait, const char **message);
 

@@ -145,7 +145,7 @@ static void test_a_failed_write_is_reported_by_the_status(void) {
   CHECK_STATUS(st, NG_OK);
   const char *msg = NULL;
   CHECK_STATUS(ng_save_status(job, true, &msg), NG_EIO);
-  CHECK_CONTAINS(msg, "ng_snapshot_save_background: writing ");
+  CHECK_CONTAINS(msg, "writing ");
   CHECK_CONTAINS(msg, tpath("s.ngs"));
   CHECK_STATUS(ng_save_status(job, false, NULL), NG_EIO); /* asked again: the same */
   ng_runtime *back = NULL;

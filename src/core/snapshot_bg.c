@@ -72,12 +72,12 @@ static void *reap(void *arg) {
     unlink(job->tmp);
     if (reaped > 0 && WIFSIGNALED(ws))
       snprintf(job->message, sizeof job->message,
-               "ng_snapshot_save_background: the save of %s was killed by signal %d (the "
+               "the save of %s was killed by signal %d (the "
                "file is the previous one, or the new one if the kill came after the rename)",
                job->path, WTERMSIG(ws));
     else
       snprintf(job->message, sizeof job->message,
-               "ng_snapshot_save_background: the save of %s ended without a report (the "
+               "the save of %s ended without a report (the "
                "file is the previous one, or the new one if it ended after the rename)",
                job->path);
   }
@@ -96,8 +96,7 @@ static void *reap(void *arg) {
  * callback (the host's code is not for this process), no Lua, and _exit (no atexit handlers,
  * no stdio flush). The caller's lock on rt is held in this copy, so the image is the fork's
  * moment. */
-static _Noreturn void child_save(ng_runtime *rt, ngi_save_file *s, int fd, const char *fn,
-                                 const char *path) {
+static _Noreturn void child_save(ng_runtime *rt, ngi_save_file *s, int fd, const char *path) {
   s->w.progress = NULL;
   ngi_save_write(rt, s);
   const char *what;
@@ -107,7 +106,7 @@ static _Noreturn void child_save(ng_runtime *rt, ngi_save_file *s, int fd, const
   rep[0] = (char)(e ? NG_EIO : NG_OK);
   if (e) {
     char ebuf[128];
-    int k = snprintf(rep + 1, sizeof rep - 1, "%s: %s %s: %s", fn, what, path,
+    int k = snprintf(rep + 1, sizeof rep - 1, "%s %s: %s", what, path,
                      errstr(e, ebuf, sizeof ebuf));
     n += k < 0 ? 0 : (size_t)k < sizeof rep - 1 ? (size_t)k : sizeof rep - 2;
   }
@@ -189,7 +188,7 @@ ng_status ngi_snapshot_save_background(ng_runtime *rt, const char *fn, const cha
   pid_t pid = fork();
   if (pid == 0) {
     close(p[0]);
-    child_save(rt, &s, p[1], fn, path);
+    child_save(rt, &s, p[1], path);
   }
   e = errno;
   pthread_mutex_lock(&job->mu);
