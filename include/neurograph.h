@@ -1366,9 +1366,11 @@ typedef struct ng_save ng_save;
  * process, which reaps it. The caller is held for the fork only (copying
  * the page tables: a few milliseconds at 1M tokens and 1M connections, see
  * bench/bench_bgsave.c); writes made after the call returns are not in the
- * file. While the child runs, the first write to each memory page of the
- * store costs a copy (copy-on-write), and memory in use can grow up to the
- * store's size again in the worst case. No progress is reported
+ * file. Afterwards the first write to each memory page of the store takes a
+ * page fault (a copy while the child runs: copy-on-write), so the writes
+ * that follow a background save are slower for a while, and memory in use
+ * can grow up to the store's size again in the worst case (see
+ * docs/performance.md). No progress is reported
  * (ng_config.progress is not called). Ask how it went with ng_save_status.
  *
  * One background save per runtime at a time: a second while one runs is
