@@ -1372,6 +1372,7 @@ typedef struct ng_save ng_save;
  * can grow up to the store's size again in the worst case (see
  * docs/performance.md). No progress is reported
  * (ng_config.progress is not called). Ask how it went with ng_save_status.
+ * May be called from inside a *_each callback.
  *
  * One background save per runtime at a time: a second while one runs is
  * NG_EBUSY (ng_snapshot_save may still be used). ng_runtime_release, when it

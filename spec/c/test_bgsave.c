@@ -254,6 +254,27 @@ static void test_release_waits_for_a_running_save(void) {
   clear_dir();
 }
 
+/* From inside an iteration callback (the read lock held: the save nests in it). */
+static bool save_from_callback(const ng_token *tok, ng_id id, void *ud) {
+  (void)tok;
+  (void)id;
+  ng_runtime *rt = ud;
+  ng_save *job = NULL;
+  CHECK_STATUS(ng_snapshot_save_background(rt, tpath("cb.ngs"), &job), NG_OK);
+  CHECK_STATUS(ng_save_status(job, true, NULL), NG_OK);
+  ng_save_free(job);
+  return false;
+}
+
+static void test_a_save_from_an_iteration_callback(void) {
+  ng_runtime *rt = world(100);
+  CHECK_STATUS(ng_snapshot_save(rt, tpath("sync.ngs")), NG_OK);
+  CHECK_STATUS(ng_token_each(rt, save_from_callback, rt), NG_OK);
+  CHECK(same_file(tpath("sync.ngs"), tpath("cb.ngs")));
+  ng_runtime_release(rt);
+  clear_dir();
+}
+
 static void test_bad_arguments(void) {
   ng_runtime *rt = world(10);
   ng_save *job = NULL;
@@ -287,6 +308,7 @@ int main(void) {
   RUN(test_a_second_save_while_one_runs_is_busy);
   RUN(test_a_killed_save_leaves_the_previous_file);
   RUN(test_release_waits_for_a_running_save);
+  RUN(test_a_save_from_an_iteration_callback);
   RUN(test_bad_arguments);
   rmdir(tmpdir);
   return ngt_done("test_bgsave");

@@ -3,6 +3,7 @@
 #include "snapshot_format.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -155,6 +156,8 @@ ng_status ngi_snapshot_save_background(ng_runtime *rt, const char *fn, const cha
     e = ENOMEM, failed = "strdup";
   } else if (pipe(p) != 0) {
     e = errno, failed = "pipe";
+  } else if (fcntl(p[0], F_SETFD, FD_CLOEXEC) != 0 || fcntl(p[1], F_SETFD, FD_CLOEXEC) != 0) {
+    e = errno, failed = "fcntl"; /* else a program the host runs would hold the pipe open */
   } else if (pthread_mutex_init(&job->mu, NULL) != 0) {
     e = EAGAIN, failed = "pthread_mutex_init";
   } else if (pthread_cond_init(&job->cv, NULL) != 0) {
@@ -194,7 +197,9 @@ ng_status ngi_snapshot_save_background(ng_runtime *rt, const char *fn, const cha
   pthread_mutex_lock(&job->mu);
   job->pid = pid;
   pthread_mutex_unlock(&job->mu);
-  close(p[1]); /* the reaper sees the end of the pipe when the child's copy closes too */
+  /* The reaper sees the end of the pipe when the child's copy closes too (and the copy of any
+   * child another thread forked meanwhile, which only delays the report). */
+  close(p[1]);
   if (pid < 0) unlink(s.tmp);
   ngi_save_free(rt, &s); /* the parent's copies; the child has its own */
   if (pid < 0) {
