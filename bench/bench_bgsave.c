@@ -65,7 +65,8 @@ int main(int argc, char **argv) {
   ng_token_init(&t);
   for (size_t i = 0; i < n; i++) {
     for (int s = 0; s < NG_SPACES; s++)
-      for (int a = 0; a < 3; a++) t.coords[s][a] = (int16_t)(rng(&seed) % 20000 - 10000);
+      for (int a = 0; a < 3; a++)
+        t.coords[s][a] = (int16_t)(rng(&seed) % 20000 - 10000);
     t.weight = (float)(rng(&seed) % 100) / 100.0f;
     ng_id id;
     if (ng_token_create(rt, &t, NG_TF_COORDS_ALL, &id) != NG_OK) return 1;
@@ -76,8 +77,8 @@ int main(int argc, char **argv) {
     ng_connection_init(&c);
     ng_connection_set_type(&c, rng(&seed) % NG_CONN_TYPES);
     ng_id cid;
-    if (ng_connection_create(rt, (uint32_t)(i % n + 1), (uint32_t)(rng(&seed) % n + 1), &c,
-                             &cid) == NG_OK)
+    if (ng_connection_create(rt, (uint32_t)(i % n + 1), (uint32_t)(rng(&seed) % n + 1), &c, &cid) ==
+        NG_OK)
       made++;
   }
   /* A query per space builds its index: the memory (and page tables) of a world in use. */
@@ -123,8 +124,8 @@ int main(int argc, char **argv) {
   }
   double ms = median(sync, runs), mst = median(stall, runs), mt = median(total, runs);
   printf("  synchronous save (caller held)     %8.2f ms\n", ms * 1e3);
-  printf("  background save, caller held       %8.2f ms   %.4fx the synchronous save\n",
-         mst * 1e3, mst / ms);
+  printf("  background save, caller held       %8.2f ms   %.4fx the synchronous save\n", mst * 1e3,
+         mst / ms);
   printf("  background save, until written     %8.2f ms\n", mt * 1e3);
   printf("  bar: caller held <= 5 ms: %s\n", mst <= 0.005 ? "met" : "MISSED");
   if (n >= 1000000 && mst > 0.005) status = 1;

@@ -25,7 +25,7 @@ struct ng_save {
   int fd;           /* the pipe's read end, the reaper's */
   ng_status status; /* how the save ended (final once done) */
   char message[SAVE_MSG];
-  char *tmp;  /* the child's temporary file: the reaper removes it if the child dies */
+  char *tmp;   /* the child's temporary file: the reaper removes it if the child dies */
   char path[]; /* as the caller gave it, for messages */
 };
 
@@ -99,16 +99,16 @@ static void *reap(void *arg) {
  * moment. */
 static _Noreturn void child_save(ng_runtime *rt, ngi_save_file *s, int fd, const char *path) {
   s->w.progress = NULL;
-  ngi_save_write(rt, s);
+  ngi_save_file_write(rt, s);
   const char *what;
-  int e = ngi_save_commit(s, &what);
+  int e = ngi_save_file_commit(s, &what);
   char rep[1 + SAVE_MSG];
   size_t n = 1;
   rep[0] = (char)(e ? NG_EIO : NG_OK);
   if (e) {
     char ebuf[128];
-    int k = snprintf(rep + 1, sizeof rep - 1, "%s %s: %s", what, path,
-                     errstr(e, ebuf, sizeof ebuf));
+    int k =
+        snprintf(rep + 1, sizeof rep - 1, "%s %s: %s", what, path, errstr(e, ebuf, sizeof ebuf));
     n += k < 0 ? 0 : (size_t)k < sizeof rep - 1 ? (size_t)k : sizeof rep - 2;
   }
   /* One write of at most PIPE_BUF bytes: the reaper gets all of it or nothing. */
@@ -128,8 +128,7 @@ ng_status ngi_snapshot_save_background(ng_runtime *rt, const char *fn, const cha
     pthread_mutex_unlock(&prev->mu);
     if (running) {
       pthread_mutex_unlock(&rt->bg_lock);
-      return ngi_fail(rt, NG_EBUSY, "%s: a background save of %s is still running", fn,
-                      prev->path);
+      return ngi_fail(rt, NG_EBUSY, "%s: a background save of %s is still running", fn, prev->path);
     }
   }
 
@@ -142,7 +141,7 @@ ng_status ngi_snapshot_save_background(ng_runtime *rt, const char *fn, const cha
   memset(job, 0, sizeof *job);
   memcpy(job->path, path, plen);
   ngi_save_file s;
-  ng_status st = ngi_save_open(rt, fn, path, &s);
+  ng_status st = ngi_save_file_open(rt, fn, path, &s);
   if (st != NG_OK) {
     free(job);
     pthread_mutex_unlock(&rt->bg_lock);
@@ -178,7 +177,7 @@ ng_status ngi_snapshot_save_background(ng_runtime *rt, const char *fn, const cha
   if (failed) {
     if (p[0] >= 0) close(p[0]), close(p[1]);
     unlink(s.tmp);
-    ngi_save_free(rt, &s);
+    ngi_save_file_free(rt, &s);
     free(job->tmp);
     free(job);
     pthread_mutex_unlock(&rt->bg_lock);
@@ -201,7 +200,7 @@ ng_status ngi_snapshot_save_background(ng_runtime *rt, const char *fn, const cha
    * child another thread forked meanwhile, which only delays the report). */
   close(p[1]);
   if (pid < 0) unlink(s.tmp);
-  ngi_save_free(rt, &s); /* the parent's copies; the child has its own */
+  ngi_save_file_free(rt, &s); /* the parent's copies; the child has its own */
   if (pid < 0) {
     pthread_mutex_unlock(&rt->bg_lock);
     save_unref(job); /* neither the caller's handle nor rt->bg: the reaper frees it */
@@ -229,8 +228,7 @@ ng_status ng_snapshot_save_background(ng_runtime *rt, const char *path, ng_save 
   *out = NULL;
   /* The read lock nests in this thread's transaction, whose uncommitted writes must not be
    * saved; elsewhere it means no write is in flight, and readers go on during the fork. */
-  if (ngi_txn_holds(rt))
-    return ngi_fail(rt, NG_EBUSY, "%s: cannot save inside a transaction", fn);
+  if (ngi_txn_holds(rt)) return ngi_fail(rt, NG_EBUSY, "%s: cannot save inside a transaction", fn);
   ngi_read_lock(rt);
   ng_status st = ngi_snapshot_save_background(rt, fn, path, out);
   ngi_read_unlock(rt);

@@ -122,19 +122,19 @@ typedef struct ngi_save_file {
 /* Step 1: resolve `path` (links followed), allocate the buffer, create the
  * temporary file beside the target. `fn` names the caller in messages.
  * Fails as ng_snapshot_save does before writing (recorded on rt), with
- * nothing left behind and *s needing no ngi_save_free. No lock needed. */
-ng_status ngi_save_open(ng_runtime *rt, const char *fn, const char *path, ngi_save_file *s);
+ * nothing left behind and *s needing no ngi_save_file_free. No lock needed. */
+ng_status ngi_save_file_open(ng_runtime *rt, const char *fn, const char *path, ngi_save_file *s);
 /* Step 2: write the whole snapshot into the temporary file (a write error
  * is kept in s->w.err). Needs: a lock on rt held, so it is one point in time. */
-void ngi_save_write(ng_runtime *rt, ngi_save_file *s);
+void ngi_save_file_write(ng_runtime *rt, ngi_save_file *s);
 /* Step 3: make the temporary file the target: permission bits, fsync,
  * close, rename, directory fsync; on failure the temporary file is removed.
  * Returns 0 or the errno, with *what saying which step failed ("writing",
  * "syncing", ...). Touches no runtime, allocates nothing, takes no lock: the
  * background save's child runs it. */
-int ngi_save_commit(ngi_save_file *s, const char **what);
+int ngi_save_file_commit(ngi_save_file *s, const char **what);
 /* Free what step 1 allocated and close the temporary file if still open
  * (the file itself stays: step 3 renames or removes it). */
-void ngi_save_free(ng_runtime *rt, ngi_save_file *s);
+void ngi_save_file_free(ng_runtime *rt, ngi_save_file *s);
 
 #endif

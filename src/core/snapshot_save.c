@@ -316,7 +316,7 @@ static ng_status resolve_target(ng_runtime *rt, const char *fn, const char *path
   return NG_OK;
 }
 
-ng_status ngi_save_open(ng_runtime *rt, const char *fn, const char *path, ngi_save_file *s) {
+ng_status ngi_save_file_open(ng_runtime *rt, const char *fn, const char *path, ngi_save_file *s) {
   char ebuf[128];
   memset(s, 0, sizeof *s);
   s->w.fd = -1;
@@ -328,13 +328,13 @@ ng_status ngi_save_open(ng_runtime *rt, const char *fn, const char *path, ngi_sa
   s->w.progress_ud = rt->progress_ud;
   s->w.buf = ngi_alloc(rt, s->w.cap);
   if (!s->w.buf) {
-    ngi_save_free(rt, s);
+    ngi_save_file_free(rt, s);
     return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
   }
   for (unsigned attempt = 0; attempt < 32; attempt++) {
     s->tmp = temp_name(rt, s->target, attempt, &s->tmp_size, &s->dir);
     if (!s->tmp) {
-      ngi_save_free(rt, s);
+      ngi_save_file_free(rt, s);
       return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
     }
     s->w.fd = open(s->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
@@ -344,21 +344,22 @@ ng_status ngi_save_open(ng_runtime *rt, const char *fn, const char *path, ngi_sa
   }
   if (s->w.fd < 0) {
     int e = errno;
-    ngi_save_free(rt, s);
+    ngi_save_file_free(rt, s);
     return ngi_fail(rt, NG_EIO, "%s: cannot create a temporary file next to %s: %s", fn, path,
                     errstr(e, ebuf, sizeof ebuf));
   }
   return NG_OK;
 }
 
-void ngi_save_write(ng_runtime *rt, ngi_save_file *s) {
+void ngi_save_file_write(ng_runtime *rt, ngi_save_file *s) {
   write_snapshot(rt, &s->w);
 }
 
-int ngi_save_commit(ngi_save_file *s, const char **what) {
+int ngi_save_file_commit(ngi_save_file *s, const char **what) {
   int e = s->w.err;
   *what = "writing";
-  if (!e && s->exists && fchmod(s->w.fd, s->mode) != 0) e = errno, *what = "setting the permissions of";
+  if (!e && s->exists && fchmod(s->w.fd, s->mode) != 0)
+    e = errno, *what = "setting the permissions of";
   if (!e && fsync(s->w.fd) != 0) e = errno, *what = "syncing";
   if (close(s->w.fd) != 0 && !e) e = errno, *what = "closing";
   s->w.fd = -1;
@@ -371,7 +372,7 @@ int ngi_save_commit(ngi_save_file *s, const char **what) {
   return e;
 }
 
-void ngi_save_free(ng_runtime *rt, ngi_save_file *s) {
+void ngi_save_file_free(ng_runtime *rt, ngi_save_file *s) {
   if (s->w.fd >= 0) close(s->w.fd);
   s->w.fd = -1;
   if (s->tmp) ngi_free(rt, s->tmp, s->tmp_size);
@@ -402,16 +403,16 @@ ng_status ng_snapshot_save(ng_runtime *rt, const char *path) {
   if (!path || !*path) return ngi_fail(rt, NG_EINVAL, "%s: path must be a non-empty string", fn);
 
   ngi_save_file s;
-  ng_status st = ngi_save_open(rt, fn, path, &s);
+  ng_status st = ngi_save_file_open(rt, fn, path, &s);
   if (st != NG_OK) return st;
 
   ngi_read_lock(rt);
-  ngi_save_write(rt, &s);
+  ngi_save_file_write(rt, &s);
   ngi_read_unlock(rt);
 
   const char *what;
-  int e = ngi_save_commit(&s, &what);
-  ngi_save_free(rt, &s);
+  int e = ngi_save_file_commit(&s, &what);
+  ngi_save_file_free(rt, &s);
   if (e) return ngi_fail(rt, NG_EIO, "%s: %s %s: %s", fn, what, path, errstr(e, ebuf, sizeof ebuf));
   if (s.w.progress) s.w.progress(s.w.progress_ud, "save", s.w.total, s.w.total);
   return NG_OK;

@@ -389,7 +389,8 @@ static void check_file_access(lua_State *L, const char *fn) {
 /* The save options: {background = true|false} (nil: none). Returns whether in background. */
 static bool check_save_options(lua_State *L, int idx) {
   if (lua_isnoneornil(L, idx)) return false;
-  if (!lua_istable(L, idx)) ngl_argerror(L, idx, "save", "options must be a table such as {background = true}");
+  if (!lua_istable(L, idx))
+    ngl_argerror(L, idx, "save", "options must be a table such as {background = true}");
   bool background = false;
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) { /* stack: ..., key, value */

@@ -62,7 +62,9 @@ static int save_tostring(lua_State *L) {
   lsave *s = luaL_checkudata(L, 1, SAVE_MT);
   ng_status st = ng_save_status(s->job, false, NULL);
   lua_pushfstring(L, "neurograph.Save (%s)",
-                  st == NG_EBUSY ? "running" : st == NG_OK ? "done" : "failed");
+                  st == NG_EBUSY ? "running"
+                  : st == NG_OK  ? "done"
+                                 : "failed");
   return 1;
 }
 
