@@ -7,7 +7,8 @@
  * frames with ENABLE_EVENTS cleared:
  *   - one subscription on moves (drained after each frame; the drain is reported apart);
  *   - 1,000 trigger zones (spheres) and one subscription on enter/leave;
- * Each row prints the median frame time of both and their ratio; the bar is 1.5x. The exit
+ * The frames with events on and off alternate, so that a change in the machine's load falls on
+ * both alike. Each row prints the median frame time of both and their ratio; the bar is 1.5x. The exit
  * status is 2 when a bar fails (not with --quick: small sizes are noise), 1 on an error.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -95,21 +96,36 @@ static size_t drain(world *w, ng_sub *sub) {
   return total;
 }
 
-/* Median frame time (the batch alone), and the drain's and the events' per frame. */
-static double frames(world *w, int count, ng_sub *sub, double *drain_s, double *events) {
-  double t[MAX_FRAMES], d[MAX_FRAMES], ev = 0;
+/* One frame: the batch's time; *drain_s the drain's, *events how many it drained. */
+static double frame(world *w, ng_sub *sub, double *drain_s, size_t *events) {
+  next_positions(w);
+  double t0 = now();
+  check(ng_token_update_batch(w->rt, w->ids, w->vals, w->n, NG_TF_COORDS(NG_L1)), "batch");
+  double t1 = now();
+  *events = sub ? drain(w, sub) : 0;
+  *drain_s = now() - t1;
+  return t1 - t0;
+}
+
+/* count frames with events off and count with them on, alternating (so that
+ * a change in the machine's load falls on both alike): the median frame time
+ * of each (the batch alone), and the median drain and mean events of the
+ * frames with events on. */
+static void frames(world *w, int count, ng_sub *sub, double *off, double *on, double *drain_s,
+                   double *events) {
+  double t_off[MAX_FRAMES], t_on[MAX_FRAMES], d[MAX_FRAMES], ev = 0, unused;
   for (int f = 0; f < count; f++) {
-    next_positions(w);
-    double t0 = now();
-    check(ng_token_update_batch(w->rt, w->ids, w->vals, w->n, NG_TF_COORDS(NG_L1)), "batch");
-    double t1 = now();
-    ev += sub ? (double)drain(w, sub) : 0;
-    d[f] = now() - t1;
-    t[f] = t1 - t0;
+    size_t n;
+    set_events(w, false);
+    t_off[f] = frame(w, NULL, &unused, &n);
+    set_events(w, true);
+    t_on[f] = frame(w, sub, &d[f], &n);
+    ev += (double)n;
   }
-  if (drain_s) *drain_s = median(d, count);
-  if (events) *events = ev / count;
-  return median(t, count);
+  *off = median(t_off, count);
+  *on = median(t_on, count);
+  *drain_s = median(d, count);
+  *events = ev / count;
 }
 
 static int row(const char *name, double on, double off, double drain_s, double events,
@@ -165,12 +181,9 @@ int main(int argc, char **argv) {
   ng_sub_filter f = {.kinds = 1u << NG_EV_MOVE, .cap = 2 * n};
   ng_sub *sub = NULL;
   check(ng_sub_open(w.rt, &f, &sub), "ng_sub_open");
-  frames(&w, 2, sub, NULL, NULL); /* warm: the queue and the pending buffer reach their size */
-  set_events(&w, false);
-  double off = frames(&w, count, NULL, NULL, NULL);
-  set_events(&w, true);
-  double drain_s, events;
-  double on = frames(&w, count, sub, &drain_s, &events);
+  double off, on, drain_s, events;
+  frames(&w, 2, sub, &off, &on, &drain_s, &events); /* warm: the queue and buffers grow */
+  frames(&w, count, sub, &off, &on, &drain_s, &events);
   status |= row("frame, one subscriber on moves", on, off, drain_s, events, !quick);
   ng_sub_close(sub);
 
@@ -183,11 +196,8 @@ int main(int argc, char **argv) {
   }
   ng_sub_filter fz = {.kinds = 1u << NG_EV_ENTER | 1u << NG_EV_LEAVE, .cap = 2 * n};
   check(ng_sub_open(w.rt, &fz, &sub), "ng_sub_open");
-  frames(&w, 2, sub, NULL, NULL);
-  set_events(&w, false);
-  off = frames(&w, count, NULL, NULL, NULL);
-  set_events(&w, true);
-  on = frames(&w, count, sub, &drain_s, &events);
+  frames(&w, 2, sub, &off, &on, &drain_s, &events);
+  frames(&w, count, sub, &off, &on, &drain_s, &events);
   status |= row("frame, 1,000 trigger zones", on, off, drain_s, events, !quick);
   ng_sub_close(sub);
 

@@ -441,6 +441,115 @@ static void test_zone_filter_and_added_inside(void) {
 }
 
 /* A new dimension scale re-encodes every position: the zones' index follows. */
+/* A frame's small steps (a batch, as a game moves its world) at a scale that
+ * is not a power of ten, through zones with fractional centres, radii and
+ * faces, some of them on step boundaries: after every frame the enter/leave
+ * events seen so far must say exactly which tokens each zone holds by the
+ * decoded test. This is the path of the finer cells the inline gate reads
+ * (most steps stay within one) and of the raw-step tests of the index. */
+#define STEP_TOK 300
+#define STEP_ZONE 40
+static void test_zones_small_steps_match_brute_force(void) {
+  ng_config cfg = {0};
+  cfg.scales[NG_L1] = 0.37f;
+  ng_runtime *rt = NULL;
+  CHECK_STATUS(ng_runtime_new(&cfg, &rt), NG_OK);
+  ng_sub *sub = open_sub(rt, 1u << NG_EV_ENTER | 1u << NG_EV_LEAVE, 1u << 20);
+  uint64_t seed = 0x51ed270b27e5a3c9ull;
+  static ng_id ids[STEP_TOK];
+  static ng_token vals[STEP_TOK];
+  static bool in[STEP_ZONE][STEP_TOK];
+  memset(in, 0, sizeof in);
+  ng_zone_spec zs[STEP_ZONE];
+  uint64_t zid[STEP_ZONE];
+  for (int k = 0; k < STEP_TOK; k++) {
+    double p[3];
+    for (int a = 0; a < 3; a++)
+      p[a] = (double)(ngt_rnd(&seed) % 1600) / 100.0 - 8.0;
+    ng_place pl = {.space = NG_L1, .xyz = {p[0], p[1], p[2]}};
+    ng_token t;
+    ng_token_init(&t);
+    CHECK_STATUS(ng_token_create_at(rt, &t, &pl, 1, &ids[k]), NG_OK);
+  }
+  for (int i = 0; i < STEP_ZONE; i++) {
+    memset(&zs[i], 0, sizeof zs[i]);
+    zs[i].space = NG_L1;
+    zs[i].entity = -1;
+    /* small enough that each is listed in its cells (none "big"): the gate is on */
+    double c[3], r = 0.5 + (double)(ngt_rnd(&seed) % 200) / 100.0;
+    for (int a = 0; a < 3; a++)
+      c[a] = (double)(ngt_rnd(&seed) % 1400) / 100.0 - 7.0;
+    if (i % 3 == 0) { /* faces on whole steps of the scale: points exactly on them */
+      zs[i].shape = NG_ZONE_BOX;
+      for (int a = 0; a < 3; a++) {
+        zs[i].lo[a] = floor(c[a] / 0.37f) * (double)0.37f;
+        zs[i].hi[a] = zs[i].lo[a] + floor(r / 0.37f) * (double)0.37f;
+      }
+    } else if (i % 3 == 1) {
+      zs[i].shape = NG_ZONE_BOX;
+      for (int a = 0; a < 3; a++) {
+        zs[i].lo[a] = c[a] - r;
+        zs[i].hi[a] = c[a] + r * 0.7;
+      }
+    } else {
+      zs[i].shape = NG_ZONE_SPHERE;
+      memcpy(zs[i].center, c, sizeof c);
+      zs[i].radius = r;
+    }
+    CHECK_STATUS(ng_zone_add(rt, &zs[i], &zid[i]), NG_OK);
+  }
+  int errors = 0;
+  size_t crossings = 0;
+  for (int frame = 0; frame <= 250 && errors < 5; frame++) {
+    if (frame > 0) { /* steps of up to 0.2 m per axis */
+      for (int k = 0; k < STEP_TOK; k++) {
+        double p[3];
+        CHECK_STATUS(ng_token_position(rt, ids[k], NG_L1, p), NG_OK);
+        for (int a = 0; a < 3; a++)
+          p[a] += (double)((int)(ngt_rnd(&seed) % 41) - 20) / 100.0;
+        int16_t raw[3];
+        CHECK_STATUS(ng_coords_encode(rt, NG_L1, p, 1, raw), NG_OK);
+        ng_token_init(&vals[k]);
+        memcpy(vals[k].coords[NG_L1], raw, sizeof raw);
+      }
+      CHECK_STATUS(ng_token_update_batch(rt, ids, vals, STEP_TOK, NG_TF_COORDS(NG_L1)), NG_OK);
+      CHECK(rt->ev.gate[NG_L1].bits != NULL); /* the finer cells decide most moves */
+    }
+    size_t n = drain(sub);
+    crossings += n;
+    for (size_t e = 0; e < n; e++) {
+      int zi = -1, ti = -1;
+      for (int i = 0; i < STEP_ZONE; i++)
+        if (zid[i] == evs[e].zone) zi = i;
+      for (int t = 0; t < STEP_TOK; t++)
+        if (ids[t] == evs[e].id) ti = t;
+      bool enter = evs[e].kind == NG_EV_ENTER;
+      if (zi < 0 || ti < 0 || in[zi][ti] == enter) { /* unknown, or not a crossing */
+        errors++;
+        continue;
+      }
+      in[zi][ti] = enter;
+    }
+    static double pos[STEP_TOK][3];
+    for (int k = 0; k < STEP_TOK; k++)
+      CHECK_STATUS(ng_token_position(rt, ids[k], NG_L1, pos[k]), NG_OK);
+    for (int i = 0; i < STEP_ZONE; i++)
+      for (int k = 0; k < STEP_TOK; k++) {
+        const double *p = pos[k];
+        if (model_inside(&zs[i], p) != in[i][k]) {
+          if (errors < 5)
+            fprintf(stderr, "frame %d: zone %d token %d at (%.17g, %.17g, %.17g): events say %s\n",
+                    frame, i, k, p[0], p[1], p[2], in[i][k] ? "inside" : "outside");
+          errors++;
+        }
+      }
+  }
+  CHECK_EQ_INT(errors, 0);
+  CHECK(crossings > 1000); /* the walk crossed boundaries often */
+  ng_sub_close(sub);
+  ng_runtime_release(rt);
+}
+
 static void test_zones_after_a_rescale(void) {
   ng_runtime *rt = new_rt();
   ng_sub *sub = open_sub(rt, 1u << NG_EV_ENTER | 1u << NG_EV_LEAVE, 0);
@@ -532,6 +641,7 @@ int main(void) {
   RUN(test_filters_overflow_and_off);
   RUN(test_zones_match_brute_force);
   RUN(test_zone_filter_and_added_inside);
+  RUN(test_zones_small_steps_match_brute_force);
   RUN(test_zones_after_a_rescale);
   RUN(test_threads);
   return ngt_done("test_events");

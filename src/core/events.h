@@ -32,13 +32,29 @@
 
 typedef struct ngi_zones ngi_zones;
 
+/* The 4x4x4 finer cells of one occupied cell of a space's zone index, a bit
+ * each: `occupied`, the cell meets some zone; `edge`, some zone's boundary
+ * passes through it (the cell is neither wholly inside nor wholly outside
+ * that zone). A token moving within one cell that is not an edge, or between
+ * two cells that meet no zone, cannot enter or leave any zone. */
+typedef struct ngi_zone_cell {
+  uint64_t occupied, edge;
+  /* zones.c's: the cell's `count` zones, at `start` in its index's list (or,
+   * one zone, its index itself: a lookup then reads no list) */
+  uint32_t start, count;
+} ngi_zone_cell;
+
 /* What a move must meet before it looks for zones in a space, kept by
- * zones.c from its index so the common move (no zone near either end) is
- * rejected inline: the occupancy bitmap of the index's cells, in raw steps
- * at dimension scale `scale`. bits NULL: every move of the space goes to
- * ngi_zones_cross (no zone, or the index is stale, or it must scan). */
+ * zones.c from its index so that the common move (one that cannot cross a
+ * zone's boundary) is rejected inline: the occupancy bitmap of the index's
+ * cells (2^shift raw steps on a side, at dimension scale `scale`), the rank
+ * of each of its words, and per occupied cell its finer cells. bits NULL:
+ * every move of the space goes to ngi_zones_cross (no zone, or the index is
+ * stale, or it must scan). */
 typedef struct ngi_zone_gate {
   const uint64_t *bits;
+  const uint32_t *rank;       /* the occupied cells before each word of bits */
+  const ngi_zone_cell *cells; /* per occupied cell, in cell order */
   unsigned shift, axis;
   float scale;
   bool any; /* the space has zones */
@@ -110,6 +126,13 @@ void ngi_ev_push(ng_runtime *rt, const ng_event *ev);
 /* ---- zones.c ----------------------------------------------------------------- */
 
 void ngi_zones_free(ng_runtime *rt);
+/* The gate's finer test, for a move with an end in an occupied cell: false
+ * when it stays within one finer cell that no zone's boundary crosses, or
+ * goes between two that meet no zone. */
+bool ngi_zones_gate_fine(const ngi_zone_gate *g, const int16_t *from, const int16_t *to);
+/* A hint for a batch, a few entries ahead: load the finer cells the gate
+ * will read for a token moving to raw p (nothing if its cell meets no zone). */
+void ngi_zones_gate_prefetch(const ngi_zone_gate *g, const int16_t *p);
 /* Append the leave and enter events (leaves first) of token id going in
  * `space` from raw `from` to raw `to` (either NULL: not placed there before,
  * or after); token_flags and placed as ngi_ev_move takes them. Never fails

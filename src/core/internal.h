@@ -227,20 +227,37 @@ struct ng_runtime {
 
 /* ---- events.h's inline gate for moves (needs the runtime's fields) ------- */
 
-/* Whether gate g may have a zone in the cell of raw point p (NULL: no). */
-static inline bool ngi_gate_hit(const ngi_zone_gate *g, const int16_t *p) {
-  if (!p) return false;
-  uint32_t x = (uint32_t)(p[0] + 32768) >> g->shift, y = (uint32_t)(p[1] + 32768) >> g->shift,
-           z = (uint32_t)(p[2] + 32768) >> g->shift;
-  uint32_t cell = (x * g->axis + y) * g->axis + z;
+/* The cell of gate g holding raw point p (cells per axis are a power of two). */
+static inline uint32_t ngi_gate_cell(const ngi_zone_gate *g, const int16_t *p) {
+  unsigned s = g->shift, k = 16 - s;
+  return ((uint32_t)(p[0] + 32768) >> s) << 2 * k | ((uint32_t)(p[1] + 32768) >> s) << k |
+         ((uint32_t)(p[2] + 32768) >> s);
+}
+
+static inline bool ngi_gate_occupied(const ngi_zone_gate *g, uint32_t cell) {
   return g->bits[cell / 64] >> (cell % 64) & 1u;
+}
+
+/* Whether a token going from raw `from` to raw `to` (either NULL: not
+ * placed there) may enter or leave a zone of gate g. Most moves are far from
+ * every zone: their cells' bits say so inline; the others ask the finer
+ * cells (zones.c). */
+static inline bool ngi_gate_may_cross(const ngi_zone_gate *g, const int16_t *from,
+                                      const int16_t *to) {
+  if (from && to) {
+    uint32_t cf = ngi_gate_cell(g, from), ct = ngi_gate_cell(g, to);
+    bool near = ngi_gate_occupied(g, cf) || (ct != cf && ngi_gate_occupied(g, ct));
+    return near && ngi_zones_gate_fine(g, from, to);
+  }
+  const int16_t *p = from ? from : to;
+  return p && ngi_gate_occupied(g, ngi_gate_cell(g, p)) && ngi_zones_gate_fine(g, from, to);
 }
 
 static inline void ngi_ev_move(ng_runtime *rt, ng_id id, int space, const int16_t *from,
                                const int16_t *to, uint16_t token_flags, uint8_t placed) {
   const ngi_zone_gate *g = &rt->ev.gate[space];
   bool near = g->any && (!g->bits || g->scale != rt->units[space].fscale ||
-                         ngi_gate_hit(g, from) || ngi_gate_hit(g, to));
+                         ngi_gate_may_cross(g, from, to));
   if (near || (rt->ev.want >> (to ? NG_EV_MOVE : NG_EV_UNPLACE) & 1u))
     ngi_ev_move_slow(rt, id, space, from, to, token_flags, placed);
 }

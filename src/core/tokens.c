@@ -683,9 +683,15 @@ ng_status ng_token_update_batch(ng_runtime *rt, const ng_id *ids, const ng_token
       size_t ahead = done + (size_t)(3 - stage) * BATCH_AHEAD;
       if (ahead >= n) continue;
       if (stage == 1) prefetch_token(t, ids[ahead]);
-      for (int k = 0; k < nmoving; k++)
+      for (int k = 0; k < nmoving; k++) {
         ngi_grid_prefetch(rt->grids[moving[k]], &values[ahead], stage,
                           &cells[ahead % BATCH_RING][k]);
+        if (stage == 1 && NGI_EV_ON(rt) && rt->ev.gate[moving[k]].bits) {
+          int16_t to[3]; /* the record is packed */
+          memcpy(to, values[ahead].coords[moving[k]], sizeof to);
+          ngi_zones_gate_prefetch(&rt->ev.gate[moving[k]], to);
+        }
+      }
     }
     ng_id id = ids[done];
     uint32_t slot = ngi_token_slot(t, id);
