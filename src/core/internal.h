@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/types.h>
 
 /* Compile-time checks that the records are the on-disk images. */
 _Static_assert(sizeof(float) == 4, "float must be IEEE-754 binary32");
@@ -177,6 +178,20 @@ ng_status ngi_conns_restore_owned(ng_runtime *rt, ngi_conns *c, ng_connection *r
                                   size_t rec_cap, size_t n, const uint32_t *slots,
                                   const uint32_t *gens);
 
+/* snapshot_bg.c: start a background save of rt to `path` (ng_snapshot_save_background, whose
+ * guarantees and failures it has; `fn` names the caller in messages). Needs: this thread
+ * holds a lock on rt, read or write (the journal's checkpoint calls it under the write lock),
+ * and is not inside a transaction (its uncommitted writes would be saved). Holds the lock no
+ * longer than the fork. */
+ng_status ngi_snapshot_save_background(ng_runtime *rt, const char *fn, const char *path,
+                                       ng_save **out);
+/* snapshot_bg.c: at a runtime's end, wait for its background save still running, then drop
+ * the runtime's reference to it. */
+void ngi_bgsave_end(ng_runtime *rt);
+/* Test hook: the child process of a background save (-1 if fork failed), for tests that stop
+ * or kill it. */
+pid_t ngi_save_child(ng_save *job);
+
 /* ---- metrics.c ------------------------------------------------------------ */
 
 /* Fill the memory, counter and latency figures of *out (ng_runtime_stats;
@@ -216,6 +231,8 @@ struct ng_runtime {
   /* The graph walks' scratch, taken by one walk at a time (graph.c); NULL
    * while one runs or before the first. */
   ngi_graph_scratch *_Atomic graph;
+  pthread_mutex_t bg_lock;   /* guards bg */
+  ng_save *bg;               /* the last background save (snapshot_bg.c), running or not */
 };
 
 /* ---- events.h's inline gate for moves (needs the runtime's fields) ------- */

@@ -20,6 +20,8 @@ static void runtime_destroy(ng_runtime *rt, int lock_ready) {
   ngi_tokens_destroy(rt, &rt->tokens);
   ngi_txn_free(rt);
   if (lock_ready) {
+    ngi_bgsave_end(rt);
+    pthread_mutex_destroy(&rt->bg_lock);
     ngi_events_free(rt);
     pthread_rwlock_destroy(&rt->lock);
   }
@@ -86,6 +88,12 @@ ng_status ng_runtime_new(const ng_config *cfg, ng_runtime **out) {
     pthread_rwlock_destroy(&rt->lock);
     runtime_destroy(rt, 0);
     return ngi_fail(NULL, NG_ENOMEM, "ng_runtime_new: cannot create the feed's lock");
+  }
+  if (pthread_mutex_init(&rt->bg_lock, NULL) != 0) {
+    ngi_events_free(rt);
+    pthread_rwlock_destroy(&rt->lock);
+    runtime_destroy(rt, 0);
+    return ngi_fail(NULL, NG_ENOMEM, "ng_runtime_new: cannot create the saves' lock");
   }
   ng_status st = ngi_tokens_init(rt, &rt->tokens, cfg->initial_tokens);
   if (st == NG_OK) st = ngi_conns_new(rt, cfg->initial_connections, &rt->conns);

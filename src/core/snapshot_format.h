@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #include <stdio.h>
+#include <sys/types.h>
 #include <string.h>
 
 /* ---- the format (docs/format.md is the byte-by-byte specification) -------- */
@@ -87,5 +88,53 @@ static inline const char *errstr(int e, char *buf, size_t size) {
   if (strerror_r(e, buf, size) != 0) snprintf(buf, size, "error %d", e);
   return buf;
 }
+
+/* ---- snapshot_save.c: a save in steps (ng_snapshot_save, and the background
+ * save of snapshot_bg.c, which runs the last steps in a child process) ------- */
+
+/* A buffered writer that checksums the current section as it goes and keeps
+ * the first failure's errno so callers can check once at the end. Section
+ * bytes are checksummed in whole runs (at a flush, or when raw bytes
+ * follow), not per record, so the CRC runs at full speed. */
+typedef struct ngi_writer {
+  int fd;
+  unsigned char *buf;
+  size_t cap, used;
+  size_t pending; /* buf[pending..used) are section bytes not yet checksummed */
+  uint32_t crc;   /* CRC-32C of the current section so far */
+  int err;        /* errno of the first failed write, 0 if none */
+  ng_progress_fn progress; /* NULL: no reports */
+  void *progress_ud;
+  uint64_t written, total, reported; /* bytes: written so far, the file's, at the last report */
+} ngi_writer;
+
+/* A save under way: the writer on the temporary file, and the file it replaces. */
+typedef struct ngi_save_file {
+  ngi_writer w;               /* w.fd: the temporary file (-1 once closed) */
+  char *target;               /* the file replaced: the path with its links followed */
+  size_t target_size;
+  bool exists;                /* whether target exists (a regular file), */
+  mode_t mode;                /* then its permission bits */
+  char *tmp, *dir;            /* the temporary file's name; its directory (same allocation) */
+  size_t tmp_size;
+} ngi_save_file;
+
+/* Step 1: resolve `path` (links followed), allocate the buffer, create the
+ * temporary file beside the target. `fn` names the caller in messages.
+ * Fails as ng_snapshot_save does before writing (recorded on rt), with
+ * nothing left behind and *s needing no ngi_save_file_free. No lock needed. */
+ng_status ngi_save_file_open(ng_runtime *rt, const char *fn, const char *path, ngi_save_file *s);
+/* Step 2: write the whole snapshot into the temporary file (a write error
+ * is kept in s->w.err). Needs: a lock on rt held, so it is one point in time. */
+void ngi_save_file_write(ng_runtime *rt, ngi_save_file *s);
+/* Step 3: make the temporary file the target: permission bits, fsync,
+ * close, rename, directory fsync; on failure the temporary file is removed.
+ * Returns 0 or the errno, with *what saying which step failed ("writing",
+ * "syncing", ...). Touches no runtime, allocates nothing, takes no lock: the
+ * background save's child runs it. */
+int ngi_save_file_commit(ngi_save_file *s, const char **what);
+/* Free what step 1 allocated and close the temporary file if still open
+ * (the file itself stays: step 3 renames or removes it). */
+void ngi_save_file_free(ng_runtime *rt, ngi_save_file *s);
 
 #endif

@@ -12,23 +12,8 @@
 
 /* ---- saving ---------------------------------------------------------------- */
 
-/* A buffered writer that checksums the current section as it goes and keeps
- * the first failure's errno so callers can check once at the end. Section
- * bytes are checksummed in whole runs (at a flush, or when raw bytes
- * follow), not per record, so the CRC runs at full speed. */
-typedef struct writer {
-  int fd;
-  unsigned char *buf;
-  size_t cap, used;
-  size_t pending; /* buf[pending..used) are section bytes not yet checksummed */
-  uint32_t crc;   /* CRC-32C of the current section so far */
-  int err;        /* errno of the first failed write, 0 if none */
-  ng_progress_fn progress; /* NULL: no reports */
-  void *progress_ud;
-  uint64_t written, total, reported; /* bytes: written so far, the file's, at the last report */
-} writer;
 
-static void w_write(writer *w, const unsigned char *p, size_t n) {
+static void w_write(ngi_writer *w, const unsigned char *p, size_t n) {
   size_t off = 0;
   while (!w->err && off < n) {
     ssize_t k = write(w->fd, p + off, n - off);
@@ -48,12 +33,12 @@ static void w_write(writer *w, const unsigned char *p, size_t n) {
   }
 }
 
-static void w_sum(writer *w) {
+static void w_sum(ngi_writer *w) {
   w->crc = ngi_crc32c(w->crc, w->buf + w->pending, w->used - w->pending);
   w->pending = w->used;
 }
 
-static void w_flush(writer *w) {
+static void w_flush(ngi_writer *w) {
   w_sum(w);
   w_write(w, w->buf, w->used);
   w->used = w->pending = 0;
@@ -62,7 +47,7 @@ static void w_flush(writer *w) {
 /* Append section payload bytes. Large runs (whole token runs) bypass the
  * buffer: checksummed and written straight from the store's array, in
  * pieces of the progress step so that progress is reported within them. */
-static void w_put(writer *w, const void *p, size_t n) {
+static void w_put(ngi_writer *w, const void *p, size_t n) {
   const unsigned char *s = p;
   if (n >= w->cap / 2) {
     w_flush(w);
@@ -79,7 +64,7 @@ static void w_put(writer *w, const void *p, size_t n) {
 }
 
 /* Append bytes that are not section payload (the header, section CRCs). */
-static void w_raw(writer *w, const void *p, size_t n) {
+static void w_raw(ngi_writer *w, const void *p, size_t n) {
   w_sum(w);
   if (w->cap - w->used < n) w_flush(w);
   memcpy(w->buf + w->used, p, n);
@@ -89,7 +74,7 @@ static void w_raw(writer *w, const void *p, size_t n) {
 
 /* Close a section: its CRC-32C follows the payload; the next section starts
  * a fresh checksum. */
-static void w_end_section(writer *w) {
+static void w_end_section(ngi_writer *w) {
   unsigned char c[CRC_BYTES];
   w_sum(w);
   wr32(c, w->crc);
@@ -98,7 +83,7 @@ static void w_end_section(writer *w) {
 }
 
 static bool put_connection(const ng_connection *c, ng_id id, void *ud) {
-  writer *w = ud;
+  ngi_writer *w = ud;
   unsigned char e[CONN_BYTES];
   wr32(e, (uint32_t)id); /* the slot; the generation goes to the ids section */
   memcpy(e + 4, c, sizeof *c);
@@ -111,7 +96,7 @@ static bool put_conn_gen(const ng_connection *c, ng_id id, void *ud) {
   unsigned char g[4];
   wr32(g, (uint32_t)(id >> NG_CONNECTION_SLOT_BITS));
   w_put(ud, g, sizeof g);
-  return ((writer *)ud)->err == 0;
+  return ((ngi_writer *)ud)->err == 0;
 }
 
 /* The bytes an id allocator's state takes in the ids section. */
@@ -121,7 +106,7 @@ static uint64_t idgen_bytes(const ngi_idgen *g) {
 
 /* An id allocator's state: epoch, fresh, last, retired, the counts of ready
  * and pending slots, then those slots (format.md, "ids section"). */
-static void put_idgen(writer *w, const ngi_idgen *g) {
+static void put_idgen(ngi_writer *w, const ngi_idgen *g) {
   unsigned char s[IDGEN_BYTES];
   wr64(s, g->epoch);
   wr64(s + 8, g->fresh);
@@ -142,7 +127,7 @@ static void put_idgen(writer *w, const ngi_idgen *g) {
 
 /* Write the whole snapshot of rt to w. Needs: rt's read lock held, so the
  * counts, the records and the CDNA are one point in time. */
-static void write_snapshot(ng_runtime *rt, writer *w) {
+static void write_snapshot(ng_runtime *rt, ngi_writer *w) {
   const ngi_token_table *t = &rt->tokens;
   size_t nconn = ngi_conns_count(rt->conns);
   unsigned char h[HDR_SIZE];
@@ -264,9 +249,8 @@ enum { SAVE_MAX_LINKS = 40 };
  * bits are then in *mode. Fails: NG_EIO when the path (or a link's target)
  * exists and is not a regular file, when a link cannot be read or the chain
  * is too long (ELOOP), or lstat fails other than with ENOENT; NG_ENOMEM. */
-static ng_status resolve_target(ng_runtime *rt, const char *path, char **out, size_t *out_size,
-                                bool *exists, mode_t *mode) {
-  static const char fn[] = "ng_snapshot_save";
+static ng_status resolve_target(ng_runtime *rt, const char *fn, const char *path, char **out,
+                                size_t *out_size, bool *exists, mode_t *mode) {
   char ebuf[128];
   size_t size = strlen(path) + 1;
   char *cur = ngi_alloc(rt, size);
@@ -332,6 +316,73 @@ static ng_status resolve_target(ng_runtime *rt, const char *path, char **out, si
   return NG_OK;
 }
 
+ng_status ngi_save_file_open(ng_runtime *rt, const char *fn, const char *path, ngi_save_file *s) {
+  char ebuf[128];
+  memset(s, 0, sizeof *s);
+  s->w.fd = -1;
+  ng_status st = resolve_target(rt, fn, path, &s->target, &s->target_size, &s->exists, &s->mode);
+  if (st != NG_OK) return st;
+
+  s->w.cap = (size_t)1 << 20;
+  s->w.progress = rt->progress;
+  s->w.progress_ud = rt->progress_ud;
+  s->w.buf = ngi_alloc(rt, s->w.cap);
+  if (!s->w.buf) {
+    ngi_save_file_free(rt, s);
+    return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
+  }
+  for (unsigned attempt = 0; attempt < 32; attempt++) {
+    s->tmp = temp_name(rt, s->target, attempt, &s->tmp_size, &s->dir);
+    if (!s->tmp) {
+      ngi_save_file_free(rt, s);
+      return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
+    }
+    s->w.fd = open(s->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (s->w.fd >= 0 || errno != EEXIST) break;
+    ngi_free(rt, s->tmp, s->tmp_size);
+    s->tmp = NULL;
+  }
+  if (s->w.fd < 0) {
+    int e = errno;
+    ngi_save_file_free(rt, s);
+    return ngi_fail(rt, NG_EIO, "%s: cannot create a temporary file next to %s: %s", fn, path,
+                    errstr(e, ebuf, sizeof ebuf));
+  }
+  return NG_OK;
+}
+
+void ngi_save_file_write(ng_runtime *rt, ngi_save_file *s) {
+  write_snapshot(rt, &s->w);
+}
+
+int ngi_save_file_commit(ngi_save_file *s, const char **what) {
+  int e = s->w.err;
+  *what = "writing";
+  if (!e && s->exists && fchmod(s->w.fd, s->mode) != 0)
+    e = errno, *what = "setting the permissions of";
+  if (!e && fsync(s->w.fd) != 0) e = errno, *what = "syncing";
+  if (close(s->w.fd) != 0 && !e) e = errno, *what = "closing";
+  s->w.fd = -1;
+  if (!e && rename(s->tmp, s->target) != 0) e = errno, *what = "renaming the temporary file over";
+  if (e) {
+    unlink(s->tmp);
+  } else if ((e = sync_dir(s->dir)) != 0) {
+    *what = "syncing the directory of";
+  }
+  return e;
+}
+
+void ngi_save_file_free(ng_runtime *rt, ngi_save_file *s) {
+  if (s->w.fd >= 0) close(s->w.fd);
+  s->w.fd = -1;
+  if (s->tmp) ngi_free(rt, s->tmp, s->tmp_size);
+  if (s->w.buf) ngi_free(rt, s->w.buf, s->w.cap);
+  if (s->target) ngi_free(rt, s->target, s->target_size);
+  s->tmp = NULL;
+  s->w.buf = NULL;
+  s->target = NULL;
+}
+
 /* Needs: rt, path (a file name, or a symbolic link to one; the directory of
  * the file must be writable).
  * Guarantees: on NG_OK the file at `path` (the final target when `path` is a
@@ -351,63 +402,18 @@ ng_status ng_snapshot_save(ng_runtime *rt, const char *path) {
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (!path || !*path) return ngi_fail(rt, NG_EINVAL, "%s: path must be a non-empty string", fn);
 
-  char *target = NULL;
-  size_t target_size = 0;
-  bool exists = false;
-  mode_t mode = 0;
-  ng_status st = resolve_target(rt, path, &target, &target_size, &exists, &mode);
+  ngi_save_file s;
+  ng_status st = ngi_save_file_open(rt, fn, path, &s);
   if (st != NG_OK) return st;
 
-  writer w = {.fd = -1, .cap = (size_t)1 << 20, .progress = rt->progress,
-              .progress_ud = rt->progress_ud};
-  w.buf = ngi_alloc(rt, w.cap);
-  if (!w.buf) {
-    ngi_free(rt, target, target_size);
-    return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
-  }
-
-  char *tmp = NULL, *dir = NULL;
-  size_t tmp_size = 0;
-  for (unsigned attempt = 0; attempt < 32; attempt++) {
-    tmp = temp_name(rt, target, attempt, &tmp_size, &dir);
-    if (!tmp) {
-      ngi_free(rt, w.buf, w.cap);
-      ngi_free(rt, target, target_size);
-      return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
-    }
-    w.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (w.fd >= 0 || errno != EEXIST) break;
-    ngi_free(rt, tmp, tmp_size);
-    tmp = NULL;
-  }
-  if (w.fd < 0) {
-    int e = errno;
-    if (tmp) ngi_free(rt, tmp, tmp_size);
-    ngi_free(rt, w.buf, w.cap);
-    ngi_free(rt, target, target_size);
-    return ngi_fail(rt, NG_EIO, "%s: cannot create a temporary file next to %s: %s", fn, path,
-                    errstr(e, ebuf, sizeof ebuf));
-  }
-
   ngi_read_lock(rt);
-  write_snapshot(rt, &w);
+  ngi_save_file_write(rt, &s);
   ngi_read_unlock(rt);
 
-  const char *what = "writing";
-  int e = w.err;
-  if (!e && exists && fchmod(w.fd, mode) != 0) e = errno, what = "setting the permissions of";
-  if (!e && fsync(w.fd) != 0) e = errno, what = "syncing";
-  if (close(w.fd) != 0 && !e) e = errno, what = "closing";
-  if (!e && rename(tmp, target) != 0) e = errno, what = "renaming the temporary file over";
-  if (e) {
-    unlink(tmp);
-  } else if ((e = sync_dir(dir)) != 0) {
-    what = "syncing the directory of";
-  }
-  ngi_free(rt, tmp, tmp_size);
-  ngi_free(rt, w.buf, w.cap);
-  ngi_free(rt, target, target_size);
+  const char *what;
+  int e = ngi_save_file_commit(&s, &what);
+  ngi_save_file_free(rt, &s);
   if (e) return ngi_fail(rt, NG_EIO, "%s: %s %s: %s", fn, what, path, errstr(e, ebuf, sizeof ebuf));
-  if (w.progress) w.progress(w.progress_ud, "save", w.total, w.total);
+  if (s.w.progress) s.w.progress(s.w.progress_ud, "save", s.w.total, s.w.total);
   return NG_OK;
 }

@@ -372,6 +372,10 @@ void ngl_open_cdna(lua_State *L, int ctx);
 void ngl_open_events(lua_State *L, int ctx);
 /* graph.c */
 void ngl_open_graph(lua_State *L, int ctx);
+/* save.c: the Save objects of rt:save(path, {background = true}). ngl_save_new pushes a
+ * Save not yet started and returns where its handle goes (ng_snapshot_save_background's out). */
+void ngl_open_save(lua_State *L, int ctx);
+ng_save **ngl_save_new(lua_State *L);
 /* txn.c: rt:atomic and the create_many batches (after token.c and
  * connection.c: it adds to their method tables). */
 void ngl_open_atomic(lua_State *L, int ctx);

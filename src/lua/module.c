@@ -199,6 +199,7 @@ int luaopen_neurograph(lua_State *L) {
   ngl_open_events(L, ctx);
   ngl_open_graph(L, ctx);
   ngl_open_atomic(L, ctx);
+  ngl_open_save(L, ctx);
 
   luaL_newlibtable(L, module_funcs); /* stack: ..., ctx, mod; tables below go mod[name] */
   int mod = lua_gettop(L);

@@ -386,14 +386,51 @@ static void check_file_access(lua_State *L, const char *fn) {
   if (forbidden) luaL_error(L, "%s: file access is disabled in this Lua state", fn);
 }
 
-/* rt:save(path) -> true, or nil plus a message (like io.open). The file is
- * replaced atomically: on failure an existing file is untouched. */
+/* The save options: {background = true|false} (nil: none). Returns whether in background. */
+static bool check_save_options(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) return false;
+  if (!lua_istable(L, idx))
+    ngl_argerror(L, idx, "save", "options must be a table such as {background = true}");
+  bool background = false;
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) { /* stack: ..., key, value */
+    if (lua_type(L, -2) != LUA_TSTRING || strcmp(lua_tostring(L, -2), "background") != 0) {
+      ngl_near n;
+      int key = lua_gettop(L) - 1;
+      ngl_near_init(&n, L, key);
+      ngl_near_try(&n, "background");
+      ngl_unknown_name(L, key, idx, "save", "option", &n);
+    }
+    if (!lua_isboolean(L, -1))
+      ngl_argerror(L, idx, "save", "background must be a boolean, got %s", ngl_describe(L, -1));
+    background = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  return background;
+}
+
+/* rt:save(path [, {background = true}]) -> true, or nil plus a message (like io.open). The
+ * file is replaced atomically: on failure an existing file is untouched. In the background:
+ * a Save (save.c) of the state at the call, or nil plus a message (one is running already, or
+ * it could not start). */
 static int rt_save(lua_State *L) {
   ngl_runtime *o = check_rt(L, "save");
   ngl_rt(L, o);
   const char *path = check_path(L, 2, "save");
+  bool background = check_save_options(L, 3);
   check_file_access(L, "save");
   ng_runtime *rt = ngl_rt(L, o); /* after the checks (see ngl_runtime) */
+  if (background) {
+    ng_save **job = ngl_save_new(L); /* first: no leak on OOM */
+    ng_status st = ng_snapshot_save_background(rt, path, job);
+    if (st == NG_EBUSY) { /* another save runs, or inside rt:atomic: said in the message */
+      lua_pushnil(L);
+      lua_pushstring(L, ng_last_error_detail(rt));
+      return 2;
+    }
+    if (st != NG_OK) return io_failure(L, rt, st, 2, "save");
+    return 1;
+  }
   ng_status st = ng_snapshot_save(rt, path);
   if (st != NG_OK) return io_failure(L, rt, st, 2, "save");
   lua_pushboolean(L, 1);
