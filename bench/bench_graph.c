@@ -15,12 +15,12 @@
  *   - single-pair A* by L1 distance between two far corners: ng_graph_path with
  *     NG_COST_DISTANCE against igraph_get_shortest_path_dijkstra with the distances as weights
  *     (igraph 0.10.2 has no A*; 0.10.3 added one).
- * BFS is timed as the runtime's first walk (the linked lists), repeated (the adjacency copy that
- * walks crossing many links make, current: the bar's rows; igraph's own index is built by
- * igraph_create, not timed either) and right after a write (the copy rebuilt in the walk);
- * Dijkstra repeated and after a write.
+ * BFS is timed as the runtime's first walk (the linked lists until it has followed an eighth of
+ * the links, then the adjacency copy it builds), repeated (the copy current; igraph's own index
+ * is built by igraph_create, not timed either) and right after a write (the copy rebuilt in the
+ * walk); Dijkstra repeated and after a write.
  * Results are compared (reached counts, costs); a mismatch makes the exit status 1. Without
- * --quick, a ratio above 1.5 on the repeated BFS or Dijkstra (the bar of issue 19) makes it 2.
+ * --quick, a ratio above 1.5 on any BFS or Dijkstra row (the bar of issue 19) makes it 2.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "neurograph.h"
@@ -184,10 +184,10 @@ int main(int argc, char **argv) {
   igraph_matrix_init(&dist, 0, 0);
   const size_t src = (side / 2) * side + side / 2 < n ? (side / 2) * side + side / 2 : 0;
 
-  /* BFS is timed three ways: the runtime's first walk (the linked lists, and the scratch
-   * allocated; it then asks for the adjacency copy), repeated (the copy current: the bar's row),
-   * and right after a write (the copy rebuilt inside the walk); Dijkstra repeated and after a
-   * write. igraph's time is the same median on every row of a walk. */
+  /* BFS is timed three ways: the runtime's first walk (the scratch allocated, the linked lists
+   * until an eighth of the links, then the copy built in the walk), repeated (the copy
+   * current), and right after a write (the copy rebuilt at the walk's start); Dijkstra repeated
+   * and after a write. igraph's time is the same median on every row of a walk. */
   ng_token t_iso;
   ng_token_init(&t_iso);
   size_t reached = 0;
@@ -214,7 +214,7 @@ int main(int argc, char **argv) {
             (long)igraph_vector_int_size(&layers));
     status = 1;
   }
-  row("BFS, outgoing, whole graph: first walk", first_bfs, ig_bfs);
+  double r_first = row("BFS, outgoing, whole graph: first walk", first_bfs, ig_bfs);
   double r_bfs = row("BFS: repeated", median(tn, reps), ig_bfs);
   for (int r = 0; r < reps; r++) {
     t_iso.weight = (float)r;
@@ -223,7 +223,7 @@ int main(int argc, char **argv) {
     if (ng_graph_bfs(rt, src + 1, NULL, ids, depths, n + 1, &reached) != NG_OK) die("bfs", rt);
     tn[r] = now() - t0;
   }
-  row("BFS: after a write", median(tn, reps), ig_bfs);
+  double r_bfs_w = row("BFS: after a write", median(tn, reps), ig_bfs);
 
   /* single-source Dijkstra */
   ng_path_opts po = {0};
@@ -267,7 +267,7 @@ int main(int argc, char **argv) {
       die("dijkstra", rt);
     tn[r] = now() - t0;
   }
-  row("Dijkstra: after a write", median(tn, reps), ig_dij);
+  double r_dij_w = row("Dijkstra: after a write", median(tn, reps), ig_dij);
 
   /* single-pair A* by distance */
   po = (ng_path_opts){0};
@@ -298,7 +298,7 @@ int main(int argc, char **argv) {
   }
   row("A*, corner to corner, L1 distance (igraph: Dijkstra)", median(tn, reps), median(ti, reps));
 
-  if (!quick && (r_bfs > BAR || r_dij > BAR)) {
+  if (!quick && (r_first > BAR || r_bfs > BAR || r_bfs_w > BAR || r_dij > BAR || r_dij_w > BAR)) {
     printf("bar missed: BFS and Dijkstra must be within %.1fx of igraph\n", BAR);
     if (status == 0) status = 2;
   }

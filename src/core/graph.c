@@ -37,7 +37,7 @@ typedef struct arrival {
  * the runtime's write sequence is `seq` (any write makes it stale; the table's
  * sizes are kept beside it so that a 32-bit sequence come round to the same
  * value after 2^31 writes is still caught by any change of size). Walks
- * that cross many links build it (walker_begin) and read it sequentially
+ * that cross many links build it (walker_copy) and read it sequentially
  * instead of following the linked lists from record to record. */
 typedef struct csr {
   uint32_t *off, *ent;
@@ -203,21 +203,29 @@ static ng_status missing_token(const ng_runtime *rt, const char *fn, const char 
 /* ---- reading the adjacency ------------------------------------------------------ */
 
 /* How a walk reads the links of a token in direction dir: from the scratch's
- * CSR copy when it is current, else by ngi_link_cursor (counting the links
- * it follows, so a walk that crosses many asks for the copy). */
+ * CSR copy when it is current, else by ngi_link_cursor, counting the links it
+ * follows: past `switch_at` of them the walk builds the copy and goes on in
+ * it (a token's links come in the same order either way), so that a first
+ * walk across most of a large graph does not follow the lists to its end. */
 typedef struct walker {
+  ng_runtime *rt;
+  ngi_graph_scratch *s;
   ngi_conns *cs;
   unsigned dir;
   const uint32_t *off, *ent; /* the CSR, or NULL */
   size_t visits;
+  size_t switch_at; /* SIZE_MAX: never (no copy may be made) */
 } walker;
+
+static void walker_copy(walker *w);
 
 typedef struct nbrs {
   ngi_link_cursor k;
   const uint32_t *p, *end;
 } nbrs;
 
-static inline void nbrs_begin(const walker *w, uint32_t u, nbrs *it) {
+static inline void nbrs_begin(walker *w, uint32_t u, nbrs *it) {
+  if (!w->off && w->visits >= w->switch_at) walker_copy(w);
   if (w->off) {
     it->p = w->ent + 2 * (size_t)w->off[u];
     it->end = w->ent + 2 * (size_t)w->off[u + 1];
@@ -305,23 +313,18 @@ static bool csr_build(ng_runtime *rt, csr *c, unsigned dir) {
   return true;
 }
 
-/* Set w up for a walk in direction dir: the CSR copy when it is current or
- * wanted (then built now), else the linked lists (always when !may_copy).
- * Never inside a write hold (a transaction's writes between two walks keep
- * the write sequence). */
-static void walker_begin(ng_runtime *rt, ngi_graph_scratch *s, unsigned dir, bool may_copy,
-                         walker *w) {
-  w->cs = rt->conns;
-  w->dir = dir;
-  w->off = w->ent = NULL;
-  w->visits = 0;
-  unsigned seq = atomic_load_explicit(&rt->wseq, memory_order_acquire);
-  csr *c = &s->csr[dir - 1];
-  if (!may_copy || (seq & 1u)) return;
+/* Read the CSR copy from now on, building it if it is stale (without memory
+ * w stays on the linked lists). Only where walker_begin allowed a copy. */
+static void walker_copy(walker *w) {
+  ng_runtime *rt = w->rt;
+  csr *c = &w->s->csr[w->dir - 1];
   const ngi_conns *cs = rt->conns;
+  unsigned seq = atomic_load_explicit(&rt->wseq, memory_order_acquire);
+  w->switch_at = SIZE_MAX;
+  c->want = true; /* after a write, the next walk this way rebuilds it at once */
   if (!(c->valid && c->seq == seq && c->len == cs->len && c->live == cs->live &&
         c->slot_cap == rt->tokens.slot_cap)) {
-    if (!c->want || !csr_build(rt, c, dir)) return;
+    if (!csr_build(rt, c, w->dir)) return;
     c->seq = seq;
     c->len = cs->len;
     c->live = cs->live;
@@ -331,10 +334,28 @@ static void walker_begin(ng_runtime *rt, ngi_graph_scratch *s, unsigned dir, boo
   w->ent = c->ent;
 }
 
-/* After a walk: one that followed more links than a quarter of the table
- * asks for the CSR copy, which the next walk this way builds. */
-static void walker_end(ngi_graph_scratch *s, const walker *w) {
-  if (w->visits > 1024 && w->visits > w->cs->live / 4) s->csr[w->dir - 1].want = true;
+/* Set w up for a walk in direction dir: the CSR copy when it is current or
+ * wanted (then built now), else the linked lists until the walk has followed
+ * an eighth of the table's links (always the lists when !may_copy). Never a
+ * copy inside a write hold (a transaction's writes between two walks keep the
+ * write sequence). */
+static void walker_begin(ng_runtime *rt, ngi_graph_scratch *s, unsigned dir, bool may_copy,
+                         walker *w) {
+  w->rt = rt;
+  w->s = s;
+  w->cs = rt->conns;
+  w->dir = dir;
+  w->off = w->ent = NULL;
+  w->visits = 0;
+  w->switch_at = SIZE_MAX;
+  unsigned seq = atomic_load_explicit(&rt->wseq, memory_order_acquire);
+  if (!may_copy || (seq & 1u)) return;
+  size_t eighth = rt->conns->live / 8;
+  w->switch_at = eighth > 1024 ? eighth : 1024;
+  const csr *c = &s->csr[dir - 1];
+  bool current = c->valid && c->seq == seq && c->len == rt->conns->len &&
+                 c->live == rt->conns->live && c->slot_cap == rt->tokens.slot_cap;
+  if (current || c->want) walker_copy(w);
 }
 
 /* ---- breadth-first walk ----------------------------------------------------- */
@@ -393,7 +414,6 @@ ng_status ng_graph_bfs(ng_runtime *rt, ng_id start, const ng_walk *w, ng_id *ids
       queue[tail++] = v;
     }
   }
-  walker_end(s, &wk);
   ngi_read_unlock(rt);
   scratch_give(rt, s);
   *n_out = head;
@@ -646,7 +666,6 @@ ng_status ng_graph_path(ng_runtime *rt, ng_id from, ng_id to, const ng_path_opts
       if (!relax(&q, u, v, du + c)) goto oom;
     }
   }
-  if (o->cost != NG_COST_FN) walker_end(s, &wk);
 done:;
   size_t n = 0;
   double total = 0;
@@ -755,7 +774,6 @@ static size_t spread_first(ng_runtime *rt, ngi_graph_scratch *s, const ng_spread
       s->queue[tail++] = v;
     }
   }
-  walker_end(s, &wk);
   return tail;
 }
 
@@ -837,7 +855,6 @@ static size_t spread_levels(ng_runtime *rt, ngi_graph_scratch *s, const ng_sprea
     lo = hi;
     hi = n;
   }
-  walker_end(s, &wk);
   return reached;
 }
 
