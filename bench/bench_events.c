@@ -8,8 +8,8 @@
  *   - one subscription on moves (drained after each frame; the drain is reported apart);
  *   - 1,000 trigger zones (spheres) and one subscription on enter/leave;
  * The frames with events on and off alternate, so that a change in the machine's load falls on
- * both alike. Each row prints the median frame time of both and their ratio; the bar is 1.5x. The exit
- * status is 2 when a bar fails (not with --quick: small sizes are noise), 1 on an error.
+ * both alike. Each row prints the median frame time of both and their ratio; the bar is 1.5x. The
+ * exit status is 2 when a bar fails (not with --quick: small sizes are noise), 1 on an error.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "neurograph.h"
@@ -128,8 +128,7 @@ static void frames(world *w, int count, ng_sub *sub, double *off, double *on, do
   *events = ev / count;
 }
 
-static int row(const char *name, double on, double off, double drain_s, double events,
-               bool judge) {
+static int row(const char *name, double on, double off, double drain_s, double events, bool judge) {
   double ratio = on / off;
   printf("%-44s %9.3f ms  off %9.3f ms  ratio %5.2fx  (drain %.3f ms, %.0f events/frame)\n", name,
          on * 1e3, off * 1e3, ratio, drain_s * 1e3, events);

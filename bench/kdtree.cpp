@@ -60,8 +60,7 @@ extern "C" size_t kdtree_radius(kdtree *t, const float c[3], float r2, const uin
   return n;
 }
 
-extern "C" size_t kdtree_nearest(kdtree *t, const float c[3], size_t k, uint32_t *idx,
-                                 float *d2) {
+extern "C" size_t kdtree_nearest(kdtree *t, const float c[3], size_t k, uint32_t *idx, float *d2) {
   return t->index.knnSearch(c, k, idx, d2);
 }
 

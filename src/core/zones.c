@@ -44,12 +44,12 @@ typedef struct cell_entry {
 } cell_entry;
 
 typedef struct space_index {
-  bool dirty;        /* zones or the space's unit changed since the index was built */
-  bool scan;         /* the index could not be built: scan every zone */
-  ngi_unit unit;     /* the unit it was built in */
-  int shift;         /* cell edge: 2^shift raw steps */
-  uint32_t axis;     /* cells per axis: 65536 >> shift */
-  zone_hot *hot;     /* the space's zones, in zone order (ids ascending) */
+  bool dirty;    /* zones or the space's unit changed since the index was built */
+  bool scan;     /* the index could not be built: scan every zone */
+  ngi_unit unit; /* the unit it was built in */
+  int shift;     /* cell edge: 2^shift raw steps */
+  uint32_t axis; /* cells per axis: 65536 >> shift */
+  zone_hot *hot; /* the space's zones, in zone order (ids ascending) */
   size_t nhot, hot_cap;
   cell_entry *cells; /* sorted by cell: each occupied cell's zones are a run */
   size_t ncells, cells_cap;
@@ -237,7 +237,8 @@ static const ngi_zone_cell *gate_cell(const ngi_zone_gate *g, uint32_t cell) {
 static uint64_t gate_bit(const ngi_zone_gate *g, const int16_t *p) {
   unsigned f = g->shift - 2;
   return (uint64_t)1 << (((((uint32_t)(p[0] + 32768) >> f) & 3u) * 4 +
-                          (((uint32_t)(p[1] + 32768) >> f) & 3u)) * 4 +
+                          (((uint32_t)(p[1] + 32768) >> f) & 3u)) *
+                             4 +
                          (((uint32_t)(p[2] + 32768) >> f) & 3u));
 }
 
@@ -310,8 +311,7 @@ static void mark_fine(const zone *z, const ngi_unit *u, int shift, const int32_t
 
 /* The cells of index ix zone h's bounding box covers, lo..hi per axis, and
  * how many. */
-static double cell_range(const space_index *ix, const zone_hot *h, uint32_t lo[3],
-                         uint32_t hi[3]) {
+static double cell_range(const space_index *ix, const zone_hot *h, uint32_t lo[3], uint32_t hi[3]) {
   double cells = 1;
   for (int a = 0; a < 3; a++) {
     int32_t l = h->lo[a] < INT16_MIN ? INT16_MIN : h->lo[a];
@@ -453,8 +453,7 @@ static void build_fine(ngi_zones *zs, space_index *ix) {
     for (uint32_t x = lo[0]; x <= hi[0]; x++)
       for (uint32_t y = lo[1]; y <= hi[1]; y++)
         for (uint32_t w = lo[2]; w <= hi[2]; w++) {
-          int32_t origin[3] = {(int32_t)(x << ix->shift) - 32768,
-                               (int32_t)(y << ix->shift) - 32768,
+          int32_t origin[3] = {(int32_t)(x << ix->shift) - 32768, (int32_t)(y << ix->shift) - 32768,
                                (int32_t)(w << ix->shift) - 32768};
           const int16_t at[3] = {(int16_t)origin[0], (int16_t)origin[1], (int16_t)origin[2]};
           mark_fine(&zs->z[ix->hot[k].z], &ix->unit, ix->shift, origin, cell_of(ix, at));
@@ -544,8 +543,8 @@ void ngi_zones_cross(ng_runtime *rt, ng_id id, int space, const int16_t *from, c
                      uint16_t token_flags, uint8_t placed) {
   ngi_zones *zs = rt->ev.zones;
   space_index *ix = &zs->idx[space];
-  if (!ix->dirty && (ix->unit.base != rt->units[space].base ||
-                     ix->unit.scale != rt->units[space].scale))
+  if (!ix->dirty &&
+      (ix->unit.base != rt->units[space].base || ix->unit.scale != rt->units[space].scale))
     ix->dirty = true; /* a rescale: the raw cells moved */
   if (ix->dirty) rebuild(rt, zs, space);
   const ngi_zone_cell *cf = NULL, *ct = NULL;
@@ -600,7 +599,7 @@ static ng_status check_spec(ng_runtime *rt, const char *fn, const ng_zone_spec *
       return ngi_fail(rt, NG_EINVAL, "%s: spec.lo and spec.hi must be finite", fn);
     if (p->lo[a] > p->hi[a])
       return ngi_fail(rt, NG_EINVAL, "%s: spec.lo must not exceed spec.hi (axis %c: %g > %g)", fn,
-                      "xyz"[a], p->lo[a], p->hi[a]);
+                      "xyz"[a], p -> lo[a], p -> hi[a]);
   }
   return NG_OK;
 }
@@ -626,8 +625,8 @@ static zone *find_zone(ngi_zones *zs, uint64_t id) {
 }
 
 /* Whether token tok (placed in `placed`) is in zone spec p (NULL: none). */
-static bool holds(const ng_runtime *rt, const ng_zone_spec *p, const ng_token *tok,
-                  uint8_t placed, double q[3]) {
+static bool holds(const ng_runtime *rt, const ng_zone_spec *p, const ng_token *tok, uint8_t placed,
+                  double q[3]) {
   if (!p || !(placed >> p->space & 1u) || !passes_flags(p, tok->flags)) return false;
   int16_t xyz[3]; /* the record is packed */
   memcpy(xyz, tok->coords[p->space], sizeof xyz);
@@ -637,8 +636,7 @@ static bool holds(const ng_runtime *rt, const ng_zone_spec *p, const ng_token *t
 
 /* Events for zone `id` going from spec `old` to `next` (either NULL): a
  * leave for each live token only old holds, an enter for each only next holds. */
-static void rezone(ng_runtime *rt, uint64_t id, const ng_zone_spec *old,
-                   const ng_zone_spec *next) {
+static void rezone(ng_runtime *rt, uint64_t id, const ng_zone_spec *old, const ng_zone_spec *next) {
   const ngi_token_table *t = &rt->tokens;
   for (size_t pos = 0; pos < t->len; pos++) {
     const ng_token *tok = ngi_tok_at(t, pos);
