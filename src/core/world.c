@@ -163,19 +163,33 @@ static ng_status replay_file(ng_runtime *rt, const char *dir, uint64_t k, bool l
   return ngi_journal_attach_file(rt, fn, fd, k, end, *commit);
 }
 
-/* A world that does not exist yet: snapshot 0 of the new runtime, then
- * journal 0. A crash in between leaves a snapshot without journals, which
- * opens as this same empty world. */
+/* A world that does not exist yet: journal 0 (its header only), then
+ * snapshot 0 of the new runtime. A crash in between leaves a journal 0 of
+ * nothing but its header and no snapshot, which opens as a new world; a
+ * journal with records never exists without its snapshot. */
 static ng_status create_world(ng_runtime *rt, const char *dir) {
   static const char fn[] = "ng_runtime_open";
   char path[WORLD_PATH_MAX + 64];
-  file_path(path, sizeof path, dir, "snapshot", 0);
-  ng_status st = ng_snapshot_save(rt, path);
-  if (st != NG_OK) return st;
   int fd;
-  st = ngi_journal_create_file(rt, fn, 0, 1, &fd);
+  ng_status st = ngi_journal_create_file(rt, fn, 0, 1, &fd);
   if (st != NG_OK) return st;
+  file_path(path, sizeof path, dir, "snapshot", 0);
+  st = ng_snapshot_save(rt, path);
+  if (st != NG_OK) {
+    close(fd);
+    return st;
+  }
   return ngi_journal_attach_file(rt, fn, fd, 0, NGI_JOURNAL_HEADER, 1);
+}
+
+/* Whether dir holds only what an interrupted create_world leaves: journal
+ * 0 with its header and nothing else. */
+static bool half_created(const char *dir, const world_scan *w) {
+  char path[WORLD_PATH_MAX + 64];
+  struct stat sb;
+  file_path(path, sizeof path, dir, "journal", 0);
+  return w->any_journal == 1 && w->last == 0 && stat(path, &sb) == 0 &&
+         sb.st_size <= NGI_JOURNAL_HEADER;
 }
 
 ng_status ng_runtime_open(const char *path, const ng_open_options *opt, ng_runtime **out) {
@@ -198,8 +212,11 @@ ng_status ng_runtime_open(const char *path, const ng_open_options *opt, ng_runti
   world_scan w;
   int e = scan_world(path, &w);
   if (e) return ngi_fail(NULL, NG_EIO, "%s: reading %s: %s", fn, path, errstr(e, ebuf, sizeof ebuf));
-  if (!w.has_snap && w.has_journal)
+  if (!w.has_snap && w.has_journal && !half_created(path, &w))
     return ngi_fail(NULL, NG_ECORRUPT, "%s: %s holds journals but no snapshot", fn, path);
+  if (w.has_snap && (!w.has_journal || w.last < w.snap))
+    return ngi_fail(NULL, NG_ECORRUPT, "%s: %s: journal %llu is missing", fn, path,
+                    (unsigned long long)w.snap);
 
   ng_runtime *rt = NULL;
   ng_status st;
@@ -216,12 +233,8 @@ ng_status ng_runtime_open(const char *path, const ng_open_options *opt, ng_runti
     ng_runtime_release(rt);
     return ngi_fail(NULL, st, "%s: out of memory", fn);
   }
-  if (!w.has_snap || !w.has_journal || w.last < w.snap) {
-    /* New, or a crash after snapshot 0 and before journal 0. */
-    st = w.has_snap && w.snap != 0
-             ? ngi_fail(NULL, NG_ECORRUPT, "%s: %s: journal %llu is missing", fn, path,
-                        (unsigned long long)w.snap)
-             : create_world(rt, path);
+  if (!w.has_snap) {
+    st = create_world(rt, path);
   } else {
     uint64_t commit = 0;
     for (uint64_t k = w.snap; k <= w.last && st == NG_OK; k++)
