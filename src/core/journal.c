@@ -627,6 +627,8 @@ ng_status ngi_journal_replay(ng_runtime *rt, const unsigned char *data, size_t l
     commit++;
     off = align8(off + rlen);
   }
+  for (int s = 0; s < NG_SPACES; s++) /* records moved without them: rebuilt at the next query */
+    ngi_grid_reset(rt, rt->grids[s]);
   *first_commit = commit;
   *end = off;
   return NG_OK;

@@ -83,7 +83,8 @@ void ngi_journal_detach_file(ng_runtime *rt);
  * must have (0: whatever its header says); out, the number after its last.
  * *end: the end of its valid part. Fails: NG_ECORRUPT naming the offset of
  * the bad header, record or entry (also a bad record followed by a valid
- * one), NG_EVERSION, NG_ENOMEM; rt is then half replayed (discard it). */
+ * one), NG_EVERSION, NG_ENOMEM; rt is then half replayed (discard it).
+ * On NG_OK the grids are reset (rebuilt from the records at their next query). */
 ng_status ngi_journal_replay(ng_runtime *rt, const unsigned char *data, size_t len,
                              const char *name, bool last, uint64_t *first_commit, size_t *end);
 /* Start the batch mode's sync thread. NG_OK or NG_ENOMEM. */

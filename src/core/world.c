@@ -239,8 +239,6 @@ ng_status ng_runtime_open(const char *path, const ng_open_options *opt, ng_runti
     uint64_t commit = 0;
     for (uint64_t k = w.snap; k <= w.last && st == NG_OK; k++)
       st = replay_file(rt, path, k, k == w.last, &commit);
-    for (int s = 0; s < NG_SPACES; s++) /* replay moved records without them */
-      ngi_grid_reset(rt, rt->grids[s]);
   }
   if (st == NG_OK && ngi_journal_start_thread(rt) != NG_OK)
     st = ngi_fail(NULL, NG_ENOMEM, "%s: cannot start the journal's sync thread", fn);
