@@ -126,7 +126,7 @@ ng_status ngi_journal_create_file(ng_runtime *rt, const char *fn, uint64_t numbe
   return NG_OK;
 }
 
-/* The mapping's growth: at least 1 MiB, doubling up to 64 MiB a step. */
+/* The file's growth: at least 1 MiB, doubling up to 64 MiB a step. */
 static size_t grown_size(size_t cur, size_t need) {
   size_t step = cur < ((size_t)1 << 20) ? (size_t)1 << 20 : cur;
   if (step > (size_t)64 << 20) step = (size_t)64 << 20;
@@ -135,19 +135,40 @@ static size_t grown_size(size_t cur, size_t need) {
   return n;
 }
 
-/* Make map cover at least `need` bytes of the file: the growth is allocated
- * on disk first (posix_fallocate), so writing into the mapping can never
- * meet a full disk (SIGBUS). The old mapping stays until the new one exists.
- * Returns 0 or an error number. */
+/* The part of the file mapped at a time. Appends only ever touch the
+ * mapping near the end, and pages left behind are unmapped when the window
+ * moves on: the kernel then writes them back (fdatasync) without having to
+ * write-protect them in this process first (a TLB flush on every CPU
+ * running it, for every page). */
+enum { WINDOW = 256 << 10 };
+
+/* Make the window cover file bytes [end, need). The file grows first, its
+ * new blocks allocated on disk (posix_fallocate), so writing into the
+ * mapping can never meet a full disk (SIGBUS). The old window stays until
+ * the new one exists. Returns 0 or an error number. */
 static int map_room(ngi_journal *j, size_t need) {
-  if (need <= j->map_len) return 0;
-  size_t len = grown_size(j->map_len, need);
-  int e = posix_fallocate(j->fd, 0, (off_t)len);
-  if (e) return e;
-  void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, j->fd, 0);
+  if (j->map && need <= j->map_off + j->map_len) return 0;
+  if (need > j->file_len) {
+    size_t len = grown_size(j->file_len, need);
+    int e = posix_fallocate(j->fd, 0, (off_t)len);
+    if (e) return e;
+    j->file_len = len;
+  }
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t off = j->end & ~(page - 1), len = need - off > WINDOW ? need - off : WINDOW;
+  len = (len + page - 1) & ~(page - 1);
+  if (len > j->file_len - off) len = j->file_len - off;
+  void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, j->fd, (off_t)off);
   if (m == MAP_FAILED) return errno;
+#if defined(MADV_POPULATE_WRITE)
+  /* Fault the window in writable now, in one call, rather than one page
+   * fault per page in the commits that follow (a hint: older kernels say
+   * EINVAL and the faults happen as usual). */
+  (void)madvise(m, len, MADV_POPULATE_WRITE);
+#endif
   if (j->map) munmap(j->map, j->map_len);
   j->map = m;
+  j->map_off = off;
   j->map_len = len;
   return 0;
 }
@@ -167,7 +188,9 @@ ng_status ngi_journal_attach_file(ng_runtime *rt, const char *fn, int fd, uint64
   pthread_mutex_lock(&j->sync_lock);
   j->fd = fd;
   j->map = NULL;
-  j->map_len = 0;
+  j->map_off = j->map_len = 0;
+  j->file_len = end;
+  j->end = end;
   int e = map_room(j, end + 1);
   if (e) {
     close(fd);
@@ -176,7 +199,6 @@ ng_status ngi_journal_attach_file(ng_runtime *rt, const char *fn, int fd, uint64
     return ngi_fail(rt, NG_EIO, "%s: mapping journal %llu: %s", fn, (unsigned long long)number,
                     errstr(e, ebuf, sizeof ebuf));
   }
-  j->end = end;
   j->number = number;
   j->next_commit = next_commit;
   j->synced = end;
@@ -200,7 +222,7 @@ void ngi_journal_detach_file(ng_runtime *rt) {
   }
   j->fd = -1;
   j->map = NULL;
-  j->map_len = 0;
+  j->map_off = j->map_len = j->file_len = 0;
   pthread_mutex_unlock(&j->sync_lock);
 }
 
@@ -407,7 +429,7 @@ void ngi_journal_commit(ng_runtime *rt, const ng_event *evs, size_t n, uint64_t 
     journal_fail(j, NG_EIO, "extending the journal file", e);
     return;
   }
-  unsigned char *rec = j->map + j->end;
+  unsigned char *rec = j->map + (j->end - j->map_off);
   size_t len = (size_t)(put_entries(rt, rec + REC_HEAD, evs, n) - rec);
   wr64(rec + 8, j->next_commit);
   /* Length and CRC last: a process killed mid-copy leaves a record that

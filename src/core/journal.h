@@ -36,9 +36,10 @@ enum { NGI_JOURNAL_HEADER = 64 };
 
 typedef struct ngi_journal {
   /* Under the runtime's write lock: */
-  int fd;                /* the active journal file, mapped at map[0 .. map_len) */
-  unsigned char *map;
-  size_t map_len;        /* the file's size (pre-extended with posix_fallocate) */
+  int fd;                /* the active journal file */
+  unsigned char *map;    /* file bytes [map_off, map_off + map_len): a window at the end */
+  size_t map_off, map_len;
+  size_t file_len;       /* the file's size (pre-extended with posix_fallocate) */
   size_t end;            /* where the next record goes */
   uint64_t number;       /* N of journal-N.ngj */
   uint64_t next_commit;  /* the number the next record gets */
