@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 
 static char base[] = "/tmp/ng_journal_XXXXXX";
@@ -138,6 +139,67 @@ static void test_checkpoint_and_rollback(void) {
   snprintf(p, sizeof p, "%s/journal-%020d.ngj", dir, 3);
   CHECK(unlink(p) == 0);
   CHECK_STATUS(ng_runtime_open(dir, NULL, &rt), NG_ECORRUPT);
+  ngw_remove(dir);
+}
+
+/* A crash while a world is created leaves journal 0 with its header and no
+ * snapshot: that opens as a new world. Journal records without their
+ * snapshot are corruption. */
+static void test_half_created(void) {
+  char dir[256], snap[300];
+  world_path(dir, sizeof dir, "half");
+  ng_runtime *rt = open_world(dir, NG_SYNC_OFF, 0);
+  ng_runtime_release(rt);
+  snprintf(snap, sizeof snap, "%s/snapshot-%020d.ngs", dir, 0);
+  CHECK(unlink(snap) == 0);
+  rt = open_world(dir, NG_SYNC_OFF, 0); /* header-only journal 0: created afresh */
+  CHECK(rt && ng_token_count(rt) == 0);
+  ngt_token_at(rt, 1, 2, 3);
+  ng_runtime_release(rt);
+  CHECK(unlink(snap) == 0);
+  ng_runtime *out = NULL;
+  CHECK_STATUS(ng_runtime_open(dir, NULL, &out), NG_ECORRUPT);
+  CHECK(strstr(ng_last_error(NULL), "no snapshot") != NULL);
+  ngw_remove(dir);
+}
+
+/* The threads count their own failures (the CHECK counters are not shared safely). */
+static void *writer(void *arg) {
+  intptr_t failed = 0;
+  for (int i = 0; i < 500; i++)
+    failed += ng_token_create(arg, NULL, 0, NULL) != NG_OK;
+  return (void *)failed;
+}
+
+static void *checkpointer(void *arg) {
+  intptr_t failed = 0;
+  for (int i = 0; i < 5; i++)
+    failed += ng_checkpoint(arg) != NG_OK;
+  return (void *)failed;
+}
+
+/* Writers in parallel with the batch thread's syncs, automatic checkpoints
+ * and explicit ones from another thread (TSan runs this in CI). */
+static void test_threads(void) {
+  char dir[256];
+  world_path(dir, sizeof dir, "threads");
+  ng_open_options o = {.sync = NG_SYNC_BATCH, .interval_ms = 1, .checkpoint_bytes = 4096};
+  ng_runtime *rt = NULL;
+  CHECK_STATUS(ng_runtime_open(dir, &o, &rt), NG_OK);
+  pthread_t t[3];
+  pthread_create(&t[0], NULL, writer, rt);
+  pthread_create(&t[1], NULL, writer, rt);
+  pthread_create(&t[2], NULL, checkpointer, rt);
+  for (int i = 0; i < 3; i++) {
+    void *failed = NULL;
+    pthread_join(t[i], &failed);
+    CHECK(failed == NULL);
+  }
+  CHECK_EQ_INT(ng_token_count(rt), 1000);
+  ng_runtime_release(rt);
+  rt = open_world(dir, NG_SYNC_OFF, 0);
+  CHECK_EQ_INT(ng_token_count(rt), 1000);
+  ng_runtime_release(rt);
   ngw_remove(dir);
 }
 
@@ -281,6 +343,8 @@ int main(void) {
   if (!mkdtemp(base)) return 1;
   test_replay_matches_model();
   test_checkpoint_and_rollback();
+  test_half_created();
+  test_threads();
   small_world w;
   memset(&w, 0, sizeof w);
   small_make(&w);
