@@ -168,8 +168,8 @@ int main(int argc, char **argv) {
   printf("journal: %zu tokens, random single-token updates (weight + L1 position), median of %d\n",
          n, PASSES);
   printf("  %-34s %12.0f updates/s\n", "in memory", vm);
-  printf("  %-34s %12.0f updates/s   %.2fx of in memory (bar >= %.2f)%s\n", "sync = \"batch\" (100 ms)",
-         vb, ratio, BAR, ratio >= BAR ? "" : "  MISSED");
+  printf("  %-34s %12.0f updates/s   %.2fx of in memory (bar >= %.2f)%s\n",
+         "sync = \"batch\" (100 ms)", vb, ratio, BAR, ratio >= BAR ? "" : "  MISSED");
   printf("  %-34s %12.0f commits/s\n", "raw write + fdatasync, same disk", vr);
   printf("  %-34s %12.0f commits/s   %.2fx of the raw fsync rate\n", "sync = \"always\"", va,
          va / vr);

@@ -51,7 +51,8 @@ static void test_replay_matches_model(void) {
   CHECK_STATUS(ng_runtime_new(&ngw_cfg, &model), NG_OK);
   uint64_t rw = 42, rm = 42;
   for (int round = 0; round < 4; round++) {
-    ng_runtime *rt = open_world(dir, round % 2 ? NG_SYNC_OFF : NG_SYNC_BATCH, round == 3 ? 8192 : 0);
+    ng_runtime *rt =
+        open_world(dir, round % 2 ? NG_SYNC_OFF : NG_SYNC_BATCH, round == 3 ? 8192 : 0);
     if (!rt) break;
     CHECK(ngw_same(rt, model));
     for (int i = 0; i < 400; i++) {
@@ -284,7 +285,8 @@ static void test_truncations(small_world *w) {
       whole++;
     }
     CHECK_STATUS(st, NG_OK);
-    if (k != whole) fprintf(stderr, "truncated at %zu: state of %d commits, wanted %d\n", n, k, whole);
+    if (k != whole)
+      fprintf(stderr, "truncated at %zu: state of %d commits, wanted %d\n", n, k, whole);
     CHECK_EQ_INT(k, whole);
   }
 }

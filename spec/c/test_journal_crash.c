@@ -78,8 +78,9 @@ static void test_sigkill_during_commits(void) {
       one_more++;
     }
     ng_runtime_release(rt);
-    if (!same) fprintf(stderr, "round %d: the world is not the model after %u or %u steps\n", r,
-                       acked, acked + 1);
+    if (!same)
+      fprintf(stderr, "round %d: the world is not the model after %u or %u steps\n", r, acked,
+              acked + 1);
     CHECK(same);
     if (!same) break;
     steps += acked;

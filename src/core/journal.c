@@ -61,7 +61,8 @@ static uint32_t record_crc(const unsigned char *p, size_t len) {
 static void journal_fail(ngi_journal *j, ng_status st, const char *what, int e) {
   char ebuf[128];
   j->failed = st;
-  snprintf(j->why, sizeof j->why, "%s%s%s", what, e ? ": " : "", e ? errstr(e, ebuf, sizeof ebuf) : "");
+  snprintf(j->why, sizeof j->why, "%s%s%s", what, e ? ": " : "",
+           e ? errstr(e, ebuf, sizeof ebuf) : "");
 }
 
 ng_status ngi_journal_refuse(ng_runtime *rt, const char *fn) {
@@ -203,9 +204,9 @@ ng_status ngi_journal_attach_file(ng_runtime *rt, const char *fn, int fd, uint64
   j->next_commit = next_commit;
   j->synced = end;
   atomic_store(&j->written, end);
-  atomic_store(&j->auto_at, end + (j->checkpoint_bytes < SIZE_MAX - end
-                                       ? (size_t)j->checkpoint_bytes
-                                       : SIZE_MAX - end));
+  atomic_store(
+      &j->auto_at,
+      end + (j->checkpoint_bytes < SIZE_MAX - end ? (size_t)j->checkpoint_bytes : SIZE_MAX - end));
   pthread_mutex_unlock(&j->sync_lock);
   return NG_OK;
 }
@@ -460,8 +461,8 @@ static ng_status check_token(ng_id id, uint8_t placed, const ng_token *tok, char
     return BAD("token %llu: %s", (unsigned long long)id, r);
   for (int s = 0; s < NG_SPACES; s++)
     if (!(placed >> s & 1u) && (tok->coords[s][0] | tok->coords[s][1] | tok->coords[s][2]))
-      return BAD("token %llu has coordinates in %s, where it is not placed",
-                 (unsigned long long)id, ng_space_name(s));
+      return BAD("token %llu has coordinates in %s, where it is not placed", (unsigned long long)id,
+                 ng_space_name(s));
   return NG_OK;
 }
 
@@ -541,9 +542,9 @@ static ng_status apply_entries(ng_runtime *rt, const unsigned char *p, size_t n,
   while (p < end) {
     size_t left = (size_t)(end - p);
     int kind = p[0];
-    size_t need = kind == E_TOK_PUT    ? TOK_PUT_BYTES
-                  : kind == E_CONN_PUT ? CONN_PUT_BYTES
-                  : kind == E_CDNA     ? CDNA_PUT_BYTES
+    size_t need = kind == E_TOK_PUT                         ? TOK_PUT_BYTES
+                  : kind == E_CONN_PUT                      ? CONN_PUT_BYTES
+                  : kind == E_CDNA                          ? CDNA_PUT_BYTES
                   : kind == E_TOK_DEL || kind == E_CONN_DEL ? DEL_BYTES
                                                             : 0;
     if (need == 0) return BAD("unknown entry kind %d", kind);
@@ -632,10 +633,10 @@ ng_status ngi_journal_replay(ng_runtime *rt, const unsigned char *data, size_t l
     if (!record_at(data, len, off, commit, &rlen)) {
       if (all_zero(data + off, len - off)) break; /* the unwritten, pre-extended part */
       if (!last || valid_after(data, len, off, commit))
-        return ngi_fail(NULL, NG_ECORRUPT,
-                        "%s: %s: bad record at offset %zu (commit %llu)%s", fn, name, off,
-                        (unsigned long long)commit,
-                        last ? ", followed by valid records" : " in a journal that is not the newest");
+        return ngi_fail(NULL, NG_ECORRUPT, "%s: %s: bad record at offset %zu (commit %llu)%s", fn,
+                        name, off, (unsigned long long)commit,
+                        last ? ", followed by valid records"
+                             : " in a journal that is not the newest");
       break; /* a torn tail: cut */
     }
     char why[256];

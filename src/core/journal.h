@@ -27,24 +27,24 @@
 #include <stddef.h>
 
 /* The kinds of events a journal needs: every store change, not zones'. */
-#define NGI_JOURNAL_KINDS                                                                         \
-  ((1u << NG_EV_CREATE) | (1u << NG_EV_UPDATE) | (1u << NG_EV_MOVE) | (1u << NG_EV_UNPLACE) |     \
-   (1u << NG_EV_DELETE) | (1u << NG_EV_LINK) | (1u << NG_EV_LINK_UPDATE) | (1u << NG_EV_UNLINK) | \
+#define NGI_JOURNAL_KINDS                                                                          \
+  ((1u << NG_EV_CREATE) | (1u << NG_EV_UPDATE) | (1u << NG_EV_MOVE) | (1u << NG_EV_UNPLACE) |      \
+   (1u << NG_EV_DELETE) | (1u << NG_EV_LINK) | (1u << NG_EV_LINK_UPDATE) | (1u << NG_EV_UNLINK) |  \
    (1u << NG_EV_CDNA))
 
 enum { NGI_JOURNAL_HEADER = 64 };
 
 typedef struct ngi_journal {
   /* Under the runtime's write lock: */
-  int fd;                /* the active journal file */
-  unsigned char *map;    /* file bytes [map_off, map_off + map_len): a window at the end */
+  int fd;             /* the active journal file */
+  unsigned char *map; /* file bytes [map_off, map_off + map_len): a window at the end */
   size_t map_off, map_len;
-  size_t file_len;       /* the file's size (pre-extended with posix_fallocate) */
-  size_t end;            /* where the next record goes */
-  uint64_t number;       /* N of journal-N.ngj */
-  uint64_t next_commit;  /* the number the next record gets */
-  ng_status failed;      /* NG_OK, or why writes are refused until a checkpoint */
-  char why[200];         /* the failure's message */
+  size_t file_len;      /* the file's size (pre-extended with posix_fallocate) */
+  size_t end;           /* where the next record goes */
+  uint64_t number;      /* N of journal-N.ngj */
+  uint64_t next_commit; /* the number the next record gets */
+  ng_status failed;     /* NG_OK, or why writes are refused until a checkpoint */
+  char why[200];        /* the failure's message */
   /* Settings (fixed after open). */
   ng_sync_mode sync;
   unsigned interval_ms;
@@ -52,8 +52,8 @@ typedef struct ngi_journal {
   char *dir; /* the world's directory */
   size_t dir_size;
   /* Shared with the batch thread and with syncs after the lock is released. */
-  _Atomic size_t written;   /* `end`, published for syncs and the automatic checkpoint */
-  _Atomic size_t auto_at;   /* the size at which the next automatic checkpoint runs */
+  _Atomic size_t written;    /* `end`, published for syncs and the automatic checkpoint */
+  _Atomic size_t auto_at;    /* the size at which the next automatic checkpoint runs */
   pthread_mutex_t sync_lock; /* fd changes, fdatasync, `synced`, `stop` */
   pthread_cond_t wake;
   size_t synced; /* bytes of the active file known durable */

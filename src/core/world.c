@@ -130,8 +130,10 @@ static ng_status replay_file(ng_runtime *rt, const char *dir, uint64_t k, bool l
   if (fd < 0) {
     int e = errno;
     if (e == ENOENT)
-      return ngi_fail(NULL, NG_ECORRUPT, "%s: %s is missing (the journals after the newest "
-                      "snapshot must all be there)", fn, path);
+      return ngi_fail(NULL, NG_ECORRUPT,
+                      "%s: %s is missing (the journals after the newest "
+                      "snapshot must all be there)",
+                      fn, path);
     return ngi_fail(NULL, NG_EIO, "%s: opening %s: %s", fn, path, errstr(e, ebuf, sizeof ebuf));
   }
   struct stat sb;
@@ -203,15 +205,18 @@ ng_status ng_runtime_open(const char *path, const ng_open_options *opt, ng_runti
     return ngi_fail(NULL, NG_EINVAL, "%s: path must be at most %d bytes", fn, WORLD_PATH_MAX);
   if (!opt) opt = &defaults;
   if ((unsigned)opt->sync > NG_SYNC_OFF)
-    return ngi_fail(NULL, NG_EINVAL, "%s: sync must be NG_SYNC_BATCH, NG_SYNC_ALWAYS or "
-                    "NG_SYNC_OFF, got %d", fn, (int)opt->sync);
+    return ngi_fail(NULL, NG_EINVAL,
+                    "%s: sync must be NG_SYNC_BATCH, NG_SYNC_ALWAYS or "
+                    "NG_SYNC_OFF, got %d",
+                    fn, (int)opt->sync);
   if (mkdir(path, 0777) != 0 && errno != EEXIST) {
     int e = errno;
     return ngi_fail(NULL, NG_EIO, "%s: creating %s: %s", fn, path, errstr(e, ebuf, sizeof ebuf));
   }
   world_scan w;
   int e = scan_world(path, &w);
-  if (e) return ngi_fail(NULL, NG_EIO, "%s: reading %s: %s", fn, path, errstr(e, ebuf, sizeof ebuf));
+  if (e)
+    return ngi_fail(NULL, NG_EIO, "%s: reading %s: %s", fn, path, errstr(e, ebuf, sizeof ebuf));
   if (!w.has_snap && w.has_journal && !half_created(path, &w))
     return ngi_fail(NULL, NG_ECORRUPT, "%s: %s holds journals but no snapshot", fn, path);
   if (w.has_snap && (!w.has_journal || w.last < w.snap))
