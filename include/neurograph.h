@@ -1439,12 +1439,13 @@ typedef struct ng_open_options {
  * the last reference syncs and closes the journal. If the journal cannot be
  * written (a full disk, events lost for want of memory), the commit that hit
  * the failure stays in memory only and every later write fails with NG_EIO
- * until ng_checkpoint succeeds. The directory must not be opened by two
- * runtimes at once.
+ * until ng_checkpoint succeeds. One runtime at a time may have a world open
+ * (an flock on the directory, released when the runtime is freed).
  *
  * @return NG_OK; NG_EINVAL (NULL path or out, empty path, unknown sync mode;
  *         a bad opt->config as ng_runtime_new); NG_EIO (the directory cannot
- *         be created or read, a file cannot be opened, mapped or written:
+ *         be created or read, the world is open in another runtime, a file
+ *         cannot be opened, mapped or written:
  *         ng_last_error(NULL) names the path and the reason); NG_ECORRUPT,
  *         NG_EVERSION (a snapshot as ng_snapshot_load; a journal: the file,
  *         the offset and what is wrong); NG_ENOMEM. On failure *out is NULL.

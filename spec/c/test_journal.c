@@ -128,6 +128,13 @@ static void test_checkpoint_and_rollback(void) {
   CHECK_STATUS(ng_token_create(rt, NULL, 0, &id), NG_OK);
   ng_runtime_release(rt);
 
+  /* One runtime per world at a time. */
+  ng_runtime *second = NULL;
+  rt = open_world(dir, NG_SYNC_OFF, 0);
+  CHECK_STATUS(ng_runtime_open(dir, NULL, &second), NG_EIO);
+  CHECK(second == NULL && strstr(ng_last_error(NULL), "open in another runtime") != NULL);
+  ng_runtime_release(rt);
+
   ng_runtime *mem = NULL;
   CHECK_STATUS(ng_runtime_new(NULL, &mem), NG_OK);
   CHECK_STATUS(ng_checkpoint(mem), NG_EINVAL);

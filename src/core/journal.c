@@ -272,6 +272,7 @@ void ngi_journal_free(ng_runtime *rt) {
     pthread_join(j->thread, NULL);
   }
   ngi_journal_detach_file(rt);
+  if (j->dir_fd >= 0) close(j->dir_fd); /* and with it the world's lock */
   pthread_cond_destroy(&j->wake);
   pthread_mutex_destroy(&j->sync_lock);
   ngi_free(rt, j->dir, j->dir_size);

@@ -49,7 +49,8 @@ typedef struct ngi_journal {
   ng_sync_mode sync;
   unsigned interval_ms;
   uint64_t checkpoint_bytes;
-  char *dir; /* the world's directory */
+  char *dir;  /* the world's directory */
+  int dir_fd; /* open on dir, holding its flock (one runtime per world) */
   size_t dir_size;
   /* Shared with the batch thread and with syncs after the lock is released. */
   _Atomic size_t written;    /* `end`, published for syncs and the automatic checkpoint */

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -96,7 +97,7 @@ static ng_status journal_new(ng_runtime *rt, const char *dir, const ng_open_opti
   }
   memset(j, 0, sizeof *j);
   memcpy(d, dir, dsize);
-  j->fd = -1;
+  j->fd = j->dir_fd = -1;
   j->dir = d;
   j->dir_size = dsize;
   j->sync = opt->sync;
@@ -213,31 +214,44 @@ ng_status ng_runtime_open(const char *path, const ng_open_options *opt, ng_runti
     int e = errno;
     return ngi_fail(NULL, NG_EIO, "%s: creating %s: %s", fn, path, errstr(e, ebuf, sizeof ebuf));
   }
+  /* One runtime per world: two appending to one journal would corrupt it. */
+  int dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0 || flock(dir_fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    if (dir_fd >= 0) close(dir_fd);
+    return ngi_fail(NULL, NG_EIO, "%s: %s: %s", fn, path,
+                    e == EWOULDBLOCK ? "the world is open in another runtime"
+                                     : errstr(e, ebuf, sizeof ebuf));
+  }
   world_scan w;
   int e = scan_world(path, &w);
-  if (e)
-    return ngi_fail(NULL, NG_EIO, "%s: reading %s: %s", fn, path, errstr(e, ebuf, sizeof ebuf));
-  if (!w.has_snap && w.has_journal && !half_created(path, &w))
-    return ngi_fail(NULL, NG_ECORRUPT, "%s: %s holds journals but no snapshot", fn, path);
-  if (w.has_snap && (!w.has_journal || w.last < w.snap))
-    return ngi_fail(NULL, NG_ECORRUPT, "%s: %s: journal %llu is missing", fn, path,
-                    (unsigned long long)w.snap);
-
   ng_runtime *rt = NULL;
-  ng_status st;
-  if (w.has_snap) {
+  ng_status st = NG_OK;
+  if (e)
+    st = ngi_fail(NULL, NG_EIO, "%s: reading %s: %s", fn, path, errstr(e, ebuf, sizeof ebuf));
+  else if (!w.has_snap && w.has_journal && !half_created(path, &w))
+    st = ngi_fail(NULL, NG_ECORRUPT, "%s: %s holds journals but no snapshot", fn, path);
+  else if (w.has_snap && (!w.has_journal || w.last < w.snap))
+    st = ngi_fail(NULL, NG_ECORRUPT, "%s: %s: journal %llu is missing", fn, path,
+                  (unsigned long long)w.snap);
+  if (st == NG_OK && w.has_snap) {
     char snap[WORLD_PATH_MAX + 64];
     file_path(snap, sizeof snap, path, "snapshot", w.snap);
     st = ng_snapshot_load(snap, opt->config, &rt);
-  } else {
+  } else if (st == NG_OK) {
     st = ng_runtime_new(opt->config, &rt);
   }
-  if (st != NG_OK) return st;
+  if (st != NG_OK) {
+    close(dir_fd);
+    return st;
+  }
   st = journal_new(rt, path, opt);
   if (st != NG_OK) {
+    close(dir_fd);
     ng_runtime_release(rt);
     return ngi_fail(NULL, st, "%s: out of memory", fn);
   }
+  rt->journal->dir_fd = dir_fd; /* the journal holds the lock from here on */
   if (!w.has_snap) {
     st = create_world(rt, path);
   } else {
