@@ -1,9 +1,57 @@
 /* Writes real snapshots (empty, small, with holes, every space and connection field, reused
- * slots) into a directory, as seeds for fuzz_snapshot, and the same worlds as JSON exports into
- * a second one, as seeds for fuzz_json. Usage: make_seeds DIR [JSON_DIR] */
+ * slots) into a directory, as seeds for fuzz_snapshot, the same worlds as JSON exports into a
+ * second one, as seeds for fuzz_json, and a journal of every kind of commit into a third, as a
+ * seed for fuzz_journal. Usage: make_seeds DIR [JSON_DIR [JOURNAL_DIR]] */
 #include "internal.h"
 
 #include <stdio.h>
+#include <unistd.h>
+
+/* A durable world in JOURNAL_DIR/world taking creates, updates, moves, links, a transaction,
+ * deletes (with their cascades) and a CDNA change; its journal is kept as journal-seed.ngj. */
+static int journal_seed(const char *dir) {
+  char world[1024], from[1200], to[1200];
+  snprintf(world, sizeof world, "%s/world", dir);
+  ng_open_options o = {.sync = NG_SYNC_OFF};
+  ng_runtime *rt = NULL;
+  if (ng_runtime_open(world, &o, &rt) != NG_OK) {
+    fprintf(stderr, "make_seeds: %s\n", ng_last_error(NULL));
+    return 1;
+  }
+  ng_id ids[6];
+  for (unsigned i = 0; i < 6; i++) {
+    ng_token t;
+    ng_token_init(&t);
+    ng_token_set_coords(&t, (int)i % NG_SPACES, (float)i, 1.0f, -1.0f);
+    t.weight = (float)i;
+    ng_token_create(rt, &t, 1u << (i % NG_SPACES), &ids[i]);
+  }
+  for (unsigned i = 0; i < 5; i++)
+    ng_connection_create(rt, ids[i], ids[i + 1], NULL, NULL);
+  ng_token v;
+  ng_token_init(&v);
+  v.weight = 7;
+  ng_token_update(rt, ids[0], &v, NG_TF_WEIGHT | NG_TF_COORDS(0));
+  ng_txn_begin(rt);
+  ng_id extra = 0;
+  ng_token_create(rt, NULL, 0, &extra);
+  ng_token_delete(rt, extra, NULL);
+  ng_token_delete(rt, ids[2], NULL);
+  ng_txn_commit(rt);
+  ng_connection_delete(rt, 1);
+  ng_cdna c;
+  ng_cdna_get(rt, &c);
+  c.dimension_scales[1] = 2.0f;
+  ng_cdna_set(rt, &c);
+  ng_runtime_release(rt);
+  snprintf(from, sizeof from, "%s/journal-%020d.ngj", world, 0);
+  snprintf(to, sizeof to, "%s/journal-seed.ngj", dir);
+  int bad = rename(from, to) != 0;
+  snprintf(from, sizeof from, "%s/snapshot-%020d.ngs", world, 0);
+  unlink(from);
+  rmdir(world);
+  return bad;
+}
 
 static const char *json_dir; /* NULL: no JSON seeds */
 
@@ -24,11 +72,12 @@ static int save(ng_runtime *rt, const char *dir, const char *name) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 2 && argc != 3) {
-    fprintf(stderr, "usage: make_seeds DIR [JSON_DIR]\n");
+  if (argc < 2 || argc > 4) {
+    fprintf(stderr, "usage: make_seeds DIR [JSON_DIR [JOURNAL_DIR]]\n");
     return 2;
   }
-  json_dir = argc == 3 ? argv[2] : NULL;
+  json_dir = argc >= 3 ? argv[2] : NULL;
+  if (argc == 4 && journal_seed(argv[3]) != 0) return 1;
   ng_runtime *rt = NULL;
   if (ng_runtime_new(NULL, &rt) != NG_OK) return 1;
   int bad = save(rt, argv[1], "seed-empty.ngs");

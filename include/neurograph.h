@@ -1599,6 +1599,78 @@ NG_API ng_status ng_export_json(ng_runtime *rt, const char *path);
 NG_API ng_status ng_import_json(const char *path, const ng_config *cfg, ng_runtime **out);
 
 /** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Durable worlds: a snapshot plus a write-ahead journal (format: docs/format.md) */
+/** @{ */
+
+/** When a durable world's journal is fsynced (ng_open_options.sync). Every
+ *  committed write is in the file (the kernel's page cache) before the call
+ *  returns whatever the mode, so killing the process loses nothing; the mode
+ *  decides what a power cut can lose. */
+typedef enum ng_sync_mode {
+  NG_SYNC_BATCH = 0,  /**< fsync every interval_ms from a background thread (group commit) */
+  NG_SYNC_ALWAYS = 1, /**< fsync before the writing call returns */
+  NG_SYNC_OFF = 2     /**< never fsync: the OS writes the pages back when it likes */
+} ng_sync_mode;
+
+/** Options of ng_runtime_open. All zero = defaults. */
+typedef struct ng_open_options {
+  /** The runtime's configuration (NULL: defaults). A new world starts from it
+   *  (profile, cdna, scales); an existing one keeps its own CDNA and uses
+   *  only the allocator, clock, capacity hints and progress. */
+  const ng_config *config;
+  ng_sync_mode sync;
+  unsigned interval_ms;      /**< NG_SYNC_BATCH's period (0: 100 ms) */
+  /** A checkpoint runs by itself after the commit that takes the journal
+   *  past this many bytes (0: 64 MiB; UINT64_MAX: never). */
+  uint64_t checkpoint_bytes;
+} ng_open_options;
+
+/**
+ * Open the durable world in directory `path` into a new runtime (reference
+ * count 1) in *out: the same runtime ng_runtime_new makes, with a journal
+ * attached. A missing directory is created holding an empty world
+ * (snapshot 0 and journal 0); otherwise the newest snapshot is loaded and
+ * every journal after it replayed (ids kept exactly). A torn record at the
+ * end of the newest journal (a crash mid-append) is cut away; a bad record
+ * anywhere else is NG_ECORRUPT naming the file and offset, never skipped.
+ *
+ * From then on every commit (a single write call, a batch, a transaction;
+ * never a rolled-back one) is appended to the journal as one checksummed
+ * record before the call returns, and fsynced as opt->sync says. Releasing
+ * the last reference syncs and closes the journal. If the journal cannot be
+ * written (a full disk, events lost for want of memory), the commit that hit
+ * the failure stays in memory only and every later write fails with NG_EIO
+ * until ng_checkpoint succeeds. One runtime at a time may have a world open
+ * (an flock on the directory, released when the runtime is freed).
+ *
+ * @return NG_OK; NG_EINVAL (NULL path or out, empty path, unknown sync mode;
+ *         a bad opt->config as ng_runtime_new); NG_EIO (the directory cannot
+ *         be created or read, the world is open in another runtime, a file
+ *         cannot be opened, mapped or written:
+ *         ng_last_error(NULL) names the path and the reason); NG_ECORRUPT,
+ *         NG_EVERSION (a snapshot as ng_snapshot_load; a journal: the file,
+ *         the offset and what is wrong); NG_ENOMEM. On failure *out is NULL.
+ */
+NG_API ng_status ng_runtime_open(const char *path, const ng_open_options *opt, ng_runtime **out);
+
+/**
+ * Checkpoint a durable world: under the write lock, start journal N+1 and
+ * write snapshot N+1 of the store at that commit boundary (ng_snapshot_save:
+ * temporary file, fsync, rename), then delete snapshot N and journal N. A
+ * crash at any step leaves a world that opens to the same state. Writers
+ * wait for the whole save. Clears a failed journal's refusal when it
+ * succeeds.
+ *
+ * @return NG_OK; NG_EINVAL (NULL rt, or a runtime without a journal);
+ *         NG_EBUSY (called from inside an iteration callback or an open
+ *         transaction); NG_EIO (a file cannot be written: the message names
+ *         it; the world stays as it was, journaling on); NG_ENOMEM.
+ */
+NG_API ng_status ng_checkpoint(ng_runtime *rt);
+
+/** @} */
 #ifdef __cplusplus
 }
 #endif

@@ -577,7 +577,7 @@ describe("ngrun", function()
 
     it("saves the world at exit outside the script's memory limit", function()
       local w = dir .. "/w.ngs"
-      local r = run({ "--sandbox", "--mem-limit=5M", "--world=" .. w, "-e",
+      local r = run({ "--sandbox", "--mem-limit=5M", "--save=" .. w, "-e",
                       "pcall(function() while true do runtime.tokens:create{} end end) "
                       .. "print(runtime.tokens:count())" })
       assert.are.equal(0, r.code, r.err)
@@ -589,7 +589,7 @@ describe("ngrun", function()
 
     it("says the world was not saved, and why, past a file-size limit (no temporary file)", function()
       local w = dir .. "/w.ngs"
-      local r = run({ "--world=" .. w, "-e", "for _ = 1, 100 do runtime.tokens:create{} end" },
+      local r = run({ "--save=" .. w, "-e", "for _ = 1, 100 do runtime.tokens:create{} end" },
                     { prefix = "ulimit -f 1;" })
       assert.are.equal(1, r.code)
       has("ngrun: the world was not saved to " .. w .. ": ", r.err)
@@ -597,9 +597,9 @@ describe("ngrun", function()
       assert.same({}, entries())
     end)
 
-    it("-i with --world: a REPL line that errors means no save and exit 1", function()
+    it("-i with --save: a REPL line that errors means no save and exit 1", function()
       local w = dir .. "/w.ngs"
-      local r = run({ "-i", "--world=" .. w },
+      local r = run({ "-i", "--save=" .. w },
                     { stdin = "runtime.tokens:create{}\nerror('oops')\nprint('after')\n" })
       assert.are.equal(1, r.code)
       has("after", r.out)
@@ -607,37 +607,37 @@ describe("ngrun", function()
       assert.same({}, entries())
     end)
 
-    it("-i with --world: os.exit(0) after a failed REPL line does not save", function()
+    it("-i with --save: os.exit(0) after a failed REPL line does not save", function()
       local w = dir .. "/w.ngs"
-      local r = run({ "-i", "--world=" .. w },
+      local r = run({ "-i", "--save=" .. w },
                     { stdin = "runtime.tokens:create{}\nerror('oops')\nos.exit(0)\n" })
       assert.are.equal(1, r.code)
       has(w .. " was not saved: a line of the session failed", r.err)
       assert.same({}, entries())
     end)
 
-    it("-i with --world: a REPL line that times out means no save and exit 1", function()
+    it("-i with --save: a REPL line that times out means no save and exit 1", function()
       local w = dir .. "/w.ngs"
-      local r = run({ "-i", "--timeout=0.3", "--world=" .. w },
+      local r = run({ "-i", "--timeout=0.3", "--save=" .. w },
                     { stdin = "runtime.tokens:create{}\nwhile true do end\n" })
       assert.are.equal(1, r.code)
       has("timed out", r.err)
       assert.same({}, entries())
     end)
 
-    it("-i with --world: a session without errors is saved", function()
+    it("-i with --save: a session without errors is saved", function()
       local w = dir .. "/w.ngs"
-      local r = run({ "-i", "--world=" .. w }, { stdin = "runtime.tokens:create{}\n" })
+      local r = run({ "-i", "--save=" .. w }, { stdin = "runtime.tokens:create{}\n" })
       assert.are.equal(0, r.code, r.err)
       assert.same({ "w.ngs" }, entries())
     end)
 
     it("os.exit(0) and os.exit(true) save like a normal end", function()
       local w = dir .. "/w.ngs"
-      local r = run({ "--world=" .. w, "-e", "runtime.tokens:create{} os.exit(0) print('no')" })
+      local r = run({ "--save=" .. w, "-e", "runtime.tokens:create{} os.exit(0) print('no')" })
       assert.are.equal(0, r.code, r.err)
       assert.are.equal("", r.out)
-      r = run({ "--world=" .. w, "-e", "runtime.tokens:create{} os.exit(true)" })
+      r = run({ "--load=" .. w, "--save=" .. w, "-e", "runtime.tokens:create{} os.exit(true)" })
       assert.are.equal(0, r.code, r.err)
       local back = run({ "--load=" .. w, "-e", "print(runtime.tokens:count())" })
       assert.are.equal("2\n", back.out)
@@ -645,8 +645,8 @@ describe("ngrun", function()
 
     it("os.exit with a failure code exits with it and does not save", function()
       local w = dir .. "/w.ngs"
-      assert.are.equal(3, run({ "--world=" .. w, "-e", "runtime.tokens:create{} os.exit(3)" }).code)
-      assert.are.equal(1, run({ "--world=" .. w, "-e", "os.exit(false)" }).code)
+      assert.are.equal(3, run({ "--save=" .. w, "-e", "runtime.tokens:create{} os.exit(3)" }).code)
+      assert.are.equal(1, run({ "--save=" .. w, "-e", "os.exit(false)" }).code)
       assert.same({}, entries())
     end)
 
@@ -663,7 +663,7 @@ describe("ngrun", function()
   end)
 
   -- Issue 12 item 13: the save target is checked first; the saved runtime is the global's.
-  describe("--save and --world targets", function()
+  describe("--save targets", function()
     local dir
     before_each(function()
       dir = os.tmpname()
@@ -673,9 +673,9 @@ describe("ngrun", function()
     after_each(function() os.execute("rm -rf " .. quote(dir)) end)
 
     it("refuses an unwritable target before any script code runs", function()
-      local cases = { "--save=" .. dir .. "/missing/w.ngs", "--world=" .. dir }
+      local cases = { "--save=" .. dir .. "/missing/w.ngs", "--save=" .. dir }
       assert(os.execute("mkfifo " .. quote(dir .. "/fifo")))
-      cases[#cases + 1] = "--world=" .. dir .. "/fifo"
+      cases[#cases + 1] = "--save=" .. dir .. "/fifo"
       for _, opt in ipairs(cases) do
         local r = run({ opt, "-e", "print('ran')" })
         assert.are.equal(1, r.code, opt)
@@ -683,7 +683,7 @@ describe("ngrun", function()
         has("ngrun: cannot save to ", r.err)
       end
       assert.is_true(os.execute("test -p " .. quote(dir .. "/fifo")))
-      has("not a regular file", run({ "--world=" .. dir .. "/fifo", "-e", "x = 1" }).err)
+      has("not a regular file", run({ "--save=" .. dir .. "/fifo", "-e", "x = 1" }).err)
       has("No such file or directory",
           run({ "--save=" .. dir .. "/missing/w.ngs", "-e", "x = 1" }).err)
     end)
@@ -693,7 +693,7 @@ describe("ngrun", function()
         return -- root writes anywhere
       end
       assert(os.execute("mkdir " .. quote(dir .. "/ro") .. " && chmod 500 " .. quote(dir .. "/ro")))
-      local r = run({ "--world=" .. dir .. "/ro/w.ngs", "-e", "print('ran')" })
+      local r = run({ "--save=" .. dir .. "/ro/w.ngs", "-e", "print('ran')" })
       assert.are.equal(1, r.code)
       assert.are.equal("", r.out)
       has("Permission denied", r.err)
@@ -701,7 +701,7 @@ describe("ngrun", function()
 
     it("saves the Runtime the script put in the global 'runtime'", function()
       local w = dir .. "/w.ngs"
-      local r = run({ "--world=" .. w, "-e", "runtime = require('neurograph').Runtime() "
+      local r = run({ "--save=" .. w, "-e", "runtime = require('neurograph').Runtime() "
                       .. "runtime.tokens:create{} runtime.tokens:create{}" })
       assert.are.equal(0, r.code, r.err)
       assert.are.equal("2\n", run({ "--load=" .. w, "-e", "print(runtime.tokens:count())" }).out)
@@ -709,13 +709,13 @@ describe("ngrun", function()
 
     it("does not save when 'runtime' is not an open Runtime, and says why", function()
       local w = dir .. "/w.ngs"
-      assert.are.equal(0, run({ "--world=" .. w, "-e", "runtime.tokens:create{}" }).code)
+      assert.are.equal(0, run({ "--save=" .. w, "-e", "runtime.tokens:create{}" }).code)
       local before = read_file(w)
-      local r = run({ "--world=" .. w, "-e", "runtime.tokens:create{} runtime = 42" })
+      local r = run({ "--load=" .. w, "--save=" .. w, "-e", "runtime.tokens:create{} runtime = 42" })
       assert.are.equal(1, r.code)
       has(w .. " was not saved: the global 'runtime' is not an open neurograph.Runtime "
           .. "(it is a number value)", r.err)
-      r = run({ "--world=" .. w, "-e", "runtime:close()" })
+      r = run({ "--load=" .. w, "--save=" .. w, "-e", "runtime:close()" })
       assert.are.equal(1, r.code)
       has("(it is a closed Runtime)", r.err)
       assert.are.equal(before, read_file(w))

@@ -195,10 +195,11 @@ describe("rt:save and ng.load", function()
   end)
 end)
 
--- ngrun's world files: --world=FILE, --load=FILE, --save=FILE.
+-- ngrun's snapshot files: --load=FILE, --save=FILE (--world=DIR, a durable world, is
+-- spec/journal_ngrun_spec.lua's).
 -- ngrun is a Lua 5.4 host, built only for NG_LUA=5.4.
 local describe_ngrun = h.lua54 and describe or pending
-describe_ngrun("ngrun --world, --load and --save", function()
+describe_ngrun("ngrun --load and --save", function()
   local NGRUN = h.build .. "/ngrun"
   local dir
   before_each(function() dir = tmpdir() end)
@@ -221,12 +222,12 @@ describe_ngrun("ngrun --world, --load and --save", function()
 
   it("starts empty, saves on success and continues from the file", function()
     local w = dir .. "/world.ngs"
-    local rc, out = ngrun("--world=" .. w .. " -e 'print(runtime.tokens:count()); "
+    local rc, out = ngrun("--save=" .. w .. " -e 'print(runtime.tokens:count()); "
                           .. "runtime.tokens:create{ weight = 2 }'")
     assert.equals(0, rc, out)
     assert.matches("^0\n", out)
     assert.is_true(exists(w))
-    rc, out = ngrun("--world " .. w .. " -e 'print(runtime.tokens:count(), "
+    rc, out = ngrun("--load " .. w .. " --save " .. w .. " -e 'print(runtime.tokens:count(), "
                     .. "runtime.tokens:get(1).weight); runtime.tokens:create{}'")
     assert.equals(0, rc, out)
     assert.matches("^1\t2", out)
@@ -236,25 +237,27 @@ describe_ngrun("ngrun --world, --load and --save", function()
 
   it("does not save when the script fails, and leaves the file as it was", function()
     local w = dir .. "/world.ngs"
-    assert.equals(0, (ngrun("--world=" .. w .. " -e 'runtime.tokens:create{}'")))
+    assert.equals(0, (ngrun("--save=" .. w .. " -e 'runtime.tokens:create{}'")))
     local before = read(w)
-    local rc, out = ngrun("--world=" .. w .. " -e 'runtime.tokens:create{}; error(\"boom\")'")
+    local rc, out = ngrun("--load=" .. w .. " --save=" .. w
+                          .. " -e 'runtime.tokens:create{}; error(\"boom\")'")
     assert.equals(1, rc)
     assert.matches("boom", out, 1, true)
     assert.equals(before, read(w))
-    rc = ngrun("--world=" .. w .. " --timeout=0.2 -e 'runtime.tokens:create{}; while true do end'")
+    rc = ngrun("--load=" .. w .. " --save=" .. w
+               .. " --timeout=0.2 -e 'runtime.tokens:create{}; while true do end'")
     assert.equals(1, rc)
     assert.equals(before, read(w))
     assert.same({ "world.ngs" }, entries(dir))
   end)
 
-  it("refuses to start from a corrupt world file and leaves it untouched", function()
+  it("refuses to start from a corrupt snapshot and leaves it untouched", function()
     local w = dir .. "/world.ngs"
-    assert.equals(0, (ngrun("--world=" .. w .. " -e 'runtime.tokens:create{}'")))
+    assert.equals(0, (ngrun("--save=" .. w .. " -e 'runtime.tokens:create{}'")))
     local bytes = read(w)
     local bad = bytes:sub(1, 200) .. string.char(h.bxor(bytes:byte(201), 1)) .. bytes:sub(202)
     write(w, bad)
-    local rc, out = ngrun("--world=" .. w .. " -e 'print(\"ran\")'")
+    local rc, out = ngrun("--load=" .. w .. " --save=" .. w .. " -e 'print(\"ran\")'")
     assert.equals(1, rc)
     assert.matches("ngrun: " .. w .. ": CDNA section checksum mismatch", out, 1, true)
     assert.is_nil(out:find("ran", 1, true))

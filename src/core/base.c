@@ -274,7 +274,9 @@ void ngi_read_unlock(ng_runtime *rt) {
   pthread_rwlock_unlock(&rt->lock);
 }
 
-ng_status ngi_write_lock(ng_runtime *rt, const char *func) {
+/* ngi_write_lock; `journaled`: refuse while a journal is failed (every
+ * write but the checkpoint that clears the failure). */
+static ng_status write_lock(ng_runtime *rt, const char *func, bool journaled) {
   int i = held_find(rt);
   if (i >= 0) {
     held_entry *h = &held_table()[i];
@@ -291,6 +293,13 @@ ng_status ngi_write_lock(ng_runtime *rt, const char *func) {
                     h->writer && !h->txn ? "another write" : "an iteration callback");
   }
   pthread_rwlock_wrlock(&rt->lock);
+  if (journaled && rt->journal) {
+    ng_status st = ngi_journal_refuse(rt, func);
+    if (st != NG_OK) {
+      pthread_rwlock_unlock(&rt->lock);
+      return st;
+    }
+  }
   /* Odd before any write of this hold: the fence orders the store before the
    * writes that follow, for an optimistic reader that reads them, fences and
    * then sees the sequence changed (the seqlock writer's side). This is
@@ -302,6 +311,14 @@ ng_status ngi_write_lock(ng_runtime *rt, const char *func) {
   ngi_ev_begin(rt);
   ngi_count_write(&rt->metrics);
   return NG_OK;
+}
+
+ng_status ngi_write_lock(ng_runtime *rt, const char *func) {
+  return write_lock(rt, func, true);
+}
+
+ng_status ngi_write_lock_checkpoint(ng_runtime *rt, const char *func) {
+  return write_lock(rt, func, false);
 }
 
 void ngi_write_unlock(ng_runtime *rt) {
@@ -319,6 +336,7 @@ void ngi_write_unlock(ng_runtime *rt) {
   unsigned seq = atomic_load_explicit(&rt->wseq, memory_order_relaxed);
   atomic_store_explicit(&rt->wseq, seq + 1, memory_order_release);
   pthread_rwlock_unlock(&rt->lock);
+  if (rt->journal) ngi_journal_after_commit(rt);
 }
 
 ng_status ngi_txn_hold_room(const ng_runtime *rt, const char *func) {

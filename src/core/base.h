@@ -53,6 +53,11 @@ void ngi_read_lock(ng_runtime *rt);
 ng_status ngi_read_lock_cb(ng_runtime *rt, const char *func);
 void ngi_read_unlock(ng_runtime *rt);
 ng_status ngi_write_lock(ng_runtime *rt, const char *func);
+/* ngi_write_lock without refusing while the journal is failed: for
+ * ng_checkpoint, the way out of that state. */
+ng_status ngi_write_lock_checkpoint(ng_runtime *rt, const char *func);
+/* Release; the outermost hold publishes its commit to the feed (and the
+ * journal, which may then fsync or checkpoint after the lock is released). */
 void ngi_write_unlock(ng_runtime *rt);
 /* Transactions (txn.c): mark this thread's write hold on rt as an open
  * transaction's (or no longer). While marked, a write call of this thread

@@ -48,9 +48,13 @@ void ngi_events_free(ng_runtime *rt) {
 /* ---- recording ------------------------------------------------------------ */
 
 void ngi_ev_begin(ng_runtime *rt) {
-  rt->ev.rec = (rt->cdna.flags & NG_CDNA_ENABLE_EVENTS) &&
-               atomic_load_explicit(&rt->ev.nsubs, memory_order_relaxed) > 0;
-  if (rt->ev.rec) rt->ev.want = atomic_load_explicit(&rt->ev.want_all, memory_order_relaxed);
+  bool subs = (rt->cdna.flags & NG_CDNA_ENABLE_EVENTS) &&
+              atomic_load_explicit(&rt->ev.nsubs, memory_order_relaxed) > 0;
+  rt->ev.to_subs = subs;
+  rt->ev.rec = subs || rt->journal;
+  if (rt->ev.rec)
+    rt->ev.want = (subs ? atomic_load_explicit(&rt->ev.want_all, memory_order_relaxed) : 0u) |
+                  (rt->journal ? NGI_JOURNAL_KINDS : 0u);
 }
 
 size_t ngi_ev_mark(const ng_runtime *rt) {
@@ -221,6 +225,8 @@ static void deliver(ng_sub *sub, const ng_event *evs, size_t n, uint64_t seq0, u
   }
 }
 
+static void deliver_all(ng_runtime *rt, size_t n, uint64_t dropped);
+
 void ngi_ev_publish(ng_runtime *rt) {
   ngi_events *e = &rt->ev;
   size_t n = e->len;
@@ -229,6 +235,21 @@ void ngi_ev_publish(ng_runtime *rt) {
   e->dropped = 0;
   e->rec = false;
   if (n == 0 && dropped == 0) return;
+  if (rt->journal) ngi_journal_commit(rt, e->pending, n, dropped);
+  if (e->to_subs) deliver_all(rt, n, dropped);
+  /* A buffer much larger than this commit needed goes back to the host; one
+   * near its size serves the next (a frame's batch is the same every frame). */
+  if (e->cap > 4096 && n < e->cap / 4) {
+    ngi_free(rt, e->pending, e->cap * sizeof *e->pending);
+    e->pending = NULL;
+    e->cap = 0;
+  }
+}
+
+/* Number the commit's n pending events and copy them into each
+ * subscription's queue (with the lost count). */
+static void deliver_all(ng_runtime *rt, size_t n, uint64_t dropped) {
+  ngi_events *e = &rt->ev;
   uint64_t commit = ++e->commits, seq0 = e->seq;
   e->seq += n;
   pthread_mutex_lock(&e->subs_lock);
@@ -240,13 +261,6 @@ void ngi_ev_publish(ng_runtime *rt) {
     pthread_mutex_unlock(&sub->lock);
   }
   pthread_mutex_unlock(&e->subs_lock);
-  /* A buffer much larger than this commit needed goes back to the host; one
-   * near its size serves the next (a frame's batch is the same every frame). */
-  if (e->cap > 4096 && n < e->cap / 4) {
-    ngi_free(rt, e->pending, e->cap * sizeof *e->pending);
-    e->pending = NULL;
-    e->cap = 0;
-  }
 }
 
 /* ---- subscriptions -------------------------------------------------------- */

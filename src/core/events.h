@@ -11,11 +11,12 @@
  * cuts back to it; a batch that undoes itself does the same. When the
  * outermost hold ends (ngi_write_unlock), ngi_ev_publish numbers the
  * commit's events and copies them into each subscription's bounded queue,
- * still under the write lock and without calling user code. A journal (issue 18)
- * reads the same commits at the same point, as one more consumer: it makes
- * ngi_ev_begin record (today: an open subscription) and wants every kind
- * (today `want` holds only what some subscription wants, so that a feed
- * watched for zones does not copy a frame's moves).
+ * still under the write lock and without calling user code. The journal
+ * (journal.h) reads the same commits at the same point, as one more
+ * consumer, first: while one is attached every hold records, and `want`
+ * holds every store kind besides what some subscription wants (without a
+ * journal only the latter, so that a feed watched for zones does not copy a
+ * frame's moves).
  *
  * Locks: rt->lock (write) -> ev.subs_lock -> each sub's lock. Opening and
  * closing a subscription takes only subs_lock, so it works from any thread at
@@ -63,6 +64,7 @@ typedef struct ngi_zone_gate {
 typedef struct ngi_events {
   /* Under the write lock: */
   bool rec;          /* the current write hold records events */
+  bool to_subs;      /* ... for the subscriptions (else only for the journal) */
   uint32_t want;     /* the kinds it records (1 << NG_EV_*): what some subscriber wants */
   ng_event *pending; /* the open commit's events */
   size_t len, cap;

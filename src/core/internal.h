@@ -6,6 +6,7 @@
 #include "base.h"
 #include "events.h"
 #include "idgen.h"
+#include "journal.h"
 #include "metrics.h"
 #include "token_table.h"
 #include "txn.h"
@@ -72,6 +73,11 @@ ng_status ngi_check_space(ng_runtime *rt, const char *fn, int space);
 
 /* runtime.c: the units of the spaces of CDNA c (its dimension scales). */
 void ngi_units_of(const ng_cdna *c, ngi_unit units[NG_SPACES]);
+/* runtime.c: install the validated CDNA c exactly as given (journal replay):
+ * the coordinates of the spaces whose scale changes re-encoded as
+ * ng_cdna_set does it, the grids of changed spaces rebuilt. Caller is the
+ * runtime's only user. NG_OK or NG_ENOMEM (nothing changed). */
+ng_status ngi_cdna_restore(ng_runtime *rt, const ng_cdna *c);
 
 /* ---- cdna.c ------------------------------------------------------------- */
 
@@ -233,6 +239,7 @@ struct ng_runtime {
   ngi_graph_scratch *_Atomic graph;
   pthread_mutex_t bg_lock;   /* guards bg */
   ng_save *bg;               /* the last background save (snapshot_bg.c), running or not */
+  ngi_journal *journal;      /* a durable world's journal (journal.h); NULL: in memory only */
 };
 
 /* ---- events.h's inline gate for moves (needs the runtime's fields) ------- */

@@ -13,6 +13,7 @@
 /* Free every part of a runtime that exists (parts may be missing when
  * ng_runtime_new failed half way), then the lock and the runtime itself. */
 static void runtime_destroy(ng_runtime *rt, int lock_ready) {
+  ngi_journal_free(rt); /* synced and closed before the store goes */
   for (int s = 0; s < NG_SPACES; s++)
     if (rt->grids[s]) ngi_grid_destroy(rt, rt->grids[s]);
   if (rt->conns) ngi_conns_destroy(rt, rt->conns);
@@ -270,6 +271,36 @@ static ng_status cdna_apply(ng_runtime *rt, ng_cdna *next, const char *func) {
   memcpy(rt->units, units, sizeof units);
   if (NGI_EV_ON(rt)) ngi_ev_cdna(rt);
   ngi_metrics_sync(&rt->metrics, next);
+  return NG_OK;
+}
+
+ng_status ngi_cdna_restore(ng_runtime *rt, const ng_cdna *c) {
+  ngi_unit units[NG_SPACES];
+  ngi_units_of(c, units);
+  unsigned rescaled = 0;
+  for (int s = 0; s < NG_SPACES; s++)
+    if (memcmp(&c->dimension_scales[s], &rt->cdna.dimension_scales[s], sizeof(float)) != 0)
+      rescaled |= 1u << s;
+  ngi_grid *fresh[NG_SPACES] = {0};
+  for (int s = 0; s < NG_SPACES; s++) {
+    if (!(rescaled >> s & 1u) &&
+        memcmp(&c->bucket_sizes[s], &rt->cdna.bucket_sizes[s], sizeof(float)) == 0)
+      continue;
+    if (ngi_grid_new(rt, s, c->bucket_sizes[s], &units[s], &fresh[s]) != NG_OK) {
+      for (int k = 0; k < s; k++)
+        if (fresh[k]) ngi_grid_destroy(rt, fresh[k]);
+      return NG_ENOMEM;
+    }
+  }
+  if (rescaled) rescale_apply(rt, rescaled, units);
+  for (int s = 0; s < NG_SPACES; s++) {
+    if (!fresh[s]) continue;
+    ngi_grid_destroy(rt, rt->grids[s]);
+    rt->grids[s] = fresh[s];
+  }
+  rt->cdna = *c;
+  memcpy(rt->units, units, sizeof units);
+  ngi_metrics_sync(&rt->metrics, c);
   return NG_OK;
 }
 

@@ -133,6 +133,9 @@ enum ngl_key {
   NGL_K_THRESHOLD,
   NGL_K_MODE,
   NGL_K_ENERGY,
+  NGL_K_SYNC,
+  NGL_K_INTERVAL_MS,
+  NGL_K_CHECKPOINT_BYTES,
   NGL_K_COUNT
 };
 /* Bit of NGL_K_* key k in a set of keys. */
@@ -350,6 +353,8 @@ void ngl_setfuncs(lua_State *L, int ctx, int target, const luaL_Reg *l);
 void ngl_open_runtime(lua_State *L, int ctx);
 int ngl_runtime_new(lua_State *L);
 int ngl_runtime_load(lua_State *L);
+/* ng.open(path [, options]): a durable world (runtime.c). */
+int ngl_runtime_open(lua_State *L);
 /* ng.import(path [, {format = "json"}]) (runtime.c). */
 int ngl_runtime_import(lua_State *L);
 /* Frees what the Lua side owns for the C runtime rt (buffers, reference). */

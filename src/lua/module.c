@@ -67,6 +67,9 @@ const char *const ngl_key_names[NGL_K_COUNT] = {
     [NGL_K_THRESHOLD] = "threshold",
     [NGL_K_MODE] = "mode",
     [NGL_K_ENERGY] = "energy",
+    [NGL_K_SYNC] = "sync",
+    [NGL_K_INTERVAL_MS] = "interval_ms",
+    [NGL_K_CHECKPOINT_BYTES] = "checkpoint_bytes",
 };
 
 const char *const ngl_token_flag_names[] = {
@@ -138,6 +141,7 @@ static const char *const mt_names[] = {
 static const luaL_Reg module_funcs[] = {
     {"Runtime", ngl_runtime_new},
     {"load", ngl_runtime_load},
+    {"open", ngl_runtime_open},
     {"import", ngl_runtime_import},
     {NULL, NULL}};
 

@@ -106,6 +106,30 @@ static void host_config(lua_State *L, ng_config *cfg) {
   lua_pop(L, 1);
 }
 
+/* The config keys ng.Runtime and ng.open share, key and value at -2, -1 of
+ * the table argument `arg`: sets cfg and returns true, or false for another
+ * key. Raises on a bad value. */
+static bool config_key(lua_State *L, int arg, const char *fn, ng_config *cfg) {
+  switch (ngl_key(L, -2)) {
+  case NGL_K_INITIAL_TOKENS:
+    cfg->initial_tokens =
+        (size_t)ngl_check_integer(L, -1, arg, fn, "initial_tokens", 0, NG_TOKEN_SLOT_MAX);
+    return true;
+  case NGL_K_INITIAL_CONNECTIONS:
+    cfg->initial_connections =
+        (size_t)ngl_check_integer(L, -1, arg, fn, "initial_connections", 0, INT32_MAX);
+    return true;
+  case NGL_K_PROFILE:
+    cfg->profile = ngl_check_profile(L, -1, arg, fn);
+    return true;
+  case NGL_K_SCALES:
+    ngl_read_scales(L, -1, arg, fn, cfg->scales);
+    return true;
+  default:
+    return false;
+  }
+}
+
 /*
  * ng.Runtime([config]) -> Runtime.
  * config: grid_size, dimensions (the original's, validated positive integers),
@@ -138,17 +162,6 @@ int ngl_runtime_new(lua_State *L) {
       case NGL_K_DIMENSIONS:
         dimensions = ngl_check_integer(L, -1, 1, fn, "dimensions", 1, INT32_MAX);
         break;
-      case NGL_K_INITIAL_TOKENS:
-        cfg.initial_tokens =
-            (size_t)ngl_check_integer(L, -1, 1, fn, "initial_tokens", 0, NG_TOKEN_SLOT_MAX);
-        break;
-      case NGL_K_INITIAL_CONNECTIONS:
-        cfg.initial_connections =
-            (size_t)ngl_check_integer(L, -1, 1, fn, "initial_connections", 0, INT32_MAX);
-        break;
-      case NGL_K_PROFILE:
-        cfg.profile = ngl_check_profile(L, -1, 1, fn);
-        break;
       case NGL_K_CELL_SIZE: {
         float v = check_cell_size(L, -1, "cell_size");
         for (int s = 0; s < NG_SPACES; s++)
@@ -160,11 +173,8 @@ int ngl_runtime_new(lua_State *L) {
         read_cell_sizes(L, lua_gettop(L), cells);
         have_cells = 1;
         break;
-      case NGL_K_SCALES:
-        ngl_read_scales(L, -1, 1, fn, cfg.scales);
-        break;
       default:
-        ngl_unknown_key(L, -2, 1, fn, "config key", CONFIG_KEYS);
+        if (!config_key(L, 1, fn, &cfg)) ngl_unknown_key(L, -2, 1, fn, "config key", CONFIG_KEYS);
       }
       lua_pop(L, 1);
     }
@@ -453,6 +463,70 @@ int ngl_runtime_load(lua_State *L) {
   return 1;
 }
 
+/* ng.open(path [, options]) -> a Runtime on the durable world in directory
+ * `path` (created if missing; else its snapshot loaded and journal
+ * replayed), or nil plus a message (unreadable, corrupt). options: sync
+ * ("batch", "always" or "off"), interval_ms, checkpoint_bytes, and for a new
+ * world profile, scales, initial_tokens, initial_connections. */
+#define OPEN_KEYS                                                                                  \
+  (NGL_KEY(NGL_K_SYNC) | NGL_KEY(NGL_K_INTERVAL_MS) | NGL_KEY(NGL_K_CHECKPOINT_BYTES) |          \
+   NGL_KEY(NGL_K_INITIAL_TOKENS) | NGL_KEY(NGL_K_INITIAL_CONNECTIONS) | NGL_KEY(NGL_K_PROFILE) |  \
+   NGL_KEY(NGL_K_SCALES))
+
+int ngl_runtime_open(lua_State *L) {
+  static const char fn[] = "open";
+  static const char *const modes[] = {"batch", "always", "off", NULL};
+  const char *path = check_path(L, 1, fn);
+  ng_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  ng_open_options opt;
+  memset(&opt, 0, sizeof opt);
+  if (!lua_isnoneornil(L, 2)) {
+    if (lua_type(L, 2) != LUA_TTABLE)
+      ngl_argerror(L, 2, fn, "options table expected, got %s", ngl_describe(L, 2));
+    lua_pushnil(L); /* stack: path, options, nil; in the loop path, options, key, value */
+    while (lua_next(L, 2)) {
+      switch (ngl_key(L, -2)) {
+      case NGL_K_SYNC:
+        opt.sync = (ng_sync_mode)ngl_check_option(L, -1, 2, fn, "sync",
+                                                  "\"batch\", \"always\" or \"off\"", modes);
+        break;
+      case NGL_K_INTERVAL_MS:
+        opt.interval_ms = (unsigned)ngl_check_integer(L, -1, 2, fn, "interval_ms", 1, 3600000);
+        break;
+      case NGL_K_CHECKPOINT_BYTES:
+        opt.checkpoint_bytes =
+            (uint64_t)ngl_check_integer(L, -1, 2, fn, "checkpoint_bytes", 1, INT64_MAX);
+        break;
+      default:
+        if (!config_key(L, 2, fn, &cfg)) ngl_unknown_key(L, -2, 2, fn, "option", OPEN_KEYS);
+      }
+      lua_pop(L, 1);
+    }
+  }
+  check_file_access(L, fn);
+  ngl_runtime *o = new_runtime_ud(L, NGL_UV(NGL_UV_RUNTIME_MT)); /* first: no leak on OOM */
+  host_config(L, &cfg);
+  opt.config = &cfg;
+  ng_runtime *rt = NULL;
+  ng_status st = ng_runtime_open(path, &opt, &rt);
+  if (st != NG_OK) return io_failure(L, NULL, st, 1, fn);
+  o->rt = rt;
+  return 1;
+}
+
+/* rt:checkpoint() -> true, or nil plus a message: a new snapshot and
+ * journal for a durable world (ng_checkpoint). Raises for a runtime without
+ * a journal and inside a transaction or callback. */
+static int rt_checkpoint(lua_State *L) {
+  ngl_runtime *o = check_rt(L, "checkpoint");
+  ng_runtime *rt = ngl_rt(L, o);
+  ng_status st = ng_checkpoint(rt);
+  if (st != NG_OK) return io_failure(L, rt, st, 1, "checkpoint");
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 /* The export/import format option: {format = "json"} (the only one; nil means it). */
 static void check_format(lua_State *L, int idx, const char *fn) {
   if (lua_isnoneornil(L, idx)) return;
@@ -524,6 +598,7 @@ static const luaL_Reg rt_meta[] = {
 static const luaL_Reg rt_methods[] = {
     {"close", rt_close}, {"is_closed", rt_is_closed}, {"stats", rt_stats},
     {"now", rt_now},     {"save", rt_save},           {"export", rt_export},
+    {"checkpoint", rt_checkpoint},
     {NULL, NULL},
 };
 

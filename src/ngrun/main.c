@@ -45,7 +45,10 @@ static void print_message(const char *progname, const char *msg) {
  * after `prefix` (may be ""): "ngrun: world.ngs: truncated: ...". */
 static void print_snapshot_error(const char *prefix, const char *detail) {
   const char *colon = strstr(detail, ": ");
-  if (strncmp(detail, "ng_snapshot_", 12) == 0 && colon != NULL) detail = colon + 2;
+  if ((strncmp(detail, "ng_snapshot_", 12) == 0 || strncmp(detail, "ng_runtime_open", 15) == 0 ||
+       strncmp(detail, "ng_checkpoint", 13) == 0) &&
+      colon != NULL)
+    detail = colon + 2;
   ng_lua_progress_end(); /* a bar the failed load or save left */
   fprintf(stderr, NGI_RUN_NAME ": %s%s\n", prefix, detail);
   fflush(stderr);
@@ -307,6 +310,13 @@ static int finish(lua_State *L, host *h, int ok) {
     print_message(NGI_RUN_NAME, "a transaction was left open; it was rolled back");
     ok = 0;
   }
+  if (h->opts->checkpoint_on_exit) { /* whatever happened: what was committed is kept */
+    h->limits->mem_limit = 0;
+    if (ng_checkpoint(h->rt) != NG_OK) {
+      print_snapshot_error("the world's checkpoint at exit failed: ", ng_last_error(h->rt));
+      ok = 0;
+    }
+  }
   if (ok && h->save_rt != NULL) {
     h->limits->mem_limit = 0;
     if (ng_snapshot_save(h->save_rt, h->opts->save_path) != NG_OK) {
@@ -332,7 +342,7 @@ static int finish(lua_State *L, host *h, int ok) {
 
 /* os.exit([code [, close]]): as in the os library, but a successful exit
  * (true, 0 or none) ends like the end of the script: finalizers run and the
- * world is saved (--world, --save), unless a REPL line failed before. Any
+ * world is saved (--save), unless a REPL line failed before. Any
  * other code exits with it, unsaved. */
 static int host_exit(lua_State *L) {
   host *h = lua_touserdata(L, lua_upvalueindex(1));
@@ -459,7 +469,23 @@ int main(int argc, char **argv) {
   cfg.alloc = ngi_run_alloc;
   cfg.alloc_ud = &limits;
   cfg.progress = ng_lua_progress; /* a bar for long loads and saves on a terminal */
-  if (opts.load_path && !(opts.load_optional && access(opts.load_path, F_OK) != 0)) {
+  if ((opts.sync >= 0 || opts.checkpoint_on_exit) && !opts.world_path) {
+    print_message(NGI_RUN_NAME, "'--sync' and '--checkpoint-on-exit' need '--world'");
+    ngi_run_usage(stderr);
+    ngi_run_options_free(&opts);
+    return EXIT_FAILURE;
+  }
+  if (opts.world_path) {
+    /* A world that does not open (corrupt, unreadable) stops everything
+     * before any script runs. */
+    ng_open_options wo = {.config = &cfg, .sync = opts.sync >= 0 ? (ng_sync_mode)opts.sync
+                                                                  : NG_SYNC_BATCH};
+    if (ng_runtime_open(opts.world_path, &wo, &h.rt) != NG_OK) {
+      print_snapshot_error("", ng_last_error(NULL));
+      ngi_run_options_free(&opts);
+      return EXIT_FAILURE;
+    }
+  } else if (opts.load_path) {
     /* A snapshot that does not load stops everything before any script runs,
      * and the file is only ever read. */
     st = ng_snapshot_load(opts.load_path, &cfg, &h.rt);

@@ -37,9 +37,11 @@ typedef struct ngi_run_options {
   double timeout;      /* seconds per top-level chunk; 0 = no limit */
   ngi_run_step *steps; /* owned; free with ngi_run_options_free */
   int nsteps;
-  const char *load_path; /* --load / --world: the snapshot to start from; NULL = empty */
-  const char *save_path; /* --save / --world: where to save after success; NULL = nowhere */
-  int load_optional;     /* --world: a missing load_path means "start empty" */
+  const char *load_path; /* --load: the snapshot to start from; NULL = empty */
+  const char *save_path; /* --save: where to save after success; NULL = nowhere */
+  const char *world_path; /* --world: the durable world (a directory) to open; NULL = none */
+  int sync;               /* --sync: an ng_sync_mode; -1 = not given (batch) */
+  int checkpoint_on_exit; /* --checkpoint-on-exit */
   const char *metrics_path; /* --metrics=FILE[:SECONDS]: the textfile to keep; NULL = none */
   char *metrics_owned;      /* the FILE part when SECONDS was given (owned) */
   double metrics_interval;  /* SECONDS; 0 = write once, at the end */

@@ -33,9 +33,15 @@ void ngi_run_usage(FILE *out) {
         "                     loadfile and binary chunks), string, table, math, utf8,\n"
         "                     coroutine, os.time/clock/date and require of built-in modules\n"
         "                     (neurograph, without rt:save and ng.load); implies -E\n"
-        "  --world=FILE       start from the snapshot FILE if it exists (else an empty\n"
-        "                     runtime) and save the runtime back to FILE, atomically, if and\n"
-        "                     only if everything ran without error\n"
+        "  --world=DIR        open the durable world in directory DIR (created if\n"
+        "                     missing) as the runtime: every commit is journaled before it\n"
+        "                     returns, so a script killed at any point keeps everything it\n"
+        "                     committed\n"
+        "  --sync=MODE        with --world: when the journal is fsynced: batch (every\n"
+        "                     100 ms, the default), always (every commit) or off\n"
+        "  --checkpoint-on-exit\n"
+        "                     with --world: write a new snapshot of the world at exit (the\n"
+        "                     next open replays nothing)\n"
         "  --load=FILE        start from the snapshot FILE (it must exist)\n"
         "  --save=FILE        save the runtime to FILE, atomically, if everything ran without\n"
         "                     error\n"
@@ -51,8 +57,8 @@ void ngi_run_usage(FILE *out) {
         "With no script, ngrun starts the REPL when stdin is a terminal and otherwise runs\n"
         "stdin as a script; -i with no script reads a REPL from stdin even when it is not a\n"
         "terminal.\n"
-        "A snapshot that cannot be loaded (missing for --load, corrupt, newer format) stops\n"
-        "ngrun before anything runs and leaves the file untouched; so does a --world or\n"
+        "A snapshot or world that cannot be loaded (missing for --load, corrupt, newer\n"
+        "format) stops ngrun before anything runs and leaves the files untouched; so does a\n"
         "--save FILE that cannot be written (a missing or read-only directory, a directory\n"
         "or FIFO at FILE). What is saved is the Runtime in the global 'runtime' at the end\n"
         "(a script may replace it; anything else there is an error and nothing is saved).\n"
@@ -169,20 +175,36 @@ static int apply_timeout(ngi_run_options *o, const char *value, char *err, size_
   return -1;
 }
 
-/* --world/--load/--save: one source and one destination at most. */
+/* --world/--load: one source at most; --save: one destination at most. */
 static int apply_world(ngi_run_options *o, const char *value, char *err, size_t errsize) {
-  if (o->load_path || o->save_path) {
-    snprintf(err, errsize,
-             "'--world' cannot be combined with '--load', '--save' or another '--world'");
+  if (o->load_path || o->world_path || value[0] == '\0') {
+    snprintf(err, errsize, "'--world' needs one DIR and cannot be combined with '--load'");
     return -1;
   }
-  o->load_path = o->save_path = value;
-  o->load_optional = 1;
+  o->world_path = value;
+  return 0;
+}
+
+static int apply_sync(ngi_run_options *o, const char *value, char *err, size_t errsize) {
+  static const char *const modes[] = {"batch", "always", "off"}; /* ng_sync_mode order */
+  for (int m = 0; m < 3; m++)
+    if (strcmp(value, modes[m]) == 0) {
+      o->sync = m;
+      return 0;
+    }
+  snprintf(err, errsize, "bad value '%s' for --sync (expected batch, always or off)", value);
+  return -1;
+}
+
+static int apply_checkpoint_on_exit(ngi_run_options *o, const char *value, char *err,
+                                    size_t errsize) {
+  (void)value, (void)err, (void)errsize;
+  o->checkpoint_on_exit = 1;
   return 0;
 }
 
 static int apply_load(ngi_run_options *o, const char *value, char *err, size_t errsize) {
-  if (o->load_path) {
+  if (o->load_path || o->world_path) {
     snprintf(err, errsize, "'--load' cannot be combined with '--world' or another '--load'");
     return -1;
   }
@@ -192,7 +214,7 @@ static int apply_load(ngi_run_options *o, const char *value, char *err, size_t e
 
 static int apply_save(ngi_run_options *o, const char *value, char *err, size_t errsize) {
   if (o->save_path) {
-    snprintf(err, errsize, "'--save' cannot be combined with '--world' or another '--save'");
+    snprintf(err, errsize, "'--save' cannot be combined with another '--save'");
     return -1;
   }
   o->save_path = value;
@@ -237,6 +259,8 @@ static const long_option long_options[] = {
     {"mem-limit", 1, apply_mem_limit},
     {"timeout", 1, apply_timeout},
     {"world", 1, apply_world},
+    {"sync", 1, apply_sync},
+    {"checkpoint-on-exit", 0, apply_checkpoint_on_exit},
     {"load", 1, apply_load},
     {"save", 1, apply_save},
     {"metrics", 1, apply_metrics},
@@ -278,6 +302,7 @@ static int parse_long(char **argv, int *i, ngi_run_options *o, char *err, size_t
 int ngi_run_parse_options(int argc, char **argv, ngi_run_options *o, char *err, size_t errsize) {
   int i;
   memset(o, 0, sizeof *o);
+  o->sync = -1;
   if (argc < 1 || argv[0] == NULL) return 0;
   o->steps = malloc((size_t)argc * sizeof *o->steps);
   if (o->steps == NULL) {

@@ -1,0 +1,659 @@
+/* The write-ahead journal: records, appending through a shared mapping,
+ * syncing, and replay (design in journal.h, bytes in docs/format.md). */
+#define _GNU_SOURCE /* fdatasync, posix_fallocate */
+#include "conn_table.h"
+#include "internal.h"
+#include "snapshot_format.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- the format ------------------------------------------------------------ */
+
+static const unsigned char journal_magic[8] = {'N', 'G', 'J', 'R', 'N', 'L', '\r', '\n'};
+
+enum {
+  J_MAJOR = 1,
+  J_MINOR = 0,
+  J_HDR_MAX = 4096,
+  /* Header fields. */
+  JH_MAJOR = 8,
+  JH_MINOR = 10,
+  JH_SIZE = 12,
+  JH_ENDIAN = 16,
+  JH_FLAGS = 20,
+  JH_NUMBER = 24,
+  JH_FIRST = 32,
+  JH_CRC = NGI_JOURNAL_HEADER - 4,
+  /* A record: u32 length, u32 CRC-32C, u64 commit number, entries. */
+  REC_HEAD = 16,
+  /* Entries: a kind byte, then its fields. */
+  E_TOK_PUT = 1,  /* u64 id, u8 placement, the 64-byte record */
+  E_TOK_DEL = 2,  /* u64 id */
+  E_CONN_PUT = 3, /* u64 id, the 64-byte record */
+  E_CONN_DEL = 4, /* u64 id */
+  E_CDNA = 5,     /* the 384-byte block */
+  TOK_PUT_BYTES = 1 + 8 + 1 + TOKEN_BYTES,
+  DEL_BYTES = 1 + 8,
+  CONN_PUT_BYTES = 1 + 8 + 64,
+  CDNA_PUT_BYTES = 1 + CDNA_BYTES
+};
+
+static size_t align8(size_t n) {
+  return (n + 7) & ~(size_t)7;
+}
+
+/* The CRC of a record at p of `len` bytes: everything after the CRC field,
+ * then the length field. */
+static uint32_t record_crc(const unsigned char *p, size_t len) {
+  return ngi_crc32c(ngi_crc32c(0, p + 8, len - 8), p, 4);
+}
+
+/* ---- failures ----------------------------------------------------------- */
+
+/* Mark the journal failed (writes refused until a checkpoint) with a reason. */
+static void journal_fail(ngi_journal *j, ng_status st, const char *what, int e) {
+  char ebuf[128];
+  j->failed = st;
+  snprintf(j->why, sizeof j->why, "%s%s%s", what, e ? ": " : "",
+           e ? errstr(e, ebuf, sizeof ebuf) : "");
+}
+
+ng_status ngi_journal_refuse(ng_runtime *rt, const char *fn) {
+  ngi_journal *j = rt->journal;
+  if (j->failed == NG_OK) return NG_OK;
+  return ngi_fail(rt, NG_EIO,
+                  "%s: the journal failed (%s); the store refuses writes until a checkpoint "
+                  "succeeds",
+                  fn, j->why);
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+static int sync_dir(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  int e = 0;
+  if (fsync(fd) != 0 && errno != EINVAL) e = errno;
+  close(fd);
+  return e;
+}
+
+static int write_all(int fd, const unsigned char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return errno;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+ng_status ngi_journal_create_file(ng_runtime *rt, const char *fn, uint64_t number,
+                                  uint64_t first_commit, int *fd_out) {
+  ngi_journal *j = rt->journal;
+  char path[4096], tmp[4096], ebuf[128];
+  snprintf(path, sizeof path, "%s/journal-%020llu.ngj", j->dir, (unsigned long long)number);
+  snprintf(tmp, sizeof tmp, "%s/.journal-%020llu.tmp", j->dir, (unsigned long long)number);
+  unsigned char h[NGI_JOURNAL_HEADER];
+  memset(h, 0, sizeof h);
+  memcpy(h, journal_magic, sizeof journal_magic);
+  wr16(h + JH_MAJOR, J_MAJOR);
+  wr16(h + JH_MINOR, J_MINOR);
+  wr32(h + JH_SIZE, NGI_JOURNAL_HEADER);
+  wr32(h + JH_ENDIAN, SNAP_ENDIAN);
+  wr64(h + JH_NUMBER, number);
+  wr64(h + JH_FIRST, first_commit);
+  wr32(h + JH_CRC, ngi_crc32c(0, h, JH_CRC));
+  const char *what = "creating";
+  int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0666), e = fd < 0 ? errno : 0;
+  if (!e && (e = write_all(fd, h, sizeof h)) != 0) what = "writing";
+  if (!e && fsync(fd) != 0) e = errno, what = "syncing";
+  if (!e && rename(tmp, path) != 0) e = errno, what = "renaming into place";
+  if (!e && (e = sync_dir(j->dir)) != 0) what = "syncing the directory of";
+  if (e) {
+    if (fd >= 0) close(fd);
+    unlink(tmp);
+    return ngi_fail(rt, NG_EIO, "%s: %s %s: %s", fn, what, path, errstr(e, ebuf, sizeof ebuf));
+  }
+  *fd_out = fd;
+  return NG_OK;
+}
+
+/* The file's growth: at least 1 MiB, doubling up to 64 MiB a step. */
+static size_t grown_size(size_t cur, size_t need) {
+  size_t step = cur < ((size_t)1 << 20) ? (size_t)1 << 20 : cur;
+  if (step > (size_t)64 << 20) step = (size_t)64 << 20;
+  size_t n = cur + step;
+  if (n < need) n = align8(need) + step;
+  return n;
+}
+
+/* The part of the file mapped at a time. Appends only ever touch the
+ * mapping near the end, and pages left behind are unmapped when the window
+ * moves on: the kernel then writes them back (fdatasync) without having to
+ * write-protect them in this process first (a TLB flush on every CPU
+ * running it, for every page). */
+enum { WINDOW = 256 << 10 };
+
+/* Make the window cover file bytes [end, need). The file grows first, its
+ * new blocks allocated on disk (posix_fallocate), so writing into the
+ * mapping can never meet a full disk (SIGBUS). The old window stays until
+ * the new one exists. Returns 0 or an error number. */
+static int map_room(ngi_journal *j, size_t need) {
+  if (j->map && need <= j->map_off + j->map_len) return 0;
+  if (need > j->file_len) {
+    size_t len = grown_size(j->file_len, need);
+    int e = posix_fallocate(j->fd, 0, (off_t)len);
+    if (e) return e;
+    j->file_len = len;
+  }
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t off = j->end & ~(page - 1), len = need - off > WINDOW ? need - off : WINDOW;
+  len = (len + page - 1) & ~(page - 1);
+  if (len > j->file_len - off) len = j->file_len - off;
+  void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, j->fd, (off_t)off);
+  if (m == MAP_FAILED) return errno;
+#if defined(MADV_POPULATE_WRITE)
+  /* Fault the window in writable now, in one call, rather than one page
+   * fault per page in the commits that follow (a hint: older kernels say
+   * EINVAL and the faults happen as usual). */
+  (void)madvise(m, len, MADV_POPULATE_WRITE);
+#endif
+  if (j->map) munmap(j->map, j->map_len);
+  j->map = m;
+  j->map_off = off;
+  j->map_len = len;
+  return 0;
+}
+
+ng_status ngi_journal_attach_file(ng_runtime *rt, const char *fn, int fd, uint64_t number,
+                                  size_t end, uint64_t next_commit) {
+  ngi_journal *j = rt->journal;
+  char ebuf[128];
+  /* Cut what follows the valid part (a torn record, the zeros of a
+   * pre-extended file): appends continue at `end`. */
+  if (ftruncate(fd, (off_t)end) != 0) {
+    int e = errno;
+    close(fd);
+    return ngi_fail(rt, NG_EIO, "%s: cutting journal %llu at %zu: %s", fn,
+                    (unsigned long long)number, end, errstr(e, ebuf, sizeof ebuf));
+  }
+  pthread_mutex_lock(&j->sync_lock);
+  j->fd = fd;
+  j->map = NULL;
+  j->map_off = j->map_len = 0;
+  j->file_len = end;
+  j->end = end;
+  int e = map_room(j, end + 1);
+  if (e) {
+    close(fd);
+    j->fd = -1;
+    pthread_mutex_unlock(&j->sync_lock);
+    return ngi_fail(rt, NG_EIO, "%s: mapping journal %llu: %s", fn, (unsigned long long)number,
+                    errstr(e, ebuf, sizeof ebuf));
+  }
+  j->number = number;
+  j->next_commit = next_commit;
+  j->synced = end;
+  atomic_store(&j->written, end);
+  atomic_store(
+      &j->auto_at,
+      end + (j->checkpoint_bytes < SIZE_MAX - end ? (size_t)j->checkpoint_bytes : SIZE_MAX - end));
+  pthread_mutex_unlock(&j->sync_lock);
+  return NG_OK;
+}
+
+void ngi_journal_detach_file(ng_runtime *rt) {
+  ngi_journal *j = rt->journal;
+  pthread_mutex_lock(&j->sync_lock);
+  if (j->fd >= 0) {
+    if (j->map) munmap(j->map, j->map_len);
+    /* The pre-extended zeros go; then the file is made durable as it is. */
+    (void)ftruncate(j->fd, (off_t)j->end);
+    if (j->sync != NG_SYNC_OFF) (void)fdatasync(j->fd);
+    close(j->fd);
+  }
+  j->fd = -1;
+  j->map = NULL;
+  j->map_off = j->map_len = j->file_len = 0;
+  pthread_mutex_unlock(&j->sync_lock);
+}
+
+/* ---- syncing ----------------------------------------------------------- */
+
+/* fdatasync what was written since the last sync; sync_lock held. */
+static void sync_locked(ngi_journal *j) {
+  size_t w = atomic_load(&j->written);
+  if (j->fd >= 0 && w > j->synced && fdatasync(j->fd) == 0) j->synced = w;
+}
+
+/* The batch mode's group commit: one fdatasync every interval_ms covers
+ * every commit appended since the last. */
+static void *sync_main(void *arg) {
+  ngi_journal *j = arg;
+  pthread_mutex_lock(&j->sync_lock);
+  while (!j->stop) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)j->interval_ms * 1000000u;
+    ts.tv_sec += (time_t)(ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    pthread_cond_timedwait(&j->wake, &j->sync_lock, &ts);
+    if (!j->stop) sync_locked(j);
+  }
+  pthread_mutex_unlock(&j->sync_lock);
+  return NULL;
+}
+
+ng_status ngi_journal_start_thread(ng_runtime *rt) {
+  ngi_journal *j = rt->journal;
+  if (j->sync != NG_SYNC_BATCH) return NG_OK;
+  if (pthread_create(&j->thread, NULL, sync_main, j) != 0) return NG_ENOMEM;
+  j->thread_on = true;
+  return NG_OK;
+}
+
+void ngi_journal_free(ng_runtime *rt) {
+  ngi_journal *j = rt->journal;
+  if (!j) return;
+  if (j->thread_on) {
+    pthread_mutex_lock(&j->sync_lock);
+    j->stop = true;
+    pthread_cond_signal(&j->wake);
+    pthread_mutex_unlock(&j->sync_lock);
+    pthread_join(j->thread, NULL);
+  }
+  ngi_journal_detach_file(rt);
+  if (j->dir_fd >= 0) close(j->dir_fd); /* and with it the world's lock */
+  pthread_cond_destroy(&j->wake);
+  pthread_mutex_destroy(&j->sync_lock);
+  ngi_free(rt, j->dir, j->dir_size);
+  ngi_free(rt, j, sizeof *j);
+  rt->journal = NULL;
+}
+
+void ngi_journal_after_commit(ng_runtime *rt) {
+  ngi_journal *j = rt->journal;
+  if (j->sync == NG_SYNC_ALWAYS) {
+    pthread_mutex_lock(&j->sync_lock);
+    sync_locked(j);
+    pthread_mutex_unlock(&j->sync_lock);
+  }
+  size_t at = atomic_load(&j->auto_at), w = atomic_load(&j->written);
+  /* One thread claims the automatic checkpoint; a failed one waits for the
+   * journal to grow by checkpoint_bytes again before it is retried. */
+  if (w < at || !atomic_compare_exchange_strong(&j->auto_at, &at, SIZE_MAX)) return;
+  if (ng_checkpoint(rt) != NG_OK) {
+    size_t step = j->checkpoint_bytes < SIZE_MAX - w ? (size_t)j->checkpoint_bytes : SIZE_MAX - w;
+    atomic_store(&j->auto_at, w + step);
+  }
+}
+
+/* ---- appending a commit ------------------------------------------------- */
+
+static unsigned char *put_id(unsigned char *p, int kind, ng_id id) {
+  *p = (unsigned char)kind;
+  wr64(p + 1, id);
+  return p + DEL_BYTES;
+}
+
+static unsigned char *put_token(unsigned char *p, ng_id id, uint8_t placed, const ng_token *tok) {
+  p = put_id(p, E_TOK_PUT, id);
+  *p++ = placed;
+  memcpy(p, tok, sizeof *tok);
+  return p + sizeof *tok;
+}
+
+static unsigned char *put_conn(unsigned char *p, ng_id id, const ng_connection *c) {
+  p = put_id(p, E_CONN_PUT, id);
+  memcpy(p, c, sizeof *c);
+  return p + sizeof *c;
+}
+
+/* The most bytes the entries of evs[0 .. n) can take. */
+static size_t entries_bound(const ng_event *evs, size_t n) {
+  size_t b = 0;
+  bool cdna = false;
+  for (size_t i = 0; i < n; i++) {
+    switch (evs[i].kind) {
+    case NG_EV_CREATE:
+    case NG_EV_UPDATE:
+    case NG_EV_MOVE:
+    case NG_EV_UNPLACE:
+      b += TOK_PUT_BYTES;
+      break;
+    case NG_EV_LINK:
+    case NG_EV_LINK_UPDATE:
+      b += CONN_PUT_BYTES;
+      break;
+    case NG_EV_DELETE:
+    case NG_EV_UNLINK:
+      b += DEL_BYTES;
+      break;
+    case NG_EV_CDNA:
+      cdna = true;
+      break;
+    default:
+      break;
+    }
+  }
+  return b + (cdna ? CDNA_PUT_BYTES : 0);
+}
+
+/* The entries of one commit at p, from its events in order: a CDNA change
+ * first (the final block: replaying it re-encodes the coordinates of the
+ * tokens the commit does not touch, as the change did); a created or touched
+ * entity's final state at its first event (an entity created and deleted in
+ * the same commit is created as a placeholder, so that its id is taken and
+ * given back exactly as the commit did); a delete where it happened (a
+ * token's connections are unlinked before it). Returns the end. */
+static unsigned char *put_entries(ng_runtime *rt, unsigned char *p, const ng_event *evs, size_t n) {
+  const ngi_token_table *t = &rt->tokens;
+  ngi_conns *cs = rt->conns;
+  for (size_t i = 0; i < n; i++)
+    if (evs[i].kind == NG_EV_CDNA) {
+      *p = E_CDNA;
+      memcpy(p + 1, &rt->cdna, sizeof rt->cdna);
+      p += CDNA_PUT_BYTES;
+      break;
+    }
+  ng_id last_tok = 0, last_conn = 0; /* an update's moves follow it: one entry */
+  for (size_t i = 0; i < n; i++) {
+    const ng_event *ev = &evs[i];
+    switch (ev->kind) {
+    case NG_EV_CREATE:
+    case NG_EV_UPDATE:
+    case NG_EV_MOVE:
+    case NG_EV_UNPLACE: {
+      if (ev->id == last_tok) break;
+      last_tok = ev->id;
+      const ng_token *tok = ngi_token_lookup(t, ev->id);
+      if (tok) {
+        p = put_token(p, ev->id, ngi_placed(t, NG_TOKEN_SLOT(ev->id)), tok);
+      } else if (ev->kind == NG_EV_CREATE) {
+        ng_token ph;
+        ng_token_init(&ph);
+        ph.id = ng_make_id(NG_TOKEN_SLOT(ev->id), 0, 0);
+        p = put_token(p, ev->id, 0, &ph);
+      }
+      break;
+    }
+    case NG_EV_DELETE:
+      p = put_id(p, E_TOK_DEL, ev->id);
+      last_tok = 0;
+      break;
+    case NG_EV_LINK:
+    case NG_EV_LINK_UPDATE: {
+      if (ev->id == last_conn) break;
+      last_conn = ev->id;
+      uint32_t slot = ngi_conns_find_slot(cs, ev->id);
+      if (slot != NGI_NONE) {
+        p = put_conn(p, ev->id, &cs->recs[slot]);
+      } else if (ev->kind == NG_EV_LINK) {
+        ng_connection ph;
+        ng_connection_init(&ph);
+        ph.token_a_id = NG_TOKEN_SLOT(ev->from);
+        ph.token_b_id = NG_TOKEN_SLOT(ev->to);
+        ph.connection_type = ev->conn_type;
+        p = put_conn(p, ev->id, &ph);
+      }
+      break;
+    }
+    case NG_EV_UNLINK:
+      p = put_id(p, E_CONN_DEL, ev->id);
+      last_conn = 0;
+      break;
+    default:
+      break;
+    }
+  }
+  return p;
+}
+
+void ngi_journal_commit(ng_runtime *rt, const ng_event *evs, size_t n, uint64_t dropped) {
+  ngi_journal *j = rt->journal;
+  if (j->failed != NG_OK) return;
+  if (dropped) {
+    journal_fail(j, NG_ENOMEM, "a commit's changes were lost for want of memory", 0);
+    return;
+  }
+  size_t bound = REC_HEAD + entries_bound(evs, n);
+  int e = map_room(j, j->end + align8(bound));
+  if (e) {
+    journal_fail(j, NG_EIO, "extending the journal file", e);
+    return;
+  }
+  unsigned char *rec = j->map + (j->end - j->map_off);
+  size_t len = (size_t)(put_entries(rt, rec + REC_HEAD, evs, n) - rec);
+  wr64(rec + 8, j->next_commit);
+  /* Length and CRC last: a process killed mid-copy leaves a record that
+   * fails its check, cut away at the next open. */
+  wr32(rec, (uint32_t)len);
+  wr32(rec + 4, record_crc(rec, len));
+  j->next_commit++;
+  j->end += align8(len);
+  atomic_store(&j->written, j->end);
+}
+
+/* ---- replay -------------------------------------------------------------- */
+
+#define BAD(...) (snprintf(why, why_size, __VA_ARGS__), NG_ECORRUPT)
+
+/* The snapshot loader's record rules for a token stored under id. */
+static ng_status check_token(ng_id id, uint8_t placed, const ng_token *tok, char *why,
+                             size_t why_size) {
+  if (!ngi_id_valid(id)) return BAD("token id %llu is out of range", (unsigned long long)id);
+  if (NG_ID_LOCAL(tok->id) != NG_TOKEN_SLOT(id))
+    return BAD("token %llu: the record's local id %u is not the id's slot", (unsigned long long)id,
+               NG_ID_LOCAL(tok->id));
+  if (NG_ID_ENTITY(tok->id) != ng_token_get_entity(tok))
+    return BAD("token %llu: entity %u in the id differs from entity %u in the flags",
+               (unsigned long long)id, NG_ID_ENTITY(tok->id), ng_token_get_entity(tok));
+  char r[192];
+  if (ng_token_validate(tok, NG_TF_ALL, NULL, r, sizeof r) != NG_OK)
+    return BAD("token %llu: %s", (unsigned long long)id, r);
+  for (int s = 0; s < NG_SPACES; s++)
+    if (!(placed >> s & 1u) && (tok->coords[s][0] | tok->coords[s][1] | tok->coords[s][2]))
+      return BAD("token %llu has coordinates in %s, where it is not placed", (unsigned long long)id,
+                 ng_space_name(s));
+  return NG_OK;
+}
+
+static ng_status replay_token(ng_runtime *rt, ng_id id, uint8_t placed, const ng_token *tok,
+                              char *why, size_t why_size) {
+  ngi_token_table *t = &rt->tokens;
+  ng_status st = check_token(id, placed, tok, why, why_size);
+  if (st != NG_OK) return st;
+  uint32_t pos = ngi_token_slot(t, id);
+  if (pos != NGI_NONE) {
+    ngi_tok_store(t, pos, tok);
+    ngi_set_placed(t, NG_TOKEN_SLOT(id), placed);
+    return NG_OK;
+  }
+  ng_id next = 0;
+  if (ngi_idgen_peek(&t->ids, &next) != NG_OK || next != id)
+    return BAD("token %llu is neither live nor the next id (%llu)", (unsigned long long)id,
+               (unsigned long long)next);
+  if (ngi_tokens_reserve_append(rt, t, id) != NG_OK) return NG_ENOMEM;
+  ngi_tokens_append(t, id, tok, placed);
+  return NG_OK;
+}
+
+static ng_status replay_token_delete(ng_runtime *rt, ng_id id, char *why, size_t why_size) {
+  if (!ngi_token_lookup(&rt->tokens, id))
+    return BAD("no token %llu to delete", (unsigned long long)id);
+  ngi_conns_remove_token(rt, rt->conns, id); /* none: their unlinks came first */
+  ngi_tokens_tombstone(rt, &rt->tokens, id);
+  return NG_OK;
+}
+
+static ng_status replay_conn(ng_runtime *rt, ng_id id, const ng_connection *c, char *why,
+                             size_t why_size) {
+  ngi_conns *cs = rt->conns;
+  const ngi_token_table *t = &rt->tokens;
+  unsigned long long uid = id;
+  char r[192];
+  if (!ngi_id_valid(id)) return BAD("connection id %llu is out of range", uid);
+  if (ng_connection_validate(c, NG_CF_ALL, NULL, r, sizeof r) != NG_OK)
+    return BAD("connection %llu: %s", uid, r);
+  if (c->padding1 != 0) return BAD("connection %llu: padding is not zero", uid);
+  if (!ngi_token_live_local(t, c->token_a_id))
+    return BAD("connection %llu: from token %u does not exist", uid, c->token_a_id);
+  if (!ngi_token_live_local(t, c->token_b_id))
+    return BAD("connection %llu: to token %u does not exist", uid, c->token_b_id);
+  uint32_t slot = ngi_conns_find_slot(cs, id);
+  if (ngi_conns_find_dup(cs, c->token_a_id, c->token_b_id, c->connection_type,
+                         slot != NGI_NONE ? id : 0))
+    return BAD("connection %llu duplicates a live one (same from, to and type)", uid);
+  if (slot != NGI_NONE) {
+    if (cs->recs[slot].token_a_id != c->token_a_id || cs->recs[slot].token_b_id != c->token_b_id)
+      return BAD("connection %llu: its endpoints changed", uid);
+    cs->recs[slot] = *c;
+    return NG_OK;
+  }
+  ng_id next = 0;
+  if (ngi_idgen_peek(&cs->ids, &next) != NG_OK || next != id)
+    return BAD("connection %llu is neither live nor the next id (%llu)", uid,
+               (unsigned long long)next);
+  if (ngi_conns_reserve_append(rt, cs) != NG_OK) return NG_ENOMEM;
+  ngi_idgen_take(&cs->ids);
+  ngi_conns_append(cs, id, c);
+  return NG_OK;
+}
+
+static ng_status replay_conn_delete(ng_runtime *rt, ng_id id, char *why, size_t why_size) {
+  uint32_t slot = ngi_conns_find_slot(rt->conns, id);
+  if (slot == NGI_NONE) return BAD("no connection %llu to delete", (unsigned long long)id);
+  ngi_conns_remove_slot(rt, rt->conns, slot);
+  return NG_OK;
+}
+
+/* Apply the entries p[0 .. n) of one record. */
+static ng_status apply_entries(ng_runtime *rt, const unsigned char *p, size_t n, char *why,
+                               size_t why_size) {
+  const unsigned char *end = p + n;
+  while (p < end) {
+    size_t left = (size_t)(end - p);
+    int kind = p[0];
+    size_t need = kind == E_TOK_PUT                         ? TOK_PUT_BYTES
+                  : kind == E_CONN_PUT                      ? CONN_PUT_BYTES
+                  : kind == E_CDNA                          ? CDNA_PUT_BYTES
+                  : kind == E_TOK_DEL || kind == E_CONN_DEL ? DEL_BYTES
+                                                            : 0;
+    if (need == 0) return BAD("unknown entry kind %d", kind);
+    if (left < need) return BAD("entry of kind %d is cut short", kind);
+    ng_id id = kind == E_CDNA ? 0 : rd64(p + 1);
+    ng_status st = NG_OK;
+    if (kind == E_TOK_PUT) {
+      ng_token tok;
+      memcpy(&tok, p + 10, sizeof tok);
+      st = replay_token(rt, id, p[9], &tok, why, why_size);
+    } else if (kind == E_CONN_PUT) {
+      ng_connection c;
+      memcpy(&c, p + 9, sizeof c);
+      st = replay_conn(rt, id, &c, why, why_size);
+    } else if (kind == E_TOK_DEL) {
+      st = replay_token_delete(rt, id, why, why_size);
+    } else if (kind == E_CONN_DEL) {
+      st = replay_conn_delete(rt, id, why, why_size);
+    } else {
+      ng_cdna c;
+      memcpy(&c, p + 1, sizeof c);
+      char r[160];
+      if (ng_cdna_validate(&c, r, sizeof r) != NG_OK) return BAD("invalid CDNA block: %s", r);
+      st = ngi_cdna_restore(rt, &c);
+    }
+    if (st != NG_OK) return st;
+    p += need;
+  }
+  return NG_OK;
+}
+
+/* Whether a well-formed record numbered `commit` starts at off. */
+static bool record_at(const unsigned char *data, size_t len, size_t off, uint64_t commit,
+                      size_t *rlen) {
+  if (len - off < REC_HEAD) return false;
+  size_t n = rd32(data + off);
+  if (n < REC_HEAD || n > len - off || rd64(data + off + 8) != commit) return false;
+  if (rd32(data + off + 4) != record_crc(data + off, n)) return false;
+  *rlen = n;
+  return true;
+}
+
+/* Whether any valid record numbered `commit` or later starts after off (a
+ * bad record there is damage, not a torn tail). */
+static bool valid_after(const unsigned char *data, size_t len, size_t off, uint64_t commit) {
+  for (size_t o = off + 8; o + REC_HEAD <= len; o += 8) {
+    uint64_t c = rd64(data + o + 8);
+    size_t n;
+    if (c >= commit && c - commit <= len / 8 && record_at(data, len, o, c, &n)) return true;
+  }
+  return false;
+}
+
+static bool all_zero(const unsigned char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i]) return false;
+  return true;
+}
+
+ng_status ngi_journal_replay(ng_runtime *rt, const unsigned char *data, size_t len,
+                             const char *name, bool last, uint64_t *first_commit, size_t *end) {
+  static const char fn[] = "ng_runtime_open";
+  if (len < NGI_JOURNAL_HEADER)
+    return ngi_fail(NULL, NG_ECORRUPT, "%s: %s: the header is cut short (%zu bytes)", fn, name,
+                    len);
+  if (memcmp(data, journal_magic, sizeof journal_magic) != 0)
+    return ngi_fail(NULL, NG_ECORRUPT, "%s: %s: not a neurograph journal (bad magic)", fn, name);
+  unsigned major = rd16(data + JH_MAJOR);
+  if (major != J_MAJOR)
+    return ngi_fail(NULL, major > J_MAJOR ? NG_EVERSION : NG_ECORRUPT,
+                    "%s: %s: journal format %u, this build reads %u", fn, name, major, J_MAJOR);
+  size_t hsize = rd32(data + JH_SIZE);
+  if (hsize < NGI_JOURNAL_HEADER || hsize > J_HDR_MAX || hsize > len || hsize % 8 != 0)
+    return ngi_fail(NULL, NG_ECORRUPT, "%s: %s: bad header size %zu", fn, name, hsize);
+  if (rd32(data + hsize - 4) != ngi_crc32c(0, data, hsize - 4))
+    return ngi_fail(NULL, NG_ECORRUPT, "%s: %s: header checksum mismatch", fn, name);
+  if (rd32(data + JH_ENDIAN) != SNAP_ENDIAN)
+    return ngi_fail(NULL, NG_ECORRUPT, "%s: %s: written by a big-endian host", fn, name);
+  uint64_t commit = rd64(data + JH_FIRST);
+  if (*first_commit && commit != *first_commit)
+    return ngi_fail(NULL, NG_ECORRUPT,
+                    "%s: %s: starts at commit %llu, but the journal before it ends at %llu", fn,
+                    name, (unsigned long long)commit, (unsigned long long)(*first_commit - 1));
+  size_t off = hsize, rlen = 0;
+  while (off < len) {
+    if (!record_at(data, len, off, commit, &rlen)) {
+      if (all_zero(data + off, len - off)) break; /* the unwritten, pre-extended part */
+      if (!last || valid_after(data, len, off, commit))
+        return ngi_fail(NULL, NG_ECORRUPT, "%s: %s: bad record at offset %zu (commit %llu)%s", fn,
+                        name, off, (unsigned long long)commit,
+                        last ? ", followed by valid records"
+                             : " in a journal that is not the newest");
+      break; /* a torn tail: cut */
+    }
+    char why[256];
+    ng_status st = apply_entries(rt, data + off + REC_HEAD, rlen - REC_HEAD, why, sizeof why);
+    if (st == NG_ENOMEM)
+      return ngi_fail(NULL, NG_ENOMEM, "%s: %s: out of memory replaying commit %llu", fn, name,
+                      (unsigned long long)commit);
+    if (st != NG_OK)
+      return ngi_fail(NULL, st, "%s: %s: record at offset %zu (commit %llu): %s", fn, name, off,
+                      (unsigned long long)commit, why);
+    commit++;
+    off = align8(off + rlen);
+  }
+  for (int s = 0; s < NG_SPACES; s++) /* records moved without them: rebuilt at the next query */
+    ngi_grid_reset(rt, rt->grids[s]);
+  *first_commit = commit;
+  *end = off;
+  return NG_OK;
+}
