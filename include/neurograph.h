@@ -1661,7 +1661,7 @@ NG_API ng_status ng_runtime_open(const char *path, const ng_open_options *opt, n
  * temporary file, fsync, rename), then delete snapshot N and journal N. A
  * crash at any step leaves a world that opens to the same state. Writers
  * wait for the whole save. Clears a failed journal's refusal when it
- * succeeds.
+ * succeeds. A background checkpoint still running is waited for first.
  *
  * @return NG_OK; NG_EINVAL (NULL rt, or a runtime without a journal);
  *         NG_EBUSY (called from inside an iteration callback or an open
@@ -1669,6 +1669,26 @@ NG_API ng_status ng_runtime_open(const char *path, const ng_open_options *opt, n
  *         it; the world stays as it was, journaling on); NG_ENOMEM.
  */
 NG_API ng_status ng_checkpoint(ng_runtime *rt);
+
+/**
+ * ng_checkpoint with snapshot N+1 written in the background: under the
+ * write lock, journal N+1 is started and a background save of that commit
+ * boundary (ng_snapshot_save_background) begins; the call returns as soon
+ * as the save's process is forked, and *out is its handle (ng_save_status
+ * says whether and how it ended; free it with ng_save_free). Snapshot N and
+ * journal N are deleted, and a failed journal's refusal cleared, once the
+ * save has succeeded: at the next checkpoint or when the runtime ends. Until
+ * then, and if the save fails, the world opens from snapshot N and journals
+ * N and N+1, to the same state. One at a time: ng_checkpoint waits for a
+ * running one.
+ *
+ * @return NG_OK; NG_EINVAL (NULL rt or out, or a runtime without a journal);
+ *         NG_EBUSY (inside an iteration callback or an open transaction, or
+ *         a background checkpoint or save of rt is still running); NG_EIO,
+ *         NG_ENOMEM (journal N+1 or the save could not start: the message
+ *         says which). On failure *out is NULL.
+ */
+NG_API ng_status ng_checkpoint_background(ng_runtime *rt, ng_save **out);
 
 /** @} */
 #ifdef __cplusplus

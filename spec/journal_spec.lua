@@ -72,6 +72,26 @@ describe("ng.open", function()
     rt:close()
   end)
 
+  it("checkpoints in the background while commits go on", function()
+    local rt = assert(ng.open(dir, { sync = "always" }))
+    rt.tokens:create{ weight = 4 }
+    local save = assert(rt:checkpoint{ background = true })
+    rt.tokens:create{ weight = 5 } -- into journal 1, beside the save of snapshot 1
+    assert.is_true(save:wait())
+    assert.is_true(save:done())
+    rt.tokens:create{ weight = 6 }
+    rt:close() -- the checkpoint's end: snapshot 0 and journal 0 go
+    assert.same({ "journal-00000000000000000001.ngj", "snapshot-00000000000000000001.ngs" },
+                entries(dir))
+    rt = assert(ng.open(dir))
+    assert.equals(3, rt.tokens:count())
+    assert.is_true(rt:checkpoint{ background = false })
+    h.raises("unknown option 'backgrund' (did you mean 'background'?)", rt.checkpoint, rt,
+             { backgrund = true })
+    h.raises("background must be a boolean", rt.checkpoint, rt, { background = 1 })
+    rt:close()
+  end)
+
   it("checkpoints by itself past checkpoint_bytes", function()
     local rt = assert(ng.open(dir, { checkpoint_bytes = 4096 }))
     for i = 1, 200 do rt.tokens:create{ weight = i % 100 } end
@@ -120,6 +140,7 @@ describe("ng.open", function()
     h.raises("interval_ms", ng.open, dir, { interval_ms = 0 })
     local rt = ng.Runtime()
     h.raises("no journal", rt.checkpoint, rt)
+    h.raises("no journal", rt.checkpoint, rt, { background = true })
     rt:close()
     rt = assert(ng.open(dir))
     h.raises("transaction", rt.atomic, rt, function() rt:checkpoint() end)

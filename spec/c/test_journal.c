@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 static char base[] = "/tmp/ng_journal_XXXXXX";
@@ -153,6 +154,69 @@ static void test_checkpoint_and_rollback(void) {
 /* A crash while a world is created leaves journal 0 with its header and no
  * snapshot: that opens as a new world. Journal records without their
  * snapshot are corruption. */
+/* A background checkpoint: writes go on while its save runs (the save's
+ * process stopped here to hold it running); one at a time; the old snapshot
+ * and journal stay until it has succeeded, then go at the next checkpoint or
+ * at the runtime's end; the world opens to every commit, those made during
+ * the save included. */
+static void test_background_checkpoint(void) {
+  char dir[256], p[300];
+  world_path(dir, sizeof dir, "bg");
+  ng_runtime *rt = open_world(dir, NG_SYNC_ALWAYS, 0);
+  ng_id a = ngt_token_at(rt, 1, 0, 0);
+  ng_save *job = NULL, *other = NULL;
+  CHECK_STATUS(ng_checkpoint_background(rt, NULL), NG_EINVAL);
+  CHECK_STATUS(ng_checkpoint_background(rt, &job), NG_OK);
+  pid_t child = ngi_save_child(job);
+  CHECK(child > 0 && kill(child, SIGSTOP) == 0);
+  ng_id b = ngt_token_at(rt, 2, 0, 0); /* into journal 1, beside the save of snapshot 1 */
+  CHECK_STATUS(ng_save_status(job, false, NULL), NG_EBUSY);
+  CHECK_STATUS(ng_checkpoint_background(rt, &other), NG_EBUSY);
+  CHECK(other == NULL);
+  CHECK(strstr(ng_last_error(rt), "still running") != NULL);
+  snprintf(p, sizeof p, "%s/snapshot-%020d.ngs", dir, 1);
+  CHECK(access(p, F_OK) != 0);
+  kill(child, SIGCONT);
+  CHECK_STATUS(ng_save_status(job, true, NULL), NG_OK);
+  ng_save_free(job);
+  CHECK(access(p, F_OK) == 0);
+  snprintf(p, sizeof p, "%s/snapshot-%020d.ngs", dir, 0);
+  CHECK(access(p, F_OK) == 0); /* until the next checkpoint or the end */
+  ng_id c = ngt_token_at(rt, 3, 0, 0);
+  ng_runtime_release(rt); /* finishes the checkpoint: snapshot 0 and journal 0 go */
+  CHECK(access(p, F_OK) != 0);
+  snprintf(p, sizeof p, "%s/journal-%020d.ngj", dir, 0);
+  CHECK(access(p, F_OK) != 0);
+  rt = open_world(dir, NG_SYNC_BATCH, 0);
+  ng_token t;
+  CHECK_STATUS(ng_token_get(rt, a, &t), NG_OK);
+  CHECK_STATUS(ng_token_get(rt, b, &t), NG_OK);
+  CHECK_STATUS(ng_token_get(rt, c, &t), NG_OK);
+  CHECK_EQ_INT(ng_token_count(rt), 3);
+  /* a synchronous checkpoint waits for a background one; a failed save leaves the world as it
+   * was (killed here), opening to every commit */
+  CHECK_STATUS(ng_checkpoint_background(rt, &job), NG_OK);
+  kill(ngi_save_child(job), SIGKILL);
+  CHECK_STATUS(ng_save_status(job, true, NULL), NG_EIO);
+  ng_save_free(job);
+  ng_id d = ngt_token_at(rt, 4, 0, 0);
+  ng_runtime_release(rt);
+  rt = open_world(dir, NG_SYNC_BATCH, 0);
+  CHECK_STATUS(ng_token_get(rt, d, &t), NG_OK);
+  CHECK_EQ_INT(ng_token_count(rt), 4);
+  CHECK_STATUS(ng_checkpoint_background(rt, &job), NG_OK);
+  CHECK_STATUS(ng_checkpoint(rt), NG_OK);
+  CHECK_STATUS(ng_save_status(job, false, NULL), NG_OK);
+  ng_save_free(job);
+  ng_runtime_release(rt);
+
+  ng_runtime *plain = NULL;
+  CHECK_STATUS(ng_runtime_new(NULL, &plain), NG_OK);
+  CHECK_STATUS(ng_checkpoint_background(plain, &job), NG_EINVAL);
+  ng_runtime_release(plain);
+  ngw_remove(dir);
+}
+
 static void test_half_created(void) {
   char dir[256], snap[300];
   world_path(dir, sizeof dir, "half");
@@ -352,6 +416,7 @@ int main(void) {
   if (!mkdtemp(base)) return 1;
   test_replay_matches_model();
   test_checkpoint_and_rollback();
+  test_background_checkpoint();
   test_half_created();
   test_threads();
   small_world w;

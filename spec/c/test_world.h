@@ -85,12 +85,16 @@ static void ngw_write(ng_runtime *rt, uint64_t *rng) {
 }
 
 /* One step: a commit (or a rolled-back transaction), or, in a durable
- * world, sometimes a checkpoint. The same rng sequence gives the same state
- * whether `durable` or not. */
+ * world, sometimes a checkpoint, half of them in the background (a forked
+ * save running while the next steps commit). The same rng sequence gives the
+ * same state whether `durable` or not. */
 static void ngw_step(ng_runtime *rt, uint64_t *rng, int durable) {
   uint32_t r = ngt_rnd(rng) % 40;
   if (r == 0) {
-    if (durable) (void)ng_checkpoint(rt);
+    bool background = ngt_rnd(rng) & 1;
+    ng_save *job = NULL;
+    if (durable && !background) (void)ng_checkpoint(rt);
+    if (durable && background && ng_checkpoint_background(rt, &job) == NG_OK) ng_save_free(job);
   } else if (r < 8) {
     int n = 1 + (int)(ngt_rnd(rng) % 6), commit = ngt_rnd(rng) % 3 != 0;
     if (ng_txn_begin(rt) != NG_OK) return;

@@ -191,6 +191,8 @@ ng_status ngi_conns_restore_owned(ng_runtime *rt, ngi_conns *c, ng_connection *r
  * longer than the fork. */
 ng_status ngi_snapshot_save_background(ng_runtime *rt, const char *fn, const char *path,
                                        ng_save **out);
+/* snapshot_bg.c: one more reference to job (ng_save_free drops one). */
+void ngi_save_ref(ng_save *job);
 /* snapshot_bg.c: at a runtime's end, wait for its background save still running, then drop
  * the runtime's reference to it. */
 void ngi_bgsave_end(ng_runtime *rt);

@@ -264,6 +264,7 @@ ng_status ngi_journal_start_thread(ng_runtime *rt) {
 void ngi_journal_free(ng_runtime *rt) {
   ngi_journal *j = rt->journal;
   if (!j) return;
+  ngi_world_end(rt);
   if (j->thread_on) {
     pthread_mutex_lock(&j->sync_lock);
     j->stop = true;

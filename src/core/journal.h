@@ -45,6 +45,8 @@ typedef struct ngi_journal {
   uint64_t next_commit; /* the number the next record gets */
   ng_status failed;     /* NG_OK, or why writes are refused until a checkpoint */
   char why[200];        /* the failure's message */
+  ng_save *pending;     /* a background checkpoint's save of snapshot pending_number (world.c) */
+  uint64_t pending_number;
   /* Settings (fixed after open). */
   ng_sync_mode sync;
   unsigned interval_ms;
@@ -91,8 +93,19 @@ ng_status ngi_journal_replay(ng_runtime *rt, const unsigned char *data, size_t l
                              const char *name, bool last, uint64_t *first_commit, size_t *end);
 /* Start the batch mode's sync thread. NG_OK or NG_ENOMEM. */
 ng_status ngi_journal_start_thread(ng_runtime *rt);
-/* Free rt->journal: stop the thread, close the file. */
+/* Free rt->journal: end a background checkpoint (ngi_world_end), stop the
+ * thread, close the file. */
 void ngi_journal_free(ng_runtime *rt);
+
+/* ---- world.c ------------------------------------------------------------------ */
+
+/* At the runtime's end: wait for a background checkpoint still running and
+ * finish it (its old snapshot and journal deleted once it succeeded). */
+void ngi_world_end(ng_runtime *rt);
+/* In the forked process of a background save: let go of the world's lock
+ * (its copy of the directory's descriptor), so that a world whose process
+ * has died opens again while the save still runs. */
+void ngi_world_forked(ng_runtime *rt);
 
 /* ---- the write path (events.c and base.c) --------------------------------- */
 

@@ -98,6 +98,7 @@ static void *reap(void *arg) {
  * no stdio flush). The caller's lock on rt is held in this copy, so the image is the fork's
  * moment. */
 static _Noreturn void child_save(ng_runtime *rt, ngi_save_file *s, int fd, const char *path) {
+  ngi_world_forked(rt);
   s->w.progress = NULL;
   ngi_save_file_write(rt, s);
   const char *what;
@@ -249,6 +250,12 @@ ng_status ng_save_status(ng_save *job, bool wait, const char **message) {
 
 void ng_save_free(ng_save *job) {
   if (job) save_unref(job);
+}
+
+void ngi_save_ref(ng_save *job) {
+  pthread_mutex_lock(&job->mu);
+  job->refs++;
+  pthread_mutex_unlock(&job->mu);
 }
 
 void ngi_bgsave_end(ng_runtime *rt) {

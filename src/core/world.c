@@ -65,9 +65,10 @@ static int scan_world(const char *dir, world_scan *w) {
   return 0;
 }
 
-/* Remove what a crash or an interrupted checkpoint left: snapshots and
- * journals older than snapshot `keep`, and temporary files. Best effort. */
-static void remove_stale(const char *dir, uint64_t keep) {
+/* Remove snapshots and journals older than snapshot `keep` and, with
+ * temps, temporary files (what a crash or an interrupted checkpoint left, at
+ * open: no save is running then). Best effort. */
+static void remove_stale(const char *dir, uint64_t keep, bool temps) {
   DIR *d = opendir(dir);
   if (!d) return;
   struct dirent *e;
@@ -77,7 +78,8 @@ static void remove_stale(const char *dir, uint64_t keep) {
     bool old = (parse_name(e->d_name, "snapshot", "ngs", &n) ||
                 parse_name(e->d_name, "journal", "ngj", &n)) &&
                n < keep;
-    bool tmp = strncmp(e->d_name, ".snapshot-", 10) == 0 || strncmp(e->d_name, ".journal-", 9) == 0;
+    bool tmp = temps && (strncmp(e->d_name, ".snapshot-", 10) == 0 ||
+                         strncmp(e->d_name, ".journal-", 9) == 0);
     if (!old && !tmp) continue;
     snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
     unlink(path);
@@ -265,7 +267,7 @@ ng_status ng_runtime_open(const char *path, const ng_open_options *opt, ng_runti
     ng_runtime_release(rt);
     return st;
   }
-  remove_stale(path, w.has_snap ? w.snap : 0);
+  remove_stale(path, w.has_snap ? w.snap : 0, true);
   *out = rt;
   return NG_OK;
 }
@@ -297,37 +299,96 @@ static ng_status rotate(ng_runtime *rt, const char *fn) {
   return st;
 }
 
-/* The checkpoint protocol (docs/format.md, "Durable worlds"): (1) rotate
- * under the write lock, (2) write snapshot N+1, the image of the store at
- * that boundary, (3) delete snapshot N and journal N. Step (2) is the one a
- * background save replaces: it would start ng_snapshot_save_background here,
- * still under the lock (the image is taken at the boundary), and run step
- * (3) and the clearing of a failed journal when that save reports success;
- * until then, opening replays snapshot N, journal N and journal N+1. */
-ng_status ng_checkpoint(ng_runtime *rt) {
-  static const char fn[] = "ng_checkpoint";
+/* Step (3) of the protocol once snapshot n1 is written: the snapshots and
+ * journals before it go (a crash first leaves them to the next open). */
+static void drop_before(const ngi_journal *j, uint64_t n1) {
+  remove_stale(j->dir, n1, false);
+}
+
+/* A background checkpoint's end, if it has ended (or, with wait, once it
+ * has): when its snapshot was written, step (3) and a failed journal made
+ * writable again. Caller holds the write lock, or is the runtime's last
+ * user. */
+static void finish_pending(ng_runtime *rt, bool wait) {
+  ngi_journal *j = rt->journal;
+  if (!j->pending) return;
+  ng_status st = ng_save_status(j->pending, wait, NULL);
+  if (st == NG_EBUSY) return;
+  if (st == NG_OK) {
+    drop_before(j, j->pending_number);
+    j->failed = NG_OK;
+  }
+  ng_save_free(j->pending);
+  j->pending = NULL;
+}
+
+void ngi_world_end(ng_runtime *rt) {
+  finish_pending(rt, true);
+}
+
+void ngi_world_forked(ng_runtime *rt) {
+  /* flock's lock lasts while any copy of the descriptor is open: closing
+   * this one leaves it to the parent alone */
+  if (rt->journal && rt->journal->dir_fd >= 0) close(rt->journal->dir_fd);
+}
+
+/* The checkpoint's checks and its write hold (NG_OK: held). */
+static ng_status checkpoint_lock(ng_runtime *rt, const char *fn) {
   if (!rt) return ngi_fail(NULL, NG_EINVAL, "%s: runtime must not be NULL", fn);
   if (!rt->journal)
     return ngi_fail(rt, NG_EINVAL, "%s: the runtime has no journal (ng_runtime_open makes one)",
                     fn);
   if (ngi_txn_holds(rt))
     return ngi_fail(rt, NG_EBUSY, "%s: cannot checkpoint inside an open transaction", fn);
-  ng_status st = ngi_write_lock_checkpoint(rt, fn);
+  return ngi_write_lock_checkpoint(rt, fn);
+}
+
+/* The checkpoint protocol (docs/format.md, "Durable worlds"): (1) rotate
+ * under the write lock, (2) write snapshot N+1, the image of the store at
+ * that boundary, (3) delete snapshot N and journal N. In the background
+ * (ng_checkpoint_background), step (2) is a forked save started under the
+ * lock, and step (3) and the clearing of a failed journal wait for its
+ * success (finish_pending); until then, opening replays snapshot N, journal
+ * N and journal N+1. */
+ng_status ng_checkpoint(ng_runtime *rt) {
+  static const char fn[] = "ng_checkpoint";
+  ng_status st = checkpoint_lock(rt, fn);
   if (st != NG_OK) return st;
   ngi_journal *j = rt->journal;
+  finish_pending(rt, true); /* one checkpoint at a time */
   st = rotate(rt, fn);
   uint64_t n1 = j->number;
-  char path[WORLD_PATH_MAX + 64];
   if (st == NG_OK) {
+    char path[WORLD_PATH_MAX + 64];
     file_path(path, sizeof path, j->dir, "snapshot", n1);
     st = ng_snapshot_save(rt, path); /* its read lock nests in this hold */
     if (st == NG_OK) j->failed = NG_OK;
   }
   ngi_write_unlock(rt);
+  if (st == NG_OK) drop_before(j, n1);
+  return st;
+}
+
+ng_status ng_checkpoint_background(ng_runtime *rt, ng_save **out) {
+  static const char fn[] = "ng_checkpoint_background";
+  if (rt && !out) return ngi_fail(rt, NG_EINVAL, "%s: out must not be NULL", fn);
+  if (out) *out = NULL;
+  ng_status st = checkpoint_lock(rt, fn);
   if (st != NG_OK) return st;
-  file_path(path, sizeof path, j->dir, "snapshot", n1 - 1);
-  unlink(path);
-  file_path(path, sizeof path, j->dir, "journal", n1 - 1);
-  unlink(path);
-  return NG_OK;
+  ngi_journal *j = rt->journal;
+  finish_pending(rt, false);
+  if (j->pending) {
+    st = ngi_fail(rt, NG_EBUSY, "%s: a background checkpoint is still running", fn);
+  } else if ((st = rotate(rt, fn)) == NG_OK) {
+    char path[WORLD_PATH_MAX + 64];
+    file_path(path, sizeof path, j->dir, "snapshot", j->number);
+    st = ngi_snapshot_save_background(rt, fn, path, out);
+    if (st == NG_OK) {
+      ngi_save_ref(*out);
+      j->pending = *out;
+      j->pending_number = j->number;
+    }
+  }
+  ngi_write_unlock(rt);
+  return st;
 }

@@ -396,11 +396,12 @@ static void check_file_access(lua_State *L, const char *fn) {
   if (forbidden) luaL_error(L, "%s: file access is disabled in this Lua state", fn);
 }
 
-/* The save options: {background = true|false} (nil: none). Returns whether in background. */
-static bool check_save_options(lua_State *L, int idx) {
+/* The options of save and checkpoint: {background = true|false} (nil: none). Returns whether
+ * in the background. */
+static bool check_background_option(lua_State *L, int idx, const char *fn) {
   if (lua_isnoneornil(L, idx)) return false;
   if (!lua_istable(L, idx))
-    ngl_argerror(L, idx, "save", "options must be a table such as {background = true}");
+    ngl_argerror(L, idx, fn, "options must be a table such as {background = true}");
   bool background = false;
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) { /* stack: ..., key, value */
@@ -409,14 +410,28 @@ static bool check_save_options(lua_State *L, int idx) {
       int key = lua_gettop(L) - 1;
       ngl_near_init(&n, L, key);
       ngl_near_try(&n, "background");
-      ngl_unknown_name(L, key, idx, "save", "option", &n);
+      ngl_unknown_name(L, key, idx, fn, "option", &n);
     }
     if (!lua_isboolean(L, -1))
-      ngl_argerror(L, idx, "save", "background must be a boolean, got %s", ngl_describe(L, -1));
+      ngl_argerror(L, idx, fn, "background must be a boolean, got %s", ngl_describe(L, -1));
     background = lua_toboolean(L, -1);
     lua_pop(L, 1);
   }
   return background;
+}
+
+/* A background save or checkpoint's start: the Save object below the top, or nil plus a
+ * message (NG_EBUSY: another one runs, or inside rt:atomic, said in the message; otherwise
+ * io_failure's). */
+static int background_started(lua_State *L, ng_runtime *rt, ng_status st, int arg,
+                              const char *fn) {
+  if (st == NG_OK) return 1;
+  if (st == NG_EBUSY) {
+    lua_pushnil(L);
+    lua_pushstring(L, ng_last_error_detail(rt));
+    return 2;
+  }
+  return io_failure(L, rt, st, arg, fn);
 }
 
 /* rt:save(path [, {background = true}]) -> true, or nil plus a message (like io.open). The
@@ -427,19 +442,12 @@ static int rt_save(lua_State *L) {
   ngl_runtime *o = check_rt(L, "save");
   ngl_rt(L, o);
   const char *path = check_path(L, 2, "save");
-  bool background = check_save_options(L, 3);
+  bool background = check_background_option(L, 3, "save");
   check_file_access(L, "save");
   ng_runtime *rt = ngl_rt(L, o); /* after the checks (see ngl_runtime) */
   if (background) {
     ng_save **job = ngl_save_new(L); /* first: no leak on OOM */
-    ng_status st = ng_snapshot_save_background(rt, path, job);
-    if (st == NG_EBUSY) { /* another save runs, or inside rt:atomic: said in the message */
-      lua_pushnil(L);
-      lua_pushstring(L, ng_last_error_detail(rt));
-      return 2;
-    }
-    if (st != NG_OK) return io_failure(L, rt, st, 2, "save");
-    return 1;
+    return background_started(L, rt, ng_snapshot_save_background(rt, path, job), 2, "save");
   }
   ng_status st = ng_snapshot_save(rt, path);
   if (st != NG_OK) return io_failure(L, rt, st, 2, "save");
@@ -515,12 +523,22 @@ int ngl_runtime_open(lua_State *L) {
   return 1;
 }
 
-/* rt:checkpoint() -> true, or nil plus a message: a new snapshot and
- * journal for a durable world (ng_checkpoint). Raises for a runtime without
- * a journal and inside a transaction or callback. */
+/* rt:checkpoint([{background = true}]) -> true, or nil plus a message: a new snapshot and
+ * journal for a durable world (ng_checkpoint). In the background: a Save (save.c) of the
+ * snapshot being written (ng_checkpoint_background), or nil plus a message (one is running
+ * already, or it could not start). Raises for a runtime without a journal and inside a
+ * transaction or callback. */
 static int rt_checkpoint(lua_State *L) {
   ngl_runtime *o = check_rt(L, "checkpoint");
-  ng_runtime *rt = ngl_rt(L, o);
+  ngl_rt(L, o);
+  bool background = check_background_option(L, 2, "checkpoint");
+  ng_runtime *rt = ngl_rt(L, o); /* after the checks (see ngl_runtime) */
+  if (background) {
+    ng_save **job = ngl_save_new(L); /* first: no leak on OOM */
+    ng_status st = ng_checkpoint_background(rt, job);
+    if (st == NG_EINVAL) return io_failure(L, rt, st, 1, "checkpoint");
+    return background_started(L, rt, st, 1, "checkpoint");
+  }
   ng_status st = ng_checkpoint(rt);
   if (st != NG_OK) return io_failure(L, rt, st, 1, "checkpoint");
   lua_pushboolean(L, 1);
