@@ -128,13 +128,15 @@ void ngi_ev_push(ng_runtime *rt, const ng_event *ev);
 /* ---- zones.c ----------------------------------------------------------------- */
 
 void ngi_zones_free(ng_runtime *rt);
-/* The gate's finer test, for a move with an end in an occupied cell: false
- * when it stays within one finer cell that no zone's boundary crosses, or
- * goes between two that meet no zone. */
-bool ngi_zones_gate_fine(const ngi_zone_gate *g, const int16_t *from, const int16_t *to);
-/* A hint for a batch, a few entries ahead: load the finer cells the gate
- * will read for a token moving to raw p (nothing if its cell meets no zone). */
-void ngi_zones_gate_prefetch(const ngi_zone_gate *g, const int16_t *p);
+/* ngi_zones_cross for a move with an end in an occupied cell of its space's
+ * gate, the gate current (built for the space's unit, no "big" zone): the
+ * finer cells first (nothing when it stays within one that no zone's
+ * boundary crosses, or goes between two that meet no zone). */
+void ngi_zones_move(ng_runtime *rt, ng_id id, int space, const int16_t *from, const int16_t *to,
+                    uint16_t token_flags, uint8_t placed);
+/* A hint for a batch, a few entries ahead: load the finer cells of gate g's
+ * occupied cell `cell`, which the gate will read. */
+void ngi_zones_gate_prefetch(const ngi_zone_gate *g, uint32_t cell);
 /* Append the leave and enter events (leaves first) of token id going in
  * `space` from raw `from` to raw `to` (either NULL: not placed there before,
  * or after); token_flags and placed as ngi_ev_move takes them. Never fails

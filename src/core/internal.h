@@ -258,27 +258,26 @@ static inline bool ngi_gate_occupied(const ngi_zone_gate *g, uint32_t cell) {
 }
 
 /* Whether a token going from raw `from` to raw `to` (either NULL: not
- * placed there) may enter or leave a zone of gate g. Most moves are far from
- * every zone: their cells' bits say so inline; the others ask the finer
- * cells (zones.c). */
-static inline bool ngi_gate_may_cross(const ngi_zone_gate *g, const int16_t *from,
-                                      const int16_t *to) {
+ * placed there) has an end in a cell of gate g that meets a zone. Most moves
+ * are far from every zone and stop here; the others ask the finer cells
+ * (ngi_zones_move). */
+static inline bool ngi_gate_near(const ngi_zone_gate *g, const int16_t *from, const int16_t *to) {
   if (from && to) {
     uint32_t cf = ngi_gate_cell(g, from), ct = ngi_gate_cell(g, to);
-    bool near = ngi_gate_occupied(g, cf) || (ct != cf && ngi_gate_occupied(g, ct));
-    return near && ngi_zones_gate_fine(g, from, to);
+    return ngi_gate_occupied(g, cf) || (ct != cf && ngi_gate_occupied(g, ct));
   }
   const int16_t *p = from ? from : to;
-  return p && ngi_gate_occupied(g, ngi_gate_cell(g, p)) && ngi_zones_gate_fine(g, from, to);
+  return p && ngi_gate_occupied(g, ngi_gate_cell(g, p));
 }
 
 static inline void ngi_ev_move(ng_runtime *rt, ng_id id, int space, const int16_t *from,
                                const int16_t *to, uint16_t token_flags, uint8_t placed) {
   const ngi_zone_gate *g = &rt->ev.gate[space];
-  bool near = g->any && (!g->bits || g->scale != rt->units[space].fscale ||
-                         ngi_gate_may_cross(g, from, to));
-  if (near || (rt->ev.want >> (to ? NG_EV_MOVE : NG_EV_UNPLACE) & 1u))
-    ngi_ev_move_slow(rt, id, space, from, to, token_flags, placed);
+  bool stale = g->any && (!g->bits || g->scale != rt->units[space].fscale);
+  if (stale || (rt->ev.want >> (to ? NG_EV_MOVE : NG_EV_UNPLACE) & 1u))
+    ngi_ev_move_slow(rt, id, space, from, to, token_flags, placed); /* its event, its zones */
+  else if (g->any && ngi_gate_near(g, from, to))
+    ngi_zones_move(rt, id, space, from, to, token_flags, placed);
 }
 
 #endif /* NG_CORE_INTERNAL_H */

@@ -686,10 +686,12 @@ ng_status ng_token_update_batch(ng_runtime *rt, const ng_id *ids, const ng_token
       for (int k = 0; k < nmoving; k++) {
         ngi_grid_prefetch(rt->grids[moving[k]], &values[ahead], stage,
                           &cells[ahead % BATCH_RING][k]);
-        if (stage == 1 && NGI_EV_ON(rt) && rt->ev.gate[moving[k]].bits) {
+        const ngi_zone_gate *g = &rt->ev.gate[moving[k]];
+        if (stage == 1 && NGI_EV_ON(rt) && g->bits) { /* what the zones' gate will read */
           int16_t to[3]; /* the record is packed */
           memcpy(to, values[ahead].coords[moving[k]], sizeof to);
-          ngi_zones_gate_prefetch(&rt->ev.gate[moving[k]], to);
+          uint32_t cell = ngi_gate_cell(g, to);
+          if (ngi_gate_occupied(g, cell)) ngi_zones_gate_prefetch(g, cell);
         }
       }
     }

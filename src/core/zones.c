@@ -242,18 +242,8 @@ static uint64_t gate_bit(const ngi_zone_gate *g, const int16_t *p) {
                          (((uint32_t)(p[2] + 32768) >> f) & 3u));
 }
 
-void ngi_zones_gate_prefetch(const ngi_zone_gate *g, const int16_t *p) {
-  const ngi_zone_cell *c = gate_cell(g, ngi_gate_cell(g, p));
-  if (c) NGI_PREFETCH(c);
-}
-
-bool ngi_zones_gate_fine(const ngi_zone_gate *g, const int16_t *from, const int16_t *to) {
-  uint32_t cf = from ? ngi_gate_cell(g, from) : 0, ct = to ? ngi_gate_cell(g, to) : 0;
-  const ngi_zone_cell *f = from ? gate_cell(g, cf) : NULL;
-  const ngi_zone_cell *t = !to ? NULL : from && ct == cf ? f : gate_cell(g, ct);
-  uint64_t bf = from ? gate_bit(g, from) : 0, bt = to ? gate_bit(g, to) : 0;
-  if (from && to && cf == ct && bf == bt) return f && (f->edge & bf);
-  return (f && (f->occupied & bf)) || (t && (t->occupied & bt));
+void ngi_zones_gate_prefetch(const ngi_zone_gate *g, uint32_t cell) {
+  NGI_PREFETCH(gate_cell(g, cell));
 }
 
 /* Where the raw steps lo..hi of one axis lie against zone z's shape on that
@@ -539,21 +529,11 @@ static void visit_cell(ng_runtime *rt, crossing *c, const ngi_zone_cell *cell) {
     visit(rt, c, &ix->hot[ix->cells[cell->start + i].zone]);
 }
 
-void ngi_zones_cross(ng_runtime *rt, ng_id id, int space, const int16_t *from, const int16_t *to,
-                     uint16_t token_flags, uint8_t placed) {
-  ngi_zones *zs = rt->ev.zones;
-  space_index *ix = &zs->idx[space];
-  if (!ix->dirty &&
-      (ix->unit.base != rt->units[space].base || ix->unit.scale != rt->units[space].scale))
-    ix->dirty = true; /* a rescale: the raw cells moved */
-  if (ix->dirty) rebuild(rt, zs, space);
-  const ngi_zone_cell *cf = NULL, *ct = NULL;
-  if (!ix->scan) {
-    if (ix->nhot == 0) return;
-    cf = cell_of(ix, from);
-    ct = cell_of(ix, to);
-    if (ix->nbig == 0 && !cf && !ct) return;
-  }
+/* The leave and enter events (leaves first) of token id going in `space`
+ * from raw `from` (in occupied cell cf, NULL: none) to raw `to` (cell ct). */
+static void cross_cells(ng_runtime *rt, ng_id id, int space, const int16_t *from,
+                        const int16_t *to, uint16_t token_flags, uint8_t placed,
+                        const ngi_zone_cell *cf, const ngi_zone_cell *ct) {
   crossing c;
   memset(&c, 0, sizeof c);
   c.ev.id = id;
@@ -572,6 +552,37 @@ void ngi_zones_cross(ng_runtime *rt, ng_id id, int space, const int16_t *from, c
     c.ev.kind = NG_EV_ENTER;
     visit_cell(rt, &c, ct);
   }
+}
+
+void ngi_zones_cross(ng_runtime *rt, ng_id id, int space, const int16_t *from, const int16_t *to,
+                     uint16_t token_flags, uint8_t placed) {
+  ngi_zones *zs = rt->ev.zones;
+  space_index *ix = &zs->idx[space];
+  if (!ix->dirty &&
+      (ix->unit.base != rt->units[space].base || ix->unit.scale != rt->units[space].scale))
+    ix->dirty = true; /* a rescale: the raw cells moved */
+  if (ix->dirty) rebuild(rt, zs, space);
+  const ngi_zone_cell *cf = NULL, *ct = NULL;
+  if (!ix->scan) {
+    if (ix->nhot == 0) return;
+    cf = cell_of(ix, from);
+    ct = cell_of(ix, to);
+    if (ix->nbig == 0 && !cf && !ct) return;
+  }
+  cross_cells(rt, id, space, from, to, token_flags, placed, cf, ct);
+}
+
+void ngi_zones_move(ng_runtime *rt, ng_id id, int space, const int16_t *from, const int16_t *to,
+                    uint16_t token_flags, uint8_t placed) {
+  const ngi_zone_gate *g = &rt->ev.gate[space];
+  uint32_t cf = from ? ngi_gate_cell(g, from) : 0, ct = to ? ngi_gate_cell(g, to) : 0;
+  const ngi_zone_cell *f = from ? gate_cell(g, cf) : NULL;
+  const ngi_zone_cell *t = !to ? NULL : from && ct == cf ? f : gate_cell(g, ct);
+  uint64_t bf = from ? gate_bit(g, from) : 0, bt = to ? gate_bit(g, to) : 0;
+  bool may = from && to && cf == ct && bf == bt
+                 ? f && (f->edge & bf)
+                 : (f && (f->occupied & bf)) || (t && (t->occupied & bt));
+  if (may) cross_cells(rt, id, space, from, to, token_flags, placed, f, t);
 }
 
 /* ---- the public calls ------------------------------------------------------ */
