@@ -71,9 +71,9 @@ extern "C" {
 #endif
 
 #define NG_VERSION_MAJOR 0
-#define NG_VERSION_MINOR 3
+#define NG_VERSION_MINOR 4
 #define NG_VERSION_PATCH 0
-#define NG_VERSION_STRING "0.3.0"
+#define NG_VERSION_STRING "0.4.0"
 
 #if defined(_WIN32) && defined(NG_SHARED_BUILD)
 #define NG_API __declspec(dllexport)

@@ -5,7 +5,7 @@ local ng = h.ng
 describe("require 'neurograph'", function()
   it("returns the module table with _VERSION", function()
     assert.is_table(ng)
-    assert.equals("0.3.0", ng._VERSION)
+    assert.equals("0.4.0", ng._VERSION)
     assert.equals(ng, require "neurograph")
   end)
 
@@ -66,6 +66,6 @@ describe("require 'neurograph'", function()
     local out, code = h.run(h.cpath_env() .. "LUA_PATH='' " .. h.lua .. " -e " ..
       "'local ng = require \"neurograph\"; print(ng._VERSION, ng.util ~= nil)' 2>&1")
     assert.equals(0, code)
-    assert.equals("0.3.0\ttrue\n", out)
+    assert.equals("0.4.0\ttrue\n", out)
   end)
 end)

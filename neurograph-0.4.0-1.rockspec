@@ -6,7 +6,7 @@
 --   luarocks --lua-version=5.1 make --tree /tmp/rocks LUA_INCDIR=/usr/include/luajit-2.1  (LuaJIT)
 rockspec_format = "3.0"
 package = "neurograph"
-version = "0.3.0-1"
+version = "0.4.0-1"
 source = {
   url = ".", -- built from a checkout with `luarocks make`; no published source archive yet
 }
