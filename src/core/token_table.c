@@ -65,9 +65,8 @@ static ng_token *alloc_recs(ng_runtime *rt, size_t n, uint8_t *pad) {
   if (n > (SIZE_MAX - REC_ALIGN) / sizeof(ng_token)) return NULL;
   unsigned char *raw = ngi_alloc(rt, n * sizeof(ng_token) + REC_ALIGN);
   if (!raw) return NULL;
-  /* Huge pages where it is large: fewer TLB misses, and a background save's fork copies one
-   * page-table entry per 2 MB instead of 512 (snapshot_bg.c). */
-  ngi_advise_bulk(raw, n * sizeof(ng_token) + REC_ALIGN);
+  /* No huge-page advice here (unlike the connections and the indexes): at 1M tokens it made
+   * random ng_token_get 2.3x slower on the benchmark machine (docs/performance.md). */
   *pad = (uint8_t)((REC_ALIGN - (uintptr_t)raw % REC_ALIGN) % REC_ALIGN);
   return (ng_token *)(void *)(raw + *pad);
 }
