@@ -66,7 +66,8 @@ describe("rt.graph", function()
 
     it("raises naming the option for bad options", function()
       h.raises("unknown option 'max_dept' (did you mean 'max_depth'?)", rt.graph.bfs, rt.graph, 1, { max_dept = 2 })
-      h.raises("unknown type 'Caus' (did you mean 'Cause'?)", rt.graph.bfs, rt.graph, 1, { types = { "Caus" } })
+      h.raises("unknown type in types 'Caus' (did you mean 'Cause'?)", rt.graph.bfs, rt.graph, 1,
+               { types = { "Caus" } })
       h.raises("max_depth must be an integer 1..", rt.graph.bfs, rt.graph, 1, { max_depth = 0 })
       h.raises("dir must be 'out', 'in' or 'both'", rt.graph.bfs, rt.graph, 1, { dir = "up" })
       h.raises("categories must be", rt.graph.bfs, rt.graph, 1, { categories = "Nope" })

@@ -409,9 +409,13 @@ unsigned ngl_check_entity(lua_State *L, int idx, int arg, const char *fn) {
                     "an entity name");
 }
 
-unsigned ngl_check_conn_type(lua_State *L, int idx, int arg, const char *fn) {
-  return check_enum(L, idx, arg, fn, NGL_UV_CTYPES, NG_CONN_TYPES - 1, "type",
+unsigned ngl_check_conn_type_as(lua_State *L, int idx, int arg, const char *fn, const char *what) {
+  return check_enum(L, idx, arg, fn, NGL_UV_CTYPES, NG_CONN_TYPES - 1, what,
                     "a connection type name");
+}
+
+unsigned ngl_check_conn_type(lua_State *L, int idx, int arg, const char *fn) {
+  return ngl_check_conn_type_as(L, idx, arg, fn, "type");
 }
 
 int ngl_check_option(lua_State *L, int idx, int arg, const char *fn, const char *what,

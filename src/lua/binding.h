@@ -295,6 +295,8 @@ ng_id ngl_check_conn_id(lua_State *L, int idx, int arg, const char *fn, const ng
 unsigned ngl_check_entity(lua_State *L, int idx, int arg, const char *fn);
 /* Connection type 0..175 from its name or number. */
 unsigned ngl_check_conn_type(lua_State *L, int idx, int arg, const char *fn);
+/* The same, the value named `what` in messages (an option: "types"). */
+unsigned ngl_check_conn_type_as(lua_State *L, int idx, int arg, const char *fn, const char *what);
 /* Index in the NULL-terminated `names` of the string at idx (like
  * luaL_checkoption, with a suggestion for a misspelt name); `expected` lists
  * the names for the message. */

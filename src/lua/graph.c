@@ -36,7 +36,7 @@ static void read_types(lua_State *L, int vidx, int arg, const char *fn, ng_walk 
   if (list && n == 0) ngl_argerror(L, arg, fn, "types must be a type or a non-empty list of them");
   for (size_t i = 1; i <= n; i++) {
     if (list) lua_rawgeti(L, vidx, (lua_Integer)i); /* stack: ..., type (popped below) */
-    unsigned t = ngl_check_conn_type(L, list ? -1 : vidx, arg, fn);
+    unsigned t = ngl_check_conn_type_as(L, list ? -1 : vidx, arg, fn, "type in types");
     w->types[t / 64] |= 1ull << (t % 64);
     if (list) lua_pop(L, 1);
   }
