@@ -4,6 +4,7 @@
  * background save writes equals the synchronous save's, byte for byte.
  *   bench_bgsave [N [RUNS]]   defaults: 1000000 tokens, 5 runs (median) */
 #define _POSIX_C_SOURCE 200809L
+#include "bench_time.h"
 #include "neurograph.h"
 
 #include <stdio.h>
@@ -12,25 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static uint32_t rng(uint64_t *s) {
   *s = *s * 6364136223846793005ull + 1442695040888963407ull;
   return (uint32_t)(*s >> 33);
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* Whether files a and b hold the same bytes. */

@@ -12,6 +12,7 @@
  * exit status is 2 when a bar fails (not with --quick: small sizes are noise), 1 on an error.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "bench_time.h"
 #include "neurograph.h"
 
 #include <stdbool.h>
@@ -24,22 +25,6 @@
 #define BAR 1.5
 #define ZONES 1000
 #define MAX_FRAMES 64
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int dbl_cmp(const void *pa, const void *pb) {
-  double a = *(const double *)pa, b = *(const double *)pb;
-  return (a > b) - (a < b);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, dbl_cmp);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static uint64_t seed = 0x9E3779B97F4A7C15ull;
 static uint32_t rnd(void) {

@@ -23,6 +23,7 @@
  * --quick, a ratio above 1.5 on any BFS or Dijkstra row (the bar of issue 19) makes it 2.
  */
 #define _POSIX_C_SOURCE 200809L
+#include "bench_time.h"
 #include "neurograph.h"
 
 #include <igraph.h>
@@ -34,22 +35,6 @@
 #include <time.h>
 
 #define BAR 1.5
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int dbl_cmp(const void *pa, const void *pb) {
-  double a = *(const double *)pa, b = *(const double *)pb;
-  return (a > b) - (a < b);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, dbl_cmp);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
-}
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static uint32_t rnd(void) {

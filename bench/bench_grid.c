@@ -21,6 +21,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "kdtree.h"
+#include "bench_time.h"
 #include "neurograph.h"
 
 #include <math.h>
@@ -42,22 +43,6 @@ enum { U_TIME, U_BYTES, U_RATE }; /* what a row's figures are */
 #define SLOWER_MARGIN 1.10        /* "no slower than brute force" allows 10% timing noise */
 
 /* ---- small utilities ---------------------------------------------------- */
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int dbl_cmp(const void *pa, const void *pb) {
-  double a = *(const double *)pa, b = *(const double *)pb;
-  return (a > b) - (a < b);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, dbl_cmp);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
-}
 
 /* Resident set size in bytes (from /proc/self/statm); 0 if unavailable. */
 static size_t rss_bytes(void) {

@@ -19,6 +19,7 @@
  * with --quick: small sizes are noise), 1 on an error.
  */
 #define _GNU_SOURCE /* fdatasync, mkdtemp */
+#include "bench_time.h"
 #include "neurograph.h"
 
 #include <fcntl.h>
@@ -32,17 +33,6 @@
 
 #define BAR 0.5
 #define PASSES 3
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int dbl_cmp(const void *pa, const void *pb) {
-  double a = *(const double *)pa, b = *(const double *)pb;
-  return (a > b) - (a < b);
-}
 
 static double median3(double *v) {
   qsort(v, PASSES, sizeof *v, dbl_cmp);

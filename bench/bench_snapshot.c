@@ -1,6 +1,7 @@
 /* Benchmark: snapshot save and load of 1M tokens + 1M connections against `cp` of the same
  * number of bytes, measured in the same run (bar: each within 3x of the copy). */
 #define _POSIX_C_SOURCE 200809L
+#include "bench_time.h"
 #include "neurograph.h"
 
 #include <fcntl.h>
@@ -11,12 +12,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static uint32_t rng(uint64_t *s) {
   *s = *s * 6364136223846793005ull + 1442695040888963407ull;

@@ -22,6 +22,20 @@ static inline uint32_t ngt_rnd(uint64_t *s) {
   return (uint32_t)(*s >> 32);
 }
 
+/* The whole file at path in a malloc'd buffer (one byte more than *len, so
+ * never NULL for an empty file), or NULL when it cannot be opened. */
+static inline unsigned char *ngt_read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *b = malloc(n > 0 ? (size_t)n + 1 : 1);
+  *len = b ? fread(b, 1, n > 0 ? (size_t)n : 0, f) : 0;
+  fclose(f);
+  return b;
+}
+
 /* Monotonic seconds, for tests that run a workload for a set time. */
 static inline double ngt_now_s(void) {
   struct timespec ts;

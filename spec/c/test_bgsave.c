@@ -26,22 +26,10 @@ static char *tpath(const char *name) {
   return buf[i];
 }
 
-static unsigned char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
-  *len = fread(b, 1, (size_t)n, f);
-  fclose(f);
-  return b;
-}
-
 /* Whether files a and b hold the same bytes. */
 static bool same_file(const char *a, const char *b) {
   size_t la = 0, lb = 0;
-  unsigned char *x = read_file(a, &la), *y = read_file(b, &lb);
+  unsigned char *x = ngt_read_file(a, &la), *y = ngt_read_file(b, &lb);
   bool same = x && y && la == lb && memcmp(x, y, la) == 0;
   free(x);
   free(y);

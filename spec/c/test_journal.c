@@ -25,18 +25,6 @@ static ng_runtime *open_world(const char *dir, ng_sync_mode sync, uint64_t check
   return rt;
 }
 
-static unsigned char *read_all(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *p = malloc((size_t)n + 1);
-  *len = fread(p, 1, (size_t)n, f);
-  fclose(f);
-  return p;
-}
-
 static void write_all(const char *path, const unsigned char *p, size_t n) {
   FILE *f = fopen(path, "wb");
   fwrite(p, 1, n, f);
@@ -320,7 +308,7 @@ static void small_make(small_world *w) {
     w->model[k] = copy;
   }
   ng_runtime_release(rt);
-  w->bytes = read_all(w->journal, &w->len);
+  w->bytes = ngt_read_file(w->journal, &w->len);
   size_t off = 64;
   for (int k = 0; k < COMMITS; k++) {
     w->rec[k] = off;

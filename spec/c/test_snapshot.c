@@ -31,18 +31,6 @@ static char *tpath(const char *name) {
   return buf[i];
 }
 
-static unsigned char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
-  *len = fread(b, 1, (size_t)n, f);
-  fclose(f);
-  return b;
-}
-
 static void write_file(const char *path, const unsigned char *b, size_t len) {
   FILE *f = fopen(path, "wb");
   if (!f) return;
@@ -116,7 +104,7 @@ static void to_v2(unsigned char *b, size_t *len) {
 static unsigned char *snapshot_bytes(ng_runtime *rt, size_t *len) {
   const char *p = tpath("mem.ngs");
   if (ng_snapshot_save(rt, p) != NG_OK) return NULL;
-  unsigned char *b = read_file(p, len);
+  unsigned char *b = ngt_read_file(p, len);
   unlink(p);
   return b;
 }
@@ -365,7 +353,7 @@ static void test_empty(void) {
   const char *p = tpath("empty.ngs");
   CHECK_STATUS(ng_snapshot_save(rt, p), NG_OK);
   size_t len = 0;
-  unsigned char *b = read_file(p, &len);
+  unsigned char *b = ngt_read_file(p, &len);
   /* header, CDNA + CRC, two empty sections' CRCs, the ids section (two allocators' states,
    * no slots) + CRC */
   CHECK_EQ_INT(len, 80 + 388 + 4 + 4 + 2 * 48 + 4);
@@ -834,7 +822,7 @@ static void test_alloc_failures(void) {
   const char *p2 = tpath("alloc2.ngs");
   CHECK_STATUS(ng_snapshot_save(rt, p2), NG_OK);
   size_t l1 = 0;
-  unsigned char *before = read_file(p2, &l1);
+  unsigned char *before = ngt_read_file(p2, &l1);
   ng_id extra_id = 0;
   ng_token_create(rt, NULL, NG_TF_COORDS_ALL, &extra_id);
   int saves_ok = 0;
@@ -847,7 +835,7 @@ static void test_alloc_failures(void) {
     } else {
       CHECK_STATUS(st, NG_ENOMEM);
       size_t l2 = 0;
-      unsigned char *after = read_file(p2, &l2);
+      unsigned char *after = ngt_read_file(p2, &l2);
       CHECK(before && after && l1 == l2 && memcmp(before, after, l1) == 0);
       free(after);
     }
