@@ -17,20 +17,11 @@ ng_status ng_graph_bfs(ng_runtime *rt, ng_id start, const ng_walk *w, ng_id *ids
   if (st != NG_OK) return st;
   if (!n_out) return ngi_fail(rt, NG_EINVAL, "%s: n_out must not be NULL", fn);
   if (!ids && cap > 0) return ngi_fail(rt, NG_EINVAL, "%s: ids must not be NULL", fn);
-  ngi_graph_scratch *s = ngi_scratch_take(rt);
-  if (!s) return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
-  ngi_read_lock(rt);
+  static const char *const names[] = {"start"};
+  ngi_graph_scratch *s;
+  st = ngi_walk_open(rt, fn, &start, 1, names, 1, &s);
+  if (st != NG_OK) return st;
   const ngi_token_table *t = &rt->tokens;
-  if (!ngi_token_lookup(t, start)) {
-    ngi_read_unlock(rt);
-    ngi_scratch_give(rt, s);
-    return ngi_graph_missing(rt, fn, "start", start);
-  }
-  if (!ngi_scratch_begin(rt, s)) {
-    ngi_read_unlock(rt);
-    ngi_scratch_give(rt, s);
-    return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
-  }
   ngi_conns *cs = rt->conns;
   walker wk;
   ngi_walker_begin(rt, s, dir, true, &wk);
@@ -54,14 +45,14 @@ ng_status ng_graph_bfs(ng_runtime *rt, ng_id start, const ng_walk *w, ng_id *ids
     ngi_nbrs_begin(&wk, u, &it);
     uint32_t slot, v;
     while ((slot = ngi_nbrs_next(&wk, &it, &v)) != NGI_NONE) {
-      if (mark[v] == epoch || (filter && !ngi_walk_type_ok(w, cs->recs[slot].connection_type))) continue;
+      if (mark[v] == epoch || (filter && !ngi_walk_type_ok(w, cs->recs[slot].connection_type)))
+        continue;
       mark[v] = epoch;
       depth[v] = d + 1;
       queue[tail++] = v;
     }
   }
-  ngi_read_unlock(rt);
-  ngi_scratch_give(rt, s);
+  ngi_walk_close(rt, s);
   *n_out = head;
   return NG_OK;
 }
@@ -218,7 +209,8 @@ static ng_status expand_fn(search *q, const ng_path_opts *o, unsigned dir, uint3
     if (v >= s->slots || !ngi_walk_type_ok(&o->walk, cs->recs[slot].connection_type)) continue;
     if (n == s->links_cap) {
       size_t c = s->links_cap ? 2 * s->links_cap : 64;
-      if (!ngi_graph_grow(rt, (void **)&s->links, s->links_cap, c, sizeof *s->links)) return NG_ENOMEM;
+      if (!ngi_graph_grow(rt, (void **)&s->links, s->links_cap, c, sizeof *s->links))
+        return NG_ENOMEM;
       s->links_cap = c;
     }
     s->links[n++] =
@@ -255,21 +247,12 @@ ng_status ng_graph_path(ng_runtime *rt, ng_id from, ng_id to, const ng_path_opts
   if (st != NG_OK) return st;
   if (!n_out) return ngi_fail(rt, NG_EINVAL, "%s: n_out must not be NULL", fn);
   if (!ids && cap > 0) return ngi_fail(rt, NG_EINVAL, "%s: ids must not be NULL", fn);
-  ngi_graph_scratch *s = ngi_scratch_take(rt);
-  if (!s) return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
-  ngi_read_lock(rt);
+  static const char *const names[] = {"from", "to"};
+  const ng_id ends[] = {from, to};
+  ngi_graph_scratch *s;
+  st = ngi_walk_open(rt, fn, ends, 2, names, 2, &s);
+  if (st != NG_OK) return st;
   ngi_token_table *t = &rt->tokens;
-  if (!ngi_token_lookup(t, from) || !ngi_token_lookup(t, to)) {
-    ngi_read_unlock(rt);
-    ngi_scratch_give(rt, s);
-    return ngi_token_lookup(t, from) == NULL ? ngi_graph_missing(rt, fn, "from", from)
-                                             : ngi_graph_missing(rt, fn, "to", to);
-  }
-  if (!ngi_scratch_begin(rt, s)) {
-    ngi_read_unlock(rt);
-    ngi_scratch_give(rt, s);
-    return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
-  }
   search q = {rt, s, 0, o->max_cost > 0 ? o->max_cost : INFINITY, NG_TOKEN_SLOT(to), -1, {0}};
   uint32_t a = NG_TOKEN_SLOT(from);
   st = NG_OK;
@@ -326,8 +309,7 @@ done:;
         ids[--i] = ngi_token_id_of(t, v);
     }
   }
-  ngi_read_unlock(rt);
-  ngi_scratch_give(rt, s);
+  ngi_walk_close(rt, s);
   if (st != NG_OK) return st;
   if (n == 0)
     return ngi_fail(rt, NG_ENOTFOUND, "%s: no path from %llu to %llu", fn, (unsigned long long)from,

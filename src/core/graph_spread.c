@@ -138,7 +138,8 @@ static size_t spread_levels(ng_runtime *rt, ngi_graph_scratch *s, const ng_sprea
         if (b < hi || b >= n) {
           if (n == s->arr_cap) {
             size_t c = 2 * s->arr_cap + 64;
-            if (!ngi_graph_grow(rt, (void **)&s->arr, s->arr_cap, c, sizeof *s->arr)) return SIZE_MAX;
+            if (!ngi_graph_grow(rt, (void **)&s->arr, s->arr_cap, c, sizeof *s->arr))
+              return SIZE_MAX;
             s->arr_cap = c;
           }
           s->arr[n] = (arrival){0, -1, v, 0, d + 1, 0};
@@ -224,37 +225,34 @@ ng_status ng_graph_spread(ng_runtime *rt, const ng_id *sources, const double *en
                       fn, (unsigned long long)sources[i], energies[i]);
   uint32_t *src = ngi_alloc_array(rt, n, sizeof *src);
   double *e = ngi_alloc_array(rt, n, sizeof *e);
-  ngi_graph_scratch *s = ngi_scratch_take(rt);
+  ngi_graph_scratch *s = NULL;
   hit *hits = NULL;
   size_t m = 0, reached = 0;
-  if (!src || !e || !s) goto oom;
-  for (size_t i = 0; i < n; i++)
-    e[i] = energies ? energies[i] : 1.0;
-  ngi_read_lock(rt);
+  if (!src || !e) {
+    st = ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
+    goto out;
+  }
+  static const char *const names[] = {"source"};
+  st = ngi_walk_open(rt, fn, sources, n, names, 1, &s);
+  if (st != NG_OK) goto out;
   const ngi_token_table *t = &rt->tokens;
   for (size_t i = 0; i < n && st == NG_OK; i++) {
-    if (!ngi_token_lookup(t, sources[i])) st = ngi_graph_missing(rt, fn, "source", sources[i]);
     src[i] = NG_TOKEN_SLOT(sources[i]);
-  }
-  if (st == NG_OK && !ngi_scratch_begin(rt, s)) goto oom_locked;
-  for (size_t i = 0; i < n && st == NG_OK; i++) {
+    e[i] = energies ? energies[i] : 1.0;
     if (s->mark[src[i]] == s->epoch)
       st = ngi_fail(rt, NG_EINVAL, "%s: source %llu is given twice", fn,
                     (unsigned long long)sources[i]);
     s->mark[src[i]] = s->epoch;
   }
-  if (st != NG_OK) {
-    ngi_read_unlock(rt);
-    goto out;
-  }
+  if (st != NG_OK) goto out;
   bool first = o->mode == NG_SPREAD_FIRST;
   reached =
       first ? spread_first(rt, s, o, dir, src, e, n) : spread_levels(rt, s, o, dir, src, e, n);
-  if (reached == SIZE_MAX) goto oom_locked;
+  if (reached == SIZE_MAX) goto oom;
   for (size_t i = 0; i < reached; i++)
     if (s->val[s->queue[i]] >= o->threshold) s->queue[m++] = s->queue[i];
   hits = ngi_alloc_array(rt, m ? m : 1, sizeof *hits);
-  if (!hits) goto oom_locked;
+  if (!hits) goto oom;
   for (size_t i = 0; i < m; i++) {
     uint32_t v = s->queue[i];
     hits[i] = (hit){s->val[v], ngi_token_id_of(t, v), v, 0};
@@ -267,21 +265,15 @@ ng_status ng_graph_spread(ng_runtime *rt, const ng_id *sources, const double *en
     if (i < cap) out[i] = a;
     off += a.depth + 1;
   }
-  ngi_read_unlock(rt);
   *n_out = m;
   *path_n = off;
-out:
-  if (hits) ngi_free(rt, hits, (m ? m : 1) * sizeof *hits);
-  ngi_free(rt, src, n * sizeof *src);
-  ngi_free(rt, e, n * sizeof *e);
-  if (s) ngi_scratch_give(rt, s);
-  return st;
-oom_locked:
-  ngi_read_unlock(rt);
+  goto out;
 oom:
   st = ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
+out:
+  if (s) ngi_walk_close(rt, s);
+  if (hits) ngi_free(rt, hits, (m ? m : 1) * sizeof *hits);
   if (src) ngi_free(rt, src, n * sizeof *src);
   if (e) ngi_free(rt, e, n * sizeof *e);
-  if (s) ngi_graph_free(rt, s);
   return st;
 }

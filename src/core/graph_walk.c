@@ -80,6 +80,30 @@ bool ngi_scratch_begin(ng_runtime *rt, ngi_graph_scratch *s) {
   return true;
 }
 
+ng_status ngi_walk_open(ng_runtime *rt, const char *fn, const ng_id *ends, size_t n,
+                        const char *const *names, size_t nnames, ngi_graph_scratch **out) {
+  ngi_graph_scratch *s = ngi_scratch_take(rt);
+  if (!s) return ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
+  ngi_read_lock(rt);
+  ng_status st = NG_OK;
+  for (size_t i = 0; i < n && st == NG_OK; i++)
+    if (!ngi_token_lookup(&rt->tokens, ends[i]))
+      st = ngi_graph_missing(rt, fn, names[i < nnames ? i : nnames - 1], ends[i]);
+  if (st == NG_OK && !ngi_scratch_begin(rt, s))
+    st = ngi_fail(rt, NG_ENOMEM, "%s: out of memory", fn);
+  if (st != NG_OK) {
+    ngi_walk_close(rt, s);
+    return st;
+  }
+  *out = s;
+  return NG_OK;
+}
+
+void ngi_walk_close(ng_runtime *rt, ngi_graph_scratch *s) {
+  ngi_read_unlock(rt);
+  ngi_scratch_give(rt, s);
+}
+
 /* ---- options -------------------------------------------------------------------- */
 
 ng_status ngi_walk_check(const ng_runtime *rt, const char *fn, const ng_walk *w, unsigned *dir) {
@@ -189,7 +213,7 @@ void ngi_walker_copy(walker *w) {
 }
 
 void ngi_walker_begin(ng_runtime *rt, ngi_graph_scratch *s, unsigned dir, bool may_copy,
-                         walker *w) {
+                      walker *w) {
   w->rt = rt;
   w->s = s;
   w->cs = rt->conns;

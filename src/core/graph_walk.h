@@ -81,6 +81,16 @@ void ngi_scratch_give(ng_runtime *rt, ngi_graph_scratch *s);
  * Caller holds the read lock (reads slot_cap). False: out of memory, the
  * scratch unchanged. */
 bool ngi_scratch_begin(ng_runtime *rt, ngi_graph_scratch *s);
+/* A walk's start: the scratch taken, the read lock held, each token
+ * ends[i] (for i < n; named names[i], or the last name past them, in fn's
+ * error) found, the scratch begun. NG_OK: *out holds the scratch and the
+ * read lock is held (ngi_walk_close ends both); else nothing is held, and
+ * the error (NG_ENOTFOUND or NG_EINVAL naming the first missing token,
+ * NG_ENOMEM) is recorded for fn. */
+ng_status ngi_walk_open(ng_runtime *rt, const char *fn, const ng_id *ends, size_t n,
+                        const char *const *names, size_t nnames, ngi_graph_scratch **out);
+/* Release the read lock and give the scratch back. */
+void ngi_walk_close(ng_runtime *rt, ngi_graph_scratch *s);
 /* Grow *p from old to n elements of size elem (contents kept). */
 bool ngi_graph_grow(ng_runtime *rt, void **p, size_t old, size_t n, size_t elem);
 
@@ -139,8 +149,7 @@ void ngi_walker_copy(walker *w);
  * an eighth of the table's links (always the lists when !may_copy). Never a
  * copy inside a write hold (a transaction's writes between two walks keep the
  * write sequence). */
-void ngi_walker_begin(ng_runtime *rt, ngi_graph_scratch *s, unsigned dir, bool may_copy,
-                      walker *w);
+void ngi_walker_begin(ng_runtime *rt, ngi_graph_scratch *s, unsigned dir, bool may_copy, walker *w);
 
 /* A walk's cursor over one token's links (ngi_nbrs_begin, ngi_nbrs_next). */
 typedef struct nbrs {
