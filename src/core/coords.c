@@ -16,11 +16,14 @@ ng_status ngi_encode_xyz(ng_runtime *rt, const char *fn, int space, const double
   static const char axes[] = "xyz";
   int16_t out[3];
   for (int a = 0; a < 3; a++) {
-    char why[160];
-    if (ngi_coord_check(&rt->units[space], space, xyz[a], why, sizeof why) != NG_OK)
-      return ngi_fail(rt, NG_EINVAL, "%s: %c%s", fn, axes[a], why + strlen("coordinate"));
+    /* one encode: NGI_ENC_OK is ngi_coord_check's NG_OK (a NaN or an
+     * infinity never encodes OK), which is asked only for its message */
     int32_t r;
-    (void)ngi_unit_encode(&rt->units[space], xyz[a], -32768, 32767, &r);
+    if (ngi_unit_encode(&rt->units[space], xyz[a], -32768, 32767, &r) != NGI_ENC_OK) {
+      char why[160];
+      (void)ngi_coord_check(&rt->units[space], space, xyz[a], why, sizeof why);
+      return ngi_fail(rt, NG_EINVAL, "%s: %c%s", fn, axes[a], why + strlen("coordinate"));
+    }
     out[a] = (int16_t)r;
   }
   memcpy(raw, out, sizeof out);
