@@ -147,6 +147,11 @@ static size_t page_size(void) {
   return (size_t)sysconf(_SC_PAGESIZE);
 }
 
+/* n rounded up to whole windows. */
+static size_t whole_windows(size_t n) {
+  return (n + WINDOW - 1) / WINDOW * WINDOW;
+}
+
 /* Give [p, p + n) of the reservation back to inaccessible reserved space. */
 static void unmap_span(unsigned char *p, size_t n) {
   if (n)
@@ -219,10 +224,9 @@ static int map_room(ngi_journal *j, size_t need) {
     pthread_cond_wait(&j->ahead_done, &j->ahead_lock);
   size_t to = j->ready_to;
   if (j->map_len && need <= to) {
-    hi += (need - hi + WINDOW - 1) / WINDOW * WINDOW; /* whole prepared windows */
-  } else if (j->map_len &&
-             to + (need - to + WINDOW - 1) / WINDOW * WINDOW <= j->va_off + j->va_len) {
-    size_t more = (need - to + WINDOW - 1) / WINDOW * WINDOW;
+    hi += whole_windows(need - hi); /* prepared windows */
+  } else if (j->map_len && to + whole_windows(need - to) <= j->va_off + j->va_len) {
+    size_t more = whole_windows(need - to);
     e = map_window(j, to, more, &j->file_len);
     if (!e) hi = j->ready_to = to + more;
   } else {
@@ -242,12 +246,13 @@ static int map_room(ngi_journal *j, size_t need) {
 /* The thread that serves the writer's mapping, in every sync mode: it
  * unmaps the pages the writer left behind, and keeps AHEAD windows after
  * the writer's mapped in place (growing the file when needed), reading one
- * byte of each page through the new mapping. On this project's virtual
- * machines the first access to each newly mapped page costs ~10 us (the
- * hypervisor builds its own entry for it), whoever faulted the page in;
- * paid here, the writer's stores find the pages ready (docs/performance.md,
- * "Journal"). A failure leaves the next window to the writer, which maps it
- * itself and reports the error. */
+ * byte of each page through the new mapping. On the VM this project is
+ * measured on, the first access to each newly mapped page costs ~10 us (the
+ * hypervisor builds its own entry for it) whoever faulted the page in, and
+ * MADV_POPULATE_WRITE alone does not pay it; paid here, the writer's stores
+ * find the pages ready (docs/performance.md, "Journal"). A failure leaves
+ * the next window to the writer, which maps it itself and reports the
+ * error. */
 static void *ahead_main(void *arg) {
   ngi_journal *j = arg;
   size_t page = page_size();

@@ -7,8 +7,9 @@
  * under the write lock. The journal turns them into one checksummed record
  * holding the commit's final state of every entity it touched, read from the
  * store at that moment (docs/format.md, "Journal"), and copies it into a
- * MAP_SHARED mapping of the pre-extended file: the kernel owns the bytes when
- * the call returns, so killing the process loses nothing committed. The sync
+ * MAP_SHARED mapping of the pre-extended file (whose next pages a thread of
+ * the journal maps ahead of the writer): the kernel owns the bytes when the
+ * call returns, so killing the process loses nothing committed. The sync
  * mode decides when the file is fsynced (never, every interval_ms from a
  * background thread, or before the writing call returns).
  *
@@ -42,7 +43,7 @@ typedef struct ngi_journal {
   /* Address space reserved for the file's windows (inaccessible where
    * nothing is mapped): file byte x is mapped at va + (x - va_off), so
    * consecutive windows are contiguous and a record may cross from one into
-   * the next. These four change under ahead_lock too. */
+   * the next. The five fields below change under ahead_lock too. */
   unsigned char *va;
   size_t va_len, va_off;
   size_t map_off, map_len; /* the file bytes mapped for appends: the window at the end */
@@ -114,7 +115,7 @@ ng_status ngi_journal_replay(ng_runtime *rt, const unsigned char *data, size_t l
 /* Initialize j's locks and condition variables (j zeroed). NG_OK, or
  * NG_ENOMEM with nothing left to destroy. */
 ng_status ngi_journal_init_sync(ngi_journal *j);
-/* Start the journal's threads: the one that prepares the window ahead, and
+/* Start the journal's threads: the one that prepares the windows ahead, and
  * the batch mode's sync thread. NG_OK or NG_ENOMEM (ngi_journal_free stops
  * the one that started). */
 ng_status ngi_journal_start_thread(ng_runtime *rt);
