@@ -269,6 +269,71 @@ static void test_threads(void) {
   ngw_remove(dir);
 }
 
+/* Wait (up to 10 s) until the journal's thread has prepared every window
+ * it keeps ahead of the writer's and unmapped what lies behind; returns the
+ * end of the prepared part (0: it never settled). */
+static size_t ahead_settled(ngi_journal *j) {
+  for (int i = 0; i < 10000; i++) {
+    pthread_mutex_lock(&j->ahead_lock);
+    size_t to = j->ready_to;
+    bool idle = !j->busy && j->mapped_from == j->map_off &&
+                to == j->map_off + j->map_len + NGI_JOURNAL_AHEAD * NGI_JOURNAL_WINDOW;
+    pthread_mutex_unlock(&j->ahead_lock);
+    if (idle) return to;
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+  }
+  return 0;
+}
+
+/* The journal's thread maps the windows ahead of the writer, in every sync
+ * mode: a commit that crosses into the next window finds it prepared (the
+ * writer maps nothing itself), and what lies behind is unmapped. Records
+ * larger than a window and records crossing from window to window replay
+ * exactly. */
+static void test_windows_ahead(void) {
+  static const ng_sync_mode modes[] = {NG_SYNC_BATCH, NG_SYNC_ALWAYS, NG_SYNC_OFF};
+  enum { N = 5000, FRAME = 1000 };
+  static ng_id ids[FRAME];
+  static ng_token vals[FRAME];
+  for (int m = 0; m < 3; m++) {
+    char dir[256];
+    world_path(dir, sizeof dir, "ahead");
+    ng_runtime *rt = open_world(dir, modes[m], 0), *model = NULL;
+    CHECK_STATUS(ng_runtime_new(&ngw_cfg, &model), NG_OK);
+    ngi_journal *j = rt->journal;
+    ng_runtime *both[2] = {rt, model};
+    for (int r = 0; r < 2; r++) { /* one record larger than a window */
+      CHECK_STATUS(ng_txn_begin(both[r]), NG_OK);
+      for (int i = 0; i < N; i++)
+        ngt_token_at(both[r], (float)(i % 300), 0, 0);
+      CHECK_STATUS(ng_txn_commit(both[r]), NG_OK);
+    }
+    CHECK(j->end > NGI_JOURNAL_WINDOW);
+    uint64_t rng = 7;
+    for (int w = 0; w < 4; w++) {
+      size_t ready = ahead_settled(j), hi = j->map_off + j->map_len;
+      CHECK(ready > hi);
+      while (j->map_off + j->map_len == hi) { /* frames of updates until a window is crossed */
+        for (int i = 0; i < FRAME; i++) {
+          ids[i] = 1 + (ngt_rnd(&rng) % N + (uint32_t)i * 7919u) % N;
+          ng_token_init(&vals[i]);
+          vals[i].weight = (float)(ngt_rnd(&rng) % 100);
+        }
+        for (int r = 0; r < 2; r++)
+          CHECK_STATUS(ng_token_update_batch(both[r], ids, vals, FRAME, NG_TF_WEIGHT), NG_OK);
+      }
+      CHECK(j->map_off + j->map_len <= ready);
+    }
+    ng_runtime_release(rt);
+    rt = open_world(dir, NG_SYNC_OFF, 0);
+    CHECK(ngw_same(rt, model));
+    ng_runtime_release(rt);
+    ng_runtime_release(model);
+    ngw_remove(dir);
+  }
+}
+
 enum { COMMITS = 6 };
 
 /* The journal of COMMITS single-write commits after snapshot 0, the record
@@ -413,6 +478,7 @@ int main(void) {
   test_background_checkpoint();
   test_half_created();
   test_threads();
+  test_windows_ahead();
   small_world w;
   memset(&w, 0, sizeof w);
   small_make(&w);

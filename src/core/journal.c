@@ -136,42 +136,160 @@ static size_t grown_size(size_t cur, size_t need) {
   return n;
 }
 
-/* The part of the file mapped at a time. Appends only ever touch the
- * mapping near the end, and pages left behind are unmapped when the window
- * moves on: the kernel then writes them back (fdatasync) without having to
- * write-protect them in this process first (a TLB flush on every CPU
- * running it, for every page). */
-enum { WINDOW = 256 << 10 };
+/* The address space reserved for the windows (more for a record that needs
+ * it). Pages the writer left behind are unmapped when it moves on: the
+ * kernel then writes them back (fdatasync) without having to write-protect
+ * them in this process first (a TLB flush on every CPU running it, for
+ * every page). */
+enum { WINDOW = NGI_JOURNAL_WINDOW, AHEAD = NGI_JOURNAL_AHEAD, RESERVE = 64 << 20 };
 
-/* Make the window cover file bytes [end, need). The file grows first, its
- * new blocks allocated on disk (posix_fallocate), so writing into the
- * mapping can never meet a full disk (SIGBUS). The old window stays until
- * the new one exists. Returns 0 or an error number. */
-static int map_room(ngi_journal *j, size_t need) {
-  if (j->map && need <= j->map_off + j->map_len) return 0;
-  if (need > j->file_len) {
-    size_t len = grown_size(j->file_len, need);
-    int e = posix_fallocate(j->fd, 0, (off_t)len);
+static size_t page_size(void) {
+  return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* n rounded up to whole windows. */
+static size_t whole_windows(size_t n) {
+  return (n + WINDOW - 1) / WINDOW * WINDOW;
+}
+
+/* Give [p, p + n) of the reservation back to inaccessible reserved space. */
+static void unmap_span(unsigned char *p, size_t n) {
+  if (n)
+    (void)mmap(p, n, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+}
+
+/* Map file bytes [off, off + len) of j->fd writable at their place in the
+ * reservation. The file grows first when it is shorter (*file_len: its
+ * size, updated), its new blocks allocated on disk (posix_fallocate), so
+ * writing into the mapping can never meet a full disk (SIGBUS). The pages
+ * are faulted in writable by one madvise(MADV_POPULATE_WRITE) rather than one
+ * page fault each. Needs ahead_lock, or `busy`. Returns 0 or an error number. */
+static int map_window(ngi_journal *j, size_t off, size_t len, size_t *file_len) {
+  if (off + len > *file_len) {
+    size_t grown = grown_size(*file_len, off + len);
+    int e = posix_fallocate(j->fd, 0, (off_t)grown);
     if (e) return e;
-    j->file_len = len;
+    *file_len = grown;
   }
-  size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  size_t off = j->end & ~(page - 1), len = need - off > WINDOW ? need - off : WINDOW;
-  len = (len + page - 1) & ~(page - 1);
-  if (len > j->file_len - off) len = j->file_len - off;
-  void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, j->fd, (off_t)off);
-  if (m == MAP_FAILED) return errno;
+  unsigned char *at = j->va + (off - j->va_off);
+  if (mmap(at, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, j->fd, (off_t)off) ==
+      MAP_FAILED)
+    return errno;
 #if defined(MADV_POPULATE_WRITE)
-  /* Fault the window in writable now, in one call, rather than one page
-   * fault per page in the commits that follow (a hint: older kernels say
-   * EINVAL and the faults happen as usual). */
-  (void)madvise(m, len, MADV_POPULATE_WRITE);
+  (void)madvise(at, len, MADV_POPULATE_WRITE); /* a hint: older kernels say EINVAL */
 #endif
-  if (j->map) munmap(j->map, j->map_len);
-  j->map = m;
-  j->map_off = off;
-  j->map_len = len;
   return 0;
+}
+
+/* Start the mapping afresh at file offset off (page-aligned) with [off,
+ * need) in it: the reservation is emptied, or replaced by a larger one when
+ * it has no room for that and the windows after it; va[0] is then file
+ * byte off. Needs ahead_lock and not `busy`. Returns 0 or an error number
+ * (nothing mapped). */
+static int remap_at(ngi_journal *j, size_t off, size_t need) {
+  size_t page = page_size();
+  size_t len = need - off > WINDOW ? (need - off + page - 1) & ~(page - 1) : WINDOW;
+  j->map_off = j->mapped_from = j->ready_to = off;
+  j->map_len = 0;
+  if (j->va_len < len + AHEAD * WINDOW) {
+    size_t n = len + AHEAD * WINDOW > RESERVE ? 2 * len + AHEAD * WINDOW : RESERVE;
+    void *r = mmap(NULL, n, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED) return errno;
+    if (j->va) munmap(j->va, j->va_len);
+    j->va = r;
+    j->va_len = n;
+  } else {
+    unmap_span(j->va, j->va_len);
+  }
+  j->va_off = off;
+  int e = map_window(j, off, len, &j->file_len);
+  if (e) return e;
+  j->map_len = len;
+  j->ready_to = off + len;
+  return 0;
+}
+
+/* Make the mapping cover file bytes [end, need): with the windows the
+ * thread prepared (ahead_main) when they reach need, otherwise with windows
+ * mapped here after them while the reservation has room, else afresh
+ * (remap_at). The window then starts at end's page; the thread unmaps what
+ * lies behind and prepares the next windows. Returns 0 or an error number. */
+static int map_room(ngi_journal *j, size_t need) {
+  size_t hi = j->map_off + j->map_len;
+  if (j->map_len && need <= hi) return 0;
+  size_t page = page_size(), off = j->end & ~(page - 1);
+  int e = 0;
+  pthread_mutex_lock(&j->ahead_lock);
+  while (j->busy) /* the thread is preparing the next window: wait for it */
+    pthread_cond_wait(&j->ahead_done, &j->ahead_lock);
+  size_t to = j->ready_to;
+  if (j->map_len && need <= to) {
+    hi += whole_windows(need - hi); /* prepared windows */
+  } else if (j->map_len && to + whole_windows(need - to) <= j->va_off + j->va_len) {
+    size_t more = whole_windows(need - to);
+    e = map_window(j, to, more, &j->file_len);
+    if (!e) hi = j->ready_to = to + more;
+  } else {
+    e = remap_at(j, off, need);
+    hi = j->map_off + j->map_len;
+  }
+  if (!e) {
+    j->map_off = off;
+    j->map_len = hi - off;
+    j->stalled = false;
+    pthread_cond_signal(&j->ahead_wake);
+  }
+  pthread_mutex_unlock(&j->ahead_lock);
+  return e;
+}
+
+/* The thread that serves the writer's mapping, in every sync mode: it
+ * unmaps the pages the writer left behind, and keeps AHEAD windows after
+ * the writer's mapped in place (growing the file when needed), reading one
+ * byte of each page through the new mapping. On the VM this project is
+ * measured on, the first access to each newly mapped page costs ~10 us (the
+ * hypervisor builds its own entry for it) whoever faulted the page in, and
+ * MADV_POPULATE_WRITE alone does not pay it; paid here, the writer's stores
+ * find the pages ready (docs/performance.md, "Journal"). A failure leaves
+ * the next window to the writer, which maps it itself and reports the
+ * error. */
+static void *ahead_main(void *arg) {
+  ngi_journal *j = arg;
+  size_t page = page_size();
+  pthread_mutex_lock(&j->ahead_lock);
+  while (!j->ahead_stop) {
+    size_t from = j->mapped_from, upto = j->map_off, to = j->ready_to, file_len = j->file_len;
+    bool unmap = j->fd >= 0 && from < upto;
+    bool prepare = !unmap && j->fd >= 0 && !j->stalled &&
+                   to < j->map_off + j->map_len + AHEAD * WINDOW &&
+                   to + WINDOW <= j->va_off + j->va_len;
+    if (!unmap && !prepare) {
+      pthread_cond_wait(&j->ahead_wake, &j->ahead_lock);
+      continue;
+    }
+    j->busy = true;
+    pthread_mutex_unlock(&j->ahead_lock);
+    int e = 0;
+    if (unmap) {
+      unmap_span(j->va + (from - j->va_off), upto - from);
+    } else {
+      e = map_window(j, to, WINDOW, &file_len);
+      for (size_t o = 0; !e && o < WINDOW; o += page)
+        (void)((volatile unsigned char *)j->va)[to - j->va_off + o];
+    }
+    pthread_mutex_lock(&j->ahead_lock);
+    j->busy = false;
+    j->file_len = file_len;
+    if (unmap)
+      j->mapped_from = upto;
+    else if (e)
+      j->stalled = true;
+    else
+      j->ready_to = to + WINDOW;
+    pthread_cond_broadcast(&j->ahead_done);
+  }
+  pthread_mutex_unlock(&j->ahead_lock);
+  return NULL;
 }
 
 ng_status ngi_journal_attach_file(ng_runtime *rt, const char *fn, int fd, uint64_t number,
@@ -187,15 +305,18 @@ ng_status ngi_journal_attach_file(ng_runtime *rt, const char *fn, int fd, uint64
                     (unsigned long long)number, end, errstr(e, ebuf, sizeof ebuf));
   }
   pthread_mutex_lock(&j->sync_lock);
+  pthread_mutex_lock(&j->ahead_lock);
   j->fd = fd;
-  j->map = NULL;
-  j->map_off = j->map_len = 0;
   j->file_len = end;
+  j->map_off = j->map_len = 0;
+  pthread_mutex_unlock(&j->ahead_lock);
   j->end = end;
   int e = map_room(j, end + 1);
   if (e) {
+    pthread_mutex_lock(&j->ahead_lock);
     close(fd);
     j->fd = -1;
+    pthread_mutex_unlock(&j->ahead_lock);
     pthread_mutex_unlock(&j->sync_lock);
     return ngi_fail(rt, NG_EIO, "%s: mapping journal %llu: %s", fn, (unsigned long long)number,
                     errstr(e, ebuf, sizeof ebuf));
@@ -214,16 +335,22 @@ ng_status ngi_journal_attach_file(ng_runtime *rt, const char *fn, int fd, uint64
 void ngi_journal_detach_file(ng_runtime *rt) {
   ngi_journal *j = rt->journal;
   pthread_mutex_lock(&j->sync_lock);
+  pthread_mutex_lock(&j->ahead_lock);
+  while (j->busy) /* the thread maps into va and grows the file: let it finish */
+    pthread_cond_wait(&j->ahead_done, &j->ahead_lock);
+  if (j->va) munmap(j->va, j->va_len); /* the window, and those the thread prepared */
   if (j->fd >= 0) {
-    if (j->map) munmap(j->map, j->map_len);
     /* The pre-extended zeros go; then the file is made durable as it is. */
     (void)ftruncate(j->fd, (off_t)j->end);
     if (j->sync != NG_SYNC_OFF) (void)fdatasync(j->fd);
     close(j->fd);
   }
   j->fd = -1;
-  j->map = NULL;
-  j->map_off = j->map_len = j->file_len = 0;
+  j->va = NULL;
+  j->va_len = j->va_off = j->map_off = j->map_len = j->file_len = 0;
+  j->mapped_from = j->ready_to = 0;
+  j->stalled = false;
+  pthread_mutex_unlock(&j->ahead_lock);
   pthread_mutex_unlock(&j->sync_lock);
 }
 
@@ -253,8 +380,28 @@ static void *sync_main(void *arg) {
   return NULL;
 }
 
+ng_status ngi_journal_init_sync(ngi_journal *j) {
+  if (pthread_mutex_init(&j->sync_lock, NULL) != 0) return NG_ENOMEM;
+  if (pthread_cond_init(&j->wake, NULL) != 0) goto no_wake;
+  if (pthread_mutex_init(&j->ahead_lock, NULL) != 0) goto no_ahead_lock;
+  if (pthread_cond_init(&j->ahead_wake, NULL) != 0) goto no_ahead_wake;
+  if (pthread_cond_init(&j->ahead_done, NULL) != 0) goto no_ahead_done;
+  return NG_OK;
+no_ahead_done:
+  pthread_cond_destroy(&j->ahead_wake);
+no_ahead_wake:
+  pthread_mutex_destroy(&j->ahead_lock);
+no_ahead_lock:
+  pthread_cond_destroy(&j->wake);
+no_wake:
+  pthread_mutex_destroy(&j->sync_lock);
+  return NG_ENOMEM;
+}
+
 ng_status ngi_journal_start_thread(ng_runtime *rt) {
   ngi_journal *j = rt->journal;
+  if (pthread_create(&j->ahead_thread, NULL, ahead_main, j) != 0) return NG_ENOMEM;
+  j->ahead_on = true;
   if (j->sync != NG_SYNC_BATCH) return NG_OK;
   if (pthread_create(&j->thread, NULL, sync_main, j) != 0) return NG_ENOMEM;
   j->thread_on = true;
@@ -272,8 +419,18 @@ void ngi_journal_free(ng_runtime *rt) {
     pthread_mutex_unlock(&j->sync_lock);
     pthread_join(j->thread, NULL);
   }
+  if (j->ahead_on) {
+    pthread_mutex_lock(&j->ahead_lock);
+    j->ahead_stop = true;
+    pthread_cond_signal(&j->ahead_wake);
+    pthread_mutex_unlock(&j->ahead_lock);
+    pthread_join(j->ahead_thread, NULL);
+  }
   ngi_journal_detach_file(rt);
   if (j->dir_fd >= 0) close(j->dir_fd); /* and with it the world's lock */
+  pthread_cond_destroy(&j->ahead_done);
+  pthread_cond_destroy(&j->ahead_wake);
+  pthread_mutex_destroy(&j->ahead_lock);
   pthread_cond_destroy(&j->wake);
   pthread_mutex_destroy(&j->sync_lock);
   ngi_free(rt, j->dir, j->dir_size);
@@ -432,7 +589,7 @@ void ngi_journal_commit(ng_runtime *rt, const ng_event *evs, size_t n, uint64_t 
     journal_fail(j, NG_EIO, "extending the journal file", e);
     return;
   }
-  unsigned char *rec = j->map + (j->end - j->map_off);
+  unsigned char *rec = j->va + (j->end - j->va_off);
   size_t len = (size_t)(put_entries(rt, rec + REC_HEAD, evs, n) - rec);
   wr64(rec + 8, j->next_commit);
   /* Length and CRC last: a process killed mid-copy leaves a record that

@@ -7,8 +7,9 @@
  * under the write lock. The journal turns them into one checksummed record
  * holding the commit's final state of every entity it touched, read from the
  * store at that moment (docs/format.md, "Journal"), and copies it into a
- * MAP_SHARED mapping of the pre-extended file: the kernel owns the bytes when
- * the call returns, so killing the process loses nothing committed. The sync
+ * MAP_SHARED mapping of the pre-extended file (whose next pages a thread of
+ * the journal maps ahead of the writer): the kernel owns the bytes when the
+ * call returns, so killing the process loses nothing committed. The sync
  * mode decides when the file is fsynced (never, every interval_ms from a
  * background thread, or before the writing call returns).
  *
@@ -32,20 +33,26 @@
    (1u << NG_EV_DELETE) | (1u << NG_EV_LINK) | (1u << NG_EV_LINK_UPDATE) | (1u << NG_EV_UNLINK) |  \
    (1u << NG_EV_CDNA))
 
-enum { NGI_JOURNAL_HEADER = 64 };
+/* The header's size; the bytes mapped at a time for appends (a window) and
+ * how many windows the journal's thread keeps prepared ahead of them. */
+enum { NGI_JOURNAL_HEADER = 64, NGI_JOURNAL_WINDOW = 256 << 10, NGI_JOURNAL_AHEAD = 2 };
 
 typedef struct ngi_journal {
   /* Under the runtime's write lock: */
-  int fd;             /* the active journal file */
-  unsigned char *map; /* file bytes [map_off, map_off + map_len): a window at the end */
-  size_t map_off, map_len;
-  size_t file_len;      /* the file's size (pre-extended with posix_fallocate) */
-  size_t end;           /* where the next record goes */
-  uint64_t number;      /* N of journal-N.ngj */
-  uint64_t next_commit; /* the number the next record gets */
-  ng_status failed;     /* NG_OK, or why writes are refused until a checkpoint */
-  char why[200];        /* the failure's message */
-  ng_save *pending;     /* a background checkpoint's save of snapshot pending_number (world.c) */
+  int fd; /* the active journal file (changed under sync_lock and ahead_lock too) */
+  /* Address space reserved for the file's windows (inaccessible where
+   * nothing is mapped): file byte x is mapped at va + (x - va_off), so
+   * consecutive windows are contiguous and a record may cross from one into
+   * the next. The five fields below change under ahead_lock too. */
+  unsigned char *va;
+  size_t va_len, va_off;
+  size_t map_off, map_len; /* the file bytes mapped for appends: the window at the end */
+  size_t end;              /* where the next record goes */
+  uint64_t number;         /* N of journal-N.ngj */
+  uint64_t next_commit;    /* the number the next record gets */
+  ng_status failed;        /* NG_OK, or why writes are refused until a checkpoint */
+  char why[200];           /* the failure's message */
+  ng_save *pending;        /* a background checkpoint's save of snapshot pending_number (world.c) */
   uint64_t pending_number;
   /* Settings (fixed after open). */
   ng_sync_mode sync;
@@ -62,6 +69,20 @@ typedef struct ngi_journal {
   size_t synced; /* bytes of the active file known durable */
   bool stop, thread_on;
   pthread_t thread;
+  /* The windows ahead (journal.c, ahead_main): a thread maps the windows
+   * that follow the writer's and touches their pages, so that the writer's
+   * first store into each page does not pay for the page, and unmaps what
+   * the writer left behind. Under ahead_lock: */
+  pthread_mutex_t ahead_lock;
+  pthread_cond_t ahead_wake; /* to the thread: the writer moved on, or ahead_stop */
+  pthread_cond_t ahead_done; /* to the writer: `busy` cleared */
+  size_t file_len;           /* the file's size (pre-extended with posix_fallocate) */
+  size_t mapped_from;        /* file bytes [mapped_from, map_off) are still mapped */
+  size_t ready_to;           /* file bytes [map_off + map_len, ready_to) are prepared */
+  bool busy;    /* the thread works without the lock: va and the file are its to change */
+  bool stalled; /* preparing failed: the writer maps the next window itself */
+  bool ahead_stop, ahead_on;
+  pthread_t ahead_thread;
 } ngi_journal;
 
 /* ---- journal.c: the file format ------------------------------------------ */
@@ -91,10 +112,15 @@ void ngi_journal_detach_file(ng_runtime *rt);
  * On NG_OK the grids are reset (rebuilt from the records at their next query). */
 ng_status ngi_journal_replay(ng_runtime *rt, const unsigned char *data, size_t len,
                              const char *name, bool last, uint64_t *first_commit, size_t *end);
-/* Start the batch mode's sync thread. NG_OK or NG_ENOMEM. */
+/* Initialize j's locks and condition variables (j zeroed). NG_OK, or
+ * NG_ENOMEM with nothing left to destroy. */
+ng_status ngi_journal_init_sync(ngi_journal *j);
+/* Start the journal's threads: the one that prepares the windows ahead, and
+ * the batch mode's sync thread. NG_OK or NG_ENOMEM (ngi_journal_free stops
+ * the one that started). */
 ng_status ngi_journal_start_thread(ng_runtime *rt);
 /* Free rt->journal: end a background checkpoint (ngi_world_end), stop the
- * thread, close the file. */
+ * threads, close the file. */
 void ngi_journal_free(ng_runtime *rt);
 
 /* ---- world.c ------------------------------------------------------------------ */

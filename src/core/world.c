@@ -107,13 +107,7 @@ static ng_status journal_new(ng_runtime *rt, const char *dir, const ng_open_opti
   j->checkpoint_bytes = opt->checkpoint_bytes ? opt->checkpoint_bytes : (uint64_t)64 << 20;
   atomic_init(&j->written, 0);
   atomic_init(&j->auto_at, SIZE_MAX);
-  if (pthread_mutex_init(&j->sync_lock, NULL) != 0) {
-    ngi_free(rt, d, dsize);
-    ngi_free(rt, j, sizeof *j);
-    return NG_ENOMEM;
-  }
-  if (pthread_cond_init(&j->wake, NULL) != 0) {
-    pthread_mutex_destroy(&j->sync_lock);
+  if (ngi_journal_init_sync(j) != NG_OK) {
     ngi_free(rt, d, dsize);
     ngi_free(rt, j, sizeof *j);
     return NG_ENOMEM;
@@ -262,7 +256,7 @@ ng_status ng_runtime_open(const char *path, const ng_open_options *opt, ng_runti
       st = replay_file(rt, path, k, k == w.last, &commit);
   }
   if (st == NG_OK && ngi_journal_start_thread(rt) != NG_OK)
-    st = ngi_fail(NULL, NG_ENOMEM, "%s: cannot start the journal's sync thread", fn);
+    st = ngi_fail(NULL, NG_ENOMEM, "%s: cannot start the journal's threads", fn);
   if (st != NG_OK) {
     ng_runtime_release(rt);
     return st;
