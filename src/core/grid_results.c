@@ -1,0 +1,139 @@
+/* The grid queries' results: the nearest-k heap, the sort into the order
+ * every query returns, and ng_hits_free. */
+#include "grid_query.h"
+#include "introsort.h"
+
+/* Keys by value, the order every query returns; its sift also keeps the
+ * nearest-k heap (a max-heap: the worst kept hit on top). */
+NGI_DEFINE_INTROSORT(sort_keys, ng_hit, key_less)
+
+#define RADIX_MIN 1024 /* fewer keys: introsort measured as fast or faster (8 passes' tables) */
+
+/* LSD radix sort of the keys in a[0..n) by their bytes, tmp holding n more;
+ * passes whose byte is the same in every key (the id's top byte, usually the
+ * distance's exponent byte) are skipped. Keys often share a byte with their
+ * predecessor (near distances), and a counter bumped twice in a row waits for
+ * its own store; so the array is taken as four quarters, interleaved, each
+ * with its own counters (quarter w's share of a bucket follows w-1's: stable). */
+static void radix_keys(ng_hit *a, ng_hit *tmp, size_t n) {
+  size_t q4 = n / 4;
+  const size_t lo[4] = {0, q4, 2 * q4, 3 * q4};
+  ng_hit *src = a, *dst = tmp;
+  for (unsigned b = 0; b < 64; b += 8) {
+    uint32_t cnt[4][256];
+    memset(cnt, 0, sizeof cnt);
+    for (size_t i = 0; i < q4; i++)
+      for (unsigned w = 0; w < 4; w++)
+        cnt[w][(key_of(&src[lo[w] + i]) >> b) & 255u]++;
+    for (size_t i = 4 * q4; i < n; i++)
+      cnt[3][(key_of(&src[i]) >> b) & 255u]++;
+    size_t first = (key_of(&src[0]) >> b) & 255u;
+    if ((size_t)cnt[0][first] + cnt[1][first] + cnt[2][first] + cnt[3][first] == n) continue;
+    uint32_t sum = 0;
+    for (unsigned v = 0; v < 256; v++)
+      for (unsigned w = 0; w < 4; w++) {
+        uint32_t t = cnt[w][v];
+        cnt[w][v] = sum;
+        sum += t;
+      }
+    for (size_t i = 0; i < q4; i++)
+      for (unsigned w = 0; w < 4; w++) {
+        const ng_hit *e = &src[lo[w] + i];
+        dst[cnt[w][(key_of(e) >> b) & 255u]++] = *e;
+      }
+    for (size_t i = 4 * q4; i < n; i++)
+      dst[cnt[3][(key_of(&src[i]) >> b) & 255u]++] = src[i];
+    ng_hit *t = src;
+    src = dst;
+    dst = t;
+  }
+  if (src != a) memcpy(a, src, n * sizeof *a);
+}
+
+static ng_status hits_reserve(ng_runtime *rt, ng_hits *h, size_t n);
+
+/* Sort the keys, keep the first `limit` (0 = all), decode them into hits.
+ * Many keys are radix sorted (linear, no mispredicted compares), with the
+ * caller's buffer's second half as the scratch: it grows once to twice the
+ * largest result and is reused, so a game loop's queries allocate nothing.
+ * When it cannot grow, introsort does the same work in place, so the sort
+ * never fails. */
+void ngi_query_sort(ng_runtime *rt, ng_hits *h, size_t limit) {
+  size_t n = h->count;
+  if (n >= RADIX_MIN && n <= UINT32_MAX && hits_reserve(rt, h, 2 * n) == NG_OK) {
+    radix_keys(h->items, h->items + n, n);
+  } else if (n > 1) {
+    sort_keys(h->items, n);
+  }
+  if (limit && h->count > limit) h->count = limit;
+  const ngi_token_table *t = &rt->tokens;
+  for (size_t i = 0; i < h->count; i++) {
+    float d = key_distance(&h->items[i]);
+    uint32_t local = (uint32_t)key_of(&h->items[i]);
+    h->items[i].id = ngi_token_id_of(t, local);
+    h->items[i].distance = d;
+    h->items[i].reserved = 0;
+  }
+  if (t->ids.epoch == 0) return; /* no slot reused: slot order is id order */
+  /* Keys order equal distances by slot; a reused slot's id is larger than
+   * its slot says, so runs of equal distances are put back in id order
+   * (insertion sort: such runs are short). */
+  for (size_t i = 1; i < h->count; i++) {
+    ng_hit x = h->items[i];
+    size_t k = i;
+    for (; k > 0 && h->items[k - 1].distance == x.distance && h->items[k - 1].id > x.id; k--)
+      h->items[k] = h->items[k - 1];
+    h->items[k] = x;
+  }
+}
+
+/* Make room for n hits. fails: NG_ENOMEM with the buffer as it was. */
+static ng_status hits_reserve(ng_runtime *rt, ng_hits *h, size_t n) {
+  if (n <= h->capacity) return NG_OK;
+  size_t ncap = h->capacity ? h->capacity : 16;
+  while (ncap < n) {
+    if (ncap > SIZE_MAX / 2) return NG_ENOMEM;
+    ncap *= 2;
+  }
+  ng_hit *p = ngi_realloc_array(rt, h->items, h->capacity, ncap, sizeof(ng_hit));
+  if (!p) return NG_ENOMEM;
+  h->items = p;
+  h->capacity = ncap;
+  return NG_OK;
+}
+
+/* Max-heap of keys over items[0..n): the worst kept hit on top, so a bounded
+ * query costs O(log k) per candidate and O(k) memory. */
+static void heap_up(ng_hit *a, size_t i) {
+  while (i > 0) {
+    size_t p = (i - 1) / 2;
+    if (!key_less(&a[p], &a[i])) break;
+    ng_hit t = a[p];
+    a[p] = a[i];
+    a[i] = t;
+    i = p;
+  }
+}
+
+ng_status ngi_query_push(query *q, uint32_t id, float d) {
+  ng_hits *h = q->out;
+  uint64_t key = make_key(id, d);
+  if (q->k && h->count >= q->k) {
+    if (key < key_of(&h->items[0])) {
+      memcpy(&h->items[0], &key, sizeof key);
+      sort_keys_sift(h->items, h->count, 0);
+    }
+    return NG_OK;
+  }
+  if (h->count == h->capacity && hits_reserve(q->rt, h, h->count + 1) != NG_OK) return NG_ENOMEM;
+  memcpy(&h->items[h->count++], &key, sizeof key);
+  if (q->k) heap_up(h->items, h->count - 1);
+  return NG_OK;
+}
+
+void ng_hits_free(ng_runtime *rt, ng_hits *hits) {
+  if (!rt || !hits) return;
+  ngi_free(rt, hits->items, hits->capacity * sizeof(ng_hit));
+  if (hits->xyz) ngi_free(rt, hits->xyz, hits->xyz_capacity * sizeof(double));
+  memset(hits, 0, sizeof *hits);
+}
