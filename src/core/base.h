@@ -81,8 +81,10 @@ uint32_t ngi_now32(const ng_runtime *rt);
 /* A cache prefetch hint for writing (no-op where the compiler has none). */
 #if defined(__GNUC__) || defined(__clang__)
 #define NGI_PREFETCH(p) __builtin_prefetch((p), 1, 3)
+#define NGI_PREFETCH_READ(p) __builtin_prefetch((p), 0, 3) /* for reading */
 #else
 #define NGI_PREFETCH(p) ((void)(p))
+#define NGI_PREFETCH_READ(p) ((void)(p))
 #endif
 
 /* True for a finite float (no NaN, no infinity). */

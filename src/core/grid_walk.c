@@ -149,15 +149,29 @@ static inline size_t lower_bound_bf(const uint64_t *ent, size_t lo, size_t hi, u
   return (size_t)(p - ent) + (*p < key);
 }
 
+/* A crowded cell being descended: its lowest biased coordinates, its first
+ * entry, and its sub-directory (sub: 8^sd + 1 offsets from b, by the top sd
+ * levels of the code), which locates the nodes of those levels without a
+ * search (binary searches, a cache miss each, were most of a clustered
+ * sphere's time). */
+typedef struct crowded {
+  uint32_t base[3];
+  size_t b;
+  const uint32_t *sub;
+  unsigned sd;
+  unsigned top; /* the node depth of the cell itself (13 - levels) */
+} crowded;
+
 /* A node of a crowded cell's implicit octree: the entries [b, e) whose Morton
  * codes share their top 3*d bits; olo its lowest offsets. Children are pruned
  * by their distance first, visited nearest first, and only then located by
  * binary search between the child boundaries already found (a pruned child
  * costs no memory access). A child wholly inside the query is scanned without
  * descending further: splitting it could not prune anything. */
-static ng_status visit_node(query *q, const uint32_t base[3], unsigned d, uint64_t prefix,
+static ng_status visit_node(query *q, const crowded *cw, unsigned d, uint64_t prefix,
                             const uint32_t olo[3], size_t b, size_t e) {
   const mainix *m = &q->g->m;
+  const uint32_t *base = cw->base;
   if (e - b <= NGI_LEAF || d >= 13) return scan_entries(q, base, b, e);
   unsigned rest = 12 - d; /* levels below a child */
   struct {
@@ -206,6 +220,11 @@ static ng_status visit_node(query *q, const uint32_t base[3], unsigned d, uint64
       break;
     for (unsigned j = c; j <= c + 1; j++) {
       if (bnd[j] != SIZE_MAX) continue;
+      unsigned kd = d + 1 - cw->top; /* the children's depth inside the cell */
+      if (kd <= cw->sd) {
+        bnd[j] = cw->b + cw->sub[(prefix << 3 | j) << (3 * (cw->sd - kd))];
+        continue;
+      }
       unsigned below = j, above = j;
       while (bnd[below] == SIZE_MAX)
         below--;
@@ -222,7 +241,7 @@ static ng_status visit_node(query *q, const uint32_t base[3], unsigned d, uint64
       uint32_t clo[3];
       for (int a = 0; a < 3; a++)
         clo[a] = olo[a] + (((c >> (2 - a)) & 1u) ? w : 0u);
-      st = visit_node(q, base, d + 1, prefix << 3 | c, clo, cb, ce);
+      st = visit_node(q, cw, d + 1, prefix << 3 | c, clo, cb, ce);
     }
     if (st != NG_OK) return st;
   }
@@ -239,9 +258,18 @@ ng_status ngi_visit_cell(query *q, uint32_t x, uint32_t y, uint32_t z) {
     const uint32_t base[3] = {(m->c0[0] + x) << m->shift[0], (m->c0[1] + y) << m->shift[1],
                               (m->c0[2] + z) << m->shift[2]};
     size_t b = m->starts[idx], e = m->starts[idx + 1];
-    static const uint32_t zero[3] = {0, 0, 0};
-    ng_status st = e - b <= NGI_LEAF ? scan_entries(q, base, b, e)
-                                     : visit_node(q, base, 13 - m->levels, 0, zero, b, e);
+    ng_status st;
+    if (e - b <= NGI_LEAF) {
+      st = scan_entries(q, base, b, e);
+    } else {
+      static const uint32_t zero[3] = {0, 0, 0};
+      crowded cw = {.base = {base[0], base[1], base[2]},
+                    .b = b,
+                    .sub = m->sub + m->sub_at[idx],
+                    .sd = ngi_sub_depth(m, e - b),
+                    .top = 13 - m->levels};
+      st = visit_node(q, &cw, cw.top, 0, zero, b, e);
+    }
     if (st != NG_OK) return st;
   }
   if (q->side_each_cell) {
@@ -259,6 +287,39 @@ ng_status ngi_plan_side(query *q, uint64_t cells) {
   const ngi_grid *g = q->g;
   q->side_each_cell = g->side_count > SIDE_SCAN && cells < g->side_count;
   if (g->side_count && !q->side_each_cell) return visit_side_all(q);
+  return NG_OK;
+}
+
+/* A run of cells along z, clo..chi, in one (x, y) row: contiguous in the
+ * directory and in the entries. */
+typedef struct zrun {
+  uint32_t x, y, z0, z1;
+} zrun;
+
+#define RUNS_AHEAD 32  /* runs whose memory is requested before they are walked */
+#define LINES_AHEAD 16 /* cache lines of entries requested per run (crowded cells: the first) */
+#define Z_GAPS 64      /* z gaps computed once per query; longer ranges compute them per row */
+
+/* Walk runs[0..n): first request the entries of every run (the directory's
+ * lines were requested as the runs were found), then visit them. A sphere's
+ * cells are a few dozen runs of about 100 bytes each, far apart in memory:
+ * requested together, their cache misses overlap instead of queuing one
+ * after the other (they were most of a ~100-hit sphere's time). */
+static ng_status walk_runs(query *q, const zrun *runs, size_t n) {
+  const mainix *m = &q->g->m;
+  for (size_t i = 0; m->n && i < n; i++) {
+    size_t at = ((size_t)runs[i].x * m->nc[1] + runs[i].y) * m->nc[2];
+    size_t b = m->starts[at + runs[i].z0], e = m->starts[at + runs[i].z1 + 1];
+    if (e - b > LINES_AHEAD * 8) e = b + LINES_AHEAD * 8;
+    for (size_t k = b; k < e; k += 8)
+      NGI_PREFETCH_READ(&m->ent[k]);
+    if (e > b) NGI_PREFETCH_READ(&m->ent[e - 1]);
+  }
+  for (size_t i = 0; i < n; i++)
+    for (uint32_t z = runs[i].z0; z <= runs[i].z1; z++) {
+      ng_status st = ngi_visit_cell(q, runs[i].x, runs[i].y, z);
+      if (st != NG_OK) return st;
+    }
   return NG_OK;
 }
 
@@ -287,18 +348,38 @@ static ng_status visit_region(query *q, const uint32_t clo[3], const uint32_t ch
         }
     return NG_OK;
   }
+  double zg[Z_GAPS];
+  uint32_t nz = chi[2] - clo[2] + 1;
+  for (uint32_t z = 0; nz <= Z_GAPS && z < nz; z++)
+    zg[z] = axis_gap(q, 2, clo[2] + z);
+  zrun runs[RUNS_AHEAD];
+  size_t nr = 0;
   for (uint32_t x = clo[0]; x <= chi[0]; x++) {
     double gx = axis_gap(q, 0, x);
     for (uint32_t y = clo[1]; y <= chi[1]; y++) {
       double gy = axis_gap(q, 1, y);
-      for (uint32_t z = clo[2]; z <= chi[2]; z++) {
-        if (cell_out(q, gx, gy, axis_gap(q, 2, z))) continue;
-        st = ngi_visit_cell(q, x, y, z);
+      /* The cells of the row that can hold a hit are one run: the gap along
+       * z falls to the centre's cell and grows past it. */
+      uint32_t z0 = clo[2], z1 = chi[2];
+      while (z0 <= z1 && cell_out(q, gx, gy, nz <= Z_GAPS ? zg[z0 - clo[2]] : axis_gap(q, 2, z0)))
+        z0++;
+      while (z1 > z0 && cell_out(q, gx, gy, nz <= Z_GAPS ? zg[z1 - clo[2]] : axis_gap(q, 2, z1)))
+        z1--;
+      if (z0 > z1) continue;
+      if (m->n) {
+        size_t at = ((size_t)x * m->nc[1] + y) * m->nc[2];
+        NGI_PREFETCH_READ(&m->starts[at + z0]);
+        NGI_PREFETCH_READ(&m->starts[at + z1 + 1]);
+      }
+      runs[nr++] = (zrun){x, y, z0, z1};
+      if (nr == RUNS_AHEAD) {
+        st = walk_runs(q, runs, nr);
         if (st != NG_OK) return st;
+        nr = 0;
       }
     }
   }
-  return NG_OK;
+  return walk_runs(q, runs, nr);
 }
 
 /* Clamp a biased interval [a, b] (doubles, any magnitude) to the box cells
