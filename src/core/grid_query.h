@@ -106,6 +106,27 @@ static inline bool cell_out(const query *q, double gx, double gy, double gz) {
     return ngi_to_float(d) > key_distance(&q->out->items[0]);
   return false;
 }
+#define PREFETCH_LINES 16 /* cache lines of entries requested per run of cells (the first) */
+
+/* Request the entries of the cells idx0..idx1 (a run along z: contiguous),
+ * to overlap their cache misses with other work; reads their directory
+ * entries, which should have been requested earlier (prefetch_dir). */
+static inline void prefetch_entries(const mainix *m, size_t idx0, size_t idx1) {
+  if (!m->n) return;
+  size_t b = m->starts[idx0], e = m->starts[idx1 + 1];
+  if (e - b > PREFETCH_LINES * 8) e = b + PREFETCH_LINES * 8;
+  for (size_t k = b; k < e; k += 8)
+    NGI_PREFETCH_READ(&m->ent[k]);
+  if (e > b) NGI_PREFETCH_READ(&m->ent[e - 1]);
+}
+
+/* Request the directory entries of the cells idx0..idx1 (a run along z). */
+static inline void prefetch_dir(const mainix *m, size_t idx0, size_t idx1) {
+  if (!m->n) return;
+  NGI_PREFETCH_READ(&m->starts[idx0]);
+  NGI_PREFETCH_READ(&m->starts[idx1 + 1]);
+}
+
 /* Keep hit (slot id, distance d) in q's result: appended, or, for a
  * nearest-k query (q->k > 0) whose heap is full, swapped for the worst kept
  * hit if better. fails: NG_ENOMEM (the result as it was). */

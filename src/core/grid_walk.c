@@ -296,9 +296,8 @@ typedef struct zrun {
   uint32_t x, y, z0, z1;
 } zrun;
 
-#define RUNS_AHEAD 32  /* runs whose memory is requested before they are walked */
-#define LINES_AHEAD 16 /* cache lines of entries requested per run (crowded cells: the first) */
-#define Z_GAPS 64      /* z gaps computed once per query; longer ranges compute them per row */
+#define RUNS_AHEAD 32 /* runs whose memory is requested before they are walked */
+#define Z_GAPS 64     /* z gaps computed once per query; longer ranges compute them per row */
 
 /* Walk runs[0..n): first request the entries of every run (the directory's
  * lines were requested as the runs were found), then visit them. A sphere's
@@ -307,13 +306,9 @@ typedef struct zrun {
  * after the other (they were most of a ~100-hit sphere's time). */
 static ng_status walk_runs(query *q, const zrun *runs, size_t n) {
   const mainix *m = &q->g->m;
-  for (size_t i = 0; m->n && i < n; i++) {
+  for (size_t i = 0; i < n; i++) {
     size_t at = ((size_t)runs[i].x * m->nc[1] + runs[i].y) * m->nc[2];
-    size_t b = m->starts[at + runs[i].z0], e = m->starts[at + runs[i].z1 + 1];
-    if (e - b > LINES_AHEAD * 8) e = b + LINES_AHEAD * 8;
-    for (size_t k = b; k < e; k += 8)
-      NGI_PREFETCH_READ(&m->ent[k]);
-    if (e > b) NGI_PREFETCH_READ(&m->ent[e - 1]);
+    prefetch_entries(m, at + runs[i].z0, at + runs[i].z1);
   }
   for (size_t i = 0; i < n; i++)
     for (uint32_t z = runs[i].z0; z <= runs[i].z1; z++) {
@@ -366,11 +361,8 @@ static ng_status visit_region(query *q, const uint32_t clo[3], const uint32_t ch
       while (z1 > z0 && cell_out(q, gx, gy, nz <= Z_GAPS ? zg[z1 - clo[2]] : axis_gap(q, 2, z1)))
         z1--;
       if (z0 > z1) continue;
-      if (m->n) {
-        size_t at = ((size_t)x * m->nc[1] + y) * m->nc[2];
-        NGI_PREFETCH_READ(&m->starts[at + z0]);
-        NGI_PREFETCH_READ(&m->starts[at + z1 + 1]);
-      }
+      size_t at = ((size_t)x * m->nc[1] + y) * m->nc[2];
+      prefetch_dir(m, at + z0, at + z1);
       runs[nr++] = (zrun){x, y, z0, z1};
       if (nr == RUNS_AHEAD) {
         st = walk_runs(q, runs, nr);
