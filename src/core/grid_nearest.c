@@ -130,6 +130,7 @@ typedef struct ring_cell {
 } ring_cell;
 
 #define RING_BUF 512
+#define RING_GAPS 65     /* rings up to r = 32 compute their gaps along y and z once */
 #define PREFETCH_RINGS 2 /* the directory of the cubes up to this r is requested ahead */
 
 /* Request the directory entries of the cube cc-r..cc+r (its rows along z),
@@ -193,6 +194,15 @@ ng_status ngi_run_nearest(query *q) {
       return sweep_rest(q, cc, (int64_t)r - 1);
     if (r < PREFETCH_RINGS) prefetch_cube_dir(m, cc, r + 1);
     size_t nb = 0;
+    /* The ring's gaps along y and z, computed once (each decodes two
+     * coordinates) rather than per row and per cell. */
+    double gys[RING_GAPS], gzs[RING_GAPS];
+    bool pre = 2 * (uint64_t)r + 1 <= RING_GAPS;
+    for (int64_t d = -(int64_t)r; pre && d <= (int64_t)r; d++) {
+      int64_t y = (int64_t)cc[1] + d, z = (int64_t)cc[2] + d;
+      if (y >= 0 && y < m->nc[1]) gys[d + r] = axis_gap(q, 1, (uint32_t)y);
+      if (z >= 0 && z < m->nc[2]) gzs[d + r] = axis_gap(q, 2, (uint32_t)z);
+    }
     for (int64_t dx = -(int64_t)r; dx <= (int64_t)r; dx++) {
       int64_t x = (int64_t)cc[0] + dx;
       if (x < 0 || x >= m->nc[0]) continue;
@@ -200,17 +210,19 @@ ng_status ngi_run_nearest(query *q) {
       for (int64_t dy = -(int64_t)r; dy <= (int64_t)r; dy++) {
         int64_t y = (int64_t)cc[1] + dy;
         if (y < 0 || y >= m->nc[1]) continue;
-        double gy = axis_gap(q, 1, (uint32_t)y);
+        double gy = pre ? gys[dy + r] : axis_gap(q, 1, (uint32_t)y);
         bool face = dx == -(int64_t)r || dx == (int64_t)r || dy == -(int64_t)r || dy == (int64_t)r;
         int64_t step = face || r == 0 ? 1 : 2 * (int64_t)r;
         for (int64_t dz = -(int64_t)r; dz <= (int64_t)r; dz += step) {
           int64_t z = (int64_t)cc[2] + dz;
           if (z < 0 || z >= m->nc[2]) continue;
-          double gz = axis_gap(q, 2, (uint32_t)z);
-          if (cell_out(q, gx, gy, gz)) continue;
+          double gz = pre ? gzs[dz + r] : axis_gap(q, 2, (uint32_t)z);
+          /* cell_out() for nearest-k, its distance kept for the order */
+          double d = sqrt(gx * gx + gy * gy + gz * gz);
+          if (h->count >= q->k && ngi_to_float(d) > key_distance(&h->items[0])) continue;
           if (nb < RING_BUF) {
             ring_cell *c = &buf[nb++];
-            c->d = sqrt(gx * gx + gy * gy + gz * gz);
+            c->d = d;
             c->x = (uint32_t)x;
             c->y = (uint32_t)y;
             c->z = (uint32_t)z;
