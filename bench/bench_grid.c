@@ -1441,7 +1441,7 @@ static void check_bars(const bench *b, bars *br) {
       const char *sn = ng_space_name(sp), *dn = dist_names[d];
       r = find_row(b, M, d, sp, "radius ~100 hits");
       bool ok = r && r->bf / r->ng >= 100.0 && r->sq > 0 && r->ng < r->sq;
-      bar_line(br, r, ok,
+      bar_line(br, r && !b->o->no_sql, ok, /* --no-sqlite: no SQLite to compare with */
                "radius ~100 hits >= 100x brute force and faster than SQLite (%s %s): "
                "%.0fx brute, %.1fx sqlite",
                dn, sn, r ? r->bf / r->ng : 0.0, r && r->sq > 0 ? r->sq / r->ng : 0.0);
