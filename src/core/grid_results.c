@@ -3,8 +3,7 @@
 #include "grid_query.h"
 #include "introsort.h"
 
-/* Keys by value, the order every query returns; its sift also keeps the
- * nearest-k heap (a max-heap: the worst kept hit on top). */
+/* Keys by value, the order every query returns. */
 NGI_DEFINE_INTROSORT(sort_keys, ng_hit, key_less)
 
 #define RADIX_MIN 1024 /* fewer keys: introsort measured as fast or faster (8 passes' tables) */
@@ -156,33 +155,10 @@ static ng_status hits_reserve(ng_runtime *rt, ng_hits *h, size_t n) {
   return NG_OK;
 }
 
-/* Max-heap of keys over items[0..n): the worst kept hit on top, so a bounded
- * query costs O(log k) per candidate and O(k) memory. */
-static void heap_up(ng_hit *a, size_t i) {
-  while (i > 0) {
-    size_t p = (i - 1) / 2;
-    if (!key_less(&a[p], &a[i])) break;
-    ng_hit t = a[p];
-    a[p] = a[i];
-    a[i] = t;
-    i = p;
-  }
-}
-
-ng_status ngi_query_push(query *q, uint32_t id, float d) {
+ng_status ngi_query_grow(query *q, uint64_t key) {
   ng_hits *h = q->out;
-  uint64_t key = make_key(id, d);
-  if (q->k && h->count >= q->k) {
-    if (key < key_of(&h->items[0])) {
-      memcpy(&h->items[0], &key, sizeof key);
-      sort_keys_sift(h->items, h->count, 0);
-    }
-    return NG_OK;
-  }
-  if (h->count == h->capacity && hits_reserve(q->rt, h, h->count + 1) != NG_OK) return NG_ENOMEM;
-  memcpy(&h->items[h->count++], &key, sizeof key);
-  if (q->k) heap_up(h->items, h->count - 1);
-  return NG_OK;
+  if (hits_reserve(q->rt, h, h->count + 1) != NG_OK) return NG_ENOMEM;
+  return ngi_query_push_key(q, key);
 }
 
 void ng_hits_free(ng_runtime *rt, ng_hits *hits) {

@@ -10,7 +10,8 @@
  * qualifies. Distances are those of the header: decoded floats, double
  * arithmetic, rounded to float; the squared-distance pre-checks only skip
  * sure misses. */
-static inline ng_status consider(query *q, uint32_t id, uint32_t ux, uint32_t uy, uint32_t uz) {
+static NGI_ALWAYS_INLINE ng_status consider(query *q, uint32_t id, uint32_t ux, uint32_t uy,
+                                            uint32_t uz) {
   const ngi_grid *g = q->g;
   if (id == q->exclude) return NG_OK;
   double rx = (double)ux - q->cu[0], ry = (double)uy - q->cu[1], rz = (double)uz - q->cu[2];
@@ -52,35 +53,60 @@ static ng_status visit_side_all(query *q) {
 
 #define SCAN_BLOCK 32 /* entries a scan's first pass filters at a time */
 
+/* The entries ent[0..n) (n <= SCAN_BLOCK) of the cell at base within lim2
+ * (raw squared distance, consider()'s arithmetic exactly): their indexes
+ * into kept, their count returned. */
+static size_t first_pass(const query *q, const uint32_t base[3], const uint64_t *ent, size_t n,
+                         double lim2, uint8_t *kept) {
+  double r2[SCAN_BLOCK];
+  for (size_t i = 0; i < n; i++) {
+    uint64_t code = ent[i] >> 24;
+    double rx = (double)(int32_t)(base[0] + ngi_compact3(code >> 2)) - q->cu[0];
+    double ry = (double)(int32_t)(base[1] + ngi_compact3(code >> 1)) - q->cu[1];
+    double rz = (double)(int32_t)(base[2] + ngi_compact3(code)) - q->cu[2];
+    r2[i] = rx * rx + ry * ry + rz * rz;
+  }
+  size_t nk = 0;
+  for (size_t i = 0; i < n; i++) {
+    kept[nk] = (uint8_t)i;
+    nk += r2[i] <= lim2;
+  }
+  return nk;
+}
+
 /* Main entries [b, e) of the cell whose lowest biased coordinates are base.
- * Most entries fail consider()'s first test, the raw squared distance
- * against the sphere's bound or a full nearest-k heap's. So it is done
- * first for a block of entries, in a loop without branches that the
- * compiler vectorises (the Morton unpack, most of an entry's instructions,
- * then runs on two entries at once), against the heap's bound at the
- * block's start (it only shrinks); consider() tests the few kept in full,
- * the same first test included. */
+ * Most entries of a sphere's or nearest-k's cells fail consider()'s first
+ * test, the raw squared distance against the sphere's bound or a full heap's.
+ * So it is done first for a block of entries, in a loop without branches
+ * that the compiler vectorises (the Morton unpack, most of an entry's
+ * instructions, then runs on two entries at once), against the heap's bound
+ * at the block's start (it only shrinks); consider() tests the few kept in
+ * full, the same first test included. A cell that passes it whole (a huge
+ * sphere's) skips that pass. */
 static ng_status scan_entries(query *q, const uint32_t base[3], size_t b, size_t e) {
   const mainix *m = &q->g->m;
   bool stale = m->nstale != 0;
+  /* A box's cells are mostly inside it: its first test is left to consider() */
+  bool all = q->kind == Q_BOX;
+  double far2 = 0.0;
+  for (int a = 0; a < 3; a++) {
+    double lo = (double)base[a], hi = lo + (double)((1u << m->shift[a]) - 1u);
+    double far = q->cu[a] - lo > hi - q->cu[a] ? q->cu[a] - lo : hi - q->cu[a];
+    far2 += far * far;
+  }
   for (; b < e; b += SCAN_BLOCK) {
     size_t n = e - b < SCAN_BLOCK ? e - b : SCAN_BLOCK;
     double lim2 = raw_top2(q);
     if (q->rawlim2 < lim2) lim2 = q->rawlim2;
     const uint64_t *ent = m->ent + b;
-    double r2[SCAN_BLOCK];
-    for (size_t i = 0; i < n; i++) { /* consider()'s arithmetic, exactly */
-      uint64_t code = ent[i] >> 24;
-      double rx = (double)(int32_t)(base[0] + ngi_compact3(code >> 2)) - q->cu[0];
-      double ry = (double)(int32_t)(base[1] + ngi_compact3(code >> 1)) - q->cu[1];
-      double rz = (double)(int32_t)(base[2] + ngi_compact3(code)) - q->cu[2];
-      r2[i] = rx * rx + ry * ry + rz * rz;
-    }
     uint8_t kept[SCAN_BLOCK];
     size_t nk = 0;
-    for (size_t i = 0; i < n; i++) {
-      kept[nk] = (uint8_t)i;
-      nk += r2[i] <= lim2;
+    if (all || far2 <= lim2) {
+      for (size_t i = 0; i < n; i++)
+        kept[i] = (uint8_t)i;
+      nk = n;
+    } else {
+      nk = first_pass(q, base, ent, n, lim2, kept);
     }
     for (size_t j = 0; j < nk; j++) {
       uint64_t v = ent[kept[j]];
