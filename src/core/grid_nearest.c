@@ -133,10 +133,11 @@ typedef struct ring_cell {
 #define RING_GAPS 65     /* rings up to r = 32 compute their gaps along y and z once */
 #define PREFETCH_RINGS 2 /* the directory of the cubes up to this r is requested ahead */
 
-/* Request the directory entries of the cube cc-r..cc+r (its rows along z),
- * while the ring inside it is searched: the next ring's cells are then
- * located without waiting, and their entries requested together (their
- * cache misses, one after the other, were most of nearest-10's time). */
+/* Request the directory entries of the cube cc-r..cc+r (its rows along z)
+ * once the search goes on to its ring, while the ring's cells are listed:
+ * they are then located without waiting, and their entries requested
+ * together (their cache misses, one after the other, were most of a
+ * clustered nearest-10's time). */
 static void prefetch_cube_dir(const mainix *m, const uint32_t cc[3], uint32_t r) {
   uint32_t lo[3], hi[3];
   for (int a = 0; a < 3; a++) {
@@ -192,7 +193,6 @@ ng_status ngi_run_nearest(query *q) {
   for (uint32_t r = 0;; r++) {
     if (r > 1 && h->count == q->k && cube_cells(m, cc, r) > budget)
       return sweep_rest(q, cc, (int64_t)r - 1);
-    if (r < PREFETCH_RINGS) prefetch_cube_dir(m, cc, r + 1);
     size_t nb = 0;
     /* The ring's gaps along y and z, computed once (each decodes two
      * coordinates) rather than per row and per cell. */
@@ -241,7 +241,8 @@ ng_status ngi_run_nearest(query *q) {
         buf[k] = buf[k - 1];
       buf[k] = x;
     }
-    for (size_t i = 0; i < nb; i++) {
+    for (size_t i = 0; i < nb; i++) { /* the cells the heap does not rule out yet */
+      if (h->count >= q->k && ngi_to_float(buf[i].d) > key_distance(&h->items[0])) break;
       size_t idx = ((size_t)buf[i].x * m->nc[1] + buf[i].y) * m->nc[2] + buf[i].z;
       prefetch_entries(m, idx, idx);
     }
@@ -253,5 +254,6 @@ ng_status ngi_run_nearest(query *q) {
     double bound = outside_bound(q, cc, r, hull2);
     if (isinf(bound)) return NG_OK; /* every cell searched */
     if (h->count == q->k && key_distance(&h->items[0]) < ngi_to_float(bound)) return NG_OK;
+    if (r < PREFETCH_RINGS) prefetch_cube_dir(m, cc, r + 1);
   }
 }
