@@ -1164,7 +1164,7 @@ typedef struct ng_hit {
 
 /**
  * A growable result buffer owned by the caller and reused across queries (so
- * a game loop allocates nothing once it has grown; a query of 1024 hits or
+ * a game loop allocates nothing once it has grown; a query of 24 hits or
  * more grows it to twice its result, as sorting scratch). Zero-initialise it; the
  * queries replace its contents; free it with ng_hits_free on the runtime that
  * filled it. On failure a query leaves count == 0.
