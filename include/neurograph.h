@@ -1164,7 +1164,7 @@ typedef struct ng_hit {
 
 /**
  * A growable result buffer owned by the caller and reused across queries (so
- * a game loop allocates nothing once it has grown; a query of 24 hits or
+ * a game loop allocates nothing once it has grown; a query of 1024 hits or
  * more grows it to twice its result, as sorting scratch). Zero-initialise it; the
  * queries replace its contents; free it with ng_hits_free on the runtime that
  * filled it. On failure a query leaves count == 0.
@@ -1638,12 +1638,14 @@ typedef struct ng_open_options {
  *
  * From then on every commit (a single write call, a batch, a transaction;
  * never a rolled-back one) is appended to the journal as one checksummed
- * record before the call returns, and fsynced as opt->sync says. Releasing
- * the last reference syncs and closes the journal. If the journal cannot be
- * written (a full disk, events lost for want of memory), the commit that hit
- * the failure stays in memory only and every later write fails with NG_EIO
- * until ng_checkpoint succeeds. One runtime at a time may have a world open
- * (an flock on the directory, released when the runtime is freed).
+ * record before the call returns, and fsynced as opt->sync says (in every
+ * mode, a background thread of the runtime maps the journal's next pages
+ * ahead of the writing calls). Releasing the last reference syncs and
+ * closes the journal. If the journal cannot be written (a full disk, events
+ * lost for want of memory), the commit that hit the failure stays in memory
+ * only and every later write fails with NG_EIO until ng_checkpoint
+ * succeeds. One runtime at a time may have a world open (an flock on the
+ * directory, released when the runtime is freed).
  *
  * @return NG_OK; NG_EINVAL (NULL path or out, empty path, unknown sync mode;
  *         a bad opt->config as ng_runtime_new); NG_EIO (the directory cannot

@@ -393,12 +393,12 @@ static void test_range_sorted_ties_limit(void) {
   ng_runtime_release(rt);
 }
 
-/* Results of every size the sorts handle (introsort below 24 hits, the
- * bucket sort up to 1023, the radix sort from 1024), in (distance, id) order
- * with the reference's distances: spread points, and runs of equal distances
- * (eight points at distance 5 from the origin, 100 tokens each, created in
- * turn, so that one bucket holds hundreds of keys out of id order: the
- * bucket sort's fall-back). */
+/* Results of every size the sorts handle (introsort below 24 hits and from
+ * 513 to 1023, the bucket sort between, the radix sort from 1024), in
+ * (distance, id) order with the reference's distances: spread points, and
+ * runs of equal distances (eight points at distance 5 from the origin, 100
+ * tokens each, created in turn, so that one bucket holds hundreds of keys out
+ * of id order: the bucket sort's fall-back). */
 static void test_result_order_all_sizes(void) {
   ng_runtime *rt = new_rt();
   ng_hits h = {0};

@@ -49,27 +49,29 @@ static void radix_keys(ng_hit *a, ng_hit *tmp, size_t n) {
   if (src != a) memcpy(a, src, n * sizeof *a);
 }
 
-#define BUCKET_MIN 24 /* fewer keys: introsort (its insertion sort, at 16) is as fast */
+#define BUCKET_MIN 24  /* fewer keys: introsort (its insertion sort, at 16) is as fast */
+#define BUCKET_MAX 512 /* more: introsort, then the radix sort (its scratch on the stack) */
 
-/* Bucket sort of the keys in a[0..n) (n < RADIX_MIN), tmp holding n more:
- * n buckets by (d / dmax)^3, the share of the ball of radius dmax within
- * distance d, so that points spread evenly in space spread evenly over the
- * buckets. A key's bucket never decreases with its distance (each step
- * rounds monotonically), so an insertion sort then only reorders keys within
- * a bucket. Cheap where introsort is not: about two passes and no
- * mispredicted compares between buckets (introsort spent 2 us on 100 hits,
- * a quarter of the sphere query). Returns false, a[] permuted but not
- * sorted, when a bucket holds so many keys (equal distances: duplicates)
- * that the insertion sort would pass 8 moves a key; the caller then sorts
- * in full. */
-static bool bucket_keys(ng_hit *a, ng_hit *tmp, size_t n) {
+/* Bucket sort of the keys in a[0..n) (BUCKET_MIN <= n <= BUCKET_MAX), its
+ * scratch on the stack (about 5 KB: no allocation, so no failure): n buckets
+ * by (d / dmax)^3, the share of the ball of radius dmax within distance d,
+ * so that points spread evenly in space spread evenly over the buckets. A
+ * key's bucket never decreases with its distance (each step rounds
+ * monotonically), so an insertion sort then only reorders keys within a
+ * bucket. About two passes and no mispredicted compares between buckets
+ * (introsort spent 2 us of a ~100-hit sphere's 7.5). Returns false, a[]
+ * permuted but not sorted, when a bucket holds so many keys (equal
+ * distances: duplicates) that the insertion sort would pass 8 moves a key;
+ * the caller then sorts in full. */
+static bool bucket_keys(ng_hit *a, size_t n) {
   float dmax = 0.0f;
   for (size_t i = 0; i < n; i++) {
     float d = key_distance(&a[i]);
     dmax = d > dmax ? d : dmax;
   }
   if (!(dmax > 0.0f) || !(dmax < INFINITY)) return false;
-  uint32_t start[RADIX_MIN + 1];
+  uint16_t start[BUCKET_MAX + 1];
+  uint64_t tmp[BUCKET_MAX];
   memset(start, 0, (n + 1) * sizeof *start);
   double inv = 1.0 / (double)dmax, nb = (double)n;
   for (size_t i = 0; i < n; i++) {
@@ -80,42 +82,40 @@ static bool bucket_keys(ng_hit *a, ng_hit *tmp, size_t n) {
     start[b + 1]++;
   }
   for (size_t b = 1; b <= n; b++)
-    start[b] += start[b - 1];
+    start[b] = (uint16_t)(start[b] + start[b - 1]);
   for (size_t i = 0; i < n; i++)
-    tmp[start[a[i].reserved]++] = a[i];
+    tmp[start[a[i].reserved]++] = key_of(&a[i]);
   size_t moves = 0, budget = 8 * n;
-  for (size_t i = 1; i < n; i++) {
-    ng_hit x = tmp[i];
+  for (size_t i = 1; i < n && moves <= budget; i++) {
+    uint64_t x = tmp[i];
     size_t k = i;
-    for (; k > 0 && key_less(&x, &tmp[k - 1]); k--)
+    for (; k > 0 && x < tmp[k - 1]; k--)
       tmp[k] = tmp[k - 1];
     tmp[k] = x;
     moves += i - k;
-    if (moves > budget) break;
   }
-  memcpy(a, tmp, n * sizeof *a);
+  for (size_t i = 0; i < n; i++)
+    a[i].id = tmp[i];
   return moves <= budget;
 }
 
 static ng_status hits_reserve(ng_runtime *rt, ng_hits *h, size_t n);
 
 /* Sort the keys, keep the first `limit` (0 = all), decode them into hits.
- * Many keys are radix sorted, some tens bucket sorted (both linear, few
- * mispredicted compares), with the caller's buffer's second half as the
- * scratch: it grows once to twice the largest result and is reused, so a
- * game loop's queries allocate nothing.
+ * Some tens to hundreds of keys are bucket sorted, thousands radix sorted
+ * (both linear, few mispredicted compares), the latter with the caller's
+ * buffer's second half as the scratch: it grows once to twice the largest
+ * result and is reused, so a game loop's queries allocate nothing.
  * When it cannot grow, introsort does the same work in place, so the sort
  * never fails. */
 void ngi_query_sort(ng_runtime *rt, ng_hits *h, size_t limit) {
   size_t n = h->count;
   bool sorted = n <= 1;
-  if (n >= BUCKET_MIN && n <= UINT32_MAX && hits_reserve(rt, h, 2 * n) == NG_OK) {
-    if (n >= RADIX_MIN) {
-      radix_keys(h->items, h->items + n, n);
-      sorted = true;
-    } else {
-      sorted = bucket_keys(h->items, h->items + n, n);
-    }
+  if (n >= BUCKET_MIN && n <= BUCKET_MAX) {
+    sorted = bucket_keys(h->items, n);
+  } else if (n >= RADIX_MIN && n <= UINT32_MAX && hits_reserve(rt, h, 2 * n) == NG_OK) {
+    radix_keys(h->items, h->items + n, n);
+    sorted = true;
   }
   if (!sorted) sort_keys(h->items, n);
   if (limit && h->count > limit) h->count = limit;
