@@ -217,6 +217,7 @@ typedef struct row {
 
 typedef struct opts {
   bool quick, big;
+  bool no_sql; /* --no-sqlite: no R*Tree at all (its build takes seconds at 1M) */
   size_t only_n;
   int reps;
 } opts;
@@ -1335,7 +1336,7 @@ static void run_dataset(bench *b, size_t n, int dist) {
   b->dist = dist;
   /* The R*Tree takes minutes to build at 10M: there only for uniform points; quick mode keeps
    * CI short: only for the main point sets at 100k. */
-  b->use_sql =
+  b->use_sql = !b->o->no_sql &&
       !(b->o->quick && n >= 100000 && dist >= D_TIGHT) && !(n >= 10000000 && dist != D_UNIFORM);
   b->r.s = 0x5eed0000u + (uint64_t)dist * 131 + n;
   int16_t *raw = xmalloc(n * 3 * sizeof *raw);
@@ -1440,7 +1441,7 @@ static void check_bars(const bench *b, bars *br) {
       const char *sn = ng_space_name(sp), *dn = dist_names[d];
       r = find_row(b, M, d, sp, "radius ~100 hits");
       bool ok = r && r->bf / r->ng >= 100.0 && r->sq > 0 && r->ng < r->sq;
-      bar_line(br, r, ok,
+      bar_line(br, r && !b->o->no_sql, ok, /* --no-sqlite: no SQLite to compare with */
                "radius ~100 hits >= 100x brute force and faster than SQLite (%s %s): "
                "%.0fx brute, %.1fx sqlite",
                dn, sn, r ? r->bf / r->ng : 0.0, r && r->sq > 0 ? r->sq / r->ng : 0.0);
@@ -1507,9 +1508,10 @@ static void check_bars(const bench *b, bars *br) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: bench_grid [--quick] [--big] [--n N] [--reps R]\n"
+  fprintf(stderr, "usage: bench_grid [--quick] [--big] [--no-sqlite] [--n N] [--reps R]\n"
                   "  --quick  N = 10k and 100k, few repetitions; fails only on a wrong result\n"
                   "  --big    also N = 10M\n"
+                  "  --no-sqlite  no SQLite baseline (faster runs while iterating)\n"
                   "  --n N    only this N\n"
                   "  --reps R repetitions per figure (median), 1..16\n"
                   "  --dist D only this point set (uniform, clustered, tight, onecell)\n");
@@ -1523,6 +1525,8 @@ int main(int argc, char **argv) {
       o.quick = true;
     else if (strcmp(argv[i], "--big") == 0)
       o.big = true;
+    else if (strcmp(argv[i], "--no-sqlite") == 0)
+      o.no_sql = true;
     else if (strcmp(argv[i], "--n") == 0 && i + 1 < argc)
       o.only_n = (size_t)strtoull(argv[++i], NULL, 10);
     else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)

@@ -393,6 +393,47 @@ static void test_range_sorted_ties_limit(void) {
   ng_runtime_release(rt);
 }
 
+/* Results of every size the sorts handle (introsort below 24 hits and from
+ * 513 to 1023, the bucket sort between, the radix sort from 1024), in
+ * (distance, id) order with the reference's distances: spread points, and
+ * runs of equal distances (eight points at distance 5 from the origin, 100
+ * tokens each, created in turn, so that one bucket holds hundreds of keys out
+ * of id order: the bucket sort's fall-back). */
+static void test_result_order_all_sizes(void) {
+  ng_runtime *rt = new_rt();
+  ng_hits h = {0};
+  ref_query q = {0};
+  prng p = {0x50127ull};
+  static const float ring[8][3] = {{3, 4, 0},  {-3, 4, 0}, {3, -4, 0}, {0, -4, 3},
+                                   {0, 3, -4}, {-4, 0, 3}, {5, 0, 0},  {0, 0, -5}};
+  for (int i = 0; i < 800; i++)
+    mk(rt, NG_L1, ring[i % 8][0], ring[i % 8][1], ring[i % 8][2]);
+  for (int i = 0; i < 1200; i++)
+    mk(rt, NG_L1, (float)prng_below(&p, 4001) / 100.0f - 20.0f,
+       (float)prng_below(&p, 4001) / 100.0f - 20.0f, (float)prng_below(&p, 4001) / 100.0f - 20.0f);
+  static const float centres[3][3] = {{0, 0, 0}, {3, 4, 0}, {-7.5f, 2.25f, 9}};
+  int ok = 1;
+  for (int c = 0; c < 3 && ok; c++)
+    for (float r = 0.0f; r <= 40.0f && ok; r += 0.75f) {
+      q.kind = REF_RANGE;
+      q.space = NG_L1;
+      q.exclude = 0;
+      for (int a = 0; a < 3; a++)
+        q.c[a] = centres[c][a];
+      q.radius = r;
+      ref_run(rt, &q, 0);
+      CHECK_STATUS(ng_grid_range(rt, NG_L1, centres[c], r, 0, NULL, &h), NG_OK);
+      if (!same_hits(&h, &q)) {
+        report_diff("range (result order)", NG_L1, &h, &q);
+        ok = 0;
+      }
+    }
+  CHECK(ok);
+  free(q.items);
+  ng_hits_free(rt, &h);
+  ng_runtime_release(rt);
+}
+
 /* A hit exactly at the radius (issue 12 item 10): raw (3k, 4k, 0) decodes to
  * (0.3, 0.4, 0) in every space, whose double distance from the origin,
  * sqrt(0.3f^2 + 0.4f^2), lies just above 0.5 but is reported as 0.5f. Range,
@@ -1779,6 +1820,7 @@ static void test_concurrent_lazy_build(void) {
 int main(void) {
   RUN(test_errors);
   RUN(test_range_sorted_ties_limit);
+  RUN(test_result_order_all_sizes);
   RUN(test_exact_radius);
   RUN(test_neighbors);
   RUN(test_nearest);

@@ -78,11 +78,21 @@ bool ngi_txn_holds(const ng_runtime *rt);
 uint64_t ngi_now(const ng_runtime *rt);
 uint32_t ngi_now32(const ng_runtime *rt);
 
+/* Inline even where the compiler would not (a hot path's per-point test,
+ * called from several loops); plain inline where it has no such attribute. */
+#if defined(__GNUC__) || defined(__clang__)
+#define NGI_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define NGI_ALWAYS_INLINE inline
+#endif
+
 /* A cache prefetch hint for writing (no-op where the compiler has none). */
 #if defined(__GNUC__) || defined(__clang__)
 #define NGI_PREFETCH(p) __builtin_prefetch((p), 1, 3)
+#define NGI_PREFETCH_READ(p) __builtin_prefetch((p), 0, 3) /* for reading */
 #else
 #define NGI_PREFETCH(p) ((void)(p))
+#define NGI_PREFETCH_READ(p) ((void)(p))
 #endif
 
 /* True for a finite float (no NaN, no infinity). */
