@@ -173,8 +173,14 @@ static int map_window(ngi_journal *j, size_t off, size_t len, size_t *file_len) 
   }
   unsigned char *at = j->va + (off - j->va_off);
   if (mmap(at, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, j->fd, (off_t)off) ==
-      MAP_FAILED)
-    return errno;
+      MAP_FAILED) {
+    int e = errno;
+    /* A failed MAP_FIXED may have unmapped the span already: reserve it
+     * again, so that no other mapping can take the hole that closing the
+     * journal would unmap with the rest of the reservation. */
+    unmap_span(at, len);
+    return e;
+  }
 #if defined(MADV_POPULATE_WRITE)
   (void)madvise(at, len, MADV_POPULATE_WRITE); /* a hint: older kernels say EINVAL */
 #endif
