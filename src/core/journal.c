@@ -414,24 +414,22 @@ ng_status ngi_journal_start_thread(ng_runtime *rt) {
   return NG_OK;
 }
 
+/* Tell a journal thread to stop (its *stop under its lock, then a signal
+ * of its condition) and wait for it. */
+static void stop_thread(pthread_t t, pthread_mutex_t *lock, pthread_cond_t *wake, bool *stop) {
+  pthread_mutex_lock(lock);
+  *stop = true;
+  pthread_cond_signal(wake);
+  pthread_mutex_unlock(lock);
+  pthread_join(t, NULL);
+}
+
 void ngi_journal_free(ng_runtime *rt) {
   ngi_journal *j = rt->journal;
   if (!j) return;
   ngi_world_end(rt);
-  if (j->thread_on) {
-    pthread_mutex_lock(&j->sync_lock);
-    j->stop = true;
-    pthread_cond_signal(&j->wake);
-    pthread_mutex_unlock(&j->sync_lock);
-    pthread_join(j->thread, NULL);
-  }
-  if (j->ahead_on) {
-    pthread_mutex_lock(&j->ahead_lock);
-    j->ahead_stop = true;
-    pthread_cond_signal(&j->ahead_wake);
-    pthread_mutex_unlock(&j->ahead_lock);
-    pthread_join(j->ahead_thread, NULL);
-  }
+  if (j->thread_on) stop_thread(j->thread, &j->sync_lock, &j->wake, &j->stop);
+  if (j->ahead_on) stop_thread(j->ahead_thread, &j->ahead_lock, &j->ahead_wake, &j->ahead_stop);
   ngi_journal_detach_file(rt);
   if (j->dir_fd >= 0) close(j->dir_fd); /* and with it the world's lock */
   pthread_cond_destroy(&j->ahead_done);
