@@ -1,6 +1,8 @@
-/* Durable worlds: the journal replays to the model's state (ids included), checkpoints,
- * rolled-back work is never journaled, every truncation of a small journal is cut or refused,
- * bit flips are refused (or cut in the torn tail), and a failed journal refuses writes. */
+/* Durable worlds: the journal replays to the model's state (ids included), updates of every
+ * field as token deltas too, checkpoints, rolled-back work is never journaled, a journal of the
+ * older format (no deltas) still opens, every truncation of a small journal is cut or refused,
+ * bit flips are refused (or cut in the torn tail), bad deltas are refused, and a failed journal
+ * refuses writes. */
 #include "internal.h"
 #include "test_world.h"
 

@@ -6,7 +6,8 @@
  * ngi_ev_publish hands each commit's events to ngi_journal_commit, still
  * under the write lock. The journal turns them into one checksummed record
  * holding the commit's final state of every entity it touched, read from the
- * store at that moment (docs/format.md, "Journal"), and copies it into a
+ * store at that moment (of a token it only updated or moved, just the fields
+ * it changed: a delta; docs/format.md, "Journal"), and copies it into a
  * MAP_SHARED mapping of the pre-extended file (whose next pages a thread of
  * the journal maps ahead of the writer): the kernel owns the bytes when the
  * call returns, so killing the process loses nothing committed. The sync
