@@ -7,8 +7,9 @@
 #include <stdio.h>
 #include <unistd.h>
 
-/* A durable world in JOURNAL_DIR/world taking creates, updates, moves, links, a transaction,
- * deletes (with their cascades) and a CDNA change; its journal is kept as journal-seed.ngj. */
+/* A durable world in JOURNAL_DIR/world taking creates, updates of every field (deltas), moves,
+ * places and unplaces, links, transactions, deletes (with their cascades) and a CDNA change; its
+ * journal is kept as journal-seed.ngj: every entry kind. */
 static int journal_seed(const char *dir) {
   char world[1024], from[1200], to[1200];
   snprintf(world, sizeof world, "%s/world", dir);
@@ -28,10 +29,23 @@ static int journal_seed(const char *dir) {
   }
   for (unsigned i = 0; i < 5; i++)
     ng_connection_create(rt, ids[i], ids[i + 1], NULL, NULL);
-  ng_token v;
+  ng_token v; /* updates, journaled as deltas: every field, places and unplaces */
   ng_token_init(&v);
   v.weight = 7;
   ng_token_update(rt, ids[0], &v, NG_TF_WEIGHT | NG_TF_COORDS(0));
+  v.flags = NG_TOKEN_ACTIVE | 3u << 8;
+  v.id = ng_make_id(0, 0, 5);
+  v.field_radius = 9;
+  v.field_strength = 200;
+  v.timestamp = 12345;
+  ng_token_update(rt, ids[1], &v,
+                  (NG_TF_ALL & ~(uint32_t)NG_TF_COORDS_ALL) | NG_TF_COORDS(3) | NG_TF_UNPLACE(1));
+  ng_token_update(rt, ids[3], &v, NG_TF_ENTITY | NG_TF_UNPLACE(3));
+  ng_txn_begin(rt); /* a token touched twice around another's update */
+  ng_token_update(rt, ids[4], &v, NG_TF_DOMAIN | NG_TF_COORDS(7));
+  ng_token_update(rt, ids[5], &v, NG_TF_FIELD_STRENGTH);
+  ng_token_update(rt, ids[4], &v, NG_TF_TIMESTAMP | NG_TF_UNPLACE(7) | NG_TF_COORDS(6));
+  ng_txn_commit(rt);
   ng_txn_begin(rt);
   ng_id extra = 0;
   ng_token_create(rt, NULL, 0, &extra);

@@ -1,6 +1,8 @@
-/* Durable worlds: the journal replays to the model's state (ids included), checkpoints,
- * rolled-back work is never journaled, every truncation of a small journal is cut or refused,
- * bit flips are refused (or cut in the torn tail), and a failed journal refuses writes. */
+/* Durable worlds: the journal replays to the model's state (ids included), updates of every
+ * field as token deltas too, checkpoints, rolled-back work is never journaled, a journal of the
+ * older format (no deltas) still opens, every truncation of a small journal is cut or refused,
+ * bit flips are refused (or cut in the torn tail), bad deltas are refused, and a failed journal
+ * refuses writes. */
 #include "internal.h"
 #include "test_world.h"
 
@@ -72,6 +74,238 @@ static void test_replay_matches_model(void) {
   ng_hits_free(rt, &ha);
   ng_hits_free(model, &hb);
   ng_runtime_release(rt);
+  ng_runtime_release(model);
+  ngw_remove(dir);
+}
+
+/* A random field selection of ng_token_update: every NG_TF_* field, and per
+ * space a write of its coordinates (placing the token) or an unplace. */
+static uint32_t rnd_fields(uint64_t *rng) {
+  static const uint32_t pool[] = {NG_TF_WEIGHT,        NG_TF_FLAGS,     NG_TF_ENTITY,
+                                  NG_TF_FIELD_RADIUS,  NG_TF_TIMESTAMP, NG_TF_DOMAIN,
+                                  NG_TF_FIELD_STRENGTH};
+  uint32_t f = 0;
+  for (size_t k = 0; k < sizeof pool / sizeof pool[0]; k++)
+    if (ngt_rnd(rng) % 4 == 0) f |= pool[k];
+  for (int s = 0; s < NG_SPACES; s++) {
+    uint32_t r = ngt_rnd(rng) % 8;
+    if (r < 2) f |= NG_TF_COORDS(s);
+    if (r == 2) f |= NG_TF_UNPLACE(s);
+  }
+  return f;
+}
+
+static void rnd_values(ng_token *v, uint64_t *rng) {
+  ng_token_init(v);
+  for (int s = 0; s < NG_SPACES; s++)
+    for (int a = 0; a < 3; a++)
+      v->coords[s][a] = (int16_t)(ngt_rnd(rng) % 2001) - 1000;
+  v->id = ngt_rnd(rng);
+  v->flags = (uint16_t)ngt_rnd(rng);
+  v->weight = (float)(ngt_rnd(rng) % 1001) / 10.0f;
+  v->field_radius = (uint8_t)ngt_rnd(rng);
+  v->field_strength = (uint8_t)ngt_rnd(rng);
+  v->timestamp = ngt_rnd(rng);
+}
+
+/* One commit of updates to existing tokens (and sometimes creates), the
+ * same on a world and its model: single updates of random fields, places
+ * and unplaces, batches naming a token several times, transactions that
+ * touch tokens several times around other writes, create one and update it,
+ * and roll back to a savepoint. */
+static void delta_step(ng_runtime *rt, uint64_t *rng) {
+  ng_token v;
+  rnd_values(&v, rng);
+  ng_id id = ngw_pick(rt, rng, 0);
+  switch (ngt_rnd(rng) % 6) {
+  case 0:
+  case 1:
+    (void)ng_token_update(rt, id, &v, rnd_fields(rng));
+    break;
+  case 2: {
+    double xyz[3] = {(double)(ngt_rnd(rng) % 100), 1, -2};
+    int s = (int)(ngt_rnd(rng) % NG_SPACES);
+    if (ngt_rnd(rng) & 1)
+      (void)ng_token_place(rt, id, s, xyz);
+    else
+      (void)ng_token_unplace(rt, id, s);
+    break;
+  }
+  case 3: {
+    ng_id ids[6];
+    ng_token vs[6];
+    for (int i = 0; i < 6; i++) {
+      ids[i] = i % 2 ? id : ngw_pick(rt, rng, 0);
+      rnd_values(&vs[i], rng);
+    }
+    uint32_t f = NG_TF_WEIGHT | NG_TF_COORDS(ngt_rnd(rng) % 3);
+    (void)ng_token_update_batch(rt, ids, vs, 6, ngt_rnd(rng) & 1 ? f : rnd_fields(rng));
+    break;
+  }
+  default: {
+    if (ng_txn_begin(rt) != NG_OK) return;
+    int n = 2 + (int)(ngt_rnd(rng) % 6);
+    for (int i = 0; i < n; i++) {
+      rnd_values(&v, rng);
+      uint32_t r = ngt_rnd(rng) % 8;
+      ng_id other = ngw_pick(rt, rng, 0), fresh = 0;
+      if (r == 0) {
+        (void)ng_connection_create(rt, id, other, NULL, NULL);
+      } else if (r == 1 && ng_token_create(rt, &v, ngt_rnd(rng) % 16, &fresh) == NG_OK) {
+        rnd_values(&v, rng);
+        (void)ng_token_update(rt, fresh, &v, rnd_fields(rng));
+      } else if (r == 2) {
+        ng_savepoint sp = 0;
+        (void)ng_txn_savepoint(rt, &sp);
+        (void)ng_token_update(rt, id, &v, rnd_fields(rng));
+        (void)ng_txn_rollback_to(rt, sp);
+      } else {
+        (void)ng_token_update(rt, r & 1 ? id : other, &v, rnd_fields(rng));
+      }
+    }
+    if (ngt_rnd(rng) % 4)
+      (void)ng_txn_commit(rt);
+    else
+      (void)ng_txn_rollback(rt);
+    break;
+  }
+  }
+}
+
+/* Updates are journaled as deltas (a single weight and position update is a
+ * 40-byte record), and replay reproduces every record, placement and
+ * connection byte for byte, through several reopenings. */
+static void test_delta_replay(void) {
+  char dir[256];
+  world_path(dir, sizeof dir, "delta");
+  ng_runtime *model = NULL;
+  CHECK_STATUS(ng_runtime_new(&ngw_cfg, &model), NG_OK);
+  ng_runtime *rt = open_world(dir, NG_SYNC_OFF, 0);
+  uint64_t rw = 7, rm = 7;
+  for (int i = 0; i < 60; i++) {
+    ng_token v;
+    rnd_values(&v, &rw);
+    rnd_values(&v, &rm);
+    v.flags = NG_TOKEN_ACTIVE;
+    v.id = 0;
+    unsigned places = (unsigned)i % 256;
+    CHECK_STATUS(ng_token_create(rt, &v, places, NULL), NG_OK);
+    CHECK_STATUS(ng_token_create(model, &v, places, NULL), NG_OK);
+  }
+  ng_token v;
+  ng_token_init(&v);
+  v.weight = 3.5f;
+  v.coords[0][0] = 12;
+  size_t before = rt->journal->end;
+  CHECK_STATUS(ng_token_update(rt, 5, &v, NG_TF_WEIGHT | NG_TF_COORDS(0)), NG_OK);
+  CHECK_STATUS(ng_token_update(model, 5, &v, NG_TF_WEIGHT | NG_TF_COORDS(0)), NG_OK);
+  CHECK_EQ_INT(rt->journal->end - before, 40);
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 500; i++) {
+      delta_step(rt, &rw);
+      delta_step(model, &rm);
+    }
+    if (round == 1) { /* a rescale in the commit of a move */
+      ng_cdna c;
+      ng_cdna_get(model, &c);
+      c.dimension_scales[1] = 0.5f;
+      for (int k = 0; k < 2; k++) {
+        ng_runtime *x = k ? model : rt;
+        CHECK_STATUS(ng_txn_begin(x), NG_OK);
+        ng_token m;
+        ng_token_init(&m);
+        m.coords[1][0] = 9;
+        (void)ng_token_update(x, 7, &m, NG_TF_COORDS(1));
+        (void)ng_cdna_set(x, &c);
+        (void)ng_token_update(x, 8, &m, NG_TF_COORDS(1));
+        CHECK_STATUS(ng_txn_commit(x), NG_OK);
+      }
+    }
+    CHECK(ngw_same(rt, model));
+    ng_runtime_release(rt);
+    rt = open_world(dir, round % 2 ? NG_SYNC_BATCH : NG_SYNC_OFF, 0);
+    CHECK(ngw_same(rt, model));
+  }
+  ng_stats st;
+  ng_runtime_stats(rt, &st);
+  CHECK(st.tokens > 60 && st.connections > 0);
+  ng_runtime_release(rt);
+  ng_runtime_release(model);
+  ngw_remove(dir);
+}
+
+/* The steps that wrote spec/c/journal-1.0 (a world of journal format 1.0,
+ * whose updates are token puts), by the build before token deltas. */
+static void old_steps(ng_runtime *rt) {
+  ng_id ids[4];
+  for (int i = 0; i < 4; i++) {
+    ng_token t;
+    ng_token_init(&t);
+    t.weight = (float)(i + 1);
+    t.coords[0][0] = (int16_t)(i * 100), t.coords[0][1] = (int16_t)i, t.coords[0][2] = (int16_t)-i;
+    t.coords[1][0] = 5;
+    CHECK_STATUS(ng_token_create(rt, &t, i == 2 ? 3u : 1u, &ids[i]), NG_OK);
+  }
+  ng_token v;
+  ng_token_init(&v);
+  v.weight = 50, v.coords[0][0] = 7, v.coords[0][1] = 8, v.coords[0][2] = 9;
+  CHECK_STATUS(ng_token_update(rt, ids[0], &v, NG_TF_WEIGHT | NG_TF_COORDS(0)), NG_OK);
+  double xyz[3] = {1, 2, 3};
+  CHECK_STATUS(ng_token_place(rt, ids[1], 2, xyz), NG_OK);
+  CHECK_STATUS(ng_connection_create(rt, ids[0], ids[1], NULL, NULL), NG_OK);
+  CHECK_STATUS(ng_token_delete(rt, ids[3], NULL), NG_OK);
+}
+
+static void copy_file(const char *from, const char *to) {
+  size_t n = 0;
+  unsigned char *b = ngt_read_file(from, &n);
+  CHECK(b != NULL);
+  if (b) write_all(to, b, n);
+  free(b);
+}
+
+/* A world whose journal is of format 1.0 (no deltas) opens to the state its
+ * writes made; this build does not append deltas to that file but starts
+ * journal 1 (format 1.1) after it, and both replay at the next open. */
+static void test_old_format(void) {
+  char src[1024], dir[256], from[1200], to[1200];
+  snprintf(src, sizeof src, "%s", __FILE__);
+  char *slash = strrchr(src, '/');
+  if (slash) snprintf(slash + 1, sizeof src - (size_t)(slash + 1 - src), "journal-1.0");
+  world_path(dir, sizeof dir, "old");
+  CHECK(mkdir(dir, 0777) == 0);
+  static const char *const names[] = {"snapshot-00000000000000000000.ngs",
+                                      "journal-00000000000000000000.ngj"};
+  for (int k = 0; k < 2; k++) {
+    snprintf(from, sizeof from, "%s/%s", src, names[k]);
+    snprintf(to, sizeof to, "%s/%s", dir, names[k]);
+    copy_file(from, to);
+  }
+  ng_runtime *model = NULL;
+  CHECK_STATUS(ng_runtime_new(&ngw_cfg, &model), NG_OK);
+  old_steps(model);
+  ng_runtime *rt = open_world(dir, NG_SYNC_OFF, 0);
+  CHECK(ngw_same(rt, model));
+  CHECK_EQ_INT(rt->journal->number, 1);
+  ng_token v;
+  ng_token_init(&v);
+  v.weight = 9;
+  for (int k = 0; k < 2; k++) {
+    ng_runtime *x = k ? model : rt;
+    CHECK_STATUS(ng_token_update(x, 2, &v, NG_TF_WEIGHT | NG_TF_UNPLACE(2)), NG_OK);
+  }
+  ng_runtime_release(rt);
+  rt = open_world(dir, NG_SYNC_OFF, 0);
+  CHECK(ngw_same(rt, model));
+  ng_runtime_release(rt);
+  size_t n0 = 0, n1 = 0;
+  unsigned char *j0 = ngt_read_file(to, &n0); /* journal 0: untouched */
+  snprintf(to, sizeof to, "%s/journal-%020d.ngj", dir, 1);
+  unsigned char *j1 = ngt_read_file(to, &n1);
+  CHECK(j0 && j1 && n0 == 768 && n1 == 64 + 40);
+  if (j0 && j1) CHECK(j0[10] == 0 && j1[10] == 1 && j1[64 + 16] == 6);
+  free(j0);
+  free(j1);
   ng_runtime_release(model);
   ngw_remove(dir);
 }
@@ -346,30 +580,38 @@ typedef struct small_world {
   ng_runtime *model[COMMITS + 1];
 } small_world;
 
+/* Commit k of the small world's journal: a token, from the second on an
+ * update of the one before (a delta: weight and position, and every other
+ * time its flags, entity included), from the third on a link to it. */
+static void small_commit(ng_runtime *rt, int k) {
+  ng_token t;
+  ng_token_init(&t);
+  t.weight = (float)k;
+  CHECK_STATUS(ng_txn_begin(rt), NG_OK);
+  CHECK_STATUS(ng_token_create(rt, &t, 1, NULL), NG_OK);
+  if (k > 1) {
+    t.weight = (float)(10 * k);
+    t.flags = (uint16_t)(NG_TOKEN_ACTIVE | k << 8);
+    CHECK_STATUS(ng_token_set_coords(&t, 0, (float)k, (float)-k, 0.5f), NG_OK);
+    CHECK_STATUS(ng_token_update(rt, (ng_id)k - 1, &t,
+                                 NG_TF_WEIGHT | NG_TF_COORDS(0) | (k % 2 ? 0 : NG_TF_FLAGS)),
+                 NG_OK);
+  }
+  if (k > 2) CHECK_STATUS(ng_connection_create(rt, (ng_id)k - 1, (ng_id)k, NULL, NULL), NG_OK);
+  CHECK_STATUS(ng_txn_commit(rt), NG_OK);
+}
+
 static void small_make(small_world *w) {
   world_path(w->dir, sizeof w->dir, "small");
   snprintf(w->snap, sizeof w->snap, "%s/snapshot-%020d.ngs", w->dir, 0);
   snprintf(w->journal, sizeof w->journal, "%s/journal-%020d.ngj", w->dir, 0);
   ng_runtime *rt = open_world(w->dir, NG_SYNC_OFF, 0);
   for (int k = 0; k <= COMMITS; k++) {
-    if (k > 0) {
-      ng_token t; /* one commit: a token, and from the third on a link to it */
-      ng_token_init(&t);
-      t.weight = (float)k;
-      CHECK_STATUS(ng_txn_begin(rt), NG_OK);
-      CHECK_STATUS(ng_token_create(rt, &t, 1, NULL), NG_OK);
-      if (k > 2) CHECK_STATUS(ng_connection_create(rt, (ng_id)k - 1, (ng_id)k, NULL, NULL), NG_OK);
-      CHECK_STATUS(ng_txn_commit(rt), NG_OK);
-    }
+    if (k > 0) small_commit(rt, k);
     ng_runtime *copy = NULL; /* the model at this prefix: a fresh runtime taking the same steps */
     ng_runtime_new(&ngw_cfg, &copy);
-    for (int i = 1; i <= k; i++) {
-      ng_token t;
-      ng_token_init(&t);
-      t.weight = (float)i;
-      ng_token_create(copy, &t, 1, NULL);
-      if (i > 2) ng_connection_create(copy, (ng_id)i - 1, (ng_id)i, NULL, NULL);
-    }
+    for (int i = 1; i <= k; i++)
+      small_commit(copy, i);
     w->model[k] = copy;
   }
   ng_runtime_release(rt);
@@ -383,6 +625,94 @@ static void small_make(small_world *w) {
   }
   w->rec[COMMITS] = off;
   CHECK(off == w->len);
+  for (int k = 1; k < COMMITS; k++) /* after the create's put (74 bytes): the delta */
+    CHECK_EQ_INT(w->bytes[w->rec[k] + 16 + 74], 6);
+}
+
+/* The small world's journal with one more record (commit COMMITS + 1) of
+ * entry bytes e[0 .. n), opened: the status, and the message in msg. */
+static ng_status small_append(small_world *w, const unsigned char *e, size_t n, char *msg,
+                              size_t msg_size) {
+  size_t len = w->len + 16 + n, total = (len + 7) & ~(size_t)7;
+  unsigned char *b = calloc(1, total);
+  memcpy(b, w->bytes, w->len);
+  unsigned char *r = b + w->len;
+  uint32_t rlen = (uint32_t)(16 + n);
+  uint64_t commit = COMMITS + 1;
+  memcpy(r, &rlen, 4);
+  memcpy(r + 8, &commit, 8);
+  memcpy(r + 16, e, n);
+  uint32_t crc = ngi_crc32c(ngi_crc32c(0, r + 8, rlen - 8), r, 4);
+  memcpy(r + 4, &crc, 4);
+  write_all(w->journal, b, total);
+  free(b);
+  ng_runtime *rt = NULL;
+  ng_status st = ng_runtime_open(w->dir, NULL, &rt);
+  snprintf(msg, msg_size, "%s", st == NG_OK ? "" : ng_last_error(NULL));
+  if (st == NG_OK) ng_runtime_release(rt);
+  return st;
+}
+
+/* A delta entry: kind 6, u64 id, u32 mask, then the fields (docs/format.md). */
+static size_t delta_entry(unsigned char *e, uint64_t id, uint32_t mask, const void *f, size_t n) {
+  e[0] = 6;
+  memcpy(e + 1, &id, 8);
+  memcpy(e + 9, &mask, 4);
+  memcpy(e + 13, f, n);
+  return 13 + n;
+}
+
+/* Delta entries are read as documented; a bad one is NG_ECORRUPT naming the
+ * record's offset and the reason, whatever its checksum. */
+static void test_delta_corrupt(small_world *w) {
+  unsigned char e[128], f[32];
+  char msg[512], off[64];
+  snprintf(off, sizeof off, "offset %zu", w->len);
+  /* Token 1: L3 at (1, 2, 3), weight 42 (the coordinates come first). */
+  int16_t xyz[3] = {1, 2, 3};
+  float weight = 42.0f;
+  memcpy(f, xyz, 6);
+  memcpy(f + 6, &weight, 4);
+  size_t n = delta_entry(e, 1, NG_TF_COORDS(2) | NG_TF_WEIGHT, f, 10);
+  CHECK_STATUS(small_append(w, e, n, msg, sizeof msg), NG_OK);
+  ng_runtime *rt = open_world(w->dir, NG_SYNC_OFF, 0);
+  ng_token t;
+  unsigned spaces = 0;
+  CHECK_STATUS(ng_token_get(rt, 1, &t), NG_OK);
+  CHECK_STATUS(ng_token_spaces(rt, 1, &spaces), NG_OK);
+  CHECK(t.weight == 42.0f && t.coords[2][0] == 1 && t.coords[2][1] == 2 && t.coords[2][2] == 3);
+  CHECK_EQ_INT(spaces, 5);
+  ng_runtime_release(rt);
+  static const struct {
+    uint64_t id;
+    uint32_t mask;
+    size_t n; /* field bytes given */
+    const char *why;
+  } bad[] = {
+      {999, NG_TF_WEIGHT, 4, "no token 999 to update"},
+      {1, NG_TF_WEIGHT | NG_TF_ENTITY, 4, "unknown delta field bits 0x4000"},
+      {1, 0x01000000u, 0, "unknown delta field bits"},
+      {1, 0, 0, "a delta of no fields"},
+      {1, NG_TF_COORDS(1) | NG_TF_UNPLACE(1), 6, "both places and unplaces it in L2"},
+      {1, NG_TF_COORDS(0) | NG_TF_WEIGHT, 9, "cut short"},
+      {1, NG_TF_WEIGHT, 4, "weight"},                                  /* 200: out of range */
+      {1, NG_TF_FLAGS, 2, "entity 2 in the id differs from entity 5"}, /* no id field */
+  };
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    memset(f, 0, sizeof f);
+    float big = 200.0f;
+    uint16_t flags = NG_TOKEN_ACTIVE | 5u << 8;
+    if (k == 6) memcpy(f, &big, 4);
+    if (k == 7) memcpy(f, &flags, 2);
+    n = delta_entry(e, bad[k].id, bad[k].mask, f, bad[k].n);
+    ng_status st = small_append(w, e, n, msg, sizeof msg);
+    if (st != NG_ECORRUPT || !strstr(msg, bad[k].why) || !strstr(msg, off))
+      fprintf(stderr, "bad delta %zu: %s\n", k, msg);
+    CHECK_STATUS(st, NG_ECORRUPT);
+    CHECK(strstr(msg, bad[k].why) != NULL);
+    CHECK(strstr(msg, off) != NULL);
+  }
+  write_all(w->journal, w->bytes, w->len);
 }
 
 /* Open the world with the journal replaced by bytes[0 .. n): NG_OK and the
@@ -474,6 +804,8 @@ static void test_torn_tail(small_world *w) {
 int main(void) {
   if (!mkdtemp(base)) return 1;
   test_replay_matches_model();
+  test_delta_replay();
+  test_old_format();
   test_checkpoint_and_rollback();
   test_background_checkpoint();
   test_half_created();
@@ -485,6 +817,7 @@ int main(void) {
   test_truncations(&w);
   test_bit_flips(&w);
   test_torn_tail(&w);
+  test_delta_corrupt(&w);
   for (int k = 0; k <= COMMITS; k++)
     ng_runtime_release(w.model[k]);
   free(w.bytes);

@@ -36,7 +36,7 @@ static void ngw_write(ng_runtime *rt, uint64_t *rng) {
   t.weight = (float)(ngt_rnd(rng) % 101);
   for (int s = 0; s < 3; s++)
     t.coords[s][0] = (int16_t)(ngt_rnd(rng) % 2000), t.coords[s][1] = (int16_t)(ngt_rnd(rng) % 50);
-  switch (ngt_rnd(rng) % 9) {
+  switch (ngt_rnd(rng) % 10) {
   case 0:
   case 1:
     (void)ng_token_create(rt, &t, ngt_rnd(rng) % 8, NULL);
@@ -68,6 +68,16 @@ static void ngw_write(ng_runtime *rt, uint64_t *rng) {
   case 7: {
     double xyz[3] = {(double)(ngt_rnd(rng) % 100), 1, 2};
     (void)ng_token_place(rt, ngw_pick(rt, rng, 0), (int)(ngt_rnd(rng) % 4), xyz);
+    break;
+  }
+  case 8: { /* random fields: flags, entity and domain, places and unplaces */
+    uint32_t f = ngt_rnd(rng) & (NG_TF_ALL | NG_TF_UNPLACE_ALL);
+    f &= ~((f & NG_TF_UNPLACE_ALL) >> 16);
+    t.flags = (uint16_t)(NG_TOKEN_ACTIVE | (ngt_rnd(rng) % 16) << 8);
+    t.id = ngt_rnd(rng);
+    t.field_radius = (uint8_t)ngt_rnd(rng);
+    t.timestamp = ngt_rnd(rng);
+    (void)ng_token_update(rt, ngw_pick(rt, rng, 0), &t, f);
     break;
   }
   default: {

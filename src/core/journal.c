@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -20,7 +21,7 @@ static const unsigned char journal_magic[8] = {'N', 'G', 'J', 'R', 'N', 'L', '\r
 
 enum {
   J_MAJOR = 1,
-  J_MINOR = 0,
+  J_MINOR = 1, /* 1: token deltas (E_TOK_DELTA); minor 0 journals hold kinds 1-5 only */
   J_HDR_MAX = 4096,
   /* Header fields. */
   JH_MAJOR = 8,
@@ -34,16 +35,60 @@ enum {
   /* A record: u32 length, u32 CRC-32C, u64 commit number, entries. */
   REC_HEAD = 16,
   /* Entries: a kind byte, then its fields. */
-  E_TOK_PUT = 1,  /* u64 id, u8 placement, the 64-byte record */
-  E_TOK_DEL = 2,  /* u64 id */
-  E_CONN_PUT = 3, /* u64 id, the 64-byte record */
-  E_CONN_DEL = 4, /* u64 id */
-  E_CDNA = 5,     /* the 384-byte block */
+  E_TOK_PUT = 1,   /* u64 id, u8 placement, the 64-byte record */
+  E_TOK_DEL = 2,   /* u64 id */
+  E_CONN_PUT = 3,  /* u64 id, the 64-byte record */
+  E_CONN_DEL = 4,  /* u64 id */
+  E_CDNA = 5,      /* the 384-byte block */
+  E_TOK_DELTA = 6, /* u64 id, u32 field mask (D_* below), those fields in the record's order */
   TOK_PUT_BYTES = 1 + 8 + 1 + TOKEN_BYTES,
+  DELTA_HEAD = 1 + 8 + 4,
   DEL_BYTES = 1 + 8,
   CONN_PUT_BYTES = 1 + 8 + 64,
   CDNA_PUT_BYTES = 1 + CDNA_BYTES
 };
+
+/* A token delta's field mask. A space's bit carries its 3 raw coordinates
+ * and places the token there; an unplace bit carries nothing; the others
+ * carry the record field of the same name (D_ID: the record's 32-bit id
+ * field, which holds the domain and the entity copy). The bits of the
+ * non-coordinate fields are those of NG_TF_*, D_ID that of NG_TF_DOMAIN. */
+#define D_COORDS(s) (1u << (s))
+#define D_UNPLACE(s) (1u << (16 + (s)))
+enum {
+  D_WEIGHT = NG_TF_WEIGHT,
+  D_FLAGS = NG_TF_FLAGS,
+  D_RADIUS = NG_TF_FIELD_RADIUS,
+  D_STRENGTH = NG_TF_FIELD_STRENGTH,
+  D_TIMESTAMP = NG_TF_TIMESTAMP,
+  D_ID = NG_TF_DOMAIN
+};
+#define D_KNOWN                                                                                    \
+  ((uint32_t)NG_TF_COORDS_ALL | D_WEIGHT | D_FLAGS | D_RADIUS | D_STRENGTH | D_TIMESTAMP | D_ID |  \
+   NG_TF_UNPLACE_ALL)
+
+/* A delta's fields after the coordinates, in the record's order. */
+static const struct {
+  uint32_t bit;
+  uint8_t off, size;
+} delta_fields[] = {{D_ID, offsetof(ng_token, id), 4},
+                    {D_FLAGS, offsetof(ng_token, flags), 2},
+                    {D_WEIGHT, offsetof(ng_token, weight), 4},
+                    {D_RADIUS, offsetof(ng_token, field_radius), 1},
+                    {D_STRENGTH, offsetof(ng_token, field_strength), 1},
+                    {D_TIMESTAMP, offsetof(ng_token, timestamp), 4}};
+
+enum { COORD_BYTES = sizeof(((ng_token *)0)->coords[0]) };
+
+/* The bytes of a token delta entry with field mask m (known bits only). */
+static size_t delta_bytes(uint32_t m) {
+  size_t n = DELTA_HEAD;
+  for (int s = 0; s < NG_SPACES; s++)
+    if (m & D_COORDS(s)) n += COORD_BYTES;
+  for (size_t k = 0; k < sizeof delta_fields / sizeof delta_fields[0]; k++)
+    if (m & delta_fields[k].bit) n += delta_fields[k].size;
+  return n;
+}
 
 static size_t align8(size_t n) {
   return (n + 7) & ~(size_t)7;
@@ -474,6 +519,53 @@ static unsigned char *put_token(unsigned char *p, ng_id id, uint8_t placed, cons
   return p + sizeof *tok;
 }
 
+/* The delta mask of token id's run of events starting at evs[0] (to the
+ * next token event of another token, or a delete: the events put_entries
+ * writes as one entry), whose final placement is `placed`: the fields its
+ * updates wrote, and for each space it moved in, was placed in or left,
+ * where it ends (coordinates, or unplaced). The flags and the record's id
+ * field go together (the id holds a copy of the flags' entity, and a token
+ * may be touched again later in the commit: each entry must leave a valid
+ * record) whenever the flags, the entity or the domain were written. */
+static uint32_t run_mask(const ng_event *evs, size_t n, ng_id id, uint8_t placed) {
+  uint32_t fields = 0, spaces = 0;
+  for (size_t i = 0; i < n; i++) {
+    const ng_event *ev = &evs[i];
+    if (ev->kind == NG_EV_DELETE) break;
+    if (ev->kind < NG_EV_CREATE || ev->kind > NG_EV_UNPLACE) continue;
+    if (ev->id != id) break;
+    if (ev->kind == NG_EV_UPDATE)
+      fields |= ev->fields;
+    else if (ev->kind != NG_EV_CREATE)
+      spaces |= 1u << ev->space;
+  }
+  uint32_t m = fields & (D_WEIGHT | D_RADIUS | D_STRENGTH | D_TIMESTAMP);
+  if (fields & (NG_TF_FLAGS | NG_TF_ENTITY | NG_TF_DOMAIN)) m |= D_FLAGS | D_ID;
+  return m | (spaces & placed) | (spaces & ~(uint32_t)placed) << 16;
+}
+
+/* Token id's change as a delta of mask m (its record tok, placed in spaces
+ * per m), or as a put when that is not shorter. */
+static unsigned char *put_token_change(unsigned char *p, ng_id id, uint32_t m, uint8_t placed,
+                                       const ng_token *tok) {
+  if (delta_bytes(m) >= TOK_PUT_BYTES) return put_token(p, id, placed, tok);
+  p = put_id(p, E_TOK_DELTA, id);
+  wr32(p, m);
+  p += 4;
+  const unsigned char *rec = (const unsigned char *)tok;
+  for (int s = 0; s < NG_SPACES; s++)
+    if (m & D_COORDS(s)) {
+      memcpy(p, rec + s * COORD_BYTES, COORD_BYTES);
+      p += COORD_BYTES;
+    }
+  for (size_t k = 0; k < sizeof delta_fields / sizeof delta_fields[0]; k++)
+    if (m & delta_fields[k].bit) {
+      memcpy(p, rec + delta_fields[k].off, delta_fields[k].size);
+      p += delta_fields[k].size;
+    }
+  return p;
+}
+
 static unsigned char *put_conn(unsigned char *p, ng_id id, const ng_connection *c) {
   p = put_id(p, E_CONN_PUT, id);
   memcpy(p, c, sizeof *c);
@@ -515,7 +607,8 @@ static size_t entries_bound(const ng_event *evs, size_t n) {
  * tokens the commit does not touch, as the change did); a created or touched
  * entity's final state at its first event (an entity created and deleted in
  * the same commit is created as a placeholder, so that its id is taken and
- * given back exactly as the commit did); a delete where it happened (a
+ * given back exactly as the commit did; a token the commit only updated or
+ * moved, as a delta of the fields it changed); a delete where it happened (a
  * token's connections are unlinked before it). Returns the end. */
 static unsigned char *put_entries(ng_runtime *rt, unsigned char *p, const ng_event *evs, size_t n) {
   const ngi_token_table *t = &rt->tokens;
@@ -538,8 +631,11 @@ static unsigned char *put_entries(ng_runtime *rt, unsigned char *p, const ng_eve
       if (ev->id == last_tok) break;
       last_tok = ev->id;
       const ng_token *tok = ngi_token_lookup(t, ev->id);
-      if (tok) {
+      if (tok && ev->kind == NG_EV_CREATE) {
         p = put_token(p, ev->id, ngi_placed(t, NG_TOKEN_SLOT(ev->id)), tok);
+      } else if (tok) { /* updated, moved: the fields the run changed */
+        uint8_t placed = ngi_placed(t, NG_TOKEN_SLOT(ev->id));
+        p = put_token_change(p, ev->id, run_mask(ev, n - i, ev->id, placed), placed, tok);
       } else if (ev->kind == NG_EV_CREATE) {
         ng_token ph;
         ng_token_init(&ph);
@@ -649,6 +745,40 @@ static ng_status replay_token(ng_runtime *rt, ng_id id, uint8_t placed, const ng
   return NG_OK;
 }
 
+/* A delta of mask m (known bits, its fields at f) applied to live token id:
+ * the record that results passes the same rules as a put. */
+static ng_status replay_token_delta(ng_runtime *rt, ng_id id, uint32_t m, const unsigned char *f,
+                                    char *why, size_t why_size) {
+  const ngi_token_table *t = &rt->tokens;
+  const ng_token *cur = ngi_token_lookup(t, id);
+  if (!cur) return BAD("no token %llu to update", (unsigned long long)id);
+  if (m == 0) return BAD("token %llu: a delta of no fields", (unsigned long long)id);
+  uint32_t both = m & m >> 16 & NG_TF_COORDS_ALL;
+  for (int s = 0; s < NG_SPACES; s++)
+    if (both >> s & 1u)
+      return BAD("token %llu: a delta both places and unplaces it in %s", (unsigned long long)id,
+                 ng_space_name(s));
+  ng_token tok = *cur;
+  unsigned char *rec = (unsigned char *)&tok;
+  uint8_t placed = ngi_placed(t, NG_TOKEN_SLOT(id));
+  for (int s = 0; s < NG_SPACES; s++) {
+    if (m & D_COORDS(s)) {
+      memcpy(rec + s * COORD_BYTES, f, COORD_BYTES);
+      f += COORD_BYTES;
+      placed |= (uint8_t)(1u << s);
+    } else if (m & D_UNPLACE(s)) {
+      memset(rec + s * COORD_BYTES, 0, COORD_BYTES);
+      placed &= (uint8_t) ~(1u << s);
+    }
+  }
+  for (size_t k = 0; k < sizeof delta_fields / sizeof delta_fields[0]; k++)
+    if (m & delta_fields[k].bit) {
+      memcpy(rec + delta_fields[k].off, f, delta_fields[k].size);
+      f += delta_fields[k].size;
+    }
+  return replay_token(rt, id, placed, &tok, why, why_size);
+}
+
 static ng_status replay_token_delete(ng_runtime *rt, ng_id id, char *why, size_t why_size) {
   if (!ngi_token_lookup(&rt->tokens, id))
     return BAD("no token %llu to delete", (unsigned long long)id);
@@ -706,6 +836,7 @@ static ng_status apply_entries(ng_runtime *rt, const unsigned char *p, size_t n,
     size_t left = (size_t)(end - p);
     int kind = p[0];
     size_t need = kind == E_TOK_PUT                         ? TOK_PUT_BYTES
+                  : kind == E_TOK_DELTA                     ? DELTA_HEAD
                   : kind == E_CONN_PUT                      ? CONN_PUT_BYTES
                   : kind == E_CDNA                          ? CDNA_PUT_BYTES
                   : kind == E_TOK_DEL || kind == E_CONN_DEL ? DEL_BYTES
@@ -713,8 +844,19 @@ static ng_status apply_entries(ng_runtime *rt, const unsigned char *p, size_t n,
     if (need == 0) return BAD("unknown entry kind %d", kind);
     if (left < need) return BAD("entry of kind %d is cut short", kind);
     ng_id id = kind == E_CDNA ? 0 : rd64(p + 1);
+    uint32_t mask = 0;
+    if (kind == E_TOK_DELTA) {
+      mask = rd32(p + 9);
+      if (mask & ~D_KNOWN)
+        return BAD("token %llu: unknown delta field bits 0x%x", (unsigned long long)id,
+                   (unsigned)(mask & ~D_KNOWN));
+      need = delta_bytes(mask);
+      if (left < need) return BAD("entry of kind %d is cut short", kind);
+    }
     ng_status st = NG_OK;
-    if (kind == E_TOK_PUT) {
+    if (kind == E_TOK_DELTA) {
+      st = replay_token_delta(rt, id, mask, p + DELTA_HEAD, why, why_size);
+    } else if (kind == E_TOK_PUT) {
       ng_token tok;
       memcpy(&tok, p + 10, sizeof tok);
       st = replay_token(rt, id, p[9], &tok, why, why_size);
@@ -737,6 +879,10 @@ static ng_status apply_entries(ng_runtime *rt, const unsigned char *p, size_t n,
     p += need;
   }
   return NG_OK;
+}
+
+bool ngi_journal_appendable(const unsigned char *data) {
+  return rd16(data + JH_MINOR) >= J_MINOR;
 }
 
 /* Whether a well-formed record numbered `commit` starts at off. */

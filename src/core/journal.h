@@ -6,7 +6,8 @@
  * ngi_ev_publish hands each commit's events to ngi_journal_commit, still
  * under the write lock. The journal turns them into one checksummed record
  * holding the commit's final state of every entity it touched, read from the
- * store at that moment (docs/format.md, "Journal"), and copies it into a
+ * store at that moment (of a token it only updated or moved, just the fields
+ * it changed: a delta; docs/format.md, "Journal"), and copies it into a
  * MAP_SHARED mapping of the pre-extended file (whose next pages a thread of
  * the journal maps ahead of the writer): the kernel owns the bytes when the
  * call returns, so killing the process loses nothing committed. The sync
@@ -112,6 +113,11 @@ void ngi_journal_detach_file(ng_runtime *rt);
  * On NG_OK the grids are reset (rebuilt from the records at their next query). */
 ng_status ngi_journal_replay(ng_runtime *rt, const unsigned char *data, size_t len,
                              const char *name, bool last, uint64_t *first_commit, size_t *end);
+/* Whether journal image data (which ngi_journal_replay accepted) may take
+ * this build's records: its minor version is not older. A newest journal
+ * that may not is closed and followed by a new one (world.c), so that each
+ * file's header names the newest kinds its records use. */
+bool ngi_journal_appendable(const unsigned char *data);
 /* Initialize j's locks and condition variables (j zeroed). NG_OK, or
  * NG_ENOMEM with nothing left to destroy. */
 ng_status ngi_journal_init_sync(ngi_journal *j);

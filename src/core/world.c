@@ -154,12 +154,22 @@ static ng_status replay_file(ng_runtime *rt, const char *dir, uint64_t k, bool l
   }
   size_t end = 0;
   ng_status st = ngi_journal_replay(rt, data, len, path, last, commit, &end);
+  bool appendable = st == NG_OK && ngi_journal_appendable(data);
   if (m) munmap(m, len);
   if (st != NG_OK || !last) {
     close(fd);
     return st;
   }
-  return ngi_journal_attach_file(rt, fn, fd, k, end, *commit);
+  if (appendable) return ngi_journal_attach_file(rt, fn, fd, k, end, *commit);
+  /* An older format's journal: cut its torn tail and make it durable (only
+   * the newest journal may have one), then continue in journal k + 1. */
+  int e = ftruncate(fd, (off_t)end) != 0 || fdatasync(fd) != 0 ? errno : 0;
+  close(fd);
+  if (e)
+    return ngi_fail(NULL, NG_EIO, "%s: closing %s: %s", fn, path, errstr(e, ebuf, sizeof ebuf));
+  st = ngi_journal_create_file(rt, fn, k + 1, *commit, &fd);
+  if (st != NG_OK) return st;
+  return ngi_journal_attach_file(rt, fn, fd, k + 1, NGI_JOURNAL_HEADER, *commit);
 }
 
 /* A world that does not exist yet: journal 0 (its header only), then
