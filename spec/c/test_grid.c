@@ -2,6 +2,7 @@
  * comparison against a brute-force scan over the token store. */
 #include "test.h"
 #include "test_alloc.h"
+#include "grid_index.h"
 #include "internal.h"
 
 #include <float.h>
@@ -970,15 +971,33 @@ enum { NFILTERS = 12 };
 static ng_filter filter_of(int i, const ng_id *excl) {
   ng_filter f = {0};
   switch (i) {
-  case 1: f.inactive = true; break;
-  case 2: f.entities = 1u << 1 | 1u << 3 | 1u << 15; break;
-  case 3: f.tags = NG_TOKEN_USER_1; break;
-  case 4: f.without = NG_TOKEN_LOCKED | NG_TOKEN_USER_2; break;
-  case 5: f.weight_range = true, f.min_weight = 20, f.max_weight = 60.25f; break;
-  case 6: f.exclude = excl, f.nexclude = 3; break;
-  case 7: f.exclude = excl, f.nexclude = 24; break;
-  case 8: f.accept = accept_some; break;
-  case 9: f.inactive = true, f.without = NG_TOKEN_ACTIVE; break; /* inactive ones only */
+  case 1:
+    f.inactive = true;
+    break;
+  case 2:
+    f.entities = 1u << 1 | 1u << 3 | 1u << 15;
+    break;
+  case 3:
+    f.tags = NG_TOKEN_USER_1;
+    break;
+  case 4:
+    f.without = NG_TOKEN_LOCKED | NG_TOKEN_USER_2;
+    break;
+  case 5:
+    f.weight_range = true, f.min_weight = 20, f.max_weight = 60.25f;
+    break;
+  case 6:
+    f.exclude = excl, f.nexclude = 3;
+    break;
+  case 7:
+    f.exclude = excl, f.nexclude = 24;
+    break;
+  case 8:
+    f.accept = accept_some;
+    break;
+  case 9:
+    f.inactive = true, f.without = NG_TOKEN_ACTIVE;
+    break; /* inactive ones only */
   case 10:
     f.entities = 0x00FF, f.tags = NG_TOKEN_USER_3, f.without = NG_TOKEN_DIRTY;
     f.weight_range = true, f.min_weight = 10, f.max_weight = 90;
@@ -988,7 +1007,8 @@ static ng_filter filter_of(int i, const ng_id *excl) {
     f.inactive = true, f.entities = 0xF0F0, f.tags = NG_TOKEN_USER_4 | NG_TOKEN_PERSISTENT;
     f.weight_range = true, f.min_weight = 50, f.max_weight = 50;
     break;
-  default: break;
+  default:
+    break;
   }
   return f;
 }
@@ -1575,6 +1595,91 @@ static void test_crowded_cell_moves(void) {
   CHECK_EQ_INT(f.live_blocks, 0);
 }
 
+/* The fullest sub-cell of any crowded cell of g (built), or 0 if none is crowded. */
+static size_t fullest_sub_cell(const ngi_grid *g) {
+  const mainix *m = &g->m;
+  size_t most = 0;
+  for (size_t c = 0; m->sub_at && c < m->ncell; c++) {
+    size_t cnt = m->starts[c + 1] - m->starts[c];
+    if (cnt <= NGI_LEAF) continue;
+    const uint32_t *sub = m->sub + m->sub_at[c];
+    for (uint32_t i = 0; i < (uint32_t)1 << (3 * ngi_sub_depth(m, cnt)); i++)
+      most = sub[i + 1] - sub[i] > most ? sub[i + 1] - sub[i] : most;
+  }
+  return most;
+}
+
+/* Crowded cells are walked as grids of their sub-cells (grid_walk.c): a
+ * sphere or box visits the sub-cells its bound overlaps, nearest-k grows
+ * cubes of sub-cells around the centre (which may lie outside the cell) until
+ * its heap is full, and a sub-cell far fuller than its depth expects (a knot
+ * of points, one position repeated) is descended instead. Blobs of two
+ * densities, a knot and a repeated position inside one, a sparse background;
+ * every query kind, with and without filters, centred in the blobs, near
+ * them and far away, against the brute-force answer. */
+static void test_crowded_sub_cells(void) {
+  ng_runtime *rt = new_rt();
+  enum { N = 16000 };
+  static ng_id live[N];
+  prng p = {777};
+  const int16_t centre[2][3] = {{-5000, 2000, 300}, {9000, -7000, -12000}};
+  for (size_t i = 0; i < N; i++) {
+    ng_token t;
+    ng_token_init(&t);
+    rnd_fields(&p, &t);
+    int kind = (int)(i % 8);
+    for (int a = 0; a < 3; a++) {
+      int v;
+      if (kind < 4) /* a bell: the sum of three uniforms */
+        v = centre[0][a] + (int)prng_below(&p, 601) + (int)prng_below(&p, 601) +
+            (int)prng_below(&p, 601) - 900;
+      else if (kind < 6)
+        v = centre[1][a] + (int)prng_below(&p, 3001) - 1500;
+      else if (kind == 6) /* a knot in the bell, every fourth point on one spot */
+        v = centre[0][a] + 100 + (i % 32 == 6 ? 0 : (int)prng_below(&p, 7) - 3);
+      else
+        v = (int)prng_below(&p, 60001) - 30000;
+      t.coords[NG_L1][a] = (int16_t)v;
+    }
+    CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS(NG_L1), &live[i]), NG_OK);
+  }
+  ng_hits h = {0};
+  ref_query q = {0};
+  float origin[3] = {0, 0, 0};
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, origin, 1, NULL, &h), NG_OK); /* builds the index */
+  CHECK(fullest_sub_cell(rt->grids[NG_L1]) > 4 * NGI_LEAF);             /* the knot is descended */
+  ng_id excl[24];
+  for (int i = 0; i < 24; i++)
+    excl[i] = live[prng_below(&p, N)];
+  double sc = ng_space_scale(NG_L1);
+  const double radii[] = {0, 3 / sc, 40 / sc, 250 / sc, 1200 / sc};
+  int ok = 1;
+  for (int i = 0; i < 48 && ok; i++) {
+    float c[3];
+    ng_id id = live[prng_below(&p, N)];
+    ng_token t;
+    CHECK_STATUS(ng_token_get(rt, id, &t), NG_OK);
+    ng_token_get_coords(&t, NG_L1, c);
+    if (i % 3 == 1) { /* near a blob, often just outside its crowded cells */
+      const int16_t *b = centre[i % 2];
+      for (int a = 0; a < 3; a++)
+        c[a] = (float)(((double)b[a] + (double)prng_below(&p, 8001) - 4000.0) / sc);
+    } else if (i % 3 == 2) { /* a little off a point (the knot's included) */
+      for (int a = 0; a < 3; a++)
+        c[a] += (float)(((double)prng_below(&p, 21) - 10.0) / sc);
+    }
+    q.filter = NULL;
+    ok = compare_all(rt, NG_L1, c, id, radii, sizeof radii / sizeof radii[0], &q, &h);
+    ng_filter f = filter_of(1 + i % (NFILTERS - 1), excl);
+    q.filter = &f;
+    ok = ok && compare_all(rt, NG_L1, c, id, radii, sizeof radii / sizeof radii[0], &q, &h);
+  }
+  CHECK(ok);
+  ng_hits_free(rt, &h);
+  free(q.items);
+  ng_runtime_release(rt);
+}
+
 /* Long runs of each kind of write between queries push the index through
  * every path: the lazy first build, absorbing new tokens, moves into the side
  * table (also far outside the built box, into its edge cells), hidden entries,
@@ -1842,6 +1947,7 @@ int main(void) {
   RUN(test_lazy_maintenance);
   RUN(test_lazy_alloc_failures);
   RUN(test_crowded_cell_moves);
+  RUN(test_crowded_sub_cells);
   RUN(test_concurrent_lazy_build);
   return ngt_done("test_grid");
 }

@@ -305,6 +305,157 @@ static ng_status visit_node(query *q, const crowded *cw, unsigned d, uint64_t pr
   return NG_OK;
 }
 
+#define SUB_BATCH 16 /* sub-cells whose entries are requested before the first is scanned */
+
+/* The index along the Z curve of sub-cell (s[0], s[1], s[2]) at depth d (x
+ * the highest bit of each level, as the codes have it). */
+static uint32_t sub_index(const uint32_t s[3], unsigned d) {
+  uint32_t p = 0;
+  for (unsigned l = d; l-- > 0;)
+    p = p << 3 | ((s[0] >> l) & 1u) << 2 | ((s[1] >> l) & 1u) << 1 | ((s[2] >> l) & 1u);
+  return p;
+}
+
+/* A sub-cell of a crowded cell about to be visited: its entries, its index
+ * and its lowest offsets in the cell. */
+typedef struct sub_run {
+  size_t b, e;
+  uint32_t p;
+  uint32_t olo[3];
+  double dist; /* nearest-k: the decoded distance from the centre to it */
+} sub_run;
+
+/* Scan the sub-cells run[0..n), or descend those far fuller than the
+ * sub-directory's depth expects (a dense knot inside the cell), where a scan
+ * would read thousands of entries for a few hits. */
+static ng_status visit_sub_runs(query *q, const crowded *cw, sub_run *run, unsigned n) {
+  if (q->kind == Q_ALL) /* nearest first, so that the heap's bound shrinks soonest */
+    for (unsigned i = 1; i < n; i++) {
+      sub_run r = run[i];
+      unsigned j = i;
+      for (; j > 0 && run[j - 1].dist > r.dist; j--)
+        run[j] = run[j - 1];
+      run[j] = r;
+    }
+  for (unsigned i = 0; i < n; i++) {
+    if (q->kind == Q_ALL && q->out->count >= q->k &&
+        ngi_to_float(run[i].dist) > key_distance(&q->out->items[0]))
+      break; /* the rest are no nearer */
+    ng_status st =
+        run[i].e - run[i].b > 4 * NGI_LEAF
+            ? visit_node(q, cw, cw->top + cw->sd, run[i].p, run[i].olo, run[i].b, run[i].e)
+            : scan_entries(q, cw->base, run[i].b, run[i].e);
+    if (st != NG_OK) return st;
+  }
+  return NG_OK;
+}
+
+/* Visit the sub-cells slo..shi (per axis) of crowded cell cw but those in
+ * klo..khi (none when klo > khi on an axis): pruned by node_out, their entries requested
+ * SUB_BATCH sub-cells at a time so that the misses overlap, then scanned. */
+static ng_status visit_subcell_range(query *q, const crowded *cw, const uint32_t slo[3],
+                                     const uint32_t shi[3], const uint32_t klo[3],
+                                     const uint32_t khi[3]) {
+  const mainix *m = &q->g->m;
+  unsigned span = m->levels - cw->sd; /* a sub-cell is 2^span offsets wide */
+  sub_run run[SUB_BATCH];
+  unsigned nrun = 0;
+  uint32_t s[3];
+  for (s[0] = slo[0]; s[0] <= shi[0]; s[0]++)
+    for (s[1] = slo[1]; s[1] <= shi[1]; s[1]++)
+      for (s[2] = slo[2]; s[2] <= shi[2]; s[2]++) {
+        if (s[0] >= klo[0] && s[0] <= khi[0] && s[1] >= klo[1] && s[1] <= khi[1] &&
+            s[2] >= klo[2] && s[2] <= khi[2]) {
+          s[2] = khi[2]; /* the rest of the skipped run along z */
+          continue;
+        }
+        uint32_t p = sub_index(s, cw->sd);
+        size_t sb = cw->b + cw->sub[p], se = cw->b + cw->sub[p + 1];
+        if (sb == se) continue;
+        uint32_t ulo[3], uhi[3];
+        for (int a = 0; a < 3; a++) {
+          uint32_t top = (1u << m->shift[a]) - 1u, o = s[a] << span, o1 = o + (1u << span) - 1u;
+          ulo[a] = cw->base[a] + o;
+          uhi[a] = cw->base[a] + (o1 > top ? top : o1);
+        }
+        double gap2, dist;
+        bool inside;
+        if (node_out(q, ulo, uhi, &gap2, &dist, &inside)) continue;
+        for (size_t k = sb; k < se && k < sb + 8 * PREFETCH_LINES; k += 8)
+          NGI_PREFETCH_READ(&m->ent[k]);
+        NGI_PREFETCH_READ(&m->ent[se - 1]);
+        run[nrun] = (sub_run){sb, se, p, {s[0] << span, s[1] << span, s[2] << span}, dist};
+        if (++nrun < SUB_BATCH) continue;
+        ng_status st = visit_sub_runs(q, cw, run, nrun);
+        if (st != NG_OK) return st;
+        nrun = 0;
+      }
+  return visit_sub_runs(q, cw, run, nrun);
+}
+
+/* The sub-cells of crowded cell cw along axis a that biased raw lo..hi
+ * overlaps, in *slo..*shi; false when it misses the cell. */
+static bool sub_span(const mainix *m, const crowded *cw, int a, double lo, double hi, uint32_t *slo,
+                     uint32_t *shi) {
+  unsigned span = m->levels - cw->sd;
+  double top = (double)((1u << m->shift[a]) - 1u);
+  lo -= (double)cw->base[a];
+  hi -= (double)cw->base[a];
+  if (hi < 0.0 || lo > top) return false;
+  *slo = lo <= 0.0 ? 0u : (uint32_t)lo >> span;
+  *shi = (hi >= top ? (uint32_t)top : (uint32_t)hi) >> span;
+  return true;
+}
+
+/* A query in crowded cell cw: its sub-cells are a grid of their own, 2^sd on
+ * a side, each found by the sub-directory with no search, so they are walked
+ * like the cells of a region rather than descended level by level (whose
+ * per-node tests were a third of a clustered sphere). A sphere or box visits
+ * the sub-cells its bound overlaps. Nearest-k visits growing cubes of
+ * sub-cells around the one nearest the centre until its heap is full (the
+ * first, ~32 points, usually fills a nearest-10), then the rest of those
+ * within the heap's bound. */
+static ng_status visit_crowded(query *q, const crowded *cw) {
+  const mainix *m = &q->g->m;
+  static const uint32_t none_lo[3] = {1, 1, 1}, none_hi[3] = {0, 0, 0};
+  uint32_t slo[3], shi[3];
+  if (q->kind != Q_ALL || !q->k) {
+    for (int a = 0; a < 3; a++) {
+      double r = q->kind == Q_SPHERE ? sqrt(q->rawlim2) : INFINITY;
+      double lo = q->kind == Q_BOX ? q->blo[a] : q->cu[a] - r;
+      double hi = q->kind == Q_BOX ? q->bhi[a] : q->cu[a] + r;
+      if (!sub_span(m, cw, a, lo, hi, &slo[a], &shi[a])) return NG_OK;
+    }
+    return visit_subcell_range(q, cw, slo, shi, none_lo, none_hi);
+  }
+  uint32_t klo[3], khi[3], last[3]; /* the cube visited so far; the cell's last sub-cells */
+  for (int a = 0; a < 3; a++) {
+    (void)sub_span(m, cw, a, -INFINITY, INFINITY, &slo[a], &last[a]);
+    /* the sub-cell nearest the centre, which may lie outside the cell */
+    double lo = (double)cw->base[a], hi = lo + (double)((1u << m->shift[a]) - 1u);
+    double c = q->cu[a] < lo ? lo : q->cu[a] > hi ? hi : q->cu[a];
+    (void)sub_span(m, cw, a, c, c, &klo[a], &khi[a]);
+  }
+  ng_status st = visit_subcell_range(q, cw, klo, khi, none_lo, none_hi);
+  while (st == NG_OK && raw_top2(q) == INFINITY) {
+    bool grown = false;
+    for (int a = 0; a < 3; a++) {
+      slo[a] = klo[a] > 0 ? klo[a] - 1 : 0;
+      shi[a] = khi[a] < last[a] ? khi[a] + 1 : last[a];
+      grown = grown || slo[a] < klo[a] || shi[a] > khi[a];
+    }
+    if (!grown) return st; /* the whole cell is visited */
+    st = visit_subcell_range(q, cw, slo, shi, klo, khi);
+    memcpy(klo, slo, sizeof klo);
+    memcpy(khi, shi, sizeof khi);
+  }
+  if (st != NG_OK) return st;
+  double r = sqrt(raw_top2(q));
+  for (int a = 0; a < 3; a++)
+    if (!sub_span(m, cw, a, q->cu[a] - r, q->cu[a] + r, &slo[a], &shi[a])) return NG_OK;
+  return visit_subcell_range(q, cw, slo, shi, klo, khi);
+}
+
 /* The points of box cell (x, y, z): its main entries that are not hidden, and
  * its side entries when they are probed per cell. */
 ng_status ngi_visit_cell(query *q, uint32_t x, uint32_t y, uint32_t z) {
@@ -319,13 +470,12 @@ ng_status ngi_visit_cell(query *q, uint32_t x, uint32_t y, uint32_t z) {
     if (e - b <= NGI_LEAF) {
       st = scan_entries(q, base, b, e);
     } else {
-      static const uint32_t zero[3] = {0, 0, 0};
       crowded cw = {.base = {base[0], base[1], base[2]},
                     .b = b,
                     .sub = m->sub + m->sub_at[idx],
                     .sd = ngi_sub_depth(m, e - b),
                     .top = 13 - m->levels};
-      st = visit_node(q, &cw, cw.top, 0, zero, b, e);
+      st = visit_crowded(q, &cw);
     }
     if (st != NG_OK) return st;
   }
