@@ -25,10 +25,11 @@
  *   size is only reported (info); the index's own resolution follows the
  *   data, so a space with scale 10000 is as fast as L1. A crowded cell (more
  *   than NGI_LEAF entries: clustered points) is kept sorted, which makes it
- *   an implicit octree along the Z curve: queries descend into it nearest
- *   children first; its sub-directory (sub_at, sub) finds the run of one
- *   sub-cell in one step, for moves and for the top levels of a query's
- *   descent (binary search below them). Cells at the edge of the
+ *   an implicit octree along the Z curve; its sub-directory (sub_at, sub)
+ *   finds the run of one sub-cell (about 32 entries) in one step, for moves,
+ *   and for queries, which walk a crowded cell as the grid of its sub-cells
+ *   (grid_walk.c) and descend, nearest children first with binary searches,
+ *   only a sub-cell far fuller than that. Cells at the edge of the
  *   box also hold side entries beyond it (cell coordinates are clamped to
  *   the box), so a point leaving the box needs no rebuild.
  * - `stale`: one bit per slot in use at the build; a set bit hides the
