@@ -1,5 +1,5 @@
-/* The write-ahead journal (journal.c) and the durable world around it
- * (world.c). Never installed; included through internal.h.
+/* The write-ahead journal (journal.c, journal_replay.c; its bytes in
+ * journal_format.h) and the durable world around it (world.c). Never installed; included through internal.h.
  *
  * A journal is one more consumer of the change feed (events.h): while one is
  * attached, every write hold records the store's kinds of events, and
@@ -102,6 +102,8 @@ ng_status ngi_journal_attach_file(ng_runtime *rt, const char *fn, int fd, uint64
 /* Close the active file: sync it unless the mode is "off", unmap it, cut it
  * at its end. Caller holds the write lock (or is the only user). */
 void ngi_journal_detach_file(ng_runtime *rt);
+/* ---- journal_replay.c: reading a journal back ----------------------------- */
+
 /* Replay the journal image data[0 .. len) into rt (a runtime nobody else
  * sees yet). `name` names it in messages. `last`: this is the newest journal,
  * whose torn tail (a crash mid-append) is cut away; in an older journal any
@@ -118,6 +120,9 @@ ng_status ngi_journal_replay(ng_runtime *rt, const unsigned char *data, size_t l
  * that may not is closed and followed by a new one (world.c), so that each
  * file's header names the newest kinds its records use. */
 bool ngi_journal_appendable(const unsigned char *data);
+
+/* ---- journal.c: syncing and its threads ----------------------------------- */
+
 /* Initialize j's locks and condition variables (j zeroed). NG_OK, or
  * NG_ENOMEM with nothing left to destroy. */
 ng_status ngi_journal_init_sync(ngi_journal *j);
