@@ -142,16 +142,11 @@ static inline void prefetch_entries(const mainix *m, size_t idx0, size_t idx1) {
   if (e > b) NGI_PREFETCH_READ(&m->ent[e - 1]);
 }
 
-/* Request the directory entries of the cells idx0..idx1 (a run along z), and
- * where some cell is crowded their sub-directories' offsets. */
+/* Request the directory entries of the cells idx0..idx1 (a run along z). */
 static inline void prefetch_dir(const mainix *m, size_t idx0, size_t idx1) {
   if (!m->n) return;
   NGI_PREFETCH_READ(&m->starts[idx0]);
   NGI_PREFETCH_READ(&m->starts[idx1 + 1]);
-  if (m->sub_at) {
-    NGI_PREFETCH_READ(&m->sub_at[idx0]);
-    NGI_PREFETCH_READ(&m->sub_at[idx1]);
-  }
 }
 
 /* ngi_query_push_key when the result is full: grow it, then push.
