@@ -1684,6 +1684,52 @@ static void test_crowded_sub_cells(void) {
  * every path: the lazy first build, absorbing new tokens, moves into the side
  * table (also far outside the built box, into its edge cells), hidden entries,
  * and the rebuilds when the side part or the hidden part grows too big. */
+/* The first pass of a scan in a node of few levels (a sub-cell, a cell of
+ * clustered points) computes distances in floats against a widened bound:
+ * points at exactly the radius, or tied at the k-th distance, from centres
+ * off the raw grid, must be kept as the brute force keeps them. */
+static void test_crowded_exact_radius(void) {
+  ng_runtime *rt = new_rt();
+  enum { N = 6000 };
+  static ng_id live[N];
+  prng p = {4242};
+  for (size_t i = 0; i < N; i++) {
+    ng_token t;
+    ng_token_init(&t);
+    for (int a = 0; a < 3; a++) /* a dense cube of 600 raw units, a few points on each spot */
+      t.coords[NG_L1][a] = (int16_t)(1000 + (int)prng_below(&p, 600));
+    CHECK_STATUS(ng_token_create(rt, &t, NG_TF_COORDS(NG_L1), &live[i]), NG_OK);
+  }
+  ng_hits h = {0};
+  ref_query q = {0};
+  float origin[3] = {0, 0, 0};
+  CHECK_STATUS(ng_grid_nearest(rt, NG_L1, origin, 1, NULL, &h), NG_OK); /* builds the index */
+  CHECK(fullest_sub_cell(rt->grids[NG_L1]) > 0);                       /* crowded cells */
+  double sc = ng_space_scale(NG_L1);
+  int ok = 1;
+  for (int i = 0; i < 40 && ok; i++) {
+    float c[3];
+    for (int a = 0; a < 3; a++) /* inside the cube, off the raw grid */
+      c[a] = (float)((1000.0 + (double)prng_below(&p, 6000) / 10.0 + 0.37) / sc);
+    double radii[4];
+    for (int r = 0; r < 4; r++) { /* the distances of points, as queries report them */
+      ng_token t;
+      CHECK_STATUS(ng_token_get(rt, live[prng_below(&p, N)], &t), NG_OK);
+      float v[3];
+      ng_token_get_coords(&t, NG_L1, v);
+      double d2 = 0.0;
+      for (int a = 0; a < 3; a++)
+        d2 += ((double)v[a] - c[a]) * ((double)v[a] - c[a]);
+      radii[r] = (double)(float)sqrt(d2);
+    }
+    ok = compare_all(rt, NG_L1, c, live[i], radii, 4, &q, &h);
+  }
+  CHECK(ok);
+  ng_hits_free(rt, &h);
+  free(q.items);
+  ng_runtime_release(rt);
+}
+
 static void test_lazy_maintenance(void) {
   ng_runtime *rt = new_rt();
   ng_hits h = {0};
@@ -1948,6 +1994,7 @@ int main(void) {
   RUN(test_lazy_alloc_failures);
   RUN(test_crowded_cell_moves);
   RUN(test_crowded_sub_cells);
+  RUN(test_crowded_exact_radius);
   RUN(test_concurrent_lazy_build);
   return ngt_done("test_grid");
 }

@@ -107,14 +107,36 @@ static inline bool cell_out(const query *q, double gx, double gy, double gz) {
   return false;
 }
 #define PREFETCH_LINES 16 /* cache lines of entries requested per run of cells (the first) */
+#define PREFETCH_SUB_LINES 8 /* cache lines of a crowded cell's sub-directory requested */
 
 /* Request the entries of the cells idx0..idx1 (a run along z: contiguous),
  * to overlap their cache misses with other work; reads their directory
- * entries, which should have been requested earlier (prefetch_dir). */
+ * entries, which should have been requested earlier (prefetch_dir): the
+ * first PREFETCH_LINES lines of them. A run holding more has a crowded cell
+ * (clustered points), visited by sub-cells through its sub-directory: its
+ * first entries would be the wrong ones, and the sub-directory, then its
+ * sub-cells' entries, were two misses one after the other in each such cell
+ * (most of a clustered query's time). So a crowded cell's sub-directory is
+ * requested instead, and a cell too big for its entries to be requested
+ * whole ends the run's requests (visit_subcell_range requests its
+ * sub-cells' entries). */
 static inline void prefetch_entries(const mainix *m, size_t idx0, size_t idx1) {
   if (!m->n) return;
   size_t b = m->starts[idx0], e = m->starts[idx1 + 1];
-  if (e - b > PREFETCH_LINES * 8) e = b + PREFETCH_LINES * 8;
+  if (e - b > PREFETCH_LINES * 8) {
+    e = b + PREFETCH_LINES * 8;
+    for (size_t idx = idx0; m->sub_at && idx <= idx1; idx++) {
+      size_t cb = m->starts[idx], ce = m->starts[idx + 1];
+      if (ce - cb <= NGI_LEAF) continue;
+      const uint32_t *sub = m->sub + m->sub_at[idx];
+      size_t nsub = ((size_t)1 << (3 * ngi_sub_depth(m, ce - cb))) + 1;
+      if (nsub > 16 * PREFETCH_SUB_LINES) nsub = 16 * PREFETCH_SUB_LINES;
+      for (size_t k = 0; k < nsub; k += 16)
+        NGI_PREFETCH_READ(sub + k);
+      NGI_PREFETCH_READ(sub + nsub - 1);
+      if (ce - cb > 2 * NGI_LEAF && cb < e) e = cb;
+    }
+  }
   for (size_t k = b; k < e; k += 8)
     NGI_PREFETCH_READ(&m->ent[k]);
   if (e > b) NGI_PREFETCH_READ(&m->ent[e - 1]);

@@ -52,6 +52,7 @@ static ng_status visit_side_all(query *q) {
 }
 
 #define SCAN_BLOCK 32 /* entries a scan's first pass filters at a time */
+#define NARROW_LEVELS 10 /* nodes of up to this many levels: the narrow first pass */
 
 /* The entries ent[0..n) (n <= SCAN_BLOCK) of the cell at base within lim2
  * (raw squared distance, consider()'s arithmetic exactly): their indexes
@@ -74,23 +75,69 @@ static size_t first_pass(const query *q, const uint32_t base[3], const uint64_t 
   return nk;
 }
 
-/* Main entries [b, e) of the cell whose lowest biased coordinates are base.
- * Most entries of a sphere's or nearest-k's cells fail consider()'s first
- * test, the raw squared distance against the sphere's bound or a full heap's.
- * So it is done first for a block of entries, in a loop without branches
- * that the compiler vectorises (the Morton unpack, most of an entry's
- * instructions, then runs on two entries at once), against the heap's bound
- * at the block's start (it only shrinks); consider() tests the few kept in
- * full, the same first test included. A cell that passes it whole (a huge
- * sphere's) skips that pass. */
-static ng_status scan_entries(query *q, const uint32_t base[3], size_t b, size_t e) {
+/* ngi_compact3 of a code of at most 10 levels, in 32 bits. */
+static inline uint32_t compact3_narrow(uint32_t x) {
+  x &= 0x09249249u;
+  x = (x ^ (x >> 2)) & 0x030C30C3u;
+  x = (x ^ (x >> 4)) & 0x0300F00Fu;
+  x = (x ^ (x >> 8)) & 0xFF0000FFu;
+  x = (x ^ (x >> 16)) & 0x3FFu;
+  return x;
+}
+
+/* first_pass for the entries of a node of lv <= NARROW_LEVELS levels whose
+ * lowest biased coordinates are nlo (a sub-cell, or a cell of clustered
+ * points): the entries differ only in the code's low 3 * lv bits, so their
+ * offsets in the node are unpacked in 32-bit lanes and the distances taken
+ * in floats, four entries at a time instead of two. Floats round: the bound
+ * is widened by far more than they can (an offset is exact, the centre
+ * within 2^-8 of its double, so a squared distance near lim2 within
+ * 0.03 * sqrt(lim2) plus a few parts in 2^24); consider() then applies the
+ * exact test to the few more it keeps. */
+static size_t first_pass_narrow(const query *q, const uint32_t nlo[3], unsigned lv,
+                                const uint64_t *ent, size_t n, double lim2, uint8_t *kept) {
+  float c[3];
+  for (int a = 0; a < 3; a++)
+    c[a] = (float)(q->cu[a] - (double)nlo[a]);
+  uint32_t mask = (1u << (3 * lv)) - 1u;
+  float limf = ngi_to_float(lim2 * (1.0 + 0x1p-16) + 0.1 * sqrt(lim2) + 1.0);
+  float r2[SCAN_BLOCK];
+  for (size_t i = 0; i < n; i++) {
+    uint32_t code = (uint32_t)(ent[i] >> 24) & mask;
+    float rx = (float)compact3_narrow(code >> 2) - c[0];
+    float ry = (float)compact3_narrow(code >> 1) - c[1];
+    float rz = (float)compact3_narrow(code) - c[2];
+    r2[i] = rx * rx + ry * ry + rz * rz;
+  }
+  size_t nk = 0;
+  for (size_t i = 0; i < n; i++) {
+    kept[nk] = (uint8_t)i;
+    nk += r2[i] <= limf;
+  }
+  return nk;
+}
+
+/* Main entries [b, e) of the cell whose lowest biased coordinates are base,
+ * all in its node of lv levels whose lowest are nlo (the cell itself, a
+ * sub-cell or a deeper node). Most entries of a sphere's or nearest-k's
+ * cells fail consider()'s first test, the raw squared distance against the
+ * sphere's bound or a full heap's. So it is done first for a block of
+ * entries, in a loop without branches that the compiler vectorises (the
+ * Morton unpack, most of an entry's instructions, then runs on two entries
+ * at once, four in a node of few levels), against the heap's bound at the
+ * block's start (it only shrinks); consider() tests the few kept in full,
+ * the same first test included. A node that passes it whole (within a
+ * sphere) skips that pass. */
+static ng_status scan_entries(query *q, const uint32_t base[3], const uint32_t nlo[3],
+                              unsigned lv, size_t b, size_t e) {
   const mainix *m = &q->g->m;
   bool stale = m->nstale != 0;
   /* A box's cells are mostly inside it: its first test is left to consider() */
   bool all = q->kind == Q_BOX;
   double far2 = 0.0;
   for (int a = 0; a < 3; a++) {
-    double lo = (double)base[a], hi = lo + (double)((1u << m->shift[a]) - 1u);
+    unsigned w = lv < m->shift[a] ? lv : m->shift[a];
+    double lo = (double)nlo[a], hi = lo + (double)((1u << w) - 1u);
     double far = q->cu[a] - lo > hi - q->cu[a] ? q->cu[a] - lo : hi - q->cu[a];
     far2 += far * far;
   }
@@ -105,6 +152,8 @@ static ng_status scan_entries(query *q, const uint32_t base[3], size_t b, size_t
       for (size_t i = 0; i < n; i++)
         kept[i] = (uint8_t)i;
       nk = n;
+    } else if (lv <= NARROW_LEVELS) {
+      nk = first_pass_narrow(q, nlo, lv, ent, n, lim2, kept);
     } else {
       nk = first_pass(q, base, ent, n, lim2, kept);
     }
@@ -229,7 +278,10 @@ static ng_status visit_node(query *q, const crowded *cw, unsigned d, uint64_t pr
                             const uint32_t olo[3], size_t b, size_t e) {
   const mainix *m = &q->g->m;
   const uint32_t *base = cw->base;
-  if (e - b <= NGI_LEAF || d >= 13) return scan_entries(q, base, b, e);
+  if (e - b <= NGI_LEAF || d >= 13) {
+    const uint32_t nlo[3] = {base[0] + olo[0], base[1] + olo[1], base[2] + olo[2]};
+    return scan_entries(q, base, nlo, 13 - d, b, e);
+  }
   unsigned rest = 12 - d; /* levels below a child */
   struct {
     double d2, dist;
@@ -291,13 +343,14 @@ static ng_status visit_node(query *q, const crowded *cw, unsigned d, uint64_t pr
     }
     size_t cb = bnd[c], ce = bnd[c + 1];
     if (cb == ce) continue;
+    uint32_t clo[3];
+    for (int a = 0; a < 3; a++)
+      clo[a] = olo[a] + (((c >> (2 - a)) & 1u) ? w : 0u);
     ng_status st;
     if (kid[i].inside) {
-      st = scan_entries(q, base, cb, ce);
+      const uint32_t nlo[3] = {base[0] + clo[0], base[1] + clo[1], base[2] + clo[2]};
+      st = scan_entries(q, base, nlo, rest, cb, ce);
     } else {
-      uint32_t clo[3];
-      for (int a = 0; a < 3; a++)
-        clo[a] = olo[a] + (((c >> (2 - a)) & 1u) ? w : 0u);
       st = visit_node(q, cw, d + 1, prefix << 3 | c, clo, cb, ce);
     }
     if (st != NG_OK) return st;
@@ -341,10 +394,14 @@ static ng_status visit_sub_runs(query *q, const crowded *cw, sub_run *run, unsig
     if (q->kind == Q_ALL && q->out->count >= q->k &&
         ngi_to_float(run[i].dist) > key_distance(&q->out->items[0]))
       break; /* the rest are no nearer */
-    ng_status st =
-        run[i].e - run[i].b > 4 * NGI_LEAF
-            ? visit_node(q, cw, cw->top + cw->sd, run[i].p, run[i].olo, run[i].b, run[i].e)
-            : scan_entries(q, cw->base, run[i].b, run[i].e);
+    ng_status st;
+    if (run[i].e - run[i].b > 4 * NGI_LEAF) {
+      st = visit_node(q, cw, cw->top + cw->sd, run[i].p, run[i].olo, run[i].b, run[i].e);
+    } else {
+      const uint32_t *o = run[i].olo, *base = cw->base;
+      const uint32_t nlo[3] = {base[0] + o[0], base[1] + o[1], base[2] + o[2]};
+      st = scan_entries(q, base, nlo, 13 - cw->top - cw->sd, run[i].b, run[i].e);
+    }
     if (st != NG_OK) return st;
   }
   return NG_OK;
@@ -468,7 +525,7 @@ ng_status ngi_visit_cell(query *q, uint32_t x, uint32_t y, uint32_t z) {
     size_t b = m->starts[idx], e = m->starts[idx + 1];
     ng_status st;
     if (e - b <= NGI_LEAF) {
-      st = scan_entries(q, base, b, e);
+      st = scan_entries(q, base, base, m->levels, b, e);
     } else {
       crowded cw = {.base = {base[0], base[1], base[2]},
                     .b = b,
