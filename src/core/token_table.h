@@ -165,8 +165,12 @@ static inline void ngi_set_flags(ngi_token_table *t, uint32_t local, uint16_t fl
 static inline void ngi_tok_store_words(ngi_token_table *t, size_t slot, const ng_token *rec,
                                        unsigned first, unsigned last) {
   if (t->undo) ngi_txn_log_tok_rec(t->undo, t, slot);
+  /* The flag copy changes only with the word holding the flags (a move
+   * writes the coordinates alone, and skips the copy's cache line). */
+  const unsigned flags_word = offsetof(ng_token, flags) / sizeof(uint64_t);
   uint32_t local = NG_ID_LOCAL(rec->id);
-  if (local != 0) { /* not a tombstone: a rollback's restore lands here too */
+  /* not a tombstone: a rollback's restore lands here too */
+  if (local != 0 && first <= flags_word && flags_word <= last) {
     ngi_set_flags(t, local, rec->flags);
     if (!(rec->flags & NG_TOKEN_ACTIVE)) t->inactive_seen = true;
   }
