@@ -1599,10 +1599,10 @@ static void test_crowded_cell_moves(void) {
 static size_t fullest_sub_cell(const ngi_grid *g) {
   const mainix *m = &g->m;
   size_t most = 0;
-  for (size_t c = 0; m->sub_at && c < m->ncell; c++) {
+  for (size_t c = 0; m->sub && c < m->ncell; c++) {
     size_t cnt = m->starts[c + 1] - m->starts[c];
     if (cnt <= NGI_LEAF) continue;
-    const uint32_t *sub = m->sub + m->sub_at[c];
+    const uint32_t *sub = ngi_sub_dir(m, c);
     for (uint32_t i = 0; i < (uint32_t)1 << (3 * ngi_sub_depth(m, cnt)); i++)
       most = sub[i + 1] - sub[i] > most ? sub[i + 1] - sub[i] : most;
   }

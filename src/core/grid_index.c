@@ -2,6 +2,7 @@
 #include "grid_index.h"
 #include "introsort.h"
 
+#include <assert.h>
 #include <string.h>
 
 #define MAX_SHIFT 13
@@ -57,7 +58,6 @@ static void main_free(ng_runtime *rt, mainix *m) {
   if (m->starts) ngi_free(rt, m->starts, (m->ncell + 1) * sizeof(uint32_t));
   if (m->ent) ngi_free(rt, m->ent, m->n * sizeof(uint64_t));
   if (m->stale) ngi_free(rt, m->stale, m->stale_words * sizeof(uint64_t));
-  if (m->sub_at) ngi_free(rt, m->sub_at, m->ncell * sizeof(uint32_t));
   if (m->sub) ngi_free(rt, m->sub, m->nsub * sizeof(uint32_t));
   memset(m, 0, sizeof *m);
 }
@@ -219,38 +219,26 @@ static void refine_for_clusters(const ngi_token_table *t, int sp, const uint32_t
   }
 }
 
-/* needs: m's cells grouped and crowded cells sorted; nsub the offsets their
- * sub-directories take. guarantees: m->sub_at and m->sub filled.
- * fails: NG_ENOMEM with m unchanged. */
-static ng_status build_subdirs(ng_runtime *rt, mainix *m, size_t nsub) {
-  uint32_t *at = ngi_alloc_array(rt, m->ncell, sizeof(uint32_t));
-  uint32_t *sub = ngi_alloc_array(rt, nsub, sizeof(uint32_t));
-  if (!at || !sub) {
-    if (at) ngi_free(rt, at, m->ncell * sizeof(uint32_t));
-    if (sub) ngi_free(rt, sub, nsub * sizeof(uint32_t));
-    return NG_ENOMEM;
-  }
-  size_t k = 0;
+/* needs: m's cells grouped and crowded cells sorted, at least one of them.
+ * guarantees: m->sub filled (ngi_sub_dir). fails: NG_ENOMEM with m unchanged. */
+static ng_status build_subdirs(ng_runtime *rt, mainix *m) {
+  size_t nsub = ngi_sub_len(m);
+  m->sub = ngi_alloc_array(rt, nsub, sizeof(uint32_t));
+  if (!m->sub) return NG_ENOMEM;
+  m->nsub = nsub;
   for (size_t c = 0; c < m->ncell; c++) {
     size_t lo = m->starts[c], cnt = m->starts[c + 1] - lo;
-    if (cnt <= NGI_LEAF) {
-      at[c] = NGI_NONE;
-      continue;
-    }
+    if (cnt <= NGI_LEAF) continue;
     unsigned d = ngi_sub_depth(m, cnt);
-    uint32_t parts = (uint32_t)1 << (3 * d);
-    at[c] = (uint32_t)k;
+    uint32_t parts = (uint32_t)1 << (3 * d), *sub = ngi_sub_dir(m, c);
+    assert(sub + parts < ngi_sub_dir(m, c + 1)); /* the next cell's place (ngi_sub_dir) */
     size_t i = 0;
     for (uint32_t p = 0; p <= parts; p++) {
       while (i < cnt && ngi_sub_cell(m, m->ent[lo + i], d) < p)
         i++;
-      sub[k + p] = (uint32_t)i;
+      sub[p] = (uint32_t)i;
     }
-    k += parts + 1;
   }
-  m->sub_at = at;
-  m->sub = sub;
-  m->nsub = nsub;
   return NG_OK;
 }
 
@@ -366,14 +354,14 @@ static ng_status main_build(ng_runtime *rt, const ngi_grid *g, const ngi_token_t
   for (size_t c = m.ncell; c > 0; c--)
     m.starts[c] = m.starts[c - 1];
   m.starts[0] = 0;
-  size_t nsub = 0;
+  bool crowded = false;
   for (size_t c = 0; c < m.ncell; c++) {
     size_t cnt = m.starts[c + 1] - m.starts[c];
     if (cnt <= NGI_LEAF) continue;
     sort_u64(m.ent + m.starts[c], cnt);
-    nsub += ((size_t)1 << (3 * ngi_sub_depth(&m, cnt))) + 1;
+    crowded = true;
   }
-  if (nsub && build_subdirs(rt, &m, nsub) != NG_OK) {
+  if (crowded && build_subdirs(rt, &m) != NG_OK) {
     main_free(rt, &m);
     return NG_ENOMEM;
   }
@@ -543,7 +531,7 @@ static size_t place_in_cell(mainix *m, uint32_t idx, size_t at, uint64_t e, size
     memmove(&ent[at], &ent[at + 1], (to - at) * sizeof *ent);
   ent[to] = e;
   /* sub[q] counts the cell's entries in sub-cells below q. */
-  uint32_t *sub = m->sub + m->sub_at[idx];
+  uint32_t *sub = ngi_sub_dir(m, idx);
   for (uint32_t q = pa + 1; q <= pe; q++)
     sub[q]--;
   for (uint32_t q = pe + 1; q <= pa; q++)
@@ -668,11 +656,11 @@ bool ngi_grid_consistent(const ngi_grid *g) {
   for (size_t c = 0; c < m->ncell; c++) {
     size_t lo = m->starts[c], cnt = m->starts[c + 1] - lo;
     if (cnt <= NGI_LEAF) continue;
-    if (!m->sub_at || m->sub_at[c] == NGI_NONE) return false;
+    if (!m->sub) return false;
     for (size_t i = 1; i < cnt; i++)
       if (m->ent[lo + i - 1] >= m->ent[lo + i]) return false;
     unsigned d = ngi_sub_depth(m, cnt);
-    const uint32_t *sub = m->sub + m->sub_at[c];
+    const uint32_t *sub = ngi_sub_dir(m, c);
     size_t i = 0;
     for (uint32_t p = 0; p <= (uint32_t)1 << (3 * d); p++) {
       while (i < cnt && ngi_sub_cell(m, m->ent[lo + i], d) < p)
@@ -768,7 +756,6 @@ void ngi_grid_prefetch(const ngi_grid *g, const ng_token *tok, int stage, uint32
     uint32_t idx = cell_index(m, u);
     *cell = idx;
     NGI_PREFETCH(&m->starts[idx]);
-    if (m->sub_at) NGI_PREFETCH(&m->sub_at[idx]);
     return;
   }
   uint32_t idx = *cell;
@@ -778,7 +765,7 @@ void ngi_grid_prefetch(const ngi_grid *g, const ng_token *tok, int stage, uint32
     ngi_tok_u(tok, g->space, u);
     unsigned d = ngi_sub_depth(m, hi - lo);
     uint32_t p = ngi_sub_cell(m, pack(m, 0, u), d);
-    const uint32_t *sub = m->sub + m->sub_at[idx];
+    const uint32_t *sub = ngi_sub_dir(m, idx);
     if (stage == 1) {
       NGI_PREFETCH(&sub[p]);
       return;

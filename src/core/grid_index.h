@@ -25,7 +25,7 @@
  *   size is only reported (info); the index's own resolution follows the
  *   data, so a space with scale 10000 is as fast as L1. A crowded cell (more
  *   than NGI_LEAF entries: clustered points) is kept sorted, which makes it
- *   an implicit octree along the Z curve; its sub-directory (sub_at, sub)
+ *   an implicit octree along the Z curve; its sub-directory (ngi_sub_dir)
  *   finds the run of one sub-cell (about 32 entries) in one step, for moves,
  *   and for queries, which walk a crowded cell as the grid of its sub-cells
  *   (grid_walk.c) and descend, nearest children first with binary searches,
@@ -61,8 +61,9 @@
  * once; the lazy work they do (build, absorb, rebuild) takes the grid's own
  * rwlock for writing, and the query itself holds it for reading.
  *
- * Memory at 1M uniform points: about 8.5-9 bytes a token per built space
- * (entries 8, directory and sub-directories under a byte, stale bits 0.125)
+ * Memory at 1M uniform points: about 9.5 bytes a token per built space
+ * (entries 8, directory 0.125, sub-directories 1.1 as soon as one cell is
+ * crowded -- their places are computed, not looked up -- stale bits 0.125)
  * on top of the token table's 75 (the 64-byte record; the slot-map entry,
  * placement byte and flag copy of its slot); clustered points, with their
  * narrower cells, up to about 2 bytes more. A build briefly needs nothing
@@ -94,17 +95,19 @@ typedef struct mainix {
   size_t n;
   /* Crowded cells (more than NGI_LEAF entries) get a sub-directory: the
    * cell's Morton order split into 8^d sub-cells by the top d levels of the
-   * code, sub[sub_at[cell] + p] the first entry (relative to the cell) of
+   * code, ngi_sub_dir(m, cell)[p] the first entry (relative to the cell) of
    * sub-cell p, 8^d + 1 offsets; d from the cell's size (ngi_sub_depth).
-   * sub_at is NULL when no cell is crowded. */
-  uint32_t *sub_at; /* ncell entries */
+   * A cell's sub-directory sits in `sub` at a place computed from where its
+   * entries start, so that reaching it costs no lookup of its own (one
+   * cache miss fewer for every move and query in a crowded cell). sub is
+   * NULL when no cell is crowded; nsub its length. */
   uint32_t *sub;
   size_t nsub;
   uint64_t *stale; /* bits for local ids (slots) 0 .. 64 * stale_words - 1 */
   size_t stale_words;
   size_t nstale;  /* main entries hidden */
   size_t nabsent; /* tokens live at the build without a main entry (not placed) */
-  ng_id w_main;  /* the tokens live at the build (ids <= w_main) are the entries */
+  ng_id w_main;   /* the tokens live at the build (ids <= w_main) are the entries */
 } mainix;
 
 struct ngi_grid {
@@ -112,7 +115,7 @@ struct ngi_grid {
   float cell_size; /* decoded units, as configured (reported by info) */
   ngi_unit unit;   /* the space's codec */
   double rpu;      /* raw units per decoded unit (den / num), for bounds */
-  int32_t cs; /* the configured cell size in raw units, for info's cell count */
+  int32_t cs;      /* the configured cell size in raw units, for info's cell count */
   pthread_rwlock_t qlock;
   bool built;
   ng_id w_abs; /* ids <= w_abs are in main or side; larger ones are read from the table */
@@ -202,6 +205,19 @@ static inline unsigned ngi_sub_depth(const mainix *m, size_t count) {
   return d;
 }
 
+/* The sub-directory of crowded cell idx: at sub[starts[idx] / 4 + idx].
+ * Those of two cells never overlap: a cell of count > 32 entries has depth d
+ * with 32 * 8^(d-1) < count (ngi_sub_depth), so its 8^d + 1 offsets fit in
+ * the count / 4 + 1 places before the next cell's. So sub holds
+ * n / 4 + ncell + 1 offsets (ngi_sub_len), some of them unused. */
+static inline uint32_t *ngi_sub_dir(const mainix *m, size_t idx) {
+  return m->sub + m->starts[idx] / 4 + idx;
+}
+
+static inline size_t ngi_sub_len(const mainix *m) {
+  return m->n / 4 + m->ncell + 1;
+}
+
 /* The sub-cell of entry e at depth d. */
 static inline uint32_t ngi_sub_cell(const mainix *m, uint64_t e, unsigned d) {
   return (uint32_t)((e >> 24) >> (3 * (m->levels - d)));
@@ -212,7 +228,7 @@ static inline void ngi_sub_range(const mainix *m, uint32_t idx, uint64_t e, size
                                  size_t *hi) {
   unsigned d = ngi_sub_depth(m, *hi - *lo);
   uint32_t p = ngi_sub_cell(m, e, d);
-  const uint32_t *sub = m->sub + m->sub_at[idx];
+  const uint32_t *sub = ngi_sub_dir(m, idx);
   size_t base = *lo;
   *lo = base + sub[p];
   *hi = base + sub[p + 1];

@@ -125,10 +125,10 @@ static inline void prefetch_entries(const mainix *m, size_t idx0, size_t idx1) {
   size_t b = m->starts[idx0], e = m->starts[idx1 + 1];
   if (e - b > PREFETCH_LINES * 8) {
     e = b + PREFETCH_LINES * 8;
-    for (size_t idx = idx0; m->sub_at && idx <= idx1; idx++) {
+    for (size_t idx = idx0; m->sub && idx <= idx1; idx++) {
       size_t cb = m->starts[idx], ce = m->starts[idx + 1];
       if (ce - cb <= NGI_LEAF) continue;
-      const uint32_t *sub = m->sub + m->sub_at[idx];
+      const uint32_t *sub = ngi_sub_dir(m, idx);
       size_t nsub = ((size_t)1 << (3 * ngi_sub_depth(m, ce - cb))) + 1;
       if (nsub > 16 * PREFETCH_SUB_LINES) nsub = 16 * PREFETCH_SUB_LINES;
       for (size_t k = 0; k < nsub; k += 16)

@@ -529,7 +529,7 @@ ng_status ngi_visit_cell(query *q, uint32_t x, uint32_t y, uint32_t z) {
     } else {
       crowded cw = {.base = {base[0], base[1], base[2]},
                     .b = b,
-                    .sub = m->sub + m->sub_at[idx],
+                    .sub = ngi_sub_dir(m, idx),
                     .sd = ngi_sub_depth(m, e - b),
                     .top = 13 - m->levels};
       st = visit_crowded(q, &cw);

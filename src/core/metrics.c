@@ -77,7 +77,6 @@ static size_t grid_memory(ngi_grid *g) {
   size_t n = 0;
   if (m->starts) n += (m->ncell + 1) * sizeof(uint32_t);
   n += m->n * sizeof(uint64_t);
-  if (m->sub_at) n += m->ncell * sizeof(uint32_t);
   n += m->nsub * sizeof(uint32_t) + m->stale_words * sizeof(uint64_t);
   n += g->side_slab * sizeof(side_ent) + g->side_cap * sizeof(uint32_t) +
        g->side_heads_n * sizeof(uint32_t);
