@@ -20,9 +20,8 @@ static void bias(const int16_t xyz[3], uint16_t u[3]) {
     u[a] = (uint16_t)((int32_t)xyz[a] + NGI_BIAS);
 }
 
-/* SPREAD3[v]: the 8 bits of v moved to every third bit (bit i to bit 3i),
- * generated bit by bit: each level adds bit k's spread value to the second
- * half of the level below. */
+/* ngi_spread3 (grid_index.h), generated bit by bit: each level adds bit k's
+ * spread value to the second half of the level below. */
 #define SP1(n) (n), (n) + 1u
 #define SP2(n) SP1(n), SP1((n) + 8u)
 #define SP3(n) SP2(n), SP2((n) + 64u)
@@ -31,11 +30,11 @@ static void bias(const int16_t xyz[3], uint16_t u[3]) {
 #define SP6(n) SP5(n), SP5((n) + 32768u)
 #define SP7(n) SP6(n), SP6((n) + 262144u)
 #define SP8(n) SP7(n), SP7((n) + 2097152u)
-static const uint32_t SPREAD3[256] = {SP8(0u)};
+const uint32_t ngi_spread3[256] = {SP8(0u)};
 
 /* Spread the low 13 bits of v to every third bit (Morton interleaving). */
 static uint64_t split3(uint32_t v) {
-  return SPREAD3[v & 0xFFu] | (uint64_t)SPREAD3[(v >> 8) & 0x1Fu] << 24;
+  return ngi_spread3[v & 0xFFu] | (uint64_t)ngi_spread3[(v >> 8) & 0x1Fu] << 24;
 }
 
 /* A main entry: the Morton code of the point's offsets inside its cell (3 x
@@ -763,8 +762,7 @@ void ngi_grid_prefetch(const ngi_grid *g, const ng_token *tok, int stage, uint32
   if (hi - lo > NGI_LEAF) {
     uint16_t u[3];
     ngi_tok_u(tok, g->space, u);
-    unsigned d = ngi_sub_depth(m, hi - lo);
-    uint32_t p = ngi_sub_cell(m, pack(m, 0, u), d);
+    uint32_t p = ngi_sub_of(m, u, ngi_sub_depth(m, hi - lo));
     const uint32_t *sub = ngi_sub_dir(m, idx);
     if (stage == 1) {
       NGI_PREFETCH(&sub[p]);

@@ -223,6 +223,26 @@ static inline uint32_t ngi_sub_cell(const mainix *m, uint64_t e, unsigned d) {
   return (uint32_t)((e >> 24) >> (3 * (m->levels - d)));
 }
 
+/* The 8 bits of v moved to every third bit (bit i to bit 3i). */
+extern const uint32_t ngi_spread3[256];
+
+/* The index along the Z curve (x the highest bit of each level, as the
+ * entries' codes have it) of the sub-cell at (s[0], s[1], s[2]) of a
+ * crowded cell, each below 2^depth (and so below 256: ngi_sub_depth stays
+ * under 8 for any cell of fewer than 2^24 entries). */
+static inline uint32_t ngi_sub_index(const uint32_t s[3]) {
+  return ngi_spread3[s[0]] << 2 | ngi_spread3[s[1]] << 1 | ngi_spread3[s[2]];
+}
+
+/* The sub-cell at depth d of the point at biased u in its cell: the
+ * ngi_sub_cell of its entry, without packing the whole entry. */
+static inline uint32_t ngi_sub_of(const mainix *m, const uint16_t u[3], unsigned d) {
+  uint32_t s[3];
+  for (int a = 0; a < 3; a++)
+    s[a] = (u[a] & ((1u << m->shift[a]) - 1u)) >> (m->levels - d);
+  return ngi_sub_index(s);
+}
+
 /* Narrow [*lo, *hi) -- the entries of crowded cell idx -- to the sub-cell of e. */
 static inline void ngi_sub_range(const mainix *m, uint32_t idx, uint64_t e, size_t *lo,
                                  size_t *hi) {

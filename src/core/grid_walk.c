@@ -360,15 +360,6 @@ static ng_status visit_node(query *q, const crowded *cw, unsigned d, uint64_t pr
 
 #define SUB_BATCH 16 /* sub-cells whose entries are requested before the first is scanned */
 
-/* The index along the Z curve of sub-cell (s[0], s[1], s[2]) at depth d (x
- * the highest bit of each level, as the codes have it). */
-static uint32_t sub_index(const uint32_t s[3], unsigned d) {
-  uint32_t p = 0;
-  for (unsigned l = d; l-- > 0;)
-    p = p << 3 | ((s[0] >> l) & 1u) << 2 | ((s[1] >> l) & 1u) << 1 | ((s[2] >> l) & 1u);
-  return p;
-}
-
 /* A sub-cell of a crowded cell about to be visited: its entries, its index
  * and its lowest offsets in the cell. */
 typedef struct sub_run {
@@ -426,7 +417,7 @@ static ng_status visit_subcell_range(query *q, const crowded *cw, const uint32_t
           s[2] = khi[2]; /* the rest of the skipped run along z */
           continue;
         }
-        uint32_t p = sub_index(s, cw->sd);
+        uint32_t p = ngi_sub_index(s);
         size_t sb = cw->b + cw->sub[p], se = cw->b + cw->sub[p + 1];
         if (sb == se) continue;
         uint32_t ulo[3], uhi[3];
