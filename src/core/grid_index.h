@@ -199,10 +199,18 @@ static inline size_t ngi_lower_bound(const uint64_t *ent, size_t lo, size_t hi, 
 /* Depth of the sub-directory of a crowded cell of `count` entries: about
  * 32 entries a sub-cell, at most the cell's own Morton levels. */
 static inline unsigned ngi_sub_depth(const mainix *m, size_t count) {
-  unsigned d = 0;
-  while (d < m->levels && ((size_t)32 << (3 * d)) < count)
-    d++;
-  return d;
+  if (count <= 32) return 0;
+  /* the least d with 32 * 8^d >= count: 5 + 3d >= bits, count - 1 < 2^bits
+   * (every move and query in a crowded cell asks, some of them twice) */
+#if defined(__GNUC__) || defined(__clang__)
+  unsigned bits = 64u - (unsigned)__builtin_clzll((unsigned long long)(count - 1));
+#else
+  unsigned bits = 0;
+  while (bits < 64 && (count - 1) >> bits)
+    bits++;
+#endif
+  unsigned d = (bits - 3) / 3; /* ceil((bits - 5) / 3), bits >= 6 */
+  return d < m->levels ? d : m->levels;
 }
 
 /* The sub-directory of crowded cell idx: at sub[starts[idx] / 4 + idx].
