@@ -578,6 +578,43 @@ static void test_zones_after_a_rescale(void) {
   ng_runtime_release(rt);
 }
 
+/* A rescale rolled back with its transaction: the zones follow the units
+ * back (their index, rebuilt inside the transaction for the new units, is
+ * rebuilt again), and the moves after it cross them where they are. */
+static void test_zones_after_a_rolled_back_rescale(void) {
+  ng_runtime *rt = new_rt();
+  ng_sub *sub = open_sub(rt, 1u << NG_EV_ENTER | 1u << NG_EV_LEAVE, 0);
+  ng_id a = token_at(rt, NG_L1, 120, 0, 0);
+  ng_zone_spec z = {.space = NG_L1, .shape = NG_ZONE_SPHERE, .center = {100, 0, 0}, .radius = 5,
+                    .entity = -1};
+  CHECK_STATUS(ng_zone_add(rt, &z, NULL), NG_OK);
+  move_to(rt, a, NG_L1, 101, 0, 0);
+  move_to(rt, a, NG_L1, 120, 0, 0);
+  CHECK_STR(kinds_of(drain(sub)), "enter,leave");
+  CHECK_STATUS(ng_txn_begin(rt), NG_OK);
+  ng_cdna c;
+  CHECK_STATUS(ng_cdna_get(rt, &c), NG_OK);
+  c.dimension_scales[NG_L1] = 2;
+  CHECK_STATUS(ng_cdna_set(rt, &c), NG_OK);
+  ng_id ids[1] = {a};
+  ng_token v;
+  ng_token_init(&v);
+  int16_t raw[3];
+  CHECK_STATUS(ng_coords_encode(rt, NG_L1, (double[3]){100, 0, 0}, 1, raw), NG_OK);
+  memcpy(v.coords[NG_L1], raw, sizeof raw);
+  CHECK_STATUS(ng_token_update_batch(rt, ids, &v, 1, NG_TF_COORDS(NG_L1)), NG_OK);
+  CHECK_STATUS(ng_txn_rollback(rt), NG_OK);
+  CHECK_EQ_INT(drain(sub), 0); /* nothing of the rolled-back transaction */
+  ng_token_init(&v);
+  ng_token_set_coords(&v, NG_L1, 101, 0, 0); /* the old units again */
+  CHECK_STATUS(ng_token_update_batch(rt, ids, &v, 1, NG_TF_COORDS(NG_L1)), NG_OK);
+  ng_token_set_coords(&v, NG_L1, 120, 0, 0);
+  CHECK_STATUS(ng_token_update_batch(rt, ids, &v, 1, NG_TF_COORDS(NG_L1)), NG_OK);
+  CHECK_STR(kinds_of(drain(sub)), "enter,leave");
+  ng_sub_close(sub);
+  ng_runtime_release(rt);
+}
+
 /* ---- threads ------------------------------------------------------------------ */
 
 #define WRITES 3000
@@ -643,6 +680,7 @@ int main(void) {
   RUN(test_zone_filter_and_added_inside);
   RUN(test_zones_small_steps_match_brute_force);
   RUN(test_zones_after_a_rescale);
+  RUN(test_zones_after_a_rolled_back_rescale);
   RUN(test_threads);
   return ngt_done("test_events");
 }

@@ -48,17 +48,22 @@ typedef struct ngi_zone_cell {
 /* What a move must meet before it looks for zones in a space, kept by
  * zones.c from its index so that the common move (one that cannot cross a
  * zone's boundary) is rejected inline: the occupancy bitmap of the index's
- * cells (2^shift raw steps on a side, at dimension scale `scale`), the rank
- * of each of its words, and per occupied cell its finer cells. bits NULL:
- * every move of the space goes to ngi_zones_cross (no zone, or the index is
- * stale, or it must scan). */
+ * cells (2^shift raw steps on a side, shift >= 10), the rank of each of its
+ * words, and per occupied cell its finer cells. A raw point's cell and finer
+ * cell depend only on the high bytes of its coordinates, so `map` gives them
+ * by table: map[256 * a + (high byte of axis a)] ORed over the three axes is
+ * the cell's index in the bitmap (the low NGI_GATE_CELL_BITS bits) and the
+ * finer cell's (4x4x4, the bits above). bits NULL: every move of the space
+ * goes to ngi_zones_cross (no zone, or the index is stale or must scan); a
+ * change of the space's unit (ngi_zones_rescaled) or of its zones closes the
+ * gate until the index is rebuilt. */
+#define NGI_GATE_CELL_BITS 24
 typedef struct ngi_zone_gate {
   const uint64_t *bits;
   const uint32_t *rank;       /* the occupied cells before each word of bits */
   const ngi_zone_cell *cells; /* per occupied cell, in cell order */
-  unsigned shift, axis;
-  float scale;
-  bool any; /* the space has zones */
+  const uint32_t *map;        /* 3 x 256 */
+  bool any;                   /* the space has zones */
 } ngi_zone_gate;
 
 typedef struct ngi_events {
@@ -137,6 +142,9 @@ void ngi_zones_move(ng_runtime *rt, ng_id id, int space, const int16_t *from, co
 /* A hint for a batch, a few entries ahead: load the finer cells of gate g's
  * occupied cell `cell`, which the gate will read. */
 void ngi_zones_gate_prefetch(const ngi_zone_gate *g, uint32_t cell);
+/* The units of some space changed (runtime.c, txn.c): every index is
+ * rebuilt at its next lookup, and the gates stay open until then. */
+void ngi_zones_rescaled(ng_runtime *rt);
 /* Append the leave and enter events (leaves first) of token id going in
  * `space` from raw `from` to raw `to` (either NULL: not placed there before,
  * or after); token_flags and placed as ngi_ev_move takes them. Never fails

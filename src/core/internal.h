@@ -246,11 +246,17 @@ struct ng_runtime {
 
 /* ---- events.h's inline gate for moves (needs the runtime's fields) ------- */
 
-/* The cell of gate g holding raw point p (cells per axis are a power of two). */
+/* The cell of gate g holding raw point p and its finer cell, as `map`
+ * gives them (events.h). */
+static inline uint32_t ngi_gate_code(const ngi_zone_gate *g, const int16_t *p) {
+  uint16_t q[3];
+  memcpy(q, p, sizeof q);
+  return g->map[q[0] >> 8] | g->map[256 + (q[1] >> 8)] | g->map[512 + (q[2] >> 8)];
+}
+
+/* The cell of gate g holding raw point p. */
 static inline uint32_t ngi_gate_cell(const ngi_zone_gate *g, const int16_t *p) {
-  unsigned s = g->shift, k = 16 - s;
-  return ((uint32_t)(p[0] + 32768) >> s) << 2 * k | ((uint32_t)(p[1] + 32768) >> s) << k |
-         ((uint32_t)(p[2] + 32768) >> s);
+  return ngi_gate_code(g, p) & ((1u << NGI_GATE_CELL_BITS) - 1u);
 }
 
 static inline bool ngi_gate_occupied(const ngi_zone_gate *g, uint32_t cell) {
@@ -273,7 +279,7 @@ static inline bool ngi_gate_near(const ngi_zone_gate *g, const int16_t *from, co
 static inline void ngi_ev_move(ng_runtime *rt, ng_id id, int space, const int16_t *from,
                                const int16_t *to, uint16_t token_flags, uint8_t placed) {
   const ngi_zone_gate *g = &rt->ev.gate[space];
-  bool stale = g->any && (!g->bits || g->scale != rt->units[space].fscale);
+  bool stale = g->any && !g->bits;
   if (stale || (rt->ev.want >> (to ? NG_EV_MOVE : NG_EV_UNPLACE) & 1u))
     ngi_ev_move_slow(rt, id, space, from, to, token_flags, placed); /* its event, its zones */
   else if (g->any && ngi_gate_near(g, from, to))

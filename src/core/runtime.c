@@ -269,6 +269,7 @@ static ng_status cdna_apply(ng_runtime *rt, ng_cdna *next, const char *func) {
   }
   rt->cdna = *next;
   memcpy(rt->units, units, sizeof units);
+  if (rescaled) ngi_zones_rescaled(rt);
   if (NGI_EV_ON(rt)) ngi_ev_cdna(rt);
   ngi_metrics_sync(&rt->metrics, next);
   return NG_OK;
@@ -300,6 +301,7 @@ ng_status ngi_cdna_restore(ng_runtime *rt, const ng_cdna *c) {
   }
   rt->cdna = *c;
   memcpy(rt->units, units, sizeof units);
+  if (rescaled) ngi_zones_rescaled(rt);
   ngi_metrics_sync(&rt->metrics, c);
   return NG_OK;
 }

@@ -63,6 +63,7 @@ typedef struct space_index {
   size_t occ_cap;
   uint32_t *big; /* indices in `hot` */
   size_t nbig, big_cap;
+  uint32_t map[3 * 256]; /* the gate's (events.h) */
 } space_index;
 
 struct ngi_zones {
@@ -233,13 +234,22 @@ static const ngi_zone_cell *gate_cell(const ngi_zone_gate *g, uint32_t cell) {
   return w & b ? &g->cells[g->rank[cell / 64] + rank_bits(w & (b - 1))] : NULL;
 }
 
-/* Raw p's finer cell in its cell, as a bit. */
-static uint64_t gate_bit(const ngi_zone_gate *g, const int16_t *p) {
-  unsigned f = g->shift - 2;
-  return (uint64_t)1 << (((((uint32_t)(p[0] + 32768) >> f) & 3u) * 4 +
-                          (((uint32_t)(p[1] + 32768) >> f) & 3u)) *
-                             4 +
-                         (((uint32_t)(p[2] + 32768) >> f) & 3u));
+/* The finer cell of gate code `code` (ngi_gate_code), as a bit. */
+static uint64_t gate_bit(uint32_t code) {
+  return (uint64_t)1 << (code >> NGI_GATE_CELL_BITS);
+}
+
+/* Fill ix's gate map (events.h) for its cells of 2^shift raw steps: the
+ * high byte h of a raw coordinate is the biased value's h ^ 0x80, whose
+ * cell is (h ^ 0x80) >> (shift - 8) and finer cell the next two bits. */
+static void build_map(space_index *ix) {
+  unsigned k = 16 - (unsigned)ix->shift;
+  for (unsigned h = 0; h < 256; h++) {
+    uint32_t b = h ^ 0x80u, c = b >> (ix->shift - 8), f = (b >> (ix->shift - 10)) & 3u;
+    ix->map[h] = c << 2 * k | f << 4 << NGI_GATE_CELL_BITS;
+    ix->map[256 + h] = c << k | f << 2 << NGI_GATE_CELL_BITS;
+    ix->map[512 + h] = c | f << NGI_GATE_CELL_BITS;
+  }
 }
 
 void ngi_zones_gate_prefetch(const ngi_zone_gate *g, uint32_t cell) {
@@ -474,8 +484,8 @@ static void rebuild(ng_runtime *rt, ngi_zones *zs, int s) {
     rt->ev.gate[s].any = false;
   } else if (ix->nbig == 0) {
     build_fine(zs, ix);
-    rt->ev.gate[s] =
-        (ngi_zone_gate){ix->bits, ix->rank, ix->occ, (unsigned)shift, ix->axis, u->fscale, true};
+    build_map(ix);
+    rt->ev.gate[s] = (ngi_zone_gate){ix->bits, ix->rank, ix->occ, ix->map, true};
   }
 }
 
@@ -575,10 +585,12 @@ void ngi_zones_cross(ng_runtime *rt, ng_id id, int space, const int16_t *from, c
 void ngi_zones_move(ng_runtime *rt, ng_id id, int space, const int16_t *from, const int16_t *to,
                     uint16_t token_flags, uint8_t placed) {
   const ngi_zone_gate *g = &rt->ev.gate[space];
-  uint32_t cf = from ? ngi_gate_cell(g, from) : 0, ct = to ? ngi_gate_cell(g, to) : 0;
+  const uint32_t cell_mask = (1u << NGI_GATE_CELL_BITS) - 1u;
+  uint32_t kf = from ? ngi_gate_code(g, from) : 0, kt = to ? ngi_gate_code(g, to) : 0;
+  uint32_t cf = kf & cell_mask, ct = kt & cell_mask;
   const ngi_zone_cell *f = from ? gate_cell(g, cf) : NULL;
   const ngi_zone_cell *t = !to ? NULL : from && ct == cf ? f : gate_cell(g, ct);
-  uint64_t bf = from ? gate_bit(g, from) : 0, bt = to ? gate_bit(g, to) : 0;
+  uint64_t bf = from ? gate_bit(kf) : 0, bt = to ? gate_bit(kt) : 0;
   bool may = from && to && cf == ct && bf == bt
                  ? f && (f->edge & bf)
                  : (f && (f->occupied & bf)) || (t && (t->occupied & bt));
@@ -681,6 +693,10 @@ static void mark_dirty(ng_runtime *rt, ngi_zones *zs) {
     zs->idx[s].dirty = true;
     rt->ev.gate[s] = (ngi_zone_gate){.any = any[s]};
   }
+}
+
+void ngi_zones_rescaled(ng_runtime *rt) {
+  if (rt->ev.zones) mark_dirty(rt, rt->ev.zones);
 }
 
 ng_status ng_zone_add(ng_runtime *rt, const ng_zone_spec *spec, uint64_t *out) {
