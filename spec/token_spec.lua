@@ -368,7 +368,7 @@ describe("rt.tokens", function()
       if jit then frame(1) end
       -- Two windows of 49 frames: garbage made frame after frame shows in both, a one-off
       -- allocation in one only (564 bytes, once, on Lua 5.1 in a full run of the specs; not
-      -- seen again in 35 runs, so not the binding's).
+      -- seen again in 35 runs).
       local grown = {}
       for w = 1, 2 do
         collectgarbage("stop")
