@@ -550,29 +550,43 @@ static void test_zones_small_steps_match_brute_force(void) {
   ng_runtime_release(rt);
 }
 
+/* The rescale tests' zone: radius 5 around (100, 0, 0) in L1. */
+static void add_zone_at_100(ng_runtime *rt) {
+  ng_zone_spec z = {.space = NG_L1, .shape = NG_ZONE_SPHERE, .center = {100, 0, 0}, .radius = 5,
+                    .entity = -1};
+  CHECK_STATUS(ng_zone_add(rt, &z, NULL), NG_OK);
+}
+
+static void set_scale(ng_runtime *rt, int space, float scale) {
+  ng_cdna c;
+  CHECK_STATUS(ng_cdna_get(rt, &c), NG_OK);
+  c.dimension_scales[space] = scale;
+  CHECK_STATUS(ng_cdna_set(rt, &c), NG_OK);
+}
+
+/* Move token id to (x, 0, 0) in L1, in the runtime's current units, by a
+ * batch of one (the inline zone gate's path). */
+static void batch_move_x(ng_runtime *rt, ng_id id, double x) {
+  ng_token v;
+  ng_token_init(&v);
+  int16_t raw[3];
+  CHECK_STATUS(ng_coords_encode(rt, NG_L1, (double[3]){x, 0, 0}, 1, raw), NG_OK);
+  memcpy(v.coords[NG_L1], raw, sizeof raw);
+  CHECK_STATUS(ng_token_update_batch(rt, &id, &v, 1, NG_TF_COORDS(NG_L1)), NG_OK);
+}
+
 static void test_zones_after_a_rescale(void) {
   ng_runtime *rt = new_rt();
   ng_sub *sub = open_sub(rt, 1u << NG_EV_ENTER | 1u << NG_EV_LEAVE, 0);
   ng_id a = token_at(rt, NG_L1, 100, 0, 0);
-  ng_zone_spec z = {.space = NG_L1, .shape = NG_ZONE_SPHERE, .center = {100, 0, 0}, .radius = 5,
-                    .entity = -1};
-  CHECK_STATUS(ng_zone_add(rt, &z, NULL), NG_OK);
+  add_zone_at_100(rt);
   move_to(rt, a, NG_L1, 120, 0, 0);
   CHECK_STR(kinds_of(drain(sub)), "enter,leave");
-  ng_cdna c;
-  CHECK_STATUS(ng_cdna_get(rt, &c), NG_OK);
-  c.dimension_scales[NG_L1] = 2; /* raw steps twice as long: the same places, new raw values */
-  CHECK_STATUS(ng_cdna_set(rt, &c), NG_OK);
+  set_scale(rt, NG_L1, 2); /* raw steps twice as long: the same places, new raw values */
   double p[3] = {101, 0, 0};
   CHECK_STATUS(ng_token_place(rt, a, NG_L1, p), NG_OK);
   CHECK_STR(kinds_of(drain(sub)), "enter");
-  ng_id ids[1] = {a};
-  ng_token v;
-  ng_token_init(&v);
-  int16_t raw[3];
-  CHECK_STATUS(ng_coords_encode(rt, NG_L1, (double[3]){200, 0, 0}, 1, raw), NG_OK);
-  memcpy(v.coords[NG_L1], raw, sizeof raw);
-  CHECK_STATUS(ng_token_update_batch(rt, ids, &v, 1, NG_TF_COORDS(NG_L1)), NG_OK);
+  batch_move_x(rt, a, 200);
   CHECK_STR(kinds_of(drain(sub)), "leave");
   ng_sub_close(sub);
   ng_runtime_release(rt);
@@ -585,31 +599,17 @@ static void test_zones_after_a_rolled_back_rescale(void) {
   ng_runtime *rt = new_rt();
   ng_sub *sub = open_sub(rt, 1u << NG_EV_ENTER | 1u << NG_EV_LEAVE, 0);
   ng_id a = token_at(rt, NG_L1, 120, 0, 0);
-  ng_zone_spec z = {.space = NG_L1, .shape = NG_ZONE_SPHERE, .center = {100, 0, 0}, .radius = 5,
-                    .entity = -1};
-  CHECK_STATUS(ng_zone_add(rt, &z, NULL), NG_OK);
-  move_to(rt, a, NG_L1, 101, 0, 0);
-  move_to(rt, a, NG_L1, 120, 0, 0);
+  add_zone_at_100(rt);
+  batch_move_x(rt, a, 101);
+  batch_move_x(rt, a, 120);
   CHECK_STR(kinds_of(drain(sub)), "enter,leave");
   CHECK_STATUS(ng_txn_begin(rt), NG_OK);
-  ng_cdna c;
-  CHECK_STATUS(ng_cdna_get(rt, &c), NG_OK);
-  c.dimension_scales[NG_L1] = 2;
-  CHECK_STATUS(ng_cdna_set(rt, &c), NG_OK);
-  ng_id ids[1] = {a};
-  ng_token v;
-  ng_token_init(&v);
-  int16_t raw[3];
-  CHECK_STATUS(ng_coords_encode(rt, NG_L1, (double[3]){100, 0, 0}, 1, raw), NG_OK);
-  memcpy(v.coords[NG_L1], raw, sizeof raw);
-  CHECK_STATUS(ng_token_update_batch(rt, ids, &v, 1, NG_TF_COORDS(NG_L1)), NG_OK);
+  set_scale(rt, NG_L1, 2);
+  batch_move_x(rt, a, 100);
   CHECK_STATUS(ng_txn_rollback(rt), NG_OK);
   CHECK_EQ_INT(drain(sub), 0); /* nothing of the rolled-back transaction */
-  ng_token_init(&v);
-  ng_token_set_coords(&v, NG_L1, 101, 0, 0); /* the old units again */
-  CHECK_STATUS(ng_token_update_batch(rt, ids, &v, 1, NG_TF_COORDS(NG_L1)), NG_OK);
-  ng_token_set_coords(&v, NG_L1, 120, 0, 0);
-  CHECK_STATUS(ng_token_update_batch(rt, ids, &v, 1, NG_TF_COORDS(NG_L1)), NG_OK);
+  batch_move_x(rt, a, 101); /* in the old units again */
+  batch_move_x(rt, a, 120);
   CHECK_STR(kinds_of(drain(sub)), "enter,leave");
   ng_sub_close(sub);
   ng_runtime_release(rt);
