@@ -142,8 +142,8 @@ void ngi_zones_move(ng_runtime *rt, ng_id id, int space, const int16_t *from, co
 /* A hint for a batch, a few entries ahead: load the finer cells of gate g's
  * occupied cell `cell`, which the gate will read. */
 void ngi_zones_gate_prefetch(const ngi_zone_gate *g, uint32_t cell);
-/* The units of some space changed (runtime.c, txn.c): every index is
- * rebuilt at its next lookup, and the gates stay open until then. */
+/* The units of some space changed (ngi_units_sync): every index is rebuilt
+ * at its next lookup, and the gates stay open until then. */
 void ngi_zones_rescaled(ng_runtime *rt);
 /* Append the leave and enter events (leaves first) of token id going in
  * `space` from raw `from` to raw `to` (either NULL: not placed there before,

@@ -73,6 +73,11 @@ ng_status ngi_check_space(ng_runtime *rt, const char *fn, int space);
 
 /* runtime.c: the units of the spaces of CDNA c (its dimension scales). */
 void ngi_units_of(const ng_cdna *c, ngi_unit units[NG_SPACES]);
+/* runtime.c: make rt->units those of rt->cdna, the one way they change once
+ * the runtime exists; if any space's unit changed, the zones' indexes are
+ * rebuilt before their next lookup (ngi_zones_rescaled). Caller holds the
+ * write lock. */
+void ngi_units_sync(ng_runtime *rt);
 /* runtime.c: install the validated CDNA c exactly as given (journal replay):
  * the coordinates of the spaces whose scale changes re-encoded as
  * ng_cdna_set does it, the grids of changed spaces rebuilt. Caller is the
@@ -254,9 +259,14 @@ static inline uint32_t ngi_gate_code(const ngi_zone_gate *g, const int16_t *p) {
   return g->map[q[0] >> 8] | g->map[256 + (q[1] >> 8)] | g->map[512 + (q[2] >> 8)];
 }
 
+/* The cell part of gate code `code`: its index in the gate's bitmap. */
+static inline uint32_t ngi_gate_code_cell(uint32_t code) {
+  return code & ((1u << NGI_GATE_CELL_BITS) - 1u);
+}
+
 /* The cell of gate g holding raw point p. */
 static inline uint32_t ngi_gate_cell(const ngi_zone_gate *g, const int16_t *p) {
-  return ngi_gate_code(g, p) & ((1u << NGI_GATE_CELL_BITS) - 1u);
+  return ngi_gate_code_cell(ngi_gate_code(g, p));
 }
 
 static inline bool ngi_gate_occupied(const ngi_zone_gate *g, uint32_t cell) {

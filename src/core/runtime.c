@@ -159,6 +159,16 @@ void ngi_units_of(const ng_cdna *c, ngi_unit units[NG_SPACES]) {
     ngi_unit_make(&units[s], ng_space_scale(s), c->dimension_scales[s]);
 }
 
+void ngi_units_sync(ng_runtime *rt) {
+  ngi_unit units[NG_SPACES];
+  ngi_units_of(&rt->cdna, units);
+  bool changed = false;
+  for (int s = 0; s < NG_SPACES; s++)
+    changed |= units[s].base != rt->units[s].base || units[s].scale != rt->units[s].scale;
+  memcpy(rt->units, units, sizeof units);
+  if (changed) ngi_zones_rescaled(rt);
+}
+
 /* needs: the write lock; rescaled the spaces whose unit changes from
  * rt->units to units. guarantees: NG_OK when every coordinate of every token
  * placed in those spaces, decoded in the old unit, fits the new one; else
@@ -268,8 +278,7 @@ static ng_status cdna_apply(ng_runtime *rt, ng_cdna *next, const char *func) {
     rt->grids[s] = fresh[s];
   }
   rt->cdna = *next;
-  memcpy(rt->units, units, sizeof units);
-  if (rescaled) ngi_zones_rescaled(rt);
+  ngi_units_sync(rt);
   if (NGI_EV_ON(rt)) ngi_ev_cdna(rt);
   ngi_metrics_sync(&rt->metrics, next);
   return NG_OK;
@@ -300,8 +309,7 @@ ng_status ngi_cdna_restore(ng_runtime *rt, const ng_cdna *c) {
     rt->grids[s] = fresh[s];
   }
   rt->cdna = *c;
-  memcpy(rt->units, units, sizeof units);
-  if (rescaled) ngi_zones_rescaled(rt);
+  ngi_units_sync(rt);
   ngi_metrics_sync(&rt->metrics, c);
   return NG_OK;
 }

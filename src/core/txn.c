@@ -159,8 +159,7 @@ static void undo_entry(ng_runtime *rt, uint32_t kind, any_payload *p) {
     break;
   case E_CDNA:
     rt->cdna = p->cd.cdna;
-    ngi_units_of(&rt->cdna, rt->units);
-    ngi_zones_rescaled(rt); /* the units may be changing back */
+    ngi_units_sync(rt); /* the units may be changing back */
     ngi_metrics_sync(&rt->metrics, &rt->cdna);
     for (int s = 0; s < NG_SPACES; s++) {
       if (!p->cd.grids[s]) continue;

@@ -585,9 +585,8 @@ void ngi_zones_cross(ng_runtime *rt, ng_id id, int space, const int16_t *from, c
 void ngi_zones_move(ng_runtime *rt, ng_id id, int space, const int16_t *from, const int16_t *to,
                     uint16_t token_flags, uint8_t placed) {
   const ngi_zone_gate *g = &rt->ev.gate[space];
-  const uint32_t cell_mask = (1u << NGI_GATE_CELL_BITS) - 1u;
   uint32_t kf = from ? ngi_gate_code(g, from) : 0, kt = to ? ngi_gate_code(g, to) : 0;
-  uint32_t cf = kf & cell_mask, ct = kt & cell_mask;
+  uint32_t cf = ngi_gate_code_cell(kf), ct = ngi_gate_code_cell(kt);
   const ngi_zone_cell *f = from ? gate_cell(g, cf) : NULL;
   const ngi_zone_cell *t = !to ? NULL : from && ct == cf ? f : gate_cell(g, ct);
   uint64_t bf = from ? gate_bit(kf) : 0, bt = to ? gate_bit(kt) : 0;
